@@ -1,0 +1,139 @@
+//! The authorization callout to the policy service: what we ask and how we read the answer.
+//! Anything but a well-formed 200 answer is "unavailable", so a slow, broken or garbage
+//! answer always ends the same deterministic way.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize)]
+pub struct AuthorizeRequest<'a> {
+    pub request_id: &'a str,
+    pub user: &'a str,
+    pub tenant: Option<&'a str>,
+    pub groups: &'a [String],
+    pub model: Option<&'a str>,
+    pub provider: &'a str,
+    pub stream: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny {
+        reason: String,
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// The policy service could not answer: the failure mode decides.
+    Unavailable(&'static str),
+}
+
+#[derive(Deserialize)]
+struct RawDecision {
+    allow: bool,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    retry_after_ms: Option<u64>,
+}
+
+/// Reads the policy service's answer. `status` is the HTTP status of the callout, absent
+/// when the callout itself failed (timeout, reset, no healthy host).
+pub fn decide(status: Option<u32>, body: &[u8]) -> Decision {
+    match status {
+        None => return Decision::Unavailable("no_response"),
+        Some(200) => {}
+        Some(_) => return Decision::Unavailable("bad_status"),
+    }
+    let Ok(raw) = serde_json::from_slice::<RawDecision>(body) else {
+        return Decision::Unavailable("bad_answer");
+    };
+    if raw.allow {
+        return Decision::Allow;
+    }
+    let retry_ms = raw.retry_after_ms.unwrap_or(1000);
+    Decision::Deny {
+        reason: raw.reason.unwrap_or_else(|| "denied".into()),
+        message: raw
+            .message
+            .unwrap_or_else(|| "The request was denied by the gateway's usage policy.".into()),
+        // Round up: retrying a little late beats retrying into another denial.
+        retry_after_secs: retry_ms.div_ceil(1000).max(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let deny = |reason: &str, message: &str, secs| Decision::Deny {
+            reason: reason.into(),
+            message: message.into(),
+            retry_after_secs: secs,
+        };
+        let table: Vec<(Option<u32>, &str, Decision)> = vec![
+            (
+                Some(200),
+                r#"{"allow":true,"remaining":3}"#,
+                Decision::Allow,
+            ),
+            (
+                Some(200),
+                r#"{"allow":false,"reason":"rate_limited","message":"m","retry_after_ms":41001}"#,
+                deny("rate_limited", "m", 42),
+            ),
+            (
+                Some(200),
+                r#"{"allow":false,"reason":"rate_limited","message":"m","retry_after_ms":1}"#,
+                deny("rate_limited", "m", 1),
+            ),
+            (
+                Some(200),
+                r#"{"allow":false}"#,
+                deny(
+                    "denied",
+                    "The request was denied by the gateway's usage policy.",
+                    1,
+                ),
+            ),
+            (None, "", Decision::Unavailable("no_response")),
+            (
+                Some(503),
+                r#"{"allow":true}"#,
+                Decision::Unavailable("bad_status"),
+            ),
+            (Some(200), "<html>", Decision::Unavailable("bad_answer")),
+            (
+                Some(200),
+                r#"{"allow":"yes"}"#,
+                Decision::Unavailable("bad_answer"),
+            ),
+            (Some(200), "", Decision::Unavailable("bad_answer")),
+        ];
+        for (status, body, want) in table {
+            assert_eq!(decide(status, body.as_bytes()), want, "{status:?} {body}");
+        }
+    }
+
+    #[test]
+    fn request_shape() {
+        let groups = vec!["ml".to_string()];
+        let req = AuthorizeRequest {
+            request_id: "r1",
+            user: "u",
+            tenant: Some("acme"),
+            groups: &groups,
+            model: None,
+            provider: "openai",
+            stream: true,
+        };
+        let v: serde_json::Value = serde_json::to_value(&req).unwrap_or_default();
+        assert_eq!(
+            v,
+            serde_json::json!({"request_id":"r1","user":"u","tenant":"acme","groups":["ml"],"model":null,"provider":"openai","stream":true})
+        );
+    }
+}

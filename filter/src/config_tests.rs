@@ -1,0 +1,123 @@
+//! Invalid configurations are refused with a message that names the field.
+
+use super::*;
+use crate::runtime::Runtime;
+use crate::testing::Keys;
+
+#[test]
+fn valid_config_gets_defaults() {
+    let keys = Keys::new();
+    let c = Config::parse(keys.config_json().to_string().as_bytes()).unwrap();
+    assert_eq!(c.token_header, "authorization");
+    assert_eq!(c.uuid_salt_env, "CHOKEPOINT_UUID_SALT");
+    assert_eq!(c.provider.key_header, "authorization");
+    assert_eq!(c.provider.key_prefix, "Bearer ");
+    assert_eq!(c.policy.timeout, Duration::from_millis(500));
+    assert_eq!(c.clock_skew, Duration::from_secs(60));
+    assert_eq!(c.issuers[0].keys.keys.len(), 3);
+}
+
+#[test]
+fn invalid_configs_name_the_field() {
+    let keys = Keys::new();
+    type Edit = fn(&mut serde_json::Value);
+    let table: Vec<(&str, Edit, &str)> = vec![
+        (
+            "unknown top-level field",
+            |c| c["polcy"] = serde_json::json!({}),
+            "unknown field `polcy`",
+        ),
+        (
+            "unknown nested field",
+            |c| c["provider"]["key"] = "sk-oops".into(),
+            "unknown field `key`",
+        ),
+        (
+            "no issuers",
+            |c| c["issuers"] = serde_json::json!([]),
+            "issuers",
+        ),
+        (
+            "empty audience list",
+            |c| c["issuers"][0]["audiences"] = serde_json::json!([]),
+            "issuers[0].audiences",
+        ),
+        (
+            "jwks without keys",
+            |c| c["issuers"][0]["jwks"] = serde_json::json!({}),
+            "issuers[0].jwks",
+        ),
+        (
+            "hmac key in jwks",
+            |c| {
+                c["issuers"][0]["jwks"] = serde_json::json!({"keys":[{"kty":"oct","k":"c2VjcmV0"}]})
+            },
+            "issuers[0].jwks",
+        ),
+        (
+            "empty policy cluster",
+            |c| c["policy"]["cluster"] = "".into(),
+            "policy.cluster",
+        ),
+        (
+            "zero timeout",
+            |c| c["policy"]["timeout_ms"] = 0.into(),
+            "policy.timeout_ms",
+        ),
+        (
+            "timeout not a number",
+            |c| c["policy"]["timeout_ms"] = "fast".into(),
+            "invalid type",
+        ),
+        (
+            "key env with value",
+            |c| c["provider"]["key_env"] = "OPENAI_API_KEY=sk".into(),
+            "provider.key_env",
+        ),
+        (
+            "zero body limit",
+            |c| c["max_request_body_bytes"] = 0.into(),
+            "max_request_body_bytes",
+        ),
+        (
+            "tiny token limit",
+            |c| c["max_token_bytes"] = 10.into(),
+            "max_token_bytes",
+        ),
+        (
+            "huge skew",
+            |c| c["clock_skew_secs"] = 3600.into(),
+            "clock_skew_secs",
+        ),
+    ];
+    for (name, edit, want) in table {
+        let mut c = keys.config_json();
+        edit(&mut c);
+        let e = Config::parse(c.to_string().as_bytes()).unwrap_err();
+        assert!(e.to_string().contains(want), "{name}: {e}");
+    }
+    assert!(Config::parse(b"not json").is_err());
+}
+
+#[test]
+fn secrets_come_from_the_environment() {
+    let keys = Keys::new();
+    let config = || Config::parse(keys.config_json().to_string().as_bytes()).unwrap();
+    let e = Runtime::new(config(), |_| None).unwrap_err();
+    assert_eq!(e.field, "uuid_salt_env");
+    let e = Runtime::new(config(), |k| {
+        (k == "CHOKEPOINT_UUID_SALT").then(|| "short".to_string())
+    })
+    .unwrap_err();
+    assert_eq!(e.field, "uuid_salt_env");
+    let e = Runtime::new(config(), |k| {
+        (k == "CHOKEPOINT_UUID_SALT").then(|| "x".repeat(32))
+    })
+    .unwrap_err();
+    assert_eq!(e.field, "provider.key_env");
+    let rt = Runtime::new(config(), crate::testing::env).unwrap();
+    assert!(
+        !format!("{rt:?}").contains(crate::testing::PROVIDER_KEY),
+        "Debug must not print the key"
+    );
+}

@@ -1,0 +1,79 @@
+//! Credential hygiene: which client headers never travel past the gateway.
+
+/// Prefix of the gateway's own headers. A client must never be able to set one.
+pub const GATEWAY_PREFIX: &str = "x-chokepoint-";
+
+/// Headers that carry a credential for some provider or for the gateway itself. They are
+/// removed before anything reads the request, and the provider key is added afterwards.
+pub const CREDENTIAL_HEADERS: [&str; 7] = [
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "cookie",
+    "cf-access-jwt-assertion",
+];
+
+/// Whether a client-sent header must be removed before the request goes anywhere.
+/// Header names from Envoy are already lower-case.
+pub fn must_strip(name: &str) -> bool {
+    name.starts_with(GATEWAY_PREFIX) || CREDENTIAL_HEADERS.contains(&name)
+}
+
+/// Extracts the token from an `Authorization`-style value: `Bearer <token>`, scheme
+/// case-insensitive. A header configured as a raw assertion header carries the token as is.
+pub fn bearer_token(value: &str, expect_scheme: bool) -> Option<&str> {
+    let value = value.trim();
+    if !expect_scheme {
+        return (!value.is_empty()).then_some(value);
+    }
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_credentials_and_gateway_headers() {
+        let table = [
+            ("authorization", true),
+            ("x-api-key", true),
+            ("api-key", true),
+            ("x-goog-api-key", true),
+            ("cookie", true),
+            ("x-chokepoint-user", true),
+            ("x-chokepoint-anything", true),
+            ("content-type", false),
+            ("x-request-id", false),
+            ("x-chokepoin", false),
+        ];
+        for (name, want) in table {
+            assert_eq!(must_strip(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn parses_bearer() {
+        let table = [
+            ("Bearer abc", true, Some("abc")),
+            ("bearer   abc ", true, Some("abc")),
+            ("BEARER abc", true, Some("abc")),
+            ("Basic abc", true, None),
+            ("Bearer", true, None),
+            ("Bearer ", true, None),
+            ("abc", true, None),
+            ("abc", false, Some("abc")),
+            ("  ", false, None),
+        ];
+        for (value, scheme, want) in table {
+            assert_eq!(bearer_token(value, scheme), want, "{value:?}");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The small surface the request logic needs from Envoy. The wasm layer implements it with
+//! proxy-wasm hostcalls; tests implement it with a fake that records what happened.
+
+use std::time::Duration;
+
+use crate::jwt::AuthError;
+use crate::reply::Reply;
+
+/// A hostcall failed. Carries only a static description: host errors end as a 500 reply
+/// and a counter, never as a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostError(pub &'static str);
+
+pub trait Host {
+    fn request_headers(&self) -> Result<Vec<(String, String)>, HostError>;
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError>;
+    fn request_body(&self, size: usize) -> Result<Vec<u8>, HostError>;
+    /// Starts an HTTP callout; the answer arrives later with the returned token.
+    fn dispatch(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, HostError>;
+    fn send_reply(&mut self, reply: &Reply) -> Result<(), HostError>;
+    fn resume_request(&mut self) -> Result<(), HostError>;
+    fn count(&mut self, counter: Counter);
+    fn now_secs(&self) -> u64;
+}
+
+/// Everything the filter counts. One Envoy stat each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    AuthFailed(AuthError),
+    Allowed,
+    Denied,
+    PolicyUnavailable,
+    BadRequest,
+    HostFailure,
+}
+
+impl Counter {
+    pub fn all() -> Vec<Counter> {
+        let mut all: Vec<Counter> = AuthError::ALL
+            .iter()
+            .map(|e| Counter::AuthFailed(*e))
+            .collect();
+        all.extend([
+            Counter::Allowed,
+            Counter::Denied,
+            Counter::PolicyUnavailable,
+            Counter::BadRequest,
+            Counter::HostFailure,
+        ]);
+        all
+    }
+
+    /// The stat name, as Envoy shows it (prefixed `wasmcustom.`).
+    pub fn stat_name(self) -> String {
+        match self {
+            Counter::AuthFailed(e) => format!("chokepoint.auth_failed.{}", e.code()),
+            Counter::Allowed => "chokepoint.authorize.allowed".into(),
+            Counter::Denied => "chokepoint.authorize.denied".into(),
+            Counter::PolicyUnavailable => "chokepoint.authorize.unavailable".into(),
+            Counter::BadRequest => "chokepoint.bad_request".into(),
+            Counter::HostFailure => "chokepoint.host_failure".into(),
+        }
+    }
+}

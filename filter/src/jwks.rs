@@ -1,0 +1,145 @@
+//! A JSON Web Key Set turned into verification keys, once, at configuration time.
+//!
+//! Each JWK is bound to exactly one algorithm here (from its `alg`, or its curve), so a
+//! token can never pick how its own signature is checked: the key decides.
+
+use jwt_simple::prelude::*;
+
+/// One verification key and the algorithm it verifies.
+pub enum VerifyingKey {
+    Rs256(RS256PublicKey),
+    Rs384(RS384PublicKey),
+    Rs512(RS512PublicKey),
+    Ps256(PS256PublicKey),
+    Ps384(PS384PublicKey),
+    Ps512(PS512PublicKey),
+    Es256(ES256PublicKey),
+    Es384(ES384PublicKey),
+    EdDsa(Ed25519PublicKey),
+}
+
+impl VerifyingKey {
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            VerifyingKey::Rs256(_) => "RS256",
+            VerifyingKey::Rs384(_) => "RS384",
+            VerifyingKey::Rs512(_) => "RS512",
+            VerifyingKey::Ps256(_) => "PS256",
+            VerifyingKey::Ps384(_) => "PS384",
+            VerifyingKey::Ps512(_) => "PS512",
+            VerifyingKey::Es256(_) => "ES256",
+            VerifyingKey::Es384(_) => "ES384",
+            VerifyingKey::EdDsa(_) => "EdDSA",
+        }
+    }
+
+    pub fn verify<C: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        options: VerificationOptions,
+    ) -> Result<JWTClaims<C>, jwt_simple::Error> {
+        let o = Some(options);
+        match self {
+            VerifyingKey::Rs256(k) => k.verify_token(token, o),
+            VerifyingKey::Rs384(k) => k.verify_token(token, o),
+            VerifyingKey::Rs512(k) => k.verify_token(token, o),
+            VerifyingKey::Ps256(k) => k.verify_token(token, o),
+            VerifyingKey::Ps384(k) => k.verify_token(token, o),
+            VerifyingKey::Ps512(k) => k.verify_token(token, o),
+            VerifyingKey::Es256(k) => k.verify_token(token, o),
+            VerifyingKey::Es384(k) => k.verify_token(token, o),
+            VerifyingKey::EdDsa(k) => k.verify_token(token, o),
+        }
+    }
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VerifyingKey({})", self.algorithm())
+    }
+}
+
+#[derive(Debug)]
+pub struct KeyEntry {
+    pub kid: Option<String>,
+    pub key: VerifyingKey,
+}
+
+/// The keys of one issuer.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    pub keys: Vec<KeyEntry>,
+}
+
+impl KeySet {
+    /// Builds a key set from a JWKS document (`{"keys": [...]}`). Keys for encryption
+    /// (`use: enc`) are skipped; a key that cannot be used for signatures is an error,
+    /// because a silently dropped key shows up later as a mysterious `unknown_key`.
+    pub fn from_jwks(jwks: &serde_json::Value) -> Result<KeySet, String> {
+        let keys = jwks
+            .get("keys")
+            .and_then(|k| k.as_array())
+            .ok_or_else(|| "must be a JWKS object with a \"keys\" array".to_string())?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (i, jwk) in keys.iter().enumerate() {
+            if jwk.get("use").and_then(|u| u.as_str()) == Some("enc") {
+                continue;
+            }
+            let key = parse_jwk(jwk).map_err(|m| format!("keys[{i}]: {m}"))?;
+            let kid = jwk.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
+            out.push(KeyEntry { kid, key });
+        }
+        if out.is_empty() {
+            return Err("contains no signature key".into());
+        }
+        Ok(KeySet { keys: out })
+    }
+
+    /// Keys that may verify a token with this `kid` and `alg`. With a `kid`, only the
+    /// key of that id; without one, every key of the algorithm.
+    pub fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: &'a str,
+    ) -> impl Iterator<Item = &'a VerifyingKey> + 'a {
+        self.keys
+            .iter()
+            .filter(move |e| match kid {
+                Some(kid) => e.kid.as_deref() == Some(kid),
+                None => true,
+            })
+            .map(|e| &e.key)
+            .filter(move |k| k.algorithm() == alg)
+    }
+}
+
+fn parse_jwk(jwk: &serde_json::Value) -> Result<VerifyingKey, String> {
+    let text = jwk.to_string();
+    let kty = jwk.get("kty").and_then(|v| v.as_str()).unwrap_or("");
+    let alg = jwk.get("alg").and_then(|v| v.as_str());
+    let crv = jwk.get("crv").and_then(|v| v.as_str());
+    let e = |err: jwt_simple::Error| format!("invalid {kty} key: {err}");
+    let key = match (kty, alg, crv) {
+        ("RSA", Some("RS256") | None, _) => VerifyingKey::Rs256(RS256PublicKey::from_jwk(&text).map_err(e)?),
+        ("RSA", Some("RS384"), _) => VerifyingKey::Rs384(RS384PublicKey::from_jwk(&text).map_err(e)?),
+        ("RSA", Some("RS512"), _) => VerifyingKey::Rs512(RS512PublicKey::from_jwk(&text).map_err(e)?),
+        ("RSA", Some("PS256"), _) => VerifyingKey::Ps256(PS256PublicKey::from_jwk(&text).map_err(e)?),
+        ("RSA", Some("PS384"), _) => VerifyingKey::Ps384(PS384PublicKey::from_jwk(&text).map_err(e)?),
+        ("RSA", Some("PS512"), _) => VerifyingKey::Ps512(PS512PublicKey::from_jwk(&text).map_err(e)?),
+        ("EC", Some("ES256") | None, Some("P-256")) => {
+            VerifyingKey::Es256(ES256PublicKey::from_jwk(&text).map_err(e)?)
+        }
+        ("EC", Some("ES384") | None, Some("P-384")) => {
+            VerifyingKey::Es384(ES384PublicKey::from_jwk(&text).map_err(e)?)
+        }
+        ("OKP", Some("EdDSA" | "Ed25519") | None, Some("Ed25519")) => {
+            VerifyingKey::EdDsa(Ed25519PublicKey::from_jwk(&text).map_err(e)?)
+        }
+        (kty, alg, crv) => {
+            return Err(format!(
+                "unsupported key (kty {kty:?}, alg {alg:?}, crv {crv:?}); supported: RSA (RS*/PS*), EC P-256/P-384, OKP Ed25519"
+            ))
+        }
+    };
+    Ok(key)
+}

@@ -1,0 +1,58 @@
+//! The validated configuration plus the secrets it names, resolved once per VM.
+
+use crate::config::{Config, ConfigError};
+
+pub struct Runtime {
+    pub config: Config,
+    pub salt: Vec<u8>,
+    pub provider_key: String,
+}
+
+/// Never print secrets, not even in a debug log.
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config", &self.config)
+            .field("salt", &"<redacted>")
+            .field("provider_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The shortest salt accepted: the UUID is only as unguessable as the salt.
+pub const MIN_SALT_BYTES: usize = 16;
+
+impl Runtime {
+    /// Resolves the secrets the configuration names from the Envoy process environment
+    /// (`env` is `std::env::var` in Envoy, a map in tests).
+    pub fn new(
+        config: Config,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Runtime, ConfigError> {
+        let salt = env(&config.uuid_salt_env).unwrap_or_default();
+        if salt.len() < MIN_SALT_BYTES {
+            return Err(ConfigError {
+                field: "uuid_salt_env".into(),
+                message: format!(
+                    "environment variable {} must be set in the Envoy process (and listed in vm_config.environment_variables.host_env_keys) with at least {MIN_SALT_BYTES} bytes",
+                    config.uuid_salt_env
+                ),
+            });
+        }
+        let provider_key = env(&config.provider.key_env).unwrap_or_default();
+        if provider_key.trim().is_empty() {
+            return Err(ConfigError {
+                field: "provider.key_env".into(),
+                message: format!(
+                    "environment variable {} must be set in the Envoy process (and listed in vm_config.environment_variables.host_env_keys)",
+                    config.provider.key_env
+                ),
+            });
+        }
+        Ok(Runtime {
+            config,
+            salt: salt.into_bytes(),
+            provider_key: provider_key.trim().to_string(),
+        })
+    }
+}

@@ -1,0 +1,195 @@
+//! Test support: a fake [`Host`] that records what the logic did, and signing keys whose
+//! public halves go into a test configuration as an inline JWKS.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use jwt_simple::prelude::*;
+
+use crate::config::Config;
+use crate::host::{Counter, Host, HostError};
+use crate::reply::Reply;
+use crate::runtime::Runtime;
+
+pub const ISSUER: &str = "https://idp.test";
+pub const AUDIENCE: &str = "chokepoint";
+pub const SALT: &str = "0123456789abcdef-test-salt";
+pub const PROVIDER_KEY: &str = "sk-test-provider-key";
+pub const NOW: u64 = 1_800_000_000;
+
+pub struct Keys {
+    pub es256: ES256KeyPair,
+    pub rs256: RS256KeyPair,
+    pub ed: Ed25519KeyPair,
+}
+
+impl Keys {
+    /// One key set per test process: RSA key generation is slow in debug builds.
+    pub fn new() -> &'static Keys {
+        static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+        KEYS.get_or_init(Keys::generate)
+    }
+
+    fn generate() -> Keys {
+        Keys {
+            es256: ES256KeyPair::generate().with_key_id("es-1"),
+            rs256: RS256KeyPair::generate(2048)
+                .expect("rsa keygen")
+                .with_key_id("rs-1"),
+            ed: Ed25519KeyPair::generate().with_key_id("ed-1"),
+        }
+    }
+
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = [
+            self.es256.public_key().to_jwk(),
+            self.rs256.public_key().to_jwk(),
+            self.ed.public_key().to_jwk(),
+        ]
+        .iter()
+        .map(|j| serde_json::from_str(j).expect("jwk json"))
+        .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    pub fn config_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "issuers": [{"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": self.jwks()}],
+            "policy": {"cluster": "policy", "timeout_ms": 500},
+            "provider": {"name": "openai", "key_env": "OPENAI_API_KEY"},
+            "max_request_body_bytes": 1024,
+        })
+    }
+
+    pub fn runtime(&self) -> Rc<Runtime> {
+        let config = Config::parse(self.config_json().to_string().as_bytes()).expect("config");
+        Rc::new(Runtime::new(config, env).expect("runtime"))
+    }
+}
+
+pub fn env(name: &str) -> Option<String> {
+    match name {
+        "CHOKEPOINT_UUID_SALT" => Some(SALT.into()),
+        "OPENAI_API_KEY" => Some(PROVIDER_KEY.into()),
+        _ => None,
+    }
+}
+
+/// Claims valid at [`NOW`] for subject `alice`.
+pub fn claims() -> JWTClaims<serde_json::Map<String, serde_json::Value>> {
+    let mut custom = serde_json::Map::new();
+    custom.insert("tenant".into(), "acme".into());
+    custom.insert("groups".into(), serde_json::json!(["ml", "eng"]));
+    let mut c = Claims::with_custom_claims(custom, jwt_simple::prelude::Duration::from_hours(1))
+        .with_issuer(ISSUER)
+        .with_audience(AUDIENCE)
+        .with_subject("alice");
+    c.issued_at = Some(UnixTimeStamp::from_secs(NOW - 10));
+    c.invalid_before = Some(UnixTimeStamp::from_secs(NOW - 10));
+    c.expires_at = Some(UnixTimeStamp::from_secs(NOW + 3600));
+    c
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatched {
+    pub cluster: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub timeout: Duration,
+}
+
+/// Records everything the request logic asks of the host.
+#[derive(Default)]
+pub struct FakeHost {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub dispatched: Vec<Dispatched>,
+    pub replies: Vec<Reply>,
+    pub resumed: u32,
+    pub counters: HashMap<String, u64>,
+    pub fail_dispatch: bool,
+    pub now: u64,
+}
+
+impl FakeHost {
+    pub fn with_headers(headers: &[(&str, &str)]) -> FakeHost {
+        FakeHost {
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            now: NOW,
+            ..Default::default()
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn count_of(&self, c: Counter) -> u64 {
+        self.counters.get(&c.stat_name()).copied().unwrap_or(0)
+    }
+}
+
+impl Host for FakeHost {
+    fn request_headers(&self) -> Result<Vec<(String, String)>, HostError> {
+        Ok(self.headers.clone())
+    }
+
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError> {
+        self.headers.retain(|(k, _)| k != name);
+        if let Some(v) = value {
+            self.headers.push((name.to_string(), v.to_string()));
+        }
+        Ok(())
+    }
+
+    fn request_body(&self, size: usize) -> Result<Vec<u8>, HostError> {
+        Ok(self.body.iter().take(size).copied().collect())
+    }
+
+    fn dispatch(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        if self.fail_dispatch {
+            return Err(HostError("no such cluster"));
+        }
+        self.dispatched.push(Dispatched {
+            cluster: cluster.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: String::from_utf8_lossy(body).into_owned(),
+            timeout,
+        });
+        Ok(100 + self.dispatched.len() as u32)
+    }
+
+    fn send_reply(&mut self, reply: &Reply) -> Result<(), HostError> {
+        self.replies.push(reply.clone());
+        Ok(())
+    }
+
+    fn resume_request(&mut self) -> Result<(), HostError> {
+        self.resumed += 1;
+        Ok(())
+    }
+
+    fn count(&mut self, counter: Counter) {
+        *self.counters.entry(counter.stat_name()).or_default() += 1;
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.now
+    }
+}

@@ -1,0 +1,9 @@
+//! The thin proxy-wasm layer: Context impls that move bytes between Envoy and the
+//! host-free request logic in [`crate::flow`]. No decisions are made here.
+
+mod http;
+mod metrics;
+mod proxy_host;
+mod root;
+
+pub use root::Root;

@@ -1,0 +1,39 @@
+//! `GET /healthz` and `GET /metrics`.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::metrics::RedisState;
+
+/// Healthy means "can decide": a live PING, not a cached flag, so a load balancer
+/// takes this replica out as soon as its Redis path breaks.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Err(_) => {
+            let mut body = ApiError::store_unavailable().body();
+            body["status"] = json!("unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics.render(RedisState {
+        availability: state.store.availability(),
+        errors: state.store.error_count(),
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,86 @@
+//! chokepoint's policy service: answers the filter's "may this call go ahead?" from
+//! counters in Redis. The service holds no state of its own, so replicas scale out
+//! freely behind Envoy.
+//!
+//! [`run`] serves the API on a listener the caller bound, which lets tests and the
+//! binary alike use port 0 and learn the real port from the listener.
+
+mod api;
+mod config;
+mod error;
+mod metrics;
+mod rate_limit;
+pub mod stderr_log;
+mod store;
+mod user_id;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use api::authorize::{AuthorizeRequest, MAX_REQUEST_ID_BYTES};
+pub use config::Config;
+pub use error::Error;
+pub use user_id::UserId;
+
+use api::AppState;
+use metrics::Metrics;
+use rate_limit::RequestRateLimit;
+use store::Store;
+
+/// Serves the policy API on `listener` until `shutdown` completes, then finishes the
+/// requests in flight and returns.
+///
+/// Redis need not be up: the connection is made on first use and re-made after every
+/// failure, and until it works the API answers 503.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    config.validate()?;
+    let store = Store::new(&config.redis_url, config.redis_timeout)
+        .map_err(|err| Error::Config(format!("redis_url: {err}")))?;
+    let rate_limit = RequestRateLimit {
+        limit: config.requests_per_window,
+        window: config.window,
+    };
+
+    let probe = store::spawn_probe(store.clone(), config.redis_probe_interval);
+    // Stop probing however this function exits, including by being dropped.
+    let _probe = AbortOnDrop(probe);
+
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
+    log::info!(
+        "policy service listening on {local}; redis at {}; {} requests per {} ms per user",
+        store.address(),
+        rate_limit.limit,
+        rate_limit.window.as_millis(),
+    );
+
+    let app = api::router(
+        AppState {
+            store,
+            rate_limit,
+            metrics: Arc::new(Metrics::default()),
+        },
+        config.max_body_bytes,
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Error::Serve)?;
+    log::info!("policy service stopped");
+    Ok(())
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

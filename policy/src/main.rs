@@ -1,0 +1,173 @@
+//! `chokepoint-policy serve`: binds, reports the bound address, and runs the service
+//! until SIGINT or SIGTERM.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chokepoint_policy::{run, stderr_log, Config};
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Parser)]
+#[command(
+    name = "chokepoint-policy",
+    version,
+    about = "chokepoint policy service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the policy API (authorize, healthz, metrics).
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (see --addr-file).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: String,
+
+    /// Redis URL: redis://host:port[/db] or unix:///path/to/redis.sock.
+    // hide_env_values: the URL may carry a password, and --help must not print it.
+    #[arg(
+        long,
+        env = "CHOKEPOINT_REDIS_URL",
+        hide_env_values = true,
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis: String,
+
+    /// Requests one user may make per window.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    requests_per_window: u64,
+
+    /// Rate-limit window length in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    window_secs: u64,
+
+    /// Longest wait for any Redis round trip before answering 503.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    redis_timeout_ms: u64,
+
+    /// After binding, write the bound address (e.g. 127.0.0.1:40123) to this file,
+    /// atomically, so a supervisor can use --listen with port 0 without port races.
+    #[arg(long)]
+    addr_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    stderr_log::install(log::Level::Info);
+    let Command::Serve(args) = cli.command;
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            log::error!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .map_err(|err| format!("cannot listen on {}: {}", args.listen, describe(&err)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|err| format!("cannot read the bound address: {err}"))?;
+    if let Some(path) = &args.addr_file {
+        write_atomically(path, &bound.to_string())
+            .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    }
+
+    let config = Config {
+        redis_url: args.redis,
+        requests_per_window: args.requests_per_window,
+        window: Duration::from_secs(args.window_secs),
+        redis_timeout: Duration::from_millis(args.redis_timeout_ms),
+        ..Config::default()
+    };
+
+    let signalled = Arc::new(Notify::new());
+    let shutdown = {
+        let signalled = signalled.clone();
+        async move {
+            wait_for_signal().await;
+            signalled.notify_one();
+        }
+    };
+    // Graceful shutdown waits for every open request; a stuck client must not keep the
+    // process alive past what a supervisor expects.
+    let deadline = async {
+        signalled.notified().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = run(listener, config, shutdown) => result.map_err(|err| err.to_string()),
+        () = deadline => {
+            log::warn!("requests still open {} s after the shutdown signal; exiting anyway", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    }
+}
+
+/// `io::Error`'s own text ends in "(os error 98)"; operators want the reason alone.
+fn describe(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::AddrInUse => "address already in use".to_owned(),
+        io::ErrorKind::AddrNotAvailable => "address not available on this host".to_owned(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => err.to_string(),
+    }
+}
+
+/// A reader polling the file sees either nothing or the whole address, never a
+/// partial write.
+fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
+    let mut tmp = OsString::from(path.as_os_str());
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(err) => {
+                log::warn!("cannot watch SIGTERM ({err}); only SIGINT stops the service");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let name = tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        () = terminate => "SIGTERM",
+    };
+    log::info!("{name} received; finishing open requests");
+}

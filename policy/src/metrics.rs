@@ -1,0 +1,112 @@
+//! Prometheus counters, kept as plain atomics: a handful of series does not justify a
+//! metrics registry dependency.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::store::Availability;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    allowed: AtomicU64,
+    denied: AtomicU64,
+    errored: AtomicU64,
+    invalid: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome {
+    Allow,
+    Deny,
+    /// The store could not decide; the caller got a 503.
+    Error,
+    /// The request was rejected before any decision (400/413).
+    Invalid,
+}
+
+/// Redis state as seen by the store, rendered next to the counters.
+#[derive(Debug, Clone, Copy)]
+pub struct RedisState {
+    pub availability: Availability,
+    pub errors: u64,
+}
+
+impl Metrics {
+    pub fn record(&self, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::Allow => &self.allowed,
+            Outcome::Deny => &self.denied,
+            Outcome::Error => &self.errored,
+            Outcome::Invalid => &self.invalid,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render(&self, redis: RedisState) -> String {
+        let mut out = String::with_capacity(1024);
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            "# HELP chokepoint_policy_authorize_total Authorization decisions by outcome.\n\
+             # TYPE chokepoint_policy_authorize_total counter\n\
+             chokepoint_policy_authorize_total{{decision=\"allow\"}} {}\n\
+             chokepoint_policy_authorize_total{{decision=\"deny\"}} {}\n\
+             chokepoint_policy_authorize_total{{decision=\"error\"}} {}\n\
+             # HELP chokepoint_policy_invalid_requests_total Authorize requests rejected as malformed.\n\
+             # TYPE chokepoint_policy_invalid_requests_total counter\n\
+             chokepoint_policy_invalid_requests_total {}\n\
+             # HELP chokepoint_policy_redis_errors_total Redis round trips that failed or timed out.\n\
+             # TYPE chokepoint_policy_redis_errors_total counter\n\
+             chokepoint_policy_redis_errors_total {}\n\
+             # HELP chokepoint_policy_redis_up Whether the last Redis round trip succeeded (1) or not (0).\n\
+             # TYPE chokepoint_policy_redis_up gauge\n\
+             chokepoint_policy_redis_up {}\n",
+            load(&self.allowed),
+            load(&self.denied),
+            load(&self.errored),
+            load(&self.invalid),
+            redis.errors,
+            u8::from(redis.availability == Availability::Up),
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_decision_series() {
+        let metrics = Metrics::default();
+        for outcome in [
+            Outcome::Allow,
+            Outcome::Allow,
+            Outcome::Deny,
+            Outcome::Error,
+            Outcome::Invalid,
+        ] {
+            metrics.record(outcome);
+        }
+        let text = metrics.render(RedisState {
+            availability: Availability::Up,
+            errors: 3,
+        });
+        for line in [
+            "chokepoint_policy_authorize_total{decision=\"allow\"} 2",
+            "chokepoint_policy_authorize_total{decision=\"deny\"} 1",
+            "chokepoint_policy_authorize_total{decision=\"error\"} 1",
+            "chokepoint_policy_invalid_requests_total 1",
+            "chokepoint_policy_redis_errors_total 3",
+            "chokepoint_policy_redis_up 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(text.ends_with('\n'));
+    }
+}

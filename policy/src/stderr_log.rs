@@ -1,0 +1,100 @@
+//! One-line-per-event logger to stderr for the binary: `<UTC time> <LEVEL> <message>`.
+//!
+//! A tracing stack would cost more compile time than the service has log lines.
+
+use std::io::Write as _;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+struct StderrLog {
+    level: Level,
+}
+
+impl Log for StderrLog {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        // Dependencies only get a say when something is wrong.
+        let ours = metadata.target().starts_with(env!("CARGO_CRATE_NAME"));
+        metadata.level() <= if ours { self.level } else { Level::Warn }
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = format!(
+            "{} {:<5} {}\n",
+            utc_timestamp(SystemTime::now()),
+            record.level(),
+            record.args()
+        );
+        // One write per line keeps concurrent lines whole; a closed stderr is not worth
+        // crashing over.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stderr().flush();
+    }
+}
+
+static LOGGER: OnceLock<StderrLog> = OnceLock::new();
+
+/// Installs the logger once; later calls keep the first level.
+pub fn install(level: Level) {
+    let logger = LOGGER.get_or_init(|| StderrLog { level });
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(LevelFilter::Trace);
+    }
+}
+
+/// RFC 3339 with milliseconds, e.g. `2026-04-20T09:15:02.431Z`.
+fn utc_timestamp(now: SystemTime) -> String {
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let rem = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_utc_timestamps() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400_123, "2000-02-29T00:00:00.123Z"),
+            (1_709_164_799_999, "2024-02-28T23:59:59.999Z"),
+            (1_735_689_600_000, "2025-01-01T00:00:00.000Z"),
+            (4_102_444_799_000, "2099-12-31T23:59:59.000Z"),
+        ];
+        for (millis, expected) in cases {
+            let at = UNIX_EPOCH + Duration::from_millis(millis);
+            assert_eq!(utc_timestamp(at), expected, "{millis} ms");
+        }
+    }
+}

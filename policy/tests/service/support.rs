@@ -1,0 +1,293 @@
+//! Test fixtures: a private redis-server on a unix socket, the service started
+//! in-process on an ephemeral port, and an HTTP client for it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use chokepoint_policy::{run, Config, Error};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+fn next_id() -> u32 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A fresh temp dir per test, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "chokepoint-policy-test-{}-{}",
+            std::process::id(),
+            next_id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A redis-server listening only on a unix socket (no TCP port, so no port races),
+/// without persistence, killed by PID on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    socket: PathBuf,
+    // Declared last: the directory goes after the process that uses it.
+    dir: TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let dir = TempDir::new();
+        let socket = dir.path().join("redis.sock");
+        let mut server = Self {
+            child: None,
+            socket,
+            dir,
+        };
+        server.spawn();
+        server
+    }
+
+    /// A server that is not running yet; `restart` brings it up on its socket path.
+    pub fn not_started() -> Self {
+        let dir = TempDir::new();
+        let socket = dir.path().join("redis.sock");
+        Self {
+            child: None,
+            socket,
+            dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("redis is running").id()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts (again) on the same socket path, as a restarted Redis would come back.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to test redis")
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&self.socket)
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (is it installed?)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // A socket file left by a killed predecessor refuses connections until the new
+        // server has replaced it, so a successful connect means this server is up.
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("redis-server exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "redis-server did not come up");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.child = Some(child);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Service {
+    pub base: String,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl Service {
+    pub async fn start(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("http client");
+        Self {
+            base: format!("http://{addr}"),
+            http,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn stop(mut self) -> Result<(), Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.expect("service task")
+    }
+
+    pub async fn authorize(&self, user: &str) -> (StatusCode, Value) {
+        self.authorize_body(&serde_json::json!({
+            "request_id": format!("req-{}", next_id()),
+            "user": user,
+            "tenant": "acme",
+            "groups": ["eng"],
+            "model": "gpt-4o-mini",
+            "provider": "openai",
+            "stream": false,
+        }))
+        .await
+    }
+
+    pub async fn authorize_body(&self, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/authorize", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("send authorize");
+        json_of(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("send get")
+    }
+
+    pub async fn metrics(&self) -> String {
+        let response = self.get("/metrics").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.expect("metrics body")
+    }
+}
+
+pub async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.expect("response body");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status} with content-type {content_type:?}: {text}"
+    );
+    let body = serde_json::from_str(&text).unwrap_or_else(|err| panic!("not JSON ({err}): {text}"));
+    (status, body)
+}
+
+/// A UUID no other test uses.
+pub fn new_user() -> String {
+    format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        std::process::id(),
+        next_id()
+    )
+}
+
+pub fn config(redis: &RedisServer, limit: u64, window: Duration) -> Config {
+    Config {
+        redis_url: redis.url(),
+        requests_per_window: limit,
+        window,
+        ..Config::default()
+    }
+}
+
+/// Asserts the service's standard 503 body.
+pub fn assert_unavailable(status: StatusCode, body: &Value) {
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["type"], "unavailable", "{body}");
+    assert_eq!(body["error"]["code"], "redis_unavailable", "{body}");
+    assert_eq!(
+        body["error"]["message"], "policy store unavailable",
+        "{body}"
+    );
+}
+
+/// Polls `authorize` until it answers 200, for recovery tests.
+pub async fn wait_until_allowed(service: &Service, user: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, body) = service.authorize(user).await;
+        if status == StatusCode::OK {
+            return body;
+        }
+        assert_unavailable(status, &body);
+        assert!(
+            Instant::now() < deadline,
+            "service did not recover within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

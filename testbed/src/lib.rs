@@ -1,0 +1,2 @@
+pub mod devtoken;
+pub mod mock;

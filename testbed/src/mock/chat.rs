@@ -1,0 +1,319 @@
+//! `/v1/chat/completions` and `/v1/models`, shaped like OpenAI's responses
+//! field for field, so whatever the gateway parses (usage, ids, SSE framing)
+//! is exercised against the real format.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+
+use super::errors::ApiError;
+use super::faults::Faults;
+use super::sse::{stream_events, StreamTiming};
+use super::{AppState, RecordId};
+
+const SYSTEM_FINGERPRINT: &str = "fp_chokepoint_mock";
+
+/// Cycled to build completions; fixed so token counts and content are
+/// predictable across runs.
+const WORDS: &[&str] = &[
+    "The", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "while", "the",
+    "gateway", "keeps", "every", "key", "safe",
+];
+
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(RecordId(record_id)): Extension<RecordId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let faults = Faults::from_headers(&headers);
+    if let Some(d) = faults.delay {
+        tokio::time::sleep(d).await;
+    }
+    if let Err(e) = check_auth(&headers, &state.config.api_key) {
+        return e.into_response();
+    }
+    if let Some(status) = faults.status {
+        return ApiError::injected(status).into_response();
+    }
+    let req = match ChatRequest::parse(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+
+    let meta = ChunkMeta {
+        id: format!("chatcmpl-mock{record_id}x{}", super::record::now_ms()),
+        created: unix_secs(),
+        model: req.model,
+        include_usage: req.include_usage,
+        prompt_tokens: req.prompt_tokens,
+        words: faults.words,
+    };
+    if !req.stream {
+        return Json(meta.completion()).into_response();
+    }
+
+    let timing = StreamTiming {
+        event_delay: faults.event_delay,
+        pause: faults.pause,
+        cut_after: faults.cut_after,
+    };
+    let recorder = state.recorder.clone();
+    let body = stream_events(StreamEvents::new(meta), timing, move |last| {
+        if let Some(at) = last {
+            recorder.set_last_event(record_id, at);
+        }
+    });
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let faults = Faults::from_headers(&headers);
+    if let Some(d) = faults.delay {
+        tokio::time::sleep(d).await;
+    }
+    if let Err(e) = check_auth(&headers, &state.config.api_key) {
+        return e.into_response();
+    }
+    if let Some(status) = faults.status {
+        return ApiError::injected(status).into_response();
+    }
+    let model = |id: &str, created: u64| json!({"id": id, "object": "model", "created": created, "owned_by": "system"});
+    Json(json!({
+        "object": "list",
+        "data": [
+            model("gpt-4o-mini", 1721172741),
+            model("gpt-4o", 1715367049),
+            model("gpt-4.1-nano", 1744321707),
+        ],
+    }))
+    .into_response()
+}
+
+fn check_auth(headers: &HeaderMap, api_key: &str) -> Result<(), ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|k| !k.is_empty());
+    match presented {
+        None => Err(ApiError::missing_key()),
+        Some(k) if k == api_key => Ok(()),
+        Some(k) => Err(ApiError::wrong_key(k)),
+    }
+}
+
+struct ChatRequest {
+    model: String,
+    stream: bool,
+    include_usage: bool,
+    prompt_tokens: u64,
+}
+
+impl ChatRequest {
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let v: Value = serde_json::from_slice(body).map_err(|_| ApiError::bad_json())?;
+        let obj = v.as_object().ok_or_else(ApiError::bad_json)?;
+        let model = match obj.get("model") {
+            None | Some(Value::Null) => return Err(ApiError::missing_model()),
+            Some(Value::String(m)) => m.clone(),
+            Some(_) => return Err(ApiError::invalid_type("model", "a string")),
+        };
+        let messages = match obj.get("messages") {
+            None | Some(Value::Null) => return Err(ApiError::missing_param("messages")),
+            Some(Value::Array(m)) => m,
+            Some(_) => return Err(ApiError::invalid_type("messages", "an array")),
+        };
+        if messages.is_empty() {
+            return Err(ApiError::too_short("messages"));
+        }
+        let stream = match obj.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(ApiError::invalid_type("stream", "a boolean")),
+        };
+        let include_usage = obj
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let chars: usize = messages.iter().map(content_chars).sum();
+        Ok(Self {
+            model,
+            stream,
+            include_usage,
+            prompt_tokens: (chars as u64 / 4).max(1),
+        })
+    }
+}
+
+/// Characters of a message's text, whether `content` is a string or an
+/// array of parts.
+fn content_chars(message: &Value) -> usize {
+    match message.get("content") {
+        Some(Value::String(s)) => s.chars().count(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .map(|s| s.chars().count())
+            .sum(),
+        _ => 0,
+    }
+}
+
+struct ChunkMeta {
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+    prompt_tokens: u64,
+    words: usize,
+}
+
+impl ChunkMeta {
+    fn word(&self, i: usize) -> &'static str {
+        WORDS[i % WORDS.len()]
+    }
+
+    fn content(&self) -> String {
+        (0..self.words)
+            .map(|i| self.word(i))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn usage(&self) -> Value {
+        let completion = self.words as u64;
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        })
+    }
+
+    fn completion(&self) -> Value {
+        json!({
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": self.content(),
+                    "refusal": null,
+                    "annotations": [],
+                },
+                "logprobs": null,
+                "finish_reason": "stop",
+            }],
+            "usage": self.usage(),
+            "service_tier": "default",
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+        })
+    }
+
+    fn chunk(&self, choices: Value, usage: Option<Value>) -> String {
+        let mut c = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "service_tier": "default",
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "choices": choices,
+        });
+        // OpenAI only adds the field when usage was asked for, and then sends
+        // it as null on every chunk but the last.
+        if self.include_usage {
+            c["usage"] = usage.unwrap_or(Value::Null);
+        }
+        c.to_string()
+    }
+
+    fn delta_chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
+        self.chunk(
+            json!([{
+                "index": 0,
+                "delta": delta,
+                "logprobs": null,
+                "finish_reason": finish_reason,
+            }]),
+            None,
+        )
+    }
+}
+
+/// Produces the stream's events lazily, one per `next()`: role chunk, one
+/// chunk per word, finish chunk, optional usage chunk, `[DONE]`.
+struct StreamEvents {
+    meta: ChunkMeta,
+    next: usize,
+}
+
+impl StreamEvents {
+    fn new(meta: ChunkMeta) -> Self {
+        Self { meta, next: 0 }
+    }
+}
+
+impl Iterator for StreamEvents {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        let m = &self.meta;
+        let i = self.next;
+        self.next += 1;
+        let finish = m.words + 1;
+        let usage = finish + 1;
+        let done = if m.include_usage { usage + 1 } else { usage };
+        Some(match i {
+            0 => m.delta_chunk(json!({"role": "assistant", "content": ""}), None),
+            i if i < finish => {
+                let w = i - 1;
+                // Leading space on all but the first word, as tokenizers do,
+                // so the deltas concatenate to the non-streamed content.
+                let text = if w == 0 {
+                    m.word(w).to_string()
+                } else {
+                    format!(" {}", m.word(w))
+                };
+                m.delta_chunk(json!({"content": text}), None)
+            }
+            i if i == finish => m.delta_chunk(json!({}), Some("stop")),
+            i if i == usage && m.include_usage => m.chunk(json!([]), Some(m.usage())),
+            i if i == done => "[DONE]".to_string(),
+            _ => return None,
+        })
+    }
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,59 @@
+//! Fault injection driven by request headers, so a test picks the failure
+//! per request instead of reconfiguring a shared server.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+
+/// Words in the completion when `x-mock-words` is absent.
+pub const DEFAULT_WORDS: usize = 8;
+/// Keeps a typo in `x-mock-words` from building a gigabyte response.
+pub const MAX_WORDS: usize = 100_000;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// `x-mock-status`: answer with this status and an OpenAI error body.
+    pub status: Option<StatusCode>,
+    /// `x-mock-delay-ms`: wait before sending response headers.
+    pub delay: Option<Duration>,
+    /// `x-mock-event-delay-ms`: wait between stream events.
+    pub event_delay: Option<Duration>,
+    /// `x-mock-pause-after` + `x-mock-pause-ms`: after this many events,
+    /// pause once for the duration.
+    pub pause: Option<(usize, Duration)>,
+    /// `x-mock-cut-after`: after this many events, abort the response.
+    pub cut_after: Option<usize>,
+    /// `x-mock-words`: completion length in words.
+    pub words: usize,
+}
+
+impl Faults {
+    /// Unparseable values are ignored rather than rejected: a fault header
+    /// the mock cannot read must not itself look like an injected fault.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let num = |name: &str| -> Option<u64> {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok())
+        };
+        let ms = |name: &str| num(name).map(Duration::from_millis);
+        let pause = match (num("x-mock-pause-after"), ms("x-mock-pause-ms")) {
+            (Some(after), Some(d)) => Some((after as usize, d)),
+            _ => None,
+        };
+        Self {
+            status: num("x-mock-status")
+                .and_then(|s| u16::try_from(s).ok())
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .filter(|s| s.is_client_error() || s.is_server_error()),
+            delay: ms("x-mock-delay-ms"),
+            event_delay: ms("x-mock-event-delay-ms"),
+            pause,
+            cut_after: num("x-mock-cut-after").map(|k| k as usize),
+            words: num("x-mock-words")
+                .map(|n| (n as usize).min(MAX_WORDS))
+                .unwrap_or(DEFAULT_WORDS),
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! A mock OpenAI-compatible provider: real request/response shapes, an API
+//! key check, header-driven fault injection and a request log, so the
+//! gateway can be tested end to end without a real provider.
+
+mod chat;
+mod errors;
+mod faults;
+mod record;
+mod sse;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use errors::redact;
+pub use faults::{DEFAULT_WORDS, MAX_WORDS};
+pub use record::{now_ms, RecordedRequest, Recorder, RECORD_CAPACITY};
+
+/// Larger bodies get a 413; far above anything a chat test sends.
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    /// The key clients must present as `Authorization: Bearer <api_key>`.
+    pub api_key: String,
+    /// Echoed in the `x-mock-name` response header so a test can tell which
+    /// upstream the gateway routed to.
+    pub name: String,
+}
+
+#[derive(Clone)]
+struct AppState {
+    config: Arc<MockConfig>,
+    recorder: Recorder,
+    name_header: HeaderValue,
+}
+
+/// Which recorded entry a request is, for handlers that update it later.
+#[derive(Debug, Clone, Copy)]
+struct RecordId(u64);
+
+/// Serves until `shutdown` resolves, with a fresh request log that only the
+/// HTTP endpoints can read. Use [`serve_with_recorder`] to read it in-process.
+pub async fn serve(
+    listener: TcpListener,
+    config: MockConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    serve_with_recorder(listener, config, Recorder::new(), shutdown).await
+}
+
+/// Like [`serve`], recording into `recorder`.
+pub async fn serve_with_recorder(
+    listener: TcpListener,
+    config: MockConfig,
+    recorder: Recorder,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    serve_router(listener, router(config, recorder)?, shutdown).await
+}
+
+async fn serve_router(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    // Small SSE frames must not wait on Nagle; timing tests depend on it.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A mock running on its own task, for in-process tests.
+pub struct RunningMock {
+    pub addr: SocketAddr,
+    pub recorder: Recorder,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl RunningMock {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, waits for in-flight responses to finish.
+    pub async fn shutdown(mut self) -> io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningMock {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Binds `127.0.0.1:0` and serves on a spawned task.
+pub async fn spawn(config: MockConfig) -> io::Result<RunningMock> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let recorder = Recorder::new();
+    let (tx, rx) = oneshot::channel::<()>();
+    // Built here so a bad config fails the caller, not the spawned task.
+    let app = router(config, recorder.clone())?;
+    let task = tokio::spawn(serve_router(listener, app, async move {
+        let _ = rx.await;
+    }));
+    Ok(RunningMock {
+        addr,
+        recorder,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}
+
+fn router(config: MockConfig, recorder: Recorder) -> io::Result<Router> {
+    let name_header = HeaderValue::from_str(&config.name).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("mock name {:?} is not a valid header value", config.name),
+        )
+    })?;
+    let state = AppState {
+        config: Arc::new(config),
+        recorder,
+        name_header,
+    };
+    Ok(Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/models", get(chat::list_models))
+        .route(
+            "/__mock/requests",
+            get(list_recorded).delete(clear_recorded),
+        )
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_and_log,
+        ))
+        // The middleware already bounded the body; a second, smaller limit on
+        // the handler's extractor would only reject valid large prompts.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state))
+}
+
+/// Records `/v1/*` requests before any handler can reject them, so tests
+/// see exactly what arrived even when the answer is an error.
+async fn record_and_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut req = req;
+    if path == "/v1" || path.starts_with("/v1/") {
+        let (mut parts, body) = req.into_parts();
+        let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(_) => {
+                return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
+            }
+        };
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let full_path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| path.clone(), |pq| pq.as_str().to_owned());
+        let id = state.recorder.record(
+            method.to_string(),
+            full_path,
+            headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        );
+        parts.extensions.insert(RecordId(id));
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
+    let mut resp = next.run(req).await;
+    resp.headers_mut()
+        .insert("x-mock-name", state.name_header.clone());
+    // Path only: query strings and bodies may carry secrets.
+    log::info!(
+        "{method} {path} {} {}ms",
+        resp.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    resp
+}
+
+async fn list_recorded(State(state): State<AppState>) -> Json<Vec<RecordedRequest>> {
+    Json(state.recorder.requests())
+}
+
+async fn clear_recorded(State(state): State<AppState>) -> StatusCode {
+    state.recorder.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn not_found(req: Request) -> Response {
+    let path = req.uri().path();
+    if path == "/v1" || path.starts_with("/v1/") {
+        errors::ApiError::invalid_url(req.method().as_str(), path).into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
