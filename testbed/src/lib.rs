@@ -1,2 +1,3 @@
 pub mod devtoken;
 pub mod mock;
+pub mod stack;

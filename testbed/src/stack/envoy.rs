@@ -1,0 +1,106 @@
+//! The Envoy bootstrap and the filter's plugin configuration, rendered from
+//! `envoy/bootstrap.yaml.tmpl` so that the local stack and the tests run the same file.
+
+use serde_json::json;
+
+const TEMPLATE: &str = include_str!("../../../envoy/bootstrap.yaml.tmpl");
+
+/// Where the provider traffic goes.
+pub enum Upstream {
+    /// The mock provider on loopback.
+    Mock { port: u16 },
+    /// The real OpenAI API over TLS.
+    OpenAi,
+}
+
+pub struct EnvoyParams<'a> {
+    pub gateway_port: u16,
+    pub admin_port: u16,
+    pub policy_port: u16,
+    pub upstream: Upstream,
+    pub wasm_path: &'a str,
+    pub plugin_config: &'a str,
+    pub max_request_body_bytes: usize,
+}
+
+pub struct PluginParams<'a> {
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    pub jwks_json: &'a str,
+    pub policy_timeout_ms: u64,
+    pub max_request_body_bytes: usize,
+}
+
+/// The filter's JSON configuration. It names the environment variables that hold the
+/// secrets; the values never appear here.
+pub fn plugin_config(p: &PluginParams) -> Result<String, String> {
+    let jwks: serde_json::Value =
+        serde_json::from_str(p.jwks_json).map_err(|e| format!("dev JWKS is not JSON: {e}"))?;
+    Ok(json!({
+        "issuers": [{"issuer": p.issuer, "audiences": [p.audience], "jwks": jwks}],
+        "uuid_salt_env": "CHOKEPOINT_UUID_SALT",
+        "policy": {"cluster": "chokepoint_policy", "timeout_ms": p.policy_timeout_ms},
+        "provider": {"name": "openai", "key_env": "OPENAI_API_KEY"},
+        "max_request_body_bytes": p.max_request_body_bytes,
+    })
+    .to_string())
+}
+
+pub fn bootstrap(p: &EnvoyParams) -> String {
+    let (cluster, route_extra) = match p.upstream {
+        Upstream::Mock { port } => (mock_cluster(port), String::new()),
+        Upstream::OpenAi => (
+            tls_cluster("provider_openai", "api.openai.com"),
+            "                  auto_host_rewrite: true".to_string(),
+        ),
+    };
+    // YAML single-quoted scalar: the only escape is a doubled quote.
+    let plugin = p.plugin_config.replace('\'', "''");
+    TEMPLATE
+        .replace("{{ADMIN_PORT}}", &p.admin_port.to_string())
+        .replace("{{GATEWAY_PORT}}", &p.gateway_port.to_string())
+        .replace("{{POLICY_PORT}}", &p.policy_port.to_string())
+        .replace(
+            "{{BUFFER_LIMIT}}",
+            &(p.max_request_body_bytes * 2).to_string(),
+        )
+        .replace("{{WASM_PATH}}", p.wasm_path)
+        .replace("{{PROVIDER_CLUSTER}}", &cluster)
+        .replace("{{PROVIDER_ROUTE_EXTRA}}", &route_extra)
+        .replace("{{PLUGIN_CONFIG}}", &plugin)
+}
+
+fn mock_cluster(port: u16) -> String {
+    format!(
+        r#"  - name: provider_openai
+    type: STATIC
+    connect_timeout: 2s
+    load_assignment:
+      cluster_name: provider_openai
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}"#
+    )
+}
+
+fn tls_cluster(name: &str, host: &str) -> String {
+    format!(
+        r#"  - name: {name}
+    type: LOGICAL_DNS
+    dns_lookup_family: V4_PREFERRED
+    connect_timeout: 5s
+    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: {host}, port_value: 443}}}}}}
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: {host}
+        common_tls_context:
+          validation_context:
+            trusted_ca: {{filename: /etc/ssl/certs/ca-certificates.crt}}"#
+    )
+}

@@ -1,0 +1,8 @@
+//! End to end through the real stack: Envoy 1.40 with the built filter, the policy
+//! service, Redis and the mock provider, each a real process on loopback ports chosen at
+//! run time. Needs `cargo build` of the binaries and the release `.wasm` first
+//! (`scripts/test` does both). On failure every component's log is printed.
+
+mod outage;
+mod request_path;
+mod support;

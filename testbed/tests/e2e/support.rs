@@ -1,0 +1,99 @@
+//! Starting a stack for a test, and reading what the mock provider saw.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chokepoint_testbed::devtoken::{DevKey, TokenSpec, DEFAULT_ISSUER};
+use chokepoint_testbed::stack::{Stack, StackOptions};
+use serde_json::Value;
+
+pub const LIMIT: u64 = 5;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A stack of its own for one test: fresh run folder, fresh dev key, any free port.
+pub async fn start(name: &str, tweak: impl FnOnce(&mut StackOptions)) -> Stack {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let run_dir = std::env::temp_dir().join(format!(
+        "chokepoint-e2e-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let mut opts = StackOptions::defaults(&root(), &run_dir, DevKey::generate_with_derived_kid());
+    opts.requests_per_window = LIMIT;
+    opts.window_secs = 60;
+    tweak(&mut opts);
+    match Stack::start(opts).await {
+        Ok(s) => s,
+        Err(e) => panic!("stack did not start: {e}"),
+    }
+}
+
+/// The UUID the gateway must derive for `subject` from the dev issuer.
+pub fn uuid_of(stack: &Stack, subject: &str) -> String {
+    chokepoint_filter::identity::user_uuid(stack.opts.salt.as_bytes(), DEFAULT_ISSUER, subject)
+}
+
+pub fn token(stack: &Stack, subject: &str) -> String {
+    stack.token(
+        &TokenSpec::new(subject)
+            .with_tenant("acme")
+            .with_groups(["ml"]),
+    )
+}
+
+/// Requests the mock provider recorded with `x-test-case: case`.
+pub async fn upstream_saw(stack: &Stack, case: &str) -> Vec<Value> {
+    let url = format!(
+        "{}/__mock/requests",
+        stack.mock_url.as_deref().expect("mock")
+    );
+    let all: Vec<Value> = reqwest::get(url)
+        .await
+        .expect("mock log")
+        .json()
+        .await
+        .expect("json");
+    all.into_iter()
+        .filter(|r| header(r, "x-test-case").as_deref() == Some(case))
+        .collect()
+}
+
+/// A header of a recorded request; `None` when absent.
+pub fn header(recorded: &Value, name: &str) -> Option<String> {
+    recorded["headers"]
+        .as_array()?
+        .iter()
+        .find(|h| h[0] == name)
+        .and_then(|h| h[1].as_str().map(str::to_owned))
+}
+
+pub fn chat(stream: bool) -> Value {
+    serde_json::json!({
+        "model": "gpt-4o-mini",
+        "stream": stream,
+        "messages": [{"role": "user", "content": "Say hello"}],
+    })
+}
+
+/// Asserts an OpenAI-shaped error and returns its `code`.
+pub async fn error_code(resp: reqwest::Response, status: u16) -> String {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    assert_eq!(ct.as_deref(), Some("application/json"));
+    let v: Value = resp.json().await.expect("JSON error body");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+    assert!(v["error"]["type"].is_string(), "{v}");
+    v["error"]["code"].as_str().unwrap_or_default().to_string()
+}
