@@ -14,7 +14,9 @@ use crate::jwks::KeySet;
 struct RawConfig {
     issuers: Vec<RawIssuer>,
     #[serde(default)]
-    token_header: Option<String>,
+    token_sources: Option<Vec<RawTokenSource>>,
+    #[serde(default)]
+    token_cache: Option<RawTokenCache>,
     #[serde(default)]
     uuid_salt_env: Option<String>,
     policy: RawPolicy,
@@ -32,11 +34,57 @@ struct RawConfig {
 struct RawIssuer {
     issuer: String,
     audiences: Vec<String>,
-    jwks: serde_json::Value,
+    #[serde(default)]
+    jwks: Option<serde_json::Value>,
+    #[serde(default)]
+    jwks_uri: Option<RawJwksUri>,
+    #[serde(default)]
+    algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    hmac_secret_env: Option<String>,
+    #[serde(default)]
+    required_claims: Vec<String>,
     #[serde(default)]
     tenant_claim: Option<String>,
     #[serde(default)]
     groups_claim: Option<String>,
+    #[serde(default)]
+    cost_center_claim: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwksUri {
+    cluster: String,
+    path: String,
+    #[serde(default)]
+    authority: Option<String>,
+    #[serde(default)]
+    refresh_secs: Option<u64>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+/// Exactly one of `header` or `cookie`; a tagged shape rather than an untagged enum, so
+/// a typo is an error and not a silently different variant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokenSource {
+    #[serde(default)]
+    header: Option<String>,
+    #[serde(default)]
+    scheme: Option<String>,
+    #[serde(default)]
+    cookie: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokenCache {
+    #[serde(default)]
+    max_entries: Option<usize>,
+    #[serde(default)]
+    ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,7 +112,8 @@ struct RawProvider {
 #[derive(Debug)]
 pub struct Config {
     pub issuers: Vec<Issuer>,
-    pub token_header: String,
+    pub token_sources: Vec<TokenSource>,
+    pub token_cache: TokenCacheConfig,
     pub uuid_salt_env: String,
     pub policy: Policy,
     pub provider: Provider,
@@ -77,9 +126,50 @@ pub struct Config {
 pub struct Issuer {
     pub issuer: String,
     pub audiences: HashSet<String>,
-    pub keys: KeySet,
+    pub keys: KeySource,
+    /// Algorithms a token of this issuer may use (`None`: those of its keys).
+    pub algorithms: Option<HashSet<String>>,
+    /// Environment variable with a shared secret; only then is HMAC accepted.
+    pub hmac_secret_env: Option<String>,
+    pub required_claims: Vec<String>,
     pub tenant_claim: String,
     pub groups_claim: String,
+    pub cost_center_claim: String,
+}
+
+/// Where an issuer's verification keys come from.
+#[derive(Debug)]
+pub enum KeySource {
+    Inline(KeySet),
+    Remote(JwksUri),
+}
+
+/// A JWKS fetched through an Envoy cluster, never from a URL the token names.
+#[derive(Debug, Clone)]
+pub struct JwksUri {
+    pub cluster: String,
+    pub path: String,
+    pub authority: String,
+    pub refresh: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// A header; with a scheme (`Bearer`), the value must be `<scheme> <token>`.
+    Header {
+        name: String,
+        scheme: Option<String>,
+    },
+    Cookie {
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TokenCacheConfig {
+    pub max_entries: usize,
+    pub ttl: Duration,
 }
 
 #[derive(Debug)]
@@ -127,6 +217,10 @@ pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 60;
 pub const DEFAULT_POLICY_TIMEOUT_MS: u64 = 1000;
+pub const DEFAULT_JWKS_REFRESH_SECS: u64 = 300;
+pub const DEFAULT_JWKS_TIMEOUT_MS: u64 = 2000;
+pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 10_000;
+pub const DEFAULT_TOKEN_CACHE_TTL_SECS: u64 = 300;
 
 impl Config {
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
@@ -160,19 +254,77 @@ impl Config {
                     "at least one non-empty audience is required",
                 ));
             }
-            let keys = KeySet::from_jwks(&ri.jwks).map_err(|m| err(field("jwks"), m))?;
+            let keys = match (ri.jwks, ri.jwks_uri) {
+                (Some(jwks), None) => {
+                    KeySource::Inline(KeySet::from_jwks(&jwks).map_err(|m| err(field("jwks"), m))?)
+                }
+                (None, Some(u)) => {
+                    KeySource::Remote(jwks_uri(u, |n| field(&format!("jwks_uri.{n}")))?)
+                }
+                _ => {
+                    return Err(err(
+                        field("jwks"),
+                        "set exactly one of jwks (inline) or jwks_uri",
+                    ))
+                }
+            };
+            let algorithms = match ri.algorithms {
+                None => None,
+                Some(list) => {
+                    if list.is_empty() {
+                        return Err(err(field("algorithms"), "must list at least one algorithm"));
+                    }
+                    for a in &list {
+                        if !crate::jwks::ALGORITHMS.contains(&a.as_str()) {
+                            return Err(err(
+                                field("algorithms"),
+                                format!(
+                                    "unsupported algorithm {a:?}; supported: {}",
+                                    crate::jwks::ALGORITHMS.join(", ")
+                                ),
+                            ));
+                        }
+                        if a.starts_with("HS") && ri.hmac_secret_env.is_none() {
+                            return Err(err(
+                                field("algorithms"),
+                                format!("{a} needs hmac_secret_env for this issuer"),
+                            ));
+                        }
+                    }
+                    Some(list.into_iter().collect())
+                }
+            };
+            if let Some(env) = &ri.hmac_secret_env {
+                if env.is_empty() || env.contains('=') {
+                    return Err(err(
+                        field("hmac_secret_env"),
+                        "must name an environment variable of the Envoy process",
+                    ));
+                }
+            }
+            if ri.required_claims.iter().any(|c| c.is_empty()) {
+                return Err(err(
+                    field("required_claims"),
+                    "claim names must not be empty",
+                ));
+            }
             issuers.push(Issuer {
                 issuer: ri.issuer,
                 audiences: ri.audiences.into_iter().collect(),
                 keys,
+                algorithms,
+                hmac_secret_env: ri.hmac_secret_env,
+                required_claims: ri.required_claims,
                 tenant_claim: non_empty_or(ri.tenant_claim, "tenant", || field("tenant_claim"))?,
                 groups_claim: non_empty_or(ri.groups_claim, "groups", || field("groups_claim"))?,
+                cost_center_claim: non_empty_or(ri.cost_center_claim, "cost_center", || {
+                    field("cost_center_claim")
+                })?,
             });
         }
 
-        let token_header =
-            non_empty_or(raw.token_header, "authorization", || "token_header".into())?
-                .to_ascii_lowercase();
+        let token_sources = token_sources(raw.token_sources)?;
+        let token_cache = token_cache(raw.token_cache)?;
         let uuid_salt_env = non_empty_or(raw.uuid_salt_env, "CHOKEPOINT_UUID_SALT", || {
             "uuid_salt_env".into()
         })?;
@@ -238,7 +390,8 @@ impl Config {
 
         Ok(Config {
             issuers,
-            token_header,
+            token_sources,
+            token_cache,
             uuid_salt_env,
             policy,
             provider,
@@ -247,6 +400,102 @@ impl Config {
             clock_skew: Duration::from_secs(skew),
         })
     }
+}
+
+fn jwks_uri(u: RawJwksUri, field: impl Fn(&str) -> String) -> Result<JwksUri, ConfigError> {
+    if u.cluster.is_empty() {
+        return Err(err(
+            field("cluster"),
+            "must name the Envoy cluster of the identity provider",
+        ));
+    }
+    if !u.path.starts_with('/') {
+        return Err(err(
+            field("path"),
+            "must be an absolute path such as /.well-known/jwks.json",
+        ));
+    }
+    let refresh = u.refresh_secs.unwrap_or(DEFAULT_JWKS_REFRESH_SECS);
+    if !(5..=86_400).contains(&refresh) {
+        return Err(err(field("refresh_secs"), "must be between 5 and 86400"));
+    }
+    let timeout = u.timeout_ms.unwrap_or(DEFAULT_JWKS_TIMEOUT_MS);
+    if !(1..=60_000).contains(&timeout) {
+        return Err(err(field("timeout_ms"), "must be between 1 and 60000"));
+    }
+    Ok(JwksUri {
+        authority: non_empty_or(u.authority, &u.cluster, || field("authority"))?,
+        cluster: u.cluster,
+        path: u.path,
+        refresh: Duration::from_secs(refresh),
+        timeout: Duration::from_millis(timeout),
+    })
+}
+
+fn token_sources(raw: Option<Vec<RawTokenSource>>) -> Result<Vec<TokenSource>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(vec![TokenSource::Header {
+            name: "authorization".into(),
+            scheme: Some("Bearer".into()),
+        }]);
+    };
+    if raw.is_empty() {
+        return Err(err(
+            "token_sources",
+            "at least one token source is required",
+        ));
+    }
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let field = format!("token_sources[{i}]");
+            match (s.header, s.cookie) {
+                (Some(h), None) if !h.is_empty() => {
+                    let name = h.to_ascii_lowercase();
+                    // `authorization` defaults to the Bearer scheme, anything else to a raw token.
+                    let scheme = match s.scheme {
+                        Some(sc) if sc.is_empty() => None,
+                        Some(sc) => Some(sc),
+                        None if name == "authorization" => Some("Bearer".into()),
+                        None => None,
+                    };
+                    Ok(TokenSource::Header { name, scheme })
+                }
+                (None, Some(c)) if !c.is_empty() => {
+                    if s.scheme.is_some() {
+                        return Err(err(
+                            format!("{field}.scheme"),
+                            "only applies to header sources",
+                        ));
+                    }
+                    Ok(TokenSource::Cookie { name: c })
+                }
+                _ => Err(err(field, "set exactly one of header or cookie")),
+            }
+        })
+        .collect()
+}
+
+fn token_cache(raw: Option<RawTokenCache>) -> Result<TokenCacheConfig, ConfigError> {
+    let raw = raw.unwrap_or(RawTokenCache {
+        max_entries: None,
+        ttl_secs: None,
+    });
+    let max_entries = raw.max_entries.unwrap_or(DEFAULT_TOKEN_CACHE_ENTRIES);
+    if max_entries > 1_000_000 {
+        return Err(err(
+            "token_cache.max_entries",
+            "must be at most 1000000 (0 disables the cache)",
+        ));
+    }
+    let ttl = raw.ttl_secs.unwrap_or(DEFAULT_TOKEN_CACHE_TTL_SECS);
+    if !(1..=86_400).contains(&ttl) {
+        return Err(err("token_cache.ttl_secs", "must be between 1 and 86400"));
+    }
+    Ok(TokenCacheConfig {
+        max_entries,
+        ttl: Duration::from_secs(ttl),
+    })
 }
 
 fn non_empty_or(

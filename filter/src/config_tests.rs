@@ -8,13 +8,22 @@ use crate::testing::Keys;
 fn valid_config_gets_defaults() {
     let keys = Keys::new();
     let c = Config::parse(keys.config_json().to_string().as_bytes()).unwrap();
-    assert_eq!(c.token_header, "authorization");
+    assert_eq!(
+        c.token_sources,
+        [TokenSource::Header {
+            name: "authorization".into(),
+            scheme: Some("Bearer".into())
+        }]
+    );
     assert_eq!(c.uuid_salt_env, "CHOKEPOINT_UUID_SALT");
     assert_eq!(c.provider.key_header, "authorization");
     assert_eq!(c.provider.key_prefix, "Bearer ");
     assert_eq!(c.policy.timeout, Duration::from_millis(500));
     assert_eq!(c.clock_skew, Duration::from_secs(60));
-    assert_eq!(c.issuers[0].keys.keys.len(), 3);
+    match &c.issuers[0].keys {
+        KeySource::Inline(set) => assert_eq!(set.keys.len(), 3),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

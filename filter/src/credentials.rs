@@ -21,21 +21,6 @@ pub fn must_strip(name: &str) -> bool {
     name.starts_with(GATEWAY_PREFIX) || CREDENTIAL_HEADERS.contains(&name)
 }
 
-/// Extracts the token from an `Authorization`-style value: `Bearer <token>`, scheme
-/// case-insensitive. A header configured as a raw assertion header carries the token as is.
-pub fn bearer_token(value: &str, expect_scheme: bool) -> Option<&str> {
-    let value = value.trim();
-    if !expect_scheme {
-        return (!value.is_empty()).then_some(value);
-    }
-    let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let token = token.trim();
-    (!token.is_empty()).then_some(token)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,24 +41,6 @@ mod tests {
         ];
         for (name, want) in table {
             assert_eq!(must_strip(name), want, "{name}");
-        }
-    }
-
-    #[test]
-    fn parses_bearer() {
-        let table = [
-            ("Bearer abc", true, Some("abc")),
-            ("bearer   abc ", true, Some("abc")),
-            ("BEARER abc", true, Some("abc")),
-            ("Basic abc", true, None),
-            ("Bearer", true, None),
-            ("Bearer ", true, None),
-            ("abc", true, None),
-            ("abc", false, Some("abc")),
-            ("  ", false, None),
-        ];
-        for (value, scheme, want) in table {
-            assert_eq!(bearer_token(value, scheme), want, "{value:?}");
         }
     }
 }

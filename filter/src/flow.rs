@@ -1,21 +1,31 @@
 //! One request's path through the gateway, as an explicit state machine held by value:
-//! strip, authenticate, read the body, authorize (one callout), inject, forward.
+//! strip, authenticate (with a key refetch when a token names an unknown `kid`), read the
+//! body, authorize (one callout), inject, forward.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
+use crate::auth_state::AuthState;
 use crate::authorize::{self, AuthorizeRequest, Decision};
+use crate::config::KeySource;
 use crate::credentials;
 use crate::host::{Counter, Host, HostError};
 use crate::identity;
-use crate::jwt::{AuthError, Verifier};
+use crate::jwks::KeySet;
+use crate::jwks_sync;
+use crate::jwt::{self, AuthError, VerifiedToken, Verifier};
 use crate::reply::{self, Reply};
 use crate::request_body::{self, RequestFields};
 use crate::runtime::Runtime;
+use crate::token_cache::TokenCache;
+use crate::token_source;
 
 /// Header carrying the anonymous user id to the provider.
 pub const USER_HEADER: &str = "x-chokepoint-user";
-/// Header carrying the caller's tenant, when the token names one.
+/// Headers carrying the caller's tenant, groups and cost centre, when the token names them.
 pub const TENANT_HEADER: &str = "x-chokepoint-tenant";
+pub const GROUPS_HEADER: &str = "x-chokepoint-groups";
+pub const COST_CENTER_HEADER: &str = "x-chokepoint-cost-center";
 
 /// What the host should do with the stream after a callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,17 +40,33 @@ pub struct Caller {
     pub user: String,
     pub tenant: Option<String>,
     pub groups: Vec<String>,
+    pub cost_center: Option<String>,
     pub request_id: String,
+}
+
+/// What the headers told us, kept while the keys are being fetched.
+#[derive(Debug, PartialEq, Eq)]
+struct Pending {
+    request_id: String,
+    end_of_stream: bool,
+    /// The body's full size once it has all arrived during the key fetch.
+    body_done: Option<usize>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum Phase {
     Headers,
+    FetchingKeys {
+        call: u32,
+        issuer: String,
+        token: String,
+        pending: Pending,
+    },
     ReadingBody {
         caller: Caller,
     },
     Authorizing {
-        token: u32,
+        call: u32,
         caller: Caller,
     },
     Forwarding,
@@ -50,13 +76,15 @@ enum Phase {
 
 pub struct Flow {
     rt: Rc<Runtime>,
+    auth: Rc<RefCell<AuthState>>,
     phase: Phase,
 }
 
 impl Flow {
-    pub fn new(rt: Rc<Runtime>) -> Flow {
+    pub fn new(rt: Rc<Runtime>, auth: Rc<RefCell<AuthState>>) -> Flow {
         Flow {
             rt,
+            auth,
             phase: Phase::Headers,
         }
     }
@@ -72,77 +100,63 @@ impl Flow {
         body_size: usize,
         end_of_stream: bool,
     ) -> Next {
-        let Phase::ReadingBody { .. } = self.phase else {
-            return Next::Continue;
+        let reading = match &mut self.phase {
+            Phase::ReadingBody { .. } => true,
+            Phase::FetchingKeys { pending, .. } => {
+                if end_of_stream {
+                    pending.body_done = Some(body_size);
+                }
+                false
+            }
+            _ => return Next::Continue,
         };
         if body_size > self.rt.config.max_request_body_bytes {
             host.count(Counter::BadRequest);
             let r = reply::payload_too_large(self.rt.config.max_request_body_bytes);
             return self.settle(host, Err(r));
         }
-        if !end_of_stream {
-            // Envoy keeps buffering until the whole body is there.
+        if !end_of_stream || !reading {
+            // Envoy keeps buffering until the whole body is there (and the keys are).
             return Next::Pause;
         }
-        let result = self.body(host, body_size);
+        let result = self.body(host, body_size).map(|()| Next::Pause);
         self.settle(host, result)
     }
 
-    /// The policy service answered (or the callout failed: `status` is `None`).
-    pub fn on_authorize_response(
+    /// A callout answered (or failed: `status` is `None`).
+    pub fn on_callout_response(
         &mut self,
         host: &mut dyn Host,
-        token: u32,
+        call: u32,
         status: Option<u32>,
         body: &[u8],
     ) {
-        let phase = std::mem::replace(&mut self.phase, Phase::Forwarding);
-        let Phase::Authorizing {
-            token: expected,
-            caller,
-        } = phase
-        else {
-            self.phase = phase;
-            return;
-        };
-        if expected != token {
-            self.phase = Phase::Authorizing {
-                token: expected,
+        let result = match std::mem::replace(&mut self.phase, Phase::Forwarding) {
+            Phase::Authorizing {
+                call: expected,
                 caller,
-            };
-            return;
-        }
-        let result = match authorize::decide(status, body) {
-            Decision::Allow => {
-                host.count(Counter::Allowed);
-                self.forward(host, &caller)
+            } if expected == call => self.authorized(host, &caller, status, body),
+            Phase::FetchingKeys {
+                call: expected,
+                issuer,
+                token,
+                pending,
+            } if expected == call => {
+                self.keys_fetched(host, &issuer, &token, pending, status, body)
             }
-            Decision::Deny {
-                reason,
-                message,
-                retry_after_secs,
-            } => {
-                host.count(Counter::Denied);
-                Err(reply::rate_limited(&reason, &message, retry_after_secs))
-            }
-            Decision::Unavailable(why) => {
-                log::warn!(
-                    "policy service unavailable ({why}) for request {}; failing closed",
-                    caller.request_id
-                );
-                host.count(Counter::PolicyUnavailable);
-                Err(reply::policy_unavailable())
+            other => {
+                self.phase = other;
+                return;
             }
         };
         match result {
-            Ok(()) => {
+            Ok(true) => {
                 if host.resume_request().is_err() {
                     host.count(Counter::HostFailure);
                 }
             }
-            Err(r) => {
-                self.reply(host, &r);
-            }
+            Ok(false) => {}
+            Err(r) => self.reply(host, &r),
         }
     }
 
@@ -150,85 +164,243 @@ impl Flow {
         let headers = host
             .request_headers()
             .map_err(|e| self.host_failed(host, e))?;
-
         let cfg = &self.rt.config;
-        let mut token_values = Vec::with_capacity(1);
-        let mut request_id = None;
+
+        let mut request_id = String::new();
         let mut content_type = None;
         let mut to_strip: Vec<&str> = Vec::new();
+        let token_headers: Vec<&str> = token_source::header_names(&cfg.token_sources).collect();
         for (name, value) in &headers {
-            if *name == cfg.token_header {
-                token_values.push(value.as_str());
-            }
             match name.as_str() {
-                "x-request-id" => request_id = Some(value.as_str()),
+                "x-request-id" => request_id = value.clone(),
                 "content-type" => content_type = Some(value.as_str()),
                 _ => {}
             }
-            if (credentials::must_strip(name) || *name == cfg.token_header)
+            if (credentials::must_strip(name) || token_headers.contains(&name.as_str()))
                 && !to_strip.contains(&name.as_str())
             {
                 to_strip.push(name);
             }
         }
+        let token = token_source::find(&cfg.token_sources, &headers);
         // Strip before anything else can read or forward what the client sent.
         for name in &to_strip {
             host.set_request_header(name, None)
                 .map_err(|e| self.host_failed(host, e))?;
         }
-
-        let caller = self.authenticate(host, &token_values, request_id)?;
-
-        if end_of_stream {
-            self.authorize(host, caller, &RequestFields::default())?;
-            return Ok(Next::Pause);
-        }
-        if content_type.is_some_and(|ct| !request_body::is_json_content_type(ct)) {
+        if !end_of_stream && content_type.is_some_and(|ct| !request_body::is_json_content_type(ct))
+        {
             host.count(Counter::BadRequest);
             return Err(reply::unsupported_media_type());
         }
-        self.phase = Phase::ReadingBody { caller };
-        Ok(Next::Pause)
+        let token = token.map_err(|e| refuse(host, e))?;
+        let pending = Pending {
+            request_id,
+            end_of_stream,
+            body_done: None,
+        };
+        match self.verify(host, token) {
+            Ok(verified) => {
+                let caller = self.caller(verified, pending.request_id);
+                self.after_authentication(host, caller, end_of_stream, None)?;
+                Ok(Next::Pause)
+            }
+            Err(e @ (AuthError::UnknownKey | AuthError::KeysUnavailable)) => {
+                self.refetch_keys(host, token, pending, e)?;
+                Ok(Next::Pause)
+            }
+            Err(e) => Err(refuse(host, e)),
+        }
     }
 
-    fn authenticate(
-        &self,
-        host: &mut dyn Host,
-        token_values: &[&str],
-        request_id: Option<&str>,
-    ) -> Result<Caller, Reply> {
+    /// Verifies with the token cache in front of the signature check.
+    fn verify(&self, host: &mut dyn Host, token: &str) -> Result<VerifiedToken, AuthError> {
         let cfg = &self.rt.config;
-        let token = match token_values {
-            [] => Err(AuthError::Missing),
-            [one] => credentials::bearer_token(one, cfg.token_header == "authorization")
-                .ok_or(AuthError::Malformed),
-            // Two credentials is an attempt to confuse whichever component reads which one.
-            _ => Err(AuthError::Malformed),
-        };
+        let now = host.now_secs();
+        let key = TokenCache::key(token);
+        let mut auth = self.auth.borrow_mut();
+        if let Some(hit) = auth.cache.get(&key, now) {
+            host.count(Counter::TokenCacheHit);
+            return Ok(hit.clone());
+        }
+        host.count(Counter::TokenCacheMiss);
         let verifier = Verifier {
             issuers: &cfg.issuers,
+            keys: &auth.keys,
             max_token_bytes: cfg.max_token_bytes,
             skew: cfg.clock_skew,
         };
-        let verified = token
-            .and_then(|t| verifier.verify(t, host.now_secs()))
-            .map_err(|e| {
-                host.count(Counter::AuthFailed(e));
-                reply::unauthorized(e.code(), e.message())
-            })?;
-        Ok(Caller {
-            user: identity::user_uuid(&self.rt.salt, &verified.issuer, &verified.subject),
-            tenant: verified.tenant,
-            groups: verified.groups,
-            request_id: request_id.unwrap_or("").to_string(),
-        })
+        let verified = verifier.verify(token, now)?;
+        auth.cache.insert(key, verified.clone(), now);
+        Ok(verified)
     }
 
-    fn body(&mut self, host: &mut dyn Host, body_size: usize) -> Result<Next, Reply> {
+    fn caller(&self, v: VerifiedToken, request_id: String) -> Caller {
+        Caller {
+            user: identity::user_uuid(&self.rt.salt, &v.issuer, &v.subject),
+            tenant: v.tenant,
+            groups: v.groups,
+            cost_center: v.cost_center,
+            request_id,
+        }
+    }
+
+    /// Authenticated: read the body if one is coming, else authorize now.
+    /// `body_done` is the body size when it already arrived during a key fetch.
+    fn after_authentication(
+        &mut self,
+        host: &mut dyn Host,
+        caller: Caller,
+        end_of_stream: bool,
+        body_done: Option<usize>,
+    ) -> Result<(), Reply> {
+        if end_of_stream {
+            return self.authorize(host, caller, &RequestFields::default());
+        }
+        self.phase = Phase::ReadingBody { caller };
+        match body_done {
+            Some(size) => self.body(host, size),
+            None => Ok(()),
+        }
+    }
+
+    /// A token names a `kid` we do not know (the issuer may have rotated its keys), or this
+    /// worker has no keys for the issuer yet. Adopt what another worker fetched; failing
+    /// that, fetch now (at most once a minute per issuer, across all workers) and retry.
+    fn refetch_keys(
+        &mut self,
+        host: &mut dyn Host,
+        token: &str,
+        pending: Pending,
+        first: AuthError,
+    ) -> Result<(), Reply> {
+        let issuer = jwt::issuer_of(token).unwrap_or_default();
+        let uri = self
+            .rt
+            .config
+            .issuers
+            .iter()
+            .find(|i| i.issuer == issuer)
+            .and_then(|i| match &i.keys {
+                KeySource::Remote(uri) => Some(uri.clone()),
+                KeySource::Inline(_) => None,
+            });
+        let Some(uri) = uri else {
+            return Err(refuse(host, first));
+        };
+        // Another worker may already have fetched the new keys: use them before asking
+        // the IdP (this worker's timer would only pick them up on its next tick).
+        let mut err = first;
+        if self.sync_keys_from_shared(host, &issuer) {
+            match self.verify(host, token) {
+                Ok(verified) => {
+                    let caller = self.caller(verified, pending.request_id);
+                    return self.after_authentication(
+                        host,
+                        caller,
+                        pending.end_of_stream,
+                        pending.body_done,
+                    );
+                }
+                Err(AuthError::UnknownKey) => err = AuthError::UnknownKey,
+                Err(e) => return Err(refuse(host, e)),
+            }
+        }
+        // No keys at all yet: the root's timer fetches them; no extra fetch per request.
+        if err == AuthError::KeysUnavailable {
+            return Err(refuse(host, err));
+        }
+        let now = host.now_secs();
+        if !jwks_sync::may_refetch(host, &issuer, now) {
+            return Err(refuse(host, AuthError::UnknownKey));
+        }
+        let headers = [
+            (":method", "GET"),
+            (":path", uri.path.as_str()),
+            (":authority", uri.authority.as_str()),
+        ];
+        match host.dispatch(&uri.cluster, &headers, &[], uri.timeout) {
+            Ok(call) => {
+                self.phase = Phase::FetchingKeys {
+                    call,
+                    issuer,
+                    token: token.to_string(),
+                    pending,
+                };
+                Ok(())
+            }
+            Err(e) => {
+                log::warn!("cannot reach JWKS cluster {}: {}", uri.cluster, e.0);
+                Err(refuse(host, AuthError::UnknownKey))
+            }
+        }
+    }
+
+    /// Adopts the issuer's key set from shared data when it is newer than ours.
+    fn sync_keys_from_shared(&self, host: &mut dyn Host, issuer: &str) -> bool {
+        let Some(doc) = jwks_sync::read_doc(host, issuer) else {
+            return false;
+        };
+        if self.auth.borrow().keys.version(issuer) == Some(doc.version) {
+            return false;
+        }
+        let Ok((set, _)) = KeySet::from_fetched(&doc.jwks) else {
+            return false;
+        };
+        let mut auth = self.auth.borrow_mut();
+        auth.keys.replace(issuer, set, doc.version);
+        auth.cache.clear();
+        true
+    }
+
+    /// The JWKS refetch answered: keep the new keys (for every worker) and verify again.
+    /// `Ok(true)`: resume the request.
+    fn keys_fetched(
+        &mut self,
+        host: &mut dyn Host,
+        issuer: &str,
+        token: &str,
+        pending: Pending,
+        status: Option<u32>,
+        body: &[u8],
+    ) -> Result<bool, Reply> {
+        match (status, KeySet::from_fetched(body)) {
+            (Some(200), Ok((set, _skipped))) => {
+                host.count(Counter::JwksFetched);
+                let now = host.now_secs();
+                jwks_sync::publish(host, issuer, now, body);
+                let version = jwks_sync::read_doc(host, issuer).map_or(0, |d| d.version);
+                let mut auth = self.auth.borrow_mut();
+                auth.keys.replace(issuer, set, version);
+                auth.cache.clear();
+            }
+            (status, parsed) => {
+                host.count(Counter::JwksFetchFailed);
+                log::warn!(
+                    "JWKS refetch for {issuer} failed (status {status:?}{})",
+                    parsed.err().map(|e| format!(", {e}")).unwrap_or_default()
+                );
+            }
+        }
+        let verified = self.verify(host, token).map_err(|e| refuse(host, e))?;
+        let caller = self.caller(verified, pending.request_id);
+        let body_done = pending.body_done;
+        self.after_authentication(host, caller, pending.end_of_stream, body_done)?;
+        // Headers were paused for the fetch; the authorize callout now holds the request.
+        Ok(false)
+    }
+
+    fn body(&mut self, host: &mut dyn Host, body_size: usize) -> Result<(), Reply> {
         let Phase::ReadingBody { caller } = std::mem::replace(&mut self.phase, Phase::Forwarding)
         else {
-            return Ok(Next::Continue);
+            return Ok(());
         };
+        if body_size > self.rt.config.max_request_body_bytes {
+            host.count(Counter::BadRequest);
+            return Err(reply::payload_too_large(
+                self.rt.config.max_request_body_bytes,
+            ));
+        }
         let body = host
             .request_body(body_size)
             .map_err(|e| self.host_failed(host, e))?;
@@ -236,8 +408,7 @@ impl Flow {
             host.count(Counter::BadRequest);
             reply::bad_request("invalid_body", &e.message())
         })?;
-        self.authorize(host, caller, &fields)?;
-        Ok(Next::Pause)
+        self.authorize(host, caller, &fields)
     }
 
     fn authorize(
@@ -265,12 +436,45 @@ impl Flow {
             ("x-request-id", caller.request_id.as_str()),
         ];
         match host.dispatch(&policy.cluster, &headers, &body, policy.timeout) {
-            Ok(token) => {
-                self.phase = Phase::Authorizing { token, caller };
+            Ok(call) => {
+                self.phase = Phase::Authorizing { call, caller };
                 Ok(())
             }
             Err(e) => {
                 log::warn!("cannot reach policy cluster {}: {}", policy.cluster, e.0);
+                host.count(Counter::PolicyUnavailable);
+                Err(reply::policy_unavailable())
+            }
+        }
+    }
+
+    /// The policy service answered. `Ok(true)`: resume the request.
+    fn authorized(
+        &mut self,
+        host: &mut dyn Host,
+        caller: &Caller,
+        status: Option<u32>,
+        body: &[u8],
+    ) -> Result<bool, Reply> {
+        match authorize::decide(status, body) {
+            Decision::Allow => {
+                host.count(Counter::Allowed);
+                self.forward(host, caller)?;
+                Ok(true)
+            }
+            Decision::Deny {
+                reason,
+                message,
+                retry_after_secs,
+            } => {
+                host.count(Counter::Denied);
+                Err(reply::rate_limited(&reason, &message, retry_after_secs))
+            }
+            Decision::Unavailable(why) => {
+                log::warn!(
+                    "policy service unavailable ({why}) for request {}; failing closed",
+                    caller.request_id
+                );
                 host.count(Counter::PolicyUnavailable);
                 Err(reply::policy_unavailable())
             }
@@ -282,12 +486,16 @@ impl Flow {
         let rt = Rc::clone(&self.rt);
         let provider = &rt.config.provider;
         let key = format!("{}{}", provider.key_prefix, rt.provider_key);
-        host.set_request_header(&provider.key_header, Some(&key))
-            .and_then(|()| host.set_request_header(USER_HEADER, Some(&caller.user)))
-            .and_then(|()| match &caller.tenant {
-                Some(t) => host.set_request_header(TENANT_HEADER, Some(t)),
-                None => Ok(()),
-            })
+        let groups = caller.groups.join(",");
+        let mut set = |name: &str, value: Option<&str>| match value {
+            Some(v) if !v.is_empty() => host.set_request_header(name, Some(v)),
+            _ => Ok(()),
+        };
+        set(&provider.key_header, Some(&key))
+            .and_then(|()| set(USER_HEADER, Some(&caller.user)))
+            .and_then(|()| set(TENANT_HEADER, caller.tenant.as_deref()))
+            .and_then(|()| set(GROUPS_HEADER, Some(&groups)))
+            .and_then(|()| set(COST_CENTER_HEADER, caller.cost_center.as_deref()))
             .map_err(|e| self.host_failed(host, e))?;
         self.phase = Phase::Forwarding;
         Ok(())
@@ -314,6 +522,17 @@ impl Flow {
         if host.send_reply(r).is_err() {
             host.count(Counter::HostFailure);
         }
+    }
+}
+
+/// An authentication failure: counted, and answered 401 (503 when our keys are missing).
+fn refuse(host: &mut dyn Host, e: AuthError) -> Reply {
+    host.count(Counter::AuthFailed(e));
+    match e {
+        AuthError::KeysUnavailable => {
+            reply::error(503, "service_unavailable", e.code(), e.message())
+        }
+        _ => reply::unauthorized(e.code(), e.message()),
     }
 }
 

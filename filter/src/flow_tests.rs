@@ -28,7 +28,7 @@ fn post(keys: &Keys, extra: &[(&str, &str)], body: &str) -> (Flow, FakeHost) {
     headers.extend_from_slice(extra);
     let mut host = FakeHost::with_headers(&headers);
     host.body = body.as_bytes().to_vec();
-    let mut flow = Flow::new(keys.runtime());
+    let mut flow = keys.flow();
     assert_eq!(flow.on_request_headers(&mut host, false), Next::Pause);
     (flow, host)
 }
@@ -71,7 +71,7 @@ fn allowed_request_is_stripped_authorized_and_injected() {
     );
     assert!(host.replies.is_empty());
 
-    flow.on_authorize_response(&mut host, 101, Some(200), ALLOW.as_bytes());
+    flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
     assert_eq!(host.resumed, 1);
     assert_eq!(
         host.header("authorization"),
@@ -94,10 +94,10 @@ fn bodyless_request_authorizes_at_headers() {
         (":path", "/v1/models"),
         ("authorization", &auth),
     ]);
-    let mut flow = Flow::new(keys.runtime());
+    let mut flow = keys.flow();
     assert_eq!(flow.on_request_headers(&mut host, true), Next::Pause);
     assert_eq!(host.dispatched.len(), 1);
-    flow.on_authorize_response(&mut host, 101, Some(200), ALLOW.as_bytes());
+    flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
     assert_eq!(host.resumed, 1);
 }
 
@@ -126,7 +126,7 @@ fn authentication_failures_reply_401_without_callout() {
     ];
     for (name, headers, code) in table {
         let mut host = FakeHost::with_headers(&headers);
-        let mut flow = Flow::new(keys.runtime());
+        let mut flow = keys.flow();
         assert_eq!(
             flow.on_request_headers(&mut host, false),
             Next::Pause,
@@ -170,7 +170,7 @@ fn policy_answers_map_to_replies() {
     for (name, status, body, want) in table {
         let (mut flow, mut host) = post(keys, &[], "{}");
         flow.on_request_body(&mut host, 2, true);
-        flow.on_authorize_response(&mut host, 101, status, body.as_bytes());
+        flow.on_callout_response(&mut host, 101, status, body.as_bytes());
         assert_eq!(host.resumed, 0, "{name}");
         assert_eq!(host.replies.len(), 1, "{name}");
         assert_eq!(host.replies[0].status, want, "{name}");
@@ -205,9 +205,9 @@ fn a_stale_callout_token_is_ignored() {
     let keys = Keys::new();
     let (mut flow, mut host) = post(keys, &[], "{}");
     flow.on_request_body(&mut host, 2, true);
-    flow.on_authorize_response(&mut host, 999, Some(200), ALLOW.as_bytes());
+    flow.on_callout_response(&mut host, 999, Some(200), ALLOW.as_bytes());
     assert_eq!(host.resumed, 0);
-    flow.on_authorize_response(&mut host, 101, Some(200), ALLOW.as_bytes());
+    flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
     assert_eq!(host.resumed, 1);
 }
 
@@ -247,8 +247,268 @@ fn non_json_content_type_is_415() {
     let auth = bearer(keys);
     let mut host =
         FakeHost::with_headers(&[("authorization", &auth), ("content-type", "text/plain")]);
-    let mut flow = Flow::new(keys.runtime());
+    let mut flow = keys.flow();
     flow.on_request_headers(&mut host, false);
     assert_eq!(host.replies[0].status, 415);
     assert!(host.dispatched.is_empty());
+}
+
+const REMOTE: &str = "https://remote.test";
+
+fn remote_config(keys: &Keys) -> serde_json::Value {
+    let mut c = keys.config_json();
+    c["issuers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "issuer": REMOTE, "audiences": [testing::AUDIENCE],
+            "jwks_uri": {"cluster": "idp", "path": "/jwks.json", "refresh_secs": 60},
+        }));
+    c
+}
+
+fn remote_token(key: &ES256KeyPair) -> String {
+    key.sign(testing::claims().with_issuer(REMOTE)).unwrap()
+}
+
+fn jwks_of(key: &ES256KeyPair) -> String {
+    format!("{{\"keys\":[{}]}}", key.public_key().to_jwk())
+}
+
+fn get_with(token: &str) -> FakeHost {
+    let auth = format!("Bearer {token}");
+    FakeHost::with_headers(&[
+        (":method", "GET"),
+        ("authorization", &auth),
+        ("x-request-id", "r"),
+    ])
+}
+
+#[test]
+fn remote_issuer_without_keys_yet_is_503() {
+    let keys = Keys::new();
+    let mut flow = testing::flow_for(testing::runtime_from(&remote_config(keys)));
+    let mut host = get_with(&remote_token(&keys.es256));
+    // The store is empty, but a kid lookup fails first only when keys exist: with none
+    // at all the answer is "not yet", not "unknown".
+    flow.on_request_headers(&mut host, true);
+    assert_eq!(host.replies[0].status, 503);
+    let v: serde_json::Value = serde_json::from_str(&host.replies[0].body).unwrap();
+    assert_eq!(v["error"]["code"], "jwks_unavailable");
+}
+
+/// A flow whose remote issuer already knows key A.
+fn remote_flow_knowing(keys: &Keys, a: &ES256KeyPair) -> Flow {
+    let rt = testing::runtime_from(&remote_config(keys));
+    let auth = Rc::new(std::cell::RefCell::new(crate::auth_state::AuthState::new(
+        &rt,
+    )));
+    let (set, _) = crate::jwks::KeySet::from_fetched(jwks_of(a).as_bytes()).unwrap();
+    // Version 0: never a shared-data version, as if loaded before any sharing.
+    auth.borrow_mut().keys.replace(REMOTE, set, 0);
+    Flow::new(rt, auth)
+}
+
+#[test]
+fn rotated_key_is_fetched_and_the_request_continues() {
+    let keys = Keys::new();
+    let a = ES256KeyPair::generate().with_key_id("a");
+    let b = ES256KeyPair::generate().with_key_id("b");
+    let mut flow = remote_flow_knowing(keys, &a);
+
+    // A POST whose body arrives while the keys are being fetched.
+    let auth = format!("Bearer {}", remote_token(&b));
+    let mut host = FakeHost::with_headers(&[
+        ("authorization", &auth),
+        ("content-type", "application/json"),
+    ]);
+    host.body = br#"{"model":"m"}"#.to_vec();
+    assert_eq!(flow.on_request_headers(&mut host, false), Next::Pause);
+    assert_eq!(host.dispatched.len(), 1);
+    assert_eq!(host.dispatched[0].cluster, "idp");
+    assert!(host.dispatched[0]
+        .headers
+        .contains(&(":path".into(), "/jwks.json".into())));
+    assert_eq!(flow.on_request_body(&mut host, 13, true), Next::Pause);
+    assert_eq!(host.dispatched.len(), 1, "no authorize before the keys");
+
+    flow.on_callout_response(&mut host, 101, Some(200), jwks_of(&b).as_bytes());
+    assert!(host.replies.is_empty(), "{:?}", host.replies);
+    assert_eq!(host.dispatched.len(), 2, "authorize after the refetch");
+    let asked: serde_json::Value = serde_json::from_str(&host.dispatched[1].body).unwrap();
+    assert_eq!(asked["model"], "m");
+    assert_eq!(
+        asked["user"],
+        identity::user_uuid(SALT.as_bytes(), REMOTE, "alice")
+    );
+    // Shared with the other workers.
+    assert!(host
+        .shared
+        .keys()
+        .any(|k| k == "chokepoint.jwks.https://remote.test"));
+    flow.on_callout_response(&mut host, 102, Some(200), ALLOW.as_bytes());
+    assert_eq!(host.resumed, 1);
+}
+
+#[test]
+fn refetches_are_rate_limited_and_failures_are_401() {
+    let keys = Keys::new();
+    let a = ES256KeyPair::generate().with_key_id("a");
+    let c = ES256KeyPair::generate().with_key_id("c");
+    let mut flow = remote_flow_knowing(keys, &a);
+    let mut host = get_with(&remote_token(&c));
+    flow.on_request_headers(&mut host, true);
+    assert_eq!(host.dispatched.len(), 1);
+    // The IdP does not have the key either.
+    flow.on_callout_response(&mut host, 101, Some(200), jwks_of(&a).as_bytes());
+    assert_eq!(host.replies[0].status, 401);
+
+    // Within the minute, another unknown kid does not refetch (shared gate).
+    let mut again = get_with(&remote_token(&c));
+    again.shared = host.shared.clone();
+    let mut flow = remote_flow_knowing(keys, &a);
+    flow.on_request_headers(&mut again, true);
+    assert!(again.dispatched.is_empty());
+    let v: serde_json::Value = serde_json::from_str(&again.replies[0].body).unwrap();
+    assert_eq!(v["error"]["code"], "unknown_key");
+    // A minute later it may.
+    let mut later = get_with(&remote_token(&c));
+    later.shared = host.shared.clone();
+    later.now += 60;
+    let mut flow = remote_flow_knowing(keys, &a);
+    flow.on_request_headers(&mut later, true);
+    assert_eq!(later.dispatched.len(), 1);
+    // A failed fetch keeps the old keys and refuses the token.
+    flow.on_callout_response(&mut later, 101, Some(503), b"");
+    assert_eq!(later.replies[0].status, 401);
+}
+
+#[test]
+fn a_returning_token_hits_the_cache() {
+    let keys = Keys::new();
+    let rt = keys.runtime();
+    let auth = Rc::new(std::cell::RefCell::new(crate::auth_state::AuthState::new(
+        &rt,
+    )));
+    let token = keys.rs256.sign(testing::claims()).unwrap();
+    for round in 0..3 {
+        let mut host = get_with(&token);
+        let mut flow = Flow::new(Rc::clone(&rt), Rc::clone(&auth));
+        flow.on_request_headers(&mut host, true);
+        assert_eq!(host.dispatched.len(), 1, "round {round}");
+        let hits = host.count_of(Counter::TokenCacheHit);
+        assert_eq!(hits, u64::from(round > 0), "round {round}");
+    }
+    // An expired token is not served from the cache.
+    let mut host = get_with(&token);
+    host.now = testing::NOW + 3600 + 61;
+    Flow::new(Rc::clone(&rt), Rc::clone(&auth)).on_request_headers(&mut host, true);
+    assert_eq!(host.replies[0].status, 401);
+}
+
+#[test]
+fn hmac_only_for_an_issuer_with_a_secret() {
+    let keys = Keys::new();
+    let secret = "s".repeat(40);
+    let mut c = keys.config_json();
+    c["issuers"][0]["hmac_secret_env"] = "ISSUER_SECRET".into();
+    let config = crate::config::Config::parse(c.to_string().as_bytes()).unwrap();
+    let rt = Rc::new(
+        crate::runtime::Runtime::new(config, |k| match k {
+            "ISSUER_SECRET" => Some(secret.clone()),
+            other => testing::env(other),
+        })
+        .unwrap(),
+    );
+    let hs = HS256Key::from_bytes(secret.as_bytes())
+        .authenticate(testing::claims())
+        .unwrap();
+    let mut host = get_with(&hs);
+    testing::flow_for(Rc::clone(&rt)).on_request_headers(&mut host, true);
+    assert!(host.replies.is_empty(), "{:?}", host.replies);
+    // Without the secret configured, the same token is refused.
+    let mut host = get_with(&hs);
+    keys.flow().on_request_headers(&mut host, true);
+    assert_eq!(host.replies[0].status, 401);
+}
+
+#[test]
+fn other_token_sources_and_identity_headers() {
+    let keys = Keys::new();
+    let mut c = keys.config_json();
+    c["token_sources"] =
+        serde_json::json!([{"header": "cf-access-jwt-assertion"}, {"cookie": "CF_Authorization"}]);
+    c["issuers"][0]["required_claims"] = serde_json::json!(["tenant"]);
+    let rt = testing::runtime_from(&c);
+    let token = keys
+        .ed
+        .sign(testing::claims().with_subject("carol"))
+        .unwrap();
+    let cookie = format!("theme=dark; CF_Authorization={token}");
+    let table: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (
+            "assertion header",
+            vec![("cf-access-jwt-assertion", token.as_str())],
+        ),
+        ("cookie", vec![("cookie", cookie.as_str())]),
+    ];
+    for (name, headers) in table {
+        let mut host = FakeHost::with_headers(&headers);
+        let mut flow = testing::flow_for(Rc::clone(&rt));
+        flow.on_request_headers(&mut host, true);
+        assert!(host.replies.is_empty(), "{name}: {:?}", host.replies);
+        assert_eq!(host.header("cookie"), None, "{name}");
+        assert_eq!(host.header("cf-access-jwt-assertion"), None, "{name}");
+        flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
+        assert_eq!(host.header(GROUPS_HEADER), Some("ml,eng"), "{name}");
+        assert_eq!(
+            host.header(USER_HEADER).map(str::to_owned),
+            Some(identity::user_uuid(
+                SALT.as_bytes(),
+                testing::ISSUER,
+                "carol"
+            ))
+        );
+    }
+    // Bearer is not a configured source here.
+    let mut host = get_with(&token);
+    testing::flow_for(Rc::clone(&rt)).on_request_headers(&mut host, true);
+    assert_eq!(host.replies[0].status, 401);
+    // A required claim missing: refused.
+    let mut claims = testing::claims();
+    claims.custom.remove("tenant");
+    let no_tenant = keys.ed.sign(claims).unwrap();
+    let mut host = FakeHost::with_headers(&[("cf-access-jwt-assertion", &no_tenant)]);
+    testing::flow_for(rt).on_request_headers(&mut host, true);
+    assert_eq!(host.replies[0].status, 401);
+}
+
+#[test]
+fn keys_another_worker_fetched_are_used_without_a_refetch() {
+    let keys = Keys::new();
+    let a = ES256KeyPair::generate().with_key_id("a");
+    let b = ES256KeyPair::generate().with_key_id("b");
+    let mut host = get_with(&remote_token(&b));
+    // Worker 1 fetched B and shared it; this worker still only knows A.
+    jwks_sync::publish(&mut host, REMOTE, testing::NOW, jwks_of(&b).as_bytes());
+    let mut flow = remote_flow_knowing(keys, &a);
+    flow.on_request_headers(&mut host, true);
+    assert!(host.replies.is_empty(), "{:?}", host.replies);
+    assert_eq!(host.dispatched.len(), 1);
+    assert_eq!(
+        host.dispatched[0].cluster, "policy",
+        "straight to authorize, no IdP call"
+    );
+}
+
+#[test]
+fn a_worker_without_keys_adopts_the_shared_ones() {
+    let keys = Keys::new();
+    let b = ES256KeyPair::generate().with_key_id("b");
+    let mut host = get_with(&remote_token(&b));
+    jwks_sync::publish(&mut host, REMOTE, testing::NOW, jwks_of(&b).as_bytes());
+    let mut flow = testing::flow_for(testing::runtime_from(&remote_config(keys)));
+    flow.on_request_headers(&mut host, true);
+    assert!(host.replies.is_empty(), "{:?}", host.replies);
+    assert_eq!(host.dispatched[0].cluster, "policy");
 }

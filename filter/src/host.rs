@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::jwks_sync::SharedData;
 use crate::jwt::AuthError;
 use crate::reply::Reply;
 
@@ -11,7 +12,7 @@ use crate::reply::Reply;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostError(pub &'static str);
 
-pub trait Host {
+pub trait Host: SharedData {
     fn request_headers(&self) -> Result<Vec<(String, String)>, HostError>;
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError>;
     fn request_body(&self, size: usize) -> Result<Vec<u8>, HostError>;
@@ -38,6 +39,10 @@ pub enum Counter {
     PolicyUnavailable,
     BadRequest,
     HostFailure,
+    TokenCacheHit,
+    TokenCacheMiss,
+    JwksFetched,
+    JwksFetchFailed,
 }
 
 impl Counter {
@@ -52,6 +57,10 @@ impl Counter {
             Counter::PolicyUnavailable,
             Counter::BadRequest,
             Counter::HostFailure,
+            Counter::TokenCacheHit,
+            Counter::TokenCacheMiss,
+            Counter::JwksFetched,
+            Counter::JwksFetchFailed,
         ]);
         all
     }
@@ -65,6 +74,10 @@ impl Counter {
             Counter::PolicyUnavailable => "chokepoint.authorize.unavailable".into(),
             Counter::BadRequest => "chokepoint.bad_request".into(),
             Counter::HostFailure => "chokepoint.host_failure".into(),
+            Counter::TokenCacheHit => "chokepoint.token_cache.hit".into(),
+            Counter::TokenCacheMiss => "chokepoint.token_cache.miss".into(),
+            Counter::JwksFetched => "chokepoint.jwks.fetched".into(),
+            Counter::JwksFetchFailed => "chokepoint.jwks.fetch_failed".into(),
         }
     }
 }

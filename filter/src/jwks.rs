@@ -5,8 +5,19 @@
 
 use jwt_simple::prelude::*;
 
+/// Every algorithm the gateway can verify. `none` is absent on purpose; the HMAC ones are
+/// only used for an issuer whose shared secret is explicitly configured.
+pub const ALGORITHMS: [&str; 12] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
+    "HS384", "HS512",
+];
+
 /// One verification key and the algorithm it verifies.
+#[derive(Clone)]
 pub enum VerifyingKey {
+    Hs256(HS256Key),
+    Hs384(HS384Key),
+    Hs512(HS512Key),
     Rs256(RS256PublicKey),
     Rs384(RS384PublicKey),
     Rs512(RS512PublicKey),
@@ -21,6 +32,9 @@ pub enum VerifyingKey {
 impl VerifyingKey {
     pub fn algorithm(&self) -> &'static str {
         match self {
+            VerifyingKey::Hs256(_) => "HS256",
+            VerifyingKey::Hs384(_) => "HS384",
+            VerifyingKey::Hs512(_) => "HS512",
             VerifyingKey::Rs256(_) => "RS256",
             VerifyingKey::Rs384(_) => "RS384",
             VerifyingKey::Rs512(_) => "RS512",
@@ -40,6 +54,9 @@ impl VerifyingKey {
     ) -> Result<JWTClaims<C>, jwt_simple::Error> {
         let o = Some(options);
         match self {
+            VerifyingKey::Hs256(k) => k.verify_token(token, o),
+            VerifyingKey::Hs384(k) => k.verify_token(token, o),
+            VerifyingKey::Hs512(k) => k.verify_token(token, o),
             VerifyingKey::Rs256(k) => k.verify_token(token, o),
             VerifyingKey::Rs384(k) => k.verify_token(token, o),
             VerifyingKey::Rs512(k) => k.verify_token(token, o),
@@ -59,14 +76,14 @@ impl std::fmt::Debug for VerifyingKey {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KeyEntry {
     pub kid: Option<String>,
     pub key: VerifyingKey,
 }
 
 /// The keys of one issuer.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct KeySet {
     pub keys: Vec<KeyEntry>,
 }
@@ -76,27 +93,66 @@ impl KeySet {
     /// (`use: enc`) are skipped; a key that cannot be used for signatures is an error,
     /// because a silently dropped key shows up later as a mysterious `unknown_key`.
     pub fn from_jwks(jwks: &serde_json::Value) -> Result<KeySet, String> {
+        Self::parse(jwks, false).map(|(set, _)| set)
+    }
+
+    /// For a JWKS fetched from an identity provider: keys of types the gateway cannot use
+    /// are skipped (and counted) instead of failing the whole set, which the provider may
+    /// share with other relying parties.
+    pub fn from_fetched(bytes: &[u8]) -> Result<(KeySet, usize), String> {
+        let jwks: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+        Self::parse(&jwks, true)
+    }
+
+    fn parse(jwks: &serde_json::Value, lenient: bool) -> Result<(KeySet, usize), String> {
+        let mut skipped = 0;
         let keys = jwks
             .get("keys")
             .and_then(|k| k.as_array())
             .ok_or_else(|| "must be a JWKS object with a \"keys\" array".to_string())?;
         let mut out = Vec::with_capacity(keys.len());
+        if keys.len() > MAX_KEYS {
+            return Err(format!(
+                "has {} keys; at most {MAX_KEYS} are accepted",
+                keys.len()
+            ));
+        }
         for (i, jwk) in keys.iter().enumerate() {
             if jwk.get("use").and_then(|u| u.as_str()) == Some("enc") {
                 continue;
             }
-            let key = parse_jwk(jwk).map_err(|m| format!("keys[{i}]: {m}"))?;
+            let key = match parse_jwk(jwk) {
+                Ok(k) => k,
+                Err(_) if lenient => {
+                    skipped += 1;
+                    continue;
+                }
+                Err(m) => return Err(format!("keys[{i}]: {m}")),
+            };
             let kid = jwk.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
             out.push(KeyEntry { kid, key });
         }
         if out.is_empty() {
-            return Err("contains no signature key".into());
+            return Err("contains no usable signature key".into());
         }
-        Ok(KeySet { keys: out })
+        Ok((KeySet { keys: out }, skipped))
     }
 
-    /// Keys that may verify a token with this `kid` and `alg`. With a `kid`, only the
-    /// key of that id; without one, every key of the algorithm.
+    /// Adds the HMAC keys for an issuer with a configured shared secret. They carry no
+    /// `kid`, so they are candidates for any token of their algorithm.
+    pub fn add_hmac(&mut self, secret: &[u8]) {
+        for key in [
+            VerifyingKey::Hs256(HS256Key::from_bytes(secret)),
+            VerifyingKey::Hs384(HS384Key::from_bytes(secret)),
+            VerifyingKey::Hs512(HS512Key::from_bytes(secret)),
+        ] {
+            self.keys.push(KeyEntry { kid: None, key });
+        }
+    }
+
+    /// Keys that may verify a token with this `kid` and `alg`: with a `kid`, the key of
+    /// that id (or a key that has none); without one, every key of the algorithm.
     pub fn candidates<'a>(
         &'a self,
         kid: Option<&'a str>,
@@ -104,14 +160,17 @@ impl KeySet {
     ) -> impl Iterator<Item = &'a VerifyingKey> + 'a {
         self.keys
             .iter()
-            .filter(move |e| match kid {
-                Some(kid) => e.kid.as_deref() == Some(kid),
-                None => true,
+            .filter(move |e| match (kid, e.kid.as_deref()) {
+                (Some(want), Some(have)) => want == have,
+                _ => true,
             })
             .map(|e| &e.key)
             .filter(move |k| k.algorithm() == alg)
     }
 }
+
+/// A JWKS with more keys than this is a misconfiguration or an attack on memory.
+pub const MAX_KEYS: usize = 64;
 
 fn parse_jwk(jwk: &serde_json::Value) -> Result<VerifyingKey, String> {
     let text = jwk.to_string();

@@ -8,6 +8,7 @@ use jwt_simple::prelude::*;
 use serde::Deserialize;
 
 use crate::config::Issuer;
+use crate::keystore::KeyStore;
 
 /// Why a token was refused. The `code` is what clients and metrics see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,10 +22,12 @@ pub enum AuthError {
     WrongIssuer,
     WrongAudience,
     UnknownKey,
+    /// The issuer's keys have not been fetched yet: the gateway, not the token, is at fault.
+    KeysUnavailable,
 }
 
 impl AuthError {
-    pub const ALL: [AuthError; 9] = [
+    pub const ALL: [AuthError; 10] = [
         AuthError::Missing,
         AuthError::Malformed,
         AuthError::TooLarge,
@@ -34,6 +37,7 @@ impl AuthError {
         AuthError::WrongIssuer,
         AuthError::WrongAudience,
         AuthError::UnknownKey,
+        AuthError::KeysUnavailable,
     ];
 
     pub fn code(self) -> &'static str {
@@ -47,6 +51,7 @@ impl AuthError {
             AuthError::WrongIssuer => "wrong_issuer",
             AuthError::WrongAudience => "wrong_audience",
             AuthError::UnknownKey => "unknown_key",
+            AuthError::KeysUnavailable => "jwks_unavailable",
         }
     }
 
@@ -61,6 +66,9 @@ impl AuthError {
             AuthError::WrongIssuer => "The bearer token was issued by an issuer this gateway does not trust.",
             AuthError::WrongAudience => "The bearer token was not issued for this gateway.",
             AuthError::UnknownKey => "The bearer token was signed with a key this gateway does not know.",
+            AuthError::KeysUnavailable => {
+                "The gateway has not been able to load its identity provider's signing keys yet. Try again shortly."
+            }
         }
     }
 }
@@ -72,13 +80,9 @@ pub struct VerifiedToken {
     pub subject: String,
     pub tenant: Option<String>,
     pub groups: Vec<String>,
+    pub cost_center: Option<String>,
     pub expires_at: u64,
 }
-
-/// The algorithms a key may ever verify; `none` and HMAC are absent on purpose.
-const ASYMMETRIC_ALGS: [&str; 9] = [
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-];
 
 /// Later than any real token expiry (year 3000); larger values are garbage or an attack.
 const MAX_TIMESTAMP: u64 = 32_503_680_000;
@@ -101,6 +105,7 @@ struct Registered {
 
 pub struct Verifier<'a> {
     pub issuers: &'a [Issuer],
+    pub keys: &'a KeyStore,
     pub max_token_bytes: usize,
     pub skew: Duration,
 }
@@ -116,7 +121,7 @@ impl Verifier<'_> {
         }
         let meta = Token::decode_metadata(token).map_err(|_| AuthError::Malformed)?;
         let alg = meta.algorithm();
-        if !ASYMMETRIC_ALGS.contains(&alg) {
+        if !crate::jwks::ALGORITHMS.contains(&alg) {
             return Err(AuthError::Malformed);
         }
         // A token may not tell us where to fetch keys or carry its own key.
@@ -152,7 +157,22 @@ impl Verifier<'_> {
             ..Default::default()
         };
 
-        let mut candidates = issuer.keys.candidates(meta.key_id(), alg).peekable();
+        // HMAC only for an issuer with an explicitly configured shared secret: otherwise a
+        // public key could be abused as the "secret".
+        let hmac_refused = alg.starts_with("HS") && issuer.hmac_secret_env.is_none();
+        if hmac_refused
+            || issuer
+                .algorithms
+                .as_ref()
+                .is_some_and(|allowed| !allowed.contains(alg))
+        {
+            return Err(AuthError::Malformed);
+        }
+        let keys = self
+            .keys
+            .get(&issuer.issuer)
+            .ok_or(AuthError::KeysUnavailable)?;
+        let mut candidates = keys.candidates(meta.key_id(), alg).peekable();
         if candidates.peek().is_none() {
             return Err(AuthError::UnknownKey);
         }
@@ -205,20 +225,38 @@ fn finish(
         .subject
         .filter(|s| !s.is_empty())
         .ok_or(AuthError::Malformed)?;
-    let tenant = claims
-        .custom
-        .get(&issuer.tenant_claim)
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
+    if issuer
+        .required_claims
+        .iter()
+        .any(|c| claims.custom.get(c).is_none_or(serde_json::Value::is_null))
+    {
+        return Err(AuthError::Malformed);
+    }
+    let text_claim = |name: &str| {
+        claims
+            .custom
+            .get(name)
+            .and_then(|v| v.as_str())
+            .filter(|s| is_header_safe(s))
+            .map(str::to_owned)
+    };
+    let tenant = text_claim(&issuer.tenant_claim);
+    let cost_center = text_claim(&issuer.cost_center_claim);
     let groups = match claims.custom.get(&issuer.groups_claim) {
         Some(serde_json::Value::Array(items)) => items
             .iter()
-            .filter_map(|g| g.as_str().map(str::to_owned))
+            .filter_map(|g| {
+                g.as_str()
+                    .filter(|g| is_header_safe(g) && !g.contains(','))
+                    .map(str::to_owned)
+            })
+            .take(MAX_GROUPS)
             .collect(),
         Some(serde_json::Value::String(s)) => s
             .split([',', ' '])
-            .filter(|g| !g.is_empty())
+            .filter(|g| !g.is_empty() && is_header_safe(g))
             .map(str::to_owned)
+            .take(MAX_GROUPS)
             .collect(),
         _ => Vec::new(),
     };
@@ -227,8 +265,22 @@ fn finish(
         subject,
         tenant,
         groups,
+        cost_center,
         expires_at,
     })
+}
+
+/// More groups than this are ignored: they travel in headers and callouts.
+const MAX_GROUPS: usize = 64;
+
+/// Claim values travel as header values: printable, no control characters, bounded.
+fn is_header_safe(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 256 && s.chars().all(|c| !c.is_control())
+}
+
+/// The `iss` of a token, unverified: only to decide which issuer's keys to refetch.
+pub fn issuer_of(token: &str) -> Option<String> {
+    registered_claims(token).ok().map(|r| r.iss)
 }
 
 fn classify(e: &jwt_simple::Error) -> AuthError {

@@ -25,8 +25,10 @@ fn good_payload() -> serde_json::Value {
 
 fn verify(keys: &Keys, token: &str) -> Result<VerifiedToken, AuthError> {
     let rt = keys.runtime();
+    let store = crate::auth_state::AuthState::new(&rt).keys;
     let v = Verifier {
         issuers: &rt.config.issuers,
+        keys: &store,
         max_token_bytes: rt.config.max_token_bytes,
         skew: rt.config.clock_skew,
     };
@@ -149,6 +151,13 @@ fn rejects_the_bad_token_corpus() {
     corpus.push((
         "nbf future",
         keys.es256.sign(future).unwrap(),
+        AuthError::NotYetValid,
+    ));
+    let mut issued_later = testing::claims();
+    issued_later.issued_at = Some(UnixTimeStamp::from_secs(NOW + 600));
+    corpus.push((
+        "iat in the future",
+        keys.es256.sign(issued_later).unwrap(),
         AuthError::NotYetValid,
     ));
     let wrong_aud = testing::claims().with_audience("someone-else");

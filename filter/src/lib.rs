@@ -15,6 +15,7 @@
     )
 )]
 
+pub mod auth_state;
 pub mod authorize;
 pub mod config;
 pub mod credentials;
@@ -22,12 +23,19 @@ pub mod flow;
 pub mod host;
 pub mod identity;
 pub mod jwks;
+pub mod jwks_sync;
 pub mod jwt;
+pub mod keystore;
+pub mod pricing;
 pub mod reply;
 pub mod request_body;
 pub mod runtime;
+pub mod sse;
 #[cfg(test)]
 mod testing;
+pub mod token_cache;
+pub mod token_source;
+pub mod usage;
 pub mod wasm;
 
 proxy_wasm::main! {{

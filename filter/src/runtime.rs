@@ -6,6 +6,8 @@ pub struct Runtime {
     pub config: Config,
     pub salt: Vec<u8>,
     pub provider_key: String,
+    /// Issuer -> shared secret, for issuers that explicitly allow HMAC.
+    pub hmac_secrets: std::collections::HashMap<String, Vec<u8>>,
 }
 
 /// Never print secrets, not even in a debug log.
@@ -15,6 +17,7 @@ impl std::fmt::Debug for Runtime {
             .field("config", &self.config)
             .field("salt", &"<redacted>")
             .field("provider_key", &"<redacted>")
+            .field("hmac_secrets", &"<redacted>")
             .finish()
     }
 }
@@ -49,10 +52,28 @@ impl Runtime {
                 ),
             });
         }
+        let mut hmac_secrets = std::collections::HashMap::new();
+        for (i, issuer) in config.issuers.iter().enumerate() {
+            let Some(name) = &issuer.hmac_secret_env else {
+                continue;
+            };
+            let secret = env(name).unwrap_or_default();
+            // Short HMAC secrets can be brute-forced from a single token.
+            if secret.len() < 32 {
+                return Err(ConfigError {
+                    field: format!("issuers[{i}].hmac_secret_env"),
+                    message: format!(
+                        "environment variable {name} must hold a secret of at least 32 bytes"
+                    ),
+                });
+            }
+            hmac_secrets.insert(issuer.issuer.clone(), secret.into_bytes());
+        }
         Ok(Runtime {
             config,
             salt: salt.into_bytes(),
             provider_key: provider_key.trim().to_string(),
+            hmac_secrets,
         })
     }
 }

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use jwt_simple::prelude::*;
 
+use crate::auth_state::AuthState;
 use crate::config::Config;
+use crate::flow::Flow;
 use crate::host::{Counter, Host, HostError};
+use crate::jwks_sync::{CasMismatch, SharedData};
 use crate::reply::Reply;
 use crate::runtime::Runtime;
 
@@ -63,9 +66,23 @@ impl Keys {
     }
 
     pub fn runtime(&self) -> Rc<Runtime> {
-        let config = Config::parse(self.config_json().to_string().as_bytes()).expect("config");
-        Rc::new(Runtime::new(config, env).expect("runtime"))
+        runtime_from(&self.config_json())
     }
+
+    pub fn flow(&self) -> Flow {
+        flow_for(self.runtime())
+    }
+}
+
+pub fn runtime_from(config: &serde_json::Value) -> Rc<Runtime> {
+    let config = Config::parse(config.to_string().as_bytes()).expect("config");
+    Rc::new(Runtime::new(config, env).expect("runtime"))
+}
+
+/// A request flow with fresh per-VM state (keys from the config, empty token cache).
+pub fn flow_for(rt: Rc<Runtime>) -> Flow {
+    let auth = Rc::new(std::cell::RefCell::new(AuthState::new(&rt)));
+    Flow::new(rt, auth)
 }
 
 pub fn env(name: &str) -> Option<String> {
@@ -110,6 +127,7 @@ pub struct FakeHost {
     pub counters: HashMap<String, u64>,
     pub fail_dispatch: bool,
     pub now: u64,
+    pub shared: HashMap<String, (Vec<u8>, u32)>,
 }
 
 impl FakeHost {
@@ -191,5 +209,24 @@ impl Host for FakeHost {
 
     fn now_secs(&self) -> u64 {
         self.now
+    }
+}
+
+impl SharedData for FakeHost {
+    fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, u32) {
+        match self.shared.get(key) {
+            Some((v, ver)) => (Some(v.clone()), *ver),
+            None => (None, 0),
+        }
+    }
+
+    fn set_shared(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), CasMismatch> {
+        let cur = self.shared.get(key).map_or(0, |(_, v)| *v);
+        if cas != 0 && cas != cur {
+            return Err(CasMismatch);
+        }
+        self.shared
+            .insert(key.to_string(), (value.to_vec(), cur + 1));
+        Ok(())
     }
 }

@@ -1,3 +1,4 @@
 pub mod devtoken;
+pub mod idp;
 pub mod mock;
 pub mod stack;

@@ -1,5 +1,6 @@
 //! The per-request context: forwards Envoy's callbacks to the request's [`Flow`].
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
@@ -8,6 +9,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::metrics::Metrics;
 use super::proxy_host::ProxyHost;
+use crate::auth_state::AuthState;
 use crate::flow::{Flow, Next};
 use crate::runtime::Runtime;
 
@@ -17,9 +19,9 @@ pub struct Http {
 }
 
 impl Http {
-    pub fn new(rt: Rc<Runtime>, metrics: Rc<Metrics>) -> Http {
+    pub fn new(rt: Rc<Runtime>, auth: Rc<RefCell<AuthState>>, metrics: Rc<Metrics>) -> Http {
         Http {
-            flow: Flow::new(rt),
+            flow: Flow::new(rt, auth),
             metrics,
         }
     }
@@ -52,7 +54,7 @@ impl Context for Http {
             metrics: &self.metrics,
         };
         self.flow
-            .on_authorize_response(&mut host, token_id, status, &body);
+            .on_callout_response(&mut host, token_id, status, &body);
     }
 }
 

@@ -5,5 +5,6 @@ mod http;
 mod metrics;
 mod proxy_host;
 mod root;
+mod shared;
 
 pub use root::Root;

@@ -7,7 +7,9 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
 use super::metrics::Metrics;
+use super::shared::EnvoyShared;
 use crate::host::{Counter, Host, HostError};
+use crate::jwks_sync::{CasMismatch, SharedData};
 use crate::reply::Reply;
 
 pub struct ProxyHost<'a> {
@@ -61,9 +63,24 @@ impl Host for ProxyHost<'_> {
     }
 
     fn now_secs(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs())
+        now_secs()
     }
+}
+
+impl SharedData for ProxyHost<'_> {
+    fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, u32) {
+        EnvoyShared.get_shared(key)
+    }
+
+    fn set_shared(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), CasMismatch> {
+        EnvoyShared.set_shared(key, value, cas)
+    }
+}
+
+/// Unix seconds from Envoy's clock.
+pub fn now_secs() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
 }

@@ -1,24 +1,121 @@
-//! The root context: parses and validates the plugin configuration once per VM and
-//! hands every request the shared, immutable runtime.
+//! The root context: parses and validates the plugin configuration once per VM, hands
+//! every request the shared runtime and identity state, and keeps fetched JWKS fresh on a
+//! timer (one fetch per refresh across all workers, see `jwks_sync`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType};
+use proxy_wasm::types::{BufferType, ContextType, MapType};
 
 use super::http::Http;
 use super::metrics::Metrics;
-use crate::config::Config;
+use super::proxy_host::now_secs;
+use super::shared::EnvoyShared;
+use crate::auth_state::AuthState;
+use crate::config::{Config, JwksUri, KeySource};
+use crate::host::Counter;
+use crate::jwks::KeySet;
+use crate::jwks_sync;
 use crate::runtime::Runtime;
+
+/// How often the root checks shared data for new keys and whether a refresh is due.
+const TICK: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct Root {
     runtime: Option<Rc<Runtime>>,
+    auth: Option<Rc<RefCell<AuthState>>>,
     metrics: Rc<Metrics>,
+    /// Pending JWKS fetches: callout token -> issuer.
+    fetches: HashMap<u32, String>,
 }
 
-impl Context for Root {}
+impl Root {
+    fn remote_issuers(&self) -> Vec<(String, JwksUri)> {
+        let Some(rt) = &self.runtime else {
+            return Vec::new();
+        };
+        rt.config
+            .issuers
+            .iter()
+            .filter_map(|i| match &i.keys {
+                KeySource::Remote(u) => Some((i.issuer.clone(), u.clone())),
+                KeySource::Inline(_) => None,
+            })
+            .collect()
+    }
+
+    /// Picks up a JWKS another worker (or a refetch) stored, if it is newer than ours.
+    fn sync_from_shared(&self, issuer: &str, doc: &jwks_sync::Doc) {
+        let Some(auth) = &self.auth else { return };
+        if auth.borrow().keys.version(issuer) == Some(doc.version) {
+            return;
+        }
+        match KeySet::from_fetched(&doc.jwks) {
+            Ok((set, _)) => {
+                let mut auth = auth.borrow_mut();
+                auth.keys.replace(issuer, set, doc.version);
+                auth.cache.clear();
+            }
+            Err(e) => log::warn!("stored JWKS for {issuer} is unusable: {e}"),
+        }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(issuer) = self.fetches.remove(&token_id) else {
+            return;
+        };
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten();
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let now = now_secs();
+        let mut sd = EnvoyShared;
+        match (status.as_deref(), KeySet::from_fetched(&body)) {
+            (Some("200"), Ok((_, skipped))) => {
+                if skipped > 0 {
+                    log::info!("JWKS for {issuer}: skipped {skipped} key(s) of unsupported types");
+                }
+                jwks_sync::publish(&mut sd, &issuer, now, &body);
+                jwks_sync::release(&mut sd, &issuer);
+                self.metrics.increment(Counter::JwksFetched);
+                if let Some(doc) = jwks_sync::read_doc(&sd, &issuer) {
+                    self.sync_from_shared(&issuer, &doc);
+                }
+            }
+            (status, parsed) => {
+                let have_keys = jwks_sync::read_doc(&sd, &issuer).is_some();
+                log::warn!(
+                    "JWKS fetch for {issuer} failed (status {}{}); {}",
+                    status.unwrap_or("none: timeout or connection failure"),
+                    parsed.err().map(|e| format!(", {e}")).unwrap_or_default(),
+                    if have_keys {
+                        "keeping the last good keys"
+                    } else {
+                        "no keys yet: its tokens get 503"
+                    }
+                );
+                jwks_sync::backoff(&mut sd, &issuer, have_keys, now);
+                self.metrics.increment(Counter::JwksFetchFailed);
+            }
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
@@ -39,8 +136,13 @@ impl RootContext for Root {
                     rt.config.issuers.len(),
                     rt.config.provider.name
                 );
+                self.auth = Some(Rc::new(RefCell::new(AuthState::new(&rt))));
                 self.runtime = Some(Rc::new(rt));
                 self.metrics = Rc::new(Metrics::define());
+                if !self.remote_issuers().is_empty() && hostcalls::set_tick_period(TICK).is_err() {
+                    log::error!("cannot start the JWKS refresh timer");
+                    return false;
+                }
                 true
             }
             Err(e) => {
@@ -51,9 +153,50 @@ impl RootContext for Root {
         }
     }
 
+    fn on_tick(&mut self) {
+        let now = now_secs();
+        let mut sd = EnvoyShared;
+        for (issuer, uri) in self.remote_issuers() {
+            let doc = jwks_sync::read_doc(&sd, &issuer);
+            if let Some(doc) = &doc {
+                self.sync_from_shared(&issuer, doc);
+            }
+            if self.fetches.values().any(|i| *i == issuer) {
+                continue;
+            }
+            if !jwks_sync::should_fetch(&mut sd, &issuer, doc.as_ref(), uri.refresh.as_secs(), now)
+            {
+                continue;
+            }
+            let headers = vec![
+                (":method", "GET"),
+                (":path", uri.path.as_str()),
+                (":authority", uri.authority.as_str()),
+            ];
+            match hostcalls::dispatch_http_call(&uri.cluster, headers, None, vec![], uri.timeout) {
+                Ok(token) => {
+                    self.fetches.insert(token, issuer);
+                }
+                Err(e) => {
+                    log::warn!(
+                        "cannot fetch JWKS for {issuer} from cluster {}: {e:?}",
+                        uri.cluster
+                    );
+                    jwks_sync::backoff(&mut sd, &issuer, doc.is_some(), now);
+                    self.metrics.increment(Counter::JwksFetchFailed);
+                }
+            }
+        }
+    }
+
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let rt = self.runtime.as_ref()?;
-        Some(Box::new(Http::new(Rc::clone(rt), Rc::clone(&self.metrics))))
+        let auth = self.auth.as_ref()?;
+        Some(Box::new(Http::new(
+            Rc::clone(rt),
+            Rc::clone(auth),
+            Rc::clone(&self.metrics),
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {

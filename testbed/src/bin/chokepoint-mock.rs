@@ -1,4 +1,5 @@
-//! Mock OpenAI-compatible provider for the local stack and end-to-end tests.
+//! Mock AI provider (OpenAI, Anthropic, Gemini, Azure OpenAI wire formats)
+//! for the local stack and end-to-end tests.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -12,28 +13,53 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 const FAULT_HELP: &str = "\
-Fault-injection request headers:
-  x-mock-status: N           answer N with an OpenAI error body (429 adds retry-after: 1)
+Endpoints (the same --api-key in each provider's own header):
+  OpenAI      Authorization: Bearer KEY
+    POST /v1/chat/completions          chat; \"stream\": true for SSE (data: ... [DONE])
+    POST /v1/responses                 Responses API; stream: event: response.* (no [DONE])
+    POST /v1/embeddings                list of embedding objects (float or base64)
+    GET  /v1/models
+  Anthropic   x-api-key: KEY, plus anthropic-version (required)
+    POST /v1/messages                  max_tokens required; stream: message_start..message_stop
+  Gemini      x-goog-api-key: KEY or ?key=KEY
+    POST /v1beta/models/MODEL:generateContent
+    POST /v1beta/models/MODEL:streamGenerateContent?alt=sse   SSE with CRLF line endings
+    POST /v1beta/models/MODEL:streamGenerateContent           streamed JSON array
+  Azure OpenAI   api-key: KEY, ?api-version=YYYY-MM-DD[-preview] (else 404)
+    POST /openai/deployments/DEPLOYMENT/chat/completions?api-version=...
+    POST /openai/deployments/DEPLOYMENT/embeddings?api-version=...
+
+Errors come in each provider's own envelope. Prompt tokens = prompt chars / 4
+(min 1); completion tokens = words.
+
+Fault-injection request headers (all formats):
+  x-mock-status: N           answer N with the provider's error body (429 adds retry-after: 1;
+                             Anthropic also takes 529 overloaded)
   x-mock-delay-ms: N         wait N ms before sending response headers
   x-mock-event-delay-ms: N   wait N ms between stream events
   x-mock-pause-after: K      with x-mock-pause-ms: N, pause N ms once after K events
   x-mock-cut-after: K        abort the connection after K events (no clean end)
   x-mock-words: N            completion length in words (default 8)
+  x-mock-cache-read: N       report N cached prompt tokens (Anthropic cache_read_input_tokens,
+                             on top of input_tokens; OpenAI cached_tokens and Gemini
+                             cachedContentTokenCount, as part of the prompt tokens)
 
 Request log (no key needed): GET /__mock/requests, DELETE /__mock/requests";
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// Mock OpenAI-compatible provider: /v1/chat/completions (streaming and not),
-/// /v1/models, fault injection via x-mock-* request headers, and a request
-/// log at /__mock/requests.
+/// Mock AI provider speaking OpenAI (chat completions, Responses, embeddings),
+/// Anthropic Messages, Gemini and Azure OpenAI, streaming and not, with fault
+/// injection via x-mock-* request headers and a request log at
+/// /__mock/requests.
 #[derive(Parser)]
 #[command(version, after_help = FAULT_HELP)]
 struct Args {
     /// Address to listen on; port 0 picks a free port (see --addr-file).
     #[arg(long, default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
-    /// API key clients must send as `Authorization: Bearer <key>`.
+    /// API key clients must send, in each provider's own header:
+    /// `Authorization: Bearer`, `x-api-key`, `x-goog-api-key` or `api-key`.
     #[arg(long, env = "CHOKEPOINT_MOCK_API_KEY", hide_env_values = true)]
     api_key: String,
     /// Name echoed in the x-mock-name response header.

@@ -2,28 +2,20 @@
 //! field for field, so whatever the gateway parses (usage, ids, SSE framing)
 //! is exercised against the real format.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::errors::ApiError;
 use super::faults::Faults;
-use super::sse::{stream_events, StreamTiming};
+use super::sse::{data_event, stream_response};
+use super::text::{completion_text, estimate_tokens, mock_id, text_chars, unix_secs, word_delta};
 use super::{AppState, RecordId};
 
 const SYSTEM_FINGERPRINT: &str = "fp_chokepoint_mock";
-
-/// Cycled to build completions; fixed so token counts and content are
-/// predictable across runs.
-const WORDS: &[&str] = &[
-    "The", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "while", "the",
-    "gateway", "keeps", "every", "key", "safe",
-];
 
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -31,64 +23,60 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let faults = Faults::from_headers(&headers);
-    if let Some(d) = faults.delay {
-        tokio::time::sleep(d).await;
-    }
-    if let Err(e) = check_auth(&headers, &state.config.api_key) {
-        return e.into_response();
-    }
+    let faults = match admit(&state, &headers).await {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    complete(&state, record_id, &faults, &body, None)
+}
+
+/// The OpenAI preamble every `/v1/*` OpenAI handler runs: the injected delay,
+/// then the key (checked before any injected status, as a real provider
+/// would), then the injected status.
+pub(super) async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Faults, ApiError> {
+    let faults = Faults::from_headers(headers);
+    faults.delay().await;
+    check_auth(headers, &state.config.api_key)?;
     if let Some(status) = faults.status {
-        return ApiError::injected(status).into_response();
+        return Err(ApiError::injected(status));
     }
-    let req = match ChatRequest::parse(&body) {
+    Ok(faults)
+}
+
+/// Answers a chat completion request that has been admitted. Azure passes its
+/// deployment, which then names the model and makes the body's `model`
+/// optional, as Azure does.
+pub(super) fn complete(
+    state: &AppState,
+    record_id: u64,
+    faults: &Faults,
+    body: &[u8],
+    deployment: Option<&str>,
+) -> Response {
+    let req = match ChatRequest::parse(body, deployment.is_none()) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
 
     let meta = ChunkMeta {
-        id: format!("chatcmpl-mock{record_id}x{}", super::record::now_ms()),
+        id: mock_id("chatcmpl-", record_id),
         created: unix_secs(),
-        model: req.model,
+        model: deployment.map_or(req.model, str::to_owned),
         include_usage: req.include_usage,
         prompt_tokens: req.prompt_tokens,
+        cached_tokens: faults.cache_read.min(req.prompt_tokens),
         words: faults.words,
     };
     if !req.stream {
         return Json(meta.completion()).into_response();
     }
-
-    let timing = StreamTiming {
-        event_delay: faults.event_delay,
-        pause: faults.pause,
-        cut_after: faults.cut_after,
-    };
-    let recorder = state.recorder.clone();
-    let body = stream_events(StreamEvents::new(meta), timing, move |last| {
-        if let Some(at) = last {
-            recorder.set_last_event(record_id, at);
-        }
-    });
-    let mut resp = body.into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
+    let frames = StreamEvents::new(meta).map(|e| data_event(&e));
+    stream_response(state.stream(record_id, frames, faults), "text/event-stream")
 }
 
 pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let faults = Faults::from_headers(&headers);
-    if let Some(d) = faults.delay {
-        tokio::time::sleep(d).await;
-    }
-    if let Err(e) = check_auth(&headers, &state.config.api_key) {
+    if let Err(e) = admit(&state, &headers).await {
         return e.into_response();
-    }
-    if let Some(status) = faults.status {
-        return ApiError::injected(status).into_response();
     }
     let model = |id: &str, created: u64| json!({"id": id, "object": "model", "created": created, "owned_by": "system"});
     Json(json!({
@@ -102,6 +90,8 @@ pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> R
     .into_response()
 }
 
+/// OpenAI's scheme: `Authorization: Bearer <key>`; any other header, such as
+/// another provider's, counts as no key at all.
 fn check_auth(headers: &HeaderMap, api_key: &str) -> Result<(), ApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -126,12 +116,13 @@ struct ChatRequest {
 }
 
 impl ChatRequest {
-    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+    fn parse(body: &[u8], require_model: bool) -> Result<Self, ApiError> {
         let v: Value = serde_json::from_slice(body).map_err(|_| ApiError::bad_json())?;
         let obj = v.as_object().ok_or_else(ApiError::bad_json)?;
         let model = match obj.get("model") {
-            None | Some(Value::Null) => return Err(ApiError::missing_model()),
             Some(Value::String(m)) => m.clone(),
+            _ if !require_model => String::new(),
+            None | Some(Value::Null) => return Err(ApiError::missing_model()),
             Some(_) => return Err(ApiError::invalid_type("model", "a string")),
         };
         let messages = match obj.get("messages") {
@@ -152,27 +143,14 @@ impl ChatRequest {
             .and_then(|o| o.get("include_usage"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let chars: usize = messages.iter().map(content_chars).sum();
+        // Every message's text, whether `content` is a string or parts.
+        let chars: usize = messages.iter().map(text_chars).sum();
         Ok(Self {
             model,
             stream,
             include_usage,
-            prompt_tokens: (chars as u64 / 4).max(1),
+            prompt_tokens: estimate_tokens(chars),
         })
-    }
-}
-
-/// Characters of a message's text, whether `content` is a string or an
-/// array of parts.
-fn content_chars(message: &Value) -> usize {
-    match message.get("content") {
-        Some(Value::String(s)) => s.chars().count(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .map(|s| s.chars().count())
-            .sum(),
-        _ => 0,
     }
 }
 
@@ -182,28 +160,19 @@ struct ChunkMeta {
     model: String,
     include_usage: bool,
     prompt_tokens: u64,
+    /// Part of `prompt_tokens`, as OpenAI reports cache hits.
+    cached_tokens: u64,
     words: usize,
 }
 
 impl ChunkMeta {
-    fn word(&self, i: usize) -> &'static str {
-        WORDS[i % WORDS.len()]
-    }
-
-    fn content(&self) -> String {
-        (0..self.words)
-            .map(|i| self.word(i))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
     fn usage(&self) -> Value {
         let completion = self.words as u64;
         json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,
             "total_tokens": self.prompt_tokens + completion,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": 0,
                 "audio_tokens": 0,
@@ -223,7 +192,7 @@ impl ChunkMeta {
                 "index": 0,
                 "message": {
                     "role": "assistant",
-                    "content": self.content(),
+                    "content": completion_text(self.words),
                     "refusal": null,
                     "annotations": [],
                 },
@@ -292,28 +261,11 @@ impl Iterator for StreamEvents {
         let done = if m.include_usage { usage + 1 } else { usage };
         Some(match i {
             0 => m.delta_chunk(json!({"role": "assistant", "content": ""}), None),
-            i if i < finish => {
-                let w = i - 1;
-                // Leading space on all but the first word, as tokenizers do,
-                // so the deltas concatenate to the non-streamed content.
-                let text = if w == 0 {
-                    m.word(w).to_string()
-                } else {
-                    format!(" {}", m.word(w))
-                };
-                m.delta_chunk(json!({"content": text}), None)
-            }
+            i if i < finish => m.delta_chunk(json!({"content": word_delta(i - 1)}), None),
             i if i == finish => m.delta_chunk(json!({}), Some("stop")),
             i if i == usage && m.include_usage => m.chunk(json!([]), Some(m.usage())),
             i if i == done => "[DONE]".to_string(),
             _ => return None,
         })
     }
-}
-
-fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -1,5 +1,7 @@
 //! OpenAI's error envelope, with the messages OpenAI itself sends, so the
-//! gateway's error handling is tested against realistic bodies.
+//! gateway's error handling is tested against realistic bodies. (Used by the
+//! OpenAI endpoints and for the request errors Azure passes through; the
+//! other providers' envelopes live with their handlers.)
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -77,6 +79,37 @@ impl ApiError {
             &format!("Invalid type for '{param}': expected {expected}."),
             Some(param),
             Some("invalid_type"),
+        )
+    }
+
+    /// What OpenAI says to an empty or malformed embeddings `input`.
+    pub fn invalid_input() -> Self {
+        Self::invalid_request(
+            "'$.input' is invalid. Please check the API reference: \
+             https://platform.openai.com/docs/api-reference.",
+            None,
+            None,
+        )
+    }
+
+    /// An enum parameter with an unsupported value; `supported` is already
+    /// quoted, e.g. `'float' and 'base64'`.
+    pub fn invalid_value(param: &'static str, value: &str, supported: &str) -> Self {
+        Self::invalid_request(
+            &format!("Invalid value: '{value}'. Supported values are: {supported}."),
+            Some(param),
+            Some("invalid_value"),
+        )
+    }
+
+    pub fn below_minimum(param: &'static str, min: i64, got: i64) -> Self {
+        Self::invalid_request(
+            &format!(
+                "Invalid '{param}': integer below minimum value. Expected a value >= {min}, \
+                 but got {got} instead."
+            ),
+            Some(param),
+            Some("integer_below_min_value"),
         )
     }
 

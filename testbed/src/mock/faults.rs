@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 
+use super::sse::StreamTiming;
+
 /// Words in the completion when `x-mock-words` is absent.
 pub const DEFAULT_WORDS: usize = 8;
 /// Keeps a typo in `x-mock-words` from building a gigabyte response.
@@ -12,7 +14,8 @@ pub const MAX_WORDS: usize = 100_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Faults {
-    /// `x-mock-status`: answer with this status and an OpenAI error body.
+    /// `x-mock-status`: answer with this status and the error body the
+    /// addressed provider sends for it (429 adds `retry-after: 1`).
     pub status: Option<StatusCode>,
     /// `x-mock-delay-ms`: wait before sending response headers.
     pub delay: Option<Duration>,
@@ -25,6 +28,11 @@ pub struct Faults {
     pub cut_after: Option<usize>,
     /// `x-mock-words`: completion length in words.
     pub words: usize,
+    /// `x-mock-cache-read`: prompt tokens to report as read from the prompt
+    /// cache, in each format's own terms (Anthropic: in addition to
+    /// `input_tokens`; OpenAI and Gemini: the part of the prompt tokens that
+    /// was cached, so capped at them).
+    pub cache_read: u64,
 }
 
 impl Faults {
@@ -54,6 +62,23 @@ impl Faults {
             words: num("x-mock-words")
                 .map(|n| (n as usize).min(MAX_WORDS))
                 .unwrap_or(DEFAULT_WORDS),
+            cache_read: num("x-mock-cache-read").unwrap_or(0),
+        }
+    }
+
+    /// Waits out `x-mock-delay-ms`, if any.
+    pub async fn delay(&self) {
+        if let Some(d) = self.delay {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// The knobs that shape a stream once its headers are out.
+    pub fn timing(&self) -> StreamTiming {
+        StreamTiming {
+            event_delay: self.event_delay,
+            pause: self.pause,
+            cut_after: self.cut_after,
         }
     }
 }

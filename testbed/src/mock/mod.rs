@@ -1,12 +1,21 @@
-//! A mock OpenAI-compatible provider: real request/response shapes, an API
-//! key check, header-driven fault injection and a request log, so the
-//! gateway can be tested end to end without a real provider.
+//! A mock AI provider speaking the four wire formats the gateway fronts:
+//! OpenAI (chat completions, Responses, embeddings), Anthropic Messages,
+//! Google Gemini and Azure OpenAI. Each has its real paths, auth header,
+//! request/response and streaming shapes and error envelope, plus
+//! header-driven fault injection and a request log, so the gateway can be
+//! tested end to end without a real provider.
 
+mod anthropic;
+mod azure;
 mod chat;
+mod embeddings;
 mod errors;
 mod faults;
+mod gemini;
 mod record;
+mod responses;
 mod sse;
+mod text;
 
 use std::future::Future;
 use std::io;
@@ -35,7 +44,9 @@ const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct MockConfig {
-    /// The key clients must present as `Authorization: Bearer <api_key>`.
+    /// The key clients must present, each in its provider's own header:
+    /// `Authorization: Bearer` (OpenAI), `x-api-key` (Anthropic),
+    /// `x-goog-api-key` or `?key=` (Gemini), `api-key` (Azure).
     pub api_key: String,
     /// Echoed in the `x-mock-name` response header so a test can tell which
     /// upstream the gateway routed to.
@@ -52,6 +63,23 @@ struct AppState {
 /// Which recorded entry a request is, for handlers that update it later.
 #[derive(Debug, Clone, Copy)]
 struct RecordId(u64);
+
+impl AppState {
+    /// Streams `frames` (each one complete, framed event) under the request's
+    /// faults, and records when the last one went out.
+    fn stream<I>(&self, record_id: u64, frames: I, faults: &faults::Faults) -> Body
+    where
+        I: IntoIterator<Item = String> + Send + 'static,
+        I::IntoIter: Send,
+    {
+        let recorder = self.recorder.clone();
+        sse::stream_frames(frames, faults.timing(), move |last| {
+            if let Some(at) = last {
+                recorder.set_last_event(record_id, at);
+            }
+        })
+    }
+}
 
 /// Serves until `shutdown` resolves, with a fresh request log that only the
 /// HTTP endpoints can read. Use [`serve_with_recorder`] to read it in-process.
@@ -153,8 +181,24 @@ fn router(config: MockConfig, recorder: Recorder) -> io::Result<Router> {
         name_header,
     };
     Ok(Router::new()
+        // OpenAI
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(chat::list_models))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/responses", post(responses::create_response))
+        // Anthropic
+        .route("/v1/messages", post(anthropic::messages))
+        // Gemini: `{model}:{method}` is one path segment, split by the handler.
+        .route("/v1beta/models/{*rest}", post(gemini::model_method))
+        // Azure OpenAI
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure::chat_completions),
+        )
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(azure::embeddings),
+        )
         .route(
             "/__mock/requests",
             get(list_recorded).delete(clear_recorded),
@@ -170,14 +214,43 @@ fn router(config: MockConfig, recorder: Recorder) -> io::Result<Router> {
         .with_state(state))
 }
 
-/// Records `/v1/*` requests before any handler can reject them, so tests
-/// see exactly what arrived even when the answer is an error.
+/// Which provider a path belongs to, by prefix; `None` for the mock's own
+/// endpoints and anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ApiFamily {
+    /// `/v1/*`: OpenAI, and Anthropic's `/v1/messages`.
+    V1,
+    /// `/v1beta/*`: Gemini.
+    Gemini,
+    /// `/openai/*`: Azure OpenAI.
+    Azure,
+}
+
+fn api_family(path: &str) -> Option<ApiFamily> {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if under("/v1") {
+        Some(ApiFamily::V1)
+    } else if under("/v1beta") {
+        Some(ApiFamily::Gemini)
+    } else if under("/openai") {
+        Some(ApiFamily::Azure)
+    } else {
+        None
+    }
+}
+
+/// Records provider API requests (`/v1/*`, `/v1beta/*`, `/openai/*`) before
+/// any handler can reject them, so tests see exactly what arrived even when
+/// the answer is an error.
 async fn record_and_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let mut req = req;
-    if path == "/v1" || path.starts_with("/v1/") {
+    if api_family(&path).is_some() {
         let (mut parts, body) = req.into_parts();
         let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
             Ok(b) => b,
@@ -229,11 +302,15 @@ async fn clear_recorded(State(state): State<AppState>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+/// Unknown paths get the 404 their provider would send.
 async fn not_found(req: Request) -> Response {
     let path = req.uri().path();
-    if path == "/v1" || path.starts_with("/v1/") {
-        errors::ApiError::invalid_url(req.method().as_str(), path).into_response()
-    } else {
-        StatusCode::NOT_FOUND.into_response()
+    match api_family(path) {
+        Some(ApiFamily::V1) => {
+            errors::ApiError::invalid_url(req.method().as_str(), path).into_response()
+        }
+        Some(ApiFamily::Gemini) => gemini::GoogleError::method_not_found().into_response(),
+        Some(ApiFamily::Azure) => azure::AzureError::resource_not_found().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }

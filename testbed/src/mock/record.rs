@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 /// Bounded so a long-running local stack cannot grow without limit.
 pub const RECORD_CAPACITY: usize = 1_000;
 
-/// One request to `/v1/*` as the mock saw it on the wire.
+/// One provider API request (`/v1/*`, `/v1beta/*`, `/openai/*`) as the mock
+/// saw it on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedRequest {
     /// Increasing per server; lets a handler update its own entry later.

@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
 use super::record::now_ms;
@@ -20,10 +22,12 @@ pub struct StreamTiming {
     pub cut_after: Option<usize>,
 }
 
-/// Starts writing `events` (each the JSON payload of one `data:` line) and
-/// returns the body that carries them. `on_done` gets the time the last event
-/// was handed to the connection, once the stream has ended for any reason.
-pub fn stream_events<I, F>(events: I, timing: StreamTiming, on_done: F) -> Body
+/// Starts writing `frames` and returns the body that carries them. Each item
+/// is one complete event, written exactly as given (see [`data_event`] and
+/// [`named_event`]; Gemini frames its own); the timing knobs count these
+/// items. `on_done` gets the time the last event was handed to the
+/// connection, once the stream has ended for any reason.
+pub fn stream_frames<I, F>(frames: I, timing: StreamTiming, on_done: F) -> Body
 where
     I: IntoIterator<Item = String> + Send + 'static,
     I::IntoIter: Send,
@@ -32,14 +36,35 @@ where
     // Capacity 1: the writer runs at most one event ahead of the socket.
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(1);
     tokio::spawn(async move {
-        let last = write_events(events, &timing, &tx).await;
+        let last = write_frames(frames, &timing, &tx).await;
         on_done(last);
     });
     Body::from_stream(ChannelStream(rx))
 }
 
-async fn write_events<I>(
-    events: I,
+/// One SSE event that is only a `data:` line, as OpenAI chat sends them.
+pub fn data_event(data: &str) -> String {
+    format!("data: {data}\n\n")
+}
+
+/// One SSE event with an `event:` line, as Anthropic and the Responses API
+/// send them.
+pub fn named_event(name: &str, data: &str) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// A streamed body with the headers providers send on event streams.
+pub fn stream_response(body: Body, content_type: &'static str) -> Response {
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+async fn write_frames<I>(
+    frames: I,
     timing: &StreamTiming,
     tx: &mpsc::Sender<io::Result<Bytes>>,
 ) -> Option<u64>
@@ -48,7 +73,7 @@ where
 {
     let mut sent = 0usize;
     let mut last = None;
-    for event in events {
+    for frame in frames {
         if timing.cut_after == Some(sent) {
             cut(tx).await;
             return last;
@@ -58,8 +83,7 @@ where
                 tokio::time::sleep(d).await;
             }
         }
-        let frame = Bytes::from(format!("data: {event}\n\n"));
-        if tx.send(Ok(frame)).await.is_err() {
+        if tx.send(Ok(Bytes::from(frame))).await.is_err() {
             // The client went away; nothing left to write to.
             return last;
         }

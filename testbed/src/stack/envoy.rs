@@ -14,16 +14,20 @@ pub enum Upstream {
 }
 
 pub struct EnvoyParams<'a> {
+    /// More clusters (YAML list items), e.g. the identity provider's.
+    pub extra_clusters: &'a str,
     pub gateway_port: u16,
     pub admin_port: u16,
     pub policy_port: u16,
-    pub upstream: Upstream,
+    pub upstream: &'a Upstream,
     pub wasm_path: &'a str,
     pub plugin_config: &'a str,
     pub max_request_body_bytes: usize,
 }
 
 pub struct PluginParams<'a> {
+    /// Further issuers, as plugin-config JSON objects.
+    pub extra_issuers: Vec<serde_json::Value>,
     pub issuer: &'a str,
     pub audience: &'a str,
     pub jwks_json: &'a str,
@@ -36,8 +40,14 @@ pub struct PluginParams<'a> {
 pub fn plugin_config(p: &PluginParams) -> Result<String, String> {
     let jwks: serde_json::Value =
         serde_json::from_str(p.jwks_json).map_err(|e| format!("dev JWKS is not JSON: {e}"))?;
+    let mut issuers = vec![json!({"issuer": p.issuer, "audiences": [p.audience], "jwks": jwks})];
+    issuers.extend(p.extra_issuers.iter().cloned());
     Ok(json!({
-        "issuers": [{"issuer": p.issuer, "audiences": [p.audience], "jwks": jwks}],
+        "issuers": issuers,
+        "token_sources": [
+            {"header": "authorization", "scheme": "Bearer"},
+            {"header": "cf-access-jwt-assertion"},
+        ],
         "uuid_salt_env": "CHOKEPOINT_UUID_SALT",
         "policy": {"cluster": "chokepoint_policy", "timeout_ms": p.policy_timeout_ms},
         "provider": {"name": "openai", "key_env": "OPENAI_API_KEY"},
@@ -48,7 +58,7 @@ pub fn plugin_config(p: &PluginParams) -> Result<String, String> {
 
 pub fn bootstrap(p: &EnvoyParams) -> String {
     let (cluster, route_extra) = match p.upstream {
-        Upstream::Mock { port } => (mock_cluster(port), String::new()),
+        Upstream::Mock { port } => (mock_cluster(*port), String::new()),
         Upstream::OpenAi => (
             tls_cluster("provider_openai", "api.openai.com"),
             "                  auto_host_rewrite: true".to_string(),
@@ -66,17 +76,23 @@ pub fn bootstrap(p: &EnvoyParams) -> String {
         )
         .replace("{{WASM_PATH}}", p.wasm_path)
         .replace("{{PROVIDER_CLUSTER}}", &cluster)
+        .replace("{{EXTRA_CLUSTERS}}", p.extra_clusters)
         .replace("{{PROVIDER_ROUTE_EXTRA}}", &route_extra)
         .replace("{{PLUGIN_CONFIG}}", &plugin)
 }
 
 fn mock_cluster(port: u16) -> String {
+    loopback_cluster("provider_openai", port)
+}
+
+/// A plain-HTTP cluster on a loopback port.
+pub fn loopback_cluster(name: &str, port: u16) -> String {
     format!(
-        r#"  - name: provider_openai
+        r#"  - name: {name}
     type: STATIC
     connect_timeout: 2s
     load_assignment:
-      cluster_name: provider_openai
+      cluster_name: {name}
       endpoints:
       - lb_endpoints:
         - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}"#

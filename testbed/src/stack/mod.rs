@@ -33,7 +33,15 @@ pub enum Provider {
     OpenAi { api_key: String },
 }
 
+/// A second issuer whose keys the gateway fetches from a mock identity provider.
+#[derive(Debug, Clone)]
+pub struct IdpSetup {
+    pub issuer: String,
+    pub refresh_secs: u64,
+}
+
 pub struct StackOptions {
+    pub idp: Option<IdpSetup>,
     pub root: PathBuf,
     pub run_dir: PathBuf,
     pub bin_dir: PathBuf,
@@ -60,6 +68,7 @@ impl StackOptions {
             std::env::var_os(name).map(PathBuf::from).unwrap_or(default)
         };
         StackOptions {
+            idp: None,
             root: root.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
             bin_dir: env_path("CHOKEPOINT_BIN_DIR", root.join("target/debug")),
@@ -90,11 +99,15 @@ pub struct Stack {
     pub admin_url: String,
     pub policy_url: String,
     pub mock_url: Option<String>,
+    pub idp_url: Option<String>,
     pub redis_url: String,
     policy_port: u16,
+    idp_port: u16,
+    upstream: Option<Upstream>,
     // Dropped in this order: Envoy first, so nothing is in flight when the rest stop.
     envoy: Option<Managed>,
     mock: Option<Managed>,
+    idp: Option<Managed>,
     policy: Option<Managed>,
     redis: Option<redis::Redis>,
 }
@@ -132,10 +145,14 @@ impl Stack {
             admin_url: String::new(),
             policy_url: String::new(),
             mock_url: None,
+            idp_url: None,
             redis_url: redis.url.clone(),
             policy_port: opts.ports.policy,
+            idp_port: 0,
+            upstream: None,
             envoy: None,
             mock: None,
+            idp: None,
             policy: None,
             redis: Some(redis),
             opts,
@@ -165,8 +182,51 @@ impl Stack {
             Provider::OpenAi { .. } => Upstream::OpenAi,
         };
 
-        stack.start_envoy(upstream).await?;
+        if stack.opts.idp.is_some() {
+            stack.start_idp()?;
+        }
+        stack.upstream = Some(upstream);
+        stack.start_envoy().await?;
         Ok(stack)
+    }
+
+    /// The JWKS file the mock identity provider serves (rewrite it to rotate keys).
+    pub fn idp_jwks_file(&self) -> PathBuf {
+        self.opts.run_dir.join("idp-jwks.json")
+    }
+
+    /// Starts (or restarts, on the same port) the mock identity provider.
+    pub fn start_idp(&mut self) -> Result<(), String> {
+        let addr_file = self.opts.run_dir.join("idp.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let mut cmd = Command::new(self.opts.bin_dir.join("chokepoint-idp"));
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.idp_port))
+            .arg("--jwks-file")
+            .arg(self.idp_jwks_file())
+            .arg("--addr-file")
+            .arg(&addr_file);
+        let mut proc = Managed::spawn("identity provider", cmd, &self.opts.run_dir.join("idp.log"))
+            .map_err(|e| e.to_string())?;
+        let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
+        self.idp_port = port_of(&addr)?;
+        self.idp_url = Some(format!("http://{addr}"));
+        self.idp = Some(proc);
+        Ok(())
+    }
+
+    pub fn stop_idp(&mut self) {
+        if let Some(mut p) = self.idp.take() {
+            p.stop(Duration::from_secs(3));
+        }
+    }
+
+    /// Stops Envoy and starts it again with the same configuration (a new gateway port).
+    pub async fn restart_envoy(&mut self) -> Result<(), String> {
+        if let Some(mut e) = self.envoy.take() {
+            e.stop(Duration::from_secs(5));
+        }
+        self.start_envoy().await
     }
 
     /// Starts (or restarts) the policy service, on the same port when it ran before.
@@ -200,9 +260,22 @@ impl Stack {
         }
     }
 
-    async fn start_envoy(&mut self, upstream: Upstream) -> Result<(), String> {
+    async fn start_envoy(&mut self) -> Result<(), String> {
         let o = &self.opts;
+        let upstream = self.upstream.as_ref().ok_or("no upstream chosen")?;
+        let (extra_issuers, extra_clusters) = match &o.idp {
+            Some(idp) => (
+                vec![serde_json::json!({
+                    "issuer": idp.issuer,
+                    "audiences": [crate::devtoken::DEFAULT_AUDIENCE],
+                    "jwks_uri": {"cluster": "idp", "path": crate::idp::JWKS_PATH, "refresh_secs": idp.refresh_secs, "timeout_ms": 1000},
+                })],
+                envoy::loopback_cluster("idp", self.idp_port),
+            ),
+            None => (Vec::new(), String::new()),
+        };
         let plugin = envoy::plugin_config(&PluginParams {
+            extra_issuers,
             issuer: crate::devtoken::DEFAULT_ISSUER,
             audience: crate::devtoken::DEFAULT_AUDIENCE,
             jwks_json: &o.dev_key.jwks_json(),
@@ -218,6 +291,7 @@ impl Stack {
             admin_port: o.ports.admin,
             policy_port: self.policy_port,
             upstream,
+            extra_clusters: &extra_clusters,
             wasm_path: &wasm.to_string_lossy(),
             plugin_config: &plugin,
             max_request_body_bytes: o.max_request_body_bytes,
@@ -340,6 +414,7 @@ impl Stack {
         [
             self.envoy.as_ref().and_then(Managed::pid),
             self.mock.as_ref().and_then(Managed::pid),
+            self.idp.as_ref().and_then(Managed::pid),
             self.policy.as_ref().and_then(Managed::pid),
             self.redis.as_ref().and_then(|r| r.proc.pid()),
         ]
@@ -372,6 +447,7 @@ impl Stack {
         for p in [
             self.envoy.as_ref(),
             self.mock.as_ref(),
+            self.idp.as_ref(),
             self.policy.as_ref(),
             self.redis.as_ref().map(|r| &r.proc),
         ]

@@ -1,0 +1,135 @@
+//! Verified tokens, remembered: a returning caller costs a hash and a lookup instead of a
+//! signature check (RSA in wasm is about a millisecond). Bounded, per worker.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::jwt::VerifiedToken;
+
+struct Entry {
+    token: VerifiedToken,
+    /// Unix seconds after which the entry must not be used (the token's own expiry plus
+    /// skew, or the cache TTL, whichever is first).
+    valid_until: u64,
+}
+
+pub struct TokenCache {
+    max_entries: usize,
+    ttl_secs: u64,
+    skew_secs: u64,
+    entries: HashMap<[u8; 32], Entry>,
+    /// Insertion order, for first-in-first-out eviction when full.
+    order: VecDeque<[u8; 32]>,
+}
+
+impl TokenCache {
+    pub fn new(max_entries: usize, ttl_secs: u64, skew_secs: u64) -> TokenCache {
+        TokenCache {
+            max_entries,
+            ttl_secs,
+            skew_secs,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// The key is a SHA-256 of the whole token: the cache never holds a usable credential.
+    pub fn key(token: &str) -> [u8; 32] {
+        hmac_sha256::Hash::hash(token.as_bytes())
+    }
+
+    pub fn get(&self, key: &[u8; 32], now: u64) -> Option<&VerifiedToken> {
+        self.entries
+            .get(key)
+            .filter(|e| now <= e.valid_until)
+            .map(|e| &e.token)
+    }
+
+    pub fn insert(&mut self, key: [u8; 32], token: VerifiedToken, now: u64) {
+        if self.max_entries == 0 {
+            return;
+        }
+        let valid_until = token
+            .expires_at
+            .saturating_add(self.skew_secs)
+            .min(now.saturating_add(self.ttl_secs));
+        if let Some(e) = self.entries.get_mut(&key) {
+            *e = Entry { token, valid_until };
+            return;
+        }
+        while self.entries.len() >= self.max_entries {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.entries.remove(&old);
+                }
+                None => break,
+            }
+        }
+        self.entries.insert(key, Entry { token, valid_until });
+        self.order.push_back(key);
+    }
+
+    /// Keys changed (rotation): a token verified with a removed key must be checked again.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(exp: u64) -> VerifiedToken {
+        VerifiedToken {
+            issuer: "i".into(),
+            subject: "s".into(),
+            tenant: None,
+            groups: vec![],
+            cost_center: None,
+            expires_at: exp,
+        }
+    }
+
+    #[test]
+    fn entries_expire_with_the_token_or_the_ttl() {
+        let mut c = TokenCache::new(10, 300, 60);
+        let (a, b) = (TokenCache::key("a"), TokenCache::key("b"));
+        c.insert(a, token(1_000), 900);
+        c.insert(b, token(10_000), 900);
+        assert!(c.get(&a, 1_060).is_some(), "within skew of exp");
+        assert!(c.get(&a, 1_061).is_none(), "past exp + skew");
+        assert!(c.get(&b, 1_200).is_some());
+        assert!(c.get(&b, 1_201).is_none(), "past the TTL");
+    }
+
+    #[test]
+    fn bounded_with_fifo_eviction() {
+        let mut c = TokenCache::new(3, 300, 0);
+        for i in 0..10 {
+            c.insert(TokenCache::key(&i.to_string()), token(10_000), 0);
+            assert!(c.len() <= 3);
+        }
+        assert!(c.get(&TokenCache::key("9"), 1).is_some());
+        assert!(c.get(&TokenCache::key("0"), 1).is_none());
+        // Re-inserting an existing key does not grow the order queue.
+        for _ in 0..10 {
+            c.insert(TokenCache::key("9"), token(10_000), 0);
+        }
+        assert_eq!(c.order.len(), c.len());
+    }
+
+    #[test]
+    fn disabled_when_zero() {
+        let mut c = TokenCache::new(0, 300, 0);
+        c.insert(TokenCache::key("a"), token(10_000), 0);
+        assert!(c.is_empty());
+    }
+}

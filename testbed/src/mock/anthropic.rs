@@ -1,0 +1,317 @@
+//! `/v1/messages`, Anthropic's Messages API: `x-api-key` auth, a required
+//! `anthropic-version` header, Anthropic's error envelope, and the
+//! `message_start` … `message_stop` event stream. Every response carries a
+//! `request-id` header, as Anthropic's do.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+
+use super::faults::Faults;
+use super::sse::{named_event, stream_response};
+use super::text::{completion_text, estimate_tokens, mock_id, text_chars, word_delta};
+use super::{AppState, RecordId};
+
+pub async fn messages(
+    State(state): State<AppState>,
+    Extension(RecordId(record_id)): Extension<RecordId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = mock_id("req_", record_id);
+    let mut resp = match answer(&state, record_id, &headers, &body).await {
+        Ok(r) => r,
+        Err(e) => e.respond(&request_id),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("request-id", v);
+    }
+    resp
+}
+
+async fn answer(
+    state: &AppState,
+    record_id: u64,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, AnthropicError> {
+    let faults = Faults::from_headers(headers);
+    faults.delay().await;
+    check_auth(headers, &state.config.api_key)?;
+    let has_version = headers
+        .get("anthropic-version")
+        .is_some_and(|v| !v.as_bytes().trim_ascii().is_empty());
+    if !has_version {
+        return Err(AnthropicError::invalid_request(
+            "anthropic-version: header is required",
+        ));
+    }
+    if let Some(status) = faults.status {
+        return Err(AnthropicError::injected(status));
+    }
+    let req = MessagesRequest::parse(body)?;
+    let meta = MessageMeta {
+        id: mock_id("msg_", record_id),
+        model: req.model,
+        input_tokens: req.input_tokens,
+        cache_read: faults.cache_read,
+        words: faults.words,
+    };
+    if !req.stream {
+        return Ok(Json(meta.message()).into_response());
+    }
+    let events = MessageEvents { meta, next: 0 };
+    Ok(stream_response(
+        state.stream(record_id, events, &faults),
+        "text/event-stream; charset=utf-8",
+    ))
+}
+
+/// Anthropic's scheme: `x-api-key: <key>`. A bearer token is taken for an
+/// OAuth token, which API keys are not.
+fn check_auth(headers: &HeaderMap, api_key: &str) -> Result<(), AnthropicError> {
+    let presented = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    match presented {
+        Some(k) if k == api_key => Ok(()),
+        Some(_) => Err(AnthropicError::authentication("invalid x-api-key")),
+        None if headers.contains_key(header::AUTHORIZATION) => Err(AnthropicError::authentication(
+            "OAuth authentication is currently not supported.",
+        )),
+        None => Err(AnthropicError::authentication(
+            "x-api-key header is required",
+        )),
+    }
+}
+
+/// `{"type":"error","error":{"type","message"},"request_id"}`.
+#[derive(Debug, Clone)]
+pub struct AnthropicError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl AnthropicError {
+    fn new(status: StatusCode, kind: &'static str, message: &str) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn authentication(message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", message)
+    }
+
+    fn invalid_request(message: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+    }
+
+    /// The error Anthropic sends for a given injected status; 529 is its
+    /// own "overloaded" status.
+    fn injected(status: StatusCode) -> Self {
+        let (kind, message) = match status.as_u16() {
+            400 => ("invalid_request_error", "Injected bad request."),
+            401 => ("authentication_error", "invalid x-api-key"),
+            402 => (
+                "billing_error",
+                "Your credit balance is too low to access the Anthropic API. Please go to \
+                 Plans & Billing to upgrade or purchase credits.",
+            ),
+            403 => (
+                "permission_error",
+                "Your API key does not have permission to use the specified resource.",
+            ),
+            404 => (
+                "not_found_error",
+                "The requested resource could not be found.",
+            ),
+            413 => (
+                "request_too_large",
+                "Request exceeds the maximum allowed number of bytes.",
+            ),
+            429 => (
+                "rate_limit_error",
+                "This request would exceed the rate limit for your organization of 50 \
+                 requests per minute. For details, refer to: \
+                 https://docs.claude.com/en/api/rate-limits. You can see the response headers \
+                 for current usage. Please reduce the prompt length or the maximum tokens \
+                 requested, or try again later.",
+            ),
+            504 => ("timeout_error", "Request timed out."),
+            529 => ("overloaded_error", "Overloaded"),
+            s if s >= 500 => ("api_error", "Internal server error"),
+            _ => ("invalid_request_error", "Injected error."),
+        };
+        Self::new(status, kind, message)
+    }
+
+    fn respond(self, request_id: &str) -> Response {
+        let body = json!({
+            "type": "error",
+            "error": {"type": self.kind, "message": self.message},
+            "request_id": request_id,
+        });
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+struct MessagesRequest {
+    model: String,
+    stream: bool,
+    input_tokens: u64,
+}
+
+impl MessagesRequest {
+    fn parse(body: &[u8]) -> Result<Self, AnthropicError> {
+        let bad_json = || {
+            AnthropicError::invalid_request("There was an error parsing the body of your request.")
+        };
+        let v: Value = serde_json::from_slice(body).map_err(|_| bad_json())?;
+        let obj = v.as_object().ok_or_else(bad_json)?;
+        let invalid = |m: &str| Err(AnthropicError::invalid_request(m));
+        let model = match obj.get("model") {
+            None => return invalid("model: Field required"),
+            Some(Value::String(m)) => m.clone(),
+            Some(_) => return invalid("model: Input should be a valid string"),
+        };
+        match obj.get("max_tokens") {
+            None => return invalid("max_tokens: Field required"),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => {}
+            Some(Value::Number(n)) if n.as_i64().is_some() => {
+                return invalid("max_tokens: Input should be greater than or equal to 1")
+            }
+            Some(_) => return invalid("max_tokens: Input should be a valid integer"),
+        }
+        let messages = match obj.get("messages") {
+            None => return invalid("messages: Field required"),
+            Some(Value::Array(m)) if m.is_empty() => {
+                return invalid("messages: at least one message is required")
+            }
+            Some(m @ Value::Array(_)) => m,
+            Some(_) => return invalid("messages: Input should be a valid list"),
+        };
+        let stream = match obj.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return invalid("stream: Input should be a valid boolean"),
+        };
+        // `system` is a string or text blocks; both count as prompt.
+        let system = obj.get("system").unwrap_or(&Value::Null);
+        let chars = text_chars(messages) + text_chars(system);
+        Ok(Self {
+            model,
+            stream,
+            input_tokens: estimate_tokens(chars),
+        })
+    }
+}
+
+struct MessageMeta {
+    id: String,
+    model: String,
+    /// The uncached part of the prompt, as Anthropic counts `input_tokens`.
+    input_tokens: u64,
+    /// `cache_read_input_tokens`: in addition to `input_tokens`.
+    cache_read: u64,
+    words: usize,
+}
+
+impl MessageMeta {
+    fn usage(&self, output_tokens: u64) -> Value {
+        json!({
+            "input_tokens": self.input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": self.cache_read,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "output_tokens": output_tokens,
+            "service_tier": "standard",
+        })
+    }
+
+    fn message(&self) -> Value {
+        json!({
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [{"type": "text", "text": completion_text(self.words)}],
+            "stop_reason": "end_turn",
+            "stop_sequence": null,
+            "usage": self.usage(self.words as u64),
+        })
+    }
+}
+
+/// The stream, one event per `next()`: message_start, content_block_start,
+/// ping, a content_block_delta per word, content_block_stop, message_delta,
+/// message_stop.
+struct MessageEvents {
+    meta: MessageMeta,
+    next: usize,
+}
+
+impl Iterator for MessageEvents {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        let m = &self.meta;
+        let i = self.next;
+        self.next += 1;
+        let deltas = 3..3 + m.words;
+        let after = deltas.end;
+        let (kind, data) = match i {
+            0 => {
+                let mut message = m.message();
+                message["content"] = json!([]);
+                message["stop_reason"] = Value::Null;
+                // Anthropic counts the first token as already produced.
+                message["usage"] = m.usage(1);
+                ("message_start", json!({"message": message}))
+            }
+            1 => (
+                "content_block_start",
+                json!({"index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
+            2 => ("ping", json!({})),
+            i if deltas.contains(&i) => (
+                "content_block_delta",
+                json!({"index": 0, "delta": {"type": "text_delta", "text": word_delta(i - deltas.start)}}),
+            ),
+            i if i == after => ("content_block_stop", json!({"index": 0})),
+            // Usage here is cumulative for the whole message, input included,
+            // as Anthropic sends it: a gateway must not add it to
+            // message_start's.
+            i if i == after + 1 => (
+                "message_delta",
+                json!({
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                    "usage": {
+                        "input_tokens": m.input_tokens,
+                        "cache_creation_input_tokens": 0,
+                        "cache_read_input_tokens": m.cache_read,
+                        "output_tokens": m.words,
+                    },
+                }),
+            ),
+            i if i == after + 2 => ("message_stop", json!({})),
+            _ => return None,
+        };
+        let mut data = data;
+        data["type"] = json!(kind);
+        Some(named_event(kind, &data.to_string()))
+    }
+}
