@@ -8,6 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::jwks::KeySet;
+use crate::pricing::PriceTable;
+pub use crate::providers::Provider;
+use crate::providers::RawProvider;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +23,11 @@ struct RawConfig {
     #[serde(default)]
     uuid_salt_env: Option<String>,
     policy: RawPolicy,
-    provider: RawProvider,
+    providers: Vec<RawProvider>,
+    #[serde(default)]
+    prices: Option<serde_json::Value>,
+    #[serde(default)]
+    usage: Option<RawUsage>,
     #[serde(default)]
     max_request_body_bytes: Option<usize>,
     #[serde(default)]
@@ -97,15 +104,18 @@ struct RawPolicy {
     timeout_ms: Option<u64>,
 }
 
+/// Delivery of usage records to the policy service's ledger.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawProvider {
-    name: String,
-    key_env: String,
+struct RawUsage {
     #[serde(default)]
-    key_header: Option<String>,
+    path: Option<String>,
     #[serde(default)]
-    key_prefix: Option<String>,
+    batch_max: Option<usize>,
+    #[serde(default)]
+    flush_ms: Option<u64>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
 }
 
 /// The validated configuration the request path runs on.
@@ -116,7 +126,9 @@ pub struct Config {
     pub token_cache: TokenCacheConfig,
     pub uuid_salt_env: String,
     pub policy: Policy,
-    pub provider: Provider,
+    pub providers: Vec<Provider>,
+    pub prices: PriceTable,
+    pub usage: UsageDelivery,
     pub max_request_body_bytes: usize,
     pub max_token_bytes: usize,
     pub clock_skew: Duration,
@@ -179,14 +191,12 @@ pub struct Policy {
     pub timeout: Duration,
 }
 
-/// Names where the provider key lives, never the key itself: the plugin configuration
-/// is visible in Envoy's `/config_dump`.
-#[derive(Debug)]
-pub struct Provider {
-    pub name: String,
-    pub key_env: String,
-    pub key_header: String,
-    pub key_prefix: String,
+#[derive(Debug, Clone)]
+pub struct UsageDelivery {
+    pub path: String,
+    pub batch_max: usize,
+    pub flush: Duration,
+    pub timeout: Duration,
 }
 
 /// A configuration error that names the offending field.
@@ -347,31 +357,12 @@ impl Config {
             timeout: Duration::from_millis(timeout_ms),
         };
 
-        let rp = raw.provider;
-        if rp.name.is_empty() {
-            return Err(err("provider.name", "must not be empty"));
-        }
-        if rp.key_env.is_empty() || rp.key_env.contains('=') {
-            return Err(err(
-                "provider.key_env",
-                "must name an environment variable of the Envoy process",
-            ));
-        }
-        let key_header = non_empty_or(rp.key_header, "authorization", || {
-            "provider.key_header".into()
-        })?
-        .to_ascii_lowercase();
-        let key_prefix = match rp.key_prefix {
-            Some(p) => p,
-            None if key_header == "authorization" => "Bearer ".to_string(),
-            None => String::new(),
+        let providers = crate::providers::parse(raw.providers)?;
+        let prices = match &raw.prices {
+            None => PriceTable::default(),
+            Some(v) => PriceTable::parse(v, "prices").map_err(|e| err(e.field, e.message))?,
         };
-        let provider = Provider {
-            name: rp.name,
-            key_env: rp.key_env,
-            key_header,
-            key_prefix,
-        };
+        let usage = usage_delivery(raw.usage)?;
 
         let max_request_body_bytes = raw
             .max_request_body_bytes
@@ -394,7 +385,9 @@ impl Config {
             token_cache,
             uuid_salt_env,
             policy,
-            provider,
+            providers,
+            prices,
+            usage,
             max_request_body_bytes,
             max_token_bytes,
             clock_skew: Duration::from_secs(skew),
@@ -429,6 +422,37 @@ fn jwks_uri(u: RawJwksUri, field: impl Fn(&str) -> String) -> Result<JwksUri, Co
         path: u.path,
         refresh: Duration::from_secs(refresh),
         timeout: Duration::from_millis(timeout),
+    })
+}
+
+fn usage_delivery(raw: Option<RawUsage>) -> Result<UsageDelivery, ConfigError> {
+    let raw = raw.unwrap_or(RawUsage {
+        path: None,
+        batch_max: None,
+        flush_ms: None,
+        timeout_ms: None,
+    });
+    let path = non_empty_or(raw.path, "/v1/usage", || "usage.path".into())?;
+    if !path.starts_with('/') {
+        return Err(err("usage.path", "must be an absolute path"));
+    }
+    let batch_max = raw.batch_max.unwrap_or(500);
+    if !(1..=1000).contains(&batch_max) {
+        return Err(err("usage.batch_max", "must be between 1 and 1000"));
+    }
+    let flush_ms = raw.flush_ms.unwrap_or(1000);
+    if !(100..=60_000).contains(&flush_ms) {
+        return Err(err("usage.flush_ms", "must be between 100 and 60000"));
+    }
+    let timeout_ms = raw.timeout_ms.unwrap_or(5000);
+    if !(1..=60_000).contains(&timeout_ms) {
+        return Err(err("usage.timeout_ms", "must be between 1 and 60000"));
+    }
+    Ok(UsageDelivery {
+        path,
+        batch_max,
+        flush: Duration::from_millis(flush_ms),
+        timeout: Duration::from_millis(timeout_ms),
     })
 }
 

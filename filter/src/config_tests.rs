@@ -16,8 +16,11 @@ fn valid_config_gets_defaults() {
         }]
     );
     assert_eq!(c.uuid_salt_env, "CHOKEPOINT_UUID_SALT");
-    assert_eq!(c.provider.key_header, "authorization");
-    assert_eq!(c.provider.key_prefix, "Bearer ");
+    assert_eq!(c.providers[0].key_header, "authorization");
+    assert_eq!(c.providers[0].key_prefix, "Bearer ");
+    assert_eq!(c.providers[1].key_header, "x-api-key");
+    assert_eq!(c.providers[1].key_prefix, "");
+    assert_eq!(c.usage.path, "/v1/usage");
     assert_eq!(c.policy.timeout, Duration::from_millis(500));
     assert_eq!(c.clock_skew, Duration::from_secs(60));
     match &c.issuers[0].keys {
@@ -38,8 +41,28 @@ fn invalid_configs_name_the_field() {
         ),
         (
             "unknown nested field",
-            |c| c["provider"]["key"] = "sk-oops".into(),
+            |c| c["providers"][0]["key"] = "sk-oops".into(),
             "unknown field `key`",
+        ),
+        (
+            "unknown provider api",
+            |c| c["providers"][0]["api"] = "openia".into(),
+            "providers[0].api",
+        ),
+        (
+            "duplicate provider",
+            |c| c["providers"][1]["name"] = "openai".into(),
+            "providers[1].name",
+        ),
+        (
+            "price not a number",
+            |c| c["prices"]["models"]["gpt-4o-mini"]["input_per_mtok_usd"] = "cheap".into(),
+            "prices",
+        ),
+        (
+            "batch too large",
+            |c| c["usage"] = serde_json::json!({"batch_max": 5000}),
+            "usage.batch_max",
         ),
         (
             "no issuers",
@@ -80,8 +103,8 @@ fn invalid_configs_name_the_field() {
         ),
         (
             "key env with value",
-            |c| c["provider"]["key_env"] = "OPENAI_API_KEY=sk".into(),
-            "provider.key_env",
+            |c| c["providers"][0]["key_env"] = "OPENAI_API_KEY=sk".into(),
+            "providers[0].key_env",
         ),
         (
             "zero body limit",
@@ -123,7 +146,7 @@ fn secrets_come_from_the_environment() {
         (k == "CHOKEPOINT_UUID_SALT").then(|| "x".repeat(32))
     })
     .unwrap_err();
-    assert_eq!(e.field, "provider.key_env");
+    assert_eq!(e.field, "providers[0].key_env");
     let rt = Runtime::new(config(), crate::testing::env).unwrap();
     assert!(
         !format!("{rt:?}").contains(crate::testing::PROVIDER_KEY),

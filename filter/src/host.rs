@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::jwks_sync::SharedData;
 use crate::jwt::AuthError;
 use crate::reply::Reply;
+use crate::telemetry::Metric;
 
 /// A hostcall failed. Carries only a static description: host errors end as a 500 reply
 /// and a counter, never as a panic.
@@ -28,6 +29,19 @@ pub trait Host: SharedData {
     fn resume_request(&mut self) -> Result<(), HostError>;
     fn count(&mut self, counter: Counter);
     fn now_secs(&self) -> u64;
+    fn now_ms(&self) -> u64;
+    /// A fresh random id (128 bits, hex) from the host's CSPRNG.
+    fn random_id(&self) -> String;
+    /// `:status` and `content-type` of the response.
+    fn response_status_and_type(&self) -> (Option<u32>, Option<String>);
+    fn response_body(&self, size: usize) -> Result<Vec<u8>, HostError>;
+    fn set_request_body(&mut self, body: &[u8]) -> Result<(), HostError>;
+    fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
+    /// Filter state the access log can print (`wasm.<name>`).
+    fn set_filter_state(&mut self, name: &str, value: &[u8]);
+    /// Hands a usage record to the root's delivery queue; false when it could not.
+    fn enqueue_usage(&mut self, record: &[u8]) -> bool;
+    fn emit(&mut self, metric: Metric);
 }
 
 /// Everything the filter counts. One Envoy stat each.
@@ -43,6 +57,9 @@ pub enum Counter {
     TokenCacheMiss,
     JwksFetched,
     JwksFetchFailed,
+    UsageQueueFailure,
+    UsageDelivered,
+    UsageDeliveryFailed,
 }
 
 impl Counter {
@@ -61,6 +78,9 @@ impl Counter {
             Counter::TokenCacheMiss,
             Counter::JwksFetched,
             Counter::JwksFetchFailed,
+            Counter::UsageQueueFailure,
+            Counter::UsageDelivered,
+            Counter::UsageDeliveryFailed,
         ]);
         all
     }
@@ -78,6 +98,9 @@ impl Counter {
             Counter::TokenCacheMiss => "chokepoint.token_cache.miss".into(),
             Counter::JwksFetched => "chokepoint.jwks.fetched".into(),
             Counter::JwksFetchFailed => "chokepoint.jwks.fetch_failed".into(),
+            Counter::UsageQueueFailure => "chokepoint.usage.queue_failed".into(),
+            Counter::UsageDelivered => "chokepoint.usage.delivered_records".into(),
+            Counter::UsageDeliveryFailed => "chokepoint.usage.delivery_failed".into(),
         }
     }
 }

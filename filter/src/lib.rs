@@ -15,10 +15,13 @@
     )
 )]
 
+pub mod accounting;
+pub mod api;
 pub mod auth_state;
 pub mod authorize;
 pub mod config;
 pub mod credentials;
+pub mod delivery;
 pub mod flow;
 pub mod host;
 pub mod identity;
@@ -27,15 +30,18 @@ pub mod jwks_sync;
 pub mod jwt;
 pub mod keystore;
 pub mod pricing;
+pub mod providers;
 pub mod reply;
 pub mod request_body;
 pub mod runtime;
 pub mod sse;
+pub mod telemetry;
 #[cfg(test)]
 mod testing;
 pub mod token_cache;
 pub mod token_source;
 pub mod usage;
+pub mod usage_record;
 pub mod wasm;
 
 proxy_wasm::main! {{

@@ -116,6 +116,11 @@ impl PriceTable {
 
     /// The model's price, else the default, else `None` (the caller decides whether an
     /// unpriced model may run).
+    /// Whether the model has its own price (and so its own stats series).
+    pub fn is_listed(&self, model: &str) -> bool {
+        self.models.contains_key(model)
+    }
+
     pub fn lookup(&self, model: &str) -> Option<&Price> {
         self.models.get(model).or(self.default.as_ref())
     }

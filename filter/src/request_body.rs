@@ -57,6 +57,29 @@ pub fn parse(body: &[u8]) -> Result<RequestFields, BodyError> {
     Ok(RequestFields { model, stream })
 }
 
+/// For a streaming chat-completions request, the body with
+/// `stream_options.include_usage: true` added, so the provider reports usage at the end of
+/// the stream; `None` when the body already asks for it (or is not a streaming request).
+pub fn with_include_usage(body: &[u8]) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let obj = value.as_object_mut()?;
+    if obj.get("stream") != Some(&serde_json::Value::Bool(true)) {
+        return None;
+    }
+    let options = obj
+        .entry("stream_options")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    if !options.is_object() {
+        *options = serde_json::Value::Object(serde_json::Map::new());
+    }
+    let options = options.as_object_mut()?;
+    if options.get("include_usage") == Some(&serde_json::Value::Bool(true)) {
+        return None;
+    }
+    options.insert("include_usage".into(), serde_json::Value::Bool(true));
+    serde_json::to_vec(&value).ok()
+}
+
 /// Whether a `content-type` value is JSON (`application/json`, `...+json`, any params).
 pub fn is_json_content_type(value: &str) -> bool {
     let essence = value
@@ -107,6 +130,26 @@ mod tests {
         for (body, want) in table {
             assert_eq!(parse(body.as_bytes()), want, "{body}");
         }
+    }
+
+    #[test]
+    fn include_usage_is_added_once() {
+        let add = |b: &str| {
+            with_include_usage(b.as_bytes())
+                .map(|v| serde_json::from_slice::<serde_json::Value>(&v).unwrap())
+        };
+        let got = add(r#"{"model":"m","stream":true,"messages":[]}"#).unwrap();
+        assert_eq!(got["stream_options"]["include_usage"], true);
+        assert_eq!(got["model"], "m");
+        let got = add(r#"{"stream":true,"stream_options":{"include_obfuscation":false}}"#).unwrap();
+        assert_eq!(
+            got["stream_options"],
+            serde_json::json!({"include_obfuscation":false,"include_usage":true})
+        );
+        assert!(add(r#"{"stream":true,"stream_options":{"include_usage":true}}"#).is_none());
+        assert!(add(r#"{"stream":false}"#).is_none());
+        assert!(add(r#"{"model":"m"}"#).is_none());
+        assert!(add("not json").is_none());
     }
 
     #[test]

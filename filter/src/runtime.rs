@@ -5,7 +5,8 @@ use crate::config::{Config, ConfigError};
 pub struct Runtime {
     pub config: Config,
     pub salt: Vec<u8>,
-    pub provider_key: String,
+    /// Each provider's key, by its index in `config.providers`.
+    pub provider_keys: Vec<String>,
     /// Issuer -> shared secret, for issuers that explicitly allow HMAC.
     pub hmac_secrets: std::collections::HashMap<String, Vec<u8>>,
 }
@@ -16,7 +17,7 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("config", &self.config)
             .field("salt", &"<redacted>")
-            .field("provider_key", &"<redacted>")
+            .field("provider_keys", &"<redacted>")
             .field("hmac_secrets", &"<redacted>")
             .finish()
     }
@@ -42,15 +43,19 @@ impl Runtime {
                 ),
             });
         }
-        let provider_key = env(&config.provider.key_env).unwrap_or_default();
-        if provider_key.trim().is_empty() {
-            return Err(ConfigError {
-                field: "provider.key_env".into(),
-                message: format!(
-                    "environment variable {} must be set in the Envoy process (and listed in vm_config.environment_variables.host_env_keys)",
-                    config.provider.key_env
-                ),
-            });
+        let mut provider_keys = Vec::with_capacity(config.providers.len());
+        for (i, p) in config.providers.iter().enumerate() {
+            let key = env(&p.key_env).unwrap_or_default();
+            if key.trim().is_empty() {
+                return Err(ConfigError {
+                    field: format!("providers[{i}].key_env"),
+                    message: format!(
+                        "environment variable {} must be set in the Envoy process (and listed in vm_config.environment_variables.host_env_keys)",
+                        p.key_env
+                    ),
+                });
+            }
+            provider_keys.push(key.trim().to_string());
         }
         let mut hmac_secrets = std::collections::HashMap::new();
         for (i, issuer) in config.issuers.iter().enumerate() {
@@ -72,7 +77,7 @@ impl Runtime {
         Ok(Runtime {
             config,
             salt: salt.into_bytes(),
-            provider_key: provider_key.trim().to_string(),
+            provider_keys,
             hmac_secrets,
         })
     }

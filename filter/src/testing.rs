@@ -19,6 +19,7 @@ pub const ISSUER: &str = "https://idp.test";
 pub const AUDIENCE: &str = "chokepoint";
 pub const SALT: &str = "0123456789abcdef-test-salt";
 pub const PROVIDER_KEY: &str = "sk-test-provider-key";
+pub const ANTHROPIC_KEY: &str = "sk-ant-test-key";
 pub const NOW: u64 = 1_800_000_000;
 
 pub struct Keys {
@@ -60,7 +61,11 @@ impl Keys {
         serde_json::json!({
             "issuers": [{"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": self.jwks()}],
             "policy": {"cluster": "policy", "timeout_ms": 500},
-            "provider": {"name": "openai", "key_env": "OPENAI_API_KEY"},
+            "providers": [
+                {"name": "openai", "api": "openai", "cluster": "provider_openai", "key_env": "OPENAI_API_KEY"},
+                {"name": "anthropic", "api": "anthropic", "cluster": "provider_anthropic", "key_env": "ANTHROPIC_API_KEY"},
+            ],
+            "prices": {"models": {"gpt-4o-mini": {"input_per_mtok_usd": "0.15", "output_per_mtok_usd": "0.60"}}},
             "max_request_body_bytes": 1024,
         })
     }
@@ -89,6 +94,7 @@ pub fn env(name: &str) -> Option<String> {
     match name {
         "CHOKEPOINT_UUID_SALT" => Some(SALT.into()),
         "OPENAI_API_KEY" => Some(PROVIDER_KEY.into()),
+        "ANTHROPIC_API_KEY" => Some(ANTHROPIC_KEY.into()),
         _ => None,
     }
 }
@@ -127,16 +133,28 @@ pub struct FakeHost {
     pub counters: HashMap<String, u64>,
     pub fail_dispatch: bool,
     pub now: u64,
+    pub response_status: Option<u32>,
+    pub response_type: Option<String>,
+    pub response_chunk: Vec<u8>,
+    pub response_headers: Vec<(String, String)>,
+    pub filter_state: HashMap<String, Vec<u8>>,
+    pub queued: Vec<Vec<u8>>,
+    pub metrics: Vec<crate::telemetry::Metric>,
     pub shared: HashMap<String, (Vec<u8>, u32)>,
 }
 
 impl FakeHost {
+    /// A request with these headers; `:path` defaults to `/v1/chat/completions`.
     pub fn with_headers(headers: &[(&str, &str)]) -> FakeHost {
+        let mut headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !headers.iter().any(|(k, _)| k == ":path") {
+            headers.push((":path".into(), "/v1/chat/completions".into()));
+        }
         FakeHost {
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            headers,
             now: NOW,
             ..Default::default()
         }
@@ -209,6 +227,45 @@ impl Host for FakeHost {
 
     fn now_secs(&self) -> u64 {
         self.now
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.now * 1000
+    }
+
+    fn random_id(&self) -> String {
+        format!("{:032x}", 0xfeed)
+    }
+
+    fn response_status_and_type(&self) -> (Option<u32>, Option<String>) {
+        (self.response_status, self.response_type.clone())
+    }
+
+    fn response_body(&self, size: usize) -> Result<Vec<u8>, HostError> {
+        Ok(self.response_chunk.iter().take(size).copied().collect())
+    }
+
+    fn set_request_body(&mut self, body: &[u8]) -> Result<(), HostError> {
+        self.body = body.to_vec();
+        Ok(())
+    }
+
+    fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        self.response_headers.push((name.into(), value.into()));
+        Ok(())
+    }
+
+    fn set_filter_state(&mut self, name: &str, value: &[u8]) {
+        self.filter_state.insert(name.into(), value.to_vec());
+    }
+
+    fn enqueue_usage(&mut self, record: &[u8]) -> bool {
+        self.queued.push(record.to_vec());
+        true
+    }
+
+    fn emit(&mut self, metric: crate::telemetry::Metric) {
+        self.metrics.push(metric);
     }
 }
 

@@ -1,12 +1,15 @@
 //! Service configuration, validated once before anything binds or connects.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::error::Error;
 
 /// Everything [`crate::run`] needs. Build it with struct-update syntax over
 /// [`Config::default`] so new fields do not break callers.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows whether an admin token is set, never the token.
+#[derive(Clone)]
 pub struct Config {
     /// `redis://host:port[/db]`, `unix:///path/redis.sock` or `redis+unix:///path/redis.sock`.
     pub redis_url: String,
@@ -23,7 +26,19 @@ pub struct Config {
     pub redis_probe_interval: Duration,
     /// Largest accepted request body; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Largest accepted `POST /v1/usage` body. A full batch is 1000 records of about
+    /// half a kilobyte each, far past `max_body_bytes`.
+    pub max_usage_body_bytes: usize,
+    /// Bearer token for `/v1/admin/*`. `None` disables those endpoints (403), so they
+    /// are never open by accident.
+    pub admin_token: Option<String>,
+    /// How long a booked usage record's request id is remembered (whole seconds). The
+    /// filter's retries must end within it: a record retried later is booked again.
+    pub usage_dedupe_window: Duration,
 }
+
+/// Seven days: longer than any outage the filter's retry queue is meant to ride out.
+pub const DEFAULT_USAGE_DEDUPE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Default for Config {
     fn default() -> Self {
@@ -34,7 +49,29 @@ impl Default for Config {
             redis_timeout: Duration::from_secs(1),
             redis_probe_interval: Duration::from_secs(1),
             max_body_bytes: 64 * 1024,
+            max_usage_body_bytes: 1024 * 1024,
+            admin_token: None,
+            usage_dedupe_window: DEFAULT_USAGE_DEDUPE_WINDOW,
         }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("redis_url", &self.redis_url)
+            .field("requests_per_window", &self.requests_per_window)
+            .field("window", &self.window)
+            .field("redis_timeout", &self.redis_timeout)
+            .field("redis_probe_interval", &self.redis_probe_interval)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_usage_body_bytes", &self.max_usage_body_bytes)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("usage_dedupe_window", &self.usage_dedupe_window)
+            .finish()
     }
 }
 
@@ -65,6 +102,32 @@ impl Config {
         if self.max_body_bytes == 0 {
             return invalid("max_body_bytes", "must be greater than zero");
         }
+        if self.max_usage_body_bytes == 0 {
+            return invalid("max_usage_body_bytes", "must be greater than zero");
+        }
+        if let Some(token) = &self.admin_token {
+            // An empty token would make `Bearer ` a valid credential; leave it unset to
+            // disable the admin endpoints instead.
+            if token.is_empty() {
+                return invalid(
+                    "admin_token",
+                    "must not be empty (omit it to disable admin endpoints)",
+                );
+            }
+            if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return invalid(
+                    "admin_token",
+                    "must not contain whitespace or control characters (it is sent as a bearer token)",
+                );
+            }
+        }
+        // The dedupe marker's expiry is set in whole seconds (SET … EX).
+        if self.usage_dedupe_window < Duration::from_secs(1) {
+            return invalid("usage_dedupe_window", "must be at least 1 s");
+        }
+        if self.usage_dedupe_window > Duration::from_secs(366 * 24 * 3600) {
+            return invalid("usage_dedupe_window", "must be at most a year");
+        }
         Ok(())
     }
 }
@@ -76,6 +139,18 @@ mod tests {
     #[test]
     fn default_is_valid() {
         assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_the_admin_token() {
+        let config = Config {
+            admin_token: Some("s3cret-token".into()),
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]
@@ -122,6 +197,41 @@ mod tests {
                     ..Config::default()
                 },
                 "max_body_bytes",
+            ),
+            (
+                Config {
+                    max_usage_body_bytes: 0,
+                    ..Config::default()
+                },
+                "max_usage_body_bytes",
+            ),
+            (
+                Config {
+                    admin_token: Some(String::new()),
+                    ..Config::default()
+                },
+                "admin_token",
+            ),
+            (
+                Config {
+                    admin_token: Some("two words".into()),
+                    ..Config::default()
+                },
+                "admin_token",
+            ),
+            (
+                Config {
+                    usage_dedupe_window: Duration::from_millis(999),
+                    ..Config::default()
+                },
+                "usage_dedupe_window",
+            ),
+            (
+                Config {
+                    usage_dedupe_window: Duration::from_secs(400 * 24 * 3600),
+                    ..Config::default()
+                },
+                "usage_dedupe_window",
             ),
         ];
         for (config, field) in cases {

@@ -1,6 +1,7 @@
 //! chokepoint's policy service: answers the filter's "may this call go ahead?" from
-//! counters in Redis. The service holds no state of its own, so replicas scale out
-//! freely behind Envoy.
+//! counters in Redis, and books what each call consumed into a usage ledger, once per
+//! request however often the filter retries. The service holds no state of its own,
+//! so replicas scale out freely behind Envoy.
 //!
 //! [`run`] serves the API on a listener the caller bound, which lets tests and the
 //! binary alike use port 0 and learn the real port from the listener.
@@ -8,23 +9,28 @@
 mod api;
 mod config;
 mod error;
+mod ledger;
 mod metrics;
 mod rate_limit;
 pub mod stderr_log;
 mod store;
 mod user_id;
+mod utc_date;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use api::authorize::{AuthorizeRequest, MAX_REQUEST_ID_BYTES};
-pub use config::Config;
+pub use api::authorize::AuthorizeRequest;
+pub use api::fields::MAX_REQUEST_ID_BYTES;
+pub use api::usage::{UsageRecord, MAX_USAGE_COUNT, MAX_USAGE_RECORDS};
+pub use config::{Config, DEFAULT_USAGE_DEDUPE_WINDOW};
 pub use error::Error;
 pub use user_id::UserId;
 
-use api::AppState;
+use api::{AppState, BodyLimits};
+use ledger::Ledger;
 use metrics::Metrics;
 use rate_limit::RequestRateLimit;
 use store::Store;
@@ -60,14 +66,30 @@ pub async fn run(
         rate_limit.limit,
         rate_limit.window.as_millis(),
     );
+    log::info!(
+        "usage ledger remembers request ids for {} s; admin endpoints {}",
+        config.usage_dedupe_window.as_secs(),
+        if config.admin_token.is_some() {
+            "enabled"
+        } else {
+            "disabled (no admin token)"
+        },
+    );
 
     let app = api::router(
         AppState {
             store,
             rate_limit,
+            ledger: Ledger {
+                dedupe_window: config.usage_dedupe_window,
+            },
+            admin_token: config.admin_token.as_deref().map(Arc::from),
             metrics: Arc::new(Metrics::default()),
         },
-        config.max_body_bytes,
+        BodyLimits {
+            default: config.max_body_bytes,
+            usage: config.max_usage_body_bytes,
+        },
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the policy API (authorize, healthz, metrics).
+    /// Serve the policy API (authorize, usage, admin, healthz, metrics).
     Serve(ServeArgs),
 }
 
@@ -60,6 +60,17 @@ struct ServeArgs {
     /// Longest wait for any Redis round trip before answering 503.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     redis_timeout_ms: u64,
+
+    /// Bearer token for the admin endpoints (/v1/admin/*); without one they answer 403.
+    /// Prefer the environment variable: a command line is visible to other local users.
+    // hide_env_values: --help must not print the token.
+    #[arg(long, env = "CHOKEPOINT_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+
+    /// How long a booked usage record's request id is remembered, in seconds; the
+    /// filter's retries of a record within it are counted once.
+    #[arg(long, default_value_t = 604_800, value_parser = clap::value_parser!(u64).range(1..))]
+    usage_dedupe_secs: u64,
 
     /// After binding, write the bound address (e.g. 127.0.0.1:40123) to this file,
     /// atomically, so a supervisor can use --listen with port 0 without port races.
@@ -105,6 +116,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         requests_per_window: args.requests_per_window,
         window: Duration::from_secs(args.window_secs),
         redis_timeout: Duration::from_millis(args.redis_timeout_ms),
+        admin_token: args.admin_token,
+        usage_dedupe_window: Duration::from_secs(args.usage_dedupe_secs),
         ..Config::default()
     };
 

@@ -12,6 +12,10 @@ pub struct Metrics {
     denied: AtomicU64,
     errored: AtomicU64,
     invalid: AtomicU64,
+    usage_accepted: AtomicU64,
+    usage_duplicate: AtomicU64,
+    usage_error: AtomicU64,
+    usage_invalid_batches: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +46,21 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// What one usage batch did: records booked, already booked, and not processed
+    /// because Redis failed (the filter retries those).
+    pub fn record_usage(&self, accepted: u64, duplicates: u64, errors: u64) {
+        self.usage_accepted.fetch_add(accepted, Ordering::Relaxed);
+        self.usage_duplicate
+            .fetch_add(duplicates, Ordering::Relaxed);
+        self.usage_error.fetch_add(errors, Ordering::Relaxed);
+    }
+
+    /// A usage batch rejected as malformed (400/413): none of its records were booked,
+    /// and since resending it cannot help, this is the series to alert on.
+    pub fn record_invalid_usage_batch(&self) {
+        self.usage_invalid_batches.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self, redis: RedisState) -> String {
         let mut out = String::with_capacity(1024);
@@ -57,6 +76,14 @@ impl Metrics {
              # HELP chokepoint_policy_invalid_requests_total Authorize requests rejected as malformed.\n\
              # TYPE chokepoint_policy_invalid_requests_total counter\n\
              chokepoint_policy_invalid_requests_total {}\n\
+             # HELP chokepoint_policy_usage_records_total Usage records by what the ledger did with them.\n\
+             # TYPE chokepoint_policy_usage_records_total counter\n\
+             chokepoint_policy_usage_records_total{{result=\"accepted\"}} {}\n\
+             chokepoint_policy_usage_records_total{{result=\"duplicate\"}} {}\n\
+             chokepoint_policy_usage_records_total{{result=\"error\"}} {}\n\
+             # HELP chokepoint_policy_usage_invalid_batches_total Usage batches rejected as malformed; none of their records were booked.\n\
+             # TYPE chokepoint_policy_usage_invalid_batches_total counter\n\
+             chokepoint_policy_usage_invalid_batches_total {}\n\
              # HELP chokepoint_policy_redis_errors_total Redis round trips that failed or timed out.\n\
              # TYPE chokepoint_policy_redis_errors_total counter\n\
              chokepoint_policy_redis_errors_total {}\n\
@@ -67,6 +94,10 @@ impl Metrics {
             load(&self.denied),
             load(&self.errored),
             load(&self.invalid),
+            load(&self.usage_accepted),
+            load(&self.usage_duplicate),
+            load(&self.usage_error),
+            load(&self.usage_invalid_batches),
             redis.errors,
             u8::from(redis.availability == Availability::Up),
         );
@@ -79,7 +110,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_every_decision_series() {
+    fn renders_every_series() {
         let metrics = Metrics::default();
         for outcome in [
             Outcome::Allow,
@@ -90,6 +121,9 @@ mod tests {
         ] {
             metrics.record(outcome);
         }
+        metrics.record_usage(5, 2, 0);
+        metrics.record_usage(1, 0, 3);
+        metrics.record_invalid_usage_batch();
         let text = metrics.render(RedisState {
             availability: Availability::Up,
             errors: 3,
@@ -99,6 +133,10 @@ mod tests {
             "chokepoint_policy_authorize_total{decision=\"deny\"} 1",
             "chokepoint_policy_authorize_total{decision=\"error\"} 1",
             "chokepoint_policy_invalid_requests_total 1",
+            "chokepoint_policy_usage_records_total{result=\"accepted\"} 6",
+            "chokepoint_policy_usage_records_total{result=\"duplicate\"} 2",
+            "chokepoint_policy_usage_records_total{result=\"error\"} 3",
+            "chokepoint_policy_usage_invalid_batches_total 1",
             "chokepoint_policy_redis_errors_total 3",
             "chokepoint_policy_redis_up 1",
         ] {

@@ -55,6 +55,18 @@ pub enum Format {
     Gemini,
 }
 
+impl Format {
+    /// The name in usage records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::OpenAiChat => "openai_chat",
+            Format::OpenAiResponses => "openai_responses",
+            Format::Anthropic => "anthropic",
+            Format::Gemini => "gemini",
+        }
+    }
+}
+
 /// What a response said about its own usage and how it ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {

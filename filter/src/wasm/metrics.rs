@@ -1,36 +1,72 @@
-//! Envoy counters for [`Counter`], defined once per VM.
+//! Envoy stats: the fixed [`Counter`]s, defined once per VM, and usage [`Metric`]s whose
+//! names depend on the provider and model, defined on first use (bounded by the price
+//! table, see `telemetry`).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 use crate::host::Counter;
+use crate::telemetry::Metric;
 
 #[derive(Default)]
 pub struct Metrics {
-    ids: HashMap<String, u32>,
+    ids: RefCell<HashMap<String, u32>>,
 }
 
 impl Metrics {
     pub fn define() -> Metrics {
-        let mut ids = HashMap::new();
+        let m = Metrics::default();
         for c in Counter::all() {
-            let name = c.stat_name();
-            match hostcalls::define_metric(MetricType::Counter, &name) {
-                Ok(id) => {
-                    ids.insert(name, id);
-                }
-                Err(e) => log::warn!("cannot define metric {name}: {e:?}"),
+            m.id(&c.stat_name(), MetricType::Counter);
+        }
+        m
+    }
+
+    fn id(&self, name: &str, kind: MetricType) -> Option<u32> {
+        if let Some(id) = self.ids.borrow().get(name) {
+            return Some(*id);
+        }
+        match hostcalls::define_metric(kind, name) {
+            Ok(id) => {
+                self.ids.borrow_mut().insert(name.to_string(), id);
+                Some(id)
+            }
+            Err(e) => {
+                log::warn!("cannot define metric {name}: {e:?}");
+                None
             }
         }
-        Metrics { ids }
     }
 
     pub fn increment(&self, c: Counter) {
-        if let Some(id) = self.ids.get(&c.stat_name()) {
+        self.add(c, 1);
+    }
+
+    pub fn add(&self, c: Counter, n: u64) {
+        if let Some(id) = self.id(&c.stat_name(), MetricType::Counter) {
             // A lost increment is not worth failing a request over.
-            let _ = hostcalls::increment_metric(*id, 1);
+            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    pub fn emit(&self, m: &Metric) {
+        match m {
+            Metric::Counter(name, n) => {
+                if *n > 0 {
+                    if let Some(id) = self.id(name, MetricType::Counter) {
+                        let _ =
+                            hostcalls::increment_metric(id, i64::try_from(*n).unwrap_or(i64::MAX));
+                    }
+                }
+            }
+            Metric::Histogram(name, v) => {
+                if let Some(id) = self.id(name, MetricType::Histogram) {
+                    let _ = hostcalls::record_metric(id, *v);
+                }
+            }
         }
     }
 }

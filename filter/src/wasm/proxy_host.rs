@@ -11,9 +11,12 @@ use super::shared::EnvoyShared;
 use crate::host::{Counter, Host, HostError};
 use crate::jwks_sync::{CasMismatch, SharedData};
 use crate::reply::Reply;
+use crate::telemetry::Metric;
 
 pub struct ProxyHost<'a> {
     pub metrics: &'a Metrics,
+    /// The usage delivery queue (registered by the root), when there is one.
+    pub usage_queue: Option<u32>,
 }
 
 impl Host for ProxyHost<'_> {
@@ -64,6 +67,62 @@ impl Host for ProxyHost<'_> {
 
     fn now_secs(&self) -> u64 {
         now_secs()
+    }
+
+    fn now_ms(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn random_id(&self) -> String {
+        let n: u128 = jwt_simple::reexports::rand::random();
+        format!("{n:032x}")
+    }
+
+    fn response_status_and_type(&self) -> (Option<u32>, Option<String>) {
+        let get = |name| {
+            hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+                .ok()
+                .flatten()
+        };
+        (
+            get(":status").and_then(|s| s.parse().ok()),
+            get("content-type"),
+        )
+    }
+
+    fn response_body(&self, size: usize) -> Result<Vec<u8>, HostError> {
+        hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
+            .map(Option::unwrap_or_default)
+            .map_err(|_| HostError("get response body"))
+    }
+
+    fn set_request_body(&mut self, body: &[u8]) -> Result<(), HostError> {
+        // Replace the whole buffered body (start 0, size = everything).
+        hostcalls::set_buffer(BufferType::HttpRequestBody, 0, usize::MAX, body)
+            .map_err(|_| HostError("set request body"))
+    }
+
+    fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value))
+            .map_err(|_| HostError("set response header"))
+    }
+
+    fn set_filter_state(&mut self, name: &str, value: &[u8]) {
+        if hostcalls::set_property(vec![name], Some(value)).is_err() {
+            self.metrics.increment(Counter::HostFailure);
+        }
+    }
+
+    fn enqueue_usage(&mut self, record: &[u8]) -> bool {
+        self.usage_queue
+            .is_some_and(|q| hostcalls::enqueue_shared_queue(q, Some(record)).is_ok())
+    }
+
+    fn emit(&mut self, metric: Metric) {
+        self.metrics.emit(&metric);
     }
 }
 

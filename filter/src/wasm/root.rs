@@ -17,13 +17,18 @@ use super::proxy_host::now_secs;
 use super::shared::EnvoyShared;
 use crate::auth_state::AuthState;
 use crate::config::{Config, JwksUri, KeySource};
+use crate::delivery::Delivery;
 use crate::host::Counter;
 use crate::jwks::KeySet;
 use crate::jwks_sync;
 use crate::runtime::Runtime;
 
-/// How often the root checks shared data for new keys and whether a refresh is due.
+/// How often the root checks shared data for new keys and whether a refresh is due; usage
+/// batches go out on the same timer (or faster, with a shorter `usage.flush_ms`).
 const TICK: Duration = Duration::from_secs(1);
+
+/// The shared queue usage records travel through, from every worker to the roots.
+const USAGE_QUEUE: &str = "chokepoint.usage";
 
 #[derive(Default)]
 pub struct Root {
@@ -32,6 +37,8 @@ pub struct Root {
     metrics: Rc<Metrics>,
     /// Pending JWKS fetches: callout token -> issuer.
     fetches: HashMap<u32, String>,
+    usage_queue: Option<u32>,
+    delivery: Delivery,
 }
 
 impl Root {
@@ -66,6 +73,85 @@ impl Root {
     }
 }
 
+fn rt_flush(rt: &Option<Rc<Runtime>>) -> Duration {
+    rt.as_ref().map_or(TICK, |rt| rt.config.usage.flush)
+}
+
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Root {
+    /// Sends the next batch of usage records to the ledger, if one is due.
+    fn deliver_usage(&mut self) {
+        let (Some(rt), Some(queue)) = (&self.runtime, self.usage_queue) else {
+            return;
+        };
+        let now = now_ms();
+        if !self.delivery.ready(now) {
+            return;
+        }
+        if self.delivery.wants_records() {
+            while self.delivery.len() < rt.config.usage.batch_max {
+                match hostcalls::dequeue_shared_queue(queue) {
+                    Ok(Some(record)) => self.delivery.add(record),
+                    _ => break,
+                }
+            }
+        }
+        if self.delivery.is_empty() {
+            return;
+        }
+        let body = self.delivery.body();
+        let headers = vec![
+            (":method", "POST"),
+            (":path", rt.config.usage.path.as_str()),
+            (":authority", rt.config.policy.authority.as_str()),
+            ("content-type", "application/json"),
+        ];
+        match hostcalls::dispatch_http_call(
+            &rt.config.policy.cluster,
+            headers,
+            Some(&body),
+            vec![],
+            rt.config.usage.timeout,
+        ) {
+            Ok(call) => self.delivery.sent(call),
+            Err(e) => {
+                log::warn!(
+                    "cannot send usage to {}: {e:?}; will retry",
+                    rt.config.policy.cluster
+                );
+                self.delivery.failed(now);
+                self.metrics.increment(Counter::UsageDeliveryFailed);
+            }
+        }
+    }
+}
+
+impl Root {
+    /// The ledger answered a usage batch: done, or keep it for a retry.
+    fn usage_answered(&mut self) {
+        let ok = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .is_some_and(|s| s == "200");
+        match self.delivery.answered(ok, now_ms()) {
+            Some(n) => self.metrics.add(Counter::UsageDelivered, n as u64),
+            None => {
+                log::warn!(
+                    "usage batch of {} record(s) not accepted by the ledger; will retry",
+                    self.delivery.len()
+                );
+                self.metrics.increment(Counter::UsageDeliveryFailed);
+            }
+        }
+    }
+}
+
 impl Context for Root {
     fn on_http_call_response(
         &mut self,
@@ -74,6 +160,10 @@ impl Context for Root {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        if self.delivery.is_in_flight(token_id) {
+            self.usage_answered();
+            return;
+        }
         let Some(issuer) = self.fetches.remove(&token_id) else {
             return;
         };
@@ -132,15 +222,23 @@ impl RootContext for Root {
         match runtime {
             Ok(rt) => {
                 log::info!(
-                    "chokepoint configured: {} issuer(s), provider {}",
+                    "chokepoint configured: {} issuer(s), {} provider(s)",
                     rt.config.issuers.len(),
-                    rt.config.provider.name
+                    rt.config.providers.len()
                 );
                 self.auth = Some(Rc::new(RefCell::new(AuthState::new(&rt))));
                 self.runtime = Some(Rc::new(rt));
+                let tick = TICK.min(rt_flush(&self.runtime));
                 self.metrics = Rc::new(Metrics::define());
-                if !self.remote_issuers().is_empty() && hostcalls::set_tick_period(TICK).is_err() {
-                    log::error!("cannot start the JWKS refresh timer");
+                match hostcalls::register_shared_queue(USAGE_QUEUE) {
+                    Ok(q) => self.usage_queue = Some(q),
+                    Err(e) => {
+                        log::error!("cannot register the usage queue: {e:?}");
+                        return false;
+                    }
+                }
+                if hostcalls::set_tick_period(tick).is_err() {
+                    log::error!("cannot start the timer (JWKS refresh, usage delivery)");
                     return false;
                 }
                 true
@@ -154,6 +252,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        self.deliver_usage();
         let now = now_secs();
         let mut sd = EnvoyShared;
         for (issuer, uri) in self.remote_issuers() {
@@ -196,6 +295,7 @@ impl RootContext for Root {
             Rc::clone(rt),
             Rc::clone(auth),
             Rc::clone(&self.metrics),
+            self.usage_queue,
         )))
     }
 

@@ -10,14 +10,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::AppState;
+use super::{fields, json_body, AppState};
 use crate::metrics::Outcome;
 use crate::rate_limit::Decision;
 use crate::user_id::UserId;
-
-/// Longest accepted `request_id`. It becomes the idempotency key of usage records, so
-/// it must stay small; Envoy's own ids are 36 characters.
-pub const MAX_REQUEST_ID_BYTES: usize = 256;
 
 /// A validated authorize request.
 ///
@@ -51,36 +47,9 @@ struct Wire {
 impl AuthorizeRequest {
     /// Checks the content type and decodes and validates the body.
     pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
-        if !content_type.is_some_and(is_json) {
-            return Err(ApiError::invalid_request(
-                "unsupported_content_type",
-                "content-type must be application/json",
-            ));
-        }
-        let wire: Wire = decode(body)?;
-
-        let request_id = wire.request_id.ok_or_else(|| missing("request_id"))?;
-        if request_id.trim().is_empty() {
-            return Err(invalid("request_id", "must not be empty"));
-        }
-        if request_id.len() > MAX_REQUEST_ID_BYTES {
-            return Err(invalid(
-                "request_id",
-                &format!("must be at most {MAX_REQUEST_ID_BYTES} bytes"),
-            ));
-        }
-        if request_id.chars().any(char::is_control) {
-            return Err(invalid("request_id", "must not contain control characters"));
-        }
-
-        let user = wire.user.ok_or_else(|| missing("user"))?;
-        let user = UserId::parse(&user).ok_or_else(|| {
-            invalid(
-                "user",
-                "must be a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
-            )
-        })?;
-
+        let wire: Wire = json_body::decode(content_type, body)?;
+        let request_id = fields::request_id("request_id", wire.request_id)?;
+        let user = fields::user("user", wire.user)?;
         Ok(Self {
             request_id,
             user,
@@ -91,58 +60,6 @@ impl AuthorizeRequest {
             stream: wire.stream.unwrap_or(false),
         })
     }
-}
-
-fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case("application/json")
-}
-
-fn decode(body: &[u8]) -> Result<Wire, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid_request(
-            "invalid_json",
-            "request body is empty; expected a JSON object",
-        ));
-    }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let wire = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_data() {
-            // serde_json appends "at line L column C", which means nothing to whoever
-            // reads this; the field path says where instead.
-            let what = inner.to_string();
-            let what = what.split(" at line ").next().unwrap_or_default();
-            let message = if path == "." {
-                format!("request body must be a JSON object: {what}")
-            } else {
-                format!("{path}: {what}")
-            };
-            ApiError::invalid_request("invalid_field", message)
-        } else {
-            ApiError::invalid_request(
-                "invalid_json",
-                format!("request body is not valid JSON: {inner}"),
-            )
-        }
-    })?;
-    // Trailing bytes after the object mean a framing bug in the caller; say so.
-    deserializer.end().map_err(|err| {
-        ApiError::invalid_request(
-            "invalid_json",
-            format!("request body is not valid JSON: {err}"),
-        )
-    })?;
-    Ok(wire)
-}
-
-fn missing(field: &str) -> ApiError {
-    ApiError::invalid_request("missing_field", format!("{field} is required"))
-}
-
-fn invalid(field: &str, why: &str) -> ApiError {
-    ApiError::invalid_request("invalid_field", format!("{field} {why}"))
 }
 
 pub async fn authorize(
@@ -208,6 +125,7 @@ pub async fn authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::fields::MAX_REQUEST_ID_BYTES;
 
     const USER: &str = "0190a6f2-7c1e-8b3a-9f00-1234567890ab";
     const JSON: Option<&str> = Some("application/json");

@@ -2,7 +2,7 @@
 //! filter can relay it to a client SDK and nothing ever sees axum's plain-text bodies.
 
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -52,6 +52,27 @@ impl ApiError {
         }
     }
 
+    /// Admin endpoints are off because no admin token is configured.
+    pub fn admin_disabled() -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            kind: "permission_error",
+            code: "admin_disabled",
+            message: "admin endpoints are disabled: no admin token is configured \
+                      (set --admin-token or CHOKEPOINT_ADMIN_TOKEN)"
+                .to_owned(),
+        }
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            kind: "authentication_error",
+            code,
+            message: message.into(),
+        }
+    }
+
     /// The body could not be read: too large (413) or cut off mid-stream (400).
     pub fn from_body_rejection(rejection: &BytesRejection) -> Self {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -79,7 +100,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        // RFC 9110: a 401 names the scheme the client should use.
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 

@@ -1,8 +1,13 @@
 //! HTTP surface: routes and the state every handler shares.
 
+pub mod admin_auth;
+pub mod admin_usage;
 pub mod authorize;
 pub mod error;
+pub mod fields;
 pub mod health;
+pub mod json_body;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -10,6 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::rate_limit::RequestRateLimit;
 use crate::store::Store;
@@ -18,16 +24,32 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub rate_limit: RequestRateLimit,
+    pub ledger: Ledger,
+    /// `None`: admin endpoints are disabled.
+    pub admin_token: Option<Arc<str>>,
     pub metrics: Arc<Metrics>,
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// Request body limits: usage batches carry up to 1000 records and get their own.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub default: usize,
+    pub usage: usize,
+}
+
+pub fn router(state: AppState, limits: BodyLimits) -> Router {
     Router::new()
         .route("/v1/authorize", post(authorize::authorize))
+        // The route's own limit runs inside the router-wide one below and overrides it.
+        .route(
+            "/v1/usage",
+            post(usage::record_usage).layer(DefaultBodyLimit::max(limits.usage)),
+        )
+        .route("/v1/admin/usage", get(admin_usage::read_usage))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.default))
         .with_state(state)
 }

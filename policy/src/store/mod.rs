@@ -1,5 +1,5 @@
 //! Redis access: one self-healing connection, the Lua scripts, and a time bound on
-//! every round trip.
+//! every round trip. The usage ledger's round trips live in `usage`.
 //!
 //! The service keeps no counters of its own. When Redis cannot answer, callers get a
 //! [`StoreError`] and the API answers 503; the filter then applies its configured
@@ -7,6 +7,7 @@
 //! quota and silently multiply the limit.
 
 mod probe;
+mod usage;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -17,6 +18,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ConnectionAddr, RedisError, Script};
 
 pub(crate) use probe::spawn_probe;
+pub use usage::{UsageTally, UsageWrite};
 
 /// The outcome of one run of `scripts/authorize.lua`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,7 @@ pub struct Store {
 struct Inner {
     connection: ConnectionManager,
     authorize: Script,
+    record_usage: Script,
     timeout: Duration,
     /// Where Redis is, without credentials: safe to log.
     address: String,
@@ -114,6 +117,7 @@ impl Store {
             inner: Arc::new(Inner {
                 connection,
                 authorize: Script::new(include_str!("../scripts/authorize.lua")),
+                record_usage: Script::new(include_str!("../scripts/record_usage.lua")),
                 timeout,
                 address,
                 availability: AtomicU8::new(Availability::Unknown.as_u8()),

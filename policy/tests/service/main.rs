@@ -8,3 +8,4 @@ mod bad_requests;
 mod health;
 mod redis_outage;
 mod support;
+mod usage;

@@ -214,6 +214,56 @@ impl Service {
         json_of(response).await
     }
 
+    /// `POST /v1/usage` with `{"records": records}`.
+    pub async fn post_usage(&self, records: &[Value]) -> (StatusCode, Value) {
+        self.post_usage_raw(&serde_json::json!({ "records": records }).to_string())
+            .await
+    }
+
+    pub async fn post_usage_raw(&self, body: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/usage", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("send usage");
+        json_of(response).await
+    }
+
+    /// `GET /v1/admin/usage` with `token` as the bearer token (none when `None`).
+    pub async fn admin_usage(
+        &self,
+        token: Option<&str>,
+        query: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let query: Vec<String> = query
+            .iter()
+            .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
+            .collect();
+        let mut request =
+            self.http
+                .get(format!("{}/v1/admin/usage?{}", self.base, query.join("&")));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("send admin usage")
+    }
+
+    /// Ledger totals for one scope, id and period, read with the admin token.
+    pub async fn ledger(&self, scope: &str, id: &str, period: &str) -> Value {
+        let response = self
+            .admin_usage(
+                Some(ADMIN_TOKEN),
+                &[("scope", scope), ("id", id), ("period", period)],
+            )
+            .await;
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::OK, "{scope} {id} {period}: {body}");
+        body
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
@@ -261,6 +311,31 @@ pub fn config(redis: &RedisServer, limit: u64, window: Duration) -> Config {
         requests_per_window: limit,
         window,
         ..Config::default()
+    }
+}
+
+/// Encodes everything but RFC 3986 unreserved characters (reqwest's own `query` needs a
+/// feature the workspace does not enable).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The admin token of [`usage_config`].
+pub const ADMIN_TOKEN: &str = "test-admin-token-3f9a";
+
+/// A service with the admin endpoints enabled and a generous rate limit.
+pub fn usage_config(redis: &RedisServer) -> Config {
+    Config {
+        admin_token: Some(ADMIN_TOKEN.to_owned()),
+        ..config(redis, 1000, Duration::from_secs(60))
     }
 }
 

@@ -64,15 +64,11 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     }
     let salt = persistent_secret(&state.join("uuid-salt"))?;
 
-    let provider = match std::env::var("OPENAI_API_KEY") {
-        Ok(k) if !k.trim().is_empty() => Provider::OpenAi {
-            api_key: k.trim().to_string(),
-        },
-        _ => Provider::Mock {
-            api_key: format!("sk-mock-{}", chokepoint_testbed::stack::random_hex(16)),
-        },
-    };
-    let real = matches!(provider, Provider::OpenAi { .. });
+    let real_key = std::env::var("OPENAI_API_KEY")
+        .ok()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty());
+    let real = real_key.is_some();
 
     let mut opts = StackOptions::defaults(&root, &run_dir, dev_key);
     opts.ports = Ports {
@@ -85,7 +81,9 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         port: args.redis_port,
         data_dir: state.join("redis"),
     };
-    opts.provider = provider;
+    if let Some(api_key) = real_key {
+        opts.provider = Provider::OpenAi { api_key };
+    }
     opts.salt = salt;
     opts.requests_per_window = args.requests_per_minute;
     opts.window_secs = 60;

@@ -9,11 +9,13 @@ const TEMPLATE: &str = include_str!("../../../envoy/bootstrap.yaml.tmpl");
 pub enum Upstream {
     /// The mock provider on loopback.
     Mock { port: u16 },
-    /// The real OpenAI API over TLS.
-    OpenAi,
+    /// The real OpenAI API over TLS (the mock serves the other providers).
+    OpenAi { mock_port: u16 },
 }
 
 pub struct EnvoyParams<'a> {
+    /// Where the usage records (one JSON line per request) are written.
+    pub usage_log: &'a str,
     /// More clusters (YAML list items), e.g. the identity provider's.
     pub extra_clusters: &'a str,
     pub gateway_port: u16,
@@ -33,6 +35,7 @@ pub struct PluginParams<'a> {
     pub jwks_json: &'a str,
     pub policy_timeout_ms: u64,
     pub max_request_body_bytes: usize,
+    pub usage_flush_ms: u64,
 }
 
 /// The filter's JSON configuration. It names the environment variables that hold the
@@ -50,7 +53,19 @@ pub fn plugin_config(p: &PluginParams) -> Result<String, String> {
         ],
         "uuid_salt_env": "CHOKEPOINT_UUID_SALT",
         "policy": {"cluster": "chokepoint_policy", "timeout_ms": p.policy_timeout_ms},
-        "provider": {"name": "openai", "key_env": "OPENAI_API_KEY"},
+        "providers": [
+            {"name": "openai", "api": "openai", "cluster": "provider_openai", "key_env": "OPENAI_API_KEY"},
+            {"name": "anthropic", "api": "anthropic", "cluster": "provider_anthropic", "key_env": "ANTHROPIC_API_KEY"},
+            {"name": "gemini", "api": "gemini", "cluster": "provider_gemini", "key_env": "GEMINI_API_KEY"},
+            {"name": "azure", "api": "azure", "cluster": "provider_azure", "key_env": "AZURE_OPENAI_API_KEY"},
+        ],
+        "prices": {"models": {
+            "gpt-4o-mini": {"input_per_mtok_usd": "0.15", "cached_input_per_mtok_usd": "0.075", "output_per_mtok_usd": "0.60"},
+            "gpt-4.1-mini": {"input_per_mtok_usd": "0.40", "cached_input_per_mtok_usd": "0.10", "output_per_mtok_usd": "1.60"},
+            "claude-sonnet-4-5": {"input_per_mtok_usd": "3", "cached_input_per_mtok_usd": "0.30", "cache_write_per_mtok_usd": "3.75", "output_per_mtok_usd": "15"},
+            "gemini-2.5-flash": {"input_per_mtok_usd": "0.30", "cached_input_per_mtok_usd": "0.075", "output_per_mtok_usd": "2.50"},
+        }},
+        "usage": {"flush_ms": p.usage_flush_ms},
         "max_request_body_bytes": p.max_request_body_bytes,
     })
     .to_string())
@@ -58,9 +73,16 @@ pub fn plugin_config(p: &PluginParams) -> Result<String, String> {
 
 pub fn bootstrap(p: &EnvoyParams) -> String {
     let (cluster, route_extra) = match p.upstream {
-        Upstream::Mock { port } => (mock_cluster(*port), String::new()),
-        Upstream::OpenAi => (
-            tls_cluster("provider_openai", "api.openai.com"),
+        Upstream::Mock { port } => (mock_clusters(*port), String::new()),
+        // The real OpenAI API; the other providers stay on the mock until configured.
+        Upstream::OpenAi { mock_port } => (
+            format!(
+                "{}\n{}",
+                tls_cluster("provider_openai", "api.openai.com"),
+                ["provider_anthropic", "provider_gemini", "provider_azure"]
+                    .map(|c| loopback_cluster(c, *mock_port))
+                    .join("\n")
+            ),
             "                  auto_host_rewrite: true".to_string(),
         ),
     };
@@ -79,10 +101,19 @@ pub fn bootstrap(p: &EnvoyParams) -> String {
         .replace("{{EXTRA_CLUSTERS}}", p.extra_clusters)
         .replace("{{PROVIDER_ROUTE_EXTRA}}", &route_extra)
         .replace("{{PLUGIN_CONFIG}}", &plugin)
+        .replace("{{USAGE_LOG}}", p.usage_log)
 }
 
-fn mock_cluster(port: u16) -> String {
-    loopback_cluster("provider_openai", port)
+/// Every provider's cluster on the mock, which speaks all four APIs.
+fn mock_clusters(port: u16) -> String {
+    [
+        "provider_openai",
+        "provider_anthropic",
+        "provider_gemini",
+        "provider_azure",
+    ]
+    .map(|c| loopback_cluster(c, port))
+    .join("\n")
 }
 
 /// A plain-HTTP cluster on a loopback port.

@@ -42,6 +42,11 @@ pub struct IdpSetup {
 
 pub struct StackOptions {
     pub idp: Option<IdpSetup>,
+    /// The key the mock provider accepts (for every provider API it serves).
+    pub mock_key: String,
+    /// Bearer token for the policy service's admin API.
+    pub admin_token: String,
+    pub usage_flush_ms: u64,
     pub root: PathBuf,
     pub run_dir: PathBuf,
     pub bin_dir: PathBuf,
@@ -67,8 +72,11 @@ impl StackOptions {
         let env_path = |name: &str, default: PathBuf| {
             std::env::var_os(name).map(PathBuf::from).unwrap_or(default)
         };
+        let mock_key = format!("sk-mock-{}", random_hex(16));
         StackOptions {
             idp: None,
+            admin_token: format!("ck-admin-{}", random_hex(16)),
+            usage_flush_ms: 200,
             root: root.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
             bin_dir: env_path("CHOKEPOINT_BIN_DIR", root.join("target/debug")),
@@ -80,8 +88,9 @@ impl StackOptions {
             ports: Ports::default(),
             redis: RedisMode::UnixSocket,
             provider: Provider::Mock {
-                api_key: format!("sk-mock-{}", random_hex(16)),
+                api_key: mock_key.clone(),
             },
+            mock_key,
             dev_key,
             salt: random_hex(32),
             requests_per_window: 60,
@@ -159,27 +168,24 @@ impl Stack {
         };
         stack.start_policy()?;
 
+        // The mock always runs: it is the upstream of every provider without a real key.
+        let addr_file = stack.opts.run_dir.join("mock.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let mut cmd = Command::new(stack.opts.bin_dir.join("chokepoint-mock"));
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{}", stack.opts.ports.mock))
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .env("CHOKEPOINT_MOCK_API_KEY", &stack.opts.mock_key);
+        let mut proc = Managed::spawn("mock provider", cmd, &stack.opts.run_dir.join("mock.log"))
+            .map_err(|e| e.to_string())?;
+        let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
+        stack.mock = Some(proc);
+        stack.mock_url = Some(format!("http://{addr}"));
+        let mock_port = port_of(&addr)?;
         let upstream = match &stack.opts.provider {
-            Provider::Mock { api_key } => {
-                let addr_file = stack.opts.run_dir.join("mock.addr");
-                let _ = std::fs::remove_file(&addr_file);
-                let mut cmd = Command::new(stack.opts.bin_dir.join("chokepoint-mock"));
-                cmd.arg("--listen")
-                    .arg(format!("127.0.0.1:{}", stack.opts.ports.mock))
-                    .arg("--addr-file")
-                    .arg(&addr_file)
-                    .env("CHOKEPOINT_MOCK_API_KEY", api_key);
-                let mut proc =
-                    Managed::spawn("mock provider", cmd, &stack.opts.run_dir.join("mock.log"))
-                        .map_err(|e| e.to_string())?;
-                let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
-                stack.mock = Some(proc);
-                stack.mock_url = Some(format!("http://{addr}"));
-                Upstream::Mock {
-                    port: port_of(&addr)?,
-                }
-            }
-            Provider::OpenAi { .. } => Upstream::OpenAi,
+            Provider::Mock { .. } => Upstream::Mock { port: mock_port },
+            Provider::OpenAi { .. } => Upstream::OpenAi { mock_port },
         };
 
         if stack.opts.idp.is_some() {
@@ -188,6 +194,11 @@ impl Stack {
         stack.upstream = Some(upstream);
         stack.start_envoy().await?;
         Ok(stack)
+    }
+
+    /// One JSON usage record per line, as Envoy's access log writes them.
+    pub fn usage_log(&self) -> PathBuf {
+        self.opts.run_dir.join("usage.log")
     }
 
     /// The JWKS file the mock identity provider serves (rewrite it to rotate keys).
@@ -243,7 +254,8 @@ impl Stack {
             .arg(self.opts.requests_per_window.to_string())
             .arg("--window-secs")
             .arg(self.opts.window_secs.to_string())
-            .env("CHOKEPOINT_REDIS_URL", &self.redis_url);
+            .env("CHOKEPOINT_REDIS_URL", &self.redis_url)
+            .env("CHOKEPOINT_ADMIN_TOKEN", &self.opts.admin_token);
         let mut proc = Managed::spawn("policy service", cmd, &self.opts.run_dir.join("policy.log"))
             .map_err(|e| e.to_string())?;
         let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
@@ -281,6 +293,7 @@ impl Stack {
             jwks_json: &o.dev_key.jwks_json(),
             policy_timeout_ms: o.policy_timeout_ms,
             max_request_body_bytes: o.max_request_body_bytes,
+            usage_flush_ms: o.usage_flush_ms,
         })?;
         let wasm = o
             .wasm
@@ -291,6 +304,7 @@ impl Stack {
             admin_port: o.ports.admin,
             policy_port: self.policy_port,
             upstream,
+            usage_log: &self.usage_log().to_string_lossy(),
             extra_clusters: &extra_clusters,
             wasm_path: &wasm.to_string_lossy(),
             plugin_config: &plugin,
@@ -324,7 +338,10 @@ impl Stack {
             ])
             // The secrets reach the filter only through Envoy's environment.
             .env("CHOKEPOINT_UUID_SALT", &o.salt)
-            .env("OPENAI_API_KEY", provider_key);
+            .env("OPENAI_API_KEY", provider_key)
+            .env("ANTHROPIC_API_KEY", &o.mock_key)
+            .env("GEMINI_API_KEY", &o.mock_key)
+            .env("AZURE_OPENAI_API_KEY", &o.mock_key);
         let mut proc = Managed::spawn("envoy", cmd, &o.run_dir.join("envoy.log"))
             .map_err(|e| e.to_string())?;
         let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;

@@ -3,6 +3,7 @@
 //! run time. Needs `cargo build` of the binaries and the release `.wasm` first
 //! (`scripts/test` does both). On failure every component's log is printed.
 
+mod accounting;
 mod identity;
 mod outage;
 mod request_path;

@@ -3,6 +3,7 @@
 use jwt_simple::prelude::*;
 
 use super::*;
+use crate::jwks_sync;
 use crate::testing::{self, FakeHost, Keys, PROVIDER_KEY, SALT};
 
 fn bearer(keys: &Keys) -> String {
@@ -66,7 +67,7 @@ fn allowed_request_is_stripped_authorized_and_injected() {
     let asked: serde_json::Value = serde_json::from_str(&call.body).unwrap();
     assert_eq!(
         asked,
-        serde_json::json!({"request_id":"req-1","user":alice(),"tenant":"acme","groups":["ml","eng"],
+        serde_json::json!({"request_id":host.random_id(),"user":alice(),"tenant":"acme","groups":["ml","eng"],
                            "model":"gpt-4o-mini","provider":"openai","stream":true})
     );
     assert!(host.replies.is_empty());
@@ -511,4 +512,96 @@ fn a_worker_without_keys_adopts_the_shared_ones() {
     flow.on_request_headers(&mut host, true);
     assert!(host.replies.is_empty(), "{:?}", host.replies);
     assert_eq!(host.dispatched[0].cluster, "policy");
+}
+
+const CHAT_STREAM: &str = include_str!("../../fixtures/openai_chat_stream.sse");
+
+#[test]
+fn every_request_ends_as_one_usage_record() {
+    let keys = Keys::new();
+    // Forwarded and streamed: counted from the stream, queued for the ledger.
+    let (mut flow, mut host) = post(keys, &[], r#"{"model":"gpt-4o-mini","stream":true}"#);
+    flow.on_request_body(&mut host, 37, true);
+    flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
+    host.response_status = Some(200);
+    host.response_type = Some("text/event-stream".into());
+    flow.on_response_headers(&mut host);
+    assert!(host
+        .response_headers
+        .iter()
+        .any(|(k, _)| k == REQUEST_ID_HEADER));
+    for chunk in CHAT_STREAM.as_bytes().chunks(64) {
+        host.response_chunk = chunk.to_vec();
+        assert_eq!(
+            flow.on_response_body(&mut host, chunk.len(), false),
+            Next::Continue,
+            "never held"
+        );
+    }
+    host.response_chunk.clear();
+    flow.on_response_body(&mut host, 0, true);
+    flow.on_log(&mut host);
+    flow.on_log(&mut host);
+    assert_eq!(host.queued.len(), 1, "exactly one record");
+    let rec: serde_json::Value = serde_json::from_slice(&host.queued[0]).unwrap();
+    assert_eq!(rec["user"], alice());
+    assert_eq!(rec["model"], "gpt-4o-mini");
+    assert_eq!(rec["provider"], "openai");
+    assert_eq!(rec["format"], "openai_chat");
+    assert_eq!(rec["decision"], "allowed");
+    assert_eq!(rec["status"], 200);
+    assert_eq!(rec["estimated"], false);
+    assert_eq!(rec["completed"], true);
+    assert!(rec["output_tokens"].as_u64().unwrap() > 0);
+    assert!(rec["cost_micros"].as_u64().unwrap() > 0, "priced: {rec}");
+    assert_eq!(host.filter_state[USAGE_FILTER_STATE], host.queued[0]);
+    assert!(
+        !String::from_utf8_lossy(&host.queued[0]).contains("Hello"),
+        "no completion text"
+    );
+
+    // Refused: logged with its decision, not charged.
+    let mut host = FakeHost::with_headers(&[]);
+    let mut flow = keys.flow();
+    flow.on_request_headers(&mut host, true);
+    flow.on_log(&mut host);
+    assert!(host.queued.is_empty());
+    let rec: serde_json::Value =
+        serde_json::from_slice(&host.filter_state[USAGE_FILTER_STATE]).unwrap();
+    assert_eq!(rec["decision"], "unauthenticated");
+    assert_eq!(rec["status"], 401);
+    assert!(rec["user"].is_null());
+}
+
+#[test]
+fn requests_are_routed_by_api_with_that_providers_key() {
+    let keys = Keys::new();
+    let auth = bearer(keys);
+    let mut host = FakeHost::with_headers(&[
+        (":path", "/v1/messages"),
+        ("authorization", &auth),
+        ("x-api-key", "client-own"),
+        ("content-type", "application/json"),
+    ]);
+    host.body = br#"{"model":"claude-x","max_tokens":10}"#.to_vec();
+    let mut flow = keys.flow();
+    flow.on_request_headers(&mut host, false);
+    let n = host.body.len();
+    flow.on_request_body(&mut host, n, true);
+    flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
+    assert_eq!(host.header("x-api-key"), Some(testing::ANTHROPIC_KEY));
+    assert_eq!(host.header("authorization"), None);
+    assert_eq!(host.header(CLUSTER_HEADER), Some("provider_anthropic"));
+
+    // An API with no provider configured, and a path that is no API at all.
+    for (path, code) in [
+        ("/v1beta/models/g:generateContent", "no_provider"),
+        ("/admin", "unknown_url"),
+    ] {
+        let mut host = FakeHost::with_headers(&[(":path", path), ("authorization", &auth)]);
+        keys.flow().on_request_headers(&mut host, true);
+        assert_eq!(host.replies[0].status, 404, "{path}");
+        let v: serde_json::Value = serde_json::from_str(&host.replies[0].body).unwrap();
+        assert_eq!(v["error"]["code"], code, "{path}");
+    }
 }

@@ -5,15 +5,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use crate::accounting::Accounting;
+use crate::api::{self, Endpoint};
 use crate::auth_state::AuthState;
 use crate::authorize::{self, AuthorizeRequest, Decision};
-use crate::config::KeySource;
 use crate::credentials;
 use crate::host::{Counter, Host, HostError};
 use crate::identity;
-use crate::jwks::KeySet;
-use crate::jwks_sync;
-use crate::jwt::{self, AuthError, VerifiedToken, Verifier};
+use crate::jwt::{AuthError, VerifiedToken, Verifier};
 use crate::reply::{self, Reply};
 use crate::request_body::{self, RequestFields};
 use crate::runtime::Runtime;
@@ -26,6 +25,12 @@ pub const USER_HEADER: &str = "x-chokepoint-user";
 pub const TENANT_HEADER: &str = "x-chokepoint-tenant";
 pub const GROUPS_HEADER: &str = "x-chokepoint-groups";
 pub const COST_CENTER_HEADER: &str = "x-chokepoint-cost-center";
+/// Header naming the Envoy cluster of the chosen provider (a `cluster_header` route).
+pub const CLUSTER_HEADER: &str = "x-chokepoint-cluster";
+/// Response header with the gateway's id for the request, for support and audit.
+pub const REQUEST_ID_HEADER: &str = "x-chokepoint-request-id";
+/// Filter state holding the usage record (`%FILTER_STATE(wasm.chokepoint_usage:PLAIN)%`).
+pub const USAGE_FILTER_STATE: &str = "chokepoint_usage";
 
 /// What the host should do with the stream after a callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,10 +79,30 @@ enum Phase {
     Replied,
 }
 
+/// What the usage record needs to know about the request, gathered on the way.
+#[derive(Debug, Default)]
+struct Facts {
+    request_id: String,
+    trace_id: String,
+    start_ms: u64,
+    endpoint: Option<Endpoint>,
+    provider: Option<usize>,
+    caller: Option<Caller>,
+    model: Option<String>,
+    stream: bool,
+    body_bytes: usize,
+    /// Status of the gateway's own reply, when it answered instead of the provider.
+    replied: Option<u32>,
+    decision: &'static str,
+    logged: bool,
+}
+
 pub struct Flow {
     rt: Rc<Runtime>,
     auth: Rc<RefCell<AuthState>>,
     phase: Phase,
+    facts: Facts,
+    accounting: Option<Accounting>,
 }
 
 impl Flow {
@@ -86,6 +111,8 @@ impl Flow {
             rt,
             auth,
             phase: Phase::Headers,
+            facts: Facts::default(),
+            accounting: None,
         }
     }
 
@@ -166,14 +193,18 @@ impl Flow {
             .map_err(|e| self.host_failed(host, e))?;
         let cfg = &self.rt.config;
 
+        self.facts.start_ms = host.now_ms();
+        self.facts.request_id = host.random_id();
         let mut request_id = String::new();
         let mut content_type = None;
+        let mut path = "";
         let mut to_strip: Vec<&str> = Vec::new();
         let token_headers: Vec<&str> = token_source::header_names(&cfg.token_sources).collect();
         for (name, value) in &headers {
             match name.as_str() {
                 "x-request-id" => request_id = value.clone(),
                 "content-type" => content_type = Some(value.as_str()),
+                ":path" => path = value.as_str(),
                 _ => {}
             }
             if (credentials::must_strip(name) || token_headers.contains(&name.as_str()))
@@ -193,6 +224,8 @@ impl Flow {
             host.count(Counter::BadRequest);
             return Err(reply::unsupported_media_type());
         }
+        self.facts.trace_id = request_id.clone();
+        self.facts.endpoint = api::classify(path);
         let token = token.map_err(|e| refuse(host, e))?;
         let pending = Pending {
             request_id,
@@ -254,6 +287,33 @@ impl Flow {
         end_of_stream: bool,
         body_done: Option<usize>,
     ) -> Result<(), Reply> {
+        self.facts.caller = Some(caller.clone());
+        let Some(endpoint) = self.facts.endpoint else {
+            return Err(reply::error(
+                404,
+                "invalid_request_error",
+                "unknown_url",
+                "This path is not an AI provider API the gateway serves.",
+            ));
+        };
+        let Some((index, _)) = crate::providers::for_api(&self.rt.config.providers, endpoint.api)
+        else {
+            return Err(reply::error(
+                404,
+                "invalid_request_error",
+                "no_provider",
+                &format!(
+                    "No provider is configured for the {} API.",
+                    endpoint.api.name()
+                ),
+            ));
+        };
+        self.facts.provider = Some(index);
+        self.facts.stream = endpoint.streams_by_path;
+        self.accounting = Some(Accounting::new(
+            endpoint.format,
+            crate::sse::DEFAULT_MAX_EVENT_BYTES,
+        ));
         if end_of_stream {
             return self.authorize(host, caller, &RequestFields::default());
         }
@@ -262,132 +322,6 @@ impl Flow {
             Some(size) => self.body(host, size),
             None => Ok(()),
         }
-    }
-
-    /// A token names a `kid` we do not know (the issuer may have rotated its keys), or this
-    /// worker has no keys for the issuer yet. Adopt what another worker fetched; failing
-    /// that, fetch now (at most once a minute per issuer, across all workers) and retry.
-    fn refetch_keys(
-        &mut self,
-        host: &mut dyn Host,
-        token: &str,
-        pending: Pending,
-        first: AuthError,
-    ) -> Result<(), Reply> {
-        let issuer = jwt::issuer_of(token).unwrap_or_default();
-        let uri = self
-            .rt
-            .config
-            .issuers
-            .iter()
-            .find(|i| i.issuer == issuer)
-            .and_then(|i| match &i.keys {
-                KeySource::Remote(uri) => Some(uri.clone()),
-                KeySource::Inline(_) => None,
-            });
-        let Some(uri) = uri else {
-            return Err(refuse(host, first));
-        };
-        // Another worker may already have fetched the new keys: use them before asking
-        // the IdP (this worker's timer would only pick them up on its next tick).
-        let mut err = first;
-        if self.sync_keys_from_shared(host, &issuer) {
-            match self.verify(host, token) {
-                Ok(verified) => {
-                    let caller = self.caller(verified, pending.request_id);
-                    return self.after_authentication(
-                        host,
-                        caller,
-                        pending.end_of_stream,
-                        pending.body_done,
-                    );
-                }
-                Err(AuthError::UnknownKey) => err = AuthError::UnknownKey,
-                Err(e) => return Err(refuse(host, e)),
-            }
-        }
-        // No keys at all yet: the root's timer fetches them; no extra fetch per request.
-        if err == AuthError::KeysUnavailable {
-            return Err(refuse(host, err));
-        }
-        let now = host.now_secs();
-        if !jwks_sync::may_refetch(host, &issuer, now) {
-            return Err(refuse(host, AuthError::UnknownKey));
-        }
-        let headers = [
-            (":method", "GET"),
-            (":path", uri.path.as_str()),
-            (":authority", uri.authority.as_str()),
-        ];
-        match host.dispatch(&uri.cluster, &headers, &[], uri.timeout) {
-            Ok(call) => {
-                self.phase = Phase::FetchingKeys {
-                    call,
-                    issuer,
-                    token: token.to_string(),
-                    pending,
-                };
-                Ok(())
-            }
-            Err(e) => {
-                log::warn!("cannot reach JWKS cluster {}: {}", uri.cluster, e.0);
-                Err(refuse(host, AuthError::UnknownKey))
-            }
-        }
-    }
-
-    /// Adopts the issuer's key set from shared data when it is newer than ours.
-    fn sync_keys_from_shared(&self, host: &mut dyn Host, issuer: &str) -> bool {
-        let Some(doc) = jwks_sync::read_doc(host, issuer) else {
-            return false;
-        };
-        if self.auth.borrow().keys.version(issuer) == Some(doc.version) {
-            return false;
-        }
-        let Ok((set, _)) = KeySet::from_fetched(&doc.jwks) else {
-            return false;
-        };
-        let mut auth = self.auth.borrow_mut();
-        auth.keys.replace(issuer, set, doc.version);
-        auth.cache.clear();
-        true
-    }
-
-    /// The JWKS refetch answered: keep the new keys (for every worker) and verify again.
-    /// `Ok(true)`: resume the request.
-    fn keys_fetched(
-        &mut self,
-        host: &mut dyn Host,
-        issuer: &str,
-        token: &str,
-        pending: Pending,
-        status: Option<u32>,
-        body: &[u8],
-    ) -> Result<bool, Reply> {
-        match (status, KeySet::from_fetched(body)) {
-            (Some(200), Ok((set, _skipped))) => {
-                host.count(Counter::JwksFetched);
-                let now = host.now_secs();
-                jwks_sync::publish(host, issuer, now, body);
-                let version = jwks_sync::read_doc(host, issuer).map_or(0, |d| d.version);
-                let mut auth = self.auth.borrow_mut();
-                auth.keys.replace(issuer, set, version);
-                auth.cache.clear();
-            }
-            (status, parsed) => {
-                host.count(Counter::JwksFetchFailed);
-                log::warn!(
-                    "JWKS refetch for {issuer} failed (status {status:?}{})",
-                    parsed.err().map(|e| format!(", {e}")).unwrap_or_default()
-                );
-            }
-        }
-        let verified = self.verify(host, token).map_err(|e| refuse(host, e))?;
-        let caller = self.caller(verified, pending.request_id);
-        let body_done = pending.body_done;
-        self.after_authentication(host, caller, pending.end_of_stream, body_done)?;
-        // Headers were paused for the fetch; the authorize callout now holds the request.
-        Ok(false)
     }
 
     fn body(&mut self, host: &mut dyn Host, body_size: usize) -> Result<(), Reply> {
@@ -408,6 +342,20 @@ impl Flow {
             host.count(Counter::BadRequest);
             reply::bad_request("invalid_body", &e.message())
         })?;
+        self.facts.body_bytes = body_size;
+        self.facts.model = fields.model.clone();
+        self.facts.stream |= fields.stream;
+        let chat = self.facts.endpoint.is_some_and(|e| e.chat_completions);
+        if chat && fields.stream {
+            if let Some(new_body) = request_body::with_include_usage(&body) {
+                // Headers are still held, so the length can be fixed before they go.
+                host.set_request_body(&new_body)
+                    .and_then(|()| {
+                        host.set_request_header("content-length", Some(&new_body.len().to_string()))
+                    })
+                    .map_err(|e| self.host_failed(host, e))?;
+            }
+        }
         self.authorize(host, caller, &fields)
     }
 
@@ -418,14 +366,19 @@ impl Flow {
         fields: &RequestFields,
     ) -> Result<(), Reply> {
         let policy = &self.rt.config.policy;
+        let provider = self
+            .facts
+            .provider
+            .and_then(|i| self.rt.config.providers.get(i))
+            .map_or("", |p| p.name.as_str());
         let request = AuthorizeRequest {
-            request_id: &caller.request_id,
+            request_id: &self.facts.request_id,
             user: &caller.user,
             tenant: caller.tenant.as_deref(),
             groups: &caller.groups,
             model: fields.model.as_deref(),
-            provider: &self.rt.config.provider.name,
-            stream: fields.stream,
+            provider,
+            stream: self.facts.stream,
         };
         let body = serde_json::to_vec(&request).map_err(|_| reply::internal("encode_failed"))?;
         let headers = [
@@ -481,22 +434,30 @@ impl Flow {
         }
     }
 
-    /// The request may go: give the provider the gateway's key and the anonymous id.
+    /// The request may go: route it to the provider's cluster with the provider's key and
+    /// the anonymous id.
     fn forward(&mut self, host: &mut dyn Host, caller: &Caller) -> Result<(), Reply> {
         let rt = Rc::clone(&self.rt);
-        let provider = &rt.config.provider;
-        let key = format!("{}{}", provider.key_prefix, rt.provider_key);
+        let index = self.facts.provider.unwrap_or(0);
+        let (Some(provider), Some(key)) =
+            (rt.config.providers.get(index), rt.provider_keys.get(index))
+        else {
+            return Err(reply::internal("no_provider"));
+        };
+        let key = format!("{}{}", provider.key_prefix, key);
         let groups = caller.groups.join(",");
         let mut set = |name: &str, value: Option<&str>| match value {
             Some(v) if !v.is_empty() => host.set_request_header(name, Some(v)),
             _ => Ok(()),
         };
         set(&provider.key_header, Some(&key))
+            .and_then(|()| set(CLUSTER_HEADER, Some(&provider.cluster)))
             .and_then(|()| set(USER_HEADER, Some(&caller.user)))
             .and_then(|()| set(TENANT_HEADER, caller.tenant.as_deref()))
             .and_then(|()| set(GROUPS_HEADER, Some(&groups)))
             .and_then(|()| set(COST_CENTER_HEADER, caller.cost_center.as_deref()))
             .map_err(|e| self.host_failed(host, e))?;
+        self.facts.decision = "allowed";
         self.phase = Phase::Forwarding;
         Ok(())
     }
@@ -519,9 +480,30 @@ impl Flow {
 
     fn reply(&mut self, host: &mut dyn Host, r: &Reply) {
         self.phase = Phase::Replied;
-        if host.send_reply(r).is_err() {
+        self.facts.replied = Some(r.status);
+        self.facts.decision = decision_for(r);
+        let mut r = r.clone();
+        if !self.facts.request_id.is_empty() {
+            r.headers
+                .push((REQUEST_ID_HEADER, self.facts.request_id.clone()));
+        }
+        if host.send_reply(&r).is_err() {
             host.count(Counter::HostFailure);
         }
+    }
+}
+
+/// The decision a local reply stands for, in the usage record and stats.
+fn decision_for(r: &Reply) -> &'static str {
+    match r.status {
+        401 => "unauthenticated",
+        403 => "forbidden",
+        429 => "denied",
+        404 => "not_found",
+        400 | 413 | 415 => "invalid",
+        503 if r.body.contains("jwks_unavailable") => "unauthenticated",
+        503 => "policy_unavailable",
+        _ => "error",
     }
 }
 
@@ -536,6 +518,7 @@ fn refuse(host: &mut dyn Host, e: AuthError) -> Reply {
     }
 }
 
+mod keys;
+mod response;
 #[cfg(test)]
-#[path = "flow_tests.rs"]
 mod tests;

@@ -1,0 +1,139 @@
+//! Which provider API a request path belongs to, and which response format it returns.
+//! The path decides (not the body), so routing needs no parsing.
+
+use crate::usage::Format;
+
+/// A provider API family: its paths, key header and wire formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    OpenAi,
+    Anthropic,
+    Gemini,
+    Azure,
+}
+
+impl Api {
+    pub fn parse(s: &str) -> Option<Api> {
+        match s {
+            "openai" => Some(Api::OpenAi),
+            "anthropic" => Some(Api::Anthropic),
+            "gemini" => Some(Api::Gemini),
+            "azure" => Some(Api::Azure),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::OpenAi => "openai",
+            Api::Anthropic => "anthropic",
+            Api::Gemini => "gemini",
+            Api::Azure => "azure",
+        }
+    }
+
+    /// The header the provider reads its key from, and the prefix before the key.
+    pub fn key_header(self) -> (&'static str, &'static str) {
+        match self {
+            Api::OpenAi => ("authorization", "Bearer "),
+            Api::Anthropic => ("x-api-key", ""),
+            Api::Gemini => ("x-goog-api-key", ""),
+            Api::Azure => ("api-key", ""),
+        }
+    }
+}
+
+/// What the gateway knows about a request from its path alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub api: Api,
+    /// The response format to account, `None` for endpoints without token usage.
+    pub format: Option<Format>,
+    /// Gemini streams by path (`streamGenerateContent`), not by a body field.
+    pub streams_by_path: bool,
+    /// OpenAI chat completions: streaming requests get `stream_options.include_usage`.
+    pub chat_completions: bool,
+}
+
+pub fn classify(path_and_query: &str) -> Option<Endpoint> {
+    let path = path_and_query.split('?').next().unwrap_or("");
+    let ep = |api, format, chat| Endpoint {
+        api,
+        format,
+        streams_by_path: false,
+        chat_completions: chat,
+    };
+    if let Some(rest) = path.strip_prefix("/openai/deployments/") {
+        let (_, op) = rest.split_once('/')?;
+        return match op {
+            "chat/completions" => Some(ep(Api::Azure, Some(Format::OpenAiChat), true)),
+            "embeddings" => Some(ep(Api::Azure, Some(Format::OpenAiChat), false)),
+            _ => None,
+        };
+    }
+    if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+        if !(path.starts_with("/v1beta/models/") || path.starts_with("/v1/models/")) {
+            return None;
+        }
+        let mut e = ep(Api::Gemini, Some(Format::Gemini), false);
+        e.streams_by_path = path.contains(":streamGenerateContent");
+        return Some(e);
+    }
+    match path {
+        "/v1/chat/completions" => Some(ep(Api::OpenAi, Some(Format::OpenAiChat), true)),
+        "/v1/responses" => Some(ep(Api::OpenAi, Some(Format::OpenAiResponses), false)),
+        "/v1/embeddings" => Some(ep(Api::OpenAi, Some(Format::OpenAiChat), false)),
+        "/v1/models" => Some(ep(Api::OpenAi, None, false)),
+        "/v1/messages" => Some(ep(Api::Anthropic, Some(Format::Anthropic), false)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        type Want = Option<(Api, Option<Format>, bool)>;
+        let table: Vec<(&str, Want)> = vec![
+            (
+                "/v1/chat/completions",
+                Some((Api::OpenAi, Some(Format::OpenAiChat), false)),
+            ),
+            (
+                "/v1/responses",
+                Some((Api::OpenAi, Some(Format::OpenAiResponses), false)),
+            ),
+            (
+                "/v1/embeddings",
+                Some((Api::OpenAi, Some(Format::OpenAiChat), false)),
+            ),
+            ("/v1/models", Some((Api::OpenAi, None, false))),
+            (
+                "/v1/messages",
+                Some((Api::Anthropic, Some(Format::Anthropic), false)),
+            ),
+            (
+                "/v1beta/models/gemini-2.0-flash:generateContent",
+                Some((Api::Gemini, Some(Format::Gemini), false)),
+            ),
+            (
+                "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+                Some((Api::Gemini, Some(Format::Gemini), true)),
+            ),
+            (
+                "/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21",
+                Some((Api::Azure, Some(Format::OpenAiChat), false)),
+            ),
+            ("/openai/deployments/gpt4o/images", None),
+            ("/v1/unknown", None),
+            ("/", None),
+            ("/x:generateContent", None),
+        ];
+        for (path, want) in table {
+            let got = classify(path).map(|e| (e.api, e.format, e.streams_by_path));
+            assert_eq!(got, want, "{path}");
+        }
+    }
+}

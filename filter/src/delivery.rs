@@ -1,0 +1,122 @@
+//! Delivering usage records to the ledger: batches taken from the shared queue, one batch
+//! in flight at a time, kept and retried with backoff until the policy service
+//! acknowledges it. The service deduplicates by request id, so a retry never charges twice
+//! and an outage loses nothing (records wait in the queue meanwhile).
+
+/// The longest pause between retries.
+pub const MAX_BACKOFF_MS: u64 = 30_000;
+const FIRST_BACKOFF_MS: u64 = 500;
+
+#[derive(Debug, Default)]
+pub struct Delivery {
+    batch: Vec<Vec<u8>>,
+    in_flight: Option<u32>,
+    next_attempt_ms: u64,
+    failures: u32,
+}
+
+impl Delivery {
+    /// Whether a batch may be sent now.
+    pub fn ready(&self, now_ms: u64) -> bool {
+        self.in_flight.is_none() && now_ms >= self.next_attempt_ms
+    }
+
+    /// Whether the current batch is empty and should be refilled from the queue.
+    pub fn wants_records(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    pub fn add(&mut self, record: Vec<u8>) {
+        self.batch.push(record);
+    }
+
+    pub fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    /// `{"records":[...]}` from the already-serialised records, without re-parsing them.
+    pub fn body(&self) -> Vec<u8> {
+        let size = self.batch.iter().map(|r| r.len() + 1).sum::<usize>() + 16;
+        let mut out = Vec::with_capacity(size);
+        out.extend_from_slice(b"{\"records\":[");
+        for (i, r) in self.batch.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(r);
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+
+    pub fn sent(&mut self, call: u32) {
+        self.in_flight = Some(call);
+    }
+
+    pub fn is_in_flight(&self, call: u32) -> bool {
+        self.in_flight == Some(call)
+    }
+
+    /// The answer to the batch in flight. `Some(n)`: n records delivered.
+    pub fn answered(&mut self, ok: bool, now_ms: u64) -> Option<usize> {
+        self.in_flight = None;
+        if ok {
+            self.failures = 0;
+            self.next_attempt_ms = 0;
+            let n = self.batch.len();
+            self.batch.clear();
+            return Some(n);
+        }
+        self.failed(now_ms);
+        None
+    }
+
+    /// The batch could not be sent or was refused: keep it and wait before retrying.
+    pub fn failed(&mut self, now_ms: u64) {
+        self.in_flight = None;
+        self.failures = self.failures.saturating_add(1);
+        let shift = self.failures.min(16) - 1;
+        let backoff = FIRST_BACKOFF_MS
+            .saturating_mul(1 << shift)
+            .min(MAX_BACKOFF_MS);
+        self.next_attempt_ms = now_ms.saturating_add(backoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_kept_until_acknowledged_with_backoff() {
+        let mut d = Delivery::default();
+        assert!(d.ready(0) && d.wants_records());
+        d.add(br#"{"request_id":"a"}"#.to_vec());
+        d.add(br#"{"request_id":"b"}"#.to_vec());
+        assert_eq!(
+            d.body(),
+            br#"{"records":[{"request_id":"a"},{"request_id":"b"}]}"#
+        );
+        d.sent(7);
+        assert!(!d.ready(0), "one batch in flight at a time");
+        assert_eq!(d.answered(false, 1_000), None);
+        assert_eq!(d.len(), 2, "kept for the retry");
+        assert!(!d.ready(1_499));
+        assert!(d.ready(1_500));
+        d.sent(8);
+        d.failed(2_000);
+        assert!(!d.ready(2_999) && d.ready(3_000), "backoff doubles");
+        for _ in 0..20 {
+            d.failed(10_000);
+        }
+        assert!(d.ready(10_000 + MAX_BACKOFF_MS), "bounded backoff");
+        d.sent(9);
+        assert!(d.is_in_flight(9));
+        assert_eq!(d.answered(true, 50_000), Some(2));
+        assert!(d.wants_records() && d.ready(50_000));
+    }
+}

@@ -1,0 +1,161 @@
+//! The response side of a request: headers, a copy of each body chunk for accounting
+//! (the chunk itself goes on at once), and the one usage record at the end.
+
+use std::rc::Rc;
+
+use super::{Flow, Next, REQUEST_ID_HEADER, USAGE_FILTER_STATE};
+use crate::host::{Counter, Host};
+use crate::pricing;
+use crate::telemetry;
+use crate::usage_record::UsageRecord;
+
+impl Flow {
+    /// Response headers from the provider (or from Envoy, when it could not reach one).
+    pub fn on_response_headers(&mut self, host: &mut dyn Host) -> Next {
+        if self.facts.replied.is_none() {
+            let (status, content_type) = host.response_status_and_type();
+            if let Some(a) = &mut self.accounting {
+                a.on_headers(status, content_type.as_deref());
+            }
+            if !self.facts.request_id.is_empty() {
+                // Best effort: the id only helps support find the record.
+                let _ = host.set_response_header(REQUEST_ID_HEADER, &self.facts.request_id);
+            }
+        }
+        Next::Continue
+    }
+
+    /// A response body chunk: a copy is read for accounting and the chunk goes on at once.
+    pub fn on_response_body(
+        &mut self,
+        host: &mut dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Next {
+        let Some(a) = &mut self.accounting else {
+            return Next::Continue;
+        };
+        let now = host.now_ms();
+        if !a.wants_body() || body_size == 0 {
+            a.on_chunk(&[], now, end_of_stream);
+            return Next::Continue;
+        }
+        match host.response_body(body_size) {
+            Ok(chunk) => a.on_chunk(&chunk, now, end_of_stream),
+            Err(_) => host.count(Counter::HostFailure),
+        }
+        Next::Continue
+    }
+
+    /// The exchange is over, however it ended: write the one usage record.
+    pub fn on_log(&mut self, host: &mut dyn Host) {
+        if std::mem::replace(&mut self.facts.logged, true) {
+            return;
+        }
+        let rt = Rc::clone(&self.rt);
+        let now = host.now_ms();
+        let f = &self.facts;
+        let settled = self.accounting.as_mut().map(|a| {
+            let s = a.settle(f.body_bytes as u64);
+            (s, a.status, a.first_byte_ms)
+        });
+        let (settled, upstream_status, first_byte) = match settled {
+            Some((s, st, fb)) => (Some(s), st, fb),
+            None => (None, None, None),
+        };
+        let usage = clamp(
+            settled
+                .as_ref()
+                .map(|s| s.accounted.usage)
+                .unwrap_or_default(),
+        );
+        let provider = f.provider.and_then(|i| rt.config.providers.get(i));
+        let price = f.model.as_deref().and_then(|m| rt.config.prices.lookup(m));
+        let cost_micros = price
+            .map_or(0, |p| pricing::cost_micros(&usage, p))
+            .min(MAX_EXACT);
+        let status = f.replied.or(upstream_status).unwrap_or(0);
+        let decision = if f.decision.is_empty() {
+            "error"
+        } else {
+            f.decision
+        };
+        let ttft_ms = first_byte.map(|t| t.saturating_sub(f.start_ms));
+        let caller = f.caller.as_ref();
+        let record = UsageRecord {
+            request_id: &f.request_id,
+            trace_id: &f.trace_id,
+            user: caller.map(|c| c.user.as_str()),
+            tenant: caller.and_then(|c| c.tenant.as_deref()),
+            groups: caller.map_or(&[], |c| c.groups.as_slice()),
+            cost_center: caller.and_then(|c| c.cost_center.as_deref()),
+            model: f.model.as_deref(),
+            provider: provider.map(|p| p.name.as_str()),
+            format: f
+                .endpoint
+                .and_then(|e| e.format)
+                .map(crate::usage::Format::name),
+            stream: f.stream,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cached_input_tokens: usage.cached_input_tokens,
+            reasoning_tokens: usage.reasoning_tokens,
+            cache_creation_input_tokens: usage.cache_creation_input_tokens,
+            cost_micros,
+            estimated: settled.as_ref().is_some_and(|s| s.accounted.estimated),
+            status,
+            decision,
+            latency_ms: now.saturating_sub(f.start_ms),
+            ttft_ms,
+            completed: settled.as_ref().is_some_and(|s| s.completed),
+            error: settled.as_ref().and_then(|s| s.error.as_deref()),
+            ts_ms: f.start_ms,
+        };
+        let Ok(json) = serde_json::to_vec(&record) else {
+            host.count(Counter::HostFailure);
+            return;
+        };
+        host.set_filter_state(USAGE_FILTER_STATE, &json);
+        // Only requests that reached a provider are charged; refusals live in the log.
+        if decision == "allowed" && caller.is_some() && !host.enqueue_usage(&json) {
+            host.count(Counter::UsageQueueFailure);
+            log::error!(
+                "usage record {} could not be queued for the ledger",
+                f.request_id
+            );
+        }
+        let model_label = match f.model.as_deref() {
+            Some(m) if rt.config.prices.is_listed(m) => m,
+            _ => "other",
+        };
+        for m in telemetry::metrics(&telemetry::Outcome {
+            model_label,
+            provider: provider.map_or("none", |p| p.name.as_str()),
+            status,
+            decision,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cached_input_tokens: usage.cached_input_tokens,
+            reasoning_tokens: usage.reasoning_tokens,
+            cost_micros,
+            estimated: record.estimated,
+            ttft_ms,
+        }) {
+            host.emit(m);
+        }
+    }
+}
+
+/// Largest integer a JSON number carries exactly everywhere (2^53 - 1). Counts come from
+/// upstream responses: one absurd value must not make the ledger refuse a whole batch.
+const MAX_EXACT: u64 = (1 << 53) - 1;
+
+fn clamp(u: crate::usage::Usage) -> crate::usage::Usage {
+    crate::usage::Usage {
+        input_tokens: u.input_tokens.min(MAX_EXACT),
+        output_tokens: u.output_tokens.min(MAX_EXACT),
+        cached_input_tokens: u.cached_input_tokens.min(MAX_EXACT),
+        reasoning_tokens: u.reasoning_tokens.min(MAX_EXACT),
+        cache_creation_input_tokens: u.cache_creation_input_tokens.min(MAX_EXACT),
+    }
+}

@@ -1,0 +1,153 @@
+//! `GET /v1/admin/usage?scope=…&id=…&period=…`: ledger totals, for operators and tests.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::{admin_auth, fields, AppState};
+use crate::ledger::{Scope, FIELDS};
+use crate::utc_date::Period;
+
+/// All optional so that a missing parameter gets our message rather than serde's.
+#[derive(Deserialize)]
+pub struct UsageQuery {
+    scope: Option<String>,
+    id: Option<String>,
+    period: Option<String>,
+}
+
+pub async fn read_usage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<UsageQuery>, QueryRejection>,
+) -> Response {
+    // Authentication comes first: an unauthenticated caller learns nothing, not even
+    // which parameters are wrong.
+    if let Err(err) = admin_auth::check(state.admin_token.as_deref(), &headers) {
+        return err.into_response();
+    }
+    let (scope, id, period) = match query
+        .map_err(|rejection| {
+            ApiError::invalid_request("invalid_query", format!("query string: {rejection}"))
+        })
+        .and_then(|Query(query)| parse(query))
+    {
+        Ok(parsed) => parsed,
+        Err(err) => return err.into_response(),
+    };
+
+    match state.ledger.totals(&state.store, scope, &id, period).await {
+        Ok(totals) => {
+            let mut body = json!({
+                "scope": scope.as_str(),
+                "id": id,
+                "period": period.to_string(),
+            });
+            for (field, total) in FIELDS.iter().zip(totals) {
+                body[*field] = Value::from(total);
+            }
+            Json(body).into_response()
+        }
+        Err(_) => ApiError::store_unavailable().into_response(),
+    }
+}
+
+fn parse(query: UsageQuery) -> Result<(Scope, String, Period), ApiError> {
+    let scope = query.scope.ok_or_else(|| fields::missing("scope"))?;
+    let scope = Scope::parse(&scope).ok_or_else(|| {
+        fields::invalid("scope", "must be one of user, tenant, model, cost_center")
+    })?;
+    let id = query.id.ok_or_else(|| fields::missing("id"))?;
+    let id = match scope {
+        // The ledger holds users under their canonical (lowercase) id.
+        Scope::User => fields::user("id", Some(id))?.as_str().to_owned(),
+        _ if id.trim().is_empty() => return Err(fields::invalid("id", "must not be empty")),
+        _ => id,
+    };
+    let period = query.period.ok_or_else(|| fields::missing("period"))?;
+    let period = Period::parse(&period).ok_or_else(|| {
+        fields::invalid(
+            "period",
+            "must be a UTC day (YYYY-MM-DD) or month (YYYY-MM)",
+        )
+    })?;
+    Ok((scope, id, period))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(scope: Option<&str>, id: Option<&str>, period: Option<&str>) -> UsageQuery {
+        UsageQuery {
+            scope: scope.map(str::to_owned),
+            id: id.map(str::to_owned),
+            period: period.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn validates_scope_id_and_period() {
+        const USER: &str = "0190A6F2-7C1E-8B3A-9F00-1234567890AB";
+        let ok = parse(query(Some("user"), Some(USER), Some("2025-01"))).expect("user");
+        assert_eq!(ok.0, Scope::User);
+        assert_eq!(ok.1, USER.to_lowercase());
+        assert_eq!(ok.2.to_string(), "2025-01");
+        let ok = parse(query(
+            Some("cost_center"),
+            Some("cc 42"),
+            Some("2025-01-31"),
+        ))
+        .expect("cc");
+        assert_eq!((ok.0, ok.1.as_str()), (Scope::CostCenter, "cc 42"));
+
+        let cases = [
+            (
+                query(None, Some("acme"), Some("2025-01")),
+                "scope is required",
+            ),
+            (
+                query(Some("group"), Some("eng"), Some("2025-01")),
+                "scope must be one of",
+            ),
+            (
+                query(Some("tenant"), None, Some("2025-01")),
+                "id is required",
+            ),
+            (
+                query(Some("tenant"), Some(" "), Some("2025-01")),
+                "id must not be empty",
+            ),
+            (
+                query(Some("user"), Some("alice"), Some("2025-01")),
+                "id must be a UUID",
+            ),
+            (
+                query(Some("tenant"), Some("acme"), None),
+                "period is required",
+            ),
+            (
+                query(Some("tenant"), Some("acme"), Some("2025-02-30")),
+                "period must be a UTC day",
+            ),
+            (
+                query(Some("tenant"), Some("acme"), Some("2025")),
+                "period must be a UTC day",
+            ),
+        ];
+        for (query, needle) in cases {
+            let err = parse(query).expect_err(needle);
+            assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST);
+            assert!(
+                err.message.contains(needle),
+                "{:?} lacks {needle:?}",
+                err.message
+            );
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The usage ledger: tokens, cost and request counts per user, tenant, model and cost
+//! centre, per UTC day and month, with every request counted exactly once.
+//!
+//! Exactly once comes from the request id: `scripts/record_usage.lua` books a record
+//! only if its `ck:usage:seen:{<request_id>}` marker is absent, and sets the marker in
+//! the same atomic step. Retries within the dedupe window are therefore free of
+//! side effects, whatever mix of old and new records a batch holds.
+
+use std::time::Duration;
+
+use crate::api::usage::UsageRecord;
+use crate::store::{Store, StoreError, UsageTally, UsageWrite};
+use crate::utc_date::{Day, Period, MS_PER_DAY};
+
+/// The fields of every ledger hash, in the order [`Ledger::totals`] returns them.
+pub const FIELDS: [&str; 8] = [
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "cache_creation_input_tokens",
+    "cost_micros",
+    "requests",
+    "estimated_requests",
+];
+
+/// The audit stream of booked records, and roughly how many it keeps (`MAXLEN ~`
+/// trims whole macro-nodes, which is far cheaper than an exact cap).
+pub const AUDIT_LOG_KEY: &str = "ck:usage:log";
+pub const AUDIT_LOG_MAX_LEN: u64 = 100_000;
+
+/// What a ledger total is kept for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    User,
+    Tenant,
+    Model,
+    CostCenter,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::User, Scope::Tenant, Scope::Model, Scope::CostCenter];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::User => "user",
+            Scope::Tenant => "tenant",
+            Scope::Model => "model",
+            Scope::CostCenter => "cost_center",
+        }
+    }
+}
+
+/// `ck:ledger:<scope>:{<id>}:<YYYY-MM-DD|YYYY-MM>`.
+///
+/// The id sits in a hash tag so a scope's day and month keys share a Redis Cluster
+/// slot. The period is fixed-format and comes last, so no two (id, period) pairs give
+/// the same key whatever characters an id holds.
+pub fn ledger_key(scope: Scope, id: &str, period: Period) -> String {
+    format!("ck:ledger:{}:{{{id}}}:{period}", scope.as_str())
+}
+
+/// `ck:usage:seen:{<request_id>}`: present while a booked request id is remembered.
+pub fn seen_key(request_id: &str) -> String {
+    format!("ck:usage:seen:{{{request_id}}}")
+}
+
+/// The UTC day a record is booked on: its own timestamp, so a batch retried across
+/// midnight still lands on the day the requests happened, unless the timestamp is
+/// missing or more than a day ahead of this server's clock (a broken filter clock must
+/// not book usage into a future period nobody looks at yet).
+pub fn booking_day(ts_ms: Option<u64>, now_ms: u64) -> Day {
+    let ms = match ts_ms {
+        Some(ts) if ts <= now_ms.saturating_add(MS_PER_DAY) => ts,
+        _ => now_ms,
+    };
+    Day::from_unix_ms(ms)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Ledger {
+    /// How long a booked request id is remembered. A retry arriving later than this is
+    /// booked again, so it must outlast the filter's longest retry.
+    pub dedupe_window: Duration,
+}
+
+impl Ledger {
+    /// Books `records` in order (a request id repeated within the batch counts once).
+    /// Never fails as a whole: the tally says how many were booked, were duplicates, or
+    /// could not be processed, and carries the store error if any could not.
+    pub async fn book(&self, store: &Store, records: &[UsageRecord], now_ms: u64) -> UsageTally {
+        if records.is_empty() {
+            return UsageTally::default();
+        }
+        let writes: Vec<UsageWrite> = records
+            .iter()
+            .map(|record| write_for(record, now_ms))
+            .collect();
+        // Config validation guarantees at least one second.
+        let dedupe_secs = self.dedupe_window.as_secs().max(1);
+        store
+            .book_usage(&writes, dedupe_secs, AUDIT_LOG_KEY, AUDIT_LOG_MAX_LEN)
+            .await
+    }
+
+    /// The totals booked for `id` in `scope` over `period`, in [`FIELDS`] order; zeros
+    /// when nothing was booked.
+    pub async fn totals(
+        &self,
+        store: &Store,
+        scope: Scope,
+        id: &str,
+        period: Period,
+    ) -> Result<[i64; FIELDS.len()], StoreError> {
+        let values = store
+            .hash_integers(&ledger_key(scope, id, period), &FIELDS)
+            .await?;
+        let mut totals = [0; FIELDS.len()];
+        for (total, value) in totals.iter_mut().zip(values) {
+            *total = value.unwrap_or(0);
+        }
+        Ok(totals)
+    }
+}
+
+fn write_for(record: &UsageRecord, now_ms: u64) -> UsageWrite {
+    let day = booking_day(record.ts_ms, now_ms);
+    // An empty or blank id names no tenant (or model, or cost centre): the read API
+    // cannot ask for it, so booking under it would only hide the usage.
+    let named = |id: &Option<String>| id.clone().filter(|id| !id.trim().is_empty());
+    let scopes = [
+        (Scope::User, Some(record.user.as_str().to_owned())),
+        (Scope::Tenant, named(&record.tenant)),
+        (Scope::Model, named(&record.model)),
+        (Scope::CostCenter, named(&record.cost_center)),
+    ];
+    let ledger_keys = scopes
+        .into_iter()
+        .filter_map(|(scope, id)| id.map(|id| (scope, id)))
+        .flat_map(|(scope, id)| {
+            [
+                ledger_key(scope, &id, Period::Day(day)),
+                ledger_key(scope, &id, Period::Month(day.month())),
+            ]
+        })
+        .collect();
+    let increments = FIELDS
+        .iter()
+        .copied()
+        .zip([
+            record.input_tokens,
+            record.output_tokens,
+            record.cached_input_tokens,
+            record.reasoning_tokens,
+            record.cache_creation_input_tokens,
+            record.cost_micros,
+            1,
+            u64::from(record.estimated),
+        ])
+        .collect();
+    UsageWrite {
+        seen_key: seen_key(&record.request_id),
+        ledger_keys,
+        // The record as the filter sent it: an audit trail shows what was reported, not
+        // our reading of it. A parsed JSON value always serialises; the fallback is
+        // unreachable but keeps a bug here from ever becoming a panic.
+        record_json: serde_json::to_string(&record.raw).unwrap_or_else(|_| "{}".to_owned()),
+        // Stored next to the record because the record alone does not tell it when its
+        // timestamp was missing or implausible.
+        day: day.to_string(),
+        increments,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::user_id::UserId;
+
+    const USER: &str = "0190a6f2-7c1e-8b3a-9f00-1234567890ab";
+    // 2026-11-25T21:20:42Z
+    const NOW_MS: u64 = 1_795_640_042_000;
+
+    fn record() -> UsageRecord {
+        UsageRecord {
+            request_id: "req-1".into(),
+            user: UserId::parse(USER).expect("uuid"),
+            tenant: Some("acme".into()),
+            groups: vec!["eng".into()],
+            cost_center: Some("cc-42".into()),
+            model: Some("gpt-4o".into()),
+            provider: Some("openai".into()),
+            format: None,
+            stream: false,
+            input_tokens: 10,
+            output_tokens: 20,
+            cached_input_tokens: 3,
+            reasoning_tokens: 4,
+            cache_creation_input_tokens: 5,
+            cost_micros: 600,
+            estimated: true,
+            status: Some(200),
+            decision: Some("allow".into()),
+            latency_ms: Some(12),
+            ttft_ms: None,
+            completed: Some(true),
+            ts_ms: Some(1_735_689_599_999),
+            raw: serde_json::json!({"request_id": "req-1", "trace_id": "t-9"}),
+        }
+    }
+
+    #[test]
+    fn keys_follow_the_documented_layout() {
+        let day = Day::from_unix_ms(NOW_MS);
+        let cases = [
+            (
+                ledger_key(Scope::User, USER, Period::Day(day)),
+                "ck:ledger:user:{0190a6f2-7c1e-8b3a-9f00-1234567890ab}:2026-11-25",
+            ),
+            (
+                ledger_key(Scope::Tenant, "acme", Period::Month(day.month())),
+                "ck:ledger:tenant:{acme}:2026-11",
+            ),
+            (
+                ledger_key(Scope::CostCenter, "cc 42", Period::Day(day)),
+                "ck:ledger:cost_center:{cc 42}:2026-11-25",
+            ),
+            (seen_key("req-1"), "ck:usage:seen:{req-1}"),
+        ];
+        for (got, expected) in cases {
+            assert_eq!(got, expected);
+        }
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
+        }
+        assert_eq!(Scope::parse("group"), None);
+        assert_eq!(Scope::parse("User"), None);
+    }
+
+    #[test]
+    fn books_on_the_records_day_unless_it_is_missing_or_in_the_future() {
+        let cases = [
+            (Some(1_735_689_599_999), "2024-12-31"),
+            (Some(1_735_689_600_000), "2025-01-01"),
+            (Some(0), "1970-01-01"),
+            (Some(NOW_MS), "2026-11-25"),
+            // Up to a day ahead is clock skew and is trusted; beyond is not.
+            (Some(NOW_MS + MS_PER_DAY), "2026-11-26"),
+            (Some(NOW_MS + MS_PER_DAY + 1), "2026-11-25"),
+            (Some(u64::MAX), "2026-11-25"),
+            (None, "2026-11-25"),
+        ];
+        for (ts_ms, expected) in cases {
+            assert_eq!(
+                booking_day(ts_ms, NOW_MS).to_string(),
+                expected,
+                "ts_ms {ts_ms:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_write_names_every_scope_the_record_has() {
+        let write = write_for(&record(), NOW_MS);
+        assert_eq!(write.seen_key, "ck:usage:seen:{req-1}");
+        assert_eq!(
+            write.ledger_keys,
+            [
+                format!("ck:ledger:user:{{{USER}}}:2024-12-31"),
+                format!("ck:ledger:user:{{{USER}}}:2024-12"),
+                "ck:ledger:tenant:{acme}:2024-12-31".into(),
+                "ck:ledger:tenant:{acme}:2024-12".into(),
+                "ck:ledger:model:{gpt-4o}:2024-12-31".into(),
+                "ck:ledger:model:{gpt-4o}:2024-12".into(),
+                "ck:ledger:cost_center:{cc-42}:2024-12-31".into(),
+                "ck:ledger:cost_center:{cc-42}:2024-12".into(),
+            ]
+        );
+        assert_eq!(
+            write.increments,
+            [
+                ("input_tokens", 10),
+                ("output_tokens", 20),
+                ("cached_input_tokens", 3),
+                ("reasoning_tokens", 4),
+                ("cache_creation_input_tokens", 5),
+                ("cost_micros", 600),
+                ("requests", 1),
+                ("estimated_requests", 1),
+            ]
+        );
+        assert_eq!(
+            write.record_json,
+            r#"{"request_id":"req-1","trace_id":"t-9"}"#
+        );
+        assert_eq!(write.day, "2024-12-31");
+    }
+
+    #[test]
+    fn missing_and_blank_scopes_are_skipped() {
+        let record = UsageRecord {
+            tenant: None,
+            model: Some(" ".into()),
+            cost_center: Some(String::new()),
+            estimated: false,
+            ..record()
+        };
+        let write = write_for(&record, NOW_MS);
+        assert_eq!(
+            write.ledger_keys,
+            [
+                format!("ck:ledger:user:{{{USER}}}:2024-12-31"),
+                format!("ck:ledger:user:{{{USER}}}:2024-12"),
+            ]
+        );
+        assert_eq!(write.increments[7], ("estimated_requests", 0));
+    }
+}
