@@ -11,8 +11,13 @@ pub struct AuthorizeRequest<'a> {
     pub tenant: Option<&'a str>,
     pub groups: &'a [String],
     pub model: Option<&'a str>,
+    pub cost_center: Option<&'a str>,
     pub provider: &'a str,
     pub stream: bool,
+    /// The request's worst case: input estimate plus its output cap.
+    pub reserve_tokens: u64,
+    /// The same, priced (0 when the model has no price).
+    pub reserve_cost_micros: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,13 +132,16 @@ mod tests {
             tenant: Some("acme"),
             groups: &groups,
             model: None,
+            cost_center: None,
             provider: "openai",
             stream: true,
+            reserve_tokens: 10,
+            reserve_cost_micros: 3,
         };
         let v: serde_json::Value = serde_json::to_value(&req).unwrap_or_default();
         assert_eq!(
             v,
-            serde_json::json!({"request_id":"r1","user":"u","tenant":"acme","groups":["ml"],"model":null,"provider":"openai","stream":true})
+            serde_json::json!({"request_id":"r1","user":"u","tenant":"acme","groups":["ml"],"model":null,"cost_center":null,"provider":"openai","stream":true,"reserve_tokens":10,"reserve_cost_micros":3})
         );
     }
 }

@@ -31,6 +31,8 @@ struct RawConfig {
     #[serde(default)]
     max_request_body_bytes: Option<usize>,
     #[serde(default)]
+    default_max_output_tokens: Option<u64>,
+    #[serde(default)]
     max_token_bytes: Option<usize>,
     #[serde(default)]
     clock_skew_secs: Option<u64>,
@@ -130,6 +132,8 @@ pub struct Config {
     pub prices: PriceTable,
     pub usage: UsageDelivery,
     pub max_request_body_bytes: usize,
+    /// Output tokens reserved for a request that sets no cap of its own.
+    pub default_max_output_tokens: u64,
     pub max_token_bytes: usize,
     pub clock_skew: Duration,
 }
@@ -379,6 +383,14 @@ impl Config {
             return Err(err("clock_skew_secs", "must be at most 600"));
         }
 
+        let default_max_output_tokens = raw.default_max_output_tokens.unwrap_or(4096);
+        if !(1..=1_000_000).contains(&default_max_output_tokens) {
+            return Err(err(
+                "default_max_output_tokens",
+                "must be between 1 and 1000000",
+            ));
+        }
+
         Ok(Config {
             issuers,
             token_sources,
@@ -389,6 +401,7 @@ impl Config {
             prices,
             usage,
             max_request_body_bytes,
+            default_max_output_tokens,
             max_token_bytes,
             clock_skew: Duration::from_secs(skew),
         })

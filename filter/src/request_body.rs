@@ -7,6 +7,8 @@ use serde::Deserialize;
 pub struct RequestFields {
     pub model: Option<String>,
     pub stream: bool,
+    /// The client's cap on output tokens, whatever the API calls it.
+    pub max_output_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -15,6 +17,14 @@ struct Raw {
     model: Option<serde_json::Value>,
     #[serde(default)]
     stream: Option<serde_json::Value>,
+    #[serde(default)]
+    max_tokens: Option<serde_json::Value>,
+    #[serde(default)]
+    max_completion_tokens: Option<serde_json::Value>,
+    #[serde(default)]
+    max_output_tokens: Option<serde_json::Value>,
+    #[serde(default, rename = "generationConfig")]
+    generation_config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +64,33 @@ pub fn parse(body: &[u8]) -> Result<RequestFields, BodyError> {
         Some(serde_json::Value::Bool(b)) => b,
         Some(_) => return Err(BodyError::BadField("stream")),
     };
-    Ok(RequestFields { model, stream })
+    // OpenAI chat: max_completion_tokens (max_tokens is its older name); Responses:
+    // max_output_tokens; Anthropic: max_tokens; Gemini: generationConfig.maxOutputTokens.
+    let gemini_max = raw
+        .generation_config
+        .as_ref()
+        .and_then(|g| g.get("maxOutputTokens"))
+        .cloned();
+    let mut max_output_tokens = None;
+    for (name, v) in [
+        ("max_completion_tokens", raw.max_completion_tokens),
+        ("max_tokens", raw.max_tokens),
+        ("max_output_tokens", raw.max_output_tokens),
+        ("generationConfig.maxOutputTokens", gemini_max),
+    ] {
+        match v {
+            None | Some(serde_json::Value::Null) => {}
+            Some(v) => {
+                let n = v.as_u64().ok_or(BodyError::BadField(name))?;
+                max_output_tokens = Some(max_output_tokens.map_or(n, |m: u64| m.min(n)));
+            }
+        }
+    }
+    Ok(RequestFields {
+        model,
+        stream,
+        max_output_tokens,
+    })
 }
 
 /// For a streaming chat-completions request, the body with
@@ -102,6 +138,7 @@ mod tests {
             Ok(RequestFields {
                 model: model.map(str::to_owned),
                 stream,
+                max_output_tokens: None,
             })
         };
         let table: Vec<(&str, Result<RequestFields, BodyError>)> = vec![
@@ -130,6 +167,30 @@ mod tests {
         for (body, want) in table {
             assert_eq!(parse(body.as_bytes()), want, "{body}");
         }
+    }
+
+    #[test]
+    fn output_caps_by_api() {
+        let cap = |b: &str| parse(b.as_bytes()).map(|f| f.max_output_tokens);
+        assert_eq!(cap(r#"{"max_tokens":100}"#), Ok(Some(100)));
+        assert_eq!(
+            cap(r#"{"max_completion_tokens":50,"max_tokens":100}"#),
+            Ok(Some(50))
+        );
+        assert_eq!(cap(r#"{"max_output_tokens":70}"#), Ok(Some(70)));
+        assert_eq!(
+            cap(r#"{"generationConfig":{"maxOutputTokens":30}}"#),
+            Ok(Some(30))
+        );
+        assert_eq!(cap(r#"{"model":"m"}"#), Ok(None));
+        assert_eq!(
+            cap(r#"{"max_tokens":-1}"#),
+            Err(BodyError::BadField("max_tokens"))
+        );
+        assert_eq!(
+            cap(r#"{"max_tokens":"10"}"#),
+            Err(BodyError::BadField("max_tokens"))
+        );
     }
 
     #[test]

@@ -371,14 +371,31 @@ impl Flow {
             .provider
             .and_then(|i| self.rt.config.providers.get(i))
             .map_or("", |p| p.name.as_str());
+        let worst_case = crate::usage::Usage {
+            input_tokens: crate::usage::estimate::tokens_for_bytes(self.facts.body_bytes as u64),
+            output_tokens: fields
+                .max_output_tokens
+                .unwrap_or(self.rt.config.default_max_output_tokens),
+            ..Default::default()
+        };
+        let reserve_cost_micros = fields
+            .model
+            .as_deref()
+            .and_then(|m| self.rt.config.prices.lookup(m))
+            .map_or(0, |p| crate::pricing::cost_micros(&worst_case, p));
         let request = AuthorizeRequest {
             request_id: &self.facts.request_id,
             user: &caller.user,
             tenant: caller.tenant.as_deref(),
             groups: &caller.groups,
             model: fields.model.as_deref(),
+            cost_center: caller.cost_center.as_deref(),
             provider,
             stream: self.facts.stream,
+            reserve_tokens: worst_case
+                .input_tokens
+                .saturating_add(worst_case.output_tokens),
+            reserve_cost_micros,
         };
         let body = serde_json::to_vec(&request).map_err(|_| reply::internal("encode_failed"))?;
         let headers = [

@@ -68,7 +68,10 @@ fn allowed_request_is_stripped_authorized_and_injected() {
     assert_eq!(
         asked,
         serde_json::json!({"request_id":host.random_id(),"user":alice(),"tenant":"acme","groups":["ml","eng"],
-                           "model":"gpt-4o-mini","provider":"openai","stream":true})
+                           "model":"gpt-4o-mini","provider":"openai","stream":true,"cost_center":null,
+                           // 52 body bytes ~ 13 input tokens, plus the default output cap of 4096,
+                           // priced at $0.15 / $0.60 per million: 2459.55 micro-dollars, rounded up.
+                           "reserve_tokens":4109,"reserve_cost_micros":2460})
     );
     assert!(host.replies.is_empty());
 

@@ -54,11 +54,16 @@ async fn keys_from_the_identity_provider() {
     let key_a = DevKey::generate("key-a");
     let key_b = DevKey::generate("key-b");
 
-    // 1. The IdP has no key set yet: a clear 503, not a crash, not a 401.
+    // 1. The IdP is down at start: a clear 503, not a crash, not a 401.
+    stack.stop_idp();
     for _ in 0..2 {
         let resp = post(&stack, &idp_token(&key_a, "alice"), "no-keys").await;
         assert_eq!(error_code(resp, 503).await, "jwks_unavailable");
     }
+    // Up, but without a key set yet (it answers 503 itself): still 503 for its tokens.
+    stack.start_idp().expect("IdP starts");
+    let resp = post(&stack, &idp_token(&key_a, "alice"), "no-keys").await;
+    assert_eq!(error_code(resp, 503).await, "jwks_unavailable");
     assert!(upstream_saw(&stack, "no-keys").await.is_empty());
 
     // 2. Once the IdP serves keys, the gateway picks them up by itself.
