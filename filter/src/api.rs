@@ -55,6 +55,18 @@ pub struct Endpoint {
     pub chat_completions: bool,
 }
 
+/// The model named in the path: Gemini's `models/{model}:method`, Azure's deployment.
+pub fn model_in_path(path_and_query: &str) -> Option<&str> {
+    let path = path_and_query.split('?').next().unwrap_or("");
+    if let Some(rest) = path.strip_prefix("/openai/deployments/") {
+        return rest.split('/').next().filter(|d| !d.is_empty());
+    }
+    let rest = path
+        .strip_prefix("/v1beta/models/")
+        .or_else(|| path.strip_prefix("/v1/models/"))?;
+    rest.split(':').next().filter(|m| !m.is_empty())
+}
+
 pub fn classify(path_and_query: &str) -> Option<Endpoint> {
     let path = path_and_query.split('?').next().unwrap_or("");
     let ep = |api, format, chat| Endpoint {
@@ -92,6 +104,20 @@ pub fn classify(path_and_query: &str) -> Option<Endpoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn models_in_paths() {
+        assert_eq!(
+            model_in_path("/v1beta/models/gemini-2.5-flash:generateContent"),
+            Some("gemini-2.5-flash")
+        );
+        assert_eq!(
+            model_in_path("/openai/deployments/gpt4o/chat/completions?api-version=1"),
+            Some("gpt4o")
+        );
+        assert_eq!(model_in_path("/v1/chat/completions"), None);
+        assert_eq!(model_in_path("/v1beta/models/:generateContent"), None);
+    }
 
     #[test]
     fn table() {

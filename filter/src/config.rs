@@ -11,6 +11,7 @@ use crate::jwks::KeySet;
 use crate::pricing::PriceTable;
 pub use crate::providers::Provider;
 use crate::providers::RawProvider;
+use crate::routes::{RawRoutes, RouteTable};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +25,10 @@ struct RawConfig {
     uuid_salt_env: Option<String>,
     policy: RawPolicy,
     providers: Vec<RawProvider>,
+    #[serde(default)]
+    models: Option<RawRoutes>,
+    #[serde(default)]
+    attribution: Option<bool>,
     #[serde(default)]
     prices: Option<serde_json::Value>,
     #[serde(default)]
@@ -129,6 +134,10 @@ pub struct Config {
     pub uuid_salt_env: String,
     pub policy: Policy,
     pub providers: Vec<Provider>,
+    /// Model routing; without it, the request path alone picks the provider.
+    pub routes: Option<RouteTable>,
+    /// Write the user UUID into the provider's own end-user field.
+    pub attribution: bool,
     pub prices: PriceTable,
     pub usage: UsageDelivery,
     pub max_request_body_bytes: usize,
@@ -362,6 +371,10 @@ impl Config {
         };
 
         let providers = crate::providers::parse(raw.providers)?;
+        let routes = match raw.models {
+            None => None,
+            Some(r) => Some(RouteTable::parse(r, &providers)?),
+        };
         let prices = match &raw.prices {
             None => PriceTable::default(),
             Some(v) => PriceTable::parse(v, "prices").map_err(|e| err(e.field, e.message))?,
@@ -398,6 +411,8 @@ impl Config {
             uuid_salt_env,
             policy,
             providers,
+            routes,
+            attribution: raw.attribution.unwrap_or(false),
             prices,
             usage,
             max_request_body_bytes,

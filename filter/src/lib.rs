@@ -33,6 +33,7 @@ pub mod pricing;
 pub mod providers;
 pub mod reply;
 pub mod request_body;
+pub mod routes;
 pub mod runtime;
 pub mod sse;
 pub mod telemetry;

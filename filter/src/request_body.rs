@@ -93,26 +93,78 @@ pub fn parse(body: &[u8]) -> Result<RequestFields, BodyError> {
     })
 }
 
-/// For a streaming chat-completions request, the body with
-/// `stream_options.include_usage: true` added, so the provider reports usage at the end of
-/// the stream; `None` when the body already asks for it (or is not a streaming request).
-pub fn with_include_usage(body: &[u8]) -> Option<Vec<u8>> {
+/// Where the provider keeps its end-user id, for pseudonymous attribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserField {
+    /// OpenAI and Azure: `safety_identifier` (and `user`, its older name, if the client set it).
+    OpenAi,
+    /// Anthropic: `metadata.user_id`.
+    Anthropic,
+}
+
+/// Changes the gateway makes to a request body before it goes upstream.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Edits<'a> {
+    /// Replace `model` (an alias resolved to its target).
+    pub model: Option<&'a str>,
+    /// Add `stream_options.include_usage: true` to a streaming request (OpenAI chat), so
+    /// the provider reports usage at the end of the stream.
+    pub include_usage: bool,
+    /// Write the anonymous user id into the provider's end-user field, replacing the client's.
+    pub user: Option<(UserField, &'a str)>,
+}
+
+/// The edited body, or `None` when nothing needed to change.
+pub fn edit(body: &[u8], edits: Edits<'_>) -> Option<Vec<u8>> {
     let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let obj = value.as_object_mut()?;
-    if obj.get("stream") != Some(&serde_json::Value::Bool(true)) {
+    let mut changed = false;
+    if let Some(model) = edits.model {
+        if obj.get("model").and_then(|m| m.as_str()) != Some(model) {
+            obj.insert("model".into(), model.into());
+            changed = true;
+        }
+    }
+    if edits.include_usage && obj.get("stream") == Some(&serde_json::Value::Bool(true)) {
+        let options = obj
+            .entry("stream_options")
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if !options.is_object() {
+            *options = serde_json::Value::Object(serde_json::Map::new());
+        }
+        if let Some(options) = options.as_object_mut() {
+            if options.get("include_usage") != Some(&serde_json::Value::Bool(true)) {
+                options.insert("include_usage".into(), serde_json::Value::Bool(true));
+                changed = true;
+            }
+        }
+    }
+    match edits.user {
+        Some((UserField::OpenAi, id)) => {
+            for field in ["safety_identifier", "user"] {
+                if field == "safety_identifier" || obj.contains_key(field) {
+                    obj.insert(field.into(), id.into());
+                }
+            }
+            changed = true;
+        }
+        Some((UserField::Anthropic, id)) => {
+            let meta = obj
+                .entry("metadata")
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if !meta.is_object() {
+                *meta = serde_json::Value::Object(serde_json::Map::new());
+            }
+            if let Some(meta) = meta.as_object_mut() {
+                meta.insert("user_id".into(), id.into());
+            }
+            changed = true;
+        }
+        None => {}
+    }
+    if !changed {
         return None;
     }
-    let options = obj
-        .entry("stream_options")
-        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-    if !options.is_object() {
-        *options = serde_json::Value::Object(serde_json::Map::new());
-    }
-    let options = options.as_object_mut()?;
-    if options.get("include_usage") == Some(&serde_json::Value::Bool(true)) {
-        return None;
-    }
-    options.insert("include_usage".into(), serde_json::Value::Bool(true));
     serde_json::to_vec(&value).ok()
 }
 
@@ -196,8 +248,11 @@ mod tests {
     #[test]
     fn include_usage_is_added_once() {
         let add = |b: &str| {
-            with_include_usage(b.as_bytes())
-                .map(|v| serde_json::from_slice::<serde_json::Value>(&v).unwrap())
+            let e = Edits {
+                include_usage: true,
+                ..Edits::default()
+            };
+            edit(b.as_bytes(), e).map(|v| serde_json::from_slice::<serde_json::Value>(&v).unwrap())
         };
         let got = add(r#"{"model":"m","stream":true,"messages":[]}"#).unwrap();
         assert_eq!(got["stream_options"]["include_usage"], true);
@@ -211,6 +266,48 @@ mod tests {
         assert!(add(r#"{"stream":false}"#).is_none());
         assert!(add(r#"{"model":"m"}"#).is_none());
         assert!(add("not json").is_none());
+    }
+
+    #[test]
+    fn model_and_user_edits() {
+        let run = |b: &str, e: Edits| {
+            edit(b.as_bytes(), e).map(|v| serde_json::from_slice::<serde_json::Value>(&v).unwrap())
+        };
+        let got = run(
+            r#"{"model":"default"}"#,
+            Edits {
+                model: Some("gpt-4.1-mini"),
+                ..Edits::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(got["model"], "gpt-4.1-mini");
+        assert!(run(
+            r#"{"model":"m"}"#,
+            Edits {
+                model: Some("m"),
+                ..Edits::default()
+            }
+        )
+        .is_none());
+        let openai = Edits {
+            user: Some((UserField::OpenAi, "uuid-1")),
+            ..Edits::default()
+        };
+        let got = run(r#"{"model":"m","user":"alice@corp.example"}"#, openai).unwrap();
+        assert_eq!(got["user"], "uuid-1", "the client's value is replaced");
+        assert_eq!(got["safety_identifier"], "uuid-1");
+        let got = run(r#"{"model":"m"}"#, openai).unwrap();
+        assert!(got.get("user").is_none());
+        let anthropic = Edits {
+            user: Some((UserField::Anthropic, "uuid-2")),
+            ..Edits::default()
+        };
+        let got = run(r#"{"metadata":{"user_id":"bob","x":1}}"#, anthropic).unwrap();
+        assert_eq!(
+            got["metadata"],
+            serde_json::json!({"user_id":"uuid-2","x":1})
+        );
     }
 
     #[test]

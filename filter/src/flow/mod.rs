@@ -89,6 +89,8 @@ struct Facts {
     provider: Option<usize>,
     caller: Option<Caller>,
     model: Option<String>,
+    /// The model named in the path (Gemini, Azure), when the API puts it there.
+    path_model: Option<String>,
     stream: bool,
     body_bytes: usize,
     /// Status of the gateway's own reply, when it answered instead of the provider.
@@ -226,6 +228,7 @@ impl Flow {
         }
         self.facts.trace_id = request_id.clone();
         self.facts.endpoint = api::classify(path);
+        self.facts.path_model = api::model_in_path(path).map(str::to_owned);
         let token = token.map_err(|e| refuse(host, e))?;
         let pending = Pending {
             request_id,
@@ -314,8 +317,13 @@ impl Flow {
             endpoint.format,
             crate::sse::DEFAULT_MAX_EVENT_BYTES,
         ));
+        if let Some(reply) = self.models_reply(&caller) {
+            return Err(reply);
+        }
         if end_of_stream {
-            return self.authorize(host, caller, &RequestFields::default());
+            let fields = RequestFields::default();
+            self.route_model(&caller, &fields)?;
+            return self.authorize(host, caller, &fields);
         }
         self.phase = Phase::ReadingBody { caller };
         match body_done {
@@ -345,16 +353,27 @@ impl Flow {
         self.facts.body_bytes = body_size;
         self.facts.model = fields.model.clone();
         self.facts.stream |= fields.stream;
-        let chat = self.facts.endpoint.is_some_and(|e| e.chat_completions);
-        if chat && fields.stream {
-            if let Some(new_body) = request_body::with_include_usage(&body) {
-                // Headers are still held, so the length can be fixed before they go.
-                host.set_request_body(&new_body)
-                    .and_then(|()| {
-                        host.set_request_header("content-length", Some(&new_body.len().to_string()))
-                    })
-                    .map_err(|e| self.host_failed(host, e))?;
-            }
+        let resolved = self.route_model(&caller, &fields)?;
+        let endpoint = self.facts.endpoint;
+        let edits = request_body::Edits {
+            // Only a model named in the body is rewritten; a path model stays in the path.
+            model: resolved.as_deref().filter(|_| fields.model.is_some()),
+            include_usage: endpoint.is_some_and(|e| e.chat_completions) && fields.stream,
+            user: if self.rt.config.attribution {
+                endpoint
+                    .and_then(|e| user_field(e.api))
+                    .map(|f| (f, caller.user.as_str()))
+            } else {
+                None
+            },
+        };
+        if let Some(new_body) = request_body::edit(&body, edits) {
+            // Headers are still held, so the length can be fixed before they go.
+            host.set_request_body(&new_body)
+                .and_then(|()| {
+                    host.set_request_header("content-length", Some(&new_body.len().to_string()))
+                })
+                .map_err(|e| self.host_failed(host, e))?;
         }
         self.authorize(host, caller, &fields)
     }
@@ -378,7 +397,8 @@ impl Flow {
                 .unwrap_or(self.rt.config.default_max_output_tokens),
             ..Default::default()
         };
-        let reserve_cost_micros = fields
+        let reserve_cost_micros = self
+            .facts
             .model
             .as_deref()
             .and_then(|m| self.rt.config.prices.lookup(m))
@@ -388,7 +408,7 @@ impl Flow {
             user: &caller.user,
             tenant: caller.tenant.as_deref(),
             groups: &caller.groups,
-            model: fields.model.as_deref(),
+            model: self.facts.model.as_deref(),
             cost_center: caller.cost_center.as_deref(),
             provider,
             stream: self.facts.stream,
@@ -469,6 +489,8 @@ impl Flow {
         };
         set(&provider.key_header, Some(&key))
             .and_then(|()| set(CLUSTER_HEADER, Some(&provider.cluster)))
+            // Bodies must be readable for accounting: ask providers not to compress.
+            .and_then(|()| set("accept-encoding", Some("identity")))
             .and_then(|()| set(USER_HEADER, Some(&caller.user)))
             .and_then(|()| set(TENANT_HEADER, caller.tenant.as_deref()))
             .and_then(|()| set(GROUPS_HEADER, Some(&groups)))
@@ -510,9 +532,19 @@ impl Flow {
     }
 }
 
+/// The end-user field of an API, for pseudonymous attribution (Gemini has none).
+fn user_field(api: api::Api) -> Option<request_body::UserField> {
+    match api {
+        api::Api::OpenAi | api::Api::Azure => Some(request_body::UserField::OpenAi),
+        api::Api::Anthropic => Some(request_body::UserField::Anthropic),
+        api::Api::Gemini => None,
+    }
+}
+
 /// The decision a local reply stands for, in the usage record and stats.
 fn decision_for(r: &Reply) -> &'static str {
     match r.status {
+        200 => "answered",
         401 => "unauthenticated",
         403 => "forbidden",
         429 => "denied",
@@ -537,5 +569,6 @@ fn refuse(host: &mut dyn Host, e: AuthError) -> Reply {
 
 mod keys;
 mod response;
+mod routing;
 #[cfg(test)]
 mod tests;

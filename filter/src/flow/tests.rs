@@ -608,3 +608,109 @@ fn requests_are_routed_by_api_with_that_providers_key() {
         assert_eq!(v["error"]["code"], code, "{path}");
     }
 }
+
+fn routed_config(keys: &Keys) -> serde_json::Value {
+    let mut c = keys.config_json();
+    c["attribution"] = true.into();
+    c["models"] = serde_json::json!({
+        "aliases": {"default": "gpt-4o-mini"},
+        "routes": [
+            {"model": "gpt-4o-mini", "providers": ["openai"]},
+            {"model": "claude-*", "providers": ["anthropic"], "allow_groups": ["research"]},
+        ]
+    });
+    c
+}
+
+fn routed_post(keys: &Keys, path: &str, body: &str) -> FakeHost {
+    let auth = bearer(keys);
+    let mut host = FakeHost::with_headers(&[
+        (":path", path),
+        ("authorization", &auth),
+        ("content-type", "application/json"),
+    ]);
+    host.body = body.as_bytes().to_vec();
+    let mut flow = testing::flow_for(testing::runtime_from(&routed_config(keys)));
+    flow.on_request_headers(&mut host, false);
+    let n = host.body.len();
+    flow.on_request_body(&mut host, n, true);
+    host
+}
+
+#[test]
+fn models_are_routed_through_the_table() {
+    let keys = Keys::new();
+    // An alias is resolved and written into the body; the user id replaces the client's.
+    let host = routed_post(
+        keys,
+        "/v1/chat/completions",
+        r#"{"model":"default","user":"alice@corp.example"}"#,
+    );
+    assert!(host.replies.is_empty(), "{:?}", host.replies);
+    let sent: serde_json::Value = serde_json::from_slice(&host.body).unwrap();
+    assert_eq!(sent["model"], "gpt-4o-mini");
+    assert_eq!(sent["user"], alice());
+    assert_eq!(sent["safety_identifier"], alice());
+    assert_eq!(
+        host.header("content-length"),
+        Some(host.body.len().to_string().as_str())
+    );
+    let asked: serde_json::Value = serde_json::from_str(&host.dispatched[0].body).unwrap();
+    assert_eq!(asked["model"], "gpt-4o-mini");
+
+    let table: Vec<(&str, &str, u32, &str)> = vec![
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-5"}"#,
+            404,
+            "model_not_found",
+        ),
+        (
+            "/v1/messages",
+            r#"{"model":"claude-opus","max_tokens":5}"#,
+            403,
+            "model_not_allowed",
+        ),
+        (
+            "/v1/messages",
+            r#"{"model":"gpt-4o-mini","max_tokens":5}"#,
+            400,
+            "wrong_api",
+        ),
+    ];
+    for (path, body, status, code) in table {
+        let host = routed_post(keys, path, body);
+        assert!(host.dispatched.is_empty(), "{body}");
+        assert_eq!(host.replies[0].status, status, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&host.replies[0].body).unwrap();
+        assert_eq!(v["error"]["code"], code, "{body}");
+    }
+}
+
+#[test]
+fn the_model_list_comes_from_the_table() {
+    let keys = Keys::new();
+    let auth = bearer(keys);
+    let mut host = FakeHost::with_headers(&[
+        (":method", "GET"),
+        (":path", "/v1/models"),
+        ("authorization", &auth),
+    ]);
+    testing::flow_for(testing::runtime_from(&routed_config(keys)))
+        .on_request_headers(&mut host, true);
+    assert!(host.dispatched.is_empty(), "answered by the gateway");
+    assert_eq!(host.replies[0].status, 200);
+    let v: serde_json::Value = serde_json::from_str(&host.replies[0].body).unwrap();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["gpt-4o-mini", "default"],
+        "claude-* is a glob and not for this caller"
+    );
+    assert_eq!(v["object"], "list");
+}

@@ -66,6 +66,19 @@ pub fn plugin_config(p: &PluginParams) -> Result<String, String> {
             "gemini-2.5-flash": {"input_per_mtok_usd": "0.30", "cached_input_per_mtok_usd": "0.075", "output_per_mtok_usd": "2.50"},
         }},
         "usage": {"flush_ms": p.usage_flush_ms},
+        "attribution": true,
+        "models": {
+            "aliases": {"default": "gpt-4.1-mini"},
+            "routes": [
+                {"model": "claude-opus-*", "providers": ["anthropic"], "allow_groups": ["research"]},
+                {"model": "claude-*", "providers": ["anthropic"]},
+                {"model": "gpt-*", "providers": ["openai", "azure"]},
+                {"model": "text-embedding-*", "providers": ["openai", "azure"]},
+                {"model": "gemini-*", "providers": ["gemini"]},
+                {"model": "gpt-4.1-mini", "providers": ["openai", "azure"]},
+                {"model": "gpt-4o-mini", "providers": ["openai", "azure"]},
+            ],
+        },
         "max_request_body_bytes": p.max_request_body_bytes,
     })
     .to_string())

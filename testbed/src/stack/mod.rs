@@ -366,8 +366,9 @@ impl Stack {
         let token = self.token(&TokenSpec::new(READINESS_SUBJECT));
         loop {
             let r = client
-                .get(format!("{}/v1/models", self.gateway_url))
+                .post(format!("{}/v1/chat/completions", self.gateway_url))
                 .bearer_auth(&token)
+                .json(&serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ready?"}]}))
                 .send()
                 .await;
             match r {

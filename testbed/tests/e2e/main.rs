@@ -7,4 +7,5 @@ mod accounting;
 mod identity;
 mod outage;
 mod request_path;
+mod routing;
 mod support;

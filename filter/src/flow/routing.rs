@@ -1,0 +1,115 @@
+//! Model routing inside a request: resolve the requested model through the route table
+//! (aliases, globs, allow-lists), pick the provider for this API, and answer `/v1/models`
+//! from the table for this caller.
+
+use super::{Caller, Flow};
+use crate::reply::{self, Reply};
+use crate::request_body::RequestFields;
+use crate::routes::RouteError;
+
+impl Flow {
+    /// With a route table: the model to send upstream (`Some` when an alias changed it)
+    /// and the provider, or the refusal. Without one, the path's provider stands.
+    pub(super) fn route_model(
+        &mut self,
+        caller: &Caller,
+        fields: &RequestFields,
+    ) -> Result<Option<String>, Reply> {
+        let rt = std::rc::Rc::clone(&self.rt);
+        let Some(table) = &rt.config.routes else {
+            return Ok(None);
+        };
+        let Some(endpoint) = self.facts.endpoint else {
+            return Ok(None);
+        };
+        if endpoint.format.is_none() {
+            // Listing models and the like carry no model.
+            return Ok(None);
+        }
+        let requested = fields
+            .model
+            .clone()
+            .or_else(|| self.facts.path_model.clone())
+            .unwrap_or_default();
+        let (model, route) = table
+            .resolve(&requested, caller.tenant.as_deref(), &caller.groups)
+            .map_err(|e| match e {
+                RouteError::UnknownModel => reply::error(
+                    404,
+                    "invalid_request_error",
+                    "model_not_found",
+                    &format!(
+                        "The model `{}` does not exist or you do not have access to it.",
+                        clip(&requested)
+                    ),
+                ),
+                RouteError::Forbidden => reply::error(
+                    403,
+                    "permission_error",
+                    "model_not_allowed",
+                    &format!(
+                        "You are not allowed to use the model `{}`.",
+                        clip(&requested)
+                    ),
+                ),
+            })?;
+        let provider = route
+            .providers
+            .iter()
+            .copied()
+            .find(|i| {
+                rt.config
+                    .providers
+                    .get(*i)
+                    .is_some_and(|p| p.api == endpoint.api)
+            })
+            .ok_or_else(|| {
+                reply::error(
+                    400,
+                    "invalid_request_error",
+                    "wrong_api",
+                    &format!(
+                        "The model `{}` is not served through the {} API on this gateway.",
+                        clip(&requested),
+                        endpoint.api.name()
+                    ),
+                )
+            })?;
+        self.facts.provider = Some(provider);
+        self.facts.model = Some(model.to_string());
+        Ok((model != requested).then(|| model.to_string()))
+    }
+
+    /// `GET /v1/models` with a route table: the models this caller may use, answered here.
+    pub(super) fn models_reply(&self, caller: &Caller) -> Option<Reply> {
+        let table = self.rt.config.routes.as_ref()?;
+        let endpoint = self.facts.endpoint?;
+        if endpoint.format.is_some() || endpoint.api != crate::api::Api::OpenAi {
+            return None;
+        }
+        let data: Vec<serde_json::Value> = table
+            .visible_models(caller.tenant.as_deref(), &caller.groups)
+            .into_iter()
+            .map(|(id, provider)| {
+                let owner = self
+                    .rt
+                    .config
+                    .providers
+                    .get(provider)
+                    .map_or("", |p| p.name.as_str());
+                serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner})
+            })
+            .collect();
+        let body = serde_json::json!({"object": "list", "data": data}).to_string();
+        Some(Reply {
+            status: 200,
+            headers: vec![("content-type", "application/json".into())],
+            body,
+        })
+    }
+}
+
+/// Client input echoed in an error stays short and printable.
+fn clip(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(128).collect()
+}
