@@ -30,6 +30,8 @@ struct RawConfig {
     #[serde(default)]
     attribution: Option<bool>,
     #[serde(default)]
+    key_injection: Option<String>,
+    #[serde(default)]
     prices: Option<serde_json::Value>,
     #[serde(default)]
     usage: Option<RawUsage>,
@@ -138,6 +140,9 @@ pub struct Config {
     pub routes: Option<RouteTable>,
     /// Write the user UUID into the provider's own end-user field.
     pub attribution: bool,
+    /// Where provider keys are set: in this filter (`downstream`, works in any mesh) or
+    /// per upstream attempt by the key injector (`upstream`, needed for fallback chains).
+    pub inject_keys_downstream: bool,
     pub prices: PriceTable,
     pub usage: UsageDelivery,
     pub max_request_body_bytes: usize,
@@ -413,6 +418,16 @@ impl Config {
             providers,
             routes,
             attribution: raw.attribution.unwrap_or(false),
+            inject_keys_downstream: match raw.key_injection.as_deref() {
+                None | Some("downstream") => true,
+                Some("upstream") => false,
+                Some(other) => {
+                    return Err(err(
+                        "key_injection",
+                        format!("{other:?} is not one of \"downstream\", \"upstream\""),
+                    ))
+                }
+            },
             prices,
             usage,
             max_request_body_bytes,

@@ -34,6 +34,7 @@ pub trait Host: SharedData {
     fn random_id(&self) -> String;
     /// `:status` and `content-type` of the response.
     fn response_status_and_type(&self) -> (Option<u32>, Option<String>);
+    fn response_header(&self, name: &str) -> Option<String>;
     fn response_body(&self, size: usize) -> Result<Vec<u8>, HostError>;
     fn set_request_body(&mut self, body: &[u8]) -> Result<(), HostError>;
     fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;

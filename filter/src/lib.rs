@@ -28,6 +28,7 @@ pub mod identity;
 pub mod jwks;
 pub mod jwks_sync;
 pub mod jwt;
+pub mod key_injection;
 pub mod keystore;
 pub mod pricing;
 pub mod providers;

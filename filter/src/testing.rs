@@ -241,6 +241,13 @@ impl Host for FakeHost {
         (self.response_status, self.response_type.clone())
     }
 
+    fn response_header(&self, name: &str) -> Option<String> {
+        self.response_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
     fn response_body(&self, size: usize) -> Result<Vec<u8>, HostError> {
         Ok(self.response_chunk.iter().take(size).copied().collect())
     }

@@ -91,6 +91,8 @@ struct Facts {
     model: Option<String>,
     /// The model named in the path (Gemini, Azure), when the API puts it there.
     path_model: Option<String>,
+    /// The route's providers for this API, in fallback order (the first is `provider`).
+    chain: Vec<usize>,
     stream: bool,
     body_bytes: usize,
     /// Status of the gateway's own reply, when it answered instead of the provider.
@@ -487,8 +489,9 @@ impl Flow {
             Some(v) if !v.is_empty() => host.set_request_header(name, Some(v)),
             _ => Ok(()),
         };
-        set(&provider.key_header, Some(&key))
-            .and_then(|()| set(CLUSTER_HEADER, Some(&provider.cluster)))
+        let key = rt.config.inject_keys_downstream.then_some(key);
+        set(&provider.key_header, key.as_deref())
+            .and_then(|()| set(CLUSTER_HEADER, Some(&self.cluster_for(index))))
             // Bodies must be readable for accounting: ask providers not to compress.
             .and_then(|()| set("accept-encoding", Some("identity")))
             .and_then(|()| set(USER_HEADER, Some(&caller.user)))
@@ -499,6 +502,24 @@ impl Flow {
         self.facts.decision = "allowed";
         self.phase = Phase::Forwarding;
         Ok(())
+    }
+
+    /// The cluster a request goes to: the provider's own, or for a fallback chain the
+    /// aggregate cluster `chain_<p1>__<p2>...` that Envoy retries through in order.
+    fn cluster_for(&self, index: usize) -> String {
+        let providers = &self.rt.config.providers;
+        if self.facts.chain.len() > 1 {
+            let names: Vec<&str> = self
+                .facts
+                .chain
+                .iter()
+                .filter_map(|i| providers.get(*i).map(|p| p.name.as_str()))
+                .collect();
+            return chain_cluster(&names);
+        }
+        providers
+            .get(index)
+            .map_or_else(String::new, |p| p.cluster.clone())
     }
 
     fn host_failed(&self, host: &mut dyn Host, e: HostError) -> Reply {
@@ -530,6 +551,11 @@ impl Flow {
             host.count(Counter::HostFailure);
         }
     }
+}
+
+/// The aggregate cluster of a fallback chain, by convention (the bootstrap defines it).
+pub fn chain_cluster(providers: &[&str]) -> String {
+    format!("chain_{}", providers.join("__"))
 }
 
 /// The end-user field of an API, for pseudonymous attribution (Gemini has none).

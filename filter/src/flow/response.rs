@@ -14,6 +14,14 @@ impl Flow {
     pub fn on_response_headers(&mut self, host: &mut dyn Host) -> Next {
         if self.facts.replied.is_none() {
             let (status, content_type) = host.response_status_and_type();
+            // After a fallback, the provider that answered is not the first of the chain:
+            // the key injector names it, and the record and price follow it.
+            if let Some(served) = host.response_header(crate::key_injection::PROVIDER_HEADER) {
+                let providers = &self.rt.config.providers;
+                if let Some(i) = providers.iter().position(|p| p.name == served) {
+                    self.facts.provider = Some(i);
+                }
+            }
             if let Some(a) = &mut self.accounting {
                 a.on_headers(status, content_type.as_deref());
             }

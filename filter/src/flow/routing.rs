@@ -53,29 +53,31 @@ impl Flow {
                     ),
                 ),
             })?;
-        let provider = route
+        let chain: Vec<usize> = route
             .providers
             .iter()
             .copied()
-            .find(|i| {
+            .filter(|i| {
                 rt.config
                     .providers
                     .get(*i)
                     .is_some_and(|p| p.api == endpoint.api)
             })
-            .ok_or_else(|| {
-                reply::error(
-                    400,
-                    "invalid_request_error",
-                    "wrong_api",
-                    &format!(
-                        "The model `{}` is not served through the {} API on this gateway.",
-                        clip(&requested),
-                        endpoint.api.name()
-                    ),
-                )
-            })?;
+            .collect();
+        let provider = chain.first().copied().ok_or_else(|| {
+            reply::error(
+                400,
+                "invalid_request_error",
+                "wrong_api",
+                &format!(
+                    "The model `{}` is not served through the {} API on this gateway.",
+                    clip(&requested),
+                    endpoint.api.name()
+                ),
+            )
+        })?;
         self.facts.provider = Some(provider);
+        self.facts.chain = chain;
         self.facts.model = Some(model.to_string());
         Ok((model != requested).then(|| model.to_string()))
     }

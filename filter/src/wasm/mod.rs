@@ -6,5 +6,6 @@ mod metrics;
 mod proxy_host;
 mod root;
 mod shared;
+mod upstream;
 
 pub use root::Root;

@@ -93,6 +93,12 @@ impl Host for ProxyHost<'_> {
         )
     }
 
+    fn response_header(&self, name: &str) -> Option<String> {
+        hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+            .ok()
+            .flatten()
+    }
+
     fn response_body(&self, size: usize) -> Result<Vec<u8>, HostError> {
         hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
             .map(Option::unwrap_or_default)

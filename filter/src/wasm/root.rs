@@ -15,12 +15,14 @@ use super::http::Http;
 use super::metrics::Metrics;
 use super::proxy_host::now_secs;
 use super::shared::EnvoyShared;
+use super::upstream::UpstreamHttp;
 use crate::auth_state::AuthState;
 use crate::config::{Config, JwksUri, KeySource};
 use crate::delivery::Delivery;
 use crate::host::Counter;
 use crate::jwks::KeySet;
 use crate::jwks_sync;
+use crate::key_injection::{self, Injector};
 use crate::runtime::Runtime;
 
 /// How often the root checks shared data for new keys and whether a refresh is due; usage
@@ -39,6 +41,8 @@ pub struct Root {
     fetches: HashMap<u32, String>,
     usage_queue: Option<u32>,
     delivery: Delivery,
+    /// Set when this plugin instance is the per-attempt key injector.
+    injector: Option<Rc<Injector>>,
 }
 
 impl Root {
@@ -217,6 +221,20 @@ impl RootContext for Root {
         .ok()
         .flatten()
         .unwrap_or_default();
+        if key_injection::is_injector_config(&bytes) {
+            return match Injector::parse(&bytes, |k| std::env::var(k).ok()) {
+                Ok(inj) => {
+                    log::info!("chokepoint key injector configured: {inj:?}");
+                    self.injector = Some(Rc::new(inj));
+                    self.metrics = Rc::new(Metrics::define());
+                    true
+                }
+                Err(e) => {
+                    log::error!("{e}");
+                    false
+                }
+            };
+        }
         let runtime =
             Config::parse(&bytes).and_then(|c| Runtime::new(c, |k| std::env::var(k).ok()));
         match runtime {
@@ -289,6 +307,12 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        if let Some(inj) = &self.injector {
+            return Some(Box::new(UpstreamHttp::new(
+                Rc::clone(inj),
+                Rc::clone(&self.metrics),
+            )));
+        }
         let rt = self.runtime.as_ref()?;
         let auth = self.auth.as_ref()?;
         Some(Box::new(Http::new(

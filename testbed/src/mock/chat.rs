@@ -34,7 +34,7 @@ pub async fn chat_completions(
 /// then the key (checked before any injected status, as a real provider
 /// would), then the injected status.
 pub(super) async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Faults, ApiError> {
-    let faults = Faults::from_headers(headers);
+    let faults = Faults::from_headers_for(headers, &state.config.name);
     faults.delay().await;
     check_auth(headers, &state.config.api_key)?;
     if let Some(status) = faults.status {

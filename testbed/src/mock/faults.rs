@@ -36,6 +36,23 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// Like [`Faults::from_headers`], but `x-mock-only: NAME` aims the faults at the mock
+    /// of that name alone (the others answer normally): a fallback test makes the first
+    /// provider of a chain fail and the second succeed on the same request.
+    pub fn from_headers_for(headers: &HeaderMap, name: &str) -> Self {
+        let target = headers.get("x-mock-only").and_then(|v| v.to_str().ok());
+        match target {
+            Some(t) if t != name => {
+                let mut quiet = HeaderMap::new();
+                if let Some(w) = headers.get("x-mock-words") {
+                    quiet.insert("x-mock-words", w.clone());
+                }
+                Self::from_headers(&quiet)
+            }
+            _ => Self::from_headers(headers),
+        }
+    }
+
     /// Unparseable values are ignored rather than rejected: a fault header
     /// the mock cannot read must not itself look like an injected fault.
     pub fn from_headers(headers: &HeaderMap) -> Self {

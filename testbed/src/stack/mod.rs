@@ -44,6 +44,8 @@ pub struct StackOptions {
     pub idp: Option<IdpSetup>,
     /// The key the mock provider accepts (for every provider API it serves).
     pub mock_key: String,
+    /// The key of the backup OpenAI-compatible mock (second in the fallback chain).
+    pub backup_key: String,
     /// Bearer token for the policy service's admin API.
     pub admin_token: String,
     pub usage_flush_ms: u64,
@@ -76,6 +78,7 @@ impl StackOptions {
         StackOptions {
             idp: None,
             admin_token: format!("ck-admin-{}", random_hex(16)),
+            backup_key: format!("sk-backup-{}", random_hex(16)),
             usage_flush_ms: 200,
             root: root.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
@@ -108,6 +111,7 @@ pub struct Stack {
     pub admin_url: String,
     pub policy_url: String,
     pub mock_url: Option<String>,
+    pub backup_mock_url: String,
     pub idp_url: Option<String>,
     pub redis_url: String,
     policy_port: u16,
@@ -116,6 +120,7 @@ pub struct Stack {
     // Dropped in this order: Envoy first, so nothing is in flight when the rest stop.
     envoy: Option<Managed>,
     mock: Option<Managed>,
+    backup_mock: Option<Managed>,
     idp: Option<Managed>,
     policy: Option<Managed>,
     redis: Option<redis::Redis>,
@@ -154,6 +159,7 @@ impl Stack {
             admin_url: String::new(),
             policy_url: String::new(),
             mock_url: None,
+            backup_mock_url: String::new(),
             idp_url: None,
             redis_url: redis.url.clone(),
             policy_port: opts.ports.policy,
@@ -161,6 +167,7 @@ impl Stack {
             upstream: None,
             envoy: None,
             mock: None,
+            backup_mock: None,
             idp: None,
             policy: None,
             redis: Some(redis),
@@ -168,24 +175,26 @@ impl Stack {
         };
         stack.start_policy()?;
 
-        // The mock always runs: it is the upstream of every provider without a real key.
-        let addr_file = stack.opts.run_dir.join("mock.addr");
-        let _ = std::fs::remove_file(&addr_file);
-        let mut cmd = Command::new(stack.opts.bin_dir.join("chokepoint-mock"));
-        cmd.arg("--listen")
-            .arg(format!("127.0.0.1:{}", stack.opts.ports.mock))
-            .arg("--addr-file")
-            .arg(&addr_file)
-            .env("CHOKEPOINT_MOCK_API_KEY", &stack.opts.mock_key);
-        let mut proc = Managed::spawn("mock provider", cmd, &stack.opts.run_dir.join("mock.log"))
-            .map_err(|e| e.to_string())?;
-        let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
+        // The mocks always run: the upstream of every provider without a real key.
+        let key = stack.opts.mock_key.clone();
+        let (proc, addr) = stack.spawn_mock("mock", "openai-mock", &key, stack.opts.ports.mock)?;
         stack.mock = Some(proc);
         stack.mock_url = Some(format!("http://{addr}"));
         let mock_port = port_of(&addr)?;
+        let key = stack.opts.backup_key.clone();
+        let (proc, addr) = stack.spawn_mock("backup-mock", "backup-mock", &key, 0)?;
+        stack.backup_mock = Some(proc);
+        stack.backup_mock_url = format!("http://{addr}");
+        let backup_port = port_of(&addr)?;
         let upstream = match &stack.opts.provider {
-            Provider::Mock { .. } => Upstream::Mock { port: mock_port },
-            Provider::OpenAi { .. } => Upstream::OpenAi { mock_port },
+            Provider::Mock { .. } => Upstream::Mock {
+                port: mock_port,
+                backup_port,
+            },
+            Provider::OpenAi { .. } => Upstream::OpenAi {
+                mock_port,
+                backup_port,
+            },
         };
 
         if stack.opts.idp.is_some() {
@@ -194,6 +203,36 @@ impl Stack {
         stack.upstream = Some(upstream);
         stack.start_envoy().await?;
         Ok(stack)
+    }
+
+    fn spawn_mock(
+        &self,
+        file: &str,
+        name: &str,
+        key: &str,
+        port: u16,
+    ) -> Result<(Managed, String), String> {
+        let addr_file = self.opts.run_dir.join(format!("{file}.addr"));
+        let _ = std::fs::remove_file(&addr_file);
+        let mut cmd = Command::new(self.opts.bin_dir.join("chokepoint-mock"));
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--name")
+            .arg(name)
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .env("CHOKEPOINT_MOCK_API_KEY", key);
+        let log = self.opts.run_dir.join(format!("{file}.log"));
+        let mut proc = Managed::spawn(name, cmd, &log).map_err(|e| e.to_string())?;
+        let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
+        Ok((proc, addr))
+    }
+
+    /// Kills the main mock provider, as a provider outage would.
+    pub fn kill_mock(&mut self) {
+        if let Some(mut m) = self.mock.take() {
+            m.kill();
+        }
     }
 
     /// One JSON usage record per line, as Envoy's access log writes them.
@@ -339,6 +378,7 @@ impl Stack {
             // The secrets reach the filter only through Envoy's environment.
             .env("CHOKEPOINT_UUID_SALT", &o.salt)
             .env("OPENAI_API_KEY", provider_key)
+            .env("OPENAI_BACKUP_API_KEY", &o.backup_key)
             .env("ANTHROPIC_API_KEY", &o.mock_key)
             .env("GEMINI_API_KEY", &o.mock_key)
             .env("AZURE_OPENAI_API_KEY", &o.mock_key);
@@ -432,6 +472,7 @@ impl Stack {
         [
             self.envoy.as_ref().and_then(Managed::pid),
             self.mock.as_ref().and_then(Managed::pid),
+            self.backup_mock.as_ref().and_then(Managed::pid),
             self.idp.as_ref().and_then(Managed::pid),
             self.policy.as_ref().and_then(Managed::pid),
             self.redis.as_ref().and_then(|r| r.proc.pid()),
@@ -465,6 +506,7 @@ impl Stack {
         for p in [
             self.envoy.as_ref(),
             self.mock.as_ref(),
+            self.backup_mock.as_ref(),
             self.idp.as_ref(),
             self.policy.as_ref(),
             self.redis.as_ref().map(|r| &r.proc),
@@ -487,6 +529,8 @@ impl Stack {
         for p in [
             self.envoy.as_mut(),
             self.mock.as_mut(),
+            self.backup_mock.as_mut(),
+            self.idp.as_mut(),
             self.policy.as_mut(),
         ]
         .into_iter()

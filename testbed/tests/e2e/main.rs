@@ -4,6 +4,7 @@
 //! (`scripts/test` does both). On failure every component's log is printed.
 
 mod accounting;
+mod fallback;
 mod identity;
 mod outage;
 mod request_path;

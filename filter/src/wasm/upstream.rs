@@ -1,0 +1,72 @@
+//! The per-attempt context of the key injector (an Envoy upstream HTTP filter).
+
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, MapType};
+
+use super::metrics::Metrics;
+use crate::host::Counter;
+use crate::key_injection::{Injector, PROVIDER_HEADER, PROVIDER_METADATA};
+use crate::reply;
+
+pub struct UpstreamHttp {
+    injector: Rc<Injector>,
+    metrics: Rc<Metrics>,
+    provider: Option<String>,
+}
+
+impl UpstreamHttp {
+    pub fn new(injector: Rc<Injector>, metrics: Rc<Metrics>) -> UpstreamHttp {
+        UpstreamHttp {
+            injector,
+            metrics,
+            provider: None,
+        }
+    }
+}
+
+impl Context for UpstreamHttp {}
+
+impl HttpContext for UpstreamHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let provider = hostcalls::get_property(PROVIDER_METADATA.to_vec())
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok());
+        let edits = provider
+            .as_deref()
+            .and_then(|p| self.injector.headers_for(p));
+        let Some(edits) = edits else {
+            // An endpoint without provider metadata is a configuration error: refuse
+            // rather than send the request without a key (or with the wrong one).
+            log::error!(
+                "upstream endpoint has no known chokepoint provider in its metadata ({provider:?})"
+            );
+            self.metrics.increment(Counter::HostFailure);
+            let r = reply::internal("no_provider_for_upstream");
+            let headers: Vec<(&str, &str)> =
+                r.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let _ = hostcalls::send_http_response(r.status, headers, Some(r.body.as_bytes()));
+            return Action::Pause;
+        };
+        for (name, value) in edits {
+            if hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value.as_deref())
+                .is_err()
+            {
+                self.metrics.increment(Counter::HostFailure);
+            }
+        }
+        self.provider = provider;
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(p) = &self.provider {
+            let _ =
+                hostcalls::set_map_value(MapType::HttpResponseHeaders, PROVIDER_HEADER, Some(p));
+        }
+        Action::Continue
+    }
+}
