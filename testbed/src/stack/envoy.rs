@@ -12,12 +12,15 @@ pub enum Upstream {
     Mock { port: u16, backup_port: u16 },
     /// The real OpenAI API over TLS (the mocks serve the other providers).
     OpenAi { mock_port: u16, backup_port: u16 },
+    /// Every provider's real API over TLS (SNI, system CAs): what a deployment runs.
+    /// `openai-backup` is the same API with a second organisation's key.
+    Real { azure_host: String },
 }
 
 /// Where a provider's cluster points.
 enum Target {
     Loopback(u16),
-    Tls(&'static str),
+    Tls(String),
 }
 
 struct ProviderDef {
@@ -29,12 +32,17 @@ struct ProviderDef {
 }
 
 fn providers(upstream: &Upstream) -> Vec<ProviderDef> {
-    let (openai, mock, backup) = match *upstream {
-        Upstream::Mock { port, backup_port } => (Target::Loopback(port), port, backup_port),
+    let (openai, mock, backup) = match upstream {
+        Upstream::Mock { port, backup_port } => (Target::Loopback(*port), *port, *backup_port),
         Upstream::OpenAi {
             mock_port,
             backup_port,
-        } => (Target::Tls("api.openai.com"), mock_port, backup_port),
+        } => (
+            Target::Tls("api.openai.com".into()),
+            *mock_port,
+            *backup_port,
+        ),
+        Upstream::Real { azure_host } => return real_providers(azure_host),
     };
     let def = |name, api, cluster, key_env, target| ProviderDef {
         name,
@@ -78,6 +86,54 @@ fn providers(upstream: &Upstream) -> Vec<ProviderDef> {
             "provider_azure",
             "AZURE_OPENAI_API_KEY",
             Target::Loopback(mock),
+        ),
+    ]
+}
+
+fn real_providers(azure_host: &str) -> Vec<ProviderDef> {
+    let tls = |h: &str| Target::Tls(h.to_string());
+    let def = |name, api, cluster, key_env, target| ProviderDef {
+        name,
+        api,
+        cluster,
+        key_env,
+        target,
+    };
+    vec![
+        def(
+            "openai",
+            "openai",
+            "provider_openai",
+            "OPENAI_API_KEY",
+            tls("api.openai.com"),
+        ),
+        def(
+            "openai-backup",
+            "openai",
+            "provider_openai_backup",
+            "OPENAI_BACKUP_API_KEY",
+            tls("api.openai.com"),
+        ),
+        def(
+            "anthropic",
+            "anthropic",
+            "provider_anthropic",
+            "ANTHROPIC_API_KEY",
+            tls("api.anthropic.com"),
+        ),
+        def(
+            "gemini",
+            "gemini",
+            "provider_gemini",
+            "GEMINI_API_KEY",
+            tls("generativelanguage.googleapis.com"),
+        ),
+        def(
+            "azure",
+            "azure",
+            "provider_azure",
+            "AZURE_OPENAI_API_KEY",
+            tls(azure_host),
         ),
     ]
 }
@@ -174,7 +230,9 @@ pub fn bootstrap(p: &EnvoyParams) -> String {
     let mut clusters: Vec<String> = defs.iter().map(provider_cluster).collect();
     clusters.extend(chain_clusters(&defs));
     let route_extra = match p.upstream {
-        Upstream::OpenAi { .. } => "                  auto_host_rewrite: true".to_string(),
+        Upstream::OpenAi { .. } | Upstream::Real { .. } => {
+            "                  auto_host_rewrite: true".to_string()
+        }
         Upstream::Mock { .. } => String::new(),
     };
     // YAML single-quoted scalars: the only escape is a doubled quote.
@@ -250,7 +308,7 @@ fn provider_cluster(d: &ProviderDef) -> String {
         "metadata: {{filter_metadata: {{chokepoint: {{provider: {}}}}}}}",
         d.name
     );
-    match d.target {
+    match &d.target {
         Target::Loopback(port) => format!(
             r#"  - name: {name}
     type: STATIC
