@@ -20,9 +20,18 @@ pub struct AuthorizeRequest<'a> {
     pub reserve_cost_micros: u64,
 }
 
+/// The tightest limit's state, as the policy service reports it on an allow: becomes the
+/// `x-ratelimit-*` response headers clients already read from OpenAI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    pub reset_after_ms: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Allow,
+    Allow(Quota),
     Deny {
         reason: String,
         message: String,
@@ -41,6 +50,12 @@ struct RawDecision {
     message: Option<String>,
     #[serde(default)]
     retry_after_ms: Option<u64>,
+    #[serde(default)]
+    limit: Option<u64>,
+    #[serde(default)]
+    remaining: Option<u64>,
+    #[serde(default)]
+    reset_after_ms: Option<u64>,
 }
 
 /// Reads the policy service's answer. `status` is the HTTP status of the callout, absent
@@ -55,7 +70,11 @@ pub fn decide(status: Option<u32>, body: &[u8]) -> Decision {
         return Decision::Unavailable("bad_answer");
     };
     if raw.allow {
-        return Decision::Allow;
+        return Decision::Allow(Quota {
+            limit: raw.limit,
+            remaining: raw.remaining,
+            reset_after_ms: raw.reset_after_ms,
+        });
     }
     let retry_ms = raw.retry_after_ms.unwrap_or(1000);
     Decision::Deny {
@@ -66,6 +85,26 @@ pub fn decide(status: Option<u32>, body: &[u8]) -> Decision {
         // Round up: retrying a little late beats retrying into another denial.
         retry_after_secs: retry_ms.div_ceil(1000).max(1),
     }
+}
+
+/// `x-ratelimit-*` headers for an allowed response (requests kind), OpenAI's names.
+pub fn quota_headers(q: &Quota) -> Vec<(&'static str, String)> {
+    let mut out = Vec::with_capacity(3);
+    if let Some(l) = q.limit {
+        out.push(("x-ratelimit-limit-requests", l.to_string()));
+    }
+    if let Some(r) = q.remaining {
+        out.push(("x-ratelimit-remaining-requests", r.to_string()));
+    }
+    if let Some(ms) = q.reset_after_ms {
+        let reset = if ms % 1000 == 0 {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{ms}ms")
+        };
+        out.push(("x-ratelimit-reset-requests", reset));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -83,7 +122,10 @@ mod tests {
             (
                 Some(200),
                 r#"{"allow":true,"remaining":3}"#,
-                Decision::Allow,
+                Decision::Allow(Quota {
+                    remaining: Some(3),
+                    ..Quota::default()
+                }),
             ),
             (
                 Some(200),

@@ -111,6 +111,8 @@ struct RawPolicy {
     authority: Option<String>,
     #[serde(default)]
     timeout_ms: Option<u64>,
+    #[serde(default)]
+    failure_mode: Option<String>,
 }
 
 /// Delivery of usage records to the policy service's ledger.
@@ -207,6 +209,9 @@ pub struct Policy {
     pub cluster: String,
     pub authority: String,
     pub timeout: Duration,
+    /// When the policy service cannot answer: refuse (`closed`, 503) or let the request
+    /// through (`open`), counted either way; its usage is recorded and queued all the same.
+    pub fail_open: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -367,12 +372,23 @@ impl Config {
         if !(1..=60_000).contains(&timeout_ms) {
             return Err(err("policy.timeout_ms", "must be between 1 and 60000"));
         }
+        let fail_open = match raw.policy.failure_mode.as_deref() {
+            None | Some("closed") => false,
+            Some("open") => true,
+            Some(other) => {
+                return Err(err(
+                    "policy.failure_mode",
+                    format!("{other:?} is not one of \"closed\", \"open\""),
+                ))
+            }
+        };
         let policy = Policy {
             authority: non_empty_or(raw.policy.authority, "chokepoint-policy", || {
                 "policy.authority".into()
             })?,
             cluster: raw.policy.cluster,
             timeout: Duration::from_millis(timeout_ms),
+            fail_open,
         };
 
         let providers = crate::providers::parse(raw.providers)?;

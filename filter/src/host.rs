@@ -59,6 +59,7 @@ pub enum Counter {
     JwksFetched,
     JwksFetchFailed,
     UsageQueueFailure,
+    FailedOpen,
     UsageDelivered,
     UsageDeliveryFailed,
 }
@@ -80,6 +81,7 @@ impl Counter {
             Counter::JwksFetched,
             Counter::JwksFetchFailed,
             Counter::UsageQueueFailure,
+            Counter::FailedOpen,
             Counter::UsageDelivered,
             Counter::UsageDeliveryFailed,
         ]);
@@ -100,6 +102,7 @@ impl Counter {
             Counter::JwksFetched => "chokepoint.jwks.fetched".into(),
             Counter::JwksFetchFailed => "chokepoint.jwks.fetch_failed".into(),
             Counter::UsageQueueFailure => "chokepoint.usage.queue_failed".into(),
+            Counter::FailedOpen => "chokepoint.authorize.failed_open".into(),
             Counter::UsageDelivered => "chokepoint.usage.delivered_records".into(),
             Counter::UsageDeliveryFailed => "chokepoint.usage.delivery_failed".into(),
         }

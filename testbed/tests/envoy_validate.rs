@@ -31,6 +31,7 @@ fn real_provider_bootstrap_passes_envoy_validate() {
         policy_timeout_ms: 1000,
         max_request_body_bytes: 1 << 20,
         usage_flush_ms: 1000,
+        failure_mode: "closed",
     })
     .unwrap();
     let upstream = Upstream::Real {

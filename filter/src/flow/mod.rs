@@ -93,6 +93,8 @@ struct Facts {
     path_model: Option<String>,
     /// The route's providers for this API, in fallback order (the first is `provider`).
     chain: Vec<usize>,
+    /// The caller's quota from the policy service, returned as `x-ratelimit-*` headers.
+    quota: Option<crate::authorize::Quota>,
     stream: bool,
     body_bytes: usize,
     /// Status of the gateway's own reply, when it answered instead of the provider.
@@ -449,7 +451,8 @@ impl Flow {
         body: &[u8],
     ) -> Result<bool, Reply> {
         match authorize::decide(status, body) {
-            Decision::Allow => {
+            Decision::Allow(quota) => {
+                self.facts.quota = Some(quota);
                 host.count(Counter::Allowed);
                 self.forward(host, caller)?;
                 Ok(true)
@@ -461,6 +464,17 @@ impl Flow {
             } => {
                 host.count(Counter::Denied);
                 Err(reply::rate_limited(&reason, &message, retry_after_secs))
+            }
+            Decision::Unavailable(why) if self.rt.config.policy.fail_open => {
+                log::warn!(
+                    "policy service unavailable ({why}) for request {}; failing open",
+                    caller.request_id
+                );
+                host.count(Counter::PolicyUnavailable);
+                host.count(Counter::FailedOpen);
+                self.forward(host, caller)?;
+                self.facts.decision = "allowed_fail_open";
+                Ok(true)
             }
             Decision::Unavailable(why) => {
                 log::warn!(

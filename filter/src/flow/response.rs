@@ -25,6 +25,11 @@ impl Flow {
             if let Some(a) = &mut self.accounting {
                 a.on_headers(status, content_type.as_deref());
             }
+            if let Some(q) = &self.facts.quota {
+                for (name, value) in crate::authorize::quota_headers(q) {
+                    let _ = host.set_response_header(name, &value);
+                }
+            }
             if !self.facts.request_id.is_empty() {
                 // Best effort: the id only helps support find the record.
                 let _ = host.set_response_header(REQUEST_ID_HEADER, &self.facts.request_id);
@@ -125,7 +130,8 @@ impl Flow {
         };
         host.set_filter_state(USAGE_FILTER_STATE, &json);
         // Only requests that reached a provider are charged; refusals live in the log.
-        if decision == "allowed" && caller.is_some() && !host.enqueue_usage(&json) {
+        let forwarded = decision == "allowed" || decision == "allowed_fail_open";
+        if forwarded && caller.is_some() && !host.enqueue_usage(&json) {
             host.count(Counter::UsageQueueFailure);
             log::error!(
                 "usage record {} could not be queued for the ledger",

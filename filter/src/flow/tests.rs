@@ -714,3 +714,47 @@ fn the_model_list_comes_from_the_table() {
     );
     assert_eq!(v["object"], "list");
 }
+
+#[test]
+fn failing_open_lets_the_request_through_and_still_records_it() {
+    let keys = Keys::new();
+    let mut c = keys.config_json();
+    c["policy"]["failure_mode"] = "open".into();
+    let rt = testing::runtime_from(&c);
+    for (status, body) in [(None, ""), (Some(500), ""), (Some(200), "garbage")] {
+        let auth = bearer(keys);
+        let mut host = FakeHost::with_headers(&[("authorization", &auth)]);
+        let mut flow = testing::flow_for(Rc::clone(&rt));
+        flow.on_request_headers(&mut host, true);
+        flow.on_callout_response(&mut host, 101, status, body.as_bytes());
+        assert_eq!(host.resumed, 1, "{status:?}");
+        assert!(host.replies.is_empty());
+        assert_eq!(host.count_of(Counter::FailedOpen), 1);
+        flow.on_log(&mut host);
+        let rec: serde_json::Value = serde_json::from_slice(&host.queued[0]).unwrap();
+        assert_eq!(rec["decision"], "allowed_fail_open");
+    }
+    // An unknown mode is refused at load.
+    c["policy"]["failure_mode"] = "ajar".into();
+    let e = crate::config::Config::parse(c.to_string().as_bytes()).unwrap_err();
+    assert_eq!(e.field, "policy.failure_mode");
+}
+
+#[test]
+fn allowed_responses_carry_the_callers_quota() {
+    let keys = Keys::new();
+    let (mut flow, mut host) = post(keys, &[], "{}");
+    flow.on_request_body(&mut host, 2, true);
+    flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
+    host.response_status = Some(200);
+    flow.on_response_headers(&mut host);
+    let got = |name: &str| {
+        host.response_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(got("x-ratelimit-limit-requests").as_deref(), Some("10"));
+    assert_eq!(got("x-ratelimit-remaining-requests").as_deref(), Some("9"));
+    assert_eq!(got("x-ratelimit-reset-requests").as_deref(), Some("1s"));
+}

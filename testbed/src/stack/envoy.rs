@@ -176,6 +176,8 @@ pub struct PluginParams<'a> {
     pub policy_timeout_ms: u64,
     pub max_request_body_bytes: usize,
     pub usage_flush_ms: u64,
+    /// `policy.failure_mode`: `closed` or `open`.
+    pub failure_mode: &'a str,
 }
 
 fn provider_configs() -> Vec<Value> {
@@ -203,7 +205,7 @@ pub fn plugin_config(p: &PluginParams) -> Result<String, String> {
             {"header": "cf-access-jwt-assertion"},
         ],
         "uuid_salt_env": "CHOKEPOINT_UUID_SALT",
-        "policy": {"cluster": "chokepoint_policy", "timeout_ms": p.policy_timeout_ms},
+        "policy": {"cluster": "chokepoint_policy", "timeout_ms": p.policy_timeout_ms, "failure_mode": p.failure_mode},
         "providers": provider_configs(),
         "key_injection": "upstream",
         "prices": {"models": {

@@ -49,6 +49,8 @@ pub struct StackOptions {
     /// Bearer token for the policy service's admin API.
     pub admin_token: String,
     pub usage_flush_ms: u64,
+    /// Let requests through when the policy service cannot answer.
+    pub fail_open: bool,
     pub root: PathBuf,
     pub run_dir: PathBuf,
     pub bin_dir: PathBuf,
@@ -80,6 +82,7 @@ impl StackOptions {
             admin_token: format!("ck-admin-{}", random_hex(16)),
             backup_key: format!("sk-backup-{}", random_hex(16)),
             usage_flush_ms: 200,
+            fail_open: false,
             root: root.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
             bin_dir: env_path("CHOKEPOINT_BIN_DIR", root.join("target/debug")),
@@ -333,6 +336,7 @@ impl Stack {
             policy_timeout_ms: o.policy_timeout_ms,
             max_request_body_bytes: o.max_request_body_bytes,
             usage_flush_ms: o.usage_flush_ms,
+            failure_mode: if o.fail_open { "open" } else { "closed" },
         })?;
         let wasm = o
             .wasm

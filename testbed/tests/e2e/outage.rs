@@ -73,3 +73,77 @@ async fn policy_outage_fails_closed_and_recovers() {
         "requests succeed again once the policy service is back"
     );
 }
+
+#[tokio::test]
+async fn failing_open_serves_through_an_outage_and_still_charges() {
+    let mut stack = support::start("fail-open", |o| {
+        o.fail_open = true;
+        o.policy_timeout_ms = 300;
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = format!("{}/v1/chat/completions", stack.gateway_url);
+    let jwt = support::token(&stack, "carol");
+    stack.kill_policy();
+    for _ in 0..2 {
+        let resp = client
+            .post(&url)
+            .bearer_auth(&jwt)
+            .json(&chat(false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "failing open");
+    }
+    // Authentication is not part of the failure mode.
+    let resp = client.post(&url).json(&chat(false)).send().await.unwrap();
+    assert_eq!(error_code(resp, 401).await, "missing");
+    let stats = client
+        .get(format!("{}/stats?filter=failed_open", stack.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        stats.contains("chokepoint.authorize.failed_open: 2"),
+        "{stats}"
+    );
+    // The usage of what went through reaches the ledger once the service is back.
+    stack.start_policy().expect("policy service restarts");
+    let user = support::uuid_of(&stack, "carol");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let l: serde_json::Value = client
+            .get(format!(
+                "{}/v1/admin/usage?scope=user&id={user}&period={}",
+                stack.policy_url,
+                today()
+            ))
+            .bearer_auth(&stack.opts.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if l["requests"] == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "ledger: {l}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Today's UTC date, as the ledger names its days.
+fn today() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
