@@ -334,6 +334,32 @@ async fn every_format_is_counted_exactly() {
             "no prompt text in the record"
         );
 
+        // The provider got its own key, in its own header, and no other credential.
+        let seen = support::upstream_saw(&stack, case.name).await;
+        let key = stack.opts.mock_key.as_str();
+        let (header, value) = match case.format {
+            "anthropic" => ("x-api-key", key.to_string()),
+            "gemini" => ("x-goog-api-key", key.to_string()),
+            _ if case.path.starts_with("/openai/") => ("api-key", key.to_string()),
+            _ => ("authorization", format!("Bearer {key}")),
+        };
+        assert_eq!(
+            support::header(&seen[0], header),
+            Some(value),
+            "{}",
+            case.name
+        );
+        for other in ["authorization", "x-api-key", "x-goog-api-key", "api-key"] {
+            if other != header {
+                assert_eq!(
+                    support::header(&seen[0], other),
+                    None,
+                    "{}: {other}",
+                    case.name
+                );
+            }
+        }
+
         let l = ledger_settled(&stack, &support::uuid_of(&stack, &subject), 1).await;
         assert_eq!(l["input_tokens"], input, "{}: {l}", case.name);
         assert_eq!(l["output_tokens"], output, "{}: {l}", case.name);
