@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::error::Error;
 
 /// Everything [`crate::run`] needs. Build it with struct-update syntax over
@@ -13,10 +14,17 @@ use crate::error::Error;
 pub struct Config {
     /// `redis://host:port[/db]`, `unix:///path/redis.sock` or `redis+unix:///path/redis.sock`.
     pub redis_url: String,
-    /// Requests one user may make per window.
+    /// Requests one user may make per window when neither the user's limit set nor the
+    /// `user:*` default set has an `rpm`.
     pub requests_per_window: u64,
-    /// Length of the fixed rate-limit window.
+    /// Length of the rate window every `rpm` and `tpm` limit counts over (one minute in
+    /// production; the names say "per minute" for that reason).
     pub window: Duration,
+    /// How long a budget reservation counts when the request's usage never arrives
+    /// (a crashed filter, a lost record). Whole milliseconds.
+    pub reservation_ttl: Duration,
+    /// Where "now" comes from: the system clock, or a test's (see `clock`).
+    pub clock: Clock,
     /// Upper bound on every Redis round trip (including connecting). A hung or
     /// unreachable Redis turns into a 503 after this long, never a hung request.
     pub redis_timeout: Duration,
@@ -40,12 +48,18 @@ pub struct Config {
 /// Seven days: longer than any outage the filter's retry queue is meant to ride out.
 pub const DEFAULT_USAGE_DEDUPE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Ten minutes: longer than any model call, short enough that a lost usage record does
+/// not hold budget for long.
+pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(600);
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             requests_per_window: 60,
             window: Duration::from_secs(60),
+            reservation_ttl: DEFAULT_RESERVATION_TTL,
+            clock: Clock::system(),
             redis_timeout: Duration::from_secs(1),
             redis_probe_interval: Duration::from_secs(1),
             max_body_bytes: 64 * 1024,
@@ -62,6 +76,8 @@ impl fmt::Debug for Config {
             .field("redis_url", &self.redis_url)
             .field("requests_per_window", &self.requests_per_window)
             .field("window", &self.window)
+            .field("reservation_ttl", &self.reservation_ttl)
+            .field("clock", &self.clock)
             .field("redis_timeout", &self.redis_timeout)
             .field("redis_probe_interval", &self.redis_probe_interval)
             .field("max_body_bytes", &self.max_body_bytes)
@@ -92,6 +108,13 @@ impl Config {
         }
         if self.window > Duration::from_secs(366 * 24 * 3600) {
             return invalid("window", "must be at most a year");
+        }
+        if self.reservation_ttl < Duration::from_millis(1) {
+            return invalid("reservation_ttl", "must be at least 1 ms");
+        }
+        // Longer would let a lost usage record hold budget for days.
+        if self.reservation_ttl > Duration::from_secs(24 * 3600) {
+            return invalid("reservation_ttl", "must be at most a day");
         }
         if self.redis_timeout.is_zero() {
             return invalid("redis_timeout", "must be greater than zero");
@@ -176,6 +199,20 @@ mod tests {
                     ..Config::default()
                 },
                 "window",
+            ),
+            (
+                Config {
+                    reservation_ttl: Duration::from_micros(999),
+                    ..Config::default()
+                },
+                "reservation_ttl",
+            ),
+            (
+                Config {
+                    reservation_ttl: Duration::from_secs(24 * 3600 + 1),
+                    ..Config::default()
+                },
+                "reservation_ttl",
             ),
             (
                 Config {

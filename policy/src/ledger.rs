@@ -5,11 +5,17 @@
 //! only if its `ck:usage:seen:{<request_id>}` marker is absent, and sets the marker in
 //! the same atomic step. Retries within the dedupe window are therefore free of
 //! side effects, whatever mix of old and new records a batch holds.
+//!
+//! Booking a record is also its commit against budgets: the same script call releases
+//! the request's reservation, corrects its rate window's token count, and adds its
+//! spend to rolling budget windows and the top-spender rankings. Day and month budgets
+//! read the ledger hashes themselves, so a budget's spend is the ledger by construction.
 
 use std::time::Duration;
 
-use crate::api::usage::UsageRecord;
-use crate::store::{Store, StoreError, UsageTally, UsageWrite};
+use crate::api::usage::{UsageRecord, MAX_USAGE_COUNT};
+use crate::keys::{self, Ranking};
+use crate::store::{ScopeWrite, Store, StoreError, UsageTally, UsageWrite};
 use crate::utc_date::{Day, Period, MS_PER_DAY};
 
 /// The fields of every ledger hash, in the order [`Ledger::totals`] returns them.
@@ -129,6 +135,7 @@ impl Ledger {
 
 fn write_for(record: &UsageRecord, now_ms: u64) -> UsageWrite {
     let day = booking_day(record.ts_ms, now_ms);
+    let (on_day, in_month) = (Period::Day(day), Period::Month(day.month()));
     // An empty or blank id names no tenant (or model, or cost centre): the read API
     // cannot ask for it, so booking under it would only hide the usage.
     let named = |id: &Option<String>| id.clone().filter(|id| !id.trim().is_empty());
@@ -138,14 +145,22 @@ fn write_for(record: &UsageRecord, now_ms: u64) -> UsageWrite {
         (Scope::Model, named(&record.model)),
         (Scope::CostCenter, named(&record.cost_center)),
     ];
-    let ledger_keys = scopes
+    let scopes = scopes
         .into_iter()
         .filter_map(|(scope, id)| id.map(|id| (scope, id)))
-        .flat_map(|(scope, id)| {
-            [
-                ledger_key(scope, &id, Period::Day(day)),
-                ledger_key(scope, &id, Period::Month(day.month())),
-            ]
+        .map(|(scope, id)| ScopeWrite {
+            keys: [
+                ledger_key(scope, &id, on_day),
+                ledger_key(scope, &id, in_month),
+                keys::limits_key(scope, &id),
+                keys::limits_key(scope, keys::DEFAULT_ID),
+                keys::rolling_key(scope, &id),
+                keys::top_key(scope, Ranking::CostMicros, on_day),
+                keys::top_key(scope, Ranking::CostMicros, in_month),
+                keys::top_key(scope, Ranking::Tokens, on_day),
+                keys::top_key(scope, Ranking::Tokens, in_month),
+            ],
+            id,
         })
         .collect();
     let increments = FIELDS
@@ -164,7 +179,15 @@ fn write_for(record: &UsageRecord, now_ms: u64) -> UsageWrite {
         .collect();
     UsageWrite {
         seen_key: seen_key(&record.request_id),
-        ledger_keys,
+        reservation_key: keys::reservation_key(&record.request_id),
+        scopes,
+        now_ms,
+        // What budgets and tpm count: the whole input and output, as the filter reserves.
+        tokens: record
+            .input_tokens
+            .saturating_add(record.output_tokens)
+            .min(MAX_USAGE_COUNT),
+        cost_micros: record.cost_micros,
         // The record as the filter sent it: an audit trail shows what was reported, not
         // our reading of it. A parsed JSON value always serialises; the fallback is
         // unreachable but keeps a bug here from ever becoming a panic.
@@ -211,6 +234,24 @@ mod tests {
             ts_ms: Some(1_735_689_599_999),
             raw: serde_json::json!({"request_id": "req-1", "trace_id": "t-9"}),
         }
+    }
+
+    fn ledger_keys(write: &UsageWrite) -> Vec<String> {
+        write
+            .scopes
+            .iter()
+            .flat_map(|scope| scope.keys[..2].to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn counts_tokens_for_budgets_up_to_two_to_the_53() {
+        let huge = UsageRecord {
+            input_tokens: MAX_USAGE_COUNT,
+            output_tokens: MAX_USAGE_COUNT,
+            ..record()
+        };
+        assert_eq!(write_for(&huge, NOW_MS).tokens, MAX_USAGE_COUNT);
     }
 
     #[test]
@@ -267,8 +308,9 @@ mod tests {
     fn a_write_names_every_scope_the_record_has() {
         let write = write_for(&record(), NOW_MS);
         assert_eq!(write.seen_key, "ck:usage:seen:{req-1}");
+        assert_eq!(write.reservation_key, "ck:resv:req:{req-1}");
         assert_eq!(
-            write.ledger_keys,
+            ledger_keys(&write),
             [
                 format!("ck:ledger:user:{{{USER}}}:2024-12-31"),
                 format!("ck:ledger:user:{{{USER}}}:2024-12"),
@@ -279,6 +321,24 @@ mod tests {
                 "ck:ledger:cost_center:{cc-42}:2024-12-31".into(),
                 "ck:ledger:cost_center:{cc-42}:2024-12".into(),
             ]
+        );
+        let ids: Vec<&str> = write.scopes.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, [USER, "acme", "gpt-4o", "cc-42"]);
+        assert_eq!(
+            write.scopes[1].keys[2..],
+            [
+                "ck:limits:tenant:{acme}",
+                "ck:limits:tenant:{*}",
+                "ck:roll:tenant:{acme}",
+                "ck:top:tenant:cost_micros:2024-12-31",
+                "ck:top:tenant:cost_micros:2024-12",
+                "ck:top:tenant:tokens:2024-12-31",
+                "ck:top:tenant:tokens:2024-12",
+            ]
+        );
+        assert_eq!(
+            (write.now_ms, write.tokens, write.cost_micros),
+            (NOW_MS, 30, 600)
         );
         assert_eq!(
             write.increments,
@@ -311,7 +371,7 @@ mod tests {
         };
         let write = write_for(&record, NOW_MS);
         assert_eq!(
-            write.ledger_keys,
+            ledger_keys(&write),
             [
                 format!("ck:ledger:user:{{{USER}}}:2024-12-31"),
                 format!("ck:ledger:user:{{{USER}}}:2024-12"),

@@ -1,17 +1,24 @@
 //! chokepoint's policy service: answers the filter's "may this call go ahead?" from
-//! counters in Redis, and books what each call consumed into a usage ledger, once per
-//! request however often the filter retries. The service holds no state of its own,
-//! so replicas scale out freely behind Envoy.
+//! limits and counters in Redis (request and token rates, budgets in dollars and
+//! tokens, per user, tenant, cost centre and model), reserving each allowed call's worst
+//! case; and books what each call consumed into a usage ledger, once per request however
+//! often the filter retries, which also commits it against the budgets. Operators set
+//! limits through the admin API (or the CLI over it). The service holds no state of its
+//! own, so replicas scale out freely behind Envoy.
 //!
 //! [`run`] serves the API on a listener the caller bound, which lets tests and the
 //! binary alike use port 0 and learn the real port from the listener.
 
 mod api;
+mod clock;
 mod config;
+mod decision;
+pub mod display;
 mod error;
+mod keys;
 mod ledger;
+mod limit_set;
 mod metrics;
-mod rate_limit;
 pub mod stderr_log;
 mod store;
 mod user_id;
@@ -25,14 +32,16 @@ use tokio::net::TcpListener;
 pub use api::authorize::AuthorizeRequest;
 pub use api::fields::MAX_REQUEST_ID_BYTES;
 pub use api::usage::{UsageRecord, MAX_USAGE_COUNT, MAX_USAGE_RECORDS};
-pub use config::{Config, DEFAULT_USAGE_DEDUPE_WINDOW};
+pub use clock::Clock;
+pub use config::{Config, DEFAULT_RESERVATION_TTL, DEFAULT_USAGE_DEDUPE_WINDOW};
 pub use error::Error;
+pub use store::{AUTHORIZE_SCRIPT, RECORD_USAGE_SCRIPT};
 pub use user_id::UserId;
 
 use api::{AppState, BodyLimits};
+use decision::Policy;
 use ledger::Ledger;
 use metrics::Metrics;
-use rate_limit::RequestRateLimit;
 use store::Store;
 
 /// Serves the policy API on `listener` until `shutdown` completes, then finishes the
@@ -48,9 +57,10 @@ pub async fn run(
     config.validate()?;
     let store = Store::new(&config.redis_url, config.redis_timeout)
         .map_err(|err| Error::Config(format!("redis_url: {err}")))?;
-    let rate_limit = RequestRateLimit {
-        limit: config.requests_per_window,
+    let policy = Policy {
+        default_user_rpm: config.requests_per_window,
         window: config.window,
+        reservation_ttl: config.reservation_ttl,
     };
 
     let probe = store::spawn_probe(store.clone(), config.redis_probe_interval);
@@ -61,10 +71,12 @@ pub async fn run(
         .local_addr()
         .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
     log::info!(
-        "policy service listening on {local}; redis at {}; {} requests per {} ms per user",
+        "policy service listening on {local}; redis at {}; rate window {} ms, {} requests per \
+         window per user unless limits say otherwise; reservations live {} ms",
         store.address(),
-        rate_limit.limit,
-        rate_limit.window.as_millis(),
+        policy.window.as_millis(),
+        policy.default_user_rpm,
+        policy.reservation_ttl.as_millis(),
     );
     log::info!(
         "usage ledger remembers request ids for {} s; admin endpoints {}",
@@ -79,10 +91,11 @@ pub async fn run(
     let app = api::router(
         AppState {
             store,
-            rate_limit,
+            policy,
             ledger: Ledger {
                 dedupe_window: config.usage_dedupe_window,
             },
+            clock: config.clock.clone(),
             admin_token: config.admin_token.as_deref().map(Arc::from),
             metrics: Arc::new(Metrics::default()),
         },

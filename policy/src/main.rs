@@ -1,5 +1,8 @@
 //! `chokepoint-policy serve`: binds, reports the bound address, and runs the service
-//! until SIGINT or SIGTERM.
+//! until SIGINT or SIGTERM. The other subcommands (`limit`, `budget`, `usage`, `top`)
+//! are an admin CLI over a running service's admin API (see `cli`).
+
+mod cli;
 
 use std::ffi::OsString;
 use std::io;
@@ -20,7 +23,21 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[command(
     name = "chokepoint-policy",
     version,
-    about = "chokepoint policy service"
+    about = "chokepoint policy service, and the admin CLI for its limits and budgets",
+    after_help = "\
+The admin commands talk to a running service: set CHOKEPOINT_POLICY_URL (default
+http://127.0.0.1:8081) and CHOKEPOINT_ADMIN_TOKEN (the service's --admin-token).
+
+Scopes: --user <uuid>, --team <tenant>, --cost-center <name>, --model <name>; `*` as the
+name sets the default for every scope of that kind without limits of its own. A request
+must pass the limits of its user, team, cost centre and model alike.
+
+Examples:
+  chokepoint-policy budget set --team ml --usd 500 --period month
+  chokepoint-policy budget get --team ml
+  chokepoint-policy limit set --user 0190a6f2-7c1e-8b3a-9f00-1234567890ab --rpm 60 --tpm 100000
+  chokepoint-policy usage --team ml --period 2026-11
+  chokepoint-policy top --by cost"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,6 +48,19 @@ struct Cli {
 enum Command {
     /// Serve the policy API (authorize, usage, admin, healthz, metrics).
     Serve(ServeArgs),
+    /// Rate limits per user, team, cost centre or model: requests (rpm) and tokens
+    /// (tpm) per rate window.
+    #[command(subcommand)]
+    Limit(cli::LimitCommand),
+    /// Budgets per user, team, cost centre or model: dollars and/or tokens per UTC day,
+    /// UTC month or rolling window.
+    #[command(subcommand)]
+    Budget(cli::BudgetCommand),
+    /// What a user, team, cost centre or model used in a month or day, and where it
+    /// stands against its budgets and rate limits.
+    Usage(cli::UsageArgs),
+    /// The biggest spenders of a month or day.
+    Top(cli::TopArgs),
 }
 
 #[derive(Args)]
@@ -49,13 +79,19 @@ struct ServeArgs {
     )]
     redis: String,
 
-    /// Requests one user may make per window.
+    /// Requests one user may make per rate window when no limit set (the user's own,
+    /// or the `user:*` default) has an rpm.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     requests_per_window: u64,
 
-    /// Rate-limit window length in seconds.
+    /// Rate window in seconds: every rpm and tpm limit counts over it.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     window_secs: u64,
+
+    /// How long a request's budget reservation counts when its usage never arrives,
+    /// in seconds (at most a day).
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    reservation_ttl_secs: u64,
 
     /// Longest wait for any Redis round trip before answering 503.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -80,9 +116,27 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    stderr_log::install(log::Level::Info);
-    let Command::Serve(args) = cli.command;
+    let admin = match cli.command {
+        Command::Serve(args) => return serve_until_stopped(args),
+        Command::Limit(command) => cli::Command::Limit(command),
+        Command::Budget(command) => cli::Command::Budget(command),
+        Command::Usage(args) => cli::Command::Usage(args),
+        Command::Top(args) => cli::Command::Top(args),
+    };
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(cli::run(admin)),
+        Err(err) => {
+            eprintln!("chokepoint-policy: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
+fn serve_until_stopped(args: ServeArgs) -> ExitCode {
+    stderr_log::install(log::Level::Info);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -115,6 +169,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         redis_url: args.redis,
         requests_per_window: args.requests_per_window,
         window: Duration::from_secs(args.window_secs),
+        reservation_ttl: Duration::from_secs(args.reservation_ttl_secs),
         redis_timeout: Duration::from_millis(args.redis_timeout_ms),
         admin_token: args.admin_token,
         usage_dedupe_window: Duration::from_secs(args.usage_dedupe_secs),

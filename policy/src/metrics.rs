@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::store::Availability;
+use crate::ledger::Scope;
+use crate::store::{Availability, Metric};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -16,6 +17,9 @@ pub struct Metrics {
     usage_duplicate: AtomicU64,
     usage_error: AtomicU64,
     usage_invalid_batches: AtomicU64,
+    /// Denials by the tripped limit's scope kind and metric, in `Scope::ALL` and
+    /// `Metric::ALL` order.
+    denials: [[AtomicU64; 4]; 4],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +48,15 @@ impl Metrics {
             Outcome::Invalid => &self.invalid,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Which limit a denial named.
+    pub fn record_denial(&self, scope: Scope, metric: Metric) {
+        let s = Scope::ALL.iter().position(|&x| x == scope).unwrap_or(0);
+        let m = Metric::ALL.iter().position(|&x| x == metric).unwrap_or(0);
+        if let Some(counter) = self.denials.get(s).and_then(|row| row.get(m)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// What one usage batch did: records booked, already booked, and not processed
@@ -101,6 +114,22 @@ impl Metrics {
             redis.errors,
             u8::from(redis.availability == Availability::Up),
         );
+        out.push_str(
+            "# HELP chokepoint_policy_denials_total Denials by reason and by the tripped limit's scope kind and metric.\n\
+             # TYPE chokepoint_policy_denials_total counter\n",
+        );
+        for (scope, row) in Scope::ALL.iter().zip(&self.denials) {
+            for (metric, counter) in Metric::ALL.iter().zip(row) {
+                let _ = writeln!(
+                    out,
+                    "chokepoint_policy_denials_total{{reason=\"{}\",scope=\"{}\",limit=\"{}\"}} {}",
+                    crate::decision::reason(*metric),
+                    scope.as_str(),
+                    metric.as_str(),
+                    load(counter),
+                );
+            }
+        }
         out
     }
 }
@@ -124,6 +153,9 @@ mod tests {
         metrics.record_usage(5, 2, 0);
         metrics.record_usage(1, 0, 3);
         metrics.record_invalid_usage_batch();
+        metrics.record_denial(Scope::Tenant, Metric::UsdMicros);
+        metrics.record_denial(Scope::Tenant, Metric::UsdMicros);
+        metrics.record_denial(Scope::User, Metric::Rpm);
         let text = metrics.render(RedisState {
             availability: Availability::Up,
             errors: 3,
@@ -139,6 +171,10 @@ mod tests {
             "chokepoint_policy_usage_invalid_batches_total 1",
             "chokepoint_policy_redis_errors_total 3",
             "chokepoint_policy_redis_up 1",
+            "chokepoint_policy_denials_total{reason=\"budget_exceeded\",scope=\"tenant\",limit=\"usd_micros\"} 2",
+            "chokepoint_policy_denials_total{reason=\"rate_limited\",scope=\"user\",limit=\"rpm\"} 1",
+            "chokepoint_policy_denials_total{reason=\"rate_limited\",scope=\"model\",limit=\"tpm\"} 0",
+            "chokepoint_policy_denials_total{reason=\"budget_exceeded\",scope=\"cost_center\",limit=\"tokens\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

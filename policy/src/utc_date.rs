@@ -63,6 +63,11 @@ impl Day {
             month: self.month,
         }
     }
+
+    /// The first millisecond after this day: when a daily budget resets.
+    pub fn end_ms(self) -> u64 {
+        (days_from_civil(self.year, self.month, self.day) + 1) * MS_PER_DAY
+    }
 }
 
 impl Period {
@@ -103,6 +108,16 @@ impl Period {
 }
 
 impl Month {
+    /// The first millisecond after this month: when a monthly budget resets.
+    pub fn end_ms(self) -> u64 {
+        let (year, month) = if self.month == 12 {
+            (self.year + 1, 1)
+        } else {
+            (self.year, self.month + 1)
+        };
+        days_from_civil(year, month, 1) * MS_PER_DAY
+    }
+
     fn days(self) -> u8 {
         match self.month {
             2 if is_leap_year(self.year) => 29,
@@ -111,6 +126,18 @@ impl Month {
             _ => 31,
         }
     }
+}
+
+/// Days from the epoch to a date on or after it: Hinnant's days-from-civil, the inverse
+/// of [`Day::from_unix_ms`].
+fn days_from_civil(year: u64, month: u8, day: u8) -> u64 {
+    let year = year - u64::from(month <= 2);
+    let era = year / 400;
+    let year_of_era = year % 400;
+    let shifted_month = (u64::from(month) + 9) % 12; // 0 = March
+    let day_of_year = (153 * shifted_month + 2) / 5 + u64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    (era * 146_097 + day_of_era).saturating_sub(719_468)
 }
 
 fn is_leap_year(year: u64) -> bool {
@@ -185,6 +212,38 @@ mod tests {
                     year += 1;
                 }
             }
+        }
+    }
+
+    #[test]
+    fn days_and_months_end_at_the_next_utc_midnight() {
+        // (instant, end of its day, end of its month)
+        let cases = [
+            (0, MS_PER_DAY, 31 * MS_PER_DAY),
+            (MS_PER_DAY - 1, MS_PER_DAY, 31 * MS_PER_DAY),
+            // 2024-02-29T12:00Z: a leap February ends on 2024-03-01.
+            (1_709_208_000_000, 1_709_251_200_000, 1_709_251_200_000),
+            // 2025-02-28T23:59:59.999Z
+            (1_740_787_199_999, 1_740_787_200_000, 1_740_787_200_000),
+            // 2024-12-31T23:59:59.999Z: December ends in the next year.
+            (1_735_689_599_999, 1_735_689_600_000, 1_735_689_600_000),
+            // 2026-11-25T20:54:02Z
+            (1_795_640_042_000, 1_795_651_200_000, 1_796_083_200_000),
+        ];
+        for (ms, day_end, month_end) in cases {
+            let day = Day::from_unix_ms(ms);
+            assert_eq!(day.end_ms(), day_end, "{day}");
+            assert_eq!(day.month().end_ms(), month_end, "{day}");
+        }
+        // Every day ends where the next begins, over four centuries.
+        for n in (0..400 * 366).step_by(7) {
+            let day = Day::from_unix_ms(n * MS_PER_DAY);
+            assert_eq!(day.end_ms(), (n + 1) * MS_PER_DAY, "{day}");
+            assert_eq!(
+                Day::from_unix_ms(day.month().end_ms() - 1).month(),
+                day.month()
+            );
+            assert_ne!(Day::from_unix_ms(day.month().end_ms()).month(), day.month());
         }
     }
 

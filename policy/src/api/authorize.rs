@@ -1,4 +1,6 @@
-//! `POST /v1/authorize`: may this user make this request now?
+//! `POST /v1/authorize`: may this user make this request now? One script run checks
+//! every limit of the request's user, tenant, cost centre and model, and reserves the
+//! request's worst case against their budgets (see `decision`).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -7,28 +9,36 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::error::ApiError;
+use super::usage::MAX_USAGE_COUNT;
 use super::{fields, json_body, AppState};
+use crate::decision::{reason, Decision};
 use crate::metrics::Outcome;
-use crate::rate_limit::Decision;
 use crate::user_id::UserId;
 
 /// A validated authorize request.
 ///
-/// Only `user` drives the decision in this version; the other fields are part of the
-/// contract with the filter and are type-checked now so a filter bug shows up as a 400
-/// today rather than as a surprise when budgets start reading them.
+/// The user, tenant, cost centre and model name the scopes whose limits apply; groups,
+/// provider and stream are part of the contract with the filter and are type-checked so
+/// a filter bug shows up as a 400. Scope names are taken as they come (any string;
+/// blank names no scope): the model comes from the client's request body, and refusing
+/// an odd one would turn into the filter's failure mode, possibly "open".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizeRequest {
     pub request_id: String,
     pub user: UserId,
     pub tenant: Option<String>,
     pub groups: Vec<String>,
+    pub cost_center: Option<String>,
     pub model: Option<String>,
     pub provider: Option<String>,
     pub stream: bool,
+    /// The request's worst-case tokens (input estimate plus its output cap), capped at
+    /// 2^53: a larger reservation than any budget can hold is denied all the same.
+    pub reserve_tokens: u64,
+    /// The same, priced by the filter, in micro-dollars (0 when unpriced).
+    pub reserve_cost_micros: u64,
 }
 
 /// The wire shape. Required fields are `Option` so their absence gets our message and
@@ -39,9 +49,13 @@ struct Wire {
     user: Option<String>,
     tenant: Option<String>,
     groups: Option<Vec<String>>,
+    cost_center: Option<String>,
     model: Option<String>,
     provider: Option<String>,
     stream: Option<bool>,
+    // u64 rejects negatives and fractions with a message naming the field.
+    reserve_tokens: Option<u64>,
+    reserve_cost_micros: Option<u64>,
 }
 
 impl AuthorizeRequest {
@@ -50,14 +64,20 @@ impl AuthorizeRequest {
         let wire: Wire = json_body::decode(content_type, body)?;
         let request_id = fields::request_id("request_id", wire.request_id)?;
         let user = fields::user("user", wire.user)?;
+        // Clamped rather than refused: the filter derives these from the client's
+        // max_tokens, and a refusal would hand the decision to its failure mode.
+        let reserve = |value: Option<u64>| value.unwrap_or(0).min(MAX_USAGE_COUNT);
         Ok(Self {
             request_id,
             user,
             tenant: wire.tenant,
             groups: wire.groups.unwrap_or_default(),
+            cost_center: wire.cost_center,
             model: wire.model,
             provider: wire.provider,
             stream: wire.stream.unwrap_or(false),
+            reserve_tokens: reserve(wire.reserve_tokens),
+            reserve_cost_micros: reserve(wire.reserve_cost_micros),
         })
     }
 }
@@ -83,36 +103,25 @@ pub async fn authorize(
         }
     };
 
-    match state.rate_limit.check(&state.store, &request.user).await {
-        Ok(Decision::Allow {
-            limit,
-            remaining,
-            reset_after_ms,
-        }) => {
-            state.metrics.record(Outcome::Allow);
-            Json(json!({
-                "allow": true,
-                "limit": limit,
-                "remaining": remaining,
-                "reset_after_ms": reset_after_ms,
-            }))
-            .into_response()
-        }
-        Ok(Decision::Deny {
-            limit,
-            retry_after_ms,
-            message,
-        }) => {
-            state.metrics.record(Outcome::Deny);
-            Json(json!({
-                "allow": false,
-                "reason": "rate_limited",
-                "message": message,
-                "limit": limit,
-                "remaining": 0,
-                "retry_after_ms": retry_after_ms,
-            }))
-            .into_response()
+    let now_ms = state.clock.now_ms();
+    match state.policy.decide(&state.store, &request, now_ms).await {
+        Ok(decision) => {
+            match &decision {
+                Decision::Allow { .. } => state.metrics.record(Outcome::Allow),
+                Decision::Deny { tripped, .. } => {
+                    state.metrics.record(Outcome::Deny);
+                    state
+                        .metrics
+                        .record_denial(tripped.scope, tripped.state.metric);
+                    log::debug!(
+                        "denied {}: {} ({})",
+                        request.request_id,
+                        tripped.name,
+                        reason(tripped.state.metric)
+                    );
+                }
+            }
+            Json(decision.body()).into_response()
         }
         // The store logs outages on its own (once per transition, not per request).
         Err(_) => {
@@ -145,7 +154,9 @@ mod tests {
 
         let full = parse(&format!(
             r#"{{"request_id":"r2","user":"{}","tenant":"acme","groups":["eng","ml"],
-                "model":"gpt-4o","provider":"openai","stream":true,"future_field":{{"x":1}}}}"#,
+                "cost_center":"cc-1","model":"gpt-4o","provider":"openai","stream":true,
+                "reserve_tokens":1200,"reserve_cost_micros":18446744073709551615,
+                "future_field":{{"x":1}}}}"#,
             USER.to_uppercase()
         ))
         .expect("full");
@@ -158,7 +169,17 @@ mod tests {
         assert_eq!(full.groups, ["eng", "ml"]);
         assert_eq!(full.model.as_deref(), Some("gpt-4o"));
         assert_eq!(full.provider.as_deref(), Some("openai"));
+        assert_eq!(full.cost_center.as_deref(), Some("cc-1"));
         assert!(full.stream);
+        assert_eq!(full.reserve_tokens, 1200);
+        assert_eq!(
+            full.reserve_cost_micros, MAX_USAGE_COUNT,
+            "clamped to 2^53, not refused"
+        );
+        assert_eq!(
+            (minimal.reserve_tokens, minimal.reserve_cost_micros),
+            (0, 0)
+        );
 
         let nulls = parse(&format!(
             r#"{{"request_id":"r3","user":"{USER}","tenant":null,"groups":null,"model":null,"provider":null,"stream":null}}"#
@@ -242,6 +263,21 @@ mod tests {
                 format!(r#"{{"request_id":"r","user":"{USER}","stream":"yes"}}"#),
                 "invalid_field",
                 "stream: invalid type",
+            ),
+            (
+                format!(r#"{{"request_id":"r","user":"{USER}","reserve_tokens":-1}}"#),
+                "invalid_field",
+                "reserve_tokens: invalid value",
+            ),
+            (
+                format!(r#"{{"request_id":"r","user":"{USER}","reserve_cost_micros":1.5}}"#),
+                "invalid_field",
+                "reserve_cost_micros: invalid type",
+            ),
+            (
+                format!(r#"{{"request_id":"r","user":"{USER}","cost_center":7}}"#),
+                "invalid_field",
+                "cost_center: invalid type",
             ),
             (
                 format!(r#"{{"request_id":"r","user":"{USER}","groups":"eng"}}"#),

@@ -43,6 +43,26 @@ impl ApiError {
         }
     }
 
+    /// A named thing the caller asked for does not exist (a limit set).
+    pub fn missing_resource(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            kind: "invalid_request_error",
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Redis holds something the service never writes (a hand edit).
+    pub fn corrupt_data(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: "server_error",
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn method_not_allowed() -> Self {
         Self {
             status: StatusCode::METHOD_NOT_ALLOWED,

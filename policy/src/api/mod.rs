@@ -1,6 +1,8 @@
 //! HTTP surface: routes and the state every handler shares.
 
 pub mod admin_auth;
+pub mod admin_limits;
+pub mod admin_spend;
 pub mod admin_usage;
 pub mod authorize;
 pub mod error;
@@ -15,16 +17,18 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::clock::Clock;
+use crate::decision::Policy;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
-use crate::rate_limit::RequestRateLimit;
 use crate::store::Store;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub rate_limit: RequestRateLimit,
+    pub policy: Policy,
     pub ledger: Ledger,
+    pub clock: Clock,
     /// `None`: admin endpoints are disabled.
     pub admin_token: Option<Arc<str>>,
     pub metrics: Arc<Metrics>,
@@ -46,6 +50,15 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
             post(usage::record_usage).layer(DefaultBodyLimit::max(limits.usage)),
         )
         .route("/v1/admin/usage", get(admin_usage::read_usage))
+        .route("/v1/admin/limits", get(admin_limits::list_limits))
+        .route(
+            "/v1/admin/limits/{scope_kind}/{id}",
+            get(admin_limits::get_limits)
+                .put(admin_limits::put_limits)
+                .delete(admin_limits::delete_limits),
+        )
+        .route("/v1/admin/spend", get(admin_spend::read_spend))
+        .route("/v1/admin/top", get(admin_spend::read_top))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .fallback(error::not_found)

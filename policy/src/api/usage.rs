@@ -2,11 +2,10 @@
 //!
 //! The filter retries a batch until it gets a 200, so any record may arrive more than
 //! once and a batch may mix new records with ones already booked. The ledger books
-//! each `request_id` once; this endpoint only validates and reports what happened.
+//! each `request_id` once, and the same step commits it against budgets (releasing the
+//! request's reservation); this endpoint only validates and reports what happened.
 //! A 400 means the batch can never succeed as sent (nothing in it was booked); a 503
 //! means "keep it and retry", which is always safe.
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -197,11 +196,7 @@ pub async fn record_usage(
         }
     };
 
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        });
+    let now_ms = state.clock.now_ms();
     let tally = state.ledger.book(&state.store, &records, now_ms).await;
     state
         .metrics

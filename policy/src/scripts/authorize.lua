@@ -1,41 +1,171 @@
--- authorize.lua: per-user fixed-window request counter, checked and taken atomically.
+-- authorize.lua: one authorization decision. Checks every limit that applies to the
+-- request's scopes and, only if all of them pass, takes the request's share of each:
+-- rate windows +1 request and +reserve_tokens, budgets a reservation of the request's
+-- worst case. Sent after windows.lua, whose header documents the key layouts.
 --
--- KEYS[1]  counter key, `ck:rl:req:{user:<uuid>}`. The braces are a Redis Cluster hash
---          tag: every key of one user lands in one slot, so later scripts can touch the
---          user's other counters in the same call.
--- ARGV[1]  limit: requests allowed per window (integer >= 1)
--- ARGV[2]  window length in milliseconds (integer >= 1)
+-- KEYS[1]   the request's reservation record, `ck:resv:req:{<request_id>}` (hash):
+--           t, c (reserved tokens and cost), m (the reservations' member), z (JSON list
+--           of [reservations key, totals key]), r (JSON list of [rate key, window start])
+-- KEYS[2..] eight per scope, scopes in the order user, tenant, cost centre, model:
+--   +1  `ck:limits:<kind>:{<id>}`                 the scope's own limit set
+--   +2  `ck:limits:<kind>:{*}`                    its kind's default set
+--   +3  `ck:rate:<kind>:{<id>}`                   rate window
+--   +4  `ck:resv:z:<kind>:{<id>}`                 live reservations
+--   +5  `ck:resv:sum:<kind>:{<id>}`               their totals
+--   +6  `ck:ledger:<kind>:{<id>}:<YYYY-MM-DD>`    today's committed spend (day budgets)
+--   +7  `ck:ledger:<kind>:{<id>}:<YYYY-MM>`       this month's (month budgets)
+--   +8  `ck:roll:<kind>:{<id>}`                   rolling-window spend
+-- ARGV[1]   now, ms since the epoch (the service's clock; see clock.rs for why)
+-- ARGV[2]   rate window, ms
+-- ARGV[3]   reservation lifetime, ms
+-- ARGV[4]   reserve_tokens: the request's worst-case tokens, in [0, 2^53]
+-- ARGV[5]   reserve_cost_micros: its worst-case cost
+-- ARGV[6]   1 to decide and take; 0 only to report the limits' state (nothing taken)
+-- ARGV[7]   when today ends (ms), ARGV[8] when this month ends (ms), both UTC
+-- ARGV[9]   the request id (names the reservation)
+-- ARGV[10..] per scope, the fallback rpm when no limit set has one, or '' for none
 --
--- Returns {allowed, count, pttl}:
---   allowed  1 if this request took a slot, 0 if the window is full
---   count    requests counted in the current window, including this one when allowed
---   pttl     milliseconds until the window resets
+-- Returns {allowed, limit...}, one limit per check made, in scope order, each
+--   {scope, metric, period, limit, used, reserved, reset_after_ms, tripped, source}
+--   scope      1-based scope index
+--   metric     `rpm`, `tpm`, `usd_micros` or `tokens`
+--   period     '' for rate limits, else the budget's `day`, `month` or `rolling:<secs>`
+--   used       requests or tokens in the rate window, or committed spend in the budget
+--              window; after taking, this request included
+--   reserved   live reservations against the budget (this one included once taken)
+--   tripped    1 if this limit denies the request
+--   source     0 own set, 1 default set, 2 the service's fallback
 --
--- A denied request takes no slot (check first, then INCR): the counter never exceeds
--- the limit, and a client hammering a full window does not push its own reset away
--- (the window is fixed from its first request, and only that request sets the TTL).
+-- A request needs max(reserve, 1) of each limit: a request that reserves nothing still
+-- needs some room left, so a spent budget denies everything. A denied request takes
+-- nothing. Expired reservations, rate windows that ended and rolling buckets that aged
+-- out are cleared on the way, which changes no outcome.
+--
+-- If the request id already holds a reservation record (a repeated authorize), the
+-- existing reservation stands for it and no second one is made; rate windows still
+-- count the request.
 
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
+local now = tonumber(ARGV[1])
+local window_ms = tonumber(ARGV[2])
+local ttl_ms = tonumber(ARGV[3])
+local reserve_tokens = tonumber(ARGV[4])
+local reserve_cost = tonumber(ARGV[5])
+local take = ARGV[6] == '1'
+local day_end, month_end = tonumber(ARGV[7]), tonumber(ARGV[8])
+local request_id = ARGV[9]
+local need_tokens = math.max(reserve_tokens, 1)
+local need_cost = math.max(reserve_cost, 1)
 
-local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-local pttl = redis.call('PTTL', KEYS[1])
+local limits, plans = {}, {}
+local allowed = true
 
--- -1 means the key exists without an expiry (a crash between INCR and PEXPIRE is
--- impossible inside a script, but a manual SET is not). Without this repair the user
--- would stay limited forever.
-local function ensure_expiry()
-  if pttl < 0 then
-    redis.call('PEXPIRE', KEYS[1], window)
-    pttl = window
+local function check(entry, need)
+  entry.tripped = entry.used + entry.reserved + need > entry.limit
+  if entry.tripped then allowed = false end
+  limits[#limits + 1] = entry
+end
+
+for s = 1, (#KEYS - 1) / 8 do
+  local k = 1 + (s - 1) * 8
+  local e = effective(read_limits(KEYS[k + 1]), read_limits(KEYS[k + 2]),
+    tonumber(ARGV[9 + s]))
+  local plan = {}
+  if e.rpm or e.tpm then
+    local r = rate_open(KEYS[k + 3], window_ms, now)
+    plan.rate = r
+    local reset = rate_reset_after(r, window_ms, now)
+    if e.rpm then
+      check({scope = s, metric = 'rpm', period = '', limit = e.rpm, used = r.requests,
+             reserved = 0, reset = reset, source = e.rpm_src, rate = r}, 1)
+    end
+    if e.tpm then
+      check({scope = s, metric = 'tpm', period = '', limit = e.tpm, used = r.tokens,
+             reserved = 0, reset = reset, source = e.tpm_src, rate = r}, need_tokens)
+    end
+  end
+  if e.budget then
+    local b = e.budget
+    local zkey, skey = KEYS[k + 4], KEYS[k + 5]
+    local reserved_tokens, reserved_cost = resv_sweep(zkey, skey, now)
+    local spent_tokens, spent_cost, reset, w
+    if b.period.kind == 'rolling' then
+      w = roll_open(KEYS[k + 8], b.period.window_ms, now)
+      spent_tokens, spent_cost = w.tokens, w.cost
+    else
+      local ledger, ends = KEYS[k + 6], day_end
+      if b.period.kind == 'month' then ledger, ends = KEYS[k + 7], month_end end
+      local v = redis.call('HMGET', ledger, 'input_tokens', 'output_tokens', 'cost_micros')
+      spent_tokens = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
+      spent_cost = tonumber(v[3]) or 0
+      reset = math.max(1, ends - now)
+    end
+    plan.budget = {zkey = zkey, skey = skey}
+    if b.usd then
+      check({scope = s, metric = 'usd_micros', period = b.period.text, limit = b.usd,
+             used = spent_cost, reserved = reserved_cost, reset = reset,
+             source = e.budget_src, roll = w, prefix = 'c', need = need_cost,
+             budget = true, amount = reserve_cost}, need_cost)
+    end
+    if b.tokens then
+      check({scope = s, metric = 'tokens', period = b.period.text, limit = b.tokens,
+             used = spent_tokens, reserved = reserved_tokens, reset = reset,
+             source = e.budget_src, roll = w, prefix = 't', need = need_tokens,
+             budget = true, amount = reserve_tokens}, need_tokens)
+    end
+  end
+  plans[#plans + 1] = plan
+end
+
+-- Rolling budgets reset when enough spend has aged out: for a denial, enough to make
+-- room for this request; otherwise, the first spend that will.
+for _, entry in ipairs(limits) do
+  if entry.roll then
+    local over = 1
+    if entry.tripped then
+      over = entry.used + entry.reserved + entry.need - entry.limit
+    end
+    entry.reset = roll_reset_after(entry.roll, entry.prefix, over, now)
   end
 end
 
-if count >= limit then
-  ensure_expiry()
-  return {0, count, pttl}
+if allowed and take then
+  local had_record = redis.call('EXISTS', KEYS[1]) == 1
+  local reserve = (reserve_tokens > 0 or reserve_cost > 0) and not had_record
+  local member = int(reserve_tokens) .. ':' .. int(reserve_cost) .. ':' .. request_id
+  local expires = now + ttl_ms
+  local reserved_in, rates = {}, {}
+  for _, plan in ipairs(plans) do
+    if plan.rate then
+      rate_take(plan.rate, window_ms, reserve_tokens)
+      rates[#rates + 1] = {plan.rate.key, int(plan.rate.start)}
+    end
+    if plan.budget and reserve then
+      redis.call('ZADD', plan.budget.zkey, int(expires), member)
+      sum_add(plan.budget.skey, reserve_tokens, reserve_cost)
+      -- Garbage collection only: a set idle for a whole lifetime holds nothing live.
+      redis.call('PEXPIRE', plan.budget.zkey, int(ttl_ms + window_ms))
+      redis.call('PEXPIRE', plan.budget.skey, int(ttl_ms + window_ms))
+      reserved_in[#reserved_in + 1] = {plan.budget.zkey, plan.budget.skey}
+    end
+  end
+  if not had_record and (#reserved_in > 0 or #rates > 0) then
+    redis.call('HSET', KEYS[1], 't', int(reserve_tokens), 'c', int(reserve_cost), 'm', member,
+      'z', cjson.encode(reserved_in), 'r', cjson.encode(rates))
+    redis.call('PEXPIRE', KEYS[1], int(ttl_ms + window_ms))
+  end
+  for _, entry in ipairs(limits) do
+    if entry.rate then
+      entry.used = (entry.metric == 'rpm') and entry.rate.requests or entry.rate.tokens
+    elseif entry.budget and reserve then
+      entry.reserved = entry.reserved + entry.amount
+    end
+  end
 end
 
-count = redis.call('INCR', KEYS[1])
-ensure_expiry()
-return {1, count, pttl}
+local reply = {allowed and 1 or 0}
+for _, entry in ipairs(limits) do
+  reply[#reply + 1] = {entry.scope, entry.metric, entry.period, out(entry.limit),
+    out(entry.used), out(entry.reserved), out(entry.reset), entry.tripped and 1 or 0,
+    entry.source}
+end
+return reply

@@ -1,11 +1,14 @@
 //! Redis access: one self-healing connection, the Lua scripts, and a time bound on
-//! every round trip. The usage ledger's round trips live in `usage`.
+//! every round trip. Decisions' round trips live in `authorize`, the usage ledger's in
+//! `usage`, the admin API's in `admin`.
 //!
 //! The service keeps no counters of its own. When Redis cannot answer, callers get a
 //! [`StoreError`] and the API answers 503; the filter then applies its configured
 //! failure mode. Falling back to in-process counters would hand every replica its own
 //! quota and silently multiply the limit.
 
+mod admin;
+mod authorize;
 mod probe;
 mod usage;
 
@@ -17,18 +20,20 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ConnectionAddr, RedisError, Script};
 
+pub use authorize::{LimitState, Metric, ScriptCall, Source};
 pub(crate) use probe::spawn_probe;
-pub use usage::{UsageTally, UsageWrite};
+pub use usage::{ScopeWrite, UsageTally, UsageWrite};
 
-/// The outcome of one run of `scripts/authorize.lua`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowCount {
-    pub allowed: bool,
-    /// Requests counted in the current window, including this one when allowed.
-    pub count: u64,
-    /// Milliseconds until the window resets.
-    pub reset_after_ms: u64,
-}
+/// The helpers and key layouts both scripts share; sent ahead of each script, so
+/// each runs (and is cached by SHA) as one body.
+pub const AUTHORIZE_SCRIPT: &str = concat!(
+    include_str!("../scripts/windows.lua"),
+    include_str!("../scripts/authorize.lua")
+);
+pub const RECORD_USAGE_SCRIPT: &str = concat!(
+    include_str!("../scripts/windows.lua"),
+    include_str!("../scripts/record_usage.lua")
+);
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -116,8 +121,8 @@ impl Store {
         Ok(Self {
             inner: Arc::new(Inner {
                 connection,
-                authorize: Script::new(include_str!("../scripts/authorize.lua")),
-                record_usage: Script::new(include_str!("../scripts/record_usage.lua")),
+                authorize: Script::new(AUTHORIZE_SCRIPT),
+                record_usage: Script::new(RECORD_USAGE_SCRIPT),
                 timeout,
                 address,
                 availability: AtomicU8::new(Availability::Unknown.as_u8()),
@@ -147,41 +152,6 @@ impl Store {
         match reply? {
             pong if pong == "PONG" => Ok(()),
             other => Err(self.record(StoreError::UnexpectedReply(format!("PING -> {other:?}")))),
-        }
-    }
-
-    /// Runs `scripts/authorize.lua` on one counter key: takes a slot when one is free.
-    ///
-    /// `Script` sends EVALSHA and on NOSCRIPT (Redis restarted, failed over, or
-    /// `SCRIPT FLUSH`) loads the script and retries, so the body crosses the wire only
-    /// when Redis lost it.
-    ///
-    /// On a timeout the script may still run later and count the request; the caller
-    /// has already answered 503 by then, so at worst a user loses one slot.
-    pub async fn take_request_slot(
-        &self,
-        key: &str,
-        limit: u64,
-        window: Duration,
-    ) -> Result<WindowCount, StoreError> {
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        let mut connection = self.inner.connection.clone();
-        let mut invocation = self.inner.authorize.key(key);
-        invocation.arg(limit).arg(window_ms);
-        let reply: Vec<i64> = self
-            .bounded(async move { invocation.invoke_async(&mut connection).await })
-            .await?;
-        match reply.as_slice() {
-            &[allowed @ (0 | 1), count, pttl] if count >= 0 => Ok(WindowCount {
-                allowed: allowed == 1,
-                count: count.unsigned_abs(),
-                // The script repairs missing expiries, so a negative PTTL cannot come
-                // back; if it somehow does, the full window is the honest upper bound.
-                reset_after_ms: u64::try_from(pttl).unwrap_or(window_ms),
-            }),
-            _ => Err(self.record(StoreError::UnexpectedReply(format!(
-                "authorize.lua returned {reply:?}"
-            )))),
         }
     }
 

@@ -1,5 +1,5 @@
-//! Usage-ledger round trips: booking records with `scripts/record_usage.lua` and reading
-//! ledger totals.
+//! Usage-ledger round trips: committing records with `scripts/record_usage.lua` and
+//! reading ledger totals.
 
 use redis::{ErrorKind, ServerErrorKind, Value};
 
@@ -9,11 +9,27 @@ use super::{Store, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageWrite {
     pub seen_key: String,
-    pub ledger_keys: Vec<String>,
+    /// The request's reservation record, released by the commit.
+    pub reservation_key: String,
+    /// The scopes the record names, in the order user, tenant, model, cost centre.
+    pub scopes: Vec<ScopeWrite>,
     pub record_json: String,
     /// The UTC day the record is booked on (`YYYY-MM-DD`), logged next to it.
     pub day: String,
+    /// The service's clock when the batch arrived: rolling budget windows book here.
+    pub now_ms: u64,
+    /// Input plus output tokens, at most 2^53: what budgets and tpm count.
+    pub tokens: u64,
+    pub cost_micros: u64,
     pub increments: Vec<(&'static str, u64)>,
+}
+
+/// One scope of a usage record: its id and the nine keys the script's header lists
+/// per scope, in that order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeWrite {
+    pub id: String,
+    pub keys: [String; 9],
 }
 
 /// What happened to a batch. The counts are exact even when `error` is set: a record
@@ -114,15 +130,23 @@ impl Store {
         pipe.ignore_errors();
         for write in writes {
             let mut invocation = self.inner.record_usage.key(&write.seen_key);
-            invocation.key(audit_log_key);
-            for key in &write.ledger_keys {
-                invocation.key(key);
+            invocation.key(audit_log_key).key(&write.reservation_key);
+            for scope in &write.scopes {
+                for key in &scope.keys {
+                    invocation.key(key);
+                }
             }
             invocation
                 .arg(dedupe_secs)
                 .arg(audit_log_max_len)
                 .arg(&write.record_json)
-                .arg(&write.day);
+                .arg(&write.day)
+                .arg(write.now_ms)
+                .arg(write.tokens)
+                .arg(write.cost_micros);
+            for scope in &write.scopes {
+                invocation.arg(&scope.id);
+            }
             for (field, increment) in &write.increments {
                 invocation.arg(*field).arg(*increment);
             }

@@ -32,8 +32,18 @@ async fn allows_up_to_the_limit_then_denies_until_the_window_resets() {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(
             keys_of(&body),
-            ["allow", "limit", "remaining", "reset_after_ms"],
+            ["allow", "limit", "limits", "remaining", "reset_after_ms"],
             "{body}"
+        );
+        assert_eq!(
+            body["limits"],
+            serde_json::json!([{
+                "name": "user:rpm",
+                "limit": 3,
+                "remaining": expected_remaining,
+                "reset_after_ms": body["reset_after_ms"],
+            }]),
+            "only the configured per-user window applies: {body}"
         );
         assert_eq!(body["allow"], true, "{body}");
         assert_eq!(body["limit"], 3, "{body}");
@@ -51,6 +61,7 @@ async fn allows_up_to_the_limit_then_denies_until_the_window_resets() {
             [
                 "allow",
                 "limit",
+                "limit_name",
                 "message",
                 "reason",
                 "remaining",
@@ -60,6 +71,7 @@ async fn allows_up_to_the_limit_then_denies_until_the_window_resets() {
         );
         assert_eq!(body["allow"], false, "{body}");
         assert_eq!(body["reason"], "rate_limited", "{body}");
+        assert_eq!(body["limit_name"], "user:rpm", "{body}");
         assert_eq!(
             body["message"], "user request limit of 3 per 60s reached",
             "{body}"
@@ -71,11 +83,15 @@ async fn allows_up_to_the_limit_then_denies_until_the_window_resets() {
     }
 
     let mut redis_conn = redis.connection().await;
-    let key = format!("ck:rl:req:{{user:{user}}}");
-    let count: u64 = redis_conn.get(&key).await.expect("GET counter");
+    let key = format!("ck:rate:user:{{{user}}}");
+    let count: u64 = redis_conn
+        .hget(&key, "requests")
+        .await
+        .expect("HGET counter");
     assert_eq!(count, 3, "a denied request must not be counted");
+    // The TTL only collects garbage (two windows); the window's start decides.
     let ttl: i64 = redis_conn.pttl(&key).await.expect("PTTL counter");
-    assert!((55_000..=60_000).contains(&ttl), "counter TTL {ttl}");
+    assert!((115_000..=120_000).contains(&ttl), "counter TTL {ttl}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +180,7 @@ async fn survives_a_script_flush() {
     let service = Service::start(config(&redis, 5, MINUTE)).await;
     let user = new_user();
     let mut redis_conn = redis.connection().await;
-    let sha = redis::Script::new(include_str!("../../src/scripts/authorize.lua"))
+    let sha = redis::Script::new(chokepoint_policy::AUTHORIZE_SCRIPT)
         .get_hash()
         .to_owned();
     let script_cached = |conn: &mut redis::aio::MultiplexedConnection| {

@@ -3,9 +3,14 @@
 //! One test binary with modules, rather than one binary per file, so the crate's heavy
 //! dependencies are linked once.
 
+mod admin_limits;
 mod authorize;
 mod bad_requests;
+mod budgets;
+mod cli;
 mod health;
+mod limits;
+mod persistence;
 mod redis_outage;
 mod support;
 mod usage;

@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chokepoint_policy::{run, Config, Error};
+use chokepoint_policy::{run, Clock, Config, Error};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -46,10 +47,12 @@ impl Drop for TempDir {
 }
 
 /// A redis-server listening only on a unix socket (no TCP port, so no port races),
-/// without persistence, killed by PID on drop.
+/// without persistence unless started `persistent`, killed by PID on drop.
 pub struct RedisServer {
     child: Option<Child>,
     socket: PathBuf,
+    /// Append-only file, fsynced on every write, in the server's temp dir.
+    persistent: bool,
     // Declared last: the directory goes after the process that uses it.
     dir: TempDir,
 }
@@ -61,6 +64,22 @@ impl RedisServer {
         let mut server = Self {
             child: None,
             socket,
+            persistent: false,
+            dir,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Like [`RedisServer::start`], with `--appendonly yes --appendfsync always`: what
+    /// it acknowledged survives a kill and restart.
+    pub fn start_persistent() -> Self {
+        let dir = TempDir::new();
+        let socket = dir.path().join("redis.sock");
+        let mut server = Self {
+            child: None,
+            socket,
+            persistent: true,
             dir,
         };
         server.spawn();
@@ -74,6 +93,7 @@ impl RedisServer {
         Self {
             child: None,
             socket,
+            persistent: false,
             dir,
         }
     }
@@ -120,14 +140,12 @@ impl RedisServer {
         let mut child = Command::new("redis-server")
             .args(["--port", "0", "--unixsocket"])
             .arg(&self.socket)
-            .args([
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--unixsocketperm", "700", "--save", ""])
+            .args(if self.persistent {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "everysec"]
+            })
             .arg("--dir")
             .arg(self.dir.path())
             .stdin(Stdio::null())
@@ -264,6 +282,44 @@ impl Service {
         body
     }
 
+    /// An admin call with [`ADMIN_TOKEN`]: `method` on `path`, with `body` as JSON.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        json_of(request.send().await.expect("send admin call")).await
+    }
+
+    /// `PUT /v1/admin/limits/<kind>/<id>`, asserting a 200.
+    pub async fn set_limits(&self, kind: &str, id: &str, limits: Value) {
+        let path = format!("/v1/admin/limits/{kind}/{}", percent_encode(id));
+        let (status, body) = self.admin(reqwest::Method::PUT, &path, Some(&limits)).await;
+        assert_eq!(status, StatusCode::OK, "PUT {path} {limits}: {body}");
+    }
+
+    /// `GET /v1/admin/spend`, asserting a 200.
+    pub async fn spend(&self, kind: &str, id: &str, period: Option<&str>) -> Value {
+        let mut path = format!(
+            "/v1/admin/spend?scope_kind={kind}&id={}",
+            percent_encode(id)
+        );
+        if let Some(period) = period {
+            path.push_str(&format!("&period={period}"));
+        }
+        let (status, body) = self.admin(reqwest::Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
@@ -365,4 +421,71 @@ pub async fn wait_until_allowed(service: &Service, user: &str, within: Duration)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A clock the test moves by hand, for budget periods (see `chokepoint_policy::Clock`).
+#[derive(Clone)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    pub fn at(ms: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(ms)))
+    }
+
+    pub fn clock(&self) -> Clock {
+        let now = self.0.clone();
+        Clock::from_fn(move || now.load(Ordering::SeqCst))
+    }
+
+    pub fn set(&self, ms: u64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(
+            u64::try_from(by.as_millis()).expect("fits"),
+            Ordering::SeqCst,
+        );
+    }
+}
+
+/// An authorize body with every scope and a reservation.
+pub fn authorize_request(
+    user: &str,
+    tenant: &str,
+    reserve_tokens: u64,
+    reserve_cost_micros: u64,
+) -> Value {
+    serde_json::json!({
+        "request_id": format!("req-{}", next_id()),
+        "user": user,
+        "tenant": tenant,
+        "groups": ["eng"],
+        "cost_center": "cc-1",
+        "model": "gpt-4o-mini",
+        "provider": "openai",
+        "stream": false,
+        "reserve_tokens": reserve_tokens,
+        "reserve_cost_micros": reserve_cost_micros,
+    })
+}
+
+/// The usage record the filter sends for an authorized `request` (same scopes).
+pub fn usage_for(request: &Value, input: u64, output: u64, cost_micros: u64) -> Value {
+    serde_json::json!({
+        "request_id": request["request_id"],
+        "user": request["user"],
+        "tenant": request["tenant"],
+        "cost_center": request["cost_center"],
+        "model": request["model"],
+        "provider": "openai",
+        "input_tokens": input,
+        "output_tokens": output,
+        "cost_micros": cost_micros,
+    })
+}
+
+/// A fresh tenant name, so tests sharing nothing share no scope either.
+pub fn new_tenant() -> String {
+    format!("t{}-{}", std::process::id(), next_id())
 }

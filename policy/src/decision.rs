@@ -1,0 +1,577 @@
+//! Authorization decisions: the scopes a request is checked against, the script call
+//! that checks every limit of theirs at once, and the answer the filter gets (limit
+//! names, messages a client can read, the tightest limit).
+
+use std::cmp::Ordering;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::api::authorize::AuthorizeRequest;
+use crate::display::{format_usd, format_window};
+use crate::keys;
+use crate::ledger::{ledger_key, Scope};
+use crate::limit_set::BudgetPeriod;
+use crate::store::{LimitState, Metric, ScriptCall, Store, StoreError};
+use crate::utc_date::{Day, Period};
+
+/// The service-wide settings a decision needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Requests per window for a user when neither the user's limit set nor `user:*`
+    /// has an rpm (the service's --requests-per-window).
+    pub default_user_rpm: u64,
+    /// The rate window every rpm and tpm counts over.
+    pub window: Duration,
+    /// How long a budget reservation counts when its usage never arrives.
+    pub reservation_ttl: Duration,
+}
+
+/// What a request reserves against budgets (its worst case).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reserve {
+    pub tokens: u64,
+    pub cost_micros: u64,
+}
+
+/// A limit with its name and scope, e.g. `tenant:usd_micros:month` for tenant `acme`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedLimit {
+    pub name: String,
+    pub scope: Scope,
+    pub id: String,
+    pub state: LimitState,
+}
+
+impl NamedLimit {
+    fn new(scopes: &[(Scope, String)], state: LimitState) -> Option<Self> {
+        let (scope, id) = scopes.get(state.scope)?;
+        Some(Self {
+            name: limit_name(*scope, &state),
+            scope: *scope,
+            id: id.clone(),
+            state,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow {
+        limits: Vec<NamedLimit>,
+    },
+    Deny {
+        /// The tripped limit that resets last: the request cannot pass before it does.
+        tripped: NamedLimit,
+        message: String,
+    },
+}
+
+/// `user:rpm`, `tenant:tpm`, `tenant:usd_micros:month`, `model:tokens:rolling`.
+pub fn limit_name(scope: Scope, state: &LimitState) -> String {
+    match state.period {
+        Some(period) => format!(
+            "{}:{}:{}",
+            scope.as_str(),
+            state.metric.as_str(),
+            period.kind()
+        ),
+        None => format!("{}:{}", scope.as_str(), state.metric.as_str()),
+    }
+}
+
+/// The scopes a request is checked against, in the order the script takes them: the
+/// user always, then tenant, cost centre and model when the request names them (blank
+/// names nothing, as in the ledger).
+pub fn scopes_of(request: &AuthorizeRequest) -> Vec<(Scope, String)> {
+    let mut scopes = vec![(Scope::User, request.user.as_str().to_owned())];
+    for (scope, id) in [
+        (Scope::Tenant, &request.tenant),
+        (Scope::CostCenter, &request.cost_center),
+        (Scope::Model, &request.model),
+    ] {
+        if let Some(id) = id.as_ref().filter(|id| !id.trim().is_empty()) {
+            scopes.push((scope, id.clone()));
+        }
+    }
+    scopes
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Policy {
+    /// The authorize script's keys and arguments (see its header). `take` false only
+    /// reports the limits' state.
+    pub fn call(
+        &self,
+        scopes: &[(Scope, String)],
+        reserve: Reserve,
+        take: bool,
+        request_id: &str,
+        now_ms: u64,
+    ) -> ScriptCall {
+        let today = Day::from_unix_ms(now_ms);
+        let mut call_keys = vec![keys::reservation_key(request_id)];
+        for (scope, id) in scopes {
+            call_keys.extend([
+                keys::limits_key(*scope, id),
+                keys::limits_key(*scope, keys::DEFAULT_ID),
+                keys::rate_key(*scope, id),
+                keys::reservations_key(*scope, id),
+                keys::reserved_key(*scope, id),
+                ledger_key(*scope, id, Period::Day(today)),
+                ledger_key(*scope, id, Period::Month(today.month())),
+                keys::rolling_key(*scope, id),
+            ]);
+        }
+        let mut args = vec![
+            now_ms.to_string(),
+            millis(self.window).to_string(),
+            millis(self.reservation_ttl).to_string(),
+            reserve.tokens.to_string(),
+            reserve.cost_micros.to_string(),
+            u8::from(take).to_string(),
+            today.end_ms().to_string(),
+            today.month().end_ms().to_string(),
+            request_id.to_owned(),
+        ];
+        args.extend(scopes.iter().map(|(scope, _)| match scope {
+            Scope::User => self.default_user_rpm.to_string(),
+            _ => String::new(),
+        }));
+        ScriptCall {
+            keys: call_keys,
+            args,
+        }
+    }
+
+    /// Checks every limit of the request's scopes and, if all pass, takes its share.
+    pub async fn decide(
+        &self,
+        store: &Store,
+        request: &AuthorizeRequest,
+        now_ms: u64,
+    ) -> Result<Decision, StoreError> {
+        let scopes = scopes_of(request);
+        let reserve = Reserve {
+            tokens: request.reserve_tokens,
+            cost_micros: request.reserve_cost_micros,
+        };
+        let call = self.call(&scopes, reserve, true, &request.request_id, now_ms);
+        let verdict = store.authorize(&call).await?;
+        let limits: Vec<NamedLimit> = verdict
+            .limits
+            .into_iter()
+            .map(|state| NamedLimit::new(&scopes, state))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                StoreError::UnexpectedReply("authorize.lua named a scope it was not given".into())
+            })?;
+        if verdict.allowed {
+            return Ok(Decision::Allow { limits });
+        }
+        let tripped = limits
+            .into_iter()
+            .filter(|limit| limit.state.tripped)
+            // max_by keeps the last of equals; reversing keeps the first.
+            .rev()
+            .max_by_key(|limit| limit.state.reset_after_ms)
+            .ok_or_else(|| StoreError::UnexpectedReply("a denial without a limit".into()))?;
+        let message = message(&tripped, reserve, self.window);
+        Ok(Decision::Deny { tripped, message })
+    }
+
+    /// The limits of one scope as they stand, without taking anything.
+    pub async fn peek(
+        &self,
+        store: &Store,
+        scope: Scope,
+        id: &str,
+        now_ms: u64,
+    ) -> Result<Vec<NamedLimit>, StoreError> {
+        let scopes = [(scope, id.to_owned())];
+        let call = self.call(&scopes, Reserve::default(), false, "", now_ms);
+        let verdict = store.authorize(&call).await?;
+        verdict
+            .limits
+            .into_iter()
+            .map(|state| NamedLimit::new(&scopes, state))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                StoreError::UnexpectedReply("authorize.lua named a scope it was not given".into())
+            })
+    }
+}
+
+impl Decision {
+    /// The JSON answer. The top-level `limit`, `remaining` and `reset_after_ms` of an
+    /// allow describe the tightest limit (least left, as a share of the limit), as the
+    /// single per-user limit did before budgets.
+    pub fn body(&self) -> Value {
+        match self {
+            Decision::Allow { limits } => {
+                let mut body = json!({
+                    "allow": true,
+                    "limits": limits.iter().map(|limit| json!({
+                        "name": limit.name,
+                        "limit": limit.state.limit,
+                        "remaining": limit.state.remaining(),
+                        "reset_after_ms": limit.state.reset_after_ms,
+                    })).collect::<Vec<_>>(),
+                });
+                if let Some(tightest) = tightest(limits) {
+                    body["limit"] = json!(tightest.state.limit);
+                    body["remaining"] = json!(tightest.state.remaining());
+                    body["reset_after_ms"] = json!(tightest.state.reset_after_ms);
+                }
+                body
+            }
+            Decision::Deny { tripped, message } => json!({
+                "allow": false,
+                "reason": reason(tripped.state.metric),
+                "limit_name": tripped.name,
+                "message": message,
+                "limit": tripped.state.limit,
+                "remaining": 0,
+                "retry_after_ms": tripped.state.reset_after_ms,
+            }),
+        }
+    }
+}
+
+/// `rate_limited` for rpm and tpm, `budget_exceeded` for budgets.
+pub fn reason(metric: Metric) -> &'static str {
+    if metric.is_budget() {
+        "budget_exceeded"
+    } else {
+        "rate_limited"
+    }
+}
+
+/// The limit with the least left as a share of itself; the first of equals.
+fn tightest(limits: &[NamedLimit]) -> Option<&NamedLimit> {
+    limits.iter().reduce(|best, next| {
+        // remaining/limit compared without division: r1 * l2 vs r2 * l1.
+        let share =
+            |a: &LimitState, b: &LimitState| u128::from(a.remaining()) * u128::from(b.limit.max(1));
+        match share(&next.state, &best.state).cmp(&share(&best.state, &next.state)) {
+            Ordering::Less => next,
+            _ => best,
+        }
+    })
+}
+
+/// Who a limit belongs to, as a client reads it: `user`, `tenant acme's`.
+fn owner(scope: Scope, id: &str) -> String {
+    match scope {
+        Scope::User => "user".to_owned(),
+        Scope::Tenant => format!("tenant {id}'s"),
+        Scope::CostCenter => format!("cost centre {id}'s"),
+        Scope::Model => format!("model {id}'s"),
+    }
+}
+
+/// Why the request was denied, naming the limit and its owner:
+/// `tenant acme's monthly budget of $500.00 is spent`.
+pub fn message(limit: &NamedLimit, reserve: Reserve, window: Duration) -> String {
+    let state = &limit.state;
+    let who = owner(limit.scope, &limit.id);
+    let taken = state.used.saturating_add(state.reserved);
+    let left = state.limit.saturating_sub(taken);
+    let window = format_window(window);
+    let (what, need, amount): (String, u64, fn(u64) -> String) = match state.metric {
+        Metric::Rpm => {
+            return format!(
+                "{who} request limit of {} per {window} reached",
+                state.limit
+            );
+        }
+        Metric::Tpm => (
+            format!("{who} token limit of {} per {window}", state.limit),
+            reserve.tokens,
+            |n| format!("{n} tokens"),
+        ),
+        Metric::UsdMicros => (
+            match state.period {
+                Some(BudgetPeriod::Day) => {
+                    format!("{who} daily budget of {}", format_usd(state.limit))
+                }
+                Some(BudgetPeriod::Rolling { secs }) => {
+                    format!("{who} budget of {} per {secs}s", format_usd(state.limit))
+                }
+                _ => format!("{who} monthly budget of {}", format_usd(state.limit)),
+            },
+            reserve.cost_micros,
+            format_usd,
+        ),
+        Metric::Tokens => (
+            match state.period {
+                Some(BudgetPeriod::Day) => {
+                    format!("{who} daily token budget of {} tokens", state.limit)
+                }
+                Some(BudgetPeriod::Rolling { secs }) => {
+                    format!("{who} token budget of {} tokens per {secs}s", state.limit)
+                }
+                _ => format!("{who} monthly token budget of {} tokens", state.limit),
+            },
+            reserve.tokens,
+            |n| format!("{n} tokens"),
+        ),
+    };
+    let verb = if state.metric == Metric::Tpm {
+        "reached"
+    } else {
+        "is spent"
+    };
+    if left == 0 || need == 0 {
+        format!("{what} {verb}")
+    } else {
+        format!(
+            "{what} has {} left, less than this request's worst case of {}",
+            amount(left),
+            amount(need)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Source;
+    use crate::user_id::UserId;
+
+    const USER: &str = "0190a6f2-7c1e-8b3a-9f00-1234567890ab";
+
+    fn state(metric: Metric, period: Option<BudgetPeriod>, limit: u64, used: u64) -> LimitState {
+        LimitState {
+            scope: 0,
+            metric,
+            period,
+            limit,
+            used,
+            reserved: 0,
+            reset_after_ms: 1000,
+            tripped: false,
+            source: Source::Own,
+        }
+    }
+
+    fn named(scope: Scope, id: &str, state: LimitState) -> NamedLimit {
+        NamedLimit {
+            name: limit_name(scope, &state),
+            scope,
+            id: id.to_owned(),
+            state,
+        }
+    }
+
+    fn request() -> AuthorizeRequest {
+        AuthorizeRequest {
+            request_id: "r1".into(),
+            user: UserId::parse(USER).expect("uuid"),
+            tenant: Some("acme".into()),
+            groups: vec![],
+            cost_center: Some(" ".into()),
+            model: Some("gpt-4o".into()),
+            provider: None,
+            stream: false,
+            reserve_tokens: 10,
+            reserve_cost_micros: 20,
+        }
+    }
+
+    #[test]
+    fn names_limits() {
+        let month = Some(BudgetPeriod::Month);
+        let rolling = Some(BudgetPeriod::Rolling { secs: 60 });
+        let cases = [
+            (Scope::User, state(Metric::Rpm, None, 1, 0), "user:rpm"),
+            (Scope::Tenant, state(Metric::Tpm, None, 1, 0), "tenant:tpm"),
+            (
+                Scope::Tenant,
+                state(Metric::UsdMicros, month, 1, 0),
+                "tenant:usd_micros:month",
+            ),
+            (
+                Scope::Model,
+                state(Metric::Tokens, rolling, 1, 0),
+                "model:tokens:rolling",
+            ),
+            (
+                Scope::CostCenter,
+                state(Metric::UsdMicros, Some(BudgetPeriod::Day), 1, 0),
+                "cost_center:usd_micros:day",
+            ),
+        ];
+        for (scope, state, expected) in cases {
+            assert_eq!(limit_name(scope, &state), expected);
+        }
+    }
+
+    #[test]
+    fn builds_the_documented_call() {
+        let policy = Policy {
+            default_user_rpm: 60,
+            window: Duration::from_secs(60),
+            reservation_ttl: Duration::from_secs(600),
+        };
+        let request = request();
+        let scopes = scopes_of(&request);
+        assert_eq!(
+            scopes,
+            [
+                (Scope::User, USER.to_owned()),
+                (Scope::Tenant, "acme".to_owned()),
+                (Scope::Model, "gpt-4o".to_owned()),
+            ],
+            "the blank cost centre names no scope"
+        );
+        // 2026-11-25T20:54:02Z
+        let now = 1_795_640_042_000;
+        let call = policy.call(
+            &scopes,
+            Reserve {
+                tokens: 10,
+                cost_micros: 20,
+            },
+            true,
+            "r1",
+            now,
+        );
+        assert_eq!(call.keys.len(), 1 + 8 * 3);
+        assert_eq!(call.keys[0], "ck:resv:req:{r1}");
+        assert_eq!(
+            &call.keys[9..17],
+            [
+                "ck:limits:tenant:{acme}",
+                "ck:limits:tenant:{*}",
+                "ck:rate:tenant:{acme}",
+                "ck:resv:z:tenant:{acme}",
+                "ck:resv:sum:tenant:{acme}",
+                "ck:ledger:tenant:{acme}:2026-11-25",
+                "ck:ledger:tenant:{acme}:2026-11",
+                "ck:roll:tenant:{acme}",
+            ]
+        );
+        assert_eq!(
+            call.args,
+            [
+                "1795640042000",
+                "60000",
+                "600000",
+                "10",
+                "20",
+                "1",
+                "1795651200000",
+                "1796083200000",
+                "r1",
+                "60",
+                "",
+                ""
+            ]
+        );
+    }
+
+    #[test]
+    fn messages_name_the_limit_and_its_owner() {
+        let reserve = Reserve {
+            tokens: 1200,
+            cost_micros: 1_200_000,
+        };
+        let month = Some(BudgetPeriod::Month);
+        let day = Some(BudgetPeriod::Day);
+        let rolling = Some(BudgetPeriod::Rolling { secs: 3600 });
+        let cases = [
+            (
+                named(Scope::User, USER, state(Metric::Rpm, None, 3, 3)),
+                "user request limit of 3 per 60s reached",
+            ),
+            (
+                named(Scope::Tenant, "acme", state(Metric::Rpm, None, 100, 100)),
+                "tenant acme's request limit of 100 per 60s reached",
+            ),
+            (
+                named(Scope::Model, "gpt-4o", state(Metric::Tpm, None, 1000, 1000)),
+                "model gpt-4o's token limit of 1000 per 60s reached",
+            ),
+            (
+                named(Scope::User, USER, state(Metric::Tpm, None, 1000, 400)),
+                "user token limit of 1000 per 60s has 600 tokens left, less than this \
+                 request's worst case of 1200 tokens",
+            ),
+            (
+                named(
+                    Scope::Tenant,
+                    "acme",
+                    state(Metric::UsdMicros, month, 500_000_000, 500_000_000),
+                ),
+                "tenant acme's monthly budget of $500.00 is spent",
+            ),
+            (
+                named(
+                    Scope::CostCenter,
+                    "cc-1",
+                    state(Metric::UsdMicros, day, 5_000_000, 4_600_000),
+                ),
+                "cost centre cc-1's daily budget of $5.00 has $0.40 left, less than this \
+                 request's worst case of $1.20",
+            ),
+            (
+                named(
+                    Scope::User,
+                    USER,
+                    state(Metric::UsdMicros, rolling, 1_000_000, 2_000_000),
+                ),
+                "user budget of $1.00 per 3600s is spent",
+            ),
+            (
+                named(Scope::Tenant, "ml", state(Metric::Tokens, month, 10, 10)),
+                "tenant ml's monthly token budget of 10 tokens is spent",
+            ),
+            (
+                named(Scope::Tenant, "ml", state(Metric::Tokens, day, 2000, 1000)),
+                "tenant ml's daily token budget of 2000 tokens has 1000 tokens left, less \
+                 than this request's worst case of 1200 tokens",
+            ),
+            (
+                named(Scope::Model, "m", state(Metric::Tokens, rolling, 10, 10)),
+                "model m's token budget of 10 tokens per 3600s is spent",
+            ),
+        ];
+        for (limit, expected) in cases {
+            assert_eq!(message(&limit, reserve, Duration::from_secs(60)), expected);
+        }
+        // A request that reserves nothing is denied only by a spent limit.
+        let spent = named(Scope::Tenant, "acme", state(Metric::UsdMicros, month, 5, 5));
+        assert_eq!(
+            message(&spent, Reserve::default(), Duration::from_secs(60)),
+            "tenant acme's monthly budget of $0.000005 is spent"
+        );
+    }
+
+    #[test]
+    fn the_tightest_limit_has_the_least_left_as_a_share() {
+        let limits = [
+            named(Scope::User, USER, state(Metric::Rpm, None, 60, 30)),
+            named(Scope::Tenant, "acme", state(Metric::Tpm, None, 1000, 900)),
+            named(Scope::Model, "m", state(Metric::Rpm, None, 10, 9)),
+        ];
+        let tightest = tightest(&limits).expect("some");
+        assert_eq!(
+            tightest.name, "tenant:tpm",
+            "of equal shares (10%), the first"
+        );
+        assert!(super::tightest(&[]).is_none());
+
+        let body = Decision::Allow {
+            limits: limits.to_vec(),
+        }
+        .body();
+        assert_eq!(body["limit"], 1000);
+        assert_eq!(body["remaining"], 100);
+        assert_eq!(body["limits"][2]["name"], "model:rpm");
+        assert_eq!(body["limits"][2]["remaining"], 1);
+    }
+}

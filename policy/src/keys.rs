@@ -1,0 +1,126 @@
+//! Where limits, rate windows, reservations, rolling spend and rankings live in Redis.
+//! (The usage ledger's own keys are in `ledger`.)
+//!
+//! Every per-scope key is `ck:<family>:<kind>:{<id>}` with nothing after the id, so no
+//! two (family, kind, id) triples give one key whatever characters an id holds; the id
+//! is a Redis Cluster hash tag, as in the ledger.
+
+use crate::ledger::Scope;
+use crate::utc_date::Period;
+
+/// The id of a scope kind's default limit set (`user:*` applies to every user without
+/// a set of its own). A tenant, cost centre or model literally named `*` shares it.
+pub const DEFAULT_ID: &str = "*";
+
+/// A set of `<kind>:<id>` for every stored limit set, so listing needs no `SCAN`.
+pub const LIMITS_INDEX_KEY: &str = "ck:limits:index";
+
+/// `ck:limits:<kind>:{<id>}`: a hash of the scope's limits (see `limit_set`).
+pub fn limits_key(scope: Scope, id: &str) -> String {
+    format!("ck:limits:{}:{{{id}}}", scope.as_str())
+}
+
+/// The scope's member of [`LIMITS_INDEX_KEY`]; the kind never holds a `:`, so the first
+/// one ends it.
+pub fn limits_index_member(scope: Scope, id: &str) -> String {
+    format!("{}:{id}", scope.as_str())
+}
+
+/// `ck:rate:<kind>:{<id>}`: the current rate window (`start`, `requests`, `tokens`).
+pub fn rate_key(scope: Scope, id: &str) -> String {
+    format!("ck:rate:{}:{{{id}}}", scope.as_str())
+}
+
+/// `ck:resv:z:<kind>:{<id>}`: live budget reservations, scored by expiry.
+pub fn reservations_key(scope: Scope, id: &str) -> String {
+    format!("ck:resv:z:{}:{{{id}}}", scope.as_str())
+}
+
+/// `ck:resv:sum:<kind>:{<id>}`: the totals of [`reservations_key`] (`tokens`, `cost_micros`).
+pub fn reserved_key(scope: Scope, id: &str) -> String {
+    format!("ck:resv:sum:{}:{{{id}}}", scope.as_str())
+}
+
+/// `ck:resv:req:{<request_id>}`: what one request reserved and where, for its commit.
+pub fn reservation_key(request_id: &str) -> String {
+    format!("ck:resv:req:{{{request_id}}}")
+}
+
+/// `ck:roll:<kind>:{<id>}`: spend in the scope's rolling budget window, in buckets.
+pub fn rolling_key(scope: Scope, id: &str) -> String {
+    format!("ck:roll:{}:{{{id}}}", scope.as_str())
+}
+
+/// What the top-spender rankings order by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranking {
+    CostMicros,
+    /// Input plus output tokens.
+    Tokens,
+}
+
+impl Ranking {
+    pub const ALL: [Ranking; 2] = [Ranking::CostMicros, Ranking::Tokens];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|by| by.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ranking::CostMicros => "cost_micros",
+            Ranking::Tokens => "tokens",
+        }
+    }
+}
+
+/// `ck:top:<kind>:<by>:<YYYY-MM-DD|YYYY-MM>`: a sorted set of ids by spend, updated
+/// when usage is committed.
+pub fn top_key(scope: Scope, by: Ranking, period: Period) -> String {
+    format!("ck:top:{}:{}:{period}", scope.as_str(), by.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::utc_date::Day;
+
+    #[test]
+    fn keys_follow_the_documented_layout() {
+        let day = Day::from_unix_ms(1_795_640_042_000);
+        let cases = [
+            (limits_key(Scope::Tenant, "acme"), "ck:limits:tenant:{acme}"),
+            (limits_key(Scope::User, DEFAULT_ID), "ck:limits:user:{*}"),
+            (
+                limits_index_member(Scope::CostCenter, "cc:1"),
+                "cost_center:cc:1",
+            ),
+            (rate_key(Scope::Model, "gpt-4o"), "ck:rate:model:{gpt-4o}"),
+            (
+                reservations_key(Scope::Tenant, "acme"),
+                "ck:resv:z:tenant:{acme}",
+            ),
+            (
+                reserved_key(Scope::Tenant, "acme"),
+                "ck:resv:sum:tenant:{acme}",
+            ),
+            (reservation_key("req-1"), "ck:resv:req:{req-1}"),
+            (rolling_key(Scope::User, "u"), "ck:roll:user:{u}"),
+            (
+                top_key(Scope::User, Ranking::CostMicros, Period::Month(day.month())),
+                "ck:top:user:cost_micros:2026-11",
+            ),
+            (
+                top_key(Scope::Tenant, Ranking::Tokens, Period::Day(day)),
+                "ck:top:tenant:tokens:2026-11-25",
+            ),
+        ];
+        for (got, expected) in cases {
+            assert_eq!(got, expected);
+        }
+        for by in Ranking::ALL {
+            assert_eq!(Ranking::parse(by.as_str()), Some(by));
+        }
+        assert_eq!(Ranking::parse("cost"), None);
+    }
+}

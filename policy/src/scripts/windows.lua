@@ -1,0 +1,249 @@
+-- windows.lua: helpers shared by authorize.lua and record_usage.lua. The service sends
+-- this file and the script as one body (see store/mod.rs), so it has no KEYS or ARGV of
+-- its own. It documents the layouts the two scripts share:
+--
+-- Limit set, `ck:limits:<kind>:{<id>}` (hash; `<id>` `*` is the kind's default set):
+--   rpm, tpm, usd_micros, tokens   integers in [0, 2^53], each optional
+--   period                         `day`, `month` or `rolling:<secs>`; set iff a budget is
+--   updated_ms                     when an operator last wrote it (not read here)
+-- Each of rpm, tpm and the budget (usd_micros and tokens with their period) comes from
+-- the scope's own set when it has it, else from the kind's default set, else (rpm only)
+-- from the service's fallback (its --requests-per-window, for users).
+--
+-- Rate window, `ck:rate:<kind>:{<id>}` (hash): start (ms), requests, tokens. A window
+-- starts with the first request after the previous one ended and lasts the configured
+-- window, so a client hammering a full window does not push its reset away. The key's
+-- TTL (two windows) only collects garbage; `start` decides.
+--
+-- Reservations: `ck:resv:z:<kind>:{<id>}` (sorted set) holds one member per live
+-- reservation, `<tokens>:<cost_micros>:<request_id>`, scored by its expiry (ms);
+-- `ck:resv:sum:<kind>:{<id>}` (hash: tokens, cost_micros) holds their totals. A member
+-- leaves the set exactly once, by commit (ZREM) or by expiring (sweep), and only the
+-- one that removed it subtracts it from the totals.
+--
+-- Rolling spend, `ck:roll:<kind>:{<id>}` (hash): window_ms, bucket_ms, oldest and
+-- newest bucket index, live totals tokens and cost_micros, and per bucket `t<i>` and
+-- `c<i>`. A window of W ms has ROLL_SPAN buckets of ceil(W / ROLL_SPAN) ms plus the
+-- current one, so spend counts for between W and W * (1 + 1/ROLL_SPAN): never less than
+-- the window, which keeps the budget a hard bound. Changing W starts the window afresh.
+--
+-- Numbers are Lua doubles: exact to 2^53, which the service's validation keeps every
+-- limit, reservation and usage count under.
+
+local MAX_COUNT = 9007199254740992 -- 2^53
+local ROLL_SPAN = 60
+
+-- A number a script may return: Redis truncates a Lua number to a 64-bit integer, and
+-- a saturated ledger total (2^63 - 1 as a double) would not survive that.
+local function out(n)
+  if n > MAX_COUNT then return MAX_COUNT end
+  if n < 0 then return 0 end
+  return math.floor(n)
+end
+
+-- A whole number as Redis reads one. Lua would send -0 as "-0", which HINCRBY refuses,
+-- and prints large doubles in exponent form.
+local function int(n)
+  return string.format('%d', n)
+end
+
+local function fail(message)
+  error(redis.error_reply('ERR ' .. message))
+end
+
+local function int_field(key, field, value)
+  if not value then return nil end
+  local n = tonumber(value)
+  if n == nil or n < 0 or n > MAX_COUNT or n ~= math.floor(n) then
+    fail(key .. ' ' .. field .. ' is not a limit: ' .. value)
+  end
+  return n
+end
+
+local function read_limits(key)
+  local v = redis.call('HMGET', key, 'rpm', 'tpm', 'usd_micros', 'tokens', 'period')
+  local set = {
+    rpm = int_field(key, 'rpm', v[1]),
+    tpm = int_field(key, 'tpm', v[2]),
+    usd = int_field(key, 'usd_micros', v[3]),
+    tokens = int_field(key, 'tokens', v[4]),
+  }
+  if set.usd or set.tokens then
+    local text = v[5]
+    if text == 'day' or text == 'month' then
+      set.period = {kind = text, text = text}
+    else
+      local secs = text and string.match(text, '^rolling:([1-9]%d*)$')
+      if not secs then fail(key .. ' has a budget without a valid period') end
+      set.period = {kind = 'rolling', text = text, window_ms = tonumber(secs) * 1000}
+    end
+  end
+  return set
+end
+
+-- Sources, as returned to the service: 0 the scope's own set, 1 the kind's default,
+-- 2 the service's fallback.
+local function effective(own, default, fallback_rpm)
+  local e = {}
+  if own.rpm then e.rpm, e.rpm_src = own.rpm, 0
+  elseif default.rpm then e.rpm, e.rpm_src = default.rpm, 1
+  elseif fallback_rpm then e.rpm, e.rpm_src = fallback_rpm, 2 end
+  if own.tpm then e.tpm, e.tpm_src = own.tpm, 0
+  elseif default.tpm then e.tpm, e.tpm_src = default.tpm, 1 end
+  if own.period then e.budget, e.budget_src = own, 0
+  elseif default.period then e.budget, e.budget_src = default, 1 end
+  return e
+end
+
+local function expect_type(key, wanted)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= wanted then
+    fail(key .. ' holds a ' .. t .. ', not a ' .. wanted)
+  end
+end
+
+-- Rate windows ------------------------------------------------------------------
+
+local function rate_open(key, window_ms, now)
+  local v = redis.call('HMGET', key, 'start', 'requests', 'tokens')
+  local start = tonumber(v[1])
+  -- A start far in the future came from a clock that has since been corrected.
+  if start == nil or now >= start + window_ms or start > now + window_ms then
+    return {key = key, start = now, requests = 0, tokens = 0, fresh = true}
+  end
+  return {key = key, start = start, requests = tonumber(v[2]) or 0,
+          tokens = tonumber(v[3]) or 0, fresh = false}
+end
+
+local function rate_reset_after(r, window_ms, now)
+  return math.max(1, math.min(window_ms, r.start + window_ms - now))
+end
+
+local function rate_take(r, window_ms, tokens)
+  if r.fresh then
+    redis.call('HSET', r.key, 'start', int(r.start), 'requests', 1, 'tokens', int(tokens))
+    redis.call('PEXPIRE', r.key, int(2 * window_ms))
+  else
+    redis.call('HINCRBY', r.key, 'requests', 1)
+    redis.call('HINCRBY', r.key, 'tokens', int(tokens))
+  end
+  r.requests = r.requests + 1
+  r.tokens = r.tokens + tokens
+end
+
+-- Reservations ------------------------------------------------------------------
+
+local function sum_add(key, tokens, cost)
+  local t = redis.call('HINCRBY', key, 'tokens', int(tokens))
+  local c = redis.call('HINCRBY', key, 'cost_micros', int(cost))
+  -- Only a hand edit could take a total below zero; never let one hand out budget.
+  if t < 0 then redis.call('HSET', key, 'tokens', 0) end
+  if c < 0 then redis.call('HSET', key, 'cost_micros', 0) end
+end
+
+local function member_amounts(member)
+  local t, c = string.match(member, '^(%d+):(%d+):')
+  return tonumber(t) or 0, tonumber(c) or 0
+end
+
+-- Drops expired reservations (at most 1000 per call; any left over keep counting until
+-- the next call, which errs on the safe side) and returns the live totals.
+local function resv_sweep(zkey, skey, now)
+  local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', int(now), 'LIMIT', 0, 1000)
+  if #expired > 0 then
+    local t, c = 0, 0
+    for _, member in ipairs(expired) do
+      local mt, mc = member_amounts(member)
+      t, c = t + mt, c + mc
+    end
+    -- The same first #expired members in (score, member) order.
+    redis.call('ZREMRANGEBYRANK', zkey, 0, #expired - 1)
+    sum_add(skey, -t, -c)
+  end
+  local s = redis.call('HMGET', skey, 'tokens', 'cost_micros')
+  return tonumber(s[1]) or 0, tonumber(s[2]) or 0
+end
+
+local function resv_release(zkey, skey, member)
+  if redis.call('ZREM', zkey, member) == 1 then
+    local t, c = member_amounts(member)
+    sum_add(skey, -t, -c)
+  end
+end
+
+-- Rolling windows ---------------------------------------------------------------
+
+local function bucket_field(prefix, i)
+  return prefix .. int(i)
+end
+
+-- Opens a rolling window at `now`, dropping buckets that left it.
+local function roll_open(key, window_ms, now)
+  local bucket_ms = math.floor((window_ms + ROLL_SPAN - 1) / ROLL_SPAN)
+  local idx = math.floor(now / bucket_ms)
+  local first = idx - ROLL_SPAN
+  local w = {key = key, window_ms = window_ms, bucket_ms = bucket_ms, idx = idx,
+             oldest = first, newest = first - 1, tokens = 0, cost = 0}
+  local meta = redis.call('HMGET', key, 'window_ms', 'oldest', 'newest', 'tokens', 'cost_micros')
+  if not meta[1] then return w end
+  local oldest, newest = tonumber(meta[2]) or first, tonumber(meta[3]) or first
+  -- A changed window length, a window with nothing live, or (after a clock jump) one
+  -- too far behind to walk: start afresh.
+  if tonumber(meta[1]) ~= window_ms or newest < first or first - oldest > 4 * ROLL_SPAN then
+    redis.call('DEL', key)
+    return w
+  end
+  local tokens, cost = tonumber(meta[4]) or 0, tonumber(meta[5]) or 0
+  if oldest < first then
+    local fields = {}
+    for i = oldest, first - 1 do
+      fields[#fields + 1] = bucket_field('t', i)
+      fields[#fields + 1] = bucket_field('c', i)
+    end
+    local values = redis.call('HMGET', key, unpack(fields))
+    for j = 1, #values, 2 do
+      tokens = tokens - (tonumber(values[j]) or 0)
+      cost = cost - (tonumber(values[j + 1]) or 0)
+    end
+    tokens, cost = math.max(0, tokens), math.max(0, cost)
+    redis.call('HDEL', key, unpack(fields))
+    redis.call('HSET', key, 'oldest', int(first), 'tokens', int(tokens), 'cost_micros', int(cost))
+    oldest = first
+  end
+  w.oldest, w.newest, w.tokens, w.cost = oldest, newest, tokens, cost
+  return w
+end
+
+local function roll_add(w, tokens, cost)
+  -- A clock slightly behind the one that opened the window writes to its oldest bucket.
+  local at = math.max(w.idx, w.oldest)
+  redis.call('HINCRBY', w.key, bucket_field('t', at), int(tokens))
+  redis.call('HINCRBY', w.key, bucket_field('c', at), int(cost))
+  redis.call('HINCRBY', w.key, 'tokens', int(tokens))
+  redis.call('HINCRBY', w.key, 'cost_micros', int(cost))
+  redis.call('HSET', w.key, 'window_ms', int(w.window_ms), 'bucket_ms', int(w.bucket_ms),
+    'oldest', int(w.oldest), 'newest', int(math.max(w.newest, at)))
+  redis.call('PEXPIRE', w.key, int(w.window_ms + 2 * w.bucket_ms))
+  w.newest = math.max(w.newest, at)
+  w.tokens, w.cost = w.tokens + tokens, w.cost + cost
+end
+
+-- Milliseconds until at least `over` of the window's spend (prefix 't' tokens, 'c'
+-- cost) has aged out; the whole window when it never will.
+local function roll_reset_after(w, prefix, over, now)
+  if over < 1 then over = 1 end
+  if w.newest < w.oldest then return w.window_ms end
+  local fields = {}
+  for i = w.oldest, w.newest do fields[#fields + 1] = bucket_field(prefix, i) end
+  local values = redis.call('HMGET', w.key, unpack(fields))
+  local freed = 0
+  for j = 1, #fields do
+    freed = freed + (tonumber(values[j]) or 0)
+    if freed >= over then
+      -- Bucket i stops counting once the current bucket is i + ROLL_SPAN + 1.
+      local i = w.oldest + j - 1
+      return math.max(1, (i + ROLL_SPAN + 1) * w.bucket_ms - now)
+    end
+  end
+  return w.window_ms
+end

@@ -1,0 +1,284 @@
+//! The admin CLI, as built, against a service running in this test: it round-trips
+//! limits and budgets, passes the service's errors on, and explains itself.
+
+use std::process::Output;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{
+    authorize_request, new_user, usage_config, usage_for, RedisServer, Service, ADMIN_TOKEN,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_chokepoint-policy");
+
+/// Runs the CLI with a clean environment pointing at `service`.
+async fn cli(service: &Service, token: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("CHOKEPOINT_POLICY_URL", &service.base)
+        .env("CHOKEPOINT_ADMIN_TOKEN", token)
+        .output()
+        .await
+        .expect("run chokepoint-policy")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs the CLI and expects success; its stdout.
+async fn ok(service: &Service, args: &[&str]) -> String {
+    let output = cli(service, ADMIN_TOKEN, args).await;
+    assert!(
+        output.status.success(),
+        "{args:?}: {}\n{}",
+        output.status,
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+async fn stored(service: &Service, path: &str) -> Value {
+    let (status, body) = service.admin(Method::GET, path, None).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    body["limits"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_round_trips_budgets_and_limits() {
+    let redis = RedisServer::start();
+    let service = Service::start(usage_config(&redis)).await;
+    let user = new_user();
+
+    let out = ok(
+        &service,
+        &[
+            "budget", "set", "--team", "ml", "--usd", "500", "--period", "month",
+        ],
+    )
+    .await;
+    assert!(out.starts_with("team ml (updated "), "{out}");
+    assert!(out.contains("budget     $500.00 per UTC month"), "{out}");
+    assert_eq!(
+        stored(&service, "/v1/admin/limits/tenant/ml").await,
+        json!({"usd_micros": 500_000_000, "period": "month"})
+    );
+
+    // Rates and budget are edited apart; each keeps the other.
+    ok(&service, &["limit", "set", "--team", "ml", "--rpm", "600"]).await;
+    ok(
+        &service,
+        &[
+            "budget",
+            "set",
+            "--tenant",
+            "ml",
+            "--tokens",
+            "2_000_000",
+            "--period",
+            "rolling:24h",
+        ],
+    )
+    .await;
+    assert_eq!(
+        stored(&service, "/v1/admin/limits/tenant/ml").await,
+        json!({"rpm": 600, "tokens": 2_000_000, "period": "rolling:86400"})
+    );
+    ok(
+        &service,
+        &[
+            "limit",
+            "set",
+            "--user",
+            &user.to_uppercase(),
+            "--rpm",
+            "60",
+            "--tpm",
+            "100000",
+        ],
+    )
+    .await;
+    ok(&service, &["limit", "set", "--user", &user, "--tpm", "off"]).await;
+    assert_eq!(
+        stored(&service, &format!("/v1/admin/limits/user/{user}")).await,
+        json!({"rpm": 60})
+    );
+    ok(
+        &service,
+        &[
+            "budget",
+            "set",
+            "--model",
+            "openai/gpt-4o",
+            "--usd",
+            "0.25",
+            "--period",
+            "day",
+        ],
+    )
+    .await;
+    assert_eq!(
+        stored(&service, "/v1/admin/limits/model/openai%2Fgpt-4o").await,
+        json!({"usd_micros": 250_000, "period": "day"})
+    );
+
+    // Spend shows up in `budget get`, `usage` and `top`.
+    let request = authorize_request(&user, "ml", 100, 1_000);
+    service.authorize_body(&request).await;
+    service
+        .post_usage(&[usage_for(&request, 600, 400, 1_230_000)])
+        .await;
+
+    let out = ok(&service, &["budget", "get", "--team", "ml"]).await;
+    assert!(out.contains("2000000 tokens per rolling 86400s"), "{out}");
+    assert!(out.contains("spent      1000 tokens"), "{out}");
+    assert!(out.contains("remaining  1999000 tokens"), "{out}");
+    let json: Value =
+        serde_json::from_str(&ok(&service, &["budget", "get", "--team", "ml", "--json"]).await)
+            .expect("--json prints JSON");
+    assert_eq!(
+        json["budgets"][0]["name"], "tenant:tokens:rolling",
+        "{json}"
+    );
+    assert_eq!(json["budgets"][0]["spent"], 1000, "{json}");
+
+    let out = ok(&service, &["usage", "--team", "ml"]).await;
+    assert!(
+        out.contains("requests        1 (0 with estimated counts)"),
+        "{out}"
+    );
+    assert!(out.contains("cost            $1.23"), "{out}");
+    assert!(out.contains("tenant:rpm     1 of 600 used"), "{out}");
+    let out = ok(&service, &["top", "--by", "cost"]).await;
+    assert!(out.contains(&user), "{out}");
+    assert!(out.contains("$1.23"), "{out}");
+    let out = ok(
+        &service,
+        &["top", "--by", "tokens", "--scope", "team", "--limit", "5"],
+    )
+    .await;
+    assert!(out.starts_with("top teams by tokens, "), "{out}");
+
+    let out = ok(&service, &["limit", "list"]).await;
+    for line in ["team ml", "model openai/gpt-4o", &format!("user {user}")] {
+        assert!(out.lines().any(|l| l == line), "{line:?} in {out}");
+    }
+    let out = ok(&service, &["budget", "delete", "--team", "ml"]).await;
+    assert!(out.starts_with("removed the budget of team ml"), "{out}");
+    assert_eq!(
+        stored(&service, "/v1/admin/limits/tenant/ml").await,
+        json!({"rpm": 600})
+    );
+    let out = ok(&service, &["limit", "delete", "--team", "ml"]).await;
+    assert_eq!(out, "removed the limits of team ml\n");
+
+    // Defaults.
+    ok(
+        &service,
+        &[
+            "budget", "set", "--team", "*", "--usd", "100", "--period", "month",
+        ],
+    )
+    .await;
+    let out = ok(&service, &["budget", "get", "--team", "*"]).await;
+    assert_eq!(
+        out,
+        "every team without limits of its own\n  budget     $100.00 per UTC month\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_passes_errors_on_and_exits_non_zero() {
+    let redis = RedisServer::start();
+    let service = Service::start(usage_config(&redis)).await;
+
+    // (token, args, exit code, what stderr says)
+    let cases: [(&str, &[&str], i32, &str); 6] = [
+        (
+            "wrong",
+            &["budget", "get", "--team", "ml"],
+            1,
+            "the admin token is not valid (invalid_admin_token, HTTP 401)",
+        ),
+        (
+            "",
+            &["budget", "get", "--team", "ml"],
+            1,
+            "no admin token: set CHOKEPOINT_ADMIN_TOKEN",
+        ),
+        (
+            ADMIN_TOKEN,
+            &["limit", "get", "--team", "nobody"],
+            1,
+            "no limits are set for tenant:nobody (limits_not_found, HTTP 404)",
+        ),
+        (
+            ADMIN_TOKEN,
+            &["limit", "set", "--user", "alice", "--rpm", "5"],
+            1,
+            "id must be a UUID",
+        ),
+        (
+            ADMIN_TOKEN,
+            &[
+                "budget", "set", "--team", "ml", "--usd", "5", "--period", "week",
+            ],
+            2,
+            "\"week\" is not a period",
+        ),
+        (
+            ADMIN_TOKEN,
+            &["limit", "set", "--team", "ml", "--user", "x", "--rpm", "5"],
+            2,
+            "cannot be used with",
+        ),
+    ];
+    for (token, args, code, needle) in cases {
+        let output = cli(&service, token, args).await;
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        assert!(
+            text(&output.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+
+    let mut unreachable = tokio::process::Command::new(BIN);
+    unreachable
+        .args(["usage", "--team", "ml", "--url", "http://127.0.0.1:9"])
+        .env_clear()
+        .env("CHOKEPOINT_ADMIN_TOKEN", ADMIN_TOKEN);
+    let output = unreachable.output().await.expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("cannot reach the policy service at http://127.0.0.1:9"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subcommand_explains_itself_with_an_example() {
+    let redis = RedisServer::start();
+    let service = Service::start(usage_config(&redis)).await;
+    for args in [
+        &["--help"][..],
+        &["limit", "set", "--help"],
+        &["limit", "get", "--help"],
+        &["limit", "delete", "--help"],
+        &["limit", "list", "--help"],
+        &["budget", "set", "--help"],
+        &["budget", "get", "--help"],
+        &["budget", "delete", "--help"],
+        &["usage", "--help"],
+        &["top", "--help"],
+    ] {
+        let out = ok(&service, args).await;
+        assert!(out.contains("chokepoint-policy "), "{args:?}: {out}");
+        assert!(out.contains("Example"), "{args:?}: {out}");
+        assert!(!out.contains(ADMIN_TOKEN), "--help never shows the token");
+    }
+}
