@@ -40,6 +40,8 @@ struct RawConfig {
     #[serde(default)]
     default_max_output_tokens: Option<u64>,
     #[serde(default)]
+    enforce_output_cap: Option<bool>,
+    #[serde(default)]
     max_token_bytes: Option<usize>,
     #[serde(default)]
     clock_skew_secs: Option<u64>,
@@ -150,6 +152,9 @@ pub struct Config {
     pub max_request_body_bytes: usize,
     /// Output tokens reserved for a request that sets no cap of its own.
     pub default_max_output_tokens: u64,
+    /// Write `default_max_output_tokens` into requests without a cap, making each
+    /// budget reservation a hard bound.
+    pub enforce_output_cap: bool,
     pub max_token_bytes: usize,
     pub clock_skew: Duration,
 }
@@ -448,6 +453,7 @@ impl Config {
             usage,
             max_request_body_bytes,
             default_max_output_tokens,
+            enforce_output_cap: raw.enforce_output_cap.unwrap_or(false),
             max_token_bytes,
             clock_skew: Duration::from_secs(skew),
         })

@@ -112,6 +112,23 @@ pub struct Edits<'a> {
     pub include_usage: bool,
     /// Write the anonymous user id into the provider's end-user field, replacing the client's.
     pub user: Option<(UserField, &'a str)>,
+    /// Write this output cap into a request that has none, so the budget reservation
+    /// (input estimate plus cap) is a hard bound rather than a guess.
+    pub output_cap: Option<(CapField, u64)>,
+}
+
+/// Where an API takes its output cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapField {
+    /// OpenAI and Azure chat completions: `max_completion_tokens` (reasoning models refuse
+    /// the older `max_tokens`).
+    Chat,
+    /// OpenAI Responses: `max_output_tokens`.
+    Responses,
+    /// Anthropic: `max_tokens`.
+    Anthropic,
+    /// Gemini: `generationConfig.maxOutputTokens`.
+    Gemini,
 }
 
 /// The edited body, or `None` when nothing needed to change.
@@ -138,6 +155,31 @@ pub fn edit(body: &[u8], edits: Edits<'_>) -> Option<Vec<u8>> {
                 changed = true;
             }
         }
+    }
+    if let Some((field, cap)) = edits.output_cap {
+        match field {
+            CapField::Chat => {
+                obj.insert("max_completion_tokens".into(), cap.into());
+            }
+            CapField::Responses => {
+                obj.insert("max_output_tokens".into(), cap.into());
+            }
+            CapField::Anthropic => {
+                obj.insert("max_tokens".into(), cap.into());
+            }
+            CapField::Gemini => {
+                let config = obj
+                    .entry("generationConfig")
+                    .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+                if !config.is_object() {
+                    *config = serde_json::Value::Object(serde_json::Map::new());
+                }
+                if let Some(config) = config.as_object_mut() {
+                    config.insert("maxOutputTokens".into(), cap.into());
+                }
+            }
+        }
+        changed = true;
     }
     match edits.user {
         Some((UserField::OpenAi, id)) => {
@@ -266,6 +308,39 @@ mod tests {
         assert!(add(r#"{"stream":false}"#).is_none());
         assert!(add(r#"{"model":"m"}"#).is_none());
         assert!(add("not json").is_none());
+    }
+
+    #[test]
+    fn output_caps_are_written_where_each_api_reads_them() {
+        let cases = [
+            (CapField::Chat, "max_completion_tokens"),
+            (CapField::Responses, "max_output_tokens"),
+            (CapField::Anthropic, "max_tokens"),
+        ];
+        for (field, name) in cases {
+            let e = Edits {
+                output_cap: Some((field, 77)),
+                ..Edits::default()
+            };
+            let v: serde_json::Value =
+                serde_json::from_slice(&edit(br#"{"model":"m"}"#, e).unwrap()).unwrap();
+            assert_eq!(v[name], 77, "{name}");
+            assert_eq!(
+                parse(v.to_string().as_bytes()).unwrap().max_output_tokens,
+                Some(77)
+            );
+        }
+        let e = Edits {
+            output_cap: Some((CapField::Gemini, 9)),
+            ..Edits::default()
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&edit(br#"{"generationConfig":{"temperature":0}}"#, e).unwrap())
+                .unwrap();
+        assert_eq!(
+            v["generationConfig"],
+            serde_json::json!({"temperature":0,"maxOutputTokens":9})
+        );
     }
 
     #[test]

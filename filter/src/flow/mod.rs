@@ -370,6 +370,12 @@ impl Flow {
             } else {
                 None
             },
+            output_cap: match (self.rt.config.enforce_output_cap, fields.max_output_tokens) {
+                (true, None) => endpoint
+                    .and_then(cap_field)
+                    .map(|f| (f, self.rt.config.default_max_output_tokens)),
+                _ => None,
+            },
         };
         if let Some(new_body) = request_body::edit(&body, edits) {
             // Headers are still held, so the length can be fixed before they go.
@@ -570,6 +576,18 @@ impl Flow {
 /// The aggregate cluster of a fallback chain, by convention (the bootstrap defines it).
 pub fn chain_cluster(providers: &[&str]) -> String {
     format!("chain_{}", providers.join("__"))
+}
+
+/// Where an endpoint takes its output cap (`None`: it generates no text, e.g. embeddings).
+fn cap_field(e: Endpoint) -> Option<request_body::CapField> {
+    use crate::usage::Format;
+    match e.format? {
+        Format::OpenAiChat if e.chat_completions => Some(request_body::CapField::Chat),
+        Format::OpenAiChat => None,
+        Format::OpenAiResponses => Some(request_body::CapField::Responses),
+        Format::Anthropic => Some(request_body::CapField::Anthropic),
+        Format::Gemini => Some(request_body::CapField::Gemini),
+    }
 }
 
 /// The end-user field of an API, for pseudonymous attribution (Gemini has none).

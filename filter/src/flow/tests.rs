@@ -758,3 +758,37 @@ fn allowed_responses_carry_the_callers_quota() {
     assert_eq!(got("x-ratelimit-remaining-requests").as_deref(), Some("9"));
     assert_eq!(got("x-ratelimit-reset-requests").as_deref(), Some("1s"));
 }
+
+#[test]
+fn an_enforced_cap_is_written_and_reserved() {
+    let keys = Keys::new();
+    let mut c = keys.config_json();
+    c["enforce_output_cap"] = true.into();
+    c["default_max_output_tokens"] = 100.into();
+    let auth = bearer(keys);
+    let run = |body: &str| {
+        let mut host = FakeHost::with_headers(&[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ]);
+        host.body = body.as_bytes().to_vec();
+        let mut flow = testing::flow_for(testing::runtime_from(&c));
+        flow.on_request_headers(&mut host, false);
+        let n = host.body.len();
+        flow.on_request_body(&mut host, n, true);
+        host
+    };
+    let host = run(r#"{"model":"gpt-4o-mini","messages":[]}"#);
+    let sent: serde_json::Value = serde_json::from_slice(&host.body).unwrap();
+    assert_eq!(sent["max_completion_tokens"], 100);
+    let asked: serde_json::Value = serde_json::from_str(&host.dispatched[0].body).unwrap();
+    assert_eq!(
+        asked["reserve_tokens"],
+        10 + 100,
+        "38 body bytes ~ 10 tokens, plus the cap"
+    );
+    // The client's own cap stands.
+    let host = run(r#"{"model":"gpt-4o-mini","max_tokens":5}"#);
+    let sent: serde_json::Value = serde_json::from_slice(&host.body).unwrap();
+    assert!(sent.get("max_completion_tokens").is_none());
+}

@@ -216,6 +216,8 @@ pub fn plugin_config(p: &PluginParams) -> Result<String, String> {
         }},
         "usage": {"flush_ms": p.usage_flush_ms},
         "attribution": true,
+        "enforce_output_cap": true,
+        "default_max_output_tokens": 256,
         "models": routes(),
         "max_request_body_bytes": p.max_request_body_bytes,
     })

@@ -4,6 +4,7 @@
 //! (`scripts/test` does both). On failure every component's log is printed.
 
 mod accounting;
+mod budgets;
 mod fallback;
 mod identity;
 mod outage;
