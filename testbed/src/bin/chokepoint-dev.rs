@@ -105,8 +105,8 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             .with_ttl(Duration::from_secs(24 * 3600)),
     );
     let env = format!(
-        "CHOKEPOINT_URL={}\nCHOKEPOINT_ADMIN_URL={}\nCHOKEPOINT_POLICY_URL={}\nCHOKEPOINT_TOKEN={}\n",
-        stack.gateway_url, stack.admin_url, stack.policy_url, token
+        "CHOKEPOINT_URL={}\nCHOKEPOINT_ADMIN_URL={}\nCHOKEPOINT_POLICY_URL={}\nCHOKEPOINT_TOKEN={}\nCHOKEPOINT_ADMIN_TOKEN={}\n",
+        stack.gateway_url, stack.admin_url, stack.policy_url, token, stack.opts.admin_token
     );
     write_private(&env_file, &env)?;
     print_banner(&stack, &token, real);
