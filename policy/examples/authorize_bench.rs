@@ -15,10 +15,19 @@ use tokio::net::TcpListener;
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10).min(120);
-    let connections: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(32).clamp(1, 256);
+    let seconds: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10)
+        .min(120);
+    let connections: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(32)
+        .clamp(1, 256);
 
-    let dir = std::env::temp_dir().join(format!("chokepoint-authorize-bench-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("chokepoint-authorize-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let sock = dir.join("redis.sock");
     let mut redis = Command::new("redis-server")
@@ -48,7 +57,10 @@ async fn main() {
     }));
 
     let url = Arc::new(format!("http://{addr}/v1/authorize"));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build().expect("client");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .expect("client");
     // Warm-up: script loading, connections.
     for i in 0..100 {
         let _ = client.post(url.as_str()).json(&body(i)).send().await;
@@ -83,7 +95,12 @@ async fn main() {
         errors += e;
     }
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
     println!(
         r#"{{"bench":"policy_authorize","seconds":{seconds},"connections":{connections},"decisions":{},"errors":{errors},"decisions_per_s":{:.0},"p50_ms":{:.2},"p90_ms":{:.2},"p99_ms":{:.2}}}"#,
         all.len(),
