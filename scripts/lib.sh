@@ -44,6 +44,14 @@ ensure_redis() {
   command -v redis-server >/dev/null || die "redis-server still missing after apt-get install"
 }
 
+ensure_node() {
+  command -v node >/dev/null && return
+  say "installing nodejs (apt-get), the WASI runner of the wasm-side tests"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs >&2
+  command -v node >/dev/null || die "node still missing after apt-get install nodejs"
+}
+
 ensure_all() {
   ensure_rust
   ensure_envoy
