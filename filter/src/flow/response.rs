@@ -16,7 +16,12 @@ impl Flow {
             let (status, content_type) = host.response_status_and_type();
             // After a fallback, the provider that answered is not the first of the chain:
             // the key injector names it, and the record and price follow it.
-            if let Some(served) = host.response_header(crate::key_injection::PROVIDER_HEADER) {
+            // Trusted only when the injector runs: otherwise it could come from a provider.
+            let injector = !self.rt.config.inject_keys_downstream;
+            let served = injector
+                .then(|| host.response_header(crate::key_injection::PROVIDER_HEADER))
+                .flatten();
+            if let Some(served) = served {
                 let providers = &self.rt.config.providers;
                 if let Some(i) = providers.iter().position(|p| p.name == served) {
                     self.facts.provider = Some(i);
