@@ -2,3 +2,4 @@ pub mod devtoken;
 pub mod idp;
 pub mod mock;
 pub mod stack;
+pub mod bench;

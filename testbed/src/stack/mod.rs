@@ -471,6 +471,16 @@ impl Stack {
         }
     }
 
+    /// Envoy's PID (for CPU and memory measurements).
+    pub fn envoy_pid(&self) -> Option<u32> {
+        self.envoy.as_ref().and_then(Managed::pid)
+    }
+
+    /// The policy service's PID.
+    pub fn policy_pid(&self) -> Option<u32> {
+        self.policy.as_ref().and_then(Managed::pid)
+    }
+
     /// PIDs of every running child, for orphan checks.
     pub fn pids(&self) -> Vec<u32> {
         [
