@@ -21,7 +21,13 @@ impl Load {
 }
 
 /// `connections` keep-alive clients POST `body` to `url` with `headers` for `duration`.
-pub async fn run(url: &str, headers: &[(String, String)], body: &[u8], connections: usize, duration: Duration) -> Load {
+pub async fn run(
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    connections: usize,
+    duration: Duration,
+) -> Load {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .build()
@@ -30,7 +36,12 @@ pub async fn run(url: &str, headers: &[(String, String)], body: &[u8], connectio
     let deadline = start + duration;
     let mut tasks = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let (client, url, headers, body) = (client.clone(), url.to_string(), headers.to_vec(), body.to_vec());
+        let (client, url, headers, body) = (
+            client.clone(),
+            url.to_string(),
+            headers.to_vec(),
+            body.to_vec(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0u64;
@@ -61,7 +72,12 @@ pub async fn run(url: &str, headers: &[(String, String)], body: &[u8], connectio
     }
     let seconds = start.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len().max(1) - 1) as f64 * p) as usize).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| {
+        all.get(((all.len().max(1) - 1) as f64 * p) as usize)
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
     Load {
         requests: all.len() as u64,
         errors,
@@ -80,7 +96,12 @@ pub fn cpu_us(pid: u32) -> u64 {
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime: fields 14 and 15 of the line, indexes 11 and 12 after the ')'.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     (ticks(11) + ticks(12)) * 1_000_000 / hz

@@ -1,5 +1,5 @@
+pub mod bench;
 pub mod devtoken;
 pub mod idp;
 pub mod mock;
 pub mod stack;
-pub mod bench;

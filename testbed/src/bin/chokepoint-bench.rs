@@ -16,7 +16,10 @@ use clap::Parser;
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(version, about = "Benchmark chokepoint against bare Envoy and the upstream alone")]
+#[command(
+    version,
+    about = "Benchmark chokepoint against bare Envoy and the upstream alone"
+)]
 struct Args {
     /// Seconds per configuration and load level.
     #[arg(long, default_value_t = 10)]
@@ -64,7 +67,10 @@ async fn main() {
         "messages": [{"role": "user", "content": "Benchmark me."}]}))
     .unwrap_or_default();
     let mock_auth = vec![
-        ("authorization".to_string(), format!("Bearer {}", stack.opts.mock_key)),
+        (
+            "authorization".to_string(),
+            format!("Bearer {}", stack.opts.mock_key),
+        ),
         ("content-type".to_string(), "application/json".to_string()),
     ];
     let jwt = stack.token(&TokenSpec::new("bench-user").with_ttl(Duration::from_secs(3600)));
@@ -72,7 +78,10 @@ async fn main() {
         ("authorization".to_string(), format!("Bearer {jwt}")),
         ("content-type".to_string(), "application/json".to_string()),
     ];
-    let mock = format!("{}/v1/chat/completions", stack.mock_url.clone().unwrap_or_default());
+    let mock = format!(
+        "{}/v1/chat/completions",
+        stack.mock_url.clone().unwrap_or_default()
+    );
     let duration = Duration::from_secs(args.seconds.clamp(1, 120));
     let rss_bare = bench::rss_kib(bare.1.pid().unwrap_or(0));
     let rss_full_before = bench::rss_kib(stack.envoy_pid().unwrap_or(0));
@@ -82,7 +91,13 @@ async fn main() {
         let c = c.clamp(1, 256);
         for (config, url, headers, envoy_pid, policy_pid) in [
             ("upstream alone", mock.clone(), &mock_auth, None, None),
-            ("bare envoy", format!("{}/v1/chat/completions", bare.0), &mock_auth, bare.1.pid(), None),
+            (
+                "bare envoy",
+                format!("{}/v1/chat/completions", bare.0),
+                &mock_auth,
+                bare.1.pid(),
+                None,
+            ),
             (
                 "envoy + chokepoint (full path)",
                 format!("{}/v1/chat/completions", stack.gateway_url),
@@ -107,7 +122,12 @@ async fn main() {
             };
             eprintln!(
                 "{:<32} c={:<3} {:>8.0} rps  p50 {:.2} ms  p99 {:.2} ms  errors {}",
-                row.config, row.connections, row.load.rps(), row.load.p50_ms, row.load.p99_ms, row.load.errors
+                row.config,
+                row.connections,
+                row.load.rps(),
+                row.load.p50_ms,
+                row.load.p99_ms,
+                row.load.errors
             );
             rows.push(row);
         }
@@ -197,13 +217,21 @@ static_resources:
         .args(["--use-dynamic-base-id", "--concurrency"])
         .arg(stack.opts.envoy_concurrency.to_string())
         .args(["-l", "warn"]);
-    let mut proc = Managed::spawn("bare envoy", cmd, &dir.join("bare-envoy.log")).map_err(|e| e.to_string())?;
+    let mut proc = Managed::spawn("bare envoy", cmd, &dir.join("bare-envoy.log"))
+        .map_err(|e| e.to_string())?;
     let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;
     let client = reqwest::Client::new();
     for _ in 0..100 {
-        if let Ok(r) = client.get(format!("http://{admin}/listeners?format=json")).send().await {
+        if let Ok(r) = client
+            .get(format!("http://{admin}/listeners?format=json"))
+            .send()
+            .await
+        {
             if let Ok(v) = r.json::<serde_json::Value>().await {
-                if let Some(port) = v["listener_statuses"][0]["local_address"]["socket_address"]["port_value"].as_u64() {
+                if let Some(port) = v["listener_statuses"][0]["local_address"]["socket_address"]
+                    ["port_value"]
+                    .as_u64()
+                {
                     return Ok((format!("http://127.0.0.1:{port}"), proc));
                 }
             }
