@@ -481,21 +481,6 @@ impl Stack {
         self.policy.as_ref().and_then(Managed::pid)
     }
 
-    /// PIDs of every running child, for orphan checks.
-    pub fn pids(&self) -> Vec<u32> {
-        [
-            self.envoy.as_ref().and_then(Managed::pid),
-            self.mock.as_ref().and_then(Managed::pid),
-            self.backup_mock.as_ref().and_then(Managed::pid),
-            self.idp.as_ref().and_then(Managed::pid),
-            self.policy.as_ref().and_then(Managed::pid),
-            self.redis.as_ref().and_then(|r| r.proc.pid()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
-    }
-
     /// The first child that has exited, if any: the supervisor stops everything then.
     pub fn exited_child(&mut self) -> Option<(String, String)> {
         for p in [

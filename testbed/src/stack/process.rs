@@ -59,15 +59,6 @@ impl Managed {
         }
     }
 
-    /// Sends a signal without waiting (SIGSTOP/SIGCONT for fault tests).
-    pub fn signal(&self, sig: i32) {
-        if let Some(pid) = self.pid() {
-            unsafe {
-                libc::kill(pid as i32, sig);
-            }
-        }
-    }
-
     /// SIGTERM, up to `grace` to exit, then SIGKILL. Always reaps the child.
     pub fn stop(&mut self, grace: Duration) {
         let Some(mut child) = self.child.take() else {

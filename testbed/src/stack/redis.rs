@@ -81,13 +81,6 @@ impl Redis {
         Ok(redis)
     }
 
-    /// Restarts on the same socket or port (data persists only in TCP mode).
-    pub fn restart(&mut self, mode: &RedisMode, run_dir: &Path) -> Result<(), String> {
-        self.proc.stop(Duration::from_secs(5));
-        *self = Redis::start(mode, run_dir)?;
-        Ok(())
-    }
-
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
