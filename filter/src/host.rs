@@ -46,7 +46,7 @@ pub trait Host: SharedData {
 }
 
 /// Everything the filter counts. One Envoy stat each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Counter {
     AuthFailed(AuthError),
     Allowed,

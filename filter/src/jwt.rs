@@ -11,7 +11,7 @@ use crate::config::Issuer;
 use crate::keystore::KeyStore;
 
 /// Why a token was refused. The `code` is what clients and metrics see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthError {
     Missing,
     Malformed,

@@ -13,14 +13,19 @@ use crate::telemetry::Metric;
 
 #[derive(Default)]
 pub struct Metrics {
+    /// The fixed counters, defined up front: counting one costs no allocation.
+    counters: HashMap<Counter, u32>,
+    /// Usage stats, by name, defined on first use.
     ids: RefCell<HashMap<String, u32>>,
 }
 
 impl Metrics {
     pub fn define() -> Metrics {
-        let m = Metrics::default();
+        let mut m = Metrics::default();
         for c in Counter::all() {
-            m.id(&c.stat_name(), MetricType::Counter);
+            if let Some(id) = m.id(&c.stat_name(), MetricType::Counter) {
+                m.counters.insert(c, id);
+            }
         }
         m
     }
@@ -46,7 +51,7 @@ impl Metrics {
     }
 
     pub fn add(&self, c: Counter, n: u64) {
-        if let Some(id) = self.id(&c.stat_name(), MetricType::Counter) {
+        if let Some(id) = self.counters.get(&c).copied() {
             // A lost increment is not worth failing a request over.
             let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
         }

@@ -70,10 +70,7 @@ impl Host for ProxyHost<'_> {
     }
 
     fn now_ms(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        now_ms()
     }
 
     fn random_id(&self) -> String {
@@ -140,6 +137,14 @@ impl SharedData for ProxyHost<'_> {
     fn set_shared(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), CasMismatch> {
         EnvoyShared.set_shared(key, value, cas)
     }
+}
+
+/// Unix milliseconds from Envoy's clock.
+pub fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Unix seconds from Envoy's clock.

@@ -13,7 +13,7 @@ use proxy_wasm::types::{BufferType, ContextType, MapType};
 
 use super::http::Http;
 use super::metrics::Metrics;
-use super::proxy_host::now_secs;
+use super::proxy_host::{now_ms, now_secs};
 use super::shared::EnvoyShared;
 use super::upstream::UpstreamHttp;
 use crate::auth_state::AuthState;
@@ -79,13 +79,6 @@ impl Root {
 
 fn rt_flush(rt: &Option<Rc<Runtime>>) -> Duration {
     rt.as_ref().map_or(TICK, |rt| rt.config.usage.flush)
-}
-
-fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Root {
