@@ -122,7 +122,7 @@ async fn failing_open_serves_through_an_outage_and_still_charges() {
             .get(format!(
                 "{}/v1/admin/usage?scope=user&id={user}&period={}",
                 stack.policy_url,
-                today()
+                support::today()
             ))
             .bearer_auth(&stack.opts.admin_token)
             .send()
@@ -137,13 +137,4 @@ async fn failing_open_serves_through_an_outage_and_still_charges() {
         assert!(std::time::Instant::now() < deadline, "ledger: {l}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Today's UTC date, as the ledger names its days.
-fn today() -> String {
-    let out = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
