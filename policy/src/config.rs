@@ -43,6 +43,8 @@ pub struct Config {
     /// How long a booked usage record's request id is remembered (whole seconds). The
     /// filter's retries must end within it: a record retried later is booked again.
     pub usage_dedupe_window: Duration,
+    /// Limit sets written to Redis at start (from the policy file).
+    pub seed_limits: Vec<crate::seed_limits::SeedLimit>,
 }
 
 /// Seven days: longer than any outage the filter's retry queue is meant to ride out.
@@ -66,6 +68,7 @@ impl Default for Config {
             max_usage_body_bytes: 1024 * 1024,
             admin_token: None,
             usage_dedupe_window: DEFAULT_USAGE_DEDUPE_WINDOW,
+            seed_limits: Vec::new(),
         }
     }
 }

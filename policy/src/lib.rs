@@ -19,6 +19,7 @@ mod keys;
 mod ledger;
 mod limit_set;
 mod metrics;
+pub mod seed_limits;
 pub mod stderr_log;
 mod store;
 mod user_id;
@@ -63,6 +64,16 @@ pub async fn run(
         reservation_ttl: config.reservation_ttl,
     };
 
+    if !config.seed_limits.is_empty() {
+        let clock = config.clock.clone();
+        let seeding = tokio::spawn(seed_limits::apply(
+            store.clone(),
+            config.seed_limits.clone(),
+            move || clock.now_ms(),
+        ));
+        // Detached on purpose: it ends once Redis took every set.
+        drop(seeding);
+    }
     let probe = store::spawn_probe(store.clone(), config.redis_probe_interval);
     // Stop probing however this function exits, including by being dropped.
     let _probe = AbortOnDrop(probe);

@@ -112,6 +112,11 @@ struct ServeArgs {
     /// atomically, so a supervisor can use --listen with port 0 without port races.
     #[arg(long)]
     addr_file: Option<PathBuf>,
+
+    /// Limit sets to write at start, as `chokepoint-config render` writes them from the
+    /// policy file (`{"user:*": {"rpm": 60}}`). Sets it does not name are untouched.
+    #[arg(long, value_name = "FILE")]
+    limits: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -165,7 +170,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
     }
 
+    let seed_limits = match &args.limits {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+            chokepoint_policy::seed_limits::parse(&text)
+                .map_err(|err| format!("{}: {err}", path.display()))?
+        }
+        None => Vec::new(),
+    };
     let config = Config {
+        seed_limits,
         redis_url: args.redis,
         requests_per_window: args.requests_per_window,
         window: Duration::from_secs(args.window_secs),

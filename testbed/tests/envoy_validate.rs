@@ -1,73 +1,32 @@
-//! The bootstrap with every provider's real API (TLS with SNI and the system CAs) is a
-//! configuration Envoy 1.40 accepts, even though nothing here can reach the internet.
+//! What the renderer gives meshes loads in the real Envoy 1.40: the example bootstrap
+//! (every provider's real API over TLS), the ECDS variant, and an Envoy configuration
+//! assembled from the Istio EnvoyFilter's patches exactly as Istio would insert them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use chokepoint_testbed::devtoken::{DevKey, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
-use chokepoint_testbed::stack::envoy::{
-    bootstrap, plugin_config, EnvoyParams, PluginParams, Upstream,
-};
+use chokepoint_render::bundle::{self, Options};
+use chokepoint_render::policy::Policy;
+use serde_json::{json, Value};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-#[test]
-fn real_provider_bootstrap_passes_envoy_validate() {
-    let envoy = std::env::var_os("CHOKEPOINT_ENVOY")
-        .map_or_else(|| root().join(".venv/bin/envoy"), PathBuf::from);
+fn wasm() -> String {
     let wasm = root().join("target/wasm32-wasip1/release/chokepoint_filter.wasm");
     assert!(
-        envoy.exists() && wasm.exists(),
-        "needs Envoy and the built .wasm (scripts/test builds both)"
+        wasm.exists(),
+        "needs the built .wasm (scripts/test builds it)"
     );
-    let key = DevKey::generate("validate");
-    let plugin = plugin_config(&PluginParams {
-        extra_issuers: vec![],
-        issuer: DEFAULT_ISSUER,
-        audience: DEFAULT_AUDIENCE,
-        jwks_json: &key.jwks_json(),
-        policy_timeout_ms: 1000,
-        max_request_body_bytes: 1 << 20,
-        usage_flush_ms: 1000,
-        failure_mode: "closed",
-    })
-    .unwrap();
-    let upstream = Upstream::Real {
-        azure_host: "example-resource.openai.azure.com".into(),
-    };
-    let dir = std::env::temp_dir().join(format!("chokepoint-validate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let yaml = bootstrap(&EnvoyParams {
-        usage_log: &dir.join("usage.log").to_string_lossy(),
-        extra_clusters: "",
-        gateway_port: 0,
-        admin_port: 0,
-        policy_port: 8081,
-        upstream: &upstream,
-        wasm_path: &wasm.canonicalize().unwrap().to_string_lossy(),
-        plugin_config: &plugin,
-        max_request_body_bytes: 1 << 20,
-    });
-    for host in [
-        "api.openai.com",
-        "api.anthropic.com",
-        "generativelanguage.googleapis.com",
-        "example-resource.openai.azure.com",
-    ] {
-        assert!(
-            yaml.contains(&format!("sni: {host}")),
-            "TLS with SNI for {host}"
-        );
-    }
-    assert!(yaml.contains("trusted_ca: {filename: /etc/ssl/certs/ca-certificates.crt}"));
-    assert!(
-        yaml.contains("name: chain_openai__openai-backup"),
-        "the fallback chain's aggregate cluster"
-    );
-    let path = dir.join("real.yaml");
-    std::fs::write(&path, &yaml).unwrap();
+    wasm.canonicalize().unwrap().to_string_lossy().to_string()
+}
+
+fn validate(dir: &Path, name: &str, text: &str) {
+    let envoy = std::env::var_os("CHOKEPOINT_ENVOY")
+        .map_or_else(|| root().join(".venv/bin/envoy"), PathBuf::from);
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
     let out = Command::new(&envoy)
         .args(["--mode", "validate", "-c"])
         .arg(&path)
@@ -80,11 +39,120 @@ fn real_provider_bootstrap_passes_envoy_validate() {
         .env("AZURE_OPENAI_API_KEY", "sk-validate")
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success(),
-        "envoy --mode validate failed:\n{}\n{}",
+        "envoy --mode validate rejected {name}:\n{}\n{}\n{text}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn tmp(test: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("chokepoint-validate-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn example() -> Policy {
+    Policy::load(&root().join("envoy/examples/policy.yaml")).unwrap()
+}
+
+#[test]
+fn example_bootstraps_pass_envoy_validate() {
+    let dir = tmp("bootstrap");
+    let policy = example();
+    let o = Options {
+        wasm: wasm(),
+        port: 0,
+        admin_port: 0,
+        ..Options::default()
+    };
+    let boot = bundle::render(&policy, "bootstrap", &o).unwrap();
+    for host in [
+        "api.openai.com",
+        "api.anthropic.com",
+        "generativelanguage.googleapis.com",
+        "example-resource.openai.azure.com",
+        "login.example.com",
+    ] {
+        assert!(
+            boot.contains(&format!("sni: {host}")),
+            "TLS with SNI for {host}"
+        );
+    }
+    assert!(boot.contains("name: chain_openai__openai-backup"));
+    validate(&dir, "inline.yaml", &boot);
+
+    let ecds = dir.join("ecds.yaml");
+    std::fs::write(&ecds, bundle::render(&policy, "ecds", &o).unwrap()).unwrap();
+    let o = Options {
+        ecds: Some(ecds.to_string_lossy().to_string()),
+        ..o
+    };
+    validate(
+        &dir,
+        "ecds-bootstrap.yaml",
+        &bundle::render(&policy, "bootstrap", &o).unwrap(),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Istio applies each patch to its own generated gateway config; here the same patches
+/// go into a minimal gateway, which must load.
+#[test]
+fn envoy_filter_patches_load_in_envoy() {
+    let dir = tmp("envoyfilter");
+    let text =
+        std::fs::read_to_string(root().join("envoy/examples/istio/envoyfilter.yaml")).unwrap();
+    let doc = chokepoint_render::yaml::load(&text).unwrap().value;
+    let wasm = wasm();
+    let with_wasm = |mut v: Value| {
+        let s = v
+            .to_string()
+            .replace(chokepoint_render::istio::PROXY_WASM_PATH, &wasm);
+        v = serde_json::from_str(&s).unwrap();
+        v
+    };
+    let mut clusters = Vec::new();
+    let mut filters = Vec::new();
+    let mut router = json!({"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}});
+    let mut vhosts = Vec::new();
+    for p in doc["spec"]["configPatches"].as_array().unwrap() {
+        let value = with_wasm(p["patch"]["value"].clone());
+        match (
+            p["applyTo"].as_str().unwrap(),
+            p["patch"]["operation"].as_str().unwrap(),
+        ) {
+            ("CLUSTER", "ADD") => clusters.push(value),
+            ("HTTP_FILTER", "INSERT_BEFORE") => filters.push(value),
+            ("HTTP_FILTER", "MERGE") => router["typed_config"] = value["typed_config"].clone(),
+            ("VIRTUAL_HOST", "ADD") => vhosts.push(value),
+            other => panic!("unexpected patch {other:?}"),
+        }
+    }
+    assert!(!clusters.is_empty() && filters.len() == 1 && vhosts.len() == 1);
+    filters.push(router);
+    let boot = json!({
+        "node": {"id": "istio-gateway", "cluster": "istio"},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "gateway",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "gateway",
+                        "route_config": {"name": "gateway", "virtual_hosts": vhosts},
+                        "http_filters": filters,
+                    }
+                }]}],
+            }],
+            "clusters": clusters,
+        }
+    });
+    validate(&dir, "envoyfilter.json", &boot.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
 }

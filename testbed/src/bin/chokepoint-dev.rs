@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chokepoint_testbed::devtoken::{DevKey, TokenSpec};
-use chokepoint_testbed::stack::{Ports, Provider, RedisMode, Stack, StackOptions};
+use chokepoint_testbed::stack::{Ports, RedisMode, Stack, StackOptions};
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 
-/// Run chokepoint locally: Redis, the policy service, a mock OpenAI provider (unless
-/// OPENAI_API_KEY is set) and Envoy with the chokepoint filter, all on 127.0.0.1.
+/// Run chokepoint locally from the policy file: Redis, the policy service, mock providers
+/// (for every provider whose key or base URL is not in the environment) and Envoy with
+/// the chokepoint filter, all on 127.0.0.1. Edits to the policy file apply live.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -64,12 +65,6 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     }
     let salt = persistent_secret(&state.join("uuid-salt"))?;
 
-    let real_key = std::env::var("OPENAI_API_KEY")
-        .ok()
-        .map(|k| k.trim().to_string())
-        .filter(|k| !k.is_empty());
-    let real = real_key.is_some();
-
     let mut opts = StackOptions::defaults(&root, &run_dir, dev_key);
     opts.ports = Ports {
         gateway: args.gateway_port,
@@ -81,20 +76,21 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         port: args.redis_port,
         data_dir: state.join("redis"),
     };
-    if let Some(api_key) = real_key {
-        opts.provider = Provider::OpenAi { api_key };
-    }
+    // The providers' own SDK variables decide where each provider goes.
+    opts.provider_env = std::env::vars()
+        .filter(|(k, _)| {
+            k.ends_with("_API_KEY") || k.ends_with("_BASE_URL") || k == "AZURE_OPENAI_ENDPOINT"
+        })
+        .collect();
+    opts.apply_limits = true;
+    let policy_file = opts.policy_file.clone();
     opts.salt = salt;
     opts.requests_per_window = args.requests_per_minute;
     opts.window_secs = 60;
 
     eprintln!(
-        "chokepoint: starting Redis, policy service, {} and Envoy...",
-        if real {
-            "OpenAI upstream"
-        } else {
-            "mock provider"
-        }
+        "chokepoint: starting Redis, policy service, mock providers and Envoy from {}...",
+        policy_file.display()
     );
     let mut stack = Stack::start(opts).await?;
 
@@ -104,12 +100,25 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             .with_groups(["dev"])
             .with_ttl(Duration::from_secs(24 * 3600)),
     );
+    let cli = format!(
+        "env CHOKEPOINT_POLICY_URL={} CHOKEPOINT_ADMIN_TOKEN={} {}",
+        stack.policy_url,
+        stack.opts.admin_token,
+        stack.opts.bin_dir.join("chokepoint-policy").display()
+    );
     let env = format!(
-        "CHOKEPOINT_URL={}\nCHOKEPOINT_ADMIN_URL={}\nCHOKEPOINT_POLICY_URL={}\nCHOKEPOINT_TOKEN={}\nCHOKEPOINT_ADMIN_TOKEN={}\n",
-        stack.gateway_url, stack.admin_url, stack.policy_url, token, stack.opts.admin_token
+        "CHOKEPOINT_URL={}\nCHOKEPOINT_ADMIN_URL={}\nCHOKEPOINT_POLICY_URL={}\nCHOKEPOINT_TOKEN={}\nCHOKEPOINT_ADMIN_TOKEN={}\nCHOKEPOINT_ACCESS_LOG={}\nCHOKEPOINT_POLICY_CLI=\"{}\"\n",
+        stack.gateway_url,
+        stack.admin_url,
+        stack.policy_url,
+        token,
+        stack.opts.admin_token,
+        stack.usage_log().display(),
+        cli
     );
     write_private(&env_file, &env)?;
-    print_banner(&stack, &token, real);
+    print_banner(&stack, &token);
+    let mut policy_mtime = mtime(&policy_file);
 
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -119,6 +128,16 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             _ = sigint.recv() => break ExitCode::SUCCESS,
             _ = sigterm.recv() => break ExitCode::SUCCESS,
             _ = tick.tick() => {
+                // Live policy: a saved edit is validated, rendered and swapped in through
+                // ECDS; an invalid file is reported and the running policy kept.
+                let now = mtime(&policy_file);
+                if now != policy_mtime {
+                    policy_mtime = now;
+                    match stack.reload_policy(&[]) {
+                        Ok(v) => eprintln!("chokepoint: {} changed; policy version {v} applied", policy_file.display()),
+                        Err(e) => eprintln!("chokepoint: {} changed but is invalid; keeping the running policy.\n  {e}", policy_file.display()),
+                    }
+                }
                 if let Some((name, status)) = stack.exited_child() {
                     eprintln!("chokepoint: {name} exited unexpectedly ({status}); stopping everything.\n{}", stack.logs());
                     break ExitCode::FAILURE;
@@ -133,20 +152,26 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     Ok(code)
 }
 
-fn print_banner(stack: &Stack, token: &str, real: bool) {
-    let upstream = match &stack.mock_url {
-        Some(url) if !real => {
-            format!("mock OpenAI provider at {url} (set OPENAI_API_KEY to use the real API)")
-        }
-        _ => "https://api.openai.com (OPENAI_API_KEY from your environment)".to_string(),
-    };
+fn mtime(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn print_banner(stack: &Stack, token: &str) {
+    let upstream = stack
+        .provider_targets()
+        .iter()
+        .map(|(name, url)| format!("{name} -> {url}"))
+        .collect::<Vec<_>>()
+        .join("\n               ");
     println!(
         r#"
 chokepoint is running.
   gateway      {gw}   (OpenAI-compatible: POST /v1/chat/completions)
   envoy admin  {admin}
   policy       {policy}
-  upstream     {upstream}
+  providers    {upstream}
+  config       {file} (edits apply live)
+  usage log    {usage}
   logs         .chokepoint/run/*.log
   env          .chokepoint/dev.env  (CHOKEPOINT_URL, CHOKEPOINT_TOKEN, ...)
 
@@ -162,6 +187,8 @@ Press Ctrl-C to stop."#,
         gw = stack.gateway_url,
         admin = stack.admin_url,
         policy = stack.policy_url,
+        file = stack.opts.policy_file.display(),
+        usage = stack.usage_log().display(),
     );
 }
 

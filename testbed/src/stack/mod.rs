@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::devtoken::{DevKey, TokenSpec};
-use envoy::{EnvoyParams, PluginParams, Upstream};
+use chokepoint_render::overrides::Override;
 use process::Managed;
 pub use redis::RedisMode;
 
@@ -23,14 +23,6 @@ pub struct Ports {
     pub admin: u16,
     pub policy: u16,
     pub mock: u16,
-}
-
-/// Where provider traffic goes.
-pub enum Provider {
-    /// Start the mock provider, which accepts only this key.
-    Mock { api_key: String },
-    /// The real OpenAI API, with the caller's key.
-    OpenAi { api_key: String },
 }
 
 /// A second issuer whose keys the gateway fetches from a mock identity provider.
@@ -58,7 +50,17 @@ pub struct StackOptions {
     pub wasm: PathBuf,
     pub ports: Ports,
     pub redis: RedisMode,
-    pub provider: Provider,
+    /// The policy file the stack renders (`envoy/chokepoint.yaml` unless
+    /// `CHOKEPOINT_CONFIG` says otherwise).
+    pub policy_file: PathBuf,
+    /// The providers' SDK variables (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, ...) as the
+    /// environment would give them: a provider without any stays on the mock.
+    pub provider_env: Vec<(String, String)>,
+    /// Write the policy file's limit sets to Redis at start (scripts/run); the tests
+    /// set their own.
+    pub apply_limits: bool,
+    /// Further changes to the policy document (tests).
+    pub overrides: Vec<Override>,
     pub dev_key: DevKey,
     pub salt: String,
     pub requests_per_window: u64,
@@ -93,9 +95,10 @@ impl StackOptions {
             ),
             ports: Ports::default(),
             redis: RedisMode::UnixSocket,
-            provider: Provider::Mock {
-                api_key: mock_key.clone(),
-            },
+            policy_file: env_path("CHOKEPOINT_CONFIG", root.join("envoy/chokepoint.yaml")),
+            provider_env: Vec::new(),
+            apply_limits: false,
+            overrides: Vec::new(),
             mock_key,
             dev_key,
             salt: random_hex(32),
@@ -119,7 +122,10 @@ pub struct Stack {
     pub redis_url: String,
     policy_port: u16,
     idp_port: u16,
-    upstream: Option<Upstream>,
+    mock_port: u16,
+    backup_port: u16,
+    rendered: Option<envoy::Rendered>,
+    ecds_version: u64,
     // Dropped in this order: Envoy first, so nothing is in flight when the rest stop.
     envoy: Option<Managed>,
     mock: Option<Managed>,
@@ -128,6 +134,9 @@ pub struct Stack {
     policy: Option<Managed>,
     redis: Option<redis::Redis>,
 }
+
+/// Variables for Envoy's environment: the provider keys and the UUID salt.
+type EnvVars = Vec<(String, String)>;
 
 /// Subject of the token the readiness probe uses, so it never eats a real user's quota.
 pub const READINESS_SUBJECT: &str = "chokepoint-readiness-probe";
@@ -167,7 +176,10 @@ impl Stack {
             redis_url: redis.url.clone(),
             policy_port: opts.ports.policy,
             idp_port: 0,
-            upstream: None,
+            mock_port: 0,
+            backup_port: 0,
+            rendered: None,
+            ecds_version: 1,
             envoy: None,
             mock: None,
             backup_mock: None,
@@ -183,27 +195,16 @@ impl Stack {
         let (proc, addr) = stack.spawn_mock("mock", "openai-mock", &key, stack.opts.ports.mock)?;
         stack.mock = Some(proc);
         stack.mock_url = Some(format!("http://{addr}"));
-        let mock_port = port_of(&addr)?;
+        stack.mock_port = port_of(&addr)?;
         let key = stack.opts.backup_key.clone();
         let (proc, addr) = stack.spawn_mock("backup-mock", "backup-mock", &key, 0)?;
         stack.backup_mock = Some(proc);
         stack.backup_mock_url = format!("http://{addr}");
-        let backup_port = port_of(&addr)?;
-        let upstream = match &stack.opts.provider {
-            Provider::Mock { .. } => Upstream::Mock {
-                port: mock_port,
-                backup_port,
-            },
-            Provider::OpenAi { .. } => Upstream::OpenAi {
-                mock_port,
-                backup_port,
-            },
-        };
+        stack.backup_port = port_of(&addr)?;
 
         if stack.opts.idp.is_some() {
             stack.start_idp()?;
         }
-        stack.upstream = Some(upstream);
         stack.start_envoy().await?;
         Ok(stack)
     }
@@ -297,6 +298,7 @@ impl Stack {
             .arg("--window-secs")
             .arg(self.opts.window_secs.to_string())
             .env("CHOKEPOINT_REDIS_URL", &self.redis_url)
+            .args(self.limits_args()?)
             .env("CHOKEPOINT_ADMIN_TOKEN", &self.opts.admin_token);
         let mut proc = Managed::spawn("policy service", cmd, &self.opts.run_dir.join("policy.log"))
             .map_err(|e| e.to_string())?;
@@ -307,6 +309,29 @@ impl Stack {
         Ok(())
     }
 
+    /// `--limits FILE` with the policy file's limit sets, when the stack applies them.
+    fn limits_args(&self) -> Result<Vec<String>, String> {
+        if !self.opts.apply_limits {
+            return Ok(Vec::new());
+        }
+        let jwks: serde_json::Value = serde_json::from_str(&self.opts.dev_key.jwks_json())
+            .map_err(|e| format!("dev JWKS: {e}"))?;
+        let ov = [Override::new(
+            format!("issuers[issuer={}].jwks", crate::devtoken::DEFAULT_ISSUER),
+            serde_json::json!({"inline": jwks}),
+        )];
+        let policy = chokepoint_render::policy::Policy::load_with(&self.opts.policy_file, &ov)
+            .map_err(|e| e.to_string())?;
+        let text = chokepoint_render::bundle::render(
+            &policy,
+            "limits",
+            &chokepoint_render::bundle::Options::default(),
+        )?;
+        let path = self.opts.run_dir.join("limits.json");
+        chokepoint_render::bundle::write_atomically(&path, &text)?;
+        Ok(vec!["--limits".into(), path.to_string_lossy().to_string()])
+    }
+
     /// Kills the policy service outright, as a crash would.
     pub fn kill_policy(&mut self) {
         if let Some(mut p) = self.policy.take() {
@@ -314,54 +339,115 @@ impl Stack {
         }
     }
 
-    async fn start_envoy(&mut self) -> Result<(), String> {
+    /// The overrides that point the policy file at this stack's processes.
+    fn overrides(&self) -> Result<(Vec<Override>, EnvVars), String> {
         let o = &self.opts;
-        let upstream = self.upstream.as_ref().ok_or("no upstream chosen")?;
-        let (extra_issuers, extra_clusters) = match &o.idp {
-            Some(idp) => (
-                vec![serde_json::json!({
+        let jwks: serde_json::Value =
+            serde_json::from_str(&o.dev_key.jwks_json()).map_err(|e| format!("dev JWKS: {e}"))?;
+        let mut ov = envoy::base_overrides(
+            crate::devtoken::DEFAULT_ISSUER,
+            jwks,
+            &self.policy_url,
+            &self.usage_log(),
+        );
+        ov.push(Override::new("audit.usage.flush_ms", o.usage_flush_ms));
+        ov.push(Override::new(
+            "gateway.failure_mode",
+            if o.fail_open { "open" } else { "closed" },
+        ));
+        ov.push(Override::new(
+            "gateway.policy_timeout_ms",
+            o.policy_timeout_ms,
+        ));
+        ov.push(Override::new(
+            "gateway.max_request_body_bytes",
+            o.max_request_body_bytes,
+        ));
+        if let Some(idp) = &o.idp {
+            let url = format!(
+                "http://127.0.0.1:{}{}",
+                self.idp_port,
+                crate::idp::JWKS_PATH
+            );
+            ov.push(Override::new(
+                "issuers[+]",
+                serde_json::json!({
                     "issuer": idp.issuer,
                     "audiences": [crate::devtoken::DEFAULT_AUDIENCE],
-                    "jwks_uri": {"cluster": "idp", "path": crate::idp::JWKS_PATH, "refresh_secs": idp.refresh_secs, "timeout_ms": 1000},
-                })],
-                envoy::loopback_cluster("idp", self.idp_port),
-            ),
-            None => (Vec::new(), String::new()),
+                    "jwks": {"uri": url, "refresh_secs": idp.refresh_secs, "timeout_ms": 1000},
+                }),
+            ));
+        }
+        // Each provider goes where the environment says, else to a mock: the backup
+        // provider to the second mock, the rest to the main one.
+        let file_only = chokepoint_render::policy::Policy::load_with(&o.policy_file, &ov)
+            .map_err(|e| e.to_string())?;
+        let env = |name: &str| {
+            o.provider_env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
         };
-        let plugin = envoy::plugin_config(&PluginParams {
-            extra_issuers,
-            issuer: crate::devtoken::DEFAULT_ISSUER,
-            audience: crate::devtoken::DEFAULT_AUDIENCE,
-            jwks_json: &o.dev_key.jwks_json(),
-            policy_timeout_ms: o.policy_timeout_ms,
-            max_request_body_bytes: o.max_request_body_bytes,
-            usage_flush_ms: o.usage_flush_ms,
-            failure_mode: if o.fail_open { "open" } else { "closed" },
-        })?;
+        let mut keys = Vec::new();
+        for p in &file_only.providers {
+            let (port, key) = if p.name.ends_with("-backup") {
+                (self.backup_port, &o.backup_key)
+            } else {
+                (self.mock_port, &o.mock_key)
+            };
+            let route =
+                envoy::route_for(&p.key_env, &env, &format!("http://127.0.0.1:{port}"), key);
+            if let Some(url) = route.base_url {
+                ov.push(Override::new(
+                    format!("providers[name={}].base_url", p.name),
+                    url,
+                ));
+            }
+            keys.push((p.key_env.clone(), route.key));
+        }
+        keys.push((file_only.gateway.uuid_salt_env.clone(), o.salt.clone()));
+        ov.extend(o.overrides.iter().cloned());
+        Ok((ov, keys))
+    }
+
+    /// Re-renders the filter's configuration from the policy file (which may have
+    /// changed on disk) plus `extra` overrides, and hands it to the running Envoy through
+    /// ECDS. The new configuration applies to requests that start after the swap.
+    pub fn reload_policy(&mut self, extra: &[Override]) -> Result<u64, String> {
+        let (mut ov, _) = self.overrides()?;
+        ov.extend(extra.iter().cloned());
+        let policy = chokepoint_render::policy::Policy::load_with(&self.opts.policy_file, &ov)
+            .map_err(|e| e.to_string())?;
+        let rendered = self.rendered.as_mut().ok_or("Envoy is not running")?;
+        rendered.policy = policy;
+        self.ecds_version += 1;
+        rendered.write_ecds(self.ecds_version)?;
+        Ok(self.ecds_version)
+    }
+
+    async fn start_envoy(&mut self) -> Result<(), String> {
+        let (overrides, env) = self.overrides()?;
+        let o = &self.opts;
         let wasm = o
             .wasm
             .canonicalize()
             .map_err(|e| format!("{}: {e}", o.wasm.display()))?;
-        let yaml = envoy::bootstrap(&EnvoyParams {
+        let rendered = envoy::render(&envoy::Inputs {
+            policy_file: &o.policy_file,
+            run_dir: &o.run_dir,
+            overrides,
             gateway_port: o.ports.gateway,
             admin_port: o.ports.admin,
-            policy_port: self.policy_port,
-            upstream,
-            usage_log: &self.usage_log().to_string_lossy(),
-            extra_clusters: &extra_clusters,
-            wasm_path: &wasm.to_string_lossy(),
-            plugin_config: &plugin,
-            max_request_body_bytes: o.max_request_body_bytes,
-        });
-        let config_path = o.run_dir.join("envoy.yaml");
-        std::fs::write(&config_path, yaml)
-            .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+            wasm_path: wasm.to_string_lossy().to_string(),
+        })?;
+        let config_path = rendered.bootstrap_path.clone();
+        self.ecds_version = 1;
+        self.rendered = Some(rendered);
+        let o = &self.opts;
         let admin_file = o.run_dir.join("envoy-admin.addr");
         let _ = std::fs::remove_file(&admin_file);
 
-        let provider_key = match &o.provider {
-            Provider::Mock { api_key } | Provider::OpenAi { api_key } => api_key,
-        };
         let mut cmd = Command::new(&o.envoy);
         cmd.arg("-c")
             .arg(&config_path)
@@ -380,12 +466,7 @@ impl Stack {
                 "wasm:info",
             ])
             // The secrets reach the filter only through Envoy's environment.
-            .env("CHOKEPOINT_UUID_SALT", &o.salt)
-            .env("OPENAI_API_KEY", provider_key)
-            .env("OPENAI_BACKUP_API_KEY", &o.backup_key)
-            .env("ANTHROPIC_API_KEY", &o.mock_key)
-            .env("GEMINI_API_KEY", &o.mock_key)
-            .env("AZURE_OPENAI_API_KEY", &o.mock_key);
+            .envs(env);
         let mut proc = Managed::spawn("envoy", cmd, &o.run_dir.join("envoy.log"))
             .map_err(|e| e.to_string())?;
         let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;
@@ -465,10 +546,43 @@ impl Stack {
         self.opts.dev_key.mint(spec)
     }
 
+    /// Each provider's name and where its traffic goes.
+    pub fn provider_targets(&self) -> Vec<(String, String)> {
+        self.rendered
+            .as_ref()
+            .map(|r| {
+                r.policy
+                    .providers
+                    .iter()
+                    .map(|p| {
+                        let scheme = if p.url.tls { "https" } else { "http" };
+                        (p.name.clone(), format!("{scheme}://{}", p.url.authority()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The key the main mock provider accepts.
     pub fn provider_key(&self) -> &str {
-        match &self.opts.provider {
-            Provider::Mock { api_key } | Provider::OpenAi { api_key } => api_key,
-        }
+        &self.opts.mock_key
+    }
+
+    /// How many ECDS updates of the filter Envoy has taken.
+    pub async fn ecds_updates(&self) -> Result<u64, String> {
+        let text = reqwest::get(format!(
+            "{}/stats?filter=extension_config_discovery.http_filter.chokepoint.update_success",
+            self.admin_url
+        ))
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
+            .sum())
     }
 
     /// Envoy's PID (for CPU and memory measurements).

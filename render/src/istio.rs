@@ -1,0 +1,221 @@
+//! Istio manifests. Three ways in, from least to most control:
+//! - `WasmPlugin` (and its 1.30 successor `TrafficExtension`): istio-agent pulls the
+//!   OCI image; the plugin routes through Istio's own clusters (ServiceEntry +
+//!   DestinationRule + VirtualService rendered alongside). Istio cannot add aggregate
+//!   clusters or router upstream filters this way, so keys are set downstream and a
+//!   route keeps only its first provider per API (no cross-provider fallback).
+//! - `EnvoyFilter`: patches in exactly what the local bootstrap runs (the same clusters,
+//!   filter, route, retry policy and per-attempt key injector), fallback chains included.
+//!
+//! Secrets never appear: keys and the UUID salt come from the proxy's own environment
+//! (`valueFrom: HOST`), set from a Kubernetes Secret on the gateway Deployment.
+
+use serde_json::{json, Value};
+
+use crate::envoy::{self, Code};
+use crate::plugin::{self, Target};
+use crate::policy::Policy;
+
+/// Where the EnvoyFilter variant expects the .wasm inside istio-proxy (mounted with the
+/// `sidecar.istio.io/userVolume*` annotations or a gateway Deployment volume).
+pub const PROXY_WASM_PATH: &str = "/var/lib/chokepoint/chokepoint.wasm";
+
+fn meta(name: &str, namespace: &str) -> Value {
+    json!({"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "chokepoint"}})
+}
+
+fn env(policy: &Policy) -> Vec<Value> {
+    plugin::env_keys(policy)
+        .into_iter()
+        .map(|k| json!({"name": k, "valueFrom": "HOST"}))
+        .collect()
+}
+
+fn wasm_fields(policy: &Policy) -> serde_json::Map<String, Value> {
+    let d = &policy.deploy;
+    let mut m = serde_json::Map::new();
+    m.insert("url".into(), json!(d.wasm_image));
+    if let Some(sha) = &d.wasm_sha256 {
+        m.insert("sha256".into(), json!(sha));
+    }
+    m.insert("imagePullPolicy".into(), json!("IfNotPresent"));
+    m.insert("pluginName".into(), json!(envoy::FILTER));
+    m.insert("failStrategy".into(), json!(d.fail_strategy));
+    m.insert(
+        "pluginConfig".into(),
+        plugin::plugin_config(policy, Target::Istio),
+    );
+    m.insert("vmConfig".into(), json!({"env": env(policy)}));
+    m.insert("type".into(), json!("HTTP"));
+    m
+}
+
+pub fn wasm_plugin(policy: &Policy) -> Value {
+    let d = &policy.deploy;
+    let mut spec = json!({
+        "selector": {"matchLabels": d.istio_selector},
+        // Before Istio's own authn: the filter authenticates, and strips the client's
+        // credentials before anything else sees them.
+        "phase": "AUTHN",
+        "priority": 1000,
+    });
+    if let Some(o) = spec.as_object_mut() {
+        o.extend(wasm_fields(policy));
+    }
+    json!({
+        "apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": "WasmPlugin",
+        "metadata": meta("chokepoint", &d.istio_namespace),
+        "spec": spec,
+    })
+}
+
+pub fn traffic_extension(policy: &Policy) -> Value {
+    let d = &policy.deploy;
+    // The same module fields as WasmPlugin's, nested under spec.wasm.
+    let wasm = wasm_fields(policy);
+    json!({
+        "apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": "TrafficExtension",
+        "metadata": meta("chokepoint", &d.istio_namespace),
+        "spec": {
+            "selector": {"matchLabels": d.istio_selector},
+            "phase": "AUTHN",
+            "priority": 1000,
+            "wasm": wasm,
+        }
+    })
+}
+
+/// The Istio resources WasmPlugin routing needs: each provider host as a ServiceEntry
+/// with TLS origination, and a VirtualService on the gateway that sends a request to
+/// the cluster the filter chose (the `x-chokepoint-cluster` header).
+pub fn routing(policy: &Policy) -> Vec<Value> {
+    let d = &policy.deploy;
+    let mut out = Vec::new();
+    let mut hosts: Vec<&crate::url::Url> = Vec::new();
+    for p in &policy.providers {
+        if !hosts
+            .iter()
+            .any(|h| h.host == p.url.host && h.port == p.url.port)
+        {
+            hosts.push(&p.url);
+        }
+    }
+    for url in &hosts {
+        let name = url.host.replace('.', "-");
+        out.push(json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "ServiceEntry",
+            "metadata": meta(&name, &d.istio_namespace),
+            "spec": {
+                "hosts": [url.host],
+                "location": "MESH_EXTERNAL",
+                "resolution": "DNS",
+                // HTTP inside the gateway, TLS on the wire (the DestinationRule below).
+                "ports": [{"number": url.port, "name": "http-provider", "protocol": "HTTP"}],
+            }
+        }));
+        if url.tls {
+            out.push(json!({
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": meta(&name, &d.istio_namespace),
+                "spec": {
+                    "host": url.host,
+                    "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": url.host}},
+                }
+            }));
+        }
+    }
+    let mut http: Vec<Value> = hosts
+        .iter()
+        .map(|url| {
+            json!({
+                "match": [{"headers": {"x-chokepoint-cluster": {"exact": plugin::istio_cluster(url)}}}],
+                "headers": {"request": {"remove": ["x-chokepoint-cluster"]}},
+                "route": [{"destination": {"host": url.host, "port": {"number": url.port}}}],
+                "timeout": "600s",
+                "retries": {"attempts": 2, "retryOn": "5xx,reset,connect-failure,retriable-status-codes"},
+            })
+        })
+        .collect();
+    // Before the filter has chosen (or when it answered itself), nothing goes upstream.
+    http.push(json!({"directResponse": {"status": 404}}));
+    out.push(json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": meta("chokepoint", &d.istio_namespace),
+        "spec": {
+            "hosts": d.hostnames,
+            "gateways": ["chokepoint-gateway"],
+            "http": http,
+        }
+    }));
+    out
+}
+
+/// The EnvoyFilter variant: the same Envoy configuration as the local bootstrap.
+pub fn envoy_filter(policy: &Policy) -> Value {
+    let d = &policy.deploy;
+    let code = Code::Local(PROXY_WASM_PATH.into());
+    let gateway = |extra: Value| {
+        let mut m = json!({"context": "GATEWAY"});
+        if let (Some(o), Some(e)) = (m.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        m
+    };
+    let hcm = json!({"filterChain": {"filter": {
+        "name": "envoy.filters.network.http_connection_manager",
+        "subFilter": {"name": "envoy.filters.http.router"},
+    }}});
+    let mut patches: Vec<Value> = envoy::clusters(policy)
+        .into_iter()
+        .map(|c| {
+            json!({
+                "applyTo": "CLUSTER",
+                "match": gateway(json!({})),
+                "patch": {"operation": "ADD", "value": c},
+            })
+        })
+        .collect();
+    patches.push(json!({
+        "applyTo": "HTTP_FILTER",
+        "match": gateway(json!({"listener": hcm})),
+        "patch": {"operation": "INSERT_BEFORE", "value": {
+            "name": envoy::FILTER,
+            "typed_config": envoy::wasm_filter_config(policy, &code, Target::Envoy),
+        }},
+    }));
+    if policy.gateway.key_injection_upstream {
+        patches.push(json!({
+            "applyTo": "HTTP_FILTER",
+            "match": gateway(json!({"listener": {"filterChain": {"filter": {
+                "name": "envoy.filters.network.http_connection_manager",
+                "subFilter": {"name": "envoy.filters.http.router"},
+            }}}})),
+            "patch": {"operation": "MERGE", "value": {
+                "typed_config": envoy::router_filter(policy, &code)["typed_config"].clone(),
+            }},
+        }));
+    }
+    patches.push(json!({
+        "applyTo": "VIRTUAL_HOST",
+        "match": gateway(json!({})),
+        "patch": {"operation": "ADD", "value": {
+            "name": "chokepoint",
+            "domains": d.hostnames,
+            "routes": [envoy::route()],
+        }},
+    }));
+    json!({
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": meta("chokepoint", &d.istio_namespace),
+        "spec": {
+            "workloadSelector": {"labels": d.istio_selector},
+            "configPatches": patches,
+        }
+    })
+}

@@ -1,0 +1,19 @@
+//! chokepoint's policy file and everything rendered from it.
+//!
+//! One YAML file is the admin's source of truth; [`policy::Policy::load`] validates it
+//! (errors name the field and line), and the renderers turn it into the filter's plugin
+//! configuration, an Envoy bootstrap, Istio and Envoy Gateway manifests, the policy
+//! service's limits and the compose file. `scripts/run`, the tests and the committed
+//! examples all go through these functions.
+
+pub mod bundle;
+pub mod emit;
+pub mod envoy;
+pub mod gateway;
+pub mod istio;
+pub mod overrides;
+pub mod plugin;
+pub mod policy;
+pub mod policy_file;
+pub mod url;
+pub mod yaml;

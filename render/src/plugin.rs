@@ -1,0 +1,219 @@
+//! The filter's two JSON configurations: the gateway filter's and the key injector's.
+//! They name environment variables for every secret; no value ever appears here.
+
+use serde_json::{json, Map, Value};
+
+use crate::policy::{Keys, Policy, Provider};
+use crate::url::Url;
+
+/// Which proxy the configuration is for: cluster names differ between a bootstrap
+/// chokepoint renders and the clusters Istio generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// chokepoint's own cluster names (plain Envoy, compose, Istio EnvoyFilter patches,
+    /// which add these clusters).
+    Envoy,
+    /// Istio's generated names (`outbound|443||api.openai.com`), for WasmPlugin and
+    /// TrafficExtension, which cannot add clusters, routes or upstream filters.
+    Istio,
+}
+
+pub const POLICY_CLUSTER: &str = "chokepoint_policy";
+
+/// Istio's name for the cluster of a ServiceEntry / Service host and port.
+pub fn istio_cluster(url: &Url) -> String {
+    format!("outbound|{}||{}", url.port, url.host)
+}
+
+pub fn provider_cluster(p: &Provider, target: Target) -> String {
+    match target {
+        Target::Envoy => p.cluster(),
+        Target::Istio => istio_cluster(&p.url),
+    }
+}
+
+pub fn jwks_cluster(index: usize, url: &Url, target: Target) -> String {
+    match target {
+        Target::Envoy => format!("jwks_{index}"),
+        Target::Istio => istio_cluster(url),
+    }
+}
+
+fn providers(policy: &Policy, target: Target) -> Vec<Value> {
+    policy
+        .providers
+        .iter()
+        .map(|p| {
+            let mut o = json!({
+                "name": p.name,
+                "api": p.kind,
+                "cluster": provider_cluster(p, target),
+                "key_env": p.key_env,
+            });
+            if let Some(h) = &p.key_header {
+                o["key_header"] = json!(h);
+            }
+            if let Some(x) = &p.key_prefix {
+                o["key_prefix"] = json!(x);
+            }
+            o
+        })
+        .collect()
+}
+
+/// The gateway filter's configuration.
+pub fn plugin_config(policy: &Policy, target: Target) -> Value {
+    let issuers: Vec<Value> = policy
+        .issuers
+        .iter()
+        .enumerate()
+        .map(|(i, iss)| {
+            let mut o: Map<String, Value> = iss.fields.clone();
+            match &iss.keys {
+                Keys::Inline(v) => {
+                    o.insert("jwks".into(), v.clone());
+                }
+                Keys::Uri {
+                    url,
+                    refresh_secs,
+                    timeout_ms,
+                } => {
+                    let mut u = json!({
+                        "cluster": jwks_cluster(i, url, target),
+                        "path": url.path,
+                        "authority": url.authority(),
+                    });
+                    if let Some(r) = refresh_secs {
+                        u["refresh_secs"] = json!(r);
+                    }
+                    if let Some(t) = timeout_ms {
+                        u["timeout_ms"] = json!(t);
+                    }
+                    o.insert("jwks_uri".into(), u);
+                }
+            }
+            Value::Object(o)
+        })
+        .collect();
+    let g = &policy.gateway;
+    let policy_cluster = match target {
+        Target::Envoy => POLICY_CLUSTER.to_string(),
+        Target::Istio => istio_cluster(&policy.policy_service.url),
+    };
+    let mut models = policy.models.clone();
+    // Without aggregate clusters (Istio's WasmPlugin cannot add them) a fallback chain
+    // cannot exist: each route keeps its first provider per API.
+    if target == Target::Istio {
+        first_provider_per_api(&mut models, policy);
+    }
+    let mut c = json!({
+        "issuers": issuers,
+        "uuid_salt_env": g.uuid_salt_env,
+        "policy": {
+            "cluster": policy_cluster,
+            "authority": policy.policy_service.url.authority(),
+            "timeout_ms": g.policy_timeout_ms,
+            "failure_mode": if g.failure_open { "open" } else { "closed" },
+        },
+        "providers": providers(policy, target),
+        "key_injection": if g.key_injection_upstream && target == Target::Envoy { "upstream" } else { "downstream" },
+        "models": models,
+        "max_request_body_bytes": g.max_request_body_bytes,
+    });
+    if let Some(p) = &policy.prices {
+        c["prices"] = p.clone();
+    }
+    if let Some(u) = &policy.usage {
+        c["usage"] = u.clone();
+    }
+    if let Some(o) = c.as_object_mut() {
+        for (k, v) in &g.passthrough {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    c
+}
+
+fn first_provider_per_api(models: &mut Value, policy: &Policy) {
+    let kind = |name: &str| {
+        policy
+            .providers
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.kind.clone())
+    };
+    let Some(routes) = models.get_mut("routes").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for r in routes {
+        let Some(ps) = r.get_mut("providers").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        let mut seen = Vec::new();
+        ps.retain(|p| {
+            let k = p.as_str().and_then(kind);
+            if seen.contains(&k) {
+                false
+            } else {
+                seen.push(k);
+                true
+            }
+        });
+    }
+}
+
+/// The key injector's configuration (the same .wasm as a router upstream filter).
+pub fn injector_config(policy: &Policy) -> Value {
+    json!({"inject_keys": {"providers": providers(policy, Target::Envoy)}})
+}
+
+/// Every environment variable the filter reads: the salt, provider keys, HMAC secrets.
+pub fn env_keys(policy: &Policy) -> Vec<String> {
+    let mut keys = vec![policy.gateway.uuid_salt_env.clone()];
+    for p in &policy.providers {
+        keys.push(p.key_env.clone());
+    }
+    for i in &policy.issuers {
+        if let Some(Value::String(h)) = i.fields.get("hmac_secret_env") {
+            keys.push(h.clone());
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(k.clone()));
+    keys
+}
+
+/// The fallback chains the route table implies: two or more providers of one API on a
+/// route, in order. Each needs an aggregate cluster named as the filter expects.
+pub fn chains(policy: &Policy) -> Vec<Vec<&Provider>> {
+    let mut out: Vec<Vec<&Provider>> = Vec::new();
+    let routes = policy.models.get("routes").and_then(Value::as_array);
+    for route in routes.into_iter().flatten() {
+        let names: Vec<&str> = route
+            .get("providers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for kind in ["openai", "anthropic", "gemini", "azure"] {
+            let chain: Vec<&Provider> = names
+                .iter()
+                .filter_map(|n| policy.providers.iter().find(|p| p.name == *n))
+                .filter(|p| p.kind == kind)
+                .collect();
+            let same = |c: &Vec<&Provider>| {
+                c.len() == chain.len() && c.iter().zip(&chain).all(|(a, b)| a.name == b.name)
+            };
+            if chain.len() > 1 && !out.iter().any(same) {
+                out.push(chain);
+            }
+        }
+    }
+    out
+}
+
+pub fn chain_cluster(chain: &[&Provider]) -> String {
+    let names: Vec<&str> = chain.iter().map(|p| p.name.as_str()).collect();
+    chokepoint_filter::flow::chain_cluster(&names)
+}

@@ -1,0 +1,658 @@
+//! The validated policy: what every renderer works from. Loading it checks the file's
+//! shape (unknown fields, types), then the meaning (URLs, references, limits), then runs
+//! the rendered plugin configuration through the filter's own parser, and reports the
+//! first problem with the field's path and its line in the file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::policy_file::{RawBudget, RawIssuer, RawLimit, RawPolicy};
+use crate::url::Url;
+use crate::yaml;
+
+/// A problem in the policy file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    pub file: String,
+    pub line: Option<usize>,
+    /// The field's path, e.g. `providers[1].base_url`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: ", self.file)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The directory relative paths in the file are resolved against.
+    pub base_dir: PathBuf,
+    pub gateway: Gateway,
+    pub issuers: Vec<Issuer>,
+    pub providers: Vec<Provider>,
+    /// The filter's `models` section, as written.
+    pub models: Value,
+    pub prices: Option<Value>,
+    /// Limit sets by scope (`user:*`), in the policy service's admin-API shape.
+    pub limits: BTreeMap<String, Value>,
+    pub policy_service: PolicyService,
+    pub access_log: String,
+    pub usage: Option<Value>,
+    pub deploy: Deploy,
+}
+
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub failure_open: bool,
+    pub policy_timeout_ms: u64,
+    pub max_request_body_bytes: usize,
+    pub key_injection_upstream: bool,
+    pub uuid_salt_env: String,
+    /// Options passed to the filter as written (defaults are the filter's).
+    pub passthrough: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    pub issuer: String,
+    /// The issuer's entry in the filter's config, minus the key source.
+    pub fields: serde_json::Map<String, Value>,
+    pub keys: Keys,
+}
+
+#[derive(Debug, Clone)]
+pub enum Keys {
+    Inline(Value),
+    Uri {
+        url: Url,
+        refresh_secs: Option<u64>,
+        timeout_ms: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub kind: String,
+    pub url: Url,
+    pub key_env: String,
+    pub key_header: Option<String>,
+    pub key_prefix: Option<String>,
+}
+
+impl Provider {
+    /// The Envoy cluster of this provider in a chokepoint-rendered bootstrap.
+    pub fn cluster(&self) -> String {
+        format!("provider_{}", self.name.replace('-', "_"))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyService {
+    pub url: Url,
+    pub window_secs: u64,
+    pub requests_per_window: u64,
+    pub reservation_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Deploy {
+    pub namespace: String,
+    pub wasm_image: String,
+    pub wasm_sha256: Option<String>,
+    pub istio_namespace: String,
+    pub istio_selector: BTreeMap<String, String>,
+    pub fail_strategy: String,
+    pub eg_gateway: String,
+    pub hostnames: Vec<String>,
+}
+
+const KINDS: [&str; 4] = ["openai", "anthropic", "gemini", "azure"];
+const SCOPE_KINDS: [&str; 4] = ["user", "tenant", "cost_center", "model"];
+
+struct Ctx<'a> {
+    file: &'a str,
+    doc: &'a yaml::Document,
+}
+
+impl Ctx<'_> {
+    fn err(&self, field: impl Into<String>, message: impl Into<String>) -> PolicyError {
+        let field = field.into();
+        PolicyError {
+            file: self.file.to_string(),
+            line: self.doc.line_of(&field),
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl Policy {
+    /// Reads and validates the policy file at `path`.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        Self::load_with(path, &[])
+    }
+
+    /// Reads the policy file at `path`, applies `overrides`, validates.
+    pub fn load_with(
+        path: &Path,
+        overrides: &[crate::overrides::Override],
+    ) -> Result<Policy, PolicyError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+            file: file.clone(),
+            line: None,
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Self::parse_with(&text, &file, &base, overrides)
+    }
+
+    /// Validates policy-file text; `file` names it in errors, `base_dir` resolves paths.
+    pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Policy, PolicyError> {
+        Self::parse_with(text, file, base_dir, &[])
+    }
+
+    /// Like [`Policy::parse`], with `overrides` applied to the document first (and
+    /// validated like the rest of it).
+    pub fn parse_with(
+        text: &str,
+        file: &str,
+        base_dir: &Path,
+        overrides: &[crate::overrides::Override],
+    ) -> Result<Policy, PolicyError> {
+        let mut doc = yaml::load(text).map_err(|message| {
+            // The loader's messages start with the line; lift it into the error.
+            let (line, message) = split_line(&message);
+            PolicyError {
+                file: file.to_string(),
+                line,
+                field: String::new(),
+                message,
+            }
+        })?;
+        for o in overrides {
+            crate::overrides::apply(&mut doc.value, o).map_err(|message| PolicyError {
+                file: file.to_string(),
+                line: None,
+                field: o.selector.clone(),
+                message,
+            })?;
+        }
+        let cx = Ctx { file, doc: &doc };
+        let raw: RawPolicy = serde_path_to_error::deserialize(doc.value.clone()).map_err(|e| {
+            let mut path = e.path().to_string();
+            if path == "." {
+                path.clear();
+            }
+            let message = e.into_inner().to_string();
+            // An unknown field: point at the field itself, not its parent.
+            if let Some(name) = message
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+            {
+                let field =
+                    if path.is_empty() || path == name || path.ends_with(&format!(".{name}")) {
+                        if path.is_empty() {
+                            name.to_string()
+                        } else {
+                            path
+                        }
+                    } else {
+                        format!("{path}.{name}")
+                    };
+                return cx.err(field, message);
+            }
+            cx.err(path, message)
+        })?;
+        let policy = build(&cx, raw, base_dir)?;
+        // The filter is the final judge of everything it will read.
+        let plugin = crate::plugin::plugin_config(&policy, crate::plugin::Target::Envoy);
+        if let Err(e) = chokepoint_filter::config::Config::parse(plugin.to_string().as_bytes()) {
+            return Err(cx.err(filter_path_to_policy(&e.field), e.message));
+        }
+        Ok(policy)
+    }
+}
+
+fn split_line(message: &str) -> (Option<usize>, String) {
+    if let Some(rest) = message.strip_prefix("line ") {
+        if let Some((n, m)) = rest.split_once(": ") {
+            if let Ok(n) = n.parse() {
+                return (Some(n), m.to_string());
+            }
+        }
+    }
+    (None, message.to_string())
+}
+
+/// Where a field of the filter's configuration comes from in the policy file.
+fn filter_path_to_policy(field: &str) -> String {
+    // The filter quotes map keys (`models["gpt-4o"]`); the policy file's paths do not.
+    let unquoted = field.replace("[\"", ".").replace("\"]", "");
+    let field = unquoted.as_str();
+    let gateway = [
+        "token_sources",
+        "token_cache",
+        "uuid_salt_env",
+        "attribution",
+        "key_injection",
+        "max_request_body_bytes",
+        "default_max_output_tokens",
+        "enforce_output_cap",
+        "max_token_bytes",
+        "clock_skew_secs",
+    ];
+    if let Some(rest) = field.strip_prefix("usage") {
+        return format!("audit.usage{rest}");
+    }
+    if field.starts_with("policy") {
+        return "policy_service.url".into();
+    }
+    if let Some((head, _)) = field.split_once(['.', '[']).or(Some((field, ""))) {
+        if gateway.contains(&head) {
+            return format!("gateway.{field}");
+        }
+    }
+    if field.starts_with("providers[") && field.ends_with(".api") {
+        return format!("{}.kind", field.trim_end_matches(".api"));
+    }
+    if field.starts_with("issuers[") {
+        for (filter, ours) in [
+            (".tenant_claim", ".claims.tenant"),
+            (".groups_claim", ".claims.groups"),
+            (".cost_center_claim", ".claims.cost_center"),
+            (".jwks_uri", ".jwks.uri"),
+        ] {
+            if let Some(i) = field.find(filter) {
+                return format!("{}{ours}", &field[..i]);
+            }
+        }
+    }
+    field.to_string()
+}
+
+fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyError> {
+    if raw.version != 1 {
+        return Err(cx.err("version", "only version 1 exists"));
+    }
+    let g = raw.gateway;
+    let failure_open = match g.failure_mode.as_deref().unwrap_or("closed") {
+        "closed" => false,
+        "open" => true,
+        other => {
+            return Err(cx.err(
+                "gateway.failure_mode",
+                format!("must be closed or open, not {other:?}"),
+            ))
+        }
+    };
+    let key_injection_upstream = match g.key_injection.as_deref().unwrap_or("upstream") {
+        "upstream" => true,
+        "downstream" => false,
+        other => {
+            return Err(cx.err(
+                "gateway.key_injection",
+                format!("must be upstream or downstream, not {other:?}"),
+            ))
+        }
+    };
+    let mut passthrough = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            passthrough.insert(k.to_string(), v);
+        }
+    };
+    put("token_sources", g.token_sources);
+    put("token_cache", g.token_cache);
+    put("attribution", g.attribution.map(Value::Bool));
+    put(
+        "default_max_output_tokens",
+        g.default_max_output_tokens.map(Value::from),
+    );
+    put("enforce_output_cap", g.enforce_output_cap.map(Value::Bool));
+    put("max_token_bytes", g.max_token_bytes.map(Value::from));
+    put("clock_skew_secs", g.clock_skew_secs.map(Value::from));
+    let gateway = Gateway {
+        failure_open,
+        policy_timeout_ms: g.policy_timeout_ms.unwrap_or(1000),
+        max_request_body_bytes: g.max_request_body_bytes.unwrap_or(1024 * 1024),
+        key_injection_upstream,
+        uuid_salt_env: g
+            .uuid_salt_env
+            .unwrap_or_else(|| "CHOKEPOINT_UUID_SALT".into()),
+        passthrough,
+    };
+    if gateway.policy_timeout_ms == 0 {
+        return Err(cx.err("gateway.policy_timeout_ms", "must be at least 1"));
+    }
+    env_name(cx, "gateway.uuid_salt_env", &gateway.uuid_salt_env)?;
+
+    let mut issuers = Vec::new();
+    for (i, ri) in raw.issuers.into_iter().enumerate() {
+        issuers.push(issuer(cx, i, ri, base_dir)?);
+    }
+
+    let mut providers: Vec<Provider> = Vec::new();
+    let mut names = HashSet::new();
+    for (i, p) in raw.providers.into_iter().enumerate() {
+        let f = |n: &str| format!("providers[{i}].{n}");
+        let name_ok = !p.name.is_empty()
+            && p.name.len() <= 40
+            && p.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            return Err(cx.err(f("name"), "must be 1-40 characters of a-z, 0-9 and -"));
+        }
+        if !names.insert(p.name.clone()) {
+            return Err(cx.err(f("name"), format!("duplicate provider {:?}", p.name)));
+        }
+        if !KINDS.contains(&p.kind.as_str()) {
+            return Err(cx.err(
+                f("kind"),
+                format!("must be one of {}, not {:?}", KINDS.join(", "), p.kind),
+            ));
+        }
+        let url = Url::parse(&p.base_url).map_err(|m| cx.err(f("base_url"), m))?;
+        let prefix = if p.kind == "openai" {
+            url.path.strip_suffix("/v1").unwrap_or(&url.path)
+        } else {
+            url.path.as_str()
+        };
+        if !prefix.is_empty() {
+            return Err(cx.err(
+                f("base_url"),
+                format!(
+                    "a path prefix ({prefix:?}) is not supported: the gateway forwards the client's path as is{}",
+                    if p.kind == "openai" { "; an OpenAI base URL may end in /v1" } else { "" }
+                ),
+            ));
+        }
+        env_name(cx, &f("key_env"), &p.key_env)?;
+        providers.push(Provider {
+            name: p.name,
+            kind: p.kind,
+            url,
+            key_env: p.key_env,
+            key_header: p.key_header,
+            key_prefix: p.key_prefix,
+        });
+    }
+
+    let mut limits = BTreeMap::new();
+    for (i, l) in raw.limits.into_iter().enumerate() {
+        let (scope, body) = limit(cx, i, l)?;
+        if limits.insert(scope.clone(), body).is_some() {
+            return Err(cx.err(
+                format!("limits[{i}].scope"),
+                format!("{scope:?} is set twice"),
+            ));
+        }
+    }
+
+    let ps = raw.policy_service;
+    let url = Url::parse(&ps.url).map_err(|m| cx.err("policy_service.url", m))?;
+    if !url.path.is_empty() {
+        return Err(cx.err("policy_service.url", "must not have a path"));
+    }
+    let positive = |field: &str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err(cx.err(field, "must be at least 1")),
+        v => Ok(v.unwrap_or(default)),
+    };
+    let policy_service = PolicyService {
+        url,
+        window_secs: positive("policy_service.window_secs", ps.window_secs, 60)?,
+        requests_per_window: positive(
+            "policy_service.requests_per_window",
+            ps.requests_per_window,
+            60,
+        )?,
+        reservation_ttl_secs: positive(
+            "policy_service.reservation_ttl_secs",
+            ps.reservation_ttl_secs,
+            600,
+        )?,
+    };
+
+    let d = raw.deploy;
+    let namespace = d.namespace.unwrap_or_else(|| "chokepoint".into());
+    if !dns_label(&namespace) {
+        return Err(cx.err("deploy.namespace", "must be a DNS-1123 label"));
+    }
+    if let Some(sha) = &d.wasm_sha256 {
+        if sha.len() != 64 || !sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(cx.err(
+                "deploy.wasm_sha256",
+                "must be 64 lowercase hex characters (the image manifest digest)",
+            ));
+        }
+    }
+    let fail_strategy = d.istio.fail_strategy.unwrap_or_else(|| "FAIL_CLOSE".into());
+    if !["FAIL_CLOSE", "FAIL_OPEN"].contains(&fail_strategy.as_str()) {
+        return Err(cx.err(
+            "deploy.istio.fail_strategy",
+            "must be FAIL_CLOSE or FAIL_OPEN",
+        ));
+    }
+    let istio_namespace = d.istio.namespace.unwrap_or_else(|| "istio-system".into());
+    if !dns_label(&istio_namespace) {
+        return Err(cx.err("deploy.istio.namespace", "must be a DNS-1123 label"));
+    }
+    let deploy = Deploy {
+        namespace,
+        wasm_image: d
+            .wasm_image
+            .unwrap_or_else(|| "oci://registry.example.com/chokepoint/filter:0.1.0".into()),
+        wasm_sha256: d.wasm_sha256,
+        istio_selector: d
+            .istio
+            .selector
+            .unwrap_or_else(|| BTreeMap::from([("istio".into(), "ingressgateway".into())])),
+        fail_strategy,
+        istio_namespace,
+        eg_gateway: d.envoy_gateway.gateway.unwrap_or_else(|| "eg".into()),
+        hostnames: d.hostnames.unwrap_or_else(|| vec!["ai.example.com".into()]),
+    };
+
+    Ok(Policy {
+        base_dir: base_dir.to_path_buf(),
+        gateway,
+        issuers,
+        providers,
+        models: raw.models,
+        prices: raw.prices,
+        limits,
+        policy_service,
+        access_log: raw.audit.access_log.unwrap_or_else(|| "/dev/stdout".into()),
+        usage: raw.audit.usage,
+        deploy,
+    })
+}
+
+fn issuer(cx: &Ctx, i: usize, ri: RawIssuer, base_dir: &Path) -> Result<Issuer, PolicyError> {
+    let f = |n: &str| format!("issuers[{i}].{n}");
+    let j = ri.jwks;
+    let keys = match (j.file, j.uri, j.inline) {
+        (Some(file), None, None) => {
+            let path = base_dir.join(&file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                cx.err(
+                    f("jwks.file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            let v: Value = serde_json::from_str(&text).map_err(|e| {
+                cx.err(
+                    f("jwks.file"),
+                    format!("{} is not JSON: {e}", path.display()),
+                )
+            })?;
+            Keys::Inline(v)
+        }
+        (None, Some(uri), None) => {
+            let url = Url::parse(&uri).map_err(|m| cx.err(f("jwks.uri"), m))?;
+            if url.path.is_empty() {
+                return Err(cx.err(f("jwks.uri"), "needs the JWKS path"));
+            }
+            Keys::Uri {
+                url,
+                refresh_secs: j.refresh_secs,
+                timeout_ms: j.timeout_ms,
+            }
+        }
+        (None, None, Some(v)) => Keys::Inline(v),
+        _ => return Err(cx.err(f("jwks"), "needs exactly one of file, uri or inline")),
+    };
+    if matches!(keys, Keys::Inline(_)) && (j.refresh_secs.is_some() || j.timeout_ms.is_some()) {
+        return Err(cx.err(
+            f("jwks"),
+            "refresh_secs and timeout_ms apply to a jwks uri only",
+        ));
+    }
+    let mut fields = serde_json::Map::new();
+    fields.insert("issuer".into(), json!(ri.issuer));
+    fields.insert("audiences".into(), json!(ri.audiences));
+    if let Some(a) = ri.algorithms {
+        fields.insert("algorithms".into(), json!(a));
+    }
+    if let Some(h) = ri.hmac_secret_env {
+        env_name(cx, &f("hmac_secret_env"), &h)?;
+        fields.insert("hmac_secret_env".into(), json!(h));
+    }
+    if !ri.required_claims.is_empty() {
+        fields.insert("required_claims".into(), json!(ri.required_claims));
+    }
+    for (k, v) in [
+        ("tenant_claim", ri.claims.tenant),
+        ("groups_claim", ri.claims.groups),
+        ("cost_center_claim", ri.claims.cost_center),
+    ] {
+        if let Some(v) = v {
+            fields.insert(k.into(), json!(v));
+        }
+    }
+    Ok(Issuer {
+        issuer: ri.issuer,
+        fields,
+        keys,
+    })
+}
+
+fn limit(cx: &Ctx, i: usize, l: RawLimit) -> Result<(String, Value), PolicyError> {
+    let f = |n: &str| format!("limits[{i}].{n}");
+    let ok_scope = l.scope.split_once(':').is_some_and(|(kind, id)| {
+        SCOPE_KINDS.contains(&kind) && !id.is_empty() && !id.contains(char::is_whitespace)
+    });
+    if !ok_scope {
+        return Err(cx.err(
+            f("scope"),
+            format!(
+                "{:?} must be <kind>:<id> with kind one of {} (id * for the kind's default)",
+                l.scope,
+                SCOPE_KINDS.join(", ")
+            ),
+        ));
+    }
+    let mut body = serde_json::Map::new();
+    for (name, v) in [("rpm", l.rpm), ("tpm", l.tpm)] {
+        match v {
+            Some(0) => return Err(cx.err(f(name), "must be at least 1")),
+            Some(n) => {
+                body.insert(name.into(), json!(n));
+            }
+            None => {}
+        }
+    }
+    if let Some(b) = l.budget {
+        budget(cx, i, b, &mut body)?;
+    }
+    if body.is_empty() {
+        return Err(cx.err(f("scope"), "sets no limit: give rpm, tpm or a budget"));
+    }
+    Ok((l.scope, Value::Object(body)))
+}
+
+fn budget(
+    cx: &Ctx,
+    i: usize,
+    b: RawBudget,
+    body: &mut serde_json::Map<String, Value>,
+) -> Result<(), PolicyError> {
+    let f = |n: &str| format!("limits[{i}].budget.{n}");
+    let period_ok = match b.period.strip_prefix("rolling:") {
+        Some(secs) => secs
+            .parse::<u64>()
+            .is_ok_and(|s| (1..=366 * 24 * 3600).contains(&s) && !secs.starts_with('0')),
+        None => b.period == "day" || b.period == "month",
+    };
+    if !period_ok {
+        return Err(cx.err(
+            f("period"),
+            format!("must be day, month or rolling:<secs>, not {:?}", b.period),
+        ));
+    }
+    if b.usd.is_none() && b.tokens.is_none() {
+        return Err(cx.err(f("period"), "a budget needs usd or tokens"));
+    }
+    if let Some(usd) = &b.usd {
+        // Dollars to micro-dollars with the filter's exact decimal parser.
+        let micros = chokepoint_filter::pricing::usd_per_mtok(usd, &f("usd"))
+            .map_err(|e| cx.err(e.field, e.message))?;
+        if micros == 0 {
+            return Err(cx.err(f("usd"), "must be more than 0"));
+        }
+        body.insert("usd_micros".into(), json!(micros));
+    }
+    match b.tokens {
+        Some(0) => return Err(cx.err(f("tokens"), "must be at least 1")),
+        Some(t) => {
+            body.insert("tokens".into(), json!(t));
+        }
+        None => {}
+    }
+    body.insert("period".into(), json!(b.period));
+    Ok(())
+}
+
+fn env_name(cx: &Ctx, field: &str, name: &str) -> Result<(), PolicyError> {
+    let ok = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(cx.err(
+            field,
+            format!("{name:?} is not an environment variable name (A-Z, 0-9, _)"),
+        ))
+    }
+}
+
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}

@@ -1,0 +1,213 @@
+//! The policy file as written: serde structs that refuse unknown fields, so a typo is an
+//! error with a line number instead of a setting that silently does nothing.
+//!
+//! Sections the filter also reads (`models`, `prices`, token sources) keep the filter's
+//! own shape and field names, so one vocabulary covers both and the filter's validation
+//! errors point at the same paths.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub version: u32,
+    #[serde(default)]
+    pub gateway: RawGateway,
+    pub issuers: Vec<RawIssuer>,
+    pub providers: Vec<RawProvider>,
+    pub models: Value,
+    #[serde(default)]
+    pub prices: Option<Value>,
+    #[serde(default)]
+    pub limits: Vec<RawLimit>,
+    pub policy_service: RawPolicyService,
+    #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
+    pub deploy: RawDeploy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    /// `closed` (refuse) or `open` (let through) when the policy service cannot answer.
+    #[serde(default)]
+    pub failure_mode: Option<String>,
+    #[serde(default)]
+    pub policy_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub max_request_body_bytes: Option<usize>,
+    #[serde(default)]
+    pub default_max_output_tokens: Option<u64>,
+    #[serde(default)]
+    pub enforce_output_cap: Option<bool>,
+    #[serde(default)]
+    pub attribution: Option<bool>,
+    /// `upstream` (per attempt, needed for fallback chains) or `downstream`.
+    #[serde(default)]
+    pub key_injection: Option<String>,
+    #[serde(default)]
+    pub uuid_salt_env: Option<String>,
+    #[serde(default)]
+    pub token_sources: Option<Value>,
+    #[serde(default)]
+    pub token_cache: Option<Value>,
+    #[serde(default)]
+    pub max_token_bytes: Option<usize>,
+    #[serde(default)]
+    pub clock_skew_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub jwks: RawJwks,
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    pub hmac_secret_env: Option<String>,
+    #[serde(default)]
+    pub required_claims: Vec<String>,
+    #[serde(default)]
+    pub claims: RawClaims,
+}
+
+/// Exactly one of `file`, `uri` or `inline`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwks {
+    /// A JWKS file, read at render time (relative to the policy file).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// An `http(s)://` URL the gateway fetches through its own cluster.
+    #[serde(default)]
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub inline: Option<Value>,
+    #[serde(default)]
+    pub refresh_secs: Option<u64>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaims {
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub groups: Option<String>,
+    #[serde(default)]
+    pub cost_center: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub name: String,
+    /// The API it speaks: `openai`, `anthropic`, `gemini` or `azure`.
+    pub kind: String,
+    pub base_url: String,
+    /// The environment variable of Envoy's process that holds the key.
+    pub key_env: String,
+    #[serde(default)]
+    pub key_header: Option<String>,
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimit {
+    /// `<kind>:<id>`, kind one of user, tenant, cost_center, model; id `*` for defaults.
+    pub scope: String,
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    #[serde(default)]
+    pub tpm: Option<u64>,
+    #[serde(default)]
+    pub budget: Option<RawBudget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    /// US dollars, as a decimal string or number (`"25"`, `"0.50"`).
+    #[serde(default)]
+    pub usd: Option<Value>,
+    #[serde(default)]
+    pub tokens: Option<u64>,
+    /// `day`, `month` or `rolling:<secs>`.
+    pub period: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicyService {
+    /// Where Envoy reaches it, `http://host:port`.
+    pub url: String,
+    #[serde(default)]
+    pub window_secs: Option<u64>,
+    #[serde(default)]
+    pub requests_per_window: Option<u64>,
+    #[serde(default)]
+    pub reservation_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// The file Envoy writes one usage record (JSON) per request to.
+    #[serde(default)]
+    pub access_log: Option<String>,
+    /// Delivery of records to the ledger: `batch_max`, `flush_ms`, `timeout_ms`.
+    #[serde(default)]
+    pub usage: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeploy {
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `oci://registry/repo:tag` (or `@sha256:`), where meshes pull the filter from.
+    #[serde(default)]
+    pub wasm_image: Option<String>,
+    /// The image manifest digest (`scripts/oci-image` prints it), 64 hex characters.
+    #[serde(default)]
+    pub wasm_sha256: Option<String>,
+    /// Host names clients use to reach the gateway in a mesh.
+    #[serde(default)]
+    pub hostnames: Option<Vec<String>>,
+    #[serde(default)]
+    pub istio: RawIstio,
+    #[serde(default)]
+    pub envoy_gateway: RawEnvoyGateway,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIstio {
+    /// The namespace of the gateway workload (where the WasmPlugin lives).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Labels of the gateway workload the filter loads into.
+    #[serde(default)]
+    pub selector: Option<BTreeMap<String, String>>,
+    /// `FAIL_CLOSE` or `FAIL_OPEN` when the module cannot load or crashes.
+    #[serde(default)]
+    pub fail_strategy: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvoyGateway {
+    /// The Gateway the chokepoint HTTPRoute attaches to.
+    #[serde(default)]
+    pub gateway: Option<String>,
+}
