@@ -63,6 +63,9 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     if generated {
         eprintln!("chokepoint: generated a new dev signing key in .chokepoint/dev-key.json");
     }
+    // The public half, where envoy/chokepoint.yaml's dev issuer reads it: the policy
+    // file then validates and renders with `chokepoint-config` too.
+    write_private(&state.join("dev-jwks.json"), &dev_key.jwks_json())?;
     let salt = persistent_secret(&state.join("uuid-salt"))?;
 
     let mut opts = StackOptions::defaults(&root, &run_dir, dev_key);

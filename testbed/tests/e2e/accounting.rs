@@ -3,12 +3,12 @@
 //! client that hangs up mid-stream is charged an estimate; and records survive an outage
 //! of the policy service, arriving exactly once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chokepoint_testbed::stack::Stack;
 use serde_json::{json, Value};
 
-use crate::support;
+use crate::support::{self, access_record, ledger, ledger_settled};
 
 /// One request as a client of that provider's SDK would send it.
 struct Case {
@@ -200,75 +200,6 @@ async fn send(stack: &Stack, case: &Case, token: &str) -> (reqwest::Response, St
         .unwrap_or("")
         .to_string();
     (resp, id)
-}
-
-async fn ledger(stack: &Stack, scope: &str, id: &str) -> Value {
-    let day = support::today();
-    reqwest::Client::new()
-        .get(format!(
-            "{}/v1/admin/usage?scope={scope}&id={id}&period={day}",
-            stack.policy_url
-        ))
-        .bearer_auth(&stack.opts.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// The access-log record of one request, waiting for Envoy's log flush.
-async fn access_record(stack: &Stack, request_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = std::fs::read_to_string(stack.usage_log()).unwrap_or_default();
-        let found: Vec<Value> = log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|r| r["request_id"] == request_id)
-            .collect();
-        if found.len() == 1 {
-            return found.into_iter().next().unwrap();
-        }
-        assert!(
-            found.len() < 2,
-            "{} access-log records for {request_id}",
-            found.len()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "no access-log record for {request_id}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until the ledger shows `requests` for this user, then returns it.
-async fn ledger_settled(stack: &Stack, user: &str, requests: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let l = ledger(stack, "user", user).await;
-        if l["requests"].as_u64() == Some(requests) {
-            return l;
-        }
-        if Instant::now() > deadline {
-            let metrics = reqwest::get(format!("{}/metrics", stack.policy_url))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let stats = reqwest::get(format!("{}/stats?filter=chokepoint.usage", stack.admin_url))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            panic!("ledger for {user}: {l}\npolicy metrics:\n{metrics}\nenvoy stats:\n{stats}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]

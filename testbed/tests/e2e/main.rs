@@ -8,6 +8,7 @@ mod budgets;
 mod fallback;
 mod identity;
 mod outage;
+mod policy_file;
 mod request_path;
 mod routing;
 mod support;

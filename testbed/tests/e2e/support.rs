@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use chokepoint_testbed::devtoken::{DevKey, TokenSpec, DEFAULT_ISSUER};
 use chokepoint_testbed::stack::{Stack, StackOptions};
@@ -116,4 +117,74 @@ pub fn today() -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The policy service's ledger for one scope, today.
+pub async fn ledger(stack: &Stack, scope: &str, id: &str) -> Value {
+    let day = today();
+    reqwest::Client::new()
+        .get(format!(
+            "{}/v1/admin/usage?scope={scope}&id={id}&period={day}",
+            stack.policy_url
+        ))
+        .bearer_auth(&stack.opts.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The access-log record of one request, waiting for Envoy's log flush.
+pub async fn access_record(stack: &Stack, request_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(stack.usage_log()).unwrap_or_default();
+        let found: Vec<Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["request_id"] == request_id)
+            .collect();
+        if found.len() == 1 {
+            return found.into_iter().next().unwrap();
+        }
+        assert!(
+            found.len() < 2,
+            "{} access-log records for {request_id}",
+            found.len()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no access-log record for {request_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the ledger shows `requests` for this user, then returns it.
+pub async fn ledger_settled(stack: &Stack, user: &str, requests: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let l = ledger(stack, "user", user).await;
+        if l["requests"].as_u64() == Some(requests) {
+            return l;
+        }
+        if Instant::now() > deadline {
+            let metrics = reqwest::get(format!("{}/metrics", stack.policy_url))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let stats = reqwest::get(format!("{}/stats?filter=chokepoint.usage", stack.admin_url))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            panic!("ledger for {user}: {l}\npolicy metrics:\n{metrics}\nenvoy stats:\n{stats}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
