@@ -94,6 +94,15 @@ pub fn unsupported_media_type() -> Reply {
     )
 }
 
+pub fn unsupported_content_encoding() -> Reply {
+    error(
+        415,
+        "invalid_request_error",
+        "unsupported_content_encoding",
+        "The request body must be uncompressed JSON; remove the content-encoding.",
+    )
+}
+
 pub fn internal(code: &str) -> Reply {
     error(
         500,

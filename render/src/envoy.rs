@@ -291,7 +291,10 @@ pub fn bootstrap(policy: &Policy, p: &BootstrapParams) -> Value {
         "codec_type": "AUTO",
         // Streams may idle between tokens for a while; bound it anyway.
         "stream_idle_timeout": "300s",
-        "request_timeout": "0s",
+        // A client must send its whole request in time (a stalled body holds no budget:
+        // authorization waits for the body); the response may stream far longer.
+        "request_timeout": millis(policy.gateway.request_timeout_ms),
+        "request_headers_timeout": millis((policy.gateway.request_timeout_ms / 5).max(100)),
         "local_reply_config": local_reply_config(),
         "access_log": [usage_access_log(&policy.access_log), request_access_log()],
         "route_config": {
@@ -319,6 +322,10 @@ pub fn bootstrap(policy: &Policy, p: &BootstrapParams) -> Value {
             "clusters": clusters(policy),
         }
     })
+}
+
+fn millis(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
 }
 
 /// The ECDS file for [`Delivery::EcdsFile`]: a DiscoveryResponse with the filter.

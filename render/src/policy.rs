@@ -61,6 +61,7 @@ pub struct Policy {
 pub struct Gateway {
     pub failure_open: bool,
     pub policy_timeout_ms: u64,
+    pub request_timeout_ms: u64,
     pub max_request_body_bytes: usize,
     pub key_injection_upstream: bool,
     pub uuid_salt_env: String,
@@ -333,6 +334,7 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
     let gateway = Gateway {
         failure_open,
         policy_timeout_ms: g.policy_timeout_ms.unwrap_or(1000),
+        request_timeout_ms: g.request_timeout_ms.unwrap_or(60_000),
         max_request_body_bytes: g.max_request_body_bytes.unwrap_or(1024 * 1024),
         key_injection_upstream,
         uuid_salt_env: g
@@ -342,6 +344,12 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
     };
     if gateway.policy_timeout_ms == 0 {
         return Err(cx.err("gateway.policy_timeout_ms", "must be at least 1"));
+    }
+    if !(100..=3_600_000).contains(&gateway.request_timeout_ms) {
+        return Err(cx.err(
+            "gateway.request_timeout_ms",
+            "must be between 100 and 3600000",
+        ));
     }
     env_name(cx, "gateway.uuid_salt_env", &gateway.uuid_salt_env)?;
 

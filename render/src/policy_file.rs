@@ -38,6 +38,10 @@ pub struct RawGateway {
     pub failure_mode: Option<String>,
     #[serde(default)]
     pub policy_timeout_ms: Option<u64>,
+    /// How long a client has to send its whole request (headers within a fifth of it);
+    /// a stalled client is cut with 408. Responses may stream for longer.
+    #[serde(default)]
+    pub request_timeout_ms: Option<u64>,
     #[serde(default)]
     pub max_request_body_bytes: Option<usize>,
     #[serde(default)]

@@ -203,6 +203,7 @@ impl Flow {
         self.facts.request_id = host.random_id();
         let mut request_id = String::new();
         let mut content_type = None;
+        let mut encoded = false;
         let mut path = "";
         let mut to_strip: Vec<&str> = Vec::new();
         let token_headers: Vec<&str> = token_source::header_names(&cfg.token_sources).collect();
@@ -210,6 +211,7 @@ impl Flow {
             match name.as_str() {
                 "x-request-id" => request_id = value.clone(),
                 "content-type" => content_type = Some(value.as_str()),
+                "content-encoding" => encoded |= !request_body::is_identity_encoding(value),
                 ":path" => path = value.as_str(),
                 _ => {}
             }
@@ -229,6 +231,10 @@ impl Flow {
         {
             host.count(Counter::BadRequest);
             return Err(reply::unsupported_media_type());
+        }
+        if !end_of_stream && encoded {
+            host.count(Counter::BadRequest);
+            return Err(reply::unsupported_content_encoding());
         }
         self.facts.trace_id = request_id.clone();
         self.facts.endpoint = api::classify(path);

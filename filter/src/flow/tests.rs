@@ -246,6 +246,24 @@ fn a_large_body_is_refused_before_it_is_complete() {
 }
 
 #[test]
+fn an_encoding_envoy_did_not_inflate_is_415() {
+    let keys = Keys::new();
+    let auth = bearer(keys);
+    let mut host = FakeHost::with_headers(&[
+        ("authorization", &auth),
+        ("content-type", "application/json"),
+        ("content-encoding", "br"),
+    ]);
+    let mut flow = keys.flow();
+    flow.on_request_headers(&mut host, false);
+    assert_eq!(host.replies[0].status, 415);
+    assert!(host.replies[0]
+        .body
+        .contains("unsupported_content_encoding"));
+    assert!(host.dispatched.is_empty());
+}
+
+#[test]
 fn non_json_content_type_is_415() {
     let keys = Keys::new();
     let auth = bearer(keys);

@@ -98,7 +98,11 @@ pub fn base_overrides(
 pub fn render(i: &Inputs) -> Result<Rendered, String> {
     let policy = Policy::load_with(i.policy_file, &i.overrides).map_err(|e| e.to_string())?;
     let bootstrap_path = i.run_dir.join("envoy.yaml");
-    let ecds_path = i.run_dir.join("chokepoint-ecds.yaml");
+    // A directory of its own: Envoy watches the whole directory, and the logs written
+    // next to it would wake the watcher on every line.
+    let ecds_dir = i.run_dir.join("ecds");
+    std::fs::create_dir_all(&ecds_dir).map_err(|e| format!("{}: {e}", ecds_dir.display()))?;
+    let ecds_path = ecds_dir.join("chokepoint.yaml");
     let limits_path = i.run_dir.join("limits.json");
     let rendered = Rendered {
         policy,

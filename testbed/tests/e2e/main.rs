@@ -9,6 +9,7 @@ mod fallback;
 mod identity;
 mod outage;
 mod policy_file;
+mod protocol;
 mod request_path;
 mod routing;
 mod support;

@@ -2,7 +2,7 @@
 //! requests in flight completing, an invalid edit is refused while the running policy
 //! keeps serving, and the providers' own SDK variables move a provider to another server.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ fn policy_copy(name: &str) -> PathBuf {
     path
 }
 
-fn edit(path: &PathBuf, old: &str, new: &str) {
+fn edit(path: &Path, old: &str, new: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains(old), "policy file lacks {old:?}");
     std::fs::write(path, text.replacen(old, new, 1)).unwrap();
@@ -123,7 +123,7 @@ async fn a_policy_edit_applies_live_with_requests_in_flight() {
 }
 
 /// A second OpenAI-compatible server, as `OPENAI_BASE_URL` would name one.
-fn elsewhere(dir: &PathBuf, key: &str) -> (Managed, String) {
+fn elsewhere(dir: &Path, key: &str) -> (Managed, String) {
     let addr_file = dir.join("elsewhere.addr");
     let mut cmd = Command::new(support::root().join("target/debug/chokepoint-mock"));
     cmd.args([
