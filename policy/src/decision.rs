@@ -59,6 +59,8 @@ impl NamedLimit {
 pub enum Decision {
     Allow {
         limits: Vec<NamedLimit>,
+        /// Requests' worth granted: 1, or a lease's slots (see authorize.lua).
+        slots: u64,
     },
     Deny {
         /// The tripped limit that resets last: the request cannot pass before it does.
@@ -110,6 +112,7 @@ impl Policy {
         reserve: Reserve,
         take: bool,
         request_id: &str,
+        lease_slots: u64,
         now_ms: u64,
     ) -> ScriptCall {
         let today = Day::from_unix_ms(now_ms);
@@ -136,6 +139,7 @@ impl Policy {
             today.end_ms().to_string(),
             today.month().end_ms().to_string(),
             request_id.to_owned(),
+            lease_slots.to_string(),
         ];
         args.extend(scopes.iter().map(|(scope, _)| match scope {
             Scope::User => self.default_user_rpm.to_string(),
@@ -159,7 +163,14 @@ impl Policy {
             tokens: request.reserve_tokens,
             cost_micros: request.reserve_cost_micros,
         };
-        let call = self.call(&scopes, reserve, true, &request.request_id, now_ms);
+        let call = self.call(
+            &scopes,
+            reserve,
+            true,
+            &request.request_id,
+            request.lease_slots,
+            now_ms,
+        );
         let verdict = store.authorize(&call).await?;
         let limits: Vec<NamedLimit> = verdict
             .limits
@@ -170,7 +181,10 @@ impl Policy {
                 StoreError::UnexpectedReply("authorize.lua named a scope it was not given".into())
             })?;
         if verdict.allowed {
-            return Ok(Decision::Allow { limits });
+            return Ok(Decision::Allow {
+                limits,
+                slots: verdict.slots.max(1),
+            });
         }
         let tripped = limits
             .into_iter()
@@ -192,7 +206,7 @@ impl Policy {
         now_ms: u64,
     ) -> Result<Vec<NamedLimit>, StoreError> {
         let scopes = [(scope, id.to_owned())];
-        let call = self.call(&scopes, Reserve::default(), false, "", now_ms);
+        let call = self.call(&scopes, Reserve::default(), false, "", 0, now_ms);
         let verdict = store.authorize(&call).await?;
         verdict
             .limits
@@ -211,7 +225,7 @@ impl Decision {
     /// single per-user limit did before budgets.
     pub fn body(&self) -> Value {
         match self {
-            Decision::Allow { limits } => {
+            Decision::Allow { limits, slots } => {
                 let mut body = json!({
                     "allow": true,
                     "limits": limits.iter().map(|limit| json!({
@@ -221,6 +235,10 @@ impl Decision {
                         "reset_after_ms": limit.state.reset_after_ms,
                     })).collect::<Vec<_>>(),
                 });
+                // Only for a lease: a per-request answer keeps its documented shape.
+                if *slots > 1 {
+                    body["slots"] = json!(slots);
+                }
                 if let Some(tightest) = tightest(limits) {
                     body["limit"] = json!(tightest.state.limit);
                     body["remaining"] = json!(tightest.state.remaining());
@@ -379,6 +397,7 @@ mod tests {
             stream: false,
             reserve_tokens: 10,
             reserve_cost_micros: 20,
+            lease_slots: 0,
         }
     }
 
@@ -438,6 +457,7 @@ mod tests {
             },
             true,
             "r1",
+            0,
             now,
         );
         assert_eq!(call.keys.len(), 1 + 8 * 3);
@@ -467,6 +487,7 @@ mod tests {
                 "1795651200000",
                 "1796083200000",
                 "r1",
+                "0",
                 "60",
                 "",
                 ""
@@ -567,6 +588,7 @@ mod tests {
 
         let body = Decision::Allow {
             limits: limits.to_vec(),
+            slots: 1,
         }
         .body();
         assert_eq!(body["limit"], 1000);

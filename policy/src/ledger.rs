@@ -179,7 +179,12 @@ fn write_for(record: &UsageRecord, now_ms: u64) -> UsageWrite {
         .collect();
     UsageWrite {
         seen_key: seen_key(&record.request_id),
-        reservation_key: keys::reservation_key(&record.request_id),
+        reservation_key: keys::reservation_key(
+            record
+                .reservation_id
+                .as_deref()
+                .unwrap_or(&record.request_id),
+        ),
         scopes,
         now_ms,
         // What budgets and tpm count: the whole input and output, as the filter reserves.
@@ -211,6 +216,7 @@ mod tests {
     fn record() -> UsageRecord {
         UsageRecord {
             request_id: "req-1".into(),
+            reservation_id: None,
             user: UserId::parse(USER).expect("uuid"),
             tenant: Some("acme".into()),
             groups: vec!["eng".into()],

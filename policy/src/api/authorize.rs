@@ -39,7 +39,12 @@ pub struct AuthorizeRequest {
     pub reserve_tokens: u64,
     /// The same, priced by the filter, in micro-dollars (0 when unpriced).
     pub reserve_cost_micros: u64,
+    /// Lease slots wanted (0 or 1: none), capped at [`MAX_LEASE_SLOTS`].
+    pub lease_slots: u64,
 }
+
+/// Most slots one lease may hold: each is a reservation record written in the decision.
+pub const MAX_LEASE_SLOTS: u64 = 64;
 
 /// The wire shape. Required fields are `Option` so their absence gets our message and
 /// code rather than serde's. Unknown fields are ignored: a newer filter may send more.
@@ -56,6 +61,7 @@ struct Wire {
     // u64 rejects negatives and fractions with a message naming the field.
     reserve_tokens: Option<u64>,
     reserve_cost_micros: Option<u64>,
+    lease_slots: Option<u64>,
 }
 
 impl AuthorizeRequest {
@@ -78,6 +84,7 @@ impl AuthorizeRequest {
             stream: wire.stream.unwrap_or(false),
             reserve_tokens: reserve(wire.reserve_tokens),
             reserve_cost_micros: reserve(wire.reserve_cost_micros),
+            lease_slots: wire.lease_slots.unwrap_or(0).min(MAX_LEASE_SLOTS),
         })
     }
 }

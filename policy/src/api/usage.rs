@@ -37,6 +37,9 @@ pub const MAX_USAGE_COUNT: u64 = 1 << 53;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRecord {
     pub request_id: String,
+    /// The lease slot the request was admitted on (see authorize.lua, "Leases"), whose
+    /// reservation this record releases; `None`: the request's own.
+    pub reservation_id: Option<String>,
     pub user: UserId,
     pub tenant: Option<String>,
     pub groups: Vec<String>,
@@ -71,11 +74,21 @@ pub struct UsageRecord {
 #[derive(Deserialize)]
 struct BatchWire {
     records: Option<Vec<Value>>,
+    /// Lease slots the filter did not use, to give back.
+    releases: Option<Vec<String>>,
+}
+
+/// A validated batch: records to book, then unused lease slots to release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageBatch {
+    pub records: Vec<UsageRecord>,
+    pub releases: Vec<String>,
 }
 
 #[derive(Deserialize)]
 struct RecordWire {
     request_id: Option<String>,
+    reservation_id: Option<String>,
     user: Option<String>,
     tenant: Option<String>,
     groups: Option<Vec<String>>,
@@ -105,7 +118,27 @@ impl UsageRecord {
     /// Checks the content type and decodes and validates a whole batch. The first bad
     /// record fails the batch, with a message naming it: `records[3].input_tokens …`.
     pub fn parse_batch(content_type: Option<&str>, body: &[u8]) -> Result<Vec<Self>, ApiError> {
+        Self::parse_full_batch(content_type, body).map(|b| b.records)
+    }
+
+    /// The whole batch: records and the lease slots to release.
+    pub fn parse_full_batch(
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<UsageBatch, ApiError> {
         let wire: BatchWire = json_body::decode(content_type, body)?;
+        let releases = wire.releases.unwrap_or_default();
+        if releases.len() > MAX_USAGE_RECORDS {
+            return Err(fields::invalid(
+                "releases",
+                &format!("must hold at most {MAX_USAGE_RECORDS} slots per batch"),
+            ));
+        }
+        let releases = releases
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| fields::request_id(&format!("releases[{i}]"), Some(id)))
+            .collect::<Result<Vec<_>, _>>()?;
         let records = wire.records.ok_or_else(|| fields::missing("records"))?;
         if records.len() > MAX_USAGE_RECORDS {
             return Err(fields::invalid(
@@ -116,11 +149,12 @@ impl UsageRecord {
                 ),
             ));
         }
-        records
+        let records = records
             .into_iter()
             .enumerate()
             .map(|(index, record)| Self::validate(&format!("records[{index}]"), record))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(UsageBatch { records, releases })
     }
 
     fn validate(at: &str, raw: Value) -> Result<Self, ApiError> {
@@ -134,6 +168,10 @@ impl UsageRecord {
         })?;
         let field = |name: &str| format!("{at}.{name}");
         let request_id = fields::request_id(&field("request_id"), wire.request_id)?;
+        let reservation_id = wire
+            .reservation_id
+            .map(|id| fields::request_id(&field("reservation_id"), Some(id)))
+            .transpose()?;
         let user = fields::user(&field("user"), wire.user)?;
         let count = |name: &str, value: Option<u64>| -> Result<u64, ApiError> {
             match value.unwrap_or(0) {
@@ -155,6 +193,7 @@ impl UsageRecord {
             )?,
             cost_micros: count("cost_micros", wire.cost_micros)?,
             request_id,
+            reservation_id,
             user,
             tenant: wire.tenant,
             groups: wire.groups.unwrap_or_default(),
@@ -186,10 +225,10 @@ pub async fn record_usage(
             let content_type = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
-            UsageRecord::parse_batch(content_type, &body)
+            UsageRecord::parse_full_batch(content_type, &body)
         });
-    let records = match parsed {
-        Ok(records) => records,
+    let UsageBatch { records, releases } = match parsed {
+        Ok(batch) => batch,
         Err(err) => {
             state.metrics.record_invalid_usage_batch();
             return err.into_response();
@@ -206,11 +245,18 @@ pub async fn record_usage(
     if tally.error.is_some() {
         return ApiError::store_unavailable().into_response();
     }
-    Json(json!({
+    let released = match state.store.release_slots(&releases).await {
+        Ok(n) => n,
+        Err(_) => return ApiError::store_unavailable().into_response(),
+    };
+    let mut body = json!({
         "accepted": tally.booked,
         "duplicates": tally.duplicates,
-    }))
-    .into_response()
+    });
+    if !releases.is_empty() {
+        body["released"] = json!(released);
+    }
+    Json(body).into_response()
 }
 
 #[cfg(test)]

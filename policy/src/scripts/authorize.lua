@@ -23,9 +23,12 @@
 -- ARGV[6]   1 to decide and take; 0 only to report the limits' state (nothing taken)
 -- ARGV[7]   when today ends (ms), ARGV[8] when this month ends (ms), both UTC
 -- ARGV[9]   the request id (names the reservation)
--- ARGV[10..] per scope, the fallback rpm when no limit set has one, or '' for none
+-- ARGV[10]  lease slots wanted, 0 or 1 for none (see "Leases" below)
+-- ARGV[11..] per scope, the fallback rpm when no limit set has one, or '' for none
 --
--- Returns {allowed, limit...}, one limit per check made, in scope order, each
+-- Returns {allowed, slots, limit...}: slots is how many requests' worth was taken (1
+-- without a lease, 0 when denied or only reporting); then one limit per check made, in
+-- scope order, each
 --   {scope, metric, period, limit, used, reserved, reset_after_ms, tripped, source}
 --   scope      1-based scope index
 --   metric     `rpm`, `tpm`, `usd_micros` or `tokens`
@@ -44,6 +47,15 @@
 -- If the request id already holds a reservation record (a repeated authorize), the
 -- existing reservation stands for it and no second one is made; rate windows still
 -- count the request.
+--
+-- Leases: with ARGV[10] = K >= 2, an allowed request may take up to K slots at once,
+-- each an ordinary reservation of this request's worst case with its own record,
+-- `<request_id>` for the first and `<request_id>.<i>` for the others, each counted in the
+-- rate windows as a request. The filter spends the spare slots on this caller's next
+-- requests without asking again, and releases the ones it did not use (release.lua).
+-- Slots are sized so that no limit gives more than a quarter of what it has left to one
+-- lease; when that is less than two requests' worth, no lease is given and decisions
+-- are per request again, so a budget near its end is shared out exactly.
 
 local now = tonumber(ARGV[1])
 local window_ms = tonumber(ARGV[2])
@@ -68,7 +80,7 @@ end
 for s = 1, (#KEYS - 1) / 8 do
   local k = 1 + (s - 1) * 8
   local e = effective(read_limits(KEYS[k + 1]), read_limits(KEYS[k + 2]),
-    tonumber(ARGV[9 + s]))
+    tonumber(ARGV[10 + s]))
   local plan = {}
   if e.rpm or e.tpm then
     local r = rate_open(KEYS[k + 3], window_ms, now)
@@ -128,41 +140,60 @@ for _, entry in ipairs(limits) do
   end
 end
 
+local slots = 0
 if allowed and take then
   local had_record = redis.call('EXISTS', KEYS[1]) == 1
   local reserve = (reserve_tokens > 0 or reserve_cost > 0) and not had_record
-  local member = int(reserve_tokens) .. ':' .. int(reserve_cost) .. ':' .. request_id
-  local expires = now + ttl_ms
-  local reserved_in, rates = {}, {}
-  for _, plan in ipairs(plans) do
-    if plan.rate then
-      rate_take(plan.rate, window_ms, reserve_tokens)
-      rates[#rates + 1] = {plan.rate.key, int(plan.rate.start)}
+  slots = 1
+  local wanted = tonumber(ARGV[10]) or 0
+  if wanted >= 2 and not had_record then
+    slots = wanted
+    for _, entry in ipairs(limits) do
+      local each = (entry.metric == 'rpm') and 1 or entry.need or need_tokens
+      local room = entry.limit - entry.used - entry.reserved
+      slots = math.min(slots, math.floor(room / (4 * each)))
     end
-    if plan.budget and reserve then
-      redis.call('ZADD', plan.budget.zkey, int(expires), member)
-      sum_add(plan.budget.skey, reserve_tokens, reserve_cost)
-      -- Garbage collection only: a set idle for a whole lifetime holds nothing live.
-      redis.call('PEXPIRE', plan.budget.zkey, int(ttl_ms + window_ms))
-      redis.call('PEXPIRE', plan.budget.skey, int(ttl_ms + window_ms))
-      reserved_in[#reserved_in + 1] = {plan.budget.zkey, plan.budget.skey}
-    end
+    if slots < 2 then slots = 1 end
   end
-  if not had_record and (#reserved_in > 0 or #rates > 0) then
-    redis.call('HSET', KEYS[1], 't', int(reserve_tokens), 'c', int(reserve_cost), 'm', member,
-      'z', cjson.encode(reserved_in), 'r', cjson.encode(rates))
-    redis.call('PEXPIRE', KEYS[1], int(ttl_ms + window_ms))
+  local expires = now + ttl_ms
+  for i = 1, slots do
+    local id, record = request_id, KEYS[1]
+    if i > 1 then
+      id = request_id .. '.' .. i
+      record = 'ck:resv:req:{' .. id .. '}'
+    end
+    local member = int(reserve_tokens) .. ':' .. int(reserve_cost) .. ':' .. id
+    local reserved_in, rates = {}, {}
+    for _, plan in ipairs(plans) do
+      if plan.rate then
+        rate_take(plan.rate, window_ms, reserve_tokens)
+        rates[#rates + 1] = {plan.rate.key, int(plan.rate.start)}
+      end
+      if plan.budget and reserve then
+        redis.call('ZADD', plan.budget.zkey, int(expires), member)
+        sum_add(plan.budget.skey, reserve_tokens, reserve_cost)
+        -- Garbage collection only: a set idle for a whole lifetime holds nothing live.
+        redis.call('PEXPIRE', plan.budget.zkey, int(ttl_ms + window_ms))
+        redis.call('PEXPIRE', plan.budget.skey, int(ttl_ms + window_ms))
+        reserved_in[#reserved_in + 1] = {plan.budget.zkey, plan.budget.skey}
+      end
+    end
+    if (i > 1 or not had_record) and (#reserved_in > 0 or #rates > 0) then
+      redis.call('HSET', record, 't', int(reserve_tokens), 'c', int(reserve_cost), 'm', member,
+        'z', cjson.encode(reserved_in), 'r', cjson.encode(rates))
+      redis.call('PEXPIRE', record, int(ttl_ms + window_ms))
+    end
   end
   for _, entry in ipairs(limits) do
     if entry.rate then
       entry.used = (entry.metric == 'rpm') and entry.rate.requests or entry.rate.tokens
     elseif entry.budget and reserve then
-      entry.reserved = entry.reserved + entry.amount
+      entry.reserved = entry.reserved + entry.amount * slots
     end
   end
 end
 
-local reply = {allowed and 1 or 0}
+local reply = {allowed and 1 or 0, slots}
 for _, entry in ipairs(limits) do
   reply[#reply + 1] = {entry.scope, entry.metric, entry.period, out(entry.limit),
     out(entry.used), out(entry.reserved), out(entry.reset), entry.tripped and 1 or 0,

@@ -123,6 +123,8 @@ local function rate_take(r, window_ms, tokens)
   if r.fresh then
     redis.call('HSET', r.key, 'start', int(r.start), 'requests', 1, 'tokens', int(tokens))
     redis.call('PEXPIRE', r.key, int(2 * window_ms))
+    -- A lease takes several requests in one script: the next adds to this window.
+    r.fresh = false
   else
     redis.call('HINCRBY', r.key, 'requests', 1)
     redis.call('HINCRBY', r.key, 'tokens', int(tokens))

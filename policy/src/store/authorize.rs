@@ -88,6 +88,8 @@ impl LimitState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub allowed: bool,
+    /// Requests' worth taken: 1, or more for a lease; 0 when denied or only reporting.
+    pub slots: u64,
     pub limits: Vec<LimitState>,
 }
 
@@ -129,12 +131,21 @@ fn parse_verdict(reply: &Value) -> Option<Verdict> {
         Value::Int(0) => false,
         _ => return None,
     };
+    let (slots, rest) = rest.split_first()?;
+    let slots = match slots {
+        Value::Int(n) => u64::try_from(*n).ok()?,
+        _ => return None,
+    };
     let limits = rest.iter().map(parse_limit).collect::<Option<Vec<_>>>()?;
     // A denial always names at least one tripped limit.
     if !allowed && !limits.iter().any(|limit| limit.tripped) {
         return None;
     }
-    Some(Verdict { allowed, limits })
+    Some(Verdict {
+        allowed,
+        slots,
+        limits,
+    })
 }
 
 fn parse_limit(value: &Value) -> Option<LimitState> {
@@ -227,8 +238,13 @@ mod tests {
 
     #[test]
     fn reads_well_formed_replies() {
-        let verdict =
-            parse_verdict(&Value::Array(vec![Value::Int(0), rpm(1), budget()])).expect("verdict");
+        let verdict = parse_verdict(&Value::Array(vec![
+            Value::Int(0),
+            Value::Int(0),
+            rpm(1),
+            budget(),
+        ]))
+        .expect("verdict");
         assert!(!verdict.allowed);
         assert_eq!(
             verdict.limits[0],
@@ -255,8 +271,10 @@ mod tests {
             )
         );
         assert_eq!(budget.remaining(), 350);
-        let allowed = parse_verdict(&Value::Array(vec![Value::Int(1)])).expect("no limits");
+        let allowed =
+            parse_verdict(&Value::Array(vec![Value::Int(1), Value::Int(4)])).expect("no limits");
         assert!(allowed.allowed && allowed.limits.is_empty());
+        assert_eq!(allowed.slots, 4);
     }
 
     #[test]
@@ -279,12 +297,19 @@ mod tests {
             Value::Array(vec![]),
             Value::Array(vec![Value::Int(2)]),
             Value::Array(vec![bulk("1")]),
+            // No slot count.
+            Value::Array(vec![Value::Int(1)]),
+            Value::Array(vec![Value::Int(1), Value::Int(-1)]),
             // A denial that names no tripped limit.
-            Value::Array(vec![Value::Int(0), rpm(0)]),
-            Value::Array(vec![Value::Int(1), Value::Array(vec![Value::Int(1)])]),
-            Value::Array(vec![Value::Int(1), bad_scope]),
-            Value::Array(vec![Value::Int(1), bad_period]),
-            Value::Array(vec![Value::Int(1), negative]),
+            Value::Array(vec![Value::Int(0), Value::Int(0), rpm(0)]),
+            Value::Array(vec![
+                Value::Int(1),
+                Value::Int(1),
+                Value::Array(vec![Value::Int(1)]),
+            ]),
+            Value::Array(vec![Value::Int(1), Value::Int(1), bad_scope]),
+            Value::Array(vec![Value::Int(1), Value::Int(1), bad_period]),
+            Value::Array(vec![Value::Int(1), Value::Int(1), negative]),
         ];
         for reply in cases {
             assert_eq!(parse_verdict(&reply), None, "{reply:?}");

@@ -30,6 +30,10 @@ pub const AUTHORIZE_SCRIPT: &str = concat!(
     include_str!("../scripts/windows.lua"),
     include_str!("../scripts/authorize.lua")
 );
+pub const RELEASE_SCRIPT: &str = concat!(
+    include_str!("../scripts/windows.lua"),
+    include_str!("../scripts/release.lua")
+);
 pub const RECORD_USAGE_SCRIPT: &str = concat!(
     include_str!("../scripts/windows.lua"),
     include_str!("../scripts/record_usage.lua")
@@ -93,6 +97,7 @@ struct Inner {
     connection: ConnectionManager,
     authorize: Script,
     record_usage: Script,
+    release: Script,
     timeout: Duration,
     /// Where Redis is, without credentials: safe to log.
     address: String,
@@ -123,6 +128,7 @@ impl Store {
                 connection,
                 authorize: Script::new(AUTHORIZE_SCRIPT),
                 record_usage: Script::new(RECORD_USAGE_SCRIPT),
+                release: Script::new(RELEASE_SCRIPT),
                 timeout,
                 address,
                 availability: AtomicU8::new(Availability::Unknown.as_u8()),

@@ -4,6 +4,7 @@
 use redis::{ErrorKind, ServerErrorKind, Value};
 
 use super::{Store, StoreError};
+use crate::keys;
 
 /// Everything `record_usage.lua` needs for one record (see the script's header).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +156,50 @@ impl Store {
         let mut connection = self.inner.connection.clone();
         self.bounded(async move { pipe.query_async(&mut connection).await })
             .await
+    }
+
+    /// Releases unused lease slots (release.lua, pipelined); returns how many still held
+    /// something. Idempotent, so the filter may retry a batch freely.
+    pub async fn release_slots(&self, ids: &[String]) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        for attempt in 0..2 {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for id in ids {
+                let invocation = self.inner.release.key(keys::reservation_key(id));
+                pipe.invoke_script(&invocation);
+            }
+            let mut connection = self.inner.connection.clone();
+            let replies: Vec<redis::RedisResult<Value>> = self
+                .bounded(async move { pipe.query_async(&mut connection).await })
+                .await?;
+            let mut released = 0;
+            let mut unloaded = false;
+            for reply in replies {
+                match reply {
+                    Ok(Value::Int(n)) => released += u64::try_from(n).unwrap_or(0),
+                    Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                        unloaded = true;
+                    }
+                    Err(err) => return Err(self.record(StoreError::Redis(err))),
+                    Ok(other) => {
+                        return Err(self.record(StoreError::UnexpectedReply(format!(
+                            "release.lua returned {other:?}"
+                        ))))
+                    }
+                }
+            }
+            if !unloaded || attempt == 1 {
+                return Ok(released);
+            }
+            let mut connection = self.inner.connection.clone();
+            let script = &self.inner.release;
+            self.bounded(async move { script.prepare_invoke().load_async(&mut connection).await })
+                .await?;
+        }
+        Ok(0)
     }
 
     /// `HMGET key fields…` as integers; `None` for a field (or key) that does not exist.

@@ -9,6 +9,7 @@ mod bad_requests;
 mod budgets;
 mod cli;
 mod health;
+mod leases;
 mod limits;
 mod persistence;
 mod redis_outage;
