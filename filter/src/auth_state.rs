@@ -1,16 +1,21 @@
-//! Per-VM identity state shared by the root context and every request of a worker: the
-//! current keys and the verified-token cache. Single-threaded (one VM per worker); each
-//! user borrows it briefly and never across a callback.
+//! Per-VM state shared by the root context and every request of a worker: the current
+//! keys, the verified-token cache and the lease slots held for callers. Single-threaded
+//! (one VM per worker); each user borrows it briefly and never across a callback.
 
 use crate::config::Config;
 use crate::keystore::KeyStore;
+use crate::lease::LeaseTable;
 use crate::runtime::Runtime;
 use crate::token_cache::TokenCache;
 
 pub struct AuthState {
     pub keys: KeyStore,
     pub cache: TokenCache,
+    pub leases: LeaseTable,
 }
+
+/// Callers with live leases per worker; past it the lease closest to expiry is released.
+pub const MAX_LEASES: usize = 10_000;
 
 impl AuthState {
     pub fn new(rt: &Runtime) -> AuthState {
@@ -22,6 +27,7 @@ impl AuthState {
                 c.token_cache.ttl.as_secs(),
                 c.clock_skew.as_secs(),
             ),
+            leases: LeaseTable::new(MAX_LEASES),
         }
     }
 }

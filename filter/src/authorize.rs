@@ -18,6 +18,13 @@ pub struct AuthorizeRequest<'a> {
     pub reserve_tokens: u64,
     /// The same, priced (0 when the model has no price).
     pub reserve_cost_micros: u64,
+    /// Requests' worth wanted as a lease (see `lease`); absent: just this one.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lease_slots: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The tightest limit's state, as the policy service reports it on an allow: becomes the
@@ -27,6 +34,8 @@ pub struct Quota {
     pub limit: Option<u64>,
     pub remaining: Option<u64>,
     pub reset_after_ms: Option<u64>,
+    /// Requests' worth granted: 1, or a lease's slots.
+    pub slots: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +65,8 @@ struct RawDecision {
     remaining: Option<u64>,
     #[serde(default)]
     reset_after_ms: Option<u64>,
+    #[serde(default)]
+    slots: Option<u64>,
 }
 
 /// Reads the policy service's answer. `status` is the HTTP status of the callout, absent
@@ -74,6 +85,7 @@ pub fn decide(status: Option<u32>, body: &[u8]) -> Decision {
             limit: raw.limit,
             remaining: raw.remaining,
             reset_after_ms: raw.reset_after_ms,
+            slots: raw.slots.unwrap_or(1).clamp(1, 64),
         });
     }
     let retry_ms = raw.retry_after_ms.unwrap_or(1000);
@@ -124,6 +136,15 @@ mod tests {
                 r#"{"allow":true,"remaining":3}"#,
                 Decision::Allow(Quota {
                     remaining: Some(3),
+                    slots: 1,
+                    ..Quota::default()
+                }),
+            ),
+            (
+                Some(200),
+                r#"{"allow":true,"slots":16}"#,
+                Decision::Allow(Quota {
+                    slots: 16,
                     ..Quota::default()
                 }),
             ),
@@ -179,6 +200,7 @@ mod tests {
             stream: true,
             reserve_tokens: 10,
             reserve_cost_micros: 3,
+            lease_slots: 0,
         };
         let v: serde_json::Value = serde_json::to_value(&req).unwrap_or_default();
         assert_eq!(

@@ -115,6 +115,10 @@ struct RawPolicy {
     timeout_ms: Option<u64>,
     #[serde(default)]
     failure_mode: Option<String>,
+    #[serde(default)]
+    lease_slots: Option<u64>,
+    #[serde(default)]
+    lease_ttl_ms: Option<u64>,
 }
 
 /// Delivery of usage records to the policy service's ledger.
@@ -217,6 +221,11 @@ pub struct Policy {
     /// When the policy service cannot answer: refuse (`closed`, 503) or let the request
     /// through (`open`), counted either way; its usage is recorded and queued all the same.
     pub fail_open: bool,
+    /// Requests' worth to ask for per decision (see `lease`); below 2, one callout per
+    /// request.
+    pub lease_slots: u64,
+    /// How long a lease's slots may be spent after it was granted.
+    pub lease_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -255,6 +264,7 @@ pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 60;
 pub const DEFAULT_POLICY_TIMEOUT_MS: u64 = 1000;
+pub const DEFAULT_LEASE_TTL_MS: u64 = 2000;
 pub const DEFAULT_JWKS_REFRESH_SECS: u64 = 300;
 pub const DEFAULT_JWKS_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 10_000;
@@ -387,6 +397,14 @@ impl Config {
                 ))
             }
         };
+        let lease_slots = raw.policy.lease_slots.unwrap_or(0);
+        if lease_slots > 64 {
+            return Err(err("policy.lease_slots", "must be between 0 and 64"));
+        }
+        let lease_ttl_ms = raw.policy.lease_ttl_ms.unwrap_or(DEFAULT_LEASE_TTL_MS);
+        if !(100..=60_000).contains(&lease_ttl_ms) {
+            return Err(err("policy.lease_ttl_ms", "must be between 100 and 60000"));
+        }
         let policy = Policy {
             authority: non_empty_or(raw.policy.authority, "chokepoint-policy", || {
                 "policy.authority".into()
@@ -394,6 +412,8 @@ impl Config {
             cluster: raw.policy.cluster,
             timeout: Duration::from_millis(timeout_ms),
             fail_open,
+            lease_slots,
+            lease_ttl: Duration::from_millis(lease_ttl_ms),
         };
 
         let providers = crate::providers::parse(raw.providers)?;

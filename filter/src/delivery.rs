@@ -38,18 +38,27 @@ impl Delivery {
         self.batch.is_empty()
     }
 
-    /// `{"records":[...]}` from the already-serialised records, without re-parsing them.
+    /// `{"records":[...],"releases":[...]}` from the queued items as they are: records
+    /// (JSON objects) and lease slots to release (JSON strings), without re-parsing.
     pub fn body(&self) -> Vec<u8> {
-        let size = self.batch.iter().map(|r| r.len() + 1).sum::<usize>() + 16;
+        let size = self.batch.iter().map(|r| r.len() + 1).sum::<usize>() + 32;
         let mut out = Vec::with_capacity(size);
-        out.extend_from_slice(b"{\"records\":[");
-        for (i, r) in self.batch.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
+        let is_release = |item: &Vec<u8>| item.first() == Some(&b'"');
+        for (name, releases) in [("records", false), ("releases", true)] {
+            out.extend_from_slice(if releases { b",\"" } else { b"{\"" });
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":[");
+            let mut first = true;
+            for item in self.batch.iter().filter(|i| is_release(i) == releases) {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(item);
             }
-            out.extend_from_slice(r);
+            out.push(b']');
         }
-        out.extend_from_slice(b"]}");
+        out.push(b'}');
         out
     }
 
@@ -99,7 +108,15 @@ mod tests {
         d.add(br#"{"request_id":"b"}"#.to_vec());
         assert_eq!(
             d.body(),
-            br#"{"records":[{"request_id":"a"},{"request_id":"b"}]}"#
+            br#"{"records":[{"request_id":"a"},{"request_id":"b"}],"releases":[]}"#
+        );
+        let mut mixed = Delivery::default();
+        mixed.add(br#""r1.2""#.to_vec());
+        mixed.add(br#"{"request_id":"c"}"#.to_vec());
+        mixed.add(br#""r1.3""#.to_vec());
+        assert_eq!(
+            mixed.body(),
+            br#"{"records":[{"request_id":"c"}],"releases":["r1.2","r1.3"]}"#
         );
         d.sent(7);
         assert!(!d.ready(0), "one batch in flight at a time");

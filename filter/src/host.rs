@@ -62,6 +62,7 @@ pub enum Counter {
     FailedOpen,
     UsageDelivered,
     UsageDeliveryFailed,
+    LeaseServed,
 }
 
 impl Counter {
@@ -84,6 +85,7 @@ impl Counter {
             Counter::FailedOpen,
             Counter::UsageDelivered,
             Counter::UsageDeliveryFailed,
+            Counter::LeaseServed,
         ]);
         all
     }
@@ -105,6 +107,7 @@ impl Counter {
             Counter::FailedOpen => "chokepoint.authorize.failed_open".into(),
             Counter::UsageDelivered => "chokepoint.usage.delivered_records".into(),
             Counter::UsageDeliveryFailed => "chokepoint.usage.delivery_failed".into(),
+            Counter::LeaseServed => "chokepoint.authorize.lease_served".into(),
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod jwks_sync;
 pub mod jwt;
 pub mod key_injection;
 pub mod keystore;
+pub mod lease;
 pub mod pricing;
 pub mod providers;
 pub mod reply;

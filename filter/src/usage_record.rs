@@ -8,6 +8,9 @@ use serde::Serialize;
 pub struct UsageRecord<'a> {
     /// The gateway's own id for this request: unique, the ledger's idempotency key.
     pub request_id: &'a str,
+    /// The lease slot the request was admitted on: the reservation its record releases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<&'a str>,
     /// Envoy's `x-request-id`, to correlate with Envoy's logs and traces.
     pub trace_id: &'a str,
     pub user: Option<&'a str>,

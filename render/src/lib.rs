@@ -17,3 +17,4 @@ pub mod policy;
 pub mod policy_file;
 pub mod url;
 pub mod yaml;
+pub mod compose;

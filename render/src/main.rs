@@ -47,6 +47,14 @@ enum Command {
         #[arg(long, default_value = "1")]
         version: String,
     },
+    /// Render the compose stack into DIR (envoy/): docker-compose.yml and compose/*,
+    /// or --check for drift.
+    Compose {
+        file: PathBuf,
+        dir: PathBuf,
+        #[arg(long)]
+        check: bool,
+    },
     /// Render every example manifest into DIR (envoy/examples), or --check for drift.
     Examples {
         file: PathBuf,
@@ -106,6 +114,29 @@ fn run(command: Command) -> Result<(), String> {
                     print!("{text}");
                     Ok(())
                 }
+            }
+        }
+        Command::Compose { file, dir, check } => {
+            let p = Policy::load(&file).map_err(|e| e.to_string())?;
+            let mut drift = Vec::new();
+            for (path, text) in chokepoint_render::compose::files(&p, &dir)? {
+                if check {
+                    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                        drift.push(path.display().to_string());
+                    }
+                } else {
+                    bundle::write_atomically(&path, &text)?;
+                }
+            }
+            if drift.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "compose files differ from the renderer's output (re-run `chokepoint-config compose {} {}`): {}",
+                    file.display(),
+                    dir.display(),
+                    drift.join(", ")
+                ))
             }
         }
         Command::Examples { file, dir, check } => {

@@ -114,12 +114,16 @@ pub fn plugin_config(policy: &Policy, target: Target) -> Value {
             "authority": policy.policy_service.url.authority(),
             "timeout_ms": g.policy_timeout_ms,
             "failure_mode": if g.failure_open { "open" } else { "closed" },
+            "lease_slots": policy.policy_service.lease_slots,
         },
         "providers": providers(policy, target),
         "key_injection": if g.key_injection_upstream && target == Target::Envoy { "upstream" } else { "downstream" },
         "models": models,
         "max_request_body_bytes": g.max_request_body_bytes,
     });
+    if let Some(ttl) = policy.policy_service.lease_ttl_ms {
+        c["policy"]["lease_ttl_ms"] = json!(ttl);
+    }
     if let Some(p) = &policy.prices {
         c["prices"] = p.clone();
     }

@@ -110,6 +110,8 @@ pub struct PolicyService {
     pub window_secs: u64,
     pub requests_per_window: u64,
     pub reservation_ttl_secs: u64,
+    pub lease_slots: u64,
+    pub lease_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -263,6 +265,9 @@ fn filter_path_to_policy(field: &str) -> String {
     ];
     if let Some(rest) = field.strip_prefix("usage") {
         return format!("audit.usage{rest}");
+    }
+    if let Some(rest) = field.strip_prefix("policy.lease_") {
+        return format!("policy_service.lease_{rest}");
     }
     if field.starts_with("policy") {
         return "policy_service.url".into();
@@ -438,6 +443,8 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
             ps.reservation_ttl_secs,
             600,
         )?,
+        lease_slots: ps.lease_slots.unwrap_or(0),
+        lease_ttl_ms: ps.lease_ttl_ms,
     };
 
     let d = raw.deploy;

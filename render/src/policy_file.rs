@@ -161,6 +161,13 @@ pub struct RawPolicyService {
     pub requests_per_window: Option<u64>,
     #[serde(default)]
     pub reservation_ttl_secs: Option<u64>,
+    /// Requests' worth the gateway asks for per decision (0 or 1: one callout per
+    /// request); the service grants at most a quarter of what a limit has left.
+    #[serde(default)]
+    pub lease_slots: Option<u64>,
+    /// How long a lease's slots may be spent, in ms.
+    #[serde(default)]
+    pub lease_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -225,6 +225,19 @@ fn committed_examples_match_the_renderer() {
 }
 
 #[test]
+fn committed_compose_files_match_the_renderer() {
+    let policy = Policy::load(&root().join("envoy/compose/chokepoint.yaml")).unwrap();
+    for (path, text) in chokepoint_render::compose::files(&policy, &root().join("envoy")).unwrap() {
+        assert_eq!(
+            std::fs::read_to_string(&path).ok().as_deref(),
+            Some(text.as_str()),
+            "{} drifted: re-run `cargo run -p chokepoint-render --bin chokepoint-config -- compose envoy/compose/chokepoint.yaml envoy`",
+            path.display()
+        );
+    }
+}
+
+#[test]
 fn no_secret_in_any_rendering() {
     let policy = Policy::load(&root().join("envoy/examples/policy.yaml")).unwrap();
     for target in chokepoint_render::bundle::TARGETS {

@@ -1,7 +1,7 @@
 //! Recovering keys mid-request: adopting a key set another worker fetched, or refetching
 //! the issuer's JWKS when a token names a `kid` nobody knows yet.
 
-use super::{refuse, Flow, Pending, Phase};
+use super::{refuse, Flow, Next, Pending, Phase};
 use crate::config::KeySource;
 use crate::host::{Counter, Host};
 use crate::jwks::KeySet;
@@ -19,7 +19,7 @@ impl Flow {
         token: &str,
         pending: Pending,
         first: AuthError,
-    ) -> Result<(), Reply> {
+    ) -> Result<Next, Reply> {
         let issuer = jwt::issuer_of(token).unwrap_or_default();
         let uri = self
             .rt
@@ -73,7 +73,7 @@ impl Flow {
                     token: token.to_string(),
                     pending,
                 };
-                Ok(())
+                Ok(Next::Pause)
             }
             Err(e) => {
                 log::warn!("cannot reach JWKS cluster {}: {}", uri.cluster, e.0);
@@ -131,8 +131,9 @@ impl Flow {
         let verified = self.verify(host, token).map_err(|e| refuse(host, e))?;
         let caller = self.caller(verified, pending.request_id);
         let body_done = pending.body_done;
-        self.after_authentication(host, caller, pending.end_of_stream, body_done)?;
-        // Headers were paused for the fetch; the authorize callout now holds the request.
-        Ok(false)
+        // Headers were paused for the fetch: resume now if a lease slot admitted the
+        // request; otherwise the body or the authorize callout holds it.
+        let next = self.after_authentication(host, caller, pending.end_of_stream, body_done)?;
+        Ok(next == Next::Continue)
     }
 }

@@ -1,6 +1,6 @@
 //! One request's path through the gateway, as an explicit state machine held by value:
 //! strip, authenticate (with a key refetch when a token names an unknown `kid`), read the
-//! body, authorize (one callout), inject, forward.
+//! body, authorize (a lease slot held by this worker, else one callout), inject, forward.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,6 +13,7 @@ use crate::credentials;
 use crate::host::{Counter, Host, HostError};
 use crate::identity;
 use crate::jwt::{AuthError, VerifiedToken, Verifier};
+use crate::lease::LeaseTable;
 use crate::reply::{self, Reply};
 use crate::request_body::{self, RequestFields};
 use crate::runtime::Runtime;
@@ -95,6 +96,11 @@ struct Facts {
     chain: Vec<usize>,
     /// The caller's quota from the policy service, returned as `x-ratelimit-*` headers.
     quota: Option<crate::authorize::Quota>,
+    /// The lease slot this request was admitted on (its reservation), if any.
+    reservation_id: Option<String>,
+    /// The worst case asked of the policy service: (tokens, cost), what a lease's slots
+    /// then reserve each.
+    reserve: (u64, u64),
     stream: bool,
     body_bytes: usize,
     /// Status of the gateway's own reply, when it answered instead of the provider.
@@ -152,7 +158,7 @@ impl Flow {
             // Envoy keeps buffering until the whole body is there (and the keys are).
             return Next::Pause;
         }
-        let result = self.body(host, body_size).map(|()| Next::Pause);
+        let result = self.body(host, body_size);
         self.settle(host, result)
     }
 
@@ -248,12 +254,10 @@ impl Flow {
         match self.verify(host, token) {
             Ok(verified) => {
                 let caller = self.caller(verified, pending.request_id);
-                self.after_authentication(host, caller, end_of_stream, None)?;
-                Ok(Next::Pause)
+                self.after_authentication(host, caller, end_of_stream, None)
             }
             Err(e @ (AuthError::UnknownKey | AuthError::KeysUnavailable)) => {
-                self.refetch_keys(host, token, pending, e)?;
-                Ok(Next::Pause)
+                self.refetch_keys(host, token, pending, e)
             }
             Err(e) => Err(refuse(host, e)),
         }
@@ -299,7 +303,7 @@ impl Flow {
         caller: Caller,
         end_of_stream: bool,
         body_done: Option<usize>,
-    ) -> Result<(), Reply> {
+    ) -> Result<Next, Reply> {
         self.facts.caller = Some(caller.clone());
         let Some(endpoint) = self.facts.endpoint else {
             return Err(reply::error(
@@ -338,14 +342,15 @@ impl Flow {
         self.phase = Phase::ReadingBody { caller };
         match body_done {
             Some(size) => self.body(host, size),
-            None => Ok(()),
+            // Envoy buffers the body meanwhile.
+            None => Ok(Next::Pause),
         }
     }
 
-    fn body(&mut self, host: &mut dyn Host, body_size: usize) -> Result<(), Reply> {
+    fn body(&mut self, host: &mut dyn Host, body_size: usize) -> Result<Next, Reply> {
         let Phase::ReadingBody { caller } = std::mem::replace(&mut self.phase, Phase::Forwarding)
         else {
-            return Ok(());
+            return Ok(Next::Pause);
         };
         if body_size > self.rt.config.max_request_body_bytes {
             host.count(Counter::BadRequest);
@@ -399,8 +404,9 @@ impl Flow {
         host: &mut dyn Host,
         caller: Caller,
         fields: &RequestFields,
-    ) -> Result<(), Reply> {
-        let policy = &self.rt.config.policy;
+    ) -> Result<Next, Reply> {
+        let rt = Rc::clone(&self.rt);
+        let policy = &rt.config.policy;
         let provider = self
             .facts
             .provider
@@ -419,6 +425,27 @@ impl Flow {
             .as_deref()
             .and_then(|m| self.rt.config.prices.lookup(m))
             .map_or(0, |p| crate::pricing::cost_micros(&worst_case, p));
+        let reserve_tokens = worst_case
+            .input_tokens
+            .saturating_add(worst_case.output_tokens);
+        self.facts.reserve = (reserve_tokens, reserve_cost_micros);
+        if policy.lease_slots >= 2 {
+            let key = self.lease_key(&caller);
+            let now = host.now_ms();
+            let slot =
+                self.auth
+                    .borrow_mut()
+                    .leases
+                    .take(&key, reserve_tokens, reserve_cost_micros, now);
+            if let Some(slot) = slot {
+                // Already reserved by the policy service: no callout for this request.
+                self.facts.reservation_id = Some(slot);
+                host.count(Counter::LeaseServed);
+                host.count(Counter::Allowed);
+                self.forward(host, &caller)?;
+                return Ok(Next::Continue);
+            }
+        }
         let request = AuthorizeRequest {
             request_id: &self.facts.request_id,
             user: &caller.user,
@@ -428,10 +455,9 @@ impl Flow {
             cost_center: caller.cost_center.as_deref(),
             provider,
             stream: self.facts.stream,
-            reserve_tokens: worst_case
-                .input_tokens
-                .saturating_add(worst_case.output_tokens),
+            reserve_tokens,
             reserve_cost_micros,
+            lease_slots: policy.lease_slots,
         };
         let body = serde_json::to_vec(&request).map_err(|_| reply::internal("encode_failed"))?;
         let headers = [
@@ -444,7 +470,7 @@ impl Flow {
         match host.dispatch(&policy.cluster, &headers, &body, policy.timeout) {
             Ok(call) => {
                 self.phase = Phase::Authorizing { call, caller };
-                Ok(())
+                Ok(Next::Pause)
             }
             Err(e) => {
                 log::warn!("cannot reach policy cluster {}: {}", policy.cluster, e.0);
@@ -466,6 +492,9 @@ impl Flow {
             Decision::Allow(quota) => {
                 self.facts.quota = Some(quota);
                 host.count(Counter::Allowed);
+                if self.rt.config.policy.lease_slots >= 2 {
+                    self.keep_lease(host, caller, quota.slots);
+                }
                 self.forward(host, caller)?;
                 Ok(true)
             }
@@ -497,6 +526,35 @@ impl Flow {
                 Err(reply::policy_unavailable())
             }
         }
+    }
+
+    /// The scopes a lease covers for this caller and model.
+    fn lease_key(&self, caller: &Caller) -> String {
+        LeaseTable::key(
+            &caller.user,
+            caller.tenant.as_deref(),
+            caller.cost_center.as_deref(),
+            self.facts.model.as_deref(),
+        )
+    }
+
+    /// Keeps the spare slots of a granted lease for this caller's next requests; slots
+    /// an older lease had left go back to the policy service.
+    fn keep_lease(&mut self, host: &mut dyn Host, caller: &Caller, slots: u64) {
+        let key = self.lease_key(caller);
+        let (tokens, cost) = self.facts.reserve;
+        let now = host.now_ms();
+        let ttl = u64::try_from(self.rt.config.policy.lease_ttl.as_millis()).unwrap_or(u64::MAX);
+        let released = self.auth.borrow_mut().leases.grant(
+            &key,
+            &self.facts.request_id,
+            slots,
+            tokens,
+            cost,
+            now,
+            ttl,
+        );
+        release_slots(host, &released);
     }
 
     /// The request may go: route it to the provider's cluster with the provider's key and
@@ -575,6 +633,18 @@ impl Flow {
         }
         if host.send_reply(&r).is_err() {
             host.count(Counter::HostFailure);
+        }
+    }
+}
+
+/// Queues unused lease slots for release, with the usage records (a JSON string each).
+pub fn release_slots(host: &mut dyn Host, slots: &[String]) {
+    for slot in slots {
+        let Ok(json) = serde_json::to_vec(slot) else {
+            continue;
+        };
+        if !host.enqueue_usage(&json) {
+            host.count(Counter::UsageQueueFailure);
         }
     }
 }

@@ -102,6 +102,7 @@ impl Flow {
         let caller = f.caller.as_ref();
         let record = UsageRecord {
             request_id: &f.request_id,
+            reservation_id: f.reservation_id.as_deref(),
             trace_id: &f.trace_id,
             user: caller.map(|c| c.user.as_str()),
             tenant: caller.and_then(|c| c.tenant.as_deref()),

@@ -810,3 +810,68 @@ fn an_enforced_cap_is_written_and_reserved() {
     let sent: serde_json::Value = serde_json::from_slice(&host.body).unwrap();
     assert!(sent.get("max_completion_tokens").is_none());
 }
+
+/// With leases on: the first request asks for slots, the next ones of the same caller
+/// and model go without a callout, each naming its slot in its record; a bigger worst
+/// case or another model asks again; a new lease releases what the old one had left.
+#[test]
+fn lease_slots_admit_later_requests_without_a_callout() {
+    let keys = Keys::new();
+    let mut config = keys.config_json();
+    config["policy"]["lease_slots"] = serde_json::json!(8);
+    let rt = testing::runtime_from(&config);
+    let auth_state = Rc::new(std::cell::RefCell::new(crate::auth_state::AuthState::new(
+        &rt,
+    )));
+    let auth = bearer(keys);
+    let body = r#"{"model":"gpt-4o-mini","messages":[]}"#;
+    let run = |body: &str, answer: Option<&str>| {
+        let mut host = FakeHost::with_headers(&[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            ("content-type", "application/json"),
+            ("authorization", auth.as_str()),
+        ]);
+        host.now = testing::NOW;
+        host.body = body.as_bytes().to_vec();
+        let mut flow = Flow::new(Rc::clone(&rt), Rc::clone(&auth_state));
+        assert_eq!(flow.on_request_headers(&mut host, false), Next::Pause);
+        let len = host.body.len();
+        let next = flow.on_request_body(&mut host, len, true);
+        if let Some(answer) = answer {
+            assert_eq!(next, Next::Pause);
+            flow.on_callout_response(&mut host, 101, Some(200), answer.as_bytes());
+            assert_eq!(host.resumed, 1);
+        }
+        host.response_status = Some(200);
+        flow.on_log(&mut host);
+        (next, host)
+    };
+    let lease = r#"{"allow":true,"slots":3}"#;
+    let (_, first) = run(body, Some(lease));
+    let asked: serde_json::Value = serde_json::from_str(&first.dispatched[0].body).unwrap();
+    assert_eq!(asked["lease_slots"], 8);
+
+    let id = first.random_id();
+    for slot in [2, 3] {
+        let (next, host) = run(body, None);
+        assert_eq!(next, Next::Continue, "slot {slot}: no callout");
+        assert!(host.dispatched.is_empty());
+        assert_eq!(host.header(CLUSTER_HEADER), Some("provider_openai"));
+        assert_eq!(host.count_of(Counter::LeaseServed), 1);
+        let record: serde_json::Value = serde_json::from_slice(&host.queued[0]).unwrap();
+        assert_eq!(record["reservation_id"], format!("{id}.{slot}"));
+    }
+    // Spent: the next one asks again; this answer is a lease of 2.
+    let (_, again) = run(body, Some(r#"{"allow":true,"slots":2}"#));
+    assert_eq!(again.dispatched.len(), 1);
+    // A bigger worst case does not fit a slot: it asks, and the new lease releases the
+    // old one's unused slot.
+    let big = r#"{"model":"gpt-4o-mini","max_tokens":100000,"messages":[]}"#;
+    let (_, bigger) = run(big, Some(lease));
+    assert_eq!(bigger.dispatched.len(), 1);
+    assert_eq!(bigger.queued[0], format!("\"{id}.2\"").into_bytes());
+    // Another model is another scope.
+    let (_, other) = run(r#"{"model":"claude-x","messages":[]}"#, Some(ALLOW));
+    assert_eq!(other.dispatched.len(), 1);
+}

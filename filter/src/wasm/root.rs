@@ -82,6 +82,22 @@ fn rt_flush(rt: &Option<Rc<Runtime>>) -> Duration {
 }
 
 impl Root {
+    /// Lease slots past their time go back to the policy service with the next batch.
+    fn release_expired_leases(&mut self, now_ms: u64) {
+        let (Some(auth), Some(queue)) = (&self.auth, self.usage_queue) else {
+            return;
+        };
+        let expired = auth.borrow_mut().leases.expire(now_ms);
+        for slot in expired {
+            let Ok(json) = serde_json::to_vec(&slot) else {
+                continue;
+            };
+            if hostcalls::enqueue_shared_queue(queue, Some(&json)).is_err() {
+                self.metrics.increment(Counter::UsageQueueFailure);
+            }
+        }
+    }
+
     /// Sends the next batch of usage records to the ledger, if one is due.
     fn deliver_usage(&mut self) {
         let (Some(rt), Some(queue)) = (&self.runtime, self.usage_queue) else {
@@ -150,6 +166,13 @@ impl Root {
 }
 
 impl Context for Root {
+    /// A configuration being replaced (ECDS) or Envoy shutting down: the leases this root
+    /// held are released with the next batch any worker sends.
+    fn on_done(&mut self) -> bool {
+        self.release_expired_leases(u64::MAX);
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token_id: u32,
@@ -263,6 +286,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        self.release_expired_leases(now_ms());
         self.deliver_usage();
         let now = now_secs();
         let mut sd = EnvoyShared;

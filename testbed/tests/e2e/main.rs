@@ -7,6 +7,7 @@ mod accounting;
 mod budgets;
 mod fallback;
 mod identity;
+mod leases;
 mod outage;
 mod policy_file;
 mod protocol;

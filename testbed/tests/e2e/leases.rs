@@ -1,0 +1,106 @@
+//! Leases through the real stack: a caller's requests are admitted from slots the policy
+//! service reserved in one decision (far fewer callouts than requests), every request is
+//! still charged exactly once, and the slots not used go back when the lease expires.
+
+use std::time::{Duration, Instant};
+
+use chokepoint_testbed::stack::Stack;
+use serde_json::{json, Value};
+
+use crate::support::{self, ledger_settled};
+
+async fn decisions(stack: &Stack) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", stack.policy_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("chokepoint_policy_authorize_total{decision=\"allow\"}"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn budget(stack: &Stack, user: &str) -> Value {
+    let spend: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/admin/spend?scope_kind=user&id={user}",
+            stack.policy_url
+        ))
+        .bearer_auth(&stack.opts.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    spend["budgets"][0].clone()
+}
+
+#[tokio::test]
+async fn leases_admit_without_callouts_and_charge_exactly() {
+    let stack = support::start("leases", |o| o.requests_per_window = 1000).await;
+    let user = support::uuid_of(&stack, "leaser");
+    reqwest::Client::new()
+        .put(format!("{}/v1/admin/limits/user/{user}", stack.policy_url))
+        .bearer_auth(&stack.opts.admin_token)
+        .json(&json!({"usd_micros": 100_000_000, "period": "month"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let token = support::token(&stack, "leaser");
+    let client = reqwest::Client::new();
+    let before = decisions(&stack).await;
+    const N: u64 = 40;
+    for i in 0..N {
+        let resp = client
+            .post(format!("{}/v1/chat/completions", stack.gateway_url))
+            .bearer_auth(&token)
+            .json(&support::chat(i % 2 == 0))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "request {i}");
+        let _ = resp.bytes().await.unwrap();
+    }
+    let callouts = decisions(&stack).await - before;
+    println!("{N} requests, {callouts} authorize decisions");
+    assert!(
+        callouts <= N / 4,
+        "{callouts} decisions for {N} requests: leases are not used"
+    );
+    let stats = reqwest::get(format!(
+        "{}/stats?filter=chokepoint.authorize.lease_served",
+        stack.admin_url
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let served: u64 = stats
+        .lines()
+        .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
+        .sum();
+    assert_eq!(served + callouts, N, "{stats}");
+
+    // Every request charged once; after the leases expire (2 s) their unused slots are
+    // released, so nothing stays reserved and the spend equals the ledger.
+    let l = ledger_settled(&stack, &user, N).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let b = budget(&stack, &user).await;
+        if b["reserved"] == 0 {
+            assert_eq!(b["spent"], l["cost_micros"], "{b} vs {l}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "unused slots never released: {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
