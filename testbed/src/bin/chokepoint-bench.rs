@@ -49,7 +49,7 @@ async fn main() {
     let mut opts = StackOptions::defaults(&root, &run_dir, DevKey::generate_with_derived_kid());
     opts.requests_per_window = u64::MAX / 4;
     opts.usage_flush_ms = 1000;
-    let stack = match Stack::start(opts).await {
+    let mut stack = match Stack::start(opts).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("chokepoint-bench: {e}");
@@ -99,13 +99,28 @@ async fn main() {
                 None,
             ),
             (
-                "envoy + chokepoint (full path)",
+                "envoy + chokepoint (full path, leases)",
+                format!("{}/v1/chat/completions", stack.gateway_url),
+                &gateway_auth,
+                stack.envoy_pid(),
+                stack.policy_pid(),
+            ),
+            (
+                "envoy + chokepoint (full path, callout per request)",
                 format!("{}/v1/chat/completions", stack.gateway_url),
                 &gateway_auth,
                 stack.envoy_pid(),
                 stack.policy_pid(),
             ),
         ] {
+            // The same running Envoy in both modes: the lease setting changes live (ECDS).
+            let slots = if config.ends_with("callout per request)") { 0 } else { 16 };
+            if config.starts_with("envoy + chokepoint") {
+                if let Err(e) = set_lease_slots(&mut stack, slots).await {
+                    eprintln!("chokepoint-bench: {e}");
+                    std::process::exit(1);
+                }
+            }
             // A short warm-up: connections, token cache, scripts.
             bench::run(&url, headers, &body, c, Duration::from_millis(500)).await;
             let (e0, p0) = (envoy_pid.map(bench::cpu_us), policy_pid.map(bench::cpu_us));
@@ -166,6 +181,23 @@ async fn main() {
     drop(bare);
     drop(stack);
     let _ = std::fs::remove_dir_all(&run_dir);
+}
+
+/// Switches the running gateway between leases and one callout per request, and waits
+/// until Envoy has taken the new filter configuration.
+async fn set_lease_slots(stack: &mut Stack, slots: u64) -> Result<(), String> {
+    let before = stack.ecds_updates().await?;
+    stack.reload_policy(&[chokepoint_render::overrides::Override::new(
+        "policy_service.lease_slots",
+        slots,
+    )])?;
+    for _ in 0..200 {
+        if stack.ecds_updates().await? > before {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err("Envoy did not take the new lease setting".into())
 }
 
 /// The same Envoy, same upstream, no filters: the reference.
