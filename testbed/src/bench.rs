@@ -12,6 +12,9 @@ pub struct Load {
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
+    /// Time to the first body byte (for streams: the first event).
+    pub ttfb_p50_ms: f64,
+    pub ttfb_p99_ms: f64,
 }
 
 impl Load {
@@ -44,6 +47,7 @@ pub async fn run(
         );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
+            let mut first = Vec::new();
             let mut errors = 0u64;
             while Instant::now() < deadline {
                 let t = Instant::now();
@@ -52,28 +56,36 @@ pub async fn run(
                     req = req.header(k, v);
                 }
                 match req.send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
+                    Ok(mut r) if r.status().is_success() => {
+                        // Chunk by chunk, as a streaming client reads.
+                        let mut ttfb = None;
+                        while let Ok(Some(_)) = r.chunk().await {
+                            ttfb.get_or_insert_with(|| t.elapsed().as_micros() as u64);
+                        }
                         lat.push(t.elapsed().as_micros() as u64);
+                        first.push(ttfb.unwrap_or_else(|| t.elapsed().as_micros() as u64));
                     }
                     _ => errors += 1,
                 }
             }
-            (lat, errors)
+            (lat, first, errors)
         }));
     }
     let mut all = Vec::new();
+    let mut firsts = Vec::new();
     let mut errors = 0;
     for t in tasks {
-        if let Ok((l, e)) = t.await {
+        if let Ok((l, f, e)) = t.await {
             all.extend(l);
+            firsts.extend(f);
             errors += e;
         }
     }
     let seconds = start.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len().max(1) - 1) as f64 * p) as usize)
+    firsts.sort_unstable();
+    let pct = |v: &[u64], p: f64| {
+        v.get(((v.len().max(1) - 1) as f64 * p) as usize)
             .copied()
             .unwrap_or(0) as f64
             / 1000.0
@@ -82,9 +94,11 @@ pub async fn run(
         requests: all.len() as u64,
         errors,
         seconds,
-        p50_ms: pct(0.50),
-        p90_ms: pct(0.90),
-        p99_ms: pct(0.99),
+        p50_ms: pct(&all, 0.50),
+        p90_ms: pct(&all, 0.90),
+        p99_ms: pct(&all, 0.99),
+        ttfb_p50_ms: pct(&firsts, 0.50),
+        ttfb_p99_ms: pct(&firsts, 0.99),
     }
 }
 

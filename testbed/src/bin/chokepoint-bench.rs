@@ -1,9 +1,13 @@
 //! `chokepoint-bench` (behind `scripts/bench`): the same mock upstream, the same load,
-//! measured back to back in one run: the upstream alone, bare Envoy, and Envoy with
-//! chokepoint's full path (JWT with a warm cache, routing, authorize callout to the policy
-//! service and Redis, per-attempt key injection, accounting, usage delivery). Reports
-//! requests/s, latency percentiles, CPU per request of Envoy and the policy service, and
-//! ratios to bare Envoy. A benchmark, not a test: bounded, loopback only.
+//! measured back to back in one run: the upstream alone, bare Envoy, Envoy with its native
+//! `jwt_authn` (the same key, its JWT cache on), and Envoy with chokepoint's full path
+//! (JWT with a warm cache, routing, per-attempt key injection, accounting, usage
+//! delivery), once with leases and once with one authorize callout per request, switched
+//! live in the same Envoy. Non-streaming POSTs at each connection count, then streams of
+//! 40 SSE events (time to first byte and total). Reports requests/s, latency percentiles,
+//! CPU per request of Envoy and the policy service, and ratios to bare Envoy; each
+//! configuration runs `--repeat` times and the spread is reported. A benchmark, not a
+//! test: bounded, loopback only.
 
 use std::process::Command;
 use std::time::Duration;
@@ -18,15 +22,18 @@ use serde_json::json;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Benchmark chokepoint against bare Envoy and the upstream alone"
+    about = "Benchmark chokepoint against bare Envoy, Envoy's jwt_authn and the upstream alone"
 )]
 struct Args {
     /// Seconds per configuration and load level.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 8)]
     seconds: u64,
     /// Connection counts to run.
     #[arg(long, value_delimiter = ',', default_value = "16,64")]
     connections: Vec<usize>,
+    /// Runs of each configuration (the spread between them is reported).
+    #[arg(long, default_value_t = 2)]
+    repeat: usize,
     /// Where to write the results (JSON).
     #[arg(long, default_value = "bench/results.json")]
     out: String,
@@ -34,10 +41,37 @@ struct Args {
 
 struct Row {
     config: &'static str,
+    mode: &'static str,
     connections: usize,
+    runs: Vec<Run>,
+}
+
+struct Run {
     load: Load,
     envoy_cpu_us_per_req: Option<f64>,
     policy_cpu_us_per_req: Option<f64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Upstream,
+    Bare,
+    JwtAuthn,
+    Leases,
+    Callout,
+}
+
+const CASES: [(&str, Target); 5] = [
+    ("upstream alone", Target::Upstream),
+    ("bare envoy", Target::Bare),
+    ("envoy + jwt_authn (native)", Target::JwtAuthn),
+    ("envoy + chokepoint (leases)", Target::Leases),
+    ("envoy + chokepoint (callout per request)", Target::Callout),
+];
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 #[tokio::main]
@@ -56,16 +90,18 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let bare = match bare_envoy(&stack, &run_dir).await {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("chokepoint-bench: bare Envoy: {e}");
-            std::process::exit(1);
-        }
+    let fail = |what: &str, e: String| -> ! {
+        eprintln!("chokepoint-bench: {what}: {e}");
+        std::process::exit(1)
     };
-    let body = serde_json::to_vec(&json!({"model": "gpt-4o-mini", "max_tokens": 64,
-        "messages": [{"role": "user", "content": "Benchmark me."}]}))
-    .unwrap_or_default();
+    let bare = bare_envoy(&stack, &run_dir, "bare", None)
+        .await
+        .unwrap_or_else(|e| fail("bare Envoy", e));
+    let jwks = stack.opts.dev_key.jwks_json();
+    let jwt_envoy = bare_envoy(&stack, &run_dir, "jwt-authn", Some(&jwks))
+        .await
+        .unwrap_or_else(|e| fail("jwt_authn Envoy", e));
+    let jwt = stack.token(&TokenSpec::new("bench-user").with_ttl(Duration::from_secs(3600)));
     let mock_auth = vec![
         (
             "authorization".to_string(),
@@ -73,7 +109,8 @@ async fn main() {
         ),
         ("content-type".to_string(), "application/json".to_string()),
     ];
-    let jwt = stack.token(&TokenSpec::new("bench-user").with_ttl(Duration::from_secs(3600)));
+    let mut jwt_authn_headers = mock_auth.clone();
+    jwt_authn_headers.push(("x-jwt".to_string(), jwt.clone()));
     let gateway_auth = vec![
         ("authorization".to_string(), format!("Bearer {jwt}")),
         ("content-type".to_string(), "application/json".to_string()),
@@ -86,87 +123,150 @@ async fn main() {
     let rss_bare = bench::rss_kib(bare.1.pid().unwrap_or(0));
     let rss_full_before = bench::rss_kib(stack.envoy_pid().unwrap_or(0));
 
+    let plain = serde_json::to_vec(&json!({"model": "gpt-4o-mini", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Benchmark me."}]}))
+    .unwrap_or_default();
+    let streamed = serde_json::to_vec(
+        &json!({"model": "gpt-4o-mini", "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "Benchmark me."}]}),
+    )
+    .unwrap_or_default();
+    // (mode, body, extra headers, connection counts)
+    let stream_headers = [("x-mock-words".to_string(), "40".to_string())];
+    let modes: Vec<(&str, &[u8], &[(String, String)], Vec<usize>)> = vec![
+        ("json", &plain, &[], args.connections.clone()),
+        ("stream (40 events)", &streamed, &stream_headers, vec![16]),
+    ];
+
     let mut rows = Vec::new();
-    for &c in &args.connections {
-        let c = c.clamp(1, 256);
-        for (config, url, headers, envoy_pid, policy_pid) in [
-            ("upstream alone", mock.clone(), &mock_auth, None, None),
-            (
-                "bare envoy",
-                format!("{}/v1/chat/completions", bare.0),
-                &mock_auth,
-                bare.1.pid(),
-                None,
-            ),
-            (
-                "envoy + chokepoint (full path, leases)",
-                format!("{}/v1/chat/completions", stack.gateway_url),
-                &gateway_auth,
-                stack.envoy_pid(),
-                stack.policy_pid(),
-            ),
-            (
-                "envoy + chokepoint (full path, callout per request)",
-                format!("{}/v1/chat/completions", stack.gateway_url),
-                &gateway_auth,
-                stack.envoy_pid(),
-                stack.policy_pid(),
-            ),
-        ] {
-            // The same running Envoy in both modes: the lease setting changes live (ECDS).
-            let slots = if config.ends_with("callout per request)") { 0 } else { 16 };
-            if config.starts_with("envoy + chokepoint") {
-                if let Err(e) = set_lease_slots(&mut stack, slots).await {
-                    eprintln!("chokepoint-bench: {e}");
-                    std::process::exit(1);
+    for (mode, body, extra, conns) in &modes {
+        for &c in conns {
+            let c = c.clamp(1, 256);
+            for (config, target) in CASES {
+                let (url, headers, envoy_pid, policy_pid) = match target {
+                    Target::Upstream => (mock.clone(), &mock_auth, None, None),
+                    Target::Bare => (
+                        format!("{}/v1/chat/completions", bare.0),
+                        &mock_auth,
+                        bare.1.pid(),
+                        None,
+                    ),
+                    Target::JwtAuthn => (
+                        format!("{}/v1/chat/completions", jwt_envoy.0),
+                        &jwt_authn_headers,
+                        jwt_envoy.1.pid(),
+                        None,
+                    ),
+                    Target::Leases | Target::Callout => {
+                        // The same running Envoy in both modes: the setting changes live.
+                        let slots = if target == Target::Leases { 16 } else { 0 };
+                        if let Err(e) = set_lease_slots(&mut stack, slots).await {
+                            fail("lease setting", e);
+                        }
+                        (
+                            format!("{}/v1/chat/completions", stack.gateway_url),
+                            &gateway_auth,
+                            stack.envoy_pid(),
+                            stack.policy_pid(),
+                        )
+                    }
+                };
+                let mut headers = headers.clone();
+                headers.extend(extra.iter().cloned());
+                let mut runs = Vec::new();
+                for _ in 0..args.repeat.clamp(1, 5) {
+                    // A short warm-up: connections, token cache, scripts, a lease.
+                    bench::run(&url, &headers, body, c, Duration::from_millis(500)).await;
+                    let (e0, p0) = (envoy_pid.map(bench::cpu_us), policy_pid.map(bench::cpu_us));
+                    let load = bench::run(&url, &headers, body, c, duration).await;
+                    let per = |before: Option<u64>, pid: Option<u32>| {
+                        Some((bench::cpu_us(pid?) - before?) as f64 / load.requests.max(1) as f64)
+                    };
+                    eprintln!(
+                        "{:<42} {:<18} c={:<3} {:>8.0} rps  p50 {:.2} ms  p99 {:.2} ms  ttfb p50 {:.2} ms  errors {}",
+                        config, mode, c, load.rps(), load.p50_ms, load.p99_ms, load.ttfb_p50_ms, load.errors
+                    );
+                    runs.push(Run {
+                        envoy_cpu_us_per_req: per(e0, envoy_pid),
+                        policy_cpu_us_per_req: per(p0, policy_pid),
+                        load,
+                    });
                 }
+                rows.push(Row {
+                    config,
+                    mode,
+                    connections: c,
+                    runs,
+                });
             }
-            // A short warm-up: connections, token cache, scripts.
-            bench::run(&url, headers, &body, c, Duration::from_millis(500)).await;
-            let (e0, p0) = (envoy_pid.map(bench::cpu_us), policy_pid.map(bench::cpu_us));
-            let load = bench::run(&url, headers, &body, c, duration).await;
-            let per = |before: Option<u64>, pid: Option<u32>| {
-                Some((bench::cpu_us(pid?) - before?) as f64 / load.requests.max(1) as f64)
-            };
-            let row = Row {
-                config,
-                connections: c,
-                envoy_cpu_us_per_req: per(e0, envoy_pid),
-                policy_cpu_us_per_req: per(p0, policy_pid),
-                load,
-            };
-            eprintln!(
-                "{:<32} c={:<3} {:>8.0} rps  p50 {:.2} ms  p99 {:.2} ms  errors {}",
-                row.config,
-                row.connections,
-                row.load.rps(),
-                row.load.p50_ms,
-                row.load.p99_ms,
-                row.load.errors
-            );
-            rows.push(row);
         }
     }
     let rss_full = bench::rss_kib(stack.envoy_pid().unwrap_or(0));
 
+    let summary = |r: &Row| {
+        let mut rps: Vec<f64> = r.runs.iter().map(|x| x.load.rps()).collect();
+        let spread =
+            rps.iter().cloned().fold(0.0, f64::max) - rps.iter().cloned().fold(f64::MAX, f64::min);
+        let med = |f: &dyn Fn(&Run) -> f64| median(&mut r.runs.iter().map(f).collect::<Vec<_>>());
+        let cpu = |f: &dyn Fn(&Run) -> Option<f64>| {
+            let mut v: Vec<f64> = r.runs.iter().filter_map(f).collect();
+            (!v.is_empty()).then(|| median(&mut v))
+        };
+        (
+            median(&mut rps),
+            spread,
+            med(&|x| x.load.p50_ms),
+            med(&|x| x.load.p90_ms),
+            med(&|x| x.load.p99_ms),
+            med(&|x| x.load.ttfb_p50_ms),
+            med(&|x| x.load.ttfb_p99_ms),
+            cpu(&|x| x.envoy_cpu_us_per_req),
+            cpu(&|x| x.policy_cpu_us_per_req),
+            r.runs.iter().map(|x| x.load.errors).sum::<u64>(),
+        )
+    };
     let results: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
-            let bare_rps = rows
-                .iter()
-                .find(|b| b.config == "bare envoy" && b.connections == r.connections)
-                .map_or(0.0, |b| b.load.rps());
+            let (rps, spread, p50, p90, p99, t50, t99, ecpu, pcpu, errors) = summary(r);
+            let bare_row = rows.iter().find(|b| {
+                b.config == "bare envoy" && b.connections == r.connections && b.mode == r.mode
+            });
+            let (bare_rps, bare_p50, bare_p99, bare_t50, bare_cpu) =
+                bare_row.map_or((0.0, 0.0, 0.0, 0.0, None), |b| {
+                    let s = summary(b);
+                    (s.0, s.2, s.4, s.5, s.7)
+                });
             json!({
-                "config": r.config, "connections": r.connections, "seconds": r.load.seconds,
-                "requests": r.load.requests, "errors": r.load.errors, "rps": r.load.rps(),
-                "p50_ms": r.load.p50_ms, "p90_ms": r.load.p90_ms, "p99_ms": r.load.p99_ms,
-                "ratio_vs_envoy": if bare_rps > 0.0 { r.load.rps() / bare_rps } else { 0.0 },
-                "cpu_us_per_req": {"envoy": r.envoy_cpu_us_per_req, "policy": r.policy_cpu_us_per_req},
+                "config": r.config, "mode": r.mode, "connections": r.connections,
+                "runs": r.runs.len(), "seconds_per_run": duration.as_secs(),
+                "rps": rps, "rps_spread": spread, "errors": errors,
+                "p50_ms": p50, "p90_ms": p90, "p99_ms": p99,
+                "ttfb_p50_ms": t50, "ttfb_p99_ms": t99,
+                "added_p50_ms": p50 - bare_p50, "added_p99_ms": p99 - bare_p99,
+                "added_ttfb_p50_ms": t50 - bare_t50,
+                "ratio_vs_envoy": if bare_rps > 0.0 { rps / bare_rps } else { 0.0 },
+                "cpu_us_per_req": {"envoy": ecpu, "policy": pcpu},
+                "added_cpu_us_per_req": match (ecpu, bare_cpu) {
+                    (Some(e), Some(b)) => Some(e - b + pcpu.unwrap_or(0.0)),
+                    _ => None,
+                },
             })
         })
         .collect();
+    let envoy_version = Command::new(&stack.opts.envoy)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let wasm_bytes = std::fs::metadata(&stack.opts.wasm).map_or(0, |m| m.len());
     let doc = json!({
-        "machine": {"cores": std::thread::available_parallelism().map_or(0, |n| n.get())},
+        "machine": {
+            "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "envoy_workers": stack.opts.envoy_concurrency,
+        },
+        "versions": {"envoy": envoy_version, "chokepoint": env!("CARGO_PKG_VERSION")},
+        "wasm_bytes": wasm_bytes,
         "envoy_rss_kib": {"bare": rss_bare, "chokepoint_idle": rss_full_before, "chokepoint_after_load": rss_full},
         "results": results,
     });
@@ -179,6 +279,7 @@ async fn main() {
     }
     println!("{text}");
     drop(bare);
+    drop(jwt_envoy);
     drop(stack);
     let _ = std::fs::remove_dir_all(&run_dir);
 }
@@ -201,13 +302,43 @@ async fn set_lease_slots(stack: &mut Stack, slots: u64) -> Result<(), String> {
 }
 
 /// The same Envoy, same upstream, no filters: the reference.
-async fn bare_envoy(stack: &Stack, dir: &std::path::Path) -> Result<(String, Managed), String> {
+async fn bare_envoy(
+    stack: &Stack,
+    dir: &std::path::Path,
+    name: &str,
+    jwt_authn_jwks: Option<&str>,
+) -> Result<(String, Managed), String> {
     let mock_port = stack
         .mock_url
         .as_deref()
         .and_then(|u| u.rsplit(':').next())
         .and_then(|p| p.parse::<u16>().ok())
         .ok_or("no mock")?;
+    // Envoy's own JWT filter with the same key (inline JWKS), the token in `x-jwt` (the
+    // upstream's key travels in `authorization`), and its verified-token cache on.
+    let jwt_filter = match jwt_authn_jwks {
+        Some(jwks) => format!(
+            r#"
+          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                dev:
+                  issuer: {issuer}
+                  audiences: [{audience}]
+                  from_headers: [{{name: x-jwt}}]
+                  forward: false
+                  local_jwks: {{inline_string: '{jwks}'}}
+                  jwt_cache_config: {{jwt_cache_size: 1000}}
+              rules:
+              - match: {{prefix: "/"}}
+                requires: {{provider_name: dev}}"#,
+            issuer = chokepoint_testbed::devtoken::DEFAULT_ISSUER,
+            audience = chokepoint_testbed::devtoken::DEFAULT_AUDIENCE,
+            jwks = jwks.replace('\'', "''"),
+        ),
+        None => String::new(),
+    };
     let yaml = format!(
         r#"node: {{id: bare, cluster: bare}}
 admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}
@@ -228,7 +359,7 @@ static_resources:
               routes:
               - match: {{prefix: "/"}}
                 route: {{cluster: upstream, timeout: 600s}}
-          http_filters:
+          http_filters:{jwt_filter}
           - name: envoy.filters.http.router
             typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
   clusters:
@@ -238,9 +369,9 @@ static_resources:
     load_assignment: {{cluster_name: upstream, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {mock_port}}}}}}}}}]}}]}}
 "#
     );
-    let cfg = dir.join("bare-envoy.yaml");
+    let cfg = dir.join(format!("{name}-envoy.yaml"));
     std::fs::write(&cfg, yaml).map_err(|e| e.to_string())?;
-    let admin_file = dir.join("bare-admin.addr");
+    let admin_file = dir.join(format!("{name}-admin.addr"));
     let mut cmd = Command::new(&stack.opts.envoy);
     cmd.arg("-c")
         .arg(&cfg)
@@ -249,7 +380,7 @@ static_resources:
         .args(["--use-dynamic-base-id", "--concurrency"])
         .arg(stack.opts.envoy_concurrency.to_string())
         .args(["-l", "warn"]);
-    let mut proc = Managed::spawn("bare envoy", cmd, &dir.join("bare-envoy.log"))
+    let mut proc = Managed::spawn(name, cmd, &dir.join(format!("{name}-envoy.log")))
         .map_err(|e| e.to_string())?;
     let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;
     let client = reqwest::Client::new();
