@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""bench/results.json -> bench/RESULTS.md (tables, the exact command) and bench/chart.svg
+(requests/s and latency percentiles per configuration). Standard library only."""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "bench/results.json"
+COMMAND = sys.argv[2] if len(sys.argv) > 2 else "scripts/bench"
+doc = json.loads(SRC.read_text())
+rows = doc["results"]
+
+
+def fmt(v, digits=0, unit=""):
+    if v is None:
+        return ""
+    return f"{v:,.{digits}f}{unit}"
+
+
+def table(mode):
+    out = [
+        "| configuration | conns | rps (spread) | vs bare Envoy | p50 | p90 | p99 | added p50 | "
+        "TTFB p50 | Envoy CPU/req | policy CPU/req | added CPU/req |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["mode"] != mode:
+            continue
+        cpu = r["cpu_us_per_req"]
+        out.append(
+            f"| {r['config']} | {r['connections']} | {fmt(r['rps'])} (±{fmt(r['rps_spread'] / 2)}) "
+            f"| {r['ratio_vs_envoy']:.2f} | {fmt(r['p50_ms'], 2, ' ms')} | {fmt(r['p90_ms'], 2, ' ms')} "
+            f"| {fmt(r['p99_ms'], 2, ' ms')} | {fmt(r['added_p50_ms'], 2, ' ms')} "
+            f"| {fmt(r['ttfb_p50_ms'], 2, ' ms')} | {fmt(cpu['envoy'], 0, ' µs')} "
+            f"| {fmt(cpu['policy'], 0, ' µs')} | {fmt(r.get('added_cpu_us_per_req'), 0, ' µs')} |"
+        )
+    return "\n".join(out)
+
+
+modes = []
+for r in rows:
+    if r["mode"] not in modes:
+        modes.append(r["mode"])
+rss = doc.get("envoy_rss_kib", {})
+md = [
+    "# chokepoint benchmark results",
+    "",
+    f"Command: `{COMMAND}` (writes `bench/results.json`; this file and `bench/chart.svg` come "
+    "from `scripts/bench-report.py`).",
+    "",
+    f"Machine: {doc['machine']['cores']} cores shared by the load generator, the upstream and "
+    f"every proxy; Envoy workers: {doc['machine'].get('envoy_workers')}; "
+    f"Envoy `{doc.get('versions', {}).get('envoy', '?')}`; `.wasm` "
+    f"{doc.get('wasm_bytes', 0) / 1024 / 1024:.2f} MiB. Each row is the median of "
+    f"{rows[0]['runs'] if rows else 0} runs of {rows[0]['seconds_per_run'] if rows else 0} s; "
+    "the spread is half the range between runs. CPU is per request from /proc "
+    "(user + system); *added CPU* is Envoy's CPU over bare Envoy's plus the policy service's.",
+    "",
+]
+for mode in modes:
+    md += [f"## {mode}", "", table(mode), ""]
+md += [
+    "## Envoy memory",
+    "",
+    f"RSS: bare Envoy {rss.get('bare', 0) / 1024:.0f} MiB; with the filter loaded "
+    f"{rss.get('chokepoint_idle', 0) / 1024:.0f} MiB idle, "
+    f"{rss.get('chokepoint_after_load', 0) / 1024:.0f} MiB after the load.",
+    "",
+    "![throughput and latency](chart.svg)",
+    "",
+]
+(ROOT / "bench/RESULTS.md").write_text("\n".join(md))
+
+# The chart: one group per (mode, connections), one bar per configuration: rps on the
+# left panel, p50/p99 latency on the right.
+groups = []
+for r in rows:
+    g = (r["mode"], r["connections"])
+    if g not in groups:
+        groups.append(g)
+configs = []
+for r in rows:
+    if r["config"] not in configs:
+        configs.append(r["config"])
+colors = ["#9e9e9e", "#616161", "#1e88e5", "#43a047", "#fb8c00", "#8e24aa"]
+W, H, PAD = 1100, 60 + 230 * len(groups), 40
+svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+       f'<rect width="{W}" height="{H}" fill="white"/>',
+       '<text x="20" y="24" font-size="16" font-weight="bold">chokepoint vs bare Envoy: requests/s (left), latency p50 / p99 (right)</text>']
+for i, c in enumerate(configs):
+    svg.append(f'<rect x="{20 + i * 180}" y="36" width="12" height="12" fill="{colors[i % len(colors)]}"/>')
+    svg.append(f'<text x="{36 + i * 180}" y="46">{c}</text>')
+for gi, (mode, conns) in enumerate(groups):
+    top = 70 + gi * 230
+    g_rows = [r for r in rows if r["mode"] == mode and r["connections"] == conns]
+    svg.append(f'<text x="20" y="{top + 14}" font-weight="bold">{mode}, {conns} connections</text>')
+    max_rps = max([r["rps"] for r in g_rows] + [1])
+    max_lat = max([r["p99_ms"] for r in g_rows] + [1])
+    bar_h = 26
+    for ri, r in enumerate(g_rows):
+        y = top + 24 + ri * (bar_h + 4)
+        color = colors[configs.index(r["config"]) % len(colors)]
+        w = 380 * r["rps"] / max_rps
+        svg.append(f'<rect x="{PAD}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
+        svg.append(f'<text x="{PAD + w + 4:.1f}" y="{y + 17}">{r["rps"]:,.0f} rps ({r["ratio_vs_envoy"]:.2f})</text>')
+        w50 = 380 * r["p50_ms"] / max_lat
+        w99 = 380 * r["p99_ms"] / max_lat
+        svg.append(f'<rect x="{600}" y="{y}" width="{w99:.1f}" height="{bar_h}" fill="{color}" opacity="0.35"/>')
+        svg.append(f'<rect x="{600}" y="{y}" width="{w50:.1f}" height="{bar_h}" fill="{color}"/>')
+        svg.append(f'<text x="{600 + w99 + 4:.1f}" y="{y + 17}">{r["p50_ms"]:.2f} / {r["p99_ms"]:.2f} ms</text>')
+svg.append("</svg>")
+(ROOT / "bench/chart.svg").write_text("\n".join(svg) + "\n")
+print(f"wrote bench/RESULTS.md and bench/chart.svg from {SRC}")
