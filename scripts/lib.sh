@@ -63,6 +63,6 @@ ensure_all() {
 build_all() {
   say "building the filter (wasm32-wasip1, release)"
   (cd "$ROOT" && cargo build -q -p chokepoint-filter --target wasm32-wasip1 --release) || die "filter build failed"
-  say "building the policy service, mock provider and tools"
-  (cd "$ROOT" && cargo build -q -p chokepoint-policy -p chokepoint-testbed --bins) || die "build failed"
+  say "building the policy service, the config renderer, mock provider and tools"
+  (cd "$ROOT" && cargo build -q -p chokepoint-policy -p chokepoint-render -p chokepoint-testbed --bins) || die "build failed"
 }

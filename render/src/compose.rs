@@ -45,7 +45,10 @@ const HEADER: &str = "\
 
 fn service_header(out: &mut String, name: &str) {
     let _ = writeln!(out, "  {name}:");
-    let _ = writeln!(out, "    image: ${{CHOKEPOINT_IMAGE:-chokepoint-runtime:local}}");
+    let _ = writeln!(
+        out,
+        "    image: ${{CHOKEPOINT_IMAGE:-chokepoint-runtime:local}}"
+    );
     let _ = writeln!(out, "    init: true");
 }
 
@@ -64,9 +67,10 @@ fn curl(url: &str) -> String {
 /// Whether the policy names a compose service of the test bed (`mock`, `idp`).
 fn uses_host(policy: &Policy, host: &str) -> bool {
     policy.providers.iter().any(|p| p.url.host == host)
-        || policy.issuers.iter().any(|i| {
-            matches!(&i.keys, crate::policy::Keys::Uri { url, .. } if url.host == host)
-        })
+        || policy
+            .issuers
+            .iter()
+            .any(|i| matches!(&i.keys, crate::policy::Keys::Uri { url, .. } if url.host == host))
 }
 
 /// `docker-compose.yml`.
@@ -82,7 +86,11 @@ pub fn compose_file(policy: &Policy) -> String {
          --dir /data --appendonly yes --appendfsync everysec\n    \
          volumes:\n      - redis-data:/data\n",
     );
-    healthcheck(&mut out, r#"["CMD", "redis-cli", "-p", "6379", "ping"]"#, 30);
+    healthcheck(
+        &mut out,
+        r#"["CMD", "redis-cli", "-p", "6379", "ping"]"#,
+        30,
+    );
 
     let ps = &policy.policy_service;
     out.push('\n');
@@ -105,7 +113,9 @@ pub fn compose_file(policy: &Policy) -> String {
          CHOKEPOINT_ADMIN_TOKEN: ${CHOKEPOINT_ADMIN_TOKEN:?set CHOKEPOINT_ADMIN_TOKEN}\n",
     );
     if !policy.limits.is_empty() {
-        out.push_str("    volumes:\n      - ./compose/limits.json:/etc/chokepoint/limits.json:ro\n");
+        out.push_str(
+            "    volumes:\n      - ./compose/limits.json:/etc/chokepoint/limits.json:ro\n",
+        );
     }
     let _ = writeln!(out, "    ports:\n      - \"127.0.0.1::{}\"", ps.url.port);
     out.push_str("    depends_on:\n      redis: {condition: service_healthy}\n");

@@ -7,6 +7,7 @@
 //! examples all go through these functions.
 
 pub mod bundle;
+pub mod compose;
 pub mod emit;
 pub mod envoy;
 pub mod gateway;
@@ -17,4 +18,3 @@ pub mod policy;
 pub mod policy_file;
 pub mod url;
 pub mod yaml;
-pub mod compose;

@@ -69,6 +69,9 @@ const CASES: [(&str, Target); 5] = [
     ("envoy + chokepoint (callout per request)", Target::Callout),
 ];
 
+/// A load shape: its name, the request body, extra headers, connection counts.
+type Mode<'a> = (&'static str, &'a [u8], &'a [(String, String)], Vec<usize>);
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -133,7 +136,7 @@ async fn main() {
     .unwrap_or_default();
     // (mode, body, extra headers, connection counts)
     let stream_headers = [("x-mock-words".to_string(), "40".to_string())];
-    let modes: Vec<(&str, &[u8], &[(String, String)], Vec<usize>)> = vec![
+    let modes: Vec<Mode> = vec![
         ("json", &plain, &[], args.connections.clone()),
         ("stream (40 events)", &streamed, &stream_headers, vec![16]),
     ];
