@@ -158,11 +158,11 @@ impl Policy {
         overrides: &[crate::overrides::Override],
     ) -> Result<Policy, PolicyError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+        let text = read_bounded(path, MAX_POLICY_FILE_BYTES).map_err(|message| PolicyError {
             file: file.clone(),
             line: None,
             field: String::new(),
-            message: format!("cannot read: {e}"),
+            message,
         })?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Self::parse_with(&text, &file, &base, overrides)
@@ -233,6 +233,30 @@ impl Policy {
         }
         Ok(policy)
     }
+}
+
+/// Largest policy file and JWKS file read: far past any real one, and a bound on what
+/// a mistaken path (a device, a log) can cost.
+const MAX_POLICY_FILE_BYTES: u64 = 4 << 20;
+const MAX_JWKS_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads a regular file of at most `max` bytes as UTF-8. A FIFO or device is refused
+/// before it is opened (opening a FIFO would block), a longer file after `max` bytes.
+fn read_bounded(path: &Path, max: u64) -> Result<String, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > max {
+        return Err(format!("{shown} is larger than {max} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{shown} is not UTF-8"))
 }
 
 fn split_line(message: &str) -> (Option<usize>, String) {
@@ -508,12 +532,8 @@ fn issuer(cx: &Ctx, i: usize, ri: RawIssuer, base_dir: &Path) -> Result<Issuer, 
     let keys = match (j.file, j.uri, j.inline) {
         (Some(file), None, None) => {
             let path = base_dir.join(&file);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                cx.err(
-                    f("jwks.file"),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
+            let text =
+                read_bounded(&path, MAX_JWKS_FILE_BYTES).map_err(|e| cx.err(f("jwks.file"), e))?;
             let v: Value = serde_json::from_str(&text).map_err(|e| {
                 cx.err(
                     f("jwks.file"),
@@ -601,6 +621,12 @@ fn limit(cx: &Ctx, i: usize, l: RawLimit) -> Result<(String, Value), PolicyError
     }
     if body.is_empty() {
         return Err(cx.err(f("scope"), "sets no limit: give rpm, tpm or a budget"));
+    }
+    // The policy service refuses at start what it would refuse over its admin API (a
+    // user id that is not a UUID, an id with control characters, limits past 2^53...).
+    let one = json!({ l.scope.as_str(): &body }).to_string();
+    if let Err(e) = chokepoint_policy::seed_limits::parse(&one) {
+        return Err(cx.err(f("scope"), e));
     }
     Ok((l.scope, Value::Object(body)))
 }

@@ -66,12 +66,18 @@ enum Frame {
     },
 }
 
+/// Most values a document may expand to: aliases repeat whole subtrees, and nested ones
+/// multiply (a few hundred bytes of "billion laughs" would otherwise take gigabytes).
+const MAX_NODES: usize = 100_000;
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
     root: Option<Value>,
     lines: HashMap<String, usize>,
-    anchors: HashMap<usize, Value>,
+    /// Each anchor's value and how many values it holds.
+    anchors: HashMap<usize, (Value, usize)>,
+    nodes: usize,
     documents: usize,
     error: Option<String>,
 }
@@ -105,7 +111,7 @@ impl Builder {
 
     fn push_value(&mut self, value: Value, anchor: usize, mark: Marker) {
         if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, (value.clone(), count(&value)));
         }
         let key_path = match self.stack.last_mut() {
             None => {
@@ -145,6 +151,19 @@ impl Builder {
         self.lines.insert(key_path, mark.line());
     }
 
+    /// Counts `n` more values; past [`MAX_NODES`] the document is refused.
+    fn grow(&mut self, n: usize, mark: Marker) -> bool {
+        self.nodes = self.nodes.saturating_add(n);
+        if self.nodes > MAX_NODES {
+            self.fail(
+                mark,
+                format!("the document expands to more than {MAX_NODES} values (aliases?)"),
+            );
+            return false;
+        }
+        true
+    }
+
     fn expecting_key(&self) -> bool {
         matches!(
             self.stack.last(),
@@ -153,6 +172,15 @@ impl Builder {
                 ..
             })
         )
+    }
+}
+
+/// How many values `v` holds, itself included.
+fn count(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(count).sum::<usize>(),
+        Value::Object(o) => 1 + o.values().map(count).sum::<usize>(),
+        _ => 1,
     }
 }
 
@@ -182,6 +210,9 @@ impl MarkedEventReceiver for Builder {
         match ev {
             Event::DocumentStart => self.documents += 1,
             Event::Scalar(text, style, anchor, tag) => {
+                if !self.grow(1, mark) {
+                    return;
+                }
                 if tag.is_some() {
                     return self.fail(mark, "YAML tags are not supported here".into());
                 }
@@ -191,15 +222,21 @@ impl MarkedEventReceiver for Builder {
                 self.push_value(scalar(text, style), anchor, mark);
             }
             Event::Alias(id) => {
-                let Some(v) = self.anchors.get(&id).cloned() else {
+                let Some((v, n)) = self.anchors.get(&id).cloned() else {
                     return self.fail(mark, "alias to an unknown anchor".into());
                 };
+                if !self.grow(n, mark) {
+                    return;
+                }
                 if !self.expecting_key() {
                     self.child_path(mark);
                 }
                 self.push_value(v, 0, mark);
             }
             Event::SequenceStart(anchor, ref tag) | Event::MappingStart(anchor, ref tag) => {
+                if !self.grow(1, mark) {
+                    return;
+                }
                 if tag.is_some() {
                     return self.fail(mark, "YAML tags are not supported here".into());
                 }
@@ -269,6 +306,18 @@ mod tests {
             let e = load(text).unwrap_err();
             assert!(e.contains(want), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let prev = format!("*a{}", i - 1);
+            let items = vec![prev.as_str(); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+        }
+        let e = load(&text).unwrap_err();
+        assert!(e.contains("more than 100000 values"), "{e}");
     }
 
     #[test]

@@ -121,6 +121,13 @@ fn broken_files_name_field_and_line() {
             "<kind>:<id>",
         ),
         (
+            "a user id the policy service would refuse",
+            broken("  - scope: user:*", "  - scope: user:alice"),
+            "limits[0].scope",
+            "scope: user:alice",
+            "UUID",
+        ),
+        (
             "budget period",
             broken("period: month}", "period: fortnight}"),
             "limits[0].budget.period",
@@ -235,6 +242,28 @@ fn committed_compose_files_match_the_renderer() {
             path.display()
         );
     }
+}
+
+/// A key file that is not a regular file, or is huge, is refused without hanging.
+#[test]
+fn key_files_are_read_within_bounds() {
+    let dir = std::env::temp_dir().join(format!("chokepoint-keyfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.json");
+    std::fs::write(&big, vec![b' '; 2 << 20]).unwrap();
+    for (file, want) in [
+        ("/dev/zero".to_string(), "not a regular file"),
+        (big.display().to_string(), "larger than"),
+    ] {
+        let text = broken(
+            "      uri: https://login.example.com/.well-known/jwks.json\n      refresh_secs: 300",
+            &format!("      file: {file}"),
+        );
+        let err = Policy::parse(&text, "policy.yaml", &dir).expect_err(&file);
+        assert_eq!(err.field, "issuers[0].jwks.file", "{err}");
+        assert!(err.message.contains(want), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -1,0 +1,63 @@
+//! The request-body fields the filter reads and the edits it makes
+//! (`filter/src/request_body.rs`).
+//!
+//! Layout: byte 0 picks the edits (model, include_usage, user field, output cap), the
+//! rest is the body.
+//!
+//! Invariants: a body the filter accepted is still accepted after its edits, with the
+//! same `stream`; an edited model reads back as the new model; a written output cap
+//! reads back as a cap no larger than it; edits keep the body a JSON object.
+
+use chokepoint_filter::request_body::{
+    edit, is_json_content_type, parse, CapField, Edits, UserField,
+};
+
+const CAPS: [CapField; 4] = [
+    CapField::Chat,
+    CapField::Responses,
+    CapField::Anthropic,
+    CapField::Gemini,
+];
+
+pub fn run(data: &[u8]) {
+    let Some((&flags, body)) = data.split_first() else {
+        return;
+    };
+    let before = parse(body);
+    if let Err(e) = &before {
+        assert!(!e.message().is_empty());
+    }
+    let cap = (flags & 0x08 != 0).then(|| (CAPS[usize::from(flags >> 4 & 3)], 77_u64));
+    let edits = Edits {
+        model: (flags & 0x01 != 0).then_some("gpt-4.1-mini"),
+        include_usage: flags & 0x02 != 0,
+        user: match flags >> 6 {
+            1 => Some((UserField::OpenAi, "0190a6f2-7c1e-8b3a-9f00-1234567890ab")),
+            2 => Some((UserField::Anthropic, "0190a6f2-7c1e-8b3a-9f00-1234567890ab")),
+            _ => None,
+        },
+        output_cap: cap,
+    };
+    if let Some(edited) = edit(body, edits) {
+        let value: serde_json::Value =
+            serde_json::from_slice(&edited).expect("an edited body is JSON");
+        assert!(value.is_object(), "an edited body is an object");
+        let after = parse(&edited);
+        if let Ok(before) = &before {
+            let after = after
+                .as_ref()
+                .unwrap_or_else(|e| panic!("an accepted body was refused after edits: {e:?}"));
+            assert_eq!(before.stream, after.stream);
+            if let Some(model) = edits.model {
+                assert_eq!(after.model.as_deref(), Some(model));
+            } else {
+                assert_eq!(before.model, after.model);
+            }
+            if let Some((_, cap)) = cap {
+                let got = after.max_output_tokens.expect("the cap reads back");
+                assert!(got <= cap, "cap {cap} written, {got} read back");
+            }
+        }
+    }
+    let _ = is_json_content_type(&crate::text(body));
+}
