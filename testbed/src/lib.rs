@@ -2,4 +2,5 @@ pub mod bench;
 pub mod devtoken;
 pub mod idp;
 pub mod mock;
+pub mod soak;
 pub mod stack;

@@ -339,6 +339,23 @@ impl Stack {
         }
     }
 
+    /// Stops Redis (SIGTERM, so it writes its append-only file), as a Redis restart or
+    /// outage would: the policy service answers 503 until [`Stack::start_redis`].
+    pub fn stop_redis(&mut self) {
+        if let Some(mut r) = self.redis.take() {
+            r.proc.stop(Duration::from_secs(5));
+        }
+    }
+
+    /// Starts Redis again on the same endpoint. With [`RedisMode::Tcp`] its data comes
+    /// back from the append-only file; a unix-socket Redis starts empty.
+    pub fn start_redis(&mut self) -> Result<(), String> {
+        let redis = redis::Redis::start(&self.opts.redis, &self.opts.run_dir)?;
+        self.redis_url = redis.url.clone();
+        self.redis = Some(redis);
+        Ok(())
+    }
+
     /// The overrides that point the policy file at this stack's processes.
     fn overrides(&self) -> Result<(Vec<Override>, EnvVars), String> {
         let o = &self.opts;
