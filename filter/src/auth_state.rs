@@ -27,7 +27,7 @@ impl AuthState {
                 c.token_cache.ttl.as_secs(),
                 c.clock_skew.as_secs(),
             ),
-            leases: LeaseTable::new(MAX_LEASES),
+            leases: LeaseTable::new(MAX_LEASES, c.policy.lease_slots),
         }
     }
 }

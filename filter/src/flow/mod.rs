@@ -429,14 +429,18 @@ impl Flow {
             .input_tokens
             .saturating_add(worst_case.output_tokens);
         self.facts.reserve = (reserve_tokens, reserve_cost_micros);
+        let mut lease_slots = 0;
         if policy.lease_slots >= 2 {
             let key = self.lease_key(&caller);
             let now = host.now_ms();
-            let slot =
-                self.auth
-                    .borrow_mut()
-                    .leases
-                    .take(&key, reserve_tokens, reserve_cost_micros, now);
+            let mut auth = self.auth.borrow_mut();
+            let slot = auth
+                .leases
+                .take(&key, reserve_tokens, reserve_cost_micros, now);
+            if slot.is_none() {
+                lease_slots = auth.leases.ask(&key);
+            }
+            drop(auth);
             if let Some(slot) = slot {
                 // Already reserved by the policy service: no callout for this request.
                 self.facts.reservation_id = Some(slot);
@@ -457,7 +461,7 @@ impl Flow {
             stream: self.facts.stream,
             reserve_tokens,
             reserve_cost_micros,
-            lease_slots: policy.lease_slots,
+            lease_slots,
         };
         let body = serde_json::to_vec(&request).map_err(|_| reply::internal("encode_failed"))?;
         let headers = [
@@ -539,7 +543,7 @@ impl Flow {
     }
 
     /// Keeps the spare slots of a granted lease for this caller's next requests; slots
-    /// an older lease had left go back to the policy service.
+    /// past the per-caller bound (or of an evicted caller) go back to the policy service.
     fn keep_lease(&mut self, host: &mut dyn Host, caller: &Caller, slots: u64) {
         let key = self.lease_key(caller);
         let (tokens, cost) = self.facts.reserve;

@@ -850,7 +850,7 @@ fn lease_slots_admit_later_requests_without_a_callout() {
     let lease = r#"{"allow":true,"slots":3}"#;
     let (_, first) = run(body, Some(lease));
     let asked: serde_json::Value = serde_json::from_str(&first.dispatched[0].body).unwrap();
-    assert_eq!(asked["lease_slots"], 8);
+    assert_eq!(asked["lease_slots"], 4, "a new caller starts small");
 
     let id = first.random_id();
     for slot in [2, 3] {
@@ -862,15 +862,22 @@ fn lease_slots_admit_later_requests_without_a_callout() {
         let record: serde_json::Value = serde_json::from_slice(&host.queued[0]).unwrap();
         assert_eq!(record["reservation_id"], format!("{id}.{slot}"));
     }
-    // Spent: the next one asks again; this answer is a lease of 2.
+    // Spent: the next one asks again, for twice as many; this answer is a lease of 2.
     let (_, again) = run(body, Some(r#"{"allow":true,"slots":2}"#));
     assert_eq!(again.dispatched.len(), 1);
-    // A bigger worst case does not fit a slot: it asks, and the new lease releases the
-    // old one's unused slot.
+    let asked: serde_json::Value = serde_json::from_str(&again.dispatched[0].body).unwrap();
+    assert_eq!(asked["lease_slots"], 8, "used up: the window grows");
+    // A bigger worst case does not fit the slot left: it asks; both leases are kept.
     let big = r#"{"model":"gpt-4o-mini","max_tokens":100000,"messages":[]}"#;
     let (_, bigger) = run(big, Some(lease));
     assert_eq!(bigger.dispatched.len(), 1);
-    assert_eq!(bigger.queued[0], format!("\"{id}.2\"").into_bytes());
+    assert!(
+        bigger.queued.iter().all(|q| q.first() == Some(&b'{')),
+        "nothing released"
+    );
+    let (next, small) = run(body, None);
+    assert_eq!(next, Next::Continue, "a kept slot still serves");
+    assert!(small.dispatched.is_empty());
     // Another model is another scope.
     let (_, other) = run(r#"{"model":"claude-x","messages":[]}"#, Some(ALLOW));
     assert_eq!(other.dispatched.len(), 1);
