@@ -153,7 +153,19 @@ impl Root {
             .flatten()
             .is_some_and(|s| s == "200");
         match self.delivery.answered(ok, now_ms()) {
-            Some(n) => self.metrics.add(Counter::UsageDelivered, n as u64),
+            Some(n) => {
+                self.metrics.add(Counter::UsageDelivered, n as u64);
+                // A full batch: more are likely waiting. Send the next one now rather
+                // than at the next tick, or a sustained load outruns delivery and the
+                // shared queue (Envoy's memory) grows.
+                let full = self
+                    .runtime
+                    .as_ref()
+                    .is_some_and(|rt| n >= rt.config.usage.batch_max);
+                if full {
+                    self.deliver_usage();
+                }
+            }
             None => {
                 log::warn!(
                     "usage batch of {} record(s) not accepted by the ledger; will retry",
