@@ -109,16 +109,21 @@ pub const EXAMPLES: [(&str, &str); 7] = [
 
 /// Renders every example into `dir`, or with `check`, lists the files that differ.
 pub fn examples(policy: &Policy, dir: &Path, check: bool) -> Result<Vec<PathBuf>, String> {
-    let mut drift = Vec::new();
+    let mut files = Vec::new();
     for (rel, target) in EXAMPLES {
-        let text = render(policy, target, &Options::default())?;
-        let path = dir.join(rel);
-        if check {
-            if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-                drift.push(path);
-            }
-        } else {
+        files.push((dir.join(rel), render(policy, target, &Options::default())?));
+    }
+    write_or_check(files, check)
+}
+
+/// Writes each file, or with `check`, returns the ones whose content differs.
+pub fn write_or_check(files: Vec<(PathBuf, String)>, check: bool) -> Result<Vec<PathBuf>, String> {
+    let mut drift = Vec::new();
+    for (path, text) in files {
+        if !check {
             write_atomically(&path, &text)?;
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            drift.push(path);
         }
     }
     Ok(drift)

@@ -118,40 +118,39 @@ fn run(command: Command) -> Result<(), String> {
         }
         Command::Compose { file, dir, check } => {
             let p = Policy::load(&file).map_err(|e| e.to_string())?;
-            let mut drift = Vec::new();
-            for (path, text) in chokepoint_render::compose::files(&p, &dir)? {
-                if check {
-                    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-                        drift.push(path.display().to_string());
-                    }
-                } else {
-                    bundle::write_atomically(&path, &text)?;
-                }
-            }
-            if drift.is_empty() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "compose files differ from the renderer's output (re-run `chokepoint-config compose {} {}`): {}",
-                    file.display(),
-                    dir.display(),
-                    drift.join(", ")
-                ))
-            }
+            let files = chokepoint_render::compose::files(&p, &dir)?;
+            drift_report(
+                "compose",
+                &file,
+                &dir,
+                bundle::write_or_check(files, check)?,
+            )
         }
         Command::Examples { file, dir, check } => {
             let p = Policy::load(&file).map_err(|e| e.to_string())?;
-            let drift = bundle::examples(&p, &dir, check)?;
-            if drift.is_empty() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "rendered output differs from the committed files (re-run `chokepoint-config examples {} {}`): {}",
-                    file.display(),
-                    dir.display(),
-                    drift.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-                ))
-            }
+            drift_report("examples", &file, &dir, bundle::examples(&p, &dir, check)?)
         }
     }
+}
+
+/// Ok when nothing drifted; else an error naming the files and the command that fixes it.
+fn drift_report(
+    command: &str,
+    file: &std::path::Path,
+    dir: &std::path::Path,
+    drift: Vec<PathBuf>,
+) -> Result<(), String> {
+    if drift.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "rendered output differs from the committed files (re-run `chokepoint-config {command} {} {}`): {}",
+        file.display(),
+        dir.display(),
+        drift
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }

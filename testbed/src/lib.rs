@@ -4,3 +4,4 @@ pub mod idp;
 pub mod mock;
 pub mod soak;
 pub mod stack;
+pub mod utc;

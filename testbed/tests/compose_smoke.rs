@@ -233,7 +233,7 @@ async fn usage_reaches_the_ledger() {
     let url = format!(
         "{}/v1/admin/usage?scope=user&id={user}&period={}",
         env.policy,
-        today()
+        chokepoint_testbed::utc::today()
     );
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -263,24 +263,4 @@ async fn usage_reaches_the_ledger() {
         "{}",
         resp.status()
     );
-}
-
-/// Today's UTC date, YYYY-MM-DD, as the ledger names its days.
-fn today() -> String {
-    let days = (SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 86_400) as i64;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }

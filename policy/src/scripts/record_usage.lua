@@ -115,30 +115,9 @@ end
 
 -- The reservation record, written by authorize.lua. One it cannot read is left to
 -- expire, and so is its reservation.
-expect_type(record, 'hash')
-local held = redis.call('HMGET', record, 't', 'm', 'z', 'r')
-local reserved_tokens, member = tonumber(held[1]) or 0, held[2]
-local function decoded(text)
-  if not text then return {} end
-  local ok, value = pcall(cjson.decode, text)
-  if ok and type(value) == 'table' then return value end
-  return {}
-end
-local releases, rates = {}, {}
-if member then
-  for _, pair in ipairs(decoded(held[3])) do
-    if type(pair[1]) == 'string' and type(pair[2]) == 'string' then
-      expect_type(pair[1], 'zset')
-      expect_type(pair[2], 'hash')
-      releases[#releases + 1] = pair
-    end
-  end
-  for _, pair in ipairs(decoded(held[4])) do
-    if type(pair[1]) == 'string' and tonumber(pair[2]) then
-      expect_type(pair[1], 'hash')
-      rates[#rates + 1] = pair
-    end
-  end
+local reserved_tokens, member, releases, rates = resv_record_read(record)
+if not member then
+  releases, rates = {}, {}
 end
 
 redis.call('XADD', log, 'MAXLEN', '~', ARGV[2], '*', 'record', ARGV[3], 'day', ARGV[4])

@@ -14,29 +14,7 @@ local record = KEYS[1]
 if redis.call('EXISTS', record) == 0 then
   return 0
 end
-expect_type(record, 'hash')
-local held = redis.call('HMGET', record, 't', 'm', 'z', 'r')
-local reserved_tokens, member = tonumber(held[1]) or 0, held[2]
-local function decoded(text)
-  if not text then return {} end
-  local ok, value = pcall(cjson.decode, text)
-  if ok and type(value) == 'table' then return value end
-  return {}
-end
-local releases, rates = {}, {}
-for _, pair in ipairs(decoded(held[3])) do
-  if type(pair[1]) == 'string' and type(pair[2]) == 'string' then
-    expect_type(pair[1], 'zset')
-    expect_type(pair[2], 'hash')
-    releases[#releases + 1] = pair
-  end
-end
-for _, pair in ipairs(decoded(held[4])) do
-  if type(pair[1]) == 'string' and tonumber(pair[2]) then
-    expect_type(pair[1], 'hash')
-    rates[#rates + 1] = pair
-  end
-end
+local reserved_tokens, member, releases, rates = resv_record_read(record)
 
 if member then
   for _, pair in ipairs(releases) do

@@ -173,6 +173,37 @@ local function resv_release(zkey, skey, member)
   end
 end
 
+-- Reads a request's (or lease slot's) reservation record, written by authorize.lua:
+-- its reserved tokens, its member, the [reservations, totals] pairs it was reserved in
+-- and the [rate key, window start] pairs it was counted in. Every key named is checked
+-- for its type, so callers can do all their checks before their first write. A pair it
+-- cannot read is skipped (its reservation is left to expire).
+local function resv_record_read(record)
+  expect_type(record, 'hash')
+  local held = redis.call('HMGET', record, 't', 'm', 'z', 'r')
+  local function decoded(text)
+    if not text then return {} end
+    local ok, value = pcall(cjson.decode, text)
+    if ok and type(value) == 'table' then return value end
+    return {}
+  end
+  local releases, rates = {}, {}
+  for _, pair in ipairs(decoded(held[3])) do
+    if type(pair[1]) == 'string' and type(pair[2]) == 'string' then
+      expect_type(pair[1], 'zset')
+      expect_type(pair[2], 'hash')
+      releases[#releases + 1] = pair
+    end
+  end
+  for _, pair in ipairs(decoded(held[4])) do
+    if type(pair[1]) == 'string' and tonumber(pair[2]) then
+      expect_type(pair[1], 'hash')
+      rates[#rates + 1] = pair
+    end
+  end
+  return tonumber(held[1]) or 0, held[2], releases, rates
+end
+
 -- Rolling windows ---------------------------------------------------------------
 
 local function bucket_field(prefix, i)

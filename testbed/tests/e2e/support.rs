@@ -99,25 +99,7 @@ pub async fn error_code(resp: reqwest::Response, status: u16) -> String {
     v["error"]["code"].as_str().unwrap_or_default().to_string()
 }
 
-/// Today's UTC date, YYYY-MM-DD, as the ledger names its days (no date crate).
-pub fn today() -> String {
-    let days = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 86_400) as i64;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
+pub use chokepoint_testbed::utc::today;
 
 /// The policy service's ledger for one scope, today.
 pub async fn ledger(stack: &Stack, scope: &str, id: &str) -> Value {
