@@ -63,6 +63,7 @@ pub enum Counter {
     UsageDelivered,
     UsageDeliveryFailed,
     LeaseServed,
+    LeaseRenewed,
 }
 
 impl Counter {
@@ -86,6 +87,7 @@ impl Counter {
             Counter::UsageDelivered,
             Counter::UsageDeliveryFailed,
             Counter::LeaseServed,
+            Counter::LeaseRenewed,
         ]);
         all
     }
@@ -108,6 +110,7 @@ impl Counter {
             Counter::UsageDelivered => "chokepoint.usage.delivered_records".into(),
             Counter::UsageDeliveryFailed => "chokepoint.usage.delivery_failed".into(),
             Counter::LeaseServed => "chokepoint.authorize.lease_served".into(),
+            Counter::LeaseRenewed => "chokepoint.authorize.lease_renewed".into(),
         }
     }
 }

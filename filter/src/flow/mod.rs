@@ -13,7 +13,7 @@ use crate::credentials;
 use crate::host::{Counter, Host, HostError};
 use crate::identity;
 use crate::jwt::{AuthError, VerifiedToken, Verifier};
-use crate::lease::LeaseTable;
+use crate::lease::{LeaseAsk, LeaseTable};
 use crate::reply::{self, Reply};
 use crate::request_body::{self, RequestFields};
 use crate::runtime::Runtime;
@@ -101,6 +101,8 @@ struct Facts {
     /// The worst case asked of the policy service: (tokens, cost), what a lease's slots
     /// then reserve each.
     reserve: (u64, u64),
+    /// This request's decision asks for a lease (the caller's one ask out).
+    asked_lease: bool,
     stream: bool,
     body_bytes: usize,
     /// Status of the gateway's own reply, when it answered instead of the provider.
@@ -438,7 +440,9 @@ impl Flow {
                 .leases
                 .take(&key, reserve_tokens, reserve_cost_micros, now);
             if slot.is_none() {
-                lease_slots = auth.leases.ask(&key);
+                let in_flight = u64::try_from(policy.timeout.as_millis()).unwrap_or(u64::MAX);
+                lease_slots = auth.leases.ask(&key, now, in_flight);
+                self.facts.asked_lease = lease_slots > 0;
             }
             drop(auth);
             if let Some(slot) = slot {
@@ -502,6 +506,12 @@ impl Flow {
                 self.forward(host, caller)?;
                 Ok(true)
             }
+            Decision::Deny { .. } | Decision::Unavailable(_) if self.facts.asked_lease => {
+                let key = self.lease_key(caller);
+                self.auth.borrow_mut().leases.answered(&key);
+                self.facts.asked_lease = false;
+                self.authorized(host, caller, status, body)
+            }
             Decision::Deny {
                 reason,
                 message,
@@ -546,18 +556,33 @@ impl Flow {
     /// past the per-caller bound (or of an evicted caller) go back to the policy service.
     fn keep_lease(&mut self, host: &mut dyn Host, caller: &Caller, slots: u64) {
         let key = self.lease_key(caller);
-        let (tokens, cost) = self.facts.reserve;
+        let (reserve_tokens, reserve_cost_micros) = self.facts.reserve;
+        let template = LeaseAsk {
+            user: caller.user.clone(),
+            tenant: caller.tenant.clone(),
+            groups: caller.groups.clone(),
+            model: self.facts.model.clone(),
+            cost_center: caller.cost_center.clone(),
+            provider: self
+                .facts
+                .provider
+                .and_then(|i| self.rt.config.providers.get(i))
+                .map_or_else(String::new, |p| p.name.clone()),
+            stream: self.facts.stream,
+            reserve_tokens,
+            reserve_cost_micros,
+        };
         let now = host.now_ms();
         let ttl = u64::try_from(self.rt.config.policy.lease_ttl.as_millis()).unwrap_or(u64::MAX);
         let released = self.auth.borrow_mut().leases.grant(
             &key,
             &self.facts.request_id,
             slots,
-            tokens,
-            cost,
+            template,
             now,
             ttl,
         );
+        self.facts.asked_lease = false;
         release_slots(host, &released);
     }
 

@@ -17,17 +17,26 @@ use super::proxy_host::{now_ms, now_secs};
 use super::shared::EnvoyShared;
 use super::upstream::UpstreamHttp;
 use crate::auth_state::AuthState;
+use crate::authorize::{self, AuthorizeRequest, Decision};
 use crate::config::{Config, JwksUri, KeySource};
 use crate::delivery::Delivery;
 use crate::host::Counter;
 use crate::jwks::KeySet;
 use crate::jwks_sync;
 use crate::key_injection::{self, Injector};
+use crate::lease::Renewal;
 use crate::runtime::Runtime;
 
 /// How often the root checks shared data for new keys and whether a refresh is due; usage
 /// batches go out on the same timer (or faster, with a shorter `usage.flush_ms`).
 const TICK: Duration = Duration::from_secs(1);
+
+/// With leases on, the timer runs this often so a busy caller's lease is renewed before
+/// its slots run out; the rest of the tick's work keeps its own pace.
+const RENEW_TICK: Duration = Duration::from_millis(10);
+
+/// Expired lease slots are collected this often (every caller is walked).
+const EXPIRE_EVERY_MS: u64 = 250;
 
 /// The shared queue usage records travel through, from every worker to the roots.
 const USAGE_QUEUE: &str = "chokepoint.usage";
@@ -43,6 +52,11 @@ pub struct Root {
     delivery: Delivery,
     /// Set when this plugin instance is the per-attempt key injector.
     injector: Option<Rc<Injector>>,
+    /// Lease renewals out: callout token -> (renewal, its request id).
+    renewals: HashMap<u32, (Renewal, String)>,
+    /// When the slow part of the tick (keys, usage, expiry) last ran, ms.
+    last_slow_ms: u64,
+    last_expire_ms: u64,
 }
 
 impl Root {
@@ -84,18 +98,11 @@ fn rt_flush(rt: &Option<Rc<Runtime>>) -> Duration {
 impl Root {
     /// Lease slots past their time go back to the policy service with the next batch.
     fn release_expired_leases(&mut self, now_ms: u64) {
-        let (Some(auth), Some(queue)) = (&self.auth, self.usage_queue) else {
+        let Some(auth) = &self.auth else {
             return;
         };
         let expired = auth.borrow_mut().leases.expire(now_ms);
-        for slot in expired {
-            let Ok(json) = serde_json::to_vec(&slot) else {
-                continue;
-            };
-            if hostcalls::enqueue_shared_queue(queue, Some(&json)).is_err() {
-                self.metrics.increment(Counter::UsageQueueFailure);
-            }
-        }
+        self.enqueue_releases(&expired);
     }
 
     /// Sends the next batch of usage records to the ledger, if one is due.
@@ -177,6 +184,110 @@ impl Root {
     }
 }
 
+impl Root {
+    /// Sends the lease renewals that came due since the last tick.
+    fn renew_leases(&mut self, now_ms: u64) {
+        let (Some(rt), Some(auth)) = (&self.runtime, &self.auth) else {
+            return;
+        };
+        let policy = &rt.config.policy;
+        if policy.lease_slots < 2 {
+            return;
+        }
+        let in_flight = u64::try_from(policy.timeout.as_millis()).unwrap_or(u64::MAX);
+        let due = auth.borrow_mut().leases.renewals(now_ms, in_flight);
+        for renewal in due {
+            let n: u128 = jwt_simple::reexports::rand::random();
+            let request_id = format!("{n:032x}");
+            let a = &renewal.ask;
+            let request = AuthorizeRequest {
+                request_id: &request_id,
+                user: &a.user,
+                tenant: a.tenant.as_deref(),
+                groups: &a.groups,
+                model: a.model.as_deref(),
+                cost_center: a.cost_center.as_deref(),
+                provider: &a.provider,
+                stream: a.stream,
+                reserve_tokens: a.reserve_tokens,
+                reserve_cost_micros: a.reserve_cost_micros,
+                lease_slots: renewal.slots,
+            };
+            let Ok(body) = serde_json::to_vec(&request) else {
+                auth.borrow_mut().leases.renewal_failed(&renewal, now_ms);
+                continue;
+            };
+            let headers = vec![
+                (":method", "POST"),
+                (":path", "/v1/authorize"),
+                (":authority", policy.authority.as_str()),
+                ("content-type", "application/json"),
+                ("x-request-id", request_id.as_str()),
+            ];
+            match hostcalls::dispatch_http_call(
+                &policy.cluster,
+                headers,
+                Some(&body),
+                vec![],
+                policy.timeout,
+            ) {
+                Ok(token) => {
+                    self.renewals.insert(token, (renewal, request_id));
+                }
+                Err(e) => {
+                    log::warn!("cannot renew a lease via {}: {e:?}", policy.cluster);
+                    auth.borrow_mut().leases.renewal_failed(&renewal, now_ms);
+                }
+            }
+        }
+    }
+
+    /// The policy service answered a renewal: keep the slots, or back off.
+    fn renewal_answered(&mut self, renewal: &Renewal, request_id: &str, body_size: usize) {
+        let (Some(rt), Some(auth)) = (&self.runtime, &self.auth) else {
+            return;
+        };
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u32>().ok());
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let now = now_ms();
+        match authorize::decide(status, &body) {
+            Decision::Allow(quota) => {
+                let ttl = u64::try_from(rt.config.policy.lease_ttl.as_millis()).unwrap_or(u64::MAX);
+                let released =
+                    auth.borrow_mut()
+                        .leases
+                        .renewed(renewal, request_id, quota.slots, now, ttl);
+                self.metrics.increment(Counter::LeaseRenewed);
+                self.enqueue_releases(&released);
+            }
+            Decision::Deny { .. } | Decision::Unavailable(_) => {
+                auth.borrow_mut().leases.renewal_failed(renewal, now);
+            }
+        }
+    }
+
+    /// Slots to give back travel with the usage records.
+    fn enqueue_releases(&self, slots: &[String]) {
+        let Some(queue) = self.usage_queue else {
+            return;
+        };
+        for slot in slots {
+            let Ok(json) = serde_json::to_vec(slot) else {
+                continue;
+            };
+            if hostcalls::enqueue_shared_queue(queue, Some(&json)).is_err() {
+                self.metrics.increment(Counter::UsageQueueFailure);
+            }
+        }
+    }
+}
+
 impl Context for Root {
     /// A configuration being replaced (ECDS) or Envoy shutting down: the leases this root
     /// held are released with the next batch any worker sends.
@@ -194,6 +305,10 @@ impl Context for Root {
     ) {
         if self.delivery.is_in_flight(token_id) {
             self.usage_answered();
+            return;
+        }
+        if let Some((renewal, request_id)) = self.renewals.remove(&token_id) {
+            self.renewal_answered(&renewal, &request_id, body_size);
             return;
         }
         let Some(issuer) = self.fetches.remove(&token_id) else {
@@ -274,7 +389,15 @@ impl RootContext for Root {
                 );
                 self.auth = Some(Rc::new(RefCell::new(AuthState::new(&rt))));
                 self.runtime = Some(Rc::new(rt));
-                let tick = TICK.min(rt_flush(&self.runtime));
+                let tick = if self
+                    .runtime
+                    .as_ref()
+                    .is_some_and(|rt| rt.config.policy.lease_slots >= 2)
+                {
+                    RENEW_TICK
+                } else {
+                    TICK.min(rt_flush(&self.runtime))
+                };
                 self.metrics = Rc::new(Metrics::define());
                 match hostcalls::register_shared_queue(USAGE_QUEUE) {
                     Ok(q) => self.usage_queue = Some(q),
@@ -298,7 +421,18 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        self.release_expired_leases(now_ms());
+        let now_ms = now_ms();
+        self.renew_leases(now_ms);
+        if now_ms.saturating_sub(self.last_expire_ms) >= EXPIRE_EVERY_MS {
+            self.last_expire_ms = now_ms;
+            self.release_expired_leases(now_ms);
+        }
+        let slow = TICK.min(rt_flush(&self.runtime));
+        let slow_ms = u64::try_from(slow.as_millis()).unwrap_or(u64::MAX);
+        if now_ms.saturating_sub(self.last_slow_ms) < slow_ms {
+            return;
+        }
+        self.last_slow_ms = now_ms;
         self.deliver_usage();
         let now = now_secs();
         let mut sd = EnvoyShared;

@@ -1,14 +1,24 @@
--- record_usage.lua: commits one usage record, once per request id: books it into the
--- ledger, releases the request's budget reservation, puts its actual tokens in place of
--- the reserved ones in the rate window it was counted in, adds its spend to rolling
--- budget windows and to the top-spender rankings. Sent after windows.lua, whose header
--- documents the key layouts.
+-- record_usage.lua: commits a chunk of usage records, each once per request id: books
+-- it into the ledger, releases the request's budget reservation, puts its actual tokens
+-- in place of the reserved ones in the rate window it was counted in, adds its spend to
+-- rolling budget windows and to the top-spender rankings. Sent after windows.lua, whose
+-- header documents the key layouts.
 --
--- KEYS[1]   dedupe marker, `ck:usage:seen:{<request_id>}`
--- KEYS[2]   audit stream, `ck:usage:log`
--- KEYS[3]   the request's reservation record, `ck:resv:req:{<request_id>}` (see
---           authorize.lua); the reservation and rate keys it names are used as named
--- KEYS[4..] nine per scope the record names (user, tenant, model, cost centre):
+-- A chunk ends in the same state as booking its records one call each, in order; it is
+-- cheaper because what records share is read and written once: a ledger hash is read
+-- once and written with one HSET (field totals summed), a limit set is read once, a
+-- rolling window is opened and added to once, a ranking member gets one ZINCRBY, a type
+-- is checked once. Per record stay the dedupe marker, the audit stream entry and the
+-- reservation's release.
+--
+-- KEYS[1]        audit stream, `ck:usage:log`
+-- KEYS[2r], KEYS[2r+1]   for each record r = 1..n (n = ARGV[4]): its dedupe marker,
+--                `ck:usage:seen:{<request_id>}`, and its request's reservation record,
+--                `ck:resv:req:{<request_id>}` (see authorize.lua); the reservation and
+--                rate keys a record names are used as named
+-- KEYS[2n+2..]   nine per scope group, g = (#KEYS - 1 - 2n) / 9 groups: a scope (user,
+--                tenant, model, cost centre) with its id and booking day, listed once
+--                however many records of the chunk name it:
 --   +1  `ck:ledger:<kind>:{<id>}:<YYYY-MM-DD>`   ledger hash of the booking day
 --   +2  `ck:ledger:<kind>:{<id>}:<YYYY-MM>`      and of its month
 --   +3  `ck:limits:<kind>:{<id>}`                the scope's own limit set
@@ -18,57 +28,92 @@
 --   +7  `ck:top:<kind>:cost_micros:<YYYY-MM>`    by cost and by tokens
 --   +8  `ck:top:<kind>:tokens:<YYYY-MM-DD>`
 --   +9  `ck:top:<kind>:tokens:<YYYY-MM>`
--- ARGV[1]   dedupe window in seconds (integer >= 1): how long the marker lives
+-- ARGV[1]   dedupe window in seconds (integer >= 1): how long a marker lives
 -- ARGV[2]   approximate cap on the audit stream's length (XADD MAXLEN ~)
--- ARGV[3]   the record as the filter sent it (JSON), for the audit stream
--- ARGV[4]   the UTC day the record is booked on (YYYY-MM-DD), for the audit stream
--- ARGV[5]   now, ms since the epoch (the service's clock): rolling windows book here
--- ARGV[6]   the record's tokens (input + output) and ARGV[7] its cost in micro-dollars,
---           both in [0, 2^53]
--- ARGV[8..7+n]  each scope's id, n = (#KEYS - 3) / 9: its member in the rankings
--- ARGV[8+n..]   field, increment pairs added to every ledger hash; increments are
---           integers in [0, 2^53]
+-- ARGV[3]   now, ms since the epoch (the service's clock): rolling windows book here
+-- ARGV[4]   n, the number of records
+-- ARGV[5]   f, the number of ledger fields; ARGV[6..5+f] their names
+-- ARGV[6+f..5+f+g]   each group's id: its member in the rankings
+-- then per record, in KEYS order:
+--   the record as the filter sent it (JSON), for the audit stream
+--   the UTC day it is booked on (YYYY-MM-DD), for the audit stream
+--   its tokens (input + output), then its cost in micro-dollars, both in [0, 2^53]
+--   f increments, one per ledger field in ARGV[6..] order, integers in [0, 2^53]
+--   m, the number of its scopes, then m group numbers (1..g) in scope order
 --
--- Returns 1 when the record was booked, 0 when its request id was booked before within
--- the dedupe window (a retried batch, or the same record twice in one batch).
+-- Returns one integer per record: 1 when it was booked, 0 when its request id was booked
+-- before within the dedupe window (a retried batch) or earlier in this chunk.
 --
 -- Rate windows: the actual tokens replace the reserved ones only while the window the
 -- request was counted in is still the scope's current one. Once that window has ended
 -- its count no longer matters; the reservation (a worst case) stood in for the request.
 -- Usage without a reservation record (never authorized, as in fail-open mode, or
--- committed after the record's lifetime) changes no rate window.
+-- committed after the record's lifetime) changes no rate window. Two records naming the
+-- same reservation (a reused reservation id) commit it once: the first one.
 --
--- Every check runs before the first write. Redis does not undo a script's earlier writes
--- when a later command fails, so a failure halfway would leave the record part-booked
--- and, had the marker been set, its retry skipped as a duplicate: the ledger would stay
--- wrong for good. Failing before any write leaves nothing behind, and the caller's 503
--- makes the filter retry. (Under maxmemory, Redis refuses only a script's first write,
--- so an out-of-memory refusal also leaves nothing behind.) Every key written is checked
--- for its type, and every limit set read, before the first write.
+-- Every check, for every record of the chunk, runs before the first write. Redis does
+-- not undo a script's earlier writes when a later command fails, so a failure halfway
+-- would leave records part-booked and, had their markers been set, their retries
+-- skipped as duplicates: the ledger would stay wrong for good. Failing before any write
+-- leaves nothing behind; the service then books the chunk's records one call each, so
+-- only the record that cannot be booked fails, and the filter retries it. (Under
+-- maxmemory, Redis refuses only a script's first write, so an out-of-memory refusal also
+-- leaves nothing behind.) Every key written is checked for its type, and every limit set
+-- read, before the first write.
 --
 -- Not Redis Cluster safe: one record's keys carry different hash tags (request id, user,
 -- tenant, ...) and so live in different slots.
 
-local seen, log, record = KEYS[1], KEYS[2], KEYS[3]
 local GROUP = 9
-local scopes = (#KEYS - 3) / GROUP
-local now = tonumber(ARGV[5])
-local tokens, cost = tonumber(ARGV[6]), tonumber(ARGV[7])
-
-if redis.call('EXISTS', seen) == 1 then
-  return 0
+local log = KEYS[1]
+local dedupe_secs, max_len, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local n, field_count = tonumber(ARGV[4]), tonumber(ARGV[5])
+local group_count = (#KEYS - 1 - 2 * n) / GROUP
+local fields = {}
+for f = 1, field_count do
+  fields[f] = ARGV[5 + f]
 end
 
-local log_type = redis.call('TYPE', log)['ok']
-if log_type ~= 'none' and log_type ~= 'stream' then
-  return redis.error_reply('ERR ' .. log .. ' holds a ' .. log_type .. ', not a stream')
+-- The keys of group g are KEYS[group_key(g) + 1 .. + 9]; its id is ARGV[ids + g].
+local function group_key(g)
+  return 1 + 2 * n + (g - 1) * GROUP
+end
+local ids = 5 + field_count
+
+local records = {}
+local a = ids + group_count + 1
+for r = 1, n do
+  local record = {seen = KEYS[2 * r], reservation = KEYS[2 * r + 1], json = ARGV[a],
+                  day = ARGV[a + 1], tokens = tonumber(ARGV[a + 2]),
+                  cost = tonumber(ARGV[a + 3]), increments = {}, groups = {}}
+  for f = 1, field_count do
+    record.increments[f] = tonumber(ARGV[a + 3 + f])
+  end
+  a = a + 4 + field_count
+  for j = 1, tonumber(ARGV[a]) do
+    record.groups[j] = tonumber(ARGV[a + j])
+  end
+  a = a + 1 + #record.groups
+  records[r] = record
 end
 
-local fields, increments = {}, {}
-for i = 8 + scopes, #ARGV, 2 do
-  fields[#fields + 1] = ARGV[i]
-  increments[#increments + 1] = ARGV[i + 1]
+-- Duplicates first, as one call per record would find them: a marker from an earlier
+-- batch, or an earlier record of this chunk.
+local result, booked, marked = {}, {}, {}
+for r, record in ipairs(records) do
+  if marked[record.seen] or redis.call('EXISTS', record.seen) == 1 then
+    result[r] = 0
+  else
+    result[r] = 1
+    marked[record.seen] = true
+    booked[#booked + 1] = record
+  end
 end
+if #booked == 0 then
+  return result
+end
+
+expect_type(log, 'stream')
 
 -- HINCRBY fails past 2^63 - 1. No real usage gets there, but a filter bug repeating
 -- 2^53-token records could, and failing would wedge that filter's retries for good; the
@@ -85,67 +130,165 @@ local function integer(value)
     or (string.match(value, '^%-[1-9]%d*$') ~= nil and #value <= 19)
 end
 
-local steps = {}
-local rolling, rankings = {}, {}
-for s = 1, scopes do
-  local k = 3 + (s - 1) * GROUP
-  for _, ledger in ipairs({KEYS[k + 1], KEYS[k + 2]}) do
-    -- HMGET raises WRONGTYPE on a key that is not a hash, still before any write.
-    local current = redis.call('HMGET', ledger, unpack(fields))
-    for f = 1, #fields do
-      local total = current[f]
-      if total and not integer(total) then
-        return redis.error_reply('ERR ' .. ledger .. ' ' .. fields[f] .. ' is not an integer')
-      end
-      local saturate = tonumber(total or '0') + tonumber(increments[f]) > SAFE_TOTAL
-      steps[#steps + 1] = {ledger, fields[f], increments[f], saturate}
+-- What the booked records add: first per scope group (records of one user share one),
+-- then per key, as groups can share a key (a user's month ledger, on two days). Each
+-- list keeps first-use order so the writes come in a fixed order.
+local groups, group_order = {}, {}
+for _, record in ipairs(booked) do
+  for _, g in ipairs(record.groups) do
+    local group = groups[g]
+    if not group then
+      group = {g = g, sums = {}, tokens = {}, cost = {}}
+      for f = 1, field_count do group.sums[f] = {} end
+      groups[g] = group
+      group_order[#group_order + 1] = group
+    end
+    for f = 1, field_count do parts_add(group.sums[f], record.increments[f]) end
+    parts_add(group.tokens, record.tokens)
+    parts_add(group.cost, record.cost)
+  end
+end
+
+local function merge(into, parts)
+  for _, part in ipairs(parts) do parts_add(into, part) end
+end
+
+local ledgers, ledger_order = {}, {}
+local rolls, roll_order = {}, {}
+local rankings, ranking_order = {}, {}
+local limit_sets = {}
+
+local function limits(key)
+  if not limit_sets[key] then limit_sets[key] = read_limits(key) end
+  return limit_sets[key]
+end
+
+local function entry(map, order, id, fresh)
+  local e = map[id]
+  if not e then
+    e = fresh()
+    map[id] = e
+    order[#order + 1] = e
+  end
+  return e
+end
+
+for _, group in ipairs(group_order) do
+  local k = group_key(group.g)
+  for _, key in ipairs({KEYS[k + 1], KEYS[k + 2]}) do
+    local l = entry(ledgers, ledger_order, key, function()
+      local fresh = {key = key, sums = {}}
+      for f = 1, field_count do fresh.sums[f] = {} end
+      return fresh
+    end)
+    for f = 1, field_count do merge(l.sums[f], group.sums[f]) end
+  end
+  local e = effective(limits(KEYS[k + 3]), limits(KEYS[k + 4]), nil)
+  if e.budget and e.budget.period.kind == 'rolling' then
+    local key = KEYS[k + 5]
+    expect_type(key, 'hash')
+    -- One call per record would skip records with no spend; adding nothing is the same.
+    if parts_total(group.tokens) > 0 or parts_total(group.cost) > 0 then
+      local roll = entry(rolls, roll_order, key, function()
+        return {key = key, window_ms = e.budget.period.window_ms, tokens = {}, cost = {}}
+      end)
+      merge(roll.tokens, group.tokens)
+      merge(roll.cost, group.cost)
     end
   end
-  local e = effective(read_limits(KEYS[k + 3]), read_limits(KEYS[k + 4]), nil)
-  if e.budget and e.budget.period.kind == 'rolling' then
-    expect_type(KEYS[k + 5], 'hash')
-    rolling[#rolling + 1] = {KEYS[k + 5], e.budget.period.window_ms}
-  end
-  local id = ARGV[7 + s]
-  for r, amount in ipairs({cost, cost, tokens, tokens}) do
-    expect_type(KEYS[k + 5 + r], 'zset')
-    if amount > 0 then rankings[#rankings + 1] = {KEYS[k + 5 + r], amount, id} end
+  local id = ARGV[ids + group.g]
+  for r, amounts in ipairs({group.cost, group.cost, group.tokens, group.tokens}) do
+    local key = KEYS[k + 5 + r]
+    expect_type(key, 'zset')
+    local ranked = entry(rankings, ranking_order, key .. '\0' .. id, function()
+      return {key = key, member = id, parts = {}}
+    end)
+    merge(ranked.parts, amounts)
   end
 end
 
--- The reservation record, written by authorize.lua. One it cannot read is left to
--- expire, and so is its reservation.
-local reserved_tokens, member, releases, rates = resv_record_read(record)
-if not member then
-  releases, rates = {}, {}
+-- Each ledger hash is read once for the saturation check, and each field's new total
+-- computed here when that is exact (under 2^53 either way), so one HSET writes the hash.
+-- Increments are never negative, so a total that ends under the cap never passed it on
+-- the way, as one call per record would have checked.
+for _, l in ipairs(ledger_order) do
+  -- HMGET raises WRONGTYPE on a key that is not a hash, still before any write.
+  local current = redis.call('HMGET', l.key, unpack(fields))
+  l.set, l.add = {}, {}
+  for f = 1, field_count do
+    local total = current[f]
+    if total and not integer(total) then
+      return redis.error_reply('ERR ' .. l.key .. ' ' .. fields[f] .. ' is not an integer')
+    end
+    local parts = l.sums[f]
+    local before = tonumber(total or '0')
+    local after = before + parts_total(parts)
+    if after > SAFE_TOTAL then
+      l.set[#l.set + 1] = fields[f]
+      l.set[#l.set + 1] = INT64_MAX
+    elseif #parts <= 1 and math.abs(before) < MAX_COUNT and math.abs(after) < MAX_COUNT then
+      l.set[#l.set + 1] = fields[f]
+      l.set[#l.set + 1] = int(after)
+    else
+      for _, part in ipairs(parts) do
+        l.add[#l.add + 1] = {fields[f], int(part)}
+      end
+    end
+  end
 end
 
-redis.call('XADD', log, 'MAXLEN', '~', ARGV[2], '*', 'record', ARGV[3], 'day', ARGV[4])
-redis.call('SET', seen, '1', 'NX', 'EX', ARGV[1])
-for _, step in ipairs(steps) do
-  if step[4] then
-    redis.call('HSET', step[1], step[2], INT64_MAX)
-  else
-    redis.call('HINCRBY', step[1], step[2], step[3])
+-- The reservation records, written by authorize.lua. One it cannot read is left to
+-- expire, and so is its reservation. A record claimed by an earlier record of the chunk
+-- is, for a later one, already deleted.
+local claimed, deleted = {}, {}
+for _, record in ipairs(booked) do
+  if not claimed[record.reservation] then
+    claimed[record.reservation] = true
+    deleted[#deleted + 1] = record.reservation
+    record.held = resv_record_read(record.reservation)
   end
 end
-for _, pair in ipairs(releases) do
-  resv_release(pair[1], pair[2], member)
+
+for _, record in ipairs(booked) do
+  redis.call('XADD', log, 'MAXLEN', '~', max_len, '*', 'record', record.json,
+    'day', record.day)
+  redis.call('SET', record.seen, '1', 'NX', 'EX', dedupe_secs)
 end
-for _, pair in ipairs(rates) do
-  local window = redis.call('HMGET', pair[1], 'start', 'tokens')
-  if tonumber(window[1]) == tonumber(pair[2]) then
-    local counted = math.max(0, (tonumber(window[2]) or 0) - reserved_tokens + tokens)
-    redis.call('HSET', pair[1], 'tokens', int(counted))
+for _, l in ipairs(ledger_order) do
+  if #l.set > 0 then redis.call('HSET', l.key, unpack(l.set)) end
+  for _, step in ipairs(l.add) do
+    redis.call('HINCRBY', l.key, step[1], step[2])
   end
 end
-redis.call('DEL', record)
-if tokens > 0 or cost > 0 then
-  for _, window in ipairs(rolling) do
-    roll_add(roll_open(window[1], window[2], now), tokens, cost)
+local releases, fixes = resv_releases(), rate_fixes()
+for _, record in ipairs(booked) do
+  local held = record.held
+  if held and held.member then
+    for _, pair in ipairs(held.releases) do
+      resv_release(releases, pair[1], pair[2], held.member)
+    end
+    for _, pair in ipairs(held.rates) do
+      local w = rate_fix(fixes, pair[1], pair[2])
+      if w then
+        w.tokens = math.max(0, w.tokens - held.tokens + record.tokens)
+        w.changed.tokens = true
+      end
+    end
   end
 end
-for _, ranking in ipairs(rankings) do
-  redis.call('ZINCRBY', ranking[1], int(ranking[2]), ranking[3])
+resv_releases_finish(releases)
+rate_fixes_finish(fixes)
+redis.call('DEL', unpack(deleted))
+for _, roll in ipairs(roll_order) do
+  local w = roll_open(roll.key, roll.window_ms, now)
+  for i = 1, math.max(#roll.tokens, #roll.cost) do
+    roll_add(w, roll.tokens[i] or 0, roll.cost[i] or 0)
+  end
 end
-return 1
+for _, ranked in ipairs(ranking_order) do
+  for _, part in ipairs(ranked.parts) do
+    -- One call per record adds only amounts above zero.
+    if part > 0 then redis.call('ZINCRBY', ranked.key, int(part), ranked.member) end
+  end
+end
+return result

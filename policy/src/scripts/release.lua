@@ -1,33 +1,55 @@
--- release.lua: gives back one lease slot the filter did not use (see authorize.lua,
--- "Leases"): its budget reservation is released and, while the rate window it was
--- counted in is still the current one, the request and tokens it was counted as are
--- taken back out. Sent after windows.lua, whose header documents the key layouts.
+-- release.lua: gives back lease slots the filter did not use (see authorize.lua,
+-- "Leases"): each slot's budget reservation is released and, while the rate window it
+-- was counted in is still the current one, the request and tokens it was counted as
+-- are taken back out. Sent after windows.lua, whose header documents the key layouts.
 --
--- KEYS[1]   the slot's reservation record, `ck:resv:req:{<slot id>}`
+-- KEYS      the slots' reservation records, `ck:resv:req:{<slot id>}`, any number (the
+--           service sends up to 64); a record named twice is released once
 -- ARGV      none
 --
--- Returns 1 when the slot was released, 0 when it no longer held anything (already
--- released, used by a booked request, or expired): releasing is idempotent, so a retried
--- batch changes nothing. A record this script cannot read is left to expire.
+-- Returns how many slots were released: a slot whose record no longer exists (already
+-- released, used by a booked request, or expired) counts 0. Releasing is idempotent,
+-- so a retried batch changes nothing. A record this script cannot read is left to
+-- expire. Slots sharing a rate window or a reservation total have it read and written
+-- once, ending as releasing them one call each would.
+--
+-- Every check runs before the first write, as in record_usage.lua: a failing one leaves
+-- every slot of the call unreleased, for the retry.
 
-local record = KEYS[1]
-if redis.call('EXISTS', record) == 0 then
+local slots, seen = {}, {}
+for _, record in ipairs(KEYS) do
+  if not seen[record] then
+    seen[record] = true
+    local held = resv_record_read(record)
+    if held.exists then
+      held.key = record
+      slots[#slots + 1] = held
+    end
+  end
+end
+if #slots == 0 then
   return 0
 end
-local reserved_tokens, member, releases, rates = resv_record_read(record)
 
-if member then
-  for _, pair in ipairs(releases) do
-    resv_release(pair[1], pair[2], member)
+local releases, fixes = resv_releases(), rate_fixes()
+local deleted = {}
+for _, held in ipairs(slots) do
+  if held.member then
+    for _, pair in ipairs(held.releases) do
+      resv_release(releases, pair[1], pair[2], held.member)
+    end
   end
-end
-for _, pair in ipairs(rates) do
-  local window = redis.call('HMGET', pair[1], 'start', 'requests', 'tokens')
-  if tonumber(window[1]) == tonumber(pair[2]) then
-    redis.call('HSET', pair[1],
-      'requests', int(math.max(0, (tonumber(window[2]) or 0) - 1)),
-      'tokens', int(math.max(0, (tonumber(window[3]) or 0) - reserved_tokens)))
+  for _, pair in ipairs(held.rates) do
+    local w = rate_fix(fixes, pair[1], pair[2])
+    if w then
+      w.requests = math.max(0, w.requests - 1)
+      w.tokens = math.max(0, w.tokens - held.tokens)
+      w.changed.requests, w.changed.tokens = true, true
+    end
   end
+  deleted[#deleted + 1] = held.key
 end
-redis.call('DEL', record)
-return 1
+resv_releases_finish(releases)
+rate_fixes_finish(fixes)
+redis.call('DEL', unpack(deleted))
+return #slots

@@ -1,6 +1,6 @@
--- windows.lua: helpers shared by authorize.lua and record_usage.lua. The service sends
--- this file and the script as one body (see store/mod.rs), so it has no KEYS or ARGV of
--- its own. It documents the layouts the two scripts share:
+-- windows.lua: helpers shared by authorize.lua, record_usage.lua and release.lua. The
+-- service sends this file and the script as one body (see store/mod.rs), so it has no
+-- KEYS or ARGV of its own. It documents the layouts the scripts share:
 --
 -- Limit set, `ck:limits:<kind>:{<id>}` (hash; `<id>` `*` is the kind's default set):
 --   rpm, tpm, usd_micros, tokens   integers in [0, 2^53], each optional
@@ -95,11 +95,40 @@ local function effective(own, default, fallback_rpm)
   return e
 end
 
+-- Types seen by this call, so a key many records share is asked about once. Sound
+-- because callers check every key before their first write, and their writes only
+-- delete keys or give them the type checked.
+local key_types = {}
+
+-- Returns the key's type ('none' when it does not exist).
 local function expect_type(key, wanted)
-  local t = redis.call('TYPE', key)['ok']
+  local t = key_types[key]
+  if not t then
+    t = redis.call('TYPE', key)['ok']
+    key_types[key] = t
+  end
   if t ~= 'none' and t ~= wanted then
     fail(key .. ' holds a ' .. t .. ', not a ' .. wanted)
   end
+  return t
+end
+
+-- Exact sums: a double holds every integer only up to 2^53, so a sum that would pass
+-- it starts a new part, and each part is written on its own. Amounts are integers in
+-- [0, 2^53]; in practice a sum is one part.
+local function parts_add(parts, n)
+  local last = #parts
+  if last > 0 and parts[last] + n <= MAX_COUNT then
+    parts[last] = parts[last] + n
+  else
+    parts[last + 1] = n
+  end
+end
+
+local function parts_total(parts)
+  local t = 0
+  for _, part in ipairs(parts) do t = t + part end
+  return t
 end
 
 -- Rate windows ------------------------------------------------------------------
@@ -166,21 +195,49 @@ local function resv_sweep(zkey, skey, now)
   return tonumber(s[1]) or 0, tonumber(s[2]) or 0
 end
 
-local function resv_release(zkey, skey, member)
+-- Releases for many records at once: each member leaves its set on its own (ZREM says
+-- whether it was still there, i.e. whether this call releases it), and what left is
+-- taken off each totals hash in one step by resv_releases_finish. Only subtractions
+-- happen, so clamping a total at zero once gives what clamping after each would.
+local function resv_releases()
+  return {order = {}, by_key = {}}
+end
+
+local function resv_release(batch, zkey, skey, member)
   if redis.call('ZREM', zkey, member) == 1 then
     local t, c = member_amounts(member)
-    sum_add(skey, -t, -c)
+    local totals = batch.by_key[skey]
+    if not totals then
+      totals = {key = skey, tokens = {}, cost = {}}
+      batch.by_key[skey] = totals
+      batch.order[#batch.order + 1] = totals
+    end
+    parts_add(totals.tokens, t)
+    parts_add(totals.cost, c)
+  end
+end
+
+local function resv_releases_finish(batch)
+  for _, totals in ipairs(batch.order) do
+    for i = 1, math.max(#totals.tokens, #totals.cost) do
+      sum_add(totals.key, -(totals.tokens[i] or 0), -(totals.cost[i] or 0))
+    end
   end
 end
 
 -- Reads a request's (or lease slot's) reservation record, written by authorize.lua:
--- its reserved tokens, its member, the [reservations, totals] pairs it was reserved in
--- and the [rate key, window start] pairs it was counted in. Every key named is checked
--- for its type, so callers can do all their checks before their first write. A pair it
--- cannot read is skipped (its reservation is left to expire).
+-- whether it exists, its reserved tokens, its member, the [reservations, totals] pairs
+-- it was reserved in and the [rate key, window start] pairs it was counted in. Every
+-- key named is checked for its type, so callers can do all their checks before their
+-- first write. A pair it cannot read is skipped (its reservation is left to expire).
 local function resv_record_read(record)
-  expect_type(record, 'hash')
+  -- HMGET raises WRONGTYPE on a key that is not a hash, as a type check would. A record
+  -- always has all these fields, so one with none of them is no record: it holds
+  -- nothing to give back.
   local held = redis.call('HMGET', record, 't', 'm', 'z', 'r')
+  if not (held[1] or held[2] or held[3] or held[4]) then
+    return {exists = false, tokens = 0, releases = {}, rates = {}}
+  end
   local function decoded(text)
     if not text then return {} end
     local ok, value = pcall(cjson.decode, text)
@@ -201,7 +258,43 @@ local function resv_record_read(record)
       rates[#rates + 1] = pair
     end
   end
-  return tonumber(held[1]) or 0, held[2], releases, rates
+  return {exists = true, tokens = tonumber(held[1]) or 0, member = held[2],
+          releases = releases, rates = rates}
+end
+
+-- Rate windows as commits and releases correct them: each read once per call, corrected
+-- in Lua in the order of the records (so corrections compose exactly as one call per
+-- record would), and written back once by rate_fixes_finish.
+local function rate_fixes()
+  return {order = {}, by_key = {}}
+end
+
+-- The window at `key` if it still starts at `start` (the one a request was counted in),
+-- else nil: once that window has ended its count no longer matters.
+local function rate_fix(fixes, key, start)
+  local w = fixes.by_key[key]
+  if not w then
+    local v = redis.call('HMGET', key, 'start', 'requests', 'tokens')
+    w = {key = key, start = tonumber(v[1]), requests = tonumber(v[2]) or 0,
+         tokens = tonumber(v[3]) or 0, changed = {}}
+    fixes.by_key[key] = w
+    fixes.order[#fixes.order + 1] = w
+  end
+  if w.start ~= tonumber(start) then return nil end
+  return w
+end
+
+local function rate_fixes_finish(fixes)
+  for _, w in ipairs(fixes.order) do
+    local args = {}
+    for _, field in ipairs({'requests', 'tokens'}) do
+      if w.changed[field] then
+        args[#args + 1] = field
+        args[#args + 1] = int(w[field])
+      end
+    end
+    if #args > 0 then redis.call('HSET', w.key, unpack(args)) end
+  end
 end
 
 -- Rolling windows ---------------------------------------------------------------

@@ -1,10 +1,23 @@
-//! Usage-ledger round trips: committing records with `scripts/record_usage.lua` and
-//! reading ledger totals.
+//! Usage-ledger round trips: committing records with `scripts/record_usage.lua`,
+//! releasing lease slots with `scripts/release.lua`, and reading ledger totals.
 
-use redis::{ErrorKind, ServerErrorKind, Value};
+use std::collections::HashMap;
+use std::ops::Range;
+
+use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 
 use super::{Store, StoreError};
 use crate::keys;
+
+/// Most records one `record_usage.lua` call books. A call's cost is mostly per call and
+/// per key it touches, and a batch's records mostly share their keys, so larger chunks
+/// cost Redis less per record; the cap bounds how long one call holds Redis, which
+/// serves nothing else meanwhile (64 records of one user take about a millisecond; see
+/// `examples/usage_bench.rs`).
+const USAGE_CHUNK: usize = 64;
+
+/// Most lease slots one `release.lua` call releases (a lease holds at most 64).
+const RELEASE_CHUNK: usize = 64;
 
 /// Everything `record_usage.lua` needs for one record (see the script's header).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +47,9 @@ pub struct ScopeWrite {
 }
 
 /// What happened to a batch. The counts are exact even when `error` is set: a record
-/// is booked by one atomic script call or not at all, so the ones that went through
-/// stay booked and the rest were left untouched.
+/// is booked by one atomic script call (its chunk's, or its own when the chunk failed)
+/// or not at all, so the ones that went through stay booked and the rest were left
+/// untouched.
 #[derive(Debug, Default)]
 pub struct UsageTally {
     pub booked: u64,
@@ -46,7 +60,13 @@ pub struct UsageTally {
 }
 
 impl Store {
-    /// Books `writes` in order, one script call each, pipelined in one round trip.
+    /// Books `writes` in order, up to [`USAGE_CHUNK`] records per script call, the
+    /// calls pipelined in one round trip.
+    ///
+    /// A chunk that fails (a record in it failed a check, and the script checks before
+    /// it writes, so nothing of the chunk was booked) is sent again one record per call,
+    /// so only the records that cannot be booked fail and the tally stays exact per
+    /// record. Those records are then booked after the chunks that followed theirs.
     ///
     /// Unlike `ScriptInvocation::invoke_async`, a pipeline does not reload a script
     /// Redis lost (restart, failover, `SCRIPT FLUSH`), so this does it: the calls that
@@ -60,96 +80,142 @@ impl Store {
         audit_log_max_len: u64,
     ) -> UsageTally {
         let mut tally = UsageTally::default();
-        let mut pending: Vec<&UsageWrite> = writes.iter().collect();
+        let mut pending = usage_chunks(writes);
         let mut first_error: Option<StoreError> = None;
-        // One reload is enough; scripts vanishing again at once means something keeps
-        // flushing them, and the filter's retry is the better next attempt.
-        for attempt in 0..2 {
+        let mut reloaded = false;
+        // Ends: a chunk is re-sent only after NOSCRIPT (once: one reload is enough, as
+        // scripts vanishing again at once means something keeps flushing them, and the
+        // filter's retry is the better next attempt) or split into chunks of one, which
+        // are never split again.
+        while !pending.is_empty() {
             let replies = match self
-                .run_usage_pipeline(&pending, dedupe_secs, audit_log_key, audit_log_max_len)
+                .run_usage_pipeline(
+                    writes,
+                    &pending,
+                    dedupe_secs,
+                    audit_log_key,
+                    audit_log_max_len,
+                )
                 .await
             {
                 Ok(replies) => replies,
                 Err(err) => {
-                    tally.failed += pending.len() as u64;
+                    tally.failed += pending.iter().map(|chunk| chunk.len() as u64).sum::<u64>();
                     tally.error = Some(err);
                     return tally;
                 }
             };
-            let mut unloaded = Vec::new();
-            for (write, reply) in pending.iter().zip(replies) {
-                match reply {
-                    Ok(Value::Int(1)) => tally.booked += 1,
-                    Ok(Value::Int(0)) => tally.duplicates += 1,
-                    Err(err)
-                        if attempt == 0
-                            && err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
-                    {
-                        unloaded.push(*write);
+            let mut next = Vec::new();
+            let mut unloaded = false;
+            for (chunk, reply) in pending.iter().zip(replies) {
+                match chunk_outcome(reply, chunk.len()) {
+                    Ok(booked) => {
+                        tally.booked += booked;
+                        tally.duplicates += chunk.len() as u64 - booked;
+                    }
+                    Err(StoreError::Redis(err)) if !reloaded && is_noscript(&err) => {
+                        unloaded = true;
+                        next.push(chunk.clone());
+                    }
+                    Err(err) if chunk.len() > 1 && !is_noscript_error(&err) => {
+                        next.extend(chunk.clone().map(|i| i..i + 1));
                     }
                     Err(err) => {
-                        tally.failed += 1;
-                        first_error.get_or_insert(StoreError::Redis(err));
-                    }
-                    Ok(other) => {
-                        tally.failed += 1;
-                        first_error.get_or_insert(StoreError::UnexpectedReply(format!(
-                            "record_usage.lua returned {other:?}"
-                        )));
+                        tally.failed += chunk.len() as u64;
+                        first_error.get_or_insert(err);
                     }
                 }
             }
-            if unloaded.is_empty() {
-                break;
+            if unloaded {
+                reloaded = true;
+                let mut connection = self.inner.connection.clone();
+                let script = &self.inner.record_usage;
+                if let Err(err) = self
+                    .bounded(
+                        async move { script.prepare_invoke().load_async(&mut connection).await },
+                    )
+                    .await
+                {
+                    tally.failed += next.iter().map(|chunk| chunk.len() as u64).sum::<u64>();
+                    tally.error = Some(err);
+                    return tally;
+                }
             }
-            let mut connection = self.inner.connection.clone();
-            let script = &self.inner.record_usage;
-            if let Err(err) = self
-                .bounded(async move { script.prepare_invoke().load_async(&mut connection).await })
-                .await
-            {
-                tally.failed += unloaded.len() as u64;
-                tally.error = Some(err);
-                return tally;
-            }
-            pending = unloaded;
+            next.sort_by_key(|chunk| chunk.start);
+            pending = next;
         }
         // Counted once per batch, like any other failed round trip.
         tally.error = first_error.map(|err| self.record(err));
         tally
     }
 
-    /// One round trip; per-call errors come back in the vector, not as `Err`.
+    /// One round trip, one script call per chunk (ranges of `writes`); per-call errors
+    /// come back in the vector, not as `Err`.
     async fn run_usage_pipeline(
         &self,
-        writes: &[&UsageWrite],
+        writes: &[UsageWrite],
+        chunks: &[Range<usize>],
         dedupe_secs: u64,
         audit_log_key: &str,
         audit_log_max_len: u64,
     ) -> Result<Vec<redis::RedisResult<Value>>, StoreError> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        for write in writes {
-            let mut invocation = self.inner.record_usage.key(&write.seen_key);
-            invocation.key(audit_log_key).key(&write.reservation_key);
-            for scope in &write.scopes {
+        for chunk in chunks {
+            let chunk = &writes[chunk.clone()];
+            let mut invocation = self.inner.record_usage.key(audit_log_key);
+            // Each distinct scope group once, numbered from 1 in order of first use.
+            let mut groups: HashMap<(&[String; 9], &str), usize> = HashMap::new();
+            let mut group_order: Vec<&ScopeWrite> = Vec::new();
+            let mut record_groups: Vec<Vec<usize>> = Vec::with_capacity(chunk.len());
+            for write in chunk {
+                invocation.key(&write.seen_key).key(&write.reservation_key);
+                let numbers = write
+                    .scopes
+                    .iter()
+                    .map(|scope| {
+                        *groups
+                            .entry((&scope.keys, scope.id.as_str()))
+                            .or_insert_with(|| {
+                                group_order.push(scope);
+                                group_order.len()
+                            })
+                    })
+                    .collect();
+                record_groups.push(numbers);
+            }
+            for scope in &group_order {
                 for key in &scope.keys {
                     invocation.key(key);
                 }
             }
+            // `usage_chunks` gives every write of a chunk the same clock and fields.
+            let first = &chunk[0];
             invocation
                 .arg(dedupe_secs)
                 .arg(audit_log_max_len)
-                .arg(&write.record_json)
-                .arg(&write.day)
-                .arg(write.now_ms)
-                .arg(write.tokens)
-                .arg(write.cost_micros);
-            for scope in &write.scopes {
+                .arg(first.now_ms)
+                .arg(chunk.len())
+                .arg(first.increments.len());
+            for (field, _) in &first.increments {
+                invocation.arg(*field);
+            }
+            for scope in &group_order {
                 invocation.arg(&scope.id);
             }
-            for (field, increment) in &write.increments {
-                invocation.arg(*field).arg(*increment);
+            for (write, numbers) in chunk.iter().zip(&record_groups) {
+                invocation
+                    .arg(&write.record_json)
+                    .arg(&write.day)
+                    .arg(write.tokens)
+                    .arg(write.cost_micros);
+                for (_, increment) in &write.increments {
+                    invocation.arg(*increment);
+                }
+                invocation.arg(numbers.len());
+                for number in numbers {
+                    invocation.arg(*number);
+                }
             }
             pipe.invoke_script(&invocation);
         }
@@ -158,31 +224,35 @@ impl Store {
             .await
     }
 
-    /// Releases unused lease slots (release.lua, pipelined); returns how many still held
-    /// something. Idempotent, so the filter may retry a batch freely.
+    /// Releases unused lease slots (release.lua, up to [`RELEASE_CHUNK`] per call, the
+    /// calls pipelined); returns how many still held something. Idempotent, so the
+    /// filter may retry a batch freely.
     pub async fn release_slots(&self, ids: &[String]) -> Result<u64, StoreError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
+        let records: Vec<String> = ids.iter().map(|id| keys::reservation_key(id)).collect();
+        let mut pending: Vec<&[String]> = records.chunks(RELEASE_CHUNK).collect();
+        let mut released = 0;
         for attempt in 0..2 {
+            if pending.is_empty() {
+                break;
+            }
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
-            for id in ids {
-                let invocation = self.inner.release.key(keys::reservation_key(id));
+            for chunk in &pending {
+                let mut invocation = self.inner.release.prepare_invoke();
+                for record in *chunk {
+                    invocation.key(record);
+                }
                 pipe.invoke_script(&invocation);
             }
             let mut connection = self.inner.connection.clone();
             let replies: Vec<redis::RedisResult<Value>> = self
                 .bounded(async move { pipe.query_async(&mut connection).await })
                 .await?;
-            let mut released = 0;
-            let mut unloaded = false;
-            for reply in replies {
+            let mut unloaded = Vec::new();
+            for (chunk, reply) in pending.iter().zip(replies) {
                 match reply {
                     Ok(Value::Int(n)) => released += u64::try_from(n).unwrap_or(0),
-                    Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                        unloaded = true;
-                    }
+                    Err(err) if attempt == 0 && is_noscript(&err) => unloaded.push(*chunk),
                     Err(err) => return Err(self.record(StoreError::Redis(err))),
                     Ok(other) => {
                         return Err(self.record(StoreError::UnexpectedReply(format!(
@@ -191,15 +261,17 @@ impl Store {
                     }
                 }
             }
-            if !unloaded || attempt == 1 {
-                return Ok(released);
-            }
-            let mut connection = self.inner.connection.clone();
-            let script = &self.inner.release;
-            self.bounded(async move { script.prepare_invoke().load_async(&mut connection).await })
+            if !unloaded.is_empty() {
+                let mut connection = self.inner.connection.clone();
+                let script = &self.inner.release;
+                self.bounded(
+                    async move { script.prepare_invoke().load_async(&mut connection).await },
+                )
                 .await?;
+            }
+            pending = unloaded;
         }
-        Ok(0)
+        Ok(released)
     }
 
     /// `HMGET key fields…` as integers; `None` for a field (or key) that does not exist.
@@ -213,5 +285,130 @@ impl Store {
         command.arg(key).arg(fields);
         self.bounded(async move { command.query_async(&mut connection).await })
             .await
+    }
+}
+
+/// `writes` cut into consecutive chunks of up to [`USAGE_CHUNK`] that share what the
+/// script takes once per call: the clock and the ledger field names.
+fn usage_chunks(writes: &[UsageWrite]) -> Vec<Range<usize>> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    for i in 1..=writes.len() {
+        let ends = i == writes.len()
+            || i - start == USAGE_CHUNK
+            || writes[i].now_ms != writes[start].now_ms
+            || !writes[i]
+                .increments
+                .iter()
+                .map(|(field, _)| field)
+                .eq(writes[start].increments.iter().map(|(field, _)| field));
+        if ends {
+            chunks.push(start..i);
+            start = i;
+        }
+    }
+    chunks
+}
+
+/// How many of a chunk's `len` records were booked (the others were duplicates), from
+/// its reply: one 1 or 0 per record.
+fn chunk_outcome(reply: redis::RedisResult<Value>, len: usize) -> Result<u64, StoreError> {
+    let unexpected =
+        |other: &Value| StoreError::UnexpectedReply(format!("record_usage.lua returned {other:?}"));
+    match reply {
+        Ok(Value::Array(items)) if items.len() == len => {
+            let mut booked = 0;
+            for item in &items {
+                match item {
+                    Value::Int(1) => booked += 1,
+                    Value::Int(0) => {}
+                    _ => return Err(unexpected(&Value::Array(items.clone()))),
+                }
+            }
+            Ok(booked)
+        }
+        Ok(other) => Err(unexpected(&other)),
+        Err(err) => Err(StoreError::Redis(err)),
+    }
+}
+
+fn is_noscript(err: &RedisError) -> bool {
+    err.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}
+
+fn is_noscript_error(err: &StoreError) -> bool {
+    matches!(err, StoreError::Redis(err) if is_noscript(err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(now_ms: u64, fields: &[&'static str]) -> UsageWrite {
+        UsageWrite {
+            seen_key: "ck:usage:seen:{r}".into(),
+            reservation_key: "ck:resv:req:{r}".into(),
+            scopes: Vec::new(),
+            record_json: "{}".into(),
+            day: "2026-11-26".into(),
+            now_ms,
+            tokens: 0,
+            cost_micros: 0,
+            increments: fields.iter().map(|field| (*field, 1)).collect(),
+        }
+    }
+
+    #[test]
+    fn chunks_hold_at_most_64_records_sharing_clock_and_fields() {
+        let two = ["requests", "cost_micros"];
+        // (writes, chunks as (start, end))
+        type Case = (Vec<UsageWrite>, Vec<(usize, usize)>);
+        let cases: Vec<Case> = vec![
+            (Vec::new(), Vec::new()),
+            (vec![write(1, &two)], vec![(0, 1)]),
+            (vec![write(1, &two); 64], vec![(0, 64)]),
+            (
+                vec![write(1, &two); 150],
+                vec![(0, 64), (64, 128), (128, 150)],
+            ),
+            (
+                [vec![write(1, &two); 3], vec![write(2, &two); 2]].concat(),
+                vec![(0, 3), (3, 5)],
+            ),
+            (
+                vec![
+                    write(1, &two),
+                    write(1, &["requests"]),
+                    write(1, &["cost_micros", "requests"]),
+                    write(1, &["cost_micros", "requests"]),
+                ],
+                vec![(0, 1), (1, 2), (2, 4)],
+            ),
+        ];
+        for (writes, expected) in cases {
+            let chunks: Vec<(usize, usize)> = usage_chunks(&writes)
+                .into_iter()
+                .map(|chunk| (chunk.start, chunk.end))
+                .collect();
+            assert_eq!(chunks, expected, "{} writes", writes.len());
+        }
+    }
+
+    #[test]
+    fn a_chunk_reply_counts_booked_records_or_is_unexpected() {
+        let ints = |v: &[i64]| Ok(Value::Array(v.iter().map(|n| Value::Int(*n)).collect()));
+        assert_eq!(chunk_outcome(ints(&[1, 0, 1]), 3).ok(), Some(2));
+        assert_eq!(chunk_outcome(ints(&[0]), 1).ok(), Some(0));
+        for (reply, len) in [
+            (ints(&[1, 1]), 3),
+            (ints(&[1, 2]), 2),
+            (Ok(Value::Int(1)), 1),
+            (Ok(Value::Nil), 1),
+        ] {
+            assert!(matches!(
+                chunk_outcome(reply, len),
+                Err(StoreError::UnexpectedReply(_))
+            ));
+        }
     }
 }

@@ -15,3 +15,4 @@ mod persistence;
 mod redis_outage;
 mod support;
 mod usage;
+mod usage_chunks;
