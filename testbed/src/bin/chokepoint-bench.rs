@@ -34,6 +34,31 @@ struct Args {
     /// Runs of each configuration (the spread between them is reported).
     #[arg(long, default_value_t = 2)]
     repeat: usize,
+    /// Run only these configurations (upstream, bare, jwt_authn, leases, callout); all
+    /// when empty. For profiling one of them.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Slots per lease decision in the leases configuration (the policy file's
+    /// `policy_service.lease_slots`, at most 64).
+    #[arg(long, default_value_t = 16)]
+    lease_slots: u64,
+    /// Skip the streaming load.
+    #[arg(long)]
+    no_stream: bool,
+    /// Profiling aid: load this URL only (with `--header`s and the plain body), report
+    /// rps and the CPU per request of each `--pid`, and exit.
+    #[arg(long)]
+    load: Option<String>,
+    /// A header for `--load`, as `name: value`.
+    #[arg(long)]
+    header: Vec<String>,
+    /// A process whose CPU per request `--load` reports.
+    #[arg(long)]
+    pid: Vec<u32>,
+    /// Profiling aid: start the stack, print its addresses and a token, keep it up this
+    /// many seconds, and exit.
+    #[arg(long)]
+    hold: Option<u64>,
     /// Where to write the results (JSON).
     #[arg(long, default_value = "bench/results.json")]
     out: String,
@@ -50,6 +75,10 @@ struct Run {
     load: Load,
     envoy_cpu_us_per_req: Option<f64>,
     policy_cpu_us_per_req: Option<f64>,
+    redis_cpu_us_per_req: Option<f64>,
+    /// Callouts to the policy service per request: decisions asked by requests, lease
+    /// renewals, and usage batches.
+    callouts_per_req: Option<f64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -61,12 +90,17 @@ enum Target {
     Callout,
 }
 
-const CASES: [(&str, Target); 5] = [
-    ("upstream alone", Target::Upstream),
-    ("bare envoy", Target::Bare),
-    ("envoy + jwt_authn (native)", Target::JwtAuthn),
-    ("envoy + chokepoint (leases)", Target::Leases),
-    ("envoy + chokepoint (callout per request)", Target::Callout),
+/// (report name, `--only` name, target)
+const CASES: [(&str, &str, Target); 5] = [
+    ("upstream alone", "upstream", Target::Upstream),
+    ("bare envoy", "bare", Target::Bare),
+    ("envoy + jwt_authn (native)", "jwt_authn", Target::JwtAuthn),
+    ("envoy + chokepoint (leases)", "leases", Target::Leases),
+    (
+        "envoy + chokepoint (callout per request)",
+        "callout",
+        Target::Callout,
+    ),
 ];
 
 /// A load shape: its name, the request body, extra headers, connection counts.
@@ -80,6 +114,13 @@ fn median(v: &mut [f64]) -> f64 {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    let plain = serde_json::to_vec(&json!({"model": "gpt-4o-mini", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Benchmark me."}]}))
+    .unwrap_or_default();
+    if let Some(url) = &args.load {
+        load_only(&args, url, &plain).await;
+        return;
+    }
     let root = std::env::current_dir().unwrap_or_default();
     let run_dir = std::env::temp_dir().join(format!("chokepoint-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run_dir);
@@ -126,9 +167,19 @@ async fn main() {
     let rss_bare = bench::rss_kib(bare.1.pid().unwrap_or(0));
     let rss_full_before = bench::rss_kib(stack.envoy_pid().unwrap_or(0));
 
-    let plain = serde_json::to_vec(&json!({"model": "gpt-4o-mini", "max_tokens": 64,
-        "messages": [{"role": "user", "content": "Benchmark me."}]}))
-    .unwrap_or_default();
+    if let Some(secs) = args.hold {
+        eprintln!(
+            "gateway {}\nmock {}\nenvoy pid {:?}\npolicy pid {:?}\nrun dir {}\nbare {}\ntoken {jwt}",
+            stack.gateway_url,
+            mock,
+            stack.envoy_pid(),
+            stack.policy_pid(),
+            run_dir.display(),
+            bare.0,
+        );
+        tokio::time::sleep(Duration::from_secs(secs.min(3600))).await;
+        return;
+    }
     let streamed = serde_json::to_vec(
         &json!({"model": "gpt-4o-mini", "max_tokens": 64, "stream": true,
         "messages": [{"role": "user", "content": "Benchmark me."}]}),
@@ -140,12 +191,20 @@ async fn main() {
         ("json", &plain, &[], args.connections.clone()),
         ("stream (40 events)", &streamed, &stream_headers, vec![16]),
     ];
+    let modes = if args.no_stream {
+        &modes[..1]
+    } else {
+        &modes[..]
+    };
 
     let mut rows = Vec::new();
-    for (mode, body, extra, conns) in &modes {
+    for (mode, body, extra, conns) in modes {
         for &c in conns {
             let c = c.clamp(1, 256);
-            for (config, target) in CASES {
+            for (config, short, target) in CASES {
+                if !args.only.is_empty() && !args.only.iter().any(|o| o == short) {
+                    continue;
+                }
                 let (url, headers, envoy_pid, policy_pid) = match target {
                     Target::Upstream => (mock.clone(), &mock_auth, None, None),
                     Target::Bare => (
@@ -162,7 +221,11 @@ async fn main() {
                     ),
                     Target::Leases | Target::Callout => {
                         // The same running Envoy in both modes: the setting changes live.
-                        let slots = if target == Target::Leases { 16 } else { 0 };
+                        let slots = if target == Target::Leases {
+                            args.lease_slots.min(64)
+                        } else {
+                            0
+                        };
                         if let Err(e) = set_lease_slots(&mut stack, slots).await {
                             fail("lease setting", e);
                         }
@@ -180,8 +243,13 @@ async fn main() {
                 for _ in 0..args.repeat.clamp(1, 5) {
                     // A short warm-up: connections, token cache, scripts, a lease.
                     bench::run(&url, &headers, body, c, Duration::from_millis(500)).await;
+                    let redis_pid = policy_pid.and(stack.redis_pid());
                     let (e0, p0) = (envoy_pid.map(bench::cpu_us), policy_pid.map(bench::cpu_us));
+                    let r0 = redis_pid.map(bench::cpu_us);
+                    let callouts = "cluster.chokepoint_policy.upstream_rq_total";
+                    let c0 = stack.envoy_stat(callouts).await;
                     let load = bench::run(&url, &headers, body, c, duration).await;
+                    let c1 = stack.envoy_stat(callouts).await;
                     let per = |before: Option<u64>, pid: Option<u32>| {
                         Some((bench::cpu_us(pid?) - before?) as f64 / load.requests.max(1) as f64)
                     };
@@ -192,6 +260,9 @@ async fn main() {
                     runs.push(Run {
                         envoy_cpu_us_per_req: per(e0, envoy_pid),
                         policy_cpu_us_per_req: per(p0, policy_pid),
+                        redis_cpu_us_per_req: per(r0, redis_pid),
+                        callouts_per_req: policy_pid
+                            .map(|_| (c1 - c0.min(c1)) as f64 / load.requests.max(1) as f64),
                         load,
                     });
                 }
@@ -226,12 +297,15 @@ async fn main() {
             cpu(&|x| x.envoy_cpu_us_per_req),
             cpu(&|x| x.policy_cpu_us_per_req),
             r.runs.iter().map(|x| x.load.errors).sum::<u64>(),
+            cpu(&|x| x.redis_cpu_us_per_req),
+            cpu(&|x| x.callouts_per_req),
         )
     };
     let results: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
-            let (rps, spread, p50, p90, p99, t50, t99, ecpu, pcpu, errors) = summary(r);
+            let (rps, spread, p50, p90, p99, t50, t99, ecpu, pcpu, errors, rcpu, callouts) =
+                summary(r);
             let bare_row = rows.iter().find(|b| {
                 b.config == "bare envoy" && b.connections == r.connections && b.mode == r.mode
             });
@@ -249,11 +323,12 @@ async fn main() {
                 "added_p50_ms": p50 - bare_p50, "added_p99_ms": p99 - bare_p99,
                 "added_ttfb_p50_ms": t50 - bare_t50,
                 "ratio_vs_envoy": if bare_rps > 0.0 { rps / bare_rps } else { 0.0 },
-                "cpu_us_per_req": {"envoy": ecpu, "policy": pcpu},
+                "cpu_us_per_req": {"envoy": ecpu, "policy": pcpu, "redis": rcpu},
                 "added_cpu_us_per_req": match (ecpu, bare_cpu) {
-                    (Some(e), Some(b)) => Some(e - b + pcpu.unwrap_or(0.0)),
+                    (Some(e), Some(b)) => Some(e - b + pcpu.unwrap_or(0.0) + rcpu.unwrap_or(0.0)),
                     _ => None,
                 },
+                "policy_callouts_per_req": callouts,
             })
         })
         .collect();
@@ -405,4 +480,47 @@ static_resources:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err("bare Envoy's listener never came up".into())
+}
+
+/// `--load`: one configuration someone started by hand, for profiling.
+async fn load_only(args: &Args, url: &str, body: &[u8]) {
+    let headers: Vec<(String, String)> = args
+        .header
+        .iter()
+        .filter_map(|h| h.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let c = args
+        .connections
+        .first()
+        .copied()
+        .unwrap_or(16)
+        .clamp(1, 256);
+    bench::run(url, &headers, body, c, Duration::from_millis(500)).await;
+    let before: Vec<u64> = args.pid.iter().map(|p| bench::cpu_us(*p)).collect();
+    let load = bench::run(
+        url,
+        &headers,
+        body,
+        c,
+        Duration::from_secs(args.seconds.clamp(1, 120)),
+    )
+    .await;
+    let per: Vec<String> = args
+        .pid
+        .iter()
+        .zip(before)
+        .map(|(p, b)| {
+            let us = (bench::cpu_us(*p) - b) as f64 / load.requests.max(1) as f64;
+            format!("pid {p}: {us:.0} us/req")
+        })
+        .collect();
+    println!(
+        "{:.0} rps  p50 {:.2} ms  p99 {:.2} ms  errors {}  {}",
+        load.rps(),
+        load.p50_ms,
+        load.p99_ms,
+        load.errors,
+        per.join("  ")
+    );
 }

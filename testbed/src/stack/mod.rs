@@ -612,6 +612,23 @@ impl Stack {
         self.policy.as_ref().and_then(Managed::pid)
     }
 
+    /// Redis's PID.
+    pub fn redis_pid(&self) -> Option<u32> {
+        self.redis.as_ref().and_then(|r| r.proc.pid())
+    }
+
+    /// The sum of Envoy's stats whose names contain `filter` (0 when unreachable).
+    pub async fn envoy_stat(&self, filter: &str) -> u64 {
+        let Ok(r) = reqwest::get(format!("{}/stats?filter={filter}", self.admin_url)).await else {
+            return 0;
+        };
+        r.text().await.map_or(0, |text| {
+            text.lines()
+                .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
+                .sum()
+        })
+    }
+
     /// The first child that has exited, if any: the supervisor stops everything then.
     pub fn exited_child(&mut self) -> Option<(String, String)> {
         for p in [
