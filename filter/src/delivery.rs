@@ -7,9 +7,16 @@
 pub const MAX_BACKOFF_MS: u64 = 30_000;
 const FIRST_BACKOFF_MS: u64 = 500;
 
+use crate::outbox::read_item;
+
 #[derive(Debug, Default)]
 pub struct Delivery {
+    /// Queue items: single records and releases, or bundles of them (see `outbox`).
     batch: Vec<Vec<u8>>,
+    /// Records and releases in `batch`.
+    count: usize,
+    /// An item taken from the queue that did not fit the batch: first in the next one.
+    carry: Option<Vec<u8>>,
     in_flight: Option<u32>,
     next_attempt_ms: u64,
     failures: u32,
@@ -26,12 +33,38 @@ impl Delivery {
         self.batch.is_empty()
     }
 
-    pub fn add(&mut self, record: Vec<u8>) {
-        self.batch.push(record);
+    pub fn add(&mut self, item: Vec<u8>) {
+        self.count += read_item(&item).1;
+        self.batch.push(item);
     }
 
+    /// Adds `item` unless it would take a non-empty batch past `max` records and
+    /// releases; then it is kept for the next batch and `false` returned.
+    pub fn offer(&mut self, item: Vec<u8>, max: usize) -> bool {
+        if !self.batch.is_empty() && self.count + read_item(&item).1 > max {
+            self.carry = Some(item);
+            return false;
+        }
+        self.add(item);
+        true
+    }
+
+    pub fn take_carry(&mut self) -> Option<Vec<u8>> {
+        self.carry.take()
+    }
+
+    /// Everything held, the batch and the carried item, for a root going away.
+    pub fn take_all(&mut self) -> Vec<Vec<u8>> {
+        let mut all = std::mem::take(&mut self.batch);
+        all.extend(self.carry.take());
+        self.count = 0;
+        self.in_flight = None;
+        all
+    }
+
+    /// Records and releases in the batch.
     pub fn len(&self) -> usize {
-        self.batch.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
@@ -43,18 +76,21 @@ impl Delivery {
     pub fn body(&self) -> Vec<u8> {
         let size = self.batch.iter().map(|r| r.len() + 1).sum::<usize>() + 32;
         let mut out = Vec::with_capacity(size);
-        let is_release = |item: &Vec<u8>| item.first() == Some(&b'"');
         for (name, releases) in [("records", false), ("releases", true)] {
             out.extend_from_slice(if releases { b",\"" } else { b"{\"" });
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"\":[");
             let mut first = true;
-            for item in self.batch.iter().filter(|i| is_release(i) == releases) {
+            for item in &self.batch {
+                let (is_release, n, joined) = read_item(item);
+                if is_release != releases || n == 0 {
+                    continue;
+                }
                 if !first {
                     out.push(b',');
                 }
                 first = false;
-                out.extend_from_slice(item);
+                out.extend_from_slice(joined);
             }
             out.push(b']');
         }
@@ -76,8 +112,9 @@ impl Delivery {
         if ok {
             self.failures = 0;
             self.next_attempt_ms = 0;
-            let n = self.batch.len();
+            let n = self.count;
             self.batch.clear();
+            self.count = 0;
             return Some(n);
         }
         self.failed(now_ms);
@@ -135,5 +172,30 @@ mod tests {
         assert!(d.is_in_flight(9));
         assert_eq!(d.answered(true, 50_000), Some(2));
         assert!(d.wants_records() && d.ready(50_000));
+    }
+
+    #[test]
+    fn bundles_are_spliced_and_counted_within_the_batch_bound() {
+        let mut d = Delivery::default();
+        assert!(d.offer(br#"R2:{"a":1},{"a":2}"#.to_vec(), 4));
+        assert!(d.offer(br#"L1:"r1.2""#.to_vec(), 4));
+        assert!(d.offer(br#"{"a":3}"#.to_vec(), 4));
+        assert_eq!(d.len(), 4);
+        assert!(!d.offer(br#"R1:{"a":4}"#.to_vec(), 4), "past the bound");
+        assert_eq!(
+            d.body(),
+            br#"{"records":[{"a":1},{"a":2},{"a":3}],"releases":["r1.2"]}"#
+        );
+        d.sent(1);
+        assert_eq!(d.answered(true, 0), Some(4));
+        let carried = d.take_carry().unwrap_or_default();
+        assert!(d.offer(carried, 4), "the carried item opens the next batch");
+        assert!(!d.offer(br#"R9:{},{},{},{},{},{},{},{},{}"#.to_vec(), 4));
+        assert_eq!(d.take_all().len(), 2, "the batch and the carry");
+        let mut big = Delivery::default();
+        assert!(
+            big.offer(br#"R9:{},{},{},{},{},{},{},{},{}"#.to_vec(), 4),
+            "alone it goes"
+        );
     }
 }

@@ -31,6 +31,7 @@ pub mod jwt;
 pub mod key_injection;
 pub mod keystore;
 pub mod lease;
+pub mod outbox;
 pub mod pricing;
 pub mod providers;
 pub mod reply;

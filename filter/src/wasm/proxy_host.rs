@@ -121,7 +121,7 @@ impl Host for ProxyHost<'_> {
 
     fn enqueue_usage(&mut self, record: &[u8]) -> bool {
         self.usage_queue
-            .is_some_and(|q| hostcalls::enqueue_shared_queue(q, Some(record)).is_ok())
+            .is_some_and(|q| super::shared::outbox_push(q, record))
     }
 
     fn emit(&mut self, metric: Metric) {

