@@ -32,6 +32,8 @@ struct RawConfig {
     #[serde(default)]
     key_injection: Option<String>,
     #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
     prices: Option<serde_json::Value>,
     #[serde(default)]
     usage: Option<RawUsage>,
@@ -151,6 +153,10 @@ pub struct Config {
     /// Where provider keys are set: in this filter (`downstream`, works in any mesh) or
     /// per upstream attempt by the key injector (`upstream`, needed for fallback chains).
     pub inject_keys_downstream: bool,
+    /// `mode: identity`: callers are authenticated, attributed and forwarded to the
+    /// path's provider with its key, and nothing else (no body read, no decision, no
+    /// usage record). `full` (the default) is the whole gateway.
+    pub identity_only: bool,
     pub prices: PriceTable,
     pub usage: UsageDelivery,
     pub max_request_body_bytes: usize,
@@ -466,6 +472,16 @@ impl Config {
                     return Err(err(
                         "key_injection",
                         format!("{other:?} is not one of \"downstream\", \"upstream\""),
+                    ))
+                }
+            },
+            identity_only: match raw.mode.as_deref() {
+                None | Some("full") => false,
+                Some("identity") => true,
+                Some(other) => {
+                    return Err(err(
+                        "mode",
+                        format!("{other:?} is not one of \"full\", \"identity\""),
                     ))
                 }
             },

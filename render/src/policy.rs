@@ -281,6 +281,7 @@ fn filter_path_to_policy(field: &str) -> String {
         "uuid_salt_env",
         "attribution",
         "key_injection",
+        "mode",
         "max_request_body_bytes",
         "default_max_output_tokens",
         "enforce_output_cap",
@@ -353,6 +354,7 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
     put("token_sources", g.token_sources);
     put("token_cache", g.token_cache);
     put("attribution", g.attribution.map(Value::Bool));
+    put("mode", g.mode.map(Value::String));
     put(
         "default_max_output_tokens",
         g.default_max_output_tokens.map(Value::from),

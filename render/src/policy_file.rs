@@ -53,6 +53,9 @@ pub struct RawGateway {
     /// `upstream` (per attempt, needed for fallback chains) or `downstream`.
     #[serde(default)]
     pub key_injection: Option<String>,
+    /// `full` (default) or `identity`: authenticate, attribute and forward only.
+    #[serde(default)]
+    pub mode: Option<String>,
     #[serde(default)]
     pub uuid_salt_env: Option<String>,
     #[serde(default)]

@@ -328,6 +328,13 @@ impl Flow {
             ));
         };
         self.facts.provider = Some(index);
+        if self.rt.config.identity_only {
+            // Who called, attributed and sent on with the provider's key: no body read,
+            // no decision, no usage record.
+            self.forward(host, &caller)?;
+            self.facts.logged = true;
+            return Ok(Next::Continue);
+        }
         self.facts.stream = endpoint.streams_by_path;
         self.accounting = Some(Accounting::new(
             endpoint.format,

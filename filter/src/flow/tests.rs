@@ -882,3 +882,40 @@ fn lease_slots_admit_later_requests_without_a_callout() {
     let (_, other) = run(r#"{"model":"claude-x","messages":[]}"#, Some(ALLOW));
     assert_eq!(other.dispatched.len(), 1);
 }
+
+#[test]
+fn identity_mode_authenticates_attributes_and_forwards_only() {
+    let keys = Keys::new();
+    let mut config = keys.config_json();
+    config["mode"] = "identity".into();
+    let mut flow = testing::flow_for(testing::runtime_from(&config));
+    let auth = bearer(keys);
+    let mut host = FakeHost::with_headers(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        ("content-type", "application/json"),
+        ("authorization", &auth),
+        ("x-api-key", "sk-client-own"),
+        ("x-chokepoint-user", "forged"),
+    ]);
+    host.body = br#"{"model":"gpt-4o-mini"}"#.to_vec();
+    assert_eq!(flow.on_request_headers(&mut host, false), Next::Continue);
+    assert_eq!(host.header("x-api-key"), None);
+    assert_eq!(host.header("x-chokepoint-user"), Some(alice().as_str()));
+    assert_eq!(host.header(CLUSTER_HEADER), Some("provider_openai"));
+    let n = host.body.len();
+    assert_eq!(flow.on_request_body(&mut host, n, true), Next::Continue);
+    assert_eq!(
+        host.body, br#"{"model":"gpt-4o-mini"}"#,
+        "the body is not read"
+    );
+    flow.on_response_headers(&mut host);
+    flow.on_log(&mut host);
+    assert!(host.dispatched.is_empty(), "no decision asked");
+    assert!(host.queued.is_empty(), "no usage record");
+    assert!(host.replies.is_empty(), "{:?}", host.replies);
+
+    config["mode"] = "audit".into();
+    let e = crate::config::Config::parse(config.to_string().as_bytes()).unwrap_err();
+    assert_eq!(e.field, "mode");
+}

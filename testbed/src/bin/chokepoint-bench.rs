@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chokepoint_testbed::bench::{self, Load};
 use chokepoint_testbed::devtoken::{DevKey, TokenSpec};
+use chokepoint_testbed::peers;
 use chokepoint_testbed::stack::process::{self, Managed};
 use chokepoint_testbed::stack::{Stack, StackOptions};
 use clap::Parser;
@@ -42,6 +43,10 @@ struct Args {
     /// `policy_service.lease_slots`, at most 64).
     #[arg(long, default_value_t = 16)]
     lease_slots: u64,
+    /// Also measure LiteLLM's proxy (2 workers, a master key) in front of the same
+    /// upstream; its binary from CHOKEPOINT_LITELLM (scripts/bench --peers installs it).
+    #[arg(long)]
+    peers: bool,
     /// Skip the streaming load.
     #[arg(long)]
     no_stream: bool,
@@ -86,21 +91,29 @@ enum Target {
     Upstream,
     Bare,
     JwtAuthn,
+    Identity,
     Leases,
     Callout,
+    LiteLlm,
 }
 
 /// (report name, `--only` name, target)
-const CASES: [(&str, &str, Target); 5] = [
+const CASES: [(&str, &str, Target); 7] = [
     ("upstream alone", "upstream", Target::Upstream),
     ("bare envoy", "bare", Target::Bare),
     ("envoy + jwt_authn (native)", "jwt_authn", Target::JwtAuthn),
+    (
+        "envoy + chokepoint (identity only)",
+        "identity",
+        Target::Identity,
+    ),
     ("envoy + chokepoint (leases)", "leases", Target::Leases),
     (
         "envoy + chokepoint (callout per request)",
         "callout",
         Target::Callout,
     ),
+    ("litellm proxy (2 workers)", "litellm", Target::LiteLlm),
 ];
 
 /// A load shape: its name, the request body, extra headers, connection counts.
@@ -145,6 +158,29 @@ async fn main() {
     let jwt_envoy = bare_envoy(&stack, &run_dir, "jwt-authn", Some(&jwks))
         .await
         .unwrap_or_else(|e| fail("jwt_authn Envoy", e));
+    let mut litellm = match (args.peers, std::env::var_os("CHOKEPOINT_LITELLM")) {
+        (false, _) => None,
+        (true, None) => fail("--peers", "CHOKEPOINT_LITELLM is not set".into()),
+        (true, Some(bin)) => {
+            let upstream = stack.mock_url.clone().unwrap_or_default();
+            let started = peers::start_litellm(
+                std::path::Path::new(&bin),
+                &run_dir.join("litellm"),
+                &format!("{upstream}/v1"),
+                &stack.opts.mock_key,
+                2,
+            )
+            .await;
+            Some(started.unwrap_or_else(|e| fail("LiteLLM", e)))
+        }
+    };
+    let litellm_headers = vec![
+        (
+            "authorization".to_string(),
+            format!("Bearer {}", peers::LITELLM_MASTER_KEY),
+        ),
+        ("content-type".to_string(), "application/json".to_string()),
+    ];
     let jwt = stack.token(&TokenSpec::new("bench-user").with_ttl(Duration::from_secs(3600)));
     let mock_auth = vec![
         (
@@ -205,6 +241,9 @@ async fn main() {
                 if !args.only.is_empty() && !args.only.iter().any(|o| o == short) {
                     continue;
                 }
+                if target == Target::LiteLlm && litellm.is_none() {
+                    continue;
+                }
                 let (url, headers, envoy_pid, policy_pid) = match target {
                     Target::Upstream => (mock.clone(), &mock_auth, None, None),
                     Target::Bare => (
@@ -219,15 +258,26 @@ async fn main() {
                         jwt_envoy.1.pid(),
                         None,
                     ),
-                    Target::Leases | Target::Callout => {
-                        // The same running Envoy in both modes: the setting changes live.
-                        let slots = if target == Target::Leases {
-                            args.lease_slots.min(64)
-                        } else {
-                            0
+                    Target::LiteLlm => {
+                        let Some((base, proc)) = &litellm else {
+                            continue;
                         };
-                        if let Err(e) = set_lease_slots(&mut stack, slots).await {
-                            fail("lease setting", e);
+                        (
+                            format!("{base}/v1/chat/completions"),
+                            &litellm_headers,
+                            proc.pid(),
+                            None,
+                        )
+                    }
+                    Target::Identity | Target::Leases | Target::Callout => {
+                        // The same running Envoy in every mode: the setting changes live.
+                        let (mode, slots) = match target {
+                            Target::Identity => ("identity", 0),
+                            Target::Leases => ("full", args.lease_slots.min(64)),
+                            _ => ("full", 0),
+                        };
+                        if let Err(e) = configure(&mut stack, mode, slots).await {
+                            fail("filter setting", e);
                         }
                         (
                             format!("{}/v1/chat/completions", stack.gateway_url),
@@ -241,24 +291,43 @@ async fn main() {
                 headers.extend(extra.iter().cloned());
                 let mut runs = Vec::new();
                 for _ in 0..args.repeat.clamp(1, 5) {
-                    // A short warm-up: connections, token cache, scripts, a lease.
-                    bench::run(&url, &headers, body, c, Duration::from_millis(500)).await;
+                    // A short warm-up: connections, token cache, scripts, a lease (and
+                    // every LiteLLM worker, whose first requests are slow).
+                    let warm = if target == Target::LiteLlm {
+                        3_000
+                    } else {
+                        500
+                    };
+                    bench::run(&url, &headers, body, c, Duration::from_millis(warm)).await;
                     let redis_pid = policy_pid.and(stack.redis_pid());
-                    let (e0, p0) = (envoy_pid.map(bench::cpu_us), policy_pid.map(bench::cpu_us));
+                    // LiteLLM is a supervisor and its workers: count them all.
+                    let cpu = |pid: u32| {
+                        if target == Target::LiteLlm {
+                            bench::tree_cpu_us(pid)
+                        } else {
+                            bench::cpu_us(pid)
+                        }
+                    };
+                    let (e0, p0) = (envoy_pid.map(cpu), policy_pid.map(bench::cpu_us));
                     let r0 = redis_pid.map(bench::cpu_us);
                     let callouts = "cluster.chokepoint_policy.upstream_rq_total";
                     let c0 = stack.envoy_stat(callouts).await;
                     let load = bench::run(&url, &headers, body, c, duration).await;
                     let c1 = stack.envoy_stat(callouts).await;
+                    let per_with = |f: &dyn Fn(u32) -> u64,
+                                    before: Option<u64>,
+                                    pid: Option<u32>| {
+                        Some((f(pid?).saturating_sub(before?)) as f64 / load.requests.max(1) as f64)
+                    };
                     let per = |before: Option<u64>, pid: Option<u32>| {
-                        Some((bench::cpu_us(pid?) - before?) as f64 / load.requests.max(1) as f64)
+                        per_with(&bench::cpu_us, before, pid)
                     };
                     eprintln!(
                         "{:<42} {:<18} c={:<3} {:>8.0} rps  p50 {:.2} ms  p99 {:.2} ms  ttfb p50 {:.2} ms  errors {}",
                         config, mode, c, load.rps(), load.p50_ms, load.p99_ms, load.ttfb_p50_ms, load.errors
                     );
                     runs.push(Run {
-                        envoy_cpu_us_per_req: per(e0, envoy_pid),
+                        envoy_cpu_us_per_req: per_with(&cpu, e0, envoy_pid),
                         policy_cpu_us_per_req: per(p0, policy_pid),
                         redis_cpu_us_per_req: per(r0, redis_pid),
                         callouts_per_req: policy_pid
@@ -356,20 +425,24 @@ async fn main() {
         eprintln!("chokepoint-bench: cannot write {}: {e}", args.out);
     }
     println!("{text}");
+    if let Some((_, mut proc)) = litellm.take() {
+        proc.stop(peers::LITELLM_STOP_GRACE);
+    }
     drop(bare);
     drop(jwt_envoy);
     drop(stack);
     let _ = std::fs::remove_dir_all(&run_dir);
 }
 
-/// Switches the running gateway between leases and one callout per request, and waits
-/// until Envoy has taken the new filter configuration.
-async fn set_lease_slots(stack: &mut Stack, slots: u64) -> Result<(), String> {
+/// Switches the running gateway's mode (full or identity) and lease slots (0: one
+/// callout per request), and waits until Envoy has taken the new filter configuration.
+async fn configure(stack: &mut Stack, mode: &str, slots: u64) -> Result<(), String> {
+    use chokepoint_render::overrides::Override;
     let before = stack.ecds_updates().await?;
-    stack.reload_policy(&[chokepoint_render::overrides::Override::new(
-        "policy_service.lease_slots",
-        slots,
-    )])?;
+    stack.reload_policy(&[
+        Override::new("gateway.mode", mode),
+        Override::new("policy_service.lease_slots", slots),
+    ])?;
     for _ in 0..200 {
         if stack.ecds_updates().await? > before {
             return Ok(());
