@@ -22,8 +22,8 @@ def fmt(v, digits=0, unit=""):
 def table(mode):
     out = [
         "| configuration | conns | rps (spread) | vs bare Envoy | p50 | p90 | p99 | added p50 | "
-        "TTFB p50 | Envoy CPU/req | policy CPU/req | added CPU/req |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "TTFB p50 | proxy CPU/req | policy CPU/req | Redis CPU/req | added CPU/req | policy callouts/req |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["mode"] != mode:
@@ -33,9 +33,62 @@ def table(mode):
             f"| {r['config']} | {r['connections']} | {fmt(r['rps'])} (±{fmt(r['rps_spread'] / 2)}) "
             f"| {r['ratio_vs_envoy']:.2f} | {fmt(r['p50_ms'], 2, ' ms')} | {fmt(r['p90_ms'], 2, ' ms')} "
             f"| {fmt(r['p99_ms'], 2, ' ms')} | {fmt(r['added_p50_ms'], 2, ' ms')} "
-            f"| {fmt(r['ttfb_p50_ms'], 2, ' ms')} | {fmt(cpu['envoy'], 0, ' µs')} "
-            f"| {fmt(cpu['policy'], 0, ' µs')} | {fmt(r.get('added_cpu_us_per_req'), 0, ' µs')} |"
+            f"| {fmt(r['ttfb_p50_ms'], 2, ' ms')} | {fmt(cpu.get('envoy'), 0, ' µs')} "
+            f"| {fmt(cpu.get('policy'), 0, ' µs')} | {fmt(cpu.get('redis'), 0, ' µs')} "
+            f"| {fmt(r.get('added_cpu_us_per_req'), 0, ' µs')} "
+            f"| {fmt(r.get('policy_callouts_per_req'), 3)} |"
         )
+    return "\n".join(out)
+
+
+def find(config, mode="json", conns=16):
+    for r in rows:
+        if r["config"].startswith(config) and r["mode"].startswith(mode) and r["connections"] == conns:
+            return r
+    return None
+
+
+def targets():
+    """Each target of the benchmarks issue, measured against this run."""
+    out = ["| target | measured | met |", "|---|---|---|"]
+
+    def row(name, value, ok):
+        out.append(f"| {name} | {value} | {'yes' if ok else 'no'} |")
+
+    bare = find("bare envoy")
+    ident = find("envoy + chokepoint (identity")
+    full = find("envoy + chokepoint (leases)")
+    stream_bare = find("bare envoy", "stream")
+    stream_full = find("envoy + chokepoint (leases)", "stream")
+    lite = find("litellm")
+    if bare and ident:
+        added = ident["cpu_us_per_req"]["envoy"] - bare["cpu_us_per_req"]["envoy"]
+        row("identity only: <= 25 µs Envoy CPU over bare", f"{added:.0f} µs", added <= 25)
+        row("identity only: >= 0.85 of bare Envoy's rps", f"{ident['ratio_vs_envoy']:.2f}",
+            ident["ratio_vs_envoy"] >= 0.85)
+    if bare and full:
+        row("full path: >= 0.70 of bare Envoy's rps", f"{full['ratio_vs_envoy']:.2f}",
+            full["ratio_vs_envoy"] >= 0.70)
+        added = full.get("added_cpu_us_per_req") or 0
+        row("full path: <= 60 µs CPU added (Envoy + policy + Redis)", f"{added:.0f} µs", added <= 60)
+        row("full path: added p99 <= 1 ms at 16 connections", f"{full['added_p99_ms']:.2f} ms",
+            full["added_p99_ms"] <= 1)
+    if stream_bare and stream_full:
+        d = stream_full["ttfb_p50_ms"] - stream_bare["ttfb_p50_ms"]
+        row("stream: first byte within 0.5 ms of bare Envoy (p50)", f"+{d:.2f} ms", d <= 0.5)
+    if full and lite:
+        x = full["rps"] / max(lite["rps"], 1e-9)
+        row("vs LiteLLM: >= 25x its throughput", f"{x:.1f}x", x >= 25)
+        if lite["added_p50_ms"] > 0:
+            f = full["added_p50_ms"] / lite["added_p50_ms"]
+            row("vs LiteLLM: <= 1/50 of its added p50", f"1/{1 / max(f, 1e-9):.0f}", f <= 1 / 50)
+    rss = doc.get("envoy_rss_kib", {})
+    workers = doc["machine"].get("envoy_workers") or 1
+    if rss.get("bare"):
+        extra = (rss.get("chokepoint_after_load", 0) - rss["bare"]) / 1024 / workers
+        row("Envoy RSS <= bare + 20 MiB per worker", f"+{extra:.0f} MiB per worker", extra <= 20)
+    mib = doc.get("wasm_bytes", 0) / 1024 / 1024
+    row(".wasm <= 2 MiB", f"{mib:.2f} MiB", mib <= 2)
     return "\n".join(out)
 
 
@@ -56,9 +109,12 @@ md = [
     f"{doc.get('wasm_bytes', 0) / 1024 / 1024:.2f} MiB. Each row is the median of "
     f"{rows[0]['runs'] if rows else 0} runs of {rows[0]['seconds_per_run'] if rows else 0} s; "
     "the spread is half the range between runs. CPU is per request from /proc "
-    "(user + system); *added CPU* is Envoy's CPU over bare Envoy's plus the policy service's.",
+    "(user + system); *proxy CPU* is Envoy's (LiteLLM's: its supervisor and workers); *added "
+    "CPU* is that over bare Envoy's plus the policy service's and Redis's. Leases: "
+    f"{doc.get('lease_slots', '?')} slots per decision.",
     "",
 ]
+md += ["## Against the targets", "", targets(), ""]
 for mode in modes:
     md += [f"## {mode}", "", table(mode), ""]
 md += [
@@ -84,16 +140,18 @@ configs = []
 for r in rows:
     if r["config"] not in configs:
         configs.append(r["config"])
-colors = ["#9e9e9e", "#616161", "#1e88e5", "#43a047", "#fb8c00", "#8e24aa"]
-W, H, PAD = 1100, 60 + 230 * len(groups), 40
+colors = ["#9e9e9e", "#616161", "#1e88e5", "#00acc1", "#43a047", "#fb8c00", "#8e24aa"]
+LEGEND = 16 * ((len(configs) + 3) // 4)
+W, H, PAD = 1100, 60 + LEGEND + 260 * len(groups), 40
 svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
        f'<rect width="{W}" height="{H}" fill="white"/>',
        '<text x="20" y="24" font-size="16" font-weight="bold">chokepoint vs bare Envoy: requests/s (left), latency p50 / p99 (right)</text>']
 for i, c in enumerate(configs):
-    svg.append(f'<rect x="{20 + i * 180}" y="36" width="12" height="12" fill="{colors[i % len(colors)]}"/>')
-    svg.append(f'<text x="{36 + i * 180}" y="46">{c}</text>')
+    lx, ly = 20 + (i % 4) * 270, 36 + (i // 4) * 16
+    svg.append(f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{colors[i % len(colors)]}"/>')
+    svg.append(f'<text x="{lx + 16}" y="{ly + 10}">{c}</text>')
 for gi, (mode, conns) in enumerate(groups):
-    top = 70 + gi * 230
+    top = 54 + LEGEND + gi * 260
     g_rows = [r for r in rows if r["mode"] == mode and r["connections"] == conns]
     svg.append(f'<text x="20" y="{top + 14}" font-weight="bold">{mode}, {conns} connections</text>')
     max_rps = max([r["rps"] for r in g_rows] + [1])

@@ -40,8 +40,9 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Slots per lease decision in the leases configuration (the policy file's
-    /// `policy_service.lease_slots`, at most 64).
-    #[arg(long, default_value_t = 16)]
+    /// `policy_service.lease_slots`, at most 64). One caller at thousands of requests a
+    /// second, as here, needs the most.
+    #[arg(long, default_value_t = 64)]
     lease_slots: u64,
     /// Also measure LiteLLM's proxy (2 workers, a master key) in front of the same
     /// upstream; its binary from CHOKEPOINT_LITELLM (scripts/bench --peers installs it).
@@ -408,6 +409,7 @@ async fn main() {
         .unwrap_or_default();
     let wasm_bytes = std::fs::metadata(&stack.opts.wasm).map_or(0, |m| m.len());
     let doc = json!({
+        "lease_slots": args.lease_slots.min(64),
         "machine": {
             "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
             "envoy_workers": stack.opts.envoy_concurrency,
