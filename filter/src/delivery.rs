@@ -49,6 +49,10 @@ impl Delivery {
         true
     }
 
+    pub fn has_carry(&self) -> bool {
+        self.carry.is_some()
+    }
+
     pub fn take_carry(&mut self) -> Option<Vec<u8>> {
         self.carry.take()
     }

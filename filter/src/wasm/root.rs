@@ -169,14 +169,15 @@ impl Root {
         match self.delivery.answered(ok, now_ms()) {
             Some(n) => {
                 self.metrics.add(Counter::UsageDelivered, n as u64);
-                // A full batch: more are likely waiting. Send the next one now rather
-                // than at the next tick, or a sustained load outruns delivery and the
-                // shared queue (Envoy's memory) grows.
-                let full = self
+                // A big batch (or one that left an item for the next): more are likely
+                // waiting. Send the next one now rather than at the next tick, or a
+                // sustained load outruns delivery and the shared queue (Envoy's memory)
+                // grows. Bundles make batches land short of `batch_max`, hence half.
+                let busy = self
                     .runtime
                     .as_ref()
-                    .is_some_and(|rt| n >= rt.config.usage.batch_max);
-                if full {
+                    .is_some_and(|rt| n >= rt.config.usage.batch_max / 2);
+                if busy || self.delivery.has_carry() {
                     self.deliver_usage();
                 }
             }
