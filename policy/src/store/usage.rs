@@ -60,8 +60,8 @@ pub struct UsageTally {
 }
 
 impl Store {
-    /// Books `writes` in order, up to [`USAGE_CHUNK`] records per script call, the
-    /// calls pipelined in one round trip.
+    /// Books `writes` in order, up to [`USAGE_CHUNK`] records per script call, one
+    /// call per round trip.
     ///
     /// A chunk that fails (a record in it failed a check, and the script checks before
     /// it writes, so nothing of the chunk was booked) is sent again one record per call,
@@ -88,23 +88,44 @@ impl Store {
         // filter's retry is the better next attempt) or split into chunks of one, which
         // are never split again.
         while !pending.is_empty() {
-            let replies = match self
-                .run_usage_pipeline(
-                    writes,
-                    &pending,
-                    dedupe_secs,
-                    audit_log_key,
-                    audit_log_max_len,
-                )
-                .await
-            {
-                Ok(replies) => replies,
-                Err(err) => {
-                    tally.failed += pending.iter().map(|chunk| chunk.len() as u64).sum::<u64>();
-                    tally.error = Some(err);
-                    return tally;
+            // One chunk per round trip, not one pipeline: a chunk holds Redis for about a
+            // millisecond, and authorize calls share this connection, so they wait behind
+            // at most one chunk rather than behind a whole batch.
+            let mut replies = Vec::with_capacity(pending.len());
+            for chunk in &pending {
+                let answered = self
+                    .run_usage_pipeline(
+                        writes,
+                        std::slice::from_ref(chunk),
+                        dedupe_secs,
+                        audit_log_key,
+                        audit_log_max_len,
+                    )
+                    .await;
+                match answered {
+                    Ok(mut r) => replies.append(&mut r),
+                    Err(err) => {
+                        // The chunks answered so far stand; this one and the rest failed.
+                        for (chunk, reply) in pending.iter().zip(replies) {
+                            match chunk_outcome(reply, chunk.len()) {
+                                Ok(booked) => {
+                                    tally.booked += booked;
+                                    tally.duplicates += chunk.len() as u64 - booked;
+                                }
+                                Err(_) => tally.failed += chunk.len() as u64,
+                            }
+                        }
+                        let answered_chunks = pending.iter().position(|c| c == chunk);
+                        tally.failed += pending
+                            .iter()
+                            .skip(answered_chunks.unwrap_or(0))
+                            .map(|c| c.len() as u64)
+                            .sum::<u64>();
+                        tally.error = Some(err);
+                        return tally;
+                    }
                 }
-            };
+            }
             let mut next = Vec::new();
             let mut unloaded = false;
             for (chunk, reply) in pending.iter().zip(replies) {
