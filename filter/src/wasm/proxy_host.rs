@@ -154,3 +154,17 @@ pub fn now_secs() -> u64 {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs())
 }
+
+/// The answer to an HTTP callout, inside its response callback: the status (absent when
+/// the call failed: timeout, reset, no healthy host) and the body.
+pub fn call_response(body_size: usize) -> (Option<u32>, Vec<u8>) {
+    let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|s| s.parse::<u32>().ok());
+    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    (status, body)
+}

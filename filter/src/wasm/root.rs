@@ -255,14 +255,7 @@ impl Root {
         let (Some(rt), Some(auth)) = (&self.runtime, &self.auth) else {
             return;
         };
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u32>().ok());
-        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let (status, body) = super::proxy_host::call_response(body_size);
         let now = now_ms();
         match authorize::decide(status, &body) {
             Decision::Allow(quota) => {
