@@ -72,6 +72,11 @@ struct Caller {
     due: bool,
     /// No renewal before then.
     renew_after_ms: u64,
+    /// The caller's pace since its last grant: slots taken, when the grant came, and how
+    /// long its slots live. A renewal is only worth it if that pace would use it up.
+    taken: u64,
+    granted_ms: u64,
+    ttl_ms: u64,
 }
 
 impl Caller {
@@ -83,6 +88,9 @@ impl Caller {
             template: None,
             due: false,
             renew_after_ms: 0,
+            taken: 0,
+            granted_ms: 0,
+            ttl_ms: 0,
         }
     }
 }
@@ -134,8 +142,14 @@ impl LeaseTable {
             now_ms < s.valid_until_ms && tokens <= s.tokens && cost_micros <= s.cost_micros
         })?;
         let slot = caller.slots.swap_remove(i).id;
+        caller.taken += 1;
         let low = caller.slots.len() as u64 <= caller.ask / 2;
+        // At this pace, would a renewal's slots be taken before they expire? A caller
+        // sending a few requests a minute would only reserve slots to release them.
+        let elapsed = now_ms.saturating_sub(caller.granted_ms).max(1);
+        let busy = caller.taken.saturating_mul(caller.ttl_ms) / elapsed >= caller.ask;
         if low
+            && busy
             && !caller.due
             && caller.template.is_some()
             && now_ms >= caller.asking_until_ms
@@ -214,6 +228,7 @@ impl LeaseTable {
             .callers
             .entry(key.to_string())
             .or_insert_with(|| Caller::new((first * 2).min(self.max_slots)));
+        (caller.taken, caller.granted_ms, caller.ttl_ms) = (0, now_ms, ttl_ms);
         let valid_until_ms = now_ms.saturating_add(ttl_ms);
         let (tokens, cost_micros) = (template.reserve_tokens, template.reserve_cost_micros);
         // Highest first, so the newest, lowest-numbered slots are taken first.
@@ -271,6 +286,7 @@ impl LeaseTable {
             return all;
         };
         c.asking_until_ms = 0;
+        (c.taken, c.granted_ms, c.ttl_ms) = (0, now_ms, ttl_ms);
         let valid_until_ms = now_ms.saturating_add(ttl_ms);
         let (tokens, cost_micros) = (renewal.ask.reserve_tokens, renewal.ask.reserve_cost_micros);
         c.slots.extend(
@@ -456,6 +472,17 @@ mod tests {
         got.sort();
         assert_eq!(got, ["n1", "n1.2", "n1.3", "r1.4"]);
         assert_eq!(t.take("a", 1, 1, 12), None);
+    }
+
+    #[test]
+    fn a_slow_caller_is_not_renewed() {
+        let mut t = LeaseTable::new(10, 8);
+        assert_eq!(t.ask("a", 0, 50), 4);
+        grant(&mut t, "a", "r1", 4, 1, 1, 0, 2_000);
+        // One request every 700 ms: two slots per lease life, far short of an ask of 8.
+        assert!(t.take("a", 1, 1, 700).is_some());
+        assert!(t.take("a", 1, 1, 1_400).is_some());
+        assert!(t.renewals(1_401, 50).is_empty(), "not worth reserving");
     }
 
     #[test]
