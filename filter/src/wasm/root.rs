@@ -13,7 +13,7 @@ use proxy_wasm::types::{BufferType, ContextType, MapType};
 
 use super::http::Http;
 use super::metrics::Metrics;
-use super::proxy_host::{now_ms, now_secs};
+use super::proxy_host::{now_ms, now_secs, ProxyHost};
 use super::shared::{self, EnvoyShared};
 use super::upstream::UpstreamHttp;
 use crate::auth_state::AuthState;
@@ -273,19 +273,13 @@ impl Root {
         }
     }
 
-    /// Slots to give back travel with the usage records.
+    /// Slots to give back travel with the usage records, as a request's do.
     fn enqueue_releases(&self, slots: &[String]) {
-        let Some(queue) = self.usage_queue else {
-            return;
+        let mut host = ProxyHost {
+            metrics: &self.metrics,
+            usage_queue: self.usage_queue,
         };
-        for slot in slots {
-            let Ok(json) = serde_json::to_vec(slot) else {
-                continue;
-            };
-            if !shared::outbox_push(queue, &json) {
-                self.metrics.increment(Counter::UsageQueueFailure);
-            }
-        }
+        crate::flow::release_slots(&mut host, slots);
     }
 
     /// What this worker's requests left in the outbox goes into the shared queue.

@@ -587,15 +587,18 @@ impl Stack {
 
     /// How many ECDS updates of the filter Envoy has taken.
     pub async fn ecds_updates(&self) -> Result<u64, String> {
-        let text = reqwest::get(format!(
-            "{}/stats?filter=extension_config_discovery.http_filter.chokepoint.update_success",
-            self.admin_url
-        ))
-        .await
-        .map_err(|e| e.to_string())?
-        .text()
-        .await
-        .map_err(|e| e.to_string())?;
+        self.stat_sum("extension_config_discovery.http_filter.chokepoint.update_success")
+            .await
+    }
+
+    /// The sum of Envoy's stats whose names contain `filter`.
+    async fn stat_sum(&self, filter: &str) -> Result<u64, String> {
+        let text = reqwest::get(format!("{}/stats?filter={filter}", self.admin_url))
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(text
             .lines()
             .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
@@ -619,14 +622,7 @@ impl Stack {
 
     /// The sum of Envoy's stats whose names contain `filter` (0 when unreachable).
     pub async fn envoy_stat(&self, filter: &str) -> u64 {
-        let Ok(r) = reqwest::get(format!("{}/stats?filter={filter}", self.admin_url)).await else {
-            return 0;
-        };
-        r.text().await.map_or(0, |text| {
-            text.lines()
-                .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
-                .sum()
-        })
+        self.stat_sum(filter).await.unwrap_or(0)
     }
 
     /// The first child that has exited, if any: the supervisor stops everything then.

@@ -106,18 +106,7 @@ async fn a_budget_holds_exactly_under_a_race() {
     // The ledger settles on the actual usage of the served requests, within the budget.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let spend: Value = reqwest::Client::new()
-            .get(format!(
-                "{}/v1/admin/spend?scope_kind=user&id={user}",
-                stack.policy_url
-            ))
-            .bearer_auth(&stack.opts.admin_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let spend = support::user_spend(&stack, &user).await;
         let usage = &spend["usage"];
         if usage["requests"] == N {
             let tokens =

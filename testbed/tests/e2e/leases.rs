@@ -5,37 +5,16 @@
 use std::time::{Duration, Instant};
 
 use chokepoint_testbed::stack::Stack;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::{self, ledger_settled};
 
 async fn decisions(stack: &Stack) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", stack.policy_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("chokepoint_policy_authorize_total{decision=\"allow\"}"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
-async fn budget(stack: &Stack, user: &str) -> Value {
-    let spend: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/v1/admin/spend?scope_kind=user&id={user}",
-            stack.policy_url
-        ))
-        .bearer_auth(&stack.opts.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    spend["budgets"][0].clone()
+    support::policy_metric(
+        stack,
+        "chokepoint_policy_authorize_total{decision=\"allow\"}",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -88,7 +67,7 @@ async fn leases_admit_without_callouts_and_charge_exactly() {
     let l = ledger_settled(&stack, &user, N).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let b = budget(&stack, &user).await;
+        let b = support::user_spend(&stack, &user).await["budgets"][0].clone();
         if b["reserved"] == 0 {
             assert_eq!(b["spent"], l["cost_micros"], "{b} vs {l}");
             break;

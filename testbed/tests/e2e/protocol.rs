@@ -12,19 +12,6 @@ use serde_json::{json, Value};
 
 use crate::support::{self, error_code, upstream_saw};
 
-async fn authorize_decisions(policy_url: &str) -> u64 {
-    let text = reqwest::get(format!("{policy_url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("chokepoint_policy_authorize_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 #[tokio::test]
 async fn h2c_gzip_and_stalled_clients() {
     let stack = support::start("protocol", |o| {
@@ -92,7 +79,7 @@ async fn h2c_gzip_and_stalled_clients() {
 
     // A client that stops mid-body: Envoy answers 408 once request_timeout_ms (1.5 s here)
     // passes, and the policy service was never asked (no reservation to leak).
-    let before = authorize_decisions(&stack.policy_url).await;
+    let before = support::policy_metric(&stack, "chokepoint_policy_authorize_total{").await;
     let addr = stack.gateway_url.trim_start_matches("http://").to_string();
     let t = token.clone();
     let (status, took) = tokio::task::spawn_blocking(move || {
@@ -136,7 +123,7 @@ async fn h2c_gzip_and_stalled_clients() {
         "headers never finished, still open after {closed:?}"
     );
     assert_eq!(
-        authorize_decisions(&stack.policy_url).await,
+        support::policy_metric(&stack, "chokepoint_policy_authorize_total{").await,
         before,
         "stalled clients never reached the policy service"
     );

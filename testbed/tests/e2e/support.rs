@@ -101,6 +101,36 @@ pub async fn error_code(resp: reqwest::Response, status: u16) -> String {
 
 pub use chokepoint_testbed::utc::today;
 
+/// A user's spend as the policy service reports it (budgets, usage).
+pub async fn user_spend(stack: &Stack, user: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!(
+            "{}/v1/admin/spend?scope_kind=user&id={user}",
+            stack.policy_url
+        ))
+        .bearer_auth(&stack.opts.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The sum of the policy service's metrics lines that start with `prefix`.
+pub async fn policy_metric(stack: &Stack, prefix: &str) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", stack.policy_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// The policy service's ledger for one scope, today.
 pub async fn ledger(stack: &Stack, scope: &str, id: &str) -> Value {
     let day = today();
