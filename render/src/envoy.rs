@@ -79,10 +79,7 @@ pub fn router_filter(policy: &Policy, code: &Code) -> Value {
                     }
                 }
             },
-            {
-                "name": "envoy.filters.http.upstream_codec",
-                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"},
-            }
+            upstream_codec()
         ]);
     }
     router
@@ -154,16 +151,103 @@ fn url_cluster(name: &str, url: &Url, metadata: Option<Value>) -> Value {
     c
 }
 
-/// The provider's cluster, its endpoint tagged with the provider's name so the key
-/// injector knows whose key an attempt needs.
-pub fn provider_cluster(p: &Provider) -> Value {
+/// The provider's cluster, its endpoint tagged with the provider's name so the wasm key
+/// injector knows whose key an attempt through a fallback chain needs. With keys set
+/// per attempt, a request routed straight to this cluster gets its key from Envoy's
+/// native `header_mutation` instead: a cluster's own upstream filters replace the
+/// router's, and cost about a third of a second wasm context per request. A chain's
+/// aggregate cluster has no filters of its own, so its attempts keep the router's wasm
+/// injector (a member cluster's filters do not run under an aggregate).
+pub fn provider_cluster(p: &Provider, native_key: Option<&Value>) -> Value {
     let meta = json!({"filter_metadata": {"chokepoint": {"provider": p.name}}});
-    url_cluster(&p.cluster(), &p.url, Some(meta))
+    let mut c = url_cluster(&p.cluster(), &p.url, Some(meta));
+    if let Some(filter) = native_key {
+        c["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http_protocol_options": {}},
+                "http_filters": [filter, upstream_codec()],
+            }
+        });
+    }
+    c
+}
+
+fn upstream_codec() -> Value {
+    json!({
+        "name": "envoy.filters.http.upstream_codec",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"},
+    })
+}
+
+/// `%` starts a command in Envoy's header formatter; a literal one is doubled.
+fn literal(s: &str) -> String {
+    s.replace('%', "%%")
+}
+
+/// The native key injector of each provider, by provider name: its key header set from
+/// the Envoy process's environment (`%ENVIRONMENT(VAR)%`, so `/config_dump` shows only
+/// the variable's name), other providers' key headers removed, and the provider named
+/// to the client, as the wasm injector does. Header names and prefixes come from the
+/// filter's own provider parser, so both injectors send the same headers.
+pub fn native_key_filters(policy: &Policy) -> Vec<(String, Value)> {
+    let raw = plugin::injector_config(policy)["inject_keys"]["providers"].clone();
+    let parsed = serde_json::from_value(raw)
+        .ok()
+        .and_then(|raw| chokepoint_filter::providers::parse(raw).ok())
+        .unwrap_or_default();
+    parsed
+        .iter()
+        .map(|p| {
+            let mut request: Vec<Value> = Vec::new();
+            for other in &parsed {
+                let header = json!({"remove": other.key_header});
+                if other.key_header != p.key_header && !request.contains(&header) {
+                    request.push(header);
+                }
+            }
+            request.push(json!({
+                "append": {
+                    "header": {
+                        "key": p.key_header,
+                        "value": format!("{}%ENVIRONMENT({})%", literal(&p.key_prefix), p.key_env),
+                    },
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            }));
+            let filter = json!({
+                "name": format!("{INJECTOR}.native"),
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                    "mutations": {
+                        "request_mutations": request,
+                        "response_mutations": [{"append": {
+                            "header": {"key": chokepoint_filter::key_injection::PROVIDER_HEADER, "value": literal(&p.name)},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                        }}],
+                    }
+                }
+            });
+            (p.name.clone(), filter)
+        })
+        .collect()
 }
 
 /// Every cluster the filter uses: providers, fallback chains, the policy service, JWKS.
 pub fn clusters(policy: &Policy) -> Vec<Value> {
-    let mut out: Vec<Value> = policy.providers.iter().map(provider_cluster).collect();
+    let native = if policy.gateway.key_injection_upstream {
+        native_key_filters(policy)
+    } else {
+        Vec::new()
+    };
+    let mut out: Vec<Value> = policy
+        .providers
+        .iter()
+        .map(|p| {
+            let filter = native.iter().find(|(n, _)| *n == p.name).map(|(_, f)| f);
+            provider_cluster(p, filter)
+        })
+        .collect();
     for chain in plugin::chains(policy) {
         let name = plugin::chain_cluster(&chain);
         let members: Vec<String> = chain.iter().map(|p| p.cluster()).collect();

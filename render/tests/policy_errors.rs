@@ -283,3 +283,41 @@ fn no_secret_in_any_rendering() {
     }
     let _ = Path::new("");
 }
+
+#[test]
+fn direct_provider_clusters_inject_their_key_natively() {
+    let text = broken(
+        "  - name: anthropic\n    kind: anthropic\n",
+        "  - name: anthropic\n    kind: anthropic\n    key_prefix: \"100%-\"\n",
+    );
+    let policy = Policy::parse(&text, "policy.yaml", &root()).unwrap();
+    let filters = chokepoint_render::envoy::native_key_filters(&policy);
+    let anthropic = &filters.iter().find(|(n, _)| n == "anthropic").unwrap().1;
+    let m = &anthropic["typed_config"]["mutations"];
+    // Every other provider's key header goes; its own is set from the environment, a
+    // literal `%` escaped for Envoy's formatter.
+    let removed: Vec<&str> = m["request_mutations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["remove"].as_str())
+        .collect();
+    assert!(removed.contains(&"authorization"), "{removed:?}");
+    assert!(!removed.contains(&"x-api-key"), "{removed:?}");
+    let set = m["request_mutations"].as_array().unwrap().last().unwrap();
+    assert_eq!(set["append"]["header"]["key"], "x-api-key");
+    assert_eq!(
+        set["append"]["header"]["value"],
+        "100%%-%ENVIRONMENT(ANTHROPIC_API_KEY)%"
+    );
+    assert_eq!(
+        m["response_mutations"][0]["append"]["header"]["value"],
+        "anthropic"
+    );
+    // Under `key_injection: downstream` the filter sets keys itself: no upstream filters.
+    let down = broken("key_injection: upstream", "key_injection: downstream");
+    let policy = Policy::parse(&down, "policy.yaml", &root()).unwrap();
+    for c in chokepoint_render::envoy::clusters(&policy) {
+        assert!(c.get("typed_extension_protocol_options").is_none(), "{c}");
+    }
+}
