@@ -91,6 +91,7 @@ struct Run {
 enum Target {
     Upstream,
     Bare,
+    EmptyWasm,
     JwtAuthn,
     Identity,
     Leases,
@@ -99,9 +100,10 @@ enum Target {
 }
 
 /// (report name, `--only` name, target)
-const CASES: [(&str, &str, Target); 7] = [
+const CASES: [(&str, &str, Target); 8] = [
     ("upstream alone", "upstream", Target::Upstream),
     ("bare envoy", "bare", Target::Bare),
+    ("envoy + empty wasm filter", "empty", Target::EmptyWasm),
     ("envoy + jwt_authn (native)", "jwt_authn", Target::JwtAuthn),
     (
         "envoy + chokepoint (identity only)",
@@ -152,13 +154,18 @@ async fn main() {
         eprintln!("chokepoint-bench: {what}: {e}");
         std::process::exit(1)
     };
-    let bare = bare_envoy(&stack, &run_dir, "bare", None)
+    let bare = bare_envoy(&stack, &run_dir, "bare", Extra::None)
         .await
         .unwrap_or_else(|e| fail("bare Envoy", e));
     let jwks = stack.opts.dev_key.jwks_json();
-    let jwt_envoy = bare_envoy(&stack, &run_dir, "jwt-authn", Some(&jwks))
+    let jwt_envoy = bare_envoy(&stack, &run_dir, "jwt-authn", Extra::JwtAuthn(&jwks))
         .await
         .unwrap_or_else(|e| fail("jwt_authn Envoy", e));
+    // Built next to the filter by scripts/bench.
+    let empty_wasm = stack.opts.wasm.with_file_name("chokepoint_empty_filter.wasm");
+    let empty_envoy = bare_envoy(&stack, &run_dir, "empty-wasm", Extra::EmptyWasm(&empty_wasm))
+        .await
+        .unwrap_or_else(|e| fail("empty-filter Envoy", e));
     let mut litellm = match (args.peers, std::env::var_os("CHOKEPOINT_LITELLM")) {
         (false, _) => None,
         (true, None) => fail("--peers", "CHOKEPOINT_LITELLM is not set".into()),
@@ -202,6 +209,7 @@ async fn main() {
     );
     let duration = Duration::from_secs(args.seconds.clamp(1, 120));
     let rss_bare = bench::rss_kib(bare.1.pid().unwrap_or(0));
+    let rss_empty = bench::rss_kib(empty_envoy.1.pid().unwrap_or(0));
     let rss_full_before = bench::rss_kib(stack.envoy_pid().unwrap_or(0));
 
     if let Some(secs) = args.hold {
@@ -251,6 +259,12 @@ async fn main() {
                         format!("{}/v1/chat/completions", bare.0),
                         &mock_auth,
                         bare.1.pid(),
+                        None,
+                    ),
+                    Target::EmptyWasm => (
+                        format!("{}/v1/chat/completions", empty_envoy.0),
+                        &mock_auth,
+                        empty_envoy.1.pid(),
                         None,
                     ),
                     Target::JwtAuthn => (
@@ -416,7 +430,7 @@ async fn main() {
         },
         "versions": {"envoy": envoy_version, "chokepoint": env!("CARGO_PKG_VERSION")},
         "wasm_bytes": wasm_bytes,
-        "envoy_rss_kib": {"bare": rss_bare, "chokepoint_idle": rss_full_before, "chokepoint_after_load": rss_full},
+        "envoy_rss_kib": {"bare": rss_bare, "empty_wasm_filter": rss_empty, "chokepoint_idle": rss_full_before, "chokepoint_after_load": rss_full},
         "results": results,
     });
     if let Some(dir) = std::path::Path::new(&args.out).parent() {
@@ -432,6 +446,7 @@ async fn main() {
     }
     drop(bare);
     drop(jwt_envoy);
+    drop(empty_envoy);
     drop(stack);
     let _ = std::fs::remove_dir_all(&run_dir);
 }
@@ -454,12 +469,21 @@ async fn configure(stack: &mut Stack, mode: &str, slots: u64) -> Result<(), Stri
     Err("Envoy did not take the new lease setting".into())
 }
 
-/// The same Envoy, same upstream, no filters: the reference.
+/// What a reference Envoy runs before its router.
+enum Extra<'a> {
+    None,
+    /// Envoy's own JWT filter with this JWKS.
+    JwtAuthn(&'a str),
+    /// A wasm filter that does nothing, from this file.
+    EmptyWasm(&'a std::path::Path),
+}
+
+/// The same Envoy, same upstream, no filters (or one reference filter): the reference.
 async fn bare_envoy(
     stack: &Stack,
     dir: &std::path::Path,
     name: &str,
-    jwt_authn_jwks: Option<&str>,
+    extra: Extra<'_>,
 ) -> Result<(String, Managed), String> {
     let mock_port = stack
         .mock_url
@@ -469,8 +493,8 @@ async fn bare_envoy(
         .ok_or("no mock")?;
     // Envoy's own JWT filter with the same key (inline JWKS), the token in `x-jwt` (the
     // upstream's key travels in `authorization`), and its verified-token cache on.
-    let jwt_filter = match jwt_authn_jwks {
-        Some(jwks) => format!(
+    let extra_filter = match extra {
+        Extra::JwtAuthn(jwks) => format!(
             r#"
           - name: envoy.filters.http.jwt_authn
             typed_config:
@@ -490,7 +514,22 @@ async fn bare_envoy(
             audience = chokepoint_testbed::devtoken::DEFAULT_AUDIENCE,
             jwks = jwks.replace('\'', "''"),
         ),
-        None => String::new(),
+        // The same runtime and failure policy as chokepoint's filter.
+        Extra::EmptyWasm(path) => format!(
+            r#"
+          - name: empty
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: empty
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: empty
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{local: {{filename: '{path}'}}}}"#,
+            path = path.display().to_string().replace('\'', "''"),
+        ),
+        Extra::None => String::new(),
     };
     let yaml = format!(
         r#"node: {{id: bare, cluster: bare}}
@@ -512,7 +551,7 @@ static_resources:
               routes:
               - match: {{prefix: "/"}}
                 route: {{cluster: upstream, timeout: 600s}}
-          http_filters:{jwt_filter}
+          http_filters:{extra_filter}
           - name: envoy.filters.http.router
             typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
   clusters:
