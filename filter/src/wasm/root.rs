@@ -33,7 +33,7 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// With leases on, the timer runs this often so a busy caller's lease is renewed before
 /// its slots run out; the rest of the tick's work keeps its own pace.
-const RENEW_TICK: Duration = Duration::from_millis(10);
+const RENEW_TICK: Duration = Duration::from_millis(5);
 
 /// Expired lease slots are collected this often (every caller is walked).
 const EXPIRE_EVERY_MS: u64 = 250;

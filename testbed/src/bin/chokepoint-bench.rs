@@ -48,6 +48,14 @@ struct Args {
     /// upstream; its binary from CHOKEPOINT_LITELLM (scripts/bench --peers installs it).
     #[arg(long)]
     peers: bool,
+    /// The offered rate (requests/s, 16 connections) of the fixed-rate load, which shows
+    /// the latency each configuration adds when the machine is not saturated; 0 skips it.
+    #[arg(long, default_value_t = 2000.0)]
+    rate: f64,
+    /// Usage records per delivery batch (the policy file's `audit.usage.batch_max`);
+    /// the file's own when absent.
+    #[arg(long)]
+    usage_batch_max: Option<u64>,
     /// Skip the streaming load.
     #[arg(long)]
     no_stream: bool,
@@ -58,6 +66,9 @@ struct Args {
     /// A header for `--load`, as `name: value`.
     #[arg(long)]
     header: Vec<String>,
+    /// `--load` at this fixed rate (requests/s) rather than a closed loop.
+    #[arg(long)]
+    load_rate: Option<f64>,
     /// A process whose CPU per request `--load` reports.
     #[arg(long)]
     pid: Vec<u32>,
@@ -119,8 +130,15 @@ const CASES: [(&str, &str, Target); 8] = [
     ("litellm proxy (2 workers)", "litellm", Target::LiteLlm),
 ];
 
-/// A load shape: its name, the request body, extra headers, connection counts.
-type Mode<'a> = (&'static str, &'a [u8], &'a [(String, String)], Vec<usize>);
+/// A load shape: its name, the request body, extra headers, connection counts, and a
+/// fixed offered rate (requests/s) or none for a closed loop.
+type Mode<'a> = (
+    &'static str,
+    &'a [u8],
+    &'a [(String, String)],
+    Vec<usize>,
+    Option<f64>,
+);
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -232,25 +250,31 @@ async fn main() {
     .unwrap_or_default();
     // (mode, body, extra headers, connection counts)
     let stream_headers = [("x-mock-words".to_string(), "40".to_string())];
-    let modes: Vec<Mode> = vec![
-        ("json", &plain, &[], args.connections.clone()),
-        ("stream (40 events)", &streamed, &stream_headers, vec![16]),
-    ];
-    let modes = if args.no_stream {
-        &modes[..1]
-    } else {
-        &modes[..]
-    };
+    let mut modes: Vec<Mode> = vec![("json", &plain, &[], args.connections.clone(), None)];
+    if args.rate > 0.0 {
+        modes.push(("json at a fixed rate", &plain, &[], vec![16], Some(args.rate)));
+    }
+    if !args.no_stream {
+        modes.push((
+            "stream (40 events)",
+            &streamed,
+            &stream_headers,
+            vec![16],
+            None,
+        ));
+    }
 
     let mut rows = Vec::new();
-    for (mode, body, extra, conns) in modes {
+    for (mode, body, extra, conns, rate) in &modes {
         for &c in conns {
             let c = c.clamp(1, 256);
             for (config, short, target) in CASES {
                 if !args.only.is_empty() && !args.only.iter().any(|o| o == short) {
                     continue;
                 }
-                if target == Target::LiteLlm && litellm.is_none() {
+                if target == Target::LiteLlm && (litellm.is_none() || rate.is_some()) {
+                    // LiteLLM serves a few hundred requests/s: a fixed rate chokepoint
+                    // is measured at would only queue it.
                     continue;
                 }
                 let (url, headers, envoy_pid, policy_pid) = match target {
@@ -291,7 +315,7 @@ async fn main() {
                             Target::Leases => ("full", args.lease_slots.min(64)),
                             _ => ("full", 0),
                         };
-                        if let Err(e) = configure(&mut stack, mode, slots).await {
+                        if let Err(e) = configure(&mut stack, mode, slots, args.usage_batch_max).await {
                             fail("filter setting", e);
                         }
                         (
@@ -327,7 +351,7 @@ async fn main() {
                     let r0 = redis_pid.map(bench::cpu_us);
                     let callouts = "cluster.chokepoint_policy.upstream_rq_total";
                     let c0 = stack.envoy_stat(callouts).await;
-                    let load = bench::run(&url, &headers, body, c, duration).await;
+                    let load = bench::run_at(&url, &headers, body, c, duration, *rate).await;
                     let c1 = stack.envoy_stat(callouts).await;
                     let per_with = |f: &dyn Fn(u32) -> u64,
                                     before: Option<u64>,
@@ -453,13 +477,22 @@ async fn main() {
 
 /// Switches the running gateway's mode (full or identity) and lease slots (0: one
 /// callout per request), and waits until Envoy has taken the new filter configuration.
-async fn configure(stack: &mut Stack, mode: &str, slots: u64) -> Result<(), String> {
+async fn configure(
+    stack: &mut Stack,
+    mode: &str,
+    slots: u64,
+    usage_batch_max: Option<u64>,
+) -> Result<(), String> {
     use chokepoint_render::overrides::Override;
     let before = stack.ecds_updates().await?;
-    stack.reload_policy(&[
+    let mut overrides = vec![
         Override::new("gateway.mode", mode),
         Override::new("policy_service.lease_slots", slots),
-    ])?;
+    ];
+    if let Some(n) = usage_batch_max {
+        overrides.push(Override::new("audit.usage.batch_max", n));
+    }
+    stack.reload_policy(&overrides)?;
     for _ in 0..200 {
         if stack.ecds_updates().await? > before {
             return Ok(());
@@ -612,12 +645,13 @@ async fn load_only(args: &Args, url: &str, body: &[u8]) {
         .clamp(1, 256);
     bench::run(url, &headers, body, c, Duration::from_millis(500)).await;
     let before: Vec<u64> = args.pid.iter().map(|p| bench::cpu_us(*p)).collect();
-    let load = bench::run(
+    let load = bench::run_at(
         url,
         &headers,
         body,
         c,
         Duration::from_secs(args.seconds.clamp(1, 120)),
+        args.load_rate,
     )
     .await;
     let per: Vec<String> = args
