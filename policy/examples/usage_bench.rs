@@ -8,7 +8,8 @@
 //! requests were authorized first (a tenant month budget, so each holds a reservation
 //! and a rate-window count to commit); `rolling` is `reserved` with a rolling budget on
 //! the user as well; `release` authorizes leases of 64 slots and releases the 63 spare
-//! ones. Only the usage posts are measured, never the authorizations.
+//! ones; `grant` is what those lease decisions cost per slot granted. Otherwise the
+//! authorizations are not measured.
 //!
 //! Usage: usage_bench [BATCHES (default 200)] [RECORDS PER BATCH (default 50)]
 //!
@@ -213,12 +214,20 @@ impl Bench {
 
     async fn releases(&mut self, user: &str, leases: usize) {
         let mut posts = Vec::with_capacity(leases);
+        self.reset_stats().await;
+        let before = self.cost().await;
+        let started = Instant::now();
+        let mut granted = 0;
         for _ in 0..leases {
             let (id, slots) = self.authorize(user, 64).await;
             assert!(slots >= 2, "a lease: {slots}");
+            granted += slots;
             let releases: Vec<String> = (2..=slots).map(|i| format!("{id}.{i}")).collect();
             posts.push(json!({ "records": [], "releases": releases }));
         }
+        let elapsed = started.elapsed();
+        let after = self.cost().await;
+        report("grant", "slot", granted, before, after, elapsed);
         self.reset_stats().await;
         let before = self.cost().await;
         self.callgrind(&["-z"]);

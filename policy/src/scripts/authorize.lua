@@ -155,33 +155,59 @@ if allowed and take then
     end
     if slots < 2 then slots = 1 end
   end
-  local expires = now + ttl_ms
+  local expires = int(now + ttl_ms)
+  local lifetime = int(ttl_ms + window_ms)
+  -- Every slot is reserved in the same scopes and counted in the same rate windows, so
+  -- each reservations set gets one ZADD of all the slots' members and each totals hash
+  -- one addition of all their amounts: the state one slot at a time would leave (totals
+  -- only grow here), in a command per scope instead of five per slot and scope.
+  local reserved_in, rates, members = {}, {}, {}
+  for p, plan in ipairs(plans) do
+    if plan.rate then
+      rates[#rates + 1] = {plan.rate.key, int(plan.rate.start)}
+    end
+    if plan.budget and reserve then
+      reserved_in[#reserved_in + 1] = {plan.budget.zkey, plan.budget.skey}
+      members[p] = {}
+    end
+  end
+  local z, r = cjson.encode(reserved_in), cjson.encode(rates)
+  local prefix = int(reserve_tokens) .. ':' .. int(reserve_cost) .. ':'
   for i = 1, slots do
     local id, record = request_id, KEYS[1]
     if i > 1 then
       id = request_id .. '.' .. i
       record = 'ck:resv:req:{' .. id .. '}'
     end
-    local member = int(reserve_tokens) .. ':' .. int(reserve_cost) .. ':' .. id
-    local reserved_in, rates = {}, {}
-    for _, plan in ipairs(plans) do
+    local member = prefix .. id
+    for p, plan in ipairs(plans) do
       if plan.rate then
         rate_take(plan.rate, window_ms, reserve_tokens)
-        rates[#rates + 1] = {plan.rate.key, int(plan.rate.start)}
       end
-      if plan.budget and reserve then
-        redis.call('ZADD', plan.budget.zkey, int(expires), member)
-        sum_add(plan.budget.skey, reserve_tokens, reserve_cost)
-        -- Garbage collection only: a set idle for a whole lifetime holds nothing live.
-        redis.call('PEXPIRE', plan.budget.zkey, int(ttl_ms + window_ms))
-        redis.call('PEXPIRE', plan.budget.skey, int(ttl_ms + window_ms))
-        reserved_in[#reserved_in + 1] = {plan.budget.zkey, plan.budget.skey}
+      if members[p] then
+        local m = members[p]
+        m[#m + 1] = expires
+        m[#m + 1] = member
       end
     end
     if (i > 1 or not had_record) and (#reserved_in > 0 or #rates > 0) then
       redis.call('HSET', record, 't', int(reserve_tokens), 'c', int(reserve_cost), 'm', member,
-        'z', cjson.encode(reserved_in), 'r', cjson.encode(rates))
-      redis.call('PEXPIRE', record, int(ttl_ms + window_ms))
+        'z', z, 'r', r)
+      redis.call('PEXPIRE', record, lifetime)
+    end
+  end
+  for p, plan in ipairs(plans) do
+    if members[p] then
+      redis.call('ZADD', plan.budget.zkey, unpack(members[p]))
+      if reserve_tokens * slots <= MAX_COUNT and reserve_cost * slots <= MAX_COUNT then
+        sum_add(plan.budget.skey, reserve_tokens * slots, reserve_cost * slots)
+      else
+        -- Past 2^53 a double's product is no longer exact; Redis adds exactly.
+        for _ = 1, slots do sum_add(plan.budget.skey, reserve_tokens, reserve_cost) end
+      end
+      -- Garbage collection only: a set idle for a whole lifetime holds nothing live.
+      redis.call('PEXPIRE', plan.budget.zkey, lifetime)
+      redis.call('PEXPIRE', plan.budget.skey, lifetime)
     end
   end
   for _, entry in ipairs(limits) do

@@ -195,32 +195,46 @@ local function resv_sweep(zkey, skey, now)
   return tonumber(s[1]) or 0, tonumber(s[2]) or 0
 end
 
--- Releases for many records at once: each member leaves its set on its own (ZREM says
--- whether it was still there, i.e. whether this call releases it), and what left is
--- taken off each totals hash in one step by resv_releases_finish. Only subtractions
+-- Releases for many records at once: the members to release are collected per
+-- reservations set, then each set is asked once which of them are still there (only
+-- those are released by this call, as ZREM one at a time would say), they leave it in
+-- one ZREM, and what left is taken off each totals hash in one step. Only subtractions
 -- happen, so clamping a total at zero once gives what clamping after each would.
 local function resv_releases()
-  return {order = {}, by_key = {}}
+  return {sets = {}, set_order = {}}
 end
 
 local function resv_release(batch, zkey, skey, member)
-  if redis.call('ZREM', zkey, member) == 1 then
-    local t, c = member_amounts(member)
-    local totals = batch.by_key[skey]
-    if not totals then
-      totals = {key = skey, tokens = {}, cost = {}}
-      batch.by_key[skey] = totals
-      batch.order[#batch.order + 1] = totals
-    end
-    parts_add(totals.tokens, t)
-    parts_add(totals.cost, c)
+  local id = zkey .. '\0' .. skey
+  local set = batch.sets[id]
+  if not set then
+    set = {zkey = zkey, skey = skey, members = {}, named = {}}
+    batch.sets[id] = set
+    batch.set_order[#batch.set_order + 1] = set
+  end
+  if not set.named[member] then
+    set.named[member] = true
+    set.members[#set.members + 1] = member
   end
 end
 
 local function resv_releases_finish(batch)
-  for _, totals in ipairs(batch.order) do
-    for i = 1, math.max(#totals.tokens, #totals.cost) do
-      sum_add(totals.key, -(totals.tokens[i] or 0), -(totals.cost[i] or 0))
+  for _, set in ipairs(batch.set_order) do
+    local scores = redis.call('ZMSCORE', set.zkey, unpack(set.members))
+    local gone, tokens, cost = {}, {}, {}
+    for i, member in ipairs(set.members) do
+      if scores[i] then
+        gone[#gone + 1] = member
+        local t, c = member_amounts(member)
+        parts_add(tokens, t)
+        parts_add(cost, c)
+      end
+    end
+    if #gone > 0 then
+      redis.call('ZREM', set.zkey, unpack(gone))
+      for i = 1, math.max(#tokens, #cost) do
+        sum_add(set.skey, -(tokens[i] or 0), -(cost[i] or 0))
+      end
     end
   end
 end
@@ -230,6 +244,49 @@ end
 -- it was reserved in and the [rate key, window start] pairs it was counted in. Every
 -- key named is checked for its type, so callers can do all their checks before their
 -- first write. A pair it cannot read is skipped (its reservation is left to expire).
+local function resv_releases_of(list)
+  local releases = {}
+  for _, pair in ipairs(list) do
+    if type(pair[1]) == 'string' and type(pair[2]) == 'string' then
+      expect_type(pair[1], 'zset')
+      expect_type(pair[2], 'hash')
+      releases[#releases + 1] = pair
+    end
+  end
+  return releases
+end
+
+local function resv_rates_of(list)
+  local rates = {}
+  for _, pair in ipairs(list) do
+    if type(pair[1]) == 'string' and tonumber(pair[2]) then
+      expect_type(pair[1], 'hash')
+      rates[#rates + 1] = pair
+    end
+  end
+  return rates
+end
+
+-- A record's key lists, decoded and checked once per call for each distinct text: the
+-- slots of one lease (and one caller's requests in one window) carry the same lists.
+-- The lists are only read afterwards, so records may share them.
+local resv_lists = {}
+local function resv_pairs(text, read)
+  if not text then return {} end
+  local seen = resv_lists[read]
+  if not seen then
+    seen = {}
+    resv_lists[read] = seen
+  end
+  local cached = seen[text]
+  if not cached then
+    local ok, value = pcall(cjson.decode, text)
+    cached = read((ok and type(value) == 'table') and value or {})
+    seen[text] = cached
+  end
+  return cached
+end
+
 local function resv_record_read(record)
   -- HMGET raises WRONGTYPE on a key that is not a hash, as a type check would. A record
   -- always has all these fields, so one with none of them is no record: it holds
@@ -238,28 +295,9 @@ local function resv_record_read(record)
   if not (held[1] or held[2] or held[3] or held[4]) then
     return {exists = false, tokens = 0, releases = {}, rates = {}}
   end
-  local function decoded(text)
-    if not text then return {} end
-    local ok, value = pcall(cjson.decode, text)
-    if ok and type(value) == 'table' then return value end
-    return {}
-  end
-  local releases, rates = {}, {}
-  for _, pair in ipairs(decoded(held[3])) do
-    if type(pair[1]) == 'string' and type(pair[2]) == 'string' then
-      expect_type(pair[1], 'zset')
-      expect_type(pair[2], 'hash')
-      releases[#releases + 1] = pair
-    end
-  end
-  for _, pair in ipairs(decoded(held[4])) do
-    if type(pair[1]) == 'string' and tonumber(pair[2]) then
-      expect_type(pair[1], 'hash')
-      rates[#rates + 1] = pair
-    end
-  end
   return {exists = true, tokens = tonumber(held[1]) or 0, member = held[2],
-          releases = releases, rates = rates}
+          releases = resv_pairs(held[3], resv_releases_of),
+          rates = resv_pairs(held[4], resv_rates_of)}
 end
 
 -- Rate windows as commits and releases correct them: each read once per call, corrected

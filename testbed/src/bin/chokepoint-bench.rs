@@ -180,10 +180,18 @@ async fn main() {
         .await
         .unwrap_or_else(|e| fail("jwt_authn Envoy", e));
     // Built next to the filter by scripts/bench.
-    let empty_wasm = stack.opts.wasm.with_file_name("chokepoint_empty_filter.wasm");
-    let empty_envoy = bare_envoy(&stack, &run_dir, "empty-wasm", Extra::EmptyWasm(&empty_wasm))
-        .await
-        .unwrap_or_else(|e| fail("empty-filter Envoy", e));
+    let empty_wasm = stack
+        .opts
+        .wasm
+        .with_file_name("chokepoint_empty_filter.wasm");
+    let empty_envoy = bare_envoy(
+        &stack,
+        &run_dir,
+        "empty-wasm",
+        Extra::EmptyWasm(&empty_wasm),
+    )
+    .await
+    .unwrap_or_else(|e| fail("empty-filter Envoy", e));
     let mut litellm = match (args.peers, std::env::var_os("CHOKEPOINT_LITELLM")) {
         (false, _) => None,
         (true, None) => fail("--peers", "CHOKEPOINT_LITELLM is not set".into()),
@@ -252,7 +260,13 @@ async fn main() {
     let stream_headers = [("x-mock-words".to_string(), "40".to_string())];
     let mut modes: Vec<Mode> = vec![("json", &plain, &[], args.connections.clone(), None)];
     if args.rate > 0.0 {
-        modes.push(("json at a fixed rate", &plain, &[], vec![16], Some(args.rate)));
+        modes.push((
+            "json at a fixed rate",
+            &plain,
+            &[],
+            vec![16],
+            Some(args.rate),
+        ));
     }
     if !args.no_stream {
         modes.push((
@@ -315,7 +329,9 @@ async fn main() {
                             Target::Leases => ("full", args.lease_slots.min(64)),
                             _ => ("full", 0),
                         };
-                        if let Err(e) = configure(&mut stack, mode, slots, args.usage_batch_max).await {
+                        if let Err(e) =
+                            configure(&mut stack, mode, slots, args.usage_batch_max).await
+                        {
                             fail("filter setting", e);
                         }
                         (
