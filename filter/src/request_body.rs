@@ -1,7 +1,19 @@
-//! The few request-body fields the gateway needs. Everything else passes through untouched
-//! and unread; prompt text is never copied out of the body.
+//! The few request-body fields the gateway needs, and its edits. The body is scanned
+//! once at its top level: each member's value is kept as the raw text it arrived as
+//! (validated, not built into a tree), so reading `model` or `stream` costs no copy of
+//! the prompt, and an edit re-emits only the top-level members it changes; every other
+//! member, messages included, is copied through byte for byte. Prompt text is never
+//! parsed into values or copied out of the body. The scan checks JSON syntax everywhere
+//! but builds strings only for the members it reads, so an unpaired surrogate escape
+//! (`\ud800`) in a prompt passes through as the client sent it, as Python-based
+//! providers accept it; in `model` it is refused.
 
+use std::borrow::Cow;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RequestFields {
@@ -11,27 +23,14 @@ pub struct RequestFields {
     pub max_output_tokens: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct Raw {
-    #[serde(default)]
-    model: Option<serde_json::Value>,
-    #[serde(default)]
-    stream: Option<serde_json::Value>,
-    #[serde(default)]
-    max_tokens: Option<serde_json::Value>,
-    #[serde(default)]
-    max_completion_tokens: Option<serde_json::Value>,
-    #[serde(default)]
-    max_output_tokens: Option<serde_json::Value>,
-    #[serde(default, rename = "generationConfig")]
-    generation_config: Option<serde_json::Value>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyError {
     NotJson,
     NotAnObject,
     BadField(&'static str),
+    /// A member the gateway reads or edits appears twice: which one the provider would
+    /// take is its parser's choice, so the body is ambiguous.
+    Duplicate(&'static str),
 }
 
 impl BodyError {
@@ -40,46 +39,150 @@ impl BodyError {
             BodyError::NotJson => "The request body is not valid JSON.".into(),
             BodyError::NotAnObject => "The request body must be a JSON object.".into(),
             BodyError::BadField(f) => format!("The request body field '{f}' has the wrong type."),
+            BodyError::Duplicate(f) => {
+                format!("The request body names the field '{f}' more than once.")
+            }
         }
     }
 }
 
-/// Reads `model` and `stream` from a JSON request body. An empty body has no fields.
-pub fn parse(body: &[u8]) -> Result<RequestFields, BodyError> {
+/// The top-level members the gateway reads or edits: each may appear once.
+const KNOWN: [&str; 10] = [
+    "model",
+    "stream",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "generationConfig",
+    "stream_options",
+    "user",
+    "safety_identifier",
+    "metadata",
+];
+
+/// A member name, borrowed from the body unless it has escapes.
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// A JSON object's members in order, each value as its raw text.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Key(k)) = map.next_key()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    out.push((k, v));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(Object)
+    }
+}
+
+/// A JSON request body, scanned: its top-level members and the fields read from them.
+pub struct Body<'a> {
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    /// No body at all: nothing to edit either.
+    blank: bool,
+    pub fields: RequestFields,
+}
+
+/// Scans a JSON request body. An empty body has no members and no fields.
+pub fn scan(body: &[u8]) -> Result<Body<'_>, BodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(RequestFields::default());
+        return Ok(Body {
+            members: Vec::new(),
+            blank: true,
+            fields: RequestFields::default(),
+        });
     }
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| BodyError::NotJson)?;
-    if !value.is_object() {
-        return Err(BodyError::NotAnObject);
+    let members = match serde_json::from_slice::<Members>(body) {
+        Ok(m) => m.0,
+        // Valid JSON that is not an object, or no JSON at all.
+        Err(_) if serde_json::from_slice::<IgnoredAny>(body).is_ok() => {
+            return Err(BodyError::NotAnObject)
+        }
+        Err(_) => return Err(BodyError::NotJson),
+    };
+    for name in KNOWN {
+        if members.iter().filter(|(k, _)| k == name).count() > 1 {
+            return Err(BodyError::Duplicate(name));
+        }
     }
-    let raw: Raw = serde_json::from_value(value).map_err(|_| BodyError::NotAnObject)?;
-    let model = match raw.model {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(s),
+    let fields = fields(&members)?;
+    Ok(Body {
+        members,
+        blank: false,
+        fields,
+    })
+}
+
+/// Reads `model`, `stream` and the output cap from a JSON request body.
+pub fn parse(body: &[u8]) -> Result<RequestFields, BodyError> {
+    scan(body).map(|b| b.fields)
+}
+
+fn member<'a>(members: &[(Cow<'_, str>, &'a RawValue)], name: &str) -> Option<&'a RawValue> {
+    members.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+}
+
+/// A small member's value (never a prompt: only the members named here are built).
+fn value(raw: Option<&RawValue>) -> Option<Value> {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+}
+
+/// A member the gateway reads, built: one the scan passed but no value can be built from
+/// (an unpaired surrogate escape) is refused, never read as absent.
+fn read(
+    members: &[(Cow<'_, str>, &RawValue)],
+    name: &'static str,
+) -> Result<Option<Value>, BodyError> {
+    match member(members, name) {
+        None => Ok(None),
+        Some(raw) => serde_json::from_str(raw.get())
+            .map(Some)
+            .map_err(|_| BodyError::BadField(name)),
+    }
+}
+
+fn fields(members: &[(Cow<'_, str>, &RawValue)]) -> Result<RequestFields, BodyError> {
+    let model = match read(members, "model")? {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
         Some(_) => return Err(BodyError::BadField("model")),
     };
-    let stream = match raw.stream {
-        None | Some(serde_json::Value::Null) => false,
-        Some(serde_json::Value::Bool(b)) => b,
+    let stream = match read(members, "stream")? {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
         Some(_) => return Err(BodyError::BadField("stream")),
     };
     // OpenAI chat: max_completion_tokens (max_tokens is its older name); Responses:
     // max_output_tokens; Anthropic: max_tokens; Gemini: generationConfig.maxOutputTokens.
-    let gemini_max = raw
-        .generation_config
+    let gemini_max = read(members, "generationConfig")?
         .as_ref()
         .and_then(|g| g.get("maxOutputTokens"))
         .cloned();
     let mut max_output_tokens = None;
     for (name, v) in [
-        ("max_completion_tokens", raw.max_completion_tokens),
-        ("max_tokens", raw.max_tokens),
-        ("max_output_tokens", raw.max_output_tokens),
+        (
+            "max_completion_tokens",
+            read(members, "max_completion_tokens")?,
+        ),
+        ("max_tokens", read(members, "max_tokens")?),
+        ("max_output_tokens", read(members, "max_output_tokens")?),
         ("generationConfig.maxOutputTokens", gemini_max),
     ] {
         match v {
-            None | Some(serde_json::Value::Null) => {}
+            None | Some(Value::Null) => {}
             Some(v) => {
                 let n = v.as_u64().ok_or(BodyError::BadField(name))?;
                 max_output_tokens = Some(max_output_tokens.map_or(n, |m: u64| m.min(n)));
@@ -131,83 +234,105 @@ pub enum CapField {
     Gemini,
 }
 
-/// The edited body, or `None` when nothing needed to change.
+/// The edited body, or `None` when nothing needed to change (or it is not a JSON object
+/// the gateway accepts).
 pub fn edit(body: &[u8], edits: Edits<'_>) -> Option<Vec<u8>> {
-    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let obj = value.as_object_mut()?;
-    let mut changed = false;
-    if let Some(model) = edits.model {
-        if obj.get("model").and_then(|m| m.as_str()) != Some(model) {
-            obj.insert("model".into(), model.into());
-            changed = true;
-        }
+    scan(body).ok()?.edit(edits)
+}
+
+/// An object member's value as an object to add to (a new one if it is none).
+fn object_of(raw: Option<&RawValue>) -> serde_json::Map<String, Value> {
+    match value(raw) {
+        Some(Value::Object(o)) => o,
+        _ => serde_json::Map::new(),
     }
-    if edits.include_usage && obj.get("stream") == Some(&serde_json::Value::Bool(true)) {
-        let options = obj
-            .entry("stream_options")
-            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-        if !options.is_object() {
-            *options = serde_json::Value::Object(serde_json::Map::new());
-        }
-        if let Some(options) = options.as_object_mut() {
-            if options.get("include_usage") != Some(&serde_json::Value::Bool(true)) {
-                options.insert("include_usage".into(), serde_json::Value::Bool(true));
-                changed = true;
+}
+
+impl Body<'_> {
+    /// The body with `edits` made, or `None` when nothing needed to change.
+    pub fn edit(&self, edits: Edits<'_>) -> Option<Vec<u8>> {
+        // The members to set, each as its new value's JSON.
+        let mut set: Vec<(&'static str, Value)> = Vec::new();
+        let get = |name| member(&self.members, name);
+        if let Some(model) = edits.model {
+            if self.fields.model.as_deref() != Some(model) {
+                set.push(("model", model.into()));
             }
         }
-    }
-    if let Some((field, cap)) = edits.output_cap {
-        match field {
-            CapField::Chat => {
-                obj.insert("max_completion_tokens".into(), cap.into());
+        if edits.include_usage && value(get("stream")) == Some(Value::Bool(true)) {
+            let mut options = object_of(get("stream_options"));
+            if options.get("include_usage") != Some(&Value::Bool(true)) {
+                options.insert("include_usage".into(), Value::Bool(true));
+                set.push(("stream_options", Value::Object(options)));
             }
-            CapField::Responses => {
-                obj.insert("max_output_tokens".into(), cap.into());
-            }
-            CapField::Anthropic => {
-                obj.insert("max_tokens".into(), cap.into());
-            }
-            CapField::Gemini => {
-                let config = obj
-                    .entry("generationConfig")
-                    .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-                if !config.is_object() {
-                    *config = serde_json::Value::Object(serde_json::Map::new());
-                }
-                if let Some(config) = config.as_object_mut() {
+        }
+        if let Some((field, cap)) = edits.output_cap {
+            match field {
+                CapField::Chat => set.push(("max_completion_tokens", cap.into())),
+                CapField::Responses => set.push(("max_output_tokens", cap.into())),
+                CapField::Anthropic => set.push(("max_tokens", cap.into())),
+                CapField::Gemini => {
+                    let mut config = object_of(get("generationConfig"));
                     config.insert("maxOutputTokens".into(), cap.into());
+                    set.push(("generationConfig", Value::Object(config)));
                 }
             }
         }
-        changed = true;
-    }
-    match edits.user {
-        Some((UserField::OpenAi, id)) => {
-            for field in ["safety_identifier", "user"] {
-                if field == "safety_identifier" || obj.contains_key(field) {
-                    obj.insert(field.into(), id.into());
+        match edits.user {
+            Some((UserField::OpenAi, id)) => {
+                set.push(("safety_identifier", id.into()));
+                if get("user").is_some() {
+                    set.push(("user", id.into()));
                 }
             }
-            changed = true;
-        }
-        Some((UserField::Anthropic, id)) => {
-            let meta = obj
-                .entry("metadata")
-                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-            if !meta.is_object() {
-                *meta = serde_json::Value::Object(serde_json::Map::new());
-            }
-            if let Some(meta) = meta.as_object_mut() {
+            Some((UserField::Anthropic, id)) => {
+                let mut meta = object_of(get("metadata"));
                 meta.insert("user_id".into(), id.into());
+                set.push(("metadata", Value::Object(meta)));
             }
-            changed = true;
+            None => {}
         }
-        None => {}
+        if set.is_empty() || self.blank {
+            return None;
+        }
+        // Members keep their order and their bytes; a set member takes its old place, or
+        // goes at the end.
+        let size = self
+            .members
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum::<usize>();
+        let mut out = Vec::with_capacity(size + 64 * set.len() + 2);
+        out.push(b'{');
+        let emit = |out: &mut Vec<u8>, key: &str, raw: &str| {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            // Writing a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, key);
+            out.push(b':');
+            out.extend_from_slice(raw.as_bytes());
+        };
+        let mut placed = vec![false; set.len()];
+        for (k, v) in &self.members {
+            match set.iter().position(|(name, _)| k == name) {
+                Some(i) => {
+                    if let (Some((name, new)), Some(p)) = (set.get(i), placed.get_mut(i)) {
+                        emit(&mut out, name, &new.to_string());
+                        *p = true;
+                    }
+                }
+                None => emit(&mut out, k, v.get()),
+            }
+        }
+        for ((name, new), p) in set.iter().zip(&placed) {
+            if !p {
+                emit(&mut out, name, &new.to_string());
+            }
+        }
+        out.push(b'}');
+        Some(out)
     }
-    if !changed {
-        return None;
-    }
-    serde_json::to_vec(&value).ok()
 }
 
 /// Whether a `content-type` value is JSON (`application/json`, `...+json`, any params).
@@ -407,6 +532,50 @@ mod tests {
             got["metadata"],
             serde_json::json!({"user_id":"uuid-2","x":1})
         );
+    }
+
+    #[test]
+    fn edits_copy_every_other_member_byte_for_byte() {
+        let body = br#"{ "model" : "default", "temperature": 0.70, "seed": 18446744073709551616,
+            "messages": [{"role": "user", "content": "caf\u00e9 \"quoted\""}], "n\u0061me": 1 }"#;
+        let e = Edits {
+            model: Some("gpt-4.1-mini"),
+            output_cap: Some((CapField::Chat, 64)),
+            ..Edits::default()
+        };
+        let got = String::from_utf8(edit(body, e).unwrap()).unwrap();
+        assert_eq!(
+            got,
+            r#"{"model":"gpt-4.1-mini","temperature":0.70,"seed":18446744073709551616,"messages":[{"role": "user", "content": "caf\u00e9 \"quoted\""}],"name":1,"max_completion_tokens":64}"#
+        );
+        assert_eq!(parse(got.as_bytes()).unwrap().max_output_tokens, Some(64));
+        assert!(edit(b"", e).is_none(), "no body is not given one");
+        assert!(edit(b"  ", e).is_none());
+    }
+
+    #[test]
+    fn members_read_or_edited_may_not_repeat() {
+        for (body, name) in [
+            (r#"{"model":"a","model":"b"}"#, "model"),
+            (r#"{"stream":false,"x":1,"stream":true}"#, "stream"),
+            (r#"{"user":"a","user":"b"}"#, "user"),
+        ] {
+            assert_eq!(
+                parse(body.as_bytes()),
+                Err(BodyError::Duplicate(name)),
+                "{body}"
+            );
+            assert!(BodyError::Duplicate(name).message().contains(name));
+        }
+        // Members the gateway never looks at are the provider's business.
+        assert!(parse(br#"{"messages":[],"messages":[]}"#).is_ok());
+        // One it reads but cannot build is refused, never taken as absent (a model the
+        // gateway did not see would go unpriced).
+        assert_eq!(
+            parse(br#"{"model":"gpt-4o\ud800"}"#),
+            Err(BodyError::BadField("model"))
+        );
+        assert!(parse(br#"{"messages":[{"content":"\ud800"}]}"#).is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! reads back as a cap no larger than it; edits keep the body a JSON object.
 
 use chokepoint_filter::request_body::{
-    edit, is_json_content_type, parse, CapField, Edits, UserField,
+    edit, is_json_content_type, parse, scan, CapField, Edits, UserField,
 };
 
 const CAPS: [CapField; 4] = [
@@ -39,9 +39,13 @@ pub fn run(data: &[u8]) {
         output_cap: cap,
     };
     if let Some(edited) = edit(body, edits) {
-        let value: serde_json::Value =
-            serde_json::from_slice(&edited).expect("an edited body is JSON");
-        assert!(value.is_object(), "an edited body is an object");
+        // Checked by the filter's own scan: members the gateway never reads pass through
+        // as sent, so a lone surrogate escape in a prompt (which serde_json refuses to
+        // build a string from, and Python's json accepts) stays the provider's to judge.
+        assert!(
+            scan(&edited).is_ok() && edited.first() == Some(&b'{'),
+            "an edited body is a JSON object"
+        );
         let after = parse(&edited);
         if let Ok(before) = &before {
             let after = after

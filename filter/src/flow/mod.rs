@@ -370,10 +370,11 @@ impl Flow {
         let body = host
             .request_body(body_size)
             .map_err(|e| self.host_failed(host, e))?;
-        let fields = request_body::parse(&body).map_err(|e| {
+        let scanned = request_body::scan(&body).map_err(|e| {
             host.count(Counter::BadRequest);
             reply::bad_request("invalid_body", &e.message())
         })?;
+        let fields = scanned.fields.clone();
         self.facts.body_bytes = body_size;
         self.facts.model = fields.model.clone();
         self.facts.stream |= fields.stream;
@@ -397,7 +398,7 @@ impl Flow {
                 _ => None,
             },
         };
-        if let Some(new_body) = request_body::edit(&body, edits) {
+        if let Some(new_body) = scanned.edit(edits) {
             // Headers are still held, so the length can be fixed before they go.
             host.set_request_body(&new_body)
                 .and_then(|()| {

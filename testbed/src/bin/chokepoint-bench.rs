@@ -52,6 +52,10 @@ struct Args {
     /// the latency each configuration adds when the machine is not saturated; 0 skips it.
     #[arg(long, default_value_t = 2000.0)]
     rate: f64,
+    /// The offered rate (streams/s, 16 connections) of the fixed-rate streaming load,
+    /// for time to first byte on a machine that is not saturated; 0 skips it.
+    #[arg(long, default_value_t = 500.0)]
+    stream_rate: f64,
     /// Usage records per delivery batch (the policy file's `audit.usage.batch_max`);
     /// the file's own when absent.
     #[arg(long)]
@@ -276,6 +280,15 @@ async fn main() {
             vec![16],
             None,
         ));
+        if args.stream_rate > 0.0 {
+            modes.push((
+                "stream (40 events) at a fixed rate",
+                &streamed,
+                &stream_headers,
+                vec![16],
+                Some(args.stream_rate),
+            ));
+        }
     }
 
     let mut rows = Vec::new();
