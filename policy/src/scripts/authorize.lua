@@ -158,9 +158,10 @@ if allowed and take then
   local expires = int(now + ttl_ms)
   local lifetime = int(ttl_ms + window_ms)
   -- Every slot is reserved in the same scopes and counted in the same rate windows, so
-  -- each reservations set gets one ZADD of all the slots' members and each totals hash
-  -- one addition of all their amounts: the state one slot at a time would leave (totals
-  -- only grow here), in a command per scope instead of five per slot and scope.
+  -- each reservations set gets one ZADD of all the slots' members, each totals hash one
+  -- addition of all their amounts and each rate window one count of all the slots: the
+  -- state one slot at a time would leave (these only grow here), in a few commands per
+  -- scope instead of seven per slot and scope.
   local reserved_in, rates, members = {}, {}, {}
   for p, plan in ipairs(plans) do
     if plan.rate then
@@ -180,10 +181,7 @@ if allowed and take then
       record = 'ck:resv:req:{' .. id .. '}'
     end
     local member = prefix .. id
-    for p, plan in ipairs(plans) do
-      if plan.rate then
-        rate_take(plan.rate, window_ms, reserve_tokens)
-      end
+    for p in ipairs(plans) do
       if members[p] then
         local m = members[p]
         m[#m + 1] = expires
@@ -197,6 +195,9 @@ if allowed and take then
     end
   end
   for p, plan in ipairs(plans) do
+    if plan.rate then
+      rate_take(plan.rate, window_ms, reserve_tokens, slots)
+    end
     if members[p] then
       redis.call('ZADD', plan.budget.zkey, unpack(members[p]))
       if reserve_tokens * slots <= MAX_COUNT and reserve_cost * slots <= MAX_COUNT then

@@ -148,18 +148,23 @@ local function rate_reset_after(r, window_ms, now)
   return math.max(1, math.min(window_ms, r.start + window_ms - now))
 end
 
-local function rate_take(r, window_ms, tokens)
+-- Counts n requests of `tokens` each (a lease's slots in one step).
+local function rate_take(r, window_ms, tokens, n)
+  if tokens * n > MAX_COUNT then
+    -- Past 2^53 a double's product is no longer exact; Redis adds exactly.
+    for _ = 1, n do rate_take(r, window_ms, tokens, 1) end
+    return
+  end
   if r.fresh then
-    redis.call('HSET', r.key, 'start', int(r.start), 'requests', 1, 'tokens', int(tokens))
+    redis.call('HSET', r.key, 'start', int(r.start), 'requests', n, 'tokens', int(tokens * n))
     redis.call('PEXPIRE', r.key, int(2 * window_ms))
-    -- A lease takes several requests in one script: the next adds to this window.
     r.fresh = false
   else
-    redis.call('HINCRBY', r.key, 'requests', 1)
-    redis.call('HINCRBY', r.key, 'tokens', int(tokens))
+    redis.call('HINCRBY', r.key, 'requests', n)
+    redis.call('HINCRBY', r.key, 'tokens', int(tokens * n))
   end
-  r.requests = r.requests + 1
-  r.tokens = r.tokens + tokens
+  r.requests = r.requests + n
+  r.tokens = r.tokens + tokens * n
 end
 
 -- Reservations ------------------------------------------------------------------
