@@ -5,8 +5,16 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::jwt::VerifiedToken;
 
+/// A verified token and the anonymous user id derived from it (an HMAC the cache saves
+/// recomputing on every request).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub token: VerifiedToken,
+    pub user: String,
+}
+
 struct Entry {
-    token: VerifiedToken,
+    verified: Verified,
     /// Unix seconds after which the entry must not be used (the token's own expiry plus
     /// skew, or the cache TTL, whichever is first).
     valid_until: u64,
@@ -37,23 +45,27 @@ impl TokenCache {
         hmac_sha256::Hash::hash(token.as_bytes())
     }
 
-    pub fn get(&self, key: &[u8; 32], now: u64) -> Option<&VerifiedToken> {
+    pub fn get(&self, key: &[u8; 32], now: u64) -> Option<&Verified> {
         self.entries
             .get(key)
             .filter(|e| now <= e.valid_until)
-            .map(|e| &e.token)
+            .map(|e| &e.verified)
     }
 
-    pub fn insert(&mut self, key: [u8; 32], token: VerifiedToken, now: u64) {
+    pub fn insert(&mut self, key: [u8; 32], verified: Verified, now: u64) {
         if self.max_entries == 0 {
             return;
         }
-        let valid_until = token
+        let valid_until = verified
+            .token
             .expires_at
             .saturating_add(self.skew_secs)
             .min(now.saturating_add(self.ttl_secs));
         if let Some(e) = self.entries.get_mut(&key) {
-            *e = Entry { token, valid_until };
+            *e = Entry {
+                verified,
+                valid_until,
+            };
             return;
         }
         while self.entries.len() >= self.max_entries {
@@ -64,7 +76,13 @@ impl TokenCache {
                 None => break,
             }
         }
-        self.entries.insert(key, Entry { token, valid_until });
+        self.entries.insert(
+            key,
+            Entry {
+                verified,
+                valid_until,
+            },
+        );
         self.order.push_back(key);
     }
 
@@ -87,14 +105,17 @@ impl TokenCache {
 mod tests {
     use super::*;
 
-    fn token(exp: u64) -> VerifiedToken {
-        VerifiedToken {
-            issuer: "i".into(),
-            subject: "s".into(),
-            tenant: None,
-            groups: vec![],
-            cost_center: None,
-            expires_at: exp,
+    fn token(exp: u64) -> Verified {
+        Verified {
+            token: VerifiedToken {
+                issuer: "i".into(),
+                subject: "s".into(),
+                tenant: None,
+                groups: vec![],
+                cost_center: None,
+                expires_at: exp,
+            },
+            user: "u".into(),
         }
     }
 

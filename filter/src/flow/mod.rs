@@ -12,12 +12,12 @@ use crate::authorize::{self, AuthorizeRequest, Decision};
 use crate::credentials;
 use crate::host::{Counter, Host, HostError};
 use crate::identity;
-use crate::jwt::{AuthError, VerifiedToken, Verifier};
+use crate::jwt::{AuthError, Verifier};
 use crate::lease::{LeaseAsk, LeaseTable};
 use crate::reply::{self, Reply};
 use crate::request_body::{self, RequestFields};
 use crate::runtime::Runtime;
-use crate::token_cache::TokenCache;
+use crate::token_cache::{TokenCache, Verified};
 use crate::token_source;
 
 /// Header carrying the anonymous user id to the provider.
@@ -266,7 +266,7 @@ impl Flow {
     }
 
     /// Verifies with the token cache in front of the signature check.
-    fn verify(&self, host: &mut dyn Host, token: &str) -> Result<VerifiedToken, AuthError> {
+    fn verify(&self, host: &mut dyn Host, token: &str) -> Result<Verified, AuthError> {
         let cfg = &self.rt.config;
         let now = host.now_secs();
         let key = TokenCache::key(token);
@@ -282,17 +282,21 @@ impl Flow {
             max_token_bytes: cfg.max_token_bytes,
             skew: cfg.clock_skew,
         };
-        let verified = verifier.verify(token, now)?;
+        let token = verifier.verify(token, now)?;
+        let verified = Verified {
+            user: identity::user_uuid(&self.rt.salt, &token.issuer, &token.subject),
+            token,
+        };
         auth.cache.insert(key, verified.clone(), now);
         Ok(verified)
     }
 
-    fn caller(&self, v: VerifiedToken, request_id: String) -> Caller {
+    fn caller(&self, v: Verified, request_id: String) -> Caller {
         Caller {
-            user: identity::user_uuid(&self.rt.salt, &v.issuer, &v.subject),
-            tenant: v.tenant,
-            groups: v.groups,
-            cost_center: v.cost_center,
+            user: v.user,
+            tenant: v.token.tenant,
+            groups: v.token.groups,
+            cost_center: v.token.cost_center,
             request_id,
         }
     }
@@ -604,13 +608,15 @@ impl Flow {
         else {
             return Err(reply::internal("no_provider"));
         };
-        let key = format!("{}{}", provider.key_prefix, key);
         let groups = caller.groups.join(",");
         let mut set = |name: &str, value: Option<&str>| match value {
             Some(v) if !v.is_empty() => host.set_request_header(name, Some(v)),
             _ => Ok(()),
         };
-        let key = rt.config.inject_keys_downstream.then_some(key);
+        let key = rt
+            .config
+            .inject_keys_downstream
+            .then(|| format!("{}{}", provider.key_prefix, key));
         set(&provider.key_header, key.as_deref())
             .and_then(|()| set(CLUSTER_HEADER, Some(&self.cluster_for(index))))
             // Bodies must be readable for accounting: ask providers not to compress.

@@ -13,11 +13,11 @@ impl Flow {
     /// Response headers from the provider (or from Envoy, when it could not reach one).
     pub fn on_response_headers(&mut self, host: &mut dyn Host) -> Next {
         if self.facts.replied.is_none() {
-            let (status, content_type) = host.response_status_and_type();
             // After a fallback, the provider that answered is not the first of the chain:
-            // the key injector names it, and the record and price follow it.
-            // Trusted only when the injector runs: otherwise it could come from a provider.
-            let injector = !self.rt.config.inject_keys_downstream;
+            // the key injector names it, and the record and price follow it. Trusted
+            // only when the injector runs: otherwise it could come from a provider. Not
+            // read when no record will be written (identity-only mode).
+            let injector = !self.rt.config.inject_keys_downstream && !self.facts.logged;
             let served = injector
                 .then(|| host.response_header(crate::key_injection::PROVIDER_HEADER))
                 .flatten();
@@ -28,6 +28,7 @@ impl Flow {
                 }
             }
             if let Some(a) = &mut self.accounting {
+                let (status, content_type) = host.response_status_and_type();
                 a.on_headers(status, content_type.as_deref());
             }
             if let Some(q) = &self.facts.quota {
