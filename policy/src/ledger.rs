@@ -194,9 +194,8 @@ fn write_for(record: &UsageRecord, now_ms: u64) -> UsageWrite {
             .min(MAX_USAGE_COUNT),
         cost_micros: record.cost_micros,
         // The record as the filter sent it: an audit trail shows what was reported, not
-        // our reading of it. A parsed JSON value always serialises; the fallback is
-        // unreachable but keeps a bug here from ever becoming a panic.
-        record_json: serde_json::to_string(&record.raw).unwrap_or_else(|_| "{}".to_owned()),
+        // our reading of it.
+        record_json: record.raw.clone(),
         // Stored next to the record because the record alone does not tell it when its
         // timestamp was missing or implausible.
         day: day.to_string(),
@@ -238,7 +237,7 @@ mod tests {
             ttft_ms: None,
             completed: Some(true),
             ts_ms: Some(1_735_689_599_999),
-            raw: serde_json::json!({"request_id": "req-1", "trace_id": "t-9"}),
+            raw: r#"{"request_id":"req-1","trace_id":"t-9"}"#.to_owned(),
         }
     }
 

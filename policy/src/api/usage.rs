@@ -14,7 +14,8 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use super::{fields, json_body, AppState};
@@ -63,17 +64,18 @@ pub struct UsageRecord {
     pub completed: Option<bool>,
     /// When the request happened, by the filter's clock: picks the ledger day.
     pub ts_ms: Option<u64>,
-    /// The record exactly as the filter sent it, unknown fields included.
-    pub raw: Value,
+    /// The record exactly as the filter sent it (its JSON text), unknown fields included.
+    pub raw: String,
 }
 
 /// The wire shapes. As in authorize, required fields are `Option` so their absence gets
 /// our message, and unknown fields are ignored so a newer filter may send more.
-/// Records stay untyped here so each keeps its raw form for the audit log, and so a
-/// batch over the size limit is refused before any record is examined.
+/// Records stay raw text here (checked JSON, no tree built) so each keeps its form for
+/// the audit log, is decoded straight into its typed fields, and so a batch over the size
+/// limit is refused before any record is examined.
 #[derive(Deserialize)]
 struct BatchWire {
-    records: Option<Vec<Value>>,
+    records: Option<Vec<Box<RawValue>>>,
     /// Lease slots the filter did not use, to give back.
     releases: Option<Vec<String>>,
 }
@@ -152,18 +154,22 @@ impl UsageRecord {
         let records = records
             .into_iter()
             .enumerate()
-            .map(|(index, record)| Self::validate(&format!("records[{index}]"), record))
+            .map(|(index, record)| Self::validate(&format!("records[{index}]"), &record))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(UsageBatch { records, releases })
     }
 
-    fn validate(at: &str, raw: Value) -> Result<Self, ApiError> {
-        if !raw.is_object() {
+    fn validate(at: &str, raw: &RawValue) -> Result<Self, ApiError> {
+        // RawValue holds one JSON value with no surrounding whitespace.
+        if !raw.get().starts_with('{') {
             return Err(fields::invalid(at, "must be a JSON object"));
         }
-        let wire: RecordWire = serde_path_to_error::deserialize(&raw).map_err(|err| {
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        let wire: RecordWire = serde_path_to_error::deserialize(&mut de).map_err(|err| {
             let path = err.path().to_string();
-            let message = err.into_inner();
+            // serde_json appends "at line L column C" of the record; the path says where.
+            let message = err.into_inner().to_string();
+            let message = message.split(" at line ").next().unwrap_or_default();
             ApiError::invalid_request("invalid_field", format!("{at}.{path}: {message}"))
         })?;
         let field = |name: &str| format!("{at}.{name}");
@@ -209,7 +215,7 @@ impl UsageRecord {
             ttft_ms: wire.ttft_ms,
             completed: wire.completed,
             ts_ms: wire.ts_ms,
-            raw,
+            raw: raw.get().to_owned(),
         })
     }
 }
@@ -330,12 +336,9 @@ mod tests {
             (Some(200), Some(812), Some(95), Some(false))
         );
         assert_eq!(full.ts_ms, Some(1_795_640_042_000));
-        assert_eq!(
-            full.raw["future_field"],
-            json!({"x": 1}),
-            "raw keeps everything"
-        );
-        assert_eq!(full.raw["user"], USER.to_uppercase(), "raw is as sent");
+        let raw: serde_json::Value = serde_json::from_str(&full.raw).unwrap();
+        assert_eq!(raw["future_field"], json!({"x": 1}), "raw keeps everything");
+        assert_eq!(raw["user"], USER.to_uppercase(), "raw is as sent");
 
         let nulls = format!(
             r#"{{"request_id":"r3","user":"{USER}","tenant":null,"groups":null,"input_tokens":null,
