@@ -259,7 +259,7 @@ impl Body<'_> {
                 set.push(("model", model.into()));
             }
         }
-        if edits.include_usage && value(get("stream")) == Some(Value::Bool(true)) {
+        if edits.include_usage && self.fields.stream {
             let mut options = object_of(get("stream_options"));
             if options.get("include_usage") != Some(&Value::Bool(true)) {
                 options.insert("include_usage".into(), Value::Bool(true));
@@ -304,30 +304,34 @@ impl Body<'_> {
             .sum::<usize>();
         let mut out = Vec::with_capacity(size + 64 * set.len() + 2);
         out.push(b'{');
-        let emit = |out: &mut Vec<u8>, key: &str, raw: &str| {
+        let key = |out: &mut Vec<u8>, key: &str| {
             if out.len() > 1 {
                 out.push(b',');
             }
-            // Writing a string into a Vec cannot fail.
+            // Writing JSON into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *out, key);
             out.push(b':');
-            out.extend_from_slice(raw.as_bytes());
         };
         let mut placed = vec![false; set.len()];
         for (k, v) in &self.members {
             match set.iter().position(|(name, _)| k == name) {
                 Some(i) => {
                     if let (Some((name, new)), Some(p)) = (set.get(i), placed.get_mut(i)) {
-                        emit(&mut out, name, &new.to_string());
+                        key(&mut out, name);
+                        let _ = serde_json::to_writer(&mut out, new);
                         *p = true;
                     }
                 }
-                None => emit(&mut out, k, v.get()),
+                None => {
+                    key(&mut out, k);
+                    out.extend_from_slice(v.get().as_bytes());
+                }
             }
         }
         for ((name, new), p) in set.iter().zip(&placed) {
             if !p {
-                emit(&mut out, name, &new.to_string());
+                key(&mut out, name);
+                let _ = serde_json::to_writer(&mut out, new);
             }
         }
         out.push(b'}');

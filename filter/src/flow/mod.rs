@@ -378,11 +378,11 @@ impl Flow {
             host.count(Counter::BadRequest);
             reply::bad_request("invalid_body", &e.message())
         })?;
-        let fields = scanned.fields.clone();
+        let fields = &scanned.fields;
         self.facts.body_bytes = body_size;
         self.facts.model = fields.model.clone();
         self.facts.stream |= fields.stream;
-        let resolved = self.route_model(&caller, &fields)?;
+        let resolved = self.route_model(&caller, fields)?;
         let endpoint = self.facts.endpoint;
         let edits = request_body::Edits {
             // Only a model named in the body is rewritten; a path model stays in the path.
@@ -410,7 +410,7 @@ impl Flow {
                 })
                 .map_err(|e| self.host_failed(host, e))?;
         }
-        self.authorize(host, caller, &fields)
+        self.authorize(host, caller, fields)
     }
 
     fn authorize(

@@ -162,16 +162,17 @@ if allowed and take then
   -- addition of all their amounts and each rate window one count of all the slots: the
   -- state one slot at a time would leave (these only grow here), in a few commands per
   -- scope instead of seven per slot and scope.
-  local reserved_in, rates, members = {}, {}, {}
-  for p, plan in ipairs(plans) do
+  local reserved_in, rates = {}, {}
+  for _, plan in ipairs(plans) do
     if plan.rate then
       rates[#rates + 1] = {plan.rate.key, int(plan.rate.start)}
     end
     if plan.budget and reserve then
       reserved_in[#reserved_in + 1] = {plan.budget.zkey, plan.budget.skey}
-      members[p] = {}
     end
   end
+  -- ZADD arguments, the same for every reservations set: score and member per slot.
+  local members = {}
   local z, r = cjson.encode(reserved_in), cjson.encode(rates)
   local prefix = int(reserve_tokens) .. ':' .. int(reserve_cost) .. ':'
   for i = 1, slots do
@@ -181,25 +182,20 @@ if allowed and take then
       record = 'ck:resv:req:{' .. id .. '}'
     end
     local member = prefix .. id
-    for p in ipairs(plans) do
-      if members[p] then
-        local m = members[p]
-        m[#m + 1] = expires
-        m[#m + 1] = member
-      end
-    end
+    members[#members + 1] = expires
+    members[#members + 1] = member
     if (i > 1 or not had_record) and (#reserved_in > 0 or #rates > 0) then
       redis.call('HSET', record, 't', int(reserve_tokens), 'c', int(reserve_cost), 'm', member,
         'z', z, 'r', r)
       redis.call('PEXPIRE', record, lifetime)
     end
   end
-  for p, plan in ipairs(plans) do
+  for _, plan in ipairs(plans) do
     if plan.rate then
       rate_take(plan.rate, window_ms, reserve_tokens, slots)
     end
-    if members[p] then
-      redis.call('ZADD', plan.budget.zkey, unpack(members[p]))
+    if plan.budget and reserve then
+      redis.call('ZADD', plan.budget.zkey, unpack(members))
       if reserve_tokens * slots <= MAX_COUNT and reserve_cost * slots <= MAX_COUNT then
         sum_add(plan.budget.skey, reserve_tokens * slots, reserve_cost * slots)
       else

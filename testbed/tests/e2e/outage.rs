@@ -118,19 +118,7 @@ async fn failing_open_serves_through_an_outage_and_still_charges() {
     let user = support::uuid_of(&stack, "carol");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let l: serde_json::Value = client
-            .get(format!(
-                "{}/v1/admin/usage?scope=user&id={user}&period={}",
-                stack.policy_url,
-                support::today()
-            ))
-            .bearer_auth(&stack.opts.admin_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let l = support::ledger(&stack, "user", &user).await;
         if l["requests"] == 2 {
             break;
         }

@@ -101,13 +101,10 @@ pub async fn error_code(resp: reqwest::Response, status: u16) -> String {
 
 pub use chokepoint_testbed::utc::today;
 
-/// A user's spend as the policy service reports it (budgets, usage).
-pub async fn user_spend(stack: &Stack, user: &str) -> Value {
+/// A policy-service admin API answer (`path_and_query` after the service's URL).
+pub async fn admin_get(stack: &Stack, path_and_query: &str) -> Value {
     reqwest::Client::new()
-        .get(format!(
-            "{}/v1/admin/spend?scope_kind=user&id={user}",
-            stack.policy_url
-        ))
+        .get(format!("{}{path_and_query}", stack.policy_url))
         .bearer_auth(&stack.opts.admin_token)
         .send()
         .await
@@ -115,6 +112,11 @@ pub async fn user_spend(stack: &Stack, user: &str) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+/// A user's spend as the policy service reports it (budgets, usage).
+pub async fn user_spend(stack: &Stack, user: &str) -> Value {
+    admin_get(stack, &format!("/v1/admin/spend?scope_kind=user&id={user}")).await
 }
 
 /// The sum of the policy service's metrics lines that start with `prefix`.
@@ -134,18 +136,11 @@ pub async fn policy_metric(stack: &Stack, prefix: &str) -> u64 {
 /// The policy service's ledger for one scope, today.
 pub async fn ledger(stack: &Stack, scope: &str, id: &str) -> Value {
     let day = today();
-    reqwest::Client::new()
-        .get(format!(
-            "{}/v1/admin/usage?scope={scope}&id={id}&period={day}",
-            stack.policy_url
-        ))
-        .bearer_auth(&stack.opts.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    admin_get(
+        stack,
+        &format!("/v1/admin/usage?scope={scope}&id={id}&period={day}"),
+    )
+    .await
 }
 
 /// The access-log record of one request, waiting for Envoy's log flush.
