@@ -17,6 +17,32 @@ async fn decisions(stack: &Stack) -> u64 {
     .await
 }
 
+/// (authorize decisions since `before`, requests served from slots, renewals answered),
+/// once two reads 250 ms apart agree.
+async fn settled_counts(stack: &Stack, before: u64) -> (u64, u64, u64) {
+    let read = || async {
+        (
+            decisions(stack).await - before,
+            stack.envoy_stat("chokepoint.authorize.lease_served").await,
+            stack.envoy_stat("chokepoint.authorize.lease_renewed").await,
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = read().await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = read().await;
+        if now == last {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lease counters still moving after 10 s: {now:?}"
+        );
+        last = now;
+    }
+}
+
 #[tokio::test]
 async fn leases_admit_without_callouts_and_charge_exactly() {
     let stack = support::start("leases", |o| o.requests_per_window = 1000).await;
@@ -45,16 +71,16 @@ async fn leases_admit_without_callouts_and_charge_exactly() {
         assert_eq!(resp.status(), 200, "request {i}");
         let _ = resp.bytes().await.unwrap();
     }
-    let callouts = decisions(&stack).await - before;
+    // A busy caller's lease is renewed in the background before it runs out: those
+    // decisions come from the root, not from a request. The policy service counts a
+    // renewal when it decides and Envoy when the answer arrives, so one still in flight
+    // shows on one side only: read until both sides stop moving.
+    let (callouts, served, renewed) = settled_counts(&stack, before).await;
     println!("{N} requests, {callouts} authorize decisions");
     assert!(
         callouts <= N / 4,
         "{callouts} decisions for {N} requests: leases are not used"
     );
-    // A busy caller's lease is renewed in the background before it runs out: those
-    // decisions come from the root, not from a request.
-    let served = stack.envoy_stat("chokepoint.authorize.lease_served").await;
-    let renewed = stack.envoy_stat("chokepoint.authorize.lease_renewed").await;
     println!("{served} served from slots, {renewed} renewals");
     assert_eq!(
         served + callouts - renewed,
