@@ -15,7 +15,7 @@ use std::time::Duration;
 use chokepoint_testbed::bench::{self, Load};
 use chokepoint_testbed::devtoken::{DevKey, TokenSpec};
 use chokepoint_testbed::peers;
-use chokepoint_testbed::stack::process::{self, Managed};
+use chokepoint_testbed::reference_envoy::{self, bare_envoy, Extra};
 use chokepoint_testbed::stack::{Stack, StackOptions};
 use clap::Parser;
 use serde_json::json;
@@ -144,6 +144,9 @@ type Mode<'a> = (
     Option<f64>,
 );
 
+/// Worker counts at which idle RSS is read, with and without the filter.
+const RSS_WORKERS: [u32; 3] = [1, 2, 4];
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -176,13 +179,20 @@ async fn main() {
         eprintln!("chokepoint-bench: {what}: {e}");
         std::process::exit(1)
     };
-    let bare = bare_envoy(&stack, &run_dir, "bare", Extra::None)
+    let workers = stack.opts.envoy_concurrency;
+    let bare = bare_envoy(&stack, &run_dir, "bare", Extra::None, workers)
         .await
         .unwrap_or_else(|e| fail("bare Envoy", e));
     let jwks = stack.opts.dev_key.jwks_json();
-    let jwt_envoy = bare_envoy(&stack, &run_dir, "jwt-authn", Extra::JwtAuthn(&jwks))
-        .await
-        .unwrap_or_else(|e| fail("jwt_authn Envoy", e));
+    let jwt_envoy = bare_envoy(
+        &stack,
+        &run_dir,
+        "jwt-authn",
+        Extra::JwtAuthn(&jwks),
+        workers,
+    )
+    .await
+    .unwrap_or_else(|e| fail("jwt_authn Envoy", e));
     // Built next to the filter by scripts/bench.
     let empty_wasm = stack
         .opts
@@ -193,6 +203,7 @@ async fn main() {
         &run_dir,
         "empty-wasm",
         Extra::EmptyWasm(&empty_wasm),
+        workers,
     )
     .await
     .unwrap_or_else(|e| fail("empty-filter Envoy", e));
@@ -413,6 +424,12 @@ async fn main() {
         }
     }
     let rss_full = bench::rss_kib(stack.envoy_pid().unwrap_or(0));
+    // The filter's memory is mostly per process (one compile of the module), so RSS is
+    // read at several worker counts and split into a fixed and a per-worker part.
+    let rss_points = reference_envoy::rss_by_workers(&mut stack, &run_dir, &RSS_WORKERS)
+        .await
+        .unwrap_or_else(|e| fail("RSS by worker count", e));
+    let rss_fit = reference_envoy::added_rss_fit(&rss_points);
 
     let summary = |r: &Row| {
         let mut rps: Vec<f64> = r.runs.iter().map(|x| x.load.rps()).collect();
@@ -479,11 +496,16 @@ async fn main() {
         "lease_slots": args.lease_slots.min(64),
         "machine": {
             "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
-            "envoy_workers": stack.opts.envoy_concurrency,
+            "envoy_workers": workers,
         },
         "versions": {"envoy": envoy_version, "chokepoint": env!("CARGO_PKG_VERSION")},
         "wasm_bytes": wasm_bytes,
-        "envoy_rss_kib": {"bare": rss_bare, "empty_wasm_filter": rss_empty, "chokepoint_idle": rss_full_before, "chokepoint_after_load": rss_full},
+        "envoy_rss_kib": {
+            "bare": rss_bare, "empty_wasm_filter": rss_empty,
+            "chokepoint_idle": rss_full_before, "chokepoint_after_load": rss_full,
+            "by_workers": rss_points,
+            "added_fixed": rss_fit.map(|f| f.0), "added_per_worker": rss_fit.map(|f| f.1),
+        },
         "results": results,
     });
     if let Some(dir) = std::path::Path::new(&args.out).parent() {
@@ -529,133 +551,6 @@ async fn configure(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     Err("Envoy did not take the new lease setting".into())
-}
-
-/// What a reference Envoy runs before its router.
-enum Extra<'a> {
-    None,
-    /// Envoy's own JWT filter with this JWKS.
-    JwtAuthn(&'a str),
-    /// A wasm filter that does nothing, from this file.
-    EmptyWasm(&'a std::path::Path),
-}
-
-/// The same Envoy, same upstream, no filters (or one reference filter): the reference.
-async fn bare_envoy(
-    stack: &Stack,
-    dir: &std::path::Path,
-    name: &str,
-    extra: Extra<'_>,
-) -> Result<(String, Managed), String> {
-    let mock_port = stack
-        .mock_url
-        .as_deref()
-        .and_then(|u| u.rsplit(':').next())
-        .and_then(|p| p.parse::<u16>().ok())
-        .ok_or("no mock")?;
-    // Envoy's own JWT filter with the same key (inline JWKS), the token in `x-jwt` (the
-    // upstream's key travels in `authorization`), and its verified-token cache on.
-    let extra_filter = match extra {
-        Extra::JwtAuthn(jwks) => format!(
-            r#"
-          - name: envoy.filters.http.jwt_authn
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
-              providers:
-                dev:
-                  issuer: {issuer}
-                  audiences: [{audience}]
-                  from_headers: [{{name: x-jwt}}]
-                  forward: false
-                  local_jwks: {{inline_string: '{jwks}'}}
-                  jwt_cache_config: {{jwt_cache_size: 1000}}
-              rules:
-              - match: {{prefix: "/"}}
-                requires: {{provider_name: dev}}"#,
-            issuer = chokepoint_testbed::devtoken::DEFAULT_ISSUER,
-            audience = chokepoint_testbed::devtoken::DEFAULT_AUDIENCE,
-            jwks = jwks.replace('\'', "''"),
-        ),
-        // The same runtime and failure policy as chokepoint's filter.
-        Extra::EmptyWasm(path) => format!(
-            r#"
-          - name: empty
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: empty
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: empty
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{local: {{filename: '{path}'}}}}"#,
-            path = path.display().to_string().replace('\'', "''"),
-        ),
-        Extra::None => String::new(),
-    };
-    let yaml = format!(
-        r#"node: {{id: bare, cluster: bare}}
-admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}
-static_resources:
-  listeners:
-  - name: gateway
-    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bare
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: upstream, timeout: 600s}}
-          http_filters:{extra_filter}
-          - name: envoy.filters.http.router
-            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
-  clusters:
-  - name: upstream
-    type: STATIC
-    connect_timeout: 2s
-    load_assignment: {{cluster_name: upstream, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {mock_port}}}}}}}}}]}}]}}
-"#
-    );
-    let cfg = dir.join(format!("{name}-envoy.yaml"));
-    std::fs::write(&cfg, yaml).map_err(|e| e.to_string())?;
-    let admin_file = dir.join(format!("{name}-admin.addr"));
-    let mut cmd = Command::new(&stack.opts.envoy);
-    cmd.arg("-c")
-        .arg(&cfg)
-        .arg("--admin-address-path")
-        .arg(&admin_file)
-        .args(["--use-dynamic-base-id", "--concurrency"])
-        .arg(stack.opts.envoy_concurrency.to_string())
-        .args(["-l", "warn"]);
-    let mut proc = Managed::spawn(name, cmd, &dir.join(format!("{name}-envoy.log")))
-        .map_err(|e| e.to_string())?;
-    let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if let Ok(r) = client
-            .get(format!("http://{admin}/listeners?format=json"))
-            .send()
-            .await
-        {
-            if let Ok(v) = r.json::<serde_json::Value>().await {
-                if let Some(port) = v["listener_statuses"][0]["local_address"]["socket_address"]
-                    ["port_value"]
-                    .as_u64()
-                {
-                    return Ok((format!("http://127.0.0.1:{port}"), proc));
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err("bare Envoy's listener never came up".into())
 }
 
 /// `--load`: one configuration someone started by hand, for profiling.
