@@ -214,7 +214,8 @@ mod tests {
 
     #[test]
     fn fits_the_fixed_and_per_worker_parts() {
-        let cases: &[(&str, Vec<RssPoint>, Option<(f64, f64)>)] = &[
+        type Case = (&'static str, Vec<RssPoint>, Option<(f64, f64)>);
+        let cases: &[Case] = &[
             (
                 "exact line",
                 vec![p(1, 100, 160), p(2, 100, 170), p(4, 100, 190)],
