@@ -224,12 +224,25 @@ impl Store {
             for scope in &group_order {
                 invocation.arg(&scope.id);
             }
-            for (write, numbers) in chunk.iter().zip(&record_groups) {
+            match group_sums(chunk, &record_groups, group_order.len()) {
+                Some(sums) => {
+                    invocation.arg(1);
+                    for sum in sums {
+                        invocation.arg(sum);
+                    }
+                }
+                None => {
+                    invocation.arg(0);
+                }
+            }
+            for write in chunk {
                 invocation
                     .arg(&write.record_json)
                     .arg(&write.day)
-                    .arg(write.tokens)
-                    .arg(write.cost_micros);
+                    .arg(write.tokens);
+            }
+            for (write, numbers) in chunk.iter().zip(&record_groups) {
+                invocation.arg(write.cost_micros);
                 for (_, increment) in &write.increments {
                     invocation.arg(*increment);
                 }
@@ -331,6 +344,41 @@ fn usage_chunks(writes: &[UsageWrite]) -> Vec<Range<usize>> {
     chunks
 }
 
+/// Largest sum `record_usage.lua` takes as one number (2^53: Lua numbers are doubles).
+const MAX_EXACT: u64 = 1 << 53;
+
+/// What each scope group's records add when all of them are booked, as the script wants
+/// them: per group (numbered from 1 in `record_groups`), one sum per ledger field, then
+/// tokens and cost. `None` when a sum passes [`MAX_EXACT`]: the script then adds the
+/// records up itself, exactly.
+fn group_sums(
+    chunk: &[UsageWrite],
+    record_groups: &[Vec<usize>],
+    groups: usize,
+) -> Option<Vec<u64>> {
+    let fields = chunk.first().map_or(0, |w| w.increments.len());
+    let width = fields + 2;
+    let mut sums = vec![0u64; groups * width];
+    for (write, numbers) in chunk.iter().zip(record_groups) {
+        let amounts = write
+            .increments
+            .iter()
+            .map(|(_, v)| *v)
+            .chain([write.tokens, write.cost_micros]);
+        for &g in numbers {
+            let at = g.checked_sub(1)? * width;
+            for (sum, amount) in sums
+                .get_mut(at..at + width)?
+                .iter_mut()
+                .zip(amounts.clone())
+            {
+                *sum = sum.checked_add(amount).filter(|s| *s <= MAX_EXACT)?;
+            }
+        }
+    }
+    Some(sums)
+}
+
 /// How many of a chunk's `len` records were booked (the others were duplicates), from
 /// its reply: one 1 or 0 per record.
 fn chunk_outcome(reply: redis::RedisResult<Value>, len: usize) -> Result<u64, StoreError> {
@@ -412,6 +460,51 @@ mod tests {
                 .map(|chunk| (chunk.start, chunk.end))
                 .collect();
             assert_eq!(chunks, expected, "{} writes", writes.len());
+        }
+    }
+
+    #[test]
+    fn group_sums_add_each_records_amounts_to_its_groups_while_exact() {
+        let amounts = |tokens: u64, cost: u64| UsageWrite {
+            tokens,
+            cost_micros: cost,
+            ..write(1, &["requests", "cost_micros"])
+        };
+        // (records with their groups, groups, sums: per group requests, cost_micros
+        // (the increments, 1 each), tokens, cost)
+        type Case = (Vec<(UsageWrite, Vec<usize>)>, usize, Option<Vec<u64>>);
+        let big = MAX_EXACT - 10;
+        let cases: Vec<Case> = vec![
+            (Vec::new(), 0, Some(Vec::new())),
+            (vec![(amounts(5, 7), vec![1])], 1, Some(vec![1, 1, 5, 7])),
+            (
+                vec![(amounts(5, 7), vec![1, 2]), (amounts(1, 2), vec![2])],
+                2,
+                Some(vec![1, 1, 5, 7, 2, 2, 6, 9]),
+            ),
+            (
+                vec![(amounts(big, 1), vec![1]), (amounts(10, 1), vec![1])],
+                1,
+                Some(vec![2, 2, MAX_EXACT, 2]),
+            ),
+            // Past 2^53 the script adds the records up itself.
+            (
+                vec![(amounts(big, 1), vec![1]), (amounts(11, 1), vec![1])],
+                1,
+                None,
+            ),
+            (vec![(amounts(u64::MAX, 0), vec![1])], 1, None),
+            // Group numbers the service never gives out.
+            (vec![(amounts(1, 1), vec![3])], 2, None),
+            (vec![(amounts(1, 1), vec![0])], 2, None),
+        ];
+        for (records, groups, expected) in cases {
+            let (chunk, numbers): (Vec<UsageWrite>, Vec<Vec<usize>>) = records.into_iter().unzip();
+            assert_eq!(
+                group_sums(&chunk, &numbers, groups),
+                expected,
+                "{numbers:?}"
+            );
         }
     }
 

@@ -106,7 +106,7 @@ fn record(id: &str, model: &str, i: u64, ts_ms: u64) -> Value {
 /// Authorizes requests of one user (rate limits, a rolling budget on the user and a
 /// month budget on the tenant, a lease) and books their records, all in one POST or
 /// one POST per record; returns the response counts summed and all of Redis.
-async fn book(one_per_post: bool) -> ((u64, u64), BTreeMap<String, String>) {
+async fn book(one_per_post: bool, duplicate: bool) -> ((u64, u64), BTreeMap<String, String>) {
     let redis = RedisServer::start();
     let clock = ManualClock::at(NOW);
     let service = Service::start(chokepoint_policy::Config {
@@ -162,8 +162,11 @@ async fn book(one_per_post: bool) -> ((u64, u64), BTreeMap<String, String>) {
             record(&format!("q{i}"), model(i), i, ts)
         })
         .collect();
-    // The same request twice in the batch: the second is a duplicate.
-    records.insert(10, records[3].clone());
+    // The same request twice in the batch: the second is a duplicate, and the script
+    // adds up the records itself rather than take the service's sums.
+    if duplicate {
+        records.insert(10, records[3].clone());
+    }
     // Two lease slots used by other requests.
     for (slot, i) in [(2, 60), (5, 61)] {
         let mut used = record(&format!("l{i}"), "gpt-4o", i, NOV_26_EARLY);
@@ -182,6 +185,23 @@ async fn book(one_per_post: bool) -> ((u64, u64), BTreeMap<String, String>) {
     records.insert(20, early);
     assert!(records.len() <= 64, "one script call: {}", records.len());
 
+    // What the booked records add up to (each request id once), every one of them in
+    // the tenant's month: the totals a state that only matches itself could still miss.
+    let mut ids = BTreeSet::new();
+    let (mut input, mut output, mut cost, mut booked) = (0, 0, 0, 0);
+    for r in records
+        .iter()
+        .filter(|r| ids.insert(r["request_id"].to_string()))
+    {
+        let n = |field: &str| r[field].as_u64().expect(field);
+        (input, output, cost) = (
+            input + n("input_tokens"),
+            output + n("output_tokens"),
+            cost + n("cost_micros"),
+        );
+        booked += 1;
+    }
+
     let (mut accepted, mut duplicates) = (0, 0);
     let batches: Vec<Vec<Value>> = if one_per_post {
         records.into_iter().map(|r| vec![r]).collect()
@@ -195,6 +215,24 @@ async fn book(one_per_post: bool) -> ((u64, u64), BTreeMap<String, String>) {
         duplicates += body["duplicates"].as_u64().expect("duplicates");
     }
     let mut conn = redis.connection().await;
+    let ledger: BTreeMap<String, u64> = conn
+        .hgetall("ck:ledger:tenant:{acme}:2026-11")
+        .await
+        .expect("HGETALL");
+    let totals = (
+        ledger["input_tokens"],
+        ledger["output_tokens"],
+        ledger["cost_micros"],
+        ledger["requests"],
+    );
+    assert_eq!(totals, (input, output, cost, booked), "{ledger:?}");
+    for (ranking, total) in [("tokens", input + output), ("cost_micros", cost)] {
+        let score: f64 = conn
+            .zscore(format!("ck:top:tenant:{ranking}:2026-11"), "acme")
+            .await
+            .expect("ZSCORE");
+        assert_eq!(score, total as f64, "{ranking}");
+    }
     let state = snapshot(&mut conn).await;
     service.stop().await.expect("stop");
     ((accepted, duplicates), state)
@@ -202,9 +240,17 @@ async fn book(one_per_post: bool) -> ((u64, u64), BTreeMap<String, String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunk_ends_exactly_as_one_call_per_record() {
-    let (chunk_counts, chunked) = book(false).await;
-    let (single_counts, single) = book(true).await;
-    assert_eq!(chunk_counts, (57, 1));
+    // Without a duplicate the script takes the service's per-group sums; with one it
+    // adds up the booked records itself. Both must end as one call per record does.
+    for (duplicate, counts) in [(false, (57, 0)), (true, (57, 1))] {
+        chunk_matches_single_calls(duplicate, counts).await;
+    }
+}
+
+async fn chunk_matches_single_calls(duplicate: bool, counts: (u64, u64)) {
+    let (chunk_counts, chunked) = book(false, duplicate).await;
+    let (single_counts, single) = book(true, duplicate).await;
+    assert_eq!(chunk_counts, counts, "duplicate: {duplicate}");
     assert_eq!(single_counts, chunk_counts);
 
     // The state reached is a real one: spend booked everywhere a record reaches.
@@ -243,7 +289,11 @@ async fn a_chunk_ends_exactly_as_one_call_per_record() {
             )
         })
         .collect();
-    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert!(
+        differences.is_empty(),
+        "duplicate: {duplicate}\n{}",
+        differences.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
