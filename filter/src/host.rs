@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::jwks_sync::SharedData;
 use crate::jwt::AuthError;
 use crate::reply::Reply;
-use crate::telemetry::Metric;
+use crate::telemetry::Outcome;
 
 /// A hostcall failed. Carries only a static description: host errors end as a 500 reply
 /// and a counter, never as a panic.
@@ -42,7 +42,8 @@ pub trait Host: SharedData {
     fn set_filter_state(&mut self, name: &str, value: &[u8]);
     /// Hands a usage record to the root's delivery queue; false when it could not.
     fn enqueue_usage(&mut self, record: &[u8]) -> bool;
-    fn emit(&mut self, metric: Metric);
+    /// The usage stats of one finished exchange (see `telemetry`).
+    fn record_outcome(&mut self, outcome: &Outcome);
 }
 
 /// Everything the filter counts. One Envoy stat each.

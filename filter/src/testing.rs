@@ -271,8 +271,8 @@ impl Host for FakeHost {
         true
     }
 
-    fn emit(&mut self, metric: crate::telemetry::Metric) {
-        self.metrics.push(metric);
+    fn record_outcome(&mut self, outcome: &crate::telemetry::Outcome) {
+        self.metrics.extend(crate::telemetry::metrics(outcome));
     }
 }
 

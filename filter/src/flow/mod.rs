@@ -17,7 +17,7 @@ use crate::lease::{LeaseAsk, LeaseTable};
 use crate::reply::{self, Reply};
 use crate::request_body::{self, RequestFields};
 use crate::runtime::Runtime;
-use crate::token_cache::{TokenCache, Verified};
+use crate::token_cache::Verified;
 use crate::token_source;
 
 /// Header carrying the anonymous user id to the provider.
@@ -269,8 +269,8 @@ impl Flow {
     fn verify(&self, host: &mut dyn Host, token: &str) -> Result<Verified, AuthError> {
         let cfg = &self.rt.config;
         let now = host.now_secs();
-        let key = TokenCache::key(token);
         let mut auth = self.auth.borrow_mut();
+        let key = auth.cache.key(token);
         if let Some(hit) = auth.cache.get(&key, now) {
             host.count(Counter::TokenCacheHit);
             return Ok(hit.clone());

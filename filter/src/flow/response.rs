@@ -149,7 +149,7 @@ impl Flow {
             Some(m) if rt.config.prices.is_listed(m) => m,
             _ => "other",
         };
-        for m in telemetry::metrics(&telemetry::Outcome {
+        host.record_outcome(&telemetry::Outcome {
             model_label,
             provider: provider.map_or("none", |p| p.name.as_str()),
             status,
@@ -161,9 +161,7 @@ impl Flow {
             cost_micros,
             estimated: record.estimated,
             ttft_ms,
-        }) {
-            host.emit(m);
-        }
+        });
     }
 }
 

@@ -919,3 +919,50 @@ fn identity_mode_authenticates_attributes_and_forwards_only() {
     let e = crate::config::Config::parse(config.to_string().as_bytes()).unwrap_err();
     assert_eq!(e.field, "mode");
 }
+
+/// Profiling aid, not a check: one caller's full request path (served from lease slots,
+/// a JSON reply with usage, the record written) many times over, for callgrind:
+/// `cargo test --release -p chokepoint-filter --lib profile_ -- --ignored` under
+/// `valgrind --tool=callgrind`.
+#[test]
+#[ignore]
+fn profile_full_path_from_lease_slots() {
+    let keys = Keys::new();
+    let mut config = keys.config_json();
+    config["policy"]["lease_slots"] = serde_json::json!(64);
+    let rt = testing::runtime_from(&config);
+    let auth_state = Rc::new(std::cell::RefCell::new(crate::auth_state::AuthState::new(
+        &rt,
+    )));
+    let auth = bearer(keys);
+    let body = r#"{"model":"gpt-4o-mini","max_tokens":64,"messages":[{"role":"user","content":"Benchmark me."}]}"#;
+    let reply = include_bytes!("../../fixtures/openai_chat.json");
+    let mut served = 0;
+    for i in 0..20_000 {
+        let mut host = FakeHost::with_headers(&[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            ("content-type", "application/json"),
+            ("authorization", auth.as_str()),
+            ("x-request-id", "3f1c9a4e-7d2b-4e8a-9c1f-0a5b6d7e8f90"),
+        ]);
+        host.now = testing::NOW;
+        host.body = body.as_bytes().to_vec();
+        let mut flow = Flow::new(Rc::clone(&rt), Rc::clone(&auth_state));
+        flow.on_request_headers(&mut host, false);
+        let len = host.body.len();
+        if flow.on_request_body(&mut host, len, true) == Next::Pause {
+            flow.on_callout_response(&mut host, 101, Some(200), br#"{"allow":true,"slots":64}"#);
+        } else {
+            served += 1;
+        }
+        host.response_status = Some(200);
+        host.response_type = Some("application/json".into());
+        flow.on_response_headers(&mut host);
+        host.response_chunk = reply.to_vec();
+        flow.on_response_body(&mut host, reply.len(), true);
+        flow.on_log(&mut host);
+        assert!(host.replies.is_empty(), "request {i}: {:?}", host.replies);
+    }
+    assert!(served > 19_000, "{served} served from slots");
+}

@@ -1,6 +1,6 @@
-//! Envoy stats: the fixed [`Counter`]s, defined once per VM, and usage [`Metric`]s whose
-//! names depend on the provider and model, defined on first use (bounded by the price
-//! table, see `telemetry`).
+//! Envoy stats: the fixed [`Counter`]s, defined once per VM, and usage stats whose names
+//! depend on the provider and model, defined on first use (bounded by the price table,
+//! see `telemetry`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 use crate::host::Counter;
-use crate::telemetry::Metric;
+use crate::telemetry::{self, Outcome};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -17,6 +17,9 @@ pub struct Metrics {
     counters: HashMap<Counter, u32>,
     /// Usage stats, by name, defined on first use.
     ids: RefCell<HashMap<String, u32>>,
+    /// The ids of [`telemetry::names`], by label set (status class, decision, provider,
+    /// model: bounded by the price table and the few decisions).
+    outcome_ids: RefCell<HashMap<String, [Option<u32>; telemetry::STATS]>>,
 }
 
 impl Metrics {
@@ -57,21 +60,48 @@ impl Metrics {
         }
     }
 
-    pub fn emit(&self, m: &Metric) {
-        match m {
-            Metric::Counter(name, n) => {
-                if *n > 0 {
-                    if let Some(id) = self.id(name, MetricType::Counter) {
-                        let _ =
-                            hostcalls::increment_metric(id, i64::try_from(*n).unwrap_or(i64::MAX));
-                    }
-                }
+    /// An outcome's usage stats. Their ids are kept per label set, so a request costs
+    /// one small key and one lookup, not a name built and hashed per stat.
+    pub fn record_outcome(&self, o: &Outcome) {
+        let (class, decision, provider, model) = telemetry::labels(o);
+        let mut key = String::with_capacity(decision.len() + provider.len() + model.len() + 8);
+        for part in [decision, provider, model] {
+            key.push_str(part);
+            key.push('\0');
+        }
+        key.push(char::from_digit(class % 10, 10).unwrap_or('x'));
+        let cached = self.outcome_ids.borrow().get(&key).copied();
+        let ids = match cached {
+            Some(ids) => ids,
+            None => {
+                let names = telemetry::names(o);
+                let mut kinds = telemetry::IS_HISTOGRAM.into_iter();
+                let ids = names.map(|name| {
+                    let kind = if kinds.next().unwrap_or(false) {
+                        MetricType::Histogram
+                    } else {
+                        MetricType::Counter
+                    };
+                    self.id(&name, kind)
+                });
+                self.outcome_ids.borrow_mut().insert(key, ids);
+                ids
             }
-            Metric::Histogram(name, v) => {
-                if let Some(id) = self.id(name, MetricType::Histogram) {
-                    let _ = hostcalls::record_metric(id, *v);
-                }
-            }
+        };
+        for ((id, value), histogram) in ids
+            .into_iter()
+            .zip(telemetry::values(o))
+            .zip(telemetry::IS_HISTOGRAM)
+        {
+            let (Some(id), Some(v)) = (id, value) else {
+                continue;
+            };
+            // A lost update is not worth failing a request over.
+            let _ = if histogram {
+                hostcalls::record_metric(id, v)
+            } else {
+                hostcalls::increment_metric(id, i64::try_from(v).unwrap_or(i64::MAX))
+            };
         }
     }
 }

@@ -11,7 +11,7 @@ use super::shared::EnvoyShared;
 use crate::host::{Counter, Host, HostError};
 use crate::jwks_sync::{CasMismatch, SharedData};
 use crate::reply::Reply;
-use crate::telemetry::Metric;
+use crate::telemetry::Outcome;
 
 pub struct ProxyHost<'a> {
     pub metrics: &'a Metrics,
@@ -124,8 +124,8 @@ impl Host for ProxyHost<'_> {
             .is_some_and(|q| super::shared::outbox_push(q, record))
     }
 
-    fn emit(&mut self, metric: Metric) {
-        self.metrics.emit(&metric);
+    fn record_outcome(&mut self, outcome: &Outcome) {
+        self.metrics.record_outcome(outcome);
     }
 }
 
