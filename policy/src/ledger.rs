@@ -11,6 +11,8 @@
 //! spend to rolling budget windows and the top-spender rankings. Day and month budgets
 //! read the ledger hashes themselves, so a budget's spend is the ledger by construction.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::usage::{UsageRecord, MAX_USAGE_COUNT};
@@ -36,7 +38,7 @@ pub const AUDIT_LOG_KEY: &str = "ck:usage:log";
 pub const AUDIT_LOG_MAX_LEN: u64 = 100_000;
 
 /// What a ledger total is kept for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     User,
     Tenant,
@@ -102,9 +104,12 @@ impl Ledger {
         if records.is_empty() {
             return UsageTally::default();
         }
+        // A batch is mostly one caller's: its scopes' nine keys are built once per batch
+        // and day, not once per record (the records share them).
+        let mut scopes = ScopeCache::default();
         let writes: Vec<UsageWrite> = records
             .iter()
-            .map(|record| write_for(record, now_ms))
+            .map(|record| write_with(record, now_ms, &mut scopes))
             .collect();
         // Config validation guarantees at least one second.
         let dedupe_secs = self.dedupe_window.as_secs().max(1);
@@ -133,35 +138,57 @@ impl Ledger {
     }
 }
 
+/// The [`ScopeWrite`]s built so far in one batch, by scope and booking day, then id.
+#[derive(Default)]
+struct ScopeCache(HashMap<(Scope, Day), HashMap<String, Arc<ScopeWrite>>>);
+
+impl ScopeCache {
+    fn get(&mut self, scope: Scope, id: &str, day: Day) -> Arc<ScopeWrite> {
+        let by_id = self.0.entry((scope, day)).or_default();
+        if let Some(write) = by_id.get(id) {
+            return Arc::clone(write);
+        }
+        let (on_day, in_month) = (Period::Day(day), Period::Month(day.month()));
+        let write = Arc::new(ScopeWrite {
+            keys: [
+                ledger_key(scope, id, on_day),
+                ledger_key(scope, id, in_month),
+                keys::limits_key(scope, id),
+                keys::limits_key(scope, keys::DEFAULT_ID),
+                keys::rolling_key(scope, id),
+                keys::top_key(scope, Ranking::CostMicros, on_day),
+                keys::top_key(scope, Ranking::CostMicros, in_month),
+                keys::top_key(scope, Ranking::Tokens, on_day),
+                keys::top_key(scope, Ranking::Tokens, in_month),
+            ],
+            id: id.to_owned(),
+        });
+        by_id.insert(id.to_owned(), Arc::clone(&write));
+        write
+    }
+}
+
+#[cfg(test)]
 fn write_for(record: &UsageRecord, now_ms: u64) -> UsageWrite {
+    write_with(record, now_ms, &mut ScopeCache::default())
+}
+
+fn write_with(record: &UsageRecord, now_ms: u64, cache: &mut ScopeCache) -> UsageWrite {
     let day = booking_day(record.ts_ms, now_ms);
-    let (on_day, in_month) = (Period::Day(day), Period::Month(day.month()));
     // An empty or blank id names no tenant (or model, or cost centre): the read API
     // cannot ask for it, so booking under it would only hide the usage.
-    let named = |id: &Option<String>| id.clone().filter(|id| !id.trim().is_empty());
+    fn named(id: &Option<String>) -> Option<&str> {
+        id.as_deref().filter(|id| !id.trim().is_empty())
+    }
     let scopes = [
-        (Scope::User, Some(record.user.as_str().to_owned())),
+        (Scope::User, Some(record.user.as_str())),
         (Scope::Tenant, named(&record.tenant)),
         (Scope::Model, named(&record.model)),
         (Scope::CostCenter, named(&record.cost_center)),
     ];
     let scopes = scopes
         .into_iter()
-        .filter_map(|(scope, id)| id.map(|id| (scope, id)))
-        .map(|(scope, id)| ScopeWrite {
-            keys: [
-                ledger_key(scope, &id, on_day),
-                ledger_key(scope, &id, in_month),
-                keys::limits_key(scope, &id),
-                keys::limits_key(scope, keys::DEFAULT_ID),
-                keys::rolling_key(scope, &id),
-                keys::top_key(scope, Ranking::CostMicros, on_day),
-                keys::top_key(scope, Ranking::CostMicros, in_month),
-                keys::top_key(scope, Ranking::Tokens, on_day),
-                keys::top_key(scope, Ranking::Tokens, in_month),
-            ],
-            id,
-        })
+        .filter_map(|(scope, id)| id.map(|id| cache.get(scope, id, day)))
         .collect();
     let increments = FIELDS
         .iter()
@@ -247,6 +274,45 @@ mod tests {
             .iter()
             .flat_map(|scope| scope.keys[..2].to_vec())
             .collect()
+    }
+
+    #[test]
+    fn records_of_a_batch_share_their_scopes_keys() {
+        let records = [
+            record(),
+            record(),
+            UsageRecord {
+                ts_ms: Some(1_735_689_599_999 - MS_PER_DAY),
+                ..record()
+            },
+            UsageRecord {
+                tenant: Some("globex".into()),
+                ..record()
+            },
+        ];
+        let mut cache = ScopeCache::default();
+        let writes: Vec<UsageWrite> = records
+            .iter()
+            .map(|r| write_with(r, NOW_MS, &mut cache))
+            .collect();
+        // Shared or not, each record's keys are the ones built for it alone.
+        for (write, record) in writes.iter().zip(&records) {
+            assert_eq!(ledger_keys(write), ledger_keys(&write_for(record, NOW_MS)));
+        }
+        // (other record, which of user, tenant, model, cost centre it shares with the first)
+        for (other, shared, what) in [
+            (1, [true, true, true, true], "the same scopes"),
+            (2, [false, false, false, false], "another booking day"),
+            (3, [true, false, true, true], "another tenant"),
+        ] {
+            let same: Vec<bool> = writes[0]
+                .scopes
+                .iter()
+                .zip(&writes[other].scopes)
+                .map(|(p, q)| Arc::ptr_eq(p, q))
+                .collect();
+            assert_eq!(same, shared, "{what}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt;
 pub const MS_PER_DAY: u64 = 86_400_000;
 
 /// A UTC calendar day, shown as `YYYY-MM-DD`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Day {
     year: u64,
     month: u8,

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 
@@ -25,8 +26,9 @@ pub struct UsageWrite {
     pub seen_key: String,
     /// The request's reservation record, released by the commit.
     pub reservation_key: String,
-    /// The scopes the record names, in the order user, tenant, model, cost centre.
-    pub scopes: Vec<ScopeWrite>,
+    /// The scopes the record names, in the order user, tenant, model, cost centre;
+    /// records of one batch share them.
+    pub scopes: Vec<Arc<ScopeWrite>>,
     pub record_json: String,
     /// The UTC day the record is booked on (`YYYY-MM-DD`), logged next to it.
     pub day: String,
@@ -185,8 +187,10 @@ impl Store {
         for chunk in chunks {
             let chunk = &writes[chunk.clone()];
             let mut invocation = self.inner.record_usage.key(audit_log_key);
-            // Each distinct scope group once, numbered from 1 in order of first use.
-            let mut groups: HashMap<(&[String; 9], &str), usize> = HashMap::new();
+            // Each distinct scope group once, numbered from 1 in order of first use. The
+            // records of a batch share their groups' `Arc`s, so the address tells them
+            // apart (two equal groups apart would only cost the script a second group).
+            let mut groups: HashMap<*const ScopeWrite, usize> = HashMap::new();
             let mut group_order: Vec<&ScopeWrite> = Vec::new();
             let mut record_groups: Vec<Vec<usize>> = Vec::with_capacity(chunk.len());
             for write in chunk {
@@ -195,12 +199,10 @@ impl Store {
                     .scopes
                     .iter()
                     .map(|scope| {
-                        *groups
-                            .entry((&scope.keys, scope.id.as_str()))
-                            .or_insert_with(|| {
-                                group_order.push(scope);
-                                group_order.len()
-                            })
+                        *groups.entry(Arc::as_ptr(scope)).or_insert_with(|| {
+                            group_order.push(scope);
+                            group_order.len()
+                        })
                     })
                     .collect();
                 record_groups.push(numbers);
