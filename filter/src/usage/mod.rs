@@ -82,7 +82,8 @@ pub struct Report {
     /// The provider's error type or code, when it reported an error; never its message.
     pub error: Option<String>,
     /// Bytes of generated text delivered (content, reasoning, refusals, tool arguments),
-    /// the basis of an estimate when usage is missing.
+    /// the basis of an estimate when usage is missing. Left 0, unmeasured, for a whole
+    /// OpenAI chat body with final usage and some output: no settlement reads it then.
     pub delivered_text_bytes: u64,
     /// Events or bodies that were not the JSON their format promises.
     pub malformed_events: u64,

@@ -142,9 +142,85 @@ pub(super) fn on_event(event: &Event<'_>, report: &mut Report) {
 }
 
 pub(super) fn from_body(body: &[u8]) -> Report {
+    usage_only(body).unwrap_or_else(|| full_body(body))
+}
+
+/// The usual answer: usage with some output, no error. Its texts are not needed then
+/// (they only back an estimate), so only `usage` is read and the rest skipped unmeasured,
+/// about a third of the work of [`full_body`]; anything else gets the full read.
+fn usage_only(body: &[u8]) -> Option<Report> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(default)]
+        usage: Option<RawUsage>,
+        #[serde(default)]
+        error: Option<serde::de::IgnoredAny>,
+    }
+    let head: Head = serde_json::from_slice(body).ok()?;
+    let usage = head.usage?.normalise();
+    if head.error.is_some() || usage.output_tokens == 0 {
+        return None;
+    }
+    Some(Report {
+        usage: Some(usage),
+        usage_final: true,
+        completed: true,
+        ..Report::default()
+    })
+}
+
+fn full_body(body: &[u8]) -> Report {
     let mut report = Report::default();
     if let Some(chunk) = parse::<Chunk>(body, &mut report) {
         report.completed = read(chunk, &mut report);
     }
     report
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+    use crate::usage::estimate;
+
+    /// Reading usage alone settles every body exactly as the full read does.
+    #[test]
+    fn usage_only_settles_as_the_full_read() {
+        let fixture = include_str!("../../fixtures/openai_chat.json");
+        let bodies = [
+            fixture.to_string(),
+            r#"{"choices":[{"message":{"content":"hello there"}}],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#.into(),
+            // Zero output for delivered text is not believed: the full read measures it.
+            r#"{"choices":[{"message":{"content":"hello there"}}],"usage":{"prompt_tokens":5,"completion_tokens":0}}"#.into(),
+            r#"{"choices":[{"message":{"content":"hi"}}],"usage":null}"#.into(),
+            r#"{"choices":[{"message":{"content":"hi"}}]}"#.into(),
+            r#"{"error":{"message":"no","type":"server_error"},"usage":{"prompt_tokens":1,"completion_tokens":1}}"#.into(),
+            r#"{"usage":{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":2},"completion_tokens_details":{"reasoning_tokens":1}}}"#.into(),
+            r#"{"usage":{"prompt_tokens":"x"}}"#.into(),
+            "not json".into(),
+            r#"{"choices":[{"message":{"content":"a\u00e9\"b"}}],"usage":{"prompt_tokens":1,"completion_tokens":9}}"#.into(),
+        ];
+        for body in &bodies {
+            let (fast, full) = (from_body(body.as_bytes()), full_body(body.as_bytes()));
+            assert_eq!(
+                estimate::account(&fast, 100),
+                estimate::account(&full, 100),
+                "{body}"
+            );
+            assert_eq!(
+                (
+                    fast.completed,
+                    fast.error,
+                    fast.malformed_events,
+                    fast.usage_final
+                ),
+                (
+                    full.completed,
+                    full.error,
+                    full.malformed_events,
+                    full.usage_final
+                ),
+                "{body}"
+            );
+        }
+    }
 }
