@@ -165,6 +165,30 @@ md += [
     "![throughput and latency](chart.svg)",
     "",
 ]
+
+
+def instructions_table(doc):
+    """bench/instructions.json (scripts/bench-instructions) as a table."""
+    out = ["| configuration | instructions per request | vs bare Envoy | added |", "|---|---|---|---|"]
+    for r in doc["results"]:
+        out.append(f"| {r['config']} | {r['instructions_per_request']:,} | "
+                   f"{r['ratio_vs_bare']:.2f} | {r['added_over_bare']:+,} |")
+    return "\n".join(out)
+
+
+INSTRUCTIONS = ROOT / "bench/instructions.json"
+if INSTRUCTIONS.exists():
+    md += [
+        "## Envoy instructions per request",
+        "",
+        "`scripts/bench-instructions` (Envoy under callgrind, one worker, "
+        f"{json.loads(INSTRUCTIONS.read_text())['requests']:,} requests on one keep-alive "
+        "connection after a warm-up, the same time idle subtracted; `bench/instructions.json`; "
+        "a separate run from the tables above). Counts of one build repeat within about 4 %:",
+        "",
+        instructions_table(json.loads(INSTRUCTIONS.read_text())),
+        "",
+    ]
 (ROOT / "bench/RESULTS.md").write_text("\n".join(md))
 
 # The chart: one group per (mode, connections), one bar per configuration: rps on the
