@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -33,6 +34,26 @@ pub const RENEW_LOOKAHEAD_MS: u64 = 20;
 
 /// After a renewal was refused (a limit reached) or failed, how long before another.
 const RENEW_BACKOFF_MS: u64 = 1_000;
+
+/// The root's timer while this worker holds lease slots: a busy caller's renewal must be
+/// sent well within [`RENEW_LOOKAHEAD_MS`].
+pub const RENEW_TICK: Duration = Duration::from_millis(5);
+
+/// The root's timer with leases on but none held: the first slots a request gets are
+/// renewed from the tick after, at most this late (the caller's requests ask for more
+/// themselves meanwhile).
+pub const IDLE_LEASE_TICK: Duration = Duration::from_millis(100);
+
+/// How often the root's timer should run: every [`RENEW_TICK`] only while slots are held,
+/// so an idle proxy, or one in identity-only mode, is not woken 200 times a second per
+/// worker; `slow` is the period the rest of the timer's work needs.
+pub fn tick_period(leases_on: bool, holds_slots: bool, slow: Duration) -> Duration {
+    match (leases_on, holds_slots) {
+        (true, true) => RENEW_TICK.min(slow),
+        (true, false) => IDLE_LEASE_TICK.min(slow),
+        (false, _) => slow,
+    }
+}
 
 /// What a renewal asks the policy service for: the decision request of the caller's
 /// last granted lease, without its request id and slot count.
@@ -362,6 +383,11 @@ impl LeaseTable {
         self.callers.len()
     }
 
+    /// Whether any caller holds a slot or waits for a renewal.
+    pub fn holds_slots(&self) -> bool {
+        !self.due.is_empty() || self.callers.values().any(|c| !c.slots.is_empty())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.callers.is_empty()
     }
@@ -412,6 +438,44 @@ mod tests {
         assert_eq!(t.take(&k, 1, 1, 1_003).as_deref(), Some("r1.3"));
         assert_eq!(t.take(&k, 1, 1, 6_000), None, "expired");
         assert_eq!(t.expire(6_000), ["r1.4"]);
+    }
+
+    #[test]
+    fn the_timer_is_fast_only_while_slots_are_held() {
+        let slow = Duration::from_secs(1);
+        // (leases on, slots held, usage flush, period)
+        let cases = [
+            (true, true, slow, RENEW_TICK),
+            (true, false, slow, IDLE_LEASE_TICK),
+            (false, false, slow, slow),
+            (false, true, slow, slow),
+            (
+                true,
+                false,
+                Duration::from_millis(50),
+                Duration::from_millis(50),
+            ),
+            (
+                true,
+                true,
+                Duration::from_millis(2),
+                Duration::from_millis(2),
+            ),
+        ];
+        for (on, held, flush, want) in cases {
+            assert_eq!(tick_period(on, held, flush), want, "{on} {held} {flush:?}");
+        }
+
+        let mut t = LeaseTable::new(10, 16);
+        let k = LeaseTable::key("u", None, None, Some("gpt-4o"));
+        assert!(!t.holds_slots());
+        grant(&mut t, &k, "r1", 3, 1, 1, 1_000, 2_000);
+        assert!(t.holds_slots());
+        assert_eq!(t.expire(3_000), ["r1.3", "r1.2"]);
+        assert!(
+            !t.holds_slots(),
+            "nothing held, nothing due: the timer slows down"
+        );
     }
 
     #[test]

@@ -31,10 +31,6 @@ use crate::runtime::Runtime;
 /// batches go out on the same timer (or faster, with a shorter `usage.flush_ms`).
 const TICK: Duration = Duration::from_secs(1);
 
-/// With leases on, the timer runs this often so a busy caller's lease is renewed before
-/// its slots run out; the rest of the tick's work keeps its own pace.
-const RENEW_TICK: Duration = Duration::from_millis(5);
-
 /// Expired lease slots are collected this often (every caller is walked).
 const EXPIRE_EVERY_MS: u64 = 250;
 
@@ -57,9 +53,26 @@ pub struct Root {
     /// When the slow part of the tick (keys, usage, expiry) last ran, ms.
     last_slow_ms: u64,
     last_expire_ms: u64,
+    /// The timer's period now (see `lease::tick_period`).
+    tick: Duration,
 }
 
 impl Root {
+    /// The timer's period for what this worker holds now: fast only while it holds lease
+    /// slots.
+    fn wanted_tick(&self) -> Duration {
+        let slow = TICK.min(rt_flush(&self.runtime));
+        let leases_on = self
+            .runtime
+            .as_ref()
+            .is_some_and(|rt| !rt.config.identity_only && rt.config.policy.lease_slots >= 2);
+        let holds = self
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.borrow().leases.holds_slots());
+        crate::lease::tick_period(leases_on, holds, slow)
+    }
+
     fn remote_issuers(&self) -> Vec<(String, JwksUri)> {
         let Some(rt) = &self.runtime else {
             return Vec::new();
@@ -403,15 +416,7 @@ impl RootContext for Root {
                 );
                 self.auth = Some(Rc::new(RefCell::new(AuthState::new(&rt))));
                 self.runtime = Some(Rc::new(rt));
-                let tick = if self
-                    .runtime
-                    .as_ref()
-                    .is_some_and(|rt| rt.config.policy.lease_slots >= 2)
-                {
-                    RENEW_TICK
-                } else {
-                    TICK.min(rt_flush(&self.runtime))
-                };
+                let tick = self.wanted_tick();
                 self.metrics = Rc::new(Metrics::define());
                 match hostcalls::register_shared_queue(USAGE_QUEUE) {
                     Ok(q) => self.usage_queue = Some(q),
@@ -424,6 +429,7 @@ impl RootContext for Root {
                     log::error!("cannot start the timer (JWKS refresh, usage delivery)");
                     return false;
                 }
+                self.tick = tick;
                 true
             }
             Err(e) => {
@@ -441,6 +447,10 @@ impl RootContext for Root {
         if now_ms.saturating_sub(self.last_expire_ms) >= EXPIRE_EVERY_MS {
             self.last_expire_ms = now_ms;
             self.release_expired_leases(now_ms);
+        }
+        let tick = self.wanted_tick();
+        if tick != self.tick && hostcalls::set_tick_period(tick).is_ok() {
+            self.tick = tick;
         }
         let slow = TICK.min(rt_flush(&self.runtime));
         let slow_ms = u64::try_from(slow.as_millis()).unwrap_or(u64::MAX);
