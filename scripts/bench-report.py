@@ -79,11 +79,22 @@ def targets():
             full["ratio_vs_envoy"] >= 0.70)
         added = full.get("added_cpu_us_per_req") or 0
         row("full path: <= 60 µs CPU added (Envoy + policy + Redis)", f"{added:.0f} µs", added <= 60)
-        row("full path: added p99 <= 1 ms at 16 connections, saturated (closed loop)",
-            f"{full['added_p99_ms']:.2f} ms", full["added_p99_ms"] <= 1)
-    if full_rate:
-        row(f"full path: added p99 <= 1 ms at 16 connections, {full_rate['rps']:,.0f} requests/s",
-            f"{full_rate['added_p99_ms']:.2f} ms", full_rate["added_p99_ms"] <= 1)
+    # Added p99 against the lower p99 of the two references without chokepoint (bare
+    # Envoy, and Envoy with an empty filter, which does strictly more): one hiccup in a
+    # reference's tail must not make the target look met (a negative "added" p99).
+    for mode, how, f in [(JSON, "saturated (closed loop)", full),
+                         (JSON_RATE, None, full_rate)]:
+        refs = [r for r in (find("bare envoy", mode), find("envoy + empty wasm filter", mode)) if r]
+        if not (f and refs):
+            continue
+        ref = min(refs, key=lambda r: r["p99_ms"])
+        added = f["p99_ms"] - ref["p99_ms"]
+        how = how or f"{f['rps']:,.0f} requests/s"
+        value = f"{added:+.2f} ms (over {ref['config']}'s {ref['p99_ms']:.2f})"
+        if added < 0:
+            # Both references' tails were longer than chokepoint's: this run cannot tell.
+            value += ", not judged: the references' own tails were noise"
+        row(f"full path: added p99 <= 1 ms at 16 connections, {how}", value, 0 <= added <= 1)
     for mode, how in [(STREAM, "saturated"), (STREAM_RATE, "at a fixed rate")]:
         b, f = find("bare envoy", mode), find("envoy + chokepoint (leases)", mode)
         if b and f:
