@@ -189,15 +189,16 @@ def instructions_table(doc):
 
 INSTRUCTIONS = ROOT / "bench/instructions.json"
 if INSTRUCTIONS.exists():
+    counted = json.loads(INSTRUCTIONS.read_text())
     md += [
         "## Envoy instructions per request",
         "",
         "`scripts/bench-instructions` (Envoy under callgrind, one worker, "
-        f"{json.loads(INSTRUCTIONS.read_text())['requests']:,} requests on one keep-alive "
+        f"{counted['requests']:,} requests on one keep-alive "
         "connection after a warm-up, the same time idle subtracted; `bench/instructions.json`; "
         "a separate run from the tables above). Counts of one build repeat within about 4 %:",
         "",
-        instructions_table(json.loads(INSTRUCTIONS.read_text())),
+        instructions_table(counted),
         "",
     ]
 (ROOT / "bench/RESULTS.md").write_text("\n".join(md))

@@ -811,29 +811,39 @@ fn an_enforced_cap_is_written_and_reserved() {
     assert!(sent.get("max_completion_tokens").is_none());
 }
 
+/// A runtime with leases of up to `slots`, and the per-worker state its requests share.
+fn with_leases(keys: &Keys, slots: u64) -> (Rc<Runtime>, Rc<RefCell<AuthState>>) {
+    let mut config = keys.config_json();
+    config["policy"]["lease_slots"] = serde_json::json!(slots);
+    let rt = testing::runtime_from(&config);
+    let auth_state = Rc::new(RefCell::new(AuthState::new(&rt)));
+    (rt, auth_state)
+}
+
+/// A chat completion POST with this `authorization` and body, at the test clock.
+fn chat_post(auth: &str, body: &str) -> FakeHost {
+    let mut host = FakeHost::with_headers(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        ("content-type", "application/json"),
+        ("authorization", auth),
+    ]);
+    host.now = testing::NOW;
+    host.body = body.as_bytes().to_vec();
+    host
+}
+
 /// With leases on: the first request asks for slots, the next ones of the same caller
 /// and model go without a callout, each naming its slot in its record; a bigger worst
 /// case or another model asks again; a new lease releases what the old one had left.
 #[test]
 fn lease_slots_admit_later_requests_without_a_callout() {
     let keys = Keys::new();
-    let mut config = keys.config_json();
-    config["policy"]["lease_slots"] = serde_json::json!(8);
-    let rt = testing::runtime_from(&config);
-    let auth_state = Rc::new(std::cell::RefCell::new(crate::auth_state::AuthState::new(
-        &rt,
-    )));
+    let (rt, auth_state) = with_leases(keys, 8);
     let auth = bearer(keys);
     let body = r#"{"model":"gpt-4o-mini","messages":[]}"#;
     let run = |body: &str, answer: Option<&str>| {
-        let mut host = FakeHost::with_headers(&[
-            (":method", "POST"),
-            (":path", "/v1/chat/completions"),
-            ("content-type", "application/json"),
-            ("authorization", auth.as_str()),
-        ]);
-        host.now = testing::NOW;
-        host.body = body.as_bytes().to_vec();
+        let mut host = chat_post(&auth, body);
         let mut flow = Flow::new(Rc::clone(&rt), Rc::clone(&auth_state));
         assert_eq!(flow.on_request_headers(&mut host, false), Next::Pause);
         let len = host.body.len();
@@ -928,26 +938,13 @@ fn identity_mode_authenticates_attributes_and_forwards_only() {
 #[ignore]
 fn profile_full_path_from_lease_slots() {
     let keys = Keys::new();
-    let mut config = keys.config_json();
-    config["policy"]["lease_slots"] = serde_json::json!(64);
-    let rt = testing::runtime_from(&config);
-    let auth_state = Rc::new(std::cell::RefCell::new(crate::auth_state::AuthState::new(
-        &rt,
-    )));
+    let (rt, auth_state) = with_leases(keys, 64);
     let auth = bearer(keys);
     let body = r#"{"model":"gpt-4o-mini","max_tokens":64,"messages":[{"role":"user","content":"Benchmark me."}]}"#;
     let reply = include_bytes!("../../fixtures/openai_chat.json");
     let mut served = 0;
     for i in 0..20_000 {
-        let mut host = FakeHost::with_headers(&[
-            (":method", "POST"),
-            (":path", "/v1/chat/completions"),
-            ("content-type", "application/json"),
-            ("authorization", auth.as_str()),
-            ("x-request-id", "3f1c9a4e-7d2b-4e8a-9c1f-0a5b6d7e8f90"),
-        ]);
-        host.now = testing::NOW;
-        host.body = body.as_bytes().to_vec();
+        let mut host = chat_post(&auth, body);
         let mut flow = Flow::new(Rc::clone(&rt), Rc::clone(&auth_state));
         flow.on_request_headers(&mut host, false);
         let len = host.body.len();

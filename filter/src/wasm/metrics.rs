@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt::Write;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
@@ -69,21 +70,25 @@ impl Metrics {
             key.push_str(part);
             key.push('\0');
         }
-        key.push(char::from_digit(class % 10, 10).unwrap_or('x'));
+        // Every digit: the names carry the whole class, however large the status.
+        let _ = write!(key, "{class}");
         let cached = self.outcome_ids.borrow().get(&key).copied();
         let ids = match cached {
             Some(ids) => ids,
             None => {
-                let names = telemetry::names(o);
-                let mut kinds = telemetry::IS_HISTOGRAM.into_iter();
-                let ids = names.map(|name| {
-                    let kind = if kinds.next().unwrap_or(false) {
+                let mut ids = [None; telemetry::STATS];
+                for ((id, name), histogram) in ids
+                    .iter_mut()
+                    .zip(telemetry::names(o))
+                    .zip(telemetry::IS_HISTOGRAM)
+                {
+                    let kind = if histogram {
                         MetricType::Histogram
                     } else {
                         MetricType::Counter
                     };
-                    self.id(&name, kind)
-                });
+                    *id = self.id(&name, kind);
+                }
                 self.outcome_ids.borrow_mut().insert(key, ids);
                 ids
             }
