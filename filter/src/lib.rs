@@ -23,6 +23,7 @@ pub mod config;
 pub mod credentials;
 pub mod delivery;
 pub mod flow;
+pub mod header_pairs;
 pub mod host;
 pub mod identity;
 pub mod jwks;

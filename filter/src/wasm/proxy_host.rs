@@ -6,6 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
+use super::header_map;
 use super::metrics::Metrics;
 use super::shared::EnvoyShared;
 use crate::host::{Counter, Host, HostError};
@@ -21,8 +22,7 @@ pub struct ProxyHost<'a> {
 
 impl Host for ProxyHost<'_> {
     fn request_headers(&self) -> Result<Vec<(String, String)>, HostError> {
-        hostcalls::get_map(MapType::HttpRequestHeaders)
-            .map_err(|_| HostError("get request headers"))
+        header_map::pairs(MapType::HttpRequestHeaders).ok_or(HostError("get request headers"))
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError> {
@@ -79,11 +79,7 @@ impl Host for ProxyHost<'_> {
     }
 
     fn response_status_and_type(&self) -> (Option<u32>, Option<String>) {
-        let get = |name| {
-            hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
-                .ok()
-                .flatten()
-        };
+        let get = |name| header_map::value(MapType::HttpResponseHeaders, name);
         (
             get(":status").and_then(|s| s.parse().ok()),
             get("content-type"),
@@ -91,9 +87,7 @@ impl Host for ProxyHost<'_> {
     }
 
     fn response_header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
-            .ok()
-            .flatten()
+        header_map::value(MapType::HttpResponseHeaders, name)
     }
 
     fn response_body(&self, size: usize) -> Result<Vec<u8>, HostError> {
@@ -158,9 +152,7 @@ pub fn now_secs() -> u64 {
 /// The answer to an HTTP callout, inside its response callback: the status (absent when
 /// the call failed: timeout, reset, no healthy host) and the body.
 pub fn call_response(body_size: usize) -> (Option<u32>, Vec<u8>) {
-    let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-        .ok()
-        .flatten()
+    let status = header_map::value(MapType::HttpCallResponseHeaders, ":status")
         .and_then(|s| s.parse::<u32>().ok());
     let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
         .ok()

@@ -11,6 +11,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, MapType};
 
+use super::header_map;
 use super::http::Http;
 use super::metrics::Metrics;
 use super::proxy_host::{now_ms, now_secs, ProxyHost};
@@ -175,9 +176,7 @@ impl Root {
 impl Root {
     /// The ledger answered a usage batch: done, or keep it for a retry.
     fn usage_answered(&mut self) {
-        let ok = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
+        let ok = header_map::value(MapType::HttpCallResponseHeaders, ":status")
             .is_some_and(|s| s == "200");
         match self.delivery.answered(ok, now_ms()) {
             Some(n) => {
@@ -341,9 +340,7 @@ impl Context for Root {
         let Some(issuer) = self.fetches.remove(&token_id) else {
             return;
         };
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten();
+        let status = header_map::value(MapType::HttpCallResponseHeaders, ":status");
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()
             .flatten()

@@ -1,5 +1,7 @@
 //! Fault injection driven by request headers, so a test picks the failure
-//! per request instead of reconfiguring a shared server.
+//! per request instead of reconfiguring a shared server. (`x-mock-content-type`,
+//! which replaces the response's content type byte for byte, is applied by the
+//! mock's middleware to every answer.)
 
 use std::time::Duration;
 

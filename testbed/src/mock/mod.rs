@@ -281,9 +281,15 @@ async fn record_and_log(State(state): State<AppState>, req: Request, next: Next)
         parts.extensions.insert(RecordId(id));
         req = Request::from_parts(parts, Body::from(bytes));
     }
+    let content_type = req.headers().get("x-mock-content-type").cloned();
     let mut resp = next.run(req).await;
     resp.headers_mut()
         .insert("x-mock-name", state.name_header.clone());
+    if let Some(ct) = content_type {
+        // Byte for byte, so a test can send a value that is not UTF-8.
+        resp.headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, ct);
+    }
     // Path only: query strings and bodies may carry secrets.
     log::info!(
         "{method} {path} {} {}ms",

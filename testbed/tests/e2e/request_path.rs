@@ -299,7 +299,38 @@ async fn request_path() {
         "client got the first event at {first_at}, provider sent its last at {last_event_ms}: the stream was held back"
     );
 
-    // 7. Envoy counted the refusals.
+    // 7. Header values that are not UTF-8 (Latin-1 is legal HTTP/1.1) from the client or
+    //    the provider are read, never a trap of the filter's VM: the request goes on, a
+    //    mangled token is a 401 in the API's shape.
+    let latin1 = |bytes: &[u8]| HeaderValue::from_bytes(bytes).unwrap();
+    let resp = client
+        .post(&url)
+        .bearer_auth(&jwt)
+        .header("x-note", latin1(b"caf\xe9"))
+        .header(
+            "x-mock-content-type",
+            latin1(b"application/json; note=caf\xe9"),
+        )
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"].as_bytes(),
+        b"application/json; note=caf\xe9"
+    );
+    let resp = client
+        .post(&url)
+        .header(AUTHORIZATION, latin1(b"Bearer \xff\xfe"))
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(resp, 401).await, "malformed");
+    support::assert_no_wasm_panic(&stack);
+
+    // 8. Envoy counted the refusals.
     let stats = client
         .get(format!("{}/stats", stack.admin_url))
         .send()

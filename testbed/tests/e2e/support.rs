@@ -46,6 +46,17 @@ pub fn token(stack: &Stack, subject: &str) -> String {
     )
 }
 
+/// Fails the test when the filter's VM trapped (a Rust panic logs "panicked at").
+pub fn assert_no_wasm_panic(stack: &Stack) {
+    let log = std::fs::read_to_string(stack.opts.run_dir.join("envoy.log")).unwrap_or_default();
+    let panics: Vec<&str> = log.lines().filter(|l| l.contains("panicked at")).collect();
+    assert!(
+        panics.is_empty(),
+        "the filter panicked:\n{}",
+        panics.join("\n")
+    );
+}
+
 /// Requests the mock provider recorded with `x-test-case: case`.
 pub async fn upstream_saw(stack: &Stack, case: &str) -> Vec<Value> {
     let url = format!(

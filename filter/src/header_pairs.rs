@@ -1,0 +1,180 @@
+//! Envoy's serialized header map (proxy-wasm ABI), read without trusting it to be UTF-8.
+//!
+//! The SDK's own readers (`hostcalls::get_map`, `get_map_value`) unwrap `String::from_utf8`
+//! on every value, and Envoy passes header values through byte for byte: one client header
+//! like `x-note: caf\xe9` (Latin-1, legal in HTTP/1.1) trapped the whole VM. Values here are
+//! decoded lossily (an invalid byte becomes U+FFFD: a token so mangled fails verification,
+//! any other header we read only informs); names are HTTP tokens (ASCII) once Envoy's codecs
+//! accept them, so a name that is not UTF-8 makes the map unreadable instead of being
+//! renamed, where a strip rule could then miss it.
+//!
+//! Layout: `count: u32 LE`, then `count` pairs of `(name_len: u32 LE, value_len: u32 LE)`,
+//! then each name and value in order, each followed by a NUL byte.
+
+/// A header value as text: the bytes when they are UTF-8, else a lossy copy.
+pub fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The pairs of a serialized map; `None` when it is malformed (truncated, lengths past the
+/// end, a name that is not UTF-8).
+pub fn parse(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let (count, rest) = read_u32(bytes)?;
+    let sizes_len = count.checked_mul(8)?;
+    let sizes = rest.get(..sizes_len)?;
+    let mut data = rest.get(sizes_len..)?;
+    // Every pair takes at least its two NULs: a count the data cannot hold is malformed,
+    // and checking first keeps a bogus count from reserving memory.
+    if count > data.len() / 2 {
+        return None;
+    }
+    let mut pairs = Vec::with_capacity(count);
+    for size in sizes.chunks_exact(8) {
+        let (name_len, size) = read_u32(size)?;
+        let (value_len, _) = read_u32(size)?;
+        let name;
+        let value;
+        (name, data) = take(data, name_len)?;
+        (value, data) = take(data, value_len)?;
+        pairs.push((
+            std::str::from_utf8(name).ok()?.to_owned(),
+            text(value.to_vec()),
+        ));
+    }
+    Some(pairs)
+}
+
+fn read_u32(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    let (head, rest) = bytes.split_first_chunk::<4>()?;
+    Some((usize::try_from(u32::from_le_bytes(*head)).ok()?, rest))
+}
+
+/// `len` bytes and the NUL after them.
+fn take(data: &[u8], len: usize) -> Option<(&[u8], &[u8])> {
+    let item = data.get(..len)?;
+    let rest = data.get(len.checked_add(1)?..)?;
+    Some((item, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serializes pairs the way Envoy does.
+    fn serialize(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (n, v) in pairs {
+            out.extend((n.len() as u32).to_le_bytes());
+            out.extend((v.len() as u32).to_le_bytes());
+        }
+        for (n, v) in pairs {
+            out.extend(*n);
+            out.push(0);
+            out.extend(*v);
+            out.push(0);
+        }
+        out
+    }
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_what_envoy_serializes() {
+        type Pairs = Option<Vec<(String, String)>>;
+        let cases: &[(&str, Vec<u8>, Pairs)] = &[
+            ("no data at all", vec![], Some(vec![])),
+            ("zero pairs", serialize(&[]), Some(vec![])),
+            (
+                "pseudo and plain headers, an empty value",
+                serialize(&[(b":path", b"/v1/chat/completions"), (b"x-empty", b"")]),
+                Some(owned(&[(":path", "/v1/chat/completions"), ("x-empty", "")])),
+            ),
+            (
+                "a Latin-1 value is read lossily, not refused",
+                serialize(&[(b"x-note", b"caf\xe9"), (b"authorization", b"Bearer \xff")]),
+                Some(owned(&[
+                    ("x-note", "caf\u{fffd}"),
+                    ("authorization", "Bearer \u{fffd}"),
+                ])),
+            ),
+            (
+                "a name that is not UTF-8 makes the map unreadable",
+                serialize(&[(b"x-\xffname", b"v")]),
+                None,
+            ),
+            ("a truncated count", vec![1, 0], None),
+            (
+                "a count past the sizes",
+                {
+                    let mut b = serialize(&[(b"a", b"b")]);
+                    b[0] = 2;
+                    b
+                },
+                None,
+            ),
+            (
+                "a huge count",
+                {
+                    let mut b = serialize(&[(b"a", b"b")]);
+                    b[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+                    b
+                },
+                None,
+            ),
+            (
+                "a value length past the end",
+                {
+                    let mut b = serialize(&[(b"a", b"b")]);
+                    b[8..12].copy_from_slice(&100u32.to_le_bytes());
+                    b
+                },
+                None,
+            ),
+            (
+                "the last NUL missing",
+                {
+                    let mut b = serialize(&[(b"a", b"b")]);
+                    b.pop();
+                    b
+                },
+                None,
+            ),
+        ];
+        for (case, bytes, want) in cases {
+            assert_eq!(&parse(bytes), want, "{case}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_read_or_refused_never_a_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn any_map_round_trips(
+            pairs in proptest::collection::vec(("[a-z:-]{1,12}", ".{0,16}"), 0..8),
+        ) {
+            let raw: Vec<(&[u8], &[u8])> =
+                pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+            proptest::prop_assert_eq!(parse(&serialize(&raw)), Some(pairs));
+        }
+    }
+
+    #[test]
+    fn text_keeps_utf8_and_replaces_the_rest() {
+        assert_eq!(text(b"text/event-stream".to_vec()), "text/event-stream");
+        assert_eq!(text("caf\u{e9}".as_bytes().to_vec()), "caf\u{e9}");
+        assert_eq!(text(b"a\xc3".to_vec()), "a\u{fffd}");
+    }
+}
