@@ -42,16 +42,21 @@
 --   the record as the filter sent it (JSON), for the audit stream
 --   the UTC day it is booked on (YYYY-MM-DD), for the audit stream
 --   its tokens (input + output), in [0, 2^53]
--- then per record, in KEYS order, what it adds:
+-- then `1` when each record's amounts follow, `0` when not (the service leaves them out
+--   when it sent the sums, and sends them only when the script asks), and then per
+--   record, in KEYS order, what it adds:
 --   its cost in micro-dollars, in [0, 2^53]
 --   f increments, one per ledger field in ARGV[6..] order, integers in [0, 2^53]
 --   m, the number of its scopes, then m group numbers (1..g) in scope order
 -- When every record is booked (no duplicate, the usual case) and the sums were sent,
 -- the script reads the sums and never the per-record amounts: most of a chunk's Lua time
--- went into turning those strings into numbers and adding them up.
+-- went into turning those strings into numbers and adding them up (and Redis turns every
+-- argument into a Lua string before the script starts, so amounts not needed are not sent).
 --
 -- Returns one integer per record: 1 when it was booked, 0 when its request id was booked
--- before within the dedupe window (a retried batch) or earlier in this chunk.
+-- before within the dedupe window (a retried batch) or earlier in this chunk. Returns the
+-- string `details`, having written nothing, when the amounts are needed (a duplicate, or
+-- no sums) and were not sent: the service then sends the chunk again with them.
 --
 -- Rate windows: the actual tokens replace the reserved ones only while the window the
 -- request was counted in is still the scope's current one. Once that window has ended
@@ -103,7 +108,8 @@ for r = 1, n do
   records[r] = {seen = KEYS[2 * r], reservation = KEYS[2 * r + 1], json = ARGV[at],
                 day = ARGV[at + 1], tokens_text = ARGV[at + 2]}
 end
-local details_at = a + 3 * n
+local has_details = ARGV[a + 3 * n] == '1'
+local details_at = a + 3 * n + 1
 
 -- Each record's cost, increments and groups, for when the sums cannot stand in.
 local function read_details()
@@ -136,6 +142,9 @@ for r, record in ipairs(records) do
 end
 if #booked == 0 then
   return result
+end
+if not (summed and #booked == n) and not has_details then
+  return 'details'
 end
 
 expect_type(log, 'stream')

@@ -96,16 +96,15 @@ impl Store {
             let mut replies = Vec::with_capacity(pending.len());
             for chunk in &pending {
                 let answered = self
-                    .run_usage_pipeline(
-                        writes,
-                        std::slice::from_ref(chunk),
+                    .run_usage_chunk(
+                        &writes[chunk.clone()],
                         dedupe_secs,
                         audit_log_key,
                         audit_log_max_len,
                     )
                     .await;
                 match answered {
-                    Ok(mut r) => replies.append(&mut r),
+                    Ok(r) => replies.push(r),
                     Err(err) => {
                         // The chunks answered so far stand; this one and the rest failed.
                         for (chunk, reply) in pending.iter().zip(replies) {
@@ -172,20 +171,44 @@ impl Store {
         tally
     }
 
-    /// One round trip, one script call per chunk (ranges of `writes`); per-call errors
-    /// come back in the vector, not as `Err`.
-    async fn run_usage_pipeline(
+    /// One chunk: sent with its per-group sums only, and once more with each record's
+    /// amounts when the script asks for them (a duplicate in the chunk, or no sums). The
+    /// script's own error comes back as the inner result, not as `Err`.
+    async fn run_usage_chunk(
         &self,
-        writes: &[UsageWrite],
-        chunks: &[Range<usize>],
+        chunk: &[UsageWrite],
         dedupe_secs: u64,
         audit_log_key: &str,
         audit_log_max_len: u64,
-    ) -> Result<Vec<redis::RedisResult<Value>>, StoreError> {
+    ) -> Result<redis::RedisResult<Value>, StoreError> {
+        let run = |details| {
+            self.run_usage_script(
+                chunk,
+                dedupe_secs,
+                audit_log_key,
+                audit_log_max_len,
+                details,
+            )
+        };
+        match run(false).await? {
+            Ok(Value::BulkString(reply)) if reply == b"details" => run(true).await,
+            reply => Ok(reply),
+        }
+    }
+
+    /// One round trip, one script call; `details`: send each record's amounts.
+    async fn run_usage_script(
+        &self,
+        chunk: &[UsageWrite],
+        dedupe_secs: u64,
+        audit_log_key: &str,
+        audit_log_max_len: u64,
+        details: bool,
+    ) -> Result<redis::RedisResult<Value>, StoreError> {
+        // A pipeline of one, for its per-call error: the script's own error is a reply.
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        for chunk in chunks {
-            let chunk = &writes[chunk.clone()];
+        {
             let mut invocation = self.inner.record_usage.key(audit_log_key);
             // Each distinct scope group once, numbered from 1 in order of first use. The
             // records of a batch share their groups' `Arc`s, so the address tells them
@@ -226,7 +249,9 @@ impl Store {
             for scope in &group_order {
                 invocation.arg(&scope.id);
             }
-            match group_sums(chunk, &record_groups, group_order.len()) {
+            let sums = group_sums(chunk, &record_groups, group_order.len());
+            let details = details || sums.is_none();
+            match sums {
                 Some(sums) => {
                     invocation.arg(1);
                     for sum in sums {
@@ -243,7 +268,8 @@ impl Store {
                     .arg(&write.day)
                     .arg(write.tokens);
             }
-            for (write, numbers) in chunk.iter().zip(&record_groups) {
+            invocation.arg(u8::from(details));
+            for (write, numbers) in chunk.iter().zip(&record_groups).filter(|_| details) {
                 invocation.arg(write.cost_micros);
                 for (_, increment) in &write.increments {
                     invocation.arg(*increment);
@@ -256,8 +282,10 @@ impl Store {
             pipe.invoke_script(&invocation);
         }
         let mut connection = self.inner.connection.clone();
-        self.bounded(async move { pipe.query_async(&mut connection).await })
-            .await
+        let mut replies: Vec<redis::RedisResult<Value>> = self
+            .bounded(async move { pipe.query_async(&mut connection).await })
+            .await?;
+        Ok(replies.pop().unwrap_or(Ok(Value::Nil)))
     }
 
     /// Releases unused lease slots (release.lua, up to [`RELEASE_CHUNK`] per call, the

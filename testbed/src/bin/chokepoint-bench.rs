@@ -6,7 +6,7 @@
 //! live in the same Envoy. Non-streaming POSTs at each connection count, then streams of
 //! 40 SSE events (time to first byte and total). Reports requests/s, latency percentiles,
 //! CPU per request of Envoy and the policy service, and ratios to bare Envoy; each
-//! configuration runs `--repeat` times and the spread is reported. A benchmark, not a
+//! configuration runs `--repeat` times (in rounds) and the spread is reported. A benchmark, not a
 //! test: bounded, loopback only.
 
 use std::process::Command;
@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "16,64")]
     connections: Vec<usize>,
     /// Runs of each configuration (the spread between them is reported).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Run only these configurations (upstream, bare, jwt_authn, leases, callout); all
     /// when empty. For profiling one of them.
@@ -302,126 +302,138 @@ async fn main() {
         }
     }
 
-    let mut rows = Vec::new();
-    for (mode, body, extra, conns, rate) in &modes {
-        for &c in conns {
-            let c = c.clamp(1, 256);
-            for (config, short, target) in CASES {
-                if !args.only.is_empty() && !args.only.iter().any(|o| o == short) {
-                    continue;
-                }
-                if target == Target::LiteLlm && (litellm.is_none() || rate.is_some()) {
-                    // LiteLLM serves a few hundred requests/s: a fixed rate chokepoint
-                    // is measured at would only queue it.
-                    continue;
-                }
-                let (url, headers, envoy_pid, policy_pid) = match target {
-                    Target::Upstream => (mock.clone(), &mock_auth, None, None),
-                    Target::Bare => (
-                        format!("{}/v1/chat/completions", bare.0),
-                        &mock_auth,
-                        bare.1.pid(),
-                        None,
-                    ),
-                    Target::EmptyWasm => (
-                        format!("{}/v1/chat/completions", empty_envoy.0),
-                        &mock_auth,
-                        empty_envoy.1.pid(),
-                        None,
-                    ),
-                    Target::JwtAuthn => (
-                        format!("{}/v1/chat/completions", jwt_envoy.0),
-                        &jwt_authn_headers,
-                        jwt_envoy.1.pid(),
-                        None,
-                    ),
-                    Target::LiteLlm => {
-                        let Some((base, proc)) = &litellm else {
-                            continue;
-                        };
-                        (
-                            format!("{base}/v1/chat/completions"),
-                            &litellm_headers,
-                            proc.pid(),
+    // Rounds, not repeats in a row: each round measures every configuration once, so a
+    // slow spell of this shared VM falls on all of them rather than on one.
+    let mut rows: Vec<Row> = Vec::new();
+    for round in 0..args.repeat.clamp(1, 5) {
+        for (mode, body, extra, conns, rate) in &modes {
+            for &c in conns {
+                let c = c.clamp(1, 256);
+                for (config, short, target) in CASES {
+                    if !args.only.is_empty() && !args.only.iter().any(|o| o == short) {
+                        continue;
+                    }
+                    if target == Target::LiteLlm && (litellm.is_none() || rate.is_some()) {
+                        // LiteLLM serves a few hundred requests/s: a fixed rate chokepoint
+                        // is measured at would only queue it.
+                        continue;
+                    }
+                    let (url, headers, envoy_pid, policy_pid) = match target {
+                        Target::Upstream => (mock.clone(), &mock_auth, None, None),
+                        Target::Bare => (
+                            format!("{}/v1/chat/completions", bare.0),
+                            &mock_auth,
+                            bare.1.pid(),
                             None,
-                        )
-                    }
-                    Target::Identity | Target::Leases | Target::Callout => {
-                        // The same running Envoy in every mode: the setting changes live.
-                        let (mode, slots) = match target {
-                            Target::Identity => ("identity", 0),
-                            Target::Leases => ("full", args.lease_slots.min(64)),
-                            _ => ("full", 0),
-                        };
-                        if let Err(e) =
-                            configure(&mut stack, mode, slots, args.usage_batch_max).await
-                        {
-                            fail("filter setting", e);
+                        ),
+                        Target::EmptyWasm => (
+                            format!("{}/v1/chat/completions", empty_envoy.0),
+                            &mock_auth,
+                            empty_envoy.1.pid(),
+                            None,
+                        ),
+                        Target::JwtAuthn => (
+                            format!("{}/v1/chat/completions", jwt_envoy.0),
+                            &jwt_authn_headers,
+                            jwt_envoy.1.pid(),
+                            None,
+                        ),
+                        Target::LiteLlm => {
+                            let Some((base, proc)) = &litellm else {
+                                continue;
+                            };
+                            (
+                                format!("{base}/v1/chat/completions"),
+                                &litellm_headers,
+                                proc.pid(),
+                                None,
+                            )
                         }
-                        (
-                            format!("{}/v1/chat/completions", stack.gateway_url),
-                            &gateway_auth,
-                            stack.envoy_pid(),
-                            stack.policy_pid(),
-                        )
-                    }
-                };
-                let mut headers = headers.clone();
-                headers.extend(extra.iter().cloned());
-                let mut runs = Vec::new();
-                for _ in 0..args.repeat.clamp(1, 5) {
-                    // A short warm-up: connections, token cache, scripts, a lease (and
-                    // every LiteLLM worker, whose first requests are slow).
-                    let warm = if target == Target::LiteLlm {
-                        3_000
-                    } else {
-                        500
+                        Target::Identity | Target::Leases | Target::Callout => {
+                            // The same running Envoy in every mode: the setting changes live.
+                            let (mode, slots) = match target {
+                                Target::Identity => ("identity", 0),
+                                Target::Leases => ("full", args.lease_slots.min(64)),
+                                _ => ("full", 0),
+                            };
+                            if let Err(e) =
+                                configure(&mut stack, mode, slots, args.usage_batch_max).await
+                            {
+                                fail("filter setting", e);
+                            }
+                            (
+                                format!("{}/v1/chat/completions", stack.gateway_url),
+                                &gateway_auth,
+                                stack.envoy_pid(),
+                                stack.policy_pid(),
+                            )
+                        }
                     };
-                    bench::run(&url, &headers, body, c, Duration::from_millis(warm)).await;
-                    let redis_pid = policy_pid.and(stack.redis_pid());
-                    // LiteLLM is a supervisor and its workers: count them all.
-                    let cpu = |pid: u32| {
-                        if target == Target::LiteLlm {
-                            bench::tree_cpu_us(pid)
+                    let mut headers = headers.clone();
+                    headers.extend(extra.iter().cloned());
+                    {
+                        // A short warm-up: connections, token cache, scripts, a lease (and
+                        // every LiteLLM worker, whose first requests are slow).
+                        let warm = if target == Target::LiteLlm {
+                            3_000
                         } else {
-                            bench::cpu_us(pid)
-                        }
-                    };
-                    let (e0, p0) = (envoy_pid.map(cpu), policy_pid.map(bench::cpu_us));
-                    let r0 = redis_pid.map(bench::cpu_us);
-                    let callouts = "cluster.chokepoint_policy.upstream_rq_total";
-                    let c0 = stack.envoy_stat(callouts).await;
-                    let load = bench::run_at(&url, &headers, body, c, duration, *rate).await;
-                    let c1 = stack.envoy_stat(callouts).await;
-                    let per_with = |f: &dyn Fn(u32) -> u64,
-                                    before: Option<u64>,
-                                    pid: Option<u32>| {
-                        Some((f(pid?).saturating_sub(before?)) as f64 / load.requests.max(1) as f64)
-                    };
-                    let per = |before: Option<u64>, pid: Option<u32>| {
-                        per_with(&bench::cpu_us, before, pid)
-                    };
-                    eprintln!(
+                            500
+                        };
+                        bench::run(&url, &headers, body, c, Duration::from_millis(warm)).await;
+                        let redis_pid = policy_pid.and(stack.redis_pid());
+                        // LiteLLM is a supervisor and its workers: count them all.
+                        let cpu = |pid: u32| {
+                            if target == Target::LiteLlm {
+                                bench::tree_cpu_us(pid)
+                            } else {
+                                bench::cpu_us(pid)
+                            }
+                        };
+                        let (e0, p0) = (envoy_pid.map(cpu), policy_pid.map(bench::cpu_us));
+                        let r0 = redis_pid.map(bench::cpu_us);
+                        let callouts = "cluster.chokepoint_policy.upstream_rq_total";
+                        let c0 = stack.envoy_stat(callouts).await;
+                        let load = bench::run_at(&url, &headers, body, c, duration, *rate).await;
+                        let c1 = stack.envoy_stat(callouts).await;
+                        let per_with =
+                            |f: &dyn Fn(u32) -> u64, before: Option<u64>, pid: Option<u32>| {
+                                Some(
+                                    (f(pid?).saturating_sub(before?)) as f64
+                                        / load.requests.max(1) as f64,
+                                )
+                            };
+                        let per = |before: Option<u64>, pid: Option<u32>| {
+                            per_with(&bench::cpu_us, before, pid)
+                        };
+                        eprintln!(
                         "{:<42} {:<18} c={:<3} {:>8.0} rps  p50 {:.2} ms  p99 {:.2} ms  ttfb p50 {:.2} ms  errors {}",
                         config, mode, c, load.rps(), load.p50_ms, load.p99_ms, load.ttfb_p50_ms, load.errors
                     );
-                    runs.push(Run {
-                        envoy_cpu_us_per_req: per_with(&cpu, e0, envoy_pid),
-                        policy_cpu_us_per_req: per(p0, policy_pid),
-                        redis_cpu_us_per_req: per(r0, redis_pid),
-                        callouts_per_req: policy_pid
-                            .map(|_| (c1 - c0.min(c1)) as f64 / load.requests.max(1) as f64),
-                        load,
-                    });
+                        let run = Run {
+                            envoy_cpu_us_per_req: per_with(&cpu, e0, envoy_pid),
+                            policy_cpu_us_per_req: per(p0, policy_pid),
+                            redis_cpu_us_per_req: per(r0, redis_pid),
+                            callouts_per_req: policy_pid
+                                .map(|_| (c1 - c0.min(c1)) as f64 / load.requests.max(1) as f64),
+                            load,
+                        };
+                        let same = |r: &&mut Row| {
+                            r.config == config && r.mode == *mode && r.connections == c
+                        };
+                        match rows.iter_mut().find(same) {
+                            Some(row) => row.runs.push(run),
+                            None => rows.push(Row {
+                                config,
+                                mode,
+                                connections: c,
+                                runs: vec![run],
+                            }),
+                        }
+                    }
                 }
-                rows.push(Row {
-                    config,
-                    mode,
-                    connections: c,
-                    runs,
-                });
             }
         }
+        eprintln!("round {} of {} done", round + 1, args.repeat.clamp(1, 5));
     }
     let rss_full = bench::rss_kib(stack.envoy_pid().unwrap_or(0));
     // The filter's memory is mostly per process (one compile of the module), so RSS is
