@@ -242,3 +242,113 @@ fn copy(k: &ES256KeyPair) -> ES256KeyPair {
         .unwrap()
         .with_key_id("es-1")
 }
+
+/// RS256 goes through the filter's own RSA check (`rsa`, `rs256_key`) with jwt-simple
+/// still judging everything else: the same verdicts as for the other algorithms.
+#[test]
+fn rs256_tokens_get_the_same_verdicts() {
+    let keys = Keys::new();
+    let sign =
+        |c: JWTClaims<serde_json::Map<String, serde_json::Value>>| keys.rs256.sign(c).unwrap();
+    let good = sign(testing::claims());
+    let parts: Vec<&str> = good.split('.').collect();
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[2])
+        .unwrap();
+    let with_sig = |s: &[u8]| format!("{}.{}.{}", parts[0], parts[1], b64(s));
+    let at = |t: u64| Some(UnixTimeStamp::from_secs(t));
+
+    let mut expired = testing::claims();
+    expired.expires_at = at(NOW - 120);
+    let mut just_expired = testing::claims();
+    just_expired.expires_at = at(NOW - 30);
+    let mut future = testing::claims();
+    future.invalid_before = at(NOW + 600);
+    let mut almost_valid = testing::claims();
+    almost_valid.invalid_before = at(NOW + 30);
+    let mut issued_later = testing::claims();
+    issued_later.issued_at = at(NOW + 600);
+    let mut no_exp = testing::claims();
+    no_exp.expires_at = None;
+    let mut tampered = good_payload();
+    tampered["sub"] = "mallory".into();
+    let mut flipped = sig.clone();
+    flipped[17] ^= 0x40;
+    let other = RS256KeyPair::generate(2048).unwrap().with_key_id("rs-1");
+    let as_rs384 = raw_token(
+        serde_json::json!({"alg": "RS384", "kid": "rs-1", "typ": "JWT"}),
+        good_payload(),
+        &sig,
+    );
+
+    let cases: Vec<(&str, String, Result<&str, AuthError>)> = vec![
+        ("good", good.clone(), Ok("alice")),
+        ("expired", sign(expired), Err(AuthError::Expired)),
+        ("expired within skew", sign(just_expired), Ok("alice")),
+        ("nbf future", sign(future), Err(AuthError::NotYetValid)),
+        ("nbf within skew", sign(almost_valid), Ok("alice")),
+        (
+            "iat future",
+            sign(issued_later),
+            Err(AuthError::NotYetValid),
+        ),
+        ("no exp", sign(no_exp), Err(AuthError::Malformed)),
+        (
+            "wrong aud",
+            sign(testing::claims().with_audience("someone-else")),
+            Err(AuthError::WrongAudience),
+        ),
+        (
+            "wrong iss",
+            sign(testing::claims().with_issuer("https://evil.test")),
+            Err(AuthError::WrongIssuer),
+        ),
+        (
+            "tampered payload",
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                b64(tampered.to_string().as_bytes()),
+                parts[2]
+            ),
+            Err(AuthError::BadSignature),
+        ),
+        (
+            "one bit of the signature",
+            with_sig(&flipped),
+            Err(AuthError::BadSignature),
+        ),
+        (
+            "zero signature",
+            with_sig(&[0; 256]),
+            Err(AuthError::BadSignature),
+        ),
+        (
+            "short signature",
+            with_sig(&sig[1..]),
+            Err(AuthError::BadSignature),
+        ),
+        (
+            "empty signature",
+            with_sig(&[]),
+            Err(AuthError::BadSignature),
+        ),
+        (
+            "signature not base64",
+            format!("{}.{}.@@@", parts[0], parts[1]),
+            Err(AuthError::Malformed),
+        ),
+        (
+            "other key, known kid",
+            other.sign(testing::claims()).unwrap(),
+            Err(AuthError::BadSignature),
+        ),
+        // The key decides the algorithm: an RS256 signature under an RS384 header finds
+        // no RS384 key.
+        ("alg swapped", as_rs384, Err(AuthError::UnknownKey)),
+    ];
+    for (name, token, want) in cases {
+        let got = verify(keys, &token).map(|v| v.subject);
+        assert_eq!(got.as_deref().map_err(|e| *e), want, "{name}");
+    }
+}

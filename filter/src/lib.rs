@@ -38,6 +38,8 @@ pub mod providers;
 pub mod reply;
 pub mod request_body;
 pub mod routes;
+pub mod rs256_key;
+pub mod rsa;
 pub mod runtime;
 pub mod sse;
 pub mod telemetry;
