@@ -330,6 +330,18 @@ mod tests {
         assert!(RsaPublicKey::new(&even).is_none(), "even");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_modulus_and_signature_is_answered_never_a_panic(
+            modulus in proptest::collection::vec(proptest::num::u8::ANY, 0..100),
+            signature in proptest::collection::vec(proptest::num::u8::ANY, 0..100),
+        ) {
+            if let Some(key) = RsaPublicKey::new(&modulus) {
+                proptest::prop_assert!(!key.verify_sha256(b"message", &signature));
+            }
+        }
+    }
+
     #[test]
     fn montgomery_arithmetic_matches_small_numbers() {
         // n = 2^521 - 1 is odd: check x * y mod n through the Montgomery form against
