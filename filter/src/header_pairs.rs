@@ -1,4 +1,5 @@
-//! Envoy's serialized header map (proxy-wasm ABI), read without trusting it to be UTF-8.
+//! Envoy's serialized header map (proxy-wasm ABI), read without trusting it to be UTF-8,
+//! and written for a local reply.
 //!
 //! The SDK's own readers (`hostcalls::get_map`, `get_map_value`) unwrap `String::from_utf8`
 //! on every value, and Envoy passes header values through byte for byte: one client header
@@ -45,6 +46,25 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<(String, String)>> {
         ));
     }
     Some(pairs)
+}
+
+/// Serializes pairs in the same layout, for the host (a local reply's headers).
+pub fn serialize(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    let size: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 10).sum();
+    let mut out = Vec::with_capacity(4 + size);
+    out.extend(len(pairs.len()));
+    for (name, value) in pairs {
+        out.extend(len(name.len()));
+        out.extend(len(value.len()));
+    }
+    for (name, value) in pairs {
+        out.extend(name.as_bytes());
+        out.push(0);
+        out.extend(value.as_bytes());
+        out.push(0);
+    }
+    out
 }
 
 fn read_u32(bytes: &[u8]) -> Option<(usize, &[u8])> {
@@ -167,6 +187,9 @@ mod tests {
         ) {
             let raw: Vec<(&[u8], &[u8])> =
                 pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+            let text: Vec<(&str, &str)> =
+                pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            proptest::prop_assert_eq!(super::serialize(&text), serialize(&raw));
             proptest::prop_assert_eq!(parse(&serialize(&raw)), Some(pairs));
         }
     }

@@ -9,6 +9,7 @@ use std::fmt::Write;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
+use super::abi;
 use crate::host::Counter;
 use crate::telemetry::{self, Outcome};
 
@@ -57,7 +58,7 @@ impl Metrics {
     pub fn add(&self, c: Counter, n: u64) {
         if let Some(id) = self.counters.get(&c).copied() {
             // A lost increment is not worth failing a request over.
-            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+            let _ = abi::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
@@ -103,9 +104,9 @@ impl Metrics {
             };
             // A lost update is not worth failing a request over.
             let _ = if histogram {
-                hostcalls::record_metric(id, v)
+                abi::record_metric(id, v)
             } else {
-                hostcalls::increment_metric(id, i64::try_from(v).unwrap_or(i64::MAX))
+                abi::increment_metric(id, i64::try_from(v).unwrap_or(i64::MAX))
             };
         }
     }

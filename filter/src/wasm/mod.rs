@@ -1,7 +1,7 @@
 //! The thin proxy-wasm layer: Context impls that move bytes between Envoy and the
 //! host-free request logic in [`crate::flow`]. No decisions are made here.
 
-mod header_map;
+mod abi;
 mod http;
 mod metrics;
 mod proxy_host;

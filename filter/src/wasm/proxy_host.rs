@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
-use super::header_map;
+use super::abi;
 use super::metrics::Metrics;
 use super::shared::EnvoyShared;
 use crate::host::{Counter, Host, HostError};
@@ -22,18 +22,16 @@ pub struct ProxyHost<'a> {
 
 impl Host for ProxyHost<'_> {
     fn request_headers(&self) -> Result<Vec<(String, String)>, HostError> {
-        header_map::pairs(MapType::HttpRequestHeaders).ok_or(HostError("get request headers"))
+        abi::header_pairs(MapType::HttpRequestHeaders).map_err(|_| HostError("get request headers"))
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError> {
-        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value)
+        abi::set_header(MapType::HttpRequestHeaders, name, value)
             .map_err(|_| HostError("set request header"))
     }
 
     fn request_body(&self, size: usize) -> Result<Vec<u8>, HostError> {
-        hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size)
-            .map(Option::unwrap_or_default)
-            .map_err(|_| HostError("get request body"))
+        abi::buffer(BufferType::HttpRequestBody, 0, size).map_err(|_| HostError("get request body"))
     }
 
     fn dispatch(
@@ -53,12 +51,12 @@ impl Host for ProxyHost<'_> {
             .iter()
             .map(|(k, v)| (*k, v.as_str()))
             .collect();
-        hostcalls::send_http_response(reply.status, headers, Some(reply.body.as_bytes()))
+        abi::send_response(reply.status, &headers, reply.body.as_bytes())
             .map_err(|_| HostError("send local reply"))
     }
 
     fn resume_request(&mut self) -> Result<(), HostError> {
-        hostcalls::resume_http_request().map_err(|_| HostError("resume request"))
+        abi::resume_request().map_err(|_| HostError("resume request"))
     }
 
     fn count(&mut self, counter: Counter) {
@@ -79,7 +77,7 @@ impl Host for ProxyHost<'_> {
     }
 
     fn response_status_and_type(&self) -> (Option<u32>, Option<String>) {
-        let get = |name| header_map::value(MapType::HttpResponseHeaders, name);
+        let get = |name| abi::header(MapType::HttpResponseHeaders, name);
         (
             get(":status").and_then(|s| s.parse().ok()),
             get("content-type"),
@@ -87,28 +85,27 @@ impl Host for ProxyHost<'_> {
     }
 
     fn response_header(&self, name: &str) -> Option<String> {
-        header_map::value(MapType::HttpResponseHeaders, name)
+        abi::header(MapType::HttpResponseHeaders, name)
     }
 
     fn response_body(&self, size: usize) -> Result<Vec<u8>, HostError> {
-        hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
-            .map(Option::unwrap_or_default)
+        abi::buffer(BufferType::HttpResponseBody, 0, size)
             .map_err(|_| HostError("get response body"))
     }
 
     fn set_request_body(&mut self, body: &[u8]) -> Result<(), HostError> {
         // Replace the whole buffered body (start 0, size = everything).
-        hostcalls::set_buffer(BufferType::HttpRequestBody, 0, usize::MAX, body)
+        abi::set_buffer(BufferType::HttpRequestBody, 0, usize::MAX, body)
             .map_err(|_| HostError("set request body"))
     }
 
     fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
-        hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value))
+        abi::set_header(MapType::HttpResponseHeaders, name, Some(value))
             .map_err(|_| HostError("set response header"))
     }
 
     fn set_filter_state(&mut self, name: &str, value: &[u8]) {
-        if hostcalls::set_property(vec![name], Some(value)).is_err() {
+        if abi::set_property(&[name], value).is_err() {
             self.metrics.increment(Counter::HostFailure);
         }
     }
@@ -135,28 +132,23 @@ impl SharedData for ProxyHost<'_> {
 
 /// Unix milliseconds from Envoy's clock.
 pub fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+    abi::now()
+        .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Unix seconds from Envoy's clock.
 pub fn now_secs() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+    abi::now()
+        .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
 /// The answer to an HTTP callout, inside its response callback: the status (absent when
 /// the call failed: timeout, reset, no healthy host) and the body.
 pub fn call_response(body_size: usize) -> (Option<u32>, Vec<u8>) {
-    let status = header_map::value(MapType::HttpCallResponseHeaders, ":status")
+    let status = abi::header(MapType::HttpCallResponseHeaders, ":status")
         .and_then(|s| s.parse::<u32>().ok());
-    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let body = abi::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
     (status, body)
 }

@@ -11,7 +11,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, MapType};
 
-use super::header_map;
+use super::abi;
 use super::http::Http;
 use super::metrics::Metrics;
 use super::proxy_host::{now_ms, now_secs, ProxyHost};
@@ -133,7 +133,7 @@ impl Root {
             while self.delivery.len() < max {
                 let item = match self.delivery.take_carry() {
                     Some(item) => item,
-                    None => match hostcalls::dequeue_shared_queue(queue) {
+                    None => match abi::dequeue(queue) {
                         Ok(Some(item)) => item,
                         _ => break,
                     },
@@ -176,8 +176,8 @@ impl Root {
 impl Root {
     /// The ledger answered a usage batch: done, or keep it for a retry.
     fn usage_answered(&mut self) {
-        let ok = header_map::value(MapType::HttpCallResponseHeaders, ":status")
-            .is_some_and(|s| s == "200");
+        let ok =
+            abi::header(MapType::HttpCallResponseHeaders, ":status").is_some_and(|s| s == "200");
         match self.delivery.answered(ok, now_ms()) {
             Some(n) => {
                 self.metrics.add(Counter::UsageDelivered, n as u64);
@@ -340,11 +340,8 @@ impl Context for Root {
         let Some(issuer) = self.fetches.remove(&token_id) else {
             return;
         };
-        let status = header_map::value(MapType::HttpCallResponseHeaders, ":status");
-        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let status = abi::header(MapType::HttpCallResponseHeaders, ":status");
+        let body = abi::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
         let now = now_secs();
         let mut sd = EnvoyShared;
         match (status.as_deref(), KeySet::from_fetched(&body)) {
@@ -380,13 +377,11 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(
+        let bytes = abi::buffer(
             BufferType::PluginConfiguration,
             0,
             plugin_configuration_size,
         )
-        .ok()
-        .flatten()
         .unwrap_or_default();
         if key_injection::is_injector_config(&bytes) {
             return match Injector::parse(&bytes, |k| std::env::var(k).ok()) {

@@ -3,8 +3,7 @@
 
 use std::cell::RefCell;
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::Status;
+use super::abi;
 
 use crate::jwks_sync::{CasMismatch, SharedData};
 use crate::outbox::Outbox;
@@ -33,7 +32,7 @@ pub fn outbox_flush(queue: u32) -> bool {
 }
 
 pub fn enqueue(queue: u32, item: &[u8]) -> bool {
-    let ok = hostcalls::enqueue_shared_queue(queue, Some(item)).is_ok();
+    let ok = abi::enqueue(queue, item).is_ok();
     if !ok {
         let (_, n, _) = crate::outbox::read_item(item);
         log::error!("{n} usage item(s) could not be queued for the ledger");
@@ -45,17 +44,13 @@ pub struct EnvoyShared;
 
 impl SharedData for EnvoyShared {
     fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, u32) {
-        match hostcalls::get_shared_data(key) {
-            Ok((value, cas)) => (value, cas.unwrap_or(0)),
-            Err(_) => (None, 0),
-        }
+        abi::shared_data(key).unwrap_or((None, 0))
     }
 
     fn set_shared(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), CasMismatch> {
-        let cas = (cas != 0).then_some(cas);
-        match hostcalls::set_shared_data(key, Some(value), cas) {
+        match abi::set_shared_data(key, value, cas) {
             Ok(()) => Ok(()),
-            Err(Status::CasMismatch) => Err(CasMismatch),
+            Err(abi::Status(abi::CAS_MISMATCH)) => Err(CasMismatch),
             Err(e) => {
                 log::warn!("shared data write failed for {key}: {e:?}");
                 Err(CasMismatch)

@@ -2,10 +2,10 @@
 
 use std::rc::Rc;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 
+use super::abi;
 use super::metrics::Metrics;
 use crate::host::Counter;
 use crate::key_injection::{Injector, PROVIDER_HEADER, PROVIDER_METADATA};
@@ -31,7 +31,7 @@ impl Context for UpstreamHttp {}
 
 impl HttpContext for UpstreamHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let provider = hostcalls::get_property(PROVIDER_METADATA.to_vec())
+        let provider = abi::property(&PROVIDER_METADATA)
             .ok()
             .flatten()
             .and_then(|b| String::from_utf8(b).ok());
@@ -48,13 +48,11 @@ impl HttpContext for UpstreamHttp {
             let r = reply::internal("no_provider_for_upstream");
             let headers: Vec<(&str, &str)> =
                 r.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let _ = hostcalls::send_http_response(r.status, headers, Some(r.body.as_bytes()));
+            let _ = abi::send_response(r.status, &headers, r.body.as_bytes());
             return Action::Pause;
         };
         for (name, value) in edits {
-            if hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value.as_deref())
-                .is_err()
-            {
+            if abi::set_header(MapType::HttpRequestHeaders, name, value.as_deref()).is_err() {
                 self.metrics.increment(Counter::HostFailure);
             }
         }
@@ -64,8 +62,7 @@ impl HttpContext for UpstreamHttp {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         if let Some(p) = &self.provider {
-            let _ =
-                hostcalls::set_map_value(MapType::HttpResponseHeaders, PROVIDER_HEADER, Some(p));
+            let _ = abi::set_header(MapType::HttpResponseHeaders, PROVIDER_HEADER, Some(p));
         }
         Action::Continue
     }

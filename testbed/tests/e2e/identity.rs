@@ -145,6 +145,7 @@ async fn keys_from_the_identity_provider() {
             .any(|l| l.contains("fetch_failed") && !l.ends_with(": 0")),
         "a failed refresh is counted: {stats}"
     );
+    support::assert_no_wasm_panic(&stack);
 }
 
 #[tokio::test]

@@ -127,4 +127,5 @@ async fn h2c_gzip_and_stalled_clients() {
         before,
         "stalled clients never reached the policy service"
     );
+    support::assert_no_wasm_panic(&stack);
 }
