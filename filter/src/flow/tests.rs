@@ -963,3 +963,37 @@ fn profile_full_path_from_lease_slots() {
     }
     assert!(served > 19_000, "{served} served from slots");
 }
+
+/// Profiling aid, not a check: identity-only mode (authenticate from the token cache,
+/// strip, attribute, route) many times over; see `profile_full_path_from_lease_slots`.
+#[test]
+#[ignore]
+fn profile_identity_mode() {
+    let keys = Keys::new();
+    let mut config = keys.config_json();
+    config["mode"] = "identity".into();
+    let rt = testing::runtime_from(&config);
+    let auth_state = Rc::new(RefCell::new(AuthState::new(&rt)));
+    let auth = bearer(keys);
+    for _ in 0..20_000 {
+        let mut host = FakeHost::with_headers(&[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "127.0.0.1:10000"),
+            (":scheme", "http"),
+            ("content-type", "application/json"),
+            ("content-length", "96"),
+            ("user-agent", "bench/1.0"),
+            ("accept", "*/*"),
+            ("authorization", &auth),
+            ("x-forwarded-proto", "http"),
+            ("x-request-id", "4c1b7e6a-1f0e-4b8e-9f53-0d3c1c0b9a77"),
+        ]);
+        host.now = testing::NOW;
+        let mut flow = Flow::new(Rc::clone(&rt), Rc::clone(&auth_state));
+        assert_eq!(flow.on_request_headers(&mut host, false), Next::Continue);
+        host.response_status = Some(200);
+        flow.on_response_headers(&mut host);
+        flow.on_log(&mut host);
+    }
+}
