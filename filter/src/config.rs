@@ -560,12 +560,26 @@ fn usage_delivery(raw: Option<RawUsage>) -> Result<UsageDelivery, ConfigError> {
     })
 }
 
+/// Where each provider's own SDK puts its API key, so a client whose API key is set to
+/// the company JWT works unchanged: OpenAI's `Authorization: Bearer`, Anthropic's
+/// `x-api-key`, Gemini's `x-goog-api-key`, Azure OpenAI's `api-key`. The first present
+/// wins; all of them are stripped whatever happens.
+pub fn default_token_sources() -> Vec<TokenSource> {
+    let header = |name: &str, scheme: Option<&str>| TokenSource::Header {
+        name: name.into(),
+        scheme: scheme.map(str::to_owned),
+    };
+    vec![
+        header("authorization", Some("Bearer")),
+        header("x-api-key", None),
+        header("x-goog-api-key", None),
+        header("api-key", None),
+    ]
+}
+
 fn token_sources(raw: Option<Vec<RawTokenSource>>) -> Result<Vec<TokenSource>, ConfigError> {
     let Some(raw) = raw else {
-        return Ok(vec![TokenSource::Header {
-            name: "authorization".into(),
-            scheme: Some("Bearer".into()),
-        }]);
+        return Ok(default_token_sources());
     };
     if raw.is_empty() {
         return Err(err(

@@ -8,12 +8,22 @@ use crate::testing::Keys;
 fn valid_config_gets_defaults() {
     let keys = Keys::new();
     let c = Config::parse(keys.config_json().to_string().as_bytes()).unwrap();
+    let names: Vec<(&str, Option<&str>)> = c
+        .token_sources
+        .iter()
+        .map(|s| match s {
+            TokenSource::Header { name, scheme } => (name.as_str(), scheme.as_deref()),
+            TokenSource::Cookie { name } => (name.as_str(), Some("cookie")),
+        })
+        .collect();
     assert_eq!(
-        c.token_sources,
-        [TokenSource::Header {
-            name: "authorization".into(),
-            scheme: Some("Bearer".into())
-        }]
+        names,
+        [
+            ("authorization", Some("Bearer")),
+            ("x-api-key", None),
+            ("x-goog-api-key", None),
+            ("api-key", None)
+        ]
     );
     assert_eq!(c.uuid_salt_env, "CHOKEPOINT_UUID_SALT");
     assert_eq!(c.providers[0].key_header, "authorization");

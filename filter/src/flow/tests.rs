@@ -454,6 +454,78 @@ fn hmac_only_for_an_issuer_with_a_secret() {
     assert_eq!(host.replies[0].status, 401);
 }
 
+/// Each provider's SDK sends its API key in its own header: with the JWT as that key, every
+/// SDK works unchanged against its API, and the header never reaches the provider.
+#[test]
+fn each_providers_sdk_key_header_carries_the_jwt_by_default() {
+    let keys = Keys::new();
+    let jwt = keys.es256.sign(testing::claims()).unwrap();
+    let bearer = format!("Bearer {jwt}");
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>)> = vec![
+        (
+            "openai",
+            "/v1/chat/completions",
+            vec![("authorization", bearer.as_str())],
+        ),
+        (
+            "anthropic",
+            "/v1/messages",
+            vec![
+                ("x-api-key", jwt.as_str()),
+                ("anthropic-version", "2023-06-01"),
+            ],
+        ),
+        (
+            "gemini",
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            vec![("x-goog-api-key", jwt.as_str())],
+        ),
+        (
+            "azure",
+            "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21",
+            vec![("api-key", jwt.as_str())],
+        ),
+        // A real provider key where the JWT should be: refused, and never forwarded.
+        (
+            "anthropic, own key",
+            "/v1/messages",
+            vec![("x-api-key", "sk-ant-api03-own")],
+        ),
+    ];
+    for (case, path, creds) in cases {
+        let mut headers = vec![
+            (":method", "POST"),
+            (":path", path),
+            ("content-type", "application/json"),
+        ];
+        headers.extend(creds.iter().copied());
+        let mut host = FakeHost::with_headers(&headers);
+        let mut flow = keys.flow();
+        flow.on_request_headers(&mut host, true);
+        for (name, _) in &creds {
+            if *name != "anthropic-version" {
+                assert_eq!(host.header(name), None, "{case}: {name} stripped");
+            }
+        }
+        if case.ends_with("own key") {
+            assert_eq!(host.replies.len(), 1, "{case}");
+            assert_eq!(host.replies[0].status, 401, "{case}");
+            continue;
+        }
+        // Gemini and Azure have no provider in this configuration: authenticated, then 404.
+        let want = if matches!(case, "gemini" | "azure") {
+            404
+        } else {
+            0
+        };
+        let got = host.replies.first().map_or(0, |r| r.status);
+        assert_eq!(got, want, "{case}: {:?}", host.replies);
+        if want == 0 {
+            assert_eq!(host.dispatched.len(), 1, "{case}: authorized");
+        }
+    }
+}
+
 #[test]
 fn other_token_sources_and_identity_headers() {
     let keys = Keys::new();

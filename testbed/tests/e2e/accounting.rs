@@ -183,10 +183,18 @@ fn provider_counts(format: &str, stream: bool, text: &str) -> (u64, u64, u64) {
     }
 }
 
+/// Sends the case with the token where that provider's own SDK puts its API key, as a
+/// client whose API key is set to the company JWT does.
 async fn send(stack: &Stack, case: &Case, token: &str) -> (reqwest::Response, String) {
+    let (name, value) = match case.format {
+        "anthropic" => ("x-api-key", token.to_string()),
+        "gemini" => ("x-goog-api-key", token.to_string()),
+        _ if case.path.starts_with("/openai/") => ("api-key", token.to_string()),
+        _ => ("authorization", format!("Bearer {token}")),
+    };
     let mut req = reqwest::Client::new()
         .post(format!("{}{}", stack.gateway_url, case.path))
-        .bearer_auth(token)
+        .header(name, value)
         .header("x-test-case", case.name)
         .json(&case.body);
     for (k, v) in &case.headers {
