@@ -461,7 +461,8 @@ fn each_providers_sdk_key_header_carries_the_jwt_by_default() {
     let keys = Keys::new();
     let jwt = keys.es256.sign(testing::claims()).unwrap();
     let bearer = format!("Bearer {jwt}");
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>)> = vec![
+    type Headers<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(&str, &str, Headers)> = vec![
         (
             "openai",
             "/v1/chat/completions",
