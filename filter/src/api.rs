@@ -67,6 +67,44 @@ pub fn model_in_path(path_and_query: &str) -> Option<&str> {
     rest.split(':').next().filter(|m| !m.is_empty())
 }
 
+/// The path without its `key` query parameters (Gemini takes an API key there too), or
+/// `None` when it has none. A client's own key must not reach a provider, whatever the
+/// API; a name spelled with percent-escapes (`%6Bey`) counts as `key`.
+pub fn without_key_param(path_and_query: &str) -> Option<String> {
+    let (path, query) = path_and_query.split_once('?')?;
+    let is_key = |param: &str| {
+        let name = param.split('=').next().unwrap_or("");
+        percent_decoded(name).is_some_and(|n| n.eq_ignore_ascii_case(b"key"))
+    };
+    if !query.split('&').any(is_key) {
+        return None;
+    }
+    let kept: Vec<&str> = query.split('&').filter(|p| !is_key(p)).collect();
+    Some(if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    })
+}
+
+/// A short query parameter name with `%XX` escapes undone (`None`: long or malformed).
+fn percent_decoded(name: &str) -> Option<Vec<u8>> {
+    if name.len() > 16 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(name.len());
+    let mut bytes = name.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
+}
+
 pub fn classify(path_and_query: &str) -> Option<Endpoint> {
     let path = path_and_query.split('?').next().unwrap_or("");
     let ep = |api, format, chat| Endpoint {
@@ -104,6 +142,33 @@ pub fn classify(path_and_query: &str) -> Option<Endpoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_query_parameters_are_taken_out_of_the_path() {
+        let cases = [
+            ("/v1beta/models/gemini-2.5-flash:generateContent", None),
+            ("/v1beta/models/m:streamGenerateContent?alt=sse", None),
+            (
+                "/v1beta/models/m:generateContent?key=AIza-own",
+                Some("/v1beta/models/m:generateContent"),
+            ),
+            (
+                "/v1beta/models/m:streamGenerateContent?alt=sse&key=x",
+                Some("/v1beta/models/m:streamGenerateContent?alt=sse"),
+            ),
+            (
+                "/v1beta/models/m:streamGenerateContent?key=x&alt=sse&KEY=y",
+                Some("/v1beta/models/m:streamGenerateContent?alt=sse"),
+            ),
+            ("/p?%6Bey=x&a=1", Some("/p?a=1")),
+            ("/p?key", Some("/p")),
+            ("/p?keys=1&monkey=2", None),
+            ("/p?%zz=1", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(without_key_param(path).as_deref(), want, "{path}");
+        }
+    }
 
     #[test]
     fn models_in_paths() {

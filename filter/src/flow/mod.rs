@@ -235,6 +235,10 @@ impl Flow {
             host.set_request_header(name, None)
                 .map_err(|e| self.host_failed(host, e))?;
         }
+        if let Some(stripped) = api::without_key_param(path) {
+            host.set_request_header(":path", Some(&stripped))
+                .map_err(|e| self.host_failed(host, e))?;
+        }
         if !end_of_stream && content_type.is_some_and(|ct| !request_body::is_json_content_type(ct))
         {
             host.count(Counter::BadRequest);

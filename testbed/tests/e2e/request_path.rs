@@ -89,6 +89,28 @@ async fn request_path() {
         header(r, "authorization"),
         Some(format!("Bearer {}", stack.provider_key()))
     );
+    // Gemini also takes a key in the query string: the client's never reaches it.
+    let resp = client
+        .post(format!(
+            "{}/v1beta/models/gemini-2.5-flash:generateContent?key=AIza-client-own&alt=json",
+            stack.gateway_url
+        ))
+        .header("x-goog-api-key", &jwt)
+        .header("x-test-case", "gemini-key-param")
+        .json(&serde_json::json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = upstream_saw(&stack, "gemini-key-param").await;
+    assert_eq!(seen.len(), 1);
+    let path = seen[0]["path"].as_str().unwrap();
+    assert!(path.ends_with(":generateContent?alt=json"), "{path}");
+    assert!(!seen[0].to_string().contains("AIza-client-own"));
+    assert_eq!(
+        header(&seen[0], "x-goog-api-key"),
+        Some(stack.provider_key().to_string())
+    );
 
     // 3. Bad credentials: 401 in the OpenAI error shape, and the provider never called.
     let other_key = DevKey::generate_with_derived_kid();
