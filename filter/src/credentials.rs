@@ -15,10 +15,22 @@ pub const CREDENTIAL_HEADERS: [&str; 7] = [
     "cf-access-jwt-assertion",
 ];
 
+/// Headers that pick the account a provider key bills or acts for: OpenAI's organization
+/// and project (its SDK sends them from `OPENAI_ORG_ID` / `OPENAI_PROJECT_ID`), Google's
+/// quota project. With the gateway's key they would let a client pick among the accounts
+/// that key reaches, or fail the call outright when the key is not a member.
+pub const ACCOUNT_HEADERS: [&str; 3] = [
+    "openai-organization",
+    "openai-project",
+    "x-goog-user-project",
+];
+
 /// Whether a client-sent header must be removed before the request goes anywhere.
 /// Header names from Envoy are already lower-case.
 pub fn must_strip(name: &str) -> bool {
-    name.starts_with(GATEWAY_PREFIX) || CREDENTIAL_HEADERS.contains(&name)
+    name.starts_with(GATEWAY_PREFIX)
+        || CREDENTIAL_HEADERS.contains(&name)
+        || ACCOUNT_HEADERS.contains(&name)
 }
 
 #[cfg(test)]
@@ -35,6 +47,11 @@ mod tests {
             ("cookie", true),
             ("x-chokepoint-user", true),
             ("x-chokepoint-anything", true),
+            ("openai-organization", true),
+            ("openai-project", true),
+            ("x-goog-user-project", true),
+            ("anthropic-version", false),
+            ("openai-beta", false),
             ("content-type", false),
             ("x-request-id", false),
             ("x-chokepoin", false),

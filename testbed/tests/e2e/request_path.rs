@@ -68,6 +68,8 @@ async fn request_path() {
         .header("x-chokepoint-user", forged_uuid)
         .header("x-chokepoint-tenant", "someone-else")
         .header("cookie", "session=client")
+        .header("openai-organization", "org-client-own")
+        .header("openai-project", "proj-client-own")
         .json(&chat(false))
         .send()
         .await
@@ -76,7 +78,14 @@ async fn request_path() {
     let seen = upstream_saw(&stack, "spoof").await;
     assert_eq!(seen.len(), 1);
     let r = &seen[0];
-    for name in ["x-api-key", "api-key", "x-goog-api-key", "cookie"] {
+    for name in [
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "openai-organization",
+        "openai-project",
+    ] {
         assert_eq!(header(r, name), None, "{name} reached the provider");
     }
     assert_eq!(
