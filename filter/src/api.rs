@@ -121,13 +121,18 @@ pub fn classify(path_and_query: &str) -> Option<Endpoint> {
             _ => None,
         };
     }
+    let gemini_model = path.starts_with("/v1beta/models/") || path.starts_with("/v1/models/");
     if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
-        if !(path.starts_with("/v1beta/models/") || path.starts_with("/v1/models/")) {
+        if !gemini_model {
             return None;
         }
         let mut e = ep(Api::Gemini, Some(Format::Gemini), false);
         e.streams_by_path = path.contains(":streamGenerateContent");
         return Some(e);
+    }
+    // Token counting generates nothing: forwarded and recorded, with no usage to count.
+    if path.ends_with(":countTokens") && gemini_model {
+        return Some(ep(Api::Gemini, None, false));
     }
     match path {
         "/v1/chat/completions" => Some(ep(Api::OpenAi, Some(Format::OpenAiChat), true)),
@@ -135,6 +140,7 @@ pub fn classify(path_and_query: &str) -> Option<Endpoint> {
         "/v1/embeddings" => Some(ep(Api::OpenAi, Some(Format::OpenAiChat), false)),
         "/v1/models" => Some(ep(Api::OpenAi, None, false)),
         "/v1/messages" => Some(ep(Api::Anthropic, Some(Format::Anthropic), false)),
+        "/v1/messages/count_tokens" => Some(ep(Api::Anthropic, None, false)),
         _ => None,
     }
 }
@@ -217,6 +223,15 @@ mod tests {
                 "/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21",
                 Some((Api::Azure, Some(Format::OpenAiChat), false)),
             ),
+            (
+                "/v1/messages/count_tokens?beta=true",
+                Some((Api::Anthropic, None, false)),
+            ),
+            (
+                "/v1beta/models/gemini-2.5-flash:countTokens",
+                Some((Api::Gemini, None, false)),
+            ),
+            ("/elsewhere/m:countTokens", None),
             ("/openai/deployments/gpt4o/images", None),
             ("/v1/unknown", None),
             ("/", None),

@@ -70,6 +70,26 @@ async fn answer(
     ))
 }
 
+/// `POST /v1/messages/count_tokens`: the prompt's tokens, `{"input_tokens": n}`.
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The same request shape as `/v1/messages`, less `max_tokens` (nothing is generated).
+    let mut shaped: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(obj) = shaped.as_object_mut() {
+        obj.entry("max_tokens").or_insert(json!(1));
+    }
+    let shaped = serde_json::to_vec(&shaped).unwrap_or_default();
+    let counted =
+        check_auth(&headers, &state.config.api_key).and_then(|()| MessagesRequest::parse(&shaped));
+    match counted {
+        Ok(req) => Json(serde_json::json!({"input_tokens": req.input_tokens})).into_response(),
+        Err(e) => e.respond("req_count"),
+    }
+}
+
 /// Anthropic's scheme: `x-api-key: <key>`. A bearer token is taken for an
 /// OAuth token, which API keys are not.
 fn check_auth(headers: &HeaderMap, api_key: &str) -> Result<(), AnthropicError> {

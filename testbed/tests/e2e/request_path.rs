@@ -99,12 +99,13 @@ async fn request_path() {
         Some(format!("Bearer {}", stack.provider_key()))
     );
     // Gemini also takes a key in the query string: the client's never reaches it.
+    let sdk_jwt = support::token(&stack, "sdk-user");
     let resp = client
         .post(format!(
             "{}/v1beta/models/gemini-2.5-flash:generateContent?key=AIza-client-own&alt=json",
             stack.gateway_url
         ))
-        .header("x-goog-api-key", &jwt)
+        .header("x-goog-api-key", &sdk_jwt)
         .header("x-test-case", "gemini-key-param")
         .json(&serde_json::json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}))
         .send()
@@ -118,6 +119,26 @@ async fn request_path() {
     assert!(!seen[0].to_string().contains("AIza-client-own"));
     assert_eq!(
         header(&seen[0], "x-goog-api-key"),
+        Some(stack.provider_key().to_string())
+    );
+
+    // Anthropic's token counting (its SDK's `messages.count_tokens`) goes through too.
+    let resp = client
+        .post(format!("{}/v1/messages/count_tokens", stack.gateway_url))
+        .header("x-api-key", &sdk_jwt)
+        .header("anthropic-version", "2023-06-01")
+        .header("x-test-case", "count-tokens")
+        .json(&serde_json::json!({"model": "claude-sonnet-4-5",
+            "messages": [{"role": "user", "content": "Count me, please."}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let counted: Value = resp.json().await.unwrap();
+    assert!(counted["input_tokens"].as_u64().unwrap() > 0, "{counted}");
+    let seen = upstream_saw(&stack, "count-tokens").await;
+    assert_eq!(
+        header(&seen[0], "x-api-key"),
         Some(stack.provider_key().to_string())
     );
 
@@ -336,7 +357,7 @@ async fn request_path() {
     let latin1 = |bytes: &[u8]| HeaderValue::from_bytes(bytes).unwrap();
     let resp = client
         .post(&url)
-        .bearer_auth(&jwt)
+        .bearer_auth(support::token(&stack, "latin1-user"))
         .header("x-note", latin1(b"caf\xe9"))
         .header(
             "x-mock-content-type",
