@@ -392,8 +392,10 @@ impl Flow {
             // Only a model named in the body is rewritten; a path model stays in the path.
             model: resolved.as_deref().filter(|_| fields.model.is_some()),
             include_usage: endpoint.is_some_and(|e| e.chat_completions) && fields.stream,
+            // Only where text is generated: token counting takes no end-user field.
             user: if self.rt.config.attribution {
                 endpoint
+                    .filter(|e| e.format.is_some())
                     .and_then(|e| user_field(e.api))
                     .map(|f| (f, caller.user.as_str()))
             } else {

@@ -527,6 +527,32 @@ fn each_providers_sdk_key_header_carries_the_jwt_by_default() {
     }
 }
 
+/// Token counting is forwarded as the client sent it: no end-user field, no output cap
+/// (Anthropic's count_tokens refuses fields it does not know).
+#[test]
+fn token_counting_bodies_go_unedited() {
+    let keys = Keys::new();
+    let jwt = keys.es256.sign(testing::claims()).unwrap();
+    let body = r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}"#;
+    let mut host = FakeHost::with_headers(&[
+        (":method", "POST"),
+        (":path", "/v1/messages/count_tokens"),
+        ("content-type", "application/json"),
+        ("x-api-key", jwt.as_str()),
+    ]);
+    host.body = body.as_bytes().to_vec();
+    let mut config = keys.config_json();
+    config["attribution"] = true.into();
+    config["enforce_output_cap"] = true.into();
+    let mut flow = testing::flow_for(testing::runtime_from(&config));
+    assert_eq!(flow.on_request_headers(&mut host, false), Next::Pause);
+    let len = host.body.len();
+    assert_eq!(flow.on_request_body(&mut host, len, true), Next::Pause);
+    assert!(host.replies.is_empty(), "{:?}", host.replies);
+    assert_eq!(host.body, body.as_bytes(), "forwarded as sent");
+    assert_eq!(host.dispatched.len(), 1, "authorized like any call");
+}
+
 #[test]
 fn other_token_sources_and_identity_headers() {
     let keys = Keys::new();
