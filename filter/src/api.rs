@@ -141,6 +141,13 @@ pub fn classify(path_and_query: &str) -> Option<Endpoint> {
         "/v1/models" => Some(ep(Api::OpenAi, None, false)),
         "/v1/messages" => Some(ep(Api::Anthropic, Some(Format::Anthropic), false)),
         "/v1/messages/count_tokens" => Some(ep(Api::Anthropic, None, false)),
+        // One model (`GET /v1/models/{id}`, both OpenAI's and Anthropic's SDKs).
+        _ if path
+            .strip_prefix("/v1/models/")
+            .is_some_and(|id| !id.is_empty() && !id.contains(['/', ':'])) =>
+        {
+            Some(ep(Api::OpenAi, None, false))
+        }
         _ => None,
     }
 }
@@ -232,6 +239,9 @@ mod tests {
                 Some((Api::Gemini, None, false)),
             ),
             ("/elsewhere/m:countTokens", None),
+            ("/v1/models/gpt-4o-mini", Some((Api::OpenAi, None, false))),
+            ("/v1/models/a/b", None),
+            ("/v1/models/", None),
             ("/openai/deployments/gpt4o/images", None),
             ("/v1/unknown", None),
             ("/", None),

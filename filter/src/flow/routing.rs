@@ -82,31 +82,59 @@ impl Flow {
         Ok((model != requested).then(|| model.to_string()))
     }
 
-    /// `GET /v1/models` with a route table: the models this caller may use, answered here.
+    /// `GET /v1/models` (and `/v1/models/{id}`) with a route table: the models this caller
+    /// may use, answered here. OpenAI's and Anthropic's SDKs share these paths, so each
+    /// entry carries both shapes' fields (`object`/`owned_by`, `type`/`display_name`) and
+    /// the list Anthropic's pagination fields.
     pub(super) fn models_reply(&self, caller: &Caller) -> Option<Reply> {
         let table = self.rt.config.routes.as_ref()?;
         let endpoint = self.facts.endpoint?;
         if endpoint.format.is_some() || endpoint.api != crate::api::Api::OpenAi {
             return None;
         }
-        let data: Vec<serde_json::Value> = table
-            .visible_models(caller.tenant.as_deref(), &caller.groups)
-            .into_iter()
-            .map(|(id, provider)| {
-                let owner = self
-                    .rt
-                    .config
-                    .providers
-                    .get(provider)
-                    .map_or("", |p| p.name.as_str());
-                serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner})
-            })
-            .collect();
-        let body = serde_json::json!({"object": "list", "data": data}).to_string();
+        let entry = |id: &str, provider: usize| {
+            let owner = self
+                .rt
+                .config
+                .providers
+                .get(provider)
+                .map_or("", |p| p.name.as_str());
+            serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner,
+                               "type": "model", "display_name": id,
+                               "created_at": "1970-01-01T00:00:00Z"})
+        };
+        let (tenant, groups) = (caller.tenant.as_deref(), &caller.groups);
+        let body = match self.facts.path_model.as_deref() {
+            Some(id) => match table.resolve(id, tenant, groups) {
+                Ok((_, route)) => entry(id, route.providers.first().copied().unwrap_or(0)),
+                Err(_) => {
+                    return Some(reply::error(
+                        404,
+                        "invalid_request_error",
+                        "model_not_found",
+                        &format!(
+                            "The model `{}` does not exist or you do not have access to it.",
+                            clip(id)
+                        ),
+                    ))
+                }
+            },
+            None => {
+                let data: Vec<serde_json::Value> = table
+                    .visible_models(tenant, groups)
+                    .into_iter()
+                    .map(|(id, provider)| entry(id, provider))
+                    .collect();
+                let first = data.first().map(|m| m["id"].clone());
+                let last = data.last().map(|m| m["id"].clone());
+                serde_json::json!({"object": "list", "data": data, "has_more": false,
+                                   "first_id": first, "last_id": last})
+            }
+        };
         Some(Reply {
             status: 200,
             headers: vec![("content-type", "application/json".into())],
-            body,
+            body: body.to_string(),
         })
     }
 }

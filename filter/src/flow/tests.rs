@@ -830,6 +830,40 @@ fn the_model_list_comes_from_the_table() {
         "claude-* is a glob and not for this caller"
     );
     assert_eq!(v["object"], "list");
+    // Anthropic's SDK reads the same path: its pagination fields and entry type are there.
+    assert_eq!(v["has_more"], false);
+    assert_eq!(
+        (v["first_id"].as_str(), v["last_id"].as_str()),
+        (Some("gpt-4o-mini"), Some("default"))
+    );
+    assert_eq!(v["data"][0]["type"], "model");
+
+    // One model: the table decides, globs included; not visible is not found.
+    let rt = testing::runtime_from(&routed_config(keys));
+    for (id, want) in [
+        ("gpt-4o-mini", 200),
+        ("default", 200),
+        ("no-such-model", 404),
+    ] {
+        let path = format!("/v1/models/{id}");
+        let mut host = FakeHost::with_headers(&[
+            (":method", "GET"),
+            (":path", path.as_str()),
+            ("authorization", &auth),
+        ]);
+        testing::flow_for(Rc::clone(&rt)).on_request_headers(&mut host, true);
+        assert!(host.dispatched.is_empty(), "{id}: answered by the gateway");
+        assert_eq!(host.replies[0].status, want, "{id}");
+        let v: serde_json::Value = serde_json::from_str(&host.replies[0].body).unwrap();
+        if want == 200 {
+            assert_eq!(
+                (v["id"].as_str(), v["object"].as_str()),
+                (Some(id), Some("model"))
+            );
+        } else {
+            assert_eq!(v["error"]["code"], "model_not_found");
+        }
+    }
 }
 
 #[test]

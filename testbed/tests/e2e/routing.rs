@@ -126,6 +126,25 @@ async fn models_route_by_name_alias_and_group() {
         ids.contains(&"gpt-4o-mini") && ids.contains(&"default"),
         "{list}"
     );
+    // One model, as the OpenAI and Anthropic SDKs retrieve it (Anthropic's with x-api-key).
+    let one = client
+        .get(format!("{}/v1/models/claude-sonnet-4-5", stack.gateway_url))
+        .header("x-api-key", &token)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    let one: Value = one.json().await.unwrap();
+    assert_eq!(one["id"], "claude-sonnet-4-5", "{one}");
+    assert_eq!(one["type"], "model");
+    let none = client
+        .get(format!("{}/v1/models/no-such-model", stack.gateway_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(none, 404).await, "model_not_found");
 
     // No provider key in anything a client or an operator sees.
     let key = stack.opts.mock_key.clone();
