@@ -9,6 +9,7 @@
 
 pub mod chunks;
 pub mod fixtures;
+pub mod header_map;
 pub mod jwks;
 pub mod jwt;
 pub mod plugin_config;
@@ -24,7 +25,7 @@ pub mod usage;
 pub type Run = fn(&[u8]);
 
 /// Every target, by the name of its fuzz binary and its corpus directory.
-pub const TARGETS: [(&str, Run); 10] = [
+pub const TARGETS: [(&str, Run); 11] = [
     ("jwt", jwt::run),
     ("jwks", jwks::run),
     ("sse", sse::run),
@@ -35,6 +36,7 @@ pub const TARGETS: [(&str, Run); 10] = [
     ("policy_file", policy_file::run),
     ("policy_requests", policy_requests::run),
     ("policy_reply", policy_reply::run),
+    ("header_map", header_map::run),
 ];
 
 /// Splits `data` at its first `sep`: (before, after). Without one, all of it is `before`.

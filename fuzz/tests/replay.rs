@@ -128,4 +128,5 @@ targets!(
     policy_file,
     policy_requests,
     policy_reply,
+    header_map,
 );

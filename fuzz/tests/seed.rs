@@ -104,6 +104,39 @@ fn write_seed_corpus() {
     policy_file();
     policy_requests();
     policy_reply();
+    header_map();
+}
+
+/// Header maps as Envoy serializes them: pseudo and plain headers, an empty value, a
+/// Latin-1 value, a name that is not UTF-8.
+fn header_map() {
+    let s = Seeds::new("header_map");
+    let map = |pairs: &[(&[u8], &[u8])]| {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (n, v) in pairs {
+            out.extend((n.len() as u32).to_le_bytes());
+            out.extend((v.len() as u32).to_le_bytes());
+        }
+        for (n, v) in pairs {
+            out.extend(*n);
+            out.push(0);
+            out.extend(*v);
+            out.push(0);
+        }
+        out
+    };
+    s.add(
+        "request",
+        map(&[
+            (b":method", b"POST"),
+            (b":path", b"/v1/chat/completions"),
+            (b"authorization", b"Bearer eyJhbGciOiJFUzI1NiJ9.e30.sig"),
+            (b"x-empty", b""),
+        ]),
+    );
+    s.add("latin1", map(&[(b"x-note", b"caf\xe9"), (b"content-type", b"text/event-stream")]));
+    s.add("bad-name", map(&[(b"x-\xffname", b"v")]));
+    s.add("empty", map(&[]));
 }
 
 fn sse() {
