@@ -48,20 +48,24 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<(String, String)>> {
     Some(pairs)
 }
 
-/// Serializes pairs in the same layout, for the host (a local reply's headers).
-pub fn serialize(pairs: &[(&str, &str)]) -> Vec<u8> {
+/// Serializes pairs in the same layout, for the host (a local reply's headers); tests
+/// and fuzz seeds give it bytes that are not UTF-8.
+pub fn serialize<N: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(N, V)]) -> Vec<u8> {
     let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
-    let size: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 10).sum();
+    let size: usize = pairs
+        .iter()
+        .map(|(n, v)| n.as_ref().len() + v.as_ref().len() + 10)
+        .sum();
     let mut out = Vec::with_capacity(4 + size);
     out.extend(len(pairs.len()));
     for (name, value) in pairs {
-        out.extend(len(name.len()));
-        out.extend(len(value.len()));
+        out.extend(len(name.as_ref().len()));
+        out.extend(len(value.as_ref().len()));
     }
     for (name, value) in pairs {
-        out.extend(name.as_bytes());
+        out.extend(name.as_ref());
         out.push(0);
-        out.extend(value.as_bytes());
+        out.extend(value.as_ref());
         out.push(0);
     }
     out
@@ -83,20 +87,9 @@ fn take(data: &[u8], len: usize) -> Option<(&[u8], &[u8])> {
 mod tests {
     use super::*;
 
-    /// Serializes pairs the way Envoy does.
+    /// Byte pairs of any lengths in one slice literal.
     fn serialize(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
-        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
-        for (n, v) in pairs {
-            out.extend((n.len() as u32).to_le_bytes());
-            out.extend((v.len() as u32).to_le_bytes());
-        }
-        for (n, v) in pairs {
-            out.extend(*n);
-            out.push(0);
-            out.extend(*v);
-            out.push(0);
-        }
-        out
+        super::serialize(pairs)
     }
 
     fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -111,20 +111,7 @@ fn write_seed_corpus() {
 /// Latin-1 value, a name that is not UTF-8.
 fn header_map() {
     let s = Seeds::new("header_map");
-    let map = |pairs: &[(&[u8], &[u8])]| {
-        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
-        for (n, v) in pairs {
-            out.extend((n.len() as u32).to_le_bytes());
-            out.extend((v.len() as u32).to_le_bytes());
-        }
-        for (n, v) in pairs {
-            out.extend(*n);
-            out.push(0);
-            out.extend(*v);
-            out.push(0);
-        }
-        out
-    };
+    let map = |pairs: &[(&[u8], &[u8])]| chokepoint_filter::header_pairs::serialize(pairs);
     s.add(
         "request",
         map(&[

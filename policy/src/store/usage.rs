@@ -205,10 +205,9 @@ impl Store {
         audit_log_max_len: u64,
         details: bool,
     ) -> Result<redis::RedisResult<Value>, StoreError> {
-        // A pipeline of one, for its per-call error: the script's own error is a reply.
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        {
+        // Built in a block: the map keyed by address is not `Send`, and must be gone
+        // before the await.
+        let pipe = {
             let mut invocation = self.inner.record_usage.key(audit_log_key);
             // Each distinct scope group once, numbered from 1 in order of first use. The
             // records of a batch share their groups' `Arc`s, so the address tells them
@@ -269,18 +268,24 @@ impl Store {
                     .arg(write.tokens);
             }
             invocation.arg(u8::from(details));
-            for (write, numbers) in chunk.iter().zip(&record_groups).filter(|_| details) {
-                invocation.arg(write.cost_micros);
-                for (_, increment) in &write.increments {
-                    invocation.arg(*increment);
-                }
-                invocation.arg(numbers.len());
-                for number in numbers {
-                    invocation.arg(*number);
+            if details {
+                for (write, numbers) in chunk.iter().zip(&record_groups) {
+                    invocation.arg(write.cost_micros);
+                    for (_, increment) in &write.increments {
+                        invocation.arg(*increment);
+                    }
+                    invocation.arg(numbers.len());
+                    for number in numbers {
+                        invocation.arg(*number);
+                    }
                 }
             }
+            // A pipeline of one, for its per-call error: the script's own error is a reply.
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
             pipe.invoke_script(&invocation);
-        }
+            pipe
+        };
         let mut connection = self.inner.connection.clone();
         let mut replies: Vec<redis::RedisResult<Value>> = self
             .bounded(async move { pipe.query_async(&mut connection).await })

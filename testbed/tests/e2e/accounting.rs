@@ -183,15 +183,20 @@ fn provider_counts(format: &str, stream: bool, text: &str) -> (u64, u64, u64) {
     }
 }
 
+/// The header a case's provider (and its SDK) carries an API key in, with its value.
+fn key_header(case: &Case, key: &str) -> (&'static str, String) {
+    match case.format {
+        "anthropic" => ("x-api-key", key.to_string()),
+        "gemini" => ("x-goog-api-key", key.to_string()),
+        _ if case.path.starts_with("/openai/") => ("api-key", key.to_string()),
+        _ => ("authorization", format!("Bearer {key}")),
+    }
+}
+
 /// Sends the case with the token where that provider's own SDK puts its API key, as a
 /// client whose API key is set to the company JWT does.
 async fn send(stack: &Stack, case: &Case, token: &str) -> (reqwest::Response, String) {
-    let (name, value) = match case.format {
-        "anthropic" => ("x-api-key", token.to_string()),
-        "gemini" => ("x-goog-api-key", token.to_string()),
-        _ if case.path.starts_with("/openai/") => ("api-key", token.to_string()),
-        _ => ("authorization", format!("Bearer {token}")),
-    };
+    let (name, value) = key_header(case, token);
     let mut req = reqwest::Client::new()
         .post(format!("{}{}", stack.gateway_url, case.path))
         .header(name, value)
@@ -255,13 +260,7 @@ async fn every_format_is_counted_exactly() {
 
         // The provider got its own key, in its own header, and no other credential.
         let seen = support::upstream_saw(&stack, case.name).await;
-        let key = stack.opts.mock_key.as_str();
-        let (header, value) = match case.format {
-            "anthropic" => ("x-api-key", key.to_string()),
-            "gemini" => ("x-goog-api-key", key.to_string()),
-            _ if case.path.starts_with("/openai/") => ("api-key", key.to_string()),
-            _ => ("authorization", format!("Bearer {key}")),
-        };
+        let (header, value) = key_header(&case, &stack.opts.mock_key);
         assert_eq!(
             support::header(&seen[0], header),
             Some(value),
