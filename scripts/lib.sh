@@ -52,6 +52,23 @@ ensure_node() {
   command -v node >/dev/null || die "node still missing after apt-get install nodejs"
 }
 
+# The provider SDKs the run layer points at the gateway (testbed/sdk/sdk_check.py), in
+# their own venv (.venv-sdk), pinned so a new SDK release cannot change a test's verdict
+# unnoticed; bump them on purpose.
+SDK_PACKAGES=("openai==3.57.0" "anthropic==2.14.0" "google-genai==3.6.1")
+SDK_PYTHON="$ROOT/.venv-sdk/bin/python"
+ensure_sdks() {
+  local want="${SDK_PACKAGES[*]}"
+  [ -x "$SDK_PYTHON" ] && [ "$(cat "$ROOT/.venv-sdk/.pinned" 2>/dev/null)" = "$want" ] && return
+  say "installing the provider SDKs ($want) into .venv-sdk"
+  command -v python3 >/dev/null || die "python3 not found"
+  [ -x "$ROOT/.venv-sdk/bin/pip" ] || python3 -m venv "$ROOT/.venv-sdk" \
+    || die "cannot create .venv-sdk (apt-get install python3-venv?)"
+  "$ROOT/.venv-sdk/bin/pip" install -q --disable-pip-version-check "${SDK_PACKAGES[@]}" >&2 \
+    || die "pip install $want failed"
+  echo "$want" > "$ROOT/.venv-sdk/.pinned"
+}
+
 ensure_all() {
   ensure_rust
   ensure_envoy

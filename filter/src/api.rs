@@ -4,8 +4,9 @@
 use crate::usage::Format;
 
 /// A provider API family: its paths, key header and wire formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Api {
+    #[default]
     OpenAi,
     Anthropic,
     Gemini,
@@ -53,6 +54,9 @@ pub struct Endpoint {
     pub streams_by_path: bool,
     /// OpenAI chat completions: streaming requests get `stream_options.include_usage`.
     pub chat_completions: bool,
+    /// The model list or one model (`GET /v1/models[/{id}]`, Gemini's `/v1beta/models`):
+    /// answered from the route table when there is one.
+    pub models: bool,
 }
 
 /// The model named in the path: Gemini's `models/{model}:method`, Azure's deployment.
@@ -112,6 +116,11 @@ pub fn classify(path_and_query: &str) -> Option<Endpoint> {
         format,
         streams_by_path: false,
         chat_completions: chat,
+        models: false,
+    };
+    let models = |api| Endpoint {
+        models: true,
+        ..ep(api, None, false)
     };
     if let Some(rest) = path.strip_prefix("/openai/deployments/") {
         let (_, op) = rest.split_once('/')?;
@@ -138,17 +147,50 @@ pub fn classify(path_and_query: &str) -> Option<Endpoint> {
         "/v1/chat/completions" => Some(ep(Api::OpenAi, Some(Format::OpenAiChat), true)),
         "/v1/responses" => Some(ep(Api::OpenAi, Some(Format::OpenAiResponses), false)),
         "/v1/embeddings" => Some(ep(Api::OpenAi, Some(Format::OpenAiChat), false)),
-        "/v1/models" => Some(ep(Api::OpenAi, None, false)),
+        // OpenAI's, Anthropic's and (from google-genai 2.x, `v1`) Gemini's SDKs.
+        "/v1/models" => Some(models(Api::OpenAi)),
+        "/v1beta/models" => Some(models(Api::Gemini)),
         "/v1/messages" => Some(ep(Api::Anthropic, Some(Format::Anthropic), false)),
         "/v1/messages/count_tokens" => Some(ep(Api::Anthropic, None, false)),
-        // One model (`GET /v1/models/{id}`, both OpenAI's and Anthropic's SDKs).
-        _ if path
-            .strip_prefix("/v1/models/")
-            .is_some_and(|id| !id.is_empty() && !id.contains(['/', ':'])) =>
-        {
-            Some(ep(Api::OpenAi, None, false))
+        // One model (`GET /v1/models/{id}`, every SDK; Gemini's also under `v1beta`).
+        _ => {
+            let one = |prefix| {
+                path.strip_prefix(prefix)
+                    .is_some_and(|id: &str| !id.is_empty() && !id.contains(['/', ':']))
+            };
+            if one("/v1/models/") {
+                Some(models(Api::OpenAi))
+            } else if one("/v1beta/models/") {
+                Some(models(Api::Gemini))
+            } else {
+                None
+            }
         }
-        _ => None,
+    }
+}
+
+/// Whose error shape the gateway's replies to a request take: its endpoint's API; on
+/// the paths SDKs share (the model list) or an unknown path, what the client shows it
+/// speaks (Anthropic's SDKs send `anthropic-version`, Google's `x-goog-api-client`), or
+/// what the path looks like; else OpenAI's.
+pub fn error_shape(
+    endpoint: Option<Endpoint>,
+    path: &str,
+    anthropic_client: bool,
+    google_client: bool,
+) -> Api {
+    if let Some(e) = endpoint.filter(|e| !(e.models && e.api == Api::OpenAi)) {
+        return e.api;
+    }
+    let path = path.split('?').next().unwrap_or("");
+    if anthropic_client || path.starts_with("/v1/messages") {
+        Api::Anthropic
+    } else if google_client || path.starts_with("/v1beta/") || path.contains(':') {
+        Api::Gemini
+    } else if path.starts_with("/openai/") {
+        Api::Azure
+    } else {
+        Api::OpenAi
     }
 }
 
@@ -214,6 +256,15 @@ mod tests {
                 Some((Api::OpenAi, Some(Format::OpenAiChat), false)),
             ),
             ("/v1/models", Some((Api::OpenAi, None, false))),
+            ("/v1beta/models", Some((Api::Gemini, None, false))),
+            (
+                "/v1beta/models/gemini-2.5-flash",
+                Some((Api::Gemini, None, false)),
+            ),
+            (
+                "/v1/models/gemini-2.5-flash:generateContent",
+                Some((Api::Gemini, Some(Format::Gemini), false)),
+            ),
             (
                 "/v1/messages",
                 Some((Api::Anthropic, Some(Format::Anthropic), false)),
@@ -250,6 +301,55 @@ mod tests {
         for (path, want) in table {
             let got = classify(path).map(|e| (e.api, e.format, e.streams_by_path));
             assert_eq!(got, want, "{path}");
+        }
+    }
+
+    #[test]
+    fn models_paths_are_marked() {
+        for (path, models) in [
+            ("/v1/models", true),
+            ("/v1/models/gpt-4o", true),
+            ("/v1beta/models?pageSize=50", true),
+            ("/v1beta/models/gemini-2.5-flash", true),
+            ("/v1beta/models/gemini-2.5-flash:countTokens", false),
+            ("/v1/chat/completions", false),
+        ] {
+            assert_eq!(classify(path).map(|e| e.models), Some(models), "{path}");
+        }
+    }
+
+    /// (path, anthropic-version sent, x-goog-api-client sent, shape)
+    #[test]
+    fn error_shapes() {
+        let table = [
+            ("/v1/chat/completions", false, false, Api::OpenAi),
+            ("/v1/chat/completions", true, false, Api::OpenAi),
+            ("/v1/messages", false, false, Api::Anthropic),
+            ("/v1/messages/count_tokens", false, true, Api::Anthropic),
+            ("/v1/messages/batches", false, false, Api::Anthropic),
+            ("/v1/models", false, false, Api::OpenAi),
+            ("/v1/models", true, false, Api::Anthropic),
+            ("/v1/models/gemini-2.5-flash", false, true, Api::Gemini),
+            ("/v1beta/models", false, false, Api::Gemini),
+            ("/v1/models/m:generateContent", false, false, Api::Gemini),
+            ("/v1beta/models/m:embedContent", false, false, Api::Gemini),
+            ("/v1/models/m:embedContent", false, false, Api::Gemini),
+            (
+                "/openai/deployments/d/chat/completions",
+                true,
+                false,
+                Api::Azure,
+            ),
+            ("/openai/deployments/d/images", false, false, Api::Azure),
+            ("/v1/completions", false, false, Api::OpenAi),
+            ("/nowhere", false, true, Api::Gemini),
+        ];
+        for (path, anthropic, google, want) in table {
+            assert_eq!(
+                error_shape(classify(path), path, anthropic, google),
+                want,
+                "{path} {anthropic} {google}"
+            );
         }
     }
 }

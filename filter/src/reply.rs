@@ -1,13 +1,27 @@
-//! Local replies in the OpenAI error shape, so every OpenAI-compatible SDK surfaces them
-//! as the right exception with a readable message.
+//! Local replies. Errors are built in OpenAI's error shape, and sent in the shape of the
+//! API the client called (Anthropic's, Gemini's), so each provider's SDK surfaces them as
+//! the right exception with a readable message.
 
 use serde::Serialize;
+use serde_json::json;
+
+use crate::api::Api;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u32,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
+    /// What an error reply says, kept to render it again in another API's shape.
+    pub error: Option<Box<ErrorInfo>>,
+}
+
+/// An error reply's content: the gateway's failure class (`code`) and the message (the
+/// other APIs' error types follow from the status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
 }
 
 #[derive(Serialize)]
@@ -42,6 +56,75 @@ pub fn error(status: u32, kind: &str, code: &str, message: &str) -> Reply {
         status,
         headers: vec![("content-type", "application/json".into())],
         body,
+        error: Some(Box::new(ErrorInfo {
+            code: code.into(),
+            message: message.into(),
+        })),
+    }
+}
+
+impl Reply {
+    /// The reply as `api`'s SDKs expect errors: OpenAI's shape (also Azure's) as built;
+    /// Anthropic's `{"type":"error","error":{"type","message"}}`; Google's
+    /// `{"error":{"code","message","status","details"}}`. The gateway's failure class
+    /// rides along (`error.code`; Google's `ErrorInfo.reason`). Not an error: unchanged.
+    pub fn in_shape_of(mut self, api: Api) -> Reply {
+        let Some(e) = &self.error else {
+            return self;
+        };
+        let body = match api {
+            Api::OpenAi | Api::Azure => return self,
+            Api::Anthropic => json!({
+                "type": "error",
+                "error": {"type": anthropic_type(self.status), "message": e.message, "code": e.code},
+            }),
+            Api::Gemini => json!({
+                "error": {
+                    "code": self.status,
+                    "message": e.message,
+                    "status": google_status(self.status),
+                    "details": [{
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": e.code,
+                        "domain": "chokepoint",
+                    }],
+                }
+            }),
+        };
+        self.body = body.to_string();
+        self
+    }
+}
+
+/// Anthropic's error `type` for an HTTP status (its API's table).
+fn anthropic_type(status: u32) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        500..=599 => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
+/// Google's canonical status name for an HTTP status (google.rpc.Code's mapping).
+fn google_status(status: u32) -> &'static str {
+    match status {
+        400 | 413 | 415 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ABORTED",
+        429 => "RESOURCE_EXHAUSTED",
+        499 => "CANCELLED",
+        501 => "UNIMPLEMENTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        400..=499 => "FAILED_PRECONDITION",
+        _ => "INTERNAL",
     }
 }
 
@@ -126,6 +209,90 @@ mod tests {
         assert_eq!(v["error"]["code"], "rate_limited");
         assert!(v["error"]["param"].is_null());
         assert!(r.headers.contains(&("retry-after", "7".into())));
+    }
+
+    /// (api, status, the fields each API's SDK reads)
+    #[test]
+    fn errors_take_the_shape_of_the_api_called() {
+        type Check = fn(&serde_json::Value);
+        let cases: &[(Api, Reply, Check)] = &[
+            (Api::OpenAi, unauthorized("expired", "old"), |v| {
+                assert_eq!(v["error"]["type"], "authentication_error");
+                assert_eq!(v["error"]["code"], "expired");
+                assert_eq!(v["error"]["message"], "old");
+            }),
+            (Api::Azure, bad_request("bad_json", "no"), |v| {
+                assert_eq!(v["error"]["type"], "invalid_request_error");
+                assert_eq!(v["error"]["code"], "bad_json");
+            }),
+            (Api::Anthropic, unauthorized("expired", "old"), |v| {
+                assert_eq!(v["type"], "error");
+                assert_eq!(v["error"]["type"], "authentication_error");
+                assert_eq!(v["error"]["message"], "old");
+                assert_eq!(v["error"]["code"], "expired");
+            }),
+            (
+                Api::Anthropic,
+                rate_limited("budget_exhausted", "spent", 5),
+                |v| {
+                    assert_eq!(v["error"]["type"], "rate_limit_error");
+                },
+            ),
+            (Api::Anthropic, payload_too_large(10), |v| {
+                assert_eq!(v["error"]["type"], "request_too_large");
+            }),
+            (Api::Anthropic, policy_unavailable(), |v| {
+                assert_eq!(v["error"]["type"], "api_error");
+            }),
+            (
+                Api::Anthropic,
+                error(404, "invalid_request_error", "model_not_found", "m"),
+                |v| {
+                    assert_eq!(v["error"]["type"], "not_found_error");
+                },
+            ),
+            (Api::Gemini, unauthorized("expired", "old"), |v| {
+                assert_eq!(v["error"]["code"], 401);
+                assert_eq!(v["error"]["status"], "UNAUTHENTICATED");
+                assert_eq!(v["error"]["message"], "old");
+                assert_eq!(v["error"]["details"][0]["reason"], "expired");
+                assert_eq!(
+                    v["error"]["details"][0]["@type"],
+                    "type.googleapis.com/google.rpc.ErrorInfo"
+                );
+            }),
+            (Api::Gemini, rate_limited("rate_limited", "slow", 1), |v| {
+                assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+            }),
+            (Api::Gemini, unsupported_media_type(), |v| {
+                assert_eq!(v["error"]["code"], 415);
+                assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+            }),
+            (Api::Gemini, policy_unavailable(), |v| {
+                assert_eq!(v["error"]["status"], "UNAVAILABLE");
+            }),
+            (Api::Gemini, internal("x"), |v| {
+                assert_eq!(v["error"]["status"], "INTERNAL");
+            }),
+        ];
+        for (api, reply, check) in cases {
+            let shaped = reply.clone().in_shape_of(*api);
+            assert_eq!(shaped.status, reply.status);
+            assert_eq!(shaped.headers, reply.headers, "{api:?}: headers kept");
+            let v: serde_json::Value = serde_json::from_str(&shaped.body).unwrap_or_default();
+            check(&v);
+        }
+    }
+
+    #[test]
+    fn replies_that_are_not_errors_keep_their_body() {
+        let r = Reply {
+            status: 200,
+            headers: vec![],
+            body: "{}".into(),
+            error: None,
+        };
+        assert_eq!(r.clone().in_shape_of(Api::Gemini), r);
     }
 
     #[test]

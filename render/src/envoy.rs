@@ -282,21 +282,52 @@ pub fn clusters(policy: &Policy) -> Vec<Value> {
 }
 
 /// Envoy's own 413 (a body past the buffer limit, before the filter could answer) in
-/// the OpenAI error shape the filter uses.
+/// the error shape of the API called, as the filter answers: Anthropic's for its paths
+/// or SDK (`anthropic-version`), Google's for Gemini's `models/{model}:method` paths,
+/// OpenAI's otherwise. Mappers apply in order; the first that matches answers.
 pub fn local_reply_config() -> Value {
+    const MESSAGE: &str = "The request body is larger than the gateway accepts.";
+    let too_large = json!({"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 413, "runtime_key": "chokepoint.413"}}}});
+    let path = |matcher: Value| json!({"header_filter": {"header": {"name": ":path", "string_match": matcher}}});
+    let anthropic = json!({"or_filter": {"filters": [
+        path(json!({"prefix": "/v1/messages"})),
+        {"header_filter": {"header": {"name": "anthropic-version", "present_match": true}}},
+    ]}});
+    let gemini = path(json!({"safe_regex": {"regex": "^/v1(beta)?/models/[^/?]+:.*"}}));
+    let mapper = |only: Option<Value>, body: Value| {
+        let filter = match only {
+            Some(f) => json!({"and_filter": {"filters": [too_large.clone(), f]}}),
+            None => too_large.clone(),
+        };
+        json!({
+            "filter": filter,
+            "body_format_override": {"content_type": "application/json", "json_format": body},
+        })
+    };
     json!({
-        "mappers": [{
-            "filter": {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 413, "runtime_key": "chokepoint.413"}}}},
-            "body_format_override": {
-                "content_type": "application/json",
-                "json_format": {"error": {
-                    "message": "The request body is larger than the gateway accepts.",
-                    "type": "invalid_request_error",
-                    "param": null,
-                    "code": "request_too_large",
-                }}
-            }
-        }]
+        "mappers": [
+            mapper(Some(anthropic), json!({"type": "error", "error": {
+                "type": "request_too_large",
+                "message": MESSAGE,
+                "code": "request_too_large",
+            }})),
+            mapper(Some(gemini), json!({"error": {
+                "code": "%RESPONSE_CODE%",
+                "message": MESSAGE,
+                "status": "INVALID_ARGUMENT",
+                "details": [{
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "request_too_large",
+                    "domain": "chokepoint",
+                }],
+            }})),
+            mapper(None, json!({"error": {
+                "message": MESSAGE,
+                "type": "invalid_request_error",
+                "param": null,
+                "code": "request_too_large",
+            }})),
+        ]
     })
 }
 

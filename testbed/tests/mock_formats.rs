@@ -774,6 +774,46 @@ async fn gemini_generate_content_shape() {
     );
 }
 
+/// google-genai 2.x and later call `/v1/` by default; `countTokens` counts what a
+/// generation's prompt would (either request spelling).
+#[tokio::test]
+async fn gemini_v1_paths_and_count_tokens() {
+    let m = start().await;
+    let contents = json!([{"role": "user", "parts": [{"text": PROMPT}]}]);
+    let cases = [
+        (
+            "/v1/models/gemini-2.5-flash:generateContent",
+            json!({"contents": contents}),
+        ),
+        (
+            "/v1beta/models/gemini-2.5-flash:countTokens",
+            json!({"contents": contents}),
+        ),
+        (
+            "/v1/models/gemini-2.5-flash:countTokens",
+            json!({"generateContentRequest": {"model": "models/gemini-2.5-flash", "contents": contents}}),
+        ),
+    ];
+    for (path, body) in cases {
+        let resp = client()
+            .post(format!("{}{path}", m.base_url()))
+            .header("x-goog-api-key", KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let v: Value = resp.json().await.unwrap();
+        // PROMPT (18 chars): 4 tokens.
+        if path.ends_with(":countTokens") {
+            assert_eq!(v["totalTokens"], 4, "{path}");
+            assert_eq!(v["promptTokensDetails"][0]["tokenCount"], 4, "{path}");
+        } else {
+            assert_eq!(v["usageMetadata"]["promptTokenCount"], 4, "{path}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn gemini_unknown_method_is_google_404() {
     let m = start().await;

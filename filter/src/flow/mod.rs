@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::accounting::Accounting;
-use crate::api::{self, Endpoint};
+use crate::api::{self, Api, Endpoint};
 use crate::auth_state::AuthState;
 use crate::authorize::{self, AuthorizeRequest, Decision};
 use crate::credentials;
@@ -87,6 +87,8 @@ struct Facts {
     trace_id: String,
     start_ms: u64,
     endpoint: Option<Endpoint>,
+    /// Whose error shape the gateway's own replies take.
+    shape: Api,
     provider: Option<usize>,
     caller: Option<Caller>,
     model: Option<String>,
@@ -213,6 +215,7 @@ impl Flow {
         let mut content_type = None;
         let mut encoded = false;
         let mut path = "";
+        let (mut anthropic_client, mut google_client) = (false, false);
         let mut to_strip: Vec<&str> = Vec::new();
         let token_headers: Vec<&str> = token_source::header_names(&cfg.token_sources).collect();
         for (name, value) in &headers {
@@ -221,6 +224,8 @@ impl Flow {
                 "content-type" => content_type = Some(value.as_str()),
                 "content-encoding" => encoded |= !request_body::is_identity_encoding(value),
                 ":path" => path = value.as_str(),
+                "anthropic-version" => anthropic_client = true,
+                "x-goog-api-client" => google_client = true,
                 _ => {}
             }
             if (credentials::must_strip(name) || token_headers.contains(&name.as_str()))
@@ -239,6 +244,9 @@ impl Flow {
             host.set_request_header(":path", Some(&stripped))
                 .map_err(|e| self.host_failed(host, e))?;
         }
+        self.facts.endpoint = api::classify(path);
+        self.facts.shape =
+            api::error_shape(self.facts.endpoint, path, anthropic_client, google_client);
         if !end_of_stream && content_type.is_some_and(|ct| !request_body::is_json_content_type(ct))
         {
             host.count(Counter::BadRequest);
@@ -249,7 +257,6 @@ impl Flow {
             return Err(reply::unsupported_content_encoding());
         }
         self.facts.trace_id = request_id.clone();
-        self.facts.endpoint = api::classify(path);
         self.facts.path_model = api::model_in_path(path).map(str::to_owned);
         let token = token.map_err(|e| refuse(host, e))?;
         let pending = Pending {
@@ -323,6 +330,12 @@ impl Flow {
                 "This path is not an AI provider API the gateway serves.",
             ));
         };
+        // The route table answers the model list whichever providers serve its API.
+        if !self.rt.config.identity_only {
+            if let Some(reply) = self.models_reply(&caller) {
+                return Err(reply);
+            }
+        }
         let Some((index, _)) = crate::providers::for_api(&self.rt.config.providers, endpoint.api)
         else {
             return Err(reply::error(
@@ -348,9 +361,6 @@ impl Flow {
             endpoint.format,
             crate::sse::DEFAULT_MAX_EVENT_BYTES,
         ));
-        if let Some(reply) = self.models_reply(&caller) {
-            return Err(reply);
-        }
         if end_of_stream {
             let fields = RequestFields::default();
             self.route_model(&caller, &fields)?;
@@ -675,7 +685,7 @@ impl Flow {
         self.phase = Phase::Replied;
         self.facts.replied = Some(r.status);
         self.facts.decision = decision_for(r);
-        let mut r = r.clone();
+        let mut r = r.clone().in_shape_of(self.facts.shape);
         if !self.facts.request_id.is_empty() {
             r.headers
                 .push((REQUEST_ID_HEADER, self.facts.request_id.clone()));
@@ -733,7 +743,13 @@ fn decision_for(r: &Reply) -> &'static str {
         429 => "denied",
         404 => "not_found",
         400 | 413 | 415 => "invalid",
-        503 if r.body.contains("jwks_unavailable") => "unauthenticated",
+        503 if r
+            .error
+            .as_ref()
+            .is_some_and(|e| e.code == "jwks_unavailable") =>
+        {
+            "unauthenticated"
+        }
         503 => "policy_unavailable",
         _ => "error",
     }

@@ -82,14 +82,15 @@ impl Flow {
         Ok((model != requested).then(|| model.to_string()))
     }
 
-    /// `GET /v1/models` (and `/v1/models/{id}`) with a route table: the models this caller
-    /// may use, answered here. OpenAI's and Anthropic's SDKs share these paths, so each
-    /// entry carries both shapes' fields (`object`/`owned_by`, `type`/`display_name`) and
-    /// the list Anthropic's pagination fields.
+    /// `GET /v1/models` (and `/v1/models/{id}`, Gemini's `/v1beta/models[/{id}]`) with a
+    /// route table: the models this caller may use, answered here. OpenAI's, Anthropic's
+    /// and Gemini's SDKs share these paths, so each entry carries every shape's fields
+    /// (`object`/`owned_by`; `type`/`display_name`; `name`/`displayName`/
+    /// `supportedGenerationMethods`), the list Anthropic's pagination fields and Gemini's
+    /// `models`.
     pub(super) fn models_reply(&self, caller: &Caller) -> Option<Reply> {
         let table = self.rt.config.routes.as_ref()?;
-        let endpoint = self.facts.endpoint?;
-        if endpoint.format.is_some() || endpoint.api != crate::api::Api::OpenAi {
+        if !self.facts.endpoint?.models {
             return None;
         }
         let entry = |id: &str, provider: usize| {
@@ -101,7 +102,9 @@ impl Flow {
                 .map_or("", |p| p.name.as_str());
             serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner,
                                "type": "model", "display_name": id,
-                               "created_at": "1970-01-01T00:00:00Z"})
+                               "created_at": "1970-01-01T00:00:00Z",
+                               "name": format!("models/{id}"), "displayName": id,
+                               "supportedGenerationMethods": GEMINI_METHODS})
         };
         let (tenant, groups) = (caller.tenant.as_deref(), &caller.groups);
         let body = match self.facts.path_model.as_deref() {
@@ -128,16 +131,20 @@ impl Flow {
                 let first = data.first().map(|m| m["id"].clone());
                 let last = data.last().map(|m| m["id"].clone());
                 serde_json::json!({"object": "list", "data": data, "has_more": false,
-                                   "first_id": first, "last_id": last})
+                                   "first_id": first, "last_id": last, "models": data})
             }
         };
         Some(Reply {
             status: 200,
             headers: vec![("content-type", "application/json".into())],
             body: body.to_string(),
+            error: None,
         })
     }
 }
+
+/// What a Gemini client may call on a listed model through the gateway.
+const GEMINI_METHODS: [&str; 3] = ["generateContent", "streamGenerateContent", "countTokens"];
 
 /// Client input echoed in an error stays short and printable.
 fn clip(s: &str) -> String {

@@ -713,7 +713,8 @@ fn requests_are_routed_by_api_with_that_providers_key() {
     assert_eq!(host.header("authorization"), None);
     assert_eq!(host.header(CLUSTER_HEADER), Some("provider_anthropic"));
 
-    // An API with no provider configured, and a path that is no API at all.
+    // An API with no provider configured, and a path that is no API at all: each
+    // answered in the error shape of the API the client called.
     for (path, code) in [
         ("/v1beta/models/g:generateContent", "no_provider"),
         ("/admin", "unknown_url"),
@@ -722,7 +723,64 @@ fn requests_are_routed_by_api_with_that_providers_key() {
         keys.flow().on_request_headers(&mut host, true);
         assert_eq!(host.replies[0].status, 404, "{path}");
         let v: serde_json::Value = serde_json::from_str(&host.replies[0].body).unwrap();
-        assert_eq!(v["error"]["code"], code, "{path}");
+        let said = v["error"]["details"][0]["reason"]
+            .as_str()
+            .or(v["error"]["code"].as_str());
+        assert_eq!(said, Some(code), "{path}");
+    }
+}
+
+/// The gateway's own errors in each API's shape, from the API's path or, where SDKs
+/// share a path, the header its SDK sends.
+#[test]
+fn errors_are_answered_in_the_shape_of_the_api_called() {
+    let keys = Keys::new();
+    type Check = fn(&serde_json::Value);
+    type Header = Option<(&'static str, &'static str)>;
+    let cases: &[(&str, Header, Check)] = &[
+        ("/v1/chat/completions", None, |v| {
+            assert_eq!(v["error"]["type"], "authentication_error");
+            assert_eq!(v["error"]["code"], "missing");
+        }),
+        ("/v1/messages", None, |v| {
+            assert_eq!(v["type"], "error");
+            assert_eq!(v["error"]["type"], "authentication_error");
+        }),
+        (
+            "/v1/models",
+            Some(("anthropic-version", "2023-06-01")),
+            |v| {
+                assert_eq!(v["type"], "error");
+            },
+        ),
+        (
+            "/v1/models",
+            Some(("x-goog-api-client", "google-genai-sdk/3")),
+            |v| {
+                assert_eq!(v["error"]["status"], "UNAUTHENTICATED");
+            },
+        ),
+        (
+            "/v1beta/models/g:streamGenerateContent?alt=sse",
+            None,
+            |v| {
+                assert_eq!(v["error"]["code"], 401);
+                assert_eq!(v["error"]["status"], "UNAUTHENTICATED");
+                assert_eq!(v["error"]["details"][0]["reason"], "missing");
+            },
+        ),
+        ("/openai/deployments/d/chat/completions", None, |v| {
+            assert_eq!(v["error"]["code"], "missing");
+        }),
+    ];
+    for (path, header, check) in cases {
+        let mut headers = vec![(":path", *path)];
+        headers.extend(header.iter().copied());
+        let mut host = FakeHost::with_headers(&headers);
+        keys.flow().on_request_headers(&mut host, true);
+        assert_eq!(host.replies[0].status, 401, "{path}");
+        let v: serde_json::Value = serde_json::from_str(&host.replies[0].body).unwrap();
+        check(&v);
     }
 }
 
@@ -837,15 +895,21 @@ fn the_model_list_comes_from_the_table() {
         (Some("gpt-4o-mini"), Some("default"))
     );
     assert_eq!(v["data"][0]["type"], "model");
+    // And Gemini's (google-genai reads `/v1/models` from 2.x on).
+    assert_eq!(v["models"][0]["name"], "models/gpt-4o-mini");
+    assert_eq!(v["models"][1]["displayName"], "default");
 
-    // One model: the table decides, globs included; not visible is not found.
+    // One model: the table decides, globs included; not visible is not found. Gemini's
+    // own `v1beta` path answers the same.
     let rt = testing::runtime_from(&routed_config(keys));
-    for (id, want) in [
-        ("gpt-4o-mini", 200),
-        ("default", 200),
-        ("no-such-model", 404),
+    for (prefix, id, want) in [
+        ("/v1/models", "gpt-4o-mini", 200),
+        ("/v1/models", "default", 200),
+        ("/v1/models", "no-such-model", 404),
+        ("/v1beta/models", "gpt-4o-mini", 200),
+        ("/v1beta/models", "no-such-model", 404),
     ] {
-        let path = format!("/v1/models/{id}");
+        let path = format!("{prefix}/{id}");
         let mut host = FakeHost::with_headers(&[
             (":method", "GET"),
             (":path", path.as_str()),
@@ -860,6 +924,9 @@ fn the_model_list_comes_from_the_table() {
                 (v["id"].as_str(), v["object"].as_str()),
                 (Some(id), Some("model"))
             );
+            assert_eq!(v["name"], format!("models/{id}"));
+        } else if prefix == "/v1beta/models" {
+            assert_eq!(v["error"]["status"], "NOT_FOUND");
         } else {
             assert_eq!(v["error"]["code"], "model_not_found");
         }

@@ -1,6 +1,7 @@
-//! Google's Gemini API under `/v1beta/models/{model}:{method}`:
-//! `generateContent`, and `streamGenerateContent` as SSE (`?alt=sse`, with
-//! Google's CRLF line endings) or as one streamed JSON array. Auth is the
+//! Google's Gemini API under `/v1beta/models/{model}:{method}` (and `/v1/`, which
+//! google-genai 2.x and later call by default): `generateContent`,
+//! `streamGenerateContent` as SSE (`?alt=sse`, with Google's CRLF line endings) or as
+//! one streamed JSON array, and `countTokens`. Auth is the
 //! `x-goog-api-key` header or a `?key=` query parameter; errors use Google's
 //! `{"error":{"code","message","status","details"}}` envelope.
 
@@ -29,13 +30,24 @@ const SERVICE: &str = "generativelanguage.googleapis.com";
 enum Method {
     Generate,
     Stream,
+    Count,
 }
 
 impl Method {
+    /// As in the path: `models/{model}:{path_name}`.
+    fn path_name(self) -> &'static str {
+        match self {
+            Method::Generate => "generateContent",
+            Method::Stream => "streamGenerateContent",
+            Method::Count => "countTokens",
+        }
+    }
+
     fn rpc_name(self) -> &'static str {
         match self {
             Method::Generate => "GenerateContent",
             Method::Stream => "StreamGenerateContent",
+            Method::Count => "CountTokens",
         }
     }
 }
@@ -54,9 +66,16 @@ pub async fn model_method(
     let faults = Faults::from_headers(&headers);
     faults.delay().await;
     let (model, method) = match rest.rsplit_once(':') {
-        Some((model, "generateContent")) => (model, Method::Generate),
-        Some((model, "streamGenerateContent")) => (model, Method::Stream),
-        _ => return GoogleError::method_not_found().into_response(),
+        Some((model, name)) => {
+            match [Method::Generate, Method::Stream, Method::Count]
+                .into_iter()
+                .find(|m| m.path_name() == name)
+            {
+                Some(method) => (model, method),
+                None => return GoogleError::method_not_found().into_response(),
+            }
+        }
+        None => return GoogleError::method_not_found().into_response(),
     };
     if let Err(e) = check_auth(&headers, &query, &state.config.api_key, method) {
         return e.into_response();
@@ -64,6 +83,10 @@ pub async fn model_method(
     if let Some(status) = faults.status {
         return GoogleError::injected(status, model, method).into_response();
     }
+    let body = match method {
+        Method::Count => counted_request(body),
+        _ => body,
+    };
     let prompt_tokens = match prompt_tokens(&body) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
@@ -76,13 +99,15 @@ pub async fn model_method(
         words: faults.words,
     };
     match method {
-        Method::Generate => {
-            let body = pretty(&meta.chunk(&completion_text(meta.words), meta.words, true));
-            let mut resp = body.into_response();
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
-            resp
-        }
+        Method::Count => json_utf8(pretty(&json!({
+            "totalTokens": prompt_tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+        }))),
+        Method::Generate => json_utf8(pretty(&meta.chunk(
+            &completion_text(meta.words),
+            meta.words,
+            true,
+        ))),
         Method::Stream if query.get("alt").is_some_and(|a| a == "sse") => {
             // Google ends SSE lines with CRLF.
             let frames = meta.chunks().map(|(c, _)| format!("data: {}\r\n\r\n", c));
@@ -126,6 +151,15 @@ fn check_auth(
         )),
         None => Err(GoogleError::credentials_missing(method)),
     }
+}
+
+/// What `countTokens` counts: its `contents`, or a whole `generateContentRequest`.
+fn counted_request(body: Bytes) -> Bytes {
+    serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("generateContentRequest").cloned())
+        .and_then(|r| serde_json::to_vec(&r).ok())
+        .map_or(body, Bytes::from)
 }
 
 /// Prompt tokens of a GenerateContentRequest: the text of `contents` and of
@@ -213,6 +247,13 @@ impl GenerationMeta {
             (self.chunk(&words_delta(start..end), end, last), last)
         })
     }
+}
+
+fn json_utf8(body: String) -> Response {
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+    resp
 }
 
 fn pretty(v: &Value) -> String {
@@ -322,11 +363,7 @@ impl GoogleError {
                     "models/{model} is not found for API version v1beta, or is not supported \
                      for {}. Call ListModels to see the list of available models and their \
                      supported methods.",
-                    if method == Method::Generate {
-                        "generateContent"
-                    } else {
-                        "streamGenerateContent"
-                    }
+                    method.path_name()
                 ),
             ),
             429 => {

@@ -191,6 +191,7 @@ fn router(config: MockConfig, recorder: Recorder) -> io::Result<Router> {
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         // Gemini: `{model}:{method}` is one path segment, split by the handler.
         .route("/v1beta/models/{*rest}", post(gemini::model_method))
+        .route("/v1/models/{*rest}", post(gemini::model_method))
         // Azure OpenAI
         .route(
             "/openai/deployments/{deployment}/chat/completions",

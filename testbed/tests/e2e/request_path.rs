@@ -272,6 +272,64 @@ async fn request_path() {
             "{size} bytes"
         );
     }
+    // In the shape of the API called, from the filter and from Envoy's own limit alike.
+    for (path, shape) in [
+        ("/v1/messages", "anthropic"),
+        ("/v1beta/models/gemini-2.5-flash:generateContent", "gemini"),
+        (
+            "/v1/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            "gemini",
+        ),
+    ] {
+        for size in [1536 * 1024, 5 * 1024 * 1024] {
+            let big = format!("{{\"model\":\"m\",\"pad\":\"{}\"}}", "x".repeat(size));
+            let resp = client
+                .post(format!("{}{path}", stack.gateway_url))
+                .bearer_auth(&jwt)
+                .header("content-type", "application/json")
+                .body(big)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                support::error_shape(resp, 413).await,
+                (shape, "request_too_large".to_string()),
+                "{path}, {size} bytes"
+            );
+        }
+    }
+    // No token: each SDK gets its own API's 401 (on the model list, shared by all three,
+    // the header each SDK sends decides).
+    for (path, sdk_header, shape) in [
+        ("/v1/messages", None, "anthropic"),
+        (
+            "/v1/models",
+            Some(("anthropic-version", "2023-06-01")),
+            "anthropic",
+        ),
+        (
+            "/v1/models",
+            Some(("x-goog-api-client", "google-genai-sdk/3.6.1")),
+            "gemini",
+        ),
+        (
+            "/v1beta/models/gemini-2.5-flash:countTokens",
+            None,
+            "gemini",
+        ),
+        ("/v1/models", None, "openai"),
+    ] {
+        let mut req = client.post(format!("{}{path}", stack.gateway_url));
+        if let Some((name, value)) = sdk_header {
+            req = req.header(name, value);
+        }
+        let resp = req.json(&chat(false)).send().await.unwrap();
+        assert_eq!(
+            support::error_shape(resp, 401).await,
+            (shape, "missing".to_string()),
+            "{path} {sdk_header:?}"
+        );
+    }
 
     // 5. Over the per-user limit: 429 with Retry-After, and the provider never called.
     let limited = support::token(&stack, "limited-user");

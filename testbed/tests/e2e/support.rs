@@ -93,6 +93,13 @@ pub fn chat(stream: bool) -> Value {
 
 /// Asserts an OpenAI-shaped error and returns its `code`.
 pub async fn error_code(resp: reqwest::Response, status: u16) -> String {
+    let (_, code) = error_shape(resp, status).await;
+    code
+}
+
+/// Which API's error shape an error response has (`openai`, `anthropic`, `gemini`), and
+/// the gateway's failure class in it, after checking the fields that API's SDK reads.
+pub async fn error_shape(resp: reqwest::Response, status: u16) -> (&'static str, String) {
     assert_eq!(resp.status().as_u16(), status, "status");
     let ct = resp
         .headers()
@@ -106,8 +113,17 @@ pub async fn error_code(resp: reqwest::Response, status: u16) -> String {
             .is_some_and(|m| !m.is_empty()),
         "{v}"
     );
-    assert!(v["error"]["type"].is_string(), "{v}");
-    v["error"]["code"].as_str().unwrap_or_default().to_string()
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    if v["type"] == "error" {
+        assert!(v["error"]["type"].is_string(), "{v}");
+        ("anthropic", text(&v["error"]["code"]))
+    } else if v["error"]["status"].is_string() {
+        assert_eq!(v["error"]["code"], u64::from(status), "{v}");
+        ("gemini", text(&v["error"]["details"][0]["reason"]))
+    } else {
+        assert!(v["error"]["type"].is_string(), "{v}");
+        ("openai", text(&v["error"]["code"]))
+    }
 }
 
 pub use chokepoint_testbed::utc::today;

@@ -1,0 +1,315 @@
+"""Real provider SDKs (OpenAI's, Anthropic's, Google's google-genai) against a running
+chokepoint, each with the company JWT as its API key, the way a user points them at the
+gateway. Every call must work as it does against the provider, every refusal must come
+back as that SDK's own exception with the gateway's reason, and every answered request
+must have a usage record with the tokens the SDK itself reported.
+
+Environment: CHOKEPOINT_URL, CHOKEPOINT_TOKEN (a token of a user with room under its
+limits), CHOKEPOINT_ACCESS_LOG (the usage log). Exit status 1 on any failure.
+"""
+
+import asyncio
+import json
+import os
+import sys
+import time
+
+import anthropic
+import openai
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+URL = os.environ["CHOKEPOINT_URL"]
+TOKEN = os.environ["CHOKEPOINT_TOKEN"]
+ACCESS_LOG = os.environ["CHOKEPOINT_ACCESS_LOG"]
+REQUEST_ID = "x-chokepoint-request-id"
+PROMPT = [{"role": "user", "content": "Say hello"}]
+
+oa = openai.OpenAI(base_url=URL + "/v1", api_key=TOKEN, max_retries=0)
+an = anthropic.Anthropic(base_url=URL, api_key=TOKEN, max_retries=0)
+ge = genai.Client(api_key=TOKEN, http_options=types.HttpOptions(base_url=URL))
+ge_beta = genai.Client(
+    api_key=TOKEN, http_options=types.HttpOptions(base_url=URL, api_version="v1beta")
+)
+
+passed, failures = [], []
+# (request id, provider, input tokens, output tokens) as each SDK reported them.
+expected_records = []
+
+
+def check(name):
+    def run(f):
+        try:
+            f()
+            passed.append(name)
+            print(f"ok    {name}")
+        except Exception as e:  # every failure is reported, then the next check runs
+            failures.append(name)
+            print(f"FAIL  {name}: {type(e).__name__}: {e}"[:800])
+        return f
+
+    return run
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def record(headers, provider, input_tokens, output_tokens):
+    rid = headers.get(REQUEST_ID)
+    expect(rid, f"no {REQUEST_ID} header")
+    expected_records.append((rid, provider, input_tokens, output_tokens))
+
+
+# --- OpenAI -------------------------------------------------------------------------
+
+
+@check("openai: chat completion")
+def _():
+    raw = oa.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=PROMPT)
+    r = raw.parse()
+    expect(r.choices[0].message.content, "no content")
+    record(raw.headers, "openai", r.usage.prompt_tokens, r.usage.completion_tokens)
+
+
+@check("openai: streamed chat completion with include_usage")
+def _():
+    raw = oa.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=PROMPT,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    usage, text = None, ""
+    for chunk in raw.parse():
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+        usage = chunk.usage or usage
+    expect(text and usage, "no text or no usage chunk")
+    record(raw.headers, "openai", usage.prompt_tokens, usage.completion_tokens)
+
+
+@check("openai: streamed chat completion, no usage asked (the gateway asks for it)")
+def _():
+    raw = oa.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=PROMPT, stream=True
+    )
+    chunks = list(raw.parse())
+    expect(len(chunks) > 1, "one chunk or none")
+    rid = raw.headers.get(REQUEST_ID)
+    expect(rid, "no request id")
+    expected_records.append((rid, "openai", None, None))
+
+
+@check("openai: async streamed chat completion")
+def _():
+    async def go():
+        client = openai.AsyncOpenAI(base_url=URL + "/v1", api_key=TOKEN, max_retries=0)
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=PROMPT, stream=True
+        )
+        return [c async for c in stream]
+
+    expect(len(asyncio.run(go())) > 1, "one chunk or none")
+
+
+@check("openai: responses API")
+def _():
+    raw = oa.responses.with_raw_response.create(model="gpt-4.1-mini", input="Say hello")
+    r = raw.parse()
+    expect(r.output_text, "no output text")
+    record(raw.headers, "openai", r.usage.input_tokens, r.usage.output_tokens)
+
+
+@check("openai: streamed responses API")
+def _():
+    raw = oa.responses.with_raw_response.create(
+        model="gpt-4.1-mini", input="Say hello", stream=True
+    )
+    events = list(raw.parse())
+    done = events[-1]
+    expect(done.type == "response.completed", f"last event {done.type}")
+    u = done.response.usage
+    record(raw.headers, "openai", u.input_tokens, u.output_tokens)
+
+
+@check("openai: embeddings")
+def _():
+    raw = oa.embeddings.with_raw_response.create(model="text-embedding-3-small", input="hi")
+    r = raw.parse()
+    expect(len(r.data[0].embedding) > 0, "empty embedding")
+    record(raw.headers, "openai", r.usage.prompt_tokens, 0)
+
+
+@check("openai: model list and one model")
+def _():
+    ids = [m.id for m in oa.models.list()]
+    expect("gpt-4o-mini" in ids, f"gpt-4o-mini not listed: {ids}")
+    expect(oa.models.retrieve("gpt-4o-mini").id == "gpt-4o-mini", "retrieve")
+
+
+@check("openai: an unknown model is NotFoundError")
+def _():
+    try:
+        oa.chat.completions.create(model="no-such-model", messages=PROMPT)
+    except openai.NotFoundError as e:
+        expect(e.body["code"] == "model_not_found", e.body)
+        return
+    raise AssertionError("no error")
+
+
+@check("openai: a key that is not a JWT is AuthenticationError")
+def _():
+    client = openai.OpenAI(base_url=URL + "/v1", api_key="sk-not-a-jwt", max_retries=0)
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
+    except openai.AuthenticationError as e:
+        expect(e.body["code"] == "malformed", e.body)
+        return
+    raise AssertionError("no error")
+
+
+# --- Anthropic ----------------------------------------------------------------------
+
+
+@check("anthropic: message")
+def _():
+    raw = an.messages.with_raw_response.create(
+        model="claude-sonnet-4-5", max_tokens=64, messages=PROMPT
+    )
+    m = raw.parse()
+    expect(m.content[0].text, "no text")
+    record(raw.headers, "anthropic", m.usage.input_tokens, m.usage.output_tokens)
+
+
+@check("anthropic: streamed message")
+def _():
+    with an.messages.stream(
+        model="claude-sonnet-4-5", max_tokens=64, messages=PROMPT
+    ) as stream:
+        text = "".join(stream.text_stream)
+        m = stream.get_final_message()
+        headers = stream.response.headers
+    expect(text, "no text")
+    record(headers, "anthropic", m.usage.input_tokens, m.usage.output_tokens)
+
+
+@check("anthropic: count_tokens and the beta namespace")
+def _():
+    n = an.messages.count_tokens(model="claude-sonnet-4-5", messages=PROMPT).input_tokens
+    expect(n > 0, "no tokens counted")
+    m = an.beta.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=PROMPT)
+    expect(m.usage.output_tokens > 0, "no output")
+
+
+@check("anthropic: model list and one model")
+def _():
+    expect(len(list(an.models.list())) > 0, "empty list")
+    expect(an.models.retrieve("claude-sonnet-4-5").id == "claude-sonnet-4-5", "retrieve")
+
+
+@check("anthropic: a key that is not a JWT is AuthenticationError in Anthropic's shape")
+def _():
+    client = anthropic.Anthropic(base_url=URL, api_key="not-a-jwt", max_retries=0)
+    try:
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=8, messages=PROMPT)
+    except anthropic.AuthenticationError as e:
+        expect(e.body["type"] == "error", e.body)
+        expect(e.body["error"]["type"] == "authentication_error", e.body)
+        return
+    raise AssertionError("no error")
+
+
+# --- Gemini (google-genai, its default API version and v1beta) -----------------------
+
+
+def gemini_checks(client, version):
+    @check(f"gemini ({version}): generate content")
+    def _():
+        r = client.models.generate_content(model="gemini-2.5-flash", contents="Say hello")
+        expect(r.text, "no text")
+        u = r.usage_metadata
+        record(
+            r.sdk_http_response.headers,
+            "gemini",
+            u.prompt_token_count,
+            u.candidates_token_count,
+        )
+
+    @check(f"gemini ({version}): streamed content")
+    def _():
+        chunks = list(
+            client.models.generate_content_stream(model="gemini-2.5-flash", contents="Say hello")
+        )
+        expect(len(chunks) > 1, "one chunk or none")
+        u = chunks[-1].usage_metadata
+        record(
+            chunks[-1].sdk_http_response.headers,
+            "gemini",
+            u.prompt_token_count,
+            u.candidates_token_count,
+        )
+
+    @check(f"gemini ({version}): count tokens, model list and one model")
+    def _():
+        n = client.models.count_tokens(model="gemini-2.5-flash", contents="Say hello")
+        expect(n.total_tokens > 0, "no tokens counted")
+        names = [m.name for m in client.models.list()]
+        expect("models/gpt-4o-mini" in names, f"list: {names}")
+        m = client.models.get(model="gemini-2.5-flash")
+        expect(m.name == "models/gemini-2.5-flash", f"get: {m.name}")
+
+    @check(f"gemini ({version}): a key that is not a JWT is ClientError 401 UNAUTHENTICATED")
+    def _():
+        bad = genai.Client(
+            api_key="not-a-jwt",
+            http_options=types.HttpOptions(base_url=URL, api_version=version),
+        )
+        try:
+            bad.models.generate_content(model="gemini-2.5-flash", contents="hi")
+        except genai_errors.ClientError as e:
+            expect((e.code, e.status) == (401, "UNAUTHENTICATED"), f"{e.code} {e.status}")
+            return
+        raise AssertionError("no error")
+
+
+gemini_checks(ge, ge._api_client._http_options.api_version)
+gemini_checks(ge_beta, "v1beta")
+
+
+# --- The usage records --------------------------------------------------------------
+
+
+@check("usage: one record per answered request, with the tokens the SDK reported")
+def _():
+    wanted = {rid: rest for rid, *rest in expected_records}
+    found = {}
+    deadline = time.time() + 10
+    while time.time() < deadline and len(found) < len(wanted):
+        with open(ACCESS_LOG) as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if rec.get("request_id") in wanted:
+                    found[rec["request_id"]] = rec
+        time.sleep(0.2)
+    missing = set(wanted) - set(found)
+    expect(not missing, f"no usage record for {sorted(missing)}")
+    for rid, (provider, inp, out) in wanted.items():
+        rec = found[rid]
+        expect(rec["provider"] == provider, f"{rid}: provider {rec['provider']}")
+        expect(rec["status"] == 200 and rec["completed"], f"{rid}: {rec['status']}")
+        if inp is not None:
+            got = (rec["input_tokens"], rec["output_tokens"])
+            expect(got == (inp, out), f"{rid} ({provider}): recorded {got}, SDK saw {(inp, out)}")
+        else:
+            expect(rec["output_tokens"] > 0, f"{rid}: no output tokens recorded")
+
+
+# The summary line scripts/test counts.
+print(f"{len(passed)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
