@@ -139,10 +139,18 @@ pub fn unauthorized(code: &str, message: &str) -> Reply {
     r
 }
 
+/// The longest `retry-after` the OpenAI and Anthropic SDKs wait out before retrying a
+/// 429 themselves; past it they retry after their own short backoff, bound to be refused
+/// again (a spent monthly budget), unless told not to.
+pub const SDK_RETRY_WAIT_MAX_SECS: u64 = 60;
+
 pub fn rate_limited(reason: &str, message: &str, retry_after_secs: u64) -> Reply {
     let mut r = error(429, "rate_limit_error", reason, message);
     r.headers
         .push(("retry-after", retry_after_secs.to_string()));
+    if retry_after_secs > SDK_RETRY_WAIT_MAX_SECS {
+        r.headers.push(("x-should-retry", "false".into()));
+    }
     r
 }
 
@@ -293,6 +301,19 @@ mod tests {
             error: None,
         };
         assert_eq!(r.clone().in_shape_of(Api::Gemini), r);
+    }
+
+    /// SDKs wait out a short `retry-after` and retry; a long one is final for them.
+    #[test]
+    fn a_long_wait_tells_sdks_not_to_retry() {
+        for (secs, final_) in [(1, false), (60, false), (61, true), (86_400, true)] {
+            let r = rate_limited("budget_exceeded", "spent", secs);
+            let said = r
+                .headers
+                .iter()
+                .any(|(k, v)| *k == "x-should-retry" && v == "false");
+            assert_eq!(said, final_, "{secs} s");
+        }
     }
 
     #[test]

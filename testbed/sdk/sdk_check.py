@@ -5,7 +5,8 @@ back as that SDK's own exception with the gateway's reason, and every answered r
 must have a usage record with the tokens the SDK itself reported.
 
 Environment: CHOKEPOINT_URL, CHOKEPOINT_TOKEN (a token of a user with room under its
-limits), CHOKEPOINT_ACCESS_LOG (the usage log). Exit status 1 on any failure.
+limits), CHOKEPOINT_ACCESS_LOG (the usage log), and CHOKEPOINT_SPENT_TOKEN: a token of
+team CHOKEPOINT_SPENT_TEAM, whose monthly budget is spent. Exit status 1 on any failure.
 """
 
 import asyncio
@@ -23,6 +24,8 @@ from google.genai import types
 URL = os.environ["CHOKEPOINT_URL"]
 TOKEN = os.environ["CHOKEPOINT_TOKEN"]
 ACCESS_LOG = os.environ["CHOKEPOINT_ACCESS_LOG"]
+SPENT_TOKEN = os.environ["CHOKEPOINT_SPENT_TOKEN"]
+SPENT_TEAM = os.environ["CHOKEPOINT_SPENT_TEAM"]
 REQUEST_ID = "x-chokepoint-request-id"
 PROMPT = [{"role": "user", "content": "Say hello"}]
 
@@ -279,6 +282,53 @@ gemini_checks(ge, ge._api_client._http_options.api_version)
 gemini_checks(ge_beta, "v1beta")
 
 
+# --- A spent budget: each SDK's rate-limit error, and no retry by the SDK -------------
+
+
+def read_log():
+    with open(ACCESS_LOG) as f:
+        for line in f:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+
+
+@check("spent budget: RateLimitError / 429 in each SDK, which does not retry it")
+def _():
+    before = sum(1 for r in read_log() if r.get("tenant") == SPENT_TEAM)
+    # The SDKs' own retry settings (2 retries each), as a user has them.
+    sdk_calls = [
+        lambda: openai.OpenAI(base_url=URL + "/v1", api_key=SPENT_TOKEN).chat.completions.create(
+            model="gpt-4o-mini", messages=PROMPT
+        ),
+        lambda: anthropic.Anthropic(base_url=URL, api_key=SPENT_TOKEN).messages.create(
+            model="claude-sonnet-4-5", max_tokens=64, messages=PROMPT
+        ),
+    ]
+    for call in sdk_calls:
+        try:
+            call()
+        except (openai.RateLimitError, anthropic.RateLimitError) as e:
+            expect(e.response.headers.get("x-should-retry") == "false", "no x-should-retry")
+            expect(int(e.response.headers["retry-after"]) > 60, "retry-after")
+            continue
+        raise AssertionError("no error")
+    # Kept in a variable: google-genai closes its HTTP client when the Client is dropped.
+    spent = genai.Client(api_key=SPENT_TOKEN, http_options=types.HttpOptions(base_url=URL))
+    try:
+        spent.models.generate_content(model="gemini-2.5-flash", contents="hi")
+        raise AssertionError("no error")
+    except genai_errors.ClientError as e:
+        expect((e.code, e.status) == (429, "RESOURCE_EXHAUSTED"), f"{e.code} {e.status}")
+        reason = e.details["error"]["details"][0]["reason"]
+        expect(reason == "budget_exceeded", reason)
+    time.sleep(0.5)
+    refused = [r for r in read_log() if r.get("tenant") == SPENT_TEAM][before:]
+    expect(len(refused) == 3, f"{len(refused)} requests reached the gateway, not 3")
+    expect(all(r["decision"] == "denied" for r in refused), refused)
+
+
 # --- The usage records --------------------------------------------------------------
 
 
@@ -288,14 +338,7 @@ def _():
     found = {}
     deadline = time.time() + 10
     while time.time() < deadline and len(found) < len(wanted):
-        with open(ACCESS_LOG) as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if rec.get("request_id") in wanted:
-                    found[rec["request_id"]] = rec
+        found = {r["request_id"]: r for r in read_log() if r.get("request_id") in wanted}
         time.sleep(0.2)
     missing = set(wanted) - set(found)
     expect(not missing, f"no usage record for {sorted(missing)}")
