@@ -52,11 +52,26 @@ pub struct Endpoint {
     pub format: Option<Format>,
     /// Gemini streams by path (`streamGenerateContent`), not by a body field.
     pub streams_by_path: bool,
-    /// OpenAI chat completions: streaming requests get `stream_options.include_usage`.
-    pub chat_completions: bool,
+    pub op: Op,
+}
+
+/// What an endpoint does, where endpoints of one format need different edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Generates text: OpenAI Responses, Anthropic Messages, Gemini generateContent.
+    Generate,
+    /// OpenAI's (and Azure's) chat completions: streams get `stream_options.include_usage`,
+    /// the output cap is `max_completion_tokens`, the end user `safety_identifier`.
+    Chat,
+    /// OpenAI's legacy completions: `include_usage` too, but `max_tokens` and `user`.
+    Completions,
+    /// Embeddings: no output to cap; OpenAI's take the end user as `user`.
+    Embeddings,
+    /// Token counting: forwarded and recorded with no usage.
+    CountTokens,
     /// The model list or one model (`GET /v1/models[/{id}]`, Gemini's `/v1beta/models`):
     /// answered from the route table when there is one.
-    pub models: bool,
+    Models,
 }
 
 /// The model named in the path: Gemini's `models/{model}:method`, Azure's deployment.
@@ -111,47 +126,48 @@ fn percent_decoded(name: &str) -> Option<Vec<u8>> {
 
 pub fn classify(path_and_query: &str) -> Option<Endpoint> {
     let path = path_and_query.split('?').next().unwrap_or("");
-    let ep = |api, format, chat| Endpoint {
+    let ep = |api, format, op| Endpoint {
         api,
         format,
         streams_by_path: false,
-        chat_completions: chat,
-        models: false,
-    };
-    let models = |api| Endpoint {
-        models: true,
-        ..ep(api, None, false)
+        op,
     };
     if let Some(rest) = path.strip_prefix("/openai/deployments/") {
         let (_, op) = rest.split_once('/')?;
-        return match op {
-            "chat/completions" => Some(ep(Api::Azure, Some(Format::OpenAiChat), true)),
-            "embeddings" => Some(ep(Api::Azure, Some(Format::OpenAiChat), false)),
+        let op = match op {
+            "chat/completions" => Op::Chat,
+            "completions" => Op::Completions,
+            "embeddings" => Op::Embeddings,
+            _ => return None,
+        };
+        return Some(ep(Api::Azure, Some(Format::OpenAiChat), op));
+    }
+    let gemini_model = path.starts_with("/v1beta/models/") || path.starts_with("/v1/models/");
+    if let Some((_, method)) = path.rsplit_once(':').filter(|_| gemini_model) {
+        let gemini = |format, op| Some(ep(Api::Gemini, format, op));
+        return match method {
+            "generateContent" => gemini(Some(Format::Gemini), Op::Generate),
+            "streamGenerateContent" => Some(Endpoint {
+                streams_by_path: true,
+                ..ep(Api::Gemini, Some(Format::Gemini), Op::Generate)
+            }),
+            // Gemini's embedding answers carry no usage: estimated from the request.
+            "embedContent" | "batchEmbedContents" => gemini(Some(Format::Gemini), Op::Embeddings),
+            "countTokens" => gemini(None, Op::CountTokens),
             _ => None,
         };
     }
-    let gemini_model = path.starts_with("/v1beta/models/") || path.starts_with("/v1/models/");
-    if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
-        if !gemini_model {
-            return None;
-        }
-        let mut e = ep(Api::Gemini, Some(Format::Gemini), false);
-        e.streams_by_path = path.contains(":streamGenerateContent");
-        return Some(e);
-    }
-    // Token counting generates nothing: forwarded and recorded, with no usage to count.
-    if path.ends_with(":countTokens") && gemini_model {
-        return Some(ep(Api::Gemini, None, false));
-    }
+    let openai = |format, op| Some(ep(Api::OpenAi, format, op));
     match path {
-        "/v1/chat/completions" => Some(ep(Api::OpenAi, Some(Format::OpenAiChat), true)),
-        "/v1/responses" => Some(ep(Api::OpenAi, Some(Format::OpenAiResponses), false)),
-        "/v1/embeddings" => Some(ep(Api::OpenAi, Some(Format::OpenAiChat), false)),
+        "/v1/chat/completions" => openai(Some(Format::OpenAiChat), Op::Chat),
+        "/v1/completions" => openai(Some(Format::OpenAiChat), Op::Completions),
+        "/v1/responses" => openai(Some(Format::OpenAiResponses), Op::Generate),
+        "/v1/embeddings" => openai(Some(Format::OpenAiChat), Op::Embeddings),
         // OpenAI's, Anthropic's and (from google-genai 2.x, `v1`) Gemini's SDKs.
-        "/v1/models" => Some(models(Api::OpenAi)),
-        "/v1beta/models" => Some(models(Api::Gemini)),
-        "/v1/messages" => Some(ep(Api::Anthropic, Some(Format::Anthropic), false)),
-        "/v1/messages/count_tokens" => Some(ep(Api::Anthropic, None, false)),
+        "/v1/models" => openai(None, Op::Models),
+        "/v1beta/models" => Some(ep(Api::Gemini, None, Op::Models)),
+        "/v1/messages" => Some(ep(Api::Anthropic, Some(Format::Anthropic), Op::Generate)),
+        "/v1/messages/count_tokens" => Some(ep(Api::Anthropic, None, Op::CountTokens)),
         // One model (`GET /v1/models/{id}`, every SDK; Gemini's also under `v1beta`).
         _ => {
             let one = |prefix| {
@@ -159,9 +175,9 @@ pub fn classify(path_and_query: &str) -> Option<Endpoint> {
                     .is_some_and(|id: &str| !id.is_empty() && !id.contains(['/', ':']))
             };
             if one("/v1/models/") {
-                Some(models(Api::OpenAi))
+                openai(None, Op::Models)
             } else if one("/v1beta/models/") {
-                Some(models(Api::Gemini))
+                Some(ep(Api::Gemini, None, Op::Models))
             } else {
                 None
             }
@@ -179,7 +195,7 @@ pub fn error_shape(
     anthropic_client: bool,
     google_client: bool,
 ) -> Api {
-    if let Some(e) = endpoint.filter(|e| !(e.models && e.api == Api::OpenAi)) {
+    if let Some(e) = endpoint.filter(|e| !(e.op == Op::Models && e.api == Api::OpenAi)) {
         return e.api;
     }
     let path = path.split('?').next().unwrap_or("");
@@ -290,6 +306,23 @@ mod tests {
                 Some((Api::Gemini, None, false)),
             ),
             ("/elsewhere/m:countTokens", None),
+            (
+                "/v1beta/models/text-embedding-004:embedContent",
+                Some((Api::Gemini, Some(Format::Gemini), false)),
+            ),
+            (
+                "/v1/models/gemini-embedding-001:batchEmbedContents",
+                Some((Api::Gemini, Some(Format::Gemini), false)),
+            ),
+            ("/v1beta/models/m:predict", None),
+            (
+                "/v1/completions",
+                Some((Api::OpenAi, Some(Format::OpenAiChat), false)),
+            ),
+            (
+                "/openai/deployments/d/completions?api-version=2024-10-21",
+                Some((Api::Azure, Some(Format::OpenAiChat), false)),
+            ),
             ("/v1/models/gpt-4o-mini", Some((Api::OpenAi, None, false))),
             ("/v1/models/a/b", None),
             ("/v1/models/", None),
@@ -305,6 +338,31 @@ mod tests {
     }
 
     #[test]
+    fn ops() {
+        for (path, op) in [
+            ("/v1/chat/completions", Op::Chat),
+            ("/openai/deployments/d/chat/completions", Op::Chat),
+            ("/v1/completions", Op::Completions),
+            ("/openai/deployments/d/completions", Op::Completions),
+            ("/v1/embeddings", Op::Embeddings),
+            ("/openai/deployments/d/embeddings", Op::Embeddings),
+            ("/v1beta/models/m:embedContent", Op::Embeddings),
+            ("/v1/models/m:batchEmbedContents", Op::Embeddings),
+            ("/v1/responses", Op::Generate),
+            ("/v1/messages", Op::Generate),
+            (
+                "/v1beta/models/m:streamGenerateContent?alt=sse",
+                Op::Generate,
+            ),
+            ("/v1/messages/count_tokens", Op::CountTokens),
+            ("/v1/models/m:countTokens", Op::CountTokens),
+            ("/v1/models", Op::Models),
+        ] {
+            assert_eq!(classify(path).map(|e| e.op), Some(op), "{path}");
+        }
+    }
+
+    #[test]
     fn models_paths_are_marked() {
         for (path, models) in [
             ("/v1/models", true),
@@ -314,7 +372,11 @@ mod tests {
             ("/v1beta/models/gemini-2.5-flash:countTokens", false),
             ("/v1/chat/completions", false),
         ] {
-            assert_eq!(classify(path).map(|e| e.models), Some(models), "{path}");
+            assert_eq!(
+                classify(path).map(|e| e.op == Op::Models),
+                Some(models),
+                "{path}"
+            );
         }
     }
 

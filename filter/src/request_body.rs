@@ -203,6 +203,8 @@ pub enum UserField {
     OpenAi,
     /// Anthropic: `metadata.user_id`.
     Anthropic,
+    /// OpenAI's legacy completions and embeddings (and Azure's): `user`, all they know.
+    User,
 }
 
 /// Changes the gateway makes to a request body before it goes upstream.
@@ -226,6 +228,8 @@ pub enum CapField {
     /// OpenAI and Azure chat completions: `max_completion_tokens` (reasoning models refuse
     /// the older `max_tokens`).
     Chat,
+    /// OpenAI's legacy completions: `max_tokens` (default 16 there).
+    Completions,
     /// OpenAI Responses: `max_output_tokens`.
     Responses,
     /// Anthropic: `max_tokens`.
@@ -269,6 +273,7 @@ impl Body<'_> {
         if let Some((field, cap)) = edits.output_cap {
             match field {
                 CapField::Chat => set.push(("max_completion_tokens", cap.into())),
+                CapField::Completions => set.push(("max_tokens", cap.into())),
                 CapField::Responses => set.push(("max_output_tokens", cap.into())),
                 CapField::Anthropic => set.push(("max_tokens", cap.into())),
                 CapField::Gemini => {
@@ -285,6 +290,7 @@ impl Body<'_> {
                     set.push(("user", id.into()));
                 }
             }
+            Some((UserField::User, id)) => set.push(("user", id.into())),
             Some((UserField::Anthropic, id)) => {
                 let mut meta = object_of(get("metadata"));
                 meta.insert("user_id".into(), id.into());
@@ -467,6 +473,7 @@ mod tests {
     fn output_caps_are_written_where_each_api_reads_them() {
         let cases = [
             (CapField::Chat, "max_completion_tokens"),
+            (CapField::Completions, "max_tokens"),
             (CapField::Responses, "max_output_tokens"),
             (CapField::Anthropic, "max_tokens"),
         ];
@@ -527,6 +534,15 @@ mod tests {
         assert_eq!(got["safety_identifier"], "uuid-1");
         let got = run(r#"{"model":"m"}"#, openai).unwrap();
         assert!(got.get("user").is_none());
+        let legacy = Edits {
+            user: Some((UserField::User, "uuid-3")),
+            ..Edits::default()
+        };
+        for body in [r#"{"model":"m"}"#, r#"{"model":"m","user":"alice"}"#] {
+            let got = run(body, legacy).unwrap();
+            assert_eq!(got["user"], "uuid-3", "{body}");
+            assert!(got.get("safety_identifier").is_none(), "{body}");
+        }
         let anthropic = Edits {
             user: Some((UserField::Anthropic, "uuid-2")),
             ..Edits::default()

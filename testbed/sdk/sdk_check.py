@@ -5,7 +5,7 @@ back as that SDK's own exception with the gateway's reason, and every answered r
 must have a usage record with the tokens the SDK itself reported.
 
 Environment: CHOKEPOINT_URL, CHOKEPOINT_TOKEN (a token of a user with room under its
-limits), CHOKEPOINT_ACCESS_LOG (the usage log), and CHOKEPOINT_SPENT_TOKEN: a token of
+limits; CHOKEPOINT_TOKEN_ANTHROPIC and _GEMINI for those SDKs' calls, optional), CHOKEPOINT_ACCESS_LOG (the usage log), and CHOKEPOINT_SPENT_TOKEN: a token of
 team CHOKEPOINT_SPENT_TEAM, whose monthly budget is spent. Exit status 1 on any failure.
 """
 
@@ -23,6 +23,10 @@ from google.genai import types
 
 URL = os.environ["CHOKEPOINT_URL"]
 TOKEN = os.environ["CHOKEPOINT_TOKEN"]
+# A user per SDK family (each falls back to CHOKEPOINT_TOKEN), so the run stays under a
+# per-user rate limit such as the default policy's 60 requests a minute.
+ANTHROPIC_TOKEN = os.environ.get("CHOKEPOINT_TOKEN_ANTHROPIC", TOKEN)
+GEMINI_TOKEN = os.environ.get("CHOKEPOINT_TOKEN_GEMINI", TOKEN)
 ACCESS_LOG = os.environ["CHOKEPOINT_ACCESS_LOG"]
 SPENT_TOKEN = os.environ["CHOKEPOINT_SPENT_TOKEN"]
 SPENT_TEAM = os.environ["CHOKEPOINT_SPENT_TEAM"]
@@ -30,15 +34,19 @@ REQUEST_ID = "x-chokepoint-request-id"
 PROMPT = [{"role": "user", "content": "Say hello"}]
 
 oa = openai.OpenAI(base_url=URL + "/v1", api_key=TOKEN, max_retries=0)
-an = anthropic.Anthropic(base_url=URL, api_key=TOKEN, max_retries=0)
-ge = genai.Client(api_key=TOKEN, http_options=types.HttpOptions(base_url=URL))
+an = anthropic.Anthropic(base_url=URL, api_key=ANTHROPIC_TOKEN, max_retries=0)
+ge = genai.Client(api_key=GEMINI_TOKEN, http_options=types.HttpOptions(base_url=URL))
 ge_beta = genai.Client(
-    api_key=TOKEN, http_options=types.HttpOptions(base_url=URL, api_version="v1beta")
+    api_key=GEMINI_TOKEN, http_options=types.HttpOptions(base_url=URL, api_version="v1beta")
 )
 
 passed, failures = [], []
-# (request id, provider, input tokens, output tokens) as each SDK reported them.
+# (request id, provider, input tokens, output tokens) as each SDK reported them; `None`
+# tokens: the SDK saw no usage (a stream that did not ask, an embedding from Gemini).
 expected_records = []
+# What a record must say when the SDK saw no usage: generated text is counted from the
+# stream the gateway asked usage for; Gemini's embeddings are estimated from the request.
+STREAMED, ESTIMATED = "streamed", "estimated"
 
 
 def check(name):
@@ -103,7 +111,7 @@ def _():
     expect(len(chunks) > 1, "one chunk or none")
     rid = raw.headers.get(REQUEST_ID)
     expect(rid, "no request id")
-    expected_records.append((rid, "openai", None, None))
+    expected_records.append((rid, "openai", STREAMED, None))
 
 
 @check("openai: async streamed chat completion")
@@ -144,6 +152,35 @@ def _():
     r = raw.parse()
     expect(len(r.data[0].embedding) > 0, "empty embedding")
     record(raw.headers, "openai", r.usage.prompt_tokens, 0)
+
+
+@check("openai: legacy completion, plain and streamed")
+def _():
+    raw = oa.completions.with_raw_response.create(
+        model="gpt-4o-mini", prompt="Say hello", max_tokens=5
+    )
+    r = raw.parse()
+    expect(r.choices[0].text, "no text")
+    record(raw.headers, "openai", r.usage.prompt_tokens, r.usage.completion_tokens)
+    raw = oa.completions.with_raw_response.create(
+        model="gpt-4o-mini", prompt="Say hello", max_tokens=5, stream=True
+    )
+    text = "".join(c.choices[0].text for c in raw.parse() if c.choices)
+    expect(text, "no streamed text")
+    expected_records.append((raw.headers.get(REQUEST_ID), "openai", STREAMED, None))
+
+
+@check("azure: chat, legacy completion and embeddings through AzureOpenAI")
+def _():
+    az = openai.AzureOpenAI(
+        azure_endpoint=URL, api_key=TOKEN, api_version="2024-10-21", max_retries=0
+    )
+    raw = az.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=PROMPT)
+    r = raw.parse()
+    expect("/openai/deployments/gpt-4o-mini/" in str(raw.http_request.url), raw.http_request.url)
+    record(raw.headers, "azure", r.usage.prompt_tokens, r.usage.completion_tokens)
+    raw = az.embeddings.with_raw_response.create(model="text-embedding-3-small", input="hi")
+    record(raw.headers, "azure", raw.parse().usage.prompt_tokens, 0)
 
 
 @check("openai: model list and one model")
@@ -255,6 +292,16 @@ def gemini_checks(client, version):
             u.candidates_token_count,
         )
 
+    @check(f"gemini ({version}): embeddings")
+    def _():
+        r = client.models.embed_content(
+            model="gemini-embedding-001", contents=["What is the meaning of life?", "42"]
+        )
+        expect(len(r.embeddings) == 2 and r.embeddings[0].values, "no embeddings")
+        rid = r.sdk_http_response.headers.get(REQUEST_ID)
+        expect(rid, "no request id")
+        expected_records.append((rid, "gemini", ESTIMATED, None))
+
     @check(f"gemini ({version}): count tokens, model list and one model")
     def _():
         n = client.models.count_tokens(model="gemini-2.5-flash", contents="Say hello")
@@ -346,11 +393,13 @@ def _():
         rec = found[rid]
         expect(rec["provider"] == provider, f"{rid}: provider {rec['provider']}")
         expect(rec["status"] == 200 and rec["completed"], f"{rid}: {rec['status']}")
-        if inp is not None:
-            got = (rec["input_tokens"], rec["output_tokens"])
-            expect(got == (inp, out), f"{rid} ({provider}): recorded {got}, SDK saw {(inp, out)}")
+        got = (rec["input_tokens"], rec["output_tokens"])
+        if inp == STREAMED:
+            expect(rec["output_tokens"] > 0 and not rec["estimated"], f"{rid}: {rec}")
+        elif inp == ESTIMATED:
+            expect(rec["estimated"] and got[0] > 0 and got[1] == 0, f"{rid}: {rec}")
         else:
-            expect(rec["output_tokens"] > 0, f"{rid}: no output tokens recorded")
+            expect(got == (inp, out), f"{rid} ({provider}): recorded {got}, SDK saw {(inp, out)}")
 
 
 # The summary line scripts/test counts.

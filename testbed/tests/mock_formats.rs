@@ -814,6 +814,132 @@ async fn gemini_v1_paths_and_count_tokens() {
     }
 }
 
+/// Embeddings carry no usage in Gemini's answers; unknown members (an output cap) are
+/// refused as Google refuses them.
+#[tokio::test]
+async fn gemini_embeddings() {
+    let m = start().await;
+    let content = json!({"parts": [{"text": PROMPT}]});
+    let post = |path: &str, body: Value| {
+        client()
+            .post(format!("{}{path}", m.base_url()))
+            .header("x-goog-api-key", KEY)
+            .json(&body)
+            .send()
+    };
+    let resp = post(
+        "/v1beta/models/text-embedding-004:embedContent",
+        json!({"content": content}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["embedding"]["values"].as_array().map(Vec::len), Some(768));
+    assert!(v.get("usageMetadata").is_none());
+    let resp = post(
+        "/v1/models/gemini-embedding-001:batchEmbedContents",
+        json!({"requests": [
+            {"model": "models/gemini-embedding-001", "content": content},
+            {"model": "models/gemini-embedding-001", "content": content, "outputDimensionality": 8},
+        ]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["embeddings"][0]["values"].as_array().map(Vec::len),
+        Some(3072)
+    );
+    assert_eq!(
+        v["embeddings"][1]["values"].as_array().map(Vec::len),
+        Some(8)
+    );
+    let resp = post(
+        "/v1beta/models/text-embedding-004:embedContent",
+        json!({"content": content, "generationConfig": {"maxOutputTokens": 5}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        provider_error(Provider::Gemini, resp).await.0,
+        "INVALID_ARGUMENT"
+    );
+}
+
+/// OpenAI's legacy completions: the body, the stream with its usage chunk, and the
+/// strictness of OpenAI's older endpoints about members they do not know.
+#[tokio::test]
+async fn openai_legacy_completions_and_strict_embeddings() {
+    let m = start().await;
+    let post = |path: &str, body: Value| {
+        client()
+            .post(format!("{}{path}", m.base_url()))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+    };
+    let resp = post(
+        "/v1/completions",
+        json!({"model": "gpt-3.5-turbo-instruct", "prompt": PROMPT, "max_tokens": 5}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["object"], "text_completion");
+    assert_eq!(v["choices"][0]["text"], "The quick brown fox jumps");
+    assert_eq!(v["usage"]["prompt_tokens"], 4);
+    assert_eq!(v["usage"]["completion_tokens"], 5);
+    let text = post(
+        "/v1/completions",
+        json!({"model": "gpt-3.5-turbo-instruct", "prompt": PROMPT, "max_tokens": 3,
+               "stream": true, "stream_options": {"include_usage": true}}),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let events: Vec<&str> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["text"].as_str())
+        .collect();
+    assert_eq!(streamed, "The quick brown");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(last["usage"]["completion_tokens"], 3);
+    for (path, body) in [
+        (
+            "/v1/completions",
+            json!({"model": "m", "prompt": "p", "safety_identifier": "u"}),
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "text-embedding-3-small", "input": "p", "safety_identifier": "u"}),
+        ),
+    ] {
+        let resp = post(path, body).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(
+            v["error"]["message"],
+            "Unrecognized request argument supplied: safety_identifier"
+        );
+    }
+}
+
 #[tokio::test]
 async fn gemini_unknown_method_is_google_404() {
     let m = start().await;

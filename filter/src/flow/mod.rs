@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::accounting::Accounting;
-use crate::api::{self, Api, Endpoint};
+use crate::api::{self, Api, Endpoint, Op};
 use crate::auth_state::AuthState;
 use crate::authorize::{self, AuthorizeRequest, Decision};
 use crate::credentials;
@@ -394,19 +394,22 @@ impl Flow {
         })?;
         let fields = &scanned.fields;
         self.facts.body_bytes = body_size;
-        self.facts.model = fields.model.clone();
+        // Gemini and Azure name the model in the path, not the body.
+        self.facts.model = fields
+            .model
+            .clone()
+            .or_else(|| self.facts.path_model.clone());
         self.facts.stream |= fields.stream;
         let resolved = self.route_model(&caller, fields)?;
         let endpoint = self.facts.endpoint;
         let edits = request_body::Edits {
             // Only a model named in the body is rewritten; a path model stays in the path.
             model: resolved.as_deref().filter(|_| fields.model.is_some()),
-            include_usage: endpoint.is_some_and(|e| e.chat_completions) && fields.stream,
-            // Only where text is generated: token counting takes no end-user field.
+            include_usage: endpoint.is_some_and(|e| matches!(e.op, Op::Chat | Op::Completions))
+                && fields.stream,
             user: if self.rt.config.attribution {
                 endpoint
-                    .filter(|e| e.format.is_some())
-                    .and_then(|e| user_field(e.api))
+                    .and_then(user_field)
                     .map(|f| (f, caller.user.as_str()))
             } else {
                 None
@@ -716,21 +719,28 @@ pub fn chain_cluster(providers: &[&str]) -> String {
 /// Where an endpoint takes its output cap (`None`: it generates no text, e.g. embeddings).
 fn cap_field(e: Endpoint) -> Option<request_body::CapField> {
     use crate::usage::Format;
-    match e.format? {
-        Format::OpenAiChat if e.chat_completions => Some(request_body::CapField::Chat),
-        Format::OpenAiChat => None,
-        Format::OpenAiResponses => Some(request_body::CapField::Responses),
-        Format::Anthropic => Some(request_body::CapField::Anthropic),
-        Format::Gemini => Some(request_body::CapField::Gemini),
+    use request_body::CapField;
+    match (e.format?, e.op) {
+        (_, Op::Embeddings | Op::CountTokens | Op::Models) => None,
+        (Format::OpenAiChat, Op::Completions) => Some(CapField::Completions),
+        (Format::OpenAiChat, _) => Some(CapField::Chat),
+        (Format::OpenAiResponses, _) => Some(CapField::Responses),
+        (Format::Anthropic, _) => Some(CapField::Anthropic),
+        (Format::Gemini, _) => Some(CapField::Gemini),
     }
 }
 
-/// The end-user field of an API, for pseudonymous attribution (Gemini has none).
-fn user_field(api: api::Api) -> Option<request_body::UserField> {
-    match api {
-        api::Api::OpenAi | api::Api::Azure => Some(request_body::UserField::OpenAi),
-        api::Api::Anthropic => Some(request_body::UserField::Anthropic),
-        api::Api::Gemini => None,
+/// The end-user field of an endpoint, for pseudonymous attribution: only where usage is
+/// counted (token counting takes none), and Gemini has none. OpenAI's legacy completions
+/// and embeddings know only `user`, and refuse arguments they do not know.
+fn user_field(e: Endpoint) -> Option<request_body::UserField> {
+    use request_body::UserField;
+    e.format?;
+    match (e.api, e.op) {
+        (Api::OpenAi | Api::Azure, Op::Completions | Op::Embeddings) => Some(UserField::User),
+        (Api::OpenAi | Api::Azure, _) => Some(UserField::OpenAi),
+        (Api::Anthropic, _) => Some(UserField::Anthropic),
+        (Api::Gemini, _) => None,
     }
 }
 

@@ -90,7 +90,7 @@ impl Flow {
     /// `models`.
     pub(super) fn models_reply(&self, caller: &Caller) -> Option<Reply> {
         let table = self.rt.config.routes.as_ref()?;
-        if !self.facts.endpoint?.models {
+        if self.facts.endpoint?.op != crate::api::Op::Models {
             return None;
         }
         let entry = |id: &str, provider: usize| {

@@ -1197,3 +1197,112 @@ fn profile_identity_mode() {
         flow.on_log(&mut host);
     }
 }
+
+/// Each endpoint gets only the body edits its API accepts: legacy completions and
+/// embeddings take the end user as `user` (they refuse `safety_identifier`), legacy
+/// completions their cap as `max_tokens`, embeddings no cap at all.
+#[test]
+fn edits_follow_what_each_endpoint_accepts() {
+    let keys = Keys::new();
+    let mut config = keys.config_json();
+    config["attribution"] = true.into();
+    config["enforce_output_cap"] = true.into();
+    let rt = testing::runtime_from(&config);
+    type Check = fn(&serde_json::Value);
+    let cases: &[(&str, &str, Check)] = &[
+        (
+            "/v1/completions",
+            r#"{"model":"gpt-3.5-turbo-instruct","prompt":"hi","stream":true}"#,
+            |v| {
+                assert_eq!(v["user"], alice());
+                assert!(v.get("safety_identifier").is_none());
+                assert!(v["max_tokens"].as_u64().is_some_and(|n| n > 0), "{v}");
+                assert!(v.get("max_completion_tokens").is_none());
+                assert_eq!(v["stream_options"]["include_usage"], true);
+            },
+        ),
+        (
+            "/v1/embeddings",
+            r#"{"model":"text-embedding-3-small","input":"hi"}"#,
+            |v| {
+                assert_eq!(v["user"], alice());
+                assert!(v.get("safety_identifier").is_none());
+                assert!(v.get("max_tokens").is_none() && v.get("max_completion_tokens").is_none());
+            },
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[]}"#,
+            |v| {
+                assert_eq!(v["safety_identifier"], alice());
+                assert!(v["max_completion_tokens"].as_u64().is_some());
+            },
+        ),
+    ];
+    for (path, body, check) in cases {
+        let auth = bearer(keys);
+        let mut host = FakeHost::with_headers(&[
+            (":method", "POST"),
+            (":path", path),
+            ("content-type", "application/json"),
+            ("authorization", auth.as_str()),
+        ]);
+        host.body = body.as_bytes().to_vec();
+        let mut flow = testing::flow_for(Rc::clone(&rt));
+        assert_eq!(flow.on_request_headers(&mut host, false), Next::Pause);
+        let len = host.body.len();
+        flow.on_request_body(&mut host, len, true);
+        assert!(host.replies.is_empty(), "{path}: {:?}", host.replies);
+        let v: serde_json::Value = serde_json::from_slice(&host.body).unwrap();
+        check(&v);
+    }
+}
+
+/// Gemini's embeddings: no output cap written (the API refuses `generationConfig`
+/// there), and, with no usage in the answer, the input estimated from the request.
+#[test]
+fn gemini_embeddings_are_estimated_from_the_request() {
+    let keys = Keys::new();
+    let mut config = keys.config_json();
+    config["providers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "gemini", "api": "gemini", "cluster": "provider_gemini", "key_env": "OPENAI_API_KEY"}));
+    config["enforce_output_cap"] = true.into();
+    let body = r#"{"requests":[{"model":"models/gemini-embedding-001","content":{"parts":[{"text":"What is the meaning of life? Forty-two, said the computer."}]}}]}"#;
+    let jwt = keys.es256.sign(testing::claims()).unwrap();
+    let mut host = FakeHost::with_headers(&[
+        (":method", "POST"),
+        (
+            ":path",
+            "/v1beta/models/gemini-embedding-001:batchEmbedContents",
+        ),
+        ("content-type", "application/json"),
+        ("x-goog-api-key", jwt.as_str()),
+    ]);
+    host.body = body.as_bytes().to_vec();
+    let mut flow = testing::flow_for(testing::runtime_from(&config));
+    assert_eq!(flow.on_request_headers(&mut host, false), Next::Pause);
+    flow.on_request_body(&mut host, body.len(), true);
+    flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
+    assert!(host.replies.is_empty(), "{:?}", host.replies);
+    assert_eq!(host.body, body.as_bytes(), "forwarded as sent");
+    host.response_status = Some(200);
+    host.response_type = Some("application/json; charset=UTF-8".into());
+    flow.on_response_headers(&mut host);
+    host.response_chunk = include_bytes!("../../fixtures/gemini_embeddings.json").to_vec();
+    let n = host.response_chunk.len();
+    flow.on_response_body(&mut host, n, true);
+    flow.on_log(&mut host);
+    let rec: serde_json::Value = serde_json::from_slice(&host.queued[0]).unwrap();
+    assert_eq!(rec["provider"], "gemini");
+    assert_eq!(rec["model"], "gemini-embedding-001");
+    assert_eq!(rec["estimated"], true);
+    assert_eq!(rec["completed"], true);
+    assert_eq!(rec["output_tokens"], 0);
+    let input = rec["input_tokens"].as_u64().unwrap();
+    assert!(
+        input >= 15 && input <= body.len() as u64,
+        "about a token per 4 bytes of the request: {rec}"
+    );
+}

@@ -15,6 +15,7 @@
 //! - `reasoning_tokens` = `thoughtsTokenCount`;
 //! - `cache_creation_input_tokens` = 0: creating a Gemini cache is a separate call.
 
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::wire::{ApiError, Count, Label, TextLen};
@@ -28,6 +29,10 @@ struct Chunk {
     usage_metadata: Option<RawUsage>,
     prompt_feedback: Option<PromptFeedback>,
     error: Option<ApiError>,
+    /// `embedContent`'s and `batchEmbedContents`' answers: whole once they arrive, with no
+    /// usage (estimated from the request). The vectors are skipped, not built.
+    embedding: Option<IgnoredAny>,
+    embeddings: Option<IgnoredAny>,
 }
 
 #[derive(Default, Deserialize)]
@@ -101,6 +106,8 @@ fn read(chunk: Chunk, report: &mut Report) {
     if chunk
         .prompt_feedback
         .is_some_and(|f| f.block_reason.0.is_some())
+        || chunk.embedding.is_some()
+        || chunk.embeddings.is_some()
     {
         report.completed = true;
     }

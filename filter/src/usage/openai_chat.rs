@@ -1,4 +1,6 @@
-//! OpenAI chat completions: `chat.completion` bodies and `chat.completion.chunk` streams.
+//! OpenAI chat completions: `chat.completion` bodies and `chat.completion.chunk` streams;
+//! also the legacy `text_completion`s (the same usage, the text in `choices[].text`) and
+//! embeddings (a body with only `prompt_tokens`).
 //!
 //! The stream reports usage once, in a last chunk with `choices: []`, and only when the
 //! request asked for it (`stream_options.include_usage`, which the gateway adds); every
@@ -33,6 +35,8 @@ struct Choice {
     delta: Option<Message>,
     /// Set in whole bodies.
     message: Option<Message>,
+    /// Legacy completions: the text itself, in bodies and chunks.
+    text: TextLen,
 }
 
 #[derive(Default, Deserialize)]
@@ -119,6 +123,7 @@ fn read(chunk: Chunk, report: &mut Report) -> bool {
                 .delivered_text_bytes
                 .saturating_add(message.text_bytes());
         }
+        report.delivered_text_bytes = report.delivered_text_bytes.saturating_add(choice.text.0);
     }
     if let Some(error) = chunk.error {
         report.error = Some(error.label());

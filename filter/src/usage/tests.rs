@@ -87,6 +87,11 @@ fn streams() -> Vec<(&'static str, &'static [u8], Format, Want)> {
             (n, b, OpenAiChat, want)
         },
         {
+            // Legacy completions: the same usage chunk, the text in `choices[].text`.
+            let (n, b) = fixture!("openai_completion_stream.sse");
+            (n, b, OpenAiChat, done(usage(5, 4, 0, 0, 0), 14))
+        },
+        {
             let (n, b) = fixture!("openai_chat_stream_error.sse");
             (n, b, OpenAiChat, failed(None, false, "server_error", 16))
         },
@@ -179,6 +184,22 @@ fn bodies() -> Vec<(&'static str, &'static [u8], Format, Want)> {
         {
             let (n, b) = fixture!("gemini_response.json");
             (n, b, Gemini, done(usage(8, 10 + 1023, 0, 1023, 0), 49))
+        },
+        {
+            let (n, b) = fixture!("openai_completion.json");
+            (n, b, OpenAiChat, done(usage(5, 7, 0, 0, 0), 0))
+        },
+        {
+            // Whole, and no usage: the request is the estimate.
+            let (n, b) = fixture!("gemini_embeddings.json");
+            let want = Want {
+                usage: None,
+                usage_final: false,
+                completed: true,
+                error: None,
+                delivered: 0,
+            };
+            (n, b, Gemini, want)
         },
         {
             let (n, b) = fixture!("gemini_stream_array.json");

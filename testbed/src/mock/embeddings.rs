@@ -122,6 +122,11 @@ impl EmbeddingsRequest {
     fn parse(body: &[u8], require_model: bool) -> Result<Self, ApiError> {
         let v: Value = serde_json::from_slice(body).map_err(|_| ApiError::bad_json())?;
         let obj = v.as_object().ok_or_else(ApiError::bad_json)?;
+        // OpenAI refuses members it does not know here (`safety_identifier` included).
+        const KNOWN: &[&str] = &["input", "model", "encoding_format", "dimensions", "user"];
+        if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(ApiError::unrecognized_argument(unknown));
+        }
         let model = match obj.get("model") {
             Some(Value::String(m)) => m.clone(),
             _ if !require_model => String::new(),
@@ -182,7 +187,7 @@ impl EmbeddingsRequest {
 }
 
 /// A unit-length vector that depends only on `seed` and `dimensions`.
-fn vector(seed: &[u8], dimensions: usize) -> Vec<f32> {
+pub(super) fn vector(seed: &[u8], dimensions: usize) -> Vec<f32> {
     // FNV-1a over the seed, then xorshift64* for the components.
     let mut state = seed.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)

@@ -166,6 +166,16 @@ impl ApiError {
         }
     }
 
+    /// What OpenAI's strict endpoints (embeddings, legacy completions) answer a body
+    /// member they do not know.
+    pub fn unrecognized_argument(name: &str) -> Self {
+        Self::invalid_request(
+            &format!("Unrecognized request argument supplied: {name}"),
+            None,
+            None,
+        )
+    }
+
     fn invalid_request(
         message: &str,
         param: Option<&'static str>,

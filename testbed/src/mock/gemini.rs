@@ -31,7 +31,17 @@ enum Method {
     Generate,
     Stream,
     Count,
+    Embed,
+    BatchEmbed,
 }
+
+const METHODS: [Method; 5] = [
+    Method::Generate,
+    Method::Stream,
+    Method::Count,
+    Method::Embed,
+    Method::BatchEmbed,
+];
 
 impl Method {
     /// As in the path: `models/{model}:{path_name}`.
@@ -40,6 +50,8 @@ impl Method {
             Method::Generate => "generateContent",
             Method::Stream => "streamGenerateContent",
             Method::Count => "countTokens",
+            Method::Embed => "embedContent",
+            Method::BatchEmbed => "batchEmbedContents",
         }
     }
 
@@ -48,6 +60,8 @@ impl Method {
             Method::Generate => "GenerateContent",
             Method::Stream => "StreamGenerateContent",
             Method::Count => "CountTokens",
+            Method::Embed => "EmbedContent",
+            Method::BatchEmbed => "BatchEmbedContents",
         }
     }
 }
@@ -66,15 +80,10 @@ pub async fn model_method(
     let faults = Faults::from_headers(&headers);
     faults.delay().await;
     let (model, method) = match rest.rsplit_once(':') {
-        Some((model, name)) => {
-            match [Method::Generate, Method::Stream, Method::Count]
-                .into_iter()
-                .find(|m| m.path_name() == name)
-            {
-                Some(method) => (model, method),
-                None => return GoogleError::method_not_found().into_response(),
-            }
-        }
+        Some((model, name)) => match METHODS.into_iter().find(|m| m.path_name() == name) {
+            Some(method) => (model, method),
+            None => return GoogleError::method_not_found().into_response(),
+        },
         None => return GoogleError::method_not_found().into_response(),
     };
     if let Err(e) = check_auth(&headers, &query, &state.config.api_key, method) {
@@ -82,6 +91,12 @@ pub async fn model_method(
     }
     if let Some(status) = faults.status {
         return GoogleError::injected(status, model, method).into_response();
+    }
+    if matches!(method, Method::Embed | Method::BatchEmbed) {
+        return match embed(method, model, &body) {
+            Ok(v) => json_utf8(pretty(&v)),
+            Err(e) => e.into_response(),
+        };
     }
     let body = match method {
         Method::Count => counted_request(body),
@@ -103,6 +118,8 @@ pub async fn model_method(
             "totalTokens": prompt_tokens,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
         }))),
+        // Answered above, before any generation is set up.
+        Method::Embed | Method::BatchEmbed => GoogleError::method_not_found().into_response(),
         Method::Generate => json_utf8(pretty(&meta.chunk(
             &completion_text(meta.words),
             meta.words,
@@ -150,6 +167,69 @@ fn check_auth(
             "ACCESS_TOKEN_TYPE_UNSUPPORTED",
         )),
         None => Err(GoogleError::credentials_missing(method)),
+    }
+}
+
+/// `embedContent` (`{"embedding": {"values"}}`) and `batchEmbedContents`
+/// (`{"embeddings": [...]}`), with no usage, as Google answers; members it does not know
+/// (a `generationConfig`, say) are refused as Google's JSON parser refuses them.
+fn embed(method: Method, model: &str, body: &[u8]) -> Result<Value, GoogleError> {
+    const KNOWN: &[&str] = &[
+        "model",
+        "content",
+        "taskType",
+        "task_type",
+        "title",
+        "outputDimensionality",
+        "output_dimensionality",
+    ];
+    let bad_json =
+        || GoogleError::invalid_argument("Invalid JSON payload received. Unexpected token.");
+    let v: Value = serde_json::from_slice(body).map_err(|_| bad_json())?;
+    let check = |obj: &serde_json::Map<String, Value>, known: &[&str]| match obj
+        .keys()
+        .find(|k| !known.contains(&k.as_str()))
+    {
+        Some(k) => Err(GoogleError::invalid_argument(&format!(
+            "Invalid JSON payload received. Unknown name \"{k}\": Cannot find field."
+        ))),
+        None => Ok(()),
+    };
+    let one = |req: &Value| -> Result<Value, GoogleError> {
+        let obj = req.as_object().ok_or_else(bad_json)?;
+        check(obj, KNOWN)?;
+        let content = obj
+            .get("content")
+            .ok_or_else(|| GoogleError::invalid_argument("* content: content is not specified"))?;
+        let dimensions = obj
+            .get("outputDimensionality")
+            .or(obj.get("output_dimensionality"))
+            .and_then(Value::as_u64)
+            .map_or(
+                if model.contains("gemini-embedding") {
+                    3072
+                } else {
+                    768
+                },
+                |d| d.clamp(1, 3072) as usize,
+            );
+        let values = super::embeddings::vector(content.to_string().as_bytes(), dimensions);
+        Ok(json!({"values": values}))
+    };
+    match method {
+        Method::Embed => Ok(json!({"embedding": one(&v)?})),
+        _ => {
+            let obj = v.as_object().ok_or_else(bad_json)?;
+            check(obj, &["requests"])?;
+            let requests = obj
+                .get("requests")
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    GoogleError::invalid_argument("* requests: requests is not specified")
+                })?;
+            let embeddings = requests.iter().map(one).collect::<Result<Vec<_>, _>>()?;
+            Ok(json!({"embeddings": embeddings}))
+        }
     }
 }
 

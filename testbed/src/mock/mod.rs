@@ -8,6 +8,7 @@
 mod anthropic;
 mod azure;
 mod chat;
+mod completions;
 mod embeddings;
 mod errors;
 mod faults;
@@ -185,6 +186,7 @@ fn router(config: MockConfig, recorder: Recorder) -> io::Result<Router> {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(chat::list_models))
         .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/completions", post(completions::completions))
         .route("/v1/responses", post(responses::create_response))
         // Anthropic
         .route("/v1/messages", post(anthropic::messages))
