@@ -21,6 +21,10 @@ pub struct AuthorizeRequest<'a> {
     /// Requests' worth wanted as a lease (see `lease`); absent: just this one.
     #[serde(skip_serializing_if = "is_zero")]
     pub lease_slots: u64,
+    /// With a lease: by when (ms from now) its unused slots are back at the policy
+    /// service at the latest, so a denial that only they cause can say when to retry.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lease_return_ms: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -201,6 +205,7 @@ mod tests {
             reserve_tokens: 10,
             reserve_cost_micros: 3,
             lease_slots: 0,
+            lease_return_ms: 0,
         };
         let v: serde_json::Value = serde_json::to_value(&req).unwrap_or_default();
         assert_eq!(

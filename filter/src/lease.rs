@@ -44,6 +44,20 @@ pub const RENEW_TICK: Duration = Duration::from_millis(5);
 /// themselves meanwhile).
 pub const IDLE_LEASE_TICK: Duration = Duration::from_millis(100);
 
+/// How often the root hands expired slots back for release (every caller is walked).
+pub const EXPIRE_EVERY_MS: u64 = 250;
+
+/// At most how long after a grant a lease's unused slots are released at the policy
+/// service: their lifetime, the root's next expiry pass, the next usage delivery (every
+/// `flush_ms`) and its round trip.
+pub fn return_within_ms(lease_ttl: Duration, flush: Duration) -> u64 {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    ms(lease_ttl)
+        .saturating_add(EXPIRE_EVERY_MS)
+        .saturating_add(ms(flush))
+        .saturating_add(RENEW_LOOKAHEAD_MS)
+}
+
 /// How often the root's timer should run: every [`RENEW_TICK`] only while slots are held,
 /// so an idle proxy, or one in identity-only mode, is not woken 200 times a second per
 /// worker; `slow` is the period the rest of the timer's work needs.

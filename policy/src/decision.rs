@@ -103,6 +103,14 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A lease asked for: slots wanted (0 or 1: none) and within how many ms the filter
+/// gives unused ones back (0: unknown).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lease {
+    pub slots: u64,
+    pub return_ms: u64,
+}
+
 impl Policy {
     /// The authorize script's keys and arguments (see its header). `take` false only
     /// reports the limits' state.
@@ -112,7 +120,7 @@ impl Policy {
         reserve: Reserve,
         take: bool,
         request_id: &str,
-        lease_slots: u64,
+        lease: Lease,
         now_ms: u64,
     ) -> ScriptCall {
         let today = Day::from_unix_ms(now_ms);
@@ -139,7 +147,8 @@ impl Policy {
             today.end_ms().to_string(),
             today.month().end_ms().to_string(),
             request_id.to_owned(),
-            lease_slots.to_string(),
+            lease.slots.to_string(),
+            lease.return_ms.to_string(),
         ];
         args.extend(scopes.iter().map(|(scope, _)| match scope {
             Scope::User => self.default_user_rpm.to_string(),
@@ -168,7 +177,10 @@ impl Policy {
             reserve,
             true,
             &request.request_id,
-            request.lease_slots,
+            Lease {
+                slots: request.lease_slots,
+                return_ms: request.lease_return_ms,
+            },
             now_ms,
         );
         let verdict = store.authorize(&call).await?;
@@ -206,7 +218,14 @@ impl Policy {
         now_ms: u64,
     ) -> Result<Vec<NamedLimit>, StoreError> {
         let scopes = [(scope, id.to_owned())];
-        let call = self.call(&scopes, Reserve::default(), false, "", 0, now_ms);
+        let call = self.call(
+            &scopes,
+            Reserve::default(),
+            false,
+            "",
+            Lease::default(),
+            now_ms,
+        );
         let verdict = store.authorize(&call).await?;
         verdict
             .limits
@@ -398,6 +417,7 @@ mod tests {
             reserve_tokens: 10,
             reserve_cost_micros: 20,
             lease_slots: 0,
+            lease_return_ms: 0,
         }
     }
 
@@ -457,7 +477,10 @@ mod tests {
             },
             true,
             "r1",
-            0,
+            Lease {
+                slots: 16,
+                return_ms: 3_270,
+            },
             now,
         );
         assert_eq!(call.keys.len(), 1 + 8 * 3);
@@ -487,7 +510,8 @@ mod tests {
                 "1795651200000",
                 "1796083200000",
                 "r1",
-                "0",
+                "16",
+                "3270",
                 "60",
                 "",
                 ""

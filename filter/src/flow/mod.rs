@@ -497,6 +497,11 @@ impl Flow {
             reserve_tokens,
             reserve_cost_micros,
             lease_slots,
+            lease_return_ms: if lease_slots > 0 {
+                crate::lease::return_within_ms(policy.lease_ttl, self.rt.config.usage.flush)
+            } else {
+                0
+            },
         };
         let body = serde_json::to_vec(&request).map_err(|_| reply::internal("encode_failed"))?;
         let headers = [

@@ -1061,6 +1061,11 @@ fn lease_slots_admit_later_requests_without_a_callout() {
     let (_, first) = run(body, Some(lease));
     let asked: serde_json::Value = serde_json::from_str(&first.dispatched[0].body).unwrap();
     assert_eq!(asked["lease_slots"], 4, "a new caller starts small");
+    let ttl = u64::try_from(rt.config.policy.lease_ttl.as_millis()).unwrap();
+    assert!(
+        asked["lease_return_ms"].as_u64().is_some_and(|ms| ms > ttl),
+        "when unused slots are back: after their lifetime and a delivery: {asked}"
+    );
 
     let id = first.random_id();
     for slot in [2, 3] {

@@ -32,9 +32,6 @@ use crate::runtime::Runtime;
 /// batches go out on the same timer (or faster, with a shorter `usage.flush_ms`).
 const TICK: Duration = Duration::from_secs(1);
 
-/// Expired lease slots are collected this often (every caller is walked).
-const EXPIRE_EVERY_MS: u64 = 250;
-
 /// The shared queue usage records travel through, from every worker to the roots.
 const USAGE_QUEUE: &str = "chokepoint.usage";
 
@@ -232,6 +229,10 @@ impl Root {
                 reserve_tokens: a.reserve_tokens,
                 reserve_cost_micros: a.reserve_cost_micros,
                 lease_slots: renewal.slots,
+                lease_return_ms: crate::lease::return_within_ms(
+                    policy.lease_ttl,
+                    rt.config.usage.flush,
+                ),
             };
             let Ok(body) = serde_json::to_vec(&request) else {
                 auth.borrow_mut().leases.renewal_failed(&renewal, now_ms);
@@ -436,7 +437,7 @@ impl RootContext for Root {
         let now_ms = now_ms();
         self.renew_leases(now_ms);
         self.flush_outbox();
-        if now_ms.saturating_sub(self.last_expire_ms) >= EXPIRE_EVERY_MS {
+        if now_ms.saturating_sub(self.last_expire_ms) >= crate::lease::EXPIRE_EVERY_MS {
             self.last_expire_ms = now_ms;
             self.release_expired_leases(now_ms);
         }

@@ -41,7 +41,14 @@ pub struct AuthorizeRequest {
     pub reserve_cost_micros: u64,
     /// Lease slots wanted (0 or 1: none), capped at [`MAX_LEASE_SLOTS`].
     pub lease_slots: u64,
+    /// With a lease: within how many ms the filter gives its unused slots back at the
+    /// latest (0: unknown), capped at [`MAX_LEASE_RETURN_MS`]. Only advisory: a denial
+    /// that the caller's unused slots alone cause says to retry then.
+    pub lease_return_ms: u64,
 }
+
+/// The longest lease return taken from a filter (a minute, a rate window's length).
+pub const MAX_LEASE_RETURN_MS: u64 = 60_000;
 
 /// Most slots one lease may hold: each is a reservation record written in the decision.
 pub const MAX_LEASE_SLOTS: u64 = 64;
@@ -62,6 +69,7 @@ struct Wire {
     reserve_tokens: Option<u64>,
     reserve_cost_micros: Option<u64>,
     lease_slots: Option<u64>,
+    lease_return_ms: Option<u64>,
 }
 
 impl AuthorizeRequest {
@@ -85,6 +93,7 @@ impl AuthorizeRequest {
             reserve_tokens: reserve(wire.reserve_tokens),
             reserve_cost_micros: reserve(wire.reserve_cost_micros),
             lease_slots: wire.lease_slots.unwrap_or(0).min(MAX_LEASE_SLOTS),
+            lease_return_ms: wire.lease_return_ms.unwrap_or(0).min(MAX_LEASE_RETURN_MS),
         })
     }
 }

@@ -24,7 +24,8 @@
 -- ARGV[7]   when today ends (ms), ARGV[8] when this month ends (ms), both UTC
 -- ARGV[9]   the request id (names the reservation)
 -- ARGV[10]  lease slots wanted, 0 or 1 for none (see "Leases" below)
--- ARGV[11..] per scope, the fallback rpm when no limit set has one, or '' for none
+-- ARGV[11]  within how many ms the filter gives a lease's unused slots back, 0 unknown
+-- ARGV[12..] per scope, the fallback rpm when no limit set has one, or '' for none
 --
 -- Returns {allowed, slots, limit...}: slots is how many requests' worth was taken (1
 -- without a lease, 0 when denied or only reporting); then one limit per check made, in
@@ -56,6 +57,12 @@
 -- Slots are sized so that no limit gives more than a quarter of what it has left to one
 -- lease; when that is less than two requests' worth, no lease is given and decisions
 -- are per request again, so a budget near its end is shared out exactly.
+--
+-- Spare slots count in full until used or given back, so a caller's leases (on other
+-- models, other workers) can take a limit's last room while the caller has sent fewer
+-- requests. Each limit keeps what its spare slots hold and until when (windows.lua,
+-- "Held"); a denial that would pass without them reports, as its reset, when they are
+-- back (ARGV[11] from the grant), not the window's or the budget's end.
 
 local now = tonumber(ARGV[1])
 local window_ms = tonumber(ARGV[2])
@@ -65,6 +72,7 @@ local reserve_cost = tonumber(ARGV[5])
 local take = ARGV[6] == '1'
 local day_end, month_end = tonumber(ARGV[7]), tonumber(ARGV[8])
 local request_id = ARGV[9]
+local lease_return_ms = tonumber(ARGV[11]) or 0
 local need_tokens = math.max(reserve_tokens, 1)
 local need_cost = math.max(reserve_cost, 1)
 
@@ -80,7 +88,7 @@ end
 for s = 1, (#KEYS - 1) / 8 do
   local k = 1 + (s - 1) * 8
   local e = effective(read_limits(KEYS[k + 1]), read_limits(KEYS[k + 2]),
-    tonumber(ARGV[10 + s]))
+    tonumber(ARGV[11 + s]))
   local plan = {}
   if e.rpm or e.tpm then
     local r = rate_open(KEYS[k + 3], window_ms, now)
@@ -88,17 +96,20 @@ for s = 1, (#KEYS - 1) / 8 do
     local reset = rate_reset_after(r, window_ms, now)
     if e.rpm then
       check({scope = s, metric = 'rpm', period = '', limit = e.rpm, used = r.requests,
-             reserved = 0, reset = reset, source = e.rpm_src, rate = r}, 1)
+             reserved = 0, reset = reset, source = e.rpm_src, rate = r,
+             held = r.held.held, held_until = r.held.until_ms, need = 1}, 1)
     end
     if e.tpm then
       check({scope = s, metric = 'tpm', period = '', limit = e.tpm, used = r.tokens,
-             reserved = 0, reset = reset, source = e.tpm_src, rate = r}, need_tokens)
+             reserved = 0, reset = reset, source = e.tpm_src, rate = r,
+             held = r.held.held_tokens, held_until = r.held.until_ms,
+             need = need_tokens}, need_tokens)
     end
   end
   if e.budget then
     local b = e.budget
     local zkey, skey = KEYS[k + 4], KEYS[k + 5]
-    local reserved_tokens, reserved_cost = resv_sweep(zkey, skey, now)
+    local reserved_tokens, reserved_cost, held = resv_sweep(zkey, skey, now)
     local spent_tokens, spent_cost, reset, w
     if b.period.kind == 'rolling' then
       w = roll_open(KEYS[k + 8], b.period.window_ms, now)
@@ -111,18 +122,20 @@ for s = 1, (#KEYS - 1) / 8 do
       spent_cost = tonumber(v[3]) or 0
       reset = math.max(1, ends - now)
     end
-    plan.budget = {zkey = zkey, skey = skey}
+    plan.budget = {zkey = zkey, skey = skey, held = held}
     if b.usd then
       check({scope = s, metric = 'usd_micros', period = b.period.text, limit = b.usd,
              used = spent_cost, reserved = reserved_cost, reset = reset,
              source = e.budget_src, roll = w, prefix = 'c', need = need_cost,
-             budget = true, amount = reserve_cost}, need_cost)
+             budget = true, amount = reserve_cost, held = held.held_cost,
+             held_until = held.until_ms}, need_cost)
     end
     if b.tokens then
       check({scope = s, metric = 'tokens', period = b.period.text, limit = b.tokens,
              used = spent_tokens, reserved = reserved_tokens, reset = reset,
              source = e.budget_src, roll = w, prefix = 't', need = need_tokens,
-             budget = true, amount = reserve_tokens}, need_tokens)
+             budget = true, amount = reserve_tokens, held = held.held_tokens,
+             held_until = held.until_ms}, need_tokens)
     end
   end
   plans[#plans + 1] = plan
@@ -137,6 +150,14 @@ for _, entry in ipairs(limits) do
       over = entry.used + entry.reserved + entry.need - entry.limit
     end
     entry.reset = roll_reset_after(entry.roll, entry.prefix, over, now)
+  end
+end
+
+-- A denial the held spare slots alone cause lifts when they are back.
+for _, entry in ipairs(limits) do
+  if entry.tripped and entry.held > 0 and entry.held_until > now
+      and entry.used + entry.reserved - entry.held + entry.need <= entry.limit then
+    entry.reset = math.max(1, math.min(entry.reset, entry.held_until - now))
   end
 end
 
@@ -190,9 +211,15 @@ if allowed and take then
       redis.call('PEXPIRE', record, lifetime)
     end
   end
+  local spare = slots - 1
+  local hold_until = now + lease_return_ms
   for _, plan in ipairs(plans) do
     if plan.rate then
       rate_take(plan.rate, window_ms, reserve_tokens, slots)
+      if spare > 0 and lease_return_ms > 0 then
+        held_add(plan.rate.key, plan.rate.held,
+          {held = spare, held_tokens = spare * reserve_tokens}, hold_until)
+      end
     end
     if plan.budget and reserve then
       redis.call('ZADD', plan.budget.zkey, unpack(members))
@@ -201,6 +228,10 @@ if allowed and take then
       else
         -- Past 2^53 a double's product is no longer exact; Redis adds exactly.
         for _ = 1, slots do sum_add(plan.budget.skey, reserve_tokens, reserve_cost) end
+      end
+      if spare > 0 and lease_return_ms > 0 then
+        held_add(plan.budget.skey, plan.budget.held,
+          {held_tokens = spare * reserve_tokens, held_cost = spare * reserve_cost}, hold_until)
       end
       -- Garbage collection only: a set idle for a whole lifetime holds nothing live.
       redis.call('PEXPIRE', plan.budget.zkey, lifetime)

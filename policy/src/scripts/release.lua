@@ -1,7 +1,7 @@
 -- release.lua: gives back lease slots the filter did not use (see authorize.lua,
 -- "Leases"): each slot's budget reservation is released and, while the rate window it
 -- was counted in is still the current one, the request and tokens it was counted as
--- are taken back out. Sent after windows.lua, whose header documents the key layouts.
+-- are taken back out, and so is what it held (windows.lua, "Held"). Sent after windows.lua, whose header documents the key layouts.
 --
 -- KEYS      the slots' reservation records, `ck:resv:req:{<slot id>}`, any number (the
 --           service sends up to 64); a record named twice is released once
@@ -31,7 +31,7 @@ if #slots == 0 then
   return 0
 end
 
-local releases, fixes = resv_releases(), rate_fixes()
+local releases, fixes = resv_releases(true), rate_fixes()
 local deleted = {}
 for _, held in ipairs(slots) do
   if held.member then
@@ -44,7 +44,10 @@ for _, held in ipairs(slots) do
     if w then
       w.requests = math.max(0, w.requests - 1)
       w.tokens = math.max(0, w.tokens - held.tokens)
+      w.held = math.max(0, w.held - 1)
+      w.held_tokens = math.max(0, w.held_tokens - held.tokens)
       w.changed.requests, w.changed.tokens = true, true
+      w.changed.held, w.changed.held_tokens = true, true
     end
   end
   deleted[#deleted + 1] = held.key

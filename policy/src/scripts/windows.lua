@@ -13,13 +13,23 @@
 -- Rate window, `ck:rate:<kind>:{<id>}` (hash): start (ms), requests, tokens. A window
 -- starts with the first request after the previous one ended and lasts the configured
 -- window, so a client hammering a full window does not push its reset away. The key's
--- TTL (two windows) only collects garbage; `start` decides.
+-- TTL (two windows) only collects garbage; `start` decides. Also held, held_tokens and
+-- held_until (see "Held" below).
 --
 -- Reservations: `ck:resv:z:<kind>:{<id>}` (sorted set) holds one member per live
 -- reservation, `<tokens>:<cost_micros>:<request_id>`, scored by its expiry (ms);
 -- `ck:resv:sum:<kind>:{<id>}` (hash: tokens, cost_micros) holds their totals. A member
 -- leaves the set exactly once, by commit (ZREM) or by expiring (sweep), and only the
--- one that removed it subtracts it from the totals.
+-- one that removed it subtracts it from the totals. Also held_tokens, held_cost and
+-- held_until (see "Held").
+--
+-- Held: what spare lease slots granted in a scope count for (requests, tokens, cost),
+-- and until when (ms) the filters holding them give unused ones back at the latest.
+-- Advisory only, never part of a decision: a denial that the held amounts alone cause
+-- (it would pass without them) says to retry when they are back, instead of at the
+-- window's or budget's reset. Amounts add up while any hold is live and start again
+-- once the last one has passed; slots used meanwhile still count as held, so such a
+-- denial may come again at the retry, with the real reset then.
 --
 -- Rolling spend, `ck:roll:<kind>:{<id>}` (hash): window_ms, bucket_ms, oldest and
 -- newest bucket index, live totals tokens and cost_micros, and per bucket `t<i>` and
@@ -133,15 +143,37 @@ end
 
 -- Rate windows ------------------------------------------------------------------
 
+-- Held amounts of a hash (see "Held"): all zero once the hold has passed.
+local function held_read(until_ms, fields, now)
+  local h = {until_ms = tonumber(until_ms) or 0}
+  for name, value in pairs(fields) do
+    h[name] = (h.until_ms > now) and (tonumber(value) or 0) or 0
+  end
+  return h
+end
+
+-- Adds to a hash's held amounts (`amounts`: field name -> amount) and extends the hold.
+local function held_add(key, held, amounts, until_ms)
+  local args = {'held_until', int(math.max(held.until_ms, until_ms))}
+  for field, amount in pairs(amounts) do
+    args[#args + 1] = field
+    args[#args + 1] = int((held[field] or 0) + amount)
+  end
+  redis.call('HSET', key, unpack(args))
+end
+
 local function rate_open(key, window_ms, now)
-  local v = redis.call('HMGET', key, 'start', 'requests', 'tokens')
+  local v = redis.call('HMGET', key, 'start', 'requests', 'tokens', 'held', 'held_tokens',
+    'held_until')
   local start = tonumber(v[1])
   -- A start far in the future came from a clock that has since been corrected.
   if start == nil or now >= start + window_ms or start > now + window_ms then
-    return {key = key, start = now, requests = 0, tokens = 0, fresh = true}
+    return {key = key, start = now, requests = 0, tokens = 0, fresh = true,
+            held = held_read(0, {held = 0, held_tokens = 0}, now)}
   end
   return {key = key, start = start, requests = tonumber(v[2]) or 0,
-          tokens = tonumber(v[3]) or 0, fresh = false}
+          tokens = tonumber(v[3]) or 0, fresh = false,
+          held = held_read(v[6], {held = v[4], held_tokens = v[5]}, now)}
 end
 
 local function rate_reset_after(r, window_ms, now)
@@ -156,7 +188,9 @@ local function rate_take(r, window_ms, tokens, n)
     return
   end
   if r.fresh then
-    redis.call('HSET', r.key, 'start', int(r.start), 'requests', n, 'tokens', int(tokens * n))
+    -- A new window: what the last one held no longer counts in it.
+    redis.call('HSET', r.key, 'start', int(r.start), 'requests', n, 'tokens', int(tokens * n),
+      'held', 0, 'held_tokens', 0, 'held_until', 0)
     redis.call('PEXPIRE', r.key, int(2 * window_ms))
     r.fresh = false
   else
@@ -183,7 +217,8 @@ local function member_amounts(member)
 end
 
 -- Drops expired reservations (at most 1000 per call; any left over keep counting until
--- the next call, which errs on the safe side) and returns the live totals.
+-- the next call, which errs on the safe side) and returns the live totals and the held
+-- amounts among them.
 local function resv_sweep(zkey, skey, now)
   local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', int(now), 'LIMIT', 0, 1000)
   if #expired > 0 then
@@ -196,8 +231,10 @@ local function resv_sweep(zkey, skey, now)
     redis.call('ZREMRANGEBYRANK', zkey, 0, #expired - 1)
     sum_add(skey, -t, -c)
   end
-  local s = redis.call('HMGET', skey, 'tokens', 'cost_micros')
-  return tonumber(s[1]) or 0, tonumber(s[2]) or 0
+  local s = redis.call('HMGET', skey, 'tokens', 'cost_micros', 'held_tokens', 'held_cost',
+    'held_until')
+  return tonumber(s[1]) or 0, tonumber(s[2]) or 0,
+    held_read(s[5], {held_tokens = s[3], held_cost = s[4]}, now)
 end
 
 -- Releases for many records at once: the members to release are collected per
@@ -205,8 +242,9 @@ end
 -- those are released by this call, as ZREM one at a time would say), they leave it in
 -- one ZREM, and what left is taken off each totals hash in one step. Only subtractions
 -- happen, so clamping a total at zero once gives what clamping after each would.
-local function resv_releases()
-  return {sets = {}, set_order = {}}
+-- `spare`: the members are unused lease slots given back, so the held amounts drop too.
+local function resv_releases(spare)
+  return {sets = {}, set_order = {}, spare = spare}
 end
 
 local function resv_release(batch, zkey, skey, member)
@@ -239,6 +277,12 @@ local function resv_releases_finish(batch)
       redis.call('ZREM', set.zkey, unpack(gone))
       for i = 1, math.max(#tokens, #cost) do
         sum_add(set.skey, -(tokens[i] or 0), -(cost[i] or 0))
+      end
+      if batch.spare then
+        local h = redis.call('HMGET', set.skey, 'held_tokens', 'held_cost')
+        redis.call('HSET', set.skey,
+          'held_tokens', int(math.max(0, (tonumber(h[1]) or 0) - parts_total(tokens))),
+          'held_cost', int(math.max(0, (tonumber(h[2]) or 0) - parts_total(cost))))
       end
     end
   end
@@ -317,9 +361,10 @@ end
 local function rate_fix(fixes, key, start)
   local w = fixes.by_key[key]
   if not w then
-    local v = redis.call('HMGET', key, 'start', 'requests', 'tokens')
+    local v = redis.call('HMGET', key, 'start', 'requests', 'tokens', 'held', 'held_tokens')
     w = {key = key, start = tonumber(v[1]), requests = tonumber(v[2]) or 0,
-         tokens = tonumber(v[3]) or 0, changed = {}}
+         tokens = tonumber(v[3]) or 0, held = tonumber(v[4]) or 0,
+         held_tokens = tonumber(v[5]) or 0, changed = {}}
     fixes.by_key[key] = w
     fixes.order[#fixes.order + 1] = w
   end
@@ -330,7 +375,7 @@ end
 local function rate_fixes_finish(fixes)
   for _, w in ipairs(fixes.order) do
     local args = {}
-    for _, field in ipairs({'requests', 'tokens'}) do
+    for _, field in ipairs({'requests', 'tokens', 'held', 'held_tokens'}) do
       if w.changed[field] then
         args[#args + 1] = field
         args[#args + 1] = int(w[field])

@@ -126,3 +126,78 @@ async fn slots_shrink_near_the_end_and_rate_windows_count_them() {
         .await;
     assert_eq!(rpm(&body), 38, "{body}");
 }
+
+/// A caller's spare slots count in full until used or given back, so leases can take a
+/// limit's last room before the caller has sent that many requests. Such a denial says
+/// to retry when the spare slots are back (the filter's `lease_return_ms`), not at the
+/// window's or budget's end; a denial the caller's own requests cause keeps the reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denial_only_spare_slots_cause_lifts_when_they_are_back() {
+    let redis = RedisServer::start();
+    let service = Service::start(usage_config(&redis)).await;
+    let retry = |body: &Value| body["retry_after_ms"].as_u64().unwrap_or_default();
+
+    for budget in [false, true] {
+        let user = new_user();
+        let tenant = new_tenant();
+        if budget {
+            // Room for 40 requests of 1,000 micro-dollars this month.
+            service
+                .set_limits(
+                    "tenant",
+                    &tenant,
+                    json!({"usd_micros": 40_000, "period": "month"}),
+                )
+                .await;
+        } else {
+            service.set_limits("user", &user, json!({"rpm": 40})).await;
+        }
+        let cost = if budget { 1_000 } else { 0 };
+        let mut lease = with_lease(authorize_request(&user, &tenant, 0, cost), 64);
+        lease["lease_return_ms"] = json!(3_000);
+        let (_, body) = service.authorize_body(&lease).await;
+        assert_eq!(body["slots"], 10, "a quarter of 40: {body}");
+
+        // The caller's own requests take the other 30; the next is denied by the 9 spare
+        // slots alone, and told to come back when they are.
+        for i in 0..30 {
+            let (status, body) = service
+                .authorize_body(&authorize_request(&user, &tenant, 0, cost))
+                .await;
+            assert_eq!(status, StatusCode::OK, "request {i}: {body}");
+            assert_eq!(body["allow"], true, "request {i}: {body}");
+        }
+        let (_, body) = service
+            .authorize_body(&authorize_request(&user, &tenant, 0, cost))
+            .await;
+        assert_eq!(body["allow"], false, "{body}");
+        assert!(
+            (1..=3_000).contains(&retry(&body)),
+            "held slots are back within 3 s: {body}"
+        );
+
+        // They come back: the caller goes on.
+        let id = lease["request_id"].as_str().unwrap().to_string();
+        let releases: Vec<String> = (2..=10).map(|i| format!("{id}.{i}")).collect();
+        let (_, answer) = service
+            .post_usage_raw(&json!({"records": [], "releases": releases}).to_string())
+            .await;
+        assert_eq!(answer["released"], 9, "{answer}");
+        for i in 0..9 {
+            let (_, body) = service
+                .authorize_body(&authorize_request(&user, &tenant, 0, cost))
+                .await;
+            assert_eq!(body["allow"], true, "request {i} after the release: {body}");
+        }
+
+        // Spent by the caller's own requests: the real reset.
+        let (_, body) = service
+            .authorize_body(&authorize_request(&user, &tenant, 0, cost))
+            .await;
+        assert_eq!(body["allow"], false, "{body}");
+        assert!(
+            retry(&body) > 3_000,
+            "nothing held any more, so the window's or month's reset: {body}"
+        );
+    }
+}
