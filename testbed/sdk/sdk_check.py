@@ -68,6 +68,15 @@ def expect(cond, what):
         raise AssertionError(what)
 
 
+def raises(error, call):
+    """The `error` the call raised (a failed check if it raised none)."""
+    try:
+        call()
+    except error as e:
+        return e
+    raise AssertionError(f"no {error}")
+
+
 def record(headers, provider, input_tokens, output_tokens):
     rid = headers.get(REQUEST_ID)
     expect(rid, f"no {REQUEST_ID} header")
@@ -192,23 +201,21 @@ def _():
 
 @check("openai: an unknown model is NotFoundError")
 def _():
-    try:
-        oa.chat.completions.create(model="no-such-model", messages=PROMPT)
-    except openai.NotFoundError as e:
-        expect(e.body["code"] == "model_not_found", e.body)
-        return
-    raise AssertionError("no error")
+    e = raises(
+        openai.NotFoundError,
+        lambda: oa.chat.completions.create(model="no-such-model", messages=PROMPT),
+    )
+    expect(e.body["code"] == "model_not_found", e.body)
 
 
 @check("openai: a key that is not a JWT is AuthenticationError")
 def _():
     client = openai.OpenAI(base_url=URL + "/v1", api_key="sk-not-a-jwt", max_retries=0)
-    try:
-        client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
-    except openai.AuthenticationError as e:
-        expect(e.body["code"] == "malformed", e.body)
-        return
-    raise AssertionError("no error")
+    e = raises(
+        openai.AuthenticationError,
+        lambda: client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT),
+    )
+    expect(e.body["code"] == "malformed", e.body)
 
 
 # --- Anthropic ----------------------------------------------------------------------
@@ -253,13 +260,14 @@ def _():
 @check("anthropic: a key that is not a JWT is AuthenticationError in Anthropic's shape")
 def _():
     client = anthropic.Anthropic(base_url=URL, api_key="not-a-jwt", max_retries=0)
-    try:
-        client.messages.create(model="claude-sonnet-4-5", max_tokens=8, messages=PROMPT)
-    except anthropic.AuthenticationError as e:
-        expect(e.body["type"] == "error", e.body)
-        expect(e.body["error"]["type"] == "authentication_error", e.body)
-        return
-    raise AssertionError("no error")
+    e = raises(
+        anthropic.AuthenticationError,
+        lambda: client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=8, messages=PROMPT
+        ),
+    )
+    expect(e.body["type"] == "error", e.body)
+    expect(e.body["error"]["type"] == "authentication_error", e.body)
 
 
 # --- Gemini (google-genai, its default API version and v1beta) -----------------------
@@ -317,12 +325,11 @@ def gemini_checks(client, version):
             api_key="not-a-jwt",
             http_options=types.HttpOptions(base_url=URL, api_version=version),
         )
-        try:
-            bad.models.generate_content(model="gemini-2.5-flash", contents="hi")
-        except genai_errors.ClientError as e:
-            expect((e.code, e.status) == (401, "UNAUTHENTICATED"), f"{e.code} {e.status}")
-            return
-        raise AssertionError("no error")
+        e = raises(
+            genai_errors.ClientError,
+            lambda: bad.models.generate_content(model="gemini-2.5-flash", contents="hi"),
+        )
+        expect((e.code, e.status) == (401, "UNAUTHENTICATED"), f"{e.code} {e.status}")
 
 
 gemini_checks(ge, ge._api_client._http_options.api_version)
@@ -354,22 +361,18 @@ def _():
         ),
     ]
     for call in sdk_calls:
-        try:
-            call()
-        except (openai.RateLimitError, anthropic.RateLimitError) as e:
-            expect(e.response.headers.get("x-should-retry") == "false", "no x-should-retry")
-            expect(int(e.response.headers["retry-after"]) > 60, "retry-after")
-            continue
-        raise AssertionError("no error")
+        e = raises((openai.RateLimitError, anthropic.RateLimitError), call)
+        expect(e.response.headers.get("x-should-retry") == "false", "no x-should-retry")
+        expect(int(e.response.headers["retry-after"]) > 60, "retry-after")
     # Kept in a variable: google-genai closes its HTTP client when the Client is dropped.
     spent = genai.Client(api_key=SPENT_TOKEN, http_options=types.HttpOptions(base_url=URL))
-    try:
-        spent.models.generate_content(model="gemini-2.5-flash", contents="hi")
-        raise AssertionError("no error")
-    except genai_errors.ClientError as e:
-        expect((e.code, e.status) == (429, "RESOURCE_EXHAUSTED"), f"{e.code} {e.status}")
-        reason = e.details["error"]["details"][0]["reason"]
-        expect(reason == "budget_exceeded", reason)
+    e = raises(
+        genai_errors.ClientError,
+        lambda: spent.models.generate_content(model="gemini-2.5-flash", contents="hi"),
+    )
+    expect((e.code, e.status) == (429, "RESOURCE_EXHAUSTED"), f"{e.code} {e.status}")
+    reason = e.details["error"]["details"][0]["reason"]
+    expect(reason == "budget_exceeded", reason)
     time.sleep(0.5)
     refused = [r for r in read_log() if r.get("tenant") == SPENT_TEAM][before:]
     expect(len(refused) == 3, f"{len(refused)} requests reached the gateway, not 3")
