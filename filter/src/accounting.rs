@@ -79,6 +79,23 @@ impl Accounting {
         }
     }
 
+    /// Whether the response's end has been seen.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether the provider's response headers came.
+    pub fn status_seen(&self) -> bool {
+        self.status.is_some()
+    }
+
+    /// The response ended although no body callback said so: Envoy's decompressor (in
+    /// front of the filter for upstreams that compress regardless) drops the end of
+    /// stream it forwards to a wasm filter (envoyproxy/envoy#18380).
+    pub fn mark_ended(&mut self) {
+        self.ended = true;
+    }
+
     /// Whether the response body must be read at all (endpoints without usage need not
     /// cross the VM boundary).
     pub fn wants_body(&self) -> bool {

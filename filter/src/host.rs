@@ -36,6 +36,9 @@ pub trait Host: SharedData {
     fn response_status_and_type(&self) -> (Option<u32>, Option<String>);
     fn response_header(&self, name: &str) -> Option<String>;
     fn response_body(&self, size: usize) -> Result<Vec<u8>, HostError>;
+    /// Envoy's response flags once the exchange is over (`None`: unreadable). Zero: it
+    /// ended without a reset, timeout or hang-up.
+    fn response_flags(&self) -> Option<u64>;
     fn set_request_body(&mut self, body: &[u8]) -> Result<(), HostError>;
     fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
     /// Filter state the access log can print (`wasm.<name>`).

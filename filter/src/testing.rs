@@ -136,6 +136,8 @@ pub struct FakeHost {
     pub response_status: Option<u32>,
     pub response_type: Option<String>,
     pub response_chunk: Vec<u8>,
+    /// What `response_flags` answers (unreadable by default).
+    pub response_flags: Option<u64>,
     pub response_headers: Vec<(String, String)>,
     pub filter_state: HashMap<String, Vec<u8>>,
     pub queued: Vec<Vec<u8>>,
@@ -239,6 +241,10 @@ impl Host for FakeHost {
 
     fn response_status_and_type(&self) -> (Option<u32>, Option<String>) {
         (self.response_status, self.response_type.clone())
+    }
+
+    fn response_flags(&self) -> Option<u64> {
+        self.response_flags
     }
 
     fn response_header(&self, name: &str) -> Option<String> {

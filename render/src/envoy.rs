@@ -281,6 +281,32 @@ pub fn clusters(policy: &Policy) -> Vec<Value> {
     out
 }
 
+/// Envoy's gzip decompressor for responses only, between the filter and the router (a
+/// response passes the filters in reverse): an upstream that compresses although the
+/// filter asked for `accept-encoding: identity` still reaches the filter's accounting
+/// as text, and the client gets it uncompressed. It advertises nothing upstream (that
+/// would have every provider compress for Envoy to undo) and leaves requests alone.
+pub fn response_decompressor() -> Value {
+    let enabled = |on: bool, key: &str| json!({"default_value": on, "runtime_key": key});
+    json!({
+        "name": "envoy.filters.http.decompressor",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.decompressor.v3.Decompressor",
+            "decompressor_library": {
+                "name": "gzip",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.compression.gzip.decompressor.v3.Gzip"},
+            },
+            "request_direction_config": {
+                "common_config": {"enabled": enabled(false, "chokepoint.decompress_requests")},
+                "advertise_accept_encoding": false,
+            },
+            "response_direction_config": {
+                "common_config": {"enabled": enabled(true, "chokepoint.decompress_responses")},
+            },
+        }
+    })
+}
+
 /// Envoy's own 413 (a body past the buffer limit, before the filter could answer) in
 /// the error shape of the API called, as the filter answers: Anthropic's for its paths
 /// or SDK (`anthropic-version`), Google's for Gemini's `models/{model}:method` paths,
@@ -416,7 +442,7 @@ pub fn bootstrap(policy: &Policy, p: &BootstrapParams) -> Value {
             "name": "gateway",
             "virtual_hosts": [{"name": "providers", "domains": ["*"], "routes": [route()]}],
         },
-        "http_filters": [gateway_filter, router_filter(policy, &p.code)],
+        "http_filters": [gateway_filter, response_decompressor(), router_filter(policy, &p.code)],
     });
     json!({
         // ECDS needs a node identity; harmless otherwise.

@@ -73,6 +73,13 @@ impl Flow {
         }
         let rt = Rc::clone(&self.rt);
         let now = host.now_ms();
+        if let Some(a) = self.accounting.as_mut().filter(|a| !a.ended()) {
+            // No end of stream came through (see `mark_ended`): Envoy's flags say
+            // whether the exchange ended cleanly or by a reset, timeout or hang-up.
+            if a.status_seen() && host.response_flags() == Some(0) {
+                a.mark_ended();
+            }
+        }
         let f = &self.facts;
         let settled = self.accounting.as_mut().map(|a| {
             let s = a.settle(f.body_bytes as u64);

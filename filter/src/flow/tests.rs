@@ -1311,3 +1311,28 @@ fn gemini_embeddings_are_estimated_from_the_request() {
         "about a token per 4 bytes of the request: {rec}"
     );
 }
+
+/// Behind Envoy's decompressor no body callback says the response ended
+/// (envoyproxy/envoy#18380): Envoy's response flags at the log say whether it ended
+/// cleanly (0) or by a reset or hang-up.
+#[test]
+fn a_response_without_its_end_of_stream_is_judged_by_envoys_flags() {
+    let keys = Keys::new();
+    // (flags Envoy reports, completed)
+    for (flags, completed) in [(Some(0), true), (Some(0x4), false), (None, false)] {
+        let (mut flow, mut host) = post(keys, &[], r#"{"model":"gpt-4o-mini","stream":true}"#);
+        flow.on_request_body(&mut host, 37, true);
+        flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
+        host.response_status = Some(200);
+        host.response_type = Some("text/event-stream".into());
+        flow.on_response_headers(&mut host);
+        host.response_chunk = CHAT_STREAM.as_bytes().to_vec();
+        let n = host.response_chunk.len();
+        flow.on_response_body(&mut host, n, false);
+        host.response_flags = flags;
+        flow.on_log(&mut host);
+        let rec: serde_json::Value = serde_json::from_slice(&host.queued[0]).unwrap();
+        assert_eq!(rec["completed"], completed, "{flags:?}: {rec}");
+        assert_eq!(rec["estimated"], false, "{flags:?}: the usage chunk came");
+    }
+}

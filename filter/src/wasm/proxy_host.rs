@@ -88,6 +88,11 @@ impl Host for ProxyHost<'_> {
         abi::header(MapType::HttpResponseHeaders, name)
     }
 
+    fn response_flags(&self) -> Option<u64> {
+        let bytes = abi::property(&["response", "flags"]).ok().flatten()?;
+        Some(u64::from_le_bytes(bytes.try_into().ok()?))
+    }
+
     fn response_body(&self, size: usize) -> Result<Vec<u8>, HostError> {
         abi::buffer(BufferType::HttpResponseBody, 0, size)
             .map_err(|_| HostError("get response body"))

@@ -1,7 +1,8 @@
 //! Fault injection driven by request headers, so a test picks the failure
 //! per request instead of reconfiguring a shared server. (`x-mock-content-type`,
-//! which replaces the response's content type byte for byte, is applied by the
-//! mock's middleware to every answer.)
+//! which replaces the response's content type byte for byte, and
+//! `x-mock-content-encoding: gzip`, which compresses the whole answer, are applied by
+//! the mock's middleware to every answer.)
 
 use std::time::Duration;
 

@@ -286,7 +286,14 @@ async fn record_and_log(State(state): State<AppState>, req: Request, next: Next)
         req = Request::from_parts(parts, Body::from(bytes));
     }
     let content_type = req.headers().get("x-mock-content-type").cloned();
+    let gzip = req
+        .headers()
+        .get("x-mock-content-encoding")
+        .is_some_and(|v| v == "gzip");
     let mut resp = next.run(req).await;
+    if gzip {
+        resp = gzipped(resp).await;
+    }
     resp.headers_mut()
         .insert("x-mock-name", state.name_header.clone());
     if let Some(ct) = content_type {
@@ -301,6 +308,28 @@ async fn record_and_log(State(state): State<AppState>, req: Request, next: Next)
         started.elapsed().as_millis()
     );
     resp
+}
+
+/// `x-mock-content-encoding: gzip`: the answer gzip-compressed whatever the client's
+/// `accept-encoding` said, as an upstream that ignores it would send it (whole bodies:
+/// the answer is read to its end first).
+async fn gzipped(resp: Response) -> Response {
+    use std::io::Write as _;
+    let (mut parts, body) = resp.into_parts();
+    let Ok(plain) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let zipped = gz.write_all(&plain).and_then(|()| gz.finish());
+    let Ok(zipped) = zipped else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        axum::http::header::CONTENT_ENCODING,
+        HeaderValue::from_static("gzip"),
+    );
+    Response::from_parts(parts, Body::from(zipped))
 }
 
 async fn list_recorded(State(state): State<AppState>) -> Json<Vec<RecordedRequest>> {

@@ -30,6 +30,9 @@ fn cases() -> Vec<Case> {
         ("anthropic-version", "2023-06-01"),
         ("x-mock-cache-read", "7"),
     ];
+    // An upstream that compresses although asked for identity: Envoy's decompressor
+    // hands the filter (and the client) text.
+    let gzip = vec![("x-mock-content-encoding", "gzip")];
     vec![
         Case {
             name: "openai-chat",
@@ -37,6 +40,22 @@ fn cases() -> Vec<Case> {
             headers: vec![],
             body: chat(false),
             stream: false,
+            format: "openai_chat",
+        },
+        Case {
+            name: "openai-chat-gzip",
+            path: "/v1/chat/completions",
+            headers: gzip.clone(),
+            body: chat(false),
+            stream: false,
+            format: "openai_chat",
+        },
+        Case {
+            name: "openai-chat-stream-gzip",
+            path: "/v1/chat/completions",
+            headers: gzip,
+            body: chat(true),
+            stream: true,
             format: "openai_chat",
         },
         Case {
@@ -229,6 +248,11 @@ async fn every_format_is_counted_exactly() {
             request_id.len(),
             32,
             "{}: x-chokepoint-request-id",
+            case.name
+        );
+        assert!(
+            resp.headers().get("content-encoding").is_none(),
+            "{}: the client gets text",
             case.name
         );
         let text = resp.text().await.unwrap();
