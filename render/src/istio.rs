@@ -182,11 +182,18 @@ pub fn envoy_filter(policy: &Policy) -> Value {
         .collect();
     patches.push(json!({
         "applyTo": "HTTP_FILTER",
-        "match": gateway(json!({"listener": hcm})),
+        "match": gateway(json!({"listener": hcm.clone()})),
         "patch": {"operation": "INSERT_BEFORE", "value": {
             "name": envoy::FILTER,
             "typed_config": envoy::wasm_filter_config(policy, &code, Target::Envoy),
         }},
+    }));
+    // Also before the router, so after the filter: an upstream's gzip is inflated before
+    // the filter counts it, as in the bootstrap.
+    patches.push(json!({
+        "applyTo": "HTTP_FILTER",
+        "match": gateway(json!({"listener": hcm})),
+        "patch": {"operation": "INSERT_BEFORE", "value": envoy::response_decompressor()},
     }));
     if policy.gateway.key_injection_upstream {
         patches.push(json!({

@@ -131,7 +131,17 @@ fn envoy_filter_patches_load_in_envoy() {
             other => panic!("unexpected patch {other:?}"),
         }
     }
-    assert!(!clusters.is_empty() && filters.len() == 1 && vhosts.len() == 1);
+    assert!(!clusters.is_empty() && vhosts.len() == 1);
+    // Each inserted before the router in turn: the filter, then the response
+    // decompressor between it and the router.
+    let names: Vec<&str> = filters.iter().filter_map(|f| f["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            chokepoint_render::envoy::FILTER,
+            "envoy.filters.http.decompressor"
+        ]
+    );
     filters.push(router);
     let boot = json!({
         "node": {"id": "istio-gateway", "cluster": "istio"},
