@@ -79,14 +79,9 @@ impl Accounting {
         }
     }
 
-    /// Whether the response's end has been seen.
-    pub fn ended(&self) -> bool {
-        self.ended
-    }
-
-    /// Whether the provider's response headers came.
-    pub fn status_seen(&self) -> bool {
-        self.status.is_some()
+    /// A response came, but no body callback said it ended.
+    pub fn end_unseen(&self) -> bool {
+        self.status.is_some() && !self.ended
     }
 
     /// The response ended although no body callback said so: Envoy's decompressor (in

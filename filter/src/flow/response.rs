@@ -73,10 +73,10 @@ impl Flow {
         }
         let rt = Rc::clone(&self.rt);
         let now = host.now_ms();
-        if let Some(a) = self.accounting.as_mut().filter(|a| !a.ended()) {
+        if let Some(a) = self.accounting.as_mut().filter(|a| a.end_unseen()) {
             // No end of stream came through (see `mark_ended`): Envoy's flags say
             // whether the exchange ended cleanly or by a reset, timeout or hang-up.
-            if a.status_seen() && host.response_flags() == Some(0) {
+            if host.response_flags() == Some(0) {
                 a.mark_ended();
             }
         }

@@ -636,16 +636,22 @@ fn a_worker_without_keys_adopts_the_shared_ones() {
 
 const CHAT_STREAM: &str = include_str!("../../fixtures/openai_chat_stream.sse");
 
-#[test]
-fn every_request_ends_as_one_usage_record() {
-    let keys = Keys::new();
-    // Forwarded and streamed: counted from the stream, queued for the ledger.
+/// A streamed chat completion, allowed and forwarded, its response headers just in.
+fn streaming(keys: &Keys) -> (Flow, FakeHost) {
     let (mut flow, mut host) = post(keys, &[], r#"{"model":"gpt-4o-mini","stream":true}"#);
     flow.on_request_body(&mut host, 37, true);
     flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
     host.response_status = Some(200);
     host.response_type = Some("text/event-stream".into());
     flow.on_response_headers(&mut host);
+    (flow, host)
+}
+
+#[test]
+fn every_request_ends_as_one_usage_record() {
+    let keys = Keys::new();
+    // Forwarded and streamed: counted from the stream, queued for the ledger.
+    let (mut flow, mut host) = streaming(keys);
     assert!(host
         .response_headers
         .iter()
@@ -1320,12 +1326,7 @@ fn a_response_without_its_end_of_stream_is_judged_by_envoys_flags() {
     let keys = Keys::new();
     // (flags Envoy reports, completed)
     for (flags, completed) in [(Some(0), true), (Some(0x4), false), (None, false)] {
-        let (mut flow, mut host) = post(keys, &[], r#"{"model":"gpt-4o-mini","stream":true}"#);
-        flow.on_request_body(&mut host, 37, true);
-        flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
-        host.response_status = Some(200);
-        host.response_type = Some("text/event-stream".into());
-        flow.on_response_headers(&mut host);
+        let (mut flow, mut host) = streaming(keys);
         host.response_chunk = CHAT_STREAM.as_bytes().to_vec();
         let n = host.response_chunk.len();
         flow.on_response_body(&mut host, n, false);

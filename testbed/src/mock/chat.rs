@@ -43,6 +43,20 @@ pub(super) async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Fault
     Ok(faults)
 }
 
+/// [`admit`], then the body parsed: the faults to apply and the request, or the answer
+/// to send instead.
+pub(super) async fn admit_parsed<T>(
+    state: &AppState,
+    headers: &HeaderMap,
+    parse: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<(Faults, T), Response> {
+    let faults = admit(state, headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let request = parse().map_err(IntoResponse::into_response)?;
+    Ok((faults, request))
+}
+
 /// Answers a chat completion request that has been admitted. Azure passes its
 /// deployment, which then names the model and makes the body's `model`
 /// optional, as Azure does.

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
-use super::chat::admit;
+use super::chat::admit_parsed;
 use super::errors::ApiError;
 use super::sse::{data_event, stream_response};
 use super::text::{completion_text, estimate_tokens, mock_id, unix_secs, word_delta};
@@ -45,13 +45,9 @@ pub async fn completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let faults = match admit(&state, &headers).await {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
-    let req = match Request::parse(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
+    let (faults, req) = match admit_parsed(&state, &headers, || Request::parse(&body)).await {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
     };
     let words = faults.words.min(req.max_tokens);
     let meta = Meta {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
 
-use super::chat::admit;
+use super::chat::admit_parsed;
 use super::errors::ApiError;
 use super::sse::{named_event, stream_response};
 use super::text::{completion_text, estimate_tokens, mock_id, text_chars, unix_secs, word_delta};
@@ -22,14 +22,11 @@ pub async fn create_response(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let faults = match admit(&state, &headers).await {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
-    let req = match ResponsesRequest::parse(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
+    let (faults, req) =
+        match admit_parsed(&state, &headers, || ResponsesRequest::parse(&body)).await {
+            Ok(admitted) => admitted,
+            Err(answer) => return answer,
+        };
     let meta = ResponseMeta {
         id: mock_id("resp_", record_id),
         item_id: mock_id("msg_", record_id),
