@@ -13,4 +13,5 @@ mod policy_file;
 mod protocol;
 mod request_path;
 mod routing;
+mod security;
 mod support;
