@@ -11,6 +11,13 @@ pub struct AuthorizeRequest<'a> {
     pub tenant: Option<&'a str>,
     pub groups: &'a [String],
     pub model: Option<&'a str>,
+    /// What the model-scope limits key on: a name the configuration holds, or `other`
+    /// (clients choose model names; the policy service's keys must stay bounded).
+    pub model_key: Option<&'a str>,
+    /// `false`: the model has no price, so a dollar budget must refuse it rather than
+    /// book it at zero.
+    #[serde(skip_serializing_if = "is_true")]
+    pub priced: bool,
     pub cost_center: Option<&'a str>,
     pub provider: &'a str,
     pub stream: bool,
@@ -29,6 +36,10 @@ pub struct AuthorizeRequest<'a> {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// The tightest limit's state, as the policy service reports it on an allow: becomes the
@@ -199,6 +210,8 @@ mod tests {
             tenant: Some("acme"),
             groups: &groups,
             model: None,
+            model_key: None,
+            priced: true,
             cost_center: None,
             provider: "openai",
             stream: true,
@@ -210,7 +223,16 @@ mod tests {
         let v: serde_json::Value = serde_json::to_value(&req).unwrap_or_default();
         assert_eq!(
             v,
-            serde_json::json!({"request_id":"r1","user":"u","tenant":"acme","groups":["ml"],"model":null,"cost_center":null,"provider":"openai","stream":true,"reserve_tokens":10,"reserve_cost_micros":3})
+            serde_json::json!({"request_id":"r1","user":"u","tenant":"acme","groups":["ml"],"model":null,"model_key":null,"cost_center":null,"provider":"openai","stream":true,"reserve_tokens":10,"reserve_cost_micros":3})
         );
+        let unpriced = AuthorizeRequest {
+            model: Some("local-llama"),
+            model_key: Some("other"),
+            priced: false,
+            ..req
+        };
+        let v = serde_json::to_value(&unpriced).unwrap_or_default();
+        assert_eq!(v["priced"], false);
+        assert_eq!(v["model_key"], "other");
     }
 }

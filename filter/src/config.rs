@@ -496,6 +496,25 @@ impl Config {
     }
 }
 
+impl Config {
+    /// What ledgers, limits and stats key `model` under: a name the configuration itself
+    /// holds (its own price, the glob that prices it, or an exact route), else `other`.
+    /// Clients choose model names freely; keys they could multiply without bound would
+    /// fill Redis and the stats.
+    pub fn model_key<'a>(&'a self, model: &'a str) -> &'a str {
+        if let Some(key) = self.prices.key_of(model) {
+            return key;
+        }
+        if self.routes.as_ref().is_some_and(|r| r.has_exact(model)) {
+            return model;
+        }
+        OTHER_MODEL
+    }
+}
+
+/// The model key of every model the configuration does not name.
+pub const OTHER_MODEL: &str = "other";
+
 fn jwks_uri(u: RawJwksUri, field: impl Fn(&str) -> String) -> Result<JwksUri, ConfigError> {
     if u.cluster.is_empty() {
         return Err(err(

@@ -5,6 +5,11 @@
 //! 2_500_000 and no float rounding ever reaches a budget. A cost is rounded up to the next
 //! micro-dollar: many tiny requests must not each round down to free.
 //!
+//! A model is priced by its exact name, else by the most specific `*` glob that matches it
+//! (dated and suffixed variants such as `claude-haiku-4-5-20251001` share their family's
+//! price), else by the table's default. Some providers bill a whole request at higher rates
+//! once its prompt passes a threshold (`long_context`).
+//!
 //! Reasoning tokens have no price of their own: [`Usage::output_tokens`] already includes
 //! them for every provider and they are billed as output.
 
@@ -12,6 +17,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use crate::routes::glob_match;
 use crate::usage::Usage;
 
 /// Micro-dollars per dollar, and tokens per priced unit (a million).
@@ -21,31 +27,55 @@ const MAX_DECIMALS: usize = 6;
 /// No model costs this much; a larger number is a typo (cents for dollars, a missing dot).
 pub const MAX_USD_PER_MTOK: u64 = 1_000_000;
 
-/// One model's prices, in micro-dollars per million tokens.
+/// Per-token-kind rates, in micro-dollars per million tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Price {
+pub struct Rates {
     pub input: u64,
     pub cached_input: u64,
-    /// Writing a prompt cache (Anthropic charges a premium over input for it).
+    /// Writing a prompt cache (Anthropic and newer OpenAI models charge a premium for it).
     pub cache_write: u64,
     pub output: u64,
+}
+
+/// One model's prices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Price {
+    pub rates: Rates,
+    /// A request whose prompt is longer than this many tokens is billed, every token of
+    /// it, at these rates instead (Anthropic's Haiku 5.5 above 100,000, OpenAI's GPT-6
+    /// above 272,000, Gemini Pro above 200,000).
+    pub long_context: Option<(u64, Rates)>,
+}
+
+impl Price {
+    /// The rates a request with this usage is billed at.
+    pub fn rates_for(&self, usage: &Usage) -> &Rates {
+        match &self.long_context {
+            Some((above, long)) if usage.input_tokens > *above => long,
+            _ => &self.rates,
+        }
+    }
 }
 
 /// Cost of `usage` at `price`, in micro-dollars, rounded up. Saturates at `u64::MAX`
 /// rather than wrapping, whatever the counts.
 pub fn cost_micros(usage: &Usage, price: &Price) -> u64 {
+    let r = price.rates_for(usage);
     let term = |tokens: u64, per_mtok: u64| u128::from(tokens).saturating_mul(u128::from(per_mtok));
-    let total = term(usage.uncached_input_tokens(), price.input)
-        .saturating_add(term(usage.cached_input_tokens, price.cached_input))
-        .saturating_add(term(usage.cache_creation_input_tokens, price.cache_write))
-        .saturating_add(term(usage.output_tokens, price.output));
+    let total = term(usage.uncached_input_tokens(), r.input)
+        .saturating_add(term(usage.cached_input_tokens, r.cached_input))
+        .saturating_add(term(usage.cache_creation_input_tokens, r.cache_write))
+        .saturating_add(term(usage.output_tokens, r.output));
     u64::try_from(total.div_ceil(u128::from(MICROS))).unwrap_or(u64::MAX)
 }
 
-/// Prices by exact model name, with an optional fallback for models not listed.
+/// Prices by exact model name and by glob, with an optional fallback for the rest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PriceTable {
     models: HashMap<String, Price>,
+    /// `*` patterns, most specific (longest literal text) first, so the order a JSON
+    /// object happens to keep never decides which price applies.
+    globs: Vec<(String, Price)>,
     default: Option<Price>,
 }
 
@@ -87,42 +117,103 @@ struct RawPrice {
     cached_input_per_mtok_usd: Option<serde_json::Value>,
     #[serde(default)]
     cache_write_per_mtok_usd: Option<serde_json::Value>,
+    #[serde(default)]
+    long_context: Option<serde_json::Value>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLongContext {
+    above_input_tokens: u64,
+    input_per_mtok_usd: serde_json::Value,
+    output_per_mtok_usd: serde_json::Value,
+    #[serde(default)]
+    cached_input_per_mtok_usd: Option<serde_json::Value>,
+    #[serde(default)]
+    cache_write_per_mtok_usd: Option<serde_json::Value>,
+}
+
+/// Longest model name or pattern accepted in the table (the gateway refuses longer names
+/// in requests, so a longer key could never match).
+pub const MAX_MODEL_NAME_BYTES: usize = 256;
+
 impl PriceTable {
-    /// Reads `{"models": {"<model>": <price>, ...}, "default": <price>}` where a price is
-    /// `{"input_per_mtok_usd", "output_per_mtok_usd", "cached_input_per_mtok_usd"?,
-    /// "cache_write_per_mtok_usd"?}`. The optional two default to the input price, which
-    /// never undercharges. `path` is where the table sits in the configuration, for errors.
+    /// Reads `{"models": {"<model or glob>": <price>, ...}, "default": <price>}` where a
+    /// price is `{"input_per_mtok_usd", "output_per_mtok_usd", "cached_input_per_mtok_usd"?,
+    /// "cache_write_per_mtok_usd"?, "long_context"?: {"above_input_tokens", ...the same
+    /// rates}}`. The optional rates default to the input price, which never undercharges.
+    /// `path` is where the table sits in the configuration, for errors.
     pub fn parse(value: &serde_json::Value, path: &str) -> Result<PriceTable, PriceError> {
         if !value.is_object() {
             return Err(err(path, "must be an object"));
         }
         let raw = RawTable::deserialize(value).map_err(|e| err(path, e.to_string()))?;
         let mut models = HashMap::with_capacity(raw.models.len());
+        let mut globs = Vec::new();
         for (name, price) in &raw.models {
             let field = format!("{path}.models[{name:?}]");
-            if name.is_empty() {
-                return Err(err(field, "model name must not be empty"));
+            if name.is_empty()
+                || name.len() > MAX_MODEL_NAME_BYTES
+                || name.chars().any(|c| c.is_control() || c == '?' || c == '[')
+            {
+                return Err(err(
+                    field,
+                    format!(
+                        "must be a model name or a `*` glob of at most {MAX_MODEL_NAME_BYTES} bytes"
+                    ),
+                ));
             }
-            models.insert(name.clone(), parse_price(price, &field)?);
+            let price = parse_price(price, &field)?;
+            if name.contains('*') {
+                globs.push((name.clone(), price));
+            } else {
+                models.insert(name.clone(), price);
+            }
         }
+        let literal = |p: &str| p.chars().filter(|c| *c != '*').count();
+        globs.sort_by(|(a, _), (b, _)| literal(b).cmp(&literal(a)).then_with(|| a.cmp(b)));
         let default = match &raw.default {
             None | Some(serde_json::Value::Null) => None,
             Some(price) => Some(parse_price(price, &format!("{path}.default"))?),
         };
-        Ok(PriceTable { models, default })
+        Ok(PriceTable {
+            models,
+            globs,
+            default,
+        })
     }
 
-    /// The model's price, else the default, else `None` (the caller decides whether an
-    /// unpriced model may run).
-    /// Whether the model has its own price (and so its own stats series).
-    pub fn is_listed(&self, model: &str) -> bool {
-        self.models.contains_key(model)
-    }
-
+    /// The model's price: its own, else its most specific glob's, else the default, else
+    /// `None` (the policy service then refuses it under a dollar budget).
     pub fn lookup(&self, model: &str) -> Option<&Price> {
-        self.models.get(model).or(self.default.as_ref())
+        self.models
+            .get(model)
+            .or_else(|| self.glob_for(model).map(|(_, p)| p))
+            .or(self.default.as_ref())
+    }
+
+    /// The name the table prices `model` under: the model itself when it has its own
+    /// price, the glob pattern that prices it, or `None` (the default, or no price).
+    /// Bounded by the table, so it can key ledgers and stats whatever clients send.
+    pub fn key_of(&self, model: &str) -> Option<&str> {
+        if let Some((name, _)) = self.models.get_key_value(model) {
+            return Some(name.as_str());
+        }
+        self.glob_for(model).map(|(pattern, _)| pattern.as_str())
+    }
+
+    /// Whether the table has a price for every model (a default).
+    pub fn has_default(&self) -> bool {
+        self.default.is_some()
+    }
+
+    /// The glob patterns, most specific first.
+    pub fn glob_patterns(&self) -> impl Iterator<Item = &str> {
+        self.globs.iter().map(|(p, _)| p.as_str())
+    }
+
+    fn glob_for(&self, model: &str) -> Option<&(String, Price)> {
+        self.globs.iter().find(|(p, _)| glob_match(p, model))
     }
 }
 
@@ -131,20 +222,62 @@ fn parse_price(value: &serde_json::Value, path: &str) -> Result<Price, PriceErro
         return Err(err(path, "must be an object"));
     }
     let raw = RawPrice::deserialize(value).map_err(|e| err(path, e.to_string()))?;
+    let rates = parse_rates(
+        [&raw.input_per_mtok_usd, &raw.output_per_mtok_usd],
+        [
+            &raw.cached_input_per_mtok_usd,
+            &raw.cache_write_per_mtok_usd,
+        ],
+        path,
+    )?;
+    let long_context = match &raw.long_context {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => {
+            let field = format!("{path}.long_context");
+            if !v.is_object() {
+                return Err(err(field, "must be an object"));
+            }
+            let l = RawLongContext::deserialize(v).map_err(|e| err(&field, e.to_string()))?;
+            if l.above_input_tokens == 0 {
+                return Err(err(
+                    format!("{field}.above_input_tokens"),
+                    "must be at least 1",
+                ));
+            }
+            let long = parse_rates(
+                [&l.input_per_mtok_usd, &l.output_per_mtok_usd],
+                [&l.cached_input_per_mtok_usd, &l.cache_write_per_mtok_usd],
+                &field,
+            )?;
+            Some((l.above_input_tokens, long))
+        }
+    };
+    Ok(Price {
+        rates,
+        long_context,
+    })
+}
+
+/// `[input, output]` and the optional `[cached input, cache write]` rates, the optional
+/// ones defaulting to the input rate.
+fn parse_rates(
+    [input, output]: [&serde_json::Value; 2],
+    [cached, write]: [&Option<serde_json::Value>; 2],
+    path: &str,
+) -> Result<Rates, PriceError> {
     let field = |name: &str| format!("{path}.{name}");
-    let input = usd_per_mtok(&raw.input_per_mtok_usd, &field("input_per_mtok_usd"))?;
+    let input = usd_per_mtok(input, &field("input_per_mtok_usd"))?;
     let optional = |v: &Option<serde_json::Value>, name: &str| match v {
         None | Some(serde_json::Value::Null) => Ok(input),
         Some(v) => usd_per_mtok(v, &field(name)),
     };
-    Ok(Price {
+    Ok(Rates {
         input,
-        cached_input: optional(&raw.cached_input_per_mtok_usd, "cached_input_per_mtok_usd")?,
-        cache_write: optional(&raw.cache_write_per_mtok_usd, "cache_write_per_mtok_usd")?,
-        output: usd_per_mtok(&raw.output_per_mtok_usd, &field("output_per_mtok_usd"))?,
+        cached_input: optional(cached, "cached_input_per_mtok_usd")?,
+        cache_write: optional(write, "cache_write_per_mtok_usd")?,
+        output: usd_per_mtok(output, &field("output_per_mtok_usd"))?,
     })
 }
-
 /// A price in US dollars per million tokens, from a JSON number or a decimal string, as
 /// micro-dollars per million tokens.
 pub fn usd_per_mtok(value: &serde_json::Value, field: &str) -> Result<u64, PriceError> {

@@ -75,17 +75,23 @@ fn usage(input: u64, cached: u64, creation: u64, output: u64) -> Usage {
 fn cost_is_exact_and_rounds_up() {
     // gpt-4o: $2.50 in, $1.25 cached, $10 out.
     let gpt4o = Price {
-        input: 2_500_000,
-        cached_input: 1_250_000,
-        cache_write: 2_500_000,
-        output: 10_000_000,
+        rates: Rates {
+            input: 2_500_000,
+            cached_input: 1_250_000,
+            cache_write: 2_500_000,
+            output: 10_000_000,
+        },
+        long_context: None,
     };
     // claude sonnet: $3 in, $0.30 cache read, $3.75 cache write, $15 out.
     let sonnet = Price {
-        input: 3_000_000,
-        cached_input: 300_000,
-        cache_write: 3_750_000,
-        output: 15_000_000,
+        rates: Rates {
+            input: 3_000_000,
+            cached_input: 300_000,
+            cache_write: 3_750_000,
+            output: 15_000_000,
+        },
+        long_context: None,
     };
     let table = [
         (usage(1_000_000, 0, 0, 0), gpt4o, 2_500_000),
@@ -108,18 +114,24 @@ fn cost_is_exact_and_rounds_up() {
 #[test]
 fn huge_counts_saturate() {
     let max_price = Price {
-        input: u64::MAX,
-        cached_input: u64::MAX,
-        cache_write: u64::MAX,
-        output: u64::MAX,
+        rates: Rates {
+            input: u64::MAX,
+            cached_input: u64::MAX,
+            cache_write: u64::MAX,
+            output: u64::MAX,
+        },
+        long_context: None,
     };
     let all_max = usage(u64::MAX, u64::MAX / 3, u64::MAX / 3, u64::MAX);
     assert_eq!(cost_micros(&all_max, &max_price), u64::MAX);
     let parsed_max = Price {
-        input: MAX_USD_PER_MTOK * MICROS,
-        cached_input: 0,
-        cache_write: 0,
-        output: MAX_USD_PER_MTOK * MICROS,
+        rates: Rates {
+            input: MAX_USD_PER_MTOK * MICROS,
+            cached_input: 0,
+            cache_write: 0,
+            output: MAX_USD_PER_MTOK * MICROS,
+        },
+        long_context: None,
     };
     // u64::MAX tokens at the largest configurable price: still no overflow, just a cap.
     assert_eq!(
@@ -128,8 +140,11 @@ fn huge_counts_saturate() {
     );
     // Large but representable: 10^12 tokens at $1/Mtok is $10^6 = 10^12 µ$.
     let one_dollar = Price {
-        input: MICROS,
-        ..Price::default()
+        rates: Rates {
+            input: MICROS,
+            ..Rates::default()
+        },
+        long_context: None,
     };
     assert_eq!(
         cost_micros(&usage(1_000_000_000_000, 0, 0, 0), &one_dollar),
@@ -156,20 +171,28 @@ fn table_lookup_and_defaults() {
     assert_eq!(
         table.lookup("gpt-4o"),
         Some(&Price {
-            input: 2_500_000,
-            cached_input: 1_250_000,
-            cache_write: 2_500_000,
-            output: 10_000_000
+            rates: Rates {
+                input: 2_500_000,
+                cached_input: 1_250_000,
+                cache_write: 2_500_000,
+                output: 10_000_000,
+            },
+            long_context: None,
         })
     );
     assert_eq!(
-        table.lookup("claude-sonnet-4-5").map(|p| p.cache_write),
+        table
+            .lookup("claude-sonnet-4-5")
+            .map(|p| p.rates.cache_write),
         Some(3_750_000)
     );
     // Exact names only: no prefix or case folding.
-    assert_eq!(table.lookup("GPT-4o").map(|p| p.input), Some(1_000_000));
     assert_eq!(
-        table.lookup("gpt-4o-mini").map(|p| p.output),
+        table.lookup("GPT-4o").map(|p| p.rates.input),
+        Some(1_000_000)
+    );
+    assert_eq!(
+        table.lookup("gpt-4o-mini").map(|p| p.rates.output),
         Some(2_000_000)
     );
 
@@ -212,6 +235,101 @@ fn table_errors_name_the_field() {
         ),
         (json!({"modles": {}}), "prices"),
         (json!([]), "prices"),
+    ];
+    for (value, field) in table {
+        let e = PriceTable::parse(&value, "prices").unwrap_err();
+        assert_eq!(e.field, field, "{value}: {e}");
+    }
+}
+
+#[test]
+fn globs_price_families_most_specific_first() {
+    let p = |input: &str| json!({"input_per_mtok_usd": input, "output_per_mtok_usd": "1"});
+    let table = PriceTable::parse(
+        &json!({"models": {
+            "claude-*": p("9"),
+            "claude-haiku-4-5*": p("1"),
+            "claude-haiku-4-5-20251001": p("2"),
+            "*-mini": p("3"),
+        }}),
+        "prices",
+    )
+    .unwrap();
+    // (model, input price in dollars, the name it is keyed under)
+    let cases: [(&str, Option<u64>, Option<&str>); 7] = [
+        (
+            "claude-haiku-4-5-20251001",
+            Some(2),
+            Some("claude-haiku-4-5-20251001"),
+        ),
+        ("claude-haiku-4-5", Some(1), Some("claude-haiku-4-5*")),
+        ("claude-haiku-4-5[1m]", Some(1), Some("claude-haiku-4-5*")),
+        ("claude-opus-5-5", Some(9), Some("claude-*")),
+        ("gpt-6-mini", Some(3), Some("*-mini")),
+        // A longer literal text wins over the order of the file.
+        ("claude-x-mini", Some(9), Some("claude-*")),
+        ("gemini-4-argon", None, None),
+    ];
+    for (model, input, key) in cases {
+        assert_eq!(
+            table.lookup(model).map(|p| p.rates.input / MICROS),
+            input,
+            "{model}"
+        );
+        assert_eq!(table.key_of(model), key, "{model}");
+    }
+}
+
+#[test]
+fn a_long_prompt_bills_the_whole_request_at_its_rates() {
+    // Haiku 5.5: $0.10 / $0.50 up to 100,000 prompt tokens, $0.50 / $2.50 above.
+    let table = PriceTable::parse(
+        &json!({"models": {"claude-haiku-5-5": {
+            "input_per_mtok_usd": "0.10", "cached_input_per_mtok_usd": "0.01",
+            "output_per_mtok_usd": "0.50",
+            "long_context": {"above_input_tokens": 100000, "input_per_mtok_usd": "0.50",
+                             "cached_input_per_mtok_usd": "0.05", "output_per_mtok_usd": "2.50"}}}}),
+        "prices",
+    )
+    .unwrap();
+    let price = table.lookup("claude-haiku-5-5").copied().unwrap();
+    let cases = [
+        // 100,000 in * 0.10 + 1,000 out * 0.50 = 10,000 + 500 µ$.
+        (usage(100_000, 0, 0, 1_000), 10_500),
+        // One token more: every token at the upper rates, output too.
+        (usage(100_001, 0, 0, 1_000), 50_001 + 2_500),
+        // Cache reads count toward the prompt: 60,000 read + 50,000 fresh > 100,000.
+        (usage(110_000, 60_000, 0, 0), 25_000 + 3_000),
+    ];
+    for (u, want) in cases {
+        assert_eq!(cost_micros(&u, &price), want, "{u:?}");
+    }
+}
+
+#[test]
+fn glob_and_tier_errors_name_the_field() {
+    let table = [
+        (
+            json!({"models": {"a?b": {"input_per_mtok_usd": 1, "output_per_mtok_usd": 1}}}),
+            "prices.models[\"a?b\"]",
+        ),
+        (
+            json!({"models": {"m": {"input_per_mtok_usd": 1, "output_per_mtok_usd": 1,
+                "long_context": {"above_input_tokens": 0, "input_per_mtok_usd": 1,
+                                 "output_per_mtok_usd": 1}}}}),
+            "prices.models[\"m\"].long_context.above_input_tokens",
+        ),
+        (
+            json!({"models": {"m": {"input_per_mtok_usd": 1, "output_per_mtok_usd": 1,
+                "long_context": {"above_input_tokens": 5, "input_per_mtok_usd": "x",
+                                 "output_per_mtok_usd": 1}}}}),
+            "prices.models[\"m\"].long_context.input_per_mtok_usd",
+        ),
+        (
+            json!({"models": {"m": {"input_per_mtok_usd": 1, "output_per_mtok_usd": 1,
+                "long_context": {"input_per_mtok_usd": 1, "output_per_mtok_usd": 1}}}}),
+            "prices.models[\"m\"].long_context",
+        ),
     ];
     for (value, field) in table {
         let e = PriceTable::parse(&value, "prices").unwrap_err();

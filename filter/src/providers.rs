@@ -2,10 +2,13 @@
 //! it, and which environment variable holds its key (the name only: the plugin
 //! configuration is visible in `/config_dump`).
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::api::Api;
 use crate::config::ConfigError;
+use crate::pricing::MAX_MODEL_NAME_BYTES;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +21,10 @@ pub struct RawProvider {
     key_header: Option<String>,
     #[serde(default)]
     key_prefix: Option<String>,
+    #[serde(default)]
+    deployments: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    internal: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -28,6 +35,24 @@ pub struct Provider {
     pub key_env: String,
     pub key_header: String,
     pub key_prefix: String,
+    /// Azure: the model behind each deployment name. Azure bills the deployment in the
+    /// path whatever the body's `model` says, so routing, prices and allow-lists follow
+    /// this map; `None` takes the deployment's name as its model.
+    pub deployments: Option<BTreeMap<String, String>>,
+    /// Run by the organisation itself: the only kind of upstream that receives the
+    /// caller's identity headers (`x-chokepoint-user`, `-tenant`, `-groups`,
+    /// `-cost-center`). An outside provider sees no more than the pseudonymous UUID in its
+    /// own end-user field.
+    pub internal: bool,
+}
+
+impl Provider {
+    /// Whether a request naming this Azure deployment may go to this provider.
+    pub fn serves_deployment(&self, deployment: &str) -> bool {
+        self.deployments
+            .as_ref()
+            .is_none_or(|d| d.contains_key(deployment))
+    }
 }
 
 pub fn parse(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigError> {
@@ -70,6 +95,27 @@ pub fn parse(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigError> {
             Some(h) => h.to_ascii_lowercase(),
             None => default_header.to_string(),
         };
+        if let Some(map) = &p.deployments {
+            if api != Api::Azure {
+                return Err(err(
+                    field("deployments"),
+                    "only Azure names its models by deployment".into(),
+                ));
+            }
+            let bad = |s: &str| {
+                s.is_empty()
+                    || s.len() > MAX_MODEL_NAME_BYTES
+                    || s.chars().any(|c| c.is_control() || c == '/' || c == '*')
+            };
+            if let Some((d, m)) = map.iter().find(|(d, m)| bad(d) || bad(m)) {
+                return Err(err(
+                    field("deployments"),
+                    format!(
+                        "{d:?} -> {m:?}: deployment and model names are 1-{MAX_MODEL_NAME_BYTES} bytes, without `/`, `*` or control characters"
+                    ),
+                ));
+            }
+        }
         out.push(Provider {
             name: p.name,
             api,
@@ -77,9 +123,31 @@ pub fn parse(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigError> {
             key_env: p.key_env,
             key_header,
             key_prefix: p.key_prefix.unwrap_or_else(|| default_prefix.to_string()),
+            deployments: p.deployments,
+            internal: p.internal.unwrap_or(false),
         });
     }
     Ok(out)
+}
+
+/// The model an Azure deployment serves, from the first provider that maps it: `Ok(None)`
+/// when no Azure provider has a map (the deployment's name is its model), `Err(())` when
+/// some do and none knows this deployment.
+pub fn deployment_model<'a>(
+    providers: &'a [Provider],
+    deployment: &str,
+) -> Result<Option<&'a str>, ()> {
+    let mut maps = providers
+        .iter()
+        .filter(|p| p.api == Api::Azure)
+        .filter_map(|p| p.deployments.as_ref())
+        .peekable();
+    if maps.peek().is_none() {
+        return Ok(None);
+    }
+    maps.find_map(|m| m.get(deployment))
+        .map(|m| Some(m.as_str()))
+        .ok_or(())
 }
 
 /// The provider serving an API: the first configured for it.

@@ -19,9 +19,38 @@ use serde_json::Value;
 pub struct RequestFields {
     pub model: Option<String>,
     pub stream: bool,
-    /// The client's cap on output tokens, whatever the API calls it.
-    pub max_output_tokens: Option<u64>,
+    /// Every output cap the body names, under each API's name for it: which one the
+    /// provider honours depends on the endpoint (see `output_bound`).
+    pub caps: Caps,
+    /// How many outputs the body asks for, under each API's name for it.
+    pub choices: Choices,
+    /// OpenAI's `background: true`: the answer (and its usage) is fetched later, out of
+    /// the gateway's sight.
+    pub background: bool,
 }
+
+/// Output caps, as named in the body.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub max_completion_tokens: Option<u64>,
+    pub max_tokens: Option<u64>,
+    pub max_output_tokens: Option<u64>,
+    /// Gemini's `generationConfig.maxOutputTokens`.
+    pub gemini_max_output_tokens: Option<u64>,
+}
+
+/// Outputs per request, as named in the body.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Choices {
+    pub n: Option<u64>,
+    pub best_of: Option<u64>,
+    /// Gemini's `generationConfig.candidateCount`.
+    pub candidate_count: Option<u64>,
+}
+
+/// More outputs than this per request are refused here (OpenAI's own bound on `n`), so a
+/// reservation can always be computed.
+pub const MAX_CHOICES: u64 = 128;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyError {
@@ -47,7 +76,7 @@ impl BodyError {
 }
 
 /// The top-level members the gateway reads or edits: each may appear once.
-const KNOWN: [&str; 10] = [
+const KNOWN: [&str; 13] = [
     "model",
     "stream",
     "max_tokens",
@@ -58,6 +87,9 @@ const KNOWN: [&str; 10] = [
     "user",
     "safety_identifier",
     "metadata",
+    "n",
+    "best_of",
+    "background",
 ];
 
 /// A member name, borrowed from the body unless it has escapes.
@@ -165,34 +197,49 @@ fn fields(members: &[(Cow<'_, str>, &RawValue)]) -> Result<RequestFields, BodyEr
         Some(Value::Bool(b)) => b,
         Some(_) => return Err(BodyError::BadField("stream")),
     };
-    // OpenAI chat: max_completion_tokens (max_tokens is its older name); Responses:
-    // max_output_tokens; Anthropic: max_tokens; Gemini: generationConfig.maxOutputTokens.
-    let gemini_max = read(members, "generationConfig")?
-        .as_ref()
-        .and_then(|g| g.get("maxOutputTokens"))
-        .cloned();
-    let mut max_output_tokens = None;
-    for (name, v) in [
-        (
+    let background = match read(members, "background")? {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(BodyError::BadField("background")),
+    };
+    // Every API's cap and count fields are read whatever the endpoint: `output_bound`
+    // decides which of them the provider honours.
+    let config = read(members, "generationConfig")?;
+    let in_config = |name: &str| config.as_ref().and_then(|g| g.get(name)).cloned();
+    let count = |name: &'static str, v: Option<Value>| match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or(BodyError::BadField(name)),
+    };
+    let caps = Caps {
+        max_completion_tokens: count(
             "max_completion_tokens",
             read(members, "max_completion_tokens")?,
-        ),
-        ("max_tokens", read(members, "max_tokens")?),
-        ("max_output_tokens", read(members, "max_output_tokens")?),
-        ("generationConfig.maxOutputTokens", gemini_max),
-    ] {
-        match v {
-            None | Some(Value::Null) => {}
-            Some(v) => {
-                let n = v.as_u64().ok_or(BodyError::BadField(name))?;
-                max_output_tokens = Some(max_output_tokens.map_or(n, |m: u64| m.min(n)));
-            }
-        }
-    }
+        )?,
+        max_tokens: count("max_tokens", read(members, "max_tokens")?)?,
+        max_output_tokens: count("max_output_tokens", read(members, "max_output_tokens")?)?,
+        gemini_max_output_tokens: count(
+            "generationConfig.maxOutputTokens",
+            in_config("maxOutputTokens"),
+        )?,
+    };
+    let choice = |name: &'static str, v: Option<Value>| match count(name, v)? {
+        Some(n) if !(1..=MAX_CHOICES).contains(&n) => Err(BodyError::BadField(name)),
+        n => Ok(n),
+    };
+    let choices = Choices {
+        n: choice("n", read(members, "n")?)?,
+        best_of: choice("best_of", read(members, "best_of")?)?,
+        candidate_count: choice(
+            "generationConfig.candidateCount",
+            in_config("candidateCount"),
+        )?,
+    };
     Ok(RequestFields {
         model,
         stream,
-        max_output_tokens,
+        caps,
+        choices,
+        background,
     })
 }
 
@@ -391,7 +438,7 @@ mod tests {
             Ok(RequestFields {
                 model: model.map(str::to_owned),
                 stream,
-                max_output_tokens: None,
+                ..RequestFields::default()
             })
         };
         let table: Vec<(&str, Result<RequestFields, BodyError>)> = vec![
@@ -423,27 +470,78 @@ mod tests {
     }
 
     #[test]
-    fn output_caps_by_api() {
-        let cap = |b: &str| parse(b.as_bytes()).map(|f| f.max_output_tokens);
-        assert_eq!(cap(r#"{"max_tokens":100}"#), Ok(Some(100)));
-        assert_eq!(
-            cap(r#"{"max_completion_tokens":50,"max_tokens":100}"#),
-            Ok(Some(50))
-        );
-        assert_eq!(cap(r#"{"max_output_tokens":70}"#), Ok(Some(70)));
-        assert_eq!(
-            cap(r#"{"generationConfig":{"maxOutputTokens":30}}"#),
-            Ok(Some(30))
-        );
-        assert_eq!(cap(r#"{"model":"m"}"#), Ok(None));
-        assert_eq!(
-            cap(r#"{"max_tokens":-1}"#),
-            Err(BodyError::BadField("max_tokens"))
-        );
-        assert_eq!(
-            cap(r#"{"max_tokens":"10"}"#),
-            Err(BodyError::BadField("max_tokens"))
-        );
+    fn every_api_s_caps_and_counts_are_read() {
+        let fields = |b: &str| parse(b.as_bytes()).map(|f| (f.caps, f.choices, f.background));
+        let caps = |c: Caps| Ok((c, Choices::default(), false));
+        let cases: Vec<(&str, Result<(Caps, Choices, bool), BodyError>)> = vec![
+            (
+                r#"{"max_tokens":100}"#,
+                caps(Caps {
+                    max_tokens: Some(100),
+                    ..Caps::default()
+                }),
+            ),
+            (
+                r#"{"max_completion_tokens":50,"max_tokens":100,"max_output_tokens":1}"#,
+                caps(Caps {
+                    max_completion_tokens: Some(50),
+                    max_tokens: Some(100),
+                    max_output_tokens: Some(1),
+                    gemini_max_output_tokens: None,
+                }),
+            ),
+            (
+                r#"{"generationConfig":{"maxOutputTokens":30,"candidateCount":2}}"#,
+                Ok((
+                    Caps {
+                        gemini_max_output_tokens: Some(30),
+                        ..Caps::default()
+                    },
+                    Choices {
+                        candidate_count: Some(2),
+                        ..Choices::default()
+                    },
+                    false,
+                )),
+            ),
+            (
+                r#"{"n":4,"best_of":5,"background":true}"#,
+                Ok((
+                    Caps::default(),
+                    Choices {
+                        n: Some(4),
+                        best_of: Some(5),
+                        candidate_count: None,
+                    },
+                    true,
+                )),
+            ),
+            (r#"{"model":"m","n":null}"#, caps(Caps::default())),
+            (
+                r#"{"max_tokens":-1}"#,
+                Err(BodyError::BadField("max_tokens")),
+            ),
+            (
+                r#"{"max_tokens":"10"}"#,
+                Err(BodyError::BadField("max_tokens")),
+            ),
+            (r#"{"n":0}"#, Err(BodyError::BadField("n"))),
+            (r#"{"n":129}"#, Err(BodyError::BadField("n"))),
+            (r#"{"n":2.5}"#, Err(BodyError::BadField("n"))),
+            (r#"{"best_of":"2"}"#, Err(BodyError::BadField("best_of"))),
+            (
+                r#"{"generationConfig":{"candidateCount":1000}}"#,
+                Err(BodyError::BadField("generationConfig.candidateCount")),
+            ),
+            (
+                r#"{"background":"yes"}"#,
+                Err(BodyError::BadField("background")),
+            ),
+            (r#"{"n":1,"n":8}"#, Err(BodyError::Duplicate("n"))),
+        ];
+        for (body, want) in cases {
+            assert_eq!(fields(body), want, "{body}");
+        }
     }
 
     #[test]
@@ -485,10 +583,13 @@ mod tests {
             let v: serde_json::Value =
                 serde_json::from_slice(&edit(br#"{"model":"m"}"#, e).unwrap()).unwrap();
             assert_eq!(v[name], 77, "{name}");
-            assert_eq!(
-                parse(v.to_string().as_bytes()).unwrap().max_output_tokens,
-                Some(77)
-            );
+            let caps = parse(v.to_string().as_bytes()).unwrap().caps;
+            let read = match field {
+                CapField::Chat => caps.max_completion_tokens,
+                CapField::Responses => caps.max_output_tokens,
+                _ => caps.max_tokens,
+            };
+            assert_eq!(read, Some(77), "{name}");
         }
         let e = Edits {
             output_cap: Some((CapField::Gemini, 9)),
@@ -568,7 +669,10 @@ mod tests {
             got,
             r#"{"model":"gpt-4.1-mini","temperature":0.70,"seed":18446744073709551616,"messages":[{"role": "user", "content": "caf\u00e9 \"quoted\""}],"name":1,"max_completion_tokens":64}"#
         );
-        assert_eq!(parse(got.as_bytes()).unwrap().max_output_tokens, Some(64));
+        assert_eq!(
+            parse(got.as_bytes()).unwrap().caps.max_completion_tokens,
+            Some(64)
+        );
         assert!(edit(b"", e).is_none(), "no body is not given one");
         assert!(edit(b"  ", e).is_none());
     }

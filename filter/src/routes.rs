@@ -122,6 +122,11 @@ impl RouteTable {
             })
     }
 
+    /// Whether `model` is an exact (non-glob) route of the table.
+    pub fn has_exact(&self, model: &str) -> bool {
+        self.routes.iter().any(|r| !r.glob && r.pattern == model)
+    }
+
     /// The model to send upstream and its route, if the caller may use it.
     pub fn resolve<'a>(
         &'a self,
@@ -209,6 +214,8 @@ mod tests {
                 key_env: "K".into(),
                 key_header: "authorization".into(),
                 key_prefix: String::new(),
+                deployments: None,
+                internal: false,
             })
             .collect()
     }

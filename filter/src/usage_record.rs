@@ -18,6 +18,8 @@ pub struct UsageRecord<'a> {
     pub groups: &'a [String],
     pub cost_center: Option<&'a str>,
     pub model: Option<&'a str>,
+    /// What the ledger keys the model under: a name the configuration holds, or `other`.
+    pub model_key: Option<&'a str>,
     pub provider: Option<&'a str>,
     pub format: Option<&'a str>,
     pub stream: bool,

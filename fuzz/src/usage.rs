@@ -86,7 +86,7 @@ fn accounting(
     chunks: &[&[u8]],
 ) -> chokepoint_filter::accounting::Settled {
     let mut a = Accounting::new(Some(format), max);
-    a.on_headers(Some(status), Some(content_type));
+    a.on_headers(Some(status), Some(content_type), 0);
     let mut bytes = 0u64;
     for (i, chunk) in chunks.iter().enumerate() {
         a.on_chunk(chunk, i as u64, i + 1 == chunks.len());
@@ -96,7 +96,7 @@ fn accounting(
         a.on_chunk(b"", 0, true);
     }
     assert_eq!(a.response_bytes, bytes);
-    a.settle(1000)
+    a.settle(1000, 1000, 4096)
 }
 
 pub fn run(data: &[u8]) {

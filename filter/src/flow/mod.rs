@@ -14,11 +14,13 @@ use crate::host::{Counter, Host, HostError};
 use crate::identity;
 use crate::jwt::{AuthError, Verifier};
 use crate::lease::{LeaseAsk, LeaseTable};
+use crate::output_bound;
 use crate::reply::{self, Reply};
 use crate::request_body::{self, RequestFields};
 use crate::runtime::Runtime;
 use crate::token_cache::Verified;
 use crate::token_source;
+use crate::usage::Format;
 
 /// Header carrying the anonymous user id to the provider.
 pub const USER_HEADER: &str = "x-chokepoint-user";
@@ -30,6 +32,8 @@ pub const COST_CENTER_HEADER: &str = "x-chokepoint-cost-center";
 pub const CLUSTER_HEADER: &str = "x-chokepoint-cluster";
 /// Response header with the gateway's id for the request, for support and audit.
 pub const REQUEST_ID_HEADER: &str = "x-chokepoint-request-id";
+/// The policy service's reason for refusing a model without a price under a dollar budget.
+const UNPRICED_REASON: &str = "unpriced_model";
 /// Filter state holding the usage record (`%FILTER_STATE(wasm.chokepoint_usage:PLAIN)%`).
 pub const USAGE_FILTER_STATE: &str = "chokepoint_usage";
 
@@ -92,6 +96,13 @@ struct Facts {
     provider: Option<usize>,
     caller: Option<Caller>,
     model: Option<String>,
+    /// What ledgers and limits key the model under (see `Config::model_key`).
+    model_key: Option<String>,
+    /// The model has a price (or its endpoint no usage).
+    priced: bool,
+    /// The most output the request may produce: its cap times its outputs (the
+    /// reservation's output part), bounding any estimate of an interrupted answer.
+    output_bound: u64,
     /// The model named in the path (Gemini, Azure), when the API puts it there.
     path_model: Option<String>,
     /// The route's providers for this API, in fallback order (the first is `provider`).
@@ -394,17 +405,20 @@ impl Flow {
         })?;
         let fields = &scanned.fields;
         self.facts.body_bytes = body_size;
-        // Gemini and Azure name the model in the path, not the body.
-        self.facts.model = fields
-            .model
-            .clone()
-            .or_else(|| self.facts.path_model.clone());
         self.facts.stream |= fields.stream;
         let resolved = self.route_model(&caller, fields)?;
         let endpoint = self.facts.endpoint;
+        if fields.background && endpoint.is_some_and(|e| e.format == Some(Format::OpenAiResponses))
+        {
+            host.count(Counter::BadRequest);
+            return Err(reply::bad_request(
+                "background_not_supported",
+                "Background responses are not supported through this gateway: their usage \
+                 would be reported out of its sight. Send the request without `background`.",
+            ));
+        }
         let edits = request_body::Edits {
-            // Only a model named in the body is rewritten; a path model stays in the path.
-            model: resolved.as_deref().filter(|_| fields.model.is_some()),
+            model: resolved.as_deref(),
             include_usage: endpoint.is_some_and(|e| matches!(e.op, Op::Chat | Op::Completions))
                 && fields.stream,
             user: if self.rt.config.attribution {
@@ -414,10 +428,13 @@ impl Flow {
             } else {
                 None
             },
-            output_cap: match (self.rt.config.enforce_output_cap, fields.max_output_tokens) {
-                (true, None) => endpoint
-                    .and_then(cap_field)
-                    .map(|f| (f, self.rt.config.default_max_output_tokens)),
+            output_cap: match endpoint {
+                Some(e)
+                    if self.rt.config.enforce_output_cap
+                        && output_bound::cap(e, fields).is_none() =>
+                {
+                    cap_field(e).map(|f| (f, self.rt.config.default_max_output_tokens))
+                }
                 _ => None,
             },
         };
@@ -445,19 +462,34 @@ impl Flow {
             .provider
             .and_then(|i| self.rt.config.providers.get(i))
             .map_or("", |p| p.name.as_str());
+        // What the provider may really produce: the cap it honours (or the default the
+        // gateway writes or assumes) for each of the outputs the request asks for.
+        let output_tokens = self.facts.endpoint.map_or(0, |e| {
+            output_bound::cap(e, fields)
+                .unwrap_or(self.rt.config.default_max_output_tokens)
+                .saturating_mul(output_bound::choices(e, fields))
+        });
         let worst_case = crate::usage::Usage {
             input_tokens: crate::usage::estimate::tokens_for_bytes(self.facts.body_bytes as u64),
-            output_tokens: fields
-                .max_output_tokens
-                .unwrap_or(self.rt.config.default_max_output_tokens),
+            output_tokens,
             ..Default::default()
         };
-        let reserve_cost_micros = self
+        self.facts.output_bound = output_tokens;
+        let price = self
             .facts
             .model
             .as_deref()
-            .and_then(|m| self.rt.config.prices.lookup(m))
-            .map_or(0, |p| crate::pricing::cost_micros(&worst_case, p));
+            .and_then(|m| self.rt.config.prices.lookup(m));
+        let reserve_cost_micros = price.map_or(0, |p| crate::pricing::cost_micros(&worst_case, p));
+        // Endpoints without usage cost nothing; anything else needs a price before a
+        // dollar budget lets it run (the policy service decides whether one applies).
+        let priced = price.is_some() || self.facts.endpoint.is_none_or(|e| e.format.is_none());
+        self.facts.priced = priced;
+        self.facts.model_key = self
+            .facts
+            .model
+            .as_deref()
+            .map(|m| self.rt.config.model_key(m).to_string());
         let reserve_tokens = worst_case
             .input_tokens
             .saturating_add(worst_case.output_tokens);
@@ -491,6 +523,8 @@ impl Flow {
             tenant: caller.tenant.as_deref(),
             groups: &caller.groups,
             model: self.facts.model.as_deref(),
+            model_key: self.facts.model_key.as_deref(),
+            priced,
             cost_center: caller.cost_center.as_deref(),
             provider,
             stream: self.facts.stream,
@@ -548,6 +582,18 @@ impl Flow {
                 self.facts.asked_lease = false;
                 self.authorized(host, caller, status, body)
             }
+            // Waiting would not help: the model has no price and a dollar budget applies.
+            Decision::Deny {
+                reason, message, ..
+            } if reason == UNPRICED_REASON => {
+                host.count(Counter::Denied);
+                Err(reply::error(
+                    403,
+                    "permission_error",
+                    "model_not_priced",
+                    &message,
+                ))
+            }
             Decision::Deny {
                 reason,
                 message,
@@ -584,7 +630,7 @@ impl Flow {
             &caller.user,
             caller.tenant.as_deref(),
             caller.cost_center.as_deref(),
-            self.facts.model.as_deref(),
+            self.facts.model_key.as_deref(),
         )
     }
 
@@ -598,6 +644,8 @@ impl Flow {
             tenant: caller.tenant.clone(),
             groups: caller.groups.clone(),
             model: self.facts.model.clone(),
+            model_key: self.facts.model_key.clone(),
+            priced: self.facts.priced,
             cost_center: caller.cost_center.clone(),
             provider: self
                 .facts
@@ -723,7 +771,6 @@ pub fn chain_cluster(providers: &[&str]) -> String {
 
 /// Where an endpoint takes its output cap (`None`: it generates no text, e.g. embeddings).
 fn cap_field(e: Endpoint) -> Option<request_body::CapField> {
-    use crate::usage::Format;
     use request_body::CapField;
     match (e.format?, e.op) {
         (_, Op::Embeddings | Op::CountTokens | Op::Models) => None,

@@ -29,7 +29,7 @@ impl Flow {
             }
             if let Some(a) = &mut self.accounting {
                 let (status, content_type) = host.response_status_and_type();
-                a.on_headers(status, content_type.as_deref());
+                a.on_headers(status, content_type.as_deref(), host.now_ms());
             }
             if let Some(q) = &self.facts.quota {
                 for (name, value) in crate::authorize::quota_headers(q) {
@@ -82,7 +82,7 @@ impl Flow {
         }
         let f = &self.facts;
         let settled = self.accounting.as_mut().map(|a| {
-            let s = a.settle(f.body_bytes as u64);
+            let s = a.settle(f.body_bytes as u64, now, f.output_bound);
             (s, a.status, a.first_byte_ms)
         });
         let (settled, upstream_status, first_byte) = match settled {
@@ -117,6 +117,7 @@ impl Flow {
             groups: caller.map_or(&[], |c| c.groups.as_slice()),
             cost_center: caller.and_then(|c| c.cost_center.as_deref()),
             model: f.model.as_deref(),
+            model_key: f.model_key.as_deref(),
             provider: provider.map(|p| p.name.as_str()),
             format: f
                 .endpoint
@@ -152,10 +153,7 @@ impl Flow {
                 f.request_id
             );
         }
-        let model_label = match f.model.as_deref() {
-            Some(m) if rt.config.prices.is_listed(m) => m,
-            _ => "other",
-        };
+        let model_label = f.model_key.as_deref().unwrap_or(crate::config::OTHER_MODEL);
         host.record_outcome(&telemetry::Outcome {
             model_label,
             provider: provider.map_or("none", |p| p.name.as_str()),

@@ -3,34 +3,81 @@
 //! from the table for this caller.
 
 use super::{Caller, Flow};
+use crate::api::{Api, Endpoint};
+use crate::pricing::MAX_MODEL_NAME_BYTES;
 use crate::reply::{self, Reply};
 use crate::request_body::RequestFields;
 use crate::routes::RouteError;
 
 impl Flow {
-    /// With a route table: the model to send upstream (`Some` when an alias changed it)
-    /// and the provider, or the refusal. Without one, the path's provider stands.
+    /// The model the provider will bill, which is what the gateway routes, prices and
+    /// allows: Gemini's model and Azure's deployment (through its provider's deployment
+    /// map) are in the path, and a body naming another model is not trusted for any of
+    /// them; every other API takes the body's `model`. A name longer than any real
+    /// model's is refused before any decision, so it can neither swell a callout past
+    /// the policy service's limit (and into the failure mode) nor a usage record.
+    fn billed_model(
+        &self,
+        endpoint: Endpoint,
+        fields: &RequestFields,
+    ) -> Result<Option<String>, Reply> {
+        let model = match endpoint.api {
+            Api::Gemini => self.facts.path_model.clone(),
+            Api::Azure => match self.facts.path_model.as_deref() {
+                Some(deployment) => {
+                    match crate::providers::deployment_model(&self.rt.config.providers, deployment)
+                    {
+                        Ok(mapped) => Some(mapped.unwrap_or(deployment).to_string()),
+                        Err(()) => {
+                            return Err(reply::error(
+                                404,
+                                "invalid_request_error",
+                                "deployment_not_found",
+                                &format!(
+                                    "The deployment `{}` does not exist on this gateway.",
+                                    clip(deployment)
+                                ),
+                            ))
+                        }
+                    }
+                }
+                None => None,
+            },
+            Api::OpenAi | Api::Anthropic => fields.model.clone(),
+        };
+        if model
+            .as_ref()
+            .is_some_and(|m| m.len() > MAX_MODEL_NAME_BYTES)
+        {
+            return Err(reply::bad_request(
+                "model_too_long",
+                &format!("The model name is longer than {MAX_MODEL_NAME_BYTES} bytes."),
+            ));
+        }
+        Ok(model)
+    }
+
+    /// The model billed (see [`Flow::billed_model`]) and, with a route table, the model
+    /// to send upstream (`Some` when an alias changed a model named in the body) and the
+    /// provider, or the refusal. Without a table, the path's provider stands.
     pub(super) fn route_model(
         &mut self,
         caller: &Caller,
         fields: &RequestFields,
     ) -> Result<Option<String>, Reply> {
         let rt = std::rc::Rc::clone(&self.rt);
-        let Some(table) = &rt.config.routes else {
+        let Some(endpoint) = self.facts.endpoint else {
             return Ok(None);
         };
-        let Some(endpoint) = self.facts.endpoint else {
+        self.facts.model = self.billed_model(endpoint, fields)?;
+        let Some(table) = &rt.config.routes else {
             return Ok(None);
         };
         if endpoint.format.is_none() {
             // Listing models and the like carry no model.
             return Ok(None);
         }
-        let requested = fields
-            .model
-            .clone()
-            .or_else(|| self.facts.path_model.clone())
-            .unwrap_or_default();
+        let requested = self.facts.model.clone().unwrap_or_default();
         let (model, route) = table
             .resolve(&requested, caller.tenant.as_deref(), &caller.groups)
             .map_err(|e| match e {
@@ -53,15 +100,16 @@ impl Flow {
                     ),
                 ),
             })?;
+        let deployment = self.facts.path_model.as_deref().unwrap_or_default();
         let chain: Vec<usize> = route
             .providers
             .iter()
             .copied()
             .filter(|i| {
-                rt.config
-                    .providers
-                    .get(*i)
-                    .is_some_and(|p| p.api == endpoint.api)
+                rt.config.providers.get(*i).is_some_and(|p| {
+                    p.api == endpoint.api
+                        && (endpoint.api != Api::Azure || p.serves_deployment(deployment))
+                })
             })
             .collect();
         let provider = chain.first().copied().ok_or_else(|| {
@@ -79,7 +127,9 @@ impl Flow {
         self.facts.provider = Some(provider);
         self.facts.chain = chain;
         self.facts.model = Some(model.to_string());
-        Ok((model != requested).then(|| model.to_string()))
+        // Only a model named in the body is rewritten; a path's model stays in the path.
+        let in_body = !matches!(endpoint.api, Api::Gemini | Api::Azure);
+        Ok((in_body && model != requested).then(|| model.to_string()))
     }
 
     /// `GET /v1/models` (and `/v1/models/{id}`, Gemini's `/v1beta/models[/{id}]`) with a

@@ -68,7 +68,8 @@ fn allowed_request_is_stripped_authorized_and_injected() {
     assert_eq!(
         asked,
         serde_json::json!({"request_id":host.random_id(),"user":alice(),"tenant":"acme","groups":["ml","eng"],
-                           "model":"gpt-4o-mini","provider":"openai","stream":true,"cost_center":null,
+                           "model":"gpt-4o-mini","model_key":"gpt-4o-mini","provider":"openai",
+                           "stream":true,"cost_center":null,
                            // 52 body bytes ~ 13 input tokens, plus the default output cap of 4096,
                            // priced at $0.15 / $0.60 per million: 2459.55 micro-dollars, rounded up.
                            "reserve_tokens":4109,"reserve_cost_micros":2460})
@@ -165,8 +166,10 @@ fn authentication_failures_reply_401_without_callout() {
 fn policy_answers_map_to_replies() {
     let keys = Keys::new();
     let deny = r#"{"allow":false,"reason":"rate_limited","message":"user request limit of 2 per 60s reached","retry_after_ms":30500}"#;
+    let unpriced = r#"{"allow":false,"reason":"unpriced_model","message":"The model has no price.","retry_after_ms":1000}"#;
     let table: Vec<(&str, Option<u32>, &str, u32)> = vec![
         ("deny", Some(200), deny, 429),
+        ("unpriced under a dollar budget", Some(200), unpriced, 403),
         ("timeout", None, "", 503),
         ("5xx", Some(503), "", 503),
         ("garbage", Some(200), "<html>oops</html>", 503),
@@ -191,6 +194,53 @@ fn policy_answers_map_to_replies() {
                 "{name}"
             );
         }
+        if want == 403 {
+            let code = host.replies[0].error.as_ref().map(|e| e.code.as_str());
+            assert_eq!(code, Some("model_not_priced"), "{name}");
+            assert!(
+                !host.replies[0]
+                    .headers
+                    .iter()
+                    .any(|(n, _)| *n == "retry-after"),
+                "{name}: retrying would not help"
+            );
+        }
+    }
+}
+
+/// A model without a price asks with `priced: false` (the policy service refuses it under
+/// a dollar budget); every other model with `priced` left out. Both name what the ledger
+/// keys the model under, a name the configuration holds or `other`.
+#[test]
+fn unpriced_models_say_so_and_are_keyed_by_the_configuration() {
+    let keys = Keys::new();
+    let mut config = keys.config_json();
+    config["prices"]["models"]["claude-haiku-4-5*"] =
+        serde_json::json!({"input_per_mtok_usd": "1", "output_per_mtok_usd": "5"});
+    let rt = testing::runtime_from(&config);
+    let cases = [
+        ("gpt-4o-mini", None, "gpt-4o-mini"),
+        ("claude-haiku-4-5-20251001", None, "claude-haiku-4-5*"),
+        ("local-llama-3", Some(false), "other"),
+    ];
+    for (model, priced, key) in cases {
+        let auth = bearer(keys);
+        let mut host = FakeHost::with_headers(&[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            ("content-type", "application/json"),
+            ("authorization", auth.as_str()),
+        ]);
+        host.body = format!(r#"{{"model":"{model}","messages":[]}}"#).into_bytes();
+        let mut flow = testing::flow_for(Rc::clone(&rt));
+        flow.on_request_headers(&mut host, false);
+        let len = host.body.len();
+        flow.on_request_body(&mut host, len, true);
+        let asked: serde_json::Value =
+            serde_json::from_str(&host.dispatched[0].body).unwrap_or_default();
+        assert_eq!(asked["priced"].as_bool(), priced, "{model}");
+        assert_eq!(asked["model_key"], key, "{model}");
+        assert_eq!(asked["model"], model, "{model}");
     }
 }
 
@@ -1227,7 +1277,9 @@ fn edits_follow_what_each_endpoint_accepts() {
             |v| {
                 assert_eq!(v["user"], alice());
                 assert!(v.get("safety_identifier").is_none());
-                assert!(v["max_tokens"].as_u64().is_some_and(|n| n > 0), "{v}");
+                // Legacy completions default `max_tokens` to 16 themselves: a cap is
+                // there already, and the reservation counts it.
+                assert!(v.get("max_tokens").is_none(), "{v}");
                 assert!(v.get("max_completion_tokens").is_none());
                 assert_eq!(v["stream_options"]["include_usage"], true);
             },

@@ -207,8 +207,8 @@ mod body_tests {
         for body in &bodies {
             let (fast, full) = (from_body(body.as_bytes()), full_body(body.as_bytes()));
             assert_eq!(
-                estimate::account(&fast, 100),
-                estimate::account(&full, 100),
+                estimate::account(&fast, 100, estimate::Answering::default()),
+                estimate::account(&full, 100, estimate::Answering::default()),
                 "{body}"
             );
             assert_eq!(

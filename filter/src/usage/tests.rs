@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::estimate::account;
+use super::estimate::{account, Answering};
 use super::*;
 
 macro_rules! fixture {
@@ -305,8 +305,9 @@ fn cut_streams_are_estimated_never_free() {
                 "{name} at {cut}"
             );
             last_delivered = report.delivered_text_bytes;
-            let settled = account(&report, 400);
-            if report.delivered_text_bytes > 0 {
+            let settled = account(&report, 400, Answering::default());
+            // Text was delivered, or the answer began and did not complete.
+            if report.delivered_text_bytes > 0 || !report.completed {
                 assert!(settled.usage.output_tokens > 0, "{name} at {cut}");
             }
             if !report.usage_final {
@@ -332,7 +333,7 @@ fn stream_cut_mid_event_is_flagged() {
 fn anthropic_cut_after_message_start_is_estimated_from_text() {
     let (_, bytes) = fixture!("anthropic_stream_error.sse");
     let report = feed(Format::Anthropic, 1 << 20, [bytes]);
-    let settled = account(&report, 0);
+    let settled = account(&report, 0, Answering::default());
     assert!(settled.estimated);
     assert_eq!(settled.usage.input_tokens, 310);
     assert_eq!(settled.usage.output_tokens, 70u64.div_ceil(4));
@@ -490,7 +491,7 @@ proptest! {
         let whole = feed(*format, 512, [input.as_slice()]);
         let chunks = XorShift(seed).chunks(&input);
         prop_assert_eq!(feed(*format, 512, chunks.iter().copied()), whole.clone());
-        let settled = account(&whole, 0);
+        let settled = account(&whole, 0, Answering::default());
         prop_assert!(whole.delivered_text_bytes == 0 || settled.usage.output_tokens > 0);
     }
 }

@@ -223,6 +223,8 @@ impl Root {
                 tenant: a.tenant.as_deref(),
                 groups: &a.groups,
                 model: a.model.as_deref(),
+                model_key: a.model_key.as_deref(),
+                priced: a.priced,
                 cost_center: a.cost_center.as_deref(),
                 provider: &a.provider,
                 stream: a.stream,
