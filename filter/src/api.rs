@@ -86,24 +86,52 @@ pub fn model_in_path(path_and_query: &str) -> Option<&str> {
     rest.split(':').next().filter(|m| !m.is_empty())
 }
 
-/// The path without its `key` query parameters (Gemini takes an API key there too), or
-/// `None` when it has none. A client's own key must not reach a provider, whatever the
-/// API; a name spelled with percent-escapes (`%6Bey`) counts as `key`.
-pub fn without_key_param(path_and_query: &str) -> Option<String> {
-    let (path, query) = path_and_query.split_once('?')?;
-    let is_key = |param: &str| {
-        let name = param.split('=').next().unwrap_or("");
-        percent_decoded(name).is_some_and(|n| n.eq_ignore_ascii_case(b"key"))
+/// Query parameters taken out of every path before it is forwarded: a client's own API
+/// key (Gemini takes one in `key`), and Google's field masks (`fields`, `$fields`), which
+/// can leave `usageMetadata` out of an answer the gateway must count.
+const STRIPPED_PARAMS: [&[u8]; 3] = [b"key", b"fields", b"$fields"];
+
+/// Response formats (`alt`, `$alt`) whose usage the gateway can read: JSON and SSE.
+/// `alt=proto` (a binary answer) or `alt=media` would hide it.
+const READABLE_ALT: [&[u8]; 2] = [b"json", b"sse"];
+
+/// A query the gateway will not forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryError {
+    /// An `alt` response format whose usage could not be read.
+    UnreadableFormat,
+}
+
+/// The path without the query parameters the gateway strips (see [`STRIPPED_PARAMS`]),
+/// or `None` when it has none; an error for a response format the gateway cannot read.
+/// A name spelled with percent-escapes (`%6Bey`) counts as the name it spells, and names
+/// compare without regard to case.
+pub fn clean_query(path_and_query: &str) -> Result<Option<String>, QueryError> {
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return Ok(None);
     };
-    if !query.split('&').any(is_key) {
-        return None;
+    let decoded = |s: &str| percent_decoded(s).map(|n| n.to_ascii_lowercase());
+    let name_of = |param: &str| decoded(param.split('=').next().unwrap_or(""));
+    for param in query.split('&') {
+        let is_alt = name_of(param).is_some_and(|n| n == b"alt" || n == b"$alt");
+        if is_alt {
+            let value = param.split_once('=').map_or("", |(_, v)| v);
+            if !decoded(value).is_some_and(|v| READABLE_ALT.contains(&v.as_slice())) {
+                return Err(QueryError::UnreadableFormat);
+            }
+        }
     }
-    let kept: Vec<&str> = query.split('&').filter(|p| !is_key(p)).collect();
-    Some(if kept.is_empty() {
+    let stripped =
+        |param: &str| name_of(param).is_some_and(|n| STRIPPED_PARAMS.contains(&n.as_slice()));
+    if !query.split('&').any(stripped) {
+        return Ok(None);
+    }
+    let kept: Vec<&str> = query.split('&').filter(|p| !stripped(p)).collect();
+    Ok(Some(if kept.is_empty() {
         path.to_string()
     } else {
         format!("{path}?{}", kept.join("&"))
-    })
+    }))
 }
 
 /// A short query parameter name with `%XX` escapes undone (`None`: long or malformed).
@@ -185,6 +213,17 @@ pub fn classify(path_and_query: &str) -> Option<Endpoint> {
     }
 }
 
+/// The one method the gateway forwards on an endpoint: the model list and one model are
+/// read with `GET`, everything else is `POST`. Any other method is never forwarded: on
+/// OpenAI's paths it reaches other operations (`GET /v1/chat/completions` lists the
+/// organisation's stored chats, `DELETE /v1/responses/...` deletes).
+pub fn allowed_method(e: Endpoint) -> &'static str {
+    match e.op {
+        Op::Models => "GET",
+        _ => "POST",
+    }
+}
+
 /// Whose error shape the gateway's replies to a request take: its endpoint's API; on
 /// the paths SDKs share (the model list) or an unknown path, what the client shows it
 /// speaks (Anthropic's SDKs send `anthropic-version`, Google's `x-goog-api-client`), or
@@ -215,7 +254,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_query_parameters_are_taken_out_of_the_path() {
+    fn keys_and_field_masks_are_taken_out_of_the_path() {
         let cases = [
             ("/v1beta/models/gemini-2.5-flash:generateContent", None),
             ("/v1beta/models/m:streamGenerateContent?alt=sse", None),
@@ -235,9 +274,40 @@ mod tests {
             ("/p?key", Some("/p")),
             ("/p?keys=1&monkey=2", None),
             ("/p?%zz=1", None),
+            (
+                "/v1beta/models/m:generateContent?fields=candidates&alt=json",
+                Some("/v1beta/models/m:generateContent?alt=json"),
+            ),
+            ("/p?%24fields=usageMetadata&Fields=x", Some("/p")),
+            (
+                "/p?$fields=x&prettyPrint=false",
+                Some("/p?prettyPrint=false"),
+            ),
         ];
         for (path, want) in cases {
-            assert_eq!(without_key_param(path).as_deref(), want, "{path}");
+            assert_eq!(
+                clean_query(path).map(|p| p.map(String::from)),
+                Ok(want.map(String::from)),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_readable_response_formats_pass() {
+        for (path, ok) in [
+            ("/v1beta/models/m:streamGenerateContent?alt=sse", true),
+            ("/v1beta/models/m:generateContent?alt=json", true),
+            ("/v1beta/models/m:generateContent?alt=JSON", true),
+            ("/v1beta/models/m:generateContent?%24alt=sse", true),
+            ("/v1beta/models/m:generateContent?alt=proto", false),
+            ("/v1beta/models/m:generateContent?$alt=proto", false),
+            ("/v1beta/models/m:generateContent?alt=media", false),
+            ("/v1beta/models/m:generateContent?alt", false),
+            ("/v1beta/models/m:generateContent?alt=%70roto", false),
+            ("/v1beta/models/m:generateContent?salt=proto", true),
+        ] {
+            assert_eq!(clean_query(path).is_ok(), ok, "{path}");
         }
     }
 

@@ -25,12 +25,23 @@ pub const ACCOUNT_HEADERS: [&str; 3] = [
     "x-goog-user-project",
 ];
 
+/// Headers that would change what reaches the provider past the gateway's checks: Google's
+/// field mask (an answer without `usageMetadata` cannot be counted) and the method
+/// overrides some APIs honour (a POST the gateway allowed turned into another method).
+pub const SHAPING_HEADERS: [&str; 4] = [
+    "x-goog-fieldmask",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// Whether a client-sent header must be removed before the request goes anywhere.
 /// Header names from Envoy are already lower-case.
 pub fn must_strip(name: &str) -> bool {
     name.starts_with(GATEWAY_PREFIX)
         || CREDENTIAL_HEADERS.contains(&name)
         || ACCOUNT_HEADERS.contains(&name)
+        || SHAPING_HEADERS.contains(&name)
 }
 
 #[cfg(test)]
@@ -50,6 +61,8 @@ mod tests {
             ("openai-organization", true),
             ("openai-project", true),
             ("x-goog-user-project", true),
+            ("x-goog-fieldmask", true),
+            ("x-http-method-override", true),
             ("anthropic-version", false),
             ("openai-beta", false),
             ("content-type", false),

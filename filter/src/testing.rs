@@ -155,6 +155,9 @@ impl FakeHost {
         if !headers.iter().any(|(k, _)| k == ":path") {
             headers.push((":path".into(), "/v1/chat/completions".into()));
         }
+        if !headers.iter().any(|(k, _)| k == ":method") {
+            headers.push((":method".into(), "POST".into()));
+        }
         FakeHost {
             headers,
             now: NOW,

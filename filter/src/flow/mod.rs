@@ -93,6 +93,8 @@ struct Facts {
     endpoint: Option<Endpoint>,
     /// Whose error shape the gateway's own replies take.
     shape: Api,
+    /// The request's `:method`.
+    method: String,
     provider: Option<usize>,
     caller: Option<Caller>,
     model: Option<String>,
@@ -226,6 +228,7 @@ impl Flow {
         let mut content_type = None;
         let mut encoded = false;
         let mut path = "";
+        let mut method = "";
         let (mut anthropic_client, mut google_client) = (false, false);
         let mut to_strip: Vec<&str> = Vec::new();
         let token_headers: Vec<&str> = token_source::header_names(&cfg.token_sources).collect();
@@ -235,6 +238,7 @@ impl Flow {
                 "content-type" => content_type = Some(value.as_str()),
                 "content-encoding" => encoded |= !request_body::is_identity_encoding(value),
                 ":path" => path = value.as_str(),
+                ":method" => method = value.as_str(),
                 "anthropic-version" => anthropic_client = true,
                 "x-goog-api-client" => google_client = true,
                 _ => {}
@@ -251,13 +255,23 @@ impl Flow {
             host.set_request_header(name, None)
                 .map_err(|e| self.host_failed(host, e))?;
         }
-        if let Some(stripped) = api::without_key_param(path) {
-            host.set_request_header(":path", Some(&stripped))
+        let cleaned = api::clean_query(path);
+        if let Ok(Some(stripped)) = &cleaned {
+            host.set_request_header(":path", Some(stripped))
                 .map_err(|e| self.host_failed(host, e))?;
         }
         self.facts.endpoint = api::classify(path);
+        self.facts.method = method.to_string();
         self.facts.shape =
             api::error_shape(self.facts.endpoint, path, anthropic_client, google_client);
+        if cleaned.is_err() {
+            host.count(Counter::BadRequest);
+            return Err(reply::bad_request(
+                "unsupported_response_format",
+                "The gateway answers only in JSON or SSE (`alt=json`, `alt=sse`): it must \
+                 read each answer's usage.",
+            ));
+        }
         if !end_of_stream && content_type.is_some_and(|ct| !request_body::is_json_content_type(ct))
         {
             host.count(Counter::BadRequest);
@@ -341,6 +355,22 @@ impl Flow {
                 "This path is not an AI provider API the gateway serves.",
             ));
         };
+        let allowed = api::allowed_method(endpoint);
+        if self.facts.method != allowed {
+            // `GET /v1/chat/completions` lists an organisation's stored chats; only what
+            // the gateway understands is forwarded.
+            let mut r = reply::error(
+                405,
+                "invalid_request_error",
+                "method_not_allowed",
+                &format!(
+                    "{} is not allowed on this path; use {allowed}.",
+                    clip_method(&self.facts.method)
+                ),
+            );
+            r.headers.push(("allow", allowed.to_string()));
+            return Err(r);
+        }
         // The route table answers the model list whichever providers serve its API.
         if !self.rt.config.identity_only {
             if let Some(reply) = self.models_reply(&caller) {
@@ -796,6 +826,11 @@ fn user_field(e: Endpoint) -> Option<request_body::UserField> {
     }
 }
 
+/// A client's method, echoed in an error: short and printable.
+fn clip_method(m: &str) -> String {
+    m.chars().filter(char::is_ascii_graphic).take(16).collect()
+}
+
 /// The decision a local reply stands for, in the usage record and stats.
 fn decision_for(r: &Reply) -> &'static str {
     match r.status {
@@ -804,7 +839,7 @@ fn decision_for(r: &Reply) -> &'static str {
         403 => "forbidden",
         429 => "denied",
         404 => "not_found",
-        400 | 413 | 415 => "invalid",
+        400 | 405 | 413 | 415 => "invalid",
         503 if r
             .error
             .as_ref()

@@ -347,10 +347,11 @@ fn jwks_of(key: &ES256KeyPair) -> String {
     format!("{{\"keys\":[{}]}}", key.public_key().to_jwk())
 }
 
+/// A bodyless chat request (the body is not what these tests are about).
 fn get_with(token: &str) -> FakeHost {
     let auth = format!("Bearer {token}");
     FakeHost::with_headers(&[
-        (":method", "GET"),
+        (":method", "POST"),
         ("authorization", &auth),
         ("x-request-id", "r"),
     ])
@@ -1387,5 +1388,192 @@ fn a_response_without_its_end_of_stream_is_judged_by_envoys_flags() {
         let rec: serde_json::Value = serde_json::from_slice(&host.queued[0]).unwrap();
         assert_eq!(rec["completed"], completed, "{flags:?}: {rec}");
         assert_eq!(rec["estimated"], false, "{flags:?}: the usage chunk came");
+    }
+}
+
+/// Requests refused before any decision (no callout), each in the shape of its API:
+/// methods the gateway does not forward, answers whose usage it could not read, model
+/// names no provider has (which would otherwise swell the callout and the record).
+#[test]
+fn refusals_before_any_decision() {
+    let keys = Keys::new();
+    let mut config = keys.config_json();
+    config["providers"] = serde_json::json!([
+        {"name": "openai", "api": "openai", "cluster": "provider_openai", "key_env": "OPENAI_API_KEY"},
+        {"name": "anthropic", "api": "anthropic", "cluster": "provider_anthropic", "key_env": "ANTHROPIC_API_KEY"},
+        {"name": "gemini", "api": "gemini", "cluster": "provider_gemini", "key_env": "OPENAI_API_KEY"},
+        {"name": "azure", "api": "azure", "cluster": "provider_azure", "key_env": "OPENAI_API_KEY",
+         "deployments": {"prod-4o": "gpt-4o"}},
+    ]);
+    config["max_request_body_bytes"] = (1 << 20).into();
+    let rt = testing::runtime_from(&config);
+    let long = "m".repeat(257);
+    let long_body = format!(r#"{{"model":"{long}","messages":[]}}"#);
+    let long_path = format!("/v1beta/models/{long}:generateContent");
+    // (method, path, body, status, code, allow)
+    let cases: Vec<(&str, &str, &str, u32, &str, Option<&str>)> = vec![
+        (
+            "GET",
+            "/v1/chat/completions",
+            "",
+            405,
+            "method_not_allowed",
+            Some("POST"),
+        ),
+        (
+            "DELETE",
+            "/v1/responses",
+            "",
+            405,
+            "method_not_allowed",
+            Some("POST"),
+        ),
+        (
+            "PUT",
+            "/v1/messages",
+            "{}",
+            405,
+            "method_not_allowed",
+            Some("POST"),
+        ),
+        (
+            "POST",
+            "/v1/models",
+            "{}",
+            405,
+            "method_not_allowed",
+            Some("GET"),
+        ),
+        (
+            "HEAD",
+            "/v1/models/gpt-4o",
+            "",
+            405,
+            "method_not_allowed",
+            Some("GET"),
+        ),
+        (
+            "POST",
+            "/v1beta/models/g:generateContent?alt=proto",
+            "{}",
+            400,
+            "unsupported_response_format",
+            None,
+        ),
+        (
+            "POST",
+            "/v1/responses",
+            r#"{"model":"gpt-4o-mini","input":"x","background":true}"#,
+            400,
+            "background_not_supported",
+            None,
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            &long_body,
+            400,
+            "model_too_long",
+            None,
+        ),
+        ("POST", &long_path, "{}", 400, "model_too_long", None),
+        (
+            "POST",
+            "/openai/deployments/other/chat/completions",
+            "{}",
+            404,
+            "deployment_not_found",
+            None,
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            r#"{"model":"m","n":1000}"#,
+            400,
+            "invalid_body",
+            None,
+        ),
+    ];
+    for (method, path, body, status, code, allow) in cases {
+        let auth = bearer(keys);
+        let mut host = FakeHost::with_headers(&[
+            (":method", method),
+            (":path", path),
+            ("content-type", "application/json"),
+            ("authorization", auth.as_str()),
+        ]);
+        host.body = body.as_bytes().to_vec();
+        let mut flow = testing::flow_for(Rc::clone(&rt));
+        let bodyless = body.is_empty();
+        if flow.on_request_headers(&mut host, bodyless) == Next::Pause && !bodyless {
+            let len = host.body.len();
+            flow.on_request_body(&mut host, len, true);
+        }
+        let name = format!("{method} {}", path.get(..60).unwrap_or(path));
+        assert!(host.dispatched.is_empty(), "{name}: no decision is asked");
+        assert_eq!(host.replies.len(), 1, "{name}");
+        let r = &host.replies[0];
+        assert_eq!(r.status, status, "{name}");
+        assert_eq!(
+            r.error.as_ref().map(|e| e.code.as_str()),
+            Some(code),
+            "{name}"
+        );
+        let allowed = r
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "allow")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(allowed, allow, "{name}");
+    }
+}
+
+/// Gemini bills the model in its path and Azure the deployment's model, whatever the
+/// body names; field masks never reach Google.
+#[test]
+fn the_path_decides_the_model_and_field_masks_are_stripped() {
+    let keys = Keys::new();
+    let mut config = keys.config_json();
+    config["providers"] = serde_json::json!([
+        {"name": "gemini", "api": "gemini", "cluster": "provider_gemini", "key_env": "OPENAI_API_KEY"},
+        {"name": "azure", "api": "azure", "cluster": "provider_azure", "key_env": "OPENAI_API_KEY",
+         "deployments": {"prod-4o": "gpt-4o", "cheap": "gpt-4o-mini"}},
+    ]);
+    let rt = testing::runtime_from(&config);
+    // (path, body, model asked about)
+    let cases = [
+        (
+            "/v1beta/models/gemini-2.5-pro:generateContent?fields=candidates&alt=json",
+            r#"{"model":"gemini-2.5-flash","contents":[]}"#,
+            "gemini-2.5-pro",
+        ),
+        (
+            "/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21",
+            r#"{"model":"gpt-4o-mini","messages":[]}"#,
+            "gpt-4o",
+        ),
+    ];
+    for (path, body, model) in cases {
+        let auth = bearer(keys);
+        let mut host = FakeHost::with_headers(&[
+            (":path", path),
+            ("content-type", "application/json"),
+            ("authorization", auth.as_str()),
+            ("x-goog-fieldmask", "candidates"),
+        ]);
+        host.body = body.as_bytes().to_vec();
+        let mut flow = testing::flow_for(Rc::clone(&rt));
+        flow.on_request_headers(&mut host, false);
+        let len = host.body.len();
+        flow.on_request_body(&mut host, len, true);
+        assert!(host.replies.is_empty(), "{path}: {:?}", host.replies);
+        let asked: serde_json::Value =
+            serde_json::from_str(&host.dispatched[0].body).unwrap_or_default();
+        assert_eq!(asked["model"], model, "{path}");
+        assert_eq!(host.header("x-goog-fieldmask"), None, "{path}");
+        assert!(
+            !host.header(":path").unwrap_or_default().contains("fields="),
+            "{path}"
+        );
     }
 }
