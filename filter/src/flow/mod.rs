@@ -22,9 +22,10 @@ use crate::token_cache::Verified;
 use crate::token_source;
 use crate::usage::Format;
 
-/// Header carrying the anonymous user id to the provider.
+/// Header carrying the anonymous user id to an internal provider (see `Provider::internal`).
 pub const USER_HEADER: &str = "x-chokepoint-user";
-/// Headers carrying the caller's tenant, groups and cost centre, when the token names them.
+/// Headers carrying the caller's tenant, groups and cost centre to an internal provider,
+/// when the token names them.
 pub const TENANT_HEADER: &str = "x-chokepoint-tenant";
 pub const GROUPS_HEADER: &str = "x-chokepoint-groups";
 pub const COST_CENTER_HEADER: &str = "x-chokepoint-cost-center";
@@ -711,6 +712,19 @@ impl Flow {
             return Err(reply::internal("no_provider"));
         };
         let groups = caller.groups.join(",");
+        // The organisation's own view of the caller goes only where every provider the
+        // request may reach (a fallback chain's included) is the organisation's own.
+        let internal = if self.facts.chain.is_empty() {
+            provider.internal
+        } else {
+            self.facts
+                .chain
+                .iter()
+                .all(|i| rt.config.providers.get(*i).is_some_and(|p| p.internal))
+        };
+        fn identity(internal: bool, value: Option<&str>) -> Option<&str> {
+            value.filter(|_| internal)
+        }
         let mut set = |name: &str, value: Option<&str>| match value {
             Some(v) if !v.is_empty() => host.set_request_header(name, Some(v)),
             _ => Ok(()),
@@ -723,10 +737,15 @@ impl Flow {
             .and_then(|()| set(CLUSTER_HEADER, Some(&self.cluster_for(index))))
             // Bodies must be readable for accounting: ask providers not to compress.
             .and_then(|()| set("accept-encoding", Some("identity")))
-            .and_then(|()| set(USER_HEADER, Some(&caller.user)))
-            .and_then(|()| set(TENANT_HEADER, caller.tenant.as_deref()))
-            .and_then(|()| set(GROUPS_HEADER, Some(&groups)))
-            .and_then(|()| set(COST_CENTER_HEADER, caller.cost_center.as_deref()))
+            .and_then(|()| set(USER_HEADER, identity(internal, Some(&caller.user))))
+            .and_then(|()| set(TENANT_HEADER, identity(internal, caller.tenant.as_deref())))
+            .and_then(|()| set(GROUPS_HEADER, identity(internal, Some(&groups))))
+            .and_then(|()| {
+                set(
+                    COST_CENTER_HEADER,
+                    identity(internal, caller.cost_center.as_deref()),
+                )
+            })
             .map_err(|e| self.host_failed(host, e))?;
         self.facts.decision = "allowed";
         self.phase = Phase::Forwarding;

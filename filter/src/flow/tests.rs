@@ -82,8 +82,15 @@ fn allowed_request_is_stripped_authorized_and_injected() {
         host.header("authorization"),
         Some(format!("Bearer {PROVIDER_KEY}").as_str())
     );
-    assert_eq!(host.header(USER_HEADER), Some(alice().as_str()));
-    assert_eq!(host.header(TENANT_HEADER), Some("acme"));
+    // An outside provider learns nothing of the organisation's view of the caller.
+    for name in [
+        USER_HEADER,
+        TENANT_HEADER,
+        GROUPS_HEADER,
+        COST_CENTER_HEADER,
+    ] {
+        assert_eq!(host.header(name), None, "{name}");
+    }
     assert_eq!(host.header("x-api-key"), None);
     assert_eq!(host.count_of(Counter::Allowed), 1);
     // Later body callbacks pass through untouched.
@@ -611,6 +618,8 @@ fn other_token_sources_and_identity_headers() {
     c["token_sources"] =
         serde_json::json!([{"header": "cf-access-jwt-assertion"}, {"cookie": "CF_Authorization"}]);
     c["issuers"][0]["required_claims"] = serde_json::json!(["tenant"]);
+    // The organisation's own model server: the one kind that gets the identity headers.
+    c["providers"][0]["internal"] = true.into();
     let rt = testing::runtime_from(&c);
     let token = keys
         .ed
@@ -1160,6 +1169,7 @@ fn identity_mode_authenticates_attributes_and_forwards_only() {
     let keys = Keys::new();
     let mut config = keys.config_json();
     config["mode"] = "identity".into();
+    config["providers"][0]["internal"] = true.into();
     let mut flow = testing::flow_for(testing::runtime_from(&config));
     let auth = bearer(keys);
     let mut host = FakeHost::with_headers(&[
