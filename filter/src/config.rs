@@ -70,6 +70,18 @@ struct RawIssuer {
     groups_claim: Option<String>,
     #[serde(default)]
     cost_center_claim: Option<String>,
+    #[serde(default)]
+    trust: Option<RawTrust>,
+}
+
+/// What an issuer may assert: tenant, group and cost-centre values, each an exact name or
+/// a `*` glob (`["*"]` for anything). All three are required, so none is open by omission.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrust {
+    tenants: Vec<String>,
+    groups: Vec<String>,
+    cost_centers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +194,29 @@ pub struct Issuer {
     pub tenant_claim: String,
     pub groups_claim: String,
     pub cost_center_claim: String,
+    /// The claim values this issuer is trusted to assert (`None`: any; only for a sole
+    /// issuer).
+    pub trust: Option<Trust>,
+}
+
+/// The tenant, group and cost-centre values an issuer may assert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trust {
+    pub tenants: Patterns,
+    pub groups: Patterns,
+    pub cost_centers: Patterns,
+}
+
+/// Exact names and `*` globs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patterns(Vec<String>);
+
+impl Patterns {
+    pub fn allows(&self, value: &str) -> bool {
+        self.0
+            .iter()
+            .any(|p| p == value || (p.contains('*') && crate::routes::glob_match(p, value)))
+    }
 }
 
 /// Where an issuer's verification keys come from.
@@ -362,7 +397,28 @@ impl Config {
                     "claim names must not be empty",
                 ));
             }
+            let patterns = |name: &str, list: Vec<String>| {
+                if list
+                    .iter()
+                    .any(|p| p.is_empty() || p.chars().any(char::is_control))
+                {
+                    return Err(err(
+                        field(&format!("trust.{name}")),
+                        "entries must be non-empty names or `*` globs",
+                    ));
+                }
+                Ok(Patterns(list))
+            };
+            let trust = match ri.trust {
+                None => None,
+                Some(t) => Some(Trust {
+                    tenants: patterns("tenants", t.tenants)?,
+                    groups: patterns("groups", t.groups)?,
+                    cost_centers: patterns("cost_centers", t.cost_centers)?,
+                }),
+            };
             issuers.push(Issuer {
+                trust,
                 issuer: ri.issuer,
                 audiences: ri.audiences.into_iter().collect(),
                 keys,
@@ -377,6 +433,17 @@ impl Config {
             });
         }
 
+        if issuers.len() > 1 {
+            // Two identity providers: unless each says which tenants, groups and cost
+            // centres it speaks for, either could claim the other's.
+            if let Some(i) = issuers.iter().position(|i| i.trust.is_none()) {
+                return Err(err(
+                    format!("issuers[{i}].trust"),
+                    "with more than one issuer, each must say which tenants, groups and cost \
+                     centres it may assert ([\"*\"] for any)",
+                ));
+            }
+        }
         let token_sources = token_sources(raw.token_sources)?;
         let token_cache = token_cache(raw.token_cache)?;
         let uuid_salt_env = non_empty_or(raw.uuid_salt_env, "CHOKEPOINT_UUID_SALT", || {

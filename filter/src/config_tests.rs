@@ -131,6 +131,43 @@ fn invalid_configs_name_the_field() {
             |c| c["clock_skew_secs"] = 3600.into(),
             "clock_skew_secs",
         ),
+        (
+            "two issuers, one without trust",
+            |c| {
+                let mut second = c["issuers"][0].clone();
+                second["issuer"] = "https://partner.test".into();
+                second["trust"] =
+                    serde_json::json!({"tenants": ["p-*"], "groups": [], "cost_centers": []});
+                c["issuers"] = serde_json::json!([c["issuers"][0].clone(), second]);
+            },
+            "issuers[0].trust: with more than one issuer",
+        ),
+        (
+            "trust without cost centres",
+            |c| c["issuers"][0]["trust"] = serde_json::json!({"tenants": ["*"], "groups": ["*"]}),
+            "missing field `cost_centers`",
+        ),
+        (
+            "empty trust pattern",
+            |c| {
+                c["issuers"][0]["trust"] =
+                    serde_json::json!({"tenants": [""], "groups": ["*"], "cost_centers": ["*"]})
+            },
+            "issuers[0].trust.tenants",
+        ),
+        (
+            "deployments on a provider that is not Azure",
+            |c| c["providers"][0]["deployments"] = serde_json::json!({"d": "gpt-4o"}),
+            "providers[0].deployments",
+        ),
+        (
+            "a deployment with a slash",
+            |c| {
+                c["providers"][0]["api"] = "azure".into();
+                c["providers"][0]["deployments"] = serde_json::json!({"a/b": "gpt-4o"});
+            },
+            "providers[0].deployments",
+        ),
     ];
     for (name, edit, want) in table {
         let mut c = keys.config_json();

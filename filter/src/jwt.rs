@@ -24,10 +24,14 @@ pub enum AuthError {
     UnknownKey,
     /// The issuer's keys have not been fetched yet: the gateway, not the token, is at fault.
     KeysUnavailable,
+    /// A valid token claims a tenant its issuer is not trusted to assert.
+    TenantNotAllowed,
+    /// A valid token claims a cost centre its issuer is not trusted to assert.
+    CostCenterNotAllowed,
 }
 
 impl AuthError {
-    pub const ALL: [AuthError; 10] = [
+    pub const ALL: [AuthError; 12] = [
         AuthError::Missing,
         AuthError::Malformed,
         AuthError::TooLarge,
@@ -38,6 +42,8 @@ impl AuthError {
         AuthError::WrongAudience,
         AuthError::UnknownKey,
         AuthError::KeysUnavailable,
+        AuthError::TenantNotAllowed,
+        AuthError::CostCenterNotAllowed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -52,6 +58,8 @@ impl AuthError {
             AuthError::WrongAudience => "wrong_audience",
             AuthError::UnknownKey => "unknown_key",
             AuthError::KeysUnavailable => "jwks_unavailable",
+            AuthError::TenantNotAllowed => "tenant_not_allowed",
+            AuthError::CostCenterNotAllowed => "cost_center_not_allowed",
         }
     }
 
@@ -68,6 +76,12 @@ impl AuthError {
             AuthError::UnknownKey => "The bearer token was signed with a key this gateway does not know.",
             AuthError::KeysUnavailable => {
                 "The gateway has not been able to load its identity provider's signing keys yet. Try again shortly."
+            }
+            AuthError::TenantNotAllowed => {
+                "The token's issuer is not trusted to name this tenant on this gateway."
+            }
+            AuthError::CostCenterNotAllowed => {
+                "The token's issuer is not trusted to name this cost centre on this gateway."
             }
         }
     }
@@ -242,19 +256,36 @@ fn finish(
     };
     let tenant = text_claim(&issuer.tenant_claim);
     let cost_center = text_claim(&issuer.cost_center_claim);
+    // Each issuer asserts only the tenants and cost centres it is trusted with: with two
+    // identity providers, one must not claim the other's teams (and spend their budgets).
+    // Groups only ever grant access, so a group it is not trusted with is dropped.
+    let trust = issuer.trust.as_ref();
+    if tenant
+        .as_deref()
+        .is_some_and(|t| trust.is_some_and(|tr| !tr.tenants.allows(t)))
+    {
+        return Err(AuthError::TenantNotAllowed);
+    }
+    if cost_center
+        .as_deref()
+        .is_some_and(|c| trust.is_some_and(|tr| !tr.cost_centers.allows(c)))
+    {
+        return Err(AuthError::CostCenterNotAllowed);
+    }
+    let trusted_group = |g: &str| trust.is_none_or(|tr| tr.groups.allows(g));
     let groups = match claims.custom.get(&issuer.groups_claim) {
         Some(serde_json::Value::Array(items)) => items
             .iter()
             .filter_map(|g| {
                 g.as_str()
-                    .filter(|g| is_header_safe(g) && !g.contains(','))
+                    .filter(|g| is_header_safe(g) && !g.contains(',') && trusted_group(g))
                     .map(str::to_owned)
             })
             .take(MAX_GROUPS)
             .collect(),
         Some(serde_json::Value::String(s)) => s
             .split([',', ' '])
-            .filter(|g| !g.is_empty() && is_header_safe(g))
+            .filter(|g| !g.is_empty() && is_header_safe(g) && trusted_group(g))
             .map(str::to_owned)
             .take(MAX_GROUPS)
             .collect(),

@@ -871,12 +871,17 @@ fn decision_for(r: &Reply) -> &'static str {
     }
 }
 
-/// An authentication failure: counted, and answered 401 (503 when our keys are missing).
+/// An authentication failure: counted, and answered 401 (503 when our keys are missing,
+/// 403 when a valid token claims what its issuer may not).
 fn refuse(host: &mut dyn Host, e: AuthError) -> Reply {
     host.count(Counter::AuthFailed(e));
     match e {
         AuthError::KeysUnavailable => {
             reply::error(503, "service_unavailable", e.code(), e.message())
+        }
+        // The token is good; what it claims is not its issuer's to claim.
+        AuthError::TenantNotAllowed | AuthError::CostCenterNotAllowed => {
+            reply::error(403, "permission_error", e.code(), e.message())
         }
         _ => reply::unauthorized(e.code(), e.message()),
     }

@@ -336,12 +336,15 @@ const REMOTE: &str = "https://remote.test";
 
 fn remote_config(keys: &Keys) -> serde_json::Value {
     let mut c = keys.config_json();
+    let any = serde_json::json!({"tenants": ["*"], "groups": ["*"], "cost_centers": ["*"]});
+    c["issuers"][0]["trust"] = any.clone();
     c["issuers"]
         .as_array_mut()
         .unwrap()
         .push(serde_json::json!({
             "issuer": REMOTE, "audiences": [testing::AUDIENCE],
             "jwks_uri": {"cluster": "idp", "path": "/jwks.json", "refresh_secs": 60},
+            "trust": any,
         }));
     c
 }
@@ -1585,5 +1588,63 @@ fn the_path_decides_the_model_and_field_masks_are_stripped() {
             !host.header(":path").unwrap_or_default().contains("fields="),
             "{path}"
         );
+    }
+}
+
+/// An issuer asserts only the tenants and cost centres it is trusted with (a valid token
+/// claiming another's is 403), and groups it is not trusted with are dropped.
+#[test]
+fn an_issuer_asserts_only_what_it_is_trusted_with() {
+    let keys = Keys::new();
+    let mut config = keys.config_json();
+    config["issuers"][0]["trust"] = serde_json::json!({"tenants": ["acme", "acme-*"], "groups": ["ml"], "cost_centers": ["cc-*"]});
+    let rt = testing::runtime_from(&config);
+    let sign = |tenant: &str, cost_center: Option<&str>| {
+        let mut c = testing::claims();
+        c.custom.insert("tenant".into(), tenant.into());
+        if let Some(cc) = cost_center {
+            c.custom.insert("cost_center".into(), cc.into());
+        }
+        keys.es256.sign(c).unwrap_or_default()
+    };
+    // (token, status, code, groups asked about)
+    let cases = [
+        (sign("acme", None), None, serde_json::json!(["ml"])),
+        (
+            sign("acme-eu", Some("cc-7")),
+            None,
+            serde_json::json!(["ml"]),
+        ),
+        (
+            sign("globex", None),
+            Some("tenant_not_allowed"),
+            serde_json::Value::Null,
+        ),
+        (
+            sign("acme", Some("finance")),
+            Some("cost_center_not_allowed"),
+            serde_json::Value::Null,
+        ),
+    ];
+    for (token, refused, groups) in cases {
+        let auth = format!("Bearer {token}");
+        let mut host = FakeHost::with_headers(&[("authorization", auth.as_str())]);
+        let mut flow = testing::flow_for(Rc::clone(&rt));
+        flow.on_request_headers(&mut host, true);
+        match refused {
+            Some(code) => {
+                assert_eq!(host.replies.len(), 1, "{code}");
+                assert_eq!(host.replies[0].status, 403, "{code}");
+                let got = host.replies[0].error.as_ref().map(|e| e.code.as_str());
+                assert_eq!(got, Some(code));
+                assert!(host.dispatched.is_empty());
+            }
+            None => {
+                let asked: serde_json::Value =
+                    serde_json::from_str(&host.dispatched[0].body).unwrap_or_default();
+                // "eng" is in the token but not the issuer's to grant.
+                assert_eq!(asked["groups"], groups);
+            }
+        }
     }
 }
