@@ -285,11 +285,7 @@ mod tests {
             ),
         ];
         for (path, want) in cases {
-            assert_eq!(
-                clean_query(path).map(|p| p.map(String::from)),
-                Ok(want.map(String::from)),
-                "{path}"
-            );
+            assert_eq!(clean_query(path), Ok(want.map(String::from)), "{path}");
         }
     }
 

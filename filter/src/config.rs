@@ -144,6 +144,8 @@ struct RawUsage {
     #[serde(default)]
     batch_max: Option<usize>,
     #[serde(default)]
+    batch_max_bytes: Option<usize>,
+    #[serde(default)]
     flush_ms: Option<u64>,
     #[serde(default)]
     timeout_ms: Option<u64>,
@@ -273,6 +275,9 @@ pub struct Policy {
 pub struct UsageDelivery {
     pub path: String,
     pub batch_max: usize,
+    /// Bytes per batch at most: well under the policy service's body limit (1 MiB by
+    /// default), whatever the records carry.
+    pub batch_max_bytes: usize,
     pub flush: Duration,
     pub timeout: Duration,
 }
@@ -310,6 +315,8 @@ pub const DEFAULT_JWKS_REFRESH_SECS: u64 = 300;
 pub const DEFAULT_JWKS_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 10_000;
 pub const DEFAULT_TOKEN_CACHE_TTL_SECS: u64 = 300;
+/// A quarter of the policy service's default body limit.
+pub const DEFAULT_BATCH_MAX_BYTES: usize = 256 * 1024;
 
 impl Config {
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
@@ -616,6 +623,7 @@ fn usage_delivery(raw: Option<RawUsage>) -> Result<UsageDelivery, ConfigError> {
     let raw = raw.unwrap_or(RawUsage {
         path: None,
         batch_max: None,
+        batch_max_bytes: None,
         flush_ms: None,
         timeout_ms: None,
     });
@@ -630,6 +638,13 @@ fn usage_delivery(raw: Option<RawUsage>) -> Result<UsageDelivery, ConfigError> {
     if !(1..=1000).contains(&batch_max) {
         return Err(err("usage.batch_max", "must be between 1 and 1000"));
     }
+    let batch_max_bytes = raw.batch_max_bytes.unwrap_or(DEFAULT_BATCH_MAX_BYTES);
+    if !(16 * 1024..=1024 * 1024).contains(&batch_max_bytes) {
+        return Err(err(
+            "usage.batch_max_bytes",
+            "must be between 16384 and 1048576 (the policy service's body limit)",
+        ));
+    }
     let flush_ms = raw.flush_ms.unwrap_or(1000);
     if !(100..=60_000).contains(&flush_ms) {
         return Err(err("usage.flush_ms", "must be between 100 and 60000"));
@@ -641,6 +656,7 @@ fn usage_delivery(raw: Option<RawUsage>) -> Result<UsageDelivery, ConfigError> {
     Ok(UsageDelivery {
         path,
         batch_max,
+        batch_max_bytes,
         flush: Duration::from_millis(flush_ms),
         timeout: Duration::from_millis(timeout_ms),
     })

@@ -66,6 +66,9 @@ pub enum Counter {
     FailedOpen,
     UsageDelivered,
     UsageDeliveryFailed,
+    /// Records the ledger refused as invalid, and dropped from delivery (each stays in the
+    /// access log): never retried forever.
+    UsageDeadLettered,
     LeaseServed,
     LeaseRenewed,
 }
@@ -90,6 +93,7 @@ impl Counter {
             Counter::FailedOpen,
             Counter::UsageDelivered,
             Counter::UsageDeliveryFailed,
+            Counter::UsageDeadLettered,
             Counter::LeaseServed,
             Counter::LeaseRenewed,
         ]);
@@ -113,6 +117,7 @@ impl Counter {
             Counter::FailedOpen => "chokepoint.authorize.failed_open".into(),
             Counter::UsageDelivered => "chokepoint.usage.delivered_records".into(),
             Counter::UsageDeliveryFailed => "chokepoint.usage.delivery_failed".into(),
+            Counter::UsageDeadLettered => "chokepoint.usage.dead_lettered".into(),
             Counter::LeaseServed => "chokepoint.authorize.lease_served".into(),
             Counter::LeaseRenewed => "chokepoint.authorize.lease_renewed".into(),
         }

@@ -9,6 +9,9 @@
 
 /// Items per bundle at most.
 pub const BUNDLE_MAX: usize = 64;
+/// Bytes per bundle, past which it is closed: batches are bounded in bytes too, and a
+/// bundle is the smallest unit a batch is made of.
+pub const BUNDLE_MAX_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Default)]
 struct Pile {
@@ -50,13 +53,14 @@ impl Outbox {
     /// Adds a queue item (a record or a release, told apart by its first byte); returns
     /// a bundle to enqueue now once [`BUNDLE_MAX`] of a kind are waiting.
     pub fn push(&mut self, item: &[u8]) -> Option<Vec<u8>> {
-        if item.first() == Some(&b'"') {
-            self.releases.push(item);
-            (self.releases.n >= BUNDLE_MAX).then(|| self.releases.bundle(b'L'))?
+        let (pile, kind) = if item.first() == Some(&b'"') {
+            (&mut self.releases, b'L')
         } else {
-            self.records.push(item);
-            (self.records.n >= BUNDLE_MAX).then(|| self.records.bundle(b'R'))?
-        }
+            (&mut self.records, b'R')
+        };
+        pile.push(item);
+        (pile.n >= BUNDLE_MAX || pile.joined.len() >= BUNDLE_MAX_BYTES)
+            .then(|| pile.bundle(kind))?
     }
 
     /// Everything waiting, as at most two bundles.
@@ -70,6 +74,21 @@ impl Outbox {
     pub fn is_empty(&self) -> bool {
         self.records.n == 0 && self.releases.n == 0
     }
+}
+
+/// The single records and releases a queue item holds, each its own item again (`None`:
+/// a bundle whose values do not parse).
+pub fn split_item(item: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let (_, n, joined) = read_item(item);
+    if n <= 1 && !matches!(item.first(), Some(b'R' | b'L')) {
+        return Some(vec![item.to_vec()]);
+    }
+    let mut list = Vec::with_capacity(joined.len() + 2);
+    list.push(b'[');
+    list.extend_from_slice(joined);
+    list.push(b']');
+    let values: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&list).ok()?;
+    Some(values.iter().map(|v| v.get().as_bytes().to_vec()).collect())
 }
 
 /// What a queue item holds: whether it is releases, how many items, and the
@@ -111,6 +130,36 @@ mod tests {
         assert_eq!(read_item(&b[1]), (true, 1, &br#""r1.2""#[..]));
         assert_eq!(read_item(br#"{"a":3}"#), (false, 1, &br#"{"a":3}"#[..]));
         assert_eq!(read_item(br#""r9""#), (true, 1, &br#""r9""#[..]));
+    }
+
+    #[test]
+    fn bundles_split_back_into_their_items() {
+        /// (item, the items it splits into)
+        type Case<'a> = (&'a [u8], Option<Vec<&'a [u8]>>);
+        let cases: [Case; 5] = [
+            (br#"{"a":1}"#, Some(vec![br#"{"a":1}"#])),
+            (br#""r1""#, Some(vec![br#""r1""#])),
+            (
+                br#"R2:{"a":"x,y"},{"b":[1,2]}"#,
+                Some(vec![br#"{"a":"x,y"}"#, br#"{"b":[1,2]}"#]),
+            ),
+            (br#"L2:"r1","r2""#, Some(vec![br#""r1""#, br#""r2""#])),
+            (br#"R2:{"a":1},{"#, None),
+        ];
+        for (item, want) in cases {
+            let want = want.map(|v| v.into_iter().map(<[u8]>::to_vec).collect::<Vec<_>>());
+            assert_eq!(split_item(item), want, "{}", String::from_utf8_lossy(item));
+        }
+    }
+
+    #[test]
+    fn a_bundle_closes_at_its_byte_bound() {
+        let mut o = Outbox::default();
+        let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(BUNDLE_MAX_BYTES / 2));
+        assert_eq!(o.push(big.as_bytes()), None);
+        let bundle = o.push(big.as_bytes()).unwrap_or_default();
+        assert_eq!(read_item(&bundle).1, 2);
+        assert!(o.is_empty());
     }
 
     #[test]

@@ -130,13 +130,17 @@ pub fn parse(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigError> {
     Ok(out)
 }
 
+/// An Azure deployment no configured deployment map names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownDeployment;
+
 /// The model an Azure deployment serves, from the first provider that maps it: `Ok(None)`
-/// when no Azure provider has a map (the deployment's name is its model), `Err(())` when
+/// when no Azure provider has a map (the deployment's name is its model), an error when
 /// some do and none knows this deployment.
 pub fn deployment_model<'a>(
     providers: &'a [Provider],
     deployment: &str,
-) -> Result<Option<&'a str>, ()> {
+) -> Result<Option<&'a str>, UnknownDeployment> {
     let mut maps = providers
         .iter()
         .filter(|p| p.api == Api::Azure)
@@ -147,7 +151,7 @@ pub fn deployment_model<'a>(
     }
     maps.find_map(|m| m.get(deployment))
         .map(|m| Some(m.as_str()))
-        .ok_or(())
+        .ok_or(UnknownDeployment)
 }
 
 /// The provider serving an API: the first configured for it.

@@ -473,7 +473,8 @@ mod tests {
     fn every_api_s_caps_and_counts_are_read() {
         let fields = |b: &str| parse(b.as_bytes()).map(|f| (f.caps, f.choices, f.background));
         let caps = |c: Caps| Ok((c, Choices::default(), false));
-        let cases: Vec<(&str, Result<(Caps, Choices, bool), BodyError>)> = vec![
+        type Read = Result<(Caps, Choices, bool), BodyError>;
+        let cases: Vec<(&str, Read)> = vec![
             (
                 r#"{"max_tokens":100}"#,
                 caps(Caps {

@@ -28,7 +28,7 @@ impl Flow {
                     match crate::providers::deployment_model(&self.rt.config.providers, deployment)
                     {
                         Ok(mapped) => Some(mapped.unwrap_or(deployment).to_string()),
-                        Err(()) => {
+                        Err(crate::providers::UnknownDeployment) => {
                             return Err(reply::error(
                                 404,
                                 "invalid_request_error",

@@ -1423,8 +1423,9 @@ fn refusals_before_any_decision() {
     let long = "m".repeat(257);
     let long_body = format!(r#"{{"model":"{long}","messages":[]}}"#);
     let long_path = format!("/v1beta/models/{long}:generateContent");
-    // (method, path, body, status, code, allow)
-    let cases: Vec<(&str, &str, &str, u32, &str, Option<&str>)> = vec![
+    /// (method, path, body, status, code, allow)
+    type Case<'a> = (&'a str, &'a str, &'a str, u32, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "GET",
             "/v1/chat/completions",

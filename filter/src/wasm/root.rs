@@ -20,7 +20,7 @@ use super::upstream::UpstreamHttp;
 use crate::auth_state::AuthState;
 use crate::authorize::{self, AuthorizeRequest, Decision};
 use crate::config::{Config, JwksUri, KeySource};
-use crate::delivery::Delivery;
+use crate::delivery::{Answer, Delivery, Outcome};
 use crate::host::Counter;
 use crate::jwks::KeySet;
 use crate::jwks_sync;
@@ -125,21 +125,12 @@ impl Root {
         if !self.delivery.ready(now) {
             return;
         }
-        if self.delivery.wants_records() {
-            let max = rt.config.usage.batch_max;
-            while self.delivery.len() < max {
-                let item = match self.delivery.take_carry() {
-                    Some(item) => item,
-                    None => match abi::dequeue(queue) {
-                        Ok(Some(item)) => item,
-                        _ => break,
-                    },
-                };
-                if !self.delivery.offer(item, max) {
-                    break;
-                }
-            }
-        }
+        let bounds = crate::delivery::Bounds {
+            max_items: rt.config.usage.batch_max,
+            max_bytes: rt.config.usage.batch_max_bytes,
+        };
+        self.delivery
+            .fill(bounds, || abi::dequeue(queue).ok().flatten());
         if self.delivery.is_empty() {
             return;
         }
@@ -171,13 +162,25 @@ impl Root {
 }
 
 impl Root {
-    /// The ledger answered a usage batch: done, or keep it for a retry.
-    fn usage_answered(&mut self) {
-        let ok =
-            abi::header(MapType::HttpCallResponseHeaders, ":status").is_some_and(|s| s == "200");
-        match self.delivery.answered(ok, now_ms()) {
-            Some(n) => {
-                self.metrics.add(Counter::UsageDelivered, n as u64);
+    /// The ledger answered a usage batch: done, taken apart, dropped, or kept for a retry.
+    fn usage_answered(&mut self, body_size: usize) {
+        let (status, body) = super::proxy_host::call_response(body_size);
+        let pending = self.delivery.len();
+        match self
+            .delivery
+            .answered(Answer::read(status, &body), now_ms())
+        {
+            Outcome::Delivered {
+                items,
+                dead_lettered,
+            } => {
+                self.metrics.add(Counter::UsageDelivered, items as u64);
+                if dead_lettered > 0 {
+                    log::warn!(
+                        "the ledger kept {dead_lettered} usage record(s) as invalid (its dead-letter stream)"
+                    );
+                    self.metrics.add(Counter::UsageDeadLettered, dead_lettered);
+                }
                 // A big batch (or one that left an item for the next): more are likely
                 // waiting. Send the next one now rather than at the next tick, or a
                 // sustained load outruns delivery and the shared queue (Envoy's memory)
@@ -185,15 +188,28 @@ impl Root {
                 let busy = self
                     .runtime
                     .as_ref()
-                    .is_some_and(|rt| n >= rt.config.usage.batch_max / 2);
+                    .is_some_and(|rt| items >= rt.config.usage.batch_max / 2);
                 if busy || self.delivery.has_carry() {
                     self.deliver_usage();
                 }
             }
-            None => {
+            Outcome::Split { items } => {
                 log::warn!(
-                    "usage batch of {} record(s) not accepted by the ledger; will retry",
-                    self.delivery.len()
+                    "the ledger refused a usage batch of {items} item(s) ({status:?}); sending them one at a time"
+                );
+                self.deliver_usage();
+            }
+            Outcome::Dropped { items, request_id } => {
+                log::error!(
+                    "the ledger refused usage record {} ({status:?}); dropped from delivery, kept in the access log",
+                    request_id.as_deref().unwrap_or("(unreadable)")
+                );
+                self.metrics.add(Counter::UsageDeadLettered, items as u64);
+                self.deliver_usage();
+            }
+            Outcome::Retry => {
+                log::warn!(
+                    "usage batch of {pending} record(s) not accepted by the ledger ({status:?}); will retry"
                 );
                 self.metrics.increment(Counter::UsageDeliveryFailed);
             }
@@ -333,7 +349,7 @@ impl Context for Root {
         _num_trailers: usize,
     ) {
         if self.delivery.is_in_flight(token_id) {
-            self.usage_answered();
+            self.usage_answered(body_size);
             return;
         }
         if let Some((renewal, request_id)) = self.renewals.remove(&token_id) {
