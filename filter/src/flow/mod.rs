@@ -235,7 +235,7 @@ impl Flow {
         let token_headers: Vec<&str> = token_source::header_names(&cfg.token_sources).collect();
         for (name, value) in &headers {
             match name.as_str() {
-                "x-request-id" => request_id = value.clone(),
+                "x-request-id" => request_id = trace_id(value),
                 "content-type" => content_type = Some(value.as_str()),
                 "content-encoding" => encoded |= !request_body::is_identity_encoding(value),
                 ":path" => path = value.as_str(),
@@ -842,6 +842,21 @@ fn user_field(e: Endpoint) -> Option<request_body::UserField> {
         (Api::OpenAi | Api::Azure, _) => Some(UserField::OpenAi),
         (Api::Anthropic, _) => Some(UserField::Anthropic),
         (Api::Gemini, _) => None,
+    }
+}
+
+/// Longest `x-request-id` kept for the record and the callouts. Envoy replaces a client's
+/// own unless told to keep it (`preserve_external_request_id`); then it is the client's
+/// string, and goes into every record and batch.
+const MAX_TRACE_ID_BYTES: usize = 128;
+
+/// The `x-request-id` as the record keeps it: printable ASCII, at most
+/// [`MAX_TRACE_ID_BYTES`]; anything else is not kept at all.
+fn trace_id(value: &str) -> String {
+    if value.len() <= MAX_TRACE_ID_BYTES && value.bytes().all(|b| b.is_ascii_graphic()) {
+        value.to_string()
+    } else {
+        String::new()
     }
 }
 
