@@ -174,21 +174,23 @@ fn allowed(route: &Route, tenant: Option<&str>, groups: &[String]) -> bool {
 }
 
 /// `*` matches any run of characters (including none); everything else is literal.
+/// Allocates nothing: prices are matched against every glob of the table per request.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (Some(first), Some(last)) = (parts.first(), parts.last()) else {
-        return false;
-    };
-    if parts.len() == 1 {
+    let stars = pattern.bytes().filter(|b| *b == b'*').count();
+    if stars == 0 {
         return pattern == text;
     }
-    if !text.starts_with(first) || !text.ends_with(last) || text.len() < first.len() + last.len() {
+    let first = pattern.split('*').next().unwrap_or("");
+    let last = pattern.rsplit('*').next().unwrap_or("");
+    let Some(rest) = text.strip_prefix(first) else {
         return false;
-    }
-    let mut rest = text.get(first.len()..text.len() - last.len()).unwrap_or("");
-    for mid in parts.iter().skip(1).take(parts.len().saturating_sub(2)) {
-        match rest.find(mid) {
-            Some(at) => rest = rest.get(at + mid.len()..).unwrap_or(""),
+    };
+    let Some(mut middle) = rest.strip_suffix(last) else {
+        return false;
+    };
+    for mid in pattern.split('*').skip(1).take(stars - 1) {
+        match middle.find(mid) {
+            Some(at) => middle = middle.get(at + mid.len()..).unwrap_or(""),
             None => return false,
         }
     }
@@ -310,6 +312,11 @@ mod tests {
             ("*", "", true),
             ("exact", "exact", true),
             ("exact", "exactly", false),
+            ("a*a", "a", false),
+            ("ab*ba", "aba", false),
+            ("ab*ba", "abba", true),
+            ("claude-haiku-4-5*", "claude-haiku-4-5[1m]", true),
+            ("gpt-5.6-sol*", "gpt-5.6-terra", false),
         ] {
             assert_eq!(glob_match(p, t), want, "{p} {t}");
         }

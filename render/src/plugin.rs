@@ -56,6 +56,12 @@ fn providers(policy: &Policy, target: Target) -> Vec<Value> {
             if let Some(x) = &p.key_prefix {
                 o["key_prefix"] = json!(x);
             }
+            if let Some(d) = &p.deployments {
+                o["deployments"] = json!(d);
+            }
+            if p.internal {
+                o["internal"] = json!(true);
+            }
             o
         })
         .collect()

@@ -95,6 +95,8 @@ pub struct Provider {
     pub key_env: String,
     pub key_header: Option<String>,
     pub key_prefix: Option<String>,
+    pub deployments: Option<BTreeMap<String, String>>,
+    pub internal: bool,
 }
 
 impl Provider {
@@ -426,6 +428,12 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
             ));
         }
         env_name(cx, &f("key_env"), &p.key_env)?;
+        if p.deployments.is_some() && p.kind != "azure" {
+            return Err(cx.err(
+                f("deployments"),
+                "only an azure provider names its models by deployment",
+            ));
+        }
         providers.push(Provider {
             name: p.name,
             kind: p.kind,
@@ -433,6 +441,8 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
             key_env: p.key_env,
             key_header: p.key_header,
             key_prefix: p.key_prefix,
+            deployments: p.deployments,
+            internal: p.internal.unwrap_or(false),
         });
     }
 
@@ -445,6 +455,18 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
                 format!("{scope:?} is set twice"),
             ));
         }
+    }
+
+    let prices = match raw.prices {
+        Some(p) => Some(prices(cx, p, base_dir)?),
+        None => None,
+    };
+    if let Some(scope) = limits
+        .iter()
+        .find(|(_, l)| l.get("usd_micros").is_some())
+        .map(|(scope, _)| scope.clone())
+    {
+        every_model_priced(cx, &raw.models, prices.as_ref(), &providers, &scope)?;
     }
 
     let ps = raw.policy_service;
@@ -519,7 +541,7 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         issuers,
         providers,
         models: raw.models,
-        prices: raw.prices,
+        prices,
         limits,
         policy_service,
         access_log: raw.audit.access_log.unwrap_or_else(|| "/dev/stdout".into()),
@@ -585,6 +607,12 @@ fn issuer(cx: &Ctx, i: usize, ri: RawIssuer, base_dir: &Path) -> Result<Issuer, 
         if let Some(v) = v {
             fields.insert(k.into(), json!(v));
         }
+    }
+    if let Some(t) = ri.trust {
+        fields.insert(
+            "trust".into(),
+            json!({"tenants": t.tenants, "groups": t.groups, "cost_centers": t.cost_centers}),
+        );
     }
     Ok(Issuer {
         issuer: ri.issuer,
@@ -673,6 +701,123 @@ fn budget(
     }
     body.insert("period".into(), json!(b.period));
     Ok(())
+}
+
+/// The price table: written in the policy file, or `{file: PATH}` (relative to it), a
+/// file of its own that can be refreshed from the providers' price lists without touching
+/// the policy. Read and checked here, so an error names the prices file and its line.
+fn prices(cx: &Ctx, value: Value, base_dir: &Path) -> Result<Value, PolicyError> {
+    let file = match value.as_object() {
+        Some(o) if o.contains_key("file") => match (o.len(), o.get("file")) {
+            (1, Some(Value::String(f))) => f.clone(),
+            _ => {
+                return Err(cx.err(
+                    "prices.file",
+                    "a prices file is `prices: {file: PATH}` and nothing else",
+                ))
+            }
+        },
+        _ => return Ok(value),
+    };
+    let path = base_dir.join(&file);
+    let shown = path.display().to_string();
+    let text = read_bounded(&path, MAX_POLICY_FILE_BYTES).map_err(|m| cx.err("prices.file", m))?;
+    let doc = yaml::load(&text).map_err(|message| {
+        let (line, message) = split_line(&message);
+        PolicyError {
+            file: shown.clone(),
+            line,
+            field: String::new(),
+            message,
+        }
+    })?;
+    if let Err(e) = chokepoint_filter::pricing::PriceTable::parse(&doc.value, "prices") {
+        // The filter names fields as `prices.models["m"].x`; the prices file has `models.m.x`.
+        let field = e.field.replace("[\"", ".").replace("\"]", "");
+        let inner = field.strip_prefix("prices.").unwrap_or("");
+        return Err(PolicyError {
+            file: shown,
+            line: doc.line_of(inner),
+            field: inner.to_string(),
+            message: e.message,
+        });
+    }
+    Ok(doc.value)
+}
+
+/// With a dollar budget (`budget_scope` names one), every model a route can reach needs a
+/// price: its own, a glob that covers it, or the table's default. An unpriced model would
+/// be booked at zero against the budget; the policy service refuses it at request time,
+/// but a file that leaves one unpriced is refused here first, naming the route.
+fn every_model_priced(
+    cx: &Ctx,
+    models: &Value,
+    prices: Option<&Value>,
+    providers: &[Provider],
+    budget_scope: &str,
+) -> Result<(), PolicyError> {
+    let table = match prices {
+        None => chokepoint_filter::pricing::PriceTable::default(),
+        // Malformed prices are reported by the filter's own parser later, with their field.
+        Some(p) => match chokepoint_filter::pricing::PriceTable::parse(p, "prices") {
+            Ok(t) => t,
+            Err(_) => return Ok(()),
+        },
+    };
+    if table.has_default() {
+        return Ok(());
+    }
+    let why = |what: &str| {
+        format!(
+            "{what} has no price, and {budget_scope} has a dollar budget: add it to prices.models \
+             (a `*` glob may cover a family, e.g. \"claude-opus-5*\") or set prices.default, or \
+             it would be refused under that budget"
+        )
+    };
+    let routes = models.get("routes").and_then(Value::as_array);
+    for (i, r) in routes.into_iter().flatten().enumerate() {
+        let Some(model) = r.get("model").and_then(Value::as_str) else {
+            continue;
+        };
+        let priced = if model.contains('*') {
+            table.glob_patterns().any(|p| glob_covers(p, model))
+        } else {
+            table.lookup(model).is_some()
+        };
+        if !priced {
+            return Err(cx.err(
+                format!("models.routes[{i}].model"),
+                why(&format!("the route {model:?}")),
+            ));
+        }
+    }
+    for (i, p) in providers.iter().enumerate() {
+        for model in p.deployments.iter().flat_map(|d| d.values()) {
+            if table.lookup(model).is_none() {
+                return Err(cx.err(
+                    format!("providers[{i}].deployments"),
+                    why(&format!("the deployed model {model:?}")),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether every name the glob `route` matches is matched by the glob `price` too. Sound,
+/// not complete: the same pattern, `*`, or a `prefix*` price over a route whose fixed
+/// start begins with that prefix (`claude-*` covers `claude-opus-*`).
+fn glob_covers(price: &str, route: &str) -> bool {
+    if price == route || price == "*" {
+        return true;
+    }
+    let Some(prefix) = price.strip_suffix('*').filter(|p| !p.contains('*')) else {
+        return false;
+    };
+    route
+        .split('*')
+        .next()
+        .is_some_and(|fixed| fixed.starts_with(prefix))
 }
 
 fn env_name(cx: &Ctx, field: &str, name: &str) -> Result<(), PolicyError> {

@@ -82,6 +82,18 @@ pub struct RawIssuer {
     pub required_claims: Vec<String>,
     #[serde(default)]
     pub claims: RawClaims,
+    /// The tenants, groups and cost centres this issuer may assert (names or `*` globs);
+    /// required for each issuer once there are two.
+    #[serde(default)]
+    pub trust: Option<RawTrust>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrust {
+    pub tenants: Vec<String>,
+    pub groups: Vec<String>,
+    pub cost_centers: Vec<String>,
 }
 
 /// Exactly one of `file`, `uri` or `inline`.
@@ -126,6 +138,13 @@ pub struct RawProvider {
     pub key_header: Option<String>,
     #[serde(default)]
     pub key_prefix: Option<String>,
+    /// Azure: the model behind each deployment name (what the deployment bills).
+    #[serde(default)]
+    pub deployments: Option<BTreeMap<String, String>>,
+    /// Run by the organisation itself: only such upstreams receive the caller's identity
+    /// headers.
+    #[serde(default)]
+    pub internal: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

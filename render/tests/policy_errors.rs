@@ -75,12 +75,59 @@ fn broken_files_name_field_and_line() {
         (
             "price not a number",
             broken(
-                "output_per_mtok_usd: \"0.60\"",
-                "output_per_mtok_usd: \"sixty cents\"",
+                "prices: {file: ../prices.yaml}",
+                "prices:\n  models:\n    gpt-4o-mini: {input_per_mtok_usd: \"0.15\", output_per_mtok_usd: \"sixty cents\"}",
             ),
             "prices.models.gpt-4o-mini.output_per_mtok_usd",
             "gpt-4o-mini:",
             "sixty cents",
+        ),
+        (
+            "a route without a price under a dollar budget",
+            broken(
+                "  routes:\n",
+                "  routes:\n    - model: local-*\n      providers: [openai]\n",
+            ),
+            "models.routes[0].model",
+            "model: local-*",
+            "has no price, and user:* has a dollar budget",
+        ),
+        (
+            "a deployed model without a price under a dollar budget",
+            broken(
+                "    key_env: AZURE_OPENAI_API_KEY",
+                "    key_env: AZURE_OPENAI_API_KEY\n    deployments: {prod: llama-4}",
+            ),
+            "providers[4].deployments",
+            "deployments: {prod: llama-4}",
+            "the deployed model \"llama-4\" has no price",
+        ),
+        (
+            "deployments on a provider that is not Azure",
+            broken(
+                "    key_env: GEMINI_API_KEY",
+                "    key_env: GEMINI_API_KEY\n    deployments: {prod: gemini-4-argon}",
+            ),
+            "providers[3].deployments",
+            "deployments: {prod: gemini-4-argon}",
+            "only an azure provider",
+        ),
+        (
+            "a second issuer without trust",
+            broken(
+                "\nproviders:\n",
+                "  - issuer: https://partner.example.com\n    audiences: [chokepoint]\n    jwks:\n      uri: https://partner.example.com/jwks.json\n\nproviders:\n",
+            ),
+            "issuers[0].trust",
+            "- issuer: https://login.example.com",
+            "with more than one issuer",
+        ),
+        (
+            "a prices file that is not there",
+            broken("prices: {file: ../prices.yaml}", "prices: {file: ../no-prices.yaml}"),
+            "prices.file",
+            "prices: {file: ../no-prices.yaml}",
+            "cannot read",
         ),
         (
             "route to an undefined provider",
@@ -189,7 +236,10 @@ fn cli_renders_nothing_from_a_broken_file() {
     let dir = std::env::temp_dir().join(format!("chokepoint-render-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("policy.yaml");
-    std::fs::write(&bad, broken("providers: [gemini]", "providers: [gemnii]")).unwrap();
+    let prices = root().join("envoy/prices.yaml");
+    let text = broken("providers: [gemini]", "providers: [gemnii]")
+        .replace("../prices.yaml", &prices.to_string_lossy());
+    std::fs::write(&bad, text).unwrap();
     let out_file = dir.join("bootstrap.yaml");
     let out = Command::new(env!("CARGO_BIN_EXE_chokepoint-config"))
         .arg("render")
@@ -290,7 +340,7 @@ fn direct_provider_clusters_inject_their_key_natively() {
         "  - name: anthropic\n    kind: anthropic\n",
         "  - name: anthropic\n    kind: anthropic\n    key_prefix: \"100%-\"\n",
     );
-    let policy = Policy::parse(&text, "policy.yaml", &root()).unwrap();
+    let policy = Policy::parse(&text, "policy.yaml", &root().join("envoy/examples")).unwrap();
     let filters = chokepoint_render::envoy::native_key_filters(&policy);
     let anthropic = &filters.iter().find(|(n, _)| n == "anthropic").unwrap().1;
     let m = &anthropic["typed_config"]["mutations"];
@@ -316,7 +366,7 @@ fn direct_provider_clusters_inject_their_key_natively() {
     );
     // Under `key_injection: downstream` the filter sets keys itself: no upstream filters.
     let down = broken("key_injection: upstream", "key_injection: downstream");
-    let policy = Policy::parse(&down, "policy.yaml", &root()).unwrap();
+    let policy = Policy::parse(&down, "policy.yaml", &root().join("envoy/examples")).unwrap();
     for c in chokepoint_render::envoy::clusters(&policy) {
         assert!(c.get("typed_extension_protocol_options").is_none(), "{c}");
     }

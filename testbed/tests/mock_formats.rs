@@ -1154,6 +1154,46 @@ async fn responses_stream_event_sequence() {
     );
 }
 
+/// A reasoning model's stream: the reasoning item (no content) before the message, which
+/// moves to output index 1; its tokens counted in the usage.
+#[tokio::test]
+async fn responses_stream_with_hidden_reasoning() {
+    let m = start().await;
+    let resp = Api::Responses
+        .ok(&m, true)
+        .header("x-mock-words", "2")
+        .header("x-mock-reasoning-tokens", "500")
+        .send()
+        .await
+        .unwrap();
+    let body = resp.text().await.unwrap();
+    let (names, data) = typed_events(&parse_sse(&body, "\n"));
+    assert_eq!(
+        names[..6],
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.output_item.done",
+            "response.output_item.added",
+            "response.content_part.added",
+        ]
+    );
+    assert_eq!(data[2]["item"]["type"], "reasoning");
+    assert_eq!(data[3]["item"]["summary"], json!([]));
+    assert_eq!(data[4]["item"]["type"], "message");
+    assert_eq!(data[4]["output_index"], 1);
+    assert_eq!(data[6]["output_index"], 1);
+    let done = &data.last().unwrap()["response"];
+    assert_eq!(done["output"][0]["type"], "reasoning");
+    assert_eq!(done["output"][1]["content"][0]["text"], "The quick");
+    assert_eq!(done["usage"]["output_tokens"], 502);
+    assert_eq!(
+        done["usage"]["output_tokens_details"]["reasoning_tokens"],
+        500
+    );
+}
+
 #[tokio::test]
 async fn anthropic_stream_event_sequence() {
     let m = start().await;

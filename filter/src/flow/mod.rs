@@ -103,6 +103,8 @@ struct Facts {
     model_key: Option<String>,
     /// The model has a price (or its endpoint no usage).
     priced: bool,
+    /// The model's price, when it has one.
+    price: Option<crate::pricing::Price>,
     /// The most output the request may produce: its cap times its outputs (the
     /// reservation's output part), bounding any estimate of an interrupted answer.
     output_bound: u64,
@@ -516,6 +518,8 @@ impl Flow {
         // dollar budget lets it run (the policy service decides whether one applies).
         let priced = price.is_some() || self.facts.endpoint.is_none_or(|e| e.format.is_none());
         self.facts.priced = priced;
+        // Looked up once: the record prices the usage at the same rates.
+        self.facts.price = price.copied();
         self.facts.model_key = self
             .facts
             .model

@@ -96,8 +96,9 @@ impl Flow {
                 .unwrap_or_default(),
         );
         let provider = f.provider.and_then(|i| rt.config.providers.get(i));
-        let price = f.model.as_deref().and_then(|m| rt.config.prices.lookup(m));
-        let cost_micros = price
+        let cost_micros = f
+            .price
+            .as_ref()
             .map_or(0, |p| pricing::cost_micros(&usage, p))
             .min(MAX_EXACT);
         let status = f.replied.or(upstream_status).unwrap_or(0);

@@ -1654,7 +1654,10 @@ fn an_issuer_asserts_only_what_it_is_trusted_with() {
 fn a_client_s_request_id_is_kept_only_when_short_and_printable() {
     let long = "a".repeat(129);
     let cases = [
-        ("0b2f1c8e-37f4-4a57-9f0e-9d1b6c1a2b3c", "0b2f1c8e-37f4-4a57-9f0e-9d1b6c1a2b3c"),
+        (
+            "0b2f1c8e-37f4-4a57-9f0e-9d1b6c1a2b3c",
+            "0b2f1c8e-37f4-4a57-9f0e-9d1b6c1a2b3c",
+        ),
         (long.as_str(), ""),
         ("has space", ""),
         ("caf\u{e9}", ""),

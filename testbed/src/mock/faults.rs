@@ -36,6 +36,9 @@ pub struct Faults {
     /// `input_tokens`; OpenAI and Gemini: the part of the prompt tokens that
     /// was cached, so capped at them).
     pub cache_read: u64,
+    /// `x-mock-reasoning-tokens`: output tokens the model spends reasoning out of sight
+    /// (Responses: a reasoning item before the message, counted in `reasoning_tokens`).
+    pub reasoning: u64,
 }
 
 impl Faults {
@@ -83,6 +86,7 @@ impl Faults {
                 .map(|n| (n as usize).min(MAX_WORDS))
                 .unwrap_or(DEFAULT_WORDS),
             cache_read: num("x-mock-cache-read").unwrap_or(0),
+            reasoning: num("x-mock-reasoning-tokens").unwrap_or(0),
         }
     }
 

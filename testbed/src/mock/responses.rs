@@ -1,7 +1,9 @@
 //! `/v1/responses`, OpenAI's Responses API: a `response` object, or when
 //! streamed the typed event sequence (`event: <type>` plus a `data:` payload
 //! carrying the same `type` and a `sequence_number`), ending with
-//! `response.completed` and no `[DONE]`.
+//! `response.completed` and no `[DONE]`. With `x-mock-reasoning-tokens`, a reasoning
+//! model: a reasoning item (its content never shown) comes before the message, and the
+//! usage counts its tokens.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -36,6 +38,7 @@ pub async fn create_response(
         input_tokens: req.input_tokens,
         cached_tokens: faults.cache_read.min(req.input_tokens),
         words: faults.words,
+        reasoning_tokens: faults.reasoning,
     };
     if !req.stream {
         return Json(meta.response(true)).into_response();
@@ -132,6 +135,8 @@ struct ResponseMeta {
     /// Part of `input_tokens`, as OpenAI reports cache hits.
     cached_tokens: u64,
     words: usize,
+    /// Hidden reasoning: 0 for a model that does not reason.
+    reasoning_tokens: u64,
 }
 
 impl ResponseMeta {
@@ -157,13 +162,23 @@ impl ResponseMeta {
         })
     }
 
+    /// The reasoning item, as a stream shows it: its summary off, its content never.
+    fn reasoning_item(&self) -> Value {
+        json!({"id": self.item_id.replacen("msg_", "rs_", 1), "type": "reasoning", "summary": []})
+    }
+
+    /// Output items before the message: the reasoning item, when the model reasons.
+    fn reasoning_items(&self) -> usize {
+        usize::from(self.reasoning_tokens > 0)
+    }
+
     fn usage(&self) -> Value {
-        let output = self.words as u64;
+        let output = self.words as u64 + self.reasoning_tokens;
         json!({
             "input_tokens": self.input_tokens,
             "input_tokens_details": {"cached_tokens": self.cached_tokens},
             "output_tokens": output,
-            "output_tokens_details": {"reasoning_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
             "total_tokens": self.input_tokens + output,
         })
     }
@@ -180,7 +195,11 @@ impl ResponseMeta {
             "error": null,
             "incomplete_details": null,
             "model": self.model,
-            "output": if done { json!([self.item(true)]) } else { json!([]) },
+            "output": match (done, self.reasoning_items()) {
+                (false, _) => json!([]),
+                (true, 0) => json!([self.item(true)]),
+                (true, _) => json!([self.reasoning_item(), self.item(true)]),
+            },
             "service_tier": "default",
             "usage": if done { self.usage() } else { Value::Null },
             "user": null,
@@ -192,8 +211,8 @@ impl ResponseMeta {
     }
 }
 
-/// The stream, one event per `next()`: created, in_progress, item added,
-/// part added, a text delta per word, text done, part done, item done,
+/// The stream, one event per `next()`: created, in_progress, (a reasoning item added and
+/// done,) item added, part added, a text delta per word, text done, part done, item done,
 /// completed.
 struct ResponseEvents {
     meta: ResponseMeta,
@@ -207,22 +226,33 @@ impl Iterator for ResponseEvents {
         let m = &self.meta;
         let seq = self.next;
         self.next += 1;
-        let deltas = 4..4 + m.words;
+        // The reasoning item's two events come first; the message's follow at `shift`.
+        let shift = 2 * m.reasoning_items();
+        let index = m.reasoning_items();
+        let deltas = 4 + shift..4 + shift + m.words;
         let after = deltas.end;
         let text = || completion_text(m.words);
         // Fields shared by the events about the message's text part.
-        let at_part = || json!({"item_id": m.item_id, "output_index": 0, "content_index": 0});
+        let at_part = || json!({"item_id": m.item_id, "output_index": index, "content_index": 0});
         let (kind, mut data) = match seq {
             0 => ("response.created", json!({"response": m.response(false)})),
             1 => (
                 "response.in_progress",
                 json!({"response": m.response(false)}),
             ),
-            2 => (
+            2 if shift > 0 => (
                 "response.output_item.added",
-                json!({"output_index": 0, "item": m.item(false)}),
+                json!({"output_index": 0, "item": m.reasoning_item()}),
             ),
-            3 => {
+            3 if shift > 0 => (
+                "response.output_item.done",
+                json!({"output_index": 0, "item": m.reasoning_item()}),
+            ),
+            i if i == 2 + shift => (
+                "response.output_item.added",
+                json!({"output_index": index, "item": m.item(false)}),
+            ),
+            i if i == 3 + shift => {
                 let mut d = at_part();
                 d["part"] = m.part("");
                 ("response.content_part.added", d)
@@ -246,7 +276,7 @@ impl Iterator for ResponseEvents {
             }
             i if i == after + 2 => (
                 "response.output_item.done",
-                json!({"output_index": 0, "item": m.item(true)}),
+                json!({"output_index": index, "item": m.item(true)}),
             ),
             i if i == after + 3 => ("response.completed", json!({"response": m.response(true)})),
             _ => return None,
