@@ -18,9 +18,10 @@ use crate::support::{self, access_record, error_shape, header, upstream_saw};
 
 type RowResult = Result<(), String>;
 type RowFuture = Pin<Box<dyn Future<Output = RowResult> + Send>>;
-
 /// (issue item, what must hold, the attack)
-const ROWS: [(u8, &str, fn() -> RowFuture); 13] = [
+type Row = (u8, &'static str, fn() -> RowFuture);
+
+const ROWS: [Row; 13] = [
     (1, "only the gateway may call the policy service", || {
         Box::pin(policy_service_trusts_only_the_gateway())
     }),
