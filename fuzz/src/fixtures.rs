@@ -61,13 +61,16 @@ pub fn config_json() -> Value {
     let es: Value = serde_json::from_str(&keys().es256.public_key().to_jwk()).expect("jwk is JSON");
     json!({
         "issuers": [
-            {"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": jwks()},
+            {"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": jwks(),
+             "trust": {"tenants": ["*"], "groups": ["*"], "cost_centers": ["*"]}},
             {"issuer": HMAC_ISSUER, "audiences": [AUDIENCE, "other"], "jwks": {"keys": [es]},
              "hmac_secret_env": "FUZZ_HMAC_SECRET", "algorithms": ["HS256", "ES256"],
              "required_claims": ["email"], "tenant_claim": "org", "groups_claim": "roles",
-             "cost_center_claim": "cc"},
+             "cost_center_claim": "cc",
+             "trust": {"tenants": ["acme", "org-*"], "groups": ["ml", "*-admins"], "cost_centers": ["cc-*"]}},
             {"issuer": REMOTE_ISSUER, "audiences": [AUDIENCE],
-             "jwks_uri": {"cluster": "idp", "path": "/jwks"}},
+             "jwks_uri": {"cluster": "idp", "path": "/jwks"},
+             "trust": {"tenants": ["remote"], "groups": [], "cost_centers": []}},
         ],
         "token_sources": [
             {"header": "authorization"},
@@ -80,7 +83,8 @@ pub fn config_json() -> Value {
             {"name": "backup", "api": "openai", "cluster": "p_backup", "key_env": "BACKUP_KEY"},
             {"name": "anthropic", "api": "anthropic", "cluster": "p_anthropic", "key_env": "ANTHROPIC_API_KEY"},
             {"name": "gemini", "api": "gemini", "cluster": "p_gemini", "key_env": "GEMINI_API_KEY"},
-            {"name": "azure", "api": "azure", "cluster": "p_azure", "key_env": "AZURE_KEY"},
+            {"name": "azure", "api": "azure", "cluster": "p_azure", "key_env": "AZURE_KEY",
+             "deployments": {"prod-41": "gpt-4.1-mini"}, "internal": true},
         ],
         "models": {
             "aliases": {"default": "gpt-4.1-mini", "smart": "claude-sonnet-4-5"},
@@ -93,7 +97,12 @@ pub fn config_json() -> Value {
                 {"model": "*", "providers": ["backup"], "allow_groups": ["admins"]},
             ],
         },
-        "prices": {"models": {"gpt-4.1-mini": {"input_per_mtok_usd": "0.40", "output_per_mtok_usd": "1.60"}}},
+        "prices": {"models": {
+            "gpt-4.1-mini": {"input_per_mtok_usd": "0.40", "output_per_mtok_usd": "1.60"},
+            "claude-*": {"input_per_mtok_usd": "15", "output_per_mtok_usd": "75",
+                         "long_context": {"above_input_tokens": 200000, "input_per_mtok_usd": "30",
+                                          "output_per_mtok_usd": "112.50"}},
+        }},
     })
 }
 
