@@ -1,6 +1,6 @@
 //! The policy service's request bodies, through the pure parsers its handlers call:
 //! `POST /v1/authorize` (`AuthorizeRequest::parse`), `POST /v1/usage`
-//! (`UsageRecord::parse_batch`), the limit sets of the policy file and of
+//! (`UsageBatch::parse`), the limit sets of the policy file and of
 //! `PUT /v1/admin/limits` (`seed_limits::parse`, which runs every set through the PUT
 //! body parser), and user ids (`UserId::parse`).
 //!
@@ -8,13 +8,16 @@
 //! is the body.
 //!
 //! Invariants: accepted request ids are non-empty, at most `MAX_REQUEST_ID_BYTES` and
-//! free of control characters; users are canonical (lowercase, 36 bytes); counts and
-//! reservations are at most `MAX_USAGE_COUNT`; batches hold at most `MAX_USAGE_RECORDS`;
-//! a refusal always carries a message.
+//! free of control characters; users are canonical (lowercase, 36 bytes); names
+//! (tenant, cost centre, model, model key, provider, groups) at most `MAX_NAME_BYTES`,
+//! groups at most `MAX_GROUPS`, a model key never blank; counts and reservations are at
+//! most `MAX_USAGE_COUNT`; batches hold at most `MAX_USAGE_RECORDS` records, valid or
+//! dead-lettered, and a dead letter keeps at most `MAX_DEAD_RECORD_BYTES` of a record
+//! that was part of the body; a refusal always carries a message.
 
 use chokepoint_policy::{
-    seed_limits, AuthorizeRequest, UsageRecord, UserId, MAX_REQUEST_ID_BYTES, MAX_USAGE_COUNT,
-    MAX_USAGE_RECORDS,
+    seed_limits, AuthorizeRequest, UsageBatch, UserId, MAX_DEAD_RECORD_BYTES, MAX_GROUPS,
+    MAX_NAME_BYTES, MAX_REQUEST_ID_BYTES, MAX_USAGE_COUNT, MAX_USAGE_RECORDS,
 };
 
 const CONTENT_TYPES: [Option<&str>; 4] = [
@@ -27,6 +30,19 @@ const CONTENT_TYPES: [Option<&str>; 4] = [
 fn check_id(id: &str) {
     assert!(!id.trim().is_empty() && id.len() <= MAX_REQUEST_ID_BYTES);
     assert!(!id.chars().any(char::is_control), "{id:?}");
+}
+
+fn check_names<'a>(
+    names: impl IntoIterator<Item = &'a Option<String>>,
+    model_key: &'a Option<String>,
+    groups: &[String],
+) {
+    for name in names.into_iter().chain([model_key]).flatten() {
+        assert!(name.len() <= MAX_NAME_BYTES);
+    }
+    assert!(model_key.as_ref().is_none_or(|key| !key.trim().is_empty()));
+    assert!(groups.len() <= MAX_GROUPS);
+    assert!(groups.iter().all(|g| g.len() <= MAX_NAME_BYTES));
 }
 
 fn check_user(user: &UserId) {
@@ -48,17 +64,47 @@ pub fn run(data: &[u8]) {
                     .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json")));
                 check_id(&r.request_id);
                 check_user(&r.user);
+                check_names(
+                    [&r.tenant, &r.cost_center, &r.model, &r.provider],
+                    &r.model_key,
+                    &r.groups,
+                );
                 assert!(r.reserve_tokens <= MAX_USAGE_COUNT);
                 assert!(r.reserve_cost_micros <= MAX_USAGE_COUNT);
             }
             Err(e) => assert!(!e.message.is_empty()),
         },
-        1 => match UsageRecord::parse_batch(content_type, body) {
-            Ok(records) => {
+        1 => match UsageBatch::parse(content_type, body) {
+            Ok(batch) => {
+                let records = &batch.records;
                 assert!(records.len() <= MAX_USAGE_RECORDS);
-                for r in &records {
+                assert!(batch.releases.len() <= MAX_USAGE_RECORDS);
+                assert!(
+                    records.len() + batch.releases.len() + batch.dead.len()
+                        <= 2 * MAX_USAGE_RECORDS
+                );
+                batch.releases.iter().for_each(|id| check_id(id));
+                for dead in &batch.dead {
+                    assert!(!dead.error.is_empty());
+                    assert!(dead.record.len() <= MAX_DEAD_RECORD_BYTES);
+                    assert!(dead.record.len() <= dead.record_bytes);
+                    assert!(dead.record_bytes <= body.len());
+                }
+                for r in records {
                     check_id(&r.request_id);
                     check_user(&r.user);
+                    check_names(
+                        [
+                            &r.tenant,
+                            &r.cost_center,
+                            &r.model,
+                            &r.provider,
+                            &r.format,
+                            &r.decision,
+                        ],
+                        &r.model_key,
+                        &r.groups,
+                    );
                     for n in [
                         r.input_tokens,
                         r.output_tokens,

@@ -43,12 +43,25 @@ pub struct Config {
     /// How long a booked usage record's request id is remembered (whole seconds). The
     /// filter's retries must end within it: a record retried later is booked again.
     pub usage_dedupe_window: Duration,
+    /// About how many entries the audit stream (`ck:usage:log`) and the dead-letter
+    /// stream (`ck:usage:dead`) each keep: `XADD MAXLEN ~`.
+    pub audit_max_len: u64,
+    /// About how old their entries may grow before they go, by Redis's clock:
+    /// `XTRIM MINID ~`. Whole milliseconds.
+    pub audit_max_age: Duration,
     /// Limit sets written to Redis at start (from the policy file).
     pub seed_limits: Vec<crate::seed_limits::SeedLimit>,
 }
 
 /// Seven days: longer than any outage the filter's retry queue is meant to ride out.
 pub const DEFAULT_USAGE_DEDUPE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A hundred thousand records: about 50 MB of audit trail in Redis at half a kilobyte
+/// each.
+pub const DEFAULT_AUDIT_MAX_LEN: u64 = 100_000;
+
+/// Thirty days: a month of audit trail at most, whatever the volume.
+pub const DEFAULT_AUDIT_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Ten minutes: longer than any model call, short enough that a lost usage record does
 /// not hold budget for long.
@@ -68,6 +81,8 @@ impl Default for Config {
             max_usage_body_bytes: 1024 * 1024,
             admin_token: None,
             usage_dedupe_window: DEFAULT_USAGE_DEDUPE_WINDOW,
+            audit_max_len: DEFAULT_AUDIT_MAX_LEN,
+            audit_max_age: DEFAULT_AUDIT_MAX_AGE,
             seed_limits: Vec::new(),
         }
     }
@@ -90,6 +105,8 @@ impl fmt::Debug for Config {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .field("usage_dedupe_window", &self.usage_dedupe_window)
+            .field("audit_max_len", &self.audit_max_len)
+            .field("audit_max_age", &self.audit_max_age)
             .finish()
     }
 }
@@ -153,6 +170,13 @@ impl Config {
         }
         if self.usage_dedupe_window > Duration::from_secs(366 * 24 * 3600) {
             return invalid("usage_dedupe_window", "must be at most a year");
+        }
+        // Zero would trim each stream to nothing at every write: no audit trail at all.
+        if self.audit_max_len == 0 {
+            return invalid("audit_max_len", "must be at least 1");
+        }
+        if self.audit_max_age < Duration::from_millis(1) {
+            return invalid("audit_max_age", "must be at least 1 ms");
         }
         Ok(())
     }
@@ -272,6 +296,20 @@ mod tests {
                     ..Config::default()
                 },
                 "usage_dedupe_window",
+            ),
+            (
+                Config {
+                    audit_max_len: 0,
+                    ..Config::default()
+                },
+                "audit_max_len",
+            ),
+            (
+                Config {
+                    audit_max_age: Duration::from_micros(999),
+                    ..Config::default()
+                },
+                "audit_max_age",
             ),
         ];
         for (config, field) in cases {

@@ -32,6 +32,9 @@ pub struct Policy {
 pub struct Reserve {
     pub tokens: u64,
     pub cost_micros: u64,
+    /// The filter has no price for the model: `cost_micros` is 0 and means nothing, so
+    /// dollar budgets refuse the request (see authorize.lua, "Unpriced").
+    pub unpriced: bool,
 }
 
 /// A limit with its name and scope, e.g. `tenant:usd_micros:month` for tenant `acme`.
@@ -63,7 +66,9 @@ pub enum Decision {
         slots: u64,
     },
     Deny {
-        /// The tripped limit that resets last: the request cannot pass before it does.
+        /// The dollar budget that refuses an unpriced request (the first, in scope
+        /// order), else the tripped limit that resets last: the request cannot pass
+        /// before it does.
         tripped: NamedLimit,
         message: String,
     },
@@ -84,15 +89,18 @@ pub fn limit_name(scope: Scope, state: &LimitState) -> String {
 
 /// The scopes a request is checked against, in the order the script takes them: the
 /// user always, then tenant, cost centre and model when the request names them (blank
-/// names nothing, as in the ledger).
+/// names nothing, as in the ledger). The model scope is the model key when the filter
+/// sent one, so model limits, rate windows and reservations key on it, not on the name
+/// the client chose.
 pub fn scopes_of(request: &AuthorizeRequest) -> Vec<(Scope, String)> {
     let mut scopes = vec![(Scope::User, request.user.as_str().to_owned())];
+    let model = request.model_key.as_ref().or(request.model.as_ref());
     for (scope, id) in [
-        (Scope::Tenant, &request.tenant),
-        (Scope::CostCenter, &request.cost_center),
-        (Scope::Model, &request.model),
+        (Scope::Tenant, request.tenant.as_ref()),
+        (Scope::CostCenter, request.cost_center.as_ref()),
+        (Scope::Model, model),
     ] {
-        if let Some(id) = id.as_ref().filter(|id| !id.trim().is_empty()) {
+        if let Some(id) = id.filter(|id| !id.trim().is_empty()) {
             scopes.push((scope, id.clone()));
         }
     }
@@ -149,6 +157,7 @@ impl Policy {
             request_id.to_owned(),
             lease.slots.to_string(),
             lease.return_ms.to_string(),
+            u8::from(!reserve.unpriced).to_string(),
         ];
         args.extend(scopes.iter().map(|(scope, _)| match scope {
             Scope::User => self.default_user_rpm.to_string(),
@@ -171,6 +180,7 @@ impl Policy {
         let reserve = Reserve {
             tokens: request.reserve_tokens,
             cost_micros: request.reserve_cost_micros,
+            unpriced: !request.priced,
         };
         let call = self.call(
             &scopes,
@@ -198,14 +208,22 @@ impl Policy {
                 slots: verdict.slots.max(1),
             });
         }
-        let tripped = limits
-            .into_iter()
-            .filter(|limit| limit.state.tripped)
-            // max_by keeps the last of equals; reversing keeps the first.
-            .rev()
-            .max_by_key(|limit| limit.state.reset_after_ms)
-            .ok_or_else(|| StoreError::UnexpectedReply("a denial without a limit".into()))?;
-        let message = message(&tripped, reserve, self.window);
+        // No wait lets an unpriced request through, so that reason goes first.
+        let unpriced = limits.iter().position(|limit| limit.state.unpriced);
+        let tripped = match unpriced {
+            Some(at) => limits.into_iter().nth(at),
+            None => limits
+                .into_iter()
+                .filter(|limit| limit.state.tripped)
+                // max_by keeps the last of equals; reversing keeps the first.
+                .rev()
+                .max_by_key(|limit| limit.state.reset_after_ms),
+        }
+        .ok_or_else(|| StoreError::UnexpectedReply("a denial without a limit".into()))?;
+        let message = match unpriced {
+            Some(_) => unpriced_message(&tripped, request),
+            None => message(&tripped, reserve, self.window),
+        };
         Ok(Decision::Deny { tripped, message })
     }
 
@@ -265,15 +283,21 @@ impl Decision {
                 }
                 body
             }
-            Decision::Deny { tripped, message } => json!({
-                "allow": false,
-                "reason": reason(tripped.state.metric),
-                "limit_name": tripped.name,
-                "message": message,
-                "limit": tripped.state.limit,
-                "remaining": 0,
-                "retry_after_ms": tripped.state.reset_after_ms,
-            }),
+            Decision::Deny { tripped, message } => {
+                let mut body = json!({
+                    "allow": false,
+                    "reason": deny_reason(&tripped.state),
+                    "limit_name": tripped.name,
+                    "message": message,
+                    "limit": tripped.state.limit,
+                    "remaining": 0,
+                });
+                // Waiting does not price a model: an unpriced denial has no retry time.
+                if !tripped.state.unpriced {
+                    body["retry_after_ms"] = json!(tripped.state.reset_after_ms);
+                }
+                body
+            }
         }
     }
 }
@@ -286,6 +310,19 @@ pub fn reason(metric: Metric) -> &'static str {
         "rate_limited"
     }
 }
+
+/// The reason a tripped limit gives: `unpriced_model` when it refused an unpriced
+/// request, else [`reason`] of its metric.
+pub fn deny_reason(state: &LimitState) -> &'static str {
+    if state.unpriced {
+        UNPRICED_MODEL
+    } else {
+        reason(state.metric)
+    }
+}
+
+/// The reason of a request refused because its model has no price (contract C2).
+pub const UNPRICED_MODEL: &str = "unpriced_model";
 
 /// The limit with the least left as a share of itself; the first of equals.
 fn tightest(limits: &[NamedLimit]) -> Option<&NamedLimit> {
@@ -307,6 +344,37 @@ fn owner(scope: Scope, id: &str) -> String {
         Scope::Tenant => format!("tenant {id}'s"),
         Scope::CostCenter => format!("cost centre {id}'s"),
         Scope::Model => format!("model {id}'s"),
+    }
+}
+
+/// Why an unpriced request was denied, naming its model and the dollar budget:
+/// `model gpt-4o has no price, so it cannot be charged to tenant acme's monthly budget
+/// of $500.00`.
+pub fn unpriced_message(limit: &NamedLimit, request: &AuthorizeRequest) -> String {
+    let model = request
+        .model
+        .as_deref()
+        .filter(|model| !model.trim().is_empty())
+        .or(request.model_key.as_deref())
+        .unwrap_or("(none)");
+    let budget = budget_text(limit);
+    format!(
+        "model {model} has no price, so it cannot be charged to {budget}; an administrator \
+         must price it (or the budget must not be in dollars) before it can be used"
+    )
+}
+
+/// `tenant acme's monthly budget of $500.00`, `the user's daily budget of $5.00`.
+fn budget_text(limit: &NamedLimit) -> String {
+    let who = match limit.scope {
+        Scope::User => "the user's".to_owned(),
+        scope => owner(scope, &limit.id),
+    };
+    let amount = format_usd(limit.state.limit);
+    match limit.state.period {
+        Some(BudgetPeriod::Day) => format!("{who} daily budget of {amount}"),
+        Some(BudgetPeriod::Rolling { secs }) => format!("{who} budget of {amount} per {secs}s"),
+        _ => format!("{who} monthly budget of {amount}"),
     }
 }
 
@@ -391,6 +459,7 @@ mod tests {
             reserved: 0,
             reset_after_ms: 1000,
             tripped: false,
+            unpriced: false,
             source: Source::Own,
         }
     }
@@ -412,6 +481,8 @@ mod tests {
             groups: vec![],
             cost_center: Some(" ".into()),
             model: Some("gpt-4o".into()),
+            model_key: None,
+            priced: true,
             provider: None,
             stream: false,
             reserve_tokens: 10,
@@ -474,6 +545,7 @@ mod tests {
             Reserve {
                 tokens: 10,
                 cost_micros: 20,
+                unpriced: true,
             },
             true,
             "r1",
@@ -512,6 +584,7 @@ mod tests {
                 "r1",
                 "16",
                 "3270",
+                "0",
                 "60",
                 "",
                 ""
@@ -524,6 +597,7 @@ mod tests {
         let reserve = Reserve {
             tokens: 1200,
             cost_micros: 1_200_000,
+            unpriced: false,
         };
         let month = Some(BudgetPeriod::Month);
         let day = Some(BudgetPeriod::Day);
@@ -619,5 +693,86 @@ mod tests {
         assert_eq!(body["remaining"], 100);
         assert_eq!(body["limits"][2]["name"], "model:rpm");
         assert_eq!(body["limits"][2]["remaining"], 1);
+    }
+
+    #[test]
+    fn the_model_scope_keys_on_the_model_key_when_sent() {
+        // (model, model_key, the model scope's id)
+        let cases = [
+            (Some("gpt-4o-2024-08-06"), Some("gpt-4o*"), Some("gpt-4o*")),
+            (Some("made-up-name"), Some("other"), Some("other")),
+            (Some("gpt-4o"), None, Some("gpt-4o")),
+            (None, Some("other"), Some("other")),
+            (Some(" "), None, None),
+            (None, None, None),
+        ];
+        for (model, model_key, expected) in cases {
+            let request = AuthorizeRequest {
+                model: model.map(str::to_owned),
+                model_key: model_key.map(str::to_owned),
+                ..request()
+            };
+            let scopes = scopes_of(&request);
+            let id = scopes
+                .iter()
+                .find(|(scope, _)| *scope == Scope::Model)
+                .map(|(_, id)| id.as_str());
+            assert_eq!(id, expected, "{model:?} {model_key:?}");
+        }
+    }
+
+    #[test]
+    fn an_unpriced_denial_names_the_model_and_the_budget_and_has_no_retry_time() {
+        let month = Some(BudgetPeriod::Month);
+        let unpriced = |scope, id: &str, period| {
+            let mut state = state(Metric::UsdMicros, period, 25_000_000, 0);
+            state.tripped = true;
+            state.unpriced = true;
+            named(scope, id, state)
+        };
+        let request = AuthorizeRequest {
+            model: Some("gpt-4o".into()),
+            model_key: Some("other".into()),
+            ..request()
+        };
+        let cases = [
+            (
+                unpriced(Scope::User, USER, month),
+                "model gpt-4o has no price, so it cannot be charged to the user's monthly \
+                 budget of $25.00",
+            ),
+            (
+                unpriced(Scope::Tenant, "acme", Some(BudgetPeriod::Day)),
+                "model gpt-4o has no price, so it cannot be charged to tenant acme's daily \
+                 budget of $25.00",
+            ),
+            (
+                unpriced(
+                    Scope::Model,
+                    "other",
+                    Some(BudgetPeriod::Rolling { secs: 60 }),
+                ),
+                "model gpt-4o has no price, so it cannot be charged to model other's budget \
+                 of $25.00 per 60s",
+            ),
+        ];
+        for (limit, expected) in cases {
+            let message = unpriced_message(&limit, &request);
+            assert!(message.starts_with(expected), "{message}");
+            let body = Decision::Deny {
+                tripped: limit,
+                message,
+            }
+            .body();
+            assert_eq!(body["reason"], UNPRICED_MODEL, "{body}");
+            assert!(body.get("retry_after_ms").is_none(), "{body}");
+        }
+        // Without a model name the key names it.
+        let keyed = AuthorizeRequest {
+            model: None,
+            ..request
+        };
+        let message = unpriced_message(&unpriced(Scope::User, USER, month), &keyed);
+        assert!(message.starts_with("model other has no price"), "{message}");
     }
 }

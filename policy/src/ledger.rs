@@ -32,10 +32,26 @@ pub const FIELDS: [&str; 8] = [
     "estimated_requests",
 ];
 
-/// The audit stream of booked records, and roughly how many it keeps (`MAXLEN ~`
-/// trims whole macro-nodes, which is far cheaper than an exact cap).
+/// The audit stream of booked records (fields `record`, the record as the filter sent
+/// it, and `day`, its booking day), kept within [`Retention`].
 pub const AUDIT_LOG_KEY: &str = "ck:usage:log";
-pub const AUDIT_LOG_MAX_LEN: u64 = 100_000;
+
+/// How much of the audit and dead-letter streams Redis keeps: about the newest
+/// `max_len` entries (`XADD MAXLEN ~`) of at most about `max_age` (`XTRIM MINID ~`, by
+/// Redis's clock). Both are approximate because Redis trims whole macro nodes, which is
+/// far cheaper than an exact cap; either bound alone keeps the streams from growing
+/// for good, together they bound them by volume and by time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_len: u64,
+    pub max_age: Duration,
+}
+
+impl Retention {
+    pub fn max_age_ms(&self) -> u64 {
+        u64::try_from(self.max_age.as_millis()).unwrap_or(u64::MAX)
+    }
+}
 
 /// What a ledger total is kept for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +110,8 @@ pub struct Ledger {
     /// How long a booked request id is remembered. A retry arriving later than this is
     /// booked again, so it must outlast the filter's longest retry.
     pub dedupe_window: Duration,
+    /// What the audit and dead-letter streams keep.
+    pub retention: Retention,
 }
 
 impl Ledger {
@@ -114,7 +132,7 @@ impl Ledger {
         // Config validation guarantees at least one second.
         let dedupe_secs = self.dedupe_window.as_secs().max(1);
         store
-            .book_usage(&writes, dedupe_secs, AUDIT_LOG_KEY, AUDIT_LOG_MAX_LEN)
+            .book_usage(&writes, dedupe_secs, AUDIT_LOG_KEY, self.retention)
             .await
     }
 
@@ -180,10 +198,13 @@ fn write_with(record: &UsageRecord, now_ms: u64, cache: &mut ScopeCache) -> Usag
     fn named(id: &Option<String>) -> Option<&str> {
         id.as_deref().filter(|id| !id.trim().is_empty())
     }
+    // The model key when the filter sent one: ledger keys and rankings exist only for
+    // the models of the policy (and `other`), whatever names clients make up.
+    let model = named(&record.model_key).or_else(|| named(&record.model));
     let scopes = [
         (Scope::User, Some(record.user.as_str())),
         (Scope::Tenant, named(&record.tenant)),
-        (Scope::Model, named(&record.model)),
+        (Scope::Model, model),
         (Scope::CostCenter, named(&record.cost_center)),
     ];
     let scopes = scopes
@@ -248,6 +269,7 @@ mod tests {
             groups: vec!["eng".into()],
             cost_center: Some("cc-42".into()),
             model: Some("gpt-4o".into()),
+            model_key: None,
             provider: Some("openai".into()),
             format: None,
             stream: false,
@@ -449,5 +471,32 @@ mod tests {
             ]
         );
         assert_eq!(write.increments[7], ("estimated_requests", 0));
+    }
+
+    #[test]
+    fn the_model_scope_is_the_model_key_when_the_record_has_one() {
+        // (model, model_key, the model scope's id)
+        let cases = [
+            (Some("gpt-4o-2024-08-06"), Some("gpt-4o*"), Some("gpt-4o*")),
+            (Some("made-up-name-1"), Some("other"), Some("other")),
+            (Some("gpt-4o"), None, Some("gpt-4o")),
+            (None, Some("other"), Some("other")),
+            (Some(""), None, None),
+        ];
+        for (model, model_key, expected) in cases {
+            let record = UsageRecord {
+                model: model.map(str::to_owned),
+                model_key: model_key.map(str::to_owned),
+                ..record()
+            };
+            let write = write_for(&record, NOW_MS);
+            let ids: Vec<&str> = write.scopes.iter().map(|s| s.id.as_str()).collect();
+            let mut want = vec![USER, "acme"];
+            want.extend(expected);
+            want.push("cc-42");
+            assert_eq!(ids, want, "{model:?} {model_key:?}");
+            // The audit trail keeps the record as sent, model and all.
+            assert_eq!(write.record_json, record.raw);
+        }
     }
 }

@@ -12,6 +12,7 @@
 mod api;
 mod clock;
 mod config;
+mod dead_letter;
 mod decision;
 pub mod display;
 mod error;
@@ -31,17 +32,21 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use api::authorize::AuthorizeRequest;
-pub use api::fields::MAX_REQUEST_ID_BYTES;
-pub use api::usage::{UsageRecord, MAX_USAGE_COUNT, MAX_USAGE_RECORDS};
+pub use api::fields::{MAX_GROUPS, MAX_NAME_BYTES, MAX_REQUEST_ID_BYTES};
+pub use api::usage::{UsageBatch, UsageRecord, MAX_USAGE_COUNT, MAX_USAGE_RECORDS};
 pub use clock::Clock;
-pub use config::{Config, DEFAULT_RESERVATION_TTL, DEFAULT_USAGE_DEDUPE_WINDOW};
+pub use config::{
+    Config, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN, DEFAULT_RESERVATION_TTL,
+    DEFAULT_USAGE_DEDUPE_WINDOW,
+};
+pub use dead_letter::{DeadLetter, MAX_DEAD_RECORD_BYTES};
 pub use error::Error;
 pub use store::{AUTHORIZE_SCRIPT, RECORD_USAGE_SCRIPT};
 pub use user_id::UserId;
 
 use api::{AppState, BodyLimits};
 use decision::Policy;
-use ledger::Ledger;
+use ledger::{Ledger, Retention};
 use metrics::Metrics;
 use store::Store;
 
@@ -99,12 +104,25 @@ pub async fn run(
         },
     );
 
+    log::info!(
+        "audit stream {} and dead letters {} keep about {} entries each, none much older \
+         than {} s",
+        ledger::AUDIT_LOG_KEY,
+        dead_letter::DEAD_LETTER_KEY,
+        config.audit_max_len,
+        config.audit_max_age.as_secs(),
+    );
+
     let app = api::router(
         AppState {
             store,
             policy,
             ledger: Ledger {
                 dedupe_window: config.usage_dedupe_window,
+                retention: Retention {
+                    max_len: config.audit_max_len,
+                    max_age: config.audit_max_age,
+                },
             },
             clock: config.clock.clone(),
             admin_token: config.admin_token.as_deref().map(Arc::from),

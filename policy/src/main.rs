@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chokepoint_policy::{run, stderr_log, Config};
+use chokepoint_policy::{run, stderr_log, Config, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN};
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -108,6 +108,16 @@ struct ServeArgs {
     #[arg(long, default_value_t = 604_800, value_parser = clap::value_parser!(u64).range(1..))]
     usage_dedupe_secs: u64,
 
+    /// About how many entries the audit stream of booked usage records (ck:usage:log)
+    /// and the stream of refused ones (ck:usage:dead) each keep.
+    #[arg(long, default_value_t = DEFAULT_AUDIT_MAX_LEN, value_parser = clap::value_parser!(u64).range(1..))]
+    audit_max_len: u64,
+
+    /// About how old, in seconds, an entry of those streams may grow before it goes
+    /// (default 30 days), whatever their length.
+    #[arg(long, default_value_t = DEFAULT_AUDIT_MAX_AGE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    audit_max_age_secs: u64,
+
     /// After binding, write the bound address (e.g. 127.0.0.1:40123) to this file,
     /// atomically, so a supervisor can use --listen with port 0 without port races.
     #[arg(long)]
@@ -188,6 +198,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         redis_timeout: Duration::from_millis(args.redis_timeout_ms),
         admin_token: args.admin_token,
         usage_dedupe_window: Duration::from_secs(args.usage_dedupe_secs),
+        audit_max_len: args.audit_max_len,
+        audit_max_age: Duration::from_secs(args.audit_max_age_secs),
         ..Config::default()
     };
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::ledger::Scope;
-use crate::store::{Availability, Metric};
+use crate::store::{Availability, LimitState, Metric};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -17,9 +17,13 @@ pub struct Metrics {
     usage_duplicate: AtomicU64,
     usage_error: AtomicU64,
     usage_invalid_batches: AtomicU64,
+    /// Usage records (and releases) refused as invalid and kept in the dead-letter stream.
+    usage_dead_lettered: AtomicU64,
     /// Denials by the tripped limit's scope kind and metric, in `Scope::ALL` and
     /// `Metric::ALL` order.
     denials: [[AtomicU64; 4]; 4],
+    /// Unpriced requests refused, by the dollar budget's scope kind (`Scope::ALL` order).
+    unpriced_denials: [AtomicU64; 4],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,12 +55,26 @@ impl Metrics {
     }
 
     /// Which limit a denial named.
-    pub fn record_denial(&self, scope: Scope, metric: Metric) {
+    pub fn record_denial(&self, scope: Scope, limit: &LimitState) {
         let s = Scope::ALL.iter().position(|&x| x == scope).unwrap_or(0);
-        let m = Metric::ALL.iter().position(|&x| x == metric).unwrap_or(0);
-        if let Some(counter) = self.denials.get(s).and_then(|row| row.get(m)) {
+        let counter = if limit.unpriced {
+            self.unpriced_denials.get(s)
+        } else {
+            let m = Metric::ALL
+                .iter()
+                .position(|&x| x == limit.metric)
+                .unwrap_or(0);
+            self.denials.get(s).and_then(|row| row.get(m))
+        };
+        if let Some(counter) = counter {
             counter.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Invalid records (and releases) of accepted usage batches, kept in the dead-letter
+    /// stream rather than booked.
+    pub fn record_dead_letters(&self, n: u64) {
+        self.usage_dead_lettered.fetch_add(n, Ordering::Relaxed);
     }
 
     /// What one usage batch did: records booked, already booked, and not processed
@@ -97,6 +115,9 @@ impl Metrics {
              # HELP chokepoint_policy_usage_invalid_batches_total Usage batches rejected as malformed; none of their records were booked.\n\
              # TYPE chokepoint_policy_usage_invalid_batches_total counter\n\
              chokepoint_policy_usage_invalid_batches_total {}\n\
+             # HELP chokepoint_policy_usage_dead_lettered_total Invalid usage records (and lease releases) of accepted batches, kept in the dead-letter stream ck:usage:dead instead of booked.\n\
+             # TYPE chokepoint_policy_usage_dead_lettered_total counter\n\
+             chokepoint_policy_usage_dead_lettered_total {}\n\
              # HELP chokepoint_policy_redis_errors_total Redis round trips that failed or timed out.\n\
              # TYPE chokepoint_policy_redis_errors_total counter\n\
              chokepoint_policy_redis_errors_total {}\n\
@@ -111,6 +132,7 @@ impl Metrics {
             load(&self.usage_duplicate),
             load(&self.usage_error),
             load(&self.usage_invalid_batches),
+            load(&self.usage_dead_lettered),
             redis.errors,
             u8::from(redis.availability == Availability::Up),
         );
@@ -130,6 +152,16 @@ impl Metrics {
                 );
             }
         }
+        for (scope, counter) in Scope::ALL.iter().zip(&self.unpriced_denials) {
+            let _ = writeln!(
+                out,
+                "chokepoint_policy_denials_total{{reason=\"{}\",scope=\"{}\",limit=\"{}\"}} {}",
+                crate::decision::UNPRICED_MODEL,
+                scope.as_str(),
+                Metric::UsdMicros.as_str(),
+                load(counter),
+            );
+        }
         out
     }
 }
@@ -137,6 +169,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Source;
 
     #[test]
     fn renders_every_series() {
@@ -153,9 +186,23 @@ mod tests {
         metrics.record_usage(5, 2, 0);
         metrics.record_usage(1, 0, 3);
         metrics.record_invalid_usage_batch();
-        metrics.record_denial(Scope::Tenant, Metric::UsdMicros);
-        metrics.record_denial(Scope::Tenant, Metric::UsdMicros);
-        metrics.record_denial(Scope::User, Metric::Rpm);
+        metrics.record_dead_letters(3);
+        let limit = |metric, unpriced| LimitState {
+            scope: 0,
+            metric,
+            period: None,
+            limit: 1,
+            used: 1,
+            reserved: 0,
+            reset_after_ms: 1,
+            tripped: true,
+            unpriced,
+            source: Source::Own,
+        };
+        metrics.record_denial(Scope::Tenant, &limit(Metric::UsdMicros, false));
+        metrics.record_denial(Scope::Tenant, &limit(Metric::UsdMicros, false));
+        metrics.record_denial(Scope::User, &limit(Metric::Rpm, false));
+        metrics.record_denial(Scope::Model, &limit(Metric::UsdMicros, true));
         let text = metrics.render(RedisState {
             availability: Availability::Up,
             errors: 3,
@@ -169,12 +216,15 @@ mod tests {
             "chokepoint_policy_usage_records_total{result=\"duplicate\"} 2",
             "chokepoint_policy_usage_records_total{result=\"error\"} 3",
             "chokepoint_policy_usage_invalid_batches_total 1",
+            "chokepoint_policy_usage_dead_lettered_total 3",
             "chokepoint_policy_redis_errors_total 3",
             "chokepoint_policy_redis_up 1",
             "chokepoint_policy_denials_total{reason=\"budget_exceeded\",scope=\"tenant\",limit=\"usd_micros\"} 2",
             "chokepoint_policy_denials_total{reason=\"rate_limited\",scope=\"user\",limit=\"rpm\"} 1",
             "chokepoint_policy_denials_total{reason=\"rate_limited\",scope=\"model\",limit=\"tpm\"} 0",
             "chokepoint_policy_denials_total{reason=\"budget_exceeded\",scope=\"cost_center\",limit=\"tokens\"} 0",
+            "chokepoint_policy_denials_total{reason=\"unpriced_model\",scope=\"model\",limit=\"usd_micros\"} 1",
+            "chokepoint_policy_denials_total{reason=\"unpriced_model\",scope=\"user\",limit=\"usd_micros\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

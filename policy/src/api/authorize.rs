@@ -13,17 +13,18 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::usage::MAX_USAGE_COUNT;
 use super::{fields, json_body, AppState};
-use crate::decision::{reason, Decision};
+use crate::decision::{deny_reason, Decision};
 use crate::metrics::Outcome;
 use crate::user_id::UserId;
 
 /// A validated authorize request.
 ///
-/// The user, tenant, cost centre and model name the scopes whose limits apply; groups,
-/// provider and stream are part of the contract with the filter and are type-checked so
-/// a filter bug shows up as a 400. Scope names are taken as they come (any string;
-/// blank names no scope): the model comes from the client's request body, and refusing
-/// an odd one would turn into the filter's failure mode, possibly "open".
+/// The user, tenant, cost centre and model key (else model) name the scopes whose
+/// limits apply; groups, provider and stream are part of the contract with the filter
+/// and are type-checked so a filter bug shows up as a 400. Scope names are taken as
+/// they come (blank names no scope) but bounded (see `fields`): the filter refuses an
+/// over-long model name itself, before any decision, so a client cannot make this call
+/// fail and hand the request to the filter's failure mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizeRequest {
     pub request_id: String,
@@ -31,7 +32,14 @@ pub struct AuthorizeRequest {
     pub tenant: Option<String>,
     pub groups: Vec<String>,
     pub cost_center: Option<String>,
+    /// The model the client asked for, for messages.
     pub model: Option<String>,
+    /// What the model scope keys on when present (contract C3): a model of the policy,
+    /// a price pattern or `other`, so client-chosen names make no keys of their own.
+    pub model_key: Option<String>,
+    /// False: the filter has no price for the model, so its cost reads 0. Such a request
+    /// is refused under any dollar budget that applies (see authorize.lua).
+    pub priced: bool,
     pub provider: Option<String>,
     pub stream: bool,
     /// The request's worst-case tokens (input estimate plus its output cap), capped at
@@ -63,6 +71,8 @@ struct Wire {
     groups: Option<Vec<String>>,
     cost_center: Option<String>,
     model: Option<String>,
+    model_key: Option<String>,
+    priced: Option<bool>,
     provider: Option<String>,
     stream: Option<bool>,
     // u64 rejects negatives and fractions with a message naming the field.
@@ -84,11 +94,13 @@ impl AuthorizeRequest {
         Ok(Self {
             request_id,
             user,
-            tenant: wire.tenant,
-            groups: wire.groups.unwrap_or_default(),
-            cost_center: wire.cost_center,
-            model: wire.model,
-            provider: wire.provider,
+            tenant: fields::name("tenant", wire.tenant)?,
+            groups: fields::groups("groups", wire.groups)?,
+            cost_center: fields::name("cost_center", wire.cost_center)?,
+            model: fields::name("model", wire.model)?,
+            model_key: fields::model_key("model_key", wire.model_key)?,
+            priced: wire.priced.unwrap_or(true),
+            provider: fields::name("provider", wire.provider)?,
             stream: wire.stream.unwrap_or(false),
             reserve_tokens: reserve(wire.reserve_tokens),
             reserve_cost_micros: reserve(wire.reserve_cost_micros),
@@ -126,14 +138,12 @@ pub async fn authorize(
                 Decision::Allow { .. } => state.metrics.record(Outcome::Allow),
                 Decision::Deny { tripped, .. } => {
                     state.metrics.record(Outcome::Deny);
-                    state
-                        .metrics
-                        .record_denial(tripped.scope, tripped.state.metric);
+                    state.metrics.record_denial(tripped.scope, &tripped.state);
                     log::debug!(
                         "denied {}: {} ({})",
                         request.request_id,
                         tripped.name,
-                        reason(tripped.state.metric)
+                        deny_reason(&tripped.state)
                     );
                 }
             }
@@ -150,7 +160,7 @@ pub async fn authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::fields::MAX_REQUEST_ID_BYTES;
+    use crate::api::fields::{MAX_GROUPS, MAX_NAME_BYTES, MAX_REQUEST_ID_BYTES};
 
     const USER: &str = "0190a6f2-7c1e-8b3a-9f00-1234567890ab";
     const JSON: Option<&str> = Some("application/json");
@@ -203,6 +213,85 @@ mod tests {
         .expect("nulls");
         assert_eq!(nulls.tenant, None);
         assert!(nulls.groups.is_empty());
+
+        // Priced unless the filter says otherwise; the model key is optional.
+        assert!(minimal.priced);
+        assert_eq!(minimal.model_key, None);
+        let keyed = parse(&format!(
+            r#"{{"request_id":"r4","user":"{USER}","model":"made-up","model_key":"other","priced":false}}"#
+        ))
+        .expect("keyed");
+        assert!(!keyed.priced);
+        assert_eq!(
+            (keyed.model.as_deref(), keyed.model_key.as_deref()),
+            (Some("made-up"), Some("other"))
+        );
+
+        // Every bound is inclusive.
+        let name = "n".repeat(MAX_NAME_BYTES);
+        let groups = vec![name.clone(); MAX_GROUPS];
+        let at_bounds = parse(
+            &serde_json::json!({
+                "request_id": "r5", "user": USER, "tenant": name, "cost_center": name,
+                "model": name, "model_key": name, "provider": name, "groups": groups,
+            })
+            .to_string(),
+        )
+        .expect("at bounds");
+        assert_eq!(at_bounds.groups.len(), MAX_GROUPS);
+    }
+
+    #[test]
+    fn refuses_strings_past_their_bounds_naming_the_field() {
+        let long = "x".repeat(MAX_NAME_BYTES + 1);
+        let body = |field: &str, value: serde_json::Value| {
+            let mut body = serde_json::json!({"request_id": "r", "user": USER});
+            body[field] = value;
+            body.to_string()
+        };
+        let cases = [
+            (
+                body("model", "m".repeat(64 * 1024).into()),
+                "model must be at most 256 bytes (got 65536)",
+            ),
+            (
+                body("model_key", long.clone().into()),
+                "model_key must be at most 256 bytes (got 257)",
+            ),
+            (body("model_key", "".into()), "model_key must not be empty"),
+            (body("model_key", " ".into()), "model_key must not be empty"),
+            (
+                body("tenant", long.clone().into()),
+                "tenant must be at most 256 bytes",
+            ),
+            (
+                body("cost_center", long.clone().into()),
+                "cost_center must be at most 256 bytes",
+            ),
+            (
+                body("provider", long.clone().into()),
+                "provider must be at most 256 bytes",
+            ),
+            (
+                body("groups", serde_json::json!(["eng", long])),
+                "groups[1] must be at most 256 bytes",
+            ),
+            (
+                body("groups", serde_json::json!(vec!["g"; MAX_GROUPS + 1])),
+                "groups must hold at most 64 groups (got 65)",
+            ),
+            (body("priced", "no".into()), "priced: invalid type"),
+        ];
+        for (body, needle) in cases {
+            let err = parse(&body).expect_err(needle);
+            assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST, "{needle}");
+            assert_eq!(err.code, "invalid_field", "{needle}");
+            assert!(
+                err.message.contains(needle),
+                "{:?} lacks {needle:?}",
+                err.message
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,14 @@
 //!
 //! `field` is the name reported in errors: `request_id` for authorize,
 //! `records[3].request_id` for a record in a usage batch.
+//!
+//! Every string a client can influence and the service stores or keys on is bounded
+//! here: request and reservation ids by [`MAX_REQUEST_ID_BYTES`], names (tenant, cost
+//! centre, model, model key, provider, group, format, decision, error) by
+//! [`MAX_NAME_BYTES`], groups by [`MAX_GROUPS`]. The filter bounds them the same way
+//! before it calls (a JWT claim over 256 bytes is dropped, a model name over it refused
+//! with 400), so a value past a bound here is a filter bug, never a client's choice:
+//! authorize refuses it with 400 and the ledger dead-letters the record.
 
 use super::error::ApiError;
 use crate::keys::DEFAULT_ID;
@@ -14,8 +22,14 @@ use crate::user_id::UserId;
 /// it must stay small; Envoy's own ids are 36 characters.
 pub const MAX_REQUEST_ID_BYTES: usize = 256;
 
-/// Longest tenant, cost centre or model id an operator may set limits for or ask about.
-pub const MAX_SCOPE_ID_BYTES: usize = 256;
+/// Longest name: a tenant, cost centre, model, model key, provider, group, format,
+/// decision or error label in a request or record, and any scope id an operator may set
+/// limits for or ask about. Redis keys and ranking members are built from the scope
+/// names, so this also bounds every per-scope key.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Most groups a request or record may name (the filter keeps at most 64 of a token's).
+pub const MAX_GROUPS: usize = 64;
 
 pub fn missing(field: &str) -> ApiError {
     ApiError::invalid_request("missing_field", format!("{field} is required"))
@@ -40,6 +54,55 @@ pub fn request_id(field: &str, value: Option<String>) -> Result<String, ApiError
         return Err(invalid(field, "must not contain control characters"));
     }
     Ok(request_id)
+}
+
+/// An optional name, at most [`MAX_NAME_BYTES`]; its content is not checked (blank
+/// names no scope, as before).
+pub fn name(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(name) if name.len() > MAX_NAME_BYTES => Err(too_long(field, name.len())),
+        value => Ok(value),
+    }
+}
+
+/// The name the ledger and model limits key on (contract C3): a model of the policy, a
+/// price pattern, or `other`. Optional, but never blank when sent: a blank key would
+/// silently book the request under no model at all.
+pub fn model_key(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(key) = name(field, value)? else {
+        return Ok(None);
+    };
+    if key.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    Ok(Some(key))
+}
+
+/// At most [`MAX_GROUPS`] groups, each a name.
+pub fn groups(field: &str, value: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+    let groups = value.unwrap_or_default();
+    if groups.len() > MAX_GROUPS {
+        return Err(invalid(
+            field,
+            &format!(
+                "must hold at most {MAX_GROUPS} groups (got {})",
+                groups.len()
+            ),
+        ));
+    }
+    for (i, group) in groups.iter().enumerate() {
+        if group.len() > MAX_NAME_BYTES {
+            return Err(too_long(&format!("{field}[{i}]"), group.len()));
+        }
+    }
+    Ok(groups)
+}
+
+fn too_long(field: &str, len: usize) -> ApiError {
+    invalid(
+        field,
+        &format!("must be at most {MAX_NAME_BYTES} bytes (got {len})"),
+    )
 }
 
 pub fn user(field: &str, value: Option<String>) -> Result<UserId, ApiError> {
@@ -92,10 +155,10 @@ pub fn scope_id(
     if id.trim().is_empty() {
         return Err(invalid(field, "must not be empty"));
     }
-    if id.len() > MAX_SCOPE_ID_BYTES {
+    if id.len() > MAX_NAME_BYTES {
         return Err(invalid(
             field,
-            &format!("must be at most {MAX_SCOPE_ID_BYTES} bytes"),
+            &format!("must be at most {MAX_NAME_BYTES} bytes"),
         ));
     }
     if id.chars().any(char::is_control) {

@@ -4,8 +4,17 @@
 //! once and a batch may mix new records with ones already booked. The ledger books
 //! each `request_id` once, and the same step commits it against budgets (releasing the
 //! request's reservation); this endpoint only validates and reports what happened.
-//! A 400 means the batch can never succeed as sent (nothing in it was booked); a 503
-//! means "keep it and retry", which is always safe.
+//!
+//! A 400 (or 413) means the batch as a whole can never succeed as sent: not JSON, no
+//! `records` array, more than [`MAX_USAGE_RECORDS`] records or release ids, a body over
+//! the limit. Nothing of it was booked. A record that is invalid on its own (a bad or
+//! missing field, a string over its bound, not an object) does not fail its batch,
+//! which would wedge the filter's retries for good: it is dead-lettered (kept in the
+//! capped stream `ck:usage:dead` with the error naming its field, counted in
+//! `/metrics`; see `dead_letter`) and the rest of the batch is booked as usual; so is a
+//! release id that is not one. The answer is then 200 with `dead_lettered` counting
+//! them. A 503 means "keep it and retry", which is always safe: booked records come
+//! back as duplicates (a retried batch's invalid records are dead-lettered again).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -19,6 +28,7 @@ use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use super::{fields, json_body, AppState};
+use crate::dead_letter::{DeadLetter, DEAD_LETTER_KEY};
 use crate::user_id::UserId;
 
 /// Most records one batch may carry. Every record is one Redis script call, and a batch
@@ -33,8 +43,9 @@ pub const MAX_USAGE_COUNT: u64 = 1 << 53;
 /// One proxied request's usage, validated.
 ///
 /// Token counts and cost absent or null are zero. The other optional fields are not
-/// booked; they are type-checked so a filter bug shows up as a 400, and otherwise live
-/// in `raw`, the record as received, which is what the audit log keeps.
+/// booked; they are type-checked and bounded so a filter bug shows up as a dead letter,
+/// and otherwise live in `raw`, the record as received, which is what the audit log
+/// keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRecord {
     pub request_id: String,
@@ -45,7 +56,11 @@ pub struct UsageRecord {
     pub tenant: Option<String>,
     pub groups: Vec<String>,
     pub cost_center: Option<String>,
+    /// The model the client asked for; the audit trail keeps it (in `raw`).
     pub model: Option<String>,
+    /// What the ledger books the model as when present (contract C3): a model of the
+    /// policy, a price pattern or `other`.
+    pub model_key: Option<String>,
     pub provider: Option<String>,
     pub format: Option<String>,
     pub stream: bool,
@@ -70,32 +85,38 @@ pub struct UsageRecord {
 
 /// The wire shapes. As in authorize, required fields are `Option` so their absence gets
 /// our message, and unknown fields are ignored so a newer filter may send more.
-/// Records stay raw text here (checked JSON, no tree built) so each keeps its form for
-/// the audit log, is decoded straight into its typed fields, and so a batch over the size
-/// limit is refused before any record is examined.
+/// Records and release ids stay raw text here (checked JSON, no tree built) so each is
+/// judged on its own (one bad one is dead-lettered, not the batch refused), each record
+/// keeps its form for the audit log and is decoded straight into its typed fields, and
+/// a batch over the size limit is refused before any record is examined.
 #[derive(Deserialize)]
 struct BatchWire {
     records: Option<Vec<Box<RawValue>>>,
     /// Lease slots the filter did not use, to give back.
-    releases: Option<Vec<String>>,
+    releases: Option<Vec<Box<RawValue>>>,
 }
 
-/// A validated batch: records to book, then unused lease slots to release.
+/// A validated batch: records to book, then unused lease slots to release, and the
+/// records and release ids refused, to dead-letter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageBatch {
     pub records: Vec<UsageRecord>,
     pub releases: Vec<String>,
+    pub dead: Vec<DeadLetter>,
 }
 
 #[derive(Deserialize)]
 struct RecordWire {
     request_id: Option<String>,
     reservation_id: Option<String>,
+    /// Envoy's `x-request-id`, for the audit trail only; bounded as request ids are.
+    trace_id: Option<String>,
     user: Option<String>,
     tenant: Option<String>,
     groups: Option<Vec<String>>,
     cost_center: Option<String>,
     model: Option<String>,
+    model_key: Option<String>,
     provider: Option<String>,
     format: Option<String>,
     stream: Option<bool>,
@@ -110,24 +131,19 @@ struct RecordWire {
     estimated: Option<bool>,
     status: Option<u32>,
     decision: Option<String>,
+    /// The provider's error label, for the audit trail only.
+    error: Option<String>,
     latency_ms: Option<u64>,
     ttft_ms: Option<u64>,
     completed: Option<bool>,
     ts_ms: Option<u64>,
 }
 
-impl UsageRecord {
-    /// Checks the content type and decodes and validates a whole batch. The first bad
-    /// record fails the batch, with a message naming it: `records[3].input_tokens …`.
-    pub fn parse_batch(content_type: Option<&str>, body: &[u8]) -> Result<Vec<Self>, ApiError> {
-        Self::parse_full_batch(content_type, body).map(|b| b.records)
-    }
-
-    /// The whole batch: records and the lease slots to release.
-    pub fn parse_full_batch(
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<UsageBatch, ApiError> {
+impl UsageBatch {
+    /// Checks the content type and decodes the batch. Whole-batch problems are the
+    /// error; each record or release id that is invalid on its own becomes a dead
+    /// letter whose error names it: `records[3].input_tokens …`.
+    pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
         let wire: BatchWire = json_body::decode(content_type, body)?;
         let releases = wire.releases.unwrap_or_default();
         if releases.len() > MAX_USAGE_RECORDS {
@@ -136,11 +152,6 @@ impl UsageRecord {
                 &format!("must hold at most {MAX_USAGE_RECORDS} slots per batch"),
             ));
         }
-        let releases = releases
-            .into_iter()
-            .enumerate()
-            .map(|(i, id)| fields::request_id(&format!("releases[{i}]"), Some(id)))
-            .collect::<Result<Vec<_>, _>>()?;
         let records = wire.records.ok_or_else(|| fields::missing("records"))?;
         if records.len() > MAX_USAGE_RECORDS {
             return Err(fields::invalid(
@@ -151,14 +162,34 @@ impl UsageRecord {
                 ),
             ));
         }
-        let records = records
-            .into_iter()
-            .enumerate()
-            .map(|(index, record)| Self::validate(&format!("records[{index}]"), &record))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(UsageBatch { records, releases })
+        let mut batch = UsageBatch {
+            records: Vec::with_capacity(records.len()),
+            releases: Vec::with_capacity(releases.len()),
+            dead: Vec::new(),
+        };
+        for (i, record) in records.iter().enumerate() {
+            match UsageRecord::validate(&format!("records[{i}]"), record) {
+                Ok(record) => batch.records.push(record),
+                Err(err) => batch.dead.push(DeadLetter::new(&err.message, record.get())),
+            }
+        }
+        for (i, release) in releases.iter().enumerate() {
+            let at = format!("releases[{i}]");
+            let id = serde_json::from_str::<String>(release.get())
+                .map_err(|_| fields::invalid(&at, "must be a string"))
+                .and_then(|id| fields::request_id(&at, Some(id)));
+            match id {
+                Ok(id) => batch.releases.push(id),
+                Err(err) => batch
+                    .dead
+                    .push(DeadLetter::new(&err.message, release.get())),
+            }
+        }
+        Ok(batch)
     }
+}
 
+impl UsageRecord {
     fn validate(at: &str, raw: &RawValue) -> Result<Self, ApiError> {
         // RawValue holds one JSON value with no surrounding whitespace.
         if !raw.get().starts_with('{') {
@@ -178,7 +209,20 @@ impl UsageRecord {
             .reservation_id
             .map(|id| fields::request_id(&field("reservation_id"), Some(id)))
             .transpose()?;
+        if let Some(trace_id) = &wire.trace_id {
+            if trace_id.len() > fields::MAX_REQUEST_ID_BYTES {
+                return Err(fields::invalid(
+                    &field("trace_id"),
+                    &format!(
+                        "must be at most {} bytes (got {})",
+                        fields::MAX_REQUEST_ID_BYTES,
+                        trace_id.len()
+                    ),
+                ));
+            }
+        }
         let user = fields::user(&field("user"), wire.user)?;
+        let name = |name: &str, value| fields::name(&field(name), value);
         let count = |name: &str, value: Option<u64>| -> Result<u64, ApiError> {
             match value.unwrap_or(0) {
                 n if n <= MAX_USAGE_COUNT => Ok(n),
@@ -188,6 +232,7 @@ impl UsageRecord {
                 )),
             }
         };
+        name("error", wire.error)?;
         Ok(Self {
             input_tokens: count("input_tokens", wire.input_tokens)?,
             output_tokens: count("output_tokens", wire.output_tokens)?,
@@ -201,16 +246,17 @@ impl UsageRecord {
             request_id,
             reservation_id,
             user,
-            tenant: wire.tenant,
-            groups: wire.groups.unwrap_or_default(),
-            cost_center: wire.cost_center,
-            model: wire.model,
-            provider: wire.provider,
-            format: wire.format,
+            tenant: name("tenant", wire.tenant)?,
+            groups: fields::groups(&field("groups"), wire.groups)?,
+            cost_center: name("cost_center", wire.cost_center)?,
+            model: name("model", wire.model)?,
+            model_key: fields::model_key(&field("model_key"), wire.model_key)?,
+            provider: name("provider", wire.provider)?,
+            format: name("format", wire.format)?,
             stream: wire.stream.unwrap_or(false),
             estimated: wire.estimated.unwrap_or(false),
             status: wire.status,
-            decision: wire.decision,
+            decision: name("decision", wire.decision)?,
             latency_ms: wire.latency_ms,
             ttft_ms: wire.ttft_ms,
             completed: wire.completed,
@@ -231,9 +277,13 @@ pub async fn record_usage(
             let content_type = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
-            UsageRecord::parse_full_batch(content_type, &body)
+            UsageBatch::parse(content_type, &body)
         });
-    let UsageBatch { records, releases } = match parsed {
+    let UsageBatch {
+        records,
+        releases,
+        dead,
+    } = match parsed {
         Ok(batch) => batch,
         Err(err) => {
             state.metrics.record_invalid_usage_batch();
@@ -251,6 +301,24 @@ pub async fn record_usage(
     if tally.error.is_some() {
         return ApiError::store_unavailable().into_response();
     }
+    // After booking: a failure here has the filter retry, and its valid records then
+    // come back as duplicates.
+    let dead_lettered = match state
+        .store
+        .dead_letter(&dead, state.ledger.retention, now_ms)
+        .await
+    {
+        Ok(n) => n,
+        Err(_) => return ApiError::store_unavailable().into_response(),
+    };
+    if let Some(first) = dead.first() {
+        state.metrics.record_dead_letters(dead_lettered);
+        log::warn!(
+            "usage batch: {dead_lettered} invalid record(s) kept in {DEAD_LETTER_KEY}, not \
+             booked (first: {})",
+            first.error.escape_debug()
+        );
+    }
     let released = match state.store.release_slots(&releases).await {
         Ok(n) => n,
         Err(_) => return ApiError::store_unavailable().into_response(),
@@ -258,6 +326,7 @@ pub async fn record_usage(
     let mut body = json!({
         "accepted": tally.booked,
         "duplicates": tally.duplicates,
+        "dead_lettered": dead_lettered,
     });
     if !releases.is_empty() {
         body["released"] = json!(released);
@@ -272,8 +341,15 @@ mod tests {
     const USER: &str = "0190a6f2-7c1e-8b3a-9f00-1234567890ab";
     const JSON: Option<&str> = Some("application/json");
 
+    fn parse_batch(body: &str) -> Result<UsageBatch, ApiError> {
+        UsageBatch::parse(JSON, body.as_bytes())
+    }
+
+    /// The valid records of a batch that has no invalid ones.
     fn parse(body: &str) -> Result<Vec<UsageRecord>, ApiError> {
-        UsageRecord::parse_batch(JSON, body.as_bytes())
+        let batch = parse_batch(body)?;
+        assert_eq!(batch.dead, [], "{}", &body[..body.len().min(120)]);
+        Ok(batch.records)
     }
 
     fn batch_of(records: &[String]) -> String {
@@ -305,7 +381,8 @@ mod tests {
 
         let full = format!(
             r#"{{"request_id":"r2","user":"{}","tenant":"acme","groups":["eng","ml"],
-                "cost_center":"cc-42","model":"gpt-4o","provider":"openai","format":"openai_chat",
+                "cost_center":"cc-42","model":"gpt-4o-2024-08-06","model_key":"gpt-4o*",
+                "provider":"openai","format":"openai_chat","trace_id":"t-1","error":null,
                 "stream":true,"input_tokens":1843,"output_tokens":217,"cached_input_tokens":1792,
                 "reasoning_tokens":192,"cache_creation_input_tokens":5,"cost_micros":9007199254740992,
                 "estimated":true,"status":200,"decision":"allow","latency_ms":812,"ttft_ms":95,
@@ -319,6 +396,10 @@ mod tests {
         assert_eq!(full.groups, ["eng", "ml"]);
         assert_eq!(full.cost_center.as_deref(), Some("cc-42"));
         assert_eq!(full.format.as_deref(), Some("openai_chat"));
+        assert_eq!(
+            (full.model.as_deref(), full.model_key.as_deref()),
+            (Some("gpt-4o-2024-08-06"), Some("gpt-4o*"))
+        );
         assert_eq!(
             [
                 full.input_tokens,
@@ -353,8 +434,12 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_batches_naming_the_record_and_field() {
+    fn refuses_whole_batch_problems_naming_the_field() {
         let too_many = vec![minimal("r"); MAX_USAGE_RECORDS + 1];
+        let too_many_releases = format!(
+            r#"{{"records":[],"releases":[{}]}}"#,
+            vec![r#""s""#; MAX_USAGE_RECORDS + 1].join(",")
+        );
         let cases: Vec<(String, &str, &str)> = vec![
             ("".into(), "invalid_json", "empty"),
             ("{".into(), "invalid_json", "not valid JSON"),
@@ -371,99 +456,30 @@ mod tests {
                 "records: invalid type",
             ),
             (
+                r#"{"records":[],"releases":"s"}"#.into(),
+                "invalid_field",
+                "releases: invalid type",
+            ),
+            (
                 batch_of(&too_many),
                 "invalid_field",
                 "records must hold at most 1000 records per batch (got 1001)",
             ),
             (
-                batch_of(&[minimal("a"), with("input_tokens", "-1")]),
+                too_many_releases,
                 "invalid_field",
-                "records[1].input_tokens: invalid value: integer `-1`",
+                "releases must hold at most 1000 slots per batch",
             ),
+            // One bad record in JSON that does not parse is a bad body, not a bad record.
             (
-                batch_of(&[with("output_tokens", "1.5")]),
-                "invalid_field",
-                "records[0].output_tokens: invalid type: floating point",
-            ),
-            (
-                batch_of(&[with("cost_micros", "1e3")]),
-                "invalid_field",
-                "records[0].cost_micros: invalid type: floating point",
-            ),
-            (
-                batch_of(&[with("cost_micros", "\"12\"")]),
-                "invalid_field",
-                "records[0].cost_micros: invalid type: string",
-            ),
-            (
-                batch_of(&[with("cached_input_tokens", "9007199254740993")]),
-                "invalid_field",
-                "records[0].cached_input_tokens must be at most 2^53",
-            ),
-            (
-                batch_of(&[with("cost_micros", "18446744073709551615")]),
-                "invalid_field",
-                "records[0].cost_micros must be at most 2^53",
-            ),
-            (
-                batch_of(&[with("reasoning_tokens", "18446744073709551616")]),
-                "invalid_field",
-                "records[0].reasoning_tokens: invalid type: floating point",
-            ),
-            (
-                batch_of(&[minimal("a"), minimal("b"), r#"{"request_id":"c"}"#.into()]),
-                "missing_field",
-                "records[2].user is required",
-            ),
-            (
-                batch_of(&[format!(r#"{{"user":"{USER}"}}"#)]),
-                "missing_field",
-                "records[0].request_id is required",
-            ),
-            (
-                batch_of(&[r#"{"request_id":"r","user":"alice"}"#.into()]),
-                "invalid_field",
-                "records[0].user must be a UUID",
-            ),
-            (
-                batch_of(&[format!(r#"{{"request_id":" ","user":"{USER}"}}"#)]),
-                "invalid_field",
-                "records[0].request_id must not be empty",
-            ),
-            (
-                batch_of(&[with("status", "-1")]),
-                "invalid_field",
-                "records[0].status: invalid value",
-            ),
-            (
-                batch_of(&[with("estimated", "1")]),
-                "invalid_field",
-                "records[0].estimated: invalid type",
-            ),
-            (
-                batch_of(&[with("groups", "[\"eng\",7]")]),
-                "invalid_field",
-                "records[0].groups[1]: invalid type",
-            ),
-            (
-                batch_of(&[with("ts_ms", "-5")]),
-                "invalid_field",
-                "records[0].ts_ms: invalid value",
-            ),
-            (
-                batch_of(&[with("tenant", "7")]),
-                "invalid_field",
-                "records[0].tenant: invalid type",
-            ),
-            (
-                format!(r#"{{"records":[{},7]}}"#, minimal("a")),
-                "invalid_field",
-                "records[1] must be a JSON object",
+                format!(r#"{{"records":[{},{{"request_id":}}]}}"#, minimal("a")),
+                "invalid_json",
+                "not valid JSON",
             ),
         ];
         for (body, code, needle) in cases {
             let shown = &body[..body.len().min(120)];
-            let err = parse(&body).expect_err(shown);
+            let err = parse_batch(&body).expect_err(shown);
             assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST, "{shown}");
             assert_eq!(err.code, code, "{shown}: {}", err.message);
             assert!(
@@ -471,21 +487,195 @@ mod tests {
                 "{shown}: message {:?} lacks {needle:?}",
                 err.message
             );
-            // Positions help with syntax errors only; data errors name the field instead.
-            assert!(
-                code != "invalid_field" || !err.message.contains(" at line "),
-                "{}",
-                err.message
-            );
         }
+    }
+
+    #[test]
+    fn dead_letters_each_invalid_record_naming_it_and_keeps_the_rest() {
+        let long = "x".repeat(fields::MAX_NAME_BYTES + 1);
+        let long_id = "x".repeat(fields::MAX_REQUEST_ID_BYTES + 1);
+        let many_groups = format!("[{}]", vec![r#""g""#; fields::MAX_GROUPS + 1].join(","));
+        let quoted = |text: &str| format!("\"{text}\"");
+        let cases: Vec<(String, &str)> = vec![
+            (
+                with("input_tokens", "-1"),
+                "records[1].input_tokens: invalid value: integer `-1`",
+            ),
+            (
+                with("output_tokens", "1.5"),
+                "records[1].output_tokens: invalid type: floating point",
+            ),
+            (
+                with("cost_micros", "1e3"),
+                "records[1].cost_micros: invalid type: floating point",
+            ),
+            (
+                with("cost_micros", "\"12\""),
+                "records[1].cost_micros: invalid type: string",
+            ),
+            (
+                with("cached_input_tokens", "9007199254740993"),
+                "records[1].cached_input_tokens must be at most 2^53",
+            ),
+            (
+                with("cost_micros", "18446744073709551615"),
+                "records[1].cost_micros must be at most 2^53",
+            ),
+            (
+                with("reasoning_tokens", "18446744073709551616"),
+                "records[1].reasoning_tokens: invalid type: floating point",
+            ),
+            (
+                r#"{"request_id":"c"}"#.into(),
+                "records[1].user is required",
+            ),
+            (
+                format!(r#"{{"user":"{USER}"}}"#),
+                "records[1].request_id is required",
+            ),
+            (
+                r#"{"request_id":"r","user":"alice"}"#.into(),
+                "records[1].user must be a UUID",
+            ),
+            (
+                format!(r#"{{"request_id":" ","user":"{USER}"}}"#),
+                "records[1].request_id must not be empty",
+            ),
+            (
+                format!(r#"{{"request_id":"{long_id}","user":"{USER}"}}"#),
+                "records[1].request_id must be at most 256 bytes",
+            ),
+            (
+                with("reservation_id", &quoted(&long_id)),
+                "records[1].reservation_id must be at most 256 bytes",
+            ),
+            (
+                with("trace_id", &quoted(&long_id)),
+                "records[1].trace_id must be at most 256 bytes (got 257)",
+            ),
+            (with("status", "-1"), "records[1].status: invalid value"),
+            (with("estimated", "1"), "records[1].estimated: invalid type"),
+            (
+                with("groups", "[\"eng\",7]"),
+                "records[1].groups[1]: invalid type",
+            ),
+            (
+                with("groups", &many_groups),
+                "records[1].groups must hold at most 64 groups (got 65)",
+            ),
+            (
+                with("groups", &format!("[\"eng\",{}]", quoted(&long))),
+                "records[1].groups[1] must be at most 256 bytes (got 257)",
+            ),
+            (with("ts_ms", "-5"), "records[1].ts_ms: invalid value"),
+            (with("tenant", "7"), "records[1].tenant: invalid type"),
+            (
+                with("model", &quoted(&"m".repeat(64 * 1024))),
+                "records[1].model must be at most 256 bytes (got 65536)",
+            ),
+            (
+                with("model_key", "\"\""),
+                "records[1].model_key must not be empty",
+            ),
+            (
+                with("model_key", &quoted(&long)),
+                "records[1].model_key must be at most 256 bytes",
+            ),
+            (
+                with("tenant", &quoted(&long)),
+                "records[1].tenant must be at most 256 bytes",
+            ),
+            (
+                with("cost_center", &quoted(&long)),
+                "records[1].cost_center must be at most 256 bytes",
+            ),
+            (
+                with("provider", &quoted(&long)),
+                "records[1].provider must be at most 256 bytes",
+            ),
+            (
+                with("format", &quoted(&long)),
+                "records[1].format must be at most 256 bytes",
+            ),
+            (
+                with("decision", &quoted(&long)),
+                "records[1].decision must be at most 256 bytes",
+            ),
+            (
+                with("error", &quoted(&long)),
+                "records[1].error must be at most 256 bytes",
+            ),
+            ("7".into(), "records[1] must be a JSON object"),
+            ("[]".into(), "records[1] must be a JSON object"),
+            ("null".into(), "records[1] must be a JSON object"),
+        ];
+        for (bad, needle) in cases {
+            // Between two good records, which are kept in order.
+            let body = batch_of(&[minimal("a"), bad.clone(), minimal("b")]);
+            let shown = &bad[..bad.len().min(120)];
+            let batch = parse_batch(&body).expect(shown);
+            let ids: Vec<&str> = batch
+                .records
+                .iter()
+                .map(|r| r.request_id.as_str())
+                .collect();
+            assert_eq!(ids, ["a", "b"], "{shown}");
+            let [dead] = batch.dead.as_slice() else {
+                panic!("{shown}: {:?}", batch.dead);
+            };
+            assert!(
+                dead.error.contains(needle),
+                "{shown}: error {:?} lacks {needle:?}",
+                dead.error
+            );
+            // Data errors name the field, never a position.
+            assert!(!dead.error.contains(" at line "), "{}", dead.error);
+            assert!(bad.starts_with(&dead.record), "{shown}");
+            assert_eq!(dead.record_bytes, bad.len(), "{shown}");
+        }
+        // Every bound is inclusive.
+        let at_bounds = [
+            with("model", &quoted(&"m".repeat(fields::MAX_NAME_BYTES))),
+            with(
+                "trace_id",
+                &quoted(&"t".repeat(fields::MAX_REQUEST_ID_BYTES)),
+            ),
+            with(
+                "groups",
+                &format!(
+                    "[{}]",
+                    vec![quoted(&long[1..]); fields::MAX_GROUPS].join(",")
+                ),
+            ),
+        ];
+        assert_eq!(parse(&batch_of(&at_bounds)).expect("at bounds").len(), 3);
+    }
+
+    #[test]
+    fn dead_letters_release_ids_that_are_not_ones() {
+        let long_id = "x".repeat(fields::MAX_REQUEST_ID_BYTES + 1);
+        let body = format!(r#"{{"records":[],"releases":["s.2",7,"","{long_id}","a\nb","s.3"]}}"#);
+        let batch = parse_batch(&body).expect("batch");
+        assert_eq!(batch.releases, ["s.2", "s.3"]);
+        let errors: Vec<&str> = batch.dead.iter().map(|d| d.error.as_str()).collect();
+        assert_eq!(
+            errors,
+            [
+                "releases[1] must be a string",
+                "releases[2] must not be empty",
+                "releases[3] must be at most 256 bytes",
+                "releases[4] must not contain control characters",
+            ]
+        );
+        assert_eq!(batch.dead[0].record, "7");
     }
 
     #[test]
     fn requires_a_json_content_type() {
         let body = batch_of(&[minimal("r")]);
-        let err = UsageRecord::parse_batch(Some("text/plain"), body.as_bytes()).expect_err("text");
+        let err = UsageBatch::parse(Some("text/plain"), body.as_bytes()).expect_err("text");
         assert_eq!(err.code, "unsupported_content_type");
-        let err = UsageRecord::parse_batch(None, body.as_bytes()).expect_err("none");
+        let err = UsageBatch::parse(None, body.as_bytes()).expect_err("none");
         assert_eq!(err.code, "unsupported_content_type");
     }
 }

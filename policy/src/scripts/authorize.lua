@@ -25,7 +25,9 @@
 -- ARGV[9]   the request id (names the reservation)
 -- ARGV[10]  lease slots wanted, 0 or 1 for none (see "Leases" below)
 -- ARGV[11]  within how many ms the filter gives a lease's unused slots back, 0 unknown
--- ARGV[12..] per scope, the fallback rpm when no limit set has one, or '' for none
+-- ARGV[12]  1 when the request is priced, 0 when the filter has no price for its model
+--           (see "Unpriced" below)
+-- ARGV[13..] per scope, the fallback rpm when no limit set has one, or '' for none
 --
 -- Returns {allowed, slots, limit...}: slots is how many requests' worth was taken (1
 -- without a lease, 0 when denied or only reporting); then one limit per check made, in
@@ -37,7 +39,8 @@
 --   used       requests or tokens in the rate window, or committed spend in the budget
 --              window; after taking, this request included
 --   reserved   live reservations against the budget (this one included once taken)
---   tripped    1 if this limit denies the request
+--   tripped    1 if this limit denies the request, 2 if it is a dollar budget that
+--              denies it because the request is unpriced
 --   source     0 own set, 1 default set, 2 the service's fallback
 --
 -- A request needs max(reserve, 1) of each limit: a request that reserves nothing still
@@ -48,6 +51,15 @@
 -- If the request id already holds a reservation record (a repeated authorize), the
 -- existing reservation stands for it and no second one is made; rate windows still
 -- count the request.
+--
+-- Unpriced: a request whose model has no price (ARGV[12] = 0) would be booked at 0 µ$,
+-- so it is denied (tripped 2) by every dollar budget that applies to it: each scope's
+-- effective budget, resolved from its own set and its kind's default exactly as for
+-- priced requests, that has a usd_micros amount. Token budgets and rate limits apply as
+-- usual. Checked here, in the same atomic read of the limit sets as every other limit,
+-- so a budget set between two reads cannot slip an unpriced request through. A denied
+-- request takes nothing, whatever the reason: no reservation, no rate-window count,
+-- no lease slot.
 --
 -- Leases: with ARGV[10] = K >= 2, an allowed request may take up to K slots at once,
 -- each an ordinary reservation of this request's worst case with its own record,
@@ -73,6 +85,7 @@ local take = ARGV[6] == '1'
 local day_end, month_end = tonumber(ARGV[7]), tonumber(ARGV[8])
 local request_id = ARGV[9]
 local lease_return_ms = tonumber(ARGV[11]) or 0
+local priced = ARGV[12] ~= '0'
 local need_tokens = math.max(reserve_tokens, 1)
 local need_cost = math.max(reserve_cost, 1)
 
@@ -88,7 +101,7 @@ end
 for s = 1, (#KEYS - 1) / 8 do
   local k = 1 + (s - 1) * 8
   local e = effective(read_limits(KEYS[k + 1]), read_limits(KEYS[k + 2]),
-    tonumber(ARGV[11 + s]))
+    tonumber(ARGV[12 + s]))
   local plan = {}
   if e.rpm or e.tpm then
     local r = rate_open(KEYS[k + 3], window_ms, now)
@@ -129,6 +142,11 @@ for s = 1, (#KEYS - 1) / 8 do
              source = e.budget_src, roll = w, prefix = 'c', need = need_cost,
              budget = true, amount = reserve_cost, held = held.held_cost,
              held_until = held.until_ms}, need_cost)
+      if not priced then
+        local entry = limits[#limits]
+        entry.tripped, entry.unpriced = true, true
+        allowed = false
+      end
     end
     if b.tokens then
       check({scope = s, metric = 'tokens', period = b.period.text, limit = b.tokens,
@@ -155,7 +173,7 @@ end
 
 -- A denial the held spare slots alone cause lifts when they are back.
 for _, entry in ipairs(limits) do
-  if entry.tripped and entry.held > 0 and entry.held_until > now
+  if entry.tripped and not entry.unpriced and entry.held > 0 and entry.held_until > now
       and entry.used + entry.reserved - entry.held + entry.need <= entry.limit then
     entry.reset = math.max(1, math.min(entry.reset, entry.held_until - now))
   end
@@ -250,7 +268,7 @@ end
 local reply = {allowed and 1 or 0, slots}
 for _, entry in ipairs(limits) do
   reply[#reply + 1] = {entry.scope, entry.metric, entry.period, out(entry.limit),
-    out(entry.used), out(entry.reserved), out(entry.reset), entry.tripped and 1 or 0,
-    entry.source}
+    out(entry.used), out(entry.reserved), out(entry.reset),
+    entry.unpriced and 2 or (entry.tripped and 1 or 0), entry.source}
 end
 return reply

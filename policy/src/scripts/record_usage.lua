@@ -12,13 +12,15 @@
 -- reservation's release.
 --
 -- KEYS[1]        audit stream, `ck:usage:log`
--- KEYS[2r], KEYS[2r+1]   for each record r = 1..n (n = ARGV[4]): its dedupe marker,
+-- KEYS[2r], KEYS[2r+1]   for each record r = 1..n (n = ARGV[5]): its dedupe marker,
 --                `ck:usage:seen:{<request_id>}`, and its request's reservation record,
 --                `ck:resv:req:{<request_id>}` (see authorize.lua); the reservation and
 --                rate keys a record names are used as named
 -- KEYS[2n+2..]   nine per scope group, g = (#KEYS - 1 - 2n) / 9 groups: a scope (user,
 --                tenant, model, cost centre) with its id and booking day, listed once
---                however many records of the chunk name it:
+--                however many records of the chunk name it; a model's id is the
+--                record's model key when it has one (so client-chosen names share
+--                `other`), else its model:
 --   +1  `ck:ledger:<kind>:{<id>}:<YYYY-MM-DD>`   ledger hash of the booking day
 --   +2  `ck:ledger:<kind>:{<id>}:<YYYY-MM>`      and of its month
 --   +3  `ck:limits:<kind>:{<id>}`                the scope's own limit set
@@ -29,11 +31,13 @@
 --   +8  `ck:top:<kind>:tokens:<YYYY-MM-DD>`
 --   +9  `ck:top:<kind>:tokens:<YYYY-MM>`
 -- ARGV[1]   dedupe window in seconds (integer >= 1): how long a marker lives
--- ARGV[2]   approximate cap on the audit stream's length (XADD MAXLEN ~)
--- ARGV[3]   now, ms since the epoch (the service's clock): rolling windows book here
--- ARGV[4]   n, the number of records
--- ARGV[5]   f, the number of ledger fields; ARGV[6..5+f] their names
--- ARGV[6+f..5+f+g]   each group's id: its member in the rankings
+-- ARGV[2]   approximate cap on the audit stream's length (XADD MAXLEN ~), >= 1
+-- ARGV[3]   approximate cap on the audit stream's age, ms (XTRIM MINID ~, once per
+--           call, by Redis's clock; see windows.lua, stream_trim_age)
+-- ARGV[4]   now, ms since the epoch (the service's clock): rolling windows book here
+-- ARGV[5]   n, the number of records
+-- ARGV[6]   f, the number of ledger fields; ARGV[7..6+f] their names
+-- ARGV[7+f..6+f+g]   each group's id: its member in the rankings
 -- then `1` when per-group sums follow, `0` when not: for each group, in order, f sums
 --   (one per ledger field), then tokens and cost: what the group's records add when
 --   every one of them is booked, each sum in [0, 2^53]. Groups are numbered in order of
@@ -46,7 +50,7 @@
 --   when it sent the sums, and sends them only when the script asks), and then per
 --   record, in KEYS order, what it adds:
 --   its cost in micro-dollars, in [0, 2^53]
---   f increments, one per ledger field in ARGV[6..] order, integers in [0, 2^53]
+--   f increments, one per ledger field in ARGV[7..] order, integers in [0, 2^53]
 --   m, the number of its scopes, then m group numbers (1..g) in scope order
 -- When every record is booked (no duplicate, the usual case) and the sums were sent,
 -- the script reads the sums and never the per-record amounts: most of a chunk's Lua time
@@ -80,19 +84,20 @@
 
 local GROUP = 9
 local log = KEYS[1]
-local dedupe_secs, max_len, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local n, field_count = tonumber(ARGV[4]), tonumber(ARGV[5])
+local dedupe_secs, max_len, max_age_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local n, field_count = tonumber(ARGV[5]), tonumber(ARGV[6])
 local group_count = (#KEYS - 1 - 2 * n) / GROUP
 local fields = {}
 for f = 1, field_count do
-  fields[f] = ARGV[5 + f]
+  fields[f] = ARGV[6 + f]
 end
 
 -- The keys of group g are KEYS[group_key(g) + 1 .. + 9]; its id is ARGV[ids + g].
 local function group_key(g)
   return 1 + 2 * n + (g - 1) * GROUP
 end
-local ids = 5 + field_count
+local ids = 6 + field_count
 
 local a = ids + group_count + 1
 local summed = ARGV[a] == '1'
@@ -299,6 +304,7 @@ for _, record in ipairs(booked) do
     'day', record.day)
   redis.call('SET', record.seen, '1', 'NX', 'EX', dedupe_secs)
 end
+stream_trim_age(log, max_age_ms)
 for _, l in ipairs(ledger_order) do
   if #l.set > 0 then redis.call('HSET', l.key, unpack(l.set)) end
   for _, step in ipairs(l.add) do

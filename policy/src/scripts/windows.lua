@@ -1,6 +1,7 @@
--- windows.lua: helpers shared by authorize.lua, record_usage.lua and release.lua. The
--- service sends this file and the script as one body (see store/mod.rs), so it has no
--- KEYS or ARGV of its own. It documents the layouts the scripts share:
+-- windows.lua: helpers shared by authorize.lua, record_usage.lua, release.lua and
+-- dead_letter.lua. The service sends this file and the script as one body (see
+-- store/mod.rs), so it has no KEYS or ARGV of its own. It documents the layouts the
+-- scripts share:
 --
 -- Limit set, `ck:limits:<kind>:{<id>}` (hash; `<id>` `*` is the kind's default set):
 --   rpm, tpm, usd_micros, tokens   integers in [0, 2^53], each optional
@@ -36,6 +37,10 @@
 -- `c<i>`. A window of W ms has ROLL_SPAN buckets of ceil(W / ROLL_SPAN) ms plus the
 -- current one, so spend counts for between W and W * (1 + 1/ROLL_SPAN): never less than
 -- the window, which keeps the budget a hard bound. Changing W starts the window afresh.
+--
+-- Streams, `ck:usage:log` (booked records) and `ck:usage:dead` (refused ones): each
+-- capped by length (XADD MAXLEN ~) and by age (stream_trim_age), both approximate:
+-- Redis drops whole macro nodes (100 entries by default), never part of one.
 --
 -- Numbers are Lua doubles: exact to 2^53, which the service's validation keeps every
 -- limit, reservation and usage count under.
@@ -460,4 +465,18 @@ local function roll_reset_after(w, prefix, over, now)
     end
   end
   return w.window_ms
+end
+
+-- Streams -----------------------------------------------------------------------
+
+-- Drops a stream's entries older than max_age_ms. Age is read on Redis's clock, the one
+-- `*` ids come from, so a service clock that is off (or a test's) can never trim new
+-- entries. `~` drops only whole macro nodes, which keeps it cheap when there is nothing
+-- to drop, the usual case.
+local function stream_trim_age(key, max_age_ms)
+  local t = redis.call('TIME')
+  local min_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - max_age_ms
+  if min_ms > 0 then
+    redis.call('XTRIM', key, 'MINID', '~', int(min_ms))
+  end
 end

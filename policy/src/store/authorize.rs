@@ -75,6 +75,9 @@ pub struct LimitState {
     pub reserved: u64,
     pub reset_after_ms: u64,
     pub tripped: bool,
+    /// Tripped because the request has no price and this is a dollar budget: no amount
+    /// of waiting lets it through.
+    pub unpriced: bool,
     pub source: Source,
 }
 
@@ -174,6 +177,13 @@ fn parse_limit(value: &Value) -> Option<LimitState> {
     } else {
         return None;
     };
+    let (tripped, unpriced) = match int(tripped)? {
+        0 => (false, false),
+        1 => (true, false),
+        // Only a dollar budget can refuse an unpriced request.
+        2 if metric == Metric::UsdMicros => (true, true),
+        _ => return None,
+    };
     Some(LimitState {
         scope: usize::try_from(int(scope)?.checked_sub(1)?).ok()?,
         metric,
@@ -182,11 +192,8 @@ fn parse_limit(value: &Value) -> Option<LimitState> {
         used: int(used)?,
         reserved: int(reserved)?,
         reset_after_ms: int(reset)?,
-        tripped: match int(tripped)? {
-            0 => false,
-            1 => true,
-            _ => return None,
-        },
+        tripped,
+        unpriced,
         source: match int(source)? {
             0 => Source::Own,
             1 => Source::Default,
@@ -223,6 +230,10 @@ mod tests {
     }
 
     fn budget() -> Value {
+        usd_budget(0)
+    }
+
+    fn usd_budget(tripped: i64) -> Value {
         limit([
             Value::Int(2),
             bulk("usd_micros"),
@@ -231,7 +242,7 @@ mod tests {
             Value::Int(100),
             Value::Int(50),
             Value::Int(9),
-            Value::Int(0),
+            Value::Int(tripped),
             Value::Int(1),
         ])
     }
@@ -257,6 +268,7 @@ mod tests {
                 reserved: 0,
                 reset_after_ms: 41_000,
                 tripped: true,
+                unpriced: false,
                 source: Source::Config,
             }
         );
@@ -271,6 +283,14 @@ mod tests {
             )
         );
         assert_eq!(budget.remaining(), 350);
+        assert!(!budget.tripped && !budget.unpriced);
+        let unpriced = parse_verdict(&Value::Array(vec![
+            Value::Int(0),
+            Value::Int(0),
+            usd_budget(2),
+        ]))
+        .expect("unpriced");
+        assert!(unpriced.limits[0].tripped && unpriced.limits[0].unpriced);
         let allowed =
             parse_verdict(&Value::Array(vec![Value::Int(1), Value::Int(4)])).expect("no limits");
         assert!(allowed.allowed && allowed.limits.is_empty());
@@ -310,6 +330,9 @@ mod tests {
             Value::Array(vec![Value::Int(1), Value::Int(1), bad_scope]),
             Value::Array(vec![Value::Int(1), Value::Int(1), bad_period]),
             Value::Array(vec![Value::Int(1), Value::Int(1), negative]),
+            // Only a dollar budget refuses an unpriced request.
+            Value::Array(vec![Value::Int(0), Value::Int(0), rpm(2)]),
+            Value::Array(vec![Value::Int(0), Value::Int(0), usd_budget(3)]),
         ];
         for reply in cases {
             assert_eq!(parse_verdict(&reply), None, "{reply:?}");

@@ -1,6 +1,6 @@
 //! Redis access: one self-healing connection, the Lua scripts, and a time bound on
 //! every round trip. Decisions' round trips live in `authorize`, the usage ledger's in
-//! `usage`, the admin API's in `admin`.
+//! `usage`, refused usage records' in `dead_letter`, the admin API's in `admin`.
 //!
 //! The service keeps no counters of its own. When Redis cannot answer, callers get a
 //! [`StoreError`] and the API answers 503; the filter then applies its configured
@@ -9,6 +9,7 @@
 
 mod admin;
 mod authorize;
+mod dead_letter;
 mod probe;
 mod usage;
 
@@ -37,6 +38,10 @@ pub const RELEASE_SCRIPT: &str = concat!(
 pub const RECORD_USAGE_SCRIPT: &str = concat!(
     include_str!("../scripts/windows.lua"),
     include_str!("../scripts/record_usage.lua")
+);
+pub const DEAD_LETTER_SCRIPT: &str = concat!(
+    include_str!("../scripts/windows.lua"),
+    include_str!("../scripts/dead_letter.lua")
 );
 
 #[derive(Debug)]
@@ -98,6 +103,7 @@ struct Inner {
     authorize: Script,
     record_usage: Script,
     release: Script,
+    dead_letter: Script,
     timeout: Duration,
     /// Where Redis is, without credentials: safe to log.
     address: String,
@@ -129,6 +135,7 @@ impl Store {
                 authorize: Script::new(AUTHORIZE_SCRIPT),
                 record_usage: Script::new(RECORD_USAGE_SCRIPT),
                 release: Script::new(RELEASE_SCRIPT),
+                dead_letter: Script::new(DEAD_LETTER_SCRIPT),
                 timeout,
                 address,
                 availability: AtomicU8::new(Availability::Unknown.as_u8()),

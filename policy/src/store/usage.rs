@@ -9,6 +9,7 @@ use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 
 use super::{Store, StoreError};
 use crate::keys;
+use crate::ledger::Retention;
 
 /// Most records one `record_usage.lua` call books. A call's cost is mostly per call and
 /// per key it touches, and a batch's records mostly share their keys, so larger chunks
@@ -79,7 +80,7 @@ impl Store {
         writes: &[UsageWrite],
         dedupe_secs: u64,
         audit_log_key: &str,
-        audit_log_max_len: u64,
+        retention: Retention,
     ) -> UsageTally {
         let mut tally = UsageTally::default();
         let mut pending = usage_chunks(writes);
@@ -100,7 +101,7 @@ impl Store {
                         &writes[chunk.clone()],
                         dedupe_secs,
                         audit_log_key,
-                        audit_log_max_len,
+                        retention,
                     )
                     .await;
                 match answered {
@@ -179,17 +180,10 @@ impl Store {
         chunk: &[UsageWrite],
         dedupe_secs: u64,
         audit_log_key: &str,
-        audit_log_max_len: u64,
+        retention: Retention,
     ) -> Result<redis::RedisResult<Value>, StoreError> {
-        let run = |details| {
-            self.run_usage_script(
-                chunk,
-                dedupe_secs,
-                audit_log_key,
-                audit_log_max_len,
-                details,
-            )
-        };
+        let run =
+            |details| self.run_usage_script(chunk, dedupe_secs, audit_log_key, retention, details);
         match run(false).await? {
             Ok(Value::BulkString(reply)) if reply == b"details" => run(true).await,
             reply => Ok(reply),
@@ -202,7 +196,7 @@ impl Store {
         chunk: &[UsageWrite],
         dedupe_secs: u64,
         audit_log_key: &str,
-        audit_log_max_len: u64,
+        retention: Retention,
         details: bool,
     ) -> Result<redis::RedisResult<Value>, StoreError> {
         // Built in a block: the map keyed by address is not `Send`, and must be gone
@@ -238,7 +232,8 @@ impl Store {
             let first = &chunk[0];
             invocation
                 .arg(dedupe_secs)
-                .arg(audit_log_max_len)
+                .arg(retention.max_len)
+                .arg(retention.max_age_ms())
                 .arg(first.now_ms)
                 .arg(chunk.len())
                 .arg(first.increments.len());

@@ -64,6 +64,29 @@ async fn malformed_authorize_requests_get_json_errors() {
             StatusCode::BAD_REQUEST,
             "invalid_field",
         ),
+        // A client's 60 KB model name is refused before any decision (the filter refuses
+        // it first; this is the bound behind it).
+        (
+            json,
+            format!(
+                r#"{{"request_id":"r1","user":"{user}","model":"{}"}}"#,
+                "m".repeat(60 * 1024)
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            json,
+            format!(r#"{{"request_id":"r1","user":"{user}","model_key":""}}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            json,
+            format!(r#"{{"request_id":"r1","user":"{user}","priced":"no"}}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
         (
             Some("text/plain"),
             format!(r#"{{"request_id":"r1","user":"{user}"}}"#),

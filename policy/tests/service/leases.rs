@@ -70,12 +70,26 @@ async fn a_lease_reserves_slots_that_records_and_releases_give_back() {
     let spend = service.spend("tenant", &tenant, None).await;
     assert_eq!(budget(&spend), (6_000, 0), "{spend}");
 
-    // A malformed slot id is refused, naming it.
+    // A malformed slot id is dead-lettered, naming it, and fails nothing else.
     let (status, answer) = service
-        .post_usage_raw(r#"{"records": [], "releases": [""]}"#)
+        .post_usage_raw(&format!(r#"{{"records": [], "releases": ["", "{id}.3"]}}"#))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert!(answer.to_string().contains("releases[0]"), "{answer}");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        (&answer["dead_lettered"], &answer["released"]),
+        (&json!(1), &json!(0)),
+        "{answer}"
+    );
+    let mut conn = redis.connection().await;
+    let dead: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg("ck:usage:dead")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .expect("XRANGE");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].1[..2], ["error", "releases[0] must not be empty"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -329,13 +329,25 @@ async fn a_request_larger_than_a_limit_is_denied_and_says_so() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["allow"], false, "{body}");
 
-    // Odd scope names are taken as they come: the model comes from the client.
+    // Odd scope names are taken as they come (the model comes from the client), up to
+    // their bound: the filter refuses a longer model name itself.
     let mut odd = authorize_request(&new_user(), &new_tenant(), 1, 1);
-    odd["model"] = json!(format!("{}\u{7}}}{{:*", "m".repeat(1000)));
+    odd["model"] = json!(format!("{}\u{7}}}{{:*", "m".repeat(250)));
     odd["cost_center"] = json!("   ");
     let (status, body) = service.authorize_body(&odd).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["allow"], true, "{body}");
-    let (status, _) = service.post_usage(&[usage_for(&odd, 1, 1, 1)]).await;
+    let (status, body) = service.post_usage(&[usage_for(&odd, 1, 1, 1)]).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&body["accepted"], &body["dead_lettered"]),
+        (&json!(1), &json!(0))
+    );
+    odd["model"] = json!("m".repeat(257));
+    let (status, body) = service.authorize_body(&odd).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["error"]["message"], "model must be at most 256 bytes (got 257)",
+        "{body}"
+    );
 }
