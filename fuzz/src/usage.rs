@@ -14,13 +14,15 @@
 //! - the final report does not depend on how the stream was cut;
 //! - an error label is a short identifier (at most 64 characters of `[A-Za-z0-9_.:/-]`):
 //!   it is provider-controlled and ends up in logs and usage records;
-//! - the settled usage never charges zero output for a response that delivered text.
+//! - the settled usage never charges zero output for a response that delivered text or
+//!   was cut; a cut answer without usage is charged its text or its unseen estimate, never
+//!   past the request's bound.
 //!
 //! Reported token counts are kept as the provider sent them (a later Gemini chunk may
 //! report less than an earlier one), so their monotonicity is not an invariant.
 
 use chokepoint_filter::accounting::Accounting;
-use chokepoint_filter::usage::estimate::{account, tokens_for_bytes};
+use chokepoint_filter::usage::estimate::{account, tokens_for_bytes, Answering};
 use chokepoint_filter::usage::{from_body, Format, Report, StreamAccountant};
 
 use crate::chunks;
@@ -45,20 +47,30 @@ fn check_report(report: &Report, prompt_bytes: u64) {
             "error label {label:?} is not a short identifier"
         );
     }
-    let accounted = account(report, prompt_bytes);
-    if report.delivered_text_bytes > 0 {
+    let answering = Answering {
+        millis: 5_000,
+        output_bound: 4_096,
+    };
+    let accounted = account(report, prompt_bytes, answering);
+    if report.delivered_text_bytes > 0 || !report.completed {
         assert!(
             accounted.usage.output_tokens > 0,
-            "text was delivered ({} bytes) but zero output is charged: {report:?}",
+            "text was delivered ({} bytes) or the answer was cut, but zero output is charged: {report:?}",
             report.delivered_text_bytes
         );
     }
     if report.usage.is_none() {
         assert!(accounted.estimated);
-        assert_eq!(
-            accounted.usage.output_tokens,
-            tokens_for_bytes(report.delivered_text_bytes)
-        );
+        let text = tokens_for_bytes(report.delivered_text_bytes);
+        let out = accounted.usage.output_tokens;
+        if report.completed {
+            assert_eq!(out, text, "a whole answer is charged its text");
+        } else {
+            assert!(
+                out >= text && out <= text.max(answering.output_bound),
+                "a cut answer: {out} for {text} tokens of text"
+            );
+        }
     }
 }
 
