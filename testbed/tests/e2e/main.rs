@@ -14,3 +14,5 @@ mod protocol;
 mod request_path;
 mod routing;
 mod support;
+mod tls_fixtures;
+mod upstream_tls;
