@@ -2,8 +2,9 @@
 """Offline CRD validation of the Kubernetes manifests chokepoint renders for mesh admins.
 
 Validates every document of the given YAML files against the official CRDs vendored in
-testbed/schemas/ (Istio WasmPlugin, EnvoyFilter, TrafficExtension; Envoy Gateway
-EnvoyExtensionPolicy; Gateway API HTTPRoute), the way the API server would with
+testbed/schemas/ (Istio WasmPlugin, EnvoyFilter, TrafficExtension, ServiceEntry,
+DestinationRule, VirtualService; Envoy Gateway EnvoyExtensionPolicy, Backend; Gateway API HTTPRoute,
+BackendTLSPolicy), the way the API server would with
 `kubectl apply --validate=strict`, without a cluster:
 
   * schema: each served version's openAPIV3Schema, converted to draft-7 JSON Schema as
@@ -19,7 +20,7 @@ EnvoyExtensionPolicy; Gateway API HTTPRoute), the way the API server would with
     in a WasmPlugin url, EnvoyExtensionPolicy sha256 shape;
   * YAML: duplicate keys are errors (strict decoding), timestamps stay strings.
 
-Documents whose kind has no CRD here (Gateway, Secret, Backend, ...) are reported as
+Documents whose kind has no CRD here (Gateway, Secret, VirtualService, ...) are reported as
 "skipped (no CRD here)", an error only with --strict-kinds. A kind we do have under the
 wrong group, or a version that is not served, is an error.
 
