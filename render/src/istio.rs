@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 use crate::envoy::{self, Code};
 use crate::plugin::{self, Target};
 use crate::policy::Policy;
+use crate::tls;
+use crate::url::Url;
 
 /// Where the EnvoyFilter variant expects the .wasm inside istio-proxy (mounted with the
 /// `sidecar.istio.io/userVolume*` annotations or a gateway Deployment volume).
@@ -87,23 +89,33 @@ pub fn traffic_extension(policy: &Policy) -> Value {
     })
 }
 
-/// The Istio resources WasmPlugin routing needs: each provider host as a ServiceEntry
-/// with TLS origination, and a VirtualService on the gateway that sends a request to
-/// the cluster the filter chose (the `x-chokepoint-cluster` header).
+/// The Kubernetes name of the resources for one upstream host and port.
+fn upstream_name(url: &Url) -> String {
+    let name = url.host.replace(['.', '_'], "-");
+    if url.port == url.default_port() {
+        name
+    } else {
+        format!("{name}-{}", url.port)
+    }
+}
+
+/// The Istio resources WasmPlugin routing needs: each provider and JWKS host as a
+/// ServiceEntry with TLS origination that verifies the host's name, and a VirtualService
+/// on the gateway that sends a request to the cluster the filter chose (the
+/// `x-chokepoint-cluster` header it sets). JWKS hosts get no route: only the filter's
+/// own callouts reach their clusters.
 pub fn routing(policy: &Policy) -> Vec<Value> {
     let d = &policy.deploy;
     let mut out = Vec::new();
-    let mut hosts: Vec<&crate::url::Url> = Vec::new();
-    for p in &policy.providers {
-        if !hosts
-            .iter()
-            .any(|h| h.host == p.url.host && h.port == p.url.port)
-        {
-            hosts.push(&p.url);
-        }
-    }
-    for url in &hosts {
-        let name = url.host.replace('.', "-");
+    let upstreams = policy.upstreams();
+    for u in &upstreams {
+        let url = u.url;
+        let name = upstream_name(url);
+        let port_name = if u.provider {
+            "http-provider"
+        } else {
+            "http-jwks"
+        };
         out.push(json!({
             "apiVersion": "networking.istio.io/v1",
             "kind": "ServiceEntry",
@@ -113,21 +125,42 @@ pub fn routing(policy: &Policy) -> Vec<Value> {
                 "location": "MESH_EXTERNAL",
                 "resolution": "DNS",
                 // HTTP inside the gateway, TLS on the wire (the DestinationRule below).
-                "ports": [{"number": url.port, "name": "http-provider", "protocol": "HTTP"}],
+                "ports": [{"number": url.port, "name": port_name, "protocol": "HTTP"}],
             }
         }));
         if url.tls {
+            // SNI and the names the certificate must carry, fixed: left out, Istio would
+            // take both from the request's Host, which is the client's.
+            let mut tls = json!({"mode": "SIMPLE", "sni": url.host, "subjectAltNames": [url.host]});
+            if let Some(ca) = u.ca {
+                // A gateway reads the CAs from a Secret in its own namespace (key
+                // `cacert`); without one it verifies against the OS bundle.
+                let secret = tls::ca_object_name("chokepoint-ca-", &name);
+                tls["credentialName"] = json!(secret);
+                out.push(json!({
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": meta(&secret, &d.istio_namespace),
+                    "type": "Opaque",
+                    "stringData": {"cacert": ca.pem},
+                }));
+            }
             out.push(json!({
                 "apiVersion": "networking.istio.io/v1",
                 "kind": "DestinationRule",
                 "metadata": meta(&name, &d.istio_namespace),
                 "spec": {
                     "host": url.host,
-                    "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": url.host}},
+                    "trafficPolicy": {"tls": tls},
                 }
             }));
         }
     }
+    let hosts: Vec<&Url> = upstreams
+        .iter()
+        .filter(|u| u.provider)
+        .map(|u| u.url)
+        .collect();
     let mut http: Vec<Value> = hosts
         .iter()
         .map(|url| {

@@ -16,5 +16,6 @@ pub mod overrides;
 pub mod plugin;
 pub mod policy;
 pub mod policy_file;
+pub mod tls;
 pub mod url;
 pub mod yaml;

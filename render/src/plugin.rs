@@ -83,6 +83,7 @@ pub fn plugin_config(policy: &Policy, target: Target) -> Value {
                     url,
                     refresh_secs,
                     timeout_ms,
+                    ..
                 } => {
                     let mut u = json!({
                         "cluster": jwks_cluster(i, url, target),

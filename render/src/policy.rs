@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::policy_file::{RawBudget, RawIssuer, RawLimit, RawPolicy};
+use crate::tls::{self, CaBundle};
 use crate::url::Url;
 use crate::yaml;
 
@@ -84,6 +85,8 @@ pub enum Keys {
         url: Url,
         refresh_secs: Option<u64>,
         timeout_ms: Option<u64>,
+        /// The private CA its https URL is verified against; the system bundle if none.
+        ca: Option<CaBundle>,
     },
 }
 
@@ -97,6 +100,48 @@ pub struct Provider {
     pub key_prefix: Option<String>,
     pub deployments: Option<BTreeMap<String, String>>,
     pub internal: bool,
+    /// The private CA its https URL is verified against; the system bundle if none.
+    pub ca: Option<CaBundle>,
+}
+
+/// One host and port the gateway reaches outside the mesh, with how it trusts it.
+#[derive(Debug, Clone, Copy)]
+pub struct Upstream<'a> {
+    pub url: &'a Url,
+    pub ca: Option<&'a CaBundle>,
+    /// A provider's (requests are routed to it), else only a JWKS host (the filter's
+    /// own callouts reach it).
+    pub provider: bool,
+}
+
+impl Policy {
+    /// Every provider and JWKS host and port once, providers first, in file order:
+    /// meshes configure routing and TLS per host, not per provider.
+    pub fn upstreams(&self) -> Vec<Upstream<'_>> {
+        let mut out: Vec<Upstream> = Vec::new();
+        let providers = self.providers.iter().map(|p| Upstream {
+            url: &p.url,
+            ca: p.ca.as_ref(),
+            provider: true,
+        });
+        let jwks = self.issuers.iter().filter_map(|i| match &i.keys {
+            Keys::Uri { url, ca, .. } => Some(Upstream {
+                url,
+                ca: ca.as_ref(),
+                provider: false,
+            }),
+            Keys::Inline(_) => None,
+        });
+        for u in providers.chain(jwks) {
+            let known = out
+                .iter()
+                .any(|o| o.url.host == u.url.host && o.url.port == u.url.port);
+            if !known {
+                out.push(u);
+            }
+        }
+        out
+    }
 }
 
 impl Provider {
@@ -244,7 +289,7 @@ const MAX_JWKS_FILE_BYTES: u64 = 1 << 20;
 
 /// Reads a regular file of at most `max` bytes as UTF-8. A FIFO or device is refused
 /// before it is opened (opening a FIFO would block), a longer file after `max` bytes.
-fn read_bounded(path: &Path, max: u64) -> Result<String, String> {
+pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<String, String> {
     use std::io::Read;
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
@@ -434,6 +479,7 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
                 "only an azure provider names its models by deployment",
             ));
         }
+        let ca = ca_file(cx, &f("ca_file"), p.ca_file.as_deref(), &url, base_dir)?;
         providers.push(Provider {
             name: p.name,
             kind: p.kind,
@@ -443,8 +489,11 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
             key_prefix: p.key_prefix,
             deployments: p.deployments,
             internal: p.internal.unwrap_or(false),
+            ca,
         });
     }
+
+    one_trust_per_host(cx, &issuers, &providers)?;
 
     let mut limits = BTreeMap::new();
     for (i, l) in raw.limits.into_iter().enumerate() {
@@ -571,19 +620,40 @@ fn issuer(cx: &Ctx, i: usize, ri: RawIssuer, base_dir: &Path) -> Result<Issuer, 
             if url.path.is_empty() {
                 return Err(cx.err(f("jwks.uri"), "needs the JWKS path"));
             }
+            match (url.tls, j.insecure_http) {
+                (false, Some(true)) | (true, None | Some(false)) => {}
+                (false, _) => {
+                    return Err(cx.err(
+                        f("jwks.uri"),
+                        "must be https: whoever can change the keys on the way can mint any identity (for a local plain-http identity provider, set insecure_http: true)",
+                    ))
+                }
+                (true, Some(true)) => {
+                    return Err(cx.err(
+                        f("jwks.insecure_http"),
+                        "applies to an http:// uri only; this one is https",
+                    ))
+                }
+            }
+            let ca = ca_file(cx, &f("jwks.ca_file"), j.ca_file.as_deref(), &url, base_dir)?;
             Keys::Uri {
                 url,
                 refresh_secs: j.refresh_secs,
                 timeout_ms: j.timeout_ms,
+                ca,
             }
         }
         (None, None, Some(v)) => Keys::Inline(v),
         _ => return Err(cx.err(f("jwks"), "needs exactly one of file, uri or inline")),
     };
-    if matches!(keys, Keys::Inline(_)) && (j.refresh_secs.is_some() || j.timeout_ms.is_some()) {
+    let uri_only = j.refresh_secs.is_some()
+        || j.timeout_ms.is_some()
+        || j.ca_file.is_some()
+        || j.insecure_http.is_some();
+    if matches!(keys, Keys::Inline(_)) && uri_only {
         return Err(cx.err(
             f("jwks"),
-            "refresh_secs and timeout_ms apply to a jwks uri only",
+            "refresh_secs, timeout_ms, ca_file and insecure_http apply to a jwks uri only",
         ));
     }
     let mut fields = serde_json::Map::new();
@@ -619,6 +689,66 @@ fn issuer(cx: &Ctx, i: usize, ri: RawIssuer, base_dir: &Path) -> Result<Issuer, 
         fields,
         keys,
     })
+}
+
+/// The private CA bundle of an https upstream, read and checked now.
+fn ca_file(
+    cx: &Ctx,
+    field: &str,
+    file: Option<&str>,
+    url: &Url,
+    base_dir: &Path,
+) -> Result<Option<CaBundle>, PolicyError> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    if !url.tls {
+        return Err(cx.err(field, "applies to an https URL only"));
+    }
+    tls::load_ca_file(file, base_dir)
+        .map(Some)
+        .map_err(|e| cx.err(field, e))
+}
+
+/// Istio and Envoy Gateway configure TLS per host and port, not per provider: every
+/// upstream on one host and port must trust the same CAs.
+fn one_trust_per_host(
+    cx: &Ctx,
+    issuers: &[Issuer],
+    providers: &[Provider],
+) -> Result<(), PolicyError> {
+    let mut seen: Vec<(&Url, Option<&CaBundle>, String)> = Vec::new();
+    let jwks = issuers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, iss)| match &iss.keys {
+            Keys::Uri { url, ca, .. } => {
+                Some((url, ca.as_ref(), format!("issuers[{i}].jwks.ca_file")))
+            }
+            Keys::Inline(_) => None,
+        });
+    let provs = providers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (&p.url, p.ca.as_ref(), format!("providers[{i}].ca_file")));
+    for (url, ca, field) in provs.chain(jwks) {
+        let same_host = |(u, _, _): &&(&Url, Option<&CaBundle>, String)| {
+            u.host == url.host && u.port == url.port
+        };
+        if let Some((_, other_ca, other)) = seen.iter().find(same_host) {
+            if other_ca.map(|c| &c.pem) != ca.map(|c| &c.pem) {
+                return Err(cx.err(
+                    field,
+                    format!(
+                        "{} is also reached through {other} with other CAs; one host and port, one trust (meshes configure TLS per host)",
+                        url.authority()
+                    ),
+                ));
+            }
+        }
+        seen.push((url, ca, field));
+    }
+    Ok(())
 }
 
 fn limit(cx: &Ctx, i: usize, l: RawLimit) -> Result<(String, Value), PolicyError> {

@@ -103,7 +103,8 @@ pub struct RawJwks {
     /// A JWKS file, read at render time (relative to the policy file).
     #[serde(default)]
     pub file: Option<String>,
-    /// An `http(s)://` URL the gateway fetches through its own cluster.
+    /// An `https://` URL the gateway fetches through its own cluster (`http://` only
+    /// with `insecure_http`).
     #[serde(default)]
     pub uri: Option<String>,
     #[serde(default)]
@@ -112,6 +113,14 @@ pub struct RawJwks {
     pub refresh_secs: Option<u64>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// A PEM bundle of the CAs an https `uri` is verified against (relative to the
+    /// policy file); the system bundle when absent.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Allows an `http://` uri (local development only: whoever can alter the keys in
+    /// transit can mint any identity).
+    #[serde(default)]
+    pub insecure_http: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +154,10 @@ pub struct RawProvider {
     /// headers.
     #[serde(default)]
     pub internal: Option<bool>,
+    /// A PEM bundle of the CAs an https `base_url` is verified against (relative to the
+    /// policy file); the system bundle when absent.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

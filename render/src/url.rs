@@ -61,9 +61,17 @@ impl Url {
         self.host.parse::<std::net::Ipv4Addr>().is_ok()
     }
 
+    /// 443 for https, 80 for http.
+    pub fn default_port(&self) -> u16 {
+        if self.tls {
+            443
+        } else {
+            80
+        }
+    }
+
     pub fn authority(&self) -> String {
-        let default = if self.tls { 443 } else { 80 };
-        if self.port == default {
+        if self.port == self.default_port() {
             self.host.clone()
         } else {
             format!("{}:{}", self.host, self.port)

@@ -294,6 +294,107 @@ fn committed_compose_files_match_the_renderer() {
     }
 }
 
+/// Upstream trust: a JWKS over plain http needs `insecure_http`, and a `ca_file` must be a
+/// readable bundle of certificates for an https URL, the same for every use of a host.
+#[test]
+fn upstream_trust_errors_name_field_and_line() {
+    // Laid out as the examples are: the policy in a folder, its prices one up.
+    let top = std::env::temp_dir().join(format!("chokepoint-trust-{}", std::process::id()));
+    let dir = top.join("examples");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(root().join("envoy/prices.yaml"), top.join("prices.yaml")).unwrap();
+    let cert = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n";
+    std::fs::write(dir.join("ca.pem"), cert).unwrap();
+    std::fs::write(
+        dir.join("with-key.pem"),
+        format!("{cert}-----BEGIN PRIVATE KEY-----\nMIIEkey\n-----END PRIVATE KEY-----\n"),
+    )
+    .unwrap();
+    const URI: &str = "      uri: https://login.example.com/.well-known/jwks.json\n";
+    const OPENAI: &str = "    key_env: OPENAI_API_KEY\n";
+    let plain = broken(URI, &URI.replace("https:", "http:"));
+    // (what, text, field, text on the error's line, message part)
+    let cases: Vec<(&str, String, &str, &str, &str)> = vec![
+        (
+            "jwks over plain http",
+            plain.clone(),
+            "issuers[0].jwks.uri",
+            "uri: http://login",
+            "must be https",
+        ),
+        (
+            "insecure_http on an https uri",
+            broken(URI, &format!("{URI}      insecure_http: true\n")),
+            "issuers[0].jwks.insecure_http",
+            "insecure_http: true",
+            "http:// uri only",
+        ),
+        (
+            "ca_file that does not exist",
+            broken(OPENAI, &format!("{OPENAI}    ca_file: missing.pem\n")),
+            "providers[0].ca_file",
+            "ca_file: missing.pem",
+            "cannot read",
+        ),
+        (
+            "ca_file with a private key",
+            broken(OPENAI, &format!("{OPENAI}    ca_file: with-key.pem\n")),
+            "providers[0].ca_file",
+            "ca_file: with-key.pem",
+            "private key",
+        ),
+        (
+            "ca_file of a jwks that is not a certificate",
+            broken(URI, &format!("{URI}      ca_file: policy.yaml\n")),
+            "issuers[0].jwks.ca_file",
+            "ca_file: policy.yaml",
+            "no PEM certificate",
+        ),
+        (
+            "ca_file on plain http",
+            broken(
+                "base_url: https://api.anthropic.com\n",
+                "base_url: http://api.anthropic.com\n    ca_file: ca.pem\n",
+            ),
+            "providers[2].ca_file",
+            "ca_file: ca.pem",
+            "https URL only",
+        ),
+        (
+            "one host, two trusts",
+            broken(OPENAI, &format!("{OPENAI}    ca_file: ca.pem\n")),
+            "providers[1].ca_file",
+            "- name: openai-backup",
+            "one host and port, one trust",
+        ),
+        (
+            "ca_file of inline keys",
+            broken(URI, "      inline: {keys: []}\n      ca_file: ca.pem\n"),
+            "issuers[0].jwks",
+            "jwks:",
+            "apply to a jwks uri only",
+        ),
+    ];
+    std::fs::write(dir.join("policy.yaml"), example()).unwrap();
+    for (what, text, field, line_text, message) in cases {
+        let err = Policy::parse(&text, "policy.yaml", &dir).expect_err(what);
+        assert_eq!(err.field, field, "{what}: {err}");
+        assert_eq!(err.line, Some(line_of(&text, line_text)), "{what}: {err}");
+        assert!(err.message.contains(message), "{what}: {err}");
+    }
+    // Said explicitly, plain http is allowed (local development), and a CA file is used.
+    let dev = plain.replacen("/jwks.json\n", "/jwks.json\n      insecure_http: true\n", 1);
+    Policy::parse(&dev, "policy.yaml", &dir).unwrap();
+    let both = broken(OPENAI, &format!("{OPENAI}    ca_file: ca.pem\n")).replacen(
+        "    key_env: OPENAI_BACKUP_API_KEY\n",
+        "    key_env: OPENAI_BACKUP_API_KEY\n    ca_file: ca.pem\n",
+        1,
+    );
+    let policy = Policy::parse(&both, "policy.yaml", &dir).unwrap();
+    assert_eq!(policy.providers[0].ca.as_ref().unwrap().pem, cert);
+    let _ = std::fs::remove_dir_all(&top);
+}
+
 /// A key file that is not a regular file, or is huge, is refused without hanging.
 #[test]
 fn key_files_are_read_within_bounds() {

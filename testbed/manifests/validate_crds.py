@@ -2,8 +2,9 @@
 """Offline CRD validation of the Kubernetes manifests chokepoint renders for mesh admins.
 
 Validates every document of the given YAML files against the official CRDs vendored in
-testbed/schemas/ (Istio WasmPlugin, EnvoyFilter, TrafficExtension; Envoy Gateway
-EnvoyExtensionPolicy; Gateway API HTTPRoute), the way the API server would with
+testbed/schemas/ (Istio WasmPlugin, EnvoyFilter, TrafficExtension, ServiceEntry,
+DestinationRule, VirtualService; Envoy Gateway EnvoyExtensionPolicy, Backend; Gateway API HTTPRoute,
+BackendTLSPolicy), the way the API server would with
 `kubectl apply --validate=strict`, without a cluster:
 
   * schema: each served version's openAPIV3Schema, converted to draft-7 JSON Schema as
@@ -19,7 +20,7 @@ EnvoyExtensionPolicy; Gateway API HTTPRoute), the way the API server would with
     in a WasmPlugin url, EnvoyExtensionPolicy sha256 shape;
   * YAML: duplicate keys are errors (strict decoding), timestamps stay strings.
 
-Documents whose kind has no CRD here (Gateway, Secret, Backend, ...) are reported as
+Documents whose kind has no CRD here (Gateway, Secret, VirtualService, ...) are reported as
 "skipped (no CRD here)", an error only with --strict-kinds. A kind we do have under the
 wrong group, or a version that is not served, is an error.
 
@@ -500,6 +501,28 @@ CEL_RULES = {
     "self.filters.all(f, !has(f.requestRedirect))): true":
         lambda s: not (has(s, "backendRefs") and len(s["backendRefs"]) > 0)
         or _all(s, "filters", lambda f: not has(f, "requestRedirect")),
+    # Upstream TLS: Envoy Gateway Backend, Gateway API BackendTLSPolicy, Istio ServiceEntry
+    '!(has(self.caCertificateRefs) && size(self.caCertificateRefs) > 0 && has(self.wellKnownCACertificates) && '
+    'self.wellKnownCACertificates != "")':
+        lambda s: not (len(s.get("caCertificateRefs") or []) > 0 and (s.get("wellKnownCACertificates") or "") != ""),
+    '(has(self.caCertificateRefs) && size(self.caCertificateRefs) > 0 || has(self.wellKnownCACertificates) && '
+    'self.wellKnownCACertificates != "")':
+        lambda s: len(s.get("caCertificateRefs") or []) > 0 or (s.get("wellKnownCACertificates") or "") != "",
+    '!((has(self.insecureSkipVerify) && self.insecureSkipVerify) && ((has(self.caCertificateRefs) && '
+    'size(self.caCertificateRefs) > 0) || (has(self.wellKnownCACertificates) && self.wellKnownCACertificates != "")))':
+        lambda s: not (s.get("insecureSkipVerify") is True and (
+            len(s.get("caCertificateRefs") or []) > 0 or (s.get("wellKnownCACertificates") or "") != "")),
+    '!(has(self.sni) && has(self.autoSNIFromEndpointHostname) && self.autoSNIFromEndpointHostname)':
+        lambda s: not (has(s, "sni") and s.get("autoSNIFromEndpointHostname") is True),
+    '(has(self.fqdn) || has(self.ip) || has(self.unix))':
+        lambda s: _count(s, "fqdn", "ip", "unix") >= 1,
+    '((has(self.fqdn) && !(has(self.ip) || has(self.unix))) || (has(self.ip) && !(has(self.fqdn) || '
+    'has(self.unix))) || (has(self.unix) && !(has(self.ip) || has(self.fqdn))))':
+        lambda s: _count(s, "fqdn", "ip", "unix") == 1,
+    'self.all(f, has(f.fqdn)) || !self.exists(f, has(f.fqdn))':
+        lambda s: all(has(f, "fqdn") for f in s) or not any(has(f, "fqdn") for f in s),
+    'self != "*"':
+        lambda s: s != "*",
 }
 for _w in ("requestRedirect", "urlRewrite"):
     CEL_RULES["(has(self.filters) && " + _REWRITE_COND.format(x="self.filters", w=_w) + ") ? " + _ONE_PP + " : true"] = \
@@ -1249,6 +1272,51 @@ GOOD["httproute"] = {
     },
 }
 
+# Upstream TLS to a provider host, as chokepoint renders it for each mesh.
+GOOD["serviceentry-external"] = {
+    "apiVersion": "networking.istio.io/v1",
+    "kind": "ServiceEntry",
+    "metadata": {"name": "api-openai-com", "namespace": "istio-system"},
+    "spec": {
+        "hosts": ["api.openai.com"],
+        "location": "MESH_EXTERNAL",
+        "resolution": "DNS",
+        "ports": [{"number": 443, "name": "http-provider", "protocol": "HTTP"}],
+    },
+}
+
+GOOD["destinationrule-tls-origination"] = {
+    "apiVersion": "networking.istio.io/v1",
+    "kind": "DestinationRule",
+    "metadata": {"name": "api-openai-com", "namespace": "istio-system"},
+    "spec": {
+        "host": "api.openai.com",
+        "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": "api.openai.com", "subjectAltNames": ["api.openai.com"]}},
+    },
+}
+
+GOOD["backend-system-ca"] = {
+    "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+    "kind": "Backend",
+    "metadata": {"name": "api-openai-com", "namespace": "ai-gateway"},
+    "spec": {
+        "endpoints": [{"fqdn": {"hostname": "api.openai.com", "port": 443}}],
+        "tls": {"wellKnownCACertificates": "System", "sni": "api.openai.com"},
+    },
+}
+
+GOOD["backendtlspolicy-system-ca"] = {
+    "apiVersion": "gateway.networking.k8s.io/v1",
+    "kind": "BackendTLSPolicy",
+    "metadata": {"name": "api-openai-com", "namespace": "ai-gateway"},
+    "spec": {
+        "targetRefs": [{"group": "gateway.envoyproxy.io", "kind": "Backend", "name": "api-openai-com"}],
+        "validation": {"wellKnownCACertificates": "System", "hostname": "api.openai.com"},
+    },
+}
+
+CA_REFS = [{"group": "", "kind": "ConfigMap", "name": "chokepoint-ca-models-corp"}]
+
 
 def _edit(base, fn):
     obj = copy.deepcopy(GOOD[base])
@@ -1312,12 +1380,45 @@ GOOD_VARIANTS = {
         o["spec"]["rules"].append({"matches": [{"path": {"type": "RegularExpression", "value": "^/v1/(chat|responses)//?.*"},
                                                 "headers": [{"name": "x-chokepoint-tenant", "value": "ml"}]}],
                                    "backendRefs": [{"name": "openai-egress", "port": 443}]}))),
+    "destinationrule-private-ca-credential": _edit("destinationrule-tls-origination", lambda o: o["spec"]["trafficPolicy"][
+        "tls"].update(credentialName="chokepoint-ca-models-corp")),
+    "backend-private-ca": _edit("backend-system-ca", lambda o: (
+        o["spec"]["tls"].pop("wellKnownCACertificates"),
+        o["spec"]["tls"].update(caCertificateRefs=CA_REFS))),
+    "backendtlspolicy-private-ca": _edit("backendtlspolicy-system-ca", lambda o: (
+        o["spec"]["validation"].pop("wellKnownCACertificates"),
+        o["spec"]["validation"].update(caCertificateRefs=CA_REFS))),
 }
 GOOD.update(GOOD_VARIANTS)
 
 # Broken manifests: (name, object, [(expected path, regex on the message)]). Each must fail
 # with every expected problem and with no problem at any other path.
 BAD = [
+    # Upstream TLS: what would leave a provider's name unchecked or the trust undefined.
+    ("destinationrule tls.subjectAltName (singular)", _edit("destinationrule-tls-origination", lambda o: _rename(
+        o["spec"]["trafficPolicy"]["tls"], "subjectAltNames", "subjectAltName")),
+     [("spec.trafficPolicy.tls.subjectAltName", r'unknown field "subjectAltName" \(did you mean "subjectAltNames"')]),
+    ("destinationrule tls mode TLS", _edit("destinationrule-tls-origination", lambda o: o["spec"]["trafficPolicy"][
+        "tls"].update(mode="TLS")),
+     [("spec.trafficPolicy.tls.mode", r"'TLS' is not one of")]),
+    ("serviceentry wildcard host", _edit("serviceentry-external", lambda o: o["spec"].update(hosts=["*"])),
+     [("spec.hosts[0]", r"\[CEL\] hostname cannot be wildcard")]),
+    ("backendtlspolicy without hostname", _edit("backendtlspolicy-system-ca", lambda o: o["spec"]["validation"].pop("hostname")),
+     [("spec.validation", r'required field "hostname" is missing')]),
+    ("backendtlspolicy without any CA", _edit("backendtlspolicy-system-ca", lambda o: o["spec"]["validation"].pop(
+        "wellKnownCACertificates")),
+     [("spec.validation", r"\[CEL\] must specify either CACertificateRefs or WellKnownCACertificates")]),
+    ("backendtlspolicy system and private CA", _edit("backendtlspolicy-system-ca", lambda o: o["spec"]["validation"].update(
+        caCertificateRefs=CA_REFS)),
+     [("spec.validation", r"\[CEL\] must not contain both CACertificateRefs and WellKnownCACertificates")]),
+    ("backendtlspolicy hostname with a port", _edit("backendtlspolicy-system-ca", lambda o: o["spec"]["validation"].update(
+        hostname="api.openai.com:443")),
+     [("spec.validation.hostname", r"does not match")]),
+    ("backend system and private CA", _edit("backend-system-ca", lambda o: o["spec"]["tls"].update(caCertificateRefs=CA_REFS)),
+     [("spec.tls", r"\[CEL\] must not contain both CACertificateRefs and WellKnownCACertificates")]),
+    ("backend endpoint fqdn and ip", _edit("backend-system-ca", lambda o: o["spec"]["endpoints"][0].update(
+        ip={"address": "10.0.0.5", "port": 443})),
+     [("spec.endpoints[0]", r"\[CEL\] only one of fqdn, ip or unix can be specified")]),
     ("wasmplugin spec.phaze", _edit("wasmplugin-oci", lambda o: _rename(o["spec"], "phase", "phaze")),
      [("spec.phaze", r'unknown field "phaze" \(did you mean "phase"\?')]),
     ("wasmplugin vmConfig.env[].nmae", _edit("wasmplugin-oci", lambda o: _rename(o["spec"]["vmConfig"]["env"][0], "name", "nmae")),

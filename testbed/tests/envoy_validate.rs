@@ -76,9 +76,11 @@ fn example_bootstraps_pass_envoy_validate() {
         "example-resource.openai.azure.com",
         "login.example.com",
     ] {
+        // SNI, and the certificate must name the host (render/tests/upstream_tls.rs
+        // checks every target in detail; here Envoy must accept the fields).
         assert!(
-            boot.contains(&format!("sni: {host}")),
-            "TLS with SNI for {host}"
+            boot.contains(&format!("sni: {host}")) && boot.contains(&format!("exact: {host}")),
+            "TLS with SNI and a SAN match for {host}"
         );
     }
     assert!(boot.contains("name: chain_openai__openai-backup"));

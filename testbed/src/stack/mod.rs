@@ -391,7 +391,9 @@ impl Stack {
                 serde_json::json!({
                     "issuer": idp.issuer,
                     "audiences": [crate::devtoken::DEFAULT_AUDIENCE],
-                    "jwks": {"uri": url, "refresh_secs": idp.refresh_secs, "timeout_ms": 1000},
+                    // The mock IdP speaks plain http on loopback; said explicitly, as
+                    // the policy file requires (a real IdP's JWKS is https).
+                    "jwks": {"uri": url, "insecure_http": true, "refresh_secs": idp.refresh_secs, "timeout_ms": 1000},
                 }),
             ));
         }

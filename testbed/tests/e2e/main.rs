@@ -15,3 +15,5 @@ mod request_path;
 mod routing;
 mod security;
 mod support;
+mod tls_fixtures;
+mod upstream_tls;
