@@ -394,6 +394,8 @@ impl Stack {
                     // The mock IdP speaks plain http on loopback; said explicitly, as
                     // the policy file requires (a real IdP's JWKS is https).
                     "jwks": {"uri": url, "insecure_http": true, "refresh_secs": idp.refresh_secs, "timeout_ms": 1000},
+                    // A second issuer says what it may assert; the tests' IdP, anything.
+                    "trust": {"tenants": ["*"], "groups": ["*"], "cost_centers": ["*"]},
                 }),
             ));
         }

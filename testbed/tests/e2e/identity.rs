@@ -198,6 +198,7 @@ async fn rs256_tokens_through_envoy() {
                 "issuer": ISSUER,
                 "audiences": [chokepoint_testbed::devtoken::DEFAULT_AUDIENCE],
                 "jwks": {"inline": {"keys": [jwk]}},
+                "trust": {"tenants": ["*"], "groups": ["*"], "cost_centers": ["*"]},
             }),
         ));
     })

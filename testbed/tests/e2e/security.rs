@@ -837,7 +837,7 @@ async fn issuers_are_scoped() -> RowResult {
                 "issuers[issuer={}].trust",
                 chokepoint_testbed::devtoken::DEFAULT_ISSUER
             ),
-            json!({"tenants": ["acme", "dev"]}),
+            json!({"tenants": ["acme", "dev"], "groups": ["*"], "cost_centers": ["*"]}),
         ));
         o.overrides.push(Override::new(
             "issuers[+]",
@@ -845,7 +845,7 @@ async fn issuers_are_scoped() -> RowResult {
                 "issuer": PARTNER,
                 "audiences": [chokepoint_testbed::devtoken::DEFAULT_AUDIENCE],
                 "jwks": {"inline": {"keys": [jwk]}},
-                "trust": {"tenants": ["partner-*"], "groups": ["partner-*"]},
+                "trust": {"tenants": ["partner-*"], "groups": ["partner-*"], "cost_centers": []},
             }),
         ));
     })
@@ -914,7 +914,9 @@ async fn issuers_are_scoped() -> RowResult {
 
 // 11 -----------------------------------------------------------------------------------
 
-/// Provider and JWKS clusters trusted any publicly trusted certificate for any name.
+/// Provider and JWKS clusters trusted any publicly trusted certificate for any name: the
+/// rendered clusters verify the name, and a local TLS server whose certificate names
+/// another host never receives a request (see `upstream_tls.rs`).
 async fn upstream_tls_checks_names() -> RowResult {
     let bootstrap = render_bootstrap(&[])?;
     let clusters = bootstrap["static_resources"]["clusters"]
@@ -938,6 +940,7 @@ async fn upstream_tls_checks_names() -> RowResult {
         );
     }
     ensure!(tls > 0, "no TLS cluster rendered");
+    crate::upstream_tls::upstream_tls_verifies_the_host_name().await;
     Ok(())
 }
 

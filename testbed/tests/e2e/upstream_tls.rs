@@ -72,8 +72,8 @@ fn idp_token(key: &DevKey, issuer: &str) -> String {
     key.mint(&TokenSpec::new("tls-user").with_issuer(issuer))
 }
 
-#[tokio::test]
-async fn upstream_tls_verifies_the_host_name() {
+/// Row 11 of the trust table (`security.rs`) runs this.
+pub async fn upstream_tls_verifies_the_host_name() {
     let dir: PathBuf =
         std::env::temp_dir().join(format!("chokepoint-upstream-tls-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -146,6 +146,7 @@ async fn upstream_tls_verifies_the_host_name() {
                 "issuer": issuer,
                 "audiences": [DEFAULT_AUDIENCE],
                 "jwks": {"uri": format!("{}/jwks.json", url(listener)), "ca_file": ca, "refresh_secs": 5, "timeout_ms": 1000},
+                "trust": {"tenants": ["*"], "groups": ["*"], "cost_centers": ["*"]},
             }),
         ));
     }
