@@ -8,6 +8,7 @@ mod authorize;
 mod bad_requests;
 mod budgets;
 mod cli;
+mod gateway_auth;
 mod health;
 mod leases;
 mod limits;
