@@ -33,6 +33,7 @@ pub mod key_injection;
 pub mod keystore;
 pub mod lease;
 pub mod outbox;
+pub mod policy_callout;
 pub mod pricing;
 pub mod providers;
 pub mod reply;

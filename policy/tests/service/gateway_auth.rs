@@ -144,14 +144,23 @@ async fn an_unauthenticated_body_is_never_read() {
     }
 }
 
+/// (base URL, method, path, bearer token or "", JSON body, status)
+type Case<'a> = (
+    &'a str,
+    Method,
+    &'a str,
+    &'a str,
+    Option<&'a Value>,
+    StatusCode,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_listener_serves_only_its_own_paths() {
     let redis = RedisServer::start();
     let service = Service::start(usage_config(&redis)).await;
     let (gateway, admin) = (service.base.as_str(), service.admin_base.as_str());
     let authorize = json!({"request_id": "listeners", "user": new_user()});
-    // (base, method, path, bearer token, body, status)
-    let cases: [(&str, Method, &str, &str, Option<&Value>, StatusCode); 12] = [
+    let cases: [Case; 12] = [
         (gateway, Method::GET, "/healthz", "", None, StatusCode::OK),
         (
             gateway,
