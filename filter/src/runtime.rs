@@ -104,7 +104,9 @@ fn policy_authorization(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<String, ConfigError> {
     let token = env(name).unwrap_or_default();
-    let problem = if token.len() < MIN_POLICY_TOKEN_BYTES {
+    let problem = if token.is_empty() {
+        "is not set".to_owned()
+    } else if token.len() < MIN_POLICY_TOKEN_BYTES {
         format!("must hold a secret of at least {MIN_POLICY_TOKEN_BYTES} bytes")
     } else if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
         "must not contain whitespace or control characters (it is sent as a bearer token)".into()
