@@ -133,6 +133,8 @@ struct RawPolicy {
     lease_slots: Option<u64>,
     #[serde(default)]
     lease_ttl_ms: Option<u64>,
+    #[serde(default)]
+    token_env: Option<String>,
 }
 
 /// Delivery of usage records to the policy service's ledger.
@@ -269,6 +271,9 @@ pub struct Policy {
     pub lease_slots: u64,
     /// How long a lease's slots may be spent after it was granted.
     pub lease_ttl: Duration,
+    /// The environment variable holding the secret sent as `authorization: Bearer` on
+    /// every callout to the policy service (the name only; see `runtime`).
+    pub token_env: String,
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +315,8 @@ pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 60;
 pub const DEFAULT_POLICY_TIMEOUT_MS: u64 = 1000;
+/// The variable the policy service reads its gateway token from too.
+pub const DEFAULT_POLICY_TOKEN_ENV: &str = "CHOKEPOINT_POLICY_TOKEN";
 pub const DEFAULT_LEASE_TTL_MS: u64 = 2000;
 pub const DEFAULT_JWKS_REFRESH_SECS: u64 = 300;
 pub const DEFAULT_JWKS_TIMEOUT_MS: u64 = 2000;
@@ -494,6 +501,9 @@ impl Config {
             fail_open,
             lease_slots,
             lease_ttl: Duration::from_millis(lease_ttl_ms),
+            token_env: env_name(raw.policy.token_env, DEFAULT_POLICY_TOKEN_ENV, || {
+                "policy.token_env".into()
+            })?,
         };
 
         let providers = crate::providers::parse(raw.providers)?;
@@ -740,6 +750,23 @@ fn token_cache(raw: Option<RawTokenCache>) -> Result<TokenCacheConfig, ConfigErr
         max_entries,
         ttl: Duration::from_secs(ttl),
     })
+}
+
+/// The name of an environment variable; `=` in it means a value was pasted where only
+/// the name belongs (and the config, unlike the environment, shows in `/config_dump`).
+fn env_name(
+    value: Option<String>,
+    default: &str,
+    field: impl Fn() -> String,
+) -> Result<String, ConfigError> {
+    let name = non_empty_or(value, default, &field)?;
+    if name.contains('=') || name.chars().any(char::is_whitespace) {
+        return Err(err(
+            field(),
+            "must name an environment variable of the Envoy process",
+        ));
+    }
+    Ok(name)
 }
 
 fn non_empty_or(

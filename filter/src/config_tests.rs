@@ -195,8 +195,71 @@ fn secrets_come_from_the_environment() {
     .unwrap_err();
     assert_eq!(e.field, "providers[0].key_env");
     let rt = Runtime::new(config(), crate::testing::env).unwrap();
-    assert!(
-        !format!("{rt:?}").contains(crate::testing::PROVIDER_KEY),
-        "Debug must not print the key"
-    );
+    for secret in [crate::testing::PROVIDER_KEY, crate::testing::POLICY_TOKEN] {
+        assert!(
+            !format!("{rt:?}").contains(secret),
+            "Debug must not print {secret}"
+        );
+    }
+}
+
+#[test]
+fn the_policy_token_must_be_set_and_long() {
+    let keys = Keys::new();
+    let token = |value: Option<&str>, name: &str, mode: &str| {
+        let mut c = keys.config_json();
+        c["mode"] = mode.into();
+        c["policy"]["token_env"] = name.into();
+        let config = Config::parse(c.to_string().as_bytes()).unwrap();
+        let value = value.map(str::to_owned);
+        Runtime::new(config, move |k| {
+            if k == name {
+                value.clone()
+            } else {
+                crate::testing::env(k)
+            }
+        })
+    };
+    let long = "t".repeat(32);
+    // (value, variable, mode, refused)
+    let cases = [
+        (None, "GATEWAY_TOKEN", "full", true),
+        (Some(""), "GATEWAY_TOKEN", "full", true),
+        (Some(&long[..31]), "GATEWAY_TOKEN", "full", true),
+        (
+            Some("thirty-two bytes but a space in it"),
+            "GATEWAY_TOKEN",
+            "full",
+            true,
+        ),
+        (Some(&long[..]), "GATEWAY_TOKEN", "full", false),
+        // Identity mode never calls the policy service.
+        (None, "GATEWAY_TOKEN", "identity", false),
+    ];
+    for (value, name, mode, refused) in cases {
+        match token(value, name, mode) {
+            Err(e) => {
+                assert!(refused, "{value:?} {mode}: {e}");
+                assert_eq!(e.field, "policy.token_env");
+                assert!(e.message.contains(name), "{e}");
+                if let Some(v) = value.filter(|v| !v.is_empty()) {
+                    assert!(!e.to_string().contains(v), "the error shows no secret: {e}");
+                }
+            }
+            Ok(rt) => {
+                assert!(!refused, "{value:?} {mode} must be refused");
+                let want = value.map(|v| format!("Bearer {v}"));
+                assert_eq!(rt.policy_authorization, want);
+            }
+        }
+    }
+    // The default variable, and a value where the name belongs.
+    let c = Config::parse(keys.config_json().to_string().as_bytes()).unwrap();
+    assert_eq!(c.policy.token_env, "CHOKEPOINT_POLICY_TOKEN");
+    for bad in ["", "CHOKEPOINT_POLICY_TOKEN=s3cret"] {
+        let mut c = keys.config_json();
+        c["policy"]["token_env"] = bad.into();
+        let e = Config::parse(c.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.field, "policy.token_env", "{bad:?}");
+    }
 }

@@ -34,6 +34,7 @@ pub mod keystore;
 pub mod lease;
 pub mod outbox;
 pub mod output_bound;
+pub mod policy_callout;
 pub mod pricing;
 pub mod providers;
 pub mod reply;

@@ -9,6 +9,9 @@ pub struct Runtime {
     pub provider_keys: Vec<String>,
     /// Issuer -> shared secret, for issuers that explicitly allow HMAC.
     pub hmac_secrets: std::collections::HashMap<String, Vec<u8>>,
+    /// `Bearer <token>`, the `authorization` of every callout to the policy service (see
+    /// `policy_callout`). `None` only in identity mode, which never calls it.
+    pub policy_authorization: Option<String>,
 }
 
 /// Never print secrets, not even in a debug log.
@@ -19,12 +22,16 @@ impl std::fmt::Debug for Runtime {
             .field("salt", &"<redacted>")
             .field("provider_keys", &"<redacted>")
             .field("hmac_secrets", &"<redacted>")
+            .field("policy_authorization", &"<redacted>")
             .finish()
     }
 }
 
 /// The shortest salt accepted: the UUID is only as unguessable as the salt.
 pub const MIN_SALT_BYTES: usize = 16;
+
+/// The shortest policy-service token accepted (the service refuses shorter ones too).
+pub const MIN_POLICY_TOKEN_BYTES: usize = 32;
 
 impl Runtime {
     /// Resolves the secrets the configuration names from the Envoy process environment
@@ -74,11 +81,44 @@ impl Runtime {
             }
             hmac_secrets.insert(issuer.issuer.clone(), secret.into_bytes());
         }
+        let policy_authorization = if config.identity_only {
+            None
+        } else {
+            Some(policy_authorization(&config.policy.token_env, &env)?)
+        };
         Ok(Runtime {
             config,
             salt: salt.into_bytes(),
             provider_keys,
             hmac_secrets,
+            policy_authorization,
         })
     }
+}
+
+/// The gateway's credential at the policy service, from the variable `name`: without it
+/// the service refuses every decision and usage batch, so the filter refuses to load
+/// rather than fail every request.
+fn policy_authorization(
+    name: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let token = env(name).unwrap_or_default();
+    let problem = if token.is_empty() {
+        "is not set".to_owned()
+    } else if token.len() < MIN_POLICY_TOKEN_BYTES {
+        format!("must hold a secret of at least {MIN_POLICY_TOKEN_BYTES} bytes")
+    } else if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "must not contain whitespace or control characters (it is sent as a bearer token)".into()
+    } else {
+        return Ok(format!("Bearer {token}"));
+    };
+    Err(ConfigError {
+        field: "policy.token_env".into(),
+        message: format!(
+            "environment variable {name} {problem}: the policy service's gateway token, set in the \
+             Envoy process (and listed in vm_config.environment_variables.host_env_keys) and in \
+             the policy service's environment"
+        ),
+    })
 }

@@ -20,6 +20,7 @@ pub const AUDIENCE: &str = "chokepoint";
 pub const SALT: &str = "0123456789abcdef-test-salt";
 pub const PROVIDER_KEY: &str = "sk-test-provider-key";
 pub const ANTHROPIC_KEY: &str = "sk-ant-test-key";
+pub const POLICY_TOKEN: &str = "test-policy-token-0123456789abcdef";
 pub const NOW: u64 = 1_800_000_000;
 
 pub struct Keys {
@@ -95,6 +96,7 @@ pub fn env(name: &str) -> Option<String> {
         "CHOKEPOINT_UUID_SALT" => Some(SALT.into()),
         "OPENAI_API_KEY" => Some(PROVIDER_KEY.into()),
         "ANTHROPIC_API_KEY" => Some(ANTHROPIC_KEY.into()),
+        "CHOKEPOINT_POLICY_TOKEN" => Some(POLICY_TOKEN.into()),
         _ => None,
     }
 }

@@ -110,6 +110,7 @@ pub fn env(name: &str) -> Option<String> {
     match name {
         "FUZZ_HMAC_SECRET" => Some(String::from_utf8_lossy(HMAC_SECRET).into_owned()),
         "CHOKEPOINT_UUID_SALT" => Some("0123456789abcdef-fuzz-salt".into()),
+        "CHOKEPOINT_POLICY_TOKEN" => Some("fuzz-policy-token-0123456789abcdef".into()),
         _ => Some(format!("key-of-{name}")),
     }
 }

@@ -9,8 +9,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chokepoint_policy::{run, Config};
+use chokepoint_policy::{run, Config, Listeners};
 use tokio::net::TcpListener;
+
+/// The gateway's bearer token, as the filter sends it on every call.
+const GATEWAY_TOKEN: &str = "bench-gateway-token-0123456789abcdef";
 
 #[tokio::main]
 async fn main() {
@@ -44,15 +47,19 @@ async fn main() {
         std::thread::sleep(Duration::from_millis(10));
     }
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let listeners = Listeners {
+        gateway: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        admin: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+    };
+    let addr = listeners.gateway.local_addr().expect("addr");
     let config = Config {
         redis_url: format!("unix://{}", sock.display()),
         requests_per_window: u64::MAX / 4,
+        gateway_token: Some(GATEWAY_TOKEN.to_owned()),
         ..Config::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(listener, config, async {
+    let server = tokio::spawn(run(listeners, config, async {
         let _ = stop_rx.await;
     }));
 
@@ -63,7 +70,12 @@ async fn main() {
         .expect("client");
     // Warm-up: script loading, connections.
     for i in 0..100 {
-        let _ = client.post(url.as_str()).json(&body(i)).send().await;
+        let _ = client
+            .post(url.as_str())
+            .bearer_auth(GATEWAY_TOKEN)
+            .json(&body(i))
+            .send()
+            .await;
     }
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::with_capacity(connections);
@@ -76,7 +88,13 @@ async fn main() {
             while Instant::now() < deadline {
                 i += 1;
                 let t = Instant::now();
-                match client.post(url.as_str()).json(&body(i)).send().await {
+                match client
+                    .post(url.as_str())
+                    .bearer_auth(GATEWAY_TOKEN)
+                    .json(&body(i))
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
                         latencies.push(t.elapsed().as_micros() as u64);

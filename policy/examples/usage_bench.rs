@@ -23,12 +23,15 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chokepoint_policy::{run, Config};
+use chokepoint_policy::{run, Config, Listeners};
 use redis::aio::MultiplexedConnection;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 const TENANT: &str = "bench";
+
+/// The gateway's bearer token, as the filter sends it on every call.
+const GATEWAY_TOKEN: &str = "bench-gateway-token-0123456789abcdef";
 
 struct Bench {
     http: reqwest::Client,
@@ -151,6 +154,7 @@ impl Bench {
         let response = self
             .http
             .post(format!("{}{path}", self.base))
+            .bearer_auth(GATEWAY_TOKEN)
             .json(body)
             .send()
             .await
@@ -297,15 +301,19 @@ async fn main() {
         .await
         .expect("HSET limits");
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let listeners = Listeners {
+        gateway: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        admin: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+    };
+    let addr = listeners.gateway.local_addr().expect("addr");
     let config = Config {
         redis_url: url,
         requests_per_window: 1 << 40,
+        gateway_token: Some(GATEWAY_TOKEN.to_owned()),
         ..Config::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(listener, config, async {
+    let server = tokio::spawn(run(listeners, config, async {
         let _ = stop_rx.await;
     }));
 

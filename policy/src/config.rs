@@ -9,7 +9,7 @@ use crate::error::Error;
 /// Everything [`crate::run`] needs. Build it with struct-update syntax over
 /// [`Config::default`] so new fields do not break callers.
 ///
-/// `Debug` shows whether an admin token is set, never the token.
+/// `Debug` shows whether a token is set, never the token.
 #[derive(Clone)]
 pub struct Config {
     /// `redis://host:port[/db]`, `unix:///path/redis.sock` or `redis+unix:///path/redis.sock`.
@@ -40,6 +40,10 @@ pub struct Config {
     /// Bearer token for `/v1/admin/*`. `None` disables those endpoints (403), so they
     /// are never open by accident.
     pub admin_token: Option<String>,
+    /// The secret the gateway sends as `Authorization: Bearer` on every authorize and
+    /// usage call (at least [`MIN_GATEWAY_TOKEN_BYTES`]). Required: without it anyone who
+    /// can reach the service could book or reserve spend.
+    pub gateway_token: Option<String>,
     /// How long a booked usage record's request id is remembered (whole seconds). The
     /// filter's retries must end within it: a record retried later is booked again.
     pub usage_dedupe_window: Duration,
@@ -52,6 +56,10 @@ pub struct Config {
     /// Limit sets written to Redis at start (from the policy file).
     pub seed_limits: Vec<crate::seed_limits::SeedLimit>,
 }
+
+/// The shortest gateway token accepted, as for the filter's HMAC secrets: 32 bytes
+/// cannot be guessed, and the filter refuses a shorter one at load.
+pub const MIN_GATEWAY_TOKEN_BYTES: usize = 32;
 
 /// Seven days: longer than any outage the filter's retry queue is meant to ride out.
 pub const DEFAULT_USAGE_DEDUPE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -80,6 +88,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             max_usage_body_bytes: 1024 * 1024,
             admin_token: None,
+            gateway_token: None,
             usage_dedupe_window: DEFAULT_USAGE_DEDUPE_WINDOW,
             audit_max_len: DEFAULT_AUDIT_MAX_LEN,
             audit_max_age: DEFAULT_AUDIT_MAX_AGE,
@@ -103,6 +112,10 @@ impl fmt::Debug for Config {
             .field(
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "gateway_token",
+                &self.gateway_token.as_ref().map(|_| "<redacted>"),
             )
             .field("usage_dedupe_window", &self.usage_dedupe_window)
             .field("audit_max_len", &self.audit_max_len)
@@ -164,6 +177,28 @@ impl Config {
                 );
             }
         }
+        match &self.gateway_token {
+            None => {
+                return invalid(
+                    "gateway_token",
+                    "required: the secret the gateway sends on every authorize and usage call \
+                     (CHOKEPOINT_POLICY_TOKEN)",
+                )
+            }
+            Some(token) if token.len() < MIN_GATEWAY_TOKEN_BYTES => {
+                return invalid(
+                    "gateway_token",
+                    &format!("must be at least {MIN_GATEWAY_TOKEN_BYTES} bytes"),
+                )
+            }
+            Some(token) if token.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                return invalid(
+                    "gateway_token",
+                    "must not contain whitespace or control characters (it is sent as a bearer token)",
+                )
+            }
+            Some(_) => {}
+        }
         // The dedupe marker's expiry is set in whole seconds (SET … EX).
         if self.usage_dedupe_window < Duration::from_secs(1) {
             return invalid("usage_dedupe_window", "must be at least 1 s");
@@ -186,21 +221,33 @@ impl Config {
 mod tests {
     use super::*;
 
-    #[test]
-    fn default_is_valid() {
-        assert!(Config::default().validate().is_ok());
+    const GATEWAY_TOKEN: &str = "gateway-token-of-at-least-32-bytes";
+
+    /// The defaults plus the one setting without a default.
+    fn valid() -> Config {
+        Config {
+            gateway_token: Some(GATEWAY_TOKEN.into()),
+            ..Config::default()
+        }
     }
 
     #[test]
-    fn debug_never_shows_the_admin_token() {
+    fn defaults_are_valid_given_a_gateway_token() {
+        assert!(valid().validate().is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_a_token() {
         let config = Config {
             admin_token: Some("s3cret-token".into()),
-            ..Config::default()
+            ..valid()
         };
         assert!(config.validate().is_ok());
         let shown = format!("{config:?}");
-        assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(shown.contains("<redacted>"), "{shown}");
+        for secret in ["s3cret", GATEWAY_TOKEN] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(shown.matches("<redacted>").count(), 2, "{shown}");
     }
 
     #[test]
@@ -209,91 +256,112 @@ mod tests {
             (
                 Config {
                     redis_url: " ".into(),
-                    ..Config::default()
+                    ..valid()
                 },
                 "redis_url",
             ),
             (
                 Config {
                     requests_per_window: 0,
-                    ..Config::default()
+                    ..valid()
                 },
                 "requests_per_window",
             ),
             (
                 Config {
                     window: Duration::from_micros(10),
-                    ..Config::default()
+                    ..valid()
                 },
                 "window",
             ),
             (
                 Config {
                     reservation_ttl: Duration::from_micros(999),
-                    ..Config::default()
+                    ..valid()
                 },
                 "reservation_ttl",
             ),
             (
                 Config {
                     reservation_ttl: Duration::from_secs(24 * 3600 + 1),
-                    ..Config::default()
+                    ..valid()
                 },
                 "reservation_ttl",
             ),
             (
                 Config {
                     redis_timeout: Duration::ZERO,
-                    ..Config::default()
+                    ..valid()
                 },
                 "redis_timeout",
             ),
             (
                 Config {
                     redis_probe_interval: Duration::ZERO,
-                    ..Config::default()
+                    ..valid()
                 },
                 "redis_probe_interval",
             ),
             (
                 Config {
                     max_body_bytes: 0,
-                    ..Config::default()
+                    ..valid()
                 },
                 "max_body_bytes",
             ),
             (
                 Config {
                     max_usage_body_bytes: 0,
-                    ..Config::default()
+                    ..valid()
                 },
                 "max_usage_body_bytes",
             ),
             (
                 Config {
                     admin_token: Some(String::new()),
-                    ..Config::default()
+                    ..valid()
                 },
                 "admin_token",
             ),
             (
                 Config {
                     admin_token: Some("two words".into()),
-                    ..Config::default()
+                    ..valid()
                 },
                 "admin_token",
             ),
             (
                 Config {
+                    gateway_token: None,
+                    ..valid()
+                },
+                "gateway_token",
+            ),
+            (
+                Config {
+                    gateway_token: Some(GATEWAY_TOKEN[..31].into()),
+                    ..valid()
+                },
+                "gateway_token",
+            ),
+            (
+                Config {
+                    gateway_token: Some(format!("{GATEWAY_TOKEN} x")),
+                    ..valid()
+                },
+                "gateway_token",
+            ),
+            (
+                Config {
                     usage_dedupe_window: Duration::from_millis(999),
-                    ..Config::default()
+                    ..valid()
                 },
                 "usage_dedupe_window",
             ),
             (
                 Config {
                     usage_dedupe_window: Duration::from_secs(400 * 24 * 3600),
-                    ..Config::default()
+                    ..valid()
                 },
                 "usage_dedupe_window",
             ),

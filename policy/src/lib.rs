@@ -6,8 +6,11 @@
 //! limits through the admin API (or the CLI over it). The service holds no state of its
 //! own, so replicas scale out freely behind Envoy.
 //!
-//! [`run`] serves the API on a listener the caller bound, which lets tests and the
-//! binary alike use port 0 and learn the real port from the listener.
+//! [`run`] serves the API on two listeners the caller bound, which lets tests and the
+//! binary alike use port 0 and learn the real ports from the listeners: the gateway's
+//! (authorize and usage, which only a caller holding the gateway token may use) and the
+//! admin's (the admin API and metrics), kept apart so that what can reach the one
+//! never reaches the other.
 
 mod api;
 mod clock;
@@ -26,7 +29,7 @@ mod store;
 mod user_id;
 mod utc_date;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -37,7 +40,7 @@ pub use api::usage::{UsageBatch, UsageRecord, MAX_USAGE_COUNT, MAX_USAGE_RECORDS
 pub use clock::Clock;
 pub use config::{
     Config, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN, DEFAULT_RESERVATION_TTL,
-    DEFAULT_USAGE_DEDUPE_WINDOW,
+    DEFAULT_USAGE_DEDUPE_WINDOW, MIN_GATEWAY_TOKEN_BYTES,
 };
 pub use dead_letter::{DeadLetter, MAX_DEAD_RECORD_BYTES};
 pub use error::Error;
@@ -50,13 +53,23 @@ use ledger::{Ledger, Retention};
 use metrics::Metrics;
 use store::Store;
 
-/// Serves the policy API on `listener` until `shutdown` completes, then finishes the
-/// requests in flight and returns.
+/// The two sockets the service answers on.
+pub struct Listeners {
+    /// `/v1/authorize`, `/v1/usage` (gateway token) and `/healthz`: Envoy's policy
+    /// cluster points here.
+    pub gateway: TcpListener,
+    /// The admin API (admin token), `/metrics` and `/healthz`: for operators and
+    /// Prometheus, never the gateway's network.
+    pub admin: TcpListener,
+}
+
+/// Serves the policy API on both listeners until `shutdown` completes, then finishes
+/// the requests in flight and returns.
 ///
 /// Redis need not be up: the connection is made on first use and re-made after every
 /// failure, and until it works the API answers 503.
 pub async fn run(
-    listener: TcpListener,
+    listeners: Listeners,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
@@ -83,12 +96,17 @@ pub async fn run(
     // Stop probing however this function exits, including by being dropped.
     let _probe = AbortOnDrop(probe);
 
-    let local = listener
-        .local_addr()
-        .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
+    let address = |listener: &TcpListener| {
+        listener
+            .local_addr()
+            .map_or_else(|_| "?".to_owned(), |addr| addr.to_string())
+    };
     log::info!(
-        "policy service listening on {local}; redis at {}; rate window {} ms, {} requests per \
-         window per user unless limits say otherwise; reservations live {} ms",
+        "policy service listening on {} (authorize, usage: gateway token required) and {} \
+         (admin API, metrics); redis at {}; rate window {} ms, {} requests per window per user \
+         unless limits say otherwise; reservations live {} ms",
+        address(&listeners.gateway),
+        address(&listeners.admin),
         store.address(),
         policy.window.as_millis(),
         policy.default_user_rpm,
@@ -113,30 +131,51 @@ pub async fn run(
         config.audit_max_age.as_secs(),
     );
 
-    let app = api::router(
-        AppState {
-            store,
-            policy,
-            ledger: Ledger {
-                dedupe_window: config.usage_dedupe_window,
-                retention: Retention {
-                    max_len: config.audit_max_len,
-                    max_age: config.audit_max_age,
-                },
+    let state = AppState {
+        store,
+        policy,
+        ledger: Ledger {
+            dedupe_window: config.usage_dedupe_window,
+            retention: Retention {
+                max_len: config.audit_max_len,
+                max_age: config.audit_max_age,
             },
-            clock: config.clock.clone(),
-            admin_token: config.admin_token.as_deref().map(Arc::from),
-            metrics: Arc::new(Metrics::default()),
         },
-        BodyLimits {
-            default: config.max_body_bytes,
-            usage: config.max_usage_body_bytes,
-        },
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Error::Serve)?;
+        clock: config.clock.clone(),
+        admin_token: config.admin_token.as_deref().map(Arc::from),
+        // validate() refused a config without one.
+        gateway_token: Arc::from(config.gateway_token.as_deref().unwrap_or_default()),
+        metrics: Arc::new(Metrics::default()),
+    };
+    let limits = BodyLimits {
+        default: config.max_body_bytes,
+        usage: config.max_usage_body_bytes,
+    };
+    // One shutdown for both: dropping the sender wakes every receiver.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let graceful = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
+        let _ = stopped.changed().await;
+    };
+    let gateway = axum::serve(
+        listeners.gateway,
+        api::gateway_router(state.clone(), limits),
+    )
+    .with_graceful_shutdown(graceful(stopped.clone()))
+    .into_future();
+    let admin = axum::serve(listeners.admin, api::admin_router(state, limits))
+        .with_graceful_shutdown(graceful(stopped))
+        .into_future();
+    let serving = async { tokio::try_join!(gateway, admin) };
+    tokio::pin!(serving);
+    let served = tokio::select! {
+        // Only a failure ends a listener before the shutdown signal.
+        served = &mut serving => served,
+        () = shutdown => {
+            drop(stop);
+            serving.await
+        }
+    };
+    served.map_err(Error::Serve)?;
     log::info!("policy service stopped");
     Ok(())
 }

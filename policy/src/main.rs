@@ -1,5 +1,5 @@
-//! `chokepoint-policy serve`: binds, reports the bound address, and runs the service
-//! until SIGINT or SIGTERM. The other subcommands (`limit`, `budget`, `usage`, `top`)
+//! `chokepoint-policy serve`: binds the gateway and admin listeners, reports the bound
+//! addresses, and runs the service until SIGINT or SIGTERM. The other subcommands (`limit`, `budget`, `usage`, `top`)
 //! are an admin CLI over a running service's admin API (see `cli`).
 
 mod cli;
@@ -11,7 +11,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chokepoint_policy::{run, stderr_log, Config, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN};
+use chokepoint_policy::{
+    run, stderr_log, Config, Listeners, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN,
+    MIN_GATEWAY_TOKEN_BYTES,
+};
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -25,8 +28,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
     version,
     about = "chokepoint policy service, and the admin CLI for its limits and budgets",
     after_help = "\
-The admin commands talk to a running service: set CHOKEPOINT_POLICY_URL (default
-http://127.0.0.1:8081) and CHOKEPOINT_ADMIN_TOKEN (the service's --admin-token).
+The admin commands talk to a running service's admin listener: set
+CHOKEPOINT_POLICY_ADMIN_URL (default http://127.0.0.1:8082, the service's --admin-listen)
+and CHOKEPOINT_ADMIN_TOKEN (the service's --admin-token).
 
 Scopes: --user <uuid>, --team <tenant>, --cost-center <name>, --model <name>; `*` as the
 name sets the default for every scope of that kind without limits of its own. A request
@@ -46,7 +50,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the policy API (authorize, usage, admin, healthz, metrics).
+    /// Serve the policy API: authorize and usage for the gateway on --listen, the admin
+    /// API and metrics on --admin-listen.
     Serve(ServeArgs),
     /// Rate limits per user, team, cost centre or model: requests (rpm) and tokens
     /// (tpm) per rate window.
@@ -65,9 +70,25 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address to listen on; port 0 picks a free port (see --addr-file).
+    /// The gateway listener: /v1/authorize and /v1/usage (gateway token required) and
+    /// /healthz, where Envoy's policy cluster points. Port 0 picks a free port (see
+    /// --addr-file).
     #[arg(long, default_value = "127.0.0.1:8081")]
     listen: String,
+
+    /// The admin listener: /v1/admin/* (admin token required), /metrics and /healthz.
+    /// Keep it off the gateway's network. Port 0 picks a free port (see
+    /// --admin-addr-file).
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    admin_listen: String,
+
+    /// The secret the gateway sends as `Authorization: Bearer` on every authorize and
+    /// usage call: the value of the variable the filter's policy.token_env names in
+    /// Envoy's environment. At least 32 bytes; required. Prefer the environment
+    /// variable: a command line is visible to other local users.
+    // hide_env_values: --help must not print the token.
+    #[arg(long, env = "CHOKEPOINT_POLICY_TOKEN", hide_env_values = true)]
+    gateway_token: Option<String>,
 
     /// Redis URL: redis://host:port[/db] or unix:///path/to/redis.sock.
     // hide_env_values: the URL may carry a password, and --help must not print it.
@@ -118,10 +139,15 @@ struct ServeArgs {
     #[arg(long, default_value_t = DEFAULT_AUDIT_MAX_AGE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     audit_max_age_secs: u64,
 
-    /// After binding, write the bound address (e.g. 127.0.0.1:40123) to this file,
-    /// atomically, so a supervisor can use --listen with port 0 without port races.
+    /// After binding, write the gateway listener's bound address (e.g. 127.0.0.1:40123)
+    /// to this file, atomically, so a supervisor can use --listen with port 0 without
+    /// port races.
     #[arg(long)]
     addr_file: Option<PathBuf>,
+
+    /// The same for the admin listener (--admin-listen).
+    #[arg(long)]
+    admin_addr_file: Option<PathBuf>,
 
     /// Limit sets to write at start, as `chokepoint-config render` writes them from the
     /// policy file (`{"user:*": {"rpm": 60}}`). Sets it does not name are untouched.
@@ -169,17 +195,13 @@ fn serve_until_stopped(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let listener = TcpListener::bind(&args.listen)
-        .await
-        .map_err(|err| format!("cannot listen on {}: {}", args.listen, describe(&err)))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|err| format!("cannot read the bound address: {err}"))?;
-    if let Some(path) = &args.addr_file {
-        write_atomically(path, &bound.to_string())
-            .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-    }
-
+    let Some(gateway_token) = args.gateway_token else {
+        return Err(format!(
+            "no gateway token: set CHOKEPOINT_POLICY_TOKEN (or pass --gateway-token) to the \
+             secret Envoy's filter sends on every call, at least {MIN_GATEWAY_TOKEN_BYTES} bytes \
+             (e.g. `openssl rand -hex 32`), in the environment of both"
+        ));
+    };
     let seed_limits = match &args.limits {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -197,12 +219,20 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         reservation_ttl: Duration::from_secs(args.reservation_ttl_secs),
         redis_timeout: Duration::from_millis(args.redis_timeout_ms),
         admin_token: args.admin_token,
+        gateway_token: Some(gateway_token),
         usage_dedupe_window: Duration::from_secs(args.usage_dedupe_secs),
         audit_max_len: args.audit_max_len,
         audit_max_age: Duration::from_secs(args.audit_max_age_secs),
         ..Config::default()
     };
+    // Before binding: a supervisor waiting for the address files must see the service
+    // exit, not a port that never answers.
+    config.validate().map_err(|err| err.to_string())?;
 
+    let listeners = Listeners {
+        gateway: bind(&args.listen, args.addr_file.as_deref()).await?,
+        admin: bind(&args.admin_listen, args.admin_addr_file.as_deref()).await?,
+    };
     let signalled = Arc::new(Notify::new());
     let shutdown = {
         let signalled = signalled.clone();
@@ -218,12 +248,27 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     tokio::select! {
-        result = run(listener, config, shutdown) => result.map_err(|err| err.to_string()),
+        result = run(listeners, config, shutdown) => result.map_err(|err| err.to_string()),
         () = deadline => {
             log::warn!("requests still open {} s after the shutdown signal; exiting anyway", SHUTDOWN_GRACE.as_secs());
             Ok(())
         }
     }
+}
+
+/// Binds `address` and, with `addr_file`, reports the bound address there.
+async fn bind(address: &str, addr_file: Option<&Path>) -> Result<TcpListener, String> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|err| format!("cannot listen on {address}: {}", describe(&err)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|err| format!("cannot read the bound address: {err}"))?;
+    if let Some(path) = addr_file {
+        write_atomically(path, &bound.to_string())
+            .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    }
+    Ok(listener)
 }
 
 /// `io::Error`'s own text ends in "(os error 98)"; operators want the reason alone.

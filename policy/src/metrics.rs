@@ -19,6 +19,9 @@ pub struct Metrics {
     usage_invalid_batches: AtomicU64,
     /// Usage records (and releases) refused as invalid and kept in the dead-letter stream.
     usage_dead_lettered: AtomicU64,
+    /// Authorize and usage calls turned away without a valid gateway token.
+    gateway_missing_token: AtomicU64,
+    gateway_invalid_token: AtomicU64,
     /// Denials by the tripped limit's scope kind and metric, in `Scope::ALL` and
     /// `Metric::ALL` order.
     denials: [[AtomicU64; 4]; 4],
@@ -92,6 +95,18 @@ impl Metrics {
         self.usage_invalid_batches.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// An authorize or usage call refused for its gateway token (`code`: missing or
+    /// invalid). Anything but zero means a caller other than the gateway, or a token
+    /// rotated on one side only.
+    pub fn record_gateway_refusal(&self, code: &str) {
+        let counter = if code == "missing_gateway_token" {
+            &self.gateway_missing_token
+        } else {
+            &self.gateway_invalid_token
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self, redis: RedisState) -> String {
         let mut out = String::with_capacity(1024);
@@ -162,6 +177,15 @@ impl Metrics {
                 load(counter),
             );
         }
+        let _ = write!(
+            out,
+            "# HELP chokepoint_policy_gateway_refusals_total Authorize and usage calls refused for their gateway token.\n\
+             # TYPE chokepoint_policy_gateway_refusals_total counter\n\
+             chokepoint_policy_gateway_refusals_total{{code=\"missing_gateway_token\"}} {}\n\
+             chokepoint_policy_gateway_refusals_total{{code=\"invalid_gateway_token\"}} {}\n",
+            load(&self.gateway_missing_token),
+            load(&self.gateway_invalid_token),
+        );
         out
     }
 }
@@ -203,6 +227,9 @@ mod tests {
         metrics.record_denial(Scope::Tenant, &limit(Metric::UsdMicros, false));
         metrics.record_denial(Scope::User, &limit(Metric::Rpm, false));
         metrics.record_denial(Scope::Model, &limit(Metric::UsdMicros, true));
+        metrics.record_gateway_refusal("missing_gateway_token");
+        metrics.record_gateway_refusal("invalid_gateway_token");
+        metrics.record_gateway_refusal("invalid_gateway_token");
         let text = metrics.render(RedisState {
             availability: Availability::Up,
             errors: 3,
@@ -225,6 +252,8 @@ mod tests {
             "chokepoint_policy_denials_total{reason=\"budget_exceeded\",scope=\"cost_center\",limit=\"tokens\"} 0",
             "chokepoint_policy_denials_total{reason=\"unpriced_model\",scope=\"model\",limit=\"usd_micros\"} 1",
             "chokepoint_policy_denials_total{reason=\"unpriced_model\",scope=\"user\",limit=\"usd_micros\"} 0",
+            "chokepoint_policy_gateway_refusals_total{code=\"missing_gateway_token\"} 1",
+            "chokepoint_policy_gateway_refusals_total{code=\"invalid_gateway_token\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

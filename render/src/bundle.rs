@@ -9,7 +9,7 @@ use crate::envoy::{self, BootstrapParams, Code, Delivery};
 use crate::plugin::{self, Target};
 use crate::policy::Policy;
 
-pub const TARGETS: [&str; 9] = [
+pub const TARGETS: [&str; 11] = [
     "plugin-config",
     "injector-config",
     "bootstrap",
@@ -18,15 +18,21 @@ pub const TARGETS: [&str; 9] = [
     "istio-wasmplugin",
     "istio-trafficextension",
     "istio-envoyfilter",
+    "istio-networkpolicy",
     "envoy-gateway",
+    "envoy-gateway-networkpolicy",
 ];
 
 /// Options only some targets use.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The gateway listener's address.
     pub listen: String,
     pub port: u16,
     pub admin_port: u16,
+    /// Where Envoy's admin interface listens (`IP` or `IP:PORT`); loopback when unset,
+    /// whatever `listen` says.
+    pub admin_listen: Option<String>,
     pub wasm: String,
     /// With `bootstrap`: deliver the filter through this ECDS file instead of inline.
     pub ecds: Option<String>,
@@ -40,10 +46,60 @@ impl Default for Options {
             listen: "127.0.0.1".into(),
             port: 10000,
             admin_port: 9901,
+            admin_listen: None,
             wasm: "/etc/chokepoint/chokepoint.wasm".into(),
             ecds: None,
             version: "1".into(),
         }
+    }
+}
+
+/// Where Envoy's admin interface listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminAddress {
+    pub ip: std::net::IpAddr,
+    pub port: u16,
+}
+
+impl Options {
+    /// The admin interface's address: `admin_listen` (an IP, with `admin_port`, or
+    /// `IP:PORT`), else loopback. Never taken from `listen`: the admin interface can shut
+    /// Envoy down, change its runtime and turn on debug logs that show tokens.
+    pub fn admin(&self) -> Result<AdminAddress, String> {
+        let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+        let Some(given) = &self.admin_listen else {
+            return Ok(AdminAddress {
+                ip: loopback,
+                port: self.admin_port,
+            });
+        };
+        if let Ok(addr) = given.parse::<std::net::SocketAddr>() {
+            return Ok(AdminAddress {
+                ip: addr.ip(),
+                port: addr.port(),
+            });
+        }
+        given
+            .parse::<std::net::IpAddr>()
+            .map(|ip| AdminAddress {
+                ip,
+                port: self.admin_port,
+            })
+            .map_err(|_| format!("--admin-listen {given:?}: not an IP address or IP:PORT"))
+    }
+}
+
+impl AdminAddress {
+    /// What to tell the operator when the admin interface is reachable from elsewhere.
+    pub fn warning(&self) -> Option<String> {
+        (!self.ip.is_loopback()).then(|| {
+            format!(
+                "Envoy's admin interface will listen on {}:{}, reachable from other hosts: \
+                 anyone who reaches it can shut Envoy down, change its runtime and turn on \
+                 debug logs that show tokens. Keep it on loopback unless a firewall guards it.",
+                self.ip, self.port
+            )
+        })
     }
 }
 
@@ -58,11 +114,12 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
         "injector-config" => json(plugin::injector_config(policy)),
         "limits" => json(Value::Object(policy.limits.clone().into_iter().collect())),
         "bootstrap" => {
+            let admin = o.admin()?;
             let params = BootstrapParams {
                 listen_address: o.listen.clone(),
                 gateway_port: o.port,
-                admin_address: o.listen.clone(),
-                admin_port: o.admin_port,
+                admin_address: admin.ip.to_string(),
+                admin_port: admin.port,
                 code,
                 delivery: match &o.ecds {
                     Some(p) => Delivery::EcdsFile(p.clone()),
@@ -86,7 +143,13 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
             emit::documents(HEADER, &docs)
         }
         "istio-envoyfilter" => emit::documents(HEADER, &[crate::istio::envoy_filter(policy)]),
+        "istio-networkpolicy" => {
+            emit::documents(HEADER, &[crate::network_policy::for_istio(policy)])
+        }
         "envoy-gateway" => emit::documents(HEADER, &crate::gateway::manifests(policy)),
+        "envoy-gateway-networkpolicy" => {
+            emit::documents(HEADER, &[crate::network_policy::for_envoy_gateway(policy)])
+        }
         other => {
             return Err(format!(
                 "unknown target {other:?}; one of {}",
@@ -97,14 +160,19 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
 }
 
 /// The committed examples: (path under the examples directory, target).
-pub const EXAMPLES: [(&str, &str); 7] = [
+pub const EXAMPLES: [(&str, &str); 9] = [
     ("envoy/bootstrap.yaml", "bootstrap"),
     ("envoy/plugin-config.json", "plugin-config"),
     ("policy/limits.json", "limits"),
     ("istio/wasmplugin.yaml", "istio-wasmplugin"),
     ("istio/trafficextension.yaml", "istio-trafficextension"),
     ("istio/envoyfilter.yaml", "istio-envoyfilter"),
+    ("istio/networkpolicy.yaml", "istio-networkpolicy"),
     ("envoy-gateway/chokepoint.yaml", "envoy-gateway"),
+    (
+        "envoy-gateway/networkpolicy.yaml",
+        "envoy-gateway-networkpolicy",
+    ),
 ];
 
 /// Renders every example into `dir`, or with `check`, lists the files that differ.
@@ -140,4 +208,80 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
     let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Policy {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/policy.yaml");
+        Policy::load(&file).unwrap()
+    }
+
+    /// Envoy's admin interface stays on loopback whatever the gateway listens on, unless
+    /// `admin_listen` says otherwise; then a non-loopback address is warned about.
+    #[test]
+    fn the_admin_interface_stays_on_loopback_unless_told() {
+        let policy = example();
+        // (listen, admin_listen, the admin address rendered, warned)
+        let cases = [
+            ("0.0.0.0", None, Ok(("127.0.0.1", 9901)), false),
+            ("127.0.0.1", None, Ok(("127.0.0.1", 9901)), false),
+            ("0.0.0.0", Some("0.0.0.0:9901"), Ok(("0.0.0.0", 9901)), true),
+            ("0.0.0.0", Some("10.0.0.5"), Ok(("10.0.0.5", 9901)), true),
+            (
+                "0.0.0.0",
+                Some("127.0.0.1:9902"),
+                Ok(("127.0.0.1", 9902)),
+                false,
+            ),
+            ("::", Some("[::1]:9901"), Ok(("::1", 9901)), false),
+            ("::", Some("[::]:9901"), Ok(("::", 9901)), true),
+            (
+                "0.0.0.0",
+                Some("localhost:9901"),
+                Err("not an IP address"),
+                false,
+            ),
+            (
+                "0.0.0.0",
+                Some("0.0.0.0:99999"),
+                Err("not an IP address"),
+                false,
+            ),
+        ];
+        for (listen, admin_listen, want, warned) in cases {
+            let o = Options {
+                listen: listen.into(),
+                admin_listen: admin_listen.map(str::to_owned),
+                ..Options::default()
+            };
+            let what = format!("--listen {listen} --admin-listen {admin_listen:?}");
+            let rendered = render(&policy, "bootstrap", &o);
+            match want {
+                Ok((ip, port)) => {
+                    let text = rendered.unwrap();
+                    let doc = crate::yaml::load(&text).unwrap().value;
+                    let admin = &doc["admin"]["address"]["socket_address"];
+                    assert_eq!(admin["address"], ip, "{what}");
+                    assert_eq!(admin["port_value"], port, "{what}");
+                    let gateway = &doc["static_resources"]["listeners"][0]["address"];
+                    assert_eq!(gateway["socket_address"]["address"], listen, "{what}");
+                    let warning = o.admin().unwrap().warning();
+                    assert_eq!(warning.is_some(), warned, "{what}: {warning:?}");
+                    if let Some(w) = warning {
+                        assert!(
+                            w.contains(&format!("{ip}:{port}")) && w.contains("tokens"),
+                            "{w}"
+                        );
+                    }
+                }
+                Err(message) => {
+                    let err = rendered.unwrap_err();
+                    assert!(err.contains(message), "{what}: {err}");
+                }
+            }
+        }
+    }
 }

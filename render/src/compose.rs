@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::bundle::{self, Options};
+use crate::network_policy::POLICY_ADMIN_PORT;
 use crate::plugin;
 use crate::policy::Policy;
 
@@ -27,16 +28,20 @@ const HEADER: &str = "\
 #                            of the tokens' issuer, e.g. `chokepoint-token --jwks`)
 #   CHOKEPOINT_ADMIN_TOKEN   bearer token of the policy service's /v1/admin/* API
 #   CHOKEPOINT_MOCK_API_KEY  the key the mock provider accepts
-#   and Envoy's secrets, listed under the envoy service (the UUID salt and each
-#   provider's key; here the mock's key)
+#   and Envoy's secrets, listed under the envoy service (the UUID salt, the policy
+#   service's gateway token, which the policy service gets too, and each provider's
+#   key; here the mock's key)
 # Optional:
 #   CHOKEPOINT_IMAGE                  runtime image (default chokepoint-runtime:local,
 #                                     built from envoy/compose/Dockerfile)
 #   CHOKEPOINT_REQUESTS_PER_WINDOW    default per-user request limit (default 60)
 #
-# Only three ports are published, on loopback and on ephemeral host ports (read them back
-# with `docker-compose -p NAME port envoy 10000`): the gateway, Envoy's admin, the policy
-# service (its admin API). Redis, the mock and the idp are reachable only by the services.
+# Only two ports are published, on loopback and on ephemeral host ports (read them back
+# with `docker-compose -p NAME port envoy 10000`): the gateway and the policy service's
+# admin listener (its admin API and metrics). Envoy's admin interface listens on the
+# container's loopback only (its healthcheck runs inside the container: `docker-compose
+# exec envoy curl 127.0.0.1:9901/stats`); the policy service's gateway listener, Redis,
+# the mock and the idp are reachable only by the services.
 #
 #   docker-compose -p NAME -f envoy/docker-compose.yml --env-file ENV up -d
 #   docker-compose -p NAME -f envoy/docker-compose.yml --env-file ENV down -v
@@ -98,6 +103,7 @@ pub fn compose_file(policy: &Policy) -> String {
     let _ = write!(
         out,
         "    command: >-\n      chokepoint-policy serve --listen 0.0.0.0:{port}\n      \
+         --admin-listen 0.0.0.0:{POLICY_ADMIN_PORT}\n      \
          --requests-per-window ${{CHOKEPOINT_REQUESTS_PER_WINDOW:-{rpw}}}\n      \
          --window-secs {win} --reservation-ttl-secs {ttl}",
         port = ps.url.port,
@@ -112,12 +118,22 @@ pub fn compose_file(policy: &Policy) -> String {
         "\n    environment:\n      CHOKEPOINT_REDIS_URL: redis://redis:6379\n      \
          CHOKEPOINT_ADMIN_TOKEN: ${CHOKEPOINT_ADMIN_TOKEN:?set CHOKEPOINT_ADMIN_TOKEN}\n",
     );
+    // The service reads its gateway token from this fixed name; Envoy's filter from the
+    // policy file's token_env. One value for both.
+    let token = &ps.token_env;
+    let _ = writeln!(
+        out,
+        "      CHOKEPOINT_POLICY_TOKEN: ${{{token}:?set {token}}}"
+    );
     if !policy.limits.is_empty() {
         out.push_str(
             "    volumes:\n      - ./compose/limits.json:/etc/chokepoint/limits.json:ro\n",
         );
     }
-    let _ = writeln!(out, "    ports:\n      - \"127.0.0.1::{}\"", ps.url.port);
+    let _ = writeln!(
+        out,
+        "    ports:\n      - \"127.0.0.1::{POLICY_ADMIN_PORT}\""
+    );
     out.push_str("    depends_on:\n      redis: {condition: service_healthy}\n");
     healthcheck(
         &mut out,
@@ -169,7 +185,7 @@ pub fn compose_file(policy: &Policy) -> String {
         "    volumes:\n      - ./compose/envoy.yaml:/etc/envoy/envoy.yaml:ro\n      \
          - ${{CHOKEPOINT_WASM:?set CHOKEPOINT_WASM}}:{WASM_IN_CONTAINER}:ro\n      \
          - envoy-usage:/var/log/chokepoint\n    \
-         ports:\n      - \"127.0.0.1::{GATEWAY_PORT}\"\n      - \"127.0.0.1::{ADMIN_PORT}\"\n    \
+         ports:\n      - \"127.0.0.1::{GATEWAY_PORT}\"\n    \
          depends_on:\n"
     );
     for d in depends {

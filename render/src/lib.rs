@@ -12,6 +12,7 @@ pub mod emit;
 pub mod envoy;
 pub mod gateway;
 pub mod istio;
+pub mod network_policy;
 pub mod overrides;
 pub mod plugin;
 pub mod policy;

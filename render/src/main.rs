@@ -25,17 +25,23 @@ enum Command {
     Render {
         file: PathBuf,
         /// plugin-config, injector-config, bootstrap, ecds, limits, istio-wasmplugin,
-        /// istio-trafficextension, istio-envoyfilter, envoy-gateway
+        /// istio-trafficextension, istio-envoyfilter, istio-networkpolicy, envoy-gateway,
+        /// envoy-gateway-networkpolicy
         target: String,
         #[arg(long)]
         out: Option<PathBuf>,
-        /// bootstrap: address Envoy listens on (gateway and admin).
+        /// bootstrap: address the gateway listener binds (not the admin interface's).
         #[arg(long, default_value = "127.0.0.1")]
         listen: String,
         #[arg(long, default_value_t = 10000)]
         port: u16,
         #[arg(long, default_value_t = 9901)]
         admin_port: u16,
+        /// bootstrap: where Envoy's admin interface listens, IP or IP:PORT (default
+        /// 127.0.0.1, whatever --listen says). It can shut Envoy down, change its runtime
+        /// and turn on debug logs that show tokens: anything but loopback prints a warning.
+        #[arg(long, value_name = "ADDR")]
+        admin_listen: Option<String>,
         /// The filter's .wasm as Envoy will see it.
         #[arg(long, default_value = "/etc/chokepoint/chokepoint.wasm")]
         wasm: String,
@@ -94,6 +100,7 @@ fn run(command: Command) -> Result<(), String> {
             listen,
             port,
             admin_port,
+            admin_listen,
             wasm,
             ecds,
             version,
@@ -103,11 +110,17 @@ fn run(command: Command) -> Result<(), String> {
                 listen,
                 port,
                 admin_port,
+                admin_listen,
                 wasm,
                 ecds,
                 version,
             };
             let text = bundle::render(&p, &target, &o)?;
+            if target == "bootstrap" {
+                if let Some(warning) = o.admin()?.warning() {
+                    eprintln!("warning: {warning}");
+                }
+            }
             match out {
                 Some(path) => bundle::write_atomically(&path, &text),
                 None => {

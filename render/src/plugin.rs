@@ -122,6 +122,7 @@ pub fn plugin_config(policy: &Policy, target: Target) -> Value {
             "timeout_ms": g.policy_timeout_ms,
             "failure_mode": if g.failure_open { "open" } else { "closed" },
             "lease_slots": policy.policy_service.lease_slots,
+            "token_env": policy.policy_service.token_env,
         },
         "providers": providers(policy, target),
         "key_injection": if g.key_injection_upstream && target == Target::Envoy { "upstream" } else { "downstream" },
@@ -178,9 +179,13 @@ pub fn injector_config(policy: &Policy) -> Value {
     json!({"inject_keys": {"providers": providers(policy, Target::Envoy)}})
 }
 
-/// Every environment variable the filter reads: the salt, provider keys, HMAC secrets.
+/// Every environment variable the filter reads: the salt, the policy service's gateway
+/// token, provider keys, HMAC secrets.
 pub fn env_keys(policy: &Policy) -> Vec<String> {
-    let mut keys = vec![policy.gateway.uuid_salt_env.clone()];
+    let mut keys = vec![
+        policy.gateway.uuid_salt_env.clone(),
+        policy.policy_service.token_env.clone(),
+    ];
     for p in &policy.providers {
         keys.push(p.key_env.clone());
     }

@@ -159,6 +159,8 @@ pub struct PolicyService {
     pub reservation_ttl_secs: u64,
     pub lease_slots: u64,
     pub lease_ttl_ms: Option<u64>,
+    /// The variable (of Envoy and of the service) holding the gateway token.
+    pub token_env: String,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +172,7 @@ pub struct Deploy {
     pub istio_selector: BTreeMap<String, String>,
     pub fail_strategy: String,
     pub eg_gateway: String,
+    pub eg_proxy_namespace: String,
     pub hostnames: Vec<String>,
 }
 
@@ -340,6 +343,9 @@ fn filter_path_to_policy(field: &str) -> String {
     }
     if let Some(rest) = field.strip_prefix("policy.lease_") {
         return format!("policy_service.lease_{rest}");
+    }
+    if field == "policy.token_env" {
+        return "policy_service.token_env".into();
     }
     if field.starts_with("policy") {
         return "policy_service.url".into();
@@ -542,7 +548,11 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         )?,
         lease_slots: ps.lease_slots.unwrap_or(0),
         lease_ttl_ms: ps.lease_ttl_ms,
+        token_env: ps
+            .token_env
+            .unwrap_or_else(|| chokepoint_filter::config::DEFAULT_POLICY_TOKEN_ENV.into()),
     };
+    env_name(cx, "policy_service.token_env", &policy_service.token_env)?;
 
     let d = raw.deploy;
     let namespace = d.namespace.unwrap_or_else(|| "chokepoint".into());
@@ -568,6 +578,16 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
     if !dns_label(&istio_namespace) {
         return Err(cx.err("deploy.istio.namespace", "must be a DNS-1123 label"));
     }
+    let eg_proxy_namespace = d
+        .envoy_gateway
+        .proxy_namespace
+        .unwrap_or_else(|| "envoy-gateway-system".into());
+    if !dns_label(&eg_proxy_namespace) {
+        return Err(cx.err(
+            "deploy.envoy_gateway.proxy_namespace",
+            "must be a DNS-1123 label",
+        ));
+    }
     let deploy = Deploy {
         namespace,
         wasm_image: d
@@ -581,6 +601,7 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         fail_strategy,
         istio_namespace,
         eg_gateway: d.envoy_gateway.gateway.unwrap_or_else(|| "eg".into()),
+        eg_proxy_namespace,
         hostnames: d.hostnames.unwrap_or_else(|| vec!["ai.example.com".into()]),
     };
 

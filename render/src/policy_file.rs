@@ -203,6 +203,10 @@ pub struct RawPolicyService {
     /// How long a lease's slots may be spent, in ms.
     #[serde(default)]
     pub lease_ttl_ms: Option<u64>,
+    /// The environment variable holding the gateway token the filter sends and the
+    /// service checks (the name only; both processes need it set).
+    #[serde(default)]
+    pub token_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -256,4 +260,8 @@ pub struct RawEnvoyGateway {
     /// The Gateway the chokepoint HTTPRoute attaches to.
     #[serde(default)]
     pub gateway: Option<String>,
+    /// Where Envoy Gateway runs that Gateway's proxy pods: its controller's namespace,
+    /// or the Gateway's own in Gateway Namespace mode.
+    #[serde(default)]
+    pub proxy_namespace: Option<String>,
 }

@@ -202,6 +202,26 @@ fn broken_files_name_field_and_line() {
             "duplicate key `policy_timeout_ms`",
         ),
         (
+            "a token where its variable's name belongs",
+            broken(
+                "  lease_ttl_ms: 2000\n",
+                "  lease_ttl_ms: 2000\n  token_env: ck-s3cret-token\n",
+            ),
+            "policy_service.token_env",
+            "token_env: ck-s3cret",
+            "is not an environment variable name",
+        ),
+        (
+            "proxy namespace",
+            broken(
+                "    gateway: eg",
+                "    gateway: eg\n    proxy_namespace: Envoy_GW",
+            ),
+            "deploy.envoy_gateway.proxy_namespace",
+            "proxy_namespace: Envoy_GW",
+            "DNS-1123 label",
+        ),
+        (
             "wrong type",
             broken(
                 "  max_request_body_bytes: 1048576",
@@ -415,6 +435,47 @@ fn key_files_are_read_within_bounds() {
         assert!(err.message.contains(want), "{err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `render bootstrap --listen 0.0.0.0` keeps Envoy's admin interface on loopback;
+/// `--admin-listen` moves it, and anything but loopback is warned about on stderr.
+#[test]
+fn cli_warns_when_the_admin_interface_leaves_loopback() {
+    // (extra arguments, admin address in the bootstrap, warned)
+    let cases: [(&[&str], &str, bool); 3] = [
+        (&[], "address: 127.0.0.1\n      port_value: 9901", false),
+        (
+            &["--admin-listen", "0.0.0.0:9901"],
+            "address: 0.0.0.0\n      port_value: 9901",
+            true,
+        ),
+        (
+            &["--admin-listen", "127.0.0.1:9902"],
+            "address: 127.0.0.1\n      port_value: 9902",
+            false,
+        ),
+    ];
+    for (extra, admin, warned) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_chokepoint-config"))
+            .arg("render")
+            .arg(root().join("envoy/examples/policy.yaml"))
+            .args(["bootstrap", "--listen", "0.0.0.0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{extra:?}: {stderr}");
+        let admin_block = stdout.split("static_resources:").next().unwrap_or_default();
+        assert!(admin_block.contains(admin), "{extra:?}: {admin_block}");
+        assert_eq!(
+            stderr.contains("warning: Envoy's admin interface will listen on"),
+            warned,
+            "{extra:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -20,7 +20,9 @@ BackendTLSPolicy), the way the API server would with
     in a WasmPlugin url, EnvoyExtensionPolicy sha256 shape;
   * YAML: duplicate keys are errors (strict decoding), timestamps stay strings.
 
-Documents whose kind has no CRD here (Gateway, Secret, VirtualService, ...) are reported as
+Built-in kinds chokepoint renders (NetworkPolicy) are validated against the official
+Kubernetes schema instead, strict, plus the API server's own checks (builtin_kinds.py).
+Documents whose kind has no CRD here (Gateway, Secret, ...) are reported as
 "skipped (no CRD here)", an error only with --strict-kinds. A kind we do have under the
 wrong group, or a version that is not served, is an error.
 
@@ -46,6 +48,8 @@ try:
     import yaml
 except ImportError as e:  # pragma: no cover
     sys.exit(f"error: {e}: pip install jsonschema pyyaml (scripts/validate-manifests does this)")
+
+import builtin_kinds  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 SCHEMA_DIR = HERE.parent / "schemas"
@@ -898,12 +902,14 @@ def check_extra(kind, obj):
 # Validating one object.
 
 class Result:
-    def __init__(self, status, label, problems=(), unchecked=(), version=None):
+    def __init__(self, status, label, problems=(), unchecked=(), version=None, builtin=False):
         self.status = status  # ok | invalid | skipped
         self.label = label
         self.problems = list(problems)
         self.unchecked = list(unchecked)
         self.version = version
+        # Validated against the Kubernetes schema (builtin_kinds), not a CRD.
+        self.builtin = builtin
 
 
 def describe(obj):
@@ -928,6 +934,11 @@ def validate_object(obj, crds, strict_kinds=False):
             want = ", ".join(f"{c.group}/{v}" for c in same_kind for v in c.versions)
             return Result("invalid", label, [Problem(["apiVersion"], f"{kind} is not served as {api} "
                                                      f"(served: {want})", "kind")])
+        if builtin_kinds.knows(group, kind):
+            problems = [Problem(path, message, source) for path, message, source in builtin_kinds.problems(obj)]
+            problems += check_metadata(obj)
+            problems.sort(key=lambda p: p.path)
+            return Result("invalid" if problems else "ok", label, problems, builtin=True)
         if strict_kinds:
             return Result("invalid", label, [Problem(["kind"], f"no CRD here for {api} {kind} (--strict-kinds)",
                                                      "kind")])
@@ -993,12 +1004,17 @@ def mutation_targets(ver, obj):
 
 
 def mutation_test(obj, crds):
-    """[(ok, description)] for each mutant of one object that has a CRD here."""
+    """[(ok, description)] for each mutant of one object that has a CRD (or a built-in
+    schema) here."""
     base = validate_object(obj, crds)
-    if base.version is None:
+    if base.builtin:
+        paths = builtin_kinds.mutation_paths(obj)
+        targets = [("spec root" if p == ("spec",) else "nested " + fmt_path(p), p) for p in paths]
+    elif base.version is None:
         return []
+    else:
+        targets = mutation_targets(base.version, obj)
     out = []
-    targets = mutation_targets(base.version, obj)
     if not targets:
         return [(False, "no closed object under spec to mutate (is spec free-form?)")]
     for desc, path in targets:
@@ -1391,6 +1407,24 @@ GOOD_VARIANTS = {
 }
 GOOD.update(GOOD_VARIANTS)
 
+# A built-in kind, checked against the Kubernetes schema (builtin_kinds.py).
+GOOD["networkpolicy"] = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "chokepoint-policy", "namespace": "chokepoint"},
+    "spec": {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "chokepoint-policy"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
+                       "podSelector": {"matchLabels": {"istio": "ingressgateway"}}}],
+             "ports": [{"protocol": "TCP", "port": 8081}]},
+            {"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"chokepoint-policy-admin": "true"}}}],
+             "ports": [{"protocol": "TCP", "port": 8082}]},
+        ],
+    },
+}
+
 # Broken manifests: (name, object, [(expected path, regex on the message)]). Each must fail
 # with every expected problem and with no problem at any other path.
 BAD = [
@@ -1430,6 +1464,25 @@ BAD = [
      [("spec.wasm[0].failopen", r'unknown field "failopen" \(did you mean "failOpen"')]),
     ("httproute rules[].backendRef", _edit("httproute", lambda o: _rename(o["spec"]["rules"][0], "backendRefs", "backendRef")),
      [("spec.rules[0].backendRef", r'unknown field "backendRef" \(did you mean "backendRefs"')]),
+    ("networkpolicy ports[].prot", _edit("networkpolicy", lambda o: _rename(o["spec"]["ingress"][0]["ports"][0], "protocol", "prot")),
+     [("spec.ingress[0].ports[0].prot", r'unknown field "prot"')]),
+    ("networkpolicy ingress not a list", _edit("networkpolicy", lambda o: o["spec"].update(ingress={"from": []})),
+     [("spec.ingress", r"is not of type 'array'")]),
+    ("networkpolicy label value not a string",
+     _edit("networkpolicy", lambda o: o["spec"]["podSelector"]["matchLabels"].update(tier=1)),
+     [("spec.podSelector.matchLabels.tier", r"is not of type 'string'")]),
+    ("networkpolicy v1beta1", _edit("networkpolicy", lambda o: o.update(apiVersion="networking.k8s.io/v1beta1")),
+     [("apiVersion", r"Couldn't find schema for kind NetworkPolicy")]),
+    ("networkpolicy protocol TPC [extra]",
+     _edit("networkpolicy", lambda o: o["spec"]["ingress"][1]["ports"][0].update(protocol="TPC")),
+     [("spec.ingress[1].ports[0].protocol", r"not one of TCP, UDP, SCTP")]),
+    ("networkpolicy port 0 and policy type [extra]",
+     _edit("networkpolicy", lambda o: (o["spec"]["ingress"][0]["ports"][0].update(port=0),
+                                       o["spec"].update(policyTypes=["Inbound"]))),
+     [("spec.ingress[0].ports[0].port", r"is not a port"), ("spec.policyTypes[0]", r"not one of Ingress, Egress")]),
+    ("networkpolicy selector label key [extra]",
+     _edit("networkpolicy", lambda o: o["spec"]["ingress"][1]["from"][0]["podSelector"]["matchLabels"].update({"-bad": "x"})),
+     [("spec.ingress[1].from[0].podSelector.matchLabels[\"-bad\"]", r"invalid label key")]),
     ("wasmplugin bad phase enum", _edit("wasmplugin-oci", lambda o: o["spec"].update(phase="AUTHENTICATION")),
      [("spec.phase", r"'AUTHENTICATION' is not one of")]),
     ("wasmplugin string priority", _edit("wasmplugin-oci", lambda o: o["spec"].update(priority="100")),
@@ -1729,6 +1782,15 @@ def self_test(crds, tally, quiet=False):
     muts = mutation_test(GOOD["wasmplugin-oci"], open_crds)
     report(bool(muts) and not any(ok for ok, _ in muts),
            f"mutation test flags a validator with open objects ({len(muts)} mutants accepted by it)")
+    # The same for built-in kinds: a schema that let unknown fields through is caught.
+    strict = builtin_kinds.problems
+    builtin_kinds.problems = lambda obj: []
+    try:
+        muts = mutation_test(GOOD["networkpolicy"], crds)
+    finally:
+        builtin_kinds.problems = strict
+    report(bool(muts) and not any(ok for ok, _ in muts),
+           f"mutation test flags a NetworkPolicy validator that accepts anything ({len(muts)} mutants accepted)")
     # File handling: non-Kubernetes YAML is skipped, a document without kind among manifests
     # is an error, a broken manifest fails the file.
     import contextlib

@@ -657,17 +657,17 @@ pub fn expected_ledger(records: &[Value]) -> BTreeMap<LedgerKey, Totals> {
     out
 }
 
-/// The ledger totals the policy service reports for `key`.
+/// The ledger totals the policy service's admin listener reports for `key`.
 pub async fn ledger_totals(
     client: &reqwest::Client,
-    policy_url: &str,
+    policy_admin_url: &str,
     admin_token: &str,
     key: &LedgerKey,
 ) -> Result<Totals, String> {
     let (scope, id, day) = key;
     let v: Value = client
         .get(format!(
-            "{policy_url}/v1/admin/usage?scope={scope}&id={}&period={day}",
+            "{policy_admin_url}/v1/admin/usage?scope={scope}&id={}&period={day}",
             query_escape(id)
         ))
         .bearer_auth(admin_token)

@@ -2,7 +2,7 @@
 //! `scripts/test-compose` builds, starts and describes in the environment:
 //!
 //! - `CHOKEPOINT_COMPOSE_GATEWAY`      the gateway's URL (Envoy's published port)
-//! - `CHOKEPOINT_COMPOSE_POLICY`       the policy service's URL
+//! - `CHOKEPOINT_COMPOSE_POLICY`       the policy service's admin listener (admin API)
 //! - `CHOKEPOINT_COMPOSE_ADMIN_TOKEN`  the policy service's admin token
 //! - `CHOKEPOINT_COMPOSE_KEY_FILE`     the dev key whose JWKS the idp service serves
 //! - `CHOKEPOINT_COMPOSE_UUID_SALT`    the salt Envoy derives user ids with

@@ -32,6 +32,10 @@ fn validate(dir: &Path, name: &str, text: &str) {
         .arg(&path)
         .args(["--use-dynamic-base-id", "-l", "warn"])
         .env("CHOKEPOINT_UUID_SALT", "validate-salt-0123456789")
+        .env(
+            "CHOKEPOINT_POLICY_TOKEN",
+            "validate-gateway-token-0123456789abcdef",
+        )
         .env("OPENAI_API_KEY", "sk-validate")
         .env("OPENAI_BACKUP_API_KEY", "sk-validate")
         .env("ANTHROPIC_API_KEY", "sk-validate")

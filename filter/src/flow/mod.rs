@@ -573,13 +573,11 @@ impl Flow {
             },
         };
         let body = serde_json::to_vec(&request).map_err(|_| reply::internal("encode_failed"))?;
-        let headers = [
-            (":method", "POST"),
-            (":path", "/v1/authorize"),
-            (":authority", policy.authority.as_str()),
-            ("content-type", "application/json"),
-            ("x-request-id", caller.request_id.as_str()),
-        ];
+        let headers = crate::policy_callout::headers(
+            &rt,
+            crate::policy_callout::AUTHORIZE_PATH,
+            Some(&caller.request_id),
+        );
         match host.dispatch(&policy.cluster, &headers, &body, policy.timeout) {
             Ok(call) => {
                 self.phase = Phase::Authorizing { call, caller };

@@ -4,7 +4,7 @@ use jwt_simple::prelude::*;
 
 use super::*;
 use crate::jwks_sync;
-use crate::testing::{self, FakeHost, Keys, PROVIDER_KEY, SALT};
+use crate::testing::{self, FakeHost, Keys, POLICY_TOKEN, PROVIDER_KEY, SALT};
 
 fn bearer(keys: &Keys) -> String {
     format!("Bearer {}", keys.es256.sign(testing::claims()).unwrap())
@@ -760,6 +760,46 @@ fn every_request_ends_as_one_usage_record() {
     assert_eq!(rec["decision"], "unauthenticated");
     assert_eq!(rec["status"], 401);
     assert!(rec["user"].is_null());
+}
+
+/// The policy service answers only the gateway: its token rides on the authorize
+/// callout (and only there), never upstream, in a reply or in the record.
+#[test]
+fn the_authorize_callout_carries_the_gateway_token_and_nothing_else_does() {
+    let keys = Keys::new();
+    let (mut flow, mut host) = streaming(keys);
+    assert_eq!(host.dispatched.len(), 1);
+    let call = host.dispatched[0].clone();
+    let authorizations: Vec<&str> = call
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let bearer = format!("Bearer {POLICY_TOKEN}");
+    assert_eq!(
+        authorizations,
+        [bearer.as_str()],
+        "the client's JWT stays out"
+    );
+    host.response_chunk = CHAT_STREAM.as_bytes().to_vec();
+    flow.on_response_body(&mut host, CHAT_STREAM.len(), true);
+    flow.on_log(&mut host);
+    assert_eq!(host.queued.len(), 1);
+
+    let upstream = format!("{:?}", host.headers);
+    let record = String::from_utf8_lossy(&host.queued[0]);
+    let state = format!("{:?}", host.filter_state);
+    let answered = format!("{:?} {:?}", host.response_headers, host.replies);
+    for (what, text) in [
+        ("upstream headers", &upstream),
+        ("usage record", &record.to_string()),
+        ("filter state", &state),
+        ("response", &answered),
+        ("callout body", &call.body),
+    ] {
+        assert!(!text.contains(POLICY_TOKEN), "{what}: {text}");
+    }
 }
 
 #[test]

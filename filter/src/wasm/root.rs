@@ -26,6 +26,7 @@ use crate::jwks::KeySet;
 use crate::jwks_sync;
 use crate::key_injection::{self, Injector};
 use crate::lease::Renewal;
+use crate::policy_callout;
 use crate::runtime::Runtime;
 
 /// How often the root checks shared data for new keys and whether a refresh is due; usage
@@ -135,12 +136,7 @@ impl Root {
             return;
         }
         let body = self.delivery.body();
-        let headers = vec![
-            (":method", "POST"),
-            (":path", rt.config.usage.path.as_str()),
-            (":authority", rt.config.policy.authority.as_str()),
-            ("content-type", "application/json"),
-        ];
+        let headers = policy_callout::headers(rt, &rt.config.usage.path, None);
         match hostcalls::dispatch_http_call(
             &rt.config.policy.cluster,
             headers,
@@ -256,13 +252,8 @@ impl Root {
                 auth.borrow_mut().leases.renewal_failed(&renewal, now_ms);
                 continue;
             };
-            let headers = vec![
-                (":method", "POST"),
-                (":path", "/v1/authorize"),
-                (":authority", policy.authority.as_str()),
-                ("content-type", "application/json"),
-                ("x-request-id", request_id.as_str()),
-            ];
+            let headers =
+                policy_callout::headers(rt, policy_callout::AUTHORIZE_PATH, Some(&request_id));
             match hostcalls::dispatch_http_call(
                 &policy.cluster,
                 headers,

@@ -1,12 +1,19 @@
-//! HTTP surface: routes and the state every handler shares.
+//! HTTP surface: the two listeners' routes and the state every handler shares.
+//!
+//! The gateway listener serves only what Envoy's filter calls (`/v1/authorize`,
+//! `/v1/usage`, behind the gateway token) and `/healthz`; the admin listener serves the
+//! admin API, `/metrics` and `/healthz`. Each answers 404 for the other's paths, so the
+//! gateway's network never reaches the admin API, whatever its token.
 
 pub mod admin_auth;
 pub mod admin_limits;
 pub mod admin_spend;
 pub mod admin_usage;
 pub mod authorize;
+pub mod bearer;
 pub mod error;
 pub mod fields;
+pub mod gateway_auth;
 pub mod health;
 pub mod json_body;
 pub mod usage;
@@ -14,6 +21,7 @@ pub mod usage;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -31,6 +39,8 @@ pub struct AppState {
     pub clock: Clock,
     /// `None`: admin endpoints are disabled.
     pub admin_token: Option<Arc<str>>,
+    /// What the gateway sends as its bearer token on authorize and usage calls.
+    pub gateway_token: Arc<str>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -41,7 +51,8 @@ pub struct BodyLimits {
     pub usage: usize,
 }
 
-pub fn router(state: AppState, limits: BodyLimits) -> Router {
+/// The gateway listener: what Envoy's filter calls, behind the gateway token.
+pub fn gateway_router(state: AppState, limits: BodyLimits) -> Router {
     Router::new()
         .route("/v1/authorize", post(authorize::authorize))
         // The route's own limit runs inside the router-wide one below and overrides it.
@@ -49,6 +60,20 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
             "/v1/usage",
             post(usage::record_usage).layer(DefaultBodyLimit::max(limits.usage)),
         )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            gateway_auth::require,
+        ))
+        .route("/healthz", get(health::healthz))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.default))
+        .with_state(state)
+}
+
+/// The admin listener: the admin API (behind the admin token) and `/metrics`.
+pub fn admin_router(state: AppState, limits: BodyLimits) -> Router {
+    Router::new()
         .route("/v1/admin/usage", get(admin_usage::read_usage))
         .route("/v1/admin/limits", get(admin_limits::list_limits))
         .route(

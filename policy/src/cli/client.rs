@@ -24,11 +24,11 @@ impl Admin {
                 "no admin token: set CHOKEPOINT_ADMIN_TOKEN (or pass --admin-token) to the \
                  policy service's admin token",
             )?;
-        let base = remote.url.trim_end_matches('/').to_owned();
+        let base = remote.admin_url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(format!(
-                "--url must start with http:// (got {:?})",
-                remote.url
+                "--admin-url must start with http:// (got {:?})",
+                remote.admin_url
             ));
         }
         let http = reqwest::Client::builder()
@@ -57,8 +57,8 @@ impl Admin {
         }
         let response = request.send().await.map_err(|err| {
             format!(
-                "cannot reach the policy service at {} ({}); is it running, and is --url \
-                 (CHOKEPOINT_POLICY_URL) right?",
+                "cannot reach the policy service at {} ({}); is it running, and is \
+                 --admin-url (CHOKEPOINT_POLICY_ADMIN_URL) its admin listener?",
                 self.base,
                 describe(&err)
             )
@@ -88,13 +88,28 @@ impl Admin {
         if status == StatusCode::OK {
             Ok(body)
         } else {
-            Err(failure(status, &body))
+            Err(self.refusal(status, &body))
+        }
+    }
+
+    /// The service's message for a refused call; for "no such endpoint", which the
+    /// gateway listener answers to every admin path, where to point the CLI instead.
+    pub fn refusal(&self, status: StatusCode, body: &Value) -> String {
+        if body["error"]["code"] == "not_found" {
+            format!(
+                "{} at {}; is --admin-url (CHOKEPOINT_POLICY_ADMIN_URL) the service's admin \
+                 listener (--admin-listen) rather than the gateway's?",
+                failure(status, body),
+                self.base
+            )
+        } else {
+            failure(status, body)
         }
     }
 }
 
 /// The service's own message: `the admin token is not valid (invalid_admin_token, HTTP 401)`.
-pub fn failure(status: StatusCode, body: &Value) -> String {
+fn failure(status: StatusCode, body: &Value) -> String {
     let message = body["error"]["message"].as_str().unwrap_or("no message");
     let code = body["error"]["code"].as_str().unwrap_or("no code");
     format!("{message} ({code}, HTTP {})", status.as_u16())

@@ -15,21 +15,22 @@ use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value};
 
-use client::{encode, failure, Admin};
+use client::{encode, Admin};
 
-/// Where the policy service is, and the admin token it wants.
+/// Where the policy service's admin listener is, and the admin token it wants.
 #[derive(Args, Debug)]
 pub struct Remote {
-    /// The policy service's base URL.
+    /// The policy service's admin listener (its --admin-listen), not the gateway
+    /// listener Envoy calls.
     // hide_env_values: clap would show an unset variable as `NAME=`.
     #[arg(
         long,
-        env = "CHOKEPOINT_POLICY_URL",
+        env = "CHOKEPOINT_POLICY_ADMIN_URL",
         hide_env_values = true,
-        default_value = "http://127.0.0.1:8081",
+        default_value = "http://127.0.0.1:8082",
         value_name = "URL"
     )]
-    pub url: String,
+    pub admin_url: String,
 
     /// The service's admin token (its --admin-token). Prefer the environment variable:
     /// a command line is visible to other local users.
@@ -402,8 +403,8 @@ async fn current_set(admin: &Admin, kind: &str, id: &str) -> Result<Map<String, 
         .await?;
     match status {
         StatusCode::OK => Ok(body["limits"].as_object().cloned().unwrap_or_default()),
-        StatusCode::NOT_FOUND => Ok(Map::new()),
-        _ => Err(failure(status, &body)),
+        StatusCode::NOT_FOUND if body["error"]["code"] != "not_found" => Ok(Map::new()),
+        _ => Err(admin.refusal(status, &body)),
     }
 }
 

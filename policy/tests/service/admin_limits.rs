@@ -66,7 +66,7 @@ async fn every_admin_endpoint_needs_the_admin_token() {
         for (service, token, status, code) in &cases {
             let mut request = service
                 .http
-                .request(method.clone(), format!("{}{path}", service.base));
+                .request(method.clone(), format!("{}{path}", service.admin_base));
             if let Some(token) = token {
                 request = request.bearer_auth(token);
             }
@@ -360,7 +360,10 @@ async fn invalid_admin_requests_get_400s_naming_the_field() {
     // A body that is not JSON, or not declared as JSON.
     let response = service
         .http
-        .put(format!("{}/v1/admin/limits/tenant/acme", service.base))
+        .put(format!(
+            "{}/v1/admin/limits/tenant/acme",
+            service.admin_base
+        ))
         .bearer_auth(ADMIN_TOKEN)
         .header("content-type", "text/plain")
         .body(r#"{"rpm":5}"#)

@@ -111,10 +111,7 @@ async fn malformed_authorize_requests_get_json_errors() {
     ];
     let count = cases.len();
     for (content_type, body, status, code) in cases {
-        let mut request = service
-            .http
-            .post(format!("{}/v1/authorize", service.base))
-            .body(body.clone());
+        let mut request = service.gateway_post("/v1/authorize").body(body.clone());
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }

@@ -17,7 +17,7 @@ async fn cli(service: &Service, token: &str, args: &[&str]) -> Output {
     tokio::process::Command::new(BIN)
         .args(args)
         .env_clear()
-        .env("CHOKEPOINT_POLICY_URL", &service.base)
+        .env("CHOKEPOINT_POLICY_ADMIN_URL", &service.admin_base)
         .env("CHOKEPOINT_ADMIN_TOKEN", token)
         .output()
         .await
@@ -252,12 +252,35 @@ async fn the_cli_passes_errors_on_and_exits_non_zero() {
 
     let mut unreachable = tokio::process::Command::new(BIN);
     unreachable
-        .args(["usage", "--team", "ml", "--url", "http://127.0.0.1:9"])
+        .args(["usage", "--team", "ml", "--admin-url", "http://127.0.0.1:9"])
         .env_clear()
         .env("CHOKEPOINT_ADMIN_TOKEN", ADMIN_TOKEN);
     let output = unreachable.output().await.expect("run");
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("cannot reach the policy service at http://127.0.0.1:9"));
+
+    // Pointed at the gateway listener, which has no admin API: every command says where
+    // to point it instead (the read-modify-write of `limit set` too).
+    for args in [
+        &["usage", "--team", "ml"][..],
+        &["limit", "set", "--team", "ml", "--rpm", "5"],
+    ] {
+        let output = tokio::process::Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("CHOKEPOINT_POLICY_ADMIN_URL", &service.base)
+            .env("CHOKEPOINT_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .await
+            .expect("run");
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("(not_found, HTTP 404)")
+                && stderr.contains("the service's admin listener (--admin-listen)"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

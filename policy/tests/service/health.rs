@@ -1,19 +1,24 @@
-//! `/healthz`, `/metrics` and shutdown with Redis up.
+//! `/healthz` (on both listeners), `/metrics` and shutdown with Redis up.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::support::{config, json_of, new_user, RedisServer, Service};
+use crate::support::{config, json_of, listeners, new_user, RedisServer, Service, GATEWAY_TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_is_ok_while_redis_answers() {
     let redis = RedisServer::start();
     let service = Service::start(config(&redis, 5, Duration::from_secs(60))).await;
 
-    let (status, body) = json_of(service.get("/healthz").await).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, serde_json::json!({"status": "ok"}));
+    for response in [
+        service.get("/healthz").await,
+        service.get_admin("/healthz").await,
+    ] {
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, serde_json::json!({"status": "ok"}));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,7 +30,7 @@ async fn metrics_count_decisions() {
         service.authorize(&user).await;
     }
 
-    let response = service.get("/metrics").await;
+    let response = service.get_admin("/metrics").await;
     assert_eq!(response.status(), StatusCode::OK);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -53,7 +58,7 @@ async fn metrics_count_decisions() {
 async fn stops_when_asked() {
     let redis = RedisServer::start();
     let service = Service::start(config(&redis, 5, Duration::from_secs(60))).await;
-    let base = service.base.clone();
+    let bases = [service.base.clone(), service.admin_base.clone()];
     let http = service.http.clone();
     service.authorize(&new_user()).await;
 
@@ -61,35 +66,40 @@ async fn stops_when_asked() {
         .await
         .expect("stops within 5 s")
         .expect("clean exit");
-    assert!(
-        http.get(format!("{base}/healthz")).send().await.is_err(),
-        "port closed"
-    );
+    for base in bases {
+        assert!(
+            http.get(format!("{base}/healthz")).send().await.is_err(),
+            "{base} closed"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_to_start_on_invalid_config() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let config = chokepoint_policy::Config {
-        requests_per_window: 0,
+    let valid = || chokepoint_policy::Config {
+        gateway_token: Some(GATEWAY_TOKEN.into()),
         ..chokepoint_policy::Config::default()
     };
-    let err = chokepoint_policy::run(listener, config, std::future::pending())
-        .await
-        .expect_err("zero limit is rejected");
-    assert!(err.to_string().contains("requests_per_window"), "{err}");
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let config = chokepoint_policy::Config {
-        redis_url: "http://not-redis".into(),
-        ..chokepoint_policy::Config::default()
-    };
-    let err = chokepoint_policy::run(listener, config, std::future::pending())
-        .await
-        .expect_err("non-redis URL is rejected");
-    assert!(err.to_string().contains("redis_url"), "{err}");
+    let cases = [
+        (
+            chokepoint_policy::Config {
+                requests_per_window: 0,
+                ..valid()
+            },
+            "requests_per_window",
+        ),
+        (
+            chokepoint_policy::Config {
+                redis_url: "http://not-redis".into(),
+                ..valid()
+            },
+            "redis_url",
+        ),
+    ];
+    for (config, field) in cases {
+        let err = chokepoint_policy::run(listeners().await, config, std::future::pending())
+            .await
+            .expect_err(field);
+        assert!(err.to_string().contains(field), "{err}");
+    }
 }

@@ -9,6 +9,7 @@ mod bad_requests;
 mod budgets;
 mod cli;
 mod dead_letters;
+mod gateway_auth;
 mod health;
 mod leases;
 mod limits;

@@ -1,5 +1,5 @@
 //! Test fixtures: a private redis-server on a unix socket, the service started
-//! in-process on an ephemeral port, and an HTTP client for it.
+//! in-process on two ephemeral ports (gateway and admin), and an HTTP client for it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chokepoint_policy::{run, Clock, Config, Error};
+use chokepoint_policy::{run, Clock, Config, Error, Listeners};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -174,18 +174,27 @@ impl Drop for RedisServer {
 }
 
 pub struct Service {
+    /// The gateway listener: authorize, usage (with [`GATEWAY_TOKEN`]), healthz.
     pub base: String,
+    /// The admin listener: the admin API, metrics, healthz.
+    pub admin_base: String,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), Error>>,
 }
 
 impl Service {
-    pub async fn start(config: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
+    /// Starts the service; a config without a gateway token gets [`GATEWAY_TOKEN`], the
+    /// one the helpers send.
+    pub async fn start(mut config: Config) -> Self {
+        config
+            .gateway_token
+            .get_or_insert_with(|| GATEWAY_TOKEN.to_owned());
+        let listeners = listeners().await;
+        let addr = listeners.gateway.local_addr().expect("local addr");
+        let admin_addr = listeners.admin.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run(listener, config, async {
+        let task = tokio::spawn(run(listeners, config, async {
             let _ = stopped.await;
         }));
         let http = reqwest::Client::builder()
@@ -195,6 +204,7 @@ impl Service {
             .expect("http client");
         Self {
             base: format!("http://{addr}"),
+            admin_base: format!("http://{admin_addr}"),
             http,
             stop: Some(stop),
             task,
@@ -221,10 +231,16 @@ impl Service {
         .await
     }
 
+    /// A POST to the gateway listener, as the filter sends it (with the gateway token).
+    pub fn gateway_post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(GATEWAY_TOKEN)
+    }
+
     pub async fn authorize_body(&self, body: &Value) -> (StatusCode, Value) {
         let response = self
-            .http
-            .post(format!("{}/v1/authorize", self.base))
+            .gateway_post("/v1/authorize")
             .json(body)
             .send()
             .await
@@ -240,8 +256,7 @@ impl Service {
 
     pub async fn post_usage_raw(&self, body: &str) -> (StatusCode, Value) {
         let response = self
-            .http
-            .post(format!("{}/v1/usage", self.base))
+            .gateway_post("/v1/usage")
             .header("content-type", "application/json")
             .body(body.to_owned())
             .send()
@@ -260,9 +275,11 @@ impl Service {
             .iter()
             .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
             .collect();
-        let mut request =
-            self.http
-                .get(format!("{}/v1/admin/usage?{}", self.base, query.join("&")));
+        let mut request = self.http.get(format!(
+            "{}/v1/admin/usage?{}",
+            self.admin_base,
+            query.join("&")
+        ));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -291,7 +308,7 @@ impl Service {
     ) -> (StatusCode, Value) {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.admin_base))
             .bearer_auth(ADMIN_TOKEN);
         if let Some(body) = body {
             request = request.json(body);
@@ -320,6 +337,7 @@ impl Service {
         body
     }
 
+    /// A GET on the gateway listener.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
@@ -328,10 +346,27 @@ impl Service {
             .expect("send get")
     }
 
+    /// A GET on the admin listener.
+    pub async fn get_admin(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.admin_base))
+            .send()
+            .await
+            .expect("send get")
+    }
+
     pub async fn metrics(&self) -> String {
-        let response = self.get("/metrics").await;
+        let response = self.get_admin("/metrics").await;
         assert_eq!(response.status(), StatusCode::OK);
         response.text().await.expect("metrics body")
+    }
+}
+
+/// A gateway and an admin listener on free ports.
+pub async fn listeners() -> Listeners {
+    Listeners {
+        gateway: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        admin: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
     }
 }
 
@@ -383,6 +418,9 @@ pub fn percent_encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// The gateway token every service under test expects (see [`Service::start`]).
+pub const GATEWAY_TOKEN: &str = "test-gateway-token-5b7e0c1d9a2f4e68";
 
 /// The admin token of [`usage_config`].
 pub const ADMIN_TOKEN: &str = "test-admin-token-3f9a";

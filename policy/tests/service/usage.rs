@@ -519,10 +519,7 @@ async fn invalid_batches_get_400_naming_the_field_and_book_nothing() {
     ];
     let count = cases.len();
     for (content_type, body, status, code, needle) in cases {
-        let mut request = service
-            .http
-            .post(format!("{}/v1/usage", service.base))
-            .body(body.clone());
+        let mut request = service.gateway_post("/v1/usage").body(body.clone());
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
@@ -728,7 +725,7 @@ async fn admin_reads_need_the_admin_token() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
     let response = guarded
         .http
-        .post(format!("{}/v1/admin/usage", guarded.base))
+        .post(format!("{}/v1/admin/usage", guarded.admin_base))
         .send()
         .await
         .expect("send");

@@ -23,8 +23,12 @@ struct Args {
     gateway_port: u16,
     #[arg(long, env = "CHOKEPOINT_ADMIN_PORT", default_value_t = 9901)]
     admin_port: u16,
+    /// The policy service's gateway listener (what Envoy calls).
     #[arg(long, env = "CHOKEPOINT_POLICY_PORT", default_value_t = 8081)]
     policy_port: u16,
+    /// The policy service's admin listener (admin API, metrics; the CLI's address).
+    #[arg(long, env = "CHOKEPOINT_POLICY_ADMIN_PORT", default_value_t = 8082)]
+    policy_admin_port: u16,
     #[arg(long, env = "CHOKEPOINT_MOCK_PORT", default_value_t = 8090)]
     mock_port: u16,
     #[arg(long, env = "CHOKEPOINT_REDIS_PORT", default_value_t = 6390)]
@@ -73,6 +77,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         gateway: args.gateway_port,
         admin: args.admin_port,
         policy: args.policy_port,
+        policy_admin: args.policy_admin_port,
         mock: args.mock_port,
     };
     opts.redis = RedisMode::Tcp {
@@ -104,16 +109,18 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             .with_ttl(Duration::from_secs(24 * 3600)),
     );
     let cli = format!(
-        "env CHOKEPOINT_POLICY_URL={} CHOKEPOINT_ADMIN_TOKEN={} {}",
-        stack.policy_url,
+        "env CHOKEPOINT_POLICY_ADMIN_URL={} CHOKEPOINT_ADMIN_TOKEN={} {}",
+        stack.policy_admin_url,
         stack.opts.admin_token,
         stack.opts.bin_dir.join("chokepoint-policy").display()
     );
+    // The policy service's gateway token stays out: only Envoy and the service hold it.
     let env = format!(
-        "CHOKEPOINT_URL={}\nCHOKEPOINT_ADMIN_URL={}\nCHOKEPOINT_POLICY_URL={}\nCHOKEPOINT_TOKEN={}\nCHOKEPOINT_ADMIN_TOKEN={}\nCHOKEPOINT_ACCESS_LOG={}\nCHOKEPOINT_POLICY_CLI=\"{}\"\n",
+        "CHOKEPOINT_URL={}\nCHOKEPOINT_ADMIN_URL={}\nCHOKEPOINT_POLICY_URL={}\nCHOKEPOINT_POLICY_ADMIN_URL={}\nCHOKEPOINT_TOKEN={}\nCHOKEPOINT_ADMIN_TOKEN={}\nCHOKEPOINT_ACCESS_LOG={}\nCHOKEPOINT_POLICY_CLI=\"{}\"\n",
         stack.gateway_url,
         stack.admin_url,
         stack.policy_url,
+        stack.policy_admin_url,
         token,
         stack.opts.admin_token,
         stack.usage_log().display(),
@@ -171,7 +178,7 @@ fn print_banner(stack: &Stack, token: &str) {
 chokepoint is running.
   gateway      {gw}   (OpenAI-compatible: POST /v1/chat/completions)
   envoy admin  {admin}
-  policy       {policy}
+  policy       {policy}   (the gateway's; admin API and metrics on {policy_admin})
   providers    {upstream}
   config       {file} (edits apply live)
   usage log    {usage}
@@ -190,6 +197,7 @@ Press Ctrl-C to stop."#,
         gw = stack.gateway_url,
         admin = stack.admin_url,
         policy = stack.policy_url,
+        policy_admin = stack.policy_admin_url,
         file = stack.opts.policy_file.display(),
         usage = stack.usage_log().display(),
     );

@@ -118,7 +118,7 @@ async fn run(args: Args) -> Result<bool, String> {
     let resp = client
         .put(format!(
             "{}/v1/admin/limits/tenant/{}",
-            stack.policy_url,
+            stack.policy_admin_url,
             soak::BROKE_TENANT
         ))
         .bearer_auth(&stack.opts.admin_token)
@@ -381,8 +381,13 @@ async fn run(args: Args) -> Result<bool, String> {
     loop {
         actual.clear();
         for key in expected.keys() {
-            let t =
-                soak::ledger_totals(&client, &stack.policy_url, &stack.opts.admin_token, key).await;
+            let t = soak::ledger_totals(
+                &client,
+                &stack.policy_admin_url,
+                &stack.opts.admin_token,
+                key,
+            )
+            .await;
             actual.insert(key.clone(), t);
         }
         let equal = expected

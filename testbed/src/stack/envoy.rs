@@ -117,7 +117,7 @@ pub fn render(i: &Inputs) -> Result<Rendered, String> {
         admin_port: i.admin_port,
         wasm: i.wasm_path.clone(),
         ecds: Some(rendered.ecds_path.to_string_lossy().to_string()),
-        version: "1".into(),
+        ..Options::default()
     };
     rendered.write_ecds(1)?;
     let boot = bundle::render(&rendered.policy, "bootstrap", &o)?;

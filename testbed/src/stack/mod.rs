@@ -20,8 +20,12 @@ pub use redis::RedisMode;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ports {
     pub gateway: u16,
+    /// Envoy's admin interface.
     pub admin: u16,
+    /// The policy service's gateway listener (authorize, usage).
     pub policy: u16,
+    /// The policy service's admin listener (admin API, metrics).
+    pub policy_admin: u16,
     pub mock: u16,
 }
 
@@ -40,6 +44,13 @@ pub struct StackOptions {
     pub backup_key: String,
     /// Bearer token for the policy service's admin API.
     pub admin_token: String,
+    /// The gateway token the policy service demands on authorize and usage calls,
+    /// generated per run.
+    pub policy_token: String,
+    /// What Envoy's environment holds under the filter's token variable: the policy
+    /// service's token (the default), nothing (the filter must refuse to load) or
+    /// another value (the service must refuse the gateway).
+    pub envoy_policy_token: Option<String>,
     pub usage_flush_ms: u64,
     /// Let requests through when the policy service cannot answer.
     pub fail_open: bool,
@@ -79,9 +90,12 @@ impl StackOptions {
             std::env::var_os(name).map(PathBuf::from).unwrap_or(default)
         };
         let mock_key = format!("sk-mock-{}", random_hex(16));
+        let policy_token = random_hex(32);
         StackOptions {
             idp: None,
             admin_token: format!("ck-admin-{}", random_hex(16)),
+            envoy_policy_token: Some(policy_token.clone()),
+            policy_token,
             backup_key: format!("sk-backup-{}", random_hex(16)),
             usage_flush_ms: 200,
             fail_open: false,
@@ -114,13 +128,18 @@ impl StackOptions {
 pub struct Stack {
     pub opts: StackOptions,
     pub gateway_url: String,
+    /// Envoy's admin interface.
     pub admin_url: String,
+    /// The policy service's gateway listener: what Envoy calls, with the token.
     pub policy_url: String,
+    /// The policy service's admin listener: the admin API and metrics.
+    pub policy_admin_url: String,
     pub mock_url: Option<String>,
     pub backup_mock_url: String,
     pub idp_url: Option<String>,
     pub redis_url: String,
     policy_port: u16,
+    policy_admin_port: u16,
     idp_port: u16,
     mock_port: u16,
     backup_port: u16,
@@ -135,7 +154,8 @@ pub struct Stack {
     redis: Option<redis::Redis>,
 }
 
-/// Variables for Envoy's environment: the provider keys and the UUID salt.
+/// Variables for Envoy's environment: the provider keys, the UUID salt and the policy
+/// service's token.
 type EnvVars = Vec<(String, String)>;
 
 /// Subject of the token the readiness probe uses, so it never eats a real user's quota.
@@ -157,6 +177,7 @@ impl Stack {
             opts.ports.gateway,
             opts.ports.admin,
             opts.ports.policy,
+            opts.ports.policy_admin,
             opts.ports.mock,
         ] {
             check_port_free(p)?;
@@ -170,11 +191,13 @@ impl Stack {
             gateway_url: String::new(),
             admin_url: String::new(),
             policy_url: String::new(),
+            policy_admin_url: String::new(),
             mock_url: None,
             backup_mock_url: String::new(),
             idp_url: None,
             redis_url: redis.url.clone(),
             policy_port: opts.ports.policy,
+            policy_admin_port: opts.ports.policy_admin,
             idp_port: 0,
             mock_port: 0,
             backup_port: 0,
@@ -283,16 +306,23 @@ impl Stack {
         self.start_envoy().await
     }
 
-    /// Starts (or restarts) the policy service, on the same port when it ran before.
+    /// Starts (or restarts) the policy service, on the same ports when it ran before.
     pub fn start_policy(&mut self) -> Result<(), String> {
         let addr_file = self.opts.run_dir.join("policy.addr");
+        let admin_addr_file = self.opts.run_dir.join("policy-admin.addr");
         let _ = std::fs::remove_file(&addr_file);
+        let _ = std::fs::remove_file(&admin_addr_file);
         let mut cmd = Command::new(self.opts.bin_dir.join("chokepoint-policy"));
         cmd.arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.policy_port))
             .arg("--addr-file")
             .arg(&addr_file)
+            .arg("--admin-listen")
+            .arg(format!("127.0.0.1:{}", self.policy_admin_port))
+            .arg("--admin-addr-file")
+            .arg(&admin_addr_file)
+            .env("CHOKEPOINT_POLICY_TOKEN", &self.opts.policy_token)
             .arg("--requests-per-window")
             .arg(self.opts.requests_per_window.to_string())
             .arg("--window-secs")
@@ -303,8 +333,11 @@ impl Stack {
         let mut proc = Managed::spawn("policy service", cmd, &self.opts.run_dir.join("policy.log"))
             .map_err(|e| e.to_string())?;
         let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
+        let admin = process::wait_for_file(&admin_addr_file, &mut proc, Duration::from_secs(10))?;
         self.policy_port = port_of(&addr)?;
         self.policy_url = format!("http://{addr}");
+        self.policy_admin_port = port_of(&admin)?;
+        self.policy_admin_url = format!("http://{admin}");
         self.policy = Some(proc);
         Ok(())
     }
@@ -428,6 +461,9 @@ impl Stack {
             keys.push((p.key_env.clone(), route.key));
         }
         keys.push((file_only.gateway.uuid_salt_env.clone(), o.salt.clone()));
+        if let Some(token) = &o.envoy_policy_token {
+            keys.push((file_only.policy_service.token_env.clone(), token.clone()));
+        }
         ov.extend(o.overrides.iter().cloned());
         Ok((ov, keys))
     }
@@ -463,6 +499,7 @@ impl Stack {
             wasm_path: wasm.to_string_lossy().to_string(),
         })?;
         let config_path = rendered.bootstrap_path.clone();
+        let token_env = rendered.policy.policy_service.token_env.clone();
         self.ecds_version = 1;
         self.rendered = Some(rendered);
         let o = &self.opts;
@@ -486,7 +523,9 @@ impl Stack {
                 "--component-log-level",
                 "wasm:info",
             ])
-            // The secrets reach the filter only through Envoy's environment.
+            // The secrets reach the filter only through Envoy's environment (and never
+            // from this process's own, whatever it holds).
+            .env_remove(&token_env)
             .envs(env);
         let mut proc = Managed::spawn("envoy", cmd, &o.run_dir.join("envoy.log"))
             .map_err(|e| e.to_string())?;
@@ -556,10 +595,26 @@ impl Stack {
         if let Some(status) = exited {
             return Err(format!("{what} exited ({status})\n{}", self.logs()));
         }
+        // No point waiting out the deadline: Envoy keeps running without the filter.
+        if let Some(refusal) = self.filter_refusal() {
+            return Err(format!(
+                "the filter refused its configuration: {refusal}\n{}",
+                self.logs()
+            ));
+        }
         if Instant::now() > deadline {
             return Err(format!("{what} not ready in time\n{}", self.logs()));
         }
         Ok(())
+    }
+
+    /// The filter's own line in Envoy's log when it refused its configuration at load
+    /// (a missing secret, an invalid field), which it names.
+    pub fn filter_refusal(&self) -> Option<String> {
+        let log = std::fs::read_to_string(self.opts.run_dir.join("envoy.log")).ok()?;
+        log.lines()
+            .find(|l| l.contains("invalid plugin configuration"))
+            .map(str::to_owned)
     }
 
     /// A dev token for `spec`, signed with the stack's dev key.

@@ -10,7 +10,10 @@ use crate::support::{self, error_code, upstream_saw};
 
 async fn set_limits(stack: &Stack, user: &str, limits: Value) {
     let resp = reqwest::Client::new()
-        .put(format!("{}/v1/admin/limits/user/{user}", stack.policy_url))
+        .put(format!(
+            "{}/v1/admin/limits/user/{user}",
+            stack.policy_admin_url
+        ))
         .bearer_auth(&stack.opts.admin_token)
         .json(&limits)
         .send()

@@ -48,7 +48,10 @@ async fn leases_admit_without_callouts_and_charge_exactly() {
     let stack = support::start("leases", |o| o.requests_per_window = 1000).await;
     let user = support::uuid_of(&stack, "leaser");
     reqwest::Client::new()
-        .put(format!("{}/v1/admin/limits/user/{user}", stack.policy_url))
+        .put(format!(
+            "{}/v1/admin/limits/user/{user}",
+            stack.policy_admin_url
+        ))
         .bearer_auth(&stack.opts.admin_token)
         .json(&json!({"usd_micros": 100_000_000, "period": "month"}))
         .send()

@@ -9,6 +9,7 @@ mod fallback;
 mod identity;
 mod leases;
 mod outage;
+mod policy_auth;
 mod policy_file;
 mod protocol;
 mod request_path;

@@ -16,6 +16,15 @@ pub fn root() -> PathBuf {
 
 /// A stack of its own for one test: fresh run folder, fresh dev key, any free port.
 pub async fn start(name: &str, tweak: impl FnOnce(&mut StackOptions)) -> Stack {
+    match try_start(name, tweak).await {
+        Ok(s) => s,
+        Err(e) => panic!("stack did not start: {e}"),
+    }
+}
+
+/// [`start`], for a test that expects the stack to fail: the error names why, then
+/// every component's log.
+pub async fn try_start(name: &str, tweak: impl FnOnce(&mut StackOptions)) -> Result<Stack, String> {
     static N: AtomicU32 = AtomicU32::new(0);
     let run_dir = std::env::temp_dir().join(format!(
         "chokepoint-e2e-{}-{}-{name}",
@@ -27,10 +36,7 @@ pub async fn start(name: &str, tweak: impl FnOnce(&mut StackOptions)) -> Stack {
     opts.requests_per_window = LIMIT;
     opts.window_secs = 60;
     tweak(&mut opts);
-    match Stack::start(opts).await {
-        Ok(s) => s,
-        Err(e) => panic!("stack did not start: {e}"),
-    }
+    Stack::start(opts).await
 }
 
 /// The UUID the gateway must derive for `subject` from the dev issuer.
@@ -128,10 +134,10 @@ pub async fn error_shape(resp: reqwest::Response, status: u16) -> (&'static str,
 
 pub use chokepoint_testbed::utc::today;
 
-/// A policy-service admin API answer (`path_and_query` after the service's URL).
+/// A policy-service admin API answer (`path_and_query` after its admin listener's URL).
 pub async fn admin_get(stack: &Stack, path_and_query: &str) -> Value {
     reqwest::Client::new()
-        .get(format!("{}{path_and_query}", stack.policy_url))
+        .get(format!("{}{path_and_query}", stack.policy_admin_url))
         .bearer_auth(&stack.opts.admin_token)
         .send()
         .await
@@ -148,7 +154,7 @@ pub async fn user_spend(stack: &Stack, user: &str) -> Value {
 
 /// The sum of the policy service's metrics lines that start with `prefix`.
 pub async fn policy_metric(stack: &Stack, prefix: &str) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", stack.policy_url))
+    let text = reqwest::get(format!("{}/metrics", stack.policy_admin_url))
         .await
         .unwrap()
         .text()
@@ -205,7 +211,7 @@ pub async fn ledger_settled(stack: &Stack, user: &str, requests: u64) -> Value {
             return l;
         }
         if Instant::now() > deadline {
-            let metrics = reqwest::get(format!("{}/metrics", stack.policy_url))
+            let metrics = reqwest::get(format!("{}/metrics", stack.policy_admin_url))
                 .await
                 .unwrap()
                 .text()
