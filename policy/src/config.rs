@@ -368,14 +368,14 @@ mod tests {
             (
                 Config {
                     audit_max_len: 0,
-                    ..Config::default()
+                    ..valid()
                 },
                 "audit_max_len",
             ),
             (
                 Config {
                     audit_max_age: Duration::from_micros(999),
-                    ..Config::default()
+                    ..valid()
                 },
                 "audit_max_age",
             ),

@@ -118,8 +118,8 @@ fn broken_files_name_field_and_line() {
                 "\nproviders:\n",
                 "  - issuer: https://partner.example.com\n    audiences: [chokepoint]\n    jwks:\n      uri: https://partner.example.com/jwks.json\n\nproviders:\n",
             ),
-            "issuers[0].trust",
-            "- issuer: https://login.example.com",
+            "issuers[1].trust",
+            "- issuer: https://partner.example.com",
             "with more than one issuer",
         ),
         (
