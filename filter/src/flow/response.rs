@@ -154,7 +154,11 @@ impl Flow {
                 f.request_id
             );
         }
-        let model_label = f.model_key.as_deref().unwrap_or(crate::config::OTHER_MODEL);
+        // A family's glob (`gpt-4o-mini*`) labels the family (`gpt_4o_mini`).
+        let model_label = f
+            .model_key
+            .as_deref()
+            .map_or(crate::config::OTHER_MODEL, |k| k.trim_end_matches('*'));
         host.record_outcome(&telemetry::Outcome {
             model_label,
             provider: provider.map_or("none", |p| p.name.as_str()),

@@ -45,11 +45,13 @@ async fn idp_fetches(stack: &Stack) -> u64 {
 
 #[tokio::test]
 async fn keys_from_the_identity_provider() {
+    // The provider is internal: the UUIDs are read from its identity headers.
     let mut stack = support::start("identity", |o| {
         o.idp = Some(IdpSetup {
             issuer: IDP_ISSUER.into(),
             refresh_secs: REFRESH_SECS,
-        })
+        });
+        support::internal_openai(o);
     })
     .await;
     let key_a = DevKey::generate("key-a");
@@ -151,7 +153,7 @@ async fn keys_from_the_identity_provider() {
 
 #[tokio::test]
 async fn the_same_user_gets_the_same_uuid_on_every_worker_and_after_a_restart() {
-    let mut stack = support::start("uuid", |_| {}).await;
+    let mut stack = support::start("uuid", support::internal_openai).await;
     let token = support::token(&stack, "dana");
     for _ in 0..4 {
         assert_eq!(post(&stack, &token, "uuid-before").await.status(), 200);

@@ -17,6 +17,11 @@ fn policy_copy(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("chokepoint.yaml");
     std::fs::copy(support::root().join("envoy/chokepoint.yaml"), &path).unwrap();
+    std::fs::copy(
+        support::root().join("envoy/prices.yaml"),
+        dir.join("prices.yaml"),
+    )
+    .unwrap();
     path
 }
 
@@ -72,6 +77,13 @@ async fn a_policy_edit_applies_live_with_requests_in_flight() {
         &file,
         "  routes:\n",
         "  routes:\n    - model: team-model\n      providers: [anthropic]\n",
+    );
+    // A dollar budget applies: the new model needs a price, or the edit is refused.
+    let prices = file.with_file_name("prices.yaml");
+    edit(
+        &prices,
+        "models:\n",
+        "models:\n  team-model: {input_per_mtok_usd: \"1\", output_per_mtok_usd: \"2\"}\n",
     );
     edit(&file, "default: gpt-4.1-mini", "default: gpt-4o-mini");
     let swapped_at = Instant::now();

@@ -16,7 +16,8 @@ fn now_ms() -> u64 {
 
 #[tokio::test]
 async fn request_path() {
-    let stack = support::start("request-path", |_| {}).await;
+    // An internal provider: it sees the caller's identity headers, checked below.
+    let stack = support::start("request-path", support::internal_openai).await;
     let client = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", stack.gateway_url);
 

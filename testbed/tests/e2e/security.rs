@@ -184,7 +184,7 @@ async fn set_user_limits(stack: &Stack, user: &str, limits: Value) -> RowResult 
 
 /// Where the policy service's admin API listens.
 fn policy_admin(stack: &Stack) -> &str {
-    &stack.policy_url
+    &stack.policy_admin_url
 }
 
 fn big_model(bytes: usize) -> String {
@@ -257,6 +257,11 @@ async fn unpriced_models_are_refused() -> RowResult {
     let dir = std::env::temp_dir().join(format!("chokepoint-sec2-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let file = dir.join("unpriced.yaml");
+    std::fs::copy(
+        support::root().join("envoy/prices.yaml"),
+        dir.join("prices.yaml"),
+    )
+    .map_err(|e| e.to_string())?;
     let shipped = std::fs::read_to_string(support::root().join("envoy/chokepoint.yaml"))
         .map_err(|e| e.to_string())?;
     let jwks = dir.join("dev-jwks.json");
@@ -294,18 +299,29 @@ async fn unpriced_models_are_refused() -> RowResult {
     })
     .await;
     let token = support::token(&stack, "carol");
-    for model in ["gpt-4o", "claude-sonnet-4-5-20250929"] {
-        let body = if model.starts_with("claude") {
-            json!({"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]})
-        } else {
-            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
-        };
-        let path = if model.starts_with("claude") {
-            "/v1/messages"
-        } else {
-            "/v1/chat/completions"
-        };
-        let resp = post(&stack, path, &token, "sec-2-priced", &body).await;
+    // gpt-4o had no price; Claude Code's models (its default Opus and its background
+    // Haiku, dated as it sends them behind a gateway) neither.
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "claude-haiku-4-5-20251001", "max_tokens": 64,
+                   "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    ] {
+        let resp = client()
+            .post(format!("{}{path}", stack.gateway_url))
+            .bearer_auth(&token)
+            .header("anthropic-version", "2023-06-01")
+            .header("x-test-case", "sec-2-priced")
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let model = &body["model"];
         ensure!(resp.status() == 200, "{model}: {}", resp.status());
         let record = access_record(&stack, &request_id(&resp)).await;
         ensure!(
@@ -707,8 +723,10 @@ async fn model_names_do_not_fill_redis() -> RowResult {
         "item 7: {N} requests naming one model: +{same_keys} Redis keys, +{same_mem} B; \
          {N} naming {N} models: +{names_keys} keys, +{names_mem} B"
     );
+    // Both runs add one dedupe marker per request; the rest is noise of a few dozen keys
+    // (windows and markers expiring meanwhile). Keys per name would be thousands.
     ensure!(
-        names_keys <= same_keys + 20,
+        names_keys <= same_keys + same_keys / 50 + 50,
         "{N} model names added {names_keys} Redis keys, one name {same_keys}"
     );
     ensure!(
@@ -1027,20 +1045,25 @@ async fn identity_headers_stay_internal() -> RowResult {
     })
     .await;
     let token = stack.token(&TokenSpec::new("kim").with_tenant("acme"));
+    // gpt-4.1-mini goes to OpenAI alone (gpt-4o-mini's chain has an outside backup, so
+    // its requests carry no identity headers at all).
+    let body = json!({"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]});
     let resp = post(
         &stack,
         "/v1/chat/completions",
         &token,
         "sec-13-internal",
-        &support::chat(false),
+        &body,
     )
     .await;
     ensure!(resp.status() == 200, "{}", resp.status());
     let seen = upstream_saw(&stack, "sec-13-internal").await;
     ensure!(
-        seen.iter()
-            .all(|s| header(s, "x-chokepoint-tenant").as_deref() == Some("acme")),
-        "an internal provider lost the identity headers"
+        !seen.is_empty()
+            && seen
+                .iter()
+                .all(|s| header(s, "x-chokepoint-tenant").as_deref() == Some("acme")),
+        "an internal provider lost the identity headers: {seen:?}"
     );
     Ok(())
 }

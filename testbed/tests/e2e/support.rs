@@ -39,6 +39,19 @@ pub async fn try_start(name: &str, tweak: impl FnOnce(&mut StackOptions)) -> Res
     Stack::start(opts).await
 }
 
+/// Marks the mock's OpenAI providers (`gpt-4o-mini`'s fallback chain) as the
+/// organisation's own, the one kind of upstream that receives the caller's identity
+/// headers (tests that read them at the mock).
+pub fn internal_openai(o: &mut chokepoint_testbed::stack::StackOptions) {
+    for name in ["openai", "openai-backup"] {
+        o.overrides
+            .push(chokepoint_render::overrides::Override::new(
+                format!("providers[name={name}].internal"),
+                true,
+            ));
+    }
+}
+
 /// The UUID the gateway must derive for `subject` from the dev issuer.
 pub fn uuid_of(stack: &Stack, subject: &str) -> String {
     chokepoint_filter::identity::user_uuid(stack.opts.salt.as_bytes(), DEFAULT_ISSUER, subject)
