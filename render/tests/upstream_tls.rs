@@ -33,13 +33,9 @@ fn policy(dir: &Path) -> Policy {
         )
         .replacen(
             "\nissuers:\n",
-            "\nissuers:\n  - issuer: https://idp.corp.example\n    audiences: [chokepoint]\n    jwks:\n      uri: https://idp.corp.example/keys\n      ca_file: corp-ca.pem\n",
+            // Two issuers: each says what it may assert (the example's own does).
+            "\nissuers:\n  - issuer: https://idp.corp.example\n    audiences: [chokepoint]\n    trust: {tenants: [corp], groups: [], cost_centers: []}\n    jwks:\n      uri: https://idp.corp.example/keys\n      ca_file: corp-ca.pem\n",
             1,
-        )
-        // Two issuers: each says what it may assert.
-        .replace(
-            "    audiences: [chokepoint]\n",
-            "    audiences: [chokepoint]\n    trust: {tenants: [\"*\"], groups: [\"*\"], cost_centers: [\"*\"]}\n",
         )
         .replace(
             "../prices.yaml",
@@ -350,8 +346,14 @@ fn every_tls_upstream_of_every_target_verifies_its_name() {
                 check(target, &sites, &upstreams);
                 sites
             }
-            // Configuration only: no connection to anything is described.
-            "plugin-config" | "injector-config" | "ecds" | "limits" => {
+            // Configuration only (or who may connect to the policy service): no connection
+            // the gateway makes is described.
+            "plugin-config"
+            | "injector-config"
+            | "ecds"
+            | "limits"
+            | "istio-networkpolicy"
+            | "envoy-gateway-networkpolicy" => {
                 assert!(
                     !text.contains("load_assignment") && !text.contains("transport_socket"),
                     "{target}"
