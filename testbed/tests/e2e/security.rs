@@ -136,6 +136,40 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// POSTs `body` to `path` as that API's SDK would (the JWT in its key header, Anthropic's
+/// version header), tagged `case` for the mock's log, with `extra` headers (faults).
+async fn send(
+    stack: &Stack,
+    path: &str,
+    token: &str,
+    case: &str,
+    extra: &[(&str, &str)],
+    body: &Value,
+) -> reqwest::Response {
+    let key_header = if path.starts_with("/v1beta/") || path.contains(':') {
+        "x-goog-api-key"
+    } else if path.starts_with("/openai/") {
+        "api-key"
+    } else {
+        "authorization"
+    };
+    let key = if key_header == "authorization" {
+        format!("Bearer {token}")
+    } else {
+        token.to_string()
+    };
+    let mut req = client()
+        .post(format!("{}{path}", stack.gateway_url))
+        .header(key_header, key)
+        .header("anthropic-version", "2023-06-01")
+        .header("x-test-case", case);
+    for (name, value) in extra {
+        req = req.header(*name, *value);
+    }
+    req.json(body).send().await.expect("gateway answers")
+}
+
+/// [`send`] without extra headers.
 async fn post(
     stack: &Stack,
     path: &str,
@@ -143,14 +177,7 @@ async fn post(
     case: &str,
     body: &Value,
 ) -> reqwest::Response {
-    client()
-        .post(format!("{}{path}", stack.gateway_url))
-        .bearer_auth(token)
-        .header("x-test-case", case)
-        .json(body)
-        .send()
-        .await
-        .expect("gateway answers")
+    send(stack, path, token, case, &[], body).await
 }
 
 /// The request id the gateway gave an answer, for its access-log record.
@@ -312,15 +339,7 @@ async fn unpriced_models_are_refused() -> RowResult {
                    "messages": [{"role": "user", "content": "hi"}]}),
         ),
     ] {
-        let resp = client()
-            .post(format!("{}{path}", stack.gateway_url))
-            .bearer_auth(&token)
-            .header("anthropic-version", "2023-06-01")
-            .header("x-test-case", "sec-2-priced")
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let resp = post(&stack, path, &token, "sec-2-priced", &body).await;
         let model = &body["model"];
         ensure!(resp.status() == 200, "{model}: {}", resp.status());
         let record = access_record(&stack, &request_id(&resp)).await;
@@ -400,17 +419,13 @@ async fn hanging_up_is_charged() -> RowResult {
     }
 
     // (b) A Responses stream with hidden reasoning, cut before its final usage.
-    let resp = client()
-        .post(format!("{}/v1/responses", stack.gateway_url))
-        .bearer_auth(&token)
-        .header("x-test-case", "sec-3-cut")
-        .header("x-mock-reasoning-tokens", "2000")
-        .header("x-mock-event-delay-ms", "150")
-        .header("x-mock-cut-after", "6")
-        .json(&json!({"model": "gpt-4o-mini", "stream": true, "input": "think hard"}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let faults = [
+        ("x-mock-reasoning-tokens", "2000"),
+        ("x-mock-event-delay-ms", "150"),
+        ("x-mock-cut-after", "6"),
+    ];
+    let body = json!({"model": "gpt-4o-mini", "stream": true, "input": "think hard"});
+    let resp = send(&stack, "/v1/responses", &token, "sec-3-cut", &faults, &body).await;
     let id = request_id(&resp);
     let _ = resp.bytes().await;
     let record = access_record(&stack, &id).await;
@@ -420,20 +435,18 @@ async fn hanging_up_is_charged() -> RowResult {
     );
 
     // (c) Not the other extreme: an interrupted agent turn is not charged its whole cap.
-    let resp = client()
-        .post(format!("{}/v1/messages", stack.gateway_url))
-        .bearer_auth(&token)
-        .header("anthropic-version", "2023-06-01")
-        .header("x-test-case", "sec-3-agent")
-        .header("x-mock-words", "400")
-        .header("x-mock-cut-after", "12")
-        .json(
-            &json!({"model": "claude-sonnet-4-5", "max_tokens": 32000, "stream": true,
-            "messages": [{"role": "user", "content": "refactor"}]}),
-        )
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let faults = [("x-mock-words", "400"), ("x-mock-cut-after", "12")];
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 32000, "stream": true,
+                      "messages": [{"role": "user", "content": "refactor"}]});
+    let resp = send(
+        &stack,
+        "/v1/messages",
+        &token,
+        "sec-3-agent",
+        &faults,
+        &body,
+    )
+    .await;
     let id = request_id(&resp);
     let _ = resp.bytes().await;
     let record = access_record(&stack, &id).await;
@@ -505,18 +518,16 @@ async fn reservations_bound_the_charge() -> RowResult {
         "a background response was forwarded"
     );
     let gemini = json!({"contents": [{"parts": [{"text": "hi"}]}]});
-    let masked = client()
-        .post(format!(
-            "{}/v1beta/models/gemini-2.5-flash:generateContent?fields=candidates",
-            stack.gateway_url
-        ))
-        .header("x-goog-api-key", &token)
-        .header("x-goog-fieldmask", "candidates")
-        .header("x-test-case", "sec-4-mask")
-        .json(&gemini)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let generate = "/v1beta/models/gemini-2.5-flash:generateContent";
+    let masked = send(
+        &stack,
+        &format!("{generate}?fields=candidates"),
+        &token,
+        "sec-4-mask",
+        &[("x-goog-fieldmask", "candidates")],
+        &gemini,
+    )
+    .await;
     let id = request_id(&masked);
     let _ = masked.bytes().await;
     for seen in upstream_saw(&stack, "sec-4-mask").await {
@@ -531,17 +542,8 @@ async fn reservations_bound_the_charge() -> RowResult {
         record["input_tokens"].as_u64().unwrap_or(0) > 0 && record["estimated"] == false,
         "a field-masked Gemini call was not counted exactly: {record}"
     );
-    let proto = client()
-        .post(format!(
-            "{}/v1beta/models/gemini-2.5-flash:generateContent?alt=proto",
-            stack.gateway_url
-        ))
-        .header("x-goog-api-key", &token)
-        .header("x-test-case", "sec-4-proto")
-        .json(&gemini)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let proto_path = format!("{generate}?alt=proto");
+    let proto = post(&stack, &proto_path, &token, "sec-4-proto", &gemini).await;
     ensure!(
         proto.status() == 400 && upstream_saw(&stack, "sec-4-proto").await.is_empty(),
         "alt=proto (usage unreadable): got {}",
@@ -557,17 +559,9 @@ async fn reservations_bound_the_charge() -> RowResult {
 async fn path_models_are_billed() -> RowResult {
     let stack = support::start("sec-path-model", |_| {}).await;
     let token = support::token(&stack, "frank");
-    let resp = client()
-        .post(format!(
-            "{}/v1beta/models/gemini-2.5-pro:generateContent",
-            stack.gateway_url
-        ))
-        .header("x-goog-api-key", &token)
-        .header("x-test-case", "sec-5-gemini")
-        .json(&json!({"model": "gemini-2.5-flash", "contents": [{"parts": [{"text": "hi"}]}]}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let body = json!({"model": "gemini-2.5-flash", "contents": [{"parts": [{"text": "hi"}]}]});
+    let path = "/v1beta/models/gemini-2.5-pro:generateContent";
+    let resp = post(&stack, path, &token, "sec-5-gemini", &body).await;
     ensure!(resp.status() == 200, "gemini: {}", resp.status());
     let record = access_record(&stack, &request_id(&resp)).await;
     ensure!(
@@ -585,34 +579,24 @@ async fn path_models_are_billed() -> RowResult {
     .await;
     let token = support::token(&stack, "frank");
     let azure = |deployment: &str| {
-        format!(
-            "{}/openai/deployments/{deployment}/chat/completions?api-version=2024-10-21",
-            stack.gateway_url
-        )
+        format!("/openai/deployments/{deployment}/chat/completions?api-version=2024-10-21")
     };
     let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
-    let resp = client()
-        .post(azure("prod-4o"))
-        .header("api-key", &token)
-        .header("x-test-case", "sec-5-azure")
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let resp = post(&stack, &azure("prod-4o"), &token, "sec-5-azure", &body).await;
     ensure!(resp.status() == 200, "azure: {}", resp.status());
     let record = access_record(&stack, &request_id(&resp)).await;
     ensure!(
         record["model"] == "gpt-4o",
         "Azure priced the body's model, not the deployment's: {record}"
     );
-    let unknown = client()
-        .post(azure("somebody-elses"))
-        .header("api-key", &token)
-        .header("x-test-case", "sec-5-unknown")
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let unknown = post(
+        &stack,
+        &azure("somebody-elses"),
+        &token,
+        "sec-5-unknown",
+        &body,
+    )
+    .await;
     ensure!(
         unknown.status() == 404 && upstream_saw(&stack, "sec-5-unknown").await.is_empty(),
         "an unknown deployment: got {}",
@@ -906,15 +890,8 @@ async fn issuers_are_scoped() -> RowResult {
         resp.status()
     );
     let opus = json!({"model": "claude-opus-4-1", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]});
-    let resp = client()
-        .post(format!("{}/v1/messages", stack.gateway_url))
-        .header("x-api-key", sign("partner-x", &["research"]))
-        .header("anthropic-version", "2023-06-01")
-        .header("x-test-case", "sec-10-group")
-        .json(&opus)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let researcher = sign("partner-x", &["research"]);
+    let resp = post(&stack, "/v1/messages", &researcher, "sec-10-group", &opus).await;
     ensure!(
         resp.status() == 403,
         "a partner token claiming the research group reached a research-only model: {}",
