@@ -398,7 +398,7 @@ async fn exchange(
                 out.bytes = b.len() as u64;
                 out.code = serde_json::from_slice::<Value>(&b)
                     .ok()
-                    .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
+                    .and_then(|v| gateway_code(&v));
                 Ending::Complete
             }
             Err(e) => Ending::BodyError(error_chain(&e)),
@@ -442,6 +442,15 @@ pub struct Window {
     pub start_ms: u64,
     /// When the policy service's `/healthz` answered 200 again.
     pub end_ms: u64,
+}
+
+/// The gateway's failure class in an error of any API's shape: `error.code` (OpenAI's and
+/// Anthropic's), or the `ErrorInfo` reason of Google's (whose `error.code` is the status).
+fn gateway_code(v: &Value) -> Option<String> {
+    v["error"]["code"]
+        .as_str()
+        .or_else(|| v["error"]["details"][0]["reason"].as_str())
+        .map(str::to_owned)
 }
 
 /// How the outcome compares with what the gateway must do.
@@ -894,6 +903,28 @@ mod tests {
         assert_eq!(e[&("tenant", "t".into(), day)], [2, 4, 5, 0, 0, 0, 6, 1]);
         assert_eq!(e.len(), 3);
         assert_eq!(utc_day(1_764_028_800_000), "2025-11-25");
+    }
+
+    #[test]
+    fn the_gateway_s_code_is_read_from_every_api_s_error_shape() {
+        let cases = [
+            (
+                json!({"error": {"type": "rate_limit_error", "code": "budget_exceeded"}}),
+                Some("budget_exceeded"),
+            ),
+            (
+                json!({"type": "error", "error": {"type": "rate_limit_error", "code": "budget_exceeded"}}),
+                Some("budget_exceeded"),
+            ),
+            (
+                json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": [{"reason": "budget_exceeded"}]}}),
+                Some("budget_exceeded"),
+            ),
+            (json!({"error": {"code": 503}}), None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(gateway_code(&body).as_deref(), want, "{body}");
+        }
     }
 
     #[test]
