@@ -32,9 +32,11 @@ The admin commands talk to a running service's admin listener: set
 CHOKEPOINT_POLICY_ADMIN_URL (default http://127.0.0.1:8082, the service's --admin-listen)
 and CHOKEPOINT_ADMIN_TOKEN (the service's --admin-token).
 
-Scopes: --user <uuid>, --team <tenant>, --cost-center <name>, --model <name>; `*` as the
-name sets the default for every scope of that kind without limits of its own. A request
-must pass the limits of its user, team, cost centre and model alike.
+Scopes: --user <uuid>, --team <tenant>, --cost-center <name>, --model <model key>; `*` as
+the name sets the default for every scope of that kind without limits of its own. A model
+key is the name the gateway keys a model under: its price entry (an exact name, or a family
+glob such as 'claude-opus-5*'), an exact route, else `other`. A request must pass the
+limits of its user, team, cost centre and model alike.
 
 Examples:
   chokepoint-policy budget set --team ml --usd 500 --period month

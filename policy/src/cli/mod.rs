@@ -66,7 +66,8 @@ pub struct Target {
     #[arg(long, value_name = "COST_CENTER")]
     cost_center: Option<String>,
 
-    /// A model, as clients name it (e.g. gpt-4o). `*`: every model without its own.
+    /// A model key: the model's price entry (`gpt-4o-mini*`, `claude-opus-5*`, an exact
+    /// name), an exact route, or `other`. `*`: every model key without its own.
     #[arg(long, value_name = "MODEL")]
     model: Option<String>,
 }
@@ -102,7 +103,7 @@ Examples:
   chokepoint-policy limit set --user 0190a6f2-7c1e-8b3a-9f00-1234567890ab --rpm 60 --tpm 100000
   chokepoint-policy limit set --team ml --rpm 600
   chokepoint-policy limit set --team '*' --rpm 300      # every team without its own
-  chokepoint-policy limit set --model gpt-4o --tpm off  # remove the model's tpm")]
+  chokepoint-policy limit set --model 'gpt-4o*' --tpm off  # remove the family's tpm")]
     Set(LimitSetArgs),
 
     /// Show a scope's own limit set (rates and budget).
