@@ -581,18 +581,25 @@ impl Config {
 }
 
 impl Config {
-    /// What ledgers, limits and stats key `model` under: a name the configuration itself
-    /// holds (its own price, the glob that prices it, or an exact route), else `other`.
-    /// Clients choose model names freely; keys they could multiply without bound would
-    /// fill Redis and the stats.
-    pub fn model_key<'a>(&'a self, model: &'a str) -> &'a str {
-        if let Some(key) = self.prices.key_of(model) {
-            return key;
+    /// The model's price, and what ledgers, limits and stats key it under: a name the
+    /// configuration itself holds (its own price, the glob that prices it, or an exact
+    /// route), else `other`. Clients choose model names freely; keys they could multiply
+    /// without bound would fill Redis and the stats. One pass over the price table.
+    pub fn price_and_key<'a>(
+        &'a self,
+        model: &'a str,
+    ) -> (Option<&'a crate::pricing::Price>, &'a str) {
+        match self.prices.entry(model) {
+            Some((key, price)) => (Some(price), key),
+            None => {
+                let key = if self.routes.as_ref().is_some_and(|r| r.has_exact(model)) {
+                    model
+                } else {
+                    OTHER_MODEL
+                };
+                (self.prices.default_price(), key)
+            }
         }
-        if self.routes.as_ref().is_some_and(|r| r.has_exact(model)) {
-            return model;
-        }
-        OTHER_MODEL
     }
 }
 

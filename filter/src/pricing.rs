@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::routes::glob_match;
+use crate::routes::Glob;
 use crate::usage::Usage;
 
 /// Micro-dollars per dollar, and tokens per priced unit (a million).
@@ -75,7 +75,7 @@ pub struct PriceTable {
     models: HashMap<String, Price>,
     /// `*` patterns, most specific (longest literal text) first, so the order a JSON
     /// object happens to keep never decides which price applies.
-    globs: Vec<(String, Price)>,
+    globs: Vec<(Glob, Price)>,
     default: Option<Price>,
 }
 
@@ -165,13 +165,16 @@ impl PriceTable {
             }
             let price = parse_price(price, &field)?;
             if name.contains('*') {
-                globs.push((name.clone(), price));
+                globs.push((Glob::new(name), price));
             } else {
                 models.insert(name.clone(), price);
             }
         }
-        let literal = |p: &str| p.chars().filter(|c| *c != '*').count();
-        globs.sort_by(|(a, _), (b, _)| literal(b).cmp(&literal(a)).then_with(|| a.cmp(b)));
+        globs.sort_by(|(a, _), (b, _)| {
+            b.literal_len()
+                .cmp(&a.literal_len())
+                .then_with(|| a.pattern.cmp(&b.pattern))
+        });
         let default = match &raw.default {
             None | Some(serde_json::Value::Null) => None,
             Some(price) => Some(parse_price(price, &format!("{path}.default"))?),
@@ -186,20 +189,26 @@ impl PriceTable {
     /// The model's price: its own, else its most specific glob's, else the default, else
     /// `None` (the policy service then refuses it under a dollar budget).
     pub fn lookup(&self, model: &str) -> Option<&Price> {
-        self.models
-            .get(model)
-            .or_else(|| self.glob_for(model).map(|(_, p)| p))
-            .or(self.default.as_ref())
+        self.entry(model).map(|(_, p)| p).or(self.default.as_ref())
     }
 
     /// The name the table prices `model` under: the model itself when it has its own
     /// price, the glob pattern that prices it, or `None` (the default, or no price).
     /// Bounded by the table, so it can key ledgers and stats whatever clients send.
     pub fn key_of(&self, model: &str) -> Option<&str> {
-        if let Some((name, _)) = self.models.get_key_value(model) {
-            return Some(name.as_str());
+        self.entry(model).map(|(key, _)| key)
+    }
+
+    /// The entry that prices `model` (its own or its glob's), with its key: one pass,
+    /// for the request path, which needs both.
+    pub fn entry(&self, model: &str) -> Option<(&str, &Price)> {
+        if let Some((name, price)) = self.models.get_key_value(model) {
+            return Some((name.as_str(), price));
         }
-        self.glob_for(model).map(|(pattern, _)| pattern.as_str())
+        self.globs
+            .iter()
+            .find(|(g, _)| g.matches(model))
+            .map(|(g, p)| (g.pattern.as_str(), p))
     }
 
     /// Whether the table has a price for every model (a default).
@@ -207,13 +216,14 @@ impl PriceTable {
         self.default.is_some()
     }
 
-    /// The glob patterns, most specific first.
-    pub fn glob_patterns(&self) -> impl Iterator<Item = &str> {
-        self.globs.iter().map(|(p, _)| p.as_str())
+    /// The price of models nothing else prices.
+    pub fn default_price(&self) -> Option<&Price> {
+        self.default.as_ref()
     }
 
-    fn glob_for(&self, model: &str) -> Option<&(String, Price)> {
-        self.globs.iter().find(|(p, _)| glob_match(p, model))
+    /// The glob patterns, most specific first.
+    pub fn glob_patterns(&self) -> impl Iterator<Item = &str> {
+        self.globs.iter().map(|(g, _)| g.pattern.as_str())
     }
 }
 

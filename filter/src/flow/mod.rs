@@ -508,23 +508,23 @@ impl Flow {
             ..Default::default()
         };
         self.facts.output_bound = output_tokens;
-        let price = self
-            .facts
-            .model
-            .as_deref()
-            .and_then(|m| self.rt.config.prices.lookup(m));
-        let reserve_cost_micros = price.map_or(0, |p| crate::pricing::cost_micros(&worst_case, p));
+        // Looked up once: the record prices the usage at the same rates.
+        let (price, model_key) = match self.facts.model.as_deref() {
+            Some(m) => {
+                let (price, key) = rt.config.price_and_key(m);
+                (price.copied(), Some(key.to_string()))
+            }
+            None => (rt.config.prices.default_price().copied(), None),
+        };
+        let reserve_cost_micros = price
+            .as_ref()
+            .map_or(0, |p| crate::pricing::cost_micros(&worst_case, p));
         // Endpoints without usage cost nothing; anything else needs a price before a
         // dollar budget lets it run (the policy service decides whether one applies).
         let priced = price.is_some() || self.facts.endpoint.is_none_or(|e| e.format.is_none());
         self.facts.priced = priced;
-        // Looked up once: the record prices the usage at the same rates.
-        self.facts.price = price.copied();
-        self.facts.model_key = self
-            .facts
-            .model
-            .as_deref()
-            .map(|m| self.rt.config.model_key(m).to_string());
+        self.facts.price = price;
+        self.facts.model_key = model_key;
         let reserve_tokens = worst_case
             .input_tokens
             .saturating_add(worst_case.output_tokens);
