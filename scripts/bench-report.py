@@ -9,6 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SRC = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "bench/results.json"
 COMMAND = sys.argv[2] if len(sys.argv) > 2 else "scripts/bench"
+# Where RESULTS.md and chart.svg go: bench/ unless a third argument says (CI's short run
+# writes beside its results, leaving the committed ones alone).
+OUT = Path(sys.argv[3]) if len(sys.argv) > 3 else ROOT / "bench"
 doc = json.loads(SRC.read_text())
 rows = doc["results"]
 
@@ -212,7 +215,7 @@ if INSTRUCTIONS.exists():
         instructions_table(counted),
         "",
     ]
-(ROOT / "bench/RESULTS.md").write_text("\n".join(md))
+(OUT / "RESULTS.md").write_text("\n".join(md))
 
 # The chart: one group per (mode, connections), one bar per configuration: rps on the
 # left panel, p50/p99 latency on the right.
@@ -254,5 +257,5 @@ for gi, (mode, conns) in enumerate(groups):
         svg.append(f'<rect x="{600}" y="{y}" width="{w50:.1f}" height="{bar_h}" fill="{color}"/>')
         svg.append(f'<text x="{600 + w99 + 4:.1f}" y="{y + 17}">{r["p50_ms"]:.2f} / {r["p99_ms"]:.2f} ms</text>')
 svg.append("</svg>")
-(ROOT / "bench/chart.svg").write_text("\n".join(svg) + "\n")
-print(f"wrote bench/RESULTS.md and bench/chart.svg from {SRC}")
+(OUT / "chart.svg").write_text("\n".join(svg) + "\n")
+print(f"wrote {OUT}/RESULTS.md and {OUT}/chart.svg from {SRC}")
