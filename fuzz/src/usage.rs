@@ -15,8 +15,8 @@
 //! - an error label is a short identifier (at most 64 characters of `[A-Za-z0-9_.:/-]`):
 //!   it is provider-controlled and ends up in logs and usage records;
 //! - the settled usage never charges zero output for a response that delivered text or
-//!   was cut; a cut answer without usage is charged its text or its unseen estimate, never
-//!   past the request's bound.
+//!   was cut before the provider's final usage; a cut answer without usage is charged
+//!   its text or its unseen estimate, never past the request's bound.
 //!
 //! Reported token counts are kept as the provider sent them (a later Gemini chunk may
 //! report less than an earlier one), so their monotonicity is not an invariant.
@@ -52,10 +52,13 @@ fn check_report(report: &Report, prompt_bytes: u64) {
         output_bound: 4_096,
     };
     let accounted = account(report, prompt_bytes, answering);
-    if report.delivered_text_bytes > 0 || !report.completed {
+    // The provider's final count is the bill, even for a stream cut after it (a
+    // `message_delta` with the final usage, then no `message_stop`); only a count that
+    // is missing or still running is topped up.
+    if report.delivered_text_bytes > 0 || (!report.completed && !report.usage_final) {
         assert!(
             accounted.usage.output_tokens > 0,
-            "text was delivered ({} bytes) or the answer was cut, but zero output is charged: {report:?}",
+            "text was delivered ({} bytes) or the answer was cut before its final usage, but zero output is charged: {report:?}",
             report.delivered_text_bytes
         );
     }
