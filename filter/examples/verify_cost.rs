@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use chokepoint_filter::auth_state::AuthState;
 use chokepoint_filter::config::Config;
-use chokepoint_filter::jwt::Verifier;
+use chokepoint_filter::identity::jwt::Verifier;
+use chokepoint_filter::identity::token_cache::{TokenCache, Verified};
 use chokepoint_filter::runtime::Runtime;
-use chokepoint_filter::token_cache::{TokenCache, Verified};
 use jwt_simple::prelude::*;
 
 const ISSUER: &str = "https://bench.test";

@@ -2,11 +2,11 @@
 //! keys, the verified-token cache and the lease slots held for callers. Single-threaded
 //! (one VM per worker); each user borrows it briefly and never across a callback.
 
+use crate::admission::lease::LeaseTable;
 use crate::config::Config;
-use crate::keystore::KeyStore;
-use crate::lease::LeaseTable;
+use crate::identity::keystore::KeyStore;
+use crate::identity::token_cache::TokenCache;
 use crate::runtime::Runtime;
-use crate::token_cache::TokenCache;
 
 pub struct AuthState {
     pub keys: KeyStore,

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use crate::jwks_sync::SharedData;
-use crate::jwt::AuthError;
-use crate::reply::Reply;
-use crate::telemetry::Outcome;
+use crate::accounting::telemetry::Outcome;
+use crate::identity::jwks_sync::SharedData;
+use crate::identity::jwt::AuthError;
+use crate::providers::reply::Reply;
 
 /// A hostcall failed. Carries only a static description: host errors end as a 500 reply
 /// and a counter, never as a panic.

@@ -1,6 +1,7 @@
 //! The validated configuration plus the secrets it names, resolved once per VM.
 
-use crate::config::{Config, ConfigError};
+use crate::config::error::ConfigError;
+use crate::config::Config;
 
 pub struct Runtime {
     pub config: Config,

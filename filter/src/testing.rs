@@ -11,8 +11,8 @@ use crate::auth_state::AuthState;
 use crate::config::Config;
 use crate::flow::Flow;
 use crate::host::{Counter, Host, HostError};
-use crate::jwks_sync::{CasMismatch, SharedData};
-use crate::reply::Reply;
+use crate::identity::jwks_sync::{CasMismatch, SharedData};
+use crate::providers::reply::Reply;
 use crate::runtime::Runtime;
 
 pub const ISSUER: &str = "https://idp.test";
@@ -143,7 +143,7 @@ pub struct FakeHost {
     pub response_headers: Vec<(String, String)>,
     pub filter_state: HashMap<String, Vec<u8>>,
     pub queued: Vec<Vec<u8>>,
-    pub metrics: Vec<crate::telemetry::Metric>,
+    pub metrics: Vec<crate::accounting::telemetry::Metric>,
     pub shared: HashMap<String, (Vec<u8>, u32)>,
 }
 
@@ -282,8 +282,9 @@ impl Host for FakeHost {
         true
     }
 
-    fn record_outcome(&mut self, outcome: &crate::telemetry::Outcome) {
-        self.metrics.extend(crate::telemetry::metrics(outcome));
+    fn record_outcome(&mut self, outcome: &crate::accounting::telemetry::Outcome) {
+        self.metrics
+            .extend(crate::accounting::telemetry::metrics(outcome));
     }
 }
 

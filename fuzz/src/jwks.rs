@@ -1,4 +1,4 @@
-//! JWKS documents (`filter/src/jwks.rs`): inline ones from the configuration
+//! JWKS documents (`filter/src/identity/jwks.rs`): inline ones from the configuration
 //! (`KeySet::from_jwks`, strict) and fetched ones from the identity provider
 //! (`KeySet::from_fetched`, lenient), from arbitrary bytes.
 //!
@@ -6,7 +6,7 @@
 //! candidate for its own algorithm and `kid`; the lenient parse accepts whatever the
 //! strict one does, with the same keys and nothing skipped.
 
-use chokepoint_filter::jwks::{KeySet, ALGORITHMS, MAX_KEYS};
+use chokepoint_filter::identity::jwks::{KeySet, ALGORITHMS, MAX_KEYS};
 
 fn check(set: &KeySet) {
     assert!(!set.keys.is_empty() && set.keys.len() <= MAX_KEYS);

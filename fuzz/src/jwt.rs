@@ -1,4 +1,4 @@
-//! Bearer-token verification (`filter/src/jwt.rs`), the token sources that find the
+//! Bearer-token verification (`filter/src/identity/jwt.rs`), the token sources that find the
 //! token among the headers (`token_source.rs`) and the keys it is checked against
 //! (`jwks.rs`, `keystore.rs`), under the fixed configuration of [`crate::fixtures`].
 //!
@@ -17,9 +17,9 @@
 //! agrees with the verified issuer.
 
 use chokepoint_filter::config::Config;
-use chokepoint_filter::jwt::{issuer_of, AuthError, VerifiedToken, Verifier};
-use chokepoint_filter::keystore::KeyStore;
-use chokepoint_filter::token_source;
+use chokepoint_filter::identity::jwt::{issuer_of, AuthError, VerifiedToken, Verifier};
+use chokepoint_filter::identity::keystore::KeyStore;
+use chokepoint_filter::identity::token_source;
 
 use crate::fixtures::{self, NOW};
 

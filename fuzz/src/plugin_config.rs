@@ -1,6 +1,6 @@
-//! The plugin configuration Envoy hands the filter at load (`filter/src/config.rs` with
+//! The plugin configuration Envoy hands the filter at load (`filter/src/config/mod.rs` with
 //! its providers, routes, prices and inline JWKS), the key injector's configuration
-//! (`filter/src/key_injection.rs`), and the runtime built from an accepted one.
+//! (`filter/src/providers/key_injection.rs`), and the runtime built from an accepted one.
 //!
 //! Invariants: a configuration is the gateway's or the injector's, never both
 //! (`is_injector_config` decides); every error names a field; an accepted configuration
@@ -8,12 +8,12 @@
 //! and never remove the header they set; pricing any usage of any listed model saturates
 //! rather than overflowing.
 
+use chokepoint_filter::accounting::pricing::cost_micros;
+use chokepoint_filter::accounting::usage::Usage;
 use chokepoint_filter::auth_state::AuthState;
 use chokepoint_filter::config::Config;
-use chokepoint_filter::key_injection::{is_injector_config, Injector};
-use chokepoint_filter::pricing::cost_micros;
+use chokepoint_filter::providers::key_injection::{is_injector_config, Injector};
 use chokepoint_filter::runtime::Runtime;
-use chokepoint_filter::usage::Usage;
 
 use crate::fixtures;
 

@@ -88,7 +88,7 @@ pub fn run(data: &[u8]) {
                 });
             }
             "injector-config" => {
-                chokepoint_filter::key_injection::Injector::parse(
+                chokepoint_filter::providers::key_injection::Injector::parse(
                     rendered.as_bytes(),
                     crate::fixtures::env,
                 )

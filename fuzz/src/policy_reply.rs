@@ -1,5 +1,5 @@
 //! The policy service's answer to the filter's authorize callout
-//! (`filter/src/authorize.rs`): whatever comes back, the filter must reach one
+//! (`filter/src/admission/authorize.rs`): whatever comes back, the filter must reach one
 //! deterministic decision.
 //!
 //! Layout: byte 0 picks the callout's HTTP status; the rest is the answer's body.
@@ -8,8 +8,8 @@
 //! least a second and its 429 reply is JSON with printable headers; an allow's quota
 //! headers are well-formed header values.
 
-use chokepoint_filter::authorize::{decide, quota_headers, Decision};
-use chokepoint_filter::reply::rate_limited;
+use chokepoint_filter::admission::authorize::{decide, quota_headers, Decision};
+use chokepoint_filter::providers::reply::rate_limited;
 
 const STATUSES: [Option<u32>; 8] = [
     Some(200),

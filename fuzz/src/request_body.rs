@@ -1,5 +1,5 @@
 //! The request-body fields the filter reads and the edits it makes
-//! (`filter/src/request_body.rs`).
+//! (`filter/src/providers/request_body.rs`).
 //!
 //! Layout: byte 0 picks the edits (model, include_usage, user field, output cap), the
 //! rest is the body.
@@ -8,7 +8,7 @@
 //! same `stream`; an edited model reads back as the new model; a written output cap
 //! reads back from its API's field; edits keep the body a JSON object.
 
-use chokepoint_filter::request_body::{
+use chokepoint_filter::providers::request_body::{
     edit, is_json_content_type, parse, scan, CapField, Edits, UserField,
 };
 

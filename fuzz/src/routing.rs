@@ -1,6 +1,6 @@
 //! What the filter reads from the request line and the model name: the endpoint
-//! (`filter/src/api.rs`), the model in a Gemini or Azure path, and the model route table
-//! with its `*` globs (`filter/src/routes.rs`).
+//! (`filter/src/providers/api.rs`), the model in a Gemini or Azure path, and the model route table
+//! with its `*` globs (`filter/src/providers/routes.rs`).
 //!
 //! Layout: byte 0 picks the caller's tenant and groups; the rest is
 //! `path \n model \n glob-pattern \n text`.
@@ -9,9 +9,10 @@
 //! bytes); the model found in a path is a piece of that path; a resolved route's
 //! model matches its pattern, and a visible model resolves.
 
-use chokepoint_filter::api::{classify, model_in_path};
 use chokepoint_filter::config::Config;
-use chokepoint_filter::routes::{glob_match, RouteTable};
+use chokepoint_filter::providers::api::{classify, model_in_path};
+use chokepoint_filter::providers::glob::glob_match;
+use chokepoint_filter::providers::routes::RouteTable;
 
 use crate::fixtures;
 

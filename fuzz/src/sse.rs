@@ -1,4 +1,4 @@
-//! The incremental SSE parser (`filter/src/sse.rs`) under arbitrary bytes and chunkings.
+//! The incremental SSE parser (`filter/src/accounting/sse.rs`) under arbitrary bytes and chunkings.
 //!
 //! Layout: one byte picks `max_event_bytes` (small limits reach the overflow paths), the
 //! rest is a [`crate::chunks`] chunking of the stream.
@@ -8,7 +8,7 @@
 //! parser holds at most `max_event_bytes` (its documented bound); no event's data
 //! is larger than that either.
 
-use chokepoint_filter::sse::{End, SseParser, DEFAULT_MAX_EVENT_BYTES};
+use chokepoint_filter::accounting::sse::{End, SseParser, DEFAULT_MAX_EVENT_BYTES};
 
 use crate::chunks;
 

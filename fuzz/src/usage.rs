@@ -1,4 +1,4 @@
-//! Usage extraction for every provider format (`filter/src/usage/`, `accounting.rs`):
+//! Usage extraction for every provider format (`filter/src/accounting/usage/`, `accounting.rs`):
 //! streamed (SSE) and whole JSON bodies of OpenAI chat, OpenAI Responses, Anthropic and
 //! Gemini.
 //!
@@ -21,9 +21,9 @@
 //! Reported token counts are kept as the provider sent them (a later Gemini chunk may
 //! report less than an earlier one), so their monotonicity is not an invariant.
 
-use chokepoint_filter::accounting::Accounting;
-use chokepoint_filter::usage::estimate::{account, tokens_for_bytes, Answering};
-use chokepoint_filter::usage::{from_body, Format, Report, StreamAccountant};
+use chokepoint_filter::accounting::meter::Accounting;
+use chokepoint_filter::accounting::usage::estimate::{account, tokens_for_bytes, Answering};
+use chokepoint_filter::accounting::usage::{from_body, Format, Report, StreamAccountant};
 
 use crate::chunks;
 
@@ -99,7 +99,7 @@ fn accounting(
     status: u32,
     content_type: &str,
     chunks: &[&[u8]],
-) -> chokepoint_filter::accounting::Settled {
+) -> chokepoint_filter::accounting::meter::Settled {
     let mut a = Accounting::new(Some(format), max);
     a.on_headers(Some(status), Some(content_type), 0);
     let mut bytes = 0u64;

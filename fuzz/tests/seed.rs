@@ -111,7 +111,7 @@ fn write_seed_corpus() {
 /// Latin-1 value, a name that is not UTF-8.
 fn header_map() {
     let s = Seeds::new("header_map");
-    let map = |pairs: &[(&[u8], &[u8])]| chokepoint_filter::header_pairs::serialize(pairs);
+    let map = |pairs: &[(&[u8], &[u8])]| chokepoint_filter::wasm::header_pairs::serialize(pairs);
     s.add(
         "request",
         map(&[
@@ -121,7 +121,13 @@ fn header_map() {
             (b"x-empty", b""),
         ]),
     );
-    s.add("latin1", map(&[(b"x-note", b"caf\xe9"), (b"content-type", b"text/event-stream")]));
+    s.add(
+        "latin1",
+        map(&[
+            (b"x-note", b"caf\xe9"),
+            (b"content-type", b"text/event-stream"),
+        ]),
+    );
     s.add("bad-name", map(&[(b"x-\xffname", b"v")]));
     s.add("empty", map(&[]));
 }

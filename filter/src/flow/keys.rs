@@ -4,10 +4,10 @@
 use super::{refuse, Flow, Next, Pending, Phase};
 use crate::config::KeySource;
 use crate::host::{Counter, Host};
-use crate::jwks::KeySet;
-use crate::jwks_sync;
-use crate::jwt::{self, AuthError};
-use crate::reply::Reply;
+use crate::identity::jwks::KeySet;
+use crate::identity::jwks_sync;
+use crate::identity::jwt::{self, AuthError};
+use crate::providers::reply::Reply;
 
 impl Flow {
     /// A token names a `kid` we do not know (the issuer may have rotated its keys), or this

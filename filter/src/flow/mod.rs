@@ -5,22 +5,22 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::accounting::Accounting;
-use crate::api::{self, Api, Endpoint, Op};
+use crate::accounting::meter::Accounting;
+use crate::accounting::usage::Format;
+use crate::admission::authorize::{self, AuthorizeRequest, Decision};
+use crate::admission::lease::{LeaseAsk, LeaseTable};
+use crate::admission::output_bound;
 use crate::auth_state::AuthState;
-use crate::authorize::{self, AuthorizeRequest, Decision};
-use crate::credentials;
 use crate::host::{Counter, Host, HostError};
-use crate::identity;
-use crate::jwt::{AuthError, Verifier};
-use crate::lease::{LeaseAsk, LeaseTable};
-use crate::output_bound;
-use crate::reply::{self, Reply};
-use crate::request_body::{self, RequestFields};
+use crate::identity::credentials;
+use crate::identity::jwt::{AuthError, Verifier};
+use crate::identity::pseudonym;
+use crate::identity::token_cache::Verified;
+use crate::identity::token_source;
+use crate::providers::api::{self, Api, Endpoint, Op};
+use crate::providers::reply::{self, Reply};
+use crate::providers::request_body::{self, RequestFields};
 use crate::runtime::Runtime;
-use crate::token_cache::Verified;
-use crate::token_source;
-use crate::usage::Format;
 
 /// Header carrying the anonymous user id to an internal provider (see `Provider::internal`).
 pub const USER_HEADER: &str = "x-chokepoint-user";
@@ -104,7 +104,7 @@ struct Facts {
     /// The model has a price (or its endpoint no usage).
     priced: bool,
     /// The model's price, when it has one.
-    price: Option<crate::pricing::Price>,
+    price: Option<crate::accounting::pricing::Price>,
     /// The most output the request may produce: its cap times its outputs (the
     /// reservation's output part), bounding any estimate of an interrupted answer.
     output_bound: u64,
@@ -113,7 +113,7 @@ struct Facts {
     /// The route's providers for this API, in fallback order (the first is `provider`).
     chain: Vec<usize>,
     /// The caller's quota from the policy service, returned as `x-ratelimit-*` headers.
-    quota: Option<crate::authorize::Quota>,
+    quota: Option<crate::admission::authorize::Quota>,
     /// The lease slot this request was admitted on (its reservation), if any.
     reservation_id: Option<String>,
     /// The worst case asked of the policy service: (tokens, cost), what a lease's slots
@@ -323,7 +323,7 @@ impl Flow {
         };
         let token = verifier.verify(token, now)?;
         let verified = Verified {
-            user: identity::user_uuid(&self.rt.salt, &token.issuer, &token.subject),
+            user: pseudonym::user_uuid(&self.rt.salt, &token.issuer, &token.subject),
             token,
         };
         auth.cache.insert(key, verified.clone(), now);
@@ -380,7 +380,8 @@ impl Flow {
                 return Err(reply);
             }
         }
-        let Some((index, _)) = crate::providers::for_api(&self.rt.config.providers, endpoint.api)
+        let Some((index, _)) =
+            crate::providers::registry::for_api(&self.rt.config.providers, endpoint.api)
         else {
             return Err(reply::error(
                 404,
@@ -403,7 +404,7 @@ impl Flow {
         self.facts.stream = endpoint.streams_by_path;
         self.accounting = Some(Accounting::new(
             endpoint.format,
-            crate::sse::DEFAULT_MAX_EVENT_BYTES,
+            crate::accounting::sse::DEFAULT_MAX_EVENT_BYTES,
         ));
         if end_of_stream {
             let fields = RequestFields::default();
@@ -502,8 +503,10 @@ impl Flow {
                 .unwrap_or(self.rt.config.default_max_output_tokens)
                 .saturating_mul(output_bound::choices(e, fields))
         });
-        let worst_case = crate::usage::Usage {
-            input_tokens: crate::usage::estimate::tokens_for_bytes(self.facts.body_bytes as u64),
+        let worst_case = crate::accounting::usage::Usage {
+            input_tokens: crate::accounting::usage::estimate::tokens_for_bytes(
+                self.facts.body_bytes as u64,
+            ),
             output_tokens,
             ..Default::default()
         };
@@ -516,9 +519,9 @@ impl Flow {
             }
             None => (rt.config.prices.default_price().copied(), None),
         };
-        let reserve_cost_micros = price
-            .as_ref()
-            .map_or(0, |p| crate::pricing::cost_micros(&worst_case, p));
+        let reserve_cost_micros = price.as_ref().map_or(0, |p| {
+            crate::accounting::pricing::cost_micros(&worst_case, p)
+        });
         // Endpoints without usage cost nothing; anything else needs a price before a
         // dollar budget lets it run (the policy service decides whether one applies).
         let priced = price.is_some() || self.facts.endpoint.is_none_or(|e| e.format.is_none());
@@ -567,15 +570,18 @@ impl Flow {
             reserve_cost_micros,
             lease_slots,
             lease_return_ms: if lease_slots > 0 {
-                crate::lease::return_within_ms(policy.lease_ttl, self.rt.config.usage.flush)
+                crate::admission::lease::return_within_ms(
+                    policy.lease_ttl,
+                    self.rt.config.usage.flush,
+                )
             } else {
                 0
             },
         };
         let body = serde_json::to_vec(&request).map_err(|_| reply::internal("encode_failed"))?;
-        let headers = crate::policy_callout::headers(
+        let headers = crate::admission::policy_callout::headers(
             &rt,
-            crate::policy_callout::AUTHORIZE_PATH,
+            crate::admission::policy_callout::AUTHORIZE_PATH,
             Some(&caller.request_id),
         );
         match host.dispatch(&policy.cluster, &headers, &body, policy.timeout) {

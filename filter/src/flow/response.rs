@@ -4,10 +4,10 @@
 use std::rc::Rc;
 
 use super::{Flow, Next, REQUEST_ID_HEADER, USAGE_FILTER_STATE};
+use crate::accounting::pricing;
+use crate::accounting::record::UsageRecord;
+use crate::accounting::telemetry;
 use crate::host::{Counter, Host};
-use crate::pricing;
-use crate::telemetry;
-use crate::usage_record::UsageRecord;
 
 impl Flow {
     /// Response headers from the provider (or from Envoy, when it could not reach one).
@@ -19,7 +19,7 @@ impl Flow {
             // read when no record will be written (identity-only mode).
             let injector = !self.rt.config.inject_keys_downstream && !self.facts.logged;
             let served = injector
-                .then(|| host.response_header(crate::key_injection::PROVIDER_HEADER))
+                .then(|| host.response_header(crate::providers::key_injection::PROVIDER_HEADER))
                 .flatten();
             if let Some(served) = served {
                 let providers = &self.rt.config.providers;
@@ -32,7 +32,7 @@ impl Flow {
                 a.on_headers(status, content_type.as_deref(), host.now_ms());
             }
             if let Some(q) = &self.facts.quota {
-                for (name, value) in crate::authorize::quota_headers(q) {
+                for (name, value) in crate::admission::authorize::quota_headers(q) {
                     let _ = host.set_response_header(name, &value);
                 }
             }
@@ -123,7 +123,7 @@ impl Flow {
             format: f
                 .endpoint
                 .and_then(|e| e.format)
-                .map(crate::usage::Format::name),
+                .map(crate::accounting::usage::Format::name),
             stream: f.stream,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
@@ -179,8 +179,8 @@ impl Flow {
 /// upstream responses: one absurd value must not make the ledger refuse a whole batch.
 const MAX_EXACT: u64 = (1 << 53) - 1;
 
-fn clamp(u: crate::usage::Usage) -> crate::usage::Usage {
-    crate::usage::Usage {
+fn clamp(u: crate::accounting::usage::Usage) -> crate::accounting::usage::Usage {
+    crate::accounting::usage::Usage {
         input_tokens: u.input_tokens.min(MAX_EXACT),
         output_tokens: u.output_tokens.min(MAX_EXACT),
         cached_input_tokens: u.cached_input_tokens.min(MAX_EXACT),

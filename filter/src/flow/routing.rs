@@ -3,11 +3,11 @@
 //! from the table for this caller.
 
 use super::{Caller, Flow};
-use crate::api::{Api, Endpoint};
-use crate::pricing::MAX_MODEL_NAME_BYTES;
-use crate::reply::{self, Reply};
-use crate::request_body::RequestFields;
-use crate::routes::RouteError;
+use crate::accounting::pricing::MAX_MODEL_NAME_BYTES;
+use crate::providers::api::{Api, Endpoint};
+use crate::providers::reply::{self, Reply};
+use crate::providers::request_body::RequestFields;
+use crate::providers::routes::RouteError;
 
 impl Flow {
     /// The model the provider will bill, which is what the gateway routes, prices and
@@ -25,10 +25,12 @@ impl Flow {
             Api::Gemini => self.facts.path_model.clone(),
             Api::Azure => match self.facts.path_model.as_deref() {
                 Some(deployment) => {
-                    match crate::providers::deployment_model(&self.rt.config.providers, deployment)
-                    {
+                    match crate::providers::registry::deployment_model(
+                        &self.rt.config.providers,
+                        deployment,
+                    ) {
                         Ok(mapped) => Some(mapped.unwrap_or(deployment).to_string()),
-                        Err(crate::providers::UnknownDeployment) => {
+                        Err(crate::providers::registry::UnknownDeployment) => {
                             return Err(reply::error(
                                 404,
                                 "invalid_request_error",
@@ -140,7 +142,7 @@ impl Flow {
     /// `models`.
     pub(super) fn models_reply(&self, caller: &Caller) -> Option<Reply> {
         let table = self.rt.config.routes.as_ref()?;
-        if self.facts.endpoint?.op != crate::api::Op::Models {
+        if self.facts.endpoint?.op != crate::providers::api::Op::Models {
             return None;
         }
         let entry = |id: &str, provider: usize| {

@@ -3,7 +3,7 @@
 use jwt_simple::prelude::*;
 
 use super::*;
-use crate::jwks_sync;
+use crate::identity::jwks_sync;
 use crate::testing::{self, FakeHost, Keys, POLICY_TOKEN, PROVIDER_KEY, SALT};
 
 fn bearer(keys: &Keys) -> String {
@@ -11,7 +11,7 @@ fn bearer(keys: &Keys) -> String {
 }
 
 fn alice() -> String {
-    identity::user_uuid(SALT.as_bytes(), testing::ISSUER, "alice")
+    pseudonym::user_uuid(SALT.as_bytes(), testing::ISSUER, "alice")
 }
 
 const ALLOW: &str = r#"{"allow":true,"limit":10,"remaining":9,"reset_after_ms":1000}"#;
@@ -386,7 +386,7 @@ fn remote_flow_knowing(keys: &Keys, a: &ES256KeyPair) -> Flow {
     let auth = Rc::new(std::cell::RefCell::new(crate::auth_state::AuthState::new(
         &rt,
     )));
-    let (set, _) = crate::jwks::KeySet::from_fetched(jwks_of(a).as_bytes()).unwrap();
+    let (set, _) = crate::identity::jwks::KeySet::from_fetched(jwks_of(a).as_bytes()).unwrap();
     // Version 0: never a shared-data version, as if loaded before any sharing.
     auth.borrow_mut().keys.replace(REMOTE, set, 0);
     Flow::new(rt, auth)
@@ -422,7 +422,7 @@ fn rotated_key_is_fetched_and_the_request_continues() {
     assert_eq!(asked["model"], "m");
     assert_eq!(
         asked["user"],
-        identity::user_uuid(SALT.as_bytes(), REMOTE, "alice")
+        pseudonym::user_uuid(SALT.as_bytes(), REMOTE, "alice")
     );
     // Shared with the other workers.
     assert!(host
@@ -647,7 +647,7 @@ fn other_token_sources_and_identity_headers() {
         assert_eq!(host.header(GROUPS_HEADER), Some("ml,eng"), "{name}");
         assert_eq!(
             host.header(USER_HEADER).map(str::to_owned),
-            Some(identity::user_uuid(
+            Some(pseudonym::user_uuid(
                 SALT.as_bytes(),
                 testing::ISSUER,
                 "carol"

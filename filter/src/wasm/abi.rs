@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::types::{BufferType, MapType, StreamType};
 
-use crate::header_pairs;
+use crate::wasm::header_pairs;
 
 #[link(wasm_import_module = "env")]
 extern "C" {

@@ -10,8 +10,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 use super::abi;
+use crate::accounting::telemetry::{self, Outcome};
 use crate::host::Counter;
-use crate::telemetry::{self, Outcome};
 
 #[derive(Default)]
 pub struct Metrics {

@@ -2,6 +2,7 @@
 //! host-free request logic in [`crate::flow`]. No decisions are made here.
 
 mod abi;
+pub mod header_pairs;
 mod http;
 mod metrics;
 mod proxy_host;

@@ -9,10 +9,10 @@ use proxy_wasm::types::{BufferType, MapType};
 use super::abi;
 use super::metrics::Metrics;
 use super::shared::EnvoyShared;
+use crate::accounting::telemetry::Outcome;
 use crate::host::{Counter, Host, HostError};
-use crate::jwks_sync::{CasMismatch, SharedData};
-use crate::reply::Reply;
-use crate::telemetry::Outcome;
+use crate::identity::jwks_sync::{CasMismatch, SharedData};
+use crate::providers::reply::Reply;
 
 pub struct ProxyHost<'a> {
     pub metrics: &'a Metrics,

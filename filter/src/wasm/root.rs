@@ -17,16 +17,16 @@ use super::metrics::Metrics;
 use super::proxy_host::{now_ms, now_secs, ProxyHost};
 use super::shared::{self, EnvoyShared};
 use super::upstream::UpstreamHttp;
+use crate::accounting::delivery::{Answer, Delivery, Outcome};
+use crate::admission::authorize::{self, AuthorizeRequest, Decision};
+use crate::admission::lease::Renewal;
+use crate::admission::policy_callout;
 use crate::auth_state::AuthState;
-use crate::authorize::{self, AuthorizeRequest, Decision};
 use crate::config::{Config, JwksUri, KeySource};
-use crate::delivery::{Answer, Delivery, Outcome};
 use crate::host::Counter;
-use crate::jwks::KeySet;
-use crate::jwks_sync;
-use crate::key_injection::{self, Injector};
-use crate::lease::Renewal;
-use crate::policy_callout;
+use crate::identity::jwks::KeySet;
+use crate::identity::jwks_sync;
+use crate::providers::key_injection::{self, Injector};
 use crate::runtime::Runtime;
 
 /// How often the root checks shared data for new keys and whether a refresh is due; usage
@@ -69,7 +69,7 @@ impl Root {
             .auth
             .as_ref()
             .is_some_and(|a| a.borrow().leases.holds_slots());
-        crate::lease::tick_period(leases_on, holds, slow)
+        crate::admission::lease::tick_period(leases_on, holds, slow)
     }
 
     fn remote_issuers(&self) -> Vec<(String, JwksUri)> {
@@ -126,7 +126,7 @@ impl Root {
         if !self.delivery.ready(now) {
             return;
         }
-        let bounds = crate::delivery::Bounds {
+        let bounds = crate::accounting::delivery::Bounds {
             max_items: rt.config.usage.batch_max,
             max_bytes: rt.config.usage.batch_max_bytes,
         };
@@ -243,7 +243,7 @@ impl Root {
                 reserve_tokens: a.reserve_tokens,
                 reserve_cost_micros: a.reserve_cost_micros,
                 lease_slots: renewal.slots,
-                lease_return_ms: crate::lease::return_within_ms(
+                lease_return_ms: crate::admission::lease::return_within_ms(
                     policy.lease_ttl,
                     rt.config.usage.flush,
                 ),
@@ -446,7 +446,7 @@ impl RootContext for Root {
         let now_ms = now_ms();
         self.renew_leases(now_ms);
         self.flush_outbox();
-        if now_ms.saturating_sub(self.last_expire_ms) >= crate::lease::EXPIRE_EVERY_MS {
+        if now_ms.saturating_sub(self.last_expire_ms) >= crate::admission::lease::EXPIRE_EVERY_MS {
             self.last_expire_ms = now_ms;
             self.release_expired_leases(now_ms);
         }

@@ -5,8 +5,8 @@ use std::cell::RefCell;
 
 use super::abi;
 
-use crate::jwks_sync::{CasMismatch, SharedData};
-use crate::outbox::Outbox;
+use crate::accounting::outbox::Outbox;
+use crate::identity::jwks_sync::{CasMismatch, SharedData};
 
 thread_local! {
     /// One per VM (a worker), not per configuration: requests that outlive a
@@ -34,7 +34,7 @@ pub fn outbox_flush(queue: u32) -> bool {
 pub fn enqueue(queue: u32, item: &[u8]) -> bool {
     let ok = abi::enqueue(queue, item).is_ok();
     if !ok {
-        let (_, n, _) = crate::outbox::read_item(item);
+        let (_, n, _) = crate::accounting::outbox::read_item(item);
         log::error!("{n} usage item(s) could not be queued for the ledger");
     }
     ok

@@ -8,8 +8,8 @@ use proxy_wasm::types::{Action, MapType};
 use super::abi;
 use super::metrics::Metrics;
 use crate::host::Counter;
-use crate::key_injection::{Injector, PROVIDER_HEADER, PROVIDER_METADATA};
-use crate::reply;
+use crate::providers::key_injection::{Injector, PROVIDER_HEADER, PROVIDER_METADATA};
+use crate::providers::reply;
 
 pub struct UpstreamHttp {
     injector: Rc<Injector>,

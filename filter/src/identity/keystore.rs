@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::config::{Config, KeySource};
-use crate::jwks::KeySet;
+use crate::identity::jwks::KeySet;
 
 #[derive(Default)]
 pub struct KeyStore {

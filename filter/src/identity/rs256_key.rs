@@ -1,4 +1,4 @@
-//! An RS256 verification key whose signature check is [`crate::rsa`], with everything
+//! An RS256 verification key whose signature check is [`crate::identity::rsa`], with everything
 //! else about the token (header, `alg`, encoding, length, time and audience claims) still
 //! checked by jwt-simple, exactly as for every other algorithm.
 //!
@@ -14,7 +14,7 @@ use jwt_simple::algorithms::HMACKey;
 use jwt_simple::prelude::*;
 use jwt_simple::reexports::ct_codecs::Base64UrlSafeNoPadding;
 
-use crate::rsa::RsaPublicKey;
+use crate::identity::rsa::RsaPublicKey;
 
 #[derive(Clone)]
 pub struct Rs256Key {

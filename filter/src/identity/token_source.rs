@@ -2,7 +2,7 @@
 //! order: a header (with or without an auth scheme) or a cookie.
 
 use crate::config::TokenSource;
-use crate::jwt::AuthError;
+use crate::identity::jwt::AuthError;
 
 /// The token from the first configured source present in `headers`. A source present
 /// twice (two Authorization headers, two cookies of the name) is refused: two credentials

@@ -2,8 +2,8 @@
 //! (never holding the stream) and settles the usage to charge when the exchange ends,
 //! however it ends.
 
-use crate::usage::estimate::{self, Accounted, Answering};
-use crate::usage::{self, Format, Report, StreamAccountant};
+use crate::accounting::usage::estimate::{self, Accounted, Answering};
+use crate::accounting::usage::{self, Format, Report, StreamAccountant};
 
 /// Whole (non-streamed) bodies are read up to this size; past it the usage is estimated
 /// from the body size rather than buffering without bound.
@@ -166,8 +166,8 @@ impl Accounting {
 mod tests {
     use super::*;
 
-    const CHAT_STREAM: &str = include_str!("../fixtures/openai_chat_stream.sse");
-    const ANTHROPIC_BODY: &str = include_str!("../fixtures/anthropic_message.json");
+    const CHAT_STREAM: &str = include_str!("../../fixtures/openai_chat_stream.sse");
+    const ANTHROPIC_BODY: &str = include_str!("../../fixtures/anthropic_message.json");
 
     #[test]
     fn stream_chunks_are_counted_as_they_pass() {

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 
-use crate::jwt::VerifiedToken;
+use crate::identity::jwt::VerifiedToken;
 
 /// A verified token and the anonymous user id derived from it (an HMAC the cache saves
 /// recomputing on every request).

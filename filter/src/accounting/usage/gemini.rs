@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::wire::{ApiError, Count, Label, TextLen};
 use super::{parse, Report, Usage};
-use crate::sse::Event;
+use crate::accounting::sse::Event;
 
 #[derive(Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

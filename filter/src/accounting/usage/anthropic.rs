@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::wire::{ApiError, Count, Label, TextLen};
 use super::{parse, Report, Usage};
-use crate::sse::Event;
+use crate::accounting::sse::Event;
 
 /// The counts seen so far in a stream, as Anthropic names them.
 #[derive(Debug, Default, Clone, Copy)]

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::api::Api;
+use crate::providers::api::Api;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {

@@ -10,7 +10,7 @@ macro_rules! fixture {
     ($name:literal) => {
         (
             $name,
-            &include_bytes!(concat!("../../fixtures/", $name))[..],
+            &include_bytes!(concat!("../../../fixtures/", $name))[..],
         )
     };
 }

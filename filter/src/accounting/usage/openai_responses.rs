@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::wire::{ApiError, Count, Label, TextLen};
 use super::{parse, Report, Usage};
-use crate::sse::Event;
+use crate::accounting::sse::Event;
 
 /// Events whose `delta` is generated text (audio deltas are base64 and would overcount).
 const TEXT_DELTAS: &[&str] = &[

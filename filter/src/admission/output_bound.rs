@@ -5,9 +5,9 @@
 //! names for one cap, times the outputs one request generates (`n`, `best_of`,
 //! `candidateCount`).
 
-use crate::api::{Api, Endpoint, Op};
-use crate::request_body::{RequestFields, MAX_CHOICES};
-use crate::usage::Format;
+use crate::accounting::usage::Format;
+use crate::providers::api::{Api, Endpoint, Op};
+use crate::providers::request_body::{RequestFields, MAX_CHOICES};
 
 /// The output cap the provider applies to each output of this request, `None` when the
 /// request sets none the provider honours (the gateway's default then applies). Endpoints
@@ -56,8 +56,8 @@ fn max_of(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::classify;
-    use crate::request_body::parse;
+    use crate::providers::api::classify;
+    use crate::providers::request_body::parse;
 
     /// (path, body, the cap the provider applies, outputs per request)
     #[test]

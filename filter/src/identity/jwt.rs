@@ -8,7 +8,7 @@ use jwt_simple::prelude::*;
 use serde::Deserialize;
 
 use crate::config::Issuer;
-use crate::keystore::KeyStore;
+use crate::identity::keystore::KeyStore;
 
 /// Why a token was refused. The `code` is what clients and metrics see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,7 +135,7 @@ impl Verifier<'_> {
         }
         let meta = Token::decode_metadata(token).map_err(|_| AuthError::Malformed)?;
         let alg = meta.algorithm();
-        if !crate::jwks::ALGORITHMS.contains(&alg) {
+        if !crate::identity::jwks::ALGORITHMS.contains(&alg) {
             return Err(AuthError::Malformed);
         }
         // A token may not tell us where to fetch keys or carry its own key.

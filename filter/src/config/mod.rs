@@ -2,16 +2,19 @@
 //! (a typo must fail loudly, not be ignored), then a validated runtime form. Every error
 //! names the field it is about, because the message ends up in Envoy's log at load time.
 
+pub mod error;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::jwks::KeySet;
-use crate::pricing::PriceTable;
-pub use crate::providers::Provider;
-use crate::providers::RawProvider;
-use crate::routes::{RawRoutes, RouteTable};
+use crate::accounting::pricing::PriceTable;
+use crate::config::error::ConfigError;
+use crate::identity::jwks::KeySet;
+pub use crate::providers::registry::Provider;
+use crate::providers::registry::RawProvider;
+use crate::providers::routes::{RawRoutes, RouteTable};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,9 +220,9 @@ pub struct Patterns(Vec<String>);
 
 impl Patterns {
     pub fn allows(&self, value: &str) -> bool {
-        self.0
-            .iter()
-            .any(|p| p == value || (p.contains('*') && crate::routes::glob_match(p, value)))
+        self.0.iter().any(|p| {
+            p == value || (p.contains('*') && crate::providers::glob::glob_match(p, value))
+        })
     }
 }
 
@@ -285,23 +288,6 @@ pub struct UsageDelivery {
     pub batch_max_bytes: usize,
     pub flush: Duration,
     pub timeout: Duration,
-}
-
-/// A configuration error that names the offending field.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub field: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "invalid plugin configuration: {}: {}",
-            self.field, self.message
-        )
-    }
 }
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -378,12 +364,12 @@ impl Config {
                         return Err(err(field("algorithms"), "must list at least one algorithm"));
                     }
                     for a in &list {
-                        if !crate::jwks::ALGORITHMS.contains(&a.as_str()) {
+                        if !crate::identity::jwks::ALGORITHMS.contains(&a.as_str()) {
                             return Err(err(
                                 field("algorithms"),
                                 format!(
                                     "unsupported algorithm {a:?}; supported: {}",
-                                    crate::jwks::ALGORITHMS.join(", ")
+                                    crate::identity::jwks::ALGORITHMS.join(", ")
                                 ),
                             ));
                         }
@@ -506,7 +492,7 @@ impl Config {
             })?,
         };
 
-        let providers = crate::providers::parse(raw.providers)?;
+        let providers = crate::providers::registry::parse(raw.providers)?;
         let routes = match raw.models {
             None => None,
             Some(r) => Some(RouteTable::parse(r, &providers)?),
@@ -588,7 +574,7 @@ impl Config {
     pub fn price_and_key<'a>(
         &'a self,
         model: &'a str,
-    ) -> (Option<&'a crate::pricing::Price>, &'a str) {
+    ) -> (Option<&'a crate::accounting::pricing::Price>, &'a str) {
         match self.prices.entry(model) {
             Some((key, price)) => (Some(price), key),
             None => {
@@ -789,5 +775,4 @@ fn non_empty_or(
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;

@@ -1,7 +1,7 @@
 //! Which provider API a request path belongs to, and which response format it returns.
 //! The path decides (not the body), so routing needs no parsing.
 
-use crate::usage::Format;
+use crate::accounting::usage::Format;
 
 /// A provider API family: its paths, key header and wire formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

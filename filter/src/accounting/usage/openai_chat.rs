@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::wire::{ApiError, Count, TextLen};
 use super::{parse, Report, Usage};
-use crate::sse::Event;
+use crate::accounting::sse::Event;
 
 #[derive(Default, Deserialize)]
 #[serde(default)]
@@ -185,12 +185,12 @@ fn full_body(body: &[u8]) -> Report {
 #[cfg(test)]
 mod body_tests {
     use super::*;
-    use crate::usage::estimate;
+    use crate::accounting::usage::estimate;
 
     /// Reading usage alone settles every body exactly as the full read does.
     #[test]
     fn usage_only_settles_as_the_full_read() {
-        let fixture = include_str!("../../fixtures/openai_chat.json");
+        let fixture = include_str!("../../../fixtures/openai_chat.json");
         let bodies = [
             fixture.to_string(),
             r#"{"choices":[{"message":{"content":"hello there"}}],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#.into(),

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::routes::Glob;
-use crate::usage::Usage;
+use crate::accounting::usage::Usage;
+use crate::providers::glob::Glob;
 
 /// Micro-dollars per dollar, and tokens per priced unit (a million).
 const MICROS: u64 = 1_000_000;

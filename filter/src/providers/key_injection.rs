@@ -6,8 +6,8 @@
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
-use crate::providers::{self, Provider, RawProvider};
+use crate::config::error::ConfigError;
+use crate::providers::registry::{self, Provider, RawProvider};
 
 /// The endpoint metadata key (`filter_metadata.chokepoint.provider`) naming the provider.
 pub const PROVIDER_METADATA: [&str; 5] = [
@@ -69,7 +69,7 @@ impl Injector {
             field: "inject_keys".into(),
             message: e.to_string(),
         })?;
-        let providers = providers::parse(raw.inject_keys.providers).map_err(|mut e| {
+        let providers = registry::parse(raw.inject_keys.providers).map_err(|mut e| {
             e.field = format!("inject_keys.{}", e.field);
             e
         })?;

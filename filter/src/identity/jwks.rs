@@ -5,7 +5,7 @@
 
 use jwt_simple::prelude::*;
 
-use crate::rs256_key::Rs256Key;
+use crate::identity::rs256_key::Rs256Key;
 
 /// Every algorithm the gateway can verify. `none` is absent on purpose; the HMAC ones are
 /// only used for an issuer whose shared secret is explicitly configured.
@@ -20,7 +20,7 @@ pub enum VerifyingKey {
     Hs256(HS256Key),
     Hs384(HS384Key),
     Hs512(HS512Key),
-    /// Checked by [`crate::rsa`] (see [`Rs256Key`]): jwt-simple's RSA is 7x slower in wasm.
+    /// Checked by [`crate::identity::rsa`] (see [`Rs256Key`]): jwt-simple's RSA is 7x slower in wasm.
     Rs256(Box<Rs256Key>),
     Rs384(RS384PublicKey),
     Rs512(RS512PublicKey),

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 use serde::Deserialize;
 
-use crate::outbox::{read_item, split_item};
+use crate::accounting::outbox::{read_item, split_item};
 
 /// The longest pause between retries.
 pub const MAX_BACKOFF_MS: u64 = 30_000;

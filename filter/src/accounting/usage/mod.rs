@@ -12,7 +12,7 @@ mod openai_chat;
 mod openai_responses;
 mod wire;
 
-use crate::sse::{End, Event, SseParser};
+use crate::accounting::sse::{End, Event, SseParser};
 
 /// Token counts of one response, normalised across providers:
 ///

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::api::Api;
-use crate::config::ConfigError;
-use crate::pricing::MAX_MODEL_NAME_BYTES;
+use crate::accounting::pricing::MAX_MODEL_NAME_BYTES;
+use crate::config::error::ConfigError;
+use crate::providers::api::Api;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
