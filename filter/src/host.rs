@@ -1,5 +1,6 @@
-//! The small surface the request logic needs from Envoy. The wasm layer implements it with
-//! proxy-wasm hostcalls; tests implement it with a fake that records what happened.
+//! The small surfaces the logic needs from Envoy: [`Host`] for a request, [`RootHost`] for
+//! the root context's background work. The wasm layer implements them with proxy-wasm
+//! hostcalls; tests implement them with a fake that records what happened.
 
 use std::time::Duration;
 
@@ -13,7 +14,15 @@ use crate::providers::reply::Reply;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostError(pub &'static str);
 
-pub trait Host: SharedData {
+/// Time and randomness, from the host.
+pub trait Clock {
+    fn now_secs(&self) -> u64;
+    fn now_ms(&self) -> u64;
+    /// A fresh random id (128 bits, hex) from the host's CSPRNG.
+    fn random_id(&self) -> String;
+}
+
+pub trait Host: SharedData + Clock {
     fn request_headers(&self) -> Result<Vec<(String, String)>, HostError>;
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError>;
     fn request_body(&self, size: usize) -> Result<Vec<u8>, HostError>;
@@ -28,10 +37,6 @@ pub trait Host: SharedData {
     fn send_reply(&mut self, reply: &Reply) -> Result<(), HostError>;
     fn resume_request(&mut self) -> Result<(), HostError>;
     fn count(&mut self, counter: Counter);
-    fn now_secs(&self) -> u64;
-    fn now_ms(&self) -> u64;
-    /// A fresh random id (128 bits, hex) from the host's CSPRNG.
-    fn random_id(&self) -> String;
     /// `:status` and `content-type` of the response.
     fn response_status_and_type(&self) -> (Option<u32>, Option<String>);
     fn response_header(&self, name: &str) -> Option<String>;
@@ -47,6 +52,29 @@ pub trait Host: SharedData {
     fn enqueue_usage(&mut self, record: &[u8]) -> bool;
     /// The usage stats of one finished exchange (see `telemetry`).
     fn record_outcome(&mut self, outcome: &Outcome);
+}
+
+/// What the root context's background work (key refresh, usage delivery, lease renewal;
+/// see `background`) needs: callouts, the shared usage queue, stats, shared data, time.
+pub trait RootHost: SharedData + Clock {
+    /// Starts an HTTP callout (no body: a GET); the answer arrives later with the token.
+    fn call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError>;
+    /// The next item of the shared usage queue every worker feeds, if any.
+    fn dequeue_usage(&mut self) -> Option<Vec<u8>>;
+    /// Puts an item straight back into the shared queue; false when it could not.
+    fn requeue_usage(&mut self, item: &[u8]) -> bool;
+    /// Hands an item to this worker's outbox, as a request's record goes; false when it
+    /// could not.
+    fn push_usage(&mut self, item: &[u8]) -> bool;
+    /// Moves this worker's outbox into the shared queue; false when an enqueue failed.
+    fn flush_outbox(&mut self) -> bool;
+    fn add(&mut self, counter: Counter, n: u64);
 }
 
 /// Everything the filter counts. One Envoy stat each.

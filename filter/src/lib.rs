@@ -21,6 +21,7 @@
 pub mod accounting;
 pub mod admission;
 pub mod auth_state;
+pub mod background;
 pub mod config;
 pub mod flow;
 pub mod host;

@@ -10,7 +10,7 @@ use jwt_simple::prelude::*;
 use crate::auth_state::AuthState;
 use crate::config::Config;
 use crate::flow::Flow;
-use crate::host::{Counter, Host, HostError};
+use crate::host::{Clock, Counter, Host, HostError, RootHost};
 use crate::identity::jwks_sync::{CasMismatch, SharedData};
 use crate::providers::reply::Reply;
 use crate::runtime::Runtime;
@@ -145,6 +145,7 @@ pub struct FakeHost {
     pub queued: Vec<Vec<u8>>,
     pub metrics: Vec<crate::accounting::telemetry::Metric>,
     pub shared: HashMap<String, (Vec<u8>, u32)>,
+    pub shared_queue: std::collections::VecDeque<Vec<u8>>,
 }
 
 impl FakeHost {
@@ -232,18 +233,6 @@ impl Host for FakeHost {
         *self.counters.entry(counter.stat_name()).or_default() += 1;
     }
 
-    fn now_secs(&self) -> u64 {
-        self.now
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.now * 1000
-    }
-
-    fn random_id(&self) -> String {
-        format!("{:032x}", 0xfeed)
-    }
-
     fn response_status_and_type(&self) -> (Option<u32>, Option<String>) {
         (self.response_status, self.response_type.clone())
     }
@@ -285,6 +274,56 @@ impl Host for FakeHost {
     fn record_outcome(&mut self, outcome: &crate::accounting::telemetry::Outcome) {
         self.metrics
             .extend(crate::accounting::telemetry::metrics(outcome));
+    }
+}
+
+impl Clock for FakeHost {
+    fn now_secs(&self) -> u64 {
+        self.now
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.now * 1000
+    }
+
+    fn random_id(&self) -> String {
+        format!("{:032x}", 0xfeed)
+    }
+}
+
+/// The root's side: the same callouts and counters; `queued` is this worker's outbox and
+/// `shared_queue` the queue every worker feeds.
+impl RootHost for FakeHost {
+    fn call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        Host::dispatch(self, cluster, headers, body.unwrap_or_default(), timeout)
+    }
+
+    fn dequeue_usage(&mut self) -> Option<Vec<u8>> {
+        self.shared_queue.pop_front()
+    }
+
+    fn requeue_usage(&mut self, item: &[u8]) -> bool {
+        self.shared_queue.push_back(item.to_vec());
+        true
+    }
+
+    fn push_usage(&mut self, item: &[u8]) -> bool {
+        Host::enqueue_usage(self, item)
+    }
+
+    fn flush_outbox(&mut self) -> bool {
+        self.shared_queue.extend(self.queued.drain(..));
+        true
+    }
+
+    fn add(&mut self, counter: Counter, n: u64) {
+        *self.counters.entry(counter.stat_name()).or_default() += n;
     }
 }
 

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::admission::lease::LeaseAsk;
+
 #[derive(Debug, Serialize)]
 pub struct AuthorizeRequest<'a> {
     pub request_id: &'a str,
@@ -32,6 +34,33 @@ pub struct AuthorizeRequest<'a> {
     /// service at the latest, so a denial that only they cause can say when to retry.
     #[serde(skip_serializing_if = "is_zero")]
     pub lease_return_ms: u64,
+}
+
+impl<'a> AuthorizeRequest<'a> {
+    /// A lease renewal: the caller's last granted request again, under an id of its own.
+    pub fn renewal(
+        request_id: &'a str,
+        ask: &'a LeaseAsk,
+        lease_slots: u64,
+        lease_return_ms: u64,
+    ) -> AuthorizeRequest<'a> {
+        AuthorizeRequest {
+            request_id,
+            user: &ask.user,
+            tenant: ask.tenant.as_deref(),
+            groups: &ask.groups,
+            model: ask.model.as_deref(),
+            model_key: ask.model_key.as_deref(),
+            priced: ask.priced,
+            cost_center: ask.cost_center.as_deref(),
+            provider: &ask.provider,
+            stream: ask.stream,
+            reserve_tokens: ask.reserve_tokens,
+            reserve_cost_micros: ask.reserve_cost_micros,
+            lease_slots,
+            lease_return_ms,
+        }
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -3,6 +3,7 @@
 use jwt_simple::prelude::*;
 
 use super::*;
+use crate::host::Clock;
 use crate::identity::jwks_sync;
 use crate::testing::{self, FakeHost, Keys, POLICY_TOKEN, PROVIDER_KEY, SALT};
 

@@ -1,5 +1,5 @@
-//! [`Host`] over proxy-wasm hostcalls, all of which return `Result` (the SDK's
-//! trait helpers would panic and trap the VM instead).
+//! [`Host`] and [`RootHost`] over proxy-wasm hostcalls, all of which return `Result` (the
+//! SDK's trait helpers would panic and trap the VM instead).
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -10,7 +10,7 @@ use super::abi;
 use super::metrics::Metrics;
 use super::shared::EnvoyShared;
 use crate::accounting::telemetry::Outcome;
-use crate::host::{Counter, Host, HostError};
+use crate::host::{Clock, Counter, Host, HostError, RootHost};
 use crate::identity::jwks_sync::{CasMismatch, SharedData};
 use crate::providers::reply::Reply;
 
@@ -63,19 +63,6 @@ impl Host for ProxyHost<'_> {
         self.metrics.increment(counter);
     }
 
-    fn now_secs(&self) -> u64 {
-        now_secs()
-    }
-
-    fn now_ms(&self) -> u64 {
-        now_ms()
-    }
-
-    fn random_id(&self) -> String {
-        let n: u128 = jwt_simple::reexports::rand::random();
-        format!("{n:032x}")
-    }
-
     fn response_status_and_type(&self) -> (Option<u32>, Option<String>) {
         let get = |name| abi::header(MapType::HttpResponseHeaders, name);
         (
@@ -125,6 +112,20 @@ impl Host for ProxyHost<'_> {
     }
 }
 
+impl Clock for ProxyHost<'_> {
+    fn now_secs(&self) -> u64 {
+        now_secs()
+    }
+
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+
+    fn random_id(&self) -> String {
+        random_id()
+    }
+}
+
 impl SharedData for ProxyHost<'_> {
     fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, u32) {
         EnvoyShared.get_shared(key)
@@ -133,6 +134,75 @@ impl SharedData for ProxyHost<'_> {
     fn set_shared(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), CasMismatch> {
         EnvoyShared.set_shared(key, value, cas)
     }
+}
+
+/// [`RootHost`] over proxy-wasm hostcalls, for the root context's background work.
+pub struct ProxyRootHost<'a> {
+    pub metrics: &'a Metrics,
+    pub usage_queue: u32,
+}
+
+impl RootHost for ProxyRootHost<'_> {
+    fn call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        hostcalls::dispatch_http_call(cluster, headers.to_vec(), body, vec![], timeout)
+            .map_err(|_| HostError("dispatch http call"))
+    }
+
+    fn dequeue_usage(&mut self) -> Option<Vec<u8>> {
+        abi::dequeue(self.usage_queue).ok().flatten()
+    }
+
+    fn requeue_usage(&mut self, item: &[u8]) -> bool {
+        super::shared::enqueue(self.usage_queue, item)
+    }
+
+    fn push_usage(&mut self, item: &[u8]) -> bool {
+        super::shared::outbox_push(self.usage_queue, item)
+    }
+
+    fn flush_outbox(&mut self) -> bool {
+        super::shared::outbox_flush(self.usage_queue)
+    }
+
+    fn add(&mut self, counter: Counter, n: u64) {
+        self.metrics.add(counter, n);
+    }
+}
+
+impl Clock for ProxyRootHost<'_> {
+    fn now_secs(&self) -> u64 {
+        now_secs()
+    }
+
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+
+    fn random_id(&self) -> String {
+        random_id()
+    }
+}
+
+impl SharedData for ProxyRootHost<'_> {
+    fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, u32) {
+        EnvoyShared.get_shared(key)
+    }
+
+    fn set_shared(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), CasMismatch> {
+        EnvoyShared.set_shared(key, value, cas)
+    }
+}
+
+/// 128 random bits, hex, from the host's CSPRNG (WASI `random_get` in Envoy).
+fn random_id() -> String {
+    let n: u128 = jwt_simple::reexports::rand::random();
+    format!("{n:032x}")
 }
 
 /// Unix milliseconds from Envoy's clock.
