@@ -10,7 +10,7 @@
 //! model matches its pattern, and a visible model resolves.
 
 use chokepoint_filter::config::Config;
-use chokepoint_filter::providers::api::{classify, model_in_path};
+use chokepoint_filter::providers::apis::{classify, model_in_path};
 use chokepoint_filter::providers::glob::glob_match;
 use chokepoint_filter::providers::routes::RouteTable;
 

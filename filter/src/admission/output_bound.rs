@@ -5,58 +5,35 @@
 //! names for one cap, times the outputs one request generates (`n`, `best_of`,
 //! `candidateCount`).
 
-use crate::accounting::usage::Format;
-use crate::providers::api::{Api, Endpoint, Op};
+use crate::providers::api::{Endpoint, Op};
 use crate::providers::request_body::{RequestFields, MAX_CHOICES};
 
 /// The output cap the provider applies to each output of this request, `None` when the
 /// request sets none the provider honours (the gateway's default then applies). Endpoints
 /// that generate no text have a cap of 0.
 pub fn cap(endpoint: Endpoint, fields: &RequestFields) -> Option<u64> {
-    let c = &fields.caps;
     match (endpoint.format, endpoint.op) {
         (None, _) | (_, Op::Embeddings | Op::CountTokens | Op::Models) => Some(0),
-        // Chat completions take `max_completion_tokens` and its deprecated name
-        // `max_tokens`; with both, the larger is what may be produced.
-        (Some(Format::OpenAiChat), Op::Chat) => max_of(c.max_completion_tokens, c.max_tokens),
-        // Legacy completions know only `max_tokens`, and default it to 16.
-        (Some(Format::OpenAiChat), _) => Some(c.max_tokens.unwrap_or(LEGACY_DEFAULT_MAX_TOKENS)),
-        (Some(Format::OpenAiResponses), _) => c.max_output_tokens,
-        (Some(Format::Anthropic), _) => c.max_tokens,
-        (Some(Format::Gemini), _) => c.gemini_max_output_tokens,
+        (Some(_), op) => endpoint.api.spec().output_cap(op, fields),
     }
 }
 
-/// OpenAI's default `max_tokens` for legacy completions.
-pub const LEGACY_DEFAULT_MAX_TOKENS: u64 = 16;
-
-/// How many outputs the provider generates (and bills) for one request, at least 1:
-/// OpenAI chat `n`; legacy completions `best_of` (generated server-side, all billed) or
-/// `n`; Gemini `generationConfig.candidateCount`. Responses and Anthropic have none.
+/// How many outputs the provider generates (and bills) for one request, at least 1 and
+/// at most [`MAX_CHOICES`]: OpenAI chat `n`; legacy completions `best_of` (generated
+/// server-side, all billed) or `n`; Gemini `generationConfig.candidateCount`. Responses
+/// and Anthropic have none.
 pub fn choices(endpoint: Endpoint, fields: &RequestFields) -> u64 {
-    let c = &fields.choices;
-    let n = match (endpoint.api, endpoint.format, endpoint.op) {
-        (Api::OpenAi | Api::Azure, Some(Format::OpenAiChat), Op::Chat) => c.n,
-        (Api::OpenAi | Api::Azure, Some(Format::OpenAiChat), Op::Completions) => {
-            max_of(c.n, c.best_of)
-        }
-        (Api::Gemini, Some(Format::Gemini), Op::Generate) => c.candidate_count,
-        _ => None,
-    };
-    n.unwrap_or(1).clamp(1, MAX_CHOICES)
-}
-
-fn max_of(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
+    endpoint
+        .format
+        .and_then(|_| endpoint.api.spec().outputs(endpoint.op, fields))
+        .unwrap_or(1)
+        .clamp(1, MAX_CHOICES)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::api::classify;
+    use crate::providers::apis::classify;
     use crate::providers::request_body::parse;
 
     /// (path, body, the cap the provider applies, outputs per request)

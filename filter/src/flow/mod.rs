@@ -17,7 +17,8 @@ use crate::identity::jwt::{AuthError, Verifier};
 use crate::identity::pseudonym;
 use crate::identity::token_cache::Verified;
 use crate::identity::token_source;
-use crate::providers::api::{self, Api, Endpoint, Op};
+use crate::providers::api::{self, Api, Endpoint};
+use crate::providers::apis;
 use crate::providers::reply::{self, Reply};
 use crate::providers::request_body::{self, RequestFields};
 use crate::runtime::Runtime;
@@ -263,7 +264,7 @@ impl Flow {
             host.set_request_header(":path", Some(stripped))
                 .map_err(|e| self.host_failed(host, e))?;
         }
-        self.facts.endpoint = api::classify(path);
+        self.facts.endpoint = apis::classify(path);
         self.facts.method = method.to_string();
         self.facts.shape =
             api::error_shape(self.facts.endpoint, path, anthropic_client, google_client);
@@ -285,7 +286,7 @@ impl Flow {
             return Err(reply::unsupported_content_encoding());
         }
         self.facts.trace_id = request_id.clone();
-        self.facts.path_model = api::model_in_path(path).map(str::to_owned);
+        self.facts.path_model = apis::model_in_path(path).map(str::to_owned);
         let token = token.map_err(|e| refuse(host, e))?;
         let pending = Pending {
             request_id,
@@ -453,11 +454,11 @@ impl Flow {
         }
         let edits = request_body::Edits {
             model: resolved.as_deref(),
-            include_usage: endpoint.is_some_and(|e| matches!(e.op, Op::Chat | Op::Completions))
+            include_usage: endpoint.is_some_and(|e| e.api.spec().stream_usage_is_optional(e.op))
                 && fields.stream,
             user: if self.rt.config.attribution {
                 endpoint
-                    .and_then(user_field)
+                    .and_then(Endpoint::user_field)
                     .map(|f| (f, caller.user.as_str()))
             } else {
                 None
@@ -467,7 +468,8 @@ impl Flow {
                     if self.rt.config.enforce_output_cap
                         && output_bound::cap(e, fields).is_none() =>
                 {
-                    cap_field(e).map(|f| (f, self.rt.config.default_max_output_tokens))
+                    e.cap_field()
+                        .map(|f| (f, self.rt.config.default_max_output_tokens))
                 }
                 _ => None,
             },
@@ -824,33 +826,6 @@ pub fn release_slots(host: &mut dyn Host, slots: &[String]) {
 /// The aggregate cluster of a fallback chain, by convention (the bootstrap defines it).
 pub fn chain_cluster(providers: &[&str]) -> String {
     format!("chain_{}", providers.join("__"))
-}
-
-/// Where an endpoint takes its output cap (`None`: it generates no text, e.g. embeddings).
-fn cap_field(e: Endpoint) -> Option<request_body::CapField> {
-    use request_body::CapField;
-    match (e.format?, e.op) {
-        (_, Op::Embeddings | Op::CountTokens | Op::Models) => None,
-        (Format::OpenAiChat, Op::Completions) => Some(CapField::Completions),
-        (Format::OpenAiChat, _) => Some(CapField::Chat),
-        (Format::OpenAiResponses, _) => Some(CapField::Responses),
-        (Format::Anthropic, _) => Some(CapField::Anthropic),
-        (Format::Gemini, _) => Some(CapField::Gemini),
-    }
-}
-
-/// The end-user field of an endpoint, for pseudonymous attribution: only where usage is
-/// counted (token counting takes none), and Gemini has none. OpenAI's legacy completions
-/// and embeddings know only `user`, and refuse arguments they do not know.
-fn user_field(e: Endpoint) -> Option<request_body::UserField> {
-    use request_body::UserField;
-    e.format?;
-    match (e.api, e.op) {
-        (Api::OpenAi | Api::Azure, Op::Completions | Op::Embeddings) => Some(UserField::User),
-        (Api::OpenAi | Api::Azure, _) => Some(UserField::OpenAi),
-        (Api::Anthropic, _) => Some(UserField::Anthropic),
-        (Api::Gemini, _) => None,
-    }
 }
 
 /// Longest `x-request-id` kept for the record and the callouts. Envoy replaces a client's

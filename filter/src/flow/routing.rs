@@ -4,7 +4,7 @@
 
 use super::{Caller, Flow};
 use crate::accounting::pricing::MAX_MODEL_NAME_BYTES;
-use crate::providers::api::{Api, Endpoint};
+use crate::providers::api::{Endpoint, ModelSource};
 use crate::providers::reply::{self, Reply};
 use crate::providers::request_body::RequestFields;
 use crate::providers::routes::RouteError;
@@ -21,9 +21,9 @@ impl Flow {
         endpoint: Endpoint,
         fields: &RequestFields,
     ) -> Result<Option<String>, Reply> {
-        let model = match endpoint.api {
-            Api::Gemini => self.facts.path_model.clone(),
-            Api::Azure => match self.facts.path_model.as_deref() {
+        let model = match endpoint.api.spec().model_source() {
+            ModelSource::Path => self.facts.path_model.clone(),
+            ModelSource::Deployment => match self.facts.path_model.as_deref() {
                 Some(deployment) => {
                     match crate::providers::registry::deployment_model(
                         &self.rt.config.providers,
@@ -45,7 +45,7 @@ impl Flow {
                 }
                 None => None,
             },
-            Api::OpenAi | Api::Anthropic => fields.model.clone(),
+            ModelSource::Body => fields.model.clone(),
         };
         if model
             .as_ref()
@@ -103,14 +103,14 @@ impl Flow {
                 ),
             })?;
         let deployment = self.facts.path_model.as_deref().unwrap_or_default();
+        let by_deployment = endpoint.api.spec().model_source() == ModelSource::Deployment;
         let chain: Vec<usize> = route
             .providers
             .iter()
             .copied()
             .filter(|i| {
                 rt.config.providers.get(*i).is_some_and(|p| {
-                    p.api == endpoint.api
-                        && (endpoint.api != Api::Azure || p.serves_deployment(deployment))
+                    p.api == endpoint.api && (!by_deployment || p.serves_deployment(deployment))
                 })
             })
             .collect();
@@ -130,7 +130,7 @@ impl Flow {
         self.facts.chain = chain;
         self.facts.model = Some(model.to_string());
         // Only a model named in the body is rewritten; a path's model stays in the path.
-        let in_body = !matches!(endpoint.api, Api::Gemini | Api::Azure);
+        let in_body = endpoint.api.spec().model_source() == ModelSource::Body;
         Ok((in_body && model != requested).then(|| model.to_string()))
     }
 

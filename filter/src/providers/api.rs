@@ -1,9 +1,13 @@
-//! Which provider API a request path belongs to, and which response format it returns.
-//! The path decides (not the body), so routing needs no parsing.
+//! What every provider API is described by: the [`ProviderApi`] trait each API's module
+//! implements, the endpoints a path can name, and what is common to all APIs (the query
+//! parameters stripped, the method allowed, the error shape of a reply). The APIs are
+//! registered in `apis`, which is the only file that knows them all.
 
 use crate::accounting::usage::Format;
+use crate::providers::request_body::{CapField, RequestFields, UserField};
 
-/// A provider API family: its paths, key header and wire formats.
+/// A provider API family, as configured (`api:`) and recorded. What the gateway knows
+/// of each lives in its own module behind [`ProviderApi`] (see `apis`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Api {
     #[default]
@@ -13,34 +17,57 @@ pub enum Api {
     Azure,
 }
 
-impl Api {
-    pub fn parse(s: &str) -> Option<Api> {
-        match s {
-            "openai" => Some(Api::OpenAi),
-            "anthropic" => Some(Api::Anthropic),
-            "gemini" => Some(Api::Gemini),
-            "azure" => Some(Api::Azure),
-            _ => None,
-        }
-    }
+/// Where the model the provider bills is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The body's `model` (which the gateway may rewrite to the routed name).
+    Body,
+    /// The path (Gemini's `models/{model}:method`); a body naming another is ignored.
+    Path,
+    /// The path names a deployment, mapped to its model by the providers' deployment maps
+    /// (Azure).
+    Deployment,
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Api::OpenAi => "openai",
-            Api::Anthropic => "anthropic",
-            Api::Gemini => "gemini",
-            Api::Azure => "azure",
-        }
-    }
-
+/// Everything the gateway knows about one provider API: one implementation per module
+/// (`openai`, `anthropic`, `gemini`, `azure`), registered in `apis`. A new API is
+/// a new module, a variant of [`Api`] and, if it answers in a new wire format, a usage
+/// reader for that format (`accounting::usage`).
+pub trait ProviderApi: Sync {
+    /// Its name in the configuration and in records.
+    fn name(&self) -> &'static str;
     /// The header the provider reads its key from, and the prefix before the key.
-    pub fn key_header(self) -> (&'static str, &'static str) {
-        match self {
-            Api::OpenAi => ("authorization", "Bearer "),
-            Api::Anthropic => ("x-api-key", ""),
-            Api::Gemini => ("x-goog-api-key", ""),
-            Api::Azure => ("api-key", ""),
-        }
+    fn key_header(&self) -> (&'static str, &'static str);
+    /// The endpoint a path (without its query) names, when it is one of this API's.
+    fn classify(&self, path: &str) -> Option<Endpoint>;
+    /// Where the billed model is named.
+    fn model_source(&self) -> ModelSource {
+        ModelSource::Body
+    }
+    /// The model (or deployment) a path names, when the API names it there.
+    fn model_in_path<'p>(&self, _path: &'p str) -> Option<&'p str> {
+        None
+    }
+    /// The output cap the provider applies to each output of a text-generating endpoint,
+    /// read as the provider reads the request (`None`: the request sets none it honours).
+    fn output_cap(&self, op: Op, fields: &RequestFields) -> Option<u64>;
+    /// How many outputs it generates (and bills) for one request, before clamping.
+    fn outputs(&self, _op: Op, _fields: &RequestFields) -> Option<u64> {
+        None
+    }
+    /// The body field the gateway writes its default output cap into.
+    fn cap_field(&self, op: Op) -> Option<CapField>;
+    /// Whether a stream of this endpoint carries usage only when asked
+    /// (`stream_options.include_usage`), which the gateway then asks for.
+    fn stream_usage_is_optional(&self, _op: Op) -> bool {
+        false
+    }
+    /// The body field that carries the pseudonymous end user, if the API has one.
+    fn user_field(&self, op: Op) -> Option<UserField>;
+    /// The API's error body for a reply of `status`, or `None` for OpenAI's shape as
+    /// built. The gateway's failure class (`code`) must ride along.
+    fn error_body(&self, _status: u32, _code: &str, _message: &str) -> Option<String> {
+        None
     }
 }
 
@@ -72,18 +99,6 @@ pub enum Op {
     /// The model list or one model (`GET /v1/models[/{id}]`, Gemini's `/v1beta/models`):
     /// answered from the route table when there is one.
     Models,
-}
-
-/// The model named in the path: Gemini's `models/{model}:method`, Azure's deployment.
-pub fn model_in_path(path_and_query: &str) -> Option<&str> {
-    let path = path_and_query.split('?').next().unwrap_or("");
-    if let Some(rest) = path.strip_prefix("/openai/deployments/") {
-        return rest.split('/').next().filter(|d| !d.is_empty());
-    }
-    let rest = path
-        .strip_prefix("/v1beta/models/")
-        .or_else(|| path.strip_prefix("/v1/models/"))?;
-    rest.split(':').next().filter(|m| !m.is_empty())
 }
 
 /// Query parameters taken out of every path before it is forwarded: a client's own API
@@ -152,65 +167,20 @@ fn percent_decoded(name: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-pub fn classify(path_and_query: &str) -> Option<Endpoint> {
-    let path = path_and_query.split('?').next().unwrap_or("");
-    let ep = |api, format, op| Endpoint {
+/// An endpoint of `api` that does not stream by path.
+pub(super) fn endpoint(api: Api, format: Option<Format>, op: Op) -> Endpoint {
+    Endpoint {
         api,
         format,
         streams_by_path: false,
         op,
-    };
-    if let Some(rest) = path.strip_prefix("/openai/deployments/") {
-        let (_, op) = rest.split_once('/')?;
-        let op = match op {
-            "chat/completions" => Op::Chat,
-            "completions" => Op::Completions,
-            "embeddings" => Op::Embeddings,
-            _ => return None,
-        };
-        return Some(ep(Api::Azure, Some(Format::OpenAiChat), op));
     }
-    let gemini_model = path.starts_with("/v1beta/models/") || path.starts_with("/v1/models/");
-    if let Some((_, method)) = path.rsplit_once(':').filter(|_| gemini_model) {
-        let gemini = |format, op| Some(ep(Api::Gemini, format, op));
-        return match method {
-            "generateContent" => gemini(Some(Format::Gemini), Op::Generate),
-            "streamGenerateContent" => Some(Endpoint {
-                streams_by_path: true,
-                ..ep(Api::Gemini, Some(Format::Gemini), Op::Generate)
-            }),
-            // Gemini's embedding answers carry no usage: estimated from the request.
-            "embedContent" | "batchEmbedContents" => gemini(Some(Format::Gemini), Op::Embeddings),
-            "countTokens" => gemini(None, Op::CountTokens),
-            _ => None,
-        };
-    }
-    let openai = |format, op| Some(ep(Api::OpenAi, format, op));
-    match path {
-        "/v1/chat/completions" => openai(Some(Format::OpenAiChat), Op::Chat),
-        "/v1/completions" => openai(Some(Format::OpenAiChat), Op::Completions),
-        "/v1/responses" => openai(Some(Format::OpenAiResponses), Op::Generate),
-        "/v1/embeddings" => openai(Some(Format::OpenAiChat), Op::Embeddings),
-        // OpenAI's, Anthropic's and (from google-genai 2.x, `v1`) Gemini's SDKs.
-        "/v1/models" => openai(None, Op::Models),
-        "/v1beta/models" => Some(ep(Api::Gemini, None, Op::Models)),
-        "/v1/messages" => Some(ep(Api::Anthropic, Some(Format::Anthropic), Op::Generate)),
-        "/v1/messages/count_tokens" => Some(ep(Api::Anthropic, None, Op::CountTokens)),
-        // One model (`GET /v1/models/{id}`, every SDK; Gemini's also under `v1beta`).
-        _ => {
-            let one = |prefix| {
-                path.strip_prefix(prefix)
-                    .is_some_and(|id: &str| !id.is_empty() && !id.contains(['/', ':']))
-            };
-            if one("/v1/models/") {
-                openai(None, Op::Models)
-            } else if one("/v1beta/models/") {
-                Some(ep(Api::Gemini, None, Op::Models))
-            } else {
-                None
-            }
-        }
-    }
+}
+
+/// Whether `path` is `prefix` followed by one model id (no `/`, no `:method`).
+pub(super) fn one_model(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|id| !id.is_empty() && !id.contains(['/', ':']))
 }
 
 /// The one method the gateway forwards on an endpoint: the model list and one model are
@@ -252,6 +222,7 @@ pub fn error_shape(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::apis::{classify, model_in_path, APIS};
 
     #[test]
     fn keys_and_field_masks_are_taken_out_of_the_path() {
@@ -304,6 +275,21 @@ mod tests {
             ("/v1beta/models/m:generateContent?salt=proto", true),
         ] {
             assert_eq!(clean_query(path).is_ok(), ok, "{path}");
+        }
+    }
+
+    /// A client's own key for any registered API is taken off every request, whatever
+    /// the path: a new API module cannot forget its key header.
+    #[test]
+    fn every_api_key_header_is_stripped_from_clients() {
+        for api in APIS {
+            let (header, _) = api.key_header();
+            assert!(
+                crate::identity::credentials::must_strip(header),
+                "{} sends its key in {header}, which clients may keep",
+                api.name()
+            );
+            assert_eq!(Api::parse(api.name()), Some(api));
         }
     }
 

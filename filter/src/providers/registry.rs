@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::accounting::pricing::MAX_MODEL_NAME_BYTES;
 use crate::config::error::ConfigError;
-use crate::providers::api::Api;
+use crate::providers::api::{Api, ModelSource};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,7 +96,7 @@ pub fn parse(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigError> {
             None => default_header.to_string(),
         };
         if let Some(map) = &p.deployments {
-            if api != Api::Azure {
+            if api.spec().model_source() != ModelSource::Deployment {
                 return Err(err(
                     field("deployments"),
                     "only Azure names its models by deployment".into(),
@@ -143,7 +143,7 @@ pub fn deployment_model<'a>(
 ) -> Result<Option<&'a str>, UnknownDeployment> {
     let mut maps = providers
         .iter()
-        .filter(|p| p.api == Api::Azure)
+        .filter(|p| p.api.spec().model_source() == ModelSource::Deployment)
         .filter_map(|p| p.deployments.as_ref())
         .peekable();
     if maps.peek().is_none() {

@@ -3,7 +3,6 @@
 //! the right exception with a readable message.
 
 use serde::Serialize;
-use serde_json::json;
 
 use crate::providers::api::Api;
 
@@ -72,59 +71,10 @@ impl Reply {
         let Some(e) = &self.error else {
             return self;
         };
-        let body = match api {
-            Api::OpenAi | Api::Azure => return self,
-            Api::Anthropic => json!({
-                "type": "error",
-                "error": {"type": anthropic_type(self.status), "message": e.message, "code": e.code},
-            }),
-            Api::Gemini => json!({
-                "error": {
-                    "code": self.status,
-                    "message": e.message,
-                    "status": google_status(self.status),
-                    "details": [{
-                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                        "reason": e.code,
-                        "domain": "chokepoint",
-                    }],
-                }
-            }),
-        };
-        self.body = body.to_string();
+        if let Some(body) = api.spec().error_body(self.status, &e.code, &e.message) {
+            self.body = body;
+        }
         self
-    }
-}
-
-/// Anthropic's error `type` for an HTTP status (its API's table).
-fn anthropic_type(status: u32) -> &'static str {
-    match status {
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        529 => "overloaded_error",
-        500..=599 => "api_error",
-        _ => "invalid_request_error",
-    }
-}
-
-/// Google's canonical status name for an HTTP status (google.rpc.Code's mapping).
-fn google_status(status: u32) -> &'static str {
-    match status {
-        400 | 413 | 415 => "INVALID_ARGUMENT",
-        401 => "UNAUTHENTICATED",
-        403 => "PERMISSION_DENIED",
-        404 => "NOT_FOUND",
-        409 => "ABORTED",
-        429 => "RESOURCE_EXHAUSTED",
-        499 => "CANCELLED",
-        501 => "UNIMPLEMENTED",
-        503 => "UNAVAILABLE",
-        504 => "DEADLINE_EXCEEDED",
-        400..=499 => "FAILED_PRECONDITION",
-        _ => "INTERNAL",
     }
 }
 
