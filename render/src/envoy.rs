@@ -187,7 +187,7 @@ pub fn native_key_filters(policy: &Policy) -> Vec<(String, Value)> {
     let raw = plugin::injector_config(policy)["inject_keys"]["providers"].clone();
     let parsed = serde_json::from_value(raw)
         .ok()
-        .and_then(|raw| chokepoint_filter::providers::parse(raw).ok())
+        .and_then(|raw| chokepoint_filter::providers::registry::parse(raw).ok())
         .unwrap_or_default();
     parsed
         .iter()
@@ -215,7 +215,7 @@ pub fn native_key_filters(policy: &Policy) -> Vec<(String, Value)> {
                     "mutations": {
                         "request_mutations": request,
                         "response_mutations": [{"append": {
-                            "header": {"key": chokepoint_filter::key_injection::PROVIDER_HEADER, "value": literal(&p.name)},
+                            "header": {"key": chokepoint_filter::providers::key_injection::PROVIDER_HEADER, "value": literal(&p.name)},
                             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
                         }}],
                     }

@@ -836,7 +836,7 @@ fn budget(
     }
     if let Some(usd) = &b.usd {
         // Dollars to micro-dollars with the filter's exact decimal parser.
-        let micros = chokepoint_filter::pricing::usd_per_mtok(usd, &f("usd"))
+        let micros = chokepoint_filter::accounting::pricing::usd_per_mtok(usd, &f("usd"))
             .map_err(|e| cx.err(e.field, e.message))?;
         if micros == 0 {
             return Err(cx.err(f("usd"), "must be more than 0"));
@@ -882,7 +882,8 @@ fn prices(cx: &Ctx, value: Value, base_dir: &Path) -> Result<Value, PolicyError>
             message,
         }
     })?;
-    if let Err(e) = chokepoint_filter::pricing::PriceTable::parse(&doc.value, "prices") {
+    if let Err(e) = chokepoint_filter::accounting::pricing::PriceTable::parse(&doc.value, "prices")
+    {
         // The filter names fields as `prices.models["m"].x`; the prices file has `models.m.x`.
         let field = e.field.replace("[\"", ".").replace("\"]", "");
         let inner = field.strip_prefix("prices.").unwrap_or("");
@@ -908,9 +909,9 @@ fn every_model_priced(
     budget_scope: &str,
 ) -> Result<(), PolicyError> {
     let table = match prices {
-        None => chokepoint_filter::pricing::PriceTable::default(),
+        None => chokepoint_filter::accounting::pricing::PriceTable::default(),
         // Malformed prices are reported by the filter's own parser later, with their field.
-        Some(p) => match chokepoint_filter::pricing::PriceTable::parse(p, "prices") {
+        Some(p) => match chokepoint_filter::accounting::pricing::PriceTable::parse(p, "prices") {
             Ok(t) => t,
             Err(_) => return Ok(()),
         },

@@ -229,7 +229,11 @@ async fn usage_reaches_the_ledger() {
     }
 
     // The filter delivers usage records in batches (flush_ms 200); wait for both.
-    let user = chokepoint_filter::identity::user_uuid(env.salt.as_bytes(), DEFAULT_ISSUER, &sub);
+    let user = chokepoint_filter::identity::pseudonym::user_uuid(
+        env.salt.as_bytes(),
+        DEFAULT_ISSUER,
+        &sub,
+    );
     let url = format!(
         "{}/v1/admin/usage?scope=user&id={user}&period={}",
         env.policy,

@@ -54,7 +54,11 @@ pub fn internal_openai(o: &mut chokepoint_testbed::stack::StackOptions) {
 
 /// The UUID the gateway must derive for `subject` from the dev issuer.
 pub fn uuid_of(stack: &Stack, subject: &str) -> String {
-    chokepoint_filter::identity::user_uuid(stack.opts.salt.as_bytes(), DEFAULT_ISSUER, subject)
+    chokepoint_filter::identity::pseudonym::user_uuid(
+        stack.opts.salt.as_bytes(),
+        DEFAULT_ISSUER,
+        subject,
+    )
 }
 
 pub fn token(stack: &Stack, subject: &str) -> String {
