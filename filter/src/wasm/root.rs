@@ -100,9 +100,10 @@ impl RootContext for Root {
         match runtime {
             Ok(rt) => {
                 log::info!(
-                    "chokepoint configured: {} issuer(s), {} provider(s)",
+                    "chokepoint configured: {} issuer(s), {} provider(s); request path: {}",
                     rt.config.issuers.len(),
-                    rt.config.providers.len()
+                    rt.config.providers.len(),
+                    crate::flow::pipeline().join(" -> ")
                 );
                 let rt = Rc::new(rt);
                 let auth = Rc::new(RefCell::new(AuthState::new(&rt)));

@@ -1,71 +1,16 @@
-//! The response side of a request: headers, a copy of each body chunk for accounting
-//! (the chunk itself goes on at once), and the one usage record at the end.
+//! Record: the exchange is over, however it ended; its one usage record goes to the
+//! access log (filter state), the ledger (the outbox, for forwarded requests) and the
+//! stats.
 
 use std::rc::Rc;
 
-use super::{Flow, Next, REQUEST_ID_HEADER, USAGE_FILTER_STATE};
+use super::{Flow, USAGE_FILTER_STATE};
 use crate::accounting::pricing;
 use crate::accounting::record::UsageRecord;
 use crate::accounting::telemetry;
 use crate::host::{Counter, Host};
 
 impl Flow {
-    /// Response headers from the provider (or from Envoy, when it could not reach one).
-    pub fn on_response_headers(&mut self, host: &mut dyn Host) -> Next {
-        if self.facts.replied.is_none() {
-            // After a fallback, the provider that answered is not the first of the chain:
-            // the key injector names it, and the record and price follow it. Trusted
-            // only when the injector runs: otherwise it could come from a provider. Not
-            // read when no record will be written (identity-only mode).
-            let injector = !self.rt.config.inject_keys_downstream && !self.facts.logged;
-            let served = injector
-                .then(|| host.response_header(crate::providers::key_injection::PROVIDER_HEADER))
-                .flatten();
-            if let Some(served) = served {
-                let providers = &self.rt.config.providers;
-                if let Some(i) = providers.iter().position(|p| p.name == served) {
-                    self.facts.provider = Some(i);
-                }
-            }
-            if let Some(a) = &mut self.accounting {
-                let (status, content_type) = host.response_status_and_type();
-                a.on_headers(status, content_type.as_deref(), host.now_ms());
-            }
-            if let Some(q) = &self.facts.quota {
-                for (name, value) in crate::admission::authorize::quota_headers(q) {
-                    let _ = host.set_response_header(name, &value);
-                }
-            }
-            if !self.facts.request_id.is_empty() {
-                // Best effort: the id only helps support find the record.
-                let _ = host.set_response_header(REQUEST_ID_HEADER, &self.facts.request_id);
-            }
-        }
-        Next::Continue
-    }
-
-    /// A response body chunk: a copy is read for accounting and the chunk goes on at once.
-    pub fn on_response_body(
-        &mut self,
-        host: &mut dyn Host,
-        body_size: usize,
-        end_of_stream: bool,
-    ) -> Next {
-        let Some(a) = &mut self.accounting else {
-            return Next::Continue;
-        };
-        let now = host.now_ms();
-        if !a.wants_body() || body_size == 0 {
-            a.on_chunk(&[], now, end_of_stream);
-            return Next::Continue;
-        }
-        match host.response_body(body_size) {
-            Ok(chunk) => a.on_chunk(&chunk, now, end_of_stream),
-            Err(_) => host.count(Counter::HostFailure),
-        }
-        Next::Continue
-    }
-
     /// The exchange is over, however it ended: write the one usage record.
     pub fn on_log(&mut self, host: &mut dyn Host) {
         if std::mem::replace(&mut self.facts.logged, true) {
@@ -102,11 +47,7 @@ impl Flow {
             .map_or(0, |p| pricing::cost_micros(&usage, p))
             .min(MAX_EXACT);
         let status = f.replied.or(upstream_status).unwrap_or(0);
-        let decision = if f.decision.is_empty() {
-            "error"
-        } else {
-            f.decision
-        };
+        let decision = f.decision.as_str();
         let ttft_ms = first_byte.map(|t| t.saturating_sub(f.start_ms));
         let caller = f.caller.as_ref();
         let record = UsageRecord {
@@ -146,7 +87,7 @@ impl Flow {
         };
         host.set_filter_state(USAGE_FILTER_STATE, &json);
         // Only requests that reached a provider are charged; refusals live in the log.
-        let forwarded = decision == "allowed" || decision == "allowed_fail_open";
+        let forwarded = f.decision.forwarded();
         if forwarded && caller.is_some() && !host.enqueue_usage(&json) {
             host.count(Counter::UsageQueueFailure);
             log::error!(

@@ -1,0 +1,135 @@
+//! What one request accumulates on its way through the steps: who called, what was asked,
+//! where it goes, what was decided. The usage record is written from it.
+
+use crate::accounting::pricing::Price;
+use crate::admission::authorize::Quota;
+use crate::providers::api::{Api, Endpoint};
+use crate::providers::reply::Reply;
+
+/// The verified caller, as the rest of the request needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user: String,
+    pub tenant: Option<String>,
+    pub groups: Vec<String>,
+    pub cost_center: Option<String>,
+    pub request_id: String,
+}
+
+/// What became of the request, for its record and stats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing decided yet (a request that ends here ended in an error).
+    #[default]
+    Undecided,
+    /// Admitted and sent to a provider.
+    Allowed,
+    /// Sent to a provider while the policy service was unreachable (`fail_open`).
+    AllowedFailOpen,
+    /// The gateway answered itself; the class of its answer.
+    Answered(&'static str),
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Undecided => "error",
+            Decision::Allowed => "allowed",
+            Decision::AllowedFailOpen => "allowed_fail_open",
+            Decision::Answered(class) => class,
+        }
+    }
+
+    /// Whether the request reached a provider, and so is charged.
+    pub fn forwarded(self) -> bool {
+        matches!(self, Decision::Allowed | Decision::AllowedFailOpen)
+    }
+
+    /// The class of a local reply.
+    pub fn of_reply(r: &Reply) -> Decision {
+        Decision::Answered(match r.status {
+            200 => "answered",
+            401 => "unauthenticated",
+            403 => "forbidden",
+            429 => "denied",
+            404 => "not_found",
+            400 | 405 | 413 | 415 => "invalid",
+            503 if r
+                .error
+                .as_ref()
+                .is_some_and(|e| e.code == "jwks_unavailable") =>
+            {
+                "unauthenticated"
+            }
+            503 => "policy_unavailable",
+            _ => "error",
+        })
+    }
+}
+
+/// What the request's headers said, kept until the steps that need it have run.
+#[derive(Debug, Default)]
+pub struct Asked {
+    /// The token the client sent (or why none could be read); taken by `authenticate`.
+    pub token: Option<Result<String, crate::identity::jwt::AuthError>>,
+    /// A body follows the headers.
+    pub has_body: bool,
+    /// Its `content-type` is not JSON.
+    pub not_json: bool,
+    /// It is compressed (`content-encoding` other than identity).
+    pub encoded: bool,
+    /// The `alt` response format asked for cannot be read (see `api::clean_query`).
+    pub unreadable_format: bool,
+    /// The client's `x-request-id`, if it is one the record can keep.
+    pub trace_id: String,
+    /// The model the path names (Gemini, Azure).
+    pub path_model: Option<String>,
+}
+
+/// What the usage record needs to know about the request, gathered on the way.
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub request_id: String,
+    pub trace_id: String,
+    pub start_ms: u64,
+    pub asked: Asked,
+    pub endpoint: Option<Endpoint>,
+    /// Whose error shape the gateway's own replies take.
+    pub shape: Api,
+    /// The request's `:method`.
+    pub method: String,
+    pub provider: Option<usize>,
+    pub caller: Option<Caller>,
+    pub model: Option<String>,
+    /// The model to write into the body, when routing changed the one the client named.
+    pub rewrite_model: Option<String>,
+    /// What ledgers and limits key the model under (see `Config::model_key`).
+    pub model_key: Option<String>,
+    /// The model has a price (or its endpoint no usage).
+    pub priced: bool,
+    /// The model's price, when it has one.
+    pub price: Option<Price>,
+    /// The most output the request may produce: its cap times its outputs (the
+    /// reservation's output part), bounding any estimate of an interrupted answer.
+    pub output_bound: u64,
+    /// The model named in the path (Gemini, Azure), when the API puts it there.
+    pub path_model: Option<String>,
+    /// The route's providers for this API, in fallback order (the first is `provider`).
+    pub chain: Vec<usize>,
+    /// The caller's quota from the policy service, returned as `x-ratelimit-*` headers.
+    pub quota: Option<Quota>,
+    /// The lease slot this request was admitted on (its reservation), if any.
+    pub reservation_id: Option<String>,
+    /// The worst case asked of the policy service: (tokens, cost), what a lease's slots
+    /// then reserve each.
+    pub reserve: (u64, u64),
+    /// This request's decision asks for a lease (the caller's one ask out).
+    pub asked_lease: bool,
+    pub stream: bool,
+    pub body_bytes: usize,
+    /// Status of the gateway's own reply, when it answered instead of the provider.
+    pub replied: Option<u32>,
+    pub decision: Decision,
+    /// The record is written (or, in identity-only mode, never will be).
+    pub logged: bool,
+}

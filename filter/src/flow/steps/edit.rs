@@ -1,0 +1,53 @@
+//! Edit: the body as the provider gets it: the routed model name, a stream's usage asked
+//! for where the API reports it only when asked, the pseudonymous end user, and the
+//! gateway's default output cap where the request sets none. Only the members it changes
+//! are rewritten.
+
+use crate::admission::output_bound;
+use crate::flow::step::{Cx, Go, Step};
+use crate::providers::api::Endpoint;
+use crate::providers::reply::Reply;
+use crate::providers::request_body::Edits;
+
+pub struct Edit;
+
+impl Step for Edit {
+    fn name(&self) -> &'static str {
+        "edit"
+    }
+
+    fn run(&self, cx: &mut Cx<'_>) -> Result<Go, Reply> {
+        let Some(body) = cx.body else {
+            return Ok(Go::Next);
+        };
+        let cfg = &cx.rt.config;
+        let fields = &body.fields;
+        let endpoint = cx.facts.endpoint;
+        let user = cx.facts.caller.as_ref().map(|c| c.user.as_str());
+        let edits = Edits {
+            model: cx.facts.rewrite_model.as_deref(),
+            include_usage: endpoint.is_some_and(|e| e.api.spec().stream_usage_is_optional(e.op))
+                && fields.stream,
+            user: if cfg.attribution {
+                endpoint.and_then(Endpoint::user_field).zip(user)
+            } else {
+                None
+            },
+            output_cap: match endpoint {
+                Some(e) if cfg.enforce_output_cap && output_bound::cap(e, fields).is_none() => {
+                    e.cap_field().map(|f| (f, cfg.default_max_output_tokens))
+                }
+                _ => None,
+            },
+        };
+        if let Some(new_body) = body.edit(edits) {
+            // Headers are still held, so the length can be fixed before they go.
+            let length = new_body.len().to_string();
+            cx.host
+                .set_request_body(&new_body)
+                .and_then(|()| cx.host.set_request_header("content-length", Some(&length)))
+                .map_err(|e| cx.host_failed(e))?;
+        }
+        Ok(Go::Next)
+    }
+}
