@@ -28,3 +28,38 @@ pub static PIPELINE: [&dyn Step; 9] = [
     &admit::Admit,
     &forward::Forward,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::PIPELINE;
+
+    /// The request path's diagram in docs/architecture.md chains exactly these steps, in
+    /// this order, then the response side's `count` and `record`: the page cannot drift
+    /// from the code.
+    #[test]
+    fn the_architecture_page_draws_this_pipeline() {
+        let page = include_str!("../../../../docs/architecture.md");
+        let diagram = page
+            .split("```mermaid")
+            .nth(1)
+            .and_then(|d| d.split("```").next())
+            .expect("a mermaid diagram");
+        // Its chain: the `a --> b` lines between two bare step names.
+        let edges: Vec<(&str, &str)> = diagram
+            .lines()
+            .filter_map(|l| l.trim().split_once(" --> "))
+            .filter(|(a, b)| {
+                [a, b]
+                    .iter()
+                    .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .collect();
+        let mut chain = vec!["strip"];
+        while let Some((_, next)) = edges.iter().find(|(from, _)| Some(from) == chain.last()) {
+            chain.push(next);
+        }
+        let mut want: Vec<&str> = PIPELINE.iter().map(|s| s.name()).collect();
+        want.extend(["count", "record"]);
+        assert_eq!(chain, want);
+    }
+}
