@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod compose;
 pub mod emit;
 pub mod envoy;
+pub mod files;
 pub mod gateway;
 pub mod istio;
 pub mod network_policy;

@@ -37,7 +37,7 @@ pub struct CaBundle {
 /// copied into every rendered manifest.
 pub fn load_ca_file(file: &str, base_dir: &Path) -> Result<CaBundle, String> {
     let path = base_dir.join(file);
-    let text = crate::policy::read_bounded(&path, MAX_CA_FILE_BYTES)?;
+    let text = crate::files::read_bounded(&path, MAX_CA_FILE_BYTES)?;
     let shown = path.display();
     let pem = certificates(&text).map_err(|e| format!("{shown}: {e}"))?;
     Ok(CaBundle {

@@ -1,180 +1,17 @@
-//! The validated policy: what every renderer works from. Loading it checks the file's
-//! shape (unknown fields, types), then the meaning (URLs, references, limits), then runs
-//! the rendered plugin configuration through the filter's own parser, and reports the
-//! first problem with the field's path and its line in the file.
+//! Loading the policy file: its shape, its meaning, then the filter's own parser over the
+//! plugin configuration it renders, each problem located by field and line.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value};
 
+use super::{Deploy, Gateway, Issuer, Keys, Policy, PolicyError, PolicyService, Provider};
+use crate::files::read_bounded;
 use crate::policy_file::{RawBudget, RawIssuer, RawLimit, RawPolicy};
 use crate::tls::{self, CaBundle};
 use crate::url::Url;
 use crate::yaml;
-
-/// A problem in the policy file, located.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyError {
-    pub file: String,
-    pub line: Option<usize>,
-    /// The field's path, e.g. `providers[1].base_url`.
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{l}: ", self.file)?,
-            None => write!(f, "{}: ", self.file)?,
-        }
-        if self.field.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.field, self.message)
-        }
-    }
-}
-
-impl std::error::Error for PolicyError {}
-
-#[derive(Debug, Clone)]
-pub struct Policy {
-    /// The directory relative paths in the file are resolved against.
-    pub base_dir: PathBuf,
-    pub gateway: Gateway,
-    pub issuers: Vec<Issuer>,
-    pub providers: Vec<Provider>,
-    /// The filter's `models` section, as written.
-    pub models: Value,
-    pub prices: Option<Value>,
-    /// Limit sets by scope (`user:*`), in the policy service's admin-API shape.
-    pub limits: BTreeMap<String, Value>,
-    pub policy_service: PolicyService,
-    pub access_log: String,
-    pub usage: Option<Value>,
-    pub deploy: Deploy,
-}
-
-#[derive(Debug, Clone)]
-pub struct Gateway {
-    pub failure_open: bool,
-    pub policy_timeout_ms: u64,
-    pub request_timeout_ms: u64,
-    pub max_request_body_bytes: usize,
-    pub key_injection_upstream: bool,
-    pub uuid_salt_env: String,
-    /// Options passed to the filter as written (defaults are the filter's).
-    pub passthrough: serde_json::Map<String, Value>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Issuer {
-    pub issuer: String,
-    /// The issuer's entry in the filter's config, minus the key source.
-    pub fields: serde_json::Map<String, Value>,
-    pub keys: Keys,
-}
-
-#[derive(Debug, Clone)]
-pub enum Keys {
-    Inline(Value),
-    Uri {
-        url: Url,
-        refresh_secs: Option<u64>,
-        timeout_ms: Option<u64>,
-        /// The private CA its https URL is verified against; the system bundle if none.
-        ca: Option<CaBundle>,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct Provider {
-    pub name: String,
-    pub kind: String,
-    pub url: Url,
-    pub key_env: String,
-    pub key_header: Option<String>,
-    pub key_prefix: Option<String>,
-    pub deployments: Option<BTreeMap<String, String>>,
-    pub internal: bool,
-    /// The private CA its https URL is verified against; the system bundle if none.
-    pub ca: Option<CaBundle>,
-}
-
-/// One host and port the gateway reaches outside the mesh, with how it trusts it.
-#[derive(Debug, Clone, Copy)]
-pub struct Upstream<'a> {
-    pub url: &'a Url,
-    pub ca: Option<&'a CaBundle>,
-    /// A provider's (requests are routed to it), else only a JWKS host (the filter's
-    /// own callouts reach it).
-    pub provider: bool,
-}
-
-impl Policy {
-    /// Every provider and JWKS host and port once, providers first, in file order:
-    /// meshes configure routing and TLS per host, not per provider.
-    pub fn upstreams(&self) -> Vec<Upstream<'_>> {
-        let mut out: Vec<Upstream> = Vec::new();
-        let providers = self.providers.iter().map(|p| Upstream {
-            url: &p.url,
-            ca: p.ca.as_ref(),
-            provider: true,
-        });
-        let jwks = self.issuers.iter().filter_map(|i| match &i.keys {
-            Keys::Uri { url, ca, .. } => Some(Upstream {
-                url,
-                ca: ca.as_ref(),
-                provider: false,
-            }),
-            Keys::Inline(_) => None,
-        });
-        for u in providers.chain(jwks) {
-            let known = out
-                .iter()
-                .any(|o| o.url.host == u.url.host && o.url.port == u.url.port);
-            if !known {
-                out.push(u);
-            }
-        }
-        out
-    }
-}
-
-impl Provider {
-    /// The Envoy cluster of this provider in a chokepoint-rendered bootstrap.
-    pub fn cluster(&self) -> String {
-        format!("provider_{}", self.name.replace('-', "_"))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct PolicyService {
-    pub url: Url,
-    pub window_secs: u64,
-    pub requests_per_window: u64,
-    pub reservation_ttl_secs: u64,
-    pub lease_slots: u64,
-    pub lease_ttl_ms: Option<u64>,
-    /// The variable (of Envoy and of the service) holding the gateway token.
-    pub token_env: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct Deploy {
-    pub namespace: String,
-    pub wasm_image: String,
-    pub wasm_sha256: Option<String>,
-    pub istio_namespace: String,
-    pub istio_selector: BTreeMap<String, String>,
-    pub fail_strategy: String,
-    pub eg_gateway: String,
-    pub eg_proxy_namespace: String,
-    pub hostnames: Vec<String>,
-}
 
 const KINDS: [&str; 4] = ["openai", "anthropic", "gemini", "azure"];
 const SCOPE_KINDS: [&str; 4] = ["user", "tenant", "cost_center", "model"];
@@ -289,25 +126,6 @@ impl Policy {
 /// a mistaken path (a device, a log) can cost.
 const MAX_POLICY_FILE_BYTES: u64 = 4 << 20;
 const MAX_JWKS_FILE_BYTES: u64 = 1 << 20;
-
-/// Reads a regular file of at most `max` bytes as UTF-8. A FIFO or device is refused
-/// before it is opened (opening a FIFO would block), a longer file after `max` bytes.
-pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<String, String> {
-    use std::io::Read;
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{shown} is not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if bytes.len() as u64 > max {
-        return Err(format!("{shown} is larger than {max} bytes"));
-    }
-    String::from_utf8(bytes).map_err(|_| format!("{shown} is not UTF-8"))
-}
 
 fn split_line(message: &str) -> (Option<usize>, String) {
     if let Some(rest) = message.strip_prefix("line ") {
