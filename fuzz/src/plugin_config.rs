@@ -9,7 +9,7 @@
 //! rather than overflowing.
 
 use chokepoint_filter::accounting::pricing::cost_micros;
-use chokepoint_filter::accounting::usage::Usage;
+use chokepoint_filter::accounting::usage::report::Usage;
 use chokepoint_filter::auth_state::AuthState;
 use chokepoint_filter::config::Config;
 use chokepoint_filter::providers::key_injection::{is_injector_config, Injector};

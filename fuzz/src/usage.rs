@@ -1,5 +1,6 @@
-//! Usage extraction for every provider format (`filter/src/accounting/usage/`, `accounting.rs`):
-//! streamed (SSE) and whole JSON bodies of OpenAI chat, OpenAI Responses, Anthropic and
+//! Usage extraction for every provider format (`filter/src/accounting/usage/`, each
+//! format's reader in its provider's module, and `accounting/meter.rs`): streamed (SSE)
+//! and whole JSON bodies of OpenAI chat, OpenAI Responses, Anthropic and
 //! Gemini.
 //!
 //! Layout: byte 0 picks the format (`% 4`: chat, responses, anthropic, gemini) and the
@@ -23,7 +24,8 @@
 
 use chokepoint_filter::accounting::meter::Accounting;
 use chokepoint_filter::accounting::usage::estimate::{account, tokens_for_bytes, Answering};
-use chokepoint_filter::accounting::usage::{from_body, Format, Report, StreamAccountant};
+use chokepoint_filter::accounting::usage::report::{Format, Report};
+use chokepoint_filter::accounting::usage::{from_body, StreamAccountant};
 
 use crate::chunks;
 

@@ -3,7 +3,8 @@
 //! however it ends.
 
 use crate::accounting::usage::estimate::{self, Accounted, Answering};
-use crate::accounting::usage::{self, Format, Report, StreamAccountant};
+use crate::accounting::usage::report::{Format, Report};
+use crate::accounting::usage::{self, StreamAccountant};
 
 /// Whole (non-streamed) bodies are read up to this size; past it the usage is estimated
 /// from the body size rather than buffering without bound.

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::accounting::usage::Usage;
+use crate::accounting::usage::report::Usage;
 use crate::providers::glob::Glob;
 
 /// Micro-dollars per dollar, and tokens per priced unit (a million).

@@ -64,7 +64,7 @@ impl Flow {
             format: f
                 .endpoint
                 .and_then(|e| e.format)
-                .map(crate::accounting::usage::Format::name),
+                .map(crate::accounting::usage::report::Format::name),
             stream: f.stream,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
@@ -120,8 +120,8 @@ impl Flow {
 /// upstream responses: one absurd value must not make the ledger refuse a whole batch.
 const MAX_EXACT: u64 = (1 << 53) - 1;
 
-fn clamp(u: crate::accounting::usage::Usage) -> crate::accounting::usage::Usage {
-    crate::accounting::usage::Usage {
+fn clamp(u: crate::accounting::usage::report::Usage) -> crate::accounting::usage::report::Usage {
+    crate::accounting::usage::report::Usage {
         input_tokens: u.input_tokens.min(MAX_EXACT),
         output_tokens: u.output_tokens.min(MAX_EXACT),
         cached_input_tokens: u.cached_input_tokens.min(MAX_EXACT),

@@ -3,7 +3,7 @@
 //! parameters stripped, the method allowed, the error shape of a reply). The APIs are
 //! registered in `apis`, which is the only file that knows them all.
 
-use crate::accounting::usage::Format;
+use crate::accounting::usage::report::Format;
 use crate::providers::request_body::{CapField, RequestFields, UserField};
 
 /// A provider API family, as configured (`api:`) and recorded. What the gateway knows

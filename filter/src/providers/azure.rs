@@ -3,9 +3,9 @@
 //! `api-key`.
 
 use super::api::{endpoint, Api, Endpoint, ModelSource, Op, ProviderApi};
-use super::openai::{chat_cap, chat_cap_field, chat_outputs, chat_user_field};
 use super::request_body::{CapField, RequestFields, UserField};
-use crate::accounting::usage::Format;
+use crate::accounting::usage::report::Format;
+use crate::providers::openai::{chat_cap, chat_cap_field, chat_outputs, chat_user_field};
 
 pub struct Azure;
 

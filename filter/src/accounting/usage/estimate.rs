@@ -11,7 +11,7 @@
 //! stays under what was really generated, never at the request's whole output cap. Only
 //! the provider's own count is exact; estimated records say so.
 
-use super::{Report, Usage};
+use super::report::{Report, Usage};
 
 /// Bytes of text per token assumed by the estimate.
 pub const BYTES_PER_TOKEN: u64 = 4;

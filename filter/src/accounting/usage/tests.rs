@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::estimate::{account, Answering};
 use super::*;
+use crate::accounting::usage::report::Usage;
 
 macro_rules! fixture {
     ($name:literal) => {

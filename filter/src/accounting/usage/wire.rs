@@ -9,7 +9,7 @@ use serde::Deserialize;
 /// The length in bytes of a JSON string. The text itself is measured where the parser
 /// holds it and never copied out, so generated text cannot leak into gateway memory.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct TextLen(pub u64);
+pub struct TextLen(pub u64);
 
 impl<'de> Deserialize<'de> for TextLen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -73,7 +73,7 @@ const MAX_LABEL: usize = 64;
 /// characters (a provider-controlled string must not inject into a log line); numbers
 /// (Gemini's HTTP-like `code`) are kept as digits; anything else reads as absent.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(super) struct Label(pub Option<String>);
+pub struct Label(pub Option<String>);
 
 impl<'de> Deserialize<'de> for Label {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -143,7 +143,7 @@ impl<'de> Visitor<'de> for LabelVisitor {
 /// A token count. Anything but a non-negative integer (null, a float, a string) reads as
 /// absent, which keeps the count seen before it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Count(pub Option<u64>);
+pub struct Count(pub Option<u64>);
 
 impl Count {
     pub fn or_zero(self) -> u64 {
@@ -209,7 +209,7 @@ impl<'de> Visitor<'de> for CountVisitor {
 /// "message", ...}`. Only the identifiers are read.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub(super) struct ApiError {
+pub struct ApiError {
     #[serde(rename = "type")]
     pub kind: Label,
     pub code: Label,

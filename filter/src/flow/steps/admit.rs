@@ -5,7 +5,8 @@
 //! fails open or closed as configured.
 
 use crate::accounting::pricing;
-use crate::accounting::usage::{estimate, Usage};
+use crate::accounting::usage::estimate;
+use crate::accounting::usage::report::Usage;
 use crate::admission::authorize::{self, AuthorizeRequest, Decision as Answer};
 use crate::admission::lease::{self, LeaseAsk, LeaseTable};
 use crate::admission::output_bound;

@@ -1,7 +1,7 @@
 //! Out of sight: a request whose usage would be reported where the gateway cannot see it
 //! is refused: OpenAI's background responses, fetched later by id.
 
-use crate::accounting::usage::Format;
+use crate::accounting::usage::report::Format;
 use crate::flow::step::{Cx, Go, Step};
 use crate::host::Counter;
 use crate::providers::reply::{self, Reply};

@@ -19,13 +19,13 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::wire::{ApiError, Count, Label, TextLen};
-use super::{parse, Report, Usage};
 use crate::accounting::sse::Event;
+use crate::accounting::usage::report::{parse, Report, Usage};
+use crate::accounting::usage::wire::{ApiError, Count, Label, TextLen};
 
 /// The counts seen so far in a stream, as Anthropic names them.
 #[derive(Debug, Default, Clone, Copy)]
-pub(super) struct Running {
+pub struct Running {
     input: u64,
     cache_read: u64,
     cache_creation: u64,
@@ -117,7 +117,7 @@ struct RawUsage {
     cache_read_input_tokens: Count,
 }
 
-pub(super) fn on_event(running: &mut Running, event: &Event<'_>, report: &mut Report) {
+pub fn on_event(running: &mut Running, event: &Event<'_>, report: &mut Report) {
     let Some(ev) = parse::<StreamEvent>(event.data, report) else {
         return;
     };
@@ -151,7 +151,7 @@ pub(super) fn on_event(running: &mut Running, event: &Event<'_>, report: &mut Re
     }
 }
 
-pub(super) fn from_body(body: &[u8]) -> Report {
+pub fn from_body(body: &[u8]) -> Report {
     let mut report = Report::default();
     let Some(message) = parse::<MessageBody>(body, &mut report) else {
         return report;

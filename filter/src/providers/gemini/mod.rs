@@ -2,11 +2,13 @@
 //! path, the model named in the path, the key in `x-goog-api-key`, errors in Google's
 //! shape with the gateway's failure class as the `ErrorInfo` reason.
 
+pub mod usage;
+
 use serde_json::json;
 
-use super::api::{endpoint, one_model, Api, Endpoint, ModelSource, Op, ProviderApi};
-use super::request_body::{CapField, RequestFields, UserField};
-use crate::accounting::usage::Format;
+use crate::accounting::usage::report::Format;
+use crate::providers::api::{endpoint, one_model, Api, Endpoint, ModelSource, Op, ProviderApi};
+use crate::providers::request_body::{CapField, RequestFields, UserField};
 
 pub struct Gemini;
 

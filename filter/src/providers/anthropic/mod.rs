@@ -1,11 +1,13 @@
 //! Anthropic's Messages API: `/v1/messages` and token counting, the key in `x-api-key`,
 //! errors as `{"type":"error","error":{...}}`.
 
+pub mod usage;
+
 use serde_json::json;
 
-use super::api::{endpoint, Api, Endpoint, Op, ProviderApi};
-use super::request_body::{CapField, RequestFields, UserField};
-use crate::accounting::usage::Format;
+use crate::accounting::usage::report::Format;
+use crate::providers::api::{endpoint, Api, Endpoint, Op, ProviderApi};
+use crate::providers::request_body::{CapField, RequestFields, UserField};
 
 pub struct Anthropic;
 

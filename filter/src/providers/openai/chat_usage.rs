@@ -16,9 +16,9 @@
 
 use serde::Deserialize;
 
-use super::wire::{ApiError, Count, TextLen};
-use super::{parse, Report, Usage};
 use crate::accounting::sse::Event;
+use crate::accounting::usage::report::{parse, Report, Usage};
+use crate::accounting::usage::wire::{ApiError, Count, TextLen};
 
 #[derive(Default, Deserialize)]
 #[serde(default)]
@@ -136,7 +136,7 @@ fn read(chunk: Chunk, report: &mut Report) -> bool {
     chunk.choices.is_some() || chunk.usage.is_some()
 }
 
-pub(super) fn on_event(event: &Event<'_>, report: &mut Report) {
+pub fn on_event(event: &Event<'_>, report: &mut Report) {
     if event.data.trim_ascii() == b"[DONE]" {
         report.completed = true;
         return;
@@ -146,7 +146,7 @@ pub(super) fn on_event(event: &Event<'_>, report: &mut Report) {
     }
 }
 
-pub(super) fn from_body(body: &[u8]) -> Report {
+pub fn from_body(body: &[u8]) -> Report {
     usage_only(body).unwrap_or_else(|| full_body(body))
 }
 

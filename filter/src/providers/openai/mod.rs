@@ -1,9 +1,12 @@
 //! OpenAI's API: chat completions, legacy completions, Responses, embeddings and the model
 //! list, with the key as a bearer token.
 
-use super::api::{endpoint, one_model, Api, Endpoint, Op, ProviderApi};
-use super::request_body::{CapField, RequestFields, UserField};
-use crate::accounting::usage::Format;
+pub mod chat_usage;
+pub mod responses_usage;
+
+use crate::accounting::usage::report::Format;
+use crate::providers::api::{endpoint, one_model, Api, Endpoint, Op, ProviderApi};
+use crate::providers::request_body::{CapField, RequestFields, UserField};
 
 pub struct OpenAi;
 

@@ -17,9 +17,9 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::wire::{ApiError, Count, Label, TextLen};
-use super::{parse, Report, Usage};
 use crate::accounting::sse::Event;
+use crate::accounting::usage::report::{parse, Report, Usage};
+use crate::accounting::usage::wire::{ApiError, Count, Label, TextLen};
 
 /// Events whose `delta` is generated text (audio deltas are base64 and would overcount).
 const TEXT_DELTAS: &[&str] = &[
@@ -124,7 +124,7 @@ fn take_usage(usage: Option<&RawUsage>, report: &mut Report) {
     }
 }
 
-pub(super) fn on_event(event: &Event<'_>, report: &mut Report) {
+pub fn on_event(event: &Event<'_>, report: &mut Report) {
     let Some(ev) = parse::<StreamEvent>(event.data, report) else {
         return;
     };
@@ -151,7 +151,7 @@ pub(super) fn on_event(event: &Event<'_>, report: &mut Report) {
     }
 }
 
-pub(super) fn from_body(body: &[u8]) -> Report {
+pub fn from_body(body: &[u8]) -> Report {
     let mut report = Report::default();
     let Some(response) = parse::<ResponseBody>(body, &mut report) else {
         return report;

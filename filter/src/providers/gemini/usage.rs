@@ -18,9 +18,9 @@
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::wire::{ApiError, Count, Label, TextLen};
-use super::{parse, Report, Usage};
 use crate::accounting::sse::Event;
+use crate::accounting::usage::report::{parse, Report, Usage};
+use crate::accounting::usage::wire::{ApiError, Count, Label, TextLen};
 
 #[derive(Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -121,13 +121,13 @@ fn read(chunk: Chunk, report: &mut Report) {
     report.usage_final = report.completed && report.usage.is_some();
 }
 
-pub(super) fn on_event(event: &Event<'_>, report: &mut Report) {
+pub fn on_event(event: &Event<'_>, report: &mut Report) {
     if let Some(chunk) = parse::<Chunk>(event.data, report) {
         read(chunk, report);
     }
 }
 
-pub(super) fn from_body(body: &[u8]) -> Report {
+pub fn from_body(body: &[u8]) -> Report {
     let mut report = Report::default();
     if body.trim_ascii_start().starts_with(b"[") {
         if let Some(chunks) = parse::<Vec<Chunk>>(body, &mut report) {
