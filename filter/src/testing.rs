@@ -80,6 +80,25 @@ impl Keys {
     }
 }
 
+/// An issuer whose keys are fetched from its IdP (`idp` cluster, `/jwks.json`).
+pub const REMOTE: &str = "https://remote.test";
+
+/// The test configuration plus [`REMOTE`], each issuer trusted with any tenant, group and
+/// cost centre (required once there are two).
+pub fn remote_config(keys: &Keys) -> serde_json::Value {
+    let mut c = keys.config_json();
+    let any = serde_json::json!({"tenants": ["*"], "groups": ["*"], "cost_centers": ["*"]});
+    c["issuers"][0]["trust"] = any.clone();
+    if let Some(issuers) = c["issuers"].as_array_mut() {
+        issuers.push(serde_json::json!({
+            "issuer": REMOTE, "audiences": [AUDIENCE],
+            "jwks_uri": {"cluster": "idp", "path": "/jwks.json", "refresh_secs": 60},
+            "trust": any,
+        }));
+    }
+    c
+}
+
 pub fn runtime_from(config: &serde_json::Value) -> Rc<Runtime> {
     let config = Config::parse(config.to_string().as_bytes()).expect("config");
     Rc::new(Runtime::new(config, env).expect("runtime"))

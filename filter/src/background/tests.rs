@@ -10,9 +10,7 @@ use super::Background;
 use crate::admission::lease::{LeaseAsk, LeaseTable};
 use crate::auth_state::AuthState;
 use crate::host::Clock;
-use crate::testing::{self, FakeHost, Keys};
-
-const REMOTE: &str = "https://remote.test";
+use crate::testing::{self, remote_config, FakeHost, Keys, REMOTE};
 
 fn background(config: &serde_json::Value) -> (Background, Rc<RefCell<AuthState>>) {
     let rt = testing::runtime_from(config);
@@ -172,24 +170,9 @@ fn the_outbox_is_flushed_on_every_tick() {
     assert_eq!(host.dispatched.len(), 1);
 }
 
-fn remote_config() -> serde_json::Value {
-    let mut c = Keys::new().config_json();
-    let any = serde_json::json!({"tenants": ["*"], "groups": ["*"], "cost_centers": ["*"]});
-    c["issuers"][0]["trust"] = any.clone();
-    c["issuers"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-            "issuer": REMOTE, "audiences": [testing::AUDIENCE],
-            "jwks_uri": {"cluster": "idp", "path": "/jwks.json", "refresh_secs": 60},
-            "trust": any,
-        }));
-    c
-}
-
 #[test]
 fn remote_keys_are_fetched_once_and_shared() {
-    let (mut bg, auth) = background(&remote_config());
+    let (mut bg, auth) = background(&remote_config(Keys::new()));
     let mut host = host();
     bg.tick(&mut host);
     assert_eq!(host.dispatched.len(), 1);
@@ -219,7 +202,7 @@ fn remote_keys_are_fetched_once_and_shared() {
 #[test]
 fn a_failed_fetch_backs_off() {
     for (status, body) in [(None, ""), (Some(500), "{}"), (Some(200), "not a jwks")] {
-        let (mut bg, auth) = background(&remote_config());
+        let (mut bg, auth) = background(&remote_config(Keys::new()));
         let mut host = host();
         bg.tick(&mut host);
         bg.answered(&mut host, 101, status, body.as_bytes());

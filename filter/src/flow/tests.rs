@@ -334,22 +334,7 @@ fn non_json_content_type_is_415() {
     assert!(host.dispatched.is_empty());
 }
 
-const REMOTE: &str = "https://remote.test";
-
-fn remote_config(keys: &Keys) -> serde_json::Value {
-    let mut c = keys.config_json();
-    let any = serde_json::json!({"tenants": ["*"], "groups": ["*"], "cost_centers": ["*"]});
-    c["issuers"][0]["trust"] = any.clone();
-    c["issuers"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-            "issuer": REMOTE, "audiences": [testing::AUDIENCE],
-            "jwks_uri": {"cluster": "idp", "path": "/jwks.json", "refresh_secs": 60},
-            "trust": any,
-        }));
-    c
-}
+use testing::{remote_config, REMOTE};
 
 fn remote_token(key: &ES256KeyPair) -> String {
     key.sign(testing::claims().with_issuer(REMOTE)).unwrap()

@@ -112,29 +112,37 @@ impl Host for ProxyHost<'_> {
     }
 }
 
-impl Clock for ProxyHost<'_> {
-    fn now_secs(&self) -> u64 {
-        now_secs()
-    }
+/// Envoy's clock, its CSPRNG and its shared data, the same for both hosts.
+macro_rules! envoy_clock_and_shared_data {
+    ($host:ty) => {
+        impl Clock for $host {
+            fn now_secs(&self) -> u64 {
+                now_secs()
+            }
 
-    fn now_ms(&self) -> u64 {
-        now_ms()
-    }
+            fn now_ms(&self) -> u64 {
+                now_ms()
+            }
 
-    fn random_id(&self) -> String {
-        random_id()
-    }
+            fn random_id(&self) -> String {
+                random_id()
+            }
+        }
+
+        impl SharedData for $host {
+            fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, u32) {
+                EnvoyShared.get_shared(key)
+            }
+
+            fn set_shared(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), CasMismatch> {
+                EnvoyShared.set_shared(key, value, cas)
+            }
+        }
+    };
 }
 
-impl SharedData for ProxyHost<'_> {
-    fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, u32) {
-        EnvoyShared.get_shared(key)
-    }
-
-    fn set_shared(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), CasMismatch> {
-        EnvoyShared.set_shared(key, value, cas)
-    }
-}
+envoy_clock_and_shared_data!(ProxyHost<'_>);
+envoy_clock_and_shared_data!(ProxyRootHost<'_>);
 
 /// [`RootHost`] over proxy-wasm hostcalls, for the root context's background work.
 pub struct ProxyRootHost<'a> {
@@ -172,30 +180,6 @@ impl RootHost for ProxyRootHost<'_> {
 
     fn add(&mut self, counter: Counter, n: u64) {
         self.metrics.add(counter, n);
-    }
-}
-
-impl Clock for ProxyRootHost<'_> {
-    fn now_secs(&self) -> u64 {
-        now_secs()
-    }
-
-    fn now_ms(&self) -> u64 {
-        now_ms()
-    }
-
-    fn random_id(&self) -> String {
-        random_id()
-    }
-}
-
-impl SharedData for ProxyRootHost<'_> {
-    fn get_shared(&self, key: &str) -> (Option<Vec<u8>>, u32) {
-        EnvoyShared.get_shared(key)
-    }
-
-    fn set_shared(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), CasMismatch> {
-        EnvoyShared.set_shared(key, value, cas)
     }
 }
 
