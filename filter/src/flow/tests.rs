@@ -6,7 +6,9 @@ use super::*;
 use crate::host::Clock;
 use crate::identity::jwks_sync;
 use crate::identity::pseudonym;
-use crate::testing::{self, FakeHost, Keys, POLICY_TOKEN, PROVIDER_KEY, SALT};
+use crate::testing::{
+    self, remote_config, FakeHost, Keys, POLICY_TOKEN, PROVIDER_KEY, REMOTE, SALT,
+};
 
 fn bearer(keys: &Keys) -> String {
     format!("Bearer {}", keys.es256.sign(testing::claims()).unwrap())
@@ -333,8 +335,6 @@ fn non_json_content_type_is_415() {
     assert_eq!(host.replies[0].status, 415);
     assert!(host.dispatched.is_empty());
 }
-
-use testing::{remote_config, REMOTE};
 
 fn remote_token(key: &ES256KeyPair) -> String {
     key.sign(testing::claims().with_issuer(REMOTE)).unwrap()
