@@ -1,5 +1,6 @@
 //! Verified tokens, remembered: a returning caller costs a hash and a lookup instead of a
-//! signature check (an RS256 check is about 190 µs in wasm: `bench/jwt.json`). Bounded, per worker.
+//! signature check (an RS256 check is about 190 µs in wasm: `bench/jwt.json`). Bounded,
+//! per worker.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
