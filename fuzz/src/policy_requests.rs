@@ -115,9 +115,12 @@ pub fn run(data: &[u8]) {
                     ] {
                         assert!(n <= MAX_USAGE_COUNT);
                     }
-                    // Kept as sent for the audit stream: one JSON object.
-                    assert!(serde_json::from_str::<serde_json::Value>(&r.raw)
-                        .is_ok_and(|v| v.is_object()));
+                    // Kept as sent for the audit stream: one JSON object, by RFC 8259's
+                    // syntax (a field the service does not read may hold a number past
+                    // what an f64 holds, `1e40099254740992`, which serde_json's Value
+                    // refuses; the service never parses it back).
+                    assert!(r.raw.starts_with('{'));
+                    assert!(serde_json::from_str::<serde::de::IgnoredAny>(&r.raw).is_ok());
                 }
             }
             Err(e) => assert!(!e.message.is_empty()),
