@@ -61,7 +61,7 @@ ensure_node() {
   command -v node >/dev/null || die "node still missing after apt-get install nodejs"
 }
 
-# The provider SDKs the run layer points at the gateway (testbed/sdk/sdk_check.py), in
+# The provider SDKs the run layer points at the gateway (tests/sdk/sdk_check.py), in
 # their own venv (.venv-sdk), pinned so a new SDK release cannot change a test's verdict
 # unnoticed; bump them on purpose.
 SDK_PACKAGES=("openai==3.57.0" "anthropic==2.14.0" "google-genai==3.6.1")
@@ -90,5 +90,5 @@ build_all() {
   say "building the filter (wasm32-wasip1, release)"
   (cd "$ROOT" && cargo build -q -p chokepoint-filter --target wasm32-wasip1 --release) || die "filter build failed"
   say "building the policy service, the config renderer, mock provider and tools"
-  (cd "$ROOT" && cargo build -q -p chokepoint-policy -p chokepoint-render -p chokepoint-testbed --bins) || die "build failed"
+  (cd "$ROOT" && cargo build -q -p chokepoint-policy -p chokepoint-render -p chokepoint-dev --bins) || die "build failed"
 }
