@@ -3,7 +3,7 @@
 //! Bench only: nothing here is part of the stack or the default test suite.
 //!
 //! LiteLLM (the `litellm[proxy]` PyPI package, installed into `.venv-bench` by
-//! `scripts/lib-litellm.sh`) runs as its own CLI would in a plain deployment: one config
+//! `scripts/bench --peers`) runs as its own CLI would in a plain deployment: one config
 //! file with the model list and a master key, no database, uvicorn with `N` workers.
 
 use std::net::TcpListener;

@@ -2,7 +2,7 @@
 //! provider: one plain and one streamed chat completion through it. Bench only, so
 //! ignored by default; run it with
 //! `cargo test -p chokepoint-perf --test litellm_peer -- --ignored --nocapture`
-//! after `scripts/lib-litellm.sh`'s `ensure_litellm` (or with CHOKEPOINT_LITELLM set).
+//! after `scripts/lib.sh`'s `ensure_litellm` (or with CHOKEPOINT_LITELLM set).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ fn group_alive(pgid: u32) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bench-only peer: needs LiteLLM from PyPI in .venv-bench (scripts/lib-litellm.sh)"]
+#[ignore = "bench-only peer: needs LiteLLM from PyPI in .venv-bench (scripts/bench --peers)"]
 async fn litellm_serves_plain_and_streamed_chat_through_the_mock() {
     let litellm = std::env::var_os("CHOKEPOINT_LITELLM")
         .map(PathBuf::from)

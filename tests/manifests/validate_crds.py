@@ -39,6 +39,7 @@ import argparse
 import copy
 import difflib
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -1558,7 +1559,20 @@ def main(argv=None):
     ap.add_argument("--no-mutations", action="store_true", help="skip the chokepointTypo mutation test of FILES")
     ap.add_argument("--schemas", default=str(SCHEMA_DIR), help="directory of *.crd.yaml (default: %(default)s)")
     ap.add_argument("-q", "--quiet", action="store_true", help="self-test: print failures only")
+    ap.add_argument("--examples", action="store_true",
+                    help="without FILES: every manifest under envoy/examples/ (what chokepoint renders)")
     args = ap.parse_args(argv)
+    if args.examples and not args.files:
+        examples = HERE.parent.parent / "envoy" / "examples"
+        args.files = sorted(os.path.relpath(p) for p in examples.rglob("*")
+                            if p.is_file() and p.suffix in (".yaml", ".yml"))
+        if not args.files:
+            print("no manifests under envoy/examples/ (none rendered yet): running the self-test only",
+                  file=sys.stderr)
+    if args.files:
+        print(f"validating {len(args.files)} manifest file(s) against {Path(args.schemas).name}/ "
+              "(after the self-test)" if args.self_test else f"validating {len(args.files)} manifest file(s)",
+              file=sys.stderr)
 
     crds = load_crds(args.schemas)
     if args.list_cel:
