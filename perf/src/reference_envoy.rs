@@ -1,6 +1,7 @@
 //! The reference Envoys of the benchmark (the same Envoy and upstream, no filter or one
 //! reference filter), and Envoy's memory by worker count with and without chokepoint.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,6 +28,55 @@ pub async fn bare_envoy(
     extra: Extra<'_>,
     workers: u32,
 ) -> Result<(String, Managed), String> {
+    let cfg = write_config(stack, dir, name, extra)?;
+    let admin_file = dir.join(format!("{name}-admin.addr"));
+    // An earlier instance of the same name left its address behind.
+    let _ = std::fs::remove_file(&admin_file);
+    let mut cmd = Command::new(&stack.opts.envoy);
+    cmd.arg("-c")
+        .arg(&cfg)
+        .arg("--admin-address-path")
+        .arg(&admin_file)
+        .args(["--use-dynamic-base-id", "--concurrency"])
+        .arg(workers.to_string())
+        .args(["-l", "warn"]);
+    let mut proc = Managed::spawn(name, cmd, &dir.join(format!("{name}-envoy.log")))
+        .map_err(|e| e.to_string())?;
+    let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(port) = listener_port(&client, &admin).await {
+            return Ok((format!("http://127.0.0.1:{port}"), proc));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("bare Envoy's listener never came up".into())
+}
+
+/// The port of the first listener of the Envoy whose admin interface is at `admin`.
+pub async fn listener_port(client: &reqwest::Client, admin: &str) -> Result<u16, String> {
+    let v: serde_json::Value = client
+        .get(format!("http://{admin}/listeners?format=json"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    v["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| format!("no listener in {v}"))
+}
+
+/// Writes the configuration of the reference Envoy `name` into `dir`
+/// (`{name}-envoy.yaml`) and returns its path.
+pub fn write_config(
+    stack: &Stack,
+    dir: &std::path::Path,
+    name: &str,
+    extra: Extra<'_>,
+) -> Result<PathBuf, String> {
     let mock_port = stack
         .mock_url
         .as_deref()
@@ -108,39 +158,7 @@ static_resources:
     );
     let cfg = dir.join(format!("{name}-envoy.yaml"));
     std::fs::write(&cfg, yaml).map_err(|e| e.to_string())?;
-    let admin_file = dir.join(format!("{name}-admin.addr"));
-    // An earlier instance of the same name left its address behind.
-    let _ = std::fs::remove_file(&admin_file);
-    let mut cmd = Command::new(&stack.opts.envoy);
-    cmd.arg("-c")
-        .arg(&cfg)
-        .arg("--admin-address-path")
-        .arg(&admin_file)
-        .args(["--use-dynamic-base-id", "--concurrency"])
-        .arg(workers.to_string())
-        .args(["-l", "warn"]);
-    let mut proc = Managed::spawn(name, cmd, &dir.join(format!("{name}-envoy.log")))
-        .map_err(|e| e.to_string())?;
-    let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if let Ok(r) = client
-            .get(format!("http://{admin}/listeners?format=json"))
-            .send()
-            .await
-        {
-            if let Ok(v) = r.json::<serde_json::Value>().await {
-                if let Some(port) = v["listener_statuses"][0]["local_address"]["socket_address"]
-                    ["port_value"]
-                    .as_u64()
-                {
-                    return Ok((format!("http://127.0.0.1:{port}"), proc));
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err("bare Envoy's listener never came up".into())
+    Ok(cfg)
 }
 
 /// Envoy's idle RSS at one worker count.
