@@ -9,7 +9,7 @@ use chokepoint_render::envoy::MEMORY_RELEASE_BYTES;
 
 use crate::bench::rss_kib;
 use chokepoint_dev::stack::process::{self, Managed};
-use chokepoint_dev::stack::Stack;
+use chokepoint_dev::stack::{gateway_port, Stack};
 
 /// What a reference Envoy runs before its router.
 pub enum Extra<'a> {
@@ -45,28 +45,12 @@ pub async fn bare_envoy(
     let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;
     let client = reqwest::Client::new();
     for _ in 0..100 {
-        if let Ok(port) = listener_port(&client, &admin).await {
+        if let Ok(port) = gateway_port(&client, &format!("http://{admin}")).await {
             return Ok((format!("http://127.0.0.1:{port}"), proc));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err("bare Envoy's listener never came up".into())
-}
-
-/// The port of the first listener of the Envoy whose admin interface is at `admin`.
-pub async fn listener_port(client: &reqwest::Client, admin: &str) -> Result<u16, String> {
-    let v: serde_json::Value = client
-        .get(format!("http://{admin}/listeners?format=json"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    v["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
-        .as_u64()
-        .and_then(|p| u16::try_from(p).ok())
-        .ok_or_else(|| format!("no listener in {v}"))
 }
 
 /// Writes the configuration of the reference Envoy `name` into `dir`

@@ -13,7 +13,6 @@ containers' logs. scripts/test-compose installs the tools first.
 Usage: run.py [--keep]   (--keep: leave the stack up, print how to reach it)
 """
 
-import json
 import os
 import secrets
 import shutil
@@ -21,11 +20,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from engine import BASE_IMAGE, Engine, Failed, envoy_elf, quiet, say
+from engine import BASE_IMAGE, Engine, Failed, envoy_elf, say
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import http, wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COMPOSE_FILE = ROOT / "envoy" / "docker-compose.yml"
@@ -197,9 +197,9 @@ class Run:
         answer = {}
 
         def first_request():
-            answer["code"], answer["body"] = post(f"http://{self.gateway}/v1/chat/completions", token,
+            answer["code"], answer["body"] = http("POST", f"http://{self.gateway}/v1/chat/completions", token,
                                                   {"model": "gpt-4o-mini",
-                                                   "messages": [{"role": "user", "content": "ready?"}]})
+                                                   "messages": [{"role": "user", "content": "ready?"}]}, timeout=10)
             return answer["code"] == 200
 
         ok = wait_until(first_request, 30, every=0.3)
@@ -279,28 +279,6 @@ def image_mb(image):
     size = subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", image],
                           capture_output=True, text=True).stdout.strip()
     return f"{int(size or 0) / 1e6:.0f} MB"
-
-
-def wait_until(ready, seconds, every=0.2):
-    deadline = time.monotonic() + seconds
-    while True:
-        if ready():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(every)
-
-
-def post(url, token, body):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"authorization": f"Bearer {token}", "content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read().decode(errors="replace")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace")
-    except OSError as e:
-        return 0, str(e)
 
 
 def interrupted(signum, _frame):

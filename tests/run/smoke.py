@@ -11,7 +11,6 @@ building and installing what it needs (the SDKs into .venv-sdk).
 Ends with "1 passed, 0 failed", or names the check that failed, prints scripts/run's
 output and exits 1."""
 
-import json
 import os
 import re
 import shlex
@@ -21,9 +20,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import http, wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 STATE = ROOT / ".chokepoint"
@@ -46,22 +46,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def http(method, url, token=None, body=None):
-    """(status, body) of one request; status 0 when nothing answered."""
-    headers = {"content-type": "application/json"} if body is not None else {}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.read().decode(errors="replace")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace")
-    except OSError as e:
-        return 0, str(e)
 
 
 def dev_env():
@@ -89,15 +73,6 @@ def cli(env, *args):
 def check(ok, why):
     if not ok:
         raise Failed(why)
-
-
-def wait_until(ready, seconds, every):
-    deadline = time.monotonic() + seconds
-    while not ready():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(every)
-    return True
 
 
 def start(env):

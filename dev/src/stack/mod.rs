@@ -544,7 +544,7 @@ impl Stack {
             self.check_alive("envoy", deadline)?;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let port = self.gateway_port(&client).await?;
+        let port = gateway_port(&client, &self.admin_url).await?;
         self.gateway_url = format!("http://127.0.0.1:{port}");
 
         // 2. One real request through every component.
@@ -571,23 +571,6 @@ impl Stack {
             self.check_alive("envoy", deadline)?;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    async fn gateway_port(&self, client: &reqwest::Client) -> Result<u16, String> {
-        let v: serde_json::Value = client
-            .get(format!("{}/listeners?format=json", self.admin_url))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        v["listener_statuses"]
-            .as_array()
-            .and_then(|ls| ls.iter().find(|l| l["name"] == "gateway"))
-            .and_then(|l| l["local_address"]["socket_address"]["port_value"].as_u64())
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| format!("no gateway listener in Envoy's /listeners: {v}"))
     }
 
     fn check_alive(&mut self, what: &str, deadline: Instant) -> Result<(), String> {
@@ -766,6 +749,25 @@ fn port_of(addr: &str) -> Result<u16, String> {
 }
 
 /// A clear message naming the port, instead of a child dying with EADDRINUSE.
+/// The port of the listener named `gateway` of the Envoy whose admin interface is at
+/// `admin_url`: the stack's, and the benchmark's reference Envoys'.
+pub async fn gateway_port(client: &reqwest::Client, admin_url: &str) -> Result<u16, String> {
+    let v: serde_json::Value = client
+        .get(format!("{admin_url}/listeners?format=json"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    v["listener_statuses"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["name"] == "gateway"))
+        .and_then(|l| l["local_address"]["socket_address"]["port_value"].as_u64())
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| format!("no gateway listener in Envoy's /listeners: {v}"))
+}
+
 pub fn check_port_free(port: u16) -> Result<(), String> {
     if port == 0 {
         return Ok(());

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use chokepoint_dev::devtoken::{DevKey, TokenSpec};
 use chokepoint_dev::stack::process::{self, Managed};
-use chokepoint_dev::stack::{Stack, StackOptions};
+use chokepoint_dev::stack::{gateway_port, Stack, StackOptions};
 use chokepoint_perf::callgrind::{self, Count, Report};
 use chokepoint_perf::reference_envoy::{self, Extra};
 use chokepoint_render::overrides::Override;
@@ -263,7 +263,7 @@ async fn count(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let port = reference_envoy::listener_port(&client, &admin).await?;
+    let port = gateway_port(&client, &format!("http://{admin}")).await?;
     let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
     drive(&url, args.warm, bearer)
         .await
