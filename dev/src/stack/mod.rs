@@ -1,0 +1,789 @@
+//! The whole gateway on one machine: Redis, the policy service, the mock provider and
+//! Envoy with the filter, each a real process on loopback. `chokepoint-dev` (behind
+//! `scripts/run`) and the end-to-end tests both start it through [`Stack::start`], so the
+//! tests exercise exactly what a user runs.
+
+pub mod envoy;
+pub mod process;
+pub mod redis;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::devtoken::{DevKey, TokenSpec};
+use chokepoint_render::overrides::Override;
+use process::Managed;
+pub use redis::RedisMode;
+
+/// Ports to listen on; 0 lets the OS choose (tests), fixed ones suit a dev machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ports {
+    pub gateway: u16,
+    /// Envoy's admin interface.
+    pub admin: u16,
+    /// The policy service's gateway listener (authorize, usage).
+    pub policy: u16,
+    /// The policy service's admin listener (admin API, metrics).
+    pub policy_admin: u16,
+    pub mock: u16,
+}
+
+/// A second issuer whose keys the gateway fetches from a mock identity provider.
+#[derive(Debug, Clone)]
+pub struct IdpSetup {
+    pub issuer: String,
+    pub refresh_secs: u64,
+}
+
+pub struct StackOptions {
+    pub idp: Option<IdpSetup>,
+    /// The key the mock provider accepts (for every provider API it serves).
+    pub mock_key: String,
+    /// The key of the backup OpenAI-compatible mock (second in the fallback chain).
+    pub backup_key: String,
+    /// Bearer token for the policy service's admin API.
+    pub admin_token: String,
+    /// The gateway token the policy service demands on authorize and usage calls,
+    /// generated per run.
+    pub policy_token: String,
+    /// What Envoy's environment holds under the filter's token variable: the policy
+    /// service's token (the default), nothing (the filter must refuse to load) or
+    /// another value (the service must refuse the gateway).
+    pub envoy_policy_token: Option<String>,
+    pub usage_flush_ms: u64,
+    /// Let requests through when the policy service cannot answer.
+    pub fail_open: bool,
+    pub root: PathBuf,
+    pub run_dir: PathBuf,
+    pub bin_dir: PathBuf,
+    pub envoy: PathBuf,
+    pub wasm: PathBuf,
+    pub ports: Ports,
+    pub redis: RedisMode,
+    /// The policy file the stack renders (`envoy/chokepoint.yaml` unless
+    /// `CHOKEPOINT_CONFIG` says otherwise).
+    pub policy_file: PathBuf,
+    /// The providers' SDK variables (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, ...) as the
+    /// environment would give them: a provider without any stays on the mock.
+    pub provider_env: Vec<(String, String)>,
+    /// Write the policy file's limit sets to Redis at start (scripts/run); the tests
+    /// set their own.
+    pub apply_limits: bool,
+    /// Further changes to the policy document (tests).
+    pub overrides: Vec<Override>,
+    pub dev_key: DevKey,
+    pub salt: String,
+    pub requests_per_window: u64,
+    pub window_secs: u64,
+    pub policy_timeout_ms: u64,
+    pub max_request_body_bytes: usize,
+    pub envoy_concurrency: u32,
+}
+
+impl StackOptions {
+    /// Defaults for the repository at `root`: binaries from `target/debug`, Envoy from the
+    /// repo's venv, any port, Redis on a unix socket. Each can be overridden by the
+    /// environment (`CHOKEPOINT_BIN_DIR`, `CHOKEPOINT_ENVOY`, `CHOKEPOINT_WASM`).
+    pub fn defaults(root: &Path, run_dir: &Path, dev_key: DevKey) -> StackOptions {
+        let env_path = |name: &str, default: PathBuf| {
+            std::env::var_os(name).map(PathBuf::from).unwrap_or(default)
+        };
+        let mock_key = format!("sk-mock-{}", random_hex(16));
+        let policy_token = random_hex(32);
+        StackOptions {
+            idp: None,
+            admin_token: format!("ck-admin-{}", random_hex(16)),
+            envoy_policy_token: Some(policy_token.clone()),
+            policy_token,
+            backup_key: format!("sk-backup-{}", random_hex(16)),
+            usage_flush_ms: 200,
+            fail_open: false,
+            root: root.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
+            bin_dir: env_path("CHOKEPOINT_BIN_DIR", root.join("target/debug")),
+            envoy: env_path("CHOKEPOINT_ENVOY", root.join(".venv/bin/envoy")),
+            wasm: env_path(
+                "CHOKEPOINT_WASM",
+                root.join("target/wasm32-wasip1/release/chokepoint_filter.wasm"),
+            ),
+            ports: Ports::default(),
+            redis: RedisMode::UnixSocket,
+            policy_file: env_path("CHOKEPOINT_CONFIG", root.join("envoy/chokepoint.yaml")),
+            provider_env: Vec::new(),
+            apply_limits: false,
+            overrides: Vec::new(),
+            mock_key,
+            dev_key,
+            salt: random_hex(32),
+            requests_per_window: 60,
+            window_secs: 60,
+            policy_timeout_ms: 1000,
+            max_request_body_bytes: 1024 * 1024,
+            envoy_concurrency: 2,
+        }
+    }
+}
+
+pub struct Stack {
+    pub opts: StackOptions,
+    pub gateway_url: String,
+    /// Envoy's admin interface.
+    pub admin_url: String,
+    /// The policy service's gateway listener: what Envoy calls, with the token.
+    pub policy_url: String,
+    /// The policy service's admin listener: the admin API and metrics.
+    pub policy_admin_url: String,
+    pub mock_url: Option<String>,
+    pub backup_mock_url: String,
+    pub idp_url: Option<String>,
+    pub redis_url: String,
+    policy_port: u16,
+    policy_admin_port: u16,
+    idp_port: u16,
+    mock_port: u16,
+    backup_port: u16,
+    rendered: Option<envoy::Rendered>,
+    ecds_version: u64,
+    // Dropped in this order: Envoy first, so nothing is in flight when the rest stop.
+    envoy: Option<Managed>,
+    mock: Option<Managed>,
+    backup_mock: Option<Managed>,
+    idp: Option<Managed>,
+    policy: Option<Managed>,
+    redis: Option<redis::Redis>,
+}
+
+/// Variables for Envoy's environment: the provider keys, the UUID salt and the policy
+/// service's token.
+type EnvVars = Vec<(String, String)>;
+
+/// Subject of the token the readiness probe uses, so it never eats a real user's quota.
+pub const READINESS_SUBJECT: &str = "chokepoint-readiness-probe";
+
+impl Stack {
+    pub async fn start(opts: StackOptions) -> Result<Stack, String> {
+        std::fs::create_dir_all(&opts.run_dir)
+            .map_err(|e| format!("cannot create {}: {e}", opts.run_dir.display()))?;
+        for (what, path) in [("envoy", &opts.envoy), ("filter .wasm", &opts.wasm)] {
+            if !path.exists() {
+                return Err(format!(
+                    "{what} not found at {} (scripts/run and scripts/test build and install it)",
+                    path.display()
+                ));
+            }
+        }
+        for p in [
+            opts.ports.gateway,
+            opts.ports.admin,
+            opts.ports.policy,
+            opts.ports.policy_admin,
+            opts.ports.mock,
+        ] {
+            check_port_free(p)?;
+        }
+        if let RedisMode::Tcp { port, .. } = &opts.redis {
+            check_port_free(*port)?;
+        }
+
+        let redis = redis::Redis::start(&opts.redis, &opts.run_dir)?;
+        let mut stack = Stack {
+            gateway_url: String::new(),
+            admin_url: String::new(),
+            policy_url: String::new(),
+            policy_admin_url: String::new(),
+            mock_url: None,
+            backup_mock_url: String::new(),
+            idp_url: None,
+            redis_url: redis.url.clone(),
+            policy_port: opts.ports.policy,
+            policy_admin_port: opts.ports.policy_admin,
+            idp_port: 0,
+            mock_port: 0,
+            backup_port: 0,
+            rendered: None,
+            ecds_version: 1,
+            envoy: None,
+            mock: None,
+            backup_mock: None,
+            idp: None,
+            policy: None,
+            redis: Some(redis),
+            opts,
+        };
+        stack.start_policy()?;
+
+        // The mocks always run: the upstream of every provider without a real key.
+        let key = stack.opts.mock_key.clone();
+        let (proc, addr) = stack.spawn_mock("mock", "openai-mock", &key, stack.opts.ports.mock)?;
+        stack.mock = Some(proc);
+        stack.mock_url = Some(format!("http://{addr}"));
+        stack.mock_port = port_of(&addr)?;
+        let key = stack.opts.backup_key.clone();
+        let (proc, addr) = stack.spawn_mock("backup-mock", "backup-mock", &key, 0)?;
+        stack.backup_mock = Some(proc);
+        stack.backup_mock_url = format!("http://{addr}");
+        stack.backup_port = port_of(&addr)?;
+
+        if stack.opts.idp.is_some() {
+            stack.start_idp()?;
+        }
+        stack.start_envoy().await?;
+        Ok(stack)
+    }
+
+    fn spawn_mock(
+        &self,
+        file: &str,
+        name: &str,
+        key: &str,
+        port: u16,
+    ) -> Result<(Managed, String), String> {
+        let addr_file = self.opts.run_dir.join(format!("{file}.addr"));
+        let _ = std::fs::remove_file(&addr_file);
+        let mut cmd = Command::new(self.opts.bin_dir.join("chokepoint-mock"));
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--name")
+            .arg(name)
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .env("CHOKEPOINT_MOCK_API_KEY", key);
+        let log = self.opts.run_dir.join(format!("{file}.log"));
+        let mut proc = Managed::spawn(name, cmd, &log).map_err(|e| e.to_string())?;
+        let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
+        Ok((proc, addr))
+    }
+
+    /// Kills the main mock provider, as a provider outage would.
+    pub fn kill_mock(&mut self) {
+        if let Some(mut m) = self.mock.take() {
+            m.kill();
+        }
+    }
+
+    /// One JSON usage record per line, as Envoy's access log writes them.
+    pub fn usage_log(&self) -> PathBuf {
+        self.opts.run_dir.join("usage.log")
+    }
+
+    /// The JWKS file the mock identity provider serves (rewrite it to rotate keys).
+    pub fn idp_jwks_file(&self) -> PathBuf {
+        self.opts.run_dir.join("idp-jwks.json")
+    }
+
+    /// Starts (or restarts, on the same port) the mock identity provider.
+    pub fn start_idp(&mut self) -> Result<(), String> {
+        let addr_file = self.opts.run_dir.join("idp.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let mut cmd = Command::new(self.opts.bin_dir.join("chokepoint-idp"));
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.idp_port))
+            .arg("--jwks-file")
+            .arg(self.idp_jwks_file())
+            .arg("--addr-file")
+            .arg(&addr_file);
+        let mut proc = Managed::spawn("identity provider", cmd, &self.opts.run_dir.join("idp.log"))
+            .map_err(|e| e.to_string())?;
+        let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
+        self.idp_port = port_of(&addr)?;
+        self.idp_url = Some(format!("http://{addr}"));
+        self.idp = Some(proc);
+        Ok(())
+    }
+
+    pub fn stop_idp(&mut self) {
+        if let Some(mut p) = self.idp.take() {
+            p.stop(Duration::from_secs(3));
+        }
+    }
+
+    /// Stops Envoy and starts it again with the same configuration (a new gateway port).
+    pub async fn restart_envoy(&mut self) -> Result<(), String> {
+        if let Some(mut e) = self.envoy.take() {
+            e.stop(Duration::from_secs(5));
+        }
+        self.start_envoy().await
+    }
+
+    /// Starts (or restarts) the policy service, on the same ports when it ran before.
+    pub fn start_policy(&mut self) -> Result<(), String> {
+        let addr_file = self.opts.run_dir.join("policy.addr");
+        let admin_addr_file = self.opts.run_dir.join("policy-admin.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let _ = std::fs::remove_file(&admin_addr_file);
+        let mut cmd = Command::new(self.opts.bin_dir.join("chokepoint-policy"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.policy_port))
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .arg("--admin-listen")
+            .arg(format!("127.0.0.1:{}", self.policy_admin_port))
+            .arg("--admin-addr-file")
+            .arg(&admin_addr_file)
+            .env("CHOKEPOINT_POLICY_TOKEN", &self.opts.policy_token)
+            .arg("--requests-per-window")
+            .arg(self.opts.requests_per_window.to_string())
+            .arg("--window-secs")
+            .arg(self.opts.window_secs.to_string())
+            .env("CHOKEPOINT_REDIS_URL", &self.redis_url)
+            .args(self.limits_args()?)
+            .env("CHOKEPOINT_ADMIN_TOKEN", &self.opts.admin_token);
+        let mut proc = Managed::spawn("policy service", cmd, &self.opts.run_dir.join("policy.log"))
+            .map_err(|e| e.to_string())?;
+        let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
+        let admin = process::wait_for_file(&admin_addr_file, &mut proc, Duration::from_secs(10))?;
+        self.policy_port = port_of(&addr)?;
+        self.policy_url = format!("http://{addr}");
+        self.policy_admin_port = port_of(&admin)?;
+        self.policy_admin_url = format!("http://{admin}");
+        self.policy = Some(proc);
+        Ok(())
+    }
+
+    /// `--limits FILE` with the policy file's limit sets, when the stack applies them.
+    fn limits_args(&self) -> Result<Vec<String>, String> {
+        if !self.opts.apply_limits {
+            return Ok(Vec::new());
+        }
+        let jwks: serde_json::Value = serde_json::from_str(&self.opts.dev_key.jwks_json())
+            .map_err(|e| format!("dev JWKS: {e}"))?;
+        let ov = [Override::new(
+            format!("issuers[issuer={}].jwks", crate::devtoken::DEFAULT_ISSUER),
+            serde_json::json!({"inline": jwks}),
+        )];
+        let policy = chokepoint_render::policy::Policy::load_with(&self.opts.policy_file, &ov)
+            .map_err(|e| e.to_string())?;
+        let text = chokepoint_render::bundle::render(
+            &policy,
+            "limits",
+            &chokepoint_render::bundle::Options::default(),
+        )?;
+        let path = self.opts.run_dir.join("limits.json");
+        chokepoint_render::bundle::write_atomically(&path, &text)?;
+        Ok(vec!["--limits".into(), path.to_string_lossy().to_string()])
+    }
+
+    /// Kills the policy service outright, as a crash would.
+    pub fn kill_policy(&mut self) {
+        if let Some(mut p) = self.policy.take() {
+            p.kill();
+        }
+    }
+
+    /// Stops Redis (SIGTERM, so it writes its append-only file), as a Redis restart or
+    /// outage would: the policy service answers 503 until [`Stack::start_redis`].
+    pub fn stop_redis(&mut self) {
+        if let Some(mut r) = self.redis.take() {
+            r.proc.stop(Duration::from_secs(5));
+        }
+    }
+
+    /// Starts Redis again on the same endpoint. With [`RedisMode::Tcp`] its data comes
+    /// back from the append-only file; a unix-socket Redis starts empty.
+    pub fn start_redis(&mut self) -> Result<(), String> {
+        let redis = redis::Redis::start(&self.opts.redis, &self.opts.run_dir)?;
+        self.redis_url = redis.url.clone();
+        self.redis = Some(redis);
+        Ok(())
+    }
+
+    /// The overrides that point the policy file at this stack's processes.
+    fn overrides(&self) -> Result<(Vec<Override>, EnvVars), String> {
+        let o = &self.opts;
+        let jwks: serde_json::Value =
+            serde_json::from_str(&o.dev_key.jwks_json()).map_err(|e| format!("dev JWKS: {e}"))?;
+        let mut ov = envoy::base_overrides(
+            crate::devtoken::DEFAULT_ISSUER,
+            jwks,
+            &self.policy_url,
+            &self.usage_log(),
+        );
+        ov.push(Override::new("audit.usage.flush_ms", o.usage_flush_ms));
+        ov.push(Override::new(
+            "gateway.failure_mode",
+            if o.fail_open { "open" } else { "closed" },
+        ));
+        ov.push(Override::new(
+            "gateway.policy_timeout_ms",
+            o.policy_timeout_ms,
+        ));
+        ov.push(Override::new(
+            "gateway.max_request_body_bytes",
+            o.max_request_body_bytes,
+        ));
+        if let Some(idp) = &o.idp {
+            let url = format!(
+                "http://127.0.0.1:{}{}",
+                self.idp_port,
+                crate::idp::JWKS_PATH
+            );
+            ov.push(Override::new(
+                "issuers[+]",
+                serde_json::json!({
+                    "issuer": idp.issuer,
+                    "audiences": [crate::devtoken::DEFAULT_AUDIENCE],
+                    // The mock IdP speaks plain http on loopback; said explicitly, as
+                    // the policy file requires (a real IdP's JWKS is https).
+                    "jwks": {"uri": url, "insecure_http": true, "refresh_secs": idp.refresh_secs, "timeout_ms": 1000},
+                    // A second issuer says what it may assert; the tests' IdP, anything.
+                    "trust": {"tenants": ["*"], "groups": ["*"], "cost_centers": ["*"]},
+                }),
+            ));
+        }
+        // Each provider goes where the environment says, else to a mock: the backup
+        // provider to the second mock, the rest to the main one.
+        let file_only = chokepoint_render::policy::Policy::load_with(&o.policy_file, &ov)
+            .map_err(|e| e.to_string())?;
+        let env = |name: &str| {
+            o.provider_env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut keys = Vec::new();
+        for p in &file_only.providers {
+            let (port, key) = if p.name.ends_with("-backup") {
+                (self.backup_port, &o.backup_key)
+            } else {
+                (self.mock_port, &o.mock_key)
+            };
+            let route =
+                envoy::route_for(&p.key_env, &env, &format!("http://127.0.0.1:{port}"), key);
+            if let Some(url) = route.base_url {
+                ov.push(Override::new(
+                    format!("providers[name={}].base_url", p.name),
+                    url,
+                ));
+            }
+            keys.push((p.key_env.clone(), route.key));
+        }
+        keys.push((file_only.gateway.uuid_salt_env.clone(), o.salt.clone()));
+        if let Some(token) = &o.envoy_policy_token {
+            keys.push((file_only.policy_service.token_env.clone(), token.clone()));
+        }
+        ov.extend(o.overrides.iter().cloned());
+        Ok((ov, keys))
+    }
+
+    /// Re-renders the filter's configuration from the policy file (which may have
+    /// changed on disk) plus `extra` overrides, and hands it to the running Envoy through
+    /// ECDS. The new configuration applies to requests that start after the swap.
+    pub fn reload_policy(&mut self, extra: &[Override]) -> Result<u64, String> {
+        let (mut ov, _) = self.overrides()?;
+        ov.extend(extra.iter().cloned());
+        let policy = chokepoint_render::policy::Policy::load_with(&self.opts.policy_file, &ov)
+            .map_err(|e| e.to_string())?;
+        let rendered = self.rendered.as_mut().ok_or("Envoy is not running")?;
+        rendered.policy = policy;
+        self.ecds_version += 1;
+        rendered.write_ecds(self.ecds_version)?;
+        Ok(self.ecds_version)
+    }
+
+    async fn start_envoy(&mut self) -> Result<(), String> {
+        let (overrides, env) = self.overrides()?;
+        let o = &self.opts;
+        let wasm = o
+            .wasm
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", o.wasm.display()))?;
+        let rendered = envoy::render(&envoy::Inputs {
+            policy_file: &o.policy_file,
+            run_dir: &o.run_dir,
+            overrides,
+            gateway_port: o.ports.gateway,
+            admin_port: o.ports.admin,
+            wasm_path: wasm.to_string_lossy().to_string(),
+        })?;
+        let config_path = rendered.bootstrap_path.clone();
+        let token_env = rendered.policy.policy_service.token_env.clone();
+        self.ecds_version = 1;
+        self.rendered = Some(rendered);
+        let o = &self.opts;
+        let admin_file = o.run_dir.join("envoy-admin.addr");
+        let _ = std::fs::remove_file(&admin_file);
+
+        let mut cmd = Command::new(&o.envoy);
+        cmd.arg("-c")
+            .arg(&config_path)
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            // Each instance gets its own shared-memory id, so several stacks can run at once.
+            .arg("--use-dynamic-base-id")
+            .arg("--concurrency")
+            .arg(o.envoy_concurrency.to_string())
+            .args([
+                "--file-flush-interval-msec",
+                "200",
+                "--log-level",
+                "warn",
+                "--component-log-level",
+                "wasm:info",
+            ])
+            // The secrets reach the filter only through Envoy's environment (and never
+            // from this process's own, whatever it holds).
+            .env_remove(&token_env)
+            .envs(env);
+        let mut proc = Managed::spawn("envoy", cmd, &o.run_dir.join("envoy.log"))
+            .map_err(|e| e.to_string())?;
+        let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;
+        self.admin_url = format!("http://{admin}");
+        self.envoy = Some(proc);
+
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // 1. Envoy says it is ready (listeners up, wasm loaded).
+        loop {
+            let ready = client.get(format!("{}/ready", self.admin_url)).send().await;
+            if matches!(&ready, Ok(r) if r.status().is_success()) {
+                break;
+            }
+            self.check_alive("envoy", deadline)?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let port = gateway_port(&client, &self.admin_url).await?;
+        self.gateway_url = format!("http://127.0.0.1:{port}");
+
+        // 2. One real request through every component.
+        let token = self.token(&TokenSpec::new(READINESS_SUBJECT));
+        loop {
+            let r = client
+                .post(format!("{}/v1/chat/completions", self.gateway_url))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ready?"}]}))
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) if Instant::now() > deadline => {
+                    let status = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    return Err(format!(
+                        "readiness request failed: {status} {body}\n{}",
+                        self.logs()
+                    ));
+                }
+                _ => {}
+            }
+            self.check_alive("envoy", deadline)?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn check_alive(&mut self, what: &str, deadline: Instant) -> Result<(), String> {
+        let exited = self.envoy.as_mut().and_then(Managed::exited);
+        if let Some(status) = exited {
+            return Err(format!("{what} exited ({status})\n{}", self.logs()));
+        }
+        // No point waiting out the deadline: Envoy keeps running without the filter.
+        if let Some(refusal) = self.filter_refusal() {
+            return Err(format!(
+                "the filter refused its configuration: {refusal}\n{}",
+                self.logs()
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{what} not ready in time\n{}", self.logs()));
+        }
+        Ok(())
+    }
+
+    /// The filter's own line in Envoy's log when it refused its configuration at load
+    /// (a missing secret, an invalid field), which it names.
+    pub fn filter_refusal(&self) -> Option<String> {
+        let log = std::fs::read_to_string(self.opts.run_dir.join("envoy.log")).ok()?;
+        log.lines()
+            .find(|l| l.contains("invalid plugin configuration"))
+            .map(str::to_owned)
+    }
+
+    /// A dev token for `spec`, signed with the stack's dev key.
+    pub fn token(&self, spec: &TokenSpec) -> String {
+        self.opts.dev_key.mint(spec)
+    }
+
+    /// Each provider's name and where its traffic goes.
+    pub fn provider_targets(&self) -> Vec<(String, String)> {
+        self.rendered
+            .as_ref()
+            .map(|r| {
+                r.policy
+                    .providers
+                    .iter()
+                    .map(|p| {
+                        let scheme = if p.url.tls { "https" } else { "http" };
+                        (p.name.clone(), format!("{scheme}://{}", p.url.authority()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The key the main mock provider accepts.
+    pub fn provider_key(&self) -> &str {
+        &self.opts.mock_key
+    }
+
+    /// How many ECDS updates of the filter Envoy has taken.
+    pub async fn ecds_updates(&self) -> Result<u64, String> {
+        self.stat_sum("extension_config_discovery.http_filter.chokepoint.update_success")
+            .await
+    }
+
+    /// The sum of Envoy's stats whose names contain `filter`.
+    async fn stat_sum(&self, filter: &str) -> Result<u64, String> {
+        let text = reqwest::get(format!("{}/stats?filter={filter}", self.admin_url))
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
+            .sum())
+    }
+
+    /// Envoy's PID (for CPU and memory measurements).
+    pub fn envoy_pid(&self) -> Option<u32> {
+        self.envoy.as_ref().and_then(Managed::pid)
+    }
+
+    /// The policy service's PID.
+    pub fn policy_pid(&self) -> Option<u32> {
+        self.policy.as_ref().and_then(Managed::pid)
+    }
+
+    /// Redis's PID.
+    pub fn redis_pid(&self) -> Option<u32> {
+        self.redis.as_ref().and_then(|r| r.proc.pid())
+    }
+
+    /// The sum of Envoy's stats whose names contain `filter` (0 when unreachable).
+    pub async fn envoy_stat(&self, filter: &str) -> u64 {
+        self.stat_sum(filter).await.unwrap_or(0)
+    }
+
+    /// The first child that has exited, if any: the supervisor stops everything then.
+    pub fn exited_child(&mut self) -> Option<(String, String)> {
+        for p in [
+            self.envoy.as_mut(),
+            self.mock.as_mut(),
+            self.policy.as_mut(),
+            self.redis.as_mut().map(|r| &mut r.proc),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(status) = p.exited() {
+                return Some((p.name.clone(), status));
+            }
+        }
+        None
+    }
+
+    /// The tail of every component's log.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for p in [
+            self.envoy.as_ref(),
+            self.mock.as_ref(),
+            self.backup_mock.as_ref(),
+            self.idp.as_ref(),
+            self.policy.as_ref(),
+            self.redis.as_ref().map(|r| &r.proc),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            out.push_str(&format!(
+                "----- {} ({}) -----\n{}\n",
+                p.name,
+                p.log.display(),
+                p.log_tail(6000)
+            ));
+        }
+        out
+    }
+
+    /// Stops every process, Envoy first.
+    pub fn stop(&mut self) {
+        for p in [
+            self.envoy.as_mut(),
+            self.mock.as_mut(),
+            self.backup_mock.as_mut(),
+            self.idp.as_mut(),
+            self.policy.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            p.stop(Duration::from_secs(5));
+        }
+        if let Some(r) = self.redis.as_mut() {
+            r.proc.stop(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "\n===== chokepoint stack logs (test failed) =====\n{}",
+                self.logs()
+            );
+        }
+        self.stop();
+    }
+}
+
+fn port_of(addr: &str) -> Result<u16, String> {
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("not an address: {addr:?}"))
+}
+
+/// A clear message naming the port, instead of a child dying with EADDRINUSE.
+/// The port of the listener named `gateway` of the Envoy whose admin interface is at
+/// `admin_url`: the stack's, and the benchmark's reference Envoys'.
+pub async fn gateway_port(client: &reqwest::Client, admin_url: &str) -> Result<u16, String> {
+    let v: serde_json::Value = client
+        .get(format!("{admin_url}/listeners?format=json"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    v["listener_statuses"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["name"] == "gateway"))
+        .and_then(|l| l["local_address"]["socket_address"]["port_value"].as_u64())
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| format!("no gateway listener in Envoy's /listeners: {v}"))
+}
+
+pub fn check_port_free(port: u16) -> Result<(), String> {
+    if port == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind(("127.0.0.1", port))
+        .map(drop)
+        .map_err(|e| format!("port {port} on 127.0.0.1 is already in use ({e}); stop whatever listens there or choose another port"))
+}
+
+/// Hex from the kernel's CSPRNG.
+pub fn random_hex(bytes: usize) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .is_ok();
+    assert!(ok, "cannot read /dev/urandom");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
