@@ -1,6 +1,6 @@
 //! The policy service's answer to an [`AuthorizeRequest`](crate::AuthorizeRequest).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 #[cfg(test)]
 use crate::{bounds::MAX_LEASE_SLOTS, schema_tests::REASONS};
@@ -20,13 +20,9 @@ pub mod reason {
 /// The policy service's answer to an authorize request: an allow or a denial, told
 /// apart by `allow`.
 // `S` holds text: `&str` when the service writes, `String` when the filter reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged, bound(deserialize = "S: Deserialize<'de> + Default"))]
-#[cfg_attr(
-    test,
-    derive(schemars::JsonSchema),
-    schemars(rename = "Decision", bound = "S: schemars::JsonSchema + Default")
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(rename = "Decision"))]
 pub enum Decision<S = String> {
     Allow(Allow<S>),
     Deny(Deny<S>),
@@ -37,14 +33,11 @@ pub enum Decision<S = String> {
 /// The top-level `limit`, `remaining` and `reset_after_ms` describe the tightest limit
 /// (least left, as a share of itself), absent when no limit applies: the filter turns
 /// them into the `x-ratelimit-*` headers clients know from OpenAI.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema), schemars(rename = "Allow"))]
 pub struct Allow<S = String> {
     pub allow: Tag<true>,
-    /// Every limit that applies, for clients and operators; the filter does not read
-    /// it back.
-    #[serde(skip_deserializing)]
+    /// Every limit that applies, for clients and operators; the filter does not read it.
     pub limits: Vec<LimitState<S>>,
     /// Requests' worth granted as a lease (each slot reserved on its own), sent only for
     /// more than one: a per-request answer keeps its documented shape.
@@ -71,13 +64,8 @@ pub struct LimitState<S = String> {
 }
 
 /// The request may not go ahead; nothing was reserved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
-#[cfg_attr(
-    test,
-    derive(schemars::JsonSchema),
-    schemars(rename = "Deny", bound = "S: schemars::JsonSchema + Default")
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(rename = "Deny"))]
 pub struct Deny<S = String> {
     pub allow: Tag<false>,
     /// `rate_limited` (an rpm or tpm limit), `budget_exceeded` (a budget in dollars or
@@ -85,20 +73,63 @@ pub struct Deny<S = String> {
     #[cfg_attr(test, schemars(extend("enum" = REASONS)))]
     pub reason: Required<S>,
     /// The tripped limit's name, as an allow's `limits` name it; not read by the filter.
-    #[serde(skip_deserializing)]
     pub limit_name: S,
     /// Names the limit and its owner, for the client: `tenant acme's monthly budget of
     /// $500.00 is spent`.
     pub message: Required<S>,
     /// The tripped limit; not read by the filter.
-    #[serde(skip_deserializing)]
     pub limit: u64,
     /// Always 0; not read by the filter.
-    #[serde(skip_deserializing)]
     #[cfg_attr(test, schemars(range(max = 0)))]
     pub remaining: u64,
     /// When the tripped limit lets a request like this through again; absent for
     /// `unpriced_model`, which waiting does not cure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+}
+
+/// Read as the filter always has: `allow` decides, any other field may be absent (a
+/// denial without a reason is still a denial), and one of the wrong type makes the whole
+/// answer unreadable. What the filter does not read is left empty.
+impl<'de, S: Deserialize<'de> + Default> Deserialize<'de> for Decision<S> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(bound(deserialize = "S: Deserialize<'de>"))]
+        struct Read<S> {
+            allow: bool,
+            #[serde(default)]
+            slots: Option<u64>,
+            #[serde(default)]
+            limit: Option<u64>,
+            #[serde(default)]
+            remaining: Option<u64>,
+            #[serde(default)]
+            reset_after_ms: Option<u64>,
+            reason: Required<S>,
+            message: Required<S>,
+            #[serde(default)]
+            retry_after_ms: Option<u64>,
+        }
+        let read = Read::<S>::deserialize(deserializer)?;
+        Ok(if read.allow {
+            Decision::Allow(Allow {
+                allow: Tag,
+                limits: Vec::new(),
+                slots: read.slots,
+                limit: read.limit,
+                remaining: read.remaining,
+                reset_after_ms: read.reset_after_ms,
+            })
+        } else {
+            Decision::Deny(Deny {
+                allow: Tag,
+                reason: read.reason,
+                limit_name: S::default(),
+                message: read.message,
+                limit: 0,
+                remaining: 0,
+                retry_after_ms: read.retry_after_ms,
+            })
+        })
+    }
 }

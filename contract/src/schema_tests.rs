@@ -405,12 +405,19 @@ fn types_read_what_the_wire_has_always_carried() {
         let decision: Decision = serde_json::from_str(text).unwrap();
         assert_eq!(matches!(decision, Decision::Allow(_)), allowed, "{text}");
     }
-    for text in [
+    let deny: Decision = serde_json::from_str(r#"{"allow":false,"retry_after_ms":2}"#).unwrap();
+    let Decision::Deny(deny) = deny else {
+        panic!("{deny:?}")
+    };
+    assert_eq!((deny.reason.get(), deny.retry_after_ms), (None, Some(2)));
+    let wrong = [
         r#"{"allow":"yes"}"#,
         "{}",
         r#"{"allow":true,"slots":-1}"#,
+        r#"{"allow":true,"reason":5}"#,
         "[]",
-    ] {
+    ];
+    for text in wrong {
         assert!(serde_json::from_str::<Decision>(text).is_err(), "{text}");
     }
     let answer: UsageAnswer =

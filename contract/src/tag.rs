@@ -1,27 +1,14 @@
 //! The `allow` field of a decision, which tells an allow from a denial.
 
-use serde::de::{Error, Unexpected};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
-/// A boolean that is always `B`: written as `B`, and read only from `B`, so that a
-/// [`Decision`](crate::Decision) is an allow or a denial by its `allow` field.
+/// A boolean that is always `B`: an allow's `allow` is `true`, a denial's `false`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tag<const B: bool>;
 
 impl<const B: bool> Serialize for Tag<B> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bool(B)
-    }
-}
-
-impl<'de, const B: bool> Deserialize<'de> for Tag<B> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = bool::deserialize(deserializer)?;
-        if value != B {
-            let expected = if B { "true" } else { "false" };
-            return Err(D::Error::invalid_value(Unexpected::Bool(value), &expected));
-        }
-        Ok(Tag)
     }
 }
 

@@ -197,7 +197,49 @@ impl FakeHost {
     pub fn count_of(&self, c: Counter) -> u64 {
         self.counters.get(&c.stat_name()).copied().unwrap_or(0)
     }
+
+    fn record_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        if self.fail_dispatch {
+            return Err(HostError("no such cluster"));
+        }
+        self.dispatched.push(Dispatched {
+            cluster: cluster.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: String::from_utf8_lossy(body).into_owned(),
+            timeout,
+        });
+        Ok(100 + self.dispatched.len() as u32)
+    }
 }
+
+/// Holds what a request sends to the policy service, and the usage record it leaves in
+/// filter state, to the contract's schemas: `target` is the callout's `:path` or the
+/// filter state's name.
+#[cfg(not(target_arch = "wasm32"))]
+fn check_contract(target: &str, payload: &[u8]) {
+    use chokepoint_contract::validate::{check_text, Schema};
+    let schema = match target {
+        chokepoint_contract::paths::AUTHORIZE_PATH => Schema::AuthorizeRequest,
+        crate::flow::USAGE_FILTER_STATE => Schema::UsageRecord,
+        _ => return,
+    };
+    if let Err(e) = check_text(schema, payload) {
+        panic!("{e}\npayload: {}", String::from_utf8_lossy(payload));
+    }
+}
+
+/// The validator is a native dev-dependency; serde_json writes the same bytes in V8.
+#[cfg(target_arch = "wasm32")]
+fn check_contract(_: &str, _: &[u8]) {}
 
 impl Host for FakeHost {
     fn request_headers(&self) -> Result<Vec<(String, String)>, HostError> {
@@ -223,19 +265,9 @@ impl Host for FakeHost {
         body: &[u8],
         timeout: Duration,
     ) -> Result<u32, HostError> {
-        if self.fail_dispatch {
-            return Err(HostError("no such cluster"));
-        }
-        self.dispatched.push(Dispatched {
-            cluster: cluster.into(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: String::from_utf8_lossy(body).into_owned(),
-            timeout,
-        });
-        Ok(100 + self.dispatched.len() as u32)
+        let path = headers.iter().find(|(k, _)| *k == ":path");
+        check_contract(path.map_or("", |(_, v)| *v), body);
+        self.record_call(cluster, headers, body, timeout)
     }
 
     fn send_reply(&mut self, reply: &Reply) -> Result<(), HostError> {
@@ -282,6 +314,7 @@ impl Host for FakeHost {
     }
 
     fn set_filter_state(&mut self, name: &str, value: &[u8]) {
+        check_contract(name, value);
         self.filter_state.insert(name.into(), value.to_vec());
     }
 
@@ -320,7 +353,8 @@ impl RootHost for FakeHost {
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<u32, HostError> {
-        Host::dispatch(self, cluster, headers, body.unwrap_or_default(), timeout)
+        // Unchecked: the root's tests send records of their own making (a bad one too).
+        self.record_call(cluster, headers, body.unwrap_or_default(), timeout)
     }
 
     fn dequeue_usage(&mut self) -> Option<Vec<u8>> {

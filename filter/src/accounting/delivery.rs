@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 
+use chokepoint_contract::UsageAnswer;
 use serde::Deserialize;
 
 use crate::accounting::outbox::{read_item, split_item};
@@ -61,14 +62,9 @@ pub enum Answer {
 impl Answer {
     /// Reads the callout's status and body.
     pub fn read(status: Option<u32>, body: &[u8]) -> Answer {
-        #[derive(Deserialize)]
-        struct Booked {
-            #[serde(default)]
-            dead_lettered: u64,
-        }
         match status {
             Some(200) => Answer::Accepted {
-                dead_lettered: serde_json::from_slice::<Booked>(body)
+                dead_lettered: serde_json::from_slice::<UsageAnswer>(body)
                     .map_or(0, |b| b.dead_lettered),
             },
             Some(400 | 413) => Answer::Refused,
@@ -432,6 +428,56 @@ mod tests {
         }
         assert_eq!(sent.len(), 3, "{sent:?}");
         assert!(d.is_empty() && d.take_all().is_empty());
+    }
+
+    /// The body spliced from queued records and releases is a usage batch in the
+    /// contract's terms (the other tests here splice stand-ins for records).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn a_batch_of_records_meets_the_contract() {
+        use chokepoint_contract::validate::{check_text, Schema};
+        use chokepoint_contract::Required;
+        let groups = vec!["ml".to_string()];
+        let record = |request_id| crate::accounting::record::UsageRecord {
+            request_id: Required::new(request_id),
+            reservation_id: Some("r0.3"),
+            trace_id: Some("9f1c"),
+            user: Some("0190a6f2-7c1e-8b3a-9f00-1234567890ab"),
+            tenant: Some("acme"),
+            groups: &groups,
+            cost_center: None,
+            model: Some("gpt-4o-mini"),
+            model_key: Some("gpt-4o-mini"),
+            provider: Some("openai"),
+            format: Some("openai_chat"),
+            stream: true,
+            input_tokens: 13,
+            output_tokens: 2,
+            cached_input_tokens: 0,
+            reasoning_tokens: 0,
+            cache_creation_input_tokens: 0,
+            cost_micros: 4,
+            estimated: false,
+            status: Some(200),
+            decision: Some("allowed"),
+            latency_ms: Some(812),
+            ttft_ms: Some(95),
+            completed: Some(true),
+            error: None,
+            ts_ms: Some(1_795_640_042_000),
+        };
+        let one = serde_json::to_vec(&record("r1")).unwrap();
+        let two = serde_json::to_vec(&record("r2")).unwrap();
+        let mut bundle = b"R2:".to_vec();
+        bundle.extend_from_slice(&one);
+        bundle.push(b',');
+        bundle.extend_from_slice(&two);
+        let (d, _) = filled(&[&one, &bundle, br#""r0.4""#], ROOMY);
+        let body = d.body();
+        assert_eq!(check_text(Schema::UsageBatch, &body), Ok(()));
+        let batch: chokepoint_contract::UsageBatch = serde_json::from_slice(&body).unwrap();
+        assert_eq!(batch.records.get().map(Vec::len), Some(3));
+        assert_eq!(batch.releases, ["r0.4"]);
     }
 
     #[test]

@@ -134,8 +134,8 @@ struct RawLongContext {
 }
 
 /// Longest model name or pattern accepted in the table (the gateway refuses longer names
-/// in requests, so a longer key could never match).
-pub const MAX_MODEL_NAME_BYTES: usize = 256;
+/// in requests, so a longer key could never match): the policy service's bound on names.
+pub const MAX_MODEL_NAME_BYTES: usize = chokepoint_contract::bounds::MAX_NAME_BYTES;
 
 impl PriceTable {
     /// Reads `{"models": {"<model or glob>": <price>, ...}, "default": <price>}` where a

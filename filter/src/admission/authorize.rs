@@ -2,73 +2,37 @@
 //! Anything but a well-formed 200 answer is "unavailable", so a slow, broken or garbage
 //! answer always ends the same deterministic way.
 
-use serde::{Deserialize, Serialize};
+use chokepoint_contract::bounds::MAX_LEASE_SLOTS;
+use chokepoint_contract::Required;
 
 use crate::admission::lease::LeaseAsk;
 
-#[derive(Debug, Serialize)]
-pub struct AuthorizeRequest<'a> {
-    pub request_id: &'a str,
-    pub user: &'a str,
-    pub tenant: Option<&'a str>,
-    pub groups: &'a [String],
-    pub model: Option<&'a str>,
-    /// What the model-scope limits key on: a name the configuration holds, or `other`
-    /// (clients choose model names; the policy service's keys must stay bounded).
-    pub model_key: Option<&'a str>,
-    /// `false`: the model has no price, so a dollar budget must refuse it rather than
-    /// book it at zero.
-    #[serde(skip_serializing_if = "is_true")]
-    pub priced: bool,
-    pub cost_center: Option<&'a str>,
-    pub provider: &'a str,
-    pub stream: bool,
-    /// The request's worst case: input estimate plus its output cap.
-    pub reserve_tokens: u64,
-    /// The same, priced (0 when the model has no price).
-    pub reserve_cost_micros: u64,
-    /// Requests' worth wanted as a lease (see `lease`); absent: just this one.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub lease_slots: u64,
-    /// With a lease: by when (ms from now) its unused slots are back at the policy
-    /// service at the latest, so a denial that only they cause can say when to retry.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub lease_return_ms: u64,
-}
+/// What the filter asks, holding the request's own strings (see the contract crate).
+pub type AuthorizeRequest<'a> = chokepoint_contract::AuthorizeRequest<&'a str, &'a [String]>;
 
-impl<'a> AuthorizeRequest<'a> {
-    /// A lease renewal: the caller's last granted request again, under an id of its own.
-    pub fn renewal(
-        request_id: &'a str,
-        ask: &'a LeaseAsk,
-        lease_slots: u64,
-        lease_return_ms: u64,
-    ) -> AuthorizeRequest<'a> {
-        AuthorizeRequest {
-            request_id,
-            user: &ask.user,
-            tenant: ask.tenant.as_deref(),
-            groups: &ask.groups,
-            model: ask.model.as_deref(),
-            model_key: ask.model_key.as_deref(),
-            priced: ask.priced,
-            cost_center: ask.cost_center.as_deref(),
-            provider: &ask.provider,
-            stream: ask.stream,
-            reserve_tokens: ask.reserve_tokens,
-            reserve_cost_micros: ask.reserve_cost_micros,
-            lease_slots,
-            lease_return_ms,
-        }
+/// A lease renewal: the caller's last granted request again, under an id of its own.
+pub fn renewal<'a>(
+    request_id: &'a str,
+    ask: &'a LeaseAsk,
+    lease_slots: u64,
+    lease_return_ms: u64,
+) -> AuthorizeRequest<'a> {
+    AuthorizeRequest {
+        request_id: Required::new(request_id),
+        user: Required::new(&ask.user),
+        tenant: ask.tenant.as_deref(),
+        groups: &ask.groups,
+        model: ask.model.as_deref(),
+        model_key: ask.model_key.as_deref(),
+        priced: ask.priced,
+        cost_center: ask.cost_center.as_deref(),
+        provider: Some(&ask.provider),
+        stream: ask.stream,
+        reserve_tokens: ask.reserve_tokens,
+        reserve_cost_micros: ask.reserve_cost_micros,
+        lease_slots,
+        lease_return_ms,
     }
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-fn is_true(b: &bool) -> bool {
-    *b
 }
 
 /// The tightest limit's state, as the policy service reports it on an allow: becomes the
@@ -94,25 +58,6 @@ pub enum Decision {
     Unavailable(&'static str),
 }
 
-#[derive(Deserialize)]
-struct RawDecision {
-    allow: bool,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    retry_after_ms: Option<u64>,
-    #[serde(default)]
-    limit: Option<u64>,
-    #[serde(default)]
-    remaining: Option<u64>,
-    #[serde(default)]
-    reset_after_ms: Option<u64>,
-    #[serde(default)]
-    slots: Option<u64>,
-}
-
 /// Reads the policy service's answer. `status` is the HTTP status of the callout, absent
 /// when the callout itself failed (timeout, reset, no healthy host).
 pub fn decide(status: Option<u32>, body: &[u8]) -> Decision {
@@ -121,22 +66,26 @@ pub fn decide(status: Option<u32>, body: &[u8]) -> Decision {
         Some(200) => {}
         Some(_) => return Decision::Unavailable("bad_status"),
     }
-    let Ok(raw) = serde_json::from_slice::<RawDecision>(body) else {
+    let Ok(answer) = serde_json::from_slice::<chokepoint_contract::Decision>(body) else {
         return Decision::Unavailable("bad_answer");
     };
-    if raw.allow {
-        return Decision::Allow(Quota {
-            limit: raw.limit,
-            remaining: raw.remaining,
-            reset_after_ms: raw.reset_after_ms,
-            slots: raw.slots.unwrap_or(1).clamp(1, 64),
-        });
-    }
-    let retry_ms = raw.retry_after_ms.unwrap_or(1000);
+    let deny = match answer {
+        chokepoint_contract::Decision::Allow(allow) => {
+            return Decision::Allow(Quota {
+                limit: allow.limit,
+                remaining: allow.remaining,
+                reset_after_ms: allow.reset_after_ms,
+                slots: allow.slots.unwrap_or(1).clamp(1, MAX_LEASE_SLOTS),
+            })
+        }
+        chokepoint_contract::Decision::Deny(deny) => deny,
+    };
+    let retry_ms = deny.retry_after_ms.unwrap_or(1000);
     Decision::Deny {
-        reason: raw.reason.unwrap_or_else(|| "denied".into()),
-        message: raw
+        reason: deny.reason.into_option().unwrap_or_else(|| "denied".into()),
+        message: deny
             .message
+            .into_option()
             .unwrap_or_else(|| "The request was denied by the gateway's usage policy.".into()),
         // Round up: retrying a little late beats retrying into another denial.
         retry_after_secs: retry_ms.div_ceil(1000).max(1),
@@ -234,15 +183,15 @@ mod tests {
     fn request_shape() {
         let groups = vec!["ml".to_string()];
         let req = AuthorizeRequest {
-            request_id: "r1",
-            user: "u",
+            request_id: Required::new("r1"),
+            user: Required::new("u"),
             tenant: Some("acme"),
             groups: &groups,
             model: None,
             model_key: None,
             priced: true,
             cost_center: None,
-            provider: "openai",
+            provider: Some("openai"),
             stream: true,
             reserve_tokens: 10,
             reserve_cost_micros: 3,
@@ -263,5 +212,36 @@ mod tests {
         let v = serde_json::to_value(&unpriced).unwrap_or_default();
         assert_eq!(v["priced"], false);
         assert_eq!(v["model_key"], "other");
+    }
+
+    /// A renewal is the caller's last ask again, under its own id and with a lease, in
+    /// the contract's terms (the root's tests use an ask of their own making).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn a_renewal_asks_as_the_request_did_and_meets_the_contract() {
+        use chokepoint_contract::validate::{check_text, Schema};
+        let ask = LeaseAsk {
+            user: "0190a6f2-7c1e-8b3a-9f00-1234567890ab".into(),
+            tenant: Some("acme".into()),
+            groups: vec!["ml".into()],
+            model: Some("gpt-4o-mini-2024-07-18".into()),
+            model_key: Some("gpt-4o-mini*".into()),
+            priced: false,
+            cost_center: None,
+            provider: "openai".into(),
+            stream: false,
+            reserve_tokens: 4109,
+            reserve_cost_micros: 0,
+        };
+        let body = serde_json::to_vec(&renewal("r9", &ask, 16, 3270)).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            serde_json::json!({"request_id":"r9","user":ask.user,"tenant":"acme","groups":["ml"],
+                               "model":"gpt-4o-mini-2024-07-18","model_key":"gpt-4o-mini*",
+                               "priced":false,"cost_center":null,"provider":"openai","stream":false,
+                               "reserve_tokens":4109,"reserve_cost_micros":0,
+                               "lease_slots":16,"lease_return_ms":3270})
+        );
+        assert_eq!(check_text(Schema::AuthorizeRequest, &body), Ok(()));
     }
 }

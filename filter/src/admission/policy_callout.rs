@@ -4,8 +4,7 @@
 
 use crate::runtime::Runtime;
 
-/// The policy service's decision endpoint.
-pub const AUTHORIZE_PATH: &str = "/v1/authorize";
+pub use chokepoint_contract::paths::AUTHORIZE_PATH;
 
 /// `POST path` on the policy cluster, JSON, with the gateway token; `request_id` (a
 /// decision's own id) travels as `x-request-id` for the service's logs.

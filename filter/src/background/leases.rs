@@ -2,7 +2,7 @@
 //! (see `lease`).
 
 use super::Background;
-use crate::admission::authorize::{self, AuthorizeRequest, Decision};
+use crate::admission::authorize::{self, Decision};
 use crate::admission::lease::{self, Renewal};
 use crate::admission::policy_callout;
 use crate::host::{Counter, RootHost};
@@ -20,8 +20,7 @@ impl Background {
         let return_ms = lease::return_within_ms(policy.lease_ttl, rt.config.usage.flush);
         for renewal in due {
             let request_id = host.random_id();
-            let request =
-                AuthorizeRequest::renewal(&request_id, &renewal.ask, renewal.slots, return_ms);
+            let request = authorize::renewal(&request_id, &renewal.ask, renewal.slots, return_ms);
             let Ok(body) = serde_json::to_vec(&request) else {
                 self.auth
                     .borrow_mut()

@@ -630,7 +630,9 @@ fn usage_delivery(raw: Option<RawUsage>) -> Result<UsageDelivery, ConfigError> {
         flush_ms: None,
         timeout_ms: None,
     });
-    let path = non_empty_or(raw.path, "/v1/usage", || "usage.path".into())?;
+    let path = non_empty_or(raw.path, chokepoint_contract::paths::USAGE_PATH, || {
+        "usage.path".into()
+    })?;
     if !path.starts_with('/') {
         return Err(err("usage.path", "must be an absolute path"));
     }

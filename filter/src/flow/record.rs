@@ -4,6 +4,8 @@
 
 use std::rc::Rc;
 
+use chokepoint_contract::Required;
+
 use super::{Flow, USAGE_FILTER_STATE};
 use crate::accounting::pricing;
 use crate::accounting::record::UsageRecord;
@@ -51,9 +53,9 @@ impl Flow {
         let ttft_ms = first_byte.map(|t| t.saturating_sub(f.start_ms));
         let caller = f.caller.as_ref();
         let record = UsageRecord {
-            request_id: &f.request_id,
+            request_id: Required::new(&f.request_id),
             reservation_id: f.reservation_id.as_deref(),
-            trace_id: &f.trace_id,
+            trace_id: Some(&f.trace_id),
             user: caller.map(|c| c.user.as_str()),
             tenant: caller.and_then(|c| c.tenant.as_deref()),
             groups: caller.map_or(&[], |c| c.groups.as_slice()),
@@ -73,13 +75,13 @@ impl Flow {
             cache_creation_input_tokens: usage.cache_creation_input_tokens,
             cost_micros,
             estimated: settled.as_ref().is_some_and(|s| s.accounted.estimated),
-            status,
-            decision,
-            latency_ms: now.saturating_sub(f.start_ms),
+            status: Some(status),
+            decision: Some(decision),
+            latency_ms: Some(now.saturating_sub(f.start_ms)),
             ttft_ms,
-            completed: settled.as_ref().is_some_and(|s| s.completed),
+            completed: Some(settled.as_ref().is_some_and(|s| s.completed)),
             error: settled.as_ref().and_then(|s| s.error.as_deref()),
-            ts_ms: f.start_ms,
+            ts_ms: Some(f.start_ms),
         };
         let Ok(json) = serde_json::to_vec(&record) else {
             host.count(Counter::HostFailure);

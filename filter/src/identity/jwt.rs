@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
+use chokepoint_contract::bounds::{MAX_GROUPS, MAX_NAME_BYTES};
 use jwt_simple::prelude::*;
 use serde::Deserialize;
 
@@ -301,12 +302,11 @@ fn finish(
     })
 }
 
-/// More groups than this are ignored: they travel in headers and callouts.
-const MAX_GROUPS: usize = 64;
-
-/// Claim values travel as header values: printable, no control characters, bounded.
+/// Claim values travel as header values: printable, no control characters, bounded as
+/// the policy service's names are. Values past the bound, and groups past `MAX_GROUPS`,
+/// are dropped: they travel in headers and callouts.
 fn is_header_safe(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 256 && s.chars().all(|c| !c.is_control())
+    !s.is_empty() && s.len() <= MAX_NAME_BYTES && s.chars().all(|c| !c.is_control())
 }
 
 /// The `iss` of a token, unverified: only to decide which issuer's keys to refetch.

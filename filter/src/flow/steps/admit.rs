@@ -4,6 +4,8 @@
 //! next calls). A refusal is answered in the API's shape; an unreachable policy service
 //! fails open or closed as configured.
 
+use chokepoint_contract::Required;
+
 use crate::accounting::pricing;
 use crate::accounting::usage::estimate;
 use crate::accounting::usage::report::Usage;
@@ -18,9 +20,6 @@ use crate::host::Counter;
 use crate::providers::reply::{self, Reply};
 
 pub struct Admit;
-
-/// The policy service's reason for refusing a model without a price under a dollar budget.
-const UNPRICED_REASON: &str = "unpriced_model";
 
 impl Step for Admit {
     fn name(&self) -> &'static str {
@@ -84,15 +83,15 @@ fn admit(cx: &mut Cx<'_>, caller: &Caller) -> Result<Go, Reply> {
         .and_then(|i| rt.config.providers.get(i))
         .map_or("", |p| p.name.as_str());
     let request = AuthorizeRequest {
-        request_id: &facts.request_id,
-        user: &caller.user,
+        request_id: Required::new(&facts.request_id),
+        user: Required::new(&caller.user),
         tenant: caller.tenant.as_deref(),
         groups: &caller.groups,
         model: facts.model.as_deref(),
         model_key: facts.model_key.as_deref(),
         priced: facts.priced,
         cost_center: caller.cost_center.as_deref(),
-        provider,
+        provider: Some(provider),
         stream: facts.stream,
         reserve_tokens,
         reserve_cost_micros,
@@ -181,7 +180,7 @@ fn decided(cx: &mut Cx<'_>, caller: &Caller, answer: Answer) -> Result<Go, Reply
         // Waiting would not help: the model has no price and a dollar budget applies.
         Answer::Deny {
             reason, message, ..
-        } if reason == UNPRICED_REASON => {
+        } if reason == chokepoint_contract::reason::UNPRICED_MODEL => {
             cx.host.count(Counter::Denied);
             Err(reply::error(
                 403,
