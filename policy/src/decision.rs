@@ -5,15 +5,16 @@
 use std::cmp::Ordering;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use chokepoint_contract::{reason, Allow, Deny, LimitState as LimitAnswer, Required, Tag};
 
-use crate::api::authorize::AuthorizeRequest;
 use crate::display::{format_usd, format_window};
 use crate::keys;
-use crate::ledger::{ledger_key, Scope};
+use crate::ledger::ledger_key;
 use crate::limit_set::BudgetPeriod;
+use crate::scope::Scope;
 use crate::store::{LimitState, Metric, ScriptCall, Store, StoreError};
 use crate::utc_date::{Day, Period};
+use crate::validated::AuthorizeRequest;
 
 /// The service-wide settings a decision needs.
 #[derive(Debug, Clone, Copy)]
@@ -257,47 +258,41 @@ impl Policy {
 }
 
 impl Decision {
-    /// The JSON answer. The top-level `limit`, `remaining` and `reset_after_ms` of an
-    /// allow describe the tightest limit (least left, as a share of the limit), as the
-    /// single per-user limit did before budgets.
-    pub fn body(&self) -> Value {
+    /// The answer, in the contract's terms. The top-level `limit`, `remaining` and
+    /// `reset_after_ms` of an allow describe the tightest limit (least left, as a share
+    /// of the limit), as the single per-user limit did before budgets.
+    pub fn answer(&self) -> chokepoint_contract::Decision<&str> {
         match self {
             Decision::Allow { limits, slots } => {
-                let mut body = json!({
-                    "allow": true,
-                    "limits": limits.iter().map(|limit| json!({
-                        "name": limit.name,
-                        "limit": limit.state.limit,
-                        "remaining": limit.state.remaining(),
-                        "reset_after_ms": limit.state.reset_after_ms,
-                    })).collect::<Vec<_>>(),
-                });
-                // Only for a lease: a per-request answer keeps its documented shape.
-                if *slots > 1 {
-                    body["slots"] = json!(slots);
-                }
-                if let Some(tightest) = tightest(limits) {
-                    body["limit"] = json!(tightest.state.limit);
-                    body["remaining"] = json!(tightest.state.remaining());
-                    body["reset_after_ms"] = json!(tightest.state.reset_after_ms);
-                }
-                body
+                let tightest = tightest(limits).map(|limit| &limit.state);
+                chokepoint_contract::Decision::Allow(Allow {
+                    allow: Tag,
+                    limits: limits
+                        .iter()
+                        .map(|limit| LimitAnswer {
+                            name: limit.name.as_str(),
+                            limit: limit.state.limit,
+                            remaining: limit.state.remaining(),
+                            reset_after_ms: limit.state.reset_after_ms,
+                        })
+                        .collect(),
+                    // Only for a lease: a per-request answer keeps its documented shape.
+                    slots: (*slots > 1).then_some(*slots),
+                    limit: tightest.map(|state| state.limit),
+                    remaining: tightest.map(LimitState::remaining),
+                    reset_after_ms: tightest.map(|state| state.reset_after_ms),
+                })
             }
-            Decision::Deny { tripped, message } => {
-                let mut body = json!({
-                    "allow": false,
-                    "reason": deny_reason(&tripped.state),
-                    "limit_name": tripped.name,
-                    "message": message,
-                    "limit": tripped.state.limit,
-                    "remaining": 0,
-                });
+            Decision::Deny { tripped, message } => chokepoint_contract::Decision::Deny(Deny {
+                allow: Tag,
+                reason: Required::new(deny_reason(&tripped.state)),
+                limit_name: tripped.name.as_str(),
+                message: Required::new(message.as_str()),
+                limit: tripped.state.limit,
+                remaining: 0,
                 // Waiting does not price a model: an unpriced denial has no retry time.
-                if !tripped.state.unpriced {
-                    body["retry_after_ms"] = json!(tripped.state.reset_after_ms);
-                }
-                body
-            }
+                retry_after_ms: (!tripped.state.unpriced).then_some(tripped.state.reset_after_ms),
+            }),
         }
     }
 }
@@ -305,9 +300,9 @@ impl Decision {
 /// `rate_limited` for rpm and tpm, `budget_exceeded` for budgets.
 pub fn reason(metric: Metric) -> &'static str {
     if metric.is_budget() {
-        "budget_exceeded"
+        reason::BUDGET_EXCEEDED
     } else {
-        "rate_limited"
+        reason::RATE_LIMITED
     }
 }
 
@@ -315,14 +310,11 @@ pub fn reason(metric: Metric) -> &'static str {
 /// request, else [`reason`] of its metric.
 pub fn deny_reason(state: &LimitState) -> &'static str {
     if state.unpriced {
-        UNPRICED_MODEL
+        reason::UNPRICED_MODEL
     } else {
         reason(state.metric)
     }
 }
-
-/// The reason of a request refused because its model has no price (contract C2).
-pub const UNPRICED_MODEL: &str = "unpriced_model";
 
 /// The limit with the least left as a share of itself; the first of equals.
 fn tightest(limits: &[NamedLimit]) -> Option<&NamedLimit> {
@@ -446,6 +438,7 @@ mod tests {
     use super::*;
     use crate::store::Source;
     use crate::user_id::UserId;
+    use chokepoint_contract::validate::Schema;
 
     const USER: &str = "0190a6f2-7c1e-8b3a-9f00-1234567890ab";
 
@@ -684,11 +677,15 @@ mod tests {
         );
         assert!(super::tightest(&[]).is_none());
 
-        let body = Decision::Allow {
+        let decision = Decision::Allow {
             limits: limits.to_vec(),
             slots: 1,
-        }
-        .body();
+        };
+        let body = serde_json::to_value(decision.answer()).unwrap();
+        assert_eq!(
+            chokepoint_contract::validate::check(Schema::Decision, &body),
+            Ok(())
+        );
         assert_eq!(body["limit"], 1000);
         assert_eq!(body["remaining"], 100);
         assert_eq!(body["limits"][2]["name"], "model:rpm");
@@ -759,12 +756,16 @@ mod tests {
         for (limit, expected) in cases {
             let message = unpriced_message(&limit, &request);
             assert!(message.starts_with(expected), "{message}");
-            let body = Decision::Deny {
+            let decision = Decision::Deny {
                 tripped: limit,
                 message,
-            }
-            .body();
-            assert_eq!(body["reason"], UNPRICED_MODEL, "{body}");
+            };
+            let body = serde_json::to_value(decision.answer()).unwrap();
+            assert_eq!(
+                chokepoint_contract::validate::check(Schema::Decision, &body),
+                Ok(())
+            );
+            assert_eq!(body["reason"], reason::UNPRICED_MODEL, "{body}");
             assert!(body.get("retry_after_ms").is_none(), "{body}");
         }
         // Without a model name the key names it.

@@ -5,7 +5,7 @@
 //! two (family, kind, id) triples give one key whatever characters an id holds; the id
 //! is a Redis Cluster hash tag, as in the ledger.
 
-use crate::ledger::Scope;
+use crate::scope::Scope;
 use crate::utc_date::Period;
 
 /// The id of a scope kind's default limit set (`user:*` applies to every user without

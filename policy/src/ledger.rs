@@ -15,10 +15,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::usage::{UsageRecord, MAX_USAGE_COUNT};
+use chokepoint_contract::bounds::MAX_USAGE_COUNT;
+
 use crate::keys::{self, Ranking};
+use crate::scope::Scope;
 use crate::store::{ScopeWrite, Store, StoreError, UsageTally, UsageWrite};
 use crate::utc_date::{Day, Period, MS_PER_DAY};
+use crate::validated::UsageRecord;
 
 /// The fields of every ledger hash, in the order [`Ledger::totals`] returns them.
 pub const FIELDS: [&str; 8] = [
@@ -50,32 +53,6 @@ pub struct Retention {
 impl Retention {
     pub fn max_age_ms(&self) -> u64 {
         u64::try_from(self.max_age.as_millis()).unwrap_or(u64::MAX)
-    }
-}
-
-/// What a ledger total is kept for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    User,
-    Tenant,
-    Model,
-    CostCenter,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::User, Scope::Tenant, Scope::Model, Scope::CostCenter];
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|scope| scope.as_str() == text)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::User => "user",
-            Scope::Tenant => "tenant",
-            Scope::Model => "model",
-            Scope::CostCenter => "cost_center",
-        }
     }
 }
 
@@ -368,11 +345,6 @@ mod tests {
         for (got, expected) in cases {
             assert_eq!(got, expected);
         }
-        for scope in Scope::ALL {
-            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
-        }
-        assert_eq!(Scope::parse("group"), None);
-        assert_eq!(Scope::parse("User"), None);
     }
 
     #[test]

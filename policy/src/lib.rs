@@ -19,24 +19,28 @@ mod dead_letter;
 mod decision;
 pub mod display;
 mod error;
+mod fields;
 mod keys;
 mod ledger;
 mod limit_set;
 mod metrics;
+mod scope;
 pub mod seed_limits;
 pub mod stderr_log;
 mod store;
 mod user_id;
 mod utc_date;
+mod validated;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use api::authorize::AuthorizeRequest;
-pub use api::fields::{MAX_GROUPS, MAX_NAME_BYTES, MAX_REQUEST_ID_BYTES};
-pub use api::usage::{UsageBatch, UsageRecord, MAX_USAGE_COUNT, MAX_USAGE_RECORDS};
+pub use api::usage::UsageBatch;
+pub use chokepoint_contract::bounds::{
+    MAX_GROUPS, MAX_NAME_BYTES, MAX_REQUEST_ID_BYTES, MAX_USAGE_COUNT, MAX_USAGE_RECORDS,
+};
 pub use clock::Clock;
 pub use config::{
     Config, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN, DEFAULT_RESERVATION_TTL,
@@ -46,6 +50,7 @@ pub use dead_letter::{DeadLetter, MAX_DEAD_RECORD_BYTES};
 pub use error::Error;
 pub use store::{AUTHORIZE_SCRIPT, RECORD_USAGE_SCRIPT};
 pub use user_id::UserId;
+pub use validated::{AuthorizeRequest, UsageRecord};
 
 use api::{AppState, BodyLimits};
 use decision::Policy;

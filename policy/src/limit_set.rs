@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
+
+use crate::fields::{self, Invalid};
 
 /// Largest limit accepted: 2^53, which Redis's Lua (doubles) compares exactly.
 pub const MAX_LIMIT: u64 = 1 << 53;
@@ -78,7 +81,64 @@ pub struct LimitSet {
     pub period: Option<BudgetPeriod>,
 }
 
+/// A set as the admin API's `PUT` body and the policy file give it.
+#[derive(Deserialize)]
+struct Body {
+    // u64 makes serde reject negatives, fractions and strings, naming the field.
+    rpm: Option<u64>,
+    tpm: Option<u64>,
+    usd_micros: Option<u64>,
+    tokens: Option<u64>,
+    period: Option<String>,
+}
+
 impl LimitSet {
+    /// Reads and validates a set given as `{"rpm","tpm","usd_micros","tokens","period"}`,
+    /// naming the offending field.
+    pub fn from_body(object: Map<String, Value>) -> Result<LimitSet, Invalid> {
+        // Strict: a misspelt limit must not be silently dropped, leaving a scope unlimited.
+        if let Some(unknown) = object.keys().find(|key| !FIELDS.contains(&key.as_str())) {
+            return Err(Invalid {
+                code: "unknown_field",
+                message: format!(
+                    "{unknown} is not a limit field; expected one of {}",
+                    FIELDS.join(", ")
+                ),
+            });
+        }
+        let body: Body =
+            serde_path_to_error::deserialize(Value::Object(object)).map_err(|err| {
+                let path = err.path().to_string();
+                Invalid {
+                    code: "invalid_field",
+                    message: format!("{path}: {}", err.into_inner()),
+                }
+            })?;
+        let period = body
+            .period
+            .map(|text| {
+                BudgetPeriod::parse(&text).ok_or_else(|| {
+                    fields::invalid(
+                        "period",
+                        &format!(
+                            "must be day, month or rolling:<secs> (1 to {MAX_ROLLING_SECS}); got {text:?}"
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        let set = LimitSet {
+            rpm: body.rpm,
+            tpm: body.tpm,
+            usd_micros: body.usd_micros,
+            tokens: body.tokens,
+            period,
+        };
+        set.check()
+            .map_err(|(field, why)| fields::invalid(field, &why))?;
+        Ok(set)
+    }
+
     /// The first rule the set breaks, as `(field, why)`.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         for (field, value) in [

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::ledger::Scope;
+use crate::scope::Scope;
 use crate::store::{Availability, LimitState, Metric};
 
 #[derive(Debug, Default)]
@@ -171,7 +171,7 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "chokepoint_policy_denials_total{{reason=\"{}\",scope=\"{}\",limit=\"{}\"}} {}",
-                crate::decision::UNPRICED_MODEL,
+                chokepoint_contract::reason::UNPRICED_MODEL,
                 scope.as_str(),
                 Metric::UsdMicros.as_str(),
                 load(counter),

@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-use crate::api::admin_limits::parse_body;
-use crate::api::fields;
+use serde_json::{Map, Value};
+
+use crate::fields;
 use crate::keys::{self, LIMITS_INDEX_KEY};
-use crate::ledger::Scope;
 use crate::limit_set::LimitSet;
+use crate::scope::Scope;
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ pub struct SeedLimit {
 
 /// Parses the rendered limits file; every error names the scope and field.
 pub fn parse(text: &str) -> Result<Vec<SeedLimit>, String> {
-    let object: serde_json::Map<String, serde_json::Value> =
+    let object: Map<String, Value> =
         serde_json::from_str(text).map_err(|e| format!("limits file is not a JSON object: {e}"))?;
     let mut out = Vec::with_capacity(object.len());
     for (name, body) in object {
@@ -32,8 +33,10 @@ pub fn parse(text: &str) -> Result<Vec<SeedLimit>, String> {
             .map_err(|e| format!("{name}: {}", e.message))?;
         let id = fields::scope_id("scope", scope, Some(id.to_owned()), true)
             .map_err(|e| format!("{name}: {}", e.message))?;
-        let set = parse_body(Some("application/json"), body.to_string().as_bytes())
-            .map_err(|e| format!("{name}: {}", e.message))?;
+        // As the admin API words a `PUT` body that is not an object.
+        let body: Map<String, Value> = serde_json::from_value(body)
+            .map_err(|e| format!("{name}: request body must be a JSON object: {e}"))?;
+        let set = LimitSet::from_body(body).map_err(|e| format!("{name}: {}", e.message))?;
         out.push(SeedLimit { scope, id, set });
     }
     Ok(out)

@@ -18,64 +18,16 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
-use super::{admin_auth, fields, json_body, AppState};
+use super::{admin_auth, json_body, AppState};
+use crate::fields;
 use crate::keys::{self, LIMITS_INDEX_KEY};
-use crate::ledger::Scope;
-use crate::limit_set::{BudgetPeriod, LimitSet, FIELDS as BODY_FIELDS, MAX_ROLLING_SECS};
-
-#[derive(Deserialize)]
-struct Wire {
-    // u64 makes serde reject negatives, fractions and strings, naming the field.
-    rpm: Option<u64>,
-    tpm: Option<u64>,
-    usd_micros: Option<u64>,
-    tokens: Option<u64>,
-    period: Option<String>,
-}
+use crate::limit_set::LimitSet;
+use crate::scope::Scope;
 
 /// Decodes and validates a `PUT` body, naming the offending field.
 pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<LimitSet, ApiError> {
     let object: Map<String, Value> = json_body::decode(content_type, body)?;
-    // Strict: a misspelt limit must not be silently dropped, leaving a scope unlimited.
-    if let Some(unknown) = object
-        .keys()
-        .find(|key| !BODY_FIELDS.contains(&key.as_str()))
-    {
-        return Err(ApiError::invalid_request(
-            "unknown_field",
-            format!(
-                "{unknown} is not a limit field; expected one of {}",
-                BODY_FIELDS.join(", ")
-            ),
-        ));
-    }
-    let wire: Wire = serde_path_to_error::deserialize(Value::Object(object)).map_err(|err| {
-        let path = err.path().to_string();
-        ApiError::invalid_request("invalid_field", format!("{path}: {}", err.into_inner()))
-    })?;
-    let period = wire
-        .period
-        .map(|text| {
-            BudgetPeriod::parse(&text).ok_or_else(|| {
-                fields::invalid(
-                    "period",
-                    &format!(
-                        "must be day, month or rolling:<secs> (1 to {MAX_ROLLING_SECS}); got {text:?}"
-                    ),
-                )
-            })
-        })
-        .transpose()?;
-    let set = LimitSet {
-        rpm: wire.rpm,
-        tpm: wire.tpm,
-        usd_micros: wire.usd_micros,
-        tokens: wire.tokens,
-        period,
-    };
-    set.check()
-        .map_err(|(field, why)| fields::invalid(field, &why))?;
-    Ok(set)
+    Ok(LimitSet::from_body(object)?)
 }
 
 fn scope_of(
@@ -237,6 +189,7 @@ pub async fn list_limits(
                 .scope_kind
                 .map(|kind| fields::scope_kind("scope_kind", Some(kind)))
                 .transpose()
+                .map_err(ApiError::from)
         }) {
         Ok(only) => only,
         Err(err) => return err.into_response(),

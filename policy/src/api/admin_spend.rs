@@ -18,11 +18,13 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
-use super::{admin_auth, fields, AppState};
+use super::{admin_auth, AppState};
 use crate::decision::NamedLimit;
+use crate::fields;
 use crate::keys::{self, Ranking};
-use crate::ledger::{ledger_key, Scope, FIELDS};
+use crate::ledger::{ledger_key, FIELDS};
 use crate::limit_set::BudgetPeriod;
+use crate::scope::Scope;
 use crate::store::Source;
 use crate::utc_date::{Day, Period};
 
@@ -56,6 +58,7 @@ fn period_param(value: Option<String>) -> Result<Option<Period>, ApiError> {
             })
         })
         .transpose()
+        .map_err(ApiError::from)
 }
 
 fn query_error(rejection: QueryRejection) -> ApiError {

@@ -9,8 +9,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::{admin_auth, fields, AppState};
-use crate::ledger::{Scope, FIELDS};
+use super::{admin_auth, AppState};
+use crate::fields;
+use crate::ledger::FIELDS;
+use crate::scope::Scope;
 use crate::utc_date::Period;
 
 /// All optional so that a missing parameter gets our message rather than serde's.
@@ -66,7 +68,7 @@ fn parse(query: UsageQuery) -> Result<(Scope, String, Period), ApiError> {
     let id = match scope {
         // The ledger holds users under their canonical (lowercase) id.
         Scope::User => fields::user("id", Some(id))?.as_str().to_owned(),
-        _ if id.trim().is_empty() => return Err(fields::invalid("id", "must not be empty")),
+        _ if id.trim().is_empty() => return Err(fields::invalid("id", "must not be empty").into()),
         _ => id,
     };
     let period = query.period.ok_or_else(|| fields::missing("period"))?;

@@ -8,89 +8,29 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use chokepoint_contract::bounds::{MAX_LEASE_RETURN_MS, MAX_LEASE_SLOTS, MAX_USAGE_COUNT};
 
 use super::error::ApiError;
-use super::usage::MAX_USAGE_COUNT;
-use super::{fields, json_body, AppState};
+use super::{json_body, AppState};
 use crate::decision::{deny_reason, Decision};
+use crate::fields;
 use crate::metrics::Outcome;
-use crate::user_id::UserId;
+use crate::validated::AuthorizeRequest;
 
-/// A validated authorize request.
-///
-/// The user, tenant, cost centre and model key (else model) name the scopes whose
-/// limits apply; groups, provider and stream are part of the contract with the filter
-/// and are type-checked so a filter bug shows up as a 400. Scope names are taken as
-/// they come (blank names no scope) but bounded (see `fields`): the filter refuses an
-/// over-long model name itself, before any decision, so a client cannot make this call
-/// fail and hand the request to the filter's failure mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthorizeRequest {
-    pub request_id: String,
-    pub user: UserId,
-    pub tenant: Option<String>,
-    pub groups: Vec<String>,
-    pub cost_center: Option<String>,
-    /// The model the client asked for, for messages.
-    pub model: Option<String>,
-    /// What the model scope keys on when present (contract C3): a model of the policy,
-    /// a price pattern or `other`, so client-chosen names make no keys of their own.
-    pub model_key: Option<String>,
-    /// False: the filter has no price for the model, so its cost reads 0. Such a request
-    /// is refused under any dollar budget that applies (see authorize.lua).
-    pub priced: bool,
-    pub provider: Option<String>,
-    pub stream: bool,
-    /// The request's worst-case tokens (input estimate plus its output cap), capped at
-    /// 2^53: a larger reservation than any budget can hold is denied all the same.
-    pub reserve_tokens: u64,
-    /// The same, priced by the filter, in micro-dollars (0 when unpriced).
-    pub reserve_cost_micros: u64,
-    /// Lease slots wanted (0 or 1: none), capped at [`MAX_LEASE_SLOTS`].
-    pub lease_slots: u64,
-    /// With a lease: within how many ms the filter gives its unused slots back at the
-    /// latest (0: unknown), capped at [`MAX_LEASE_RETURN_MS`]. Only advisory: a denial
-    /// that the caller's unused slots alone cause says to retry then.
-    pub lease_return_ms: u64,
-}
-
-/// The longest lease return taken from a filter (a minute, a rate window's length).
-pub const MAX_LEASE_RETURN_MS: u64 = 60_000;
-
-/// Most slots one lease may hold: each is a reservation record written in the decision.
-pub const MAX_LEASE_SLOTS: u64 = 64;
-
-/// The wire shape. Required fields are `Option` so their absence gets our message and
-/// code rather than serde's. Unknown fields are ignored: a newer filter may send more.
-#[derive(Deserialize)]
-struct Wire {
-    request_id: Option<String>,
-    user: Option<String>,
-    tenant: Option<String>,
-    groups: Option<Vec<String>>,
-    cost_center: Option<String>,
-    model: Option<String>,
-    model_key: Option<String>,
-    priced: Option<bool>,
-    provider: Option<String>,
-    stream: Option<bool>,
-    // u64 rejects negatives and fractions with a message naming the field.
-    reserve_tokens: Option<u64>,
-    reserve_cost_micros: Option<u64>,
-    lease_slots: Option<u64>,
-    lease_return_ms: Option<u64>,
-}
+/// The request as the contract has it. Its required fields read as `None` when absent,
+/// so their absence gets our message and code rather than serde's; unknown fields are
+/// ignored: a newer filter may send more.
+type Wire = chokepoint_contract::AuthorizeRequest;
 
 impl AuthorizeRequest {
     /// Checks the content type and decodes and validates the body.
     pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
         let wire: Wire = json_body::decode(content_type, body)?;
-        let request_id = fields::request_id("request_id", wire.request_id)?;
-        let user = fields::user("user", wire.user)?;
+        let request_id = fields::request_id("request_id", wire.request_id.into_option())?;
+        let user = fields::user("user", wire.user.into_option())?;
         // Clamped rather than refused: the filter derives these from the client's
         // max_tokens, and a refusal would hand the decision to its failure mode.
-        let reserve = |value: Option<u64>| value.unwrap_or(0).min(MAX_USAGE_COUNT);
+        let reserve = |value: u64| value.min(MAX_USAGE_COUNT);
         Ok(Self {
             request_id,
             user,
@@ -99,13 +39,13 @@ impl AuthorizeRequest {
             cost_center: fields::name("cost_center", wire.cost_center)?,
             model: fields::name("model", wire.model)?,
             model_key: fields::model_key("model_key", wire.model_key)?,
-            priced: wire.priced.unwrap_or(true),
+            priced: wire.priced,
             provider: fields::name("provider", wire.provider)?,
-            stream: wire.stream.unwrap_or(false),
+            stream: wire.stream,
             reserve_tokens: reserve(wire.reserve_tokens),
             reserve_cost_micros: reserve(wire.reserve_cost_micros),
-            lease_slots: wire.lease_slots.unwrap_or(0).min(MAX_LEASE_SLOTS),
-            lease_return_ms: wire.lease_return_ms.unwrap_or(0).min(MAX_LEASE_RETURN_MS),
+            lease_slots: wire.lease_slots.min(MAX_LEASE_SLOTS),
+            lease_return_ms: wire.lease_return_ms.min(MAX_LEASE_RETURN_MS),
         })
     }
 }
@@ -147,7 +87,7 @@ pub async fn authorize(
                     );
                 }
             }
-            Json(decision.body()).into_response()
+            Json(decision.answer()).into_response()
         }
         // The store logs outages on its own (once per transition, not per request).
         Err(_) => {
@@ -160,7 +100,7 @@ pub async fn authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::fields::{MAX_GROUPS, MAX_NAME_BYTES, MAX_REQUEST_ID_BYTES};
+    use chokepoint_contract::bounds::{MAX_GROUPS, MAX_NAME_BYTES, MAX_REQUEST_ID_BYTES};
 
     const USER: &str = "0190a6f2-7c1e-8b3a-9f00-1234567890ab";
     const JSON: Option<&str> = Some("application/json");

@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::fields::Invalid;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -115,6 +117,13 @@ impl ApiError {
                 "code": self.code,
             }
         })
+    }
+}
+
+/// A field the caller sent that cannot be taken: a 400 naming it.
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        Self::invalid_request(invalid.code, invalid.message)
     }
 }
 

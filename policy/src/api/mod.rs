@@ -12,7 +12,6 @@ pub mod admin_usage;
 pub mod authorize;
 pub mod bearer;
 pub mod error;
-pub mod fields;
 pub mod gateway_auth;
 pub mod health;
 pub mod json_body;

@@ -22,79 +22,26 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::json;
+use chokepoint_contract::bounds::{MAX_REQUEST_ID_BYTES, MAX_USAGE_COUNT, MAX_USAGE_RECORDS};
+use chokepoint_contract::UsageAnswer;
 use serde_json::value::RawValue;
 
 use super::error::ApiError;
-use super::{fields, json_body, AppState};
+use super::{json_body, AppState};
 use crate::dead_letter::{DeadLetter, DEAD_LETTER_KEY};
-use crate::user_id::UserId;
+use crate::fields;
+use crate::validated::UsageRecord;
 
-/// Most records one batch may carry. Every record is one Redis script call, and a batch
-/// shares one Redis timeout, so the batch size bounds the work behind one response.
-pub const MAX_USAGE_RECORDS: usize = 1000;
+/// The batch as the contract has it, its records and release ids raw text (checked
+/// JSON, no tree built), so that each is judged on its own (one bad one is
+/// dead-lettered, not the batch refused), each record keeps its form for the audit log
+/// and is decoded straight into its typed fields, and a batch over the size limit is
+/// refused before any record is examined. As in authorize, a required field's absence
+/// gets our message, and unknown fields are ignored: a newer filter may send more.
+type BatchWire = chokepoint_contract::UsageBatch<Box<RawValue>, Box<RawValue>>;
 
-/// Largest token count or cost accepted: 2^53, the largest integer every JSON reader
-/// (JavaScript included) and Redis's Lua (doubles) hold exactly. Anything bigger is a
-/// filter bug, not usage.
-pub const MAX_USAGE_COUNT: u64 = 1 << 53;
-
-/// One proxied request's usage, validated.
-///
-/// Token counts and cost absent or null are zero. The other optional fields are not
-/// booked; they are type-checked and bounded so a filter bug shows up as a dead letter,
-/// and otherwise live in `raw`, the record as received, which is what the audit log
-/// keeps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageRecord {
-    pub request_id: String,
-    /// The lease slot the request was admitted on (see authorize.lua, "Leases"), whose
-    /// reservation this record releases; `None`: the request's own.
-    pub reservation_id: Option<String>,
-    pub user: UserId,
-    pub tenant: Option<String>,
-    pub groups: Vec<String>,
-    pub cost_center: Option<String>,
-    /// The model the client asked for; the audit trail keeps it (in `raw`).
-    pub model: Option<String>,
-    /// What the ledger books the model as when present (contract C3): a model of the
-    /// policy, a price pattern or `other`.
-    pub model_key: Option<String>,
-    pub provider: Option<String>,
-    pub format: Option<String>,
-    pub stream: bool,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cached_input_tokens: u64,
-    pub reasoning_tokens: u64,
-    pub cache_creation_input_tokens: u64,
-    pub cost_micros: u64,
-    /// The counts were estimated (the provider reported none, e.g. a cut-off stream).
-    pub estimated: bool,
-    pub status: Option<u32>,
-    pub decision: Option<String>,
-    pub latency_ms: Option<u64>,
-    pub ttft_ms: Option<u64>,
-    pub completed: Option<bool>,
-    /// When the request happened, by the filter's clock: picks the ledger day.
-    pub ts_ms: Option<u64>,
-    /// The record exactly as the filter sent it (its JSON text), unknown fields included.
-    pub raw: String,
-}
-
-/// The wire shapes. As in authorize, required fields are `Option` so their absence gets
-/// our message, and unknown fields are ignored so a newer filter may send more.
-/// Records and release ids stay raw text here (checked JSON, no tree built) so each is
-/// judged on its own (one bad one is dead-lettered, not the batch refused), each record
-/// keeps its form for the audit log and is decoded straight into its typed fields, and
-/// a batch over the size limit is refused before any record is examined.
-#[derive(Deserialize)]
-struct BatchWire {
-    records: Option<Vec<Box<RawValue>>>,
-    /// Lease slots the filter did not use, to give back.
-    releases: Option<Vec<Box<RawValue>>>,
-}
+/// A record as the contract has it.
+type RecordWire = chokepoint_contract::UsageRecord;
 
 /// A validated batch: records to book, then unused lease slots to release, and the
 /// records and release ids refused, to dead-letter.
@@ -105,54 +52,24 @@ pub struct UsageBatch {
     pub dead: Vec<DeadLetter>,
 }
 
-#[derive(Deserialize)]
-struct RecordWire {
-    request_id: Option<String>,
-    reservation_id: Option<String>,
-    /// Envoy's `x-request-id`, for the audit trail only; bounded as request ids are.
-    trace_id: Option<String>,
-    user: Option<String>,
-    tenant: Option<String>,
-    groups: Option<Vec<String>>,
-    cost_center: Option<String>,
-    model: Option<String>,
-    model_key: Option<String>,
-    provider: Option<String>,
-    format: Option<String>,
-    stream: Option<bool>,
-    // u64 makes serde reject negatives, fractions and exponents (`1e3` is a float in
-    // JSON) with a message naming the field.
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    cached_input_tokens: Option<u64>,
-    reasoning_tokens: Option<u64>,
-    cache_creation_input_tokens: Option<u64>,
-    cost_micros: Option<u64>,
-    estimated: Option<bool>,
-    status: Option<u32>,
-    decision: Option<String>,
-    /// The provider's error label, for the audit trail only.
-    error: Option<String>,
-    latency_ms: Option<u64>,
-    ttft_ms: Option<u64>,
-    completed: Option<bool>,
-    ts_ms: Option<u64>,
-}
-
 impl UsageBatch {
     /// Checks the content type and decodes the batch. Whole-batch problems are the
     /// error; each record or release id that is invalid on its own becomes a dead
     /// letter whose error names it: `records[3].input_tokens …`.
     pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
         let wire: BatchWire = json_body::decode(content_type, body)?;
-        let releases = wire.releases.unwrap_or_default();
+        let releases = wire.releases;
         if releases.len() > MAX_USAGE_RECORDS {
             return Err(fields::invalid(
                 "releases",
                 &format!("must hold at most {MAX_USAGE_RECORDS} slots per batch"),
-            ));
+            )
+            .into());
         }
-        let records = wire.records.ok_or_else(|| fields::missing("records"))?;
+        let records = wire
+            .records
+            .into_option()
+            .ok_or_else(|| fields::missing("records"))?;
         if records.len() > MAX_USAGE_RECORDS {
             return Err(fields::invalid(
                 "records",
@@ -160,7 +77,8 @@ impl UsageBatch {
                     "must hold at most {MAX_USAGE_RECORDS} records per batch (got {})",
                     records.len()
                 ),
-            ));
+            )
+            .into());
         }
         let mut batch = UsageBatch {
             records: Vec::with_capacity(records.len()),
@@ -193,7 +111,7 @@ impl UsageRecord {
     fn validate(at: &str, raw: &RawValue) -> Result<Self, ApiError> {
         // RawValue holds one JSON value with no surrounding whitespace.
         if !raw.get().starts_with('{') {
-            return Err(fields::invalid(at, "must be a JSON object"));
+            return Err(fields::invalid(at, "must be a JSON object").into());
         }
         let mut de = serde_json::Deserializer::from_str(raw.get());
         let wire: RecordWire = serde_path_to_error::deserialize(&mut de).map_err(|err| {
@@ -204,32 +122,33 @@ impl UsageRecord {
             ApiError::invalid_request("invalid_field", format!("{at}.{path}: {message}"))
         })?;
         let field = |name: &str| format!("{at}.{name}");
-        let request_id = fields::request_id(&field("request_id"), wire.request_id)?;
+        let request_id = fields::request_id(&field("request_id"), wire.request_id.into_option())?;
         let reservation_id = wire
             .reservation_id
             .map(|id| fields::request_id(&field("reservation_id"), Some(id)))
             .transpose()?;
         if let Some(trace_id) = &wire.trace_id {
-            if trace_id.len() > fields::MAX_REQUEST_ID_BYTES {
+            if trace_id.len() > MAX_REQUEST_ID_BYTES {
                 return Err(fields::invalid(
                     &field("trace_id"),
                     &format!(
-                        "must be at most {} bytes (got {})",
-                        fields::MAX_REQUEST_ID_BYTES,
+                        "must be at most {MAX_REQUEST_ID_BYTES} bytes (got {})",
                         trace_id.len()
                     ),
-                ));
+                )
+                .into());
             }
         }
         let user = fields::user(&field("user"), wire.user)?;
         let name = |name: &str, value| fields::name(&field(name), value);
-        let count = |name: &str, value: Option<u64>| -> Result<u64, ApiError> {
-            match value.unwrap_or(0) {
+        let count = |name: &str, value: u64| -> Result<u64, ApiError> {
+            match value {
                 n if n <= MAX_USAGE_COUNT => Ok(n),
                 _ => Err(fields::invalid(
                     &field(name),
                     &format!("must be at most 2^53 ({MAX_USAGE_COUNT})"),
-                )),
+                )
+                .into()),
             }
         };
         name("error", wire.error)?;
@@ -253,8 +172,8 @@ impl UsageRecord {
             model_key: fields::model_key(&field("model_key"), wire.model_key)?,
             provider: name("provider", wire.provider)?,
             format: name("format", wire.format)?,
-            stream: wire.stream.unwrap_or(false),
-            estimated: wire.estimated.unwrap_or(false),
+            stream: wire.stream,
+            estimated: wire.estimated,
             status: wire.status,
             decision: name("decision", wire.decision)?,
             latency_ms: wire.latency_ms,
@@ -323,20 +242,20 @@ pub async fn record_usage(
         Ok(n) => n,
         Err(_) => return ApiError::store_unavailable().into_response(),
     };
-    let mut body = json!({
-        "accepted": tally.booked,
-        "duplicates": tally.duplicates,
-        "dead_lettered": dead_lettered,
-    });
-    if !releases.is_empty() {
-        body["released"] = json!(released);
-    }
-    Json(body).into_response()
+    Json(UsageAnswer {
+        accepted: tally.booked,
+        duplicates: tally.duplicates,
+        dead_lettered,
+        released: (!releases.is_empty()).then_some(released),
+    })
+    .into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chokepoint_contract::bounds::{MAX_GROUPS, MAX_NAME_BYTES};
+    use serde_json::json;
 
     const USER: &str = "0190a6f2-7c1e-8b3a-9f00-1234567890ab";
     const JSON: Option<&str> = Some("application/json");
@@ -492,9 +411,9 @@ mod tests {
 
     #[test]
     fn dead_letters_each_invalid_record_naming_it_and_keeps_the_rest() {
-        let long = "x".repeat(fields::MAX_NAME_BYTES + 1);
-        let long_id = "x".repeat(fields::MAX_REQUEST_ID_BYTES + 1);
-        let many_groups = format!("[{}]", vec![r#""g""#; fields::MAX_GROUPS + 1].join(","));
+        let long = "x".repeat(MAX_NAME_BYTES + 1);
+        let long_id = "x".repeat(MAX_REQUEST_ID_BYTES + 1);
+        let many_groups = format!("[{}]", vec![r#""g""#; MAX_GROUPS + 1].join(","));
         let quoted = |text: &str| format!("\"{text}\"");
         let cases: Vec<(String, &str)> = vec![
             (
@@ -635,17 +554,11 @@ mod tests {
         }
         // Every bound is inclusive.
         let at_bounds = [
-            with("model", &quoted(&"m".repeat(fields::MAX_NAME_BYTES))),
-            with(
-                "trace_id",
-                &quoted(&"t".repeat(fields::MAX_REQUEST_ID_BYTES)),
-            ),
+            with("model", &quoted(&"m".repeat(MAX_NAME_BYTES))),
+            with("trace_id", &quoted(&"t".repeat(MAX_REQUEST_ID_BYTES))),
             with(
                 "groups",
-                &format!(
-                    "[{}]",
-                    vec![quoted(&long[1..]); fields::MAX_GROUPS].join(",")
-                ),
+                &format!("[{}]", vec![quoted(&long[1..]); MAX_GROUPS].join(",")),
             ),
         ];
         assert_eq!(parse(&batch_of(&at_bounds)).expect("at bounds").len(), 3);
@@ -653,7 +566,7 @@ mod tests {
 
     #[test]
     fn dead_letters_release_ids_that_are_not_ones() {
-        let long_id = "x".repeat(fields::MAX_REQUEST_ID_BYTES + 1);
+        let long_id = "x".repeat(MAX_REQUEST_ID_BYTES + 1);
         let body = format!(r#"{{"records":[],"releases":["s.2",7,"","{long_id}","a\nb","s.3"]}}"#);
         let batch = parse_batch(&body).expect("batch");
         assert_eq!(batch.releases, ["s.2", "s.3"]);

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chokepoint_contract::validate::Schema;
 use chokepoint_policy::{run, Clock, Config, Error, Listeners};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -238,6 +239,7 @@ impl Service {
             .bearer_auth(GATEWAY_TOKEN)
     }
 
+    /// Every decision the service gives is held to the contract's schema.
     pub async fn authorize_body(&self, body: &Value) -> (StatusCode, Value) {
         let response = self
             .gateway_post("/v1/authorize")
@@ -245,7 +247,11 @@ impl Service {
             .send()
             .await
             .expect("send authorize");
-        json_of(response).await
+        let (status, answer) = json_of(response).await;
+        if status == StatusCode::OK {
+            meets(Schema::Decision, &answer);
+        }
+        (status, answer)
     }
 
     /// `POST /v1/usage` with `{"records": records}`.
@@ -254,6 +260,7 @@ impl Service {
             .await
     }
 
+    /// Every answer the ledger gives a batch is held to the contract's schema.
     pub async fn post_usage_raw(&self, body: &str) -> (StatusCode, Value) {
         let response = self
             .gateway_post("/v1/usage")
@@ -262,7 +269,11 @@ impl Service {
             .send()
             .await
             .expect("send usage");
-        json_of(response).await
+        let (status, answer) = json_of(response).await;
+        if status == StatusCode::OK {
+            meets(Schema::UsageAnswer, &answer);
+        }
+        (status, answer)
     }
 
     /// `GET /v1/admin/usage` with `token` as the bearer token (none when `None`).
@@ -521,6 +532,13 @@ pub fn usage_for(request: &Value, input: u64, output: u64, cost_micros: u64) -> 
         "output_tokens": output,
         "cost_micros": cost_micros,
     })
+}
+
+/// Panics, naming every violation, unless `payload` meets `schema`.
+pub fn meets(schema: Schema, payload: &Value) {
+    if let Err(e) = chokepoint_contract::validate::check(schema, payload) {
+        panic!("{e}\npayload: {payload}");
+    }
 }
 
 /// A fresh tenant name, so tests sharing nothing share no scope either.

@@ -1,45 +1,47 @@
-//! Field checks shared by every endpoint that names a request and a user, so authorize
-//! and usage accept exactly the same ids: a `request_id` authorized is one the ledger
-//! will book.
+//! Field checks shared by every input that names a request, a user or a scope (the
+//! authorize and usage endpoints, the admin API, the policy file), so they accept exactly
+//! the same ids: a `request_id` authorized is one the ledger will book.
 //!
 //! `field` is the name reported in errors: `request_id` for authorize,
 //! `records[3].request_id` for a record in a usage batch.
 //!
 //! Every string a client can influence and the service stores or keys on is bounded
-//! here: request and reservation ids by [`MAX_REQUEST_ID_BYTES`], names (tenant, cost
-//! centre, model, model key, provider, group, format, decision, error) by
-//! [`MAX_NAME_BYTES`], groups by [`MAX_GROUPS`]. The filter bounds them the same way
-//! before it calls (a JWT claim over 256 bytes is dropped, a model name over it refused
-//! with 400), so a value past a bound here is a filter bug, never a client's choice:
-//! authorize refuses it with 400 and the ledger dead-letters the record.
+//! here, by the contract's bounds: request and reservation ids by
+//! [`MAX_REQUEST_ID_BYTES`], names (tenant, cost centre, model, model key, provider,
+//! group, format, decision, error) by [`MAX_NAME_BYTES`], groups by [`MAX_GROUPS`]. The
+//! filter keeps within them before it calls, so a value past a bound here is a filter
+//! bug, never a client's choice: authorize refuses it with 400 and the ledger
+//! dead-letters the record.
 
-use super::error::ApiError;
+use chokepoint_contract::bounds::{MAX_GROUPS, MAX_NAME_BYTES, MAX_REQUEST_ID_BYTES};
+
 use crate::keys::DEFAULT_ID;
-use crate::ledger::Scope;
+use crate::scope::Scope;
 use crate::user_id::UserId;
 
-/// Longest accepted `request_id`. It becomes the idempotency key of usage records, so
-/// it must stay small; Envoy's own ids are 36 characters.
-pub const MAX_REQUEST_ID_BYTES: usize = 256;
-
-/// Longest name: a tenant, cost centre, model, model key, provider, group, format,
-/// decision or error label in a request or record, and any scope id an operator may set
-/// limits for or ask about. Redis keys and ranking members are built from the scope
-/// names, so this also bounds every per-scope key.
-pub const MAX_NAME_BYTES: usize = 256;
-
-/// Most groups a request or record may name (the filter keeps at most 64 of a token's).
-pub const MAX_GROUPS: usize = 64;
-
-pub fn missing(field: &str) -> ApiError {
-    ApiError::invalid_request("missing_field", format!("{field} is required"))
+/// A value that cannot be taken: `code` is `missing_field` or `invalid_field`, the
+/// message names the field. The API answers it as a 400.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub code: &'static str,
+    pub message: String,
 }
 
-pub fn invalid(field: &str, why: &str) -> ApiError {
-    ApiError::invalid_request("invalid_field", format!("{field} {why}"))
+pub fn missing(field: &str) -> Invalid {
+    Invalid {
+        code: "missing_field",
+        message: format!("{field} is required"),
+    }
 }
 
-pub fn request_id(field: &str, value: Option<String>) -> Result<String, ApiError> {
+pub fn invalid(field: &str, why: &str) -> Invalid {
+    Invalid {
+        code: "invalid_field",
+        message: format!("{field} {why}"),
+    }
+}
+
+pub fn request_id(field: &str, value: Option<String>) -> Result<String, Invalid> {
     let request_id = value.ok_or_else(|| missing(field))?;
     if request_id.trim().is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -58,7 +60,7 @@ pub fn request_id(field: &str, value: Option<String>) -> Result<String, ApiError
 
 /// An optional name, at most [`MAX_NAME_BYTES`]; its content is not checked (blank
 /// names no scope, as before).
-pub fn name(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+pub fn name(field: &str, value: Option<String>) -> Result<Option<String>, Invalid> {
     match value {
         Some(name) if name.len() > MAX_NAME_BYTES => Err(too_long(field, name.len())),
         value => Ok(value),
@@ -68,7 +70,7 @@ pub fn name(field: &str, value: Option<String>) -> Result<Option<String>, ApiErr
 /// The name the ledger and model limits key on (contract C3): a model of the policy, a
 /// price pattern, or `other`. Optional, but never blank when sent: a blank key would
 /// silently book the request under no model at all.
-pub fn model_key(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+pub fn model_key(field: &str, value: Option<String>) -> Result<Option<String>, Invalid> {
     let Some(key) = name(field, value)? else {
         return Ok(None);
     };
@@ -79,8 +81,7 @@ pub fn model_key(field: &str, value: Option<String>) -> Result<Option<String>, A
 }
 
 /// At most [`MAX_GROUPS`] groups, each a name.
-pub fn groups(field: &str, value: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
-    let groups = value.unwrap_or_default();
+pub fn groups(field: &str, groups: Vec<String>) -> Result<Vec<String>, Invalid> {
     if groups.len() > MAX_GROUPS {
         return Err(invalid(
             field,
@@ -98,14 +99,14 @@ pub fn groups(field: &str, value: Option<Vec<String>>) -> Result<Vec<String>, Ap
     Ok(groups)
 }
 
-fn too_long(field: &str, len: usize) -> ApiError {
+fn too_long(field: &str, len: usize) -> Invalid {
     invalid(
         field,
         &format!("must be at most {MAX_NAME_BYTES} bytes (got {len})"),
     )
 }
 
-pub fn user(field: &str, value: Option<String>) -> Result<UserId, ApiError> {
+pub fn user(field: &str, value: Option<String>) -> Result<UserId, Invalid> {
     let user = value.ok_or_else(|| missing(field))?;
     UserId::parse(&user).ok_or_else(|| {
         invalid(
@@ -116,7 +117,7 @@ pub fn user(field: &str, value: Option<String>) -> Result<UserId, ApiError> {
 }
 
 /// `scope_kind` as the admin API names it: `user`, `tenant`, `cost_center` or `model`.
-pub fn scope_kind(field: &str, value: Option<String>) -> Result<Scope, ApiError> {
+pub fn scope_kind(field: &str, value: Option<String>) -> Result<Scope, Invalid> {
     let kind = value.ok_or_else(|| missing(field))?;
     Scope::parse(&kind)
         .ok_or_else(|| invalid(field, "must be one of user, tenant, cost_center, model"))
@@ -130,7 +131,7 @@ pub fn scope_id(
     scope: Scope,
     value: Option<String>,
     default_allowed: bool,
-) -> Result<String, ApiError> {
+) -> Result<String, Invalid> {
     let id = value.ok_or_else(|| missing(field))?;
     if id == DEFAULT_ID {
         return if default_allowed {
