@@ -57,6 +57,13 @@ ensure_envoy() {
 }
 
 ensure_redis() { apt_install redis-server redis-server; }
+# The manifest validator's Python packages (and pyyaml, which the mesh layer reads the
+# rendered manifests with). Pinned: kubernetes-validate's version is the Kubernetes
+# schema set the manifests are held to, and cel-python's is the CEL engine the CRDs'
+# rules run on; bump them on purpose.
+ensure_manifest_tools() {
+  ensure_venv "$ROOT/.venv" manifests jsonschema pyyaml "kubernetes-validate==1.37.0" "cel-python==0.5.0"
+}
 # The e2e layer makes a test CA and server certificates at run time (upstream TLS tests).
 ensure_openssl() { apt_install openssl openssl; }
 # The WASI runner of the wasm-side tests.

@@ -1,13 +1,13 @@
-//! What the renderer gives meshes loads in the real Envoy 1.40: the example bootstrap
-//! (every provider's real API over TLS), the ECDS variant, and an Envoy configuration
-//! assembled from the Istio EnvoyFilter's patches exactly as Istio would insert them.
+//! What the renderer gives plain Envoy loads in the real Envoy 1.40: the example bootstrap
+//! (every provider's real API over TLS) and the ECDS variant. The mesh deliveries are
+//! assembled as each mesh builds them and carry traffic in the `mesh` layer
+//! (tests/mesh/).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chokepoint_render::bundle::{self, Options};
 use chokepoint_render::policy::Policy;
-use serde_json::{json, Value};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -101,74 +101,5 @@ fn example_bootstraps_pass_envoy_validate() {
         "ecds-bootstrap.yaml",
         &bundle::render(&policy, "bootstrap", &o).unwrap(),
     );
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Istio applies each patch to its own generated gateway config; here the same patches
-/// go into a minimal gateway, which must load.
-#[test]
-fn envoy_filter_patches_load_in_envoy() {
-    let dir = tmp("envoyfilter");
-    let text =
-        std::fs::read_to_string(root().join("envoy/examples/istio/envoyfilter.yaml")).unwrap();
-    let doc = chokepoint_render::yaml::load(&text).unwrap().value;
-    let wasm = wasm();
-    let with_wasm = |mut v: Value| {
-        let s = v
-            .to_string()
-            .replace(chokepoint_render::istio::PROXY_WASM_PATH, &wasm);
-        v = serde_json::from_str(&s).unwrap();
-        v
-    };
-    let mut clusters = Vec::new();
-    let mut filters = Vec::new();
-    let mut router = json!({"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}});
-    let mut vhosts = Vec::new();
-    for p in doc["spec"]["configPatches"].as_array().unwrap() {
-        let value = with_wasm(p["patch"]["value"].clone());
-        match (
-            p["applyTo"].as_str().unwrap(),
-            p["patch"]["operation"].as_str().unwrap(),
-        ) {
-            ("CLUSTER", "ADD") => clusters.push(value),
-            ("HTTP_FILTER", "INSERT_BEFORE") => filters.push(value),
-            ("HTTP_FILTER", "MERGE") => router["typed_config"] = value["typed_config"].clone(),
-            ("VIRTUAL_HOST", "ADD") => vhosts.push(value),
-            other => panic!("unexpected patch {other:?}"),
-        }
-    }
-    assert!(!clusters.is_empty() && vhosts.len() == 1);
-    // Each inserted before the router in turn: the filter, then the response
-    // decompressor between it and the router.
-    let names: Vec<&str> = filters.iter().filter_map(|f| f["name"].as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            chokepoint_render::envoy::FILTER,
-            "envoy.filters.http.decompressor"
-        ]
-    );
-    filters.push(router);
-    let boot = json!({
-        "node": {"id": "istio-gateway", "cluster": "istio"},
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {
-            "listeners": [{
-                "name": "gateway",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "gateway",
-                        "route_config": {"name": "gateway", "virtual_hosts": vhosts},
-                        "http_filters": filters,
-                    }
-                }]}],
-            }],
-            "clusters": clusters,
-        }
-    });
-    validate(&dir, "envoyfilter.json", &boot.to_string());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,7 +9,7 @@ use crate::envoy::{self, BootstrapParams, Code, Delivery};
 use crate::plugin::{self, Target};
 use crate::policy::Policy;
 
-pub const TARGETS: [&str; 11] = [
+pub const TARGETS: [&str; 12] = [
     "plugin-config",
     "injector-config",
     "bootstrap",
@@ -18,6 +18,7 @@ pub const TARGETS: [&str; 11] = [
     "istio-wasmplugin",
     "istio-trafficextension",
     "istio-envoyfilter",
+    "istio-meshconfig",
     "istio-networkpolicy",
     "envoy-gateway",
     "envoy-gateway-networkpolicy",
@@ -135,14 +136,23 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
         "istio-wasmplugin" => {
             let mut docs = vec![crate::istio::wasm_plugin(policy)];
             docs.extend(crate::istio::routing(policy));
+            docs.push(crate::istio::telemetry(policy));
             emit::documents(HEADER, &docs)
         }
         "istio-trafficextension" => {
             let mut docs = vec![crate::istio::traffic_extension(policy)];
             docs.extend(crate::istio::routing(policy));
+            docs.push(crate::istio::telemetry(policy));
             emit::documents(HEADER, &docs)
         }
-        "istio-envoyfilter" => emit::documents(HEADER, &[crate::istio::envoy_filter(policy)]),
+        "istio-envoyfilter" => emit::documents(
+            HEADER,
+            &[
+                crate::istio::envoy_filter(policy),
+                crate::istio::telemetry(policy),
+            ],
+        ),
+        "istio-meshconfig" => emit::documents(HEADER, &[crate::istio::mesh_config(policy)]),
         "istio-networkpolicy" => {
             emit::documents(HEADER, &[crate::network_policy::for_istio(policy)])
         }
@@ -160,13 +170,14 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
 }
 
 /// The committed examples: (path under the examples directory, target).
-pub const EXAMPLES: [(&str, &str); 9] = [
+pub const EXAMPLES: [(&str, &str); 10] = [
     ("envoy/bootstrap.yaml", "bootstrap"),
     ("envoy/plugin-config.json", "plugin-config"),
     ("policy/limits.json", "limits"),
     ("istio/wasmplugin.yaml", "istio-wasmplugin"),
     ("istio/trafficextension.yaml", "istio-trafficextension"),
     ("istio/envoyfilter.yaml", "istio-envoyfilter"),
+    ("istio/meshconfig.yaml", "istio-meshconfig"),
     ("istio/networkpolicy.yaml", "istio-networkpolicy"),
     ("envoy-gateway/chokepoint.yaml", "envoy-gateway"),
     (

@@ -167,6 +167,10 @@ pub fn routing(policy: &Policy) -> Vec<Value> {
             json!({
                 "match": [{"headers": {"x-chokepoint-cluster": {"exact": plugin::istio_cluster(url)}}}],
                 "headers": {"request": {"remove": ["x-chokepoint-cluster"]}},
+                // The provider's own name as Host: Istio keeps the client's (the
+                // gateway's hostname) unless the route rewrites it, and a provider serves
+                // its API only on its own name.
+                "rewrite": {"authority": url.authority()},
                 "route": [{"destination": {"host": url.host, "port": {"number": url.port}}}],
                 "timeout": "600s",
                 "retries": {"attempts": 2, "retryOn": "5xx,reset,connect-failure,retriable-status-codes"},
@@ -186,6 +190,40 @@ pub fn routing(policy: &Policy) -> Vec<Value> {
         }
     }));
     out
+}
+
+/// The name of the mesh's access-log provider that writes the usage records.
+pub const USAGE_LOG_PROVIDER: &str = "chokepoint-usage";
+
+/// The audit trail on Istio: the gateway's access logs, through the Telemetry API, go to
+/// the provider [`mesh_config`] declares. A Telemetry for a workload replaces the
+/// providers it would inherit from its namespace or the mesh, so a gateway that logs
+/// elsewhere too lists those here as well.
+pub fn telemetry(policy: &Policy) -> Value {
+    let d = &policy.deploy;
+    json!({
+        "apiVersion": "telemetry.istio.io/v1",
+        "kind": "Telemetry",
+        "metadata": meta("chokepoint", &d.istio_namespace),
+        "spec": {
+            "selector": {"matchLabels": d.istio_selector},
+            "accessLogging": [{"providers": [{"name": USAGE_LOG_PROVIDER}]}],
+        }
+    })
+}
+
+/// The mesh config entry the Telemetry names: an Envoy file access log of the usage
+/// record (the bootstrap's format) at `audit.access_log`. It goes into istiod's mesh
+/// config (Helm `meshConfig`, IstioOperator `spec.meshConfig`, or the `istio` ConfigMap's
+/// `mesh` key), added to any `extensionProviders` already there.
+pub fn mesh_config(policy: &Policy) -> Value {
+    json!({"meshConfig": {"extensionProviders": [{
+        "name": USAGE_LOG_PROVIDER,
+        "envoyFileAccessLog": {
+            "path": policy.access_log,
+            "logFormat": {"text": envoy::USAGE_LOG_FORMAT},
+        },
+    }]}})
 }
 
 /// The EnvoyFilter variant: the same Envoy configuration as the local bootstrap.

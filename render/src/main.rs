@@ -25,8 +25,8 @@ enum Command {
     Render {
         file: PathBuf,
         /// plugin-config, injector-config, bootstrap, ecds, limits, istio-wasmplugin,
-        /// istio-trafficextension, istio-envoyfilter, istio-networkpolicy, envoy-gateway,
-        /// envoy-gateway-networkpolicy
+        /// istio-trafficextension, istio-envoyfilter, istio-meshconfig, istio-networkpolicy,
+        /// envoy-gateway, envoy-gateway-networkpolicy
         target: String,
         #[arg(long)]
         out: Option<PathBuf>,

@@ -352,6 +352,7 @@ fn every_tls_upstream_of_every_target_verifies_its_name() {
             | "injector-config"
             | "ecds"
             | "limits"
+            | "istio-meshconfig"
             | "istio-networkpolicy"
             | "envoy-gateway-networkpolicy" => {
                 assert!(

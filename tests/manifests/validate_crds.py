@@ -52,6 +52,7 @@ except ImportError as e:  # pragma: no cover
 
 import builtin_kinds  # noqa: E402  (beside this file)
 import k8s_cel  # noqa: E402
+import mesh_config  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SCHEMA_DIR = HERE.parent / "schemas"
@@ -675,6 +676,18 @@ def validate_file(path, crds, tally, args, mutate=True):
     if not docs:
         print(f"{name}: no documents")
         tally.add(False)
+        return
+    if all(mesh_config.is_mesh_config(d) for d in docs):
+        for i, doc in enumerate(docs):
+            found = mesh_config.problems(doc)
+            tally.add(not found)
+            print(f"{name}: doc {i} meshConfig: " + ("ok (istio/api mesh/v1alpha1 1.30.3)" if not found else ""))
+            for p in found:
+                print(f"{name}: doc {i} meshConfig: {p}")
+            if mutate and not found:
+                for ok, desc in mesh_config.mutation_test(doc):
+                    tally.add(ok)
+                    print(f"{name}: doc {i} meshConfig: mutation: {'ok' if ok else 'FAIL'}: {desc}")
         return
     if not any(is_k8s_object(o) for d in docs for _, o in expand_lists(d, "")) and not args.strict_kinds:
         # An Envoy bootstrap, a policy file, ...: YAML next to the manifests, not a manifest.
@@ -1545,6 +1558,26 @@ def self_test(crds, tally, quiet=False):
                        + "".join(f"\n    {p}" for p in res.problems))
                 for ok, desc in mutation_test(obj, crds):
                     report(ok, f"sample {f.name} {where}: mutation: {desc}")
+    # The mesh config fragment (mesh_config.py): the rendered shape passes, and what
+    # istiod or the Telemetry API would not take fails.
+    good = {"meshConfig": {"extensionProviders": [{"name": "chokepoint-usage", "envoyFileAccessLog": {
+        "path": "/dev/stdout", "logFormat": {"text": "%FILTER_STATE(wasm.chokepoint_usage:PLAIN)%\n"}}}]}}
+    report(not mesh_config.problems(good), "meshConfig: an envoyFileAccessLog provider passes")
+    for ok, desc in mesh_config.mutation_test(good):
+        report(ok, f"meshConfig: mutation: {desc}")
+    provider = good["meshConfig"]["extensionProviders"][0]
+    for what, bad in [
+        ("no name", {"envoyFileAccessLog": provider["envoyFileAccessLog"]}),
+        ("no provider", {"name": "x"}),
+        ("text and labels at once (a oneof)", {"name": "x", "envoyFileAccessLog": {
+            "logFormat": {"text": "a", "labels": {}}}}),
+        ("logFormat.txt", {"name": "x", "envoyFileAccessLog": {"logFormat": {"txt": "a"}}}),
+        ("path as a number", {"name": "x", "envoyFileAccessLog": {"path": 1}}),
+    ]:
+        found = mesh_config.problems({"meshConfig": {"extensionProviders": [bad]}})
+        report(bool(found), f"meshConfig: {what} rejected" + ("" if found else " (NOT rejected)"))
+    twice = {"meshConfig": {"extensionProviders": [provider, provider]}}
+    report(bool(mesh_config.problems(twice)), "meshConfig: a provider name twice rejected")
 
 
 # --------------------------------------------------------------------------------------

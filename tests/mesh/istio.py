@@ -54,11 +54,10 @@ def envoyfilter(docs, site):
     """The gateway Istio builds for the VirtualService-less port, with the EnvoyFilter's
     patches applied (pilot/pkg/networking/core/envoyfilter/: cluster_patch.go
     ApplyClusterMerge for CLUSTER ADD, listener_patch.go patchHTTPFilter for HTTP_FILTER
-    INSERT_BEFORE/MERGE, rc_patch.go patchVirtualHosts for VIRTUAL_HOST ADD). The .wasm
-    path the patch names is where the gateway Deployment mounts the file: here the site's."""
+    INSERT_BEFORE/MERGE, rc_patch.go patchVirtualHosts for VIRTUAL_HOST ADD)."""
     (ef,) = _kind(docs, "EnvoyFilter")
-    text = json.dumps(ef["spec"]["configPatches"])
-    patches = json.loads(text.replace("/var/lib/chokepoint/chokepoint.wasm", str(site.wasm_path)))
+    patches = copy.deepcopy(ef["spec"]["configPatches"])
+    _mount_wasm(patches, site)
     filters = _gateway_http_filters([])
     clusters = []
     # gateway.go: buildGatewayHTTPRouteConfig: with no VirtualService on the server, one
@@ -456,6 +455,20 @@ def _resolve(cluster, site):
             sa = ep["endpoint"]["address"]["socket_address"]
             sa["address"] = site.addresses.get(sa["address"], sa["address"])
     return c
+
+
+def _mount_wasm(node, site):
+    """The .wasm path an EnvoyFilter's Wasm filters name is where the gateway Deployment
+    mounts the file (a volume); the site's file is mounted there."""
+    if isinstance(node, dict):
+        local = (node.get("code") or {}).get("local")
+        if "runtime" in node and local and "filename" in local:
+            local["filename"] = str(site.wasm_path)
+        for v in node.values():
+            _mount_wasm(v, site)
+    elif isinstance(node, list):
+        for v in node:
+            _mount_wasm(v, site)
 
 
 def _proto_merge(dst, src):
