@@ -5,7 +5,8 @@ Two network namespaces joined by a veth pair, nothing of the host's own interfac
   * "gw" holds the local stack (`chokepoint-dev`: Redis, the policy service, the mock
     provider, Envoy with the filter) on its loopback, and three addresses on its veth end
     standing for what a cluster would have: the gateway's pod (10.77.0.1, DNAT to the
-    gateway listener), cluster DNS (10.77.0.53, a UDP echo on port 53) and the provider
+    gateway listener), cluster DNS (10.77.0.53; a UDP echo answers port 53 on every
+    address, so only the client's rules decide who hears back) and the provider
     on the internet (10.77.0.9, DNAT to the mock provider);
   * "client" is a workload pod of a locked-down namespace (10.77.0.2).
 The client's egress rules are derived from the NetworkPolicy that `chokepoint-config render
@@ -180,9 +181,10 @@ def start_stack(tmp, log):
 
 
 def udp_echo():
-    """Cluster DNS's stand-in: answers each datagram on DNS_POD_IP:53 with its bytes."""
+    """Cluster DNS's stand-in: answers each datagram to port 53 with its bytes, on every
+    address of the gw namespace, so that only the client's rules decide who hears back."""
     code = ("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-            f"s.bind(('{DNS_POD_IP}',53))\n"
+            "s.bind(('0.0.0.0',53))\n"
             "while True:\n d,a=s.recvfrom(512)\n s.sendto(d,a)\n")
     return subprocess.Popen(["ip", "netns", "exec", GW_NS, sys.executable, "-c", code],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -260,6 +262,7 @@ def main():
         rc, status, body = chat(provider, "sk-anything")
         check(rc == 0 and status.isdigit() and status != "000",
               f"before the lockdown the client reaches the provider directly (HTTP {status})", body)
+        check(udp_answered(PROVIDER_IP), "before the lockdown port 53 of the provider's address answers")
 
         in_ns(CLIENT_NS, "iptables", "-P", "OUTPUT", "DROP")
         for r in rules:
