@@ -9,7 +9,7 @@ use crate::envoy::{self, BootstrapParams, Code, Delivery};
 use crate::plugin::{self, Target};
 use crate::policy::Policy;
 
-pub const TARGETS: [&str; 11] = [
+pub const TARGETS: [&str; 13] = [
     "plugin-config",
     "injector-config",
     "bootstrap",
@@ -21,6 +21,8 @@ pub const TARGETS: [&str; 11] = [
     "istio-networkpolicy",
     "envoy-gateway",
     "envoy-gateway-networkpolicy",
+    "istio-lockdown",
+    "envoy-gateway-lockdown",
 ];
 
 /// Options only some targets use.
@@ -150,6 +152,11 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
         "envoy-gateway-networkpolicy" => {
             emit::documents(HEADER, &[crate::network_policy::for_envoy_gateway(policy)])
         }
+        "istio-lockdown" => emit::documents(HEADER, &crate::lockdown::istio::manifests(policy)?),
+        "envoy-gateway-lockdown" => emit::documents(
+            HEADER,
+            &crate::lockdown::network_policy::for_envoy_gateway(policy)?,
+        ),
         other => {
             return Err(format!(
                 "unknown target {other:?}; one of {}",
@@ -160,7 +167,7 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
 }
 
 /// The committed examples: (path under the examples directory, target).
-pub const EXAMPLES: [(&str, &str); 9] = [
+pub const EXAMPLES: [(&str, &str); 11] = [
     ("envoy/bootstrap.yaml", "bootstrap"),
     ("envoy/plugin-config.json", "plugin-config"),
     ("policy/limits.json", "limits"),
@@ -173,6 +180,8 @@ pub const EXAMPLES: [(&str, &str); 9] = [
         "envoy-gateway/networkpolicy.yaml",
         "envoy-gateway-networkpolicy",
     ),
+    ("istio/lockdown.yaml", "istio-lockdown"),
+    ("envoy-gateway/lockdown.yaml", "envoy-gateway-lockdown"),
 ];
 
 /// Renders every example into `dir`, or with `check`, lists the files that differ.
