@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod compose;
+pub mod delivery;
 pub mod emit;
 pub mod envoy;
 pub mod files;

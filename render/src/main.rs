@@ -121,6 +121,9 @@ fn run(command: Command) -> Result<(), String> {
                     eprintln!("warning: {warning}");
                 }
             }
+            for note in chokepoint_render::delivery::notes(&p, &target) {
+                eprintln!("note: {note}");
+            }
             match out {
                 Some(path) => bundle::write_atomically(&path, &text),
                 None => {
