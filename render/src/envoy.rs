@@ -352,6 +352,9 @@ pub fn local_reply_config() -> Value {
     })
 }
 
+/// One usage record per request, as JSON, from the filter's state.
+pub const USAGE_LOG_FORMAT: &str = "%FILTER_STATE(wasm.chokepoint_usage:PLAIN)%\n";
+
 /// The audit trail: one usage record per request, as JSON, from the filter's state.
 pub fn usage_access_log(path: &str) -> Value {
     json!({
@@ -359,7 +362,7 @@ pub fn usage_access_log(path: &str) -> Value {
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": path,
-            "log_format": {"text_format_source": {"inline_string": "%FILTER_STATE(wasm.chokepoint_usage:PLAIN)%\n"}},
+            "log_format": {"text_format_source": {"inline_string": USAGE_LOG_FORMAT}},
         }
     })
 }

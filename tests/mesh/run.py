@@ -1,0 +1,421 @@
+#!/usr/bin/env python3
+"""The `mesh` test layer: every mesh delivery carries real traffic in real Envoy 1.40.
+
+Starts Redis, the policy service, the mock provider and the mock identity provider on
+127.0.0.1, with a TLS front (tls_front.py, a test CA) so the provider and JWKS hosts are
+reached over TLS, by SNI, with a certificate for their name. Writes a mesh policy file
+(providers at https://<name>.mesh.test:<port>, the IdP's JWKS over https, the policy
+service at its Kubernetes name), renders each delivery target with chokepoint-config,
+translates the rendered resources into the Envoy configuration the mesh would build
+(istio.py, envoy_gateway.py), starts Envoy with it and runs the same checks through each:
+a completion (OpenAI chat, Anthropic messages), a stream whose chunks arrive as sent, 401s,
+a 429 from a limit set through the admin API, the JWKS fetched through the mesh's cluster,
+and each request's usage record in the mesh's access log and in the ledger.
+
+Prints each check, then `N passed, M failed`; exit 1 on any failure, with the logs.
+Usage: run.py [TARGET...]   (default: every delivery)
+"""
+
+import datetime
+import hashlib
+import hmac
+import http.client
+import importlib
+import importlib.util
+import json
+import os
+import secrets
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from services import Proc, Services  # noqa: E402
+from tls_front import TlsFront, make_ca  # noqa: E402
+
+# site.py shares its name with Python's own `site` module, imported at start-up: load it
+# by path.
+_spec = importlib.util.spec_from_file_location("mesh_site", HERE / "site.py")
+_site = sys.modules["mesh_site"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_site)
+Site = _site.Site
+
+ROOT = HERE.parent.parent
+BIN = Path(os.environ.get("CHOKEPOINT_BIN_DIR", ROOT / "target/debug"))
+WASM = Path(os.environ.get("CHOKEPOINT_WASM", ROOT / "target/wasm32-wasip1/release/chokepoint_filter.wasm"))
+ENVOY = Path(os.environ.get("CHOKEPOINT_ENVOY", ROOT / ".venv/bin/envoy"))
+ISSUER = "https://idp.mesh.test"
+GATEWAY_HOST = "ai.mesh.test"
+POLICY_HOST = "chokepoint-policy.chokepoint.svc.cluster.local"
+# How long a request may take before it counts as hung.
+REQUEST_TIMEOUT = 5
+
+# (render target, the module that translates it, its function). Each renders from the
+# same policy file; `extra` targets are rendered alongside (what the mesh admin also
+# applies).
+DELIVERIES = [
+    ("istio-envoyfilter", "istio", "envoyfilter"),
+    ("istio-wasmplugin", "istio", "wasmplugin"),
+    ("istio-trafficextension", "istio", "trafficextension"),
+    ("envoy-gateway", "envoy_gateway", "bootstrap"),
+]
+EXTRA_TARGETS = {}
+
+
+class Checks:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, ok, what, detail=""):
+        if ok:
+            self.passed += 1
+            print(f"  ok    {what}", flush=True)
+        else:
+            self.failed += 1
+            print(f"  FAIL  {what}{': ' + detail if detail else ''}", flush=True)
+        return ok
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def user_uuid(salt, subject):
+    """filter/src/identity/pseudonym.rs: user_uuid, the UUID the gateway derives."""
+    iss = ISSUER.encode()
+    d = bytearray(hmac.new(salt.encode(), struct.pack(">Q", len(iss)) + iss + subject.encode(),
+                           hashlib.sha256).digest()[:16])
+    d[6] = (d[6] & 0x0F) | 0x80
+    d[8] = (d[8] & 0x3F) | 0x80
+    h = d.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def policy_file(path, tls_port, svc, ca, access_log):
+    """The mesh deployment's policy file (envoy/examples/policy.yaml's vocabulary)."""
+    doc = {
+        "version": 1,
+        "gateway": {"failure_mode": "closed", "policy_timeout_ms": 1000, "key_injection": "upstream",
+                    "uuid_salt_env": "CHOKEPOINT_UUID_SALT", "default_max_output_tokens": 64,
+                    "token_sources": [{"header": "authorization", "scheme": "Bearer"}, {"header": "x-api-key"}]},
+        "issuers": [{"issuer": ISSUER, "audiences": ["chokepoint"],
+                     "jwks": {"uri": f"https://idp.mesh.test:{tls_port}/jwks.json", "ca_file": str(ca),
+                              "refresh_secs": 300},
+                     "claims": {"tenant": "tenant", "groups": "groups"}}],
+        "providers": [
+            {"name": "openai", "kind": "openai", "base_url": f"https://openai.mesh.test:{tls_port}/v1",
+             "key_env": "OPENAI_API_KEY", "ca_file": str(ca)},
+            {"name": "anthropic", "kind": "anthropic", "base_url": f"https://anthropic.mesh.test:{tls_port}",
+             "key_env": "ANTHROPIC_API_KEY", "ca_file": str(ca)},
+        ],
+        "models": {"routes": [{"model": "gpt-*", "providers": ["openai"]},
+                              {"model": "claude-*", "providers": ["anthropic"]}]},
+        "prices": {"file": str(ROOT / "envoy/prices.yaml")},
+        "policy_service": {"url": f"http://{POLICY_HOST}:{svc.policy_port}"},
+        "audit": {"access_log": str(access_log), "usage": {"flush_ms": 200}},
+        "deploy": {"namespace": "chokepoint", "hostnames": [GATEWAY_HOST],
+                   "wasm_image": "oci://registry.mesh.test/chokepoint/filter:test",
+                   "istio": {"namespace": "istio-system", "selector": {"istio": "ingressgateway"},
+                             "fail_strategy": "FAIL_CLOSE"},
+                   "envoy_gateway": {"gateway": "eg"}},
+    }
+    path.write_text(json.dumps(doc, indent=1))
+
+
+def render(policy, target):
+    out = subprocess.run([BIN / "chokepoint-config", "render", str(policy), target],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"chokepoint-config render {target} failed:\n{out.stderr}")
+    return [d for d in yaml.safe_load_all(out.stdout) if d is not None]
+
+
+class Gateway:
+    """One Envoy, started from a translated bootstrap."""
+
+    def __init__(self, site, bootstrap, env):
+        cfg = site.run_dir / "envoy.json"
+        cfg.write_text(json.dumps(bootstrap, indent=1))
+        self.site = site
+        self.proc = Proc("envoy", [str(ENVOY), "-c", str(cfg), "--use-dynamic-base-id", "--concurrency", "1",
+                                   "--file-flush-interval-msec", "200", "-l", "warn",
+                                   "--component-log-level", "wasm:info"],
+                         site.run_dir / "envoy.log", env)
+        self.admin = f"http://127.0.0.1:{site.admin_port}"
+        deadline = time.monotonic() + 30
+        while get(f"{self.admin}/ready")[0] != 200:
+            if not self.proc.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"Envoy did not become ready:\n{self.proc.tail()}")
+            time.sleep(0.1)
+
+    def stat(self, name):
+        _, text = get(f"{self.admin}/stats?filter={urllib.request.quote(name)}")
+        return sum(int(line.rsplit(": ", 1)[1]) for line in text.splitlines()
+                   if line.rsplit(": ", 1)[-1].isdigit())
+
+    def stop(self):
+        self.proc.stop()
+
+
+def get(url, headers=None):
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+    except OSError as e:
+        return 0, f"{type(e).__name__}: {e}"
+
+
+def call(port, method, path, token=None, body=None, headers=None, stream=False):
+    """(status, body, chunk arrival times) of one request to the gateway; status 0 when
+    nothing answered within REQUEST_TIMEOUT (a hang)."""
+    h = {"host": GATEWAY_HOST, **(headers or {})}
+    if token:
+        h["authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    if data is not None:
+        h["content-type"] = "application/json"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    try:
+        conn.request(method, path, body=data, headers=h)
+        r = conn.getresponse()
+        chunks, times = [], []
+        while True:
+            c = r.read1(65536) if stream else r.read()
+            if not c:
+                break
+            chunks.append(c)
+            times.append(time.monotonic())
+            if not stream:
+                break
+        return r.status, b"".join(chunks).decode(errors="replace"), times
+    except OSError as e:
+        return 0, f"no answer in {REQUEST_TIMEOUT}s ({type(e).__name__}: {e})", []
+    finally:
+        conn.close()
+
+
+def chat(model="gpt-4o-mini", stream=False):
+    return {"model": model, "max_tokens": 20, "stream": stream,
+            "messages": [{"role": "user", "content": "hello mesh"}]}
+
+
+def run_delivery(target, module, fn, env, c):
+    """Renders `target`, translates it, starts Envoy and runs every check through it."""
+    run_dir = env["base"] / target
+    run_dir.mkdir()
+    site = Site(run_dir=run_dir, listen_port=free_port(), admin_port=free_port(), wasm_path=WASM,
+                wasm_sha256=env["wasm_sha256"], addresses=env["addresses"], access_log=run_dir / "usage.log")
+    policy = run_dir / "policy.yaml"
+    policy_file(policy, env["tls"].port, env["svc"], env["ca"], site.access_log)
+    docs = render(policy, target)
+    for extra in EXTRA_TARGETS.get(module, []):
+        docs += render(policy, extra)
+    bootstrap = getattr(importlib.import_module(module), fn)(docs, site)
+    svc, tokens, salt = env["svc"], env["tokens"], env["salt"]
+    env["idp_handshakes"] = env["tls"].handshakes["idp.mesh.test"]
+    gw = Gateway(site, bootstrap, {
+        "PATH": os.environ["PATH"], "OPENAI_API_KEY": svc.mock_key, "ANTHROPIC_API_KEY": svc.mock_key,
+        "CHOKEPOINT_UUID_SALT": salt, "CHOKEPOINT_POLICY_TOKEN": svc.policy_token})
+    print(f"{target}: Envoy on :{site.listen_port} ({module}.{fn})", flush=True)
+    failed_before = c.failed
+    try:
+        checks(target, site, gw, svc, env, tokens, salt, c)
+    finally:
+        gw.stop()
+        if c.failed > failed_before:
+            print(f"----- {target}: envoy log -----\n{gw.proc.tail(12000)}", flush=True)
+
+
+def checks(target, site, gw, svc, env, tokens, salt, c):
+    port = site.listen_port
+    # The cluster each mesh has for the IdP's host: Istio's for its ServiceEntry, the
+    # EnvoyFilter's own, Envoy Gateway's for the HTTPRoute's third rule (openai, anthropic,
+    # then the JWKS host).
+    jwks_cluster = {"istio-envoyfilter": "jwks_0",
+                    "envoy-gateway": "httproute/chokepoint/chokepoint/rule/2"}.get(
+        target, f"outbound|{env['tls'].port}||idp.mesh.test")
+    # The IdP's JWKS, fetched by the filter through the cluster the mesh would have, at
+    # start: until then its tokens get 503 jwks_unavailable (as the local stack, wait).
+    deadline = time.monotonic() + 20
+    while True:
+        code, body, _ = call(port, "GET", "/v1/models", token=tokens[f"{target}-models"])
+        if "jwks_unavailable" not in body or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    c.check(code == 200, f"{target}: GET /v1/models with a token of the mock IdP -> 200", f"{code} {body[:300]}")
+    c.check(gw.stat(f"cluster.{jwks_cluster}.upstream_rq_200") >= 1,
+            f"{target}: the JWKS came through cluster {jwks_cluster}", f"stat {gw.stat(f'cluster.{jwks_cluster}.upstream_rq')}")
+    c.check(env["tls"].handshakes["idp.mesh.test"] > env["idp_handshakes"],
+            f"{target}: ... over TLS to idp.mesh.test (SNI, its certificate)", f"{env['tls'].refused[-3:]}")
+    code, body, _ = call(port, "GET", "/v1/models")
+    c.check(code == 401, f"{target}: no token -> 401", f"{code} {body[:200]}")
+    code, body, _ = call(port, "POST", "/v1/chat/completions", token=tokens["forged"], body=chat())
+    c.check(code == 401, f"{target}: a token the IdP did not sign -> 401", f"{code} {body[:200]}")
+
+    subject = f"{target}-user"
+    code, body, _ = call(port, "POST", "/v1/chat/completions", token=tokens[subject], body=chat())
+    c.check(code == 200 and '"choices"' in body, f"{target}: OpenAI chat completion -> 200", f"{code} {body[:300]}")
+    seen = get(f"http://127.0.0.1:{svc.mock_port}/__mock/requests")[1]
+    host_ok = f'"openai.mesh.test:{env["tls"].port}"' in seen or '"openai.mesh.test"' in seen
+    c.check(host_ok, f"{target}: ... reached the provider with its own Host (not {GATEWAY_HOST})",
+            "the provider saw: " + ", ".join(sorted({h for h in _hosts(seen)})))
+    code, body, _ = call(port, "POST", "/v1/messages", token=tokens[subject],
+                         headers={"anthropic-version": "2023-06-01"},
+                         body={"model": "claude-sonnet-4-5", "max_tokens": 20,
+                               "messages": [{"role": "user", "content": "hello mesh"}]})
+    c.check(code == 200 and '"content"' in body, f"{target}: Anthropic messages -> 200", f"{code} {body[:300]}")
+    start = time.monotonic()
+    code, body, times = call(port, "POST", "/v1/chat/completions", token=tokens[subject], body=chat(stream=True),
+                             headers={"x-mock-event-delay-ms": "250", "x-mock-words": "6"}, stream=True)
+    spread = (times[-1] - times[0]) if times else 0
+    c.check(code == 200 and "[DONE]" in body and len(times) >= 3 and spread >= 0.75,
+            f"{target}: a stream's chunks arrive as sent ({len(times)} reads over {spread:.2f}s)",
+            f"{code} after {time.monotonic() - start:.1f}s: {body[:200]}")
+
+    uuid = user_uuid(salt, subject)
+    records = _usage_records(site.access_log, uuid, 3)
+    c.check(len(records) >= 3, f"{target}: the usage records in the mesh's access log ({site.access_log.name})",
+            f"{len(records)} records for {uuid}; log: {_head(site.access_log)}")
+    ledger = _ledger(svc, uuid, 3)
+    c.check(ledger.get("requests", 0) >= 3, f"{target}: ... and in the ledger (admin API)", json.dumps(ledger)[:300])
+
+    limited = f"{target}-limited"
+    code, body = _put_limit(svc, user_uuid(salt, limited), {"rpm": 1})
+    c.check(code == 200, f"{target}: rpm 1 set through the admin API", f"{code} {body[:200]}")
+    first = call(port, "POST", "/v1/chat/completions", token=tokens[limited], body=chat())[0]
+    code, body, _ = call(port, "POST", "/v1/chat/completions", token=tokens[limited], body=chat())
+    c.check(first == 200 and code == 429, f"{target}: the second request in the minute -> 429",
+            f"first {first}, second {code} {body[:200]}")
+
+
+def _hosts(text):
+    try:
+        return [r.get("headers", {}).get("host", "?") for r in json.loads(text)]
+    except (ValueError, AttributeError):
+        return [text[:200]]
+
+
+def _head(path, n=600):
+    try:
+        return path.read_text()[:n] or "(empty)"
+    except OSError:
+        return "(no file)"
+
+
+def _usage_records(path, uuid, want, seconds=5):
+    deadline = time.monotonic() + seconds
+    while True:
+        found = []
+        try:
+            for line in path.read_text().splitlines():
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(r, dict) and r.get("user") == uuid:
+                    found.append(r)
+        except OSError:
+            pass
+        if len(found) >= want or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _ledger(svc, uuid, want, seconds=10):
+    day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    deadline = time.monotonic() + seconds
+    while True:
+        code, text = get(f"{svc.policy_admin}/v1/admin/usage?scope=user&id={uuid}&period={day}",
+                         {"authorization": f"Bearer {svc.admin_token}"})
+        try:
+            ledger = json.loads(text) if code == 200 else {"status": code, "body": text}
+        except ValueError:
+            ledger = {"body": text}
+        if ledger.get("requests", 0) >= want or time.monotonic() > deadline:
+            return ledger
+        time.sleep(0.2)
+
+
+def _put_limit(svc, uuid, limits):
+    req = urllib.request.Request(f"{svc.policy_admin}/v1/admin/limits/user/{uuid}", method="PUT",
+                                 data=json.dumps(limits).encode(),
+                                 headers={"authorization": f"Bearer {svc.admin_token}",
+                                          "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def mint(key, subject, issuer=ISSUER):
+    out = subprocess.run([BIN / "chokepoint-token", subject, "--key", key, "--issuer", issuer,
+                          "--tenant", "acme", "--groups", "ml"], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def main(argv):
+    targets = argv or [t for t, _, _ in DELIVERIES]
+    unknown = set(targets) - {t for t, _, _ in DELIVERIES}
+    if unknown:
+        sys.exit(f"unknown delivery {sorted(unknown)}; known: {[t for t, _, _ in DELIVERIES]}")
+    for what in (BIN / "chokepoint-config", WASM, ENVOY):
+        if not what.exists():
+            sys.exit(f"{what} not found (scripts/test mesh builds it)")
+    base = Path(tempfile.mkdtemp(prefix="chokepoint-mesh-"))
+    key = base / "idp-key.json"
+    jwks = base / "idp-jwks.json"
+    jwks.write_text(subprocess.run([BIN / "chokepoint-token", "--jwks", "--key", key],
+                                   capture_output=True, text=True, check=True).stdout)
+    svc = Services(base, BIN)
+    c = Checks()
+    front = None
+    try:
+        svc.start(jwks)
+        ca, leaves = make_ca(base / "tls", ["openai.mesh.test", "anthropic.mesh.test", "idp.mesh.test"])
+        front = TlsFront(leaves, {"openai.mesh.test": svc.mock_port, "anthropic.mesh.test": svc.mock_port,
+                                  "idp.mesh.test": svc.idp_port})
+        names = [t for t, _, _ in DELIVERIES]
+        subjects = [f"{t}-{s}" for t in names for s in ("models", "user", "limited")]
+        tokens = {s: mint(key, s) for s in subjects}
+        # Signed by a key the IdP does not publish.
+        tokens["forged"] = mint(base / "other-key.json", "forged")
+        env = {
+            "base": base, "svc": svc, "tls": front, "ca": ca, "tokens": tokens,
+            "salt": secrets.token_hex(32), "wasm_sha256": hashlib.sha256(WASM.read_bytes()).hexdigest(),
+            "addresses": {h: "127.0.0.1" for h in ("openai.mesh.test", "anthropic.mesh.test",
+                                                   "idp.mesh.test", POLICY_HOST)},
+        }
+        for target, module, fn in DELIVERIES:
+            if target not in targets:
+                continue
+            try:
+                run_delivery(target, module, fn, env, c)
+            except Exception as e:  # noqa: BLE001 - one delivery's failure must not hide the others'
+                c.check(False, f"{target}: translated and started", f"{type(e).__name__}: {e}")
+    finally:
+        if front:
+            front.stop()
+        if c.failed:
+            print(svc.logs())
+        svc.stop()
+    print(f"{c.passed} passed, {c.failed} failed")
+    return 1 if c.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,28 @@
+"""What a mesh delivery's translation is given: the machine the mesh's Envoy runs on.
+
+A delivery module (tests/mesh/istio.py, tests/mesh/envoy_gateway.py) exposes functions
+`(docs: list[dict], site: Site) -> dict`: from the rendered resources of one target, the
+Envoy bootstrap that the mesh's control plane would give its gateway, with the addresses,
+ports and files of this machine where the mesh would have its own. Any extra file the
+gateway reads (an ECDS resource, say) is written into `site.run_dir`.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Site:
+    # Where a translation writes its files (ECDS file, access log).
+    run_dir: Path
+    # The gateway listener (127.0.0.1).
+    listen_port: int
+    # Envoy admin (127.0.0.1).
+    admin_port: int
+    # The filter .wasm as the mesh's agent holds it (a local file), and its sha256.
+    wasm_path: Path
+    wasm_sha256: str
+    # DNS stand-in: every host name in the manifests -> an IP.
+    addresses: dict[str, str]
+    # Where the mesh's access log must be written.
+    access_log: Path
