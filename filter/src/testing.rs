@@ -68,6 +68,7 @@ impl Keys {
             ],
             "prices": {"models": {"gpt-4o-mini": {"input_per_mtok_usd": "0.15", "output_per_mtok_usd": "0.60"}}},
             "max_request_body_bytes": 1024,
+            "hold_headers": true,
         })
     }
 
@@ -165,6 +166,11 @@ pub struct FakeHost {
     pub metrics: Vec<crate::accounting::telemetry::Metric>,
     pub shared: HashMap<String, (Vec<u8>, u32)>,
     pub shared_queue: std::collections::VecDeque<Vec<u8>>,
+    /// The headers went upstream (the test says when, as Envoy would on `Continue`):
+    /// writing them after that changes nothing the provider sees.
+    pub headers_gone: bool,
+    /// Headers written after they went.
+    pub late_header_writes: Vec<String>,
 }
 
 impl FakeHost {
@@ -247,6 +253,9 @@ impl Host for FakeHost {
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError> {
+        if self.headers_gone {
+            self.late_header_writes.push(name.to_string());
+        }
         self.headers.retain(|(k, _)| k != name);
         if let Some(v) = value {
             self.headers.push((name.to_string(), v.to_string()));

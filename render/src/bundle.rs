@@ -9,7 +9,7 @@ use crate::envoy::{self, BootstrapParams, Code, Delivery};
 use crate::plugin::{self, Target};
 use crate::policy::Policy;
 
-pub const TARGETS: [&str; 12] = [
+pub const TARGETS: [&str; 14] = [
     "plugin-config",
     "injector-config",
     "bootstrap",
@@ -22,6 +22,8 @@ pub const TARGETS: [&str; 12] = [
     "istio-networkpolicy",
     "envoy-gateway",
     "envoy-gateway-networkpolicy",
+    "istio-lockdown",
+    "envoy-gateway-lockdown",
 ];
 
 /// Options only some targets use.
@@ -160,6 +162,11 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
         "envoy-gateway-networkpolicy" => {
             emit::documents(HEADER, &[crate::network_policy::for_envoy_gateway(policy)])
         }
+        "istio-lockdown" => emit::documents(HEADER, &crate::lockdown::istio::manifests(policy)?),
+        "envoy-gateway-lockdown" => emit::documents(
+            HEADER,
+            &crate::lockdown::network_policy::for_envoy_gateway(policy)?,
+        ),
         other => {
             return Err(format!(
                 "unknown target {other:?}; one of {}",
@@ -170,7 +177,7 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
 }
 
 /// The committed examples: (path under the examples directory, target).
-pub const EXAMPLES: [(&str, &str); 10] = [
+pub const EXAMPLES: [(&str, &str); 12] = [
     ("envoy/bootstrap.yaml", "bootstrap"),
     ("envoy/plugin-config.json", "plugin-config"),
     ("policy/limits.json", "limits"),
@@ -184,6 +191,8 @@ pub const EXAMPLES: [(&str, &str); 10] = [
         "envoy-gateway/networkpolicy.yaml",
         "envoy-gateway-networkpolicy",
     ),
+    ("istio/lockdown.yaml", "istio-lockdown"),
+    ("envoy-gateway/lockdown.yaml", "envoy-gateway-lockdown"),
 ];
 
 /// Renders every example into `dir`, or with `check`, lists the files that differ.

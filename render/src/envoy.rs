@@ -352,8 +352,7 @@ pub fn local_reply_config() -> Value {
     })
 }
 
-/// The access-log format of the audit trail: the usage record the filter leaves in its
-/// state, one JSON line per request.
+/// One usage record per request, as JSON, from the filter's state.
 pub const USAGE_LOG_FORMAT: &str = "%FILTER_STATE(wasm.chokepoint_usage:PLAIN)%\n";
 
 /// The audit trail: one usage record per request, as JSON, from the filter's state.

@@ -1,13 +1,27 @@
 //! Envoy Gateway: an `HTTPRoute` for the gateway's host names whose rules send a request
 //! to the provider the filter chose (by the `x-chokepoint-cluster` header it sets), a
 //! `Backend` per provider and JWKS host with a `BackendTLSPolicy` that verifies its
-//! name, and an `EnvoyExtensionPolicy` that loads the filter on that route from the OCI
-//! image.
+//! name, an `EnvoyExtensionPolicy` that loads the filter on that route from the OCI
+//! image, and an `EnvoyProxy` whose access log writes the usage records.
 //!
-//! Envoy Gateway names a rule's cluster `httproute/<namespace>/<route>/rule/<index>`;
-//! the filter's provider and policy clusters are those names. Like Istio's WasmPlugin,
-//! this path has no router upstream filters or aggregate clusters: keys are set
-//! downstream and a route keeps its first provider per API.
+//! Envoy Gateway (v1.9, envoyproxy/gateway) names a rule's cluster after the rule:
+//! `irRouteDestinationName` in `internal/gatewayapi/helpers.go` gives
+//! `httproute/<namespace>/<route>/rule/<index>`, and `addRouteToRouteConfig` in
+//! `internal/xds/translator/translator.go` creates one cluster of that name per rule
+//! (one per backendRef, `.../backend/<i>`, only for zone-aware or backendRef-filtered
+//! rules, which these are not; the shared `backend/...` clusters only when an
+//! EnvoyProxy sets `mergeBackends`, which this one does not). The filter's provider,
+//! JWKS and policy clusters are those names. Like Istio's WasmPlugin, this path has no
+//! router upstream filters or aggregate clusters: keys are set downstream and a route
+//! keeps its first provider per API.
+//!
+//! Envoy Gateway adds the Wasm filter to the listener disabled and enables it in the
+//! `typed_per_filter_config` of each route of the targeted HTTPRoute (`wasm.go`,
+//! `patchHCM` and `patchRoute`): a request runs the filter only if some rule of this
+//! route matches it before the filter has run. The last rule therefore matches every
+//! path with no backend (Gateway API: a 500 if the filter ever lets such a request
+//! through); the filter then names the provider's rule in the header and Envoy
+//! resolves the route again.
 
 use serde_json::{json, Value};
 
@@ -18,6 +32,9 @@ use crate::tls::{self, CaBundle};
 use crate::url::Url;
 
 const ROUTE: &str = "chokepoint";
+/// The `EnvoyProxy` the Gateway names in `spec.infrastructure.parametersRef`.
+pub const ENVOY_PROXY: &str = "chokepoint";
+const CLUSTER_HEADER: &str = "x-chokepoint-cluster";
 
 fn rule_cluster(policy: &Policy, index: usize) -> String {
     format!("httproute/{}/{ROUTE}/rule/{index}", policy.deploy.namespace)
@@ -122,8 +139,16 @@ pub fn manifests(policy: &Policy) -> Vec<Value> {
         let url = u.url;
         // JWKS hosts get a rule too: it is how Envoy Gateway makes their cluster, which
         // only the filter's callouts use (it replaces any client's header).
+        let mut filters = vec![drop_cluster_header()];
+        if u.provider {
+            // Envoy Gateway forwards the client's Host (ai.example.com) unless a rule
+            // rewrites it (`buildXdsURLRewriteAction`: `host_rewrite_literal`); a
+            // provider's front end routes by its own name.
+            filters.push(json!({"type": "URLRewrite", "urlRewrite": {"hostname": url.host}}));
+        }
         rules.push(json!({
-            "matches": [{"headers": [{"type": "Exact", "name": "x-chokepoint-cluster", "value": rule_cluster(policy, i)}]}],
+            "matches": [{"headers": [{"type": "Exact", "name": CLUSTER_HEADER, "value": rule_cluster(policy, i)}]}],
+            "filters": filters,
             "backendRefs": [{"group": "gateway.envoyproxy.io", "kind": "Backend", "name": backend_name(url), "port": url.port}],
             "timeouts": {"request": "600s"},
         }));
@@ -145,9 +170,13 @@ pub fn manifests(policy: &Policy) -> Vec<Value> {
     // header match never sees a client's value: the filter replaces the header).
     let ps = &policy.policy_service.url;
     rules.push(json!({
-        "matches": [{"headers": [{"type": "Exact", "name": "x-chokepoint-cluster", "value": rule_cluster(policy, hosts.len())}]}],
+        "matches": [{"headers": [{"type": "Exact", "name": CLUSTER_HEADER, "value": rule_cluster(policy, hosts.len())}]}],
+        "filters": [drop_cluster_header()],
         "backendRefs": [{"name": ps.host.split('.').next().unwrap_or("chokepoint-policy"), "port": ps.port}],
     }));
+    // Every other request: this rule enables the filter for it (see the module's
+    // comment); with no backendRefs Envoy Gateway answers it 500 itself.
+    rules.push(json!({"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}));
     out.push(json!({
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
@@ -178,5 +207,37 @@ pub fn manifests(policy: &Policy) -> Vec<Value> {
             }],
         }
     }));
+    out.push(envoy_proxy(policy));
     out
+}
+
+/// Removes the routing header before the request goes upstream, as the bootstrap's
+/// route does: it names an internal cluster.
+fn drop_cluster_header() -> Value {
+    json!({"type": "RequestHeaderModifier", "requestHeaderModifier": {"remove": [CLUSTER_HEADER]}})
+}
+
+/// The audit log: Envoy Gateway writes access logs only as an `EnvoyProxy`'s
+/// `spec.telemetry.accessLog` says (`processAccessLog` in
+/// `internal/gatewayapi/listener.go`; a Text format with a File sink becomes Envoy's
+/// file access logger with that format, `buildXdsAccessLog` in
+/// `internal/xds/translator/accesslog.go`). The usage record is the same line the
+/// bootstrap writes; `type: Route` puts it on the HTTP connection manager only. Any
+/// settings list replaces Envoy Gateway's default JSON log to stdout, so the second
+/// entry keeps it. The Gateway applies it through `spec.infrastructure.parametersRef`
+/// (group `gateway.envoyproxy.io`, kind `EnvoyProxy`, this name).
+fn envoy_proxy(policy: &Policy) -> Value {
+    json!({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "EnvoyProxy",
+        "metadata": {"name": ENVOY_PROXY, "namespace": policy.deploy.namespace, "labels": {"app.kubernetes.io/part-of": "chokepoint"}},
+        "spec": {"telemetry": {"accessLog": {"settings": [
+            {
+                "type": "Route",
+                "format": {"type": "Text", "text": envoy::USAGE_LOG_FORMAT},
+                "sinks": [{"type": "File", "file": {"path": policy.access_log}}],
+            },
+            {"sinks": [{"type": "File", "file": {"path": "/dev/stdout"}}]},
+        ]}}},
+    })
 }

@@ -104,6 +104,13 @@ fn upstream_name(url: &Url) -> String {
 /// on the gateway that sends a request to the cluster the filter chose (the
 /// `x-chokepoint-cluster` header it sets). JWKS hosts get no route: only the filter's
 /// own callouts reach their clusters.
+///
+/// The ServiceEntries and DestinationRules are exported to their own namespace, the
+/// gateway's, only (`exportTo: ["."]`): exported mesh-wide, they would put the provider
+/// hosts into every sidecar's registry, a way to the providers that bypasses the gateway
+/// even under `REGISTRY_ONLY` (the lockdown, [`crate::lockdown::istio`]), and their
+/// TLS settings would apply to other workloads' traffic to those hosts. The lockdown
+/// adds no ServiceEntry of its own: two for one host in one namespace would conflict.
 pub fn routing(policy: &Policy) -> Vec<Value> {
     let d = &policy.deploy;
     let mut out = Vec::new();
@@ -122,6 +129,7 @@ pub fn routing(policy: &Policy) -> Vec<Value> {
             "metadata": meta(&name, &d.istio_namespace),
             "spec": {
                 "hosts": [url.host],
+                "exportTo": ["."],
                 "location": "MESH_EXTERNAL",
                 "resolution": "DNS",
                 // HTTP inside the gateway, TLS on the wire (the DestinationRule below).
@@ -151,6 +159,7 @@ pub fn routing(policy: &Policy) -> Vec<Value> {
                 "metadata": meta(&name, &d.istio_namespace),
                 "spec": {
                     "host": url.host,
+                    "exportTo": ["."],
                     "trafficPolicy": {"tls": tls},
                 }
             }));

@@ -8,11 +8,13 @@
 
 pub mod bundle;
 pub mod compose;
+pub mod delivery;
 pub mod emit;
 pub mod envoy;
 pub mod files;
 pub mod gateway;
 pub mod istio;
+pub mod lockdown;
 pub mod network_policy;
 pub mod overrides;
 pub mod plugin;

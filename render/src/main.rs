@@ -26,7 +26,7 @@ enum Command {
         file: PathBuf,
         /// plugin-config, injector-config, bootstrap, ecds, limits, istio-wasmplugin,
         /// istio-trafficextension, istio-envoyfilter, istio-meshconfig, istio-networkpolicy,
-        /// envoy-gateway, envoy-gateway-networkpolicy
+        /// envoy-gateway, envoy-gateway-networkpolicy, istio-lockdown, envoy-gateway-lockdown
         target: String,
         #[arg(long)]
         out: Option<PathBuf>,
@@ -120,6 +120,9 @@ fn run(command: Command) -> Result<(), String> {
                 if let Some(warning) = o.admin()?.warning() {
                     eprintln!("warning: {warning}");
                 }
+            }
+            for note in chokepoint_render::delivery::notes(&p, &target) {
+                eprintln!("note: {note}");
             }
             match out {
                 Some(path) => bundle::write_atomically(&path, &text),

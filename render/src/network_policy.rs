@@ -34,14 +34,23 @@ pub fn for_istio(policy: &Policy) -> Value {
 /// `deploy.envoy_gateway.proxy_namespace`.
 pub fn for_envoy_gateway(policy: &Policy) -> Value {
     let d = &policy.deploy;
-    let proxies = json!({
+    network_policy(
+        policy,
+        &d.eg_proxy_namespace,
+        envoy_gateway_proxy_labels(policy),
+    )
+}
+
+/// The labels Envoy Gateway puts on the proxy pods of `deploy.envoy_gateway.gateway`.
+pub fn envoy_gateway_proxy_labels(policy: &Policy) -> Value {
+    let d = &policy.deploy;
+    json!({
         "app.kubernetes.io/name": "envoy",
         "app.kubernetes.io/component": "proxy",
         "app.kubernetes.io/managed-by": "envoy-gateway",
         "gateway.envoyproxy.io/owning-gateway-name": d.eg_gateway,
         "gateway.envoyproxy.io/owning-gateway-namespace": d.namespace,
-    });
-    network_policy(policy, &d.eg_proxy_namespace, proxies)
+    })
 }
 
 fn network_policy(policy: &Policy, gateway_namespace: &str, gateway_pods: Value) -> Value {

@@ -128,6 +128,10 @@ pub fn plugin_config(policy: &Policy, target: Target) -> Value {
         "key_injection": if g.key_injection_upstream && target == Target::Envoy { "upstream" } else { "downstream" },
         "models": models,
         "max_request_body_bytes": g.max_request_body_bytes,
+        // Only where the filter's PluginConfig also sets Envoy's
+        // `allow_on_headers_stop_iteration` (see `envoy::wasm_filter_config`): no field of a
+        // WasmPlugin, TrafficExtension or EnvoyExtensionPolicy can.
+        "hold_headers": target == Target::Envoy,
     });
     if let Some(ttl) = policy.policy_service.lease_ttl_ms {
         c["policy"]["lease_ttl_ms"] = json!(ttl);

@@ -238,6 +238,11 @@ pub struct RawDeploy {
     pub istio: RawIstio,
     #[serde(default)]
     pub envoy_gateway: RawEnvoyGateway,
+    /// The workload namespaces whose pods may reach the providers only through the
+    /// gateway, and what the mesh needs to enforce it (`chokepoint-config render ...
+    /// istio-lockdown | envoy-gateway-lockdown`).
+    #[serde(default)]
+    pub lockdown: RawLockdown,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -264,4 +269,30 @@ pub struct RawEnvoyGateway {
     /// or the Gateway's own in Gateway Namespace mode.
     #[serde(default)]
     pub proxy_namespace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLockdown {
+    /// Namespaces that opt in: their workloads reach no host outside the mesh's registry
+    /// (Istio) or nothing but DNS and the gateway (NetworkPolicy).
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Istio: the service account of the gateway pods (in `deploy.istio.namespace`), the
+    /// one identity the egress gateway lets through to the providers.
+    #[serde(default)]
+    pub gateway_service_account: Option<String>,
+    /// Istio: the egress gateway the AuthorizationPolicy applies to.
+    #[serde(default)]
+    pub egress_gateway: RawEgressGateway,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEgressGateway {
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Labels of the egress gateway's pods.
+    #[serde(default)]
+    pub selector: Option<BTreeMap<String, String>>,
 }

@@ -222,6 +222,73 @@ fn broken_files_name_field_and_line() {
             "DNS-1123 label",
         ),
         (
+            "a locked-down namespace that is not a DNS label",
+            broken(
+                "    namespaces: [research, support]",
+                "    namespaces: [research, Support]",
+            ),
+            "deploy.lockdown.namespaces[1]",
+            "namespaces: [research, Support]",
+            "DNS-1123 label",
+        ),
+        (
+            "a namespace locked down twice",
+            broken(
+                "    namespaces: [research, support]",
+                "    namespaces: [research, research]",
+            ),
+            "deploy.lockdown.namespaces[1]",
+            "namespaces: [research, research]",
+            "listed twice",
+        ),
+        (
+            "the gateway's own namespace locked down",
+            broken(
+                "    namespaces: [research, support]",
+                "    namespaces: [research, istio-system]",
+            ),
+            "deploy.lockdown.namespaces[1]",
+            "namespaces: [research, istio-system]",
+            "deploy.istio.namespace",
+        ),
+        (
+            "the policy service's namespace locked down",
+            broken(
+                "    namespaces: [research, support]",
+                "    namespaces: [chokepoint]",
+            ),
+            "deploy.lockdown.namespaces[0]",
+            "namespaces: [chokepoint]",
+            "deploy.namespace",
+        ),
+        (
+            "a service account that is no name",
+            broken(
+                "gateway_service_account: istio-ingressgateway-service-account",
+                "gateway_service_account: istio-system/ingress",
+            ),
+            "deploy.lockdown.gateway_service_account",
+            "gateway_service_account: istio-system/ingress",
+            "service account name",
+        ),
+        (
+            "an empty egress gateway selector",
+            broken(
+                "      selector: {istio: egressgateway}",
+                "      selector: {}",
+            ),
+            "deploy.lockdown.egress_gateway.selector",
+            "      selector: {}",
+            "at least one label",
+        ),
+        (
+            "an unknown lockdown field",
+            broken("    namespaces: [research, support]", "    namespace: [research]"),
+            "deploy.lockdown.namespace",
+            "    namespace: [research]",
+            "unknown field",
+        ),
+        (
             "wrong type",
             broken(
                 "  max_request_body_bytes: 1048576",

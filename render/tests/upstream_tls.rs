@@ -346,15 +346,17 @@ fn every_tls_upstream_of_every_target_verifies_its_name() {
                 check(target, &sites, &upstreams);
                 sites
             }
-            // Configuration only (or who may connect to the policy service): no connection
-            // the gateway makes is described.
+            // Configuration only (or who may connect to the policy service, or what the
+            // workloads may not reach): no connection the gateway makes is described.
             "plugin-config"
             | "injector-config"
             | "ecds"
             | "limits"
             | "istio-meshconfig"
             | "istio-networkpolicy"
-            | "envoy-gateway-networkpolicy" => {
+            | "envoy-gateway-networkpolicy"
+            | "istio-lockdown"
+            | "envoy-gateway-lockdown" => {
                 assert!(
                     !text.contains("load_assignment") && !text.contains("transport_socket"),
                     "{target}"

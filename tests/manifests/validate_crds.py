@@ -3,8 +3,8 @@
 
 Validates every document of the given YAML files against the official CRDs vendored in
 tests/schemas/ (Istio WasmPlugin, EnvoyFilter, TrafficExtension, ServiceEntry,
-DestinationRule, VirtualService; Envoy Gateway EnvoyExtensionPolicy, Backend; Gateway API HTTPRoute,
-BackendTLSPolicy), the way the API server would with
+DestinationRule, VirtualService; Envoy Gateway EnvoyExtensionPolicy, Backend, EnvoyProxy;
+Gateway API HTTPRoute, BackendTLSPolicy), the way the API server would with
 `kubectl apply --validate=strict`, without a cluster:
 
   * schema: each served version's openAPIV3Schema, converted to draft-7 JSON Schema as
@@ -950,6 +950,17 @@ GOOD["backendtlspolicy-system-ca"] = {
     },
 }
 
+GOOD["envoyproxy-usage-log"] = {
+    "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+    "kind": "EnvoyProxy",
+    "metadata": {"name": "chokepoint", "namespace": "ai-gateway"},
+    "spec": {"telemetry": {"accessLog": {"settings": [
+        {"type": "Route", "format": {"type": "Text", "text": "%FILTER_STATE(wasm.chokepoint_usage:PLAIN)%\n"},
+         "sinks": [{"type": "File", "file": {"path": "/dev/stdout"}}]},
+        {"sinks": [{"type": "File", "file": {"path": "/dev/stdout"}}]},
+    ]}}},
+}
+
 CA_REFS = [{"group": "", "kind": "ConfigMap", "name": "chokepoint-ca-models-corp"}]
 
 
@@ -1049,6 +1060,13 @@ GOOD["networkpolicy"] = {
 # Broken manifests: (name, object, [(expected path, regex on the message)]). Each must fail
 # with every expected problem and with no problem at any other path.
 BAD = [
+    # The audit log: a usage record that would never be written.
+    ("envoyproxy text format without text", _edit("envoyproxy-usage-log", lambda o: o["spec"]["telemetry"][
+        "accessLog"]["settings"][0]["format"].pop("text")),
+     [("spec.telemetry.accessLog.settings[0].format", r"\[CEL\] If AccessLogFormat type is Text, text field needs to be set")]),
+    ("envoyproxy file sink without file", _edit("envoyproxy-usage-log", lambda o: o["spec"]["telemetry"][
+        "accessLog"]["settings"][0]["sinks"][0].pop("file")),
+     [("spec.telemetry.accessLog.settings[0].sinks[0]", r"\[CEL\] If AccessLogSink type is File, file field needs to be set")]),
     # Upstream TLS: what would leave a provider's name unchecked or the trust undefined.
     ("destinationrule tls.subjectAltName (singular)", _edit("destinationrule-tls-origination", lambda o: _rename(
         o["spec"]["trafficPolicy"]["tls"], "subjectAltNames", "subjectAltName")),

@@ -67,6 +67,7 @@ DELIVERIES = [
     ("istio-envoyfilter", "istio", "envoyfilter"),
     ("istio-wasmplugin", "istio", "wasmplugin"),
     ("istio-trafficextension", "istio", "trafficextension"),
+    ("envoy-gateway", "envoy_gateway", "bootstrap"),
 ]
 EXTRA_TARGETS = {"istio": ["istio-meshconfig"]}
 
@@ -243,7 +244,12 @@ def run_delivery(target, module, fn, env, c):
 
 def checks(target, site, gw, svc, env, tokens, salt, c):
     port = site.listen_port
-    jwks_cluster = f"outbound|{env['tls'].port}||idp.mesh.test" if target != "istio-envoyfilter" else "jwks_0"
+    # The cluster each mesh has for the IdP's host: Istio's for its ServiceEntry, the
+    # EnvoyFilter's own, Envoy Gateway's for the HTTPRoute's third rule (openai, anthropic,
+    # then the JWKS host).
+    jwks_cluster = {"istio-envoyfilter": "jwks_0",
+                    "envoy-gateway": "httproute/chokepoint/chokepoint/rule/2"}.get(
+        target, f"outbound|{env['tls'].port}||idp.mesh.test")
     # The IdP's JWKS, fetched by the filter through the cluster the mesh would have, at
     # start: until then its tokens get 503 jwks_unavailable (as the local stack, wait).
     deadline = time.monotonic() + 20

@@ -37,6 +37,8 @@ struct RawConfig {
     #[serde(default)]
     mode: Option<String>,
     #[serde(default)]
+    hold_headers: Option<bool>,
+    #[serde(default)]
     prices: Option<serde_json::Value>,
     #[serde(default)]
     usage: Option<RawUsage>,
@@ -176,6 +178,17 @@ pub struct Config {
     /// path's provider with its key, and nothing else (no body read, no decision, no
     /// usage record). `full` (the default) is the whole gateway.
     pub identity_only: bool,
+    /// Envoy lets the filter hold a request's headers while it reads the body: the
+    /// filter's `PluginConfig` sets `allow_on_headers_stop_iteration: true`, which the
+    /// plain bootstrap and Istio's EnvoyFilter do. No field of Istio's WasmPlugin or
+    /// TrafficExtension or of Envoy Gateway's EnvoyExtensionPolicy can, and there a paused
+    /// header callback stops the body too, so a filter that waited would hang every
+    /// POST. `false` (the default, safe anywhere): the headers go upstream before the
+    /// body is read, with the provider the path and API name, its key and cluster, and
+    /// no `content-length`; the body is then read, checked and decided on before a byte
+    /// of it goes, and a refusal resets the upstream stream. Routing a body's model to
+    /// another provider than its API's first, and fallback chains, need `true`.
+    pub hold_headers: bool,
     pub prices: PriceTable,
     pub usage: UsageDelivery,
     pub max_request_body_bytes: usize,
@@ -555,6 +568,7 @@ impl Config {
                     ))
                 }
             },
+            hold_headers: raw.hold_headers.unwrap_or(false),
             prices,
             usage,
             max_request_body_bytes,

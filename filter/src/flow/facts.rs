@@ -126,6 +126,9 @@ pub struct Facts {
     /// This request's decision asks for a lease (the caller's one ask out).
     pub asked_lease: bool,
     pub stream: bool,
+    /// The headers went upstream before the body was read (`Config::hold_headers` off):
+    /// nothing may change them, or the provider, any more.
+    pub headers_gone: bool,
     pub body_bytes: usize,
     /// Status of the gateway's own reply, when it answered instead of the provider.
     pub replied: Option<u32>,

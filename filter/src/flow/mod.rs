@@ -1,6 +1,6 @@
 //! One request's path through the gateway: the steps of [`steps::PIPELINE`] (strip,
-//! screen, authenticate, classify, route, out of sight, edit, admit, forward), each one
-//! job in one file, run in order by one small executor, [`Flow`], which owns the state
+//! screen, authenticate, classify, await body, route, out of sight, edit, admit,
+//! forward), each one job in one file, run in order by one small executor, [`Flow`], which owns the state
 //! between Envoy's callbacks: waiting for the body, or for a step's callout (a key
 //! refetch, the policy service's decision). Any step may answer the request itself
 //! instead, in the error shape of the API called. The response side counts what comes
@@ -13,6 +13,8 @@ mod step;
 mod steps;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unheld_tests;
 
 use std::cell::RefCell;
 use std::ops::ControlFlow;
@@ -195,9 +197,14 @@ impl Flow {
             Ok(Go::Body) => match self.body_done {
                 Some(size) => ControlFlow::Break(self.read_body(host, at + 1, size)),
                 None => {
-                    // Envoy buffers the body meanwhile.
+                    // Envoy buffers the body meanwhile, behind the headers if they are
+                    // held, or as it arrives if they already left.
                     self.state = State::Body { at: at + 1 };
-                    ControlFlow::Break(Next::Pause)
+                    ControlFlow::Break(if self.facts.headers_gone {
+                        Next::Continue
+                    } else {
+                        Next::Pause
+                    })
                 }
             },
             Ok(Go::Call(call)) => {

@@ -4,6 +4,7 @@
 //! the first problem with the field's path and its line in the file.
 
 mod load;
+mod lockdown;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -174,4 +175,16 @@ pub struct Deploy {
     pub eg_gateway: String,
     pub eg_proxy_namespace: String,
     pub hostnames: Vec<String>,
+    pub lockdown: Lockdown,
+}
+
+/// Who may not go around the gateway, and the mesh identities that enforce it.
+#[derive(Debug, Clone)]
+pub struct Lockdown {
+    /// Workload namespaces that opt in; empty renders no lockdown.
+    pub namespaces: Vec<String>,
+    /// Istio: the gateway pods' service account, in `Deploy::istio_namespace`.
+    pub gateway_service_account: String,
+    pub egress_namespace: String,
+    pub egress_selector: BTreeMap<String, String>,
 }

@@ -1,7 +1,6 @@
 //! Classify: what the caller asks for, from the path: an endpoint the gateway serves, with
 //! the method it allows, and a provider configured for its API. The model list is answered
-//! here from the route table; in identity-only mode the request goes straight on. Anything
-//! else waits for its body.
+//! here from the route table; in identity-only mode the request goes straight on.
 
 use crate::accounting::meter::Accounting;
 use crate::accounting::sse::DEFAULT_MAX_EVENT_BYTES;
@@ -68,7 +67,7 @@ impl Step for Classify {
         }
         cx.facts.stream = endpoint.streams_by_path;
         *cx.accounting = Some(Accounting::new(endpoint.format, DEFAULT_MAX_EVENT_BYTES));
-        Ok(Go::Body)
+        Ok(Go::Next)
     }
 }
 

@@ -41,12 +41,17 @@ impl Step for Edit {
             },
         };
         if let Some(new_body) = body.edit(edits) {
-            // Headers are still held, so the length can be fixed before they go.
-            let length = new_body.len().to_string();
             cx.host
                 .set_request_body(&new_body)
-                .and_then(|()| cx.host.set_request_header("content-length", Some(&length)))
                 .map_err(|e| cx.host_failed(e))?;
+            if !cx.facts.headers_gone {
+                // Headers are still held, so the length can be fixed before they go (else
+                // they left without one).
+                let length = new_body.len().to_string();
+                cx.host
+                    .set_request_header("content-length", Some(&length))
+                    .map_err(|e| cx.host_failed(e))?;
+            }
         }
         Ok(Go::Next)
     }

@@ -3,6 +3,7 @@
 
 mod admit;
 mod authenticate;
+mod await_body;
 mod classify;
 mod edit;
 mod forward;
@@ -11,17 +12,19 @@ mod out_of_sight;
 mod route;
 mod screen;
 mod strip;
+mod upstream;
 
 use super::step::Step;
 
-/// Every request's steps. `classify` ends by waiting for the body (`Go::Body`): the steps
-/// after it see it scanned. The last step is always `forward`, which `Go::Forward` jumps
+/// Every request's steps. `await_body` waits for the body (`Go::Body`): the steps after it
+/// see it scanned. The last step is always `forward`, which `Go::Forward` jumps
 /// to.
-pub static PIPELINE: [&dyn Step; 9] = [
+pub static PIPELINE: [&dyn Step; 10] = [
     &strip::Strip,
     &screen::Screen,
     &authenticate::Authenticate,
     &classify::Classify,
+    &await_body::AwaitBody,
     &route::Route,
     &out_of_sight::OutOfSight,
     &edit::Edit,

@@ -17,7 +17,15 @@ impl Step for Route {
     }
 
     fn run(&self, cx: &mut Cx<'_>) -> Result<Go, Reply> {
+        // Headers that left before the body (see `await_body`) went to one provider.
+        let sent_to = cx.facts.provider.filter(|_| cx.facts.headers_gone);
         cx.facts.rewrite_model = route_model(cx)?;
+        if let Some(sent_to) = sent_to {
+            if cx.facts.provider != Some(sent_to) {
+                return Err(not_routable(cx, sent_to));
+            }
+            cx.facts.chain.truncate(1);
+        }
         Ok(Go::Next)
     }
 }
@@ -74,7 +82,7 @@ fn billed_model(
 /// The model billed (see [`billed_model`]) and, with a route table, the model
 /// to send upstream (`Some` when an alias changed a model named in the body) and the
 /// provider, or the refusal. Without a table, the path's provider stands.
-fn route_model(cx: &mut Cx<'_>) -> Result<Option<String>, Reply> {
+pub(super) fn route_model(cx: &mut Cx<'_>) -> Result<Option<String>, Reply> {
     let rt = std::rc::Rc::clone(cx.rt);
     let Some(endpoint) = cx.facts.endpoint else {
         return Ok(None);
@@ -143,6 +151,29 @@ fn route_model(cx: &mut Cx<'_>) -> Result<Option<String>, Reply> {
     // Only a model named in the body is rewritten; a path's model stays in the path.
     let in_body = endpoint.api.spec().model_source() == ModelSource::Body;
     Ok((in_body && model != requested).then(|| model.to_string()))
+}
+
+/// The body's model routes to another provider than the one its headers already went to:
+/// without Envoy holding headers, a model named in the body reaches only its API's first
+/// provider.
+fn not_routable(cx: &Cx<'_>, sent_to: usize) -> Reply {
+    let model = cx.facts.model.as_deref().unwrap_or_default();
+    let provider = cx
+        .rt
+        .config
+        .providers
+        .get(sent_to)
+        .map_or("", |p| p.name.as_str());
+    reply::error(
+        400,
+        "invalid_request_error",
+        "model_not_routable",
+        &format!(
+            "The model `{}` is served by another provider than `{provider}`, and this \
+             gateway's deployment routes each API to one provider.",
+            clip(model)
+        ),
+    )
 }
 
 /// Client input echoed in an error stays short and printable.

@@ -1,0 +1,131 @@
+//! The Envoy Gateway rendering holds to Envoy Gateway's own naming and filter placement
+//! (envoyproxy/gateway v1.9.0; tests/mesh/envoy_gateway.py reproduces it and carries
+//! traffic through it): every cluster the filter calls is the cluster of a rule with a
+//! backend, the rule the filter's header selects; a last rule enables the filter, which
+//! Envoy Gateway adds disabled, for every other request; the usage record reaches the
+//! EnvoyProxy's access log.
+
+use std::path::PathBuf;
+
+use chokepoint_render::envoy::USAGE_LOG_FORMAT;
+use chokepoint_render::gateway;
+use chokepoint_render::policy::Policy;
+use serde_json::Value;
+
+fn manifests() -> Vec<Value> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let policy =
+        Policy::load(&root.join("envoy/examples/policy.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    gateway::manifests(&policy)
+}
+
+fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    let of_kind: Vec<&Value> = docs.iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(of_kind.len(), 1, "one {kind}");
+    of_kind[0]
+}
+
+/// Every `cluster` value anywhere in the plugin configuration.
+fn clusters_called(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("cluster", Value::String(s)) => out.push(s.clone()),
+                    _ => clusters_called(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| clusters_called(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_filter_calls_only_clusters_envoy_gateway_creates_for_the_route() {
+    let docs = manifests();
+    let route = one(&docs, "HTTPRoute");
+    let ns = route["metadata"]["namespace"].as_str().unwrap();
+    let name = route["metadata"]["name"].as_str().unwrap();
+    let rules = route["spec"]["rules"].as_array().unwrap();
+    // internal/gatewayapi/helpers.go: irRouteDestinationName, one cluster per rule.
+    let created: Vec<String> = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.get("backendRefs").is_some())
+        .map(|(i, _)| format!("httproute/{ns}/{name}/rule/{i}"))
+        .collect();
+    for (i, r) in rules.iter().enumerate() {
+        if r.get("backendRefs").is_some() {
+            // The header the filter sets selects the rule whose cluster it names.
+            let h = &r["matches"][0]["headers"][0];
+            assert_eq!(h["name"], "x-chokepoint-cluster");
+            assert_eq!(h["value"], created[i].as_str(), "rule {i}");
+        }
+    }
+    let mut called = Vec::new();
+    clusters_called(
+        &one(&docs, "EnvoyExtensionPolicy")["spec"]["wasm"][0]["config"],
+        &mut called,
+    );
+    assert!(called.len() >= 3, "providers, JWKS and policy: {called:?}");
+    for c in called {
+        assert!(
+            created.contains(&c),
+            "{c} is not a cluster Envoy Gateway creates: {created:?}"
+        );
+    }
+}
+
+#[test]
+fn the_last_rule_runs_the_filter_for_every_other_request() {
+    let docs = manifests();
+    let rules = one(&docs, "HTTPRoute")["spec"]["rules"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let last = rules.last().unwrap();
+    assert_eq!(last["matches"][0]["path"]["type"], "PathPrefix");
+    assert_eq!(last["matches"][0]["path"]["value"], "/");
+    assert!(
+        last.get("backendRefs").is_none(),
+        "no way around the filter: {last}"
+    );
+    assert!(last["matches"][0].get("headers").is_none());
+}
+
+#[test]
+fn provider_rules_send_the_providers_own_host_and_drop_the_routing_header() {
+    let docs = manifests();
+    let rules = one(&docs, "HTTPRoute")["spec"]["rules"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let openai = rules
+        .iter()
+        .find(|r| r["backendRefs"][0]["name"] == "api-openai-com")
+        .expect("the OpenAI rule");
+    let filters = openai["filters"].as_array().unwrap();
+    assert!(filters
+        .iter()
+        .any(|f| f["urlRewrite"]["hostname"] == "api.openai.com"));
+    for r in rules.iter().filter(|r| r.get("backendRefs").is_some()) {
+        let removes = r["filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["requestHeaderModifier"]["remove"][0] == "x-chokepoint-cluster");
+        assert!(removes, "{r}");
+    }
+}
+
+#[test]
+fn the_envoy_proxy_writes_the_usage_record() {
+    let docs = manifests();
+    let settings = one(&docs, "EnvoyProxy")["spec"]["telemetry"]["accessLog"]["settings"].clone();
+    let usage = &settings[0];
+    assert_eq!(usage["format"]["type"], "Text");
+    assert_eq!(usage["format"]["text"], USAGE_LOG_FORMAT);
+    assert_eq!(usage["type"], "Route");
+    assert_eq!(usage["sinks"][0]["file"]["path"], "/dev/stdout");
+}
