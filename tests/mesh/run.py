@@ -26,6 +26,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import struct
 import subprocess
@@ -428,6 +429,10 @@ def main(argv):
         if c.failed:
             print(svc.logs())
         svc.stop()
+    if c.failed:
+        print(f"every file of the run (configurations, logs): {base}")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
     print(f"{c.passed} passed, {c.failed} failed")
     return 1 if c.failed else 0
 
