@@ -9,7 +9,7 @@ use crate::envoy::{self, BootstrapParams, Code, Delivery};
 use crate::plugin::{self, Target};
 use crate::policy::Policy;
 
-pub const TARGETS: [&str; 11] = [
+pub const TARGETS: [&str; 13] = [
     "plugin-config",
     "injector-config",
     "bootstrap",
@@ -21,6 +21,8 @@ pub const TARGETS: [&str; 11] = [
     "istio-networkpolicy",
     "envoy-gateway",
     "envoy-gateway-networkpolicy",
+    "kubernetes-policy",
+    "kubernetes-redis",
 ];
 
 /// Options only some targets use.
@@ -150,6 +152,19 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
         "envoy-gateway-networkpolicy" => {
             emit::documents(HEADER, &[crate::network_policy::for_envoy_gateway(policy)])
         }
+        "kubernetes-policy" => emit::documents(
+            &format!("{HEADER}{}", crate::kubernetes::secrets::header(policy)),
+            &crate::kubernetes::policy_service::manifests(policy)?,
+        ),
+        "kubernetes-redis" => {
+            let docs = crate::kubernetes::redis::manifests(policy);
+            let header = if docs.is_empty() {
+                format!("{HEADER}{EXTERNAL_REDIS}")
+            } else {
+                HEADER.to_string()
+            };
+            emit::documents(&header, &docs)
+        }
         other => {
             return Err(format!(
                 "unknown target {other:?}; one of {}",
@@ -159,8 +174,12 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
     })
 }
 
+const EXTERNAL_REDIS: &str =
+    "# deploy.redis.external: Redis is yours, so nothing is rendered for it; the\n\
+     # policy service's Deployment (kubernetes-policy) carries the connection.\n";
+
 /// The committed examples: (path under the examples directory, target).
-pub const EXAMPLES: [(&str, &str); 9] = [
+pub const EXAMPLES: [(&str, &str); 11] = [
     ("envoy/bootstrap.yaml", "bootstrap"),
     ("envoy/plugin-config.json", "plugin-config"),
     ("policy/limits.json", "limits"),
@@ -173,6 +192,8 @@ pub const EXAMPLES: [(&str, &str); 9] = [
         "envoy-gateway/networkpolicy.yaml",
         "envoy-gateway-networkpolicy",
     ),
+    ("kubernetes/policy-service.yaml", "kubernetes-policy"),
+    ("kubernetes/redis.yaml", "kubernetes-redis"),
 ];
 
 /// Renders every example into `dir`, or with `check`, lists the files that differ.

@@ -13,6 +13,7 @@ pub mod envoy;
 pub mod files;
 pub mod gateway;
 pub mod istio;
+pub mod kubernetes;
 pub mod network_policy;
 pub mod overrides;
 pub mod plugin;

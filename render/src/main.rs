@@ -26,7 +26,7 @@ enum Command {
         file: PathBuf,
         /// plugin-config, injector-config, bootstrap, ecds, limits, istio-wasmplugin,
         /// istio-trafficextension, istio-envoyfilter, istio-networkpolicy, envoy-gateway,
-        /// envoy-gateway-networkpolicy
+        /// envoy-gateway-networkpolicy, kubernetes-policy, kubernetes-redis
         target: String,
         #[arg(long)]
         out: Option<PathBuf>,

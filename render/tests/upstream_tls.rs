@@ -346,14 +346,17 @@ fn every_tls_upstream_of_every_target_verifies_its_name() {
                 check(target, &sites, &upstreams);
                 sites
             }
-            // Configuration only (or who may connect to the policy service): no connection
-            // the gateway makes is described.
+            // Configuration only (or who may connect to the policy service, or the policy
+            // service and its Redis themselves): no connection the gateway makes is
+            // described.
             "plugin-config"
             | "injector-config"
             | "ecds"
             | "limits"
             | "istio-networkpolicy"
-            | "envoy-gateway-networkpolicy" => {
+            | "envoy-gateway-networkpolicy"
+            | "kubernetes-policy"
+            | "kubernetes-redis" => {
                 assert!(
                     !text.contains("load_assignment") && !text.contains("transport_socket"),
                     "{target}"

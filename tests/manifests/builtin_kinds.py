@@ -1,11 +1,15 @@
-"""Built-in Kubernetes kinds chokepoint renders (NetworkPolicy), validated offline against
-the official Kubernetes OpenAPI schema as the PyPI package kubernetes-validate ships it
-(pinned by scripts/validate-manifests), in its strict form: unknown fields are errors, as
-with `kubectl apply --validate=strict`.
+"""Built-in Kubernetes kinds chokepoint renders (the core, apps and networking.k8s.io
+groups: ServiceAccount, ConfigMap, Service, Deployment, StatefulSet, NetworkPolicy, ...),
+validated offline against the official Kubernetes OpenAPI schema as the PyPI package
+kubernetes-validate ships it (pinned by scripts/validate-manifests), in its strict form:
+unknown fields are errors, as with `kubectl apply --validate=strict`. A kind of those
+groups the schema does not have (a misspelt one) is an error too.
 
 The schema carries types and fields but not the checks the API server adds in code, so
-the ones a NetworkPolicy needs are here too ([extra]): policyTypes and protocol values,
-port ranges, label selector syntax.
+the ones these objects need are here too ([extra]): NetworkPolicy policyTypes and
+protocol values, port ranges, label selector syntax; a workload's selector matching its
+pod template's labels, container port names (IANA service names, unique), and probes
+naming a port their container has.
 
 Problems come back as (path parts, message, source) for validate_crds.py to report.
 """
@@ -20,11 +24,15 @@ except ImportError as e:  # pragma: no cover
 # The Kubernetes version whose schema applies (the newest kubernetes-validate 1.37.0 has).
 KUBERNETES_VERSION = "1.37"
 
-# (API group, kind) validated here; other built-in kinds stay "no CRD here".
-KINDS = {("networking.k8s.io", "NetworkPolicy")}
+# The API groups validated here ("" is core); other groups' kinds need a CRD.
+GROUPS = {"", "apps", "networking.k8s.io"}
 
 # Maps whose keys are data, not fields: a typo inserted there is a label, not an error.
-FREE_FORM = {"matchLabels", "labels", "annotations"}
+FREE_FORM = {"matchLabels", "labels", "annotations", "data", "binaryData", "stringData",
+             "requests", "limits", "nodeSelector"}
+# The same, at one place of one kind: a Service's selector is a plain label map.
+FREE_FORM_AT = {("Service", ("spec", "selector"))}
+_IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -32,7 +40,7 @@ _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-
 
 
 def knows(group, kind):
-    return (group, kind) in KINDS
+    return group in GROUPS
 
 
 def schema_problems(obj):
@@ -88,9 +96,59 @@ def _ports(ports, path):
     return out
 
 
-def api_server_problems(obj):
-    """What the API server refuses in a NetworkPolicy beyond the schema."""
+def _container_problems(c, path):
+    """Port names as the API server takes them (IANA service names: at most 15
+    characters, a letter among them, no double dash; unique in the pod), and probes that
+    name a port this container has (a name it lacks fails at run time, not at apply)."""
+    out = []
+    names = []
+    for i, p in enumerate(c.get("ports") or []):
+        name = p.get("name") if isinstance(p, dict) else None
+        if name is None:
+            continue
+        if not (len(name) <= 15 and _IANA_SVC_NAME.match(name) and "--" not in name
+                and re.search("[a-z]", name)):
+            out.append((path + ["ports", i, "name"], f"{name!r} is not an IANA service name "
+                        "(at most 15 of a-z, 0-9, -, with a letter)", "extra"))
+        if name in names:
+            out.append((path + ["ports", i, "name"], f"duplicate port name {name!r}", "extra"))
+        names.append(name)
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        spec = c.get(probe)
+        if not isinstance(spec, dict):
+            continue
+        for handler in ("httpGet", "tcpSocket", "grpc"):
+            port = (spec.get(handler) or {}).get("port") if isinstance(spec.get(handler), dict) else None
+            if isinstance(port, str) and port not in names:
+                out.append((path + [probe, handler, "port"], f"names port {port!r}, which the container "
+                            "does not declare", "extra"))
+    return out
+
+
+def _workload_problems(obj):
+    """Deployment and StatefulSet: the selector must select the pod template (the API
+    server: "selector does not match template labels"), and the containers' ports and
+    probes must agree."""
     spec = obj.get("spec")
+    if obj.get("kind") not in ("Deployment", "StatefulSet") or not isinstance(spec, dict):
+        return []
+    out = _selector(spec.get("selector"), ["spec", "selector"])
+    template = spec.get("template") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    wanted = (spec.get("selector") or {}).get("matchLabels") or {}
+    if any(labels.get(k) != v for k, v in wanted.items()):
+        out.append((["spec", "selector"], "does not match template labels", "extra"))
+    for i, c in enumerate((template.get("spec") or {}).get("containers") or []):
+        if isinstance(c, dict):
+            out += _container_problems(c, ["spec", "template", "spec", "containers", i])
+    return out
+
+
+def api_server_problems(obj):
+    """What the API server refuses beyond the schema."""
+    spec = obj.get("spec")
+    if obj.get("kind") in ("Deployment", "StatefulSet"):
+        return _workload_problems(obj)
     if obj.get("kind") != "NetworkPolicy" or not isinstance(spec, dict):
         return []
     out = _selector(spec.get("podSelector"), ["spec", "podSelector"])
@@ -118,26 +176,27 @@ def problems(obj):
 
 
 def mutation_paths(obj):
-    """Where an unknown field must be refused: spec root, and the shallowest and the
-    deepest object nested under spec (free-form maps excluded)."""
+    """Where an unknown field must be refused: the object's root, spec's, and the
+    shallowest and the deepest object nested under spec (free-form maps excluded)."""
     spec = obj.get("spec")
     if not isinstance(spec, dict):
-        return []
+        return [()]
     nested = []
+    kind = obj.get("kind")
 
     def walk(node, path):
         if isinstance(node, dict):
             if len(path) >= 2:
                 nested.append(tuple(path))
             for k, v in node.items():
-                if k not in FREE_FORM:
+                if k not in FREE_FORM and (kind, tuple(path + [k])) not in FREE_FORM_AT:
                     walk(v, path + [k])
         elif isinstance(node, list):
             for i, v in enumerate(node):
                 walk(v, path + [i])
 
     walk(spec, ["spec"])
-    paths = [("spec",)]
+    paths = [(), ("spec",)]
     if nested:
         shallow, deep = min(nested, key=len), max(nested, key=len)
         paths += [shallow] if deep == shallow else [shallow, deep]

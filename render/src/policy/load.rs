@@ -16,13 +16,13 @@ use crate::yaml;
 const KINDS: [&str; 4] = ["openai", "anthropic", "gemini", "azure"];
 const SCOPE_KINDS: [&str; 4] = ["user", "tenant", "cost_center", "model"];
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     file: &'a str,
     doc: &'a yaml::Document,
 }
 
 impl Ctx<'_> {
-    fn err(&self, field: impl Into<String>, message: impl Into<String>) -> PolicyError {
+    pub(super) fn err(&self, field: impl Into<String>, message: impl Into<String>) -> PolicyError {
         let field = field.into();
         PolicyError {
             file: self.file.to_string(),
@@ -421,6 +421,9 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         eg_gateway: d.envoy_gateway.gateway.unwrap_or_else(|| "eg".into()),
         eg_proxy_namespace,
         hostnames: d.hostnames.unwrap_or_else(|| vec!["ai.example.com".into()]),
+        policy: super::kubernetes::policy_deploy(cx, d.policy_service)?,
+        redis: super::kubernetes::redis(cx, d.redis)?,
+        secrets: super::kubernetes::secret_names(cx, d.secrets)?,
     };
 
     Ok(Policy {
@@ -806,7 +809,7 @@ fn env_name(cx: &Ctx, field: &str, name: &str) -> Result<(), PolicyError> {
     }
 }
 
-fn dns_label(s: &str) -> bool {
+pub(crate) fn dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()

@@ -1,0 +1,165 @@
+//! The Secrets the manifests read, by name and key: a mesh admin creates them before
+//! applying anything, and no rendered file ever holds a value.
+
+use std::fmt::Write;
+
+use serde_json::{json, Value};
+
+use crate::plugin;
+use crate::policy::{Policy, Redis, RedisConnection};
+
+/// The policy service's fixed variable for the admin API's token (`serve --admin-token`'s
+/// env, policy/src/main.rs), also the key it is kept under.
+pub const ADMIN_TOKEN_ENV: &str = "CHOKEPOINT_ADMIN_TOKEN";
+/// The policy service's fixed variable for the gateway token (`serve --gateway-token`).
+pub const POLICY_TOKEN_ENV: &str = "CHOKEPOINT_POLICY_TOKEN";
+/// The policy service's variable for its Redis URL (`serve --redis`), and the key of an
+/// external Redis's `url_secret`.
+pub const REDIS_URL_ENV: &str = "CHOKEPOINT_REDIS_URL";
+
+/// A Secret to create: its name, namespace, keys, and what they hold.
+pub struct Required {
+    pub name: String,
+    pub namespace: String,
+    pub keys: Vec<String>,
+    pub what: &'static str,
+}
+
+/// Every Secret the manifests reference, in the order to create them.
+pub fn required(policy: &Policy) -> Vec<Required> {
+    let d = &policy.deploy;
+    let mut out = vec![
+        Required {
+            name: d.secrets.policy_token.clone(),
+            namespace: d.namespace.clone(),
+            keys: vec![policy.policy_service.token_env.clone()],
+            what: "the gateway token (the same value as the gateway's)",
+        },
+        Required {
+            name: d.secrets.admin_token.clone(),
+            namespace: d.namespace.clone(),
+            keys: vec![ADMIN_TOKEN_ENV.into()],
+            what: "the admin API's token",
+        },
+    ];
+    if let Redis::External(RedisConnection::Secret(name)) = &d.redis {
+        out.push(Required {
+            name: name.clone(),
+            namespace: d.namespace.clone(),
+            keys: vec![REDIS_URL_ENV.into()],
+            what: "the external Redis's URL",
+        });
+    }
+    out.push(Required {
+        name: d.secrets.gateway_keys.clone(),
+        namespace: gateway_namespaces(policy),
+        keys: plugin::env_keys(policy),
+        what: "the gateway's environment (envFrom on its proxy container)",
+    });
+    out
+}
+
+/// Where the gateway's proxy pods run: the Istio gateway's namespace or Envoy Gateway's
+/// proxy namespace, whichever mesh is used.
+fn gateway_namespaces(policy: &Policy) -> String {
+    let d = &policy.deploy;
+    if d.istio_namespace == d.eg_proxy_namespace {
+        d.istio_namespace.clone()
+    } else {
+        format!(
+            "{} (Istio) or {} (Envoy Gateway)",
+            d.istio_namespace, d.eg_proxy_namespace
+        )
+    }
+}
+
+/// An environment variable read from a Secret's key.
+pub fn env_from_secret(var: &str, secret: &str, key: &str) -> Value {
+    json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+}
+
+/// The comment that opens a file which reads Secrets: which to create first, with keys
+/// and no values.
+pub fn header(policy: &Policy) -> String {
+    let mut out = String::from(
+        "# Reads these Secrets, which you create first (names and keys only; no value is\n\
+         # ever rendered), e.g. `kubectl -n NAMESPACE create secret generic NAME\n\
+         # --from-literal=KEY=...`:\n",
+    );
+    for r in required(policy) {
+        let _ = writeln!(
+            out,
+            "#   {} in {}: {}\n#     {}",
+            r.name,
+            r.namespace,
+            r.what,
+            r.keys.join(", ")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Policy {
+        let file =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/policy.yaml");
+        Policy::load(&file).unwrap()
+    }
+
+    /// Each Secret's keys are the variables its readers take: the gateway token under
+    /// the name the filter reads it by, every key the filter reads in the gateway's.
+    #[test]
+    fn required_secrets_name_the_keys_their_readers_take() {
+        let mut policy = example();
+        let cases: [(Option<RedisConnection>, &[&str]); 3] = [
+            (
+                None,
+                &[
+                    "chokepoint-policy-token",
+                    "chokepoint-admin-token",
+                    "chokepoint-gateway-keys",
+                ],
+            ),
+            (
+                Some(RedisConnection::Url("redis://r:6379".into())),
+                &[
+                    "chokepoint-policy-token",
+                    "chokepoint-admin-token",
+                    "chokepoint-gateway-keys",
+                ],
+            ),
+            (
+                Some(RedisConnection::Secret("redis-url".into())),
+                &[
+                    "chokepoint-policy-token",
+                    "chokepoint-admin-token",
+                    "redis-url",
+                    "chokepoint-gateway-keys",
+                ],
+            ),
+        ];
+        for (external, names) in cases {
+            if let Some(c) = external {
+                policy.deploy.redis = Redis::External(c);
+            }
+            let got = required(&policy);
+            let got_names: Vec<&str> = got.iter().map(|r| r.name.as_str()).collect();
+            assert_eq!(got_names, names);
+            assert_eq!(got[0].keys, ["CHOKEPOINT_POLICY_TOKEN"]);
+            assert_eq!(got[1].keys, ["CHOKEPOINT_ADMIN_TOKEN"]);
+            let gateway = got.last().unwrap();
+            assert_eq!(gateway.keys, plugin::env_keys(&policy));
+            assert!(gateway.keys.contains(&"OPENAI_API_KEY".to_string()));
+            assert!(gateway
+                .keys
+                .contains(&"CHOKEPOINT_POLICY_TOKEN".to_string()));
+            let text = header(&policy);
+            for n in names {
+                assert!(text.contains(&format!("#   {n} in ")), "{text}");
+            }
+        }
+    }
+}
