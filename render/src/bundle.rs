@@ -9,7 +9,7 @@ use crate::envoy::{self, BootstrapParams, Code, Delivery};
 use crate::plugin::{self, Target};
 use crate::policy::Policy;
 
-pub const TARGETS: [&str; 13] = [
+pub const TARGETS: [&str; 14] = [
     "plugin-config",
     "injector-config",
     "bootstrap",
@@ -19,6 +19,7 @@ pub const TARGETS: [&str; 13] = [
     "istio-trafficextension",
     "istio-envoyfilter",
     "istio-networkpolicy",
+    "istio-gateway-keys",
     "envoy-gateway",
     "envoy-gateway-networkpolicy",
     "kubernetes-policy",
@@ -148,6 +149,15 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
         "istio-networkpolicy" => {
             emit::documents(HEADER, &[crate::network_policy::for_istio(policy)])
         }
+        // One patch, not a manifest: no `---`, which `kubectl patch --patch-file` reads.
+        "istio-gateway-keys" => {
+            use crate::kubernetes::secrets;
+            format!(
+                "{HEADER}{}{}",
+                secrets::istio_gateway_patch_header(policy),
+                emit::yaml(&secrets::istio_gateway_patch(policy))
+            )
+        }
         "envoy-gateway" => emit::documents(HEADER, &crate::gateway::manifests(policy)),
         "envoy-gateway-networkpolicy" => {
             emit::documents(HEADER, &[crate::network_policy::for_envoy_gateway(policy)])
@@ -179,7 +189,7 @@ const EXTERNAL_REDIS: &str =
      # policy service's Deployment (kubernetes-policy) carries the connection.\n";
 
 /// The committed examples: (path under the examples directory, target).
-pub const EXAMPLES: [(&str, &str); 11] = [
+pub const EXAMPLES: [(&str, &str); 12] = [
     ("envoy/bootstrap.yaml", "bootstrap"),
     ("envoy/plugin-config.json", "plugin-config"),
     ("policy/limits.json", "limits"),
@@ -187,6 +197,7 @@ pub const EXAMPLES: [(&str, &str); 11] = [
     ("istio/trafficextension.yaml", "istio-trafficextension"),
     ("istio/envoyfilter.yaml", "istio-envoyfilter"),
     ("istio/networkpolicy.yaml", "istio-networkpolicy"),
+    ("istio/gateway-keys-patch.yaml", "istio-gateway-keys"),
     ("envoy-gateway/chokepoint.yaml", "envoy-gateway"),
     (
         "envoy-gateway/networkpolicy.yaml",

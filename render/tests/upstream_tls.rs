@@ -354,6 +354,7 @@ fn every_tls_upstream_of_every_target_verifies_its_name() {
             | "ecds"
             | "limits"
             | "istio-networkpolicy"
+            | "istio-gateway-keys"
             | "envoy-gateway-networkpolicy"
             | "kubernetes-policy"
             | "kubernetes-redis" => {

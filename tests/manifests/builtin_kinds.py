@@ -43,21 +43,55 @@ def knows(group, kind):
     return group in GROUPS
 
 
+_VALIDATORS = {}
+
+
+def _validator(api_version, kind):
+    """The strict schema's validator for a kind, as kubernetes_validate.validate builds it
+    (kubernetes_validate/utils.py: the same schema files and registry), kept so that every
+    violation can be listed, not only the first (validate() raises on that one)."""
+    key = (api_version, kind)
+    if key not in _VALIDATORS:
+        from kubernetes_validate import utils
+        import jsonschema
+        from referencing import Registry, Resource
+        # rbac.authorization.k8s.io/v1 -> rbac-v1; v1 stays v1.
+        api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+        version = [v for v in utils.all_versions()
+                   if utils.major_minor(v) <= utils.major_minor(KUBERNETES_VERSION)][-1]
+        folder = f"v{version}-local-strict"
+        schema = utils.schema_contents(f"kubernetes-json-schema/{folder}/{kind.lower()}-{api}.json",
+                                       KUBERNETES_VERSION)
+        defs = utils.schema_contents(f"kubernetes-json-schema/{folder}/_definitions.json", KUBERNETES_VERSION)
+        registry = Resource.from_contents(defs) @ (Resource.from_contents(schema) @ Registry())
+        _VALIDATORS[key] = jsonschema.validators.Draft202012Validator(schema, registry=registry)
+    return _VALIDATORS[key]
+
+
+def _as_problems(e):
+    path = list(e.absolute_path)
+    if e.validator == "additionalProperties" and isinstance(e.instance, dict):
+        known = set((e.schema or {}).get("properties", {}))
+        return [(path + [k], f'unknown field "{k}" (rejected by kubectl apply --validate=strict)', "schema")
+                for k in e.instance if k not in known]
+    return [(path, e.message, "schema")]
+
+
 def schema_problems(obj):
-    """The first schema violation, as the strict schema reports it (an unknown field is
+    """Every schema violation, as the strict schema reports it (an unknown field is
     reported at its own path, as the CRD validator does)."""
     try:
+        # Its own checks first: the version, the kind's schema existing, the first error.
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         return []
     except kubernetes_validate.utils.SchemaNotFoundError as e:
         return [(["apiVersion"], e.message, "kind")]
-    except kubernetes_validate.ValidationError as e:
-        path = list(e.absolute_path)
-        if e.validator == "additionalProperties" and isinstance(e.instance, dict):
-            known = set((e.schema or {}).get("properties", {}))
-            return [(path + [k], f'unknown field "{k}" (rejected by kubectl apply --validate=strict)', "schema")
-                    for k in e.instance if k not in known]
-        return [(path, e.message, "schema")]
+    except kubernetes_validate.ValidationError as first:
+        try:
+            errors = list(_validator(obj["apiVersion"], obj["kind"]).iter_errors(obj))
+        except (OSError, KeyError):  # pragma: no cover: the schema validate() just used
+            return _as_problems(first)
+        return [p for e in errors for p in _as_problems(e)] or _as_problems(first)
 
 
 def _label_key_ok(key):

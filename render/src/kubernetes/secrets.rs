@@ -73,6 +73,44 @@ fn gateway_namespaces(policy: &Policy) -> String {
     }
 }
 
+/// The container Istio's gateway Deployment runs its proxy in (the `istio/gateway` Helm
+/// chart, manifests/charts/gateway/templates/deployment.yaml: `name: istio-proxy`).
+pub const ISTIO_PROXY_CONTAINER: &str = "istio-proxy";
+
+/// A strategic-merge patch of the Istio gateway's Deployment: its proxy container takes
+/// every key of the gateway Secret as a variable, which is where the filter reads them
+/// (WasmPlugin `vmConfig.env[].valueFrom: HOST`). The chart itself can set plain values
+/// only (its `env` map), hence a patch; `helm upgrade` keeps it (Helm's three-way merge
+/// leaves fields it never wrote).
+pub fn istio_gateway_patch(policy: &Policy) -> Value {
+    json!({"spec": {"template": {"spec": {"containers": [{
+        "name": ISTIO_PROXY_CONTAINER,
+        "envFrom": [{"secretRef": {"name": policy.deploy.secrets.gateway_keys}}],
+    }]}}}})
+}
+
+/// How to apply [`istio_gateway_patch`], as the comment that opens its file. Its
+/// `# patch:` line tells the manifests layer what it patches, so it is validated as that
+/// kind.
+pub fn istio_gateway_patch_header(policy: &Policy) -> String {
+    let d = &policy.deploy;
+    let selector: Vec<String> = d
+        .istio_selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "# patch: apps/v1 Deployment\n\
+         # The Istio gateway's proxy reads the filter's variables from Secret {secret}\n\
+         # (create it first: docs/deployment.md). Apply to the gateway's Deployment:\n\
+         #   kubectl -n {ns} patch $(kubectl -n {ns} get deployment -l {selector} -o name) \\\n\
+         #     --patch-file gateway-keys-patch.yaml\n",
+        secret = d.secrets.gateway_keys,
+        ns = d.istio_namespace,
+        selector = selector.join(","),
+    )
+}
+
 /// An environment variable read from a Secret's key.
 pub fn env_from_secret(var: &str, secret: &str, key: &str) -> Value {
     json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
@@ -160,6 +198,47 @@ mod tests {
             for n in names {
                 assert!(text.contains(&format!("#   {n} in ")), "{text}");
             }
+        }
+    }
+
+    /// The Istio gateway's patch adds the gateway Secret to its proxy container, the one
+    /// the gateway's pods run the filter in, and says how to find that Deployment.
+    #[test]
+    fn the_istio_gateway_patch_names_the_gateway_secret() {
+        let mut policy = example();
+        let cases = [
+            (
+                "chokepoint-gateway-keys",
+                "istio-system",
+                "istio=ingressgateway",
+            ),
+            ("ai-keys", "gateways", "app=edge,istio=ai"),
+        ];
+        for (secret, namespace, selector) in cases {
+            policy.deploy.secrets.gateway_keys = secret.into();
+            policy.deploy.istio_namespace = namespace.into();
+            policy.deploy.istio_selector = selector
+                .split(',')
+                .map(|kv| kv.split_once('=').unwrap())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let patch = istio_gateway_patch(&policy);
+            assert_eq!(
+                patch["spec"]["template"]["spec"]["containers"],
+                json!([{"name": "istio-proxy", "envFrom": [{"secretRef": {"name": secret}}]}])
+            );
+            let header = istio_gateway_patch_header(&policy);
+            assert!(
+                header.starts_with("# patch: apps/v1 Deployment\n"),
+                "{header}"
+            );
+            assert!(
+                header.contains(&format!(
+                    "kubectl -n {namespace} get deployment -l {selector} -o name"
+                )),
+                "{header}"
+            );
+            assert!(header.contains(&format!("Secret {secret}\n")), "{header}");
         }
     }
 }
