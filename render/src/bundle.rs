@@ -9,7 +9,7 @@ use crate::envoy::{self, BootstrapParams, Code, Delivery};
 use crate::plugin::{self, Target};
 use crate::policy::Policy;
 
-pub const TARGETS: [&str; 13] = [
+pub const TARGETS: [&str; 16] = [
     "plugin-config",
     "injector-config",
     "bootstrap",
@@ -19,10 +19,13 @@ pub const TARGETS: [&str; 13] = [
     "istio-trafficextension",
     "istio-envoyfilter",
     "istio-networkpolicy",
+    "istio-gateway-keys",
     "envoy-gateway",
     "envoy-gateway-networkpolicy",
     "istio-lockdown",
     "envoy-gateway-lockdown",
+    "kubernetes-policy",
+    "kubernetes-redis",
 ];
 
 /// Options only some targets use.
@@ -148,6 +151,15 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
         "istio-networkpolicy" => {
             emit::documents(HEADER, &[crate::network_policy::for_istio(policy)])
         }
+        // One patch, not a manifest: no `---`, which `kubectl patch --patch-file` reads.
+        "istio-gateway-keys" => {
+            use crate::kubernetes::secrets;
+            format!(
+                "{HEADER}{}{}",
+                secrets::istio_gateway_patch_header(policy),
+                emit::yaml(&secrets::istio_gateway_patch(policy))
+            )
+        }
         "envoy-gateway" => emit::documents(HEADER, &crate::gateway::manifests(policy)),
         "envoy-gateway-networkpolicy" => {
             emit::documents(HEADER, &[crate::network_policy::for_envoy_gateway(policy)])
@@ -157,6 +169,19 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
             HEADER,
             &crate::lockdown::network_policy::for_envoy_gateway(policy)?,
         ),
+        "kubernetes-policy" => emit::documents(
+            &format!("{HEADER}{}", crate::kubernetes::secrets::header(policy)),
+            &crate::kubernetes::policy_service::manifests(policy)?,
+        ),
+        "kubernetes-redis" => {
+            let docs = crate::kubernetes::redis::manifests(policy);
+            let header = if docs.is_empty() {
+                format!("{HEADER}{EXTERNAL_REDIS}")
+            } else {
+                HEADER.to_string()
+            };
+            emit::documents(&header, &docs)
+        }
         other => {
             return Err(format!(
                 "unknown target {other:?}; one of {}",
@@ -166,8 +191,12 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
     })
 }
 
+const EXTERNAL_REDIS: &str =
+    "# deploy.redis.external: Redis is yours, so nothing is rendered for it; the\n\
+     # policy service's Deployment (kubernetes-policy) carries the connection.\n";
+
 /// The committed examples: (path under the examples directory, target).
-pub const EXAMPLES: [(&str, &str); 11] = [
+pub const EXAMPLES: [(&str, &str); 14] = [
     ("envoy/bootstrap.yaml", "bootstrap"),
     ("envoy/plugin-config.json", "plugin-config"),
     ("policy/limits.json", "limits"),
@@ -175,6 +204,7 @@ pub const EXAMPLES: [(&str, &str); 11] = [
     ("istio/trafficextension.yaml", "istio-trafficextension"),
     ("istio/envoyfilter.yaml", "istio-envoyfilter"),
     ("istio/networkpolicy.yaml", "istio-networkpolicy"),
+    ("istio/gateway-keys-patch.yaml", "istio-gateway-keys"),
     ("envoy-gateway/chokepoint.yaml", "envoy-gateway"),
     (
         "envoy-gateway/networkpolicy.yaml",
@@ -182,6 +212,8 @@ pub const EXAMPLES: [(&str, &str); 11] = [
     ),
     ("istio/lockdown.yaml", "istio-lockdown"),
     ("envoy-gateway/lockdown.yaml", "envoy-gateway-lockdown"),
+    ("kubernetes/policy-service.yaml", "kubernetes-policy"),
+    ("kubernetes/redis.yaml", "kubernetes-redis"),
 ];
 
 /// Renders every example into `dir`, or with `check`, lists the files that differ.

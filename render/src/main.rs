@@ -25,8 +25,9 @@ enum Command {
     Render {
         file: PathBuf,
         /// plugin-config, injector-config, bootstrap, ecds, limits, istio-wasmplugin,
-        /// istio-trafficextension, istio-envoyfilter, istio-networkpolicy, envoy-gateway,
-        /// envoy-gateway-networkpolicy, istio-lockdown, envoy-gateway-lockdown
+        /// istio-trafficextension, istio-envoyfilter, istio-networkpolicy,
+        /// istio-gateway-keys, envoy-gateway, envoy-gateway-networkpolicy,
+        /// kubernetes-policy, kubernetes-redis, istio-lockdown, envoy-gateway-lockdown
         target: String,
         #[arg(long)]
         out: Option<PathBuf>,
