@@ -9,7 +9,7 @@ use crate::envoy::{self, BootstrapParams, Code, Delivery};
 use crate::plugin::{self, Target};
 use crate::policy::Policy;
 
-pub const TARGETS: [&str; 14] = [
+pub const TARGETS: [&str; 17] = [
     "plugin-config",
     "injector-config",
     "bootstrap",
@@ -20,10 +20,13 @@ pub const TARGETS: [&str; 14] = [
     "istio-envoyfilter",
     "istio-meshconfig",
     "istio-networkpolicy",
+    "istio-gateway-keys",
     "envoy-gateway",
     "envoy-gateway-networkpolicy",
     "istio-lockdown",
     "envoy-gateway-lockdown",
+    "kubernetes-policy",
+    "kubernetes-redis",
 ];
 
 /// Options only some targets use.
@@ -158,6 +161,15 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
         "istio-networkpolicy" => {
             emit::documents(HEADER, &[crate::network_policy::for_istio(policy)])
         }
+        // One patch, not a manifest: no `---`, which `kubectl patch --patch-file` reads.
+        "istio-gateway-keys" => {
+            use crate::kubernetes::secrets;
+            format!(
+                "{HEADER}{}{}",
+                secrets::istio_gateway_patch_header(policy),
+                emit::yaml(&secrets::istio_gateway_patch(policy))
+            )
+        }
         "envoy-gateway" => emit::documents(HEADER, &crate::gateway::manifests(policy)),
         "envoy-gateway-networkpolicy" => {
             emit::documents(HEADER, &[crate::network_policy::for_envoy_gateway(policy)])
@@ -167,6 +179,19 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
             HEADER,
             &crate::lockdown::network_policy::for_envoy_gateway(policy)?,
         ),
+        "kubernetes-policy" => emit::documents(
+            &format!("{HEADER}{}", crate::kubernetes::secrets::header(policy)),
+            &crate::kubernetes::policy_service::manifests(policy)?,
+        ),
+        "kubernetes-redis" => {
+            let docs = crate::kubernetes::redis::manifests(policy);
+            let header = if docs.is_empty() {
+                format!("{HEADER}{EXTERNAL_REDIS}")
+            } else {
+                HEADER.to_string()
+            };
+            emit::documents(&header, &docs)
+        }
         other => {
             return Err(format!(
                 "unknown target {other:?}; one of {}",
@@ -176,8 +201,12 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
     })
 }
 
+const EXTERNAL_REDIS: &str =
+    "# deploy.redis.external: Redis is yours, so nothing is rendered for it; the\n\
+     # policy service's Deployment (kubernetes-policy) carries the connection.\n";
+
 /// The committed examples: (path under the examples directory, target).
-pub const EXAMPLES: [(&str, &str); 12] = [
+pub const EXAMPLES: [(&str, &str); 15] = [
     ("envoy/bootstrap.yaml", "bootstrap"),
     ("envoy/plugin-config.json", "plugin-config"),
     ("policy/limits.json", "limits"),
@@ -186,6 +215,7 @@ pub const EXAMPLES: [(&str, &str); 12] = [
     ("istio/envoyfilter.yaml", "istio-envoyfilter"),
     ("istio/meshconfig.yaml", "istio-meshconfig"),
     ("istio/networkpolicy.yaml", "istio-networkpolicy"),
+    ("istio/gateway-keys-patch.yaml", "istio-gateway-keys"),
     ("envoy-gateway/chokepoint.yaml", "envoy-gateway"),
     (
         "envoy-gateway/networkpolicy.yaml",
@@ -193,6 +223,8 @@ pub const EXAMPLES: [(&str, &str); 12] = [
     ),
     ("istio/lockdown.yaml", "istio-lockdown"),
     ("envoy-gateway/lockdown.yaml", "envoy-gateway-lockdown"),
+    ("kubernetes/policy-service.yaml", "kubernetes-policy"),
+    ("kubernetes/redis.yaml", "kubernetes-redis"),
 ];
 
 /// Renders every example into `dir`, or with `check`, lists the files that differ.

@@ -14,6 +14,7 @@ pub mod envoy;
 pub mod files;
 pub mod gateway;
 pub mod istio;
+pub mod kubernetes;
 pub mod lockdown;
 pub mod network_policy;
 pub mod overrides;

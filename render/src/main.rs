@@ -26,7 +26,8 @@ enum Command {
         file: PathBuf,
         /// plugin-config, injector-config, bootstrap, ecds, limits, istio-wasmplugin,
         /// istio-trafficextension, istio-envoyfilter, istio-meshconfig, istio-networkpolicy,
-        /// envoy-gateway, envoy-gateway-networkpolicy, istio-lockdown, envoy-gateway-lockdown
+        /// istio-gateway-keys, envoy-gateway, envoy-gateway-networkpolicy,
+        /// kubernetes-policy, kubernetes-redis, istio-lockdown, envoy-gateway-lockdown
         target: String,
         #[arg(long)]
         out: Option<PathBuf>,

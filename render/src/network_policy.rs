@@ -1,5 +1,6 @@
 //! Kubernetes NetworkPolicy for the policy service's pods: its gateway port only from the
-//! gateway's proxy pods, its admin port only from pods labelled as admin clients.
+//! gateway's proxy pods, its admin port only from pods labelled as admin clients; and for
+//! an in-cluster Redis: its port only from the policy service's pods.
 //!
 //! The gateway token is what authenticates the gateway; this keeps everything else in the
 //! cluster from reaching the service at all (a leaked token is then not enough on its
@@ -89,6 +90,31 @@ fn network_policy(policy: &Policy, gateway_namespace: &str, gateway_pods: Value)
     })
 }
 
+/// Redis (the pods labelled `app.kubernetes.io/name: <redis>`): its port only from the
+/// policy service's pods of the same namespace. Redis has no password here; this is what
+/// keeps every other pod from reading or rewriting the ledger and the budgets.
+pub fn for_redis(policy: &Policy, redis: &str, port: u16) -> Value {
+    let (pod_key, pod_value) = POLICY_POD_LABEL;
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": redis,
+            "namespace": policy.deploy.namespace,
+            "labels": {"app.kubernetes.io/part-of": "chokepoint"},
+        },
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": redis}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                // A podSelector alone: pods of the policy's own namespace only.
+                "from": [{"podSelector": {"matchLabels": {pod_key: pod_value}}}],
+                "ports": [{"protocol": "TCP", "port": port}],
+            }],
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +176,31 @@ mod tests {
             assert_eq!(
                 admin["from"],
                 json!([{"namespaceSelector": {}, "podSelector": {"matchLabels": {"chokepoint-policy-admin": "true"}}}])
+            );
+        }
+    }
+
+    /// Redis opens its one port to the policy service's pods of its own namespace only
+    /// (no namespaceSelector: a pod elsewhere with the same label stays out).
+    #[test]
+    fn redis_opens_only_to_the_policy_service() {
+        let mut policy = example();
+        for namespace in ["chokepoint", "ai-gateway"] {
+            policy.deploy.namespace = namespace.into();
+            let np = for_redis(&policy, "chokepoint-redis", 6379);
+            assert_eq!(np["metadata"]["namespace"], namespace);
+            let spec = &np["spec"];
+            assert_eq!(
+                spec["podSelector"],
+                json!({"matchLabels": {"app.kubernetes.io/name": "chokepoint-redis"}})
+            );
+            assert_eq!(spec["policyTypes"], json!(["Ingress"]));
+            assert_eq!(
+                spec["ingress"],
+                json!([{
+                    "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "chokepoint-policy"}}}],
+                    "ports": [{"protocol": "TCP", "port": 6379}],
+                }])
             );
         }
     }

@@ -243,6 +243,94 @@ pub struct RawDeploy {
     /// istio-lockdown | envoy-gateway-lockdown`).
     #[serde(default)]
     pub lockdown: RawLockdown,
+    /// How the policy service runs in Kubernetes (`kubernetes-policy`).
+    #[serde(default)]
+    pub policy_service: RawPolicyDeploy,
+    /// Its Redis: a StatefulSet in the namespace, or `external`.
+    #[serde(default)]
+    pub redis: RawRedis,
+    /// The names of the Secrets a mesh admin creates; their values are never rendered.
+    #[serde(default)]
+    pub secrets: RawSecretNames,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicyDeploy {
+    /// The image holding `chokepoint-policy` on its PATH, with a tag or a digest.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    #[serde(default)]
+    pub resources: RawResources,
+}
+
+/// Kubernetes quantities (`100m`, `256Mi`); each one left out keeps its default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResources {
+    #[serde(default)]
+    pub requests: RawCpuMemory,
+    #[serde(default)]
+    pub limits: RawCpuMemory,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCpuMemory {
+    #[serde(default)]
+    pub cpu: Option<String>,
+    #[serde(default)]
+    pub memory: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// In the cluster: the Redis image, with a tag or a digest.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// In the cluster: the size of its volume (a quantity, `1Gi`).
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// In the cluster: the volume's StorageClass; the cluster's default when absent.
+    #[serde(default)]
+    pub storage_class: Option<String>,
+    #[serde(default)]
+    pub resources: RawResources,
+    /// A Redis the organisation runs: nothing is rendered for it but the connection.
+    #[serde(default)]
+    pub external: Option<RawExternalRedis>,
+}
+
+/// Exactly one of `url` and `url_secret`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExternalRedis {
+    /// `redis://host:port[/db]` without a password.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A Secret in the policy service's namespace whose key `CHOKEPOINT_REDIS_URL` holds
+    /// the URL (for one that carries a password).
+    #[serde(default)]
+    pub url_secret: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecretNames {
+    /// In the policy service's namespace: the gateway token, under the key
+    /// `policy_service.token_env` names.
+    #[serde(default)]
+    pub policy_token: Option<String>,
+    /// In the policy service's namespace: the admin API's token, key `CHOKEPOINT_ADMIN_TOKEN`.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// In the gateway's namespace: every variable the filter reads from the gateway's
+    /// environment (provider keys, UUID salt, gateway token), one key each.
+    #[serde(default)]
+    pub gateway_keys: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

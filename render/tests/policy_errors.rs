@@ -289,6 +289,84 @@ fn broken_files_name_field_and_line() {
             "unknown field",
         ),
         (
+            "a policy image without tag or digest",
+            broken(
+                "    image: registry.example.com/chokepoint/policy:0.1.0",
+                "    image: registry.example.com/chokepoint/policy",
+            ),
+            "deploy.policy_service.image",
+            "image: registry.example.com/chokepoint/policy",
+            "give a tag or a digest",
+        ),
+        (
+            "no replica",
+            broken("    replicas: 2", "    replicas: 0"),
+            "deploy.policy_service.replicas",
+            "replicas: 0",
+            "at least 1",
+        ),
+        (
+            "a memory request that is no quantity",
+            broken("{cpu: 100m, memory: 64Mi}", "{cpu: 100m, memory: 64mb}"),
+            "deploy.policy_service.resources.requests.memory",
+            "memory: 64mb",
+            "not a positive Kubernetes quantity",
+        ),
+        (
+            "a request above its limit",
+            broken("{cpu: 100m, memory: 64Mi}", "{cpu: 1500m, memory: 64Mi}"),
+            "deploy.policy_service.resources.requests.cpu",
+            "cpu: 1500m",
+            "more than its limit 1",
+        ),
+        (
+            "an external Redis with a volume",
+            broken(
+                "    image: redis:7.4\n",
+                "    external: {url: \"redis://redis.data.svc:6379\"}\n",
+            ),
+            "deploy.redis.storage",
+            "storage: 1Gi",
+            "in the cluster only",
+        ),
+        (
+            "a password in an external Redis URL",
+            broken(
+                "    image: redis:7.4\n    storage: 1Gi\n",
+                "    external:\n      url: redis://:hunter2@redis.data.svc:6379\n",
+            ),
+            "deploy.redis.external.url",
+            "url: redis://:hunter2@",
+            "url_secret",
+        ),
+        (
+            "an external Redis by URL and by Secret",
+            broken(
+                "    image: redis:7.4\n    storage: 1Gi\n",
+                "    external:\n      url: redis://redis.data.svc:6379\n      url_secret: redis-url\n",
+            ),
+            "deploy.redis.external",
+            "    external:",
+            "exactly one of url and url_secret",
+        ),
+        (
+            "a Secret name Kubernetes refuses",
+            broken(
+                "    admin_token: chokepoint-admin-token",
+                "    admin_token: Chokepoint_Admin",
+            ),
+            "deploy.secrets.admin_token",
+            "admin_token: Chokepoint_Admin",
+            "not a Kubernetes object name",
+        ),
+        (
+            "a misspelt Redis field",
+            broken("    storage: 1Gi", "    storge: 1Gi"),
+            "deploy.redis.storge",
+            "storge: 1Gi",
+            "unknown field `storge`",
+        ),
+        (
             "wrong type",
             broken(
                 "  max_request_body_bytes: 1048576",

@@ -346,17 +346,21 @@ fn every_tls_upstream_of_every_target_verifies_its_name() {
                 check(target, &sites, &upstreams);
                 sites
             }
-            // Configuration only (or who may connect to the policy service, or what the
-            // workloads may not reach): no connection the gateway makes is described.
+            // Configuration only (or who may connect to the policy service, what the
+            // workloads may not reach, or the policy service and its Redis themselves):
+            // no connection the gateway makes is described.
             "plugin-config"
             | "injector-config"
             | "ecds"
             | "limits"
             | "istio-meshconfig"
             | "istio-networkpolicy"
+            | "istio-gateway-keys"
             | "envoy-gateway-networkpolicy"
             | "istio-lockdown"
-            | "envoy-gateway-lockdown" => {
+            | "envoy-gateway-lockdown"
+            | "kubernetes-policy"
+            | "kubernetes-redis" => {
                 assert!(
                     !text.contains("load_assignment") && !text.contains("transport_socket"),
                     "{target}"

@@ -20,9 +20,10 @@ Gateway API HTTPRoute, BackendTLSPolicy), the way the API server would with
     in a WasmPlugin url, EnvoyExtensionPolicy sha256 shape;
   * YAML: duplicate keys are errors (strict decoding), timestamps stay strings.
 
-Built-in kinds chokepoint renders (NetworkPolicy) are validated against the official
-Kubernetes schema instead, strict, plus the API server's own checks (builtin_kinds.py).
-Documents whose kind has no CRD here (Gateway, Secret, ...) are reported as
+Built-in kinds (the core, apps and networking.k8s.io groups: Deployment, StatefulSet,
+Service, ConfigMap, NetworkPolicy, ...) are validated against the official Kubernetes
+schema instead, strict, plus the API server's own checks (builtin_kinds.py).
+Documents whose kind has no CRD here (Gateway, Telemetry, ...) are reported as
 "skipped (no CRD here)", an error only with --strict-kinds. A kind we do have under the
 wrong group, or a version that is not served, is an error.
 
@@ -620,9 +621,12 @@ def mutation_test(obj, crds):
     """[(ok, description)] for each mutant of one object that has a CRD (or a built-in
     schema) here."""
     base = validate_object(obj, crds)
+    if base.builtin and any(p.source == "kind" for p in base.problems):
+        return []  # no schema for it: nothing to mutate against (as with an unserved CRD version)
     if base.builtin:
         paths = builtin_kinds.mutation_paths(obj)
-        targets = [("spec root" if p == ("spec",) else "nested " + fmt_path(p), p) for p in paths]
+        where = {(): "object root", ("spec",): "spec root"}
+        targets = [(where.get(p) or "nested " + fmt_path(p), p) for p in paths]
     elif base.version is None:
         return []
     else:
@@ -661,10 +665,49 @@ class Tally:
             self.failed += 1
 
 
+# A strategic-merge patch (`kubectl patch --patch-file`) says what it patches in a comment
+# line of the file's header; it is validated as that kind, merged into the least object
+# of it the schema accepts.
+PATCH_MARK = re.compile(r"^# patch: (\S+) (\S+)$")
+
+
+def patch_target(text):
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            return None
+        m = PATCH_MARK.match(line)
+        if m:
+            return m.group(1), m.group(2)
+    return None
+
+
+def _merge(base, patch):
+    for k, v in patch.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def wrap_patch(api, kind, patch):
+    """The patch merged into the least object of its kind: a workload gets a selector
+    and matching template labels, the fields a patch leaves to the live object."""
+    base = {"apiVersion": api, "kind": kind, "metadata": {"name": "patched"}}
+    if kind in ("Deployment", "StatefulSet", "DaemonSet"):
+        labels = {"chokepoint.patched": "true"}
+        base["spec"] = {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": dict(labels)}}}
+    return _merge(base, patch) if isinstance(patch, dict) else patch
+
+
 def validate_file(path, crds, tally, args, mutate=True):
     name = str(path)
     try:
-        docs = load_documents(Path(path).read_text())
+        text = Path(path).read_text()
+        docs = load_documents(text)
+        target = patch_target(text)
+        if target:
+            docs = [wrap_patch(target[0], target[1], d) for d in docs]
     except OSError as e:
         print(f"{name}: cannot read: {e}")
         tally.add(False)
@@ -1057,6 +1100,80 @@ GOOD["networkpolicy"] = {
     },
 }
 
+# The policy service and its Redis, as a cluster runs them (core and apps kinds).
+_POD_LABELS = {"app.kubernetes.io/name": "chokepoint-policy"}
+_CONTAINER = {
+    "name": "policy",
+    "image": "registry.example.com/chokepoint/policy:0.1.0",
+    "command": ["chokepoint-policy"],
+    "args": ["serve", "--listen=0.0.0.0:8081", "--admin-listen=0.0.0.0:8082"],
+    "env": [{"name": "CHOKEPOINT_POLICY_TOKEN",
+             "valueFrom": {"secretKeyRef": {"name": "chokepoint-policy-token", "key": "CHOKEPOINT_POLICY_TOKEN"}}}],
+    "ports": [{"name": "gateway", "containerPort": 8081, "protocol": "TCP"},
+              {"name": "admin", "containerPort": 8082, "protocol": "TCP"}],
+    "readinessProbe": {"httpGet": {"path": "/healthz", "port": "gateway"}, "periodSeconds": 5},
+    "livenessProbe": {"httpGet": {"path": "/healthz", "port": "admin"}, "failureThreshold": 6},
+    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]}},
+}
+GOOD["deployment"] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "chokepoint-policy", "namespace": "chokepoint", "labels": _POD_LABELS},
+    "spec": {
+        "replicas": 2,
+        "selector": {"matchLabels": _POD_LABELS},
+        "template": {"metadata": {"labels": _POD_LABELS},
+                     "spec": {"serviceAccountName": "chokepoint-policy",
+                              "securityContext": {"runAsNonRoot": True, "runAsUser": 65532,
+                                                  "seccompProfile": {"type": "RuntimeDefault"}},
+                              "containers": [_CONTAINER]}},
+    },
+}
+GOOD["statefulset"] = {
+    "apiVersion": "apps/v1",
+    "kind": "StatefulSet",
+    "metadata": {"name": "chokepoint-redis", "namespace": "chokepoint"},
+    "spec": {
+        "serviceName": "chokepoint-redis",
+        "replicas": 1,
+        "selector": {"matchLabels": {"app.kubernetes.io/name": "chokepoint-redis"}},
+        "template": {"metadata": {"labels": {"app.kubernetes.io/name": "chokepoint-redis"}},
+                     "spec": {"containers": [{"name": "redis", "image": "redis:7.4",
+                                              "ports": [{"name": "redis", "containerPort": 6379}],
+                                              "livenessProbe": {"tcpSocket": {"port": "redis"}},
+                                              "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+        "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                                  "spec": {"accessModes": ["ReadWriteOnce"],
+                                           "resources": {"requests": {"storage": "1Gi"}}}}],
+    },
+}
+GOOD["service"] = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "chokepoint-policy", "namespace": "chokepoint"},
+    "spec": {"selector": _POD_LABELS,
+             "ports": [{"name": "http", "port": 8081, "targetPort": "gateway", "appProtocol": "http"}]},
+}
+GOOD["configmap"] = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "chokepoint-policy-limits", "namespace": "chokepoint"},
+    "data": {"limits.json": '{"user:*": {"rpm": 60}}\n'},
+}
+GOOD["serviceaccount"] = {
+    "apiVersion": "v1",
+    "kind": "ServiceAccount",
+    "metadata": {"name": "chokepoint-policy", "namespace": "chokepoint"},
+    "automountServiceAccountToken": False,
+}
+
+
+def _container(fn):
+    return lambda o: fn(o["spec"]["template"]["spec"]["containers"][0])
+
+
 # Broken manifests: (name, object, [(expected path, regex on the message)]). Each must fail
 # with every expected problem and with no problem at any other path.
 BAD = [
@@ -1122,6 +1239,50 @@ BAD = [
     ("networkpolicy label value not a string",
      _edit("networkpolicy", lambda o: o["spec"]["podSelector"]["matchLabels"].update(tier=1)),
      [("spec.podSelector.matchLabels.tier", r"is not of type 'string'")]),
+    # Core and apps kinds: a misspelt field anywhere is refused where it is.
+    ("deployment containers[].imagee", _edit("deployment", _container(lambda c: _rename(c, "image", "imagee"))),
+     [("spec.template.spec.containers[0].imagee", r'unknown field "imagee"')]),
+    ("deployment readOnlyRootFileSystem",
+     _edit("deployment", _container(lambda c: _rename(c["securityContext"], "readOnlyRootFilesystem",
+                                                        "readOnlyRootFileSystem"))),
+     [("spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem",
+       r'unknown field "readOnlyRootFileSystem"')]),
+    ("deployment secretKeyRef.namespace",
+     _edit("deployment", _container(lambda c: c["env"][0]["valueFrom"]["secretKeyRef"].update(namespace="x"))),
+     [("spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.namespace", r'unknown field "namespace"')]),
+    ("deployment: every misspelt field, not only the first",
+     _edit("deployment", lambda o: (_rename(o["spec"], "replicas", "replica"),
+                                    _container(lambda c: _rename(c, "image", "imagee"))(o))),
+     [("spec.replica", r'unknown field "replica"'),
+      ("spec.template.spec.containers[0].imagee", r'unknown field "imagee"')]),
+    ("deployment replicas as a string", _edit("deployment", lambda o: o["spec"].update(replicas="2")),
+     [("spec.replicas", r"is not of type 'integer'")]),
+    ("deployment selector off its template [extra]",
+     _edit("deployment", lambda o: o["spec"].update(selector={"matchLabels": {"app.kubernetes.io/name": "x"}})),
+     [("spec.selector", r"does not match template labels")]),
+    ("deployment probe on an undeclared port [extra]",
+     _edit("deployment", _container(lambda c: c["readinessProbe"]["httpGet"].update(port="http"))),
+     [("spec.template.spec.containers[0].readinessProbe.httpGet.port", r"does not declare")]),
+    ("deployment port name over 15 characters [extra]",
+     _edit("deployment", _container(lambda c: (c["ports"][1].update(name="admin-listener-port"),
+                                               c["livenessProbe"]["httpGet"].update(port="admin-listener-port")))),
+     [("spec.template.spec.containers[0].ports[1].name", r"not an IANA service name")]),
+    ("statefulset volumeClaimTemplate (singular)",
+     _edit("statefulset", lambda o: _rename(o["spec"], "volumeClaimTemplates", "volumeClaimTemplate")),
+     [("spec.volumeClaimTemplate", r'unknown field "volumeClaimTemplate"')]),
+    ("statefulset without serviceName's type", _edit("statefulset", lambda o: o["spec"].update(serviceName=1)),
+     [("spec.serviceName", r"is not of type 'string'")]),
+    ("service ports[].targetport", _edit("service", lambda o: _rename(o["spec"]["ports"][0], "targetPort", "targetport")),
+     [("spec.ports[0].targetport", r'unknown field "targetport"')]),
+    ("configmap datas", _edit("configmap", lambda o: _rename(o, "data", "datas")),
+     [("datas", r'unknown field "datas"')]),
+    ("serviceaccount automountServiceAccountTokens",
+     _edit("serviceaccount", lambda o: _rename(o, "automountServiceAccountToken", "automountServiceAccountTokens")),
+     [("automountServiceAccountTokens", r'unknown field "automountServiceAccountTokens"')]),
+    ("a misspelt core kind", _edit("service", lambda o: o.update(kind="Servise")),
+     [("apiVersion", r"Couldn't find schema for kind Servise")]),
+    ("deployment in apps/v1beta2 (gone since 1.16)", _edit("deployment", lambda o: o.update(apiVersion="apps/v1beta2")),
+     [("apiVersion", r"Couldn't find schema for kind Deployment")]),
     ("networkpolicy v1beta1", _edit("networkpolicy", lambda o: o.update(apiVersion="networking.k8s.io/v1beta1")),
      [("apiVersion", r"Couldn't find schema for kind NetworkPolicy")]),
     ("networkpolicy protocol TPC [extra]",
@@ -1511,8 +1672,10 @@ def self_test(crds, tally, quiet=False):
             ok_now, lines = False, [str(e).replace("\n", " ")]
         good = ok_now == want_ok and (rx is None or any(re.search(rx, x) for x in lines))
         report(good, f"{name}" + ("" if good else f": got {lines or 'no problem'}"))
-    report(validate_object(GOOD["wasmplugin-oci"] | {"kind": "Secret", "apiVersion": "v1"}, crds, True).status
-           == "invalid", "--strict-kinds turns a kind with no CRD into an error")
+    no_crd = GOOD["wasmplugin-oci"] | {"kind": "Gateway", "apiVersion": "gateway.networking.k8s.io/v1"}
+    report(validate_object(no_crd, crds).status == "skipped"
+           and validate_object(no_crd, crds, True).status == "invalid",
+           "--strict-kinds turns a kind with no CRD into an error")
     # The mutation test itself catches a converter that leaves objects open (the failure
     # mode of plain JSON Schema on an openAPIV3Schema).
     def reopen(node):
@@ -1547,10 +1710,20 @@ def self_test(crds, tally, quiet=False):
     import tempfile
     file_cases = [
         ("file: Envoy bootstrap / policy YAML skipped", "node: {id: x}\nstatic_resources: {}\n", (0, 0, 0, 1)),
-        ("file: document without kind among manifests", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n---\n"
+        ("file: document without kind among manifests", "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+         "metadata: {name: s}\n---\n"
          "metadata: {name: x}\nspec: {url: 'oci://x/y:1'}\n", (0, 1, 1, 0)),
         ("file: broken WasmPlugin fails, its mutants are still rejected",
          yaml.safe_dump(_edit("wasmplugin-oci", lambda o: o["spec"].update(phase="AUTHX"))), (3, 1, 0, 0)),
+    ]
+    patch = ("# patch: apps/v1 Deployment\nspec:\n  template:\n    spec:\n      containers:\n"
+             "        - name: istio-proxy\n          envFrom:\n            - secretRef: {name: keys}\n")
+    file_cases += [
+        # The object root, spec root, and the shallowest and deepest objects of spec.
+        ("file: a Deployment patch is validated as a Deployment", patch, (5, 0, 0, 0)),
+        # A typo inside the misspelt field is not reported at its own path: the whole field is.
+        ("file: a misspelt field in a patch fails", patch.replace("envFrom", "envfrom"), (3, 2, 0, 0)),
+        ("file: a patch's kind must exist", patch.replace("Deployment", "Deploymnet"), (0, 1, 0, 0)),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         for what, text, want in file_cases:

@@ -431,6 +431,9 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         eg_proxy_namespace,
         hostnames: d.hostnames.unwrap_or_else(|| vec!["ai.example.com".into()]),
         lockdown,
+        policy: super::kubernetes::policy_deploy(cx, d.policy_service)?,
+        redis: super::kubernetes::redis(cx, d.redis)?,
+        secrets: super::kubernetes::secret_names(cx, d.secrets)?,
     };
 
     Ok(Policy {
@@ -816,7 +819,7 @@ fn env_name(cx: &Ctx, field: &str, name: &str) -> Result<(), PolicyError> {
     }
 }
 
-pub(super) fn dns_label(s: &str) -> bool {
+pub(crate) fn dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()

@@ -3,8 +3,11 @@
 //! runs the rendered plugin configuration through the filter's own parser, and reports
 //! the first problem with the field's path and its line in the file.
 
+mod kubernetes;
 mod load;
 mod lockdown;
+
+pub(crate) use load::dns_label;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -176,6 +179,9 @@ pub struct Deploy {
     pub eg_proxy_namespace: String,
     pub hostnames: Vec<String>,
     pub lockdown: Lockdown,
+    pub policy: PolicyDeploy,
+    pub redis: Redis,
+    pub secrets: SecretNames,
 }
 
 /// Who may not go around the gateway, and the mesh identities that enforce it.
@@ -187,4 +193,55 @@ pub struct Lockdown {
     pub gateway_service_account: String,
     pub egress_namespace: String,
     pub egress_selector: BTreeMap<String, String>,
+}
+
+/// The policy service's Deployment.
+#[derive(Debug, Clone)]
+pub struct PolicyDeploy {
+    pub image: String,
+    pub replicas: u32,
+    pub resources: Resources,
+}
+
+/// A container's requests and limits, as Kubernetes quantities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    pub requests: CpuMemory,
+    pub limits: CpuMemory,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuMemory {
+    pub cpu: String,
+    pub memory: String,
+}
+
+/// Where the policy service's Redis runs.
+#[derive(Debug, Clone)]
+pub enum Redis {
+    /// A StatefulSet of one in the policy service's namespace.
+    InCluster {
+        image: String,
+        storage: String,
+        storage_class: Option<String>,
+        resources: Resources,
+    },
+    /// Run by the organisation: only the connection is rendered.
+    External(RedisConnection),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisConnection {
+    /// A URL without a password, written into the Deployment.
+    Url(String),
+    /// The Secret whose key `CHOKEPOINT_REDIS_URL` holds the URL.
+    Secret(String),
+}
+
+/// The Secrets the rendered manifests reference by name.
+#[derive(Debug, Clone)]
+pub struct SecretNames {
+    pub policy_token: String,
+    pub admin_token: String,
+    pub gateway_keys: String,
 }

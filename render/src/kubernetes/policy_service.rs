@@ -1,0 +1,432 @@
+//! The policy service in Kubernetes: a ServiceAccount, its limit sets as a ConfigMap, a
+//! Deployment running `chokepoint-policy serve` as policy/src/main.rs takes it (flags,
+//! the variables of its tokens and Redis URL, the two listeners), and a Service for each
+//! listener, so the gateway's Service exposes the gateway port and nothing else.
+
+use serde_json::{json, Value};
+
+use super::secrets::{self, ADMIN_TOKEN_ENV, POLICY_TOKEN_ENV, REDIS_URL_ENV};
+use super::{container_security, labels, metadata, pod_security, resources, selector};
+use crate::network_policy::{POLICY_ADMIN_PORT, POLICY_POD_LABEL};
+use crate::policy::{Policy, Redis, RedisConnection};
+
+/// The Deployment's and ServiceAccount's name, and its pods' `app.kubernetes.io/name`
+/// (which the NetworkPolicies select).
+pub const NAME: &str = POLICY_POD_LABEL.1;
+/// Where the ConfigMap of limit sets is mounted.
+const LIMITS_DIR: &str = "/etc/chokepoint";
+/// A user the service runs as: it needs no file of its own, and no root.
+const UID: u32 = 65532;
+
+/// The gateway Service's name, from `policy_service.url`: the gateway reaches the service
+/// by that host, so it must be a Service of `deploy.namespace` (`NAME`,
+/// `NAME.NAMESPACE`, `NAME.NAMESPACE.svc[.cluster domain]`).
+pub fn service_name(policy: &Policy) -> Result<String, String> {
+    let host = &policy.policy_service.url.host;
+    let ns = &policy.deploy.namespace;
+    let labels: Vec<&str> = host.split('.').collect();
+    let in_namespace = match labels.as_slice() {
+        [_] => true,
+        [_, n] => n == ns,
+        [_, n, svc, ..] => n == ns && *svc == "svc",
+        [] => false,
+    };
+    let name = labels[0];
+    if in_namespace && crate::policy::dns_label(name) && !name.starts_with(char::is_numeric) {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "policy_service.url: {host:?} is not a Service of deploy.namespace {ns:?}; \
+             the Kubernetes targets need NAME.{ns}.svc.cluster.local (the Service they render)"
+        ))
+    }
+}
+
+/// ServiceAccount, ConfigMap (when there are limit sets), Deployment, the gateway
+/// Service and the admin Service.
+pub fn manifests(policy: &Policy) -> Result<Vec<Value>, String> {
+    let service = service_name(policy)?;
+    let mut out = vec![json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(policy, NAME, NAME),
+        // The service never calls the Kubernetes API.
+        "automountServiceAccountToken": false,
+    })];
+    if !policy.limits.is_empty() {
+        let limits = serde_json::to_string_pretty(&policy.limits).unwrap_or_default();
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata(policy, &limits_config_map(), NAME),
+            "data": {"limits.json": format!("{limits}\n")},
+        }));
+    }
+    out.push(deployment(policy));
+    let port = policy.policy_service.url.port;
+    out.push(service_object(policy, &service, "http", port, "gateway"));
+    out.push(service_object(
+        policy,
+        &format!("{service}-admin"),
+        "http-admin",
+        POLICY_ADMIN_PORT,
+        "admin",
+    ));
+    Ok(out)
+}
+
+fn limits_config_map() -> String {
+    format!("{NAME}-limits")
+}
+
+fn deployment(policy: &Policy) -> Value {
+    let d = &policy.deploy;
+    let ps = &policy.policy_service;
+    // `serve`'s flags (policy/src/main.rs ServeArgs). Both listeners on the pod network:
+    // the NetworkPolicy, not the bind address, decides who reaches them.
+    let mut args = vec![
+        "serve".to_string(),
+        format!("--listen=0.0.0.0:{}", ps.url.port),
+        format!("--admin-listen=0.0.0.0:{POLICY_ADMIN_PORT}"),
+        format!("--requests-per-window={}", ps.requests_per_window),
+        format!("--window-secs={}", ps.window_secs),
+        format!("--reservation-ttl-secs={}", ps.reservation_ttl_secs),
+    ];
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    if !policy.limits.is_empty() {
+        args.push(format!("--limits={LIMITS_DIR}/limits.json"));
+        volumes.push(json!({"name": "limits", "configMap": {"name": limits_config_map()}}));
+        mounts.push(json!({"name": "limits", "mountPath": LIMITS_DIR, "readOnly": true}));
+    }
+    // The tokens by the fixed names `serve` reads them from; the gateway token is kept
+    // under the name the filter reads it by (policy_service.token_env), as in the
+    // gateway's Secret.
+    let mut env = vec![
+        secrets::env_from_secret(POLICY_TOKEN_ENV, &d.secrets.policy_token, &ps.token_env),
+        secrets::env_from_secret(ADMIN_TOKEN_ENV, &d.secrets.admin_token, ADMIN_TOKEN_ENV),
+    ];
+    env.push(match &d.redis {
+        Redis::InCluster { .. } => {
+            json!({"name": REDIS_URL_ENV, "value": super::redis::url(policy)})
+        }
+        Redis::External(RedisConnection::Url(url)) => json!({"name": REDIS_URL_ENV, "value": url}),
+        Redis::External(RedisConnection::Secret(name)) => {
+            secrets::env_from_secret(REDIS_URL_ENV, name, REDIS_URL_ENV)
+        }
+    });
+    // /healthz pings Redis (policy/src/api/health.rs): readiness takes a replica out of
+    // the Service as soon as it cannot decide. Liveness reads the same page on the admin
+    // listener but waits a minute: the service starts and recovers without Redis by
+    // itself, so a restart only helps a process that stopped answering at all.
+    let probe = |port: &str, period: u32, failures: u32| {
+        json!({
+            "httpGet": {"path": "/healthz", "port": port},
+            "periodSeconds": period,
+            "timeoutSeconds": 3,
+            "failureThreshold": failures,
+        })
+    };
+    let mut container = json!({
+        "name": "policy",
+        "image": d.policy.image,
+        "command": ["chokepoint-policy"],
+        "args": args,
+        "env": env,
+        "ports": [
+            {"name": "gateway", "containerPort": ps.url.port, "protocol": "TCP"},
+            {"name": "admin", "containerPort": POLICY_ADMIN_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": probe("gateway", 5, 2),
+        "livenessProbe": probe("admin", 10, 6),
+        "resources": resources(&d.policy.resources),
+        "securityContext": container_security(),
+    });
+    if !mounts.is_empty() {
+        container["volumeMounts"] = json!(mounts);
+    }
+    let mut pod = json!({
+        "serviceAccountName": NAME,
+        "automountServiceAccountToken": false,
+        "securityContext": pod_security(UID),
+        "containers": [container],
+    });
+    if !volumes.is_empty() {
+        pod["volumes"] = json!(volumes);
+    }
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(policy, NAME, NAME),
+        "spec": {
+            "replicas": d.policy.replicas,
+            "selector": selector(NAME),
+            // Stateless (Redis holds everything): a new replica is ready before an old
+            // one goes, so the gateway always has one to ask.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": labels(NAME)},
+                "spec": pod,
+            },
+        },
+    })
+}
+
+/// A ClusterIP Service for one of the pods' named ports. The port's name and
+/// `appProtocol` tell Istio it is HTTP (istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/).
+fn service_object(policy: &Policy, name: &str, port_name: &str, port: u16, target: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(policy, name, NAME),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {POLICY_POD_LABEL.0: POLICY_POD_LABEL.1},
+            "ports": [{
+                "name": port_name,
+                "port": port,
+                "targetPort": target,
+                "protocol": "TCP",
+                "appProtocol": "http",
+            }],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::RedisConnection;
+    use crate::url::Url;
+
+    fn example() -> Policy {
+        let file =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/policy.yaml");
+        Policy::load(&file).unwrap()
+    }
+
+    fn kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+        docs.iter().filter(|d| d["kind"] == kind).collect()
+    }
+
+    /// The gateway reaches the service by policy_service.url's host: only a Service of
+    /// deploy.namespace can be rendered for it.
+    #[test]
+    fn the_gateway_service_is_the_url_host() {
+        let mut policy = example();
+        let cases = [
+            (
+                "chokepoint-policy.chokepoint.svc.cluster.local",
+                Ok("chokepoint-policy"),
+            ),
+            ("policy.chokepoint.svc.corp.internal", Ok("policy")),
+            ("policy.chokepoint.svc", Ok("policy")),
+            ("policy.chokepoint", Ok("policy")),
+            ("policy", Ok("policy")),
+            (
+                "policy.other.svc.cluster.local",
+                Err("not a Service of deploy.namespace"),
+            ),
+            ("policy.chokepoint.example.com", Err("not a Service")),
+            ("10.0.0.5", Err("not a Service")),
+            ("1policy.chokepoint.svc", Err("not a Service")),
+        ];
+        for (host, want) in cases {
+            policy.policy_service.url = Url::parse(&format!("http://{host}:8081")).unwrap();
+            match (service_name(&policy), want) {
+                (Ok(got), Ok(name)) => assert_eq!(got, name, "{host}"),
+                (Err(e), Err(part)) => {
+                    assert!(
+                        e.contains(part) && e.contains("policy_service.url"),
+                        "{host}: {e}"
+                    )
+                }
+                (got, _) => panic!("{host}: {got:?}, want {want:?}"),
+            }
+        }
+        policy.policy_service.url = Url::parse("http://10.0.0.5:8081").unwrap();
+        let err = manifests(&policy).unwrap_err();
+        assert!(err.contains("10.0.0.5"), "{err}");
+    }
+
+    /// The Deployment runs `serve` as it takes its flags and variables, for each way the
+    /// policy file can set the port, the limit sets, the token's variable and Redis.
+    #[test]
+    fn the_deployment_follows_the_policy_file() {
+        let base = example();
+        // (what, edit, the Redis URL variable: a value or a Secret's name)
+        type Edit = fn(&mut Policy);
+        let cases: [(&str, Edit, Result<&str, &str>); 5] = [
+            (
+                "as committed",
+                |_| {},
+                Ok("redis://chokepoint-redis.chokepoint.svc:6379"),
+            ),
+            (
+                "another namespace, port and token variable, no limit sets",
+                |p| {
+                    p.deploy.namespace = "ai".into();
+                    p.policy_service.url = Url::parse("http://policy.ai.svc:9000").unwrap();
+                    p.policy_service.token_env = "GW_TOKEN".into();
+                    p.limits.clear();
+                },
+                Ok("redis://chokepoint-redis.ai.svc:6379"),
+            ),
+            (
+                "external Redis by URL",
+                |p| {
+                    p.deploy.redis =
+                        Redis::External(RedisConnection::Url("redis://r.db:6379/1".into()))
+                },
+                Ok("redis://r.db:6379/1"),
+            ),
+            (
+                "external Redis by Secret",
+                |p| p.deploy.redis = Redis::External(RedisConnection::Secret("redis-url".into())),
+                Err("redis-url"),
+            ),
+            (
+                "one replica of another image",
+                |p| {
+                    p.deploy.policy.replicas = 1;
+                    p.deploy.policy.image = "ghcr.io/acme/policy:2".into();
+                },
+                Ok("redis://chokepoint-redis.chokepoint.svc:6379"),
+            ),
+        ];
+        for (what, edit, redis) in cases {
+            let mut policy = base.clone();
+            edit(&mut policy);
+            let docs = manifests(&policy).unwrap();
+            let port = policy.policy_service.url.port;
+            let ns = &policy.deploy.namespace;
+            assert!(
+                docs.iter().all(|d| d["metadata"]["namespace"] == *ns),
+                "{what}"
+            );
+            let deployment = kind(&docs, "Deployment")[0];
+            let spec = &deployment["spec"];
+            assert_eq!(spec["replicas"], policy.deploy.policy.replicas, "{what}");
+            assert_eq!(
+                spec["template"]["metadata"]["labels"]["app.kubernetes.io/name"],
+                POLICY_POD_LABEL.1,
+                "{what}: the NetworkPolicies select this label"
+            );
+            let pod = &spec["template"]["spec"];
+            let c = &pod["containers"][0];
+            assert_eq!(c["image"], policy.deploy.policy.image, "{what}");
+            let args: Vec<&str> = c["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            assert_eq!(args[0], "serve");
+            assert!(
+                args.contains(&format!("--listen=0.0.0.0:{port}").as_str()),
+                "{what}: {args:?}"
+            );
+            assert!(
+                args.contains(&"--admin-listen=0.0.0.0:8082"),
+                "{what}: {args:?}"
+            );
+            let limits = !policy.limits.is_empty();
+            assert_eq!(
+                args.contains(&"--limits=/etc/chokepoint/limits.json"),
+                limits,
+                "{what}"
+            );
+            assert_eq!(
+                kind(&docs, "ConfigMap").len(),
+                usize::from(limits),
+                "{what}"
+            );
+            assert_eq!(pod["volumes"].is_array(), limits, "{what}");
+            // Tokens only by reference; the gateway token under the filter's variable name.
+            let env = c["env"].as_array().unwrap();
+            let var = |name: &str| {
+                env.iter()
+                    .find(|e| e["name"] == name)
+                    .unwrap_or_else(|| panic!("{what}: {name}"))
+            };
+            assert_eq!(
+                var("CHOKEPOINT_POLICY_TOKEN")["valueFrom"]["secretKeyRef"],
+                json!({"name": "chokepoint-policy-token", "key": policy.policy_service.token_env}),
+                "{what}"
+            );
+            assert_eq!(
+                var("CHOKEPOINT_ADMIN_TOKEN")["valueFrom"]["secretKeyRef"],
+                json!({"name": "chokepoint-admin-token", "key": "CHOKEPOINT_ADMIN_TOKEN"}),
+                "{what}"
+            );
+            match redis {
+                Ok(url) => assert_eq!(var("CHOKEPOINT_REDIS_URL")["value"], url, "{what}"),
+                Err(secret) => assert_eq!(
+                    var("CHOKEPOINT_REDIS_URL")["valueFrom"]["secretKeyRef"],
+                    json!({"name": secret, "key": "CHOKEPOINT_REDIS_URL"}),
+                    "{what}"
+                ),
+            }
+            // The ports the probes and Services name are the container's, on the right numbers.
+            let ports = c["ports"].as_array().unwrap();
+            let number = |name: &str| {
+                ports
+                    .iter()
+                    .find(|p| p["name"] == name)
+                    .map(|p| p["containerPort"].clone())
+            };
+            assert_eq!(number("gateway"), Some(json!(port)), "{what}");
+            assert_eq!(number("admin"), Some(json!(8082)), "{what}");
+            assert_eq!(
+                c["readinessProbe"]["httpGet"],
+                json!({"path": "/healthz", "port": "gateway"})
+            );
+            assert_eq!(
+                c["livenessProbe"]["httpGet"],
+                json!({"path": "/healthz", "port": "admin"})
+            );
+            let services = kind(&docs, "Service");
+            let name = service_name(&policy).unwrap();
+            let exposed: Vec<(String, Value, Value)> = services
+                .iter()
+                .map(|s| {
+                    let p = &s["spec"]["ports"][0];
+                    (
+                        s["metadata"]["name"].as_str().unwrap().to_string(),
+                        p["port"].clone(),
+                        p["targetPort"].clone(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                exposed,
+                [
+                    (name.clone(), json!(port), json!("gateway")),
+                    (format!("{name}-admin"), json!(8082), json!("admin")),
+                ],
+                "{what}: one Service per listener"
+            );
+            for s in services {
+                assert_eq!(
+                    s["spec"]["selector"],
+                    json!({POLICY_POD_LABEL.0: POLICY_POD_LABEL.1})
+                );
+            }
+            // Non-root, read-only, nothing to escalate.
+            assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{what}");
+            assert_eq!(
+                c["securityContext"]["readOnlyRootFilesystem"], true,
+                "{what}"
+            );
+            assert_eq!(
+                c["securityContext"]["allowPrivilegeEscalation"], false,
+                "{what}"
+            );
+            assert_eq!(c["resources"]["limits"]["memory"], "256Mi", "{what}");
+            assert_eq!(
+                pod["serviceAccountName"],
+                kind(&docs, "ServiceAccount")[0]["metadata"]["name"]
+            );
+        }
+    }
+}
