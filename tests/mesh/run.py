@@ -10,7 +10,9 @@ translates the rendered resources into the Envoy configuration the mesh would bu
 (istio.py, envoy_gateway.py), starts Envoy with it and runs the same checks through each:
 a completion (OpenAI chat, Anthropic messages), a stream whose chunks arrive as sent, 401s,
 a 429 from a limit set through the admin API, the JWKS fetched through the mesh's cluster,
-and each request's usage record in the mesh's access log and in the ledger.
+and each request's usage record in the mesh's access log and in the ledger; then what each
+delivery does with a body's model for another provider of its API and with a compressed
+answer: served where the filter holds the headers, else a quick 400 and an estimate.
 
 Prints each check, then `N passed, M failed`; exit 1 on any failure, with the logs.
 Usage: run.py [TARGET...]   (default: every delivery)
@@ -120,9 +122,14 @@ def policy_file(path, tls_port, svc, ca, access_log):
              "key_env": "OPENAI_API_KEY", "ca_file": str(ca)},
             {"name": "anthropic", "kind": "anthropic", "base_url": f"https://anthropic.mesh.test:{tls_port}",
              "key_env": "ANTHROPIC_API_KEY", "ca_file": str(ca)},
+            # A second provider of the OpenAI API (a self-hosted server), which a model
+            # named in the body reaches only where the headers can wait for the body.
+            {"name": "vllm", "kind": "openai", "base_url": f"https://vllm.mesh.test:{tls_port}/v1",
+             "key_env": "VLLM_API_KEY", "ca_file": str(ca)},
         ],
         "models": {"routes": [{"model": "gpt-*", "providers": ["openai"]},
-                              {"model": "claude-*", "providers": ["anthropic"]}]},
+                              {"model": "claude-*", "providers": ["anthropic"]},
+                              {"model": "llama-*", "providers": ["vllm"]}]},
         "prices": {"file": str(ROOT / "envoy/prices.yaml")},
         "policy_service": {"url": f"http://{POLICY_HOST}:{svc.policy_port}"},
         "audit": {"access_log": str(access_log), "usage": {"flush_ms": 200}},
@@ -232,7 +239,8 @@ def run_delivery(target, module, fn, env, c):
     env["idp_handshakes"] = env["tls"].handshakes["idp.mesh.test"]
     gw = Gateway(site, bootstrap, {
         "PATH": os.environ["PATH"], "OPENAI_API_KEY": svc.mock_key, "ANTHROPIC_API_KEY": svc.mock_key,
-        "CHOKEPOINT_UUID_SALT": salt, "CHOKEPOINT_POLICY_TOKEN": svc.policy_token})
+        "VLLM_API_KEY": svc.mock_key, "CHOKEPOINT_UUID_SALT": salt,
+        "CHOKEPOINT_POLICY_TOKEN": svc.policy_token})
     print(f"{target}: Envoy on :{site.listen_port} ({module}.{fn})", flush=True)
     failed_before = c.failed
     try:
@@ -246,10 +254,10 @@ def run_delivery(target, module, fn, env, c):
 def checks(target, site, gw, svc, env, tokens, salt, c):
     port = site.listen_port
     # The cluster each mesh has for the IdP's host: Istio's for its ServiceEntry, the
-    # EnvoyFilter's own, Envoy Gateway's for the HTTPRoute's third rule (openai, anthropic,
-    # then the JWKS host).
+    # EnvoyFilter's own, Envoy Gateway's for the HTTPRoute's fourth rule (openai, anthropic,
+    # vllm, then the JWKS host).
     jwks_cluster = {"istio-envoyfilter": "jwks_0",
-                    "envoy-gateway": "httproute/chokepoint/chokepoint/rule/2"}.get(
+                    "envoy-gateway": "httproute/chokepoint/chokepoint/rule/3"}.get(
         target, f"outbound|{env['tls'].port}||idp.mesh.test")
     # The IdP's JWKS, fetched by the filter through the cluster the mesh would have, at
     # start: until then its tokens get 503 jwks_unavailable (as the local stack, wait).
@@ -303,6 +311,8 @@ def checks(target, site, gw, svc, env, tokens, salt, c):
     ledger = _ledger(svc, uuid, 3)
     c.check(ledger.get("requests", 0) >= 3, f"{target}: ... and in the ledger (admin API)", json.dumps(ledger)[:300])
 
+    reduced(target, site, svc, tokens[f"{target}-reduced"], user_uuid(salt, f"{target}-reduced"), c)
+
     limited = f"{target}-limited"
     code, body = _put_limit(svc, user_uuid(salt, limited), {"rpm": 1})
     c.check(code == 200, f"{target}: rpm 1 set through the admin API", f"{code} {body[:200]}")
@@ -310,6 +320,78 @@ def checks(target, site, gw, svc, env, tokens, salt, c):
     code, body, _ = call(port, "POST", "/v1/chat/completions", token=tokens[limited], body=chat())
     c.check(first == 200 and code == 429, f"{target}: the second request in the minute -> 429",
             f"first {first}, second {code} {body[:200]}")
+
+
+# The deliveries whose filter holds the headers while it reads the body (Envoy's
+# allow_on_headers_stop_iteration, which only the EnvoyFilter can set); the others run
+# with hold_headers false (docs/deployment.md, "What each delivery supports").
+HOLDS_HEADERS = {"istio-envoyfilter"}
+
+
+def reduced(target, site, svc, token, uuid, c):
+    """What a delivery does with the two features the mesh deliveries lack: a model named
+    in the body routed to another provider than its API's first, and a compressed answer.
+    Where the delivery cannot, the answer must still be quick and clear, never a hang."""
+    held = target in HOLDS_HEADERS
+    port = site.listen_port
+    before = len(_mock_requests(svc, "/v1/chat/completions"))
+    start = time.monotonic()
+    code, body, _ = call(port, "POST", "/v1/chat/completions", token=token, body=chat("llama-3.1-8b"))
+    took = time.monotonic() - start
+    sent = _mock_requests(svc, "/v1/chat/completions")[before:]
+    if held:
+        host = next((v for k, v in sent[-1]["headers"] if k == "host"), "") if sent else "(no request)"
+        c.check(code == 200 and host.startswith("vllm.mesh.test"),
+                f"{target}: a body's model routed to the API's second provider (vllm) -> 200",
+                f"{code} {body[:200]}; Host {host}")
+    else:
+        code_in_body = ""
+        try:
+            code_in_body = json.loads(body)["error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        c.check(code == 400 and code_in_body == "model_not_routable" and took < 2 and not sent,
+                f"{target}: a body's model for another provider than the API's first -> "
+                f"400 model_not_routable in {took * 1000:.0f} ms, nothing answered upstream",
+                f"{code} {body[:200]}; {len(sent)} request(s) reached the mock")
+    # An upstream that compresses although asked for identity: inflated before the filter
+    # counts it where the delivery has Envoy's decompressor, else charged by estimate.
+    code, body, _ = call(port, "POST", "/v1/chat/completions", token=token, body=chat(),
+                         headers={"x-mock-content-encoding": "gzip"})
+    record = _record_of(site.access_log, uuid, "gpt-4o-mini")
+    if held:
+        c.check(code == 200 and '"choices"' in body and record.get("estimated") is False,
+                f"{target}: a gzip answer is inflated and counted exactly", f"{code} {body[:100]!r}; {record}")
+    else:
+        c.check(code == 200 and record.get("estimated") is True and record.get("output_tokens", 0) > 0,
+                f"{target}: a gzip answer passes through and is charged by estimate", f"{code}; {record}")
+
+
+def _record_of(path, uuid, model, seconds=5):
+    """The access log's record of the user's request for `model` (one per test user)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            for line in path.read_text().splitlines():
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(r, dict) and r.get("user") == uuid and r.get("model") == model:
+                    return r
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            return {}
+        time.sleep(0.2)
+
+
+def _mock_requests(svc, path):
+    _, text = get(f"http://127.0.0.1:{svc.mock_port}/__mock/requests")
+    try:
+        return [r for r in json.loads(text) if r["path"] == path]
+    except (ValueError, KeyError, TypeError):
+        return []
 
 
 def _last_host(svc, path):
@@ -402,11 +484,12 @@ def main(argv):
     front = None
     try:
         svc.start(jwks)
-        ca, leaves = make_ca(base / "tls", ["openai.mesh.test", "anthropic.mesh.test", "idp.mesh.test"])
+        ca, leaves = make_ca(base / "tls", ["openai.mesh.test", "anthropic.mesh.test", "vllm.mesh.test",
+                                               "idp.mesh.test"])
         front = TlsFront(leaves, {"openai.mesh.test": svc.mock_port, "anthropic.mesh.test": svc.mock_port,
-                                  "idp.mesh.test": svc.idp_port})
+                                  "vllm.mesh.test": svc.mock_port, "idp.mesh.test": svc.idp_port})
         names = [t for t, _, _ in DELIVERIES]
-        subjects = [f"{t}-{s}" for t in names for s in ("models", "user", "limited")]
+        subjects = [f"{t}-{s}" for t in names for s in ("models", "user", "limited", "reduced")]
         tokens = {s: mint(key, s) for s in subjects}
         # Signed by a key the IdP does not publish.
         tokens["forged"] = mint(base / "other-key.json", "forged")
@@ -414,7 +497,7 @@ def main(argv):
             "base": base, "svc": svc, "tls": front, "ca": ca, "tokens": tokens,
             "salt": secrets.token_hex(32), "wasm_sha256": hashlib.sha256(WASM.read_bytes()).hexdigest(),
             "addresses": {h: "127.0.0.1" for h in ("openai.mesh.test", "anthropic.mesh.test",
-                                                   "idp.mesh.test", POLICY_HOST)},
+                                                   "vllm.mesh.test", "idp.mesh.test", POLICY_HOST)},
         }
         for target, module, fn in DELIVERIES:
             if target not in targets:
