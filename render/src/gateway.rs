@@ -127,6 +127,16 @@ fn backend_tls(
     out
 }
 
+/// A Backend's endpoint: Envoy Gateway validates an `fqdn` as a host name
+/// (`validateBackend`), so an address is an `ip` endpoint.
+fn endpoint(url: &Url) -> Value {
+    if url.is_ip() {
+        json!({"ip": {"address": url.host, "port": url.port}})
+    } else {
+        json!({"fqdn": {"hostname": url.host, "port": url.port}})
+    }
+}
+
 pub fn manifests(policy: &Policy) -> Vec<Value> {
     let d = &policy.deploy;
     let ns = &d.namespace;
@@ -156,7 +166,7 @@ pub fn manifests(policy: &Policy) -> Vec<Value> {
             "apiVersion": "gateway.envoyproxy.io/v1alpha1",
             "kind": "Backend",
             "metadata": meta(&backend_name(url)),
-            "spec": {"endpoints": [{"fqdn": {"hostname": url.host, "port": url.port}}]},
+            "spec": {"endpoints": [endpoint(url)]},
         });
         let extra = if url.tls {
             backend_tls(policy, url, u.ca, &mut backend)

@@ -129,3 +129,32 @@ fn the_envoy_proxy_writes_the_usage_record() {
     assert_eq!(usage["type"], "Route");
     assert_eq!(usage["sinks"][0]["file"]["path"], "/dev/stdout");
 }
+
+/// A provider named by host gets an `fqdn` Backend, one named by address an `ip` one
+/// (Envoy Gateway refuses an address as an fqdn).
+#[test]
+fn backends_are_fqdn_or_ip_as_the_provider_is_named() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut policy =
+        Policy::load(&root.join("envoy/examples/policy.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let mut ip = policy.providers[0].clone();
+    ip.name = "vllm".into();
+    ip.url = chokepoint_render::url::Url::parse("http://10.0.0.5:8000/v1").unwrap();
+    ip.ca = None;
+    policy.providers.push(ip);
+    let docs = gateway::manifests(&policy);
+    let endpoint = |name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == "Backend" && d["metadata"]["name"] == name)
+            .map(|d| d["spec"]["endpoints"][0].clone())
+            .unwrap_or_else(|| panic!("no Backend {name}"))
+    };
+    assert_eq!(
+        endpoint("10-0-0-5-8000"),
+        serde_json::json!({"ip": {"address": "10.0.0.5", "port": 8000}})
+    );
+    assert_eq!(
+        endpoint("api-openai-com"),
+        serde_json::json!({"fqdn": {"hostname": "api.openai.com", "port": 443}})
+    );
+}

@@ -336,7 +336,9 @@ def _cluster(route, i, rule, docs, site):
     if ref.get("kind") == "Backend":
         backend = _named(docs, "Backend", ref["name"])
         (ep,) = backend["spec"]["endpoints"]
-        host, port = ep["fqdn"]["hostname"], ep["fqdn"]["port"]
+        # An fqdn is resolved by DNS (here the site's map); an ip endpoint is the address.
+        named = ep.get("fqdn") or {"hostname": ep["ip"]["address"], "port": ep["ip"]["port"]}
+        host, port = named["hostname"], named["port"]
         policies = [p for p in _kind(docs, "BackendTLSPolicy")
                     if any(t["kind"] == "Backend" and t["name"] == ref["name"] for t in p["spec"]["targetRefs"])]
         if backend["spec"].get("tls") or policies:
@@ -345,7 +347,7 @@ def _cluster(route, i, rule, docs, site):
     else:
         # A Service in the route's namespace: its cluster-local name, resolved by EDS.
         host, port = f"{ref['name']}.{ref.get('namespace', ns)}.svc.cluster.local", ref["port"]
-    lb_endpoint = {"endpoint": {"address": {"socket_address": {"address": site.addresses[host], "port_value": port}}},
+    lb_endpoint = {"endpoint": {"address": {"socket_address": {"address": site.addresses.get(host, host), "port_value": port}}},
                    "load_balancing_weight": 1}
     if endpoint_meta:
         lb_endpoint["metadata"] = endpoint_meta
