@@ -218,7 +218,27 @@ pub fn manifests(policy: &Policy) -> Vec<Value> {
         }
     }));
     out.push(envoy_proxy(policy));
+    out.push(client_traffic(policy));
     out
+}
+
+/// Room for a whole request body: the filter reads it before it decides, and Envoy
+/// Gateway holds a connection to 32 KiB by default (`buildPerConnectionBufferLimitBytes`
+/// in `internal/xds/translator/listener.go`), past which Envoy answers 413 to a coding
+/// agent's request long before `max_request_body_bytes`. Twice that limit, as the
+/// bootstrap's listener, through the Gateway's ClientTrafficPolicy
+/// (`connection.bufferLimit`, `internal/gatewayapi/clienttrafficpolicy.go`).
+fn client_traffic(policy: &Policy) -> Value {
+    let d = &policy.deploy;
+    json!({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "ClientTrafficPolicy",
+        "metadata": {"name": ENVOY_PROXY, "namespace": d.namespace, "labels": {"app.kubernetes.io/part-of": "chokepoint"}},
+        "spec": {
+            "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": d.eg_gateway}],
+            "connection": {"bufferLimit": policy.gateway.max_request_body_bytes * 2},
+        },
+    })
 }
 
 /// Removes the routing header before the request goes upstream, as the bootstrap's

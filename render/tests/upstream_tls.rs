@@ -211,7 +211,12 @@ fn gateway_sites(docs: &[Value]) -> Vec<Site> {
     of_kind(docs, "Backend")
         .into_iter()
         .map(|b| {
-            let fqdn = &b["spec"]["endpoints"][0]["fqdn"];
+            // A host name is an fqdn endpoint, an address an ip one.
+            let endpoint = &b["spec"]["endpoints"][0];
+            let fqdn = match endpoint.get("ip") {
+                Some(ip) => serde_json::json!({"hostname": ip["address"], "port": ip["port"]}),
+                None => endpoint["fqdn"].clone(),
+            };
             let name = &b["metadata"]["name"];
             let policy = of_kind(docs, "BackendTLSPolicy").into_iter().find(|p| {
                 let t = &p["spec"]["targetRefs"][0];

@@ -99,7 +99,8 @@ def bootstrap(docs, site):
         "node": {"id": "envoy-gateway-proxy", "cluster": f"{ns}/{gateway}"},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": site.admin_port}}},
         "static_resources": {
-            "listeners": [_listener(listener_name, site, vhosts, wasm_filters, _access_logs(proxies, site))],
+            "listeners": [_listener(listener_name, site, vhosts, wasm_filters, _access_logs(proxies, site),
+                                    _buffer_limit(docs, gateway))],
             "clusters": clusters,
             "secrets": list(secrets_.values()),
         },
@@ -110,7 +111,20 @@ def _kind(docs, kind):
     return [d for d in docs if d.get("kind") == kind]
 
 
-def _listener(name, site, vhosts, wasm_filters, access_logs):
+def _buffer_limit(docs, gateway):
+    """internal/xds/translator/listener.go: buildPerConnectionBufferLimitBytes, 32 KiB
+    unless a ClientTrafficPolicy on the Gateway sets connection.bufferLimit
+    (internal/gatewayapi/clienttrafficpolicy.go: translateListenerConnection; a plain
+    integer is bytes)."""
+    for p in _kind(docs, "ClientTrafficPolicy"):
+        if any(t["kind"] == "Gateway" and t["name"] == gateway for t in p["spec"].get("targetRefs", [])):
+            limit = p["spec"].get("connection", {}).get("bufferLimit")
+            if limit is not None:
+                return int(limit)
+    return 32768
+
+
+def _listener(name, site, vhosts, wasm_filters, access_logs, buffer_limit):
     """internal/xds/translator/listener.go: buildXdsTCPListener (named after the IR listener
     with XDSNameSchemeV2 off: xdsListenerName) and addHCMToXDSListener: the HCM with
     its defaults, the route configuration named like the listener (routeConfigName),
@@ -144,8 +158,7 @@ def _listener(name, site, vhosts, wasm_filters, access_logs):
     return {
         "name": name,
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": site.listen_port}},
-        # listener.go: buildPerConnectionBufferLimitBytes's default.
-        "per_connection_buffer_limit_bytes": 32768,
+        "per_connection_buffer_limit_bytes": buffer_limit,
         "default_filter_chain": {
             "name": name,
             "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}],

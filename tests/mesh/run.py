@@ -300,6 +300,13 @@ def checks(target, site, gw, svc, env, tokens, salt, c):
             f"{target}: a stream's chunks arrive as sent ({len(times)} reads over {spread:.2f}s)",
             f"{code} after {time.monotonic() - start:.1f}s: {body[:200]}")
 
+    # A coding agent's request: the conversation so far, far past the 32 KiB a proxy's
+    # buffers hold by default, which the filter reads whole before it decides.
+    big = chat()
+    big["messages"][0]["content"] = "context line\n" * 16000
+    code, body, _ = call(port, "POST", "/v1/chat/completions", token=tokens[f"{target}-big"], body=big)
+    c.check(code == 200 and '"choices"' in body, f"{target}: a 208 KB prompt -> 200", f"{code} {body[:300]}")
+
     uuid = user_uuid(salt, subject)
     # One counted record for each of the three answered requests: the OpenAI chat, the
     # Anthropic message and the stream.
@@ -489,7 +496,7 @@ def main(argv):
         front = TlsFront(leaves, {"openai.mesh.test": svc.mock_port, "anthropic.mesh.test": svc.mock_port,
                                   "vllm.mesh.test": svc.mock_port, "idp.mesh.test": svc.idp_port})
         names = [t for t, _, _ in DELIVERIES]
-        subjects = [f"{t}-{s}" for t in names for s in ("models", "user", "limited", "reduced")]
+        subjects = [f"{t}-{s}" for t in names for s in ("models", "user", "limited", "reduced", "big")]
         tokens = {s: mint(key, s) for s in subjects}
         # Signed by a key the IdP does not publish.
         tokens["forged"] = mint(base / "other-key.json", "forged")
