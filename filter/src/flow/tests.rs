@@ -336,11 +336,11 @@ fn non_json_content_type_is_415() {
     assert!(host.dispatched.is_empty());
 }
 
-fn remote_token(key: &ES256KeyPair) -> String {
+pub(super) fn remote_token(key: &ES256KeyPair) -> String {
     key.sign(testing::claims().with_issuer(REMOTE)).unwrap()
 }
 
-fn jwks_of(key: &ES256KeyPair) -> String {
+pub(super) fn jwks_of(key: &ES256KeyPair) -> String {
     format!("{{\"keys\":[{}]}}", key.public_key().to_jwk())
 }
 
@@ -369,7 +369,12 @@ fn remote_issuer_without_keys_yet_is_503() {
 
 /// A flow whose remote issuer already knows key A.
 fn remote_flow_knowing(keys: &Keys, a: &ES256KeyPair) -> Flow {
-    let rt = testing::runtime_from(&remote_config(keys));
+    remote_flow_knowing_with(remote_config(keys), a)
+}
+
+/// The same with this configuration (which must have the remote issuer).
+pub(super) fn remote_flow_knowing_with(config: serde_json::Value, a: &ES256KeyPair) -> Flow {
+    let rt = testing::runtime_from(&config);
     let auth = Rc::new(std::cell::RefCell::new(crate::auth_state::AuthState::new(
         &rt,
     )));

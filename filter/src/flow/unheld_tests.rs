@@ -231,3 +231,41 @@ fn requests_without_a_body_are_decided_before_their_headers_go() {
     assert_eq!(host.resumed, 1);
     assert_eq!(host.header(CLUSTER_HEADER), Some("provider_openai"));
 }
+
+/// A token signed by a key the gateway has not fetched yet: the headers wait for the
+/// refetch (Envoy holds them, and the body behind them, for a callout), then leave; the
+/// body follows and is decided on.
+#[test]
+fn a_key_refetch_holds_the_headers_then_they_leave_before_the_body() {
+    use super::tests::{jwks_of, remote_flow_knowing_with, remote_token};
+    let keys = Keys::new();
+    let a = ES256KeyPair::generate().with_key_id("a");
+    let b = ES256KeyPair::generate().with_key_id("b");
+    let mut config = testing::remote_config(keys);
+    config["hold_headers"] = false.into();
+    let mut flow = remote_flow_knowing_with(config, &a);
+    let auth = format!("Bearer {}", remote_token(&b));
+    let mut host = FakeHost::with_headers(&[
+        ("authorization", &auth),
+        ("content-type", "application/json"),
+    ]);
+    host.body = br#"{"model":"gpt-4o-mini"}"#.to_vec();
+    assert_eq!(flow.on_request_headers(&mut host, false), Next::Pause);
+    assert_eq!(host.dispatched[0].cluster, "idp");
+    // The keys arrive: the steps go on to await_body, the headers leave.
+    flow.on_callout_response(&mut host, 101, Some(200), jwks_of(&b).as_bytes());
+    assert!(host.replies.is_empty(), "{:?}", host.replies);
+    assert_eq!(host.resumed, 1, "the headers go on");
+    assert_eq!(host.header(CLUSTER_HEADER), Some("provider_openai"));
+    host.headers_gone = true;
+    let n = host.body.len();
+    assert_eq!(flow.on_request_body(&mut host, n, true), Next::Pause);
+    assert_eq!(host.dispatched.len(), 2, "authorize once the body is there");
+    flow.on_callout_response(&mut host, 102, Some(200), ALLOW.as_bytes());
+    assert_eq!(host.resumed, 2, "the body goes on");
+    assert!(
+        host.late_header_writes.is_empty(),
+        "{:?}",
+        host.late_header_writes
+    );
+}
