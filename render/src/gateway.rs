@@ -26,6 +26,7 @@
 use serde_json::{json, Value};
 
 use crate::envoy;
+use crate::kubernetes::secrets;
 use crate::plugin::{self, Target};
 use crate::policy::{Keys, Policy};
 use crate::tls::{self, CaBundle};
@@ -256,12 +257,26 @@ fn drop_cluster_header() -> Value {
 /// settings list replaces Envoy Gateway's default JSON log to stdout, so the second
 /// entry keeps it. The Gateway applies it through `spec.infrastructure.parametersRef`
 /// (group `gateway.envoyproxy.io`, kind `EnvoyProxy`, this name).
+///
+/// The same resource gives the gateway's pods the filter's variables: Envoy Gateway
+/// generates their Deployment and appends `provider.kubernetes.envoyDeployment.container.env`
+/// to its Envoy container's environment (`expectedContainerEnv` in
+/// `internal/infrastructure/kubernetes/proxy/resource.go`), so each variable of
+/// `plugin::env_keys` reads its key of the gateway Secret, as Istio's gateway patch
+/// (`kubernetes::secrets::istio_gateway_patch`) gives its proxy the whole Secret.
 fn envoy_proxy(policy: &Policy) -> Value {
+    let secret = &policy.deploy.secrets.gateway_keys;
+    let env: Vec<Value> = plugin::env_keys(policy)
+        .iter()
+        .map(|key| secrets::env_from_secret(key, secret, key))
+        .collect();
     json!({
         "apiVersion": "gateway.envoyproxy.io/v1alpha1",
         "kind": "EnvoyProxy",
         "metadata": {"name": ENVOY_PROXY, "namespace": policy.deploy.namespace, "labels": {"app.kubernetes.io/part-of": "chokepoint"}},
-        "spec": {"telemetry": {"accessLog": {"settings": [
+        "spec": {
+        "provider": {"type": "Kubernetes", "kubernetes": {"envoyDeployment": {"container": {"env": env}}}},
+        "telemetry": {"accessLog": {"settings": [
             {
                 "type": "Route",
                 "format": {"type": "Text", "text": envoy::USAGE_LOG_FORMAT},

@@ -3,20 +3,24 @@
 //! traffic through it): every cluster the filter calls is the cluster of a rule with a
 //! backend, the rule the filter's header selects; a last rule enables the filter, which
 //! Envoy Gateway adds disabled, for every other request; the usage record reaches the
-//! EnvoyProxy's access log.
+//! EnvoyProxy's access log, and its gateway pods get each of the filter's variables from
+//! the gateway Secret.
 
 use std::path::PathBuf;
 
 use chokepoint_render::envoy::USAGE_LOG_FORMAT;
 use chokepoint_render::gateway;
+use chokepoint_render::plugin;
 use chokepoint_render::policy::Policy;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+fn example() -> Policy {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    Policy::load(&root.join("envoy/examples/policy.yaml")).unwrap_or_else(|e| panic!("{e}"))
+}
 
 fn manifests() -> Vec<Value> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let policy =
-        Policy::load(&root.join("envoy/examples/policy.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    gateway::manifests(&policy)
+    gateway::manifests(&example())
 }
 
 fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
@@ -157,4 +161,32 @@ fn backends_are_fqdn_or_ip_as_the_provider_is_named() {
         endpoint("api-openai-com"),
         serde_json::json!({"fqdn": {"hostname": "api.openai.com", "port": 443}})
     );
+}
+
+/// Envoy Gateway generates the gateway's Deployment: the EnvoyProxy's container `env` is
+/// the only way the filter's variables reach it, one `secretKeyRef` each, from the
+/// Secret the policy file names.
+#[test]
+fn the_gateway_pods_read_every_filter_variable_from_the_gateway_secret() {
+    for secret in ["chokepoint-gateway-keys", "ai-gateway-env"] {
+        let mut policy = example();
+        policy.deploy.secrets.gateway_keys = secret.into();
+        let docs = gateway::manifests(&policy);
+        let provider = &one(&docs, "EnvoyProxy")["spec"]["provider"];
+        assert_eq!(provider["type"], "Kubernetes");
+        let env = &provider["kubernetes"]["envoyDeployment"]["container"]["env"];
+        let want: Vec<Value> = plugin::env_keys(&policy)
+            .iter()
+            .map(|k| json!({"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": k}}}))
+            .collect();
+        assert_eq!(env, &json!(want), "{secret}");
+        let names: Vec<&str> = want.iter().filter_map(|e| e["name"].as_str()).collect();
+        for key in [
+            "CHOKEPOINT_UUID_SALT",
+            "CHOKEPOINT_POLICY_TOKEN",
+            "OPENAI_API_KEY",
+        ] {
+            assert!(names.contains(&key), "{key} in {names:?}");
+        }
+    }
 }

@@ -358,9 +358,11 @@ def _cluster(route, i, rule, docs, site):
             tls, secret = _upstream_tls(backend, policies, docs)
             endpoint_meta = {"filter_metadata": {"envoy.transport_socket_match": {"name": f"{cname}/tls/0"}}}
     else:
-        # A Service in the route's namespace: its cluster-local name, resolved by EDS.
+        # A Service in the route's namespace: its cluster-local name, resolved by EDS to
+        # its pods' targetPort.
         host, port = f"{ref['name']}.{ref.get('namespace', ns)}.svc.cluster.local", ref["port"]
-    lb_endpoint = {"endpoint": {"address": {"socket_address": {"address": site.addresses.get(host, host), "port_value": port}}},
+    ip, port = site.endpoint(host, port)
+    lb_endpoint = {"endpoint": {"address": {"socket_address": {"address": ip, "port_value": port}}},
                    "load_balancing_weight": 1}
     if endpoint_meta:
         lb_endpoint["metadata"] = endpoint_meta

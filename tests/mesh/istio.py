@@ -396,8 +396,9 @@ def _registry_clusters(docs, site, plugin_config):
                     c["transport_socket"] = _upstream_tls(tls, secrets, site)
                 out.append(c)
     # The policy service is a Kubernetes Service in the mesh: istiod builds the same
-    # `outbound|<port>||<host>` cluster for it (EDS). Its endpoints here: the site's.
-    # Plain HTTP: the policy service runs without a sidecar (with one, auto mTLS).
+    # `outbound|<port>||<host>` cluster for it, its endpoints by EDS the pods' targetPort
+    # (the site's Service endpoints). Plain HTTP: the policy service runs without a
+    # sidecar (with one, auto mTLS).
     svc_host, _, svc_port = plugin_config["policy"]["authority"].rpartition(":")
     if not any(c["name"] == plugin_config["policy"]["cluster"] for c in out):
         out.append(_cluster(plugin_config["policy"]["cluster"], svc_host, int(svc_port), site))
@@ -407,14 +408,15 @@ def _registry_clusters(docs, site, plugin_config):
 def _cluster(name, host, port, site):
     """cluster_builder.go: buildCluster: connect timeout (mesh default 10s), round robin,
     the endpoints (STRICT_DNS on the host name for a DNS ServiceEntry; the address the
-    site resolves it to here)."""
+    site resolves it to here; a Kubernetes Service's pod, by EDS)."""
+    ip, port = site.endpoint(host, port)
     return {
         "name": name,
         "type": "STATIC",
         "connect_timeout": "10s",
         "lb_policy": "ROUND_ROBIN",
         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {
-            "address": {"socket_address": {"address": site.addresses[host], "port_value": port}}}}]}]},
+            "address": {"socket_address": {"address": ip, "port_value": port}}}}]}]},
     }
 
 
@@ -445,7 +447,8 @@ def _upstream_tls(tls, secrets, site):
 
 
 def _resolve(cluster, site):
-    """An EnvoyFilter's own cluster, with its DNS names as the site resolves them."""
+    """An EnvoyFilter's own cluster, with its DNS names as the site resolves them (a
+    Service's name: its cluster IP, which kube-proxy forwards to a pod's targetPort)."""
     c = copy.deepcopy(cluster)
     if c.get("type") in ("STRICT_DNS", "LOGICAL_DNS"):
         c["type"] = "STATIC"
@@ -453,7 +456,8 @@ def _resolve(cluster, site):
     for group in (c.get("load_assignment") or {}).get("endpoints", []):
         for ep in group.get("lb_endpoints", []):
             sa = ep["endpoint"]["address"]["socket_address"]
-            sa["address"] = site.addresses.get(sa["address"], sa["address"])
+            if sa["address"] in site.addresses or (sa["address"], sa["port_value"]) in site.services:
+                sa["address"], sa["port_value"] = site.endpoint(sa["address"], sa["port_value"])
     return c
 
 

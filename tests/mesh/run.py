@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """The `mesh` test layer: every mesh delivery carries real traffic in real Envoy 1.40.
 
-Starts Redis, the policy service, the mock provider and the mock identity provider on
-127.0.0.1, with a TLS front (tls_front.py, a test CA) so the provider and JWKS hosts are
-reached over TLS, by SNI, with a certificate for their name. Writes a mesh policy file
-(providers at https://<name>.mesh.test:<port>, the IdP's JWKS over https, the policy
-service at its Kubernetes name), renders each delivery target with chokepoint-config,
+Writes a mesh policy file (providers at https://<name>.mesh.test:<port>, the IdP's JWKS
+over https, the policy service at its Kubernetes Service), starts Redis and the policy
+service from the Kubernetes manifests rendered from it (deployment.py, pod.py: their
+probes, Services, Secrets and limit sets checked on the way), the mock provider and the
+mock identity provider on 127.0.0.1, with a TLS front (tls_front.py, a test CA) so the
+provider and JWKS hosts are reached over TLS, by SNI, with a certificate for their name.
+Renders each delivery target with chokepoint-config,
 translates the rendered resources into the Envoy configuration the mesh would build
 (istio.py, envoy_gateway.py), starts Envoy with it and runs the same checks through each:
 a completion (OpenAI chat, Anthropic messages), a stream whose chunks arrive as sent, 401s,
 a 429 from a limit set through the admin API, the JWKS fetched through the mesh's cluster,
-and each request's usage record in the mesh's access log and in the ledger; then what each
-delivery does with a body's model for another provider of its API and with a compressed
-answer: served where the filter holds the headers, else a quick 400 and an estimate.
+each request's usage record in the mesh's access log and in the ledger, the policy
+service reached through the mesh's cluster at the port its rendered Service maps; then
+what each delivery does with a body's model for another provider of its API and with a
+compressed answer: served where the filter holds the headers, else a quick 400 and an
+estimate. The gateway's own environment comes from its rendered settings (Istio's
+gateway patch, Envoy Gateway's EnvoyProxy) and the Secret the test creates for it.
 
 Prints each check, then `N passed, M failed`; exit 1 on any failure, with the logs.
 Usage: run.py [TARGET...]   (default: every delivery)
@@ -29,12 +34,12 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+import types
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -43,7 +48,10 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from services import Proc, Services  # noqa: E402
+from deployment import Deployment, secret  # noqa: E402
+from mocks import Mocks  # noqa: E402
+from pod import PodError, resolve_env  # noqa: E402
+from proc import Proc, free_port  # noqa: E402
 from tls_front import TlsFront, make_ca  # noqa: E402
 
 # site.py shares its name with Python's own `site` module, imported at start-up: load it
@@ -59,7 +67,18 @@ WASM = Path(os.environ.get("CHOKEPOINT_WASM", ROOT / "target/wasm32-wasip1/relea
 ENVOY = Path(os.environ.get("CHOKEPOINT_ENVOY", ROOT / ".venv/bin/envoy"))
 ISSUER = "https://idp.mesh.test"
 GATEWAY_HOST = "ai.mesh.test"
-POLICY_HOST = "chokepoint-policy.chokepoint.svc.cluster.local"
+NAMESPACE = "chokepoint"
+POLICY_HOST = f"chokepoint-policy.{NAMESPACE}.svc.cluster.local"
+# The policy service's Service port (the gateway's) and its admin Service.
+POLICY_PORT = 8081
+POLICY_ADMIN = (f"chokepoint-policy-admin.{NAMESPACE}.svc.cluster.local", 8082)
+SECRETS = {"policy_token": "chokepoint-policy-token", "admin_token": "chokepoint-admin-token",
+           "gateway_keys": "chokepoint-gateway-keys"}
+# Where each mesh runs its gateway pods, which read the gateway Secret.
+GATEWAY_NAMESPACE = {"istio": "istio-system", "envoy_gateway": "envoy-gateway-system"}
+# A limit set of the policy file, for the ConfigMap the Deployment mounts: the service
+# reads it at start.
+SEEDED = {"scope": "model:mesh-seeded", "rpm": 7}
 # How long a request may take before it counts as hung.
 REQUEST_TIMEOUT = 5
 
@@ -89,12 +108,6 @@ class Checks:
         return ok
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def user_uuid(salt, subject):
     """filter/src/identity/pseudonym.rs: user_uuid, the UUID the gateway derives."""
     iss = ISSUER.encode()
@@ -106,7 +119,7 @@ def user_uuid(salt, subject):
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def policy_file(path, tls_port, svc, ca, access_log):
+def policy_file(path, tls_port, ca, access_log):
     """The mesh deployment's policy file (envoy/examples/policy.yaml's vocabulary)."""
     doc = {
         "version": 1,
@@ -131,13 +144,14 @@ def policy_file(path, tls_port, svc, ca, access_log):
                               {"model": "claude-*", "providers": ["anthropic"]},
                               {"model": "llama-*", "providers": ["vllm"]}]},
         "prices": {"file": str(ROOT / "envoy/prices.yaml")},
-        "policy_service": {"url": f"http://{POLICY_HOST}:{svc.policy_port}"},
+        "limits": [SEEDED],
+        "policy_service": {"url": f"http://{POLICY_HOST}:{POLICY_PORT}"},
         "audit": {"access_log": str(access_log), "usage": {"flush_ms": 200}},
-        "deploy": {"namespace": "chokepoint", "hostnames": [GATEWAY_HOST],
+        "deploy": {"namespace": NAMESPACE, "hostnames": [GATEWAY_HOST], "secrets": SECRETS,
                    "wasm_image": "oci://registry.mesh.test/chokepoint/filter:test",
                    "istio": {"namespace": "istio-system", "selector": {"istio": "ingressgateway"},
                              "fail_strategy": "FAIL_CLOSE"},
-                   "envoy_gateway": {"gateway": "eg"}},
+                   "envoy_gateway": {"gateway": "eg", "proxy_namespace": GATEWAY_NAMESPACE["envoy_gateway"]}},
     }
     path.write_text(json.dumps(doc, indent=1))
 
@@ -223,24 +237,39 @@ def chat(model="gpt-4o-mini", stream=False):
             "messages": [{"role": "user", "content": "hello mesh"}]}
 
 
+def gateway_env(policy, docs, module, secrets):
+    """The gateway container's environment as its mesh sets it from the rendered resources
+    and the test's Secrets: Istio's from the gateway patch (`istio-gateway-keys`: envFrom
+    on the `istio-proxy` container), Envoy Gateway's from the EnvoyProxy's
+    `spec.provider.kubernetes.envoyDeployment.container.env` (its proxy Deployment's
+    container: internal/infrastructure/kubernetes/proxy/resource.go: expectedProxyContainers,
+    expectedContainerEnv)."""
+    ns = GATEWAY_NAMESPACE[module]
+    if module == "istio":
+        (patch,) = render(policy, "istio-gateway-keys")
+        (container,) = [c for c in patch["spec"]["template"]["spec"]["containers"] if c["name"] == "istio-proxy"]
+        return resolve_env(container.get("env"), secrets, ns, env_from=container.get("envFrom", []))
+    (proxy,) = [d for d in docs if d["kind"] == "EnvoyProxy"]
+    container = proxy["spec"].get("provider", {}).get("kubernetes", {}).get("envoyDeployment", {}).get("container", {})
+    return resolve_env(container.get("env"), secrets, ns, env_from=container.get("envFrom", []))
+
+
 def run_delivery(target, module, fn, env, c):
     """Renders `target`, translates it, starts Envoy and runs every check through it."""
     run_dir = env["base"] / target
     run_dir.mkdir()
     site = Site(run_dir=run_dir, listen_port=free_port(), admin_port=free_port(), wasm_path=WASM,
-                wasm_sha256=env["wasm_sha256"], addresses=env["addresses"], access_log=run_dir / "usage.log")
+                wasm_sha256=env["wasm_sha256"], addresses=env["addresses"], services=env["services"],
+                access_log=run_dir / "usage.log")
     policy = run_dir / "policy.yaml"
-    policy_file(policy, env["tls"].port, env["svc"], env["ca"], site.access_log)
+    policy_file(policy, env["tls"].port, env["ca"], site.access_log)
     docs = render(policy, target)
     for extra in EXTRA_TARGETS.get(module, []):
         docs += render(policy, extra)
     bootstrap = getattr(importlib.import_module(module), fn)(docs, site)
     svc, tokens, salt = env["svc"], env["tokens"], env["salt"]
     env["idp_handshakes"] = env["tls"].handshakes["idp.mesh.test"]
-    gw = Gateway(site, bootstrap, {
-        "PATH": os.environ["PATH"], "OPENAI_API_KEY": svc.mock_key, "ANTHROPIC_API_KEY": svc.mock_key,
-        "VLLM_API_KEY": svc.mock_key, "CHOKEPOINT_UUID_SALT": salt,
-        "CHOKEPOINT_POLICY_TOKEN": svc.policy_token})
+    gw = Gateway(site, bootstrap, dict(gateway_env(policy, docs, module, env["secrets"]), PATH=os.environ["PATH"]))
     print(f"{target}: Envoy on :{site.listen_port} ({module}.{fn})", flush=True)
     failed_before = c.failed
     try:
@@ -327,6 +356,31 @@ def checks(target, site, gw, svc, env, tokens, salt, c):
     code, body, _ = call(port, "POST", "/v1/chat/completions", token=tokens[limited], body=chat())
     c.check(first == 200 and code == 429, f"{target}: the second request in the minute -> 429",
             f"first {first}, second {code} {body[:200]}")
+
+    # The policy service's cluster as this mesh names it (the EnvoyFilter's own, Istio's
+    # for the Service, Envoy Gateway's for the HTTPRoute's policy rule after the four
+    # hosts': openai, anthropic, vllm, the IdP), reaching the pod port the rendered Service
+    # maps its port to.
+    cluster = {"istio-envoyfilter": "chokepoint_policy",
+               "envoy-gateway": f"httproute/{NAMESPACE}/chokepoint/rule/4"}.get(
+        target, f"outbound|{POLICY_PORT}||{POLICY_HOST}")
+    want = env["services"].get((POLICY_HOST, POLICY_PORT))
+    hosts = _cluster_hosts(gw, cluster)
+    decisions = gw.stat(f"cluster.{cluster}.upstream_rq_200")
+    c.check(want is not None and hosts == [want] and decisions >= 1,
+            f"{target}: the policy service's cluster {cluster} reaches {want}, the pod port behind Service "
+            f"port {POLICY_PORT} ({decisions} answers 200)", f"endpoints {hosts}, answers 200: {decisions}")
+
+
+def _cluster_hosts(gw, name):
+    """[(ip, port)] of a cluster's endpoints, as the running Envoy holds them."""
+    _, text = get(f"{gw.admin}/clusters?format=json")
+    try:
+        (cluster,) = [c for c in json.loads(text)["cluster_statuses"] if c["name"] == name]
+    except (ValueError, KeyError):
+        return []
+    return [(h["address"]["socket_address"]["address"], h["address"]["socket_address"]["port_value"])
+            for h in cluster.get("host_statuses", [])]
 
 
 # The deliveries whose filter holds the headers while it reads the body (Envoy's
@@ -486,25 +540,53 @@ def main(argv):
     jwks = base / "idp-jwks.json"
     jwks.write_text(subprocess.run([BIN / "chokepoint-token", "--jwks", "--key", key],
                                    capture_output=True, text=True, check=True).stdout)
-    svc = Services(base, BIN)
+    mocks = Mocks(base, BIN)
+    # The images' PATH: the repository's binaries, then this machine's (redis-server).
+    dep = Deployment(base, f"{BIN}:{os.environ['PATH']}", NAMESPACE, SECRETS)
     c = Checks()
     front = None
     try:
-        svc.start(jwks)
+        mocks.start(jwks)
         ca, leaves = make_ca(base / "tls", ["openai.mesh.test", "anthropic.mesh.test", "vllm.mesh.test",
                                                "idp.mesh.test"])
-        front = TlsFront(leaves, {"openai.mesh.test": svc.mock_port, "anthropic.mesh.test": svc.mock_port,
-                                  "vllm.mesh.test": svc.mock_port, "idp.mesh.test": svc.idp_port})
+        front = TlsFront(leaves, {"openai.mesh.test": mocks.mock_port, "anthropic.mesh.test": mocks.mock_port,
+                                  "vllm.mesh.test": mocks.mock_port, "idp.mesh.test": mocks.idp_port})
+        # The mesh layer's own policy file, from which the Kubernetes targets are rendered
+        # (each delivery's differs only in its access log's path).
+        policy = base / "policy.yaml"
+        policy_file(policy, front.port, ca, base / "usage.log")
+        try:
+            dep.start(c, lambda target: render(policy, target))
+            svc = types.SimpleNamespace(mock_port=mocks.mock_port, admin_token=dep.admin_token,
+                                        policy_admin=dep.admin_url(*POLICY_ADMIN))
+        except (PodError, RuntimeError, KeyError) as e:
+            c.check(False, "the policy service and Redis started from their rendered manifests, "
+                           "the admin API at its Service", f"{type(e).__name__}: {e}")
+            return finish(c, base, mocks, dep, front)
+        code, body = get(f"{svc.policy_admin}/v1/admin/limits/{SEEDED['scope'].replace(':', '/')}",
+                         {"authorization": f"Bearer {dep.admin_token}"})
+        c.check(code == 200 and json.loads(body).get("limits", {}).get("rpm") == SEEDED["rpm"],
+                f"kubernetes-policy: the limit set of the mounted ConfigMap is in force ({SEEDED['scope']} "
+                f"rpm {SEEDED['rpm']}, admin API)", f"{code} {body[:300]}")
+        salt = secrets.token_hex(32)
+        # The gateway Secret, in the namespace of each mesh's gateway pods, with the keys
+        # its rendered header lists (render/src/plugin.rs: env_keys).
+        gateway_keys = {"CHOKEPOINT_UUID_SALT": salt, "CHOKEPOINT_POLICY_TOKEN": dep.policy_token,
+                        "OPENAI_API_KEY": mocks.mock_key, "ANTHROPIC_API_KEY": mocks.mock_key,
+                        "VLLM_API_KEY": mocks.mock_key}
         names = [t for t, _, _ in DELIVERIES]
         subjects = [f"{t}-{s}" for t in names for s in ("models", "user", "limited", "reduced", "big")]
         tokens = {s: mint(key, s) for s in subjects}
         # Signed by a key the IdP does not publish.
         tokens["forged"] = mint(base / "other-key.json", "forged")
         env = {
-            "base": base, "svc": svc, "tls": front, "ca": ca, "tokens": tokens,
-            "salt": secrets.token_hex(32), "wasm_sha256": hashlib.sha256(WASM.read_bytes()).hexdigest(),
-            "addresses": {h: "127.0.0.1" for h in ("openai.mesh.test", "anthropic.mesh.test",
-                                                   "vllm.mesh.test", "idp.mesh.test", POLICY_HOST)},
+            "base": base, "svc": svc, "tls": front, "ca": ca, "tokens": tokens, "salt": salt,
+            "wasm_sha256": hashlib.sha256(WASM.read_bytes()).hexdigest(),
+            "addresses": {h: "127.0.0.1" for h in ("openai.mesh.test", "anthropic.mesh.test", "vllm.mesh.test",
+                                                   "idp.mesh.test")},
+            "services": dep.services,
+            "secrets": dep.secrets + [secret(ns, SECRETS["gateway_keys"], gateway_keys)
+                                      for ns in GATEWAY_NAMESPACE.values()],
         }
         for target, module, fn in DELIVERIES:
             if target not in targets:
@@ -513,13 +595,21 @@ def main(argv):
                 run_delivery(target, module, fn, env, c)
             except Exception as e:  # noqa: BLE001 - one delivery's failure must not hide the others'
                 c.check(False, f"{target}: translated and started", f"{type(e).__name__}: {e}")
-    finally:
-        if front:
-            front.stop()
-        if c.failed:
-            print(svc.logs())
-        svc.stop()
-    if c.failed:
+    except BaseException:
+        finish(c, base, mocks, dep, front, raising=True)
+        raise
+    return finish(c, base, mocks, dep, front)
+
+
+def finish(c, base, mocks, dep, front, raising=False):
+    """Stops everything; prints the logs when a check failed (or the run broke off)."""
+    if front:
+        front.stop()
+    if c.failed or raising:
+        print(mocks.logs() + dep.logs())
+    dep.stop()
+    mocks.stop()
+    if c.failed or raising:
         print(f"every file of the run (configurations, logs): {base}")
     else:
         shutil.rmtree(base, ignore_errors=True)

@@ -7,6 +7,7 @@ ports and files of this machine where the mesh would have its own. Any extra fil
 gateway reads (an ECDS resource, say) is written into `site.run_dir`.
 """
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,5 +25,29 @@ class Site:
     wasm_sha256: str
     # DNS stand-in: every host name in the manifests -> an IP.
     addresses: dict[str, str]
+    # A Kubernetes Service's name and port -> the endpoint EDS (or, behind its cluster IP,
+    # kube-proxy) gives for it: its pod's targetPort (tests/mesh/pod.py: service_endpoints).
+    services: dict[tuple[str, int], tuple[str, int]]
     # Where the mesh's access log must be written.
     access_log: Path
+
+    def endpoint(self, host, port):
+        """(ip, port) a connection to host:port reaches: a Service's pod, or the host's
+        address on the same port."""
+        if (host, port) in self.services:
+            return self.services[(host, port)]
+        if host not in self.addresses and _is_ip(host):
+            # An address needs no resolving (an ip Backend endpoint).
+            return host, port
+        if host not in self.addresses:
+            raise KeyError(f"{host}:{port} is neither a rendered Service's port "
+                           f"({sorted(f'{h}:{p}' for h, p in self.services)}) nor a known host")
+        return self.addresses[host], port
+
+
+def _is_ip(host):
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False

@@ -54,7 +54,7 @@ pub fn required(policy: &Policy) -> Vec<Required> {
         name: d.secrets.gateway_keys.clone(),
         namespace: gateway_namespaces(policy),
         keys: plugin::env_keys(policy),
-        what: "the gateway's environment (envFrom on its proxy container)",
+        what: "the gateway's environment (Istio: envFrom in the gateway patch; Envoy Gateway: the EnvoyProxy's container env)",
     });
     out
 }
