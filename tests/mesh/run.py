@@ -356,6 +356,13 @@ def checks(target, site, gw, svc, env, tokens, salt, c):
     code, body, _ = call(port, "POST", "/v1/chat/completions", token=tokens[limited], body=chat())
     c.check(first == 200 and code == 429, f"{target}: the second request in the minute -> 429",
             f"first {first}, second {code} {body[:200]}")
+    # A dollar budget smaller than the request's worst case: refused before it leaves.
+    broke = f"{target}-budget"
+    code, body = _put_limit(svc, user_uuid(salt, broke), {"usd_micros": 1, "period": "day"})
+    c.check(code == 200, f"{target}: a one-micro-dollar daily budget set through the admin API", f"{code} {body[:200]}")
+    code, body, _ = call(port, "POST", "/v1/chat/completions", token=tokens[broke], body=chat())
+    c.check(code == 429 and "budget_exceeded" in body, f"{target}: a request past the budget -> 429 budget_exceeded",
+            f"{code} {body[:200]}")
 
     # The policy service's cluster as this mesh names it (the EnvoyFilter's own, Istio's
     # for the Service, Envoy Gateway's for the HTTPRoute's policy rule after the four
@@ -575,7 +582,7 @@ def main(argv):
                         "OPENAI_API_KEY": mocks.mock_key, "ANTHROPIC_API_KEY": mocks.mock_key,
                         "VLLM_API_KEY": mocks.mock_key}
         names = [t for t, _, _ in DELIVERIES]
-        subjects = [f"{t}-{s}" for t in names for s in ("models", "user", "limited", "reduced", "big")]
+        subjects = [f"{t}-{s}" for t in names for s in ("models", "user", "limited", "reduced", "big", "budget")]
         tokens = {s: mint(key, s) for s in subjects}
         # Signed by a key the IdP does not publish.
         tokens["forged"] = mint(base / "other-key.json", "forged")
