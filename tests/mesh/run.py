@@ -356,7 +356,7 @@ def checks(target, site, gw, svc, env, tokens, salt, c):
     code, body, _ = call(port, "POST", "/v1/chat/completions", token=tokens[limited], body=chat())
     c.check(first == 200 and code == 429, f"{target}: the second request in the minute -> 429",
             f"first {first}, second {code} {body[:200]}")
-    # A dollar budget smaller than the request's worst case: refused before it leaves.
+    # A dollar budget smaller than the request's worst case: refused before its body leaves.
     broke = f"{target}-budget"
     code, body = _put_limit(svc, user_uuid(salt, broke), {"usd_micros": 1, "period": "day"})
     c.check(code == 200, f"{target}: a one-micro-dollar daily budget set through the admin API", f"{code} {body[:200]}")
