@@ -66,6 +66,8 @@ ensure_manifest_tools() {
 }
 # The e2e layer makes a test CA and server certificates at run time (upstream TLS tests).
 ensure_openssl() { apt_install openssl openssl; }
+# The lockdown proof's network namespaces and egress rules (tests/lockdown/run.py).
+ensure_netns_tools() { apt_install ip iproute2 && apt_install iptables iptables; }
 # The WASI runner of the wasm-side tests.
 ensure_node() { apt_install node nodejs; }
 
