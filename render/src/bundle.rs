@@ -266,10 +266,7 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn example() -> Policy {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/policy.yaml");
-        Policy::load(&file).unwrap()
-    }
+    use crate::policy::example;
 
     /// Envoy's admin interface stays on loopback whatever the gateway listens on, unless
     /// `admin_listen` says otherwise; then a non-loopback address is warned about.

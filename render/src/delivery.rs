@@ -83,9 +83,7 @@ mod tests {
     /// The example policy (providers openai, openai-backup, anthropic, gemini, azure)
     /// with these routes.
     fn policy(routes: Value) -> Policy {
-        let file =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/policy.yaml");
-        let mut p = Policy::load(&file).expect("example policy");
+        let mut p = crate::policy::example();
         p.models = json!({ "routes": routes });
         p
     }

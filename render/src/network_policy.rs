@@ -119,11 +119,7 @@ pub fn for_redis(policy: &Policy, redis: &str, port: u16) -> Value {
 mod tests {
     use super::*;
 
-    fn example() -> Policy {
-        let file =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/policy.yaml");
-        Policy::load(&file).unwrap()
-    }
+    use crate::policy::example;
 
     /// Each port opens to exactly one peer, and the gateway's peer is the target's
     /// proxy pods in their namespace.

@@ -199,11 +199,7 @@ mod tests {
     use crate::policy::RedisConnection;
     use crate::url::Url;
 
-    fn example() -> Policy {
-        let file =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/policy.yaml");
-        Policy::load(&file).unwrap()
-    }
+    use crate::policy::example;
 
     fn kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
         docs.iter().filter(|d| d["kind"] == kind).collect()

@@ -106,11 +106,7 @@ mod tests {
     use super::*;
     use crate::policy::RedisConnection;
 
-    fn example() -> Policy {
-        let file =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/policy.yaml");
-        Policy::load(&file).unwrap()
-    }
+    use crate::policy::example;
 
     /// In the cluster: a StatefulSet whose claim template backs /data, a headless Service
     /// the policy service's URL names, and the NetworkPolicy; external: nothing.

@@ -141,11 +141,7 @@ pub fn header(policy: &Policy) -> String {
 mod tests {
     use super::*;
 
-    fn example() -> Policy {
-        let file =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/policy.yaml");
-        Policy::load(&file).unwrap()
-    }
+    use crate::policy::example;
 
     /// Each Secret's keys are the variables its readers take: the gateway token under
     /// the name the filter reads it by, every key the filter reads in the gateway's.

@@ -80,11 +80,7 @@ fn authorization_policy(policy: &Policy) -> Value {
 mod tests {
     use super::*;
 
-    fn example() -> Policy {
-        let file =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/policy.yaml");
-        Policy::load(&file).unwrap()
-    }
+    use crate::policy::example;
 
     /// One REGISTRY_ONLY Sidecar per opted-in namespace, none elsewhere, and one DENY
     /// policy on the egress gateway naming every provider host and only the gateway's

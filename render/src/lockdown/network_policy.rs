@@ -62,11 +62,7 @@ fn network_policy(namespace: &str, gateway_namespace: &str, gateway_pods: &Value
 mod tests {
     use super::*;
 
-    fn example() -> Policy {
-        let file =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/policy.yaml");
-        Policy::load(&file).unwrap()
-    }
+    use crate::policy::example;
 
     /// Per opted-in namespace: all pods, egress only, exactly two peers (DNS on port 53,
     /// the gateway's proxy pods in their namespace).

@@ -245,3 +245,11 @@ pub struct SecretNames {
     pub admin_token: String,
     pub gateway_keys: String,
 }
+
+/// The mesh example, `envoy/examples/policy.yaml`, which the renderers' tests work from.
+#[cfg(test)]
+pub fn example() -> Policy {
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/policy.yaml");
+    Policy::load(&file).unwrap_or_else(|e| panic!("{e}"))
+}
