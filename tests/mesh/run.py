@@ -435,20 +435,30 @@ def reduced(target, site, svc, token, uuid, c):
                 f"{target}: a gzip answer passes through and is charged by estimate", f"{code}; {record}")
 
 
+def _log_records(path):
+    """Every JSON object line of an access log (none while it does not exist yet)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(r, dict):
+            out.append(r)
+    return out
+
+
 def _record_of(path, uuid, model, seconds=5):
     """The access log's record of the user's request for `model` (one per test user)."""
     deadline = time.monotonic() + seconds
     while True:
-        try:
-            for line in path.read_text().splitlines():
-                try:
-                    r = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(r, dict) and r.get("user") == uuid and r.get("model") == model:
-                    return r
-        except OSError:
-            pass
+        for r in _log_records(path):
+            if r.get("user") == uuid and r.get("model") == model:
+                return r
         if time.monotonic() > deadline:
             return {}
         time.sleep(0.2)
@@ -484,18 +494,9 @@ def _head(path, n=600):
 def _usage_records(path, uuid, want, seconds=5):
     deadline = time.monotonic() + seconds
     while True:
-        found = []
-        try:
-            for line in path.read_text().splitlines():
-                try:
-                    r = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(r, dict) and r.get("user") == uuid and r.get("completed") \
-                        and r.get("status") == 200 and r.get("output_tokens", 0) > 0:
-                    found.append(r)
-        except OSError:
-            pass
+        found = [r for r in _log_records(path)
+                 if r.get("user") == uuid and r.get("completed") and r.get("status") == 200
+                 and r.get("output_tokens", 0) > 0]
         if len(found) >= want or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
