@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use chokepoint_contract::Required;
 
-use super::{Flow, USAGE_FILTER_STATE};
+use super::{Flow, State, USAGE_FILTER_STATE};
 use crate::accounting::pricing;
 use crate::accounting::record::UsageRecord;
 use crate::accounting::telemetry;
@@ -16,6 +16,12 @@ impl Flow {
     /// The exchange is over, however it ended: write the one usage record.
     pub fn on_log(&mut self, host: &mut dyn Host) {
         if std::mem::replace(&mut self.facts.logged, true) {
+            return;
+        }
+        if self.state == State::Start {
+            // Envoy answered before the request reached the filter (a WebSocket upgrade
+            // on a route without upgrades, which Codex tries at every start): nothing was
+            // asked of the gateway, and Envoy's own access log has the request.
             return;
         }
         let rt = Rc::clone(&self.rt);

@@ -1681,3 +1681,15 @@ fn an_issuer_asserts_only_what_it_is_trusted_with() {
         }
     }
 }
+
+/// A request Envoy refused before the filter saw its headers (a WebSocket upgrade on a
+/// route without upgrades) leaves no record: there is nothing in it but zeros.
+#[test]
+fn a_request_the_filter_never_saw_leaves_no_record() {
+    let keys = Keys::new();
+    let mut flow = keys.flow();
+    let mut host = FakeHost::with_headers(&[]);
+    flow.on_log(&mut host);
+    assert!(host.queued.is_empty());
+    assert!(host.filter_state.is_empty());
+}
