@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from netns import BIN, CLIENT_IP, GATEWAY_PORT, ROOT, Namespaces, in_ns, sh, stop  # noqa: E402
+from netns import BIN, CLIENT_IP, GATEWAY_PORT, MOCK_PORT, ROOT, Namespaces, in_ns, sh, stop  # noqa: E402
 
 AGENTS_BIN = Path(os.environ.get("CHOKEPOINT_AGENTS_BIN", ROOT / ".agents" / "node_modules" / ".bin"))
 NS = Namespaces(f"cpa{os.getpid()}")
@@ -52,9 +52,11 @@ TOOL_TIMEOUT = 90
 # attempts over about 6.5 s in 0.171.0.
 WS_FALLBACK_MS = 10_000
 
-# The models passed explicitly: the example policy does not route every tool's default
-# (Claude Code's is claude-opus-*, held to the research group).
-MODELS = {"claude": "claude-sonnet-4-5", "codex": "gpt-5-codex", "gemini": "gemini-2.5-flash"}
+# Claude Code's default model (claude-opus-5-5 in 2.1.332) is held to the research group by
+# the example policy, so it gets one explicitly. Codex and Gemini CLI run with their
+# defaults (gpt-6.2-sol; Gemini's "auto": a routing call to gemini-3.5-flash-lite, then the
+# model it picks).
+CLAUDE_MODEL = "claude-sonnet-4-5"
 
 results = []
 
@@ -138,10 +140,13 @@ class AccessLog:
         return records
 
 
-def by_model(records, fields):
+ALL_MODELS = "*"  # a tool's report that does not say which model it counts
+
+
+def by_model(records, fields, all_models=False):
     sums = {}
     for r in records:
-        s = sums.setdefault(r["model"], dict.fromkeys(fields, 0))
+        s = sums.setdefault(ALL_MODELS if all_models else r["model"], dict.fromkeys(fields, 0))
         for f in fields:
             s[f] += r[f]
     return sums
@@ -184,7 +189,7 @@ def claude(tmp, token):
     }, indent=2))
     env = tool_env(home, {"ANTHROPIC_BASE_URL": GATEWAY, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
                           "DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1"})
-    return ["-p", PROMPT, "--output-format", "json", "--model", MODELS["claude"]], env, home
+    return ["-p", PROMPT, "--output-format", "json", "--model", CLAUDE_MODEL], env, home
 
 
 # What both Codex setups switch off: the update check, analytics and feedback uploads, and
@@ -210,8 +215,7 @@ def codex(tmp, token):
     environment variable its env_key names."""
     home = tmp / "home-codex"
     (home / ".codex").mkdir(parents=True)
-    (home / ".codex" / "config.toml").write_text(f'''model = "{MODELS['codex']}"
-model_provider = "chokepoint"
+    (home / ".codex" / "config.toml").write_text(f'''model_provider = "chokepoint"
 {CODEX_OFF}
 [model_providers.chokepoint]
 name = "chokepoint"
@@ -229,8 +233,7 @@ def codex_builtin(tmp, token):
     refuses, and Codex falls back to HTTP."""
     home = tmp / "home-codex-builtin"
     (home / ".codex").mkdir(parents=True)
-    (home / ".codex" / "config.toml").write_text(f'''model = "{MODELS['codex']}"
-openai_base_url = "{GATEWAY}/v1"
+    (home / ".codex" / "config.toml").write_text(f'''openai_base_url = "{GATEWAY}/v1"
 {CODEX_OFF}''')
     env = tool_env(home, {"CODEX_HOME": str(home / ".codex"), "CODEX_API_KEY": token})
     return ["exec", "--json", "--skip-git-repo-check", PROMPT], env, home
@@ -250,7 +253,7 @@ def gemini(tmp, token):
     }, indent=2))
     env = tool_env(home, {"GOOGLE_GEMINI_BASE_URL": GATEWAY, "GEMINI_API_KEY": token,
                           "GEMINI_CLI_TRUST_WORKSPACE": "true"})
-    return ["-p", PROMPT, "--output-format", "json", "--model", MODELS["gemini"]], env, home
+    return ["-p", PROMPT, "--output-format", "json"], env, home
 
 
 # ---- what each tool reports it used, in the records' terms ---------------------------------
@@ -266,16 +269,21 @@ def claude_usage(stdout):
 
 
 def codex_usage(stdout):
-    """--json: one event per line; the turn.completed events carry the usage."""
+    """--json: one event per line; the turn.completed events carry the usage, for every
+    model the turn used (ALL_MODELS)."""
     events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     answer = " ".join(e["item"].get("text", "") for e in events
                       if e.get("type") == "item.completed" and e["item"].get("type") == "agent_message")
-    total = {"input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0}
+    # Codex's usage field -> the record's
+    names = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
+             "cached_input_tokens": "cached_input_tokens", "reasoning_output_tokens": "reasoning_tokens",
+             "cache_write_input_tokens": "cache_creation_input_tokens"}
+    total = dict.fromkeys(names.values(), 0)
     for e in events:
         if e.get("type") == "turn.completed":
-            for f in total:
-                total[f] += e["usage"].get(f, 0)
-    return answer, {MODELS["codex"]: total}, None
+            for theirs, ours in names.items():
+                total[ours] += e["usage"].get(theirs, 0)
+    return answer, {ALL_MODELS: total}, None
 
 
 def gemini_usage(stdout):
@@ -297,6 +305,32 @@ def envoy_stat(env, name):
     return int(out.split(":")[1]) if ":" in out else 0
 
 
+def provider_requests(env):
+    """What reached the mock provider, as it recorded it (GET /__mock/requests)."""
+    out = in_ns(NS.gw, "curl", "-s", f"http://127.0.0.1:{MOCK_PORT}/__mock/requests").stdout
+    return json.loads(out)
+
+
+def sent(request):
+    """One line of what a tool sent, as the provider received it."""
+    headers = {k: v for k, v in request["headers"]}
+    try:
+        body = json.loads(request["body"])
+    except ValueError:
+        body = {}
+    parts = [request["method"] if "method" in request else "", request["path"].split("?")[0],
+             f"ua={headers.get('user-agent', '-')!r:.60}"]
+    for h in ("anthropic-beta", "anthropic-version", "x-claude-code-session-id", "session_id", "originator"):
+        if h in headers:
+            parts.append(f"{h}={headers[h]!r}")
+    if isinstance(body, dict):
+        parts.append(f"model={body.get('model', '-')}")
+        tools = body.get("tools") or []
+        parts.append(f"tools={len(tools)}")
+        parts.append(f"stream={body.get('stream', '-')}")
+    return " ".join(p for p in parts if p)
+
+
 def one_tool(tmp, env, token, log, watcher, name, binary, setup, usage_of):
     args, tool_environment, home = setup(tmp, token)
     work = tmp / f"work-{name}"
@@ -304,6 +338,7 @@ def one_tool(tmp, env, token, log, watcher, name, binary, setup, usage_of):
     offset, seen = log.size(), len(watcher.events())
     in_ns(NS.client, "iptables", "-Z", "OUTPUT")
     ws_before = envoy_stat(env, "http.gateway.downstream_rq_ws_on_non_ws_route")
+    upstream_seen = len(provider_requests(env))
     started_ms = time.time() * 1000
     try:
         out, took = run_tool(binary, args, tool_environment, work)
@@ -325,7 +360,7 @@ def one_tool(tmp, env, token, log, watcher, name, binary, setup, usage_of):
     refused = [r for r in records if not r["request_id"]]
     records = [r for r in records if r["request_id"]]
     fields = sorted({f for u in reported.values() for f in u})
-    booked = by_model(records, fields)
+    booked = by_model(records, fields, all_models=ALL_MODELS in reported)
     summary = ", ".join(f"{r['model']} {r['format']} {'stream' if r['stream'] else 'unary'} "
                         f"in {r['input_tokens']} out {r['output_tokens']} ${r['cost_micros'] / 1e6:.6f}"
                         for r in records)
@@ -351,6 +386,11 @@ def one_tool(tmp, env, token, log, watcher, name, binary, setup, usage_of):
     check(len(refused) == attempts and all(0 < r["ts_ms"] and 0 <= r["latency_ms"] < 60_000 for r in refused),
           f"{name}: each refused WebSocket upgrade ({attempts}) left one sound record ({len(refused)})",
           "\n      ".join(json.dumps(r) for r in refused))
+    upstream = provider_requests(env)[upstream_seen:]
+    for r in upstream:
+        print(f"      provider got: {sent(r)}")
+    check(upstream and not any(token in v for r in upstream for _, v in r["headers"]),
+          f"{name}: the provider got {len(upstream)} request(s), none with the caller's JWT")
     escapes = watcher.events()[seen:]
     rejected = rejected_packets()
     hosts = sorted({e.get("name") or e.get("to") for e in escapes if e["kind"] != "ready"})
