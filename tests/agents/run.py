@@ -47,9 +47,10 @@ CATCH_PORT = 15001  # escape_watch.py's TCP catcher, in the client namespace
 TEAM = "agents"
 PROMPT = "Reply with one short sentence."
 TOOL_TIMEOUT = 90
-# Envoy refuses the upgrade with 403 before the filter runs (no route allows WebSocket);
-# Codex falls back to HTTP at once only on 426 and retries anything else with backoff, 7
-# attempts over about 6.5 s in 0.171.0.
+# Envoy refuses the upgrade with 403 before the filter runs (no route allows WebSocket).
+# Codex 0.171.0 retries the upgrade 7 times with backoff, about 6.8 s, before it falls back
+# to HTTP, whatever the refusal: a server answering 426 Upgrade Required got the same 7
+# attempts over 6.8 s.
 WS_FALLBACK_MS = 10_000
 
 # Claude Code's default model (claude-opus-5-5 in 2.1.332) is held to the research group by
