@@ -71,6 +71,24 @@ ensure_netns_tools() { apt_install ip iproute2 && apt_install iptables iptables;
 # The WASI runner of the wasm-side tests.
 ensure_node() { apt_install node nodejs; }
 
+# The coding agents the agents layer runs through the gateway (tests/agents/run.py), from
+# npm at pinned versions (a new release changes what they send) into .agents/ in the repo,
+# once per version list; nothing global. Their entry points: $AGENTS_BIN/{claude,codex,gemini}.
+AGENTS_DIR="$ROOT/.agents"
+AGENTS_BIN="$AGENTS_DIR/node_modules/.bin"
+AGENT_PACKAGES=("@anthropic-ai/claude-code@2.1.332" "@openai/codex@0.171.0" "@google/gemini-cli@0.61.0")
+ensure_agents() {
+  ensure_node
+  command -v npm >/dev/null || apt_install npm npm
+  local want="${AGENT_PACKAGES[*]}"
+  [ "$(cat "$AGENTS_DIR/.pinned" 2>/dev/null)" = "$want" ] && [ -x "$AGENTS_BIN/claude" ] && return
+  say "installing $want into .agents (npm)"
+  mkdir -p "$AGENTS_DIR"
+  npm install --prefix "$AGENTS_DIR" --no-audit --no-fund --no-update-notifier --save-exact \
+    "${AGENT_PACKAGES[@]}" >&2 || die "npm install $want failed"
+  echo "$want" >"$AGENTS_DIR/.pinned"
+}
+
 # The provider SDKs the run layer points at the gateway (tests/sdk/sdk_check.py), in
 # their own venv.
 SDK_PYTHON="$ROOT/.venv-sdk/bin/python"

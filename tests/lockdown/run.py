@@ -26,7 +26,6 @@ Prints each check and ends with "N passed, M failed"; exit 1 on any failure.
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,18 +34,14 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("CHOKEPOINT_BIN_DIR", ROOT / "target" / "debug"))
-CONFIG = Path(os.environ.get("CHOKEPOINT_CONFIG_BIN", BIN / "chokepoint-config"))
-ENVOY = Path(os.environ.get("CHOKEPOINT_ENVOY", ROOT / ".venv" / "bin" / "envoy"))
-WASM = Path(os.environ.get("CHOKEPOINT_WASM", ROOT / "target" / "wasm32-wasip1" / "release" / "chokepoint_filter.wasm"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from netns import BIN, GATEWAY_PORT, MOCK_PORT, ROOT, Namespaces, in_ns, sh, stop  # noqa: E402
 
-TAG = f"cpl{os.getpid()}"
-GW_NS, CLIENT_NS = f"{TAG}-gw", f"{TAG}-client"
-GW_IF, CLIENT_IF = f"{TAG}g", f"{TAG}c"
-CLIENT_IP = "10.77.0.2"
+CONFIG = Path(os.environ.get("CHOKEPOINT_CONFIG_BIN", BIN / "chokepoint-config"))
+
+NS = Namespaces(f"cpl{os.getpid()}")
+GW_NS, CLIENT_NS = NS.gw, NS.client
 GATEWAY_POD_IP, DNS_POD_IP, PROVIDER_IP = "10.77.0.1", "10.77.0.53", "10.77.0.9"
-GATEWAY_PORT, MOCK_PORT = 10000, 8090  # chokepoint-dev's defaults, on the gw namespace's loopback
 TEAM = f"lockdown-{os.getpid()}"
 
 # The pods of the stand-in cluster: namespace, labels as their controllers set them
@@ -68,17 +63,6 @@ def check(ok, what, detail=""):
     results.append(bool(ok))
     print(f"{'PASS' if ok else 'FAIL'}  {what}" + (f"\n      {detail}" if detail and not ok else ""))
     return ok
-
-
-def sh(*args, check_rc=True, **kw):
-    out = subprocess.run(list(args), capture_output=True, text=True, **kw)
-    if check_rc and out.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: exit {out.returncode}: {out.stderr.strip()}")
-    return out
-
-
-def in_ns(ns, *args, **kw):
-    return sh("ip", "netns", "exec", ns, *args, **kw)
 
 
 # ---- from the rendered NetworkPolicy to the client's rules --------------------------------
@@ -137,49 +121,6 @@ def egress_rules(np):
 
 # ---- the stand-in cluster ------------------------------------------------------------------
 
-def make_namespaces():
-    sh("ip", "netns", "add", GW_NS)
-    sh("ip", "netns", "add", CLIENT_NS)
-    sh("ip", "link", "add", GW_IF, "netns", GW_NS, "type", "veth", "peer", "name", CLIENT_IF, "netns", CLIENT_NS)
-    for ns in (GW_NS, CLIENT_NS):
-        in_ns(ns, "ip", "link", "set", "lo", "up")
-    for ip in (GATEWAY_POD_IP, DNS_POD_IP, PROVIDER_IP):
-        in_ns(GW_NS, "ip", "addr", "add", f"{ip}/24", "dev", GW_IF)
-    in_ns(GW_NS, "ip", "link", "set", GW_IF, "up")
-    in_ns(CLIENT_NS, "ip", "addr", "add", f"{CLIENT_IP}/24", "dev", CLIENT_IF)
-    in_ns(CLIENT_NS, "ip", "link", "set", CLIENT_IF, "up")
-    # The stack listens on the gw namespace's loopback; its veth addresses reach it by DNAT
-    # (route_localnet lets a packet from the veth be routed to 127.0.0.1).
-    in_ns(GW_NS, "sysctl", "-qw", f"net.ipv4.conf.{GW_IF}.route_localnet=1")
-    for ip, port in ((GATEWAY_POD_IP, GATEWAY_PORT), (PROVIDER_IP, MOCK_PORT)):
-        in_ns(GW_NS, "iptables", "-t", "nat", "-A", "PREROUTING", "-d", ip, "-p", "tcp", "--dport", str(port),
-              "-j", "DNAT", "--to-destination", f"127.0.0.1:{port}")
-
-
-def start_stack(tmp, log):
-    """chokepoint-dev in the gw namespace, from a copy of envoy/chokepoint.yaml in its own
-    root (so a developer's .chokepoint is left alone)."""
-    (tmp / "envoy").mkdir()
-    for f in ("chokepoint.yaml", "prices.yaml"):
-        shutil.copy(ROOT / "envoy" / f, tmp / "envoy" / f)
-    env = {k: v for k, v in os.environ.items()
-           if not (k.endswith("_API_KEY") or k.endswith("_BASE_URL") or k == "AZURE_OPENAI_ENDPOINT")}
-    env.update(CHOKEPOINT_BIN_DIR=str(BIN), CHOKEPOINT_ENVOY=str(ENVOY), CHOKEPOINT_WASM=str(WASM))
-    proc = subprocess.Popen(["ip", "netns", "exec", GW_NS, str(BIN / "chokepoint-dev"), "--root", str(tmp),
-                             "--gateway-port", str(GATEWAY_PORT), "--mock-port", str(MOCK_PORT)],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
-    dev_env = tmp / ".chokepoint" / "dev.env"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("chokepoint-dev exited early")
-        if dev_env.exists() and dev_env.stat().st_size > 0:
-            return proc, dict(line.split("=", 1) for line in dev_env.read_text().splitlines() if "=" in line)
-        time.sleep(0.5)
-    raise RuntimeError("no dev.env after 180 s")
-
-
 def udp_echo():
     """Cluster DNS's stand-in: answers each datagram to port 53 with its bytes, on every
     address of the gw namespace, so that only the client's rules decide who hears back."""
@@ -221,16 +162,6 @@ def team_requests(env):
     return json.loads(out.stdout), out.stdout
 
 
-def stop(proc):
-    if proc and proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def main():
     sys.stdout.reconfigure(line_buffering=True)
     if os.geteuid() != 0:
@@ -250,10 +181,11 @@ def main():
         for r in rules:
             print("        iptables " + " ".join(r))
 
-        make_namespaces()
+        NS.create((GATEWAY_POD_IP, DNS_POD_IP, PROVIDER_IP),
+                  ((GATEWAY_POD_IP, GATEWAY_PORT), (PROVIDER_IP, MOCK_PORT)))
         echo = udp_echo()
         with open(log_path, "w") as log:
-            stack, env = start_stack(tmp, log)
+            stack, env = NS.start_stack(tmp, log)
         gateway = f"http://{GATEWAY_POD_IP}:{GATEWAY_PORT}"
         provider = f"http://{PROVIDER_IP}:{MOCK_PORT}"
         token = sh(str(BIN / "chokepoint-token"), "lockdown-user", "--tenant", TEAM,
@@ -294,8 +226,7 @@ def main():
     finally:
         stop(stack)
         stop(echo)
-        for ns in (CLIENT_NS, GW_NS):
-            sh("ip", "netns", "del", ns, check_rc=False)
+        NS.close()
         if not all(results) and log_path.exists():
             print("---- chokepoint-dev output ----\n" + log_path.read_text(errors="replace")[-6000:])
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,6 +16,7 @@ use axum::Extension;
 use serde_json::{json, Value};
 
 use super::faults::Faults;
+use super::schema;
 use super::sse::stream_response;
 use super::text::{completion_text, estimate_tokens, mock_id, text_chars, words_delta};
 use super::{AppState, RecordId};
@@ -106,6 +107,8 @@ pub async fn model_method(
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
+    let json_answer = schema::gemini_json_answer(&body);
+    let sse = query.get("alt").is_some_and(|a| a == "sse");
     let meta = GenerationMeta {
         model_version: model.to_string(),
         response_id: mock_id("", record_id),
@@ -120,12 +123,27 @@ pub async fn model_method(
         }))),
         // Answered above, before any generation is set up.
         Method::Embed | Method::BatchEmbed => GoogleError::method_not_found().into_response(),
+        // Structured output: the schema's instance as the whole answer.
+        Method::Generate if json_answer.is_some() => {
+            let text = json_answer.unwrap_or_default();
+            let tokens = estimate_tokens(text.len()) as usize;
+            json_utf8(pretty(&meta.chunk(&text, tokens, true)))
+        }
+        Method::Stream if json_answer.is_some() && sse => {
+            let text = json_answer.unwrap_or_default();
+            let tokens = estimate_tokens(text.len()) as usize;
+            let frame = format!("data: {}\r\n\r\n", meta.chunk(&text, tokens, true));
+            stream_response(
+                state.stream(record_id, std::iter::once(frame), &faults),
+                "text/event-stream",
+            )
+        }
         Method::Generate => json_utf8(pretty(&meta.chunk(
             &completion_text(meta.words),
             meta.words,
             true,
         ))),
-        Method::Stream if query.get("alt").is_some_and(|a| a == "sse") => {
+        Method::Stream if sse => {
             // Google ends SSE lines with CRLF.
             let frames = meta.chunks().map(|(c, _)| format!("data: {}\r\n\r\n", c));
             stream_response(

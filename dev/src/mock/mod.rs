@@ -15,6 +15,7 @@ mod faults;
 mod gemini;
 mod record;
 mod responses;
+mod schema;
 mod sse;
 mod text;
 
