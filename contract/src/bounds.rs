@@ -14,6 +14,16 @@ pub const MAX_REQUEST_ID_BYTES: usize = 256;
 /// per-scope key.
 pub const MAX_NAME_BYTES: usize = 256;
 
+/// Longest calling tool in a record (`claude-code/2.1.332`), in bytes. The filter
+/// derives it from the request's `user-agent` and the tool's own headers, never trusts it
+/// for anything but attribution, and keeps only `<name>/<version>` of ASCII letters,
+/// digits and `.`, `_`, `-`, `+`.
+pub const MAX_CLIENT_BYTES: usize = 64;
+
+/// Longest agent session id in a record, in bytes (Claude Code's and Codex's are UUIDs,
+/// 36 characters), of ASCII letters, digits and `.`, `_`, `-`, `:`.
+pub const MAX_SESSION_BYTES: usize = 128;
+
 /// Most groups a request or record may name (the filter keeps at most this many of a
 /// token's).
 pub const MAX_GROUPS: usize = 64;

@@ -23,6 +23,10 @@ pub const ID: &str = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F
 /// A UUID in its textual form, either case.
 pub const UUID: &str =
     r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$";
+/// A calling tool: `<name>` or `<name>/<version>`, as the filter normalises it.
+pub const CLIENT: &str = r"^[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9][A-Za-z0-9._+-]*)?$";
+/// An agent's session id, as the filter keeps it.
+pub const SESSION: &str = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$";
 /// Something other than white space.
 pub const NOT_BLANK: &str = r"\S";
 pub const REASONS: [&str; 3] = [
@@ -127,6 +131,8 @@ fn record(groups: &[String]) -> UsageRecord<&str, &[String]> {
         tenant: Some("acme"),
         groups,
         cost_center: None,
+        client: Some("claude-code/2.1.332"),
+        session: Some("1e6872d4-cb3a-4791-9ae1-32aa40e69098"),
         model: Some("gpt-4o-mini"),
         model_key: Some("gpt-4o-mini"),
         provider: Some("openai"),
@@ -304,6 +310,23 @@ fn payloads_past_a_bound_or_of_another_shape_fail_their_schemas() {
         with(Schema::UsageRecord, rec(), "trace_id", json!(long)),
         with(Schema::UsageRecord, rec(), "reservation_id", json!("")),
         with(Schema::UsageRecord, rec(), "decision", json!(7)),
+        with(Schema::UsageRecord, rec(), "client", json!("a".repeat(65))),
+        with(
+            Schema::UsageRecord,
+            rec(),
+            "client",
+            json!("claude \"cli\""),
+        ),
+        with(Schema::UsageRecord, rec(), "client", json!("x/1\n")),
+        with(Schema::UsageRecord, rec(), "client", json!("")),
+        with(
+            Schema::UsageRecord,
+            rec(),
+            "session",
+            json!("a".repeat(129)),
+        ),
+        with(Schema::UsageRecord, rec(), "session", json!("s p")),
+        with(Schema::UsageRecord, rec(), "session", json!("caf\u{e9}")),
         with(Schema::Decision, allowed(), "allow", json!("yes")),
         with(Schema::Decision, allowed(), "slots", json!(65)),
         with(

@@ -47,6 +47,19 @@ pub struct UsageRecord<S = String, L = Vec<String>> {
     pub groups: L,
     #[cfg_attr(test, schemars(length(max = MAX_NAME_BYTES)))]
     pub cost_center: Option<S>,
+    /// The calling tool, `<name>/<version>` (`claude-code/2.1.332`, `codex/0.171.0`,
+    /// `openai-python/3.57.0`), from its `user-agent` and its own headers. Attribution
+    /// only: the client chooses it, so nothing is priced, routed or limited by it. Absent
+    /// in records written before it existed, null when nothing could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, schemars(length(min = 1, max = MAX_CLIENT_BYTES), pattern(CLIENT)))]
+    pub client: Option<S>,
+    /// The agent's own session id where it sends one (Claude Code's
+    /// `x-claude-code-session-id`, Codex's `session-id`): the turns of one session share
+    /// it. Attribution only, like `client`; absent when the tool sent none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, schemars(length(min = 1, max = MAX_SESSION_BYTES), pattern(SESSION)))]
+    pub session: Option<S>,
     /// The model the client asked for; the audit trail keeps it.
     #[cfg_attr(test, schemars(length(max = MAX_NAME_BYTES)))]
     pub model: Option<S>,

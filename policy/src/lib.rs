@@ -13,6 +13,7 @@
 //! never reaches the other.
 
 mod api;
+mod attribution;
 mod clock;
 mod config;
 mod dead_letter;

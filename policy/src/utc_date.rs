@@ -71,6 +71,14 @@ impl Day {
 }
 
 impl Period {
+    /// The first millisecond of the period.
+    pub fn start_ms(self) -> u64 {
+        match self {
+            Period::Day(d) => d.end_ms() - MS_PER_DAY,
+            Period::Month(m) => days_from_civil(m.year, m.month, 1) * MS_PER_DAY,
+        }
+    }
+
     /// Accepts `YYYY-MM-DD` or `YYYY-MM`, with a real calendar date: `2025-02-30` names
     /// nothing the ledger could hold, and saying so beats answering zeros.
     pub fn parse(text: &str) -> Option<Self> {

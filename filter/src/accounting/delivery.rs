@@ -446,6 +446,8 @@ mod tests {
             tenant: Some("acme"),
             groups: &groups,
             cost_center: None,
+            client: Some("claude-code/2.1.332"),
+            session: Some("1e6872d4-cb3a-4791-9ae1-32aa40e69098"),
             model: Some("gpt-4o-mini"),
             model_key: Some("gpt-4o-mini"),
             provider: Some("openai"),

@@ -3,6 +3,7 @@
 //! [`record`] and as stats ([`telemetry`]), then carried to the ledger ([`outbox`],
 //! [`delivery`]).
 
+pub mod attribution;
 pub mod delivery;
 pub mod meter;
 pub mod outbox;

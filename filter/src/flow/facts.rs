@@ -91,6 +91,9 @@ pub struct Asked {
 pub struct Facts {
     pub request_id: String,
     pub trace_id: String,
+    /// The calling tool and its session, for the record only (see `attribution`).
+    pub client: Option<String>,
+    pub session: Option<String>,
     pub start_ms: u64,
     pub asked: Asked,
     pub endpoint: Option<Endpoint>,

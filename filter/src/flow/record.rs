@@ -66,6 +66,8 @@ impl Flow {
             tenant: caller.and_then(|c| c.tenant.as_deref()),
             groups: caller.map_or(&[], |c| c.groups.as_slice()),
             cost_center: caller.and_then(|c| c.cost_center.as_deref()),
+            client: f.client.as_deref(),
+            session: f.session.as_deref(),
             model: f.model.as_deref(),
             model_key: f.model_key.as_deref(),
             provider: provider.map(|p| p.name.as_str()),

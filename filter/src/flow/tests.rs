@@ -754,6 +754,47 @@ fn every_request_ends_as_one_usage_record() {
     assert!(rec["user"].is_null());
 }
 
+/// The record names the calling tool and its session from the tool's own headers, which
+/// still go upstream as they came; a request without them has neither field.
+#[test]
+fn the_record_names_the_tool_and_its_session() {
+    let keys = Keys::new();
+    let session = "1e6872d4-cb3a-4791-9ae1-32aa40e69098";
+    let (mut flow, mut host) = post(
+        keys,
+        &[
+            ("user-agent", "claude-cli/2.1.332 (external, sdk-cli)"),
+            ("x-app", "cli"),
+            ("x-claude-code-session-id", session),
+        ],
+        r#"{"model":"gpt-4o-mini"}"#,
+    );
+    flow.on_request_body(&mut host, 23, true);
+    flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
+    host.response_status = Some(200);
+    flow.on_log(&mut host);
+    let rec: serde_json::Value = serde_json::from_slice(&host.queued[0]).unwrap();
+    assert_eq!(rec["client"], "claude-code/2.1.332", "{rec}");
+    assert_eq!(rec["session"], session, "{rec}");
+    assert_eq!(
+        host.header("x-claude-code-session-id"),
+        Some(session),
+        "passed upstream untouched"
+    );
+
+    let (mut flow, mut host) = post(
+        keys,
+        &[("user-agent", "bad\u{1}/1"), ("session-id", "has space")],
+        r#"{"model":"gpt-4o-mini"}"#,
+    );
+    flow.on_request_body(&mut host, 23, true);
+    flow.on_callout_response(&mut host, 101, Some(200), ALLOW.as_bytes());
+    flow.on_log(&mut host);
+    let rec: serde_json::Value = serde_json::from_slice(&host.queued[0]).unwrap();
+    assert!(rec.get("client").is_none(), "{rec}");
+    assert!(rec.get("session").is_none(), "{rec}");
+}
+
 /// The policy service answers only the gateway: its token rides on the authorize
 /// callout (and only there), never upstream, in a reply or in the record.
 #[test]

@@ -1,4 +1,6 @@
-//! `GET /v1/admin/usage?scope=…&id=…&period=…`: ledger totals, for operators and tests.
+//! `GET /v1/admin/usage?scope=…&id=…&period=…`: ledger totals, for operators and tests;
+//! `GET /v1/admin/usage?by=client|session&period=…[&id=…][&limit=…]`: spend by calling
+//! tool or agent session, summed from the audit stream (see `attribution`).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -10,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::{admin_auth, AppState};
+use crate::attribution::{self, By};
 use crate::fields;
 use crate::ledger::FIELDS;
 use crate::scope::Scope;
@@ -21,7 +24,13 @@ pub struct UsageQuery {
     scope: Option<String>,
     id: Option<String>,
     period: Option<String>,
+    by: Option<String>,
+    limit: Option<usize>,
 }
+
+/// Most rows a by-client or by-session answer holds by default, and at most.
+const DEFAULT_ROWS: usize = 100;
+const MAX_ROWS: usize = 10_000;
 
 pub async fn read_usage(
     State(state): State<AppState>,
@@ -33,12 +42,17 @@ pub async fn read_usage(
     if let Err(err) = admin_auth::check(state.admin_token.as_deref(), &headers) {
         return err.into_response();
     }
-    let (scope, id, period) = match query
-        .map_err(|rejection| {
-            ApiError::invalid_request("invalid_query", format!("query string: {rejection}"))
-        })
-        .and_then(|Query(query)| parse(query))
-    {
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(rejection) => {
+            return ApiError::invalid_request("invalid_query", format!("query string: {rejection}"))
+                .into_response()
+        }
+    };
+    if query.by.is_some() {
+        return read_attributed(&state, query).await;
+    }
+    let (scope, id, period) = match parse(query) {
         Ok(parsed) => parsed,
         Err(err) => return err.into_response(),
     };
@@ -55,6 +69,47 @@ pub async fn read_usage(
             }
             Json(body).into_response()
         }
+        Err(_) => ApiError::store_unavailable().into_response(),
+    }
+}
+
+/// Spend by client or by session over a period.
+async fn read_attributed(state: &AppState, query: UsageQuery) -> Response {
+    let parsed = (|| -> Result<_, ApiError> {
+        let by = query.by.as_deref().unwrap_or_default();
+        let by = By::parse(by).ok_or_else(|| fields::invalid("by", "must be client or session"))?;
+        if query.scope.is_some() {
+            return Err(fields::invalid("scope", "does not go with by").into());
+        }
+        let period = query
+            .period
+            .as_deref()
+            .ok_or_else(|| fields::missing("period"))?;
+        let period = Period::parse(period).ok_or_else(|| {
+            fields::invalid(
+                "period",
+                "must be a UTC day (YYYY-MM-DD) or month (YYYY-MM)",
+            )
+        })?;
+        let limit = query.limit.unwrap_or(DEFAULT_ROWS);
+        if !(1..=MAX_ROWS).contains(&limit) {
+            return Err(fields::invalid("limit", "must be 1 to 10000").into());
+        }
+        Ok((by, period, limit))
+    })();
+    let (by, period, limit) = match parsed {
+        Ok(p) => p,
+        Err(err) => return err.into_response(),
+    };
+    match attribution::sums(&state.store, by, query.id.as_deref(), period, limit).await {
+        Ok(sums) => Json(json!({
+            "by": by.as_str(),
+            "period": period.to_string(),
+            "rows": sums.rows,
+            "records": sums.records,
+            "complete": sums.complete,
+        }))
+        .into_response(),
         Err(_) => ApiError::store_unavailable().into_response(),
     }
 }
@@ -90,6 +145,8 @@ mod tests {
             scope: scope.map(str::to_owned),
             id: id.map(str::to_owned),
             period: period.map(str::to_owned),
+            by: None,
+            limit: None,
         }
     }
 

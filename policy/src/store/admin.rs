@@ -117,3 +117,46 @@ impl Store {
             .await
     }
 }
+
+impl Store {
+    /// The newest id a trim removed from the stream at `key` (`XINFO STREAM`'s
+    /// `max-deleted-entry-id`, Redis 7): `0-0` when nothing was, `None` without the stream.
+    pub async fn stream_trimmed_up_to(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut connection = self.inner.connection.clone();
+        let mut command = redis::cmd("XINFO");
+        command.arg("STREAM").arg(key);
+        let reply: Result<HashMap<String, redis::Value>, StoreError> = self
+            .bounded(async move { command.query_async(&mut connection).await })
+            .await;
+        let Ok(info) = reply else { return Ok(None) };
+        Ok(info
+            .get("max-deleted-entry-id")
+            .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok()))
+    }
+
+    /// `XRANGE key start end COUNT count` with each entry's fields: one page of a stream.
+    pub async fn stream_page(
+        &self,
+        key: &str,
+        start: &str,
+        end: &str,
+        count: usize,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, StoreError> {
+        let mut connection = self.inner.connection.clone();
+        let mut command = redis::cmd("XRANGE");
+        command.arg(key).arg(start).arg(end).arg("COUNT").arg(count);
+        let reply: Vec<(String, Vec<String>)> = self
+            .bounded(async move { command.query_async(&mut connection).await })
+            .await?;
+        Ok(reply
+            .into_iter()
+            .map(|(id, flat)| {
+                let fields = flat
+                    .chunks_exact(2)
+                    .map(|kv| (kv[0].clone(), kv[1].clone()))
+                    .collect();
+                (id, fields)
+            })
+            .collect())
+    }
+}

@@ -4,6 +4,7 @@
 //! dependencies are linked once.
 
 mod admin_limits;
+mod attribution;
 mod authorize;
 mod bad_requests;
 mod budgets;

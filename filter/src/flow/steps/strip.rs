@@ -3,6 +3,7 @@
 //! the query parameters that carry keys or field masks are taken off. What the headers
 //! say is kept for the steps after.
 
+use crate::accounting::attribution;
 use crate::flow::step::{Cx, Go, Step};
 use crate::identity::credentials;
 use crate::identity::token_source;
@@ -31,7 +32,9 @@ impl Step for Strip {
         let (mut anthropic_client, mut google_client) = (false, false);
         let token_headers: Vec<&str> = token_source::header_names(&cfg.token_sources).collect();
         let facts = &mut *cx.facts;
+        let mut seen = attribution::Seen::default();
         for (name, value) in &headers {
+            seen.header(name, value);
             match name.as_str() {
                 "x-request-id" => facts.asked.trace_id = trace_id(value),
                 "content-type" => facts.asked.not_json = !request_body::is_json_content_type(value),
@@ -50,6 +53,8 @@ impl Step for Strip {
                 to_strip.push(name);
             }
         }
+        facts.client = seen.client();
+        facts.session = seen.session();
         facts.asked.token =
             Some(token_source::find(&cfg.token_sources, &headers).map(str::to_owned));
         for name in &to_strip {
