@@ -130,11 +130,14 @@ fn codex_without_a_user_agent_is_named_by_its_originator() {
     );
 }
 
+/// A request's headers, and the session read from them.
+type SessionCase<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+
 #[test]
 fn each_tool_s_session_header_is_read() {
     let claude = "1e6872d4-cb3a-4791-9ae1-32aa40e69098";
     let codex = "01a24e43-6b4c-7e82-b276-0ab1bd115bf8";
-    let cases: [(&[(&str, &str)], Option<&str>); 6] = [
+    let cases: [SessionCase; 6] = [
         (&[("x-claude-code-session-id", claude)], Some(claude)),
         (&[("session-id", codex), ("thread-id", codex)], Some(codex)),
         (&[("session_id", codex)], Some(codex)),
