@@ -30,7 +30,7 @@ pub mod seed_limits;
 pub mod stderr_log;
 mod store;
 mod user_id;
-mod utc_date;
+pub mod utc_date;
 mod validated;
 
 use std::future::{Future, IntoFuture};

@@ -68,6 +68,9 @@ enum Command {
     Usage(cli::UsageArgs),
     /// The biggest spenders of a month or day.
     Top(cli::TopArgs),
+    /// Spend by calling tool (Claude Code, Codex, Gemini CLI, an SDK) or by agent
+    /// session, from the audit stream.
+    Spend(cli::SpendArgs),
 }
 
 #[derive(Args)]
@@ -165,6 +168,7 @@ fn main() -> ExitCode {
         Command::Budget(command) => cli::Command::Budget(command),
         Command::Usage(args) => cli::Command::Usage(args),
         Command::Top(args) => cli::Command::Top(args),
+        Command::Spend(args) => cli::Command::Spend(args),
     };
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -249,6 +249,39 @@ pub struct TopArgs {
     remote: Remote,
 }
 
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  chokepoint-policy spend --by client                        # this month, by tool
+  chokepoint-policy spend --by session --period 2026-12-06 --limit 20
+  chokepoint-policy spend --by session --id 1e6872d4-cb3a-4791-9ae1-32aa40e69098")]
+pub struct SpendArgs {
+    /// Sum by the calling tool (`claude-code/2.1.332`) or by the agent's session id.
+    #[arg(long, value_name = "WHAT")]
+    by: SpendBy,
+
+    /// A UTC month (YYYY-MM) or day (YYYY-MM-DD); this month by default.
+    #[arg(long, value_name = "PERIOD")]
+    period: Option<String>,
+
+    /// Only this client or session.
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
+
+    /// How many rows to list, biggest spend first (1 to 10000).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    limit: u64,
+
+    #[command(flatten)]
+    remote: Remote,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpendBy {
+    Client,
+    Session,
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScopeKind {
     User,
@@ -375,6 +408,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Budget(command) => budget(command).await,
         Command::Usage(args) => usage(args).await,
         Command::Top(args) => top(args).await,
+        Command::Spend(args) => spend(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -391,6 +425,7 @@ pub enum Command {
     Budget(BudgetCommand),
     Usage(UsageArgs),
     Top(TopArgs),
+    Spend(SpendArgs),
 }
 
 fn limits_path(kind: &str, id: &str) -> String {
@@ -589,6 +624,32 @@ async fn top(args: TopArgs) -> Result<(), String> {
     }
     let body = admin.ok(Method::GET, &path, None).await?;
     show(args.remote.json, &body, || print::top(&body));
+    Ok(())
+}
+
+async fn spend(args: SpendArgs) -> Result<(), String> {
+    let admin = Admin::new(&args.remote)?;
+    let by = match args.by {
+        SpendBy::Client => "client",
+        SpendBy::Session => "session",
+    };
+    // The API asks for the period; this UTC month by default, as the other commands.
+    let period = args.period.clone().unwrap_or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        chokepoint_policy::utc_date::Day::from_unix_ms(now).month().to_string()
+    });
+    let mut path = format!(
+        "/v1/admin/usage?by={by}&limit={}&period={}",
+        args.limit,
+        encode(&period)
+    );
+    if let Some(id) = &args.id {
+        path.push_str(&format!("&id={}", encode(id)));
+    }
+    let body = admin.ok(Method::GET, &path, None).await?;
+    show(args.remote.json, &body, || print::spend(&body));
     Ok(())
 }
 

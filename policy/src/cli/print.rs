@@ -209,6 +209,51 @@ pub fn usage(said: &str, body: &Value) -> String {
     out
 }
 
+/// `GET /v1/admin/usage?by=client|session`.
+pub fn spend(body: &Value) -> String {
+    let by = if body["by"] == "session" {
+        "session"
+    } else {
+        "client"
+    };
+    let mut out = format!(
+        "spend by {by}, {}\n",
+        body["period"].as_str().unwrap_or("?")
+    );
+    let rows = body["rows"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        out.push_str("  no usage booked\n");
+    }
+    let width = rows
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .map(str::len)
+        .max()
+        .unwrap_or(2);
+    for row in &rows {
+        let _ = write!(
+            out,
+            "  {:<width$}  {:>8} requests  {:>12} tokens in  {:>10} out  {}",
+            row["id"].as_str().unwrap_or("?"),
+            number(&row["requests"]),
+            number(&row["input_tokens"]),
+            number(&row["output_tokens"]),
+            format_usd(number(&row["cost_micros"])),
+        );
+        // A session's tool, when the rows are sessions.
+        if let Some(client) = row["client"].as_str() {
+            let _ = write!(out, "  {client}");
+        }
+        out.push('\n');
+    }
+    if body["complete"] == false {
+        out.push_str(
+            "  (partial: the audit stream no longer holds all of this period; see --audit-max-len)\n",
+        );
+    }
+    out
+}
+
 /// `GET /v1/admin/top`.
 pub fn top(body: &Value) -> String {
     let kind = match body["scope_kind"].as_str().unwrap_or("?") {

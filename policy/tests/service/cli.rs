@@ -298,10 +298,57 @@ async fn every_subcommand_explains_itself_with_an_example() {
         &["budget", "delete", "--help"],
         &["usage", "--help"],
         &["top", "--help"],
+        &["spend", "--help"],
     ] {
         let out = ok(&service, args).await;
         assert!(out.contains("chokepoint-policy "), "{args:?}: {out}");
         assert!(out.contains("Example"), "{args:?}: {out}");
         assert!(!out.contains(ADMIN_TOKEN), "--help never shows the token");
     }
+}
+
+/// `spend --by client|session` prints the audit stream's sums, biggest first, and a
+/// session's row names its tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sums_spend_by_client_and_by_session() {
+    let redis = RedisServer::start();
+    let service = Service::start(usage_config(&redis)).await;
+    let user = new_user();
+    let session = "1e6872d4-cb3a-4791-9ae1-32aa40e69098";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let record = |id: &str, client: &str, cost: u64| {
+        json!({"request_id": id, "user": user, "model": "claude-opus-5-5", "input_tokens": 100,
+               "output_tokens": 10, "cost_micros": cost, "ts_ms": now, "client": client,
+               "session": session})
+    };
+    let (status, body) = service
+        .post_usage(&[
+            record("c1", "claude-code/2.1.332", 1_230_000),
+            record("c2", "claude-code/2.1.332", 770_000),
+            record("x1", "codex/0.171.0", 5_000_000),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let out = ok(&service, &["spend", "--by", "client"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("spend by client, "), "{out}");
+    assert!(
+        lines[1].contains("codex/0.171.0") && lines[1].contains("$5.00"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("claude-code/2.1.332")
+            && lines[2].contains("2 requests")
+            && lines[2].contains("$2.00"),
+        "{out}"
+    );
+    let out = ok(&service, &["spend", "--by", "session", "--id", session]).await;
+    assert!(
+        out.contains(session) && out.contains("3 requests") && out.contains("$7.00"),
+        "{out}"
+    );
+    service.stop().await.expect("stop");
 }
