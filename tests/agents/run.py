@@ -394,11 +394,50 @@ def one_tool(tmp, env, token, log, watcher, name, binary, setup, usage_of):
         print(f"      provider got: {sent(r)}")
     check(upstream and not any(token in v for r in upstream for _, v in r["headers"]),
           f"{name}: the provider got {len(upstream)} request(s), none with the caller's JWT")
+    attribution(name, env, records, upstream)
     escapes = watcher.events()[seen:]
     rejected = rejected_packets()
     hosts = sorted({e.get("name") or e.get("to") for e in escapes if e["kind"] != "ready"})
     check(not hosts and rejected == 0, f"{name}: reached nothing but the gateway",
           f"tried: {', '.join(hosts) or '-'}; other packets rejected: {rejected}")
+
+
+# The client each tool's records must name (its user agent, or Codex's originator).
+CLIENTS = {"claude": "claude-code/", "codex": "codex/", "codex-builtin": "codex/", "gemini": "gemini-cli/"}
+# The headers the tools send their session id in (Gemini CLI sends none with an API key).
+SESSION_HEADERS = ("x-claude-code-session-id", "session-id")
+
+
+def attribution(name, env, records, upstream):
+    """The records name the tool and the session it sent, and the admin API sums the
+    session's spend to what its records cost."""
+    clients = sorted({str(r.get("client")) for r in records})
+    check(records and all(str(r.get("client")).startswith(CLIENTS[name]) for r in records),
+          f"{name}: its records name the tool ({', '.join(clients)})")
+    sent_sessions = {v for r in upstream for k, v in r["headers"] if k in SESSION_HEADERS}
+    sessions = {r.get("session") for r in records}
+    check(sessions == (sent_sessions or {None}),
+          f"{name}: its records carry the session it sent ({', '.join(map(str, sorted(sent_sessions))) or 'none'})",
+          f"records: {sessions}")
+    if len(sent_sessions) != 1:
+        return
+    (session,) = sent_sessions
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    want = (len(records), sum(r["cost_micros"] for r in records))
+    got, deadline = None, time.time() + 10
+    while time.time() < deadline:
+        out = in_ns(NS.gw, "curl", "-s", "-H", f"authorization: Bearer {env['CHOKEPOINT_ADMIN_TOKEN']}",
+                    f"{env['CHOKEPOINT_POLICY_ADMIN_URL']}/v1/admin/usage?by=session&period={day}&id={session}").stdout
+        try:
+            rows = json.loads(out)["rows"]
+        except (ValueError, KeyError, TypeError):
+            rows = []
+        got = (rows[0]["requests"], rows[0]["cost_micros"]) if rows else None
+        if got == want:
+            break
+        time.sleep(0.3)
+    check(got == want, f"{name}: the admin API sums its session to {want[0]} request(s), {want[1]} micro-dollars",
+          f"got {got}")
 
 
 def main():
