@@ -638,7 +638,9 @@ async fn spend(args: SpendArgs) -> Result<(), String> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        chokepoint_policy::utc_date::Day::from_unix_ms(now).month().to_string()
+        chokepoint_policy::utc_date::Day::from_unix_ms(now)
+            .month()
+            .to_string()
     });
     let mut path = format!(
         "/v1/admin/usage?by={by}&limit={}&period={}",
