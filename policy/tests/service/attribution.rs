@@ -45,7 +45,7 @@ async fn spend_sums_by_client_and_by_session() {
     assert_eq!(status, StatusCode::OK, "{body}");
     // A retried batch books nothing again, so sums nothing again.
     service.post_usage(&records).await;
-    let day = chrono_free_day(now_ms());
+    let day = utc_day(now_ms());
 
     let (status, body) = json_of(
         service
@@ -119,16 +119,7 @@ async fn spend_sums_by_client_and_by_session() {
     service.stop().await.expect("stop");
 }
 
-/// `YYYY-MM-DD` of a UTC instant (civil-from-days, as the service computes it).
-fn chrono_free_day(ms: u64) -> String {
-    let days = ms / 86_400_000 + 719_468;
-    let era = days / 146_097;
-    let doe = days % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+/// `YYYY-MM-DD` of a UTC instant, as the service computes it.
+fn utc_day(ms: u64) -> String {
+    chokepoint_policy::utc_date::Day::from_unix_ms(ms).to_string()
 }
