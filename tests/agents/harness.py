@@ -1,0 +1,195 @@
+"""What the agents layer's scenarios share: the namespaces the tools run in (only the
+gateway reachable, everything else caught), the checks, the gateway's records (its access
+log), what the mock provider received, and running a tool.
+
+Each scenario is a module with `run(ctx, tools)` (tools: the tool names asked for, all by
+default) that calls `check` for what it proves; tests/agents/run.py starts the stack once
+and runs them in order."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from netns import GATEWAY_PORT, MOCK_PORT, ROOT, Namespaces, in_ns  # noqa: E402
+
+from dataclasses import dataclass  # noqa: E402
+
+AGENTS_BIN = Path(os.environ.get("CHOKEPOINT_AGENTS_BIN", ROOT / ".agents" / "node_modules" / ".bin"))
+NS = Namespaces(f"cpa{os.getpid()}")
+GATEWAY_IP = "10.77.0.1"
+GATEWAY = f"http://{GATEWAY_IP}:{GATEWAY_PORT}"
+CATCH_PORT = 15001  # escape_watch.py's TCP catcher, in the client namespace
+TEAM = "agents"
+TOOL_TIMEOUT = 90
+
+results = []
+
+
+def check(ok, what, detail=""):
+    results.append(bool(ok))
+    print(f"{'PASS' if ok else 'FAIL'}  {what}" + (f"\n      {detail}" if detail and not ok else ""))
+    return ok
+
+
+# ---- the client namespace: the gateway, else caught ----------------------------------------
+
+def lock_client():
+    """Only the gateway's address and port leave the client namespace. DNS goes to the
+    watcher on the namespace's loopback (resolv.conf below); TCP to anywhere else is
+    redirected to the watcher's catcher; the rest is rejected (and counted)."""
+    c = NS.client
+    in_ns(c, "iptables", "-t", "nat", "-A", "OUTPUT", "-d", GATEWAY_IP, "-p", "tcp", "--dport", str(GATEWAY_PORT),
+          "-j", "RETURN")
+    in_ns(c, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "!", "-d", "127.0.0.0/8",
+          "-j", "REDIRECT", "--to-ports", str(CATCH_PORT))
+    in_ns(c, "iptables", "-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT")
+    in_ns(c, "iptables", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+    in_ns(c, "iptables", "-A", "OUTPUT", "-d", GATEWAY_IP, "-p", "tcp", "--dport", str(GATEWAY_PORT), "-j", "ACCEPT")
+    in_ns(c, "iptables", "-A", "OUTPUT", "-j", "REJECT")
+    # No IPv6 address but loopback exists there; refuse it outright all the same.
+    in_ns(c, "ip6tables", "-A", "OUTPUT", "!", "-o", "lo", "-j", "REJECT", check_rc=False)
+
+
+def rejected_packets():
+    """Packets the client's last OUTPUT rule (REJECT) has counted since the last reset."""
+    out = in_ns(NS.client, "iptables", "-L", "OUTPUT", "-v", "-n", "-x").stdout.splitlines()
+    return int(out[-1].split()[0])
+
+
+def resolv_conf():
+    """`ip netns exec` bind-mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf."""
+    d = Path("/etc/netns") / NS.client
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+    return d
+
+
+class Watcher:
+    def __init__(self, tmp):
+        self.path = tmp / "escapes.jsonl"
+        self.file = open(self.path, "w")
+        self.proc = subprocess.Popen(["ip", "netns", "exec", NS.client, sys.executable,
+                                      str(Path(__file__).with_name("escape_watch.py")), str(CATCH_PORT)],
+                                     stdout=self.file, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 10
+        while '"ready"' not in self.path.read_text():
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"escape watcher did not start: {self.path.read_text()}")
+            time.sleep(0.1)
+
+    def events(self):
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+
+# ---- the gateway's records -------------------------------------------------------------------
+
+class AccessLog:
+    def __init__(self, path):
+        self.path = Path(path)
+        # Lines without a record (`-`) in what `since` read last.
+        self.unseen = 0
+
+    def size(self):
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def since(self, offset, settle=1.5, limit=15):
+        """The records written after `offset`, once none has arrived for `settle` seconds
+        (a record is written when its response ends, after the tool may have exited)."""
+        deadline, last, seen = time.time() + limit, time.time(), -1
+        while time.time() < deadline:
+            lines = self.path.read_bytes()[offset:].decode().splitlines()
+            # `-`: a request Envoy refused before the filter saw it, so it has no record.
+            records = [json.loads(line) for line in lines if line and line != "-"]
+            self.unseen = sum(1 for line in lines if line == "-")
+            if len(records) != seen:
+                seen, last = len(records), time.time()
+            elif records and time.time() - last >= settle:
+                break
+            time.sleep(0.2)
+        return records
+
+
+ALL_MODELS = "*"  # a tool's report that does not say which model it counts
+
+
+def by_model(records, fields, all_models=False):
+    sums = {}
+    for r in records:
+        s = sums.setdefault(ALL_MODELS if all_models else r["model"], dict.fromkeys(fields, 0))
+        for f in fields:
+            s[f] += r[f]
+    return sums
+
+
+def tool_env(home, extra):
+    """What each tool runs with: a PATH with node, the temp HOME, no locale or terminal of
+    this machine's user, and the tool's own settings."""
+    env = {"PATH": f"{AGENTS_BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
+           "TERM": "dumb", "NO_COLOR": "1", "TMPDIR": str(home / "tmp"), "XDG_CONFIG_HOME": str(home / ".config"),
+           "XDG_CACHE_HOME": str(home / ".cache"), "XDG_DATA_HOME": str(home / ".local" / "share")}
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    env.update(extra)
+    return env
+
+
+def run_tool(name, args, env, cwd):
+    start = time.time()
+    out = subprocess.run(["ip", "netns", "exec", NS.client, str(AGENTS_BIN / name), *args], cwd=cwd, env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TOOL_TIMEOUT)
+    return out, time.time() - start
+
+
+def envoy_stat(env, name):
+    out = in_ns(NS.gw, "curl", "-s", f"{env['CHOKEPOINT_ADMIN_URL']}/stats?filter=^{name}$").stdout
+    return int(out.split(":")[1]) if ":" in out else 0
+
+
+def provider_requests(env):
+    """What reached the mock provider, as it recorded it (GET /__mock/requests)."""
+    out = in_ns(NS.gw, "curl", "-s", f"http://127.0.0.1:{MOCK_PORT}/__mock/requests").stdout
+    return json.loads(out)
+
+
+def sent(request):
+    """One line of what a tool sent, as the provider received it."""
+    headers = {k: v for k, v in request["headers"]}
+    try:
+        body = json.loads(request["body"])
+    except ValueError:
+        body = {}
+    parts = [request["method"] if "method" in request else "", request["path"].split("?")[0],
+             f"ua={headers.get('user-agent', '-')!r:.60}"]
+    for h in ("anthropic-beta", "anthropic-version", "x-claude-code-session-id", "session_id", "originator"):
+        if h in headers:
+            parts.append(f"{h}={headers[h]!r}")
+    if isinstance(body, dict):
+        parts.append(f"model={body.get('model', '-')}")
+        tools = body.get("tools") or []
+        parts.append(f"tools={len(tools)}")
+        parts.append(f"stream={body.get('stream', '-')}")
+    return " ".join(p for p in parts if p)
+
+
+
+
+@dataclass
+class Context:
+    """The running stack and what every scenario needs of it."""
+    tmp: Path
+    env: dict  # chokepoint-dev's dev.env
+    token: str  # the agent user's JWT (also in tmp/token, which apiKeyHelper prints)
+    log: AccessLog
+    watcher: Watcher
+
+    def admin(self, path):
+        """GET on the policy service's admin API, as JSON (None when not JSON)."""
+        out = in_ns(NS.gw, "curl", "-s", "-H", f"authorization: Bearer {self.env['CHOKEPOINT_ADMIN_TOKEN']}",
+                    f"{self.env['CHOKEPOINT_POLICY_ADMIN_URL']}{path}").stdout
+        try:
+            return json.loads(out)
+        except ValueError:
+            return None
