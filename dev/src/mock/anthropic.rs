@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
+use super::anthropic_content::{check_signatures, Content};
 use super::faults::Faults;
 use super::sse::{named_event, stream_response};
-use super::text::{completion_text, estimate_tokens, mock_id, text_chars, word_delta};
+use super::text::{estimate_tokens, mock_id, text_chars};
 use super::{AppState, RecordId};
 
 pub async fn messages(
@@ -53,17 +54,18 @@ async fn answer(
         return Err(AnthropicError::injected(status));
     }
     let req = MessagesRequest::parse(body)?;
+    check_signatures(&req.body, &state.signer).map_err(|m| AnthropicError::invalid_request(&m))?;
     let meta = MessageMeta {
         id: mock_id("msg_", record_id),
         model: req.model,
         input_tokens: req.input_tokens,
         cache_read: faults.cache_read,
-        words: faults.words,
+        content: Content::plan(&req.body, &faults, &state.signer, record_id),
     };
     if !req.stream {
         return Ok(Json(meta.message()).into_response());
     }
-    let events = MessageEvents { meta, next: 0 };
+    let events = meta.events();
     Ok(stream_response(
         state.stream(record_id, events, &faults),
         "text/event-stream; charset=utf-8",
@@ -193,6 +195,7 @@ struct MessagesRequest {
     model: String,
     stream: bool,
     input_tokens: u64,
+    body: Value,
 }
 
 impl MessagesRequest {
@@ -236,6 +239,7 @@ impl MessagesRequest {
             model,
             stream,
             input_tokens: estimate_tokens(chars),
+            body: v,
         })
     }
 }
@@ -247,7 +251,7 @@ struct MessageMeta {
     input_tokens: u64,
     /// `cache_read_input_tokens`: in addition to `input_tokens`.
     cache_read: u64,
-    words: usize,
+    content: Content,
 }
 
 impl MessageMeta {
@@ -268,70 +272,44 @@ impl MessageMeta {
             "type": "message",
             "role": "assistant",
             "model": self.model,
-            "content": [{"type": "text", "text": completion_text(self.words)}],
-            "stop_reason": "end_turn",
+            "content": self.content.json(),
+            "stop_reason": self.content.stop_reason(),
             "stop_sequence": null,
-            "usage": self.usage(self.words as u64),
+            "usage": self.usage(self.content.output_tokens()),
         })
     }
-}
 
-/// The stream, one event per `next()`: message_start, content_block_start,
-/// ping, a content_block_delta per word, content_block_stop, message_delta,
-/// message_stop.
-struct MessageEvents {
-    meta: MessageMeta,
-    next: usize,
-}
-
-impl Iterator for MessageEvents {
-    type Item = String;
-
-    fn next(&mut self) -> Option<String> {
-        let m = &self.meta;
-        let i = self.next;
-        self.next += 1;
-        let deltas = 3..3 + m.words;
-        let after = deltas.end;
-        let (kind, data) = match i {
-            0 => {
-                let mut message = m.message();
-                message["content"] = json!([]);
-                message["stop_reason"] = Value::Null;
-                // Anthropic counts the first token as already produced.
-                message["usage"] = m.usage(1);
-                ("message_start", json!({"message": message}))
-            }
-            1 => (
-                "content_block_start",
-                json!({"index": 0, "content_block": {"type": "text", "text": ""}}),
-            ),
-            2 => ("ping", json!({})),
-            i if deltas.contains(&i) => (
-                "content_block_delta",
-                json!({"index": 0, "delta": {"type": "text_delta", "text": word_delta(i - deltas.start)}}),
-            ),
-            i if i == after => ("content_block_stop", json!({"index": 0})),
-            // Usage here is cumulative for the whole message, input included,
-            // as Anthropic sends it: a gateway must not add it to
-            // message_start's.
-            i if i == after + 1 => (
-                "message_delta",
-                json!({
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-                    "usage": {
-                        "input_tokens": m.input_tokens,
-                        "cache_creation_input_tokens": 0,
-                        "cache_read_input_tokens": m.cache_read,
-                        "output_tokens": m.words,
-                    },
-                }),
-            ),
-            i if i == after + 2 => ("message_stop", json!({})),
-            _ => return None,
-        };
-        let mut data = data;
-        data["type"] = json!(kind);
-        Some(named_event(kind, &data.to_string()))
+    /// The stream: message_start, the content's block events (anthropic_content.rs),
+    /// message_delta, message_stop.
+    fn events(&self) -> Vec<String> {
+        let mut message = self.message();
+        message["content"] = json!([]);
+        message["stop_reason"] = Value::Null;
+        // Anthropic counts the first token as already produced.
+        message["usage"] = self.usage(1);
+        let mut events = vec![("message_start", json!({"message": message}))];
+        events.extend(self.content.events());
+        // Usage here is cumulative for the whole message, input included, as Anthropic
+        // sends it: a gateway must not add it to message_start's.
+        events.push((
+            "message_delta",
+            json!({
+                "delta": {"stop_reason": self.content.stop_reason(), "stop_sequence": null},
+                "usage": {
+                    "input_tokens": self.input_tokens,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": self.cache_read,
+                    "output_tokens": self.content.output_tokens(),
+                },
+            }),
+        ));
+        events.push(("message_stop", json!({})));
+        events
+            .into_iter()
+            .map(|(kind, mut data)| {
+                data["type"] = json!(kind);
+                named_event(kind, &data.to_string())
+            })
+            .collect()
     }
 }

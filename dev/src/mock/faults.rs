@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode};
 
 use super::sse::StreamTiming;
+use super::tool_call::ToolCall;
 
 /// Words in the completion when `x-mock-words` is absent.
 pub const DEFAULT_WORDS: usize = 8;
@@ -39,6 +40,17 @@ pub struct Faults {
     /// `x-mock-reasoning-tokens`: output tokens the model spends reasoning out of sight
     /// (Responses: a reasoning item before the message, counted in `reasoning_tokens`).
     pub reasoning: u64,
+    /// `x-mock-tool-call: <tool> <arguments>`: an agent loop (tool_call.rs). When the
+    /// request offers the tool and its conversation does not end in a tool's result, the
+    /// answer calls the tool with the arguments (a JSON object; a custom tool's raw
+    /// input): an Anthropic `tool_use` block, a Responses `function_call` or
+    /// `custom_tool_call` item, a Gemini `functionCall` part. When it ends in a tool's
+    /// result, the answer is text quoting the result's first 200 bytes. On these turns
+    /// the model also thinks, as the request allows it: a signed Anthropic `thinking`
+    /// block, a Responses `reasoning` item with `encrypted_content`, a Gemini
+    /// `thoughtSignature` (signature.rs); a request that carries one back altered gets
+    /// the provider's 400 whatever its headers.
+    pub tool_call: Option<ToolCall>,
 }
 
 impl Faults {
@@ -87,6 +99,10 @@ impl Faults {
                 .unwrap_or(DEFAULT_WORDS),
             cache_read: num("x-mock-cache-read").unwrap_or(0),
             reasoning: num("x-mock-reasoning-tokens").unwrap_or(0),
+            tool_call: headers
+                .get("x-mock-tool-call")
+                .and_then(|v| v.to_str().ok())
+                .and_then(ToolCall::from_header),
         }
     }
 

@@ -16,9 +16,11 @@ use axum::Extension;
 use serde_json::{json, Value};
 
 use super::faults::Faults;
+use super::gemini_content;
 use super::schema;
 use super::sse::stream_response;
 use super::text::{completion_text, estimate_tokens, mock_id, text_chars, words_delta};
+use super::tool_call::Turn;
 use super::{AppState, RecordId};
 
 /// Words per streamed chunk: Gemini streams a few tokens per event.
@@ -107,6 +109,13 @@ pub async fn model_method(
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if method != Method::Count {
+        if let Err(m) = gemini_content::check_signatures(&parsed, model, &state.signer) {
+            return GoogleError::invalid_argument(&m).into_response();
+        }
+    }
+    let turn = gemini_content::turn(&parsed, &faults);
     let json_answer = schema::gemini_json_answer(&body);
     let sse = query.get("alt").is_some_and(|a| a == "sse");
     let meta = GenerationMeta {
@@ -123,6 +132,22 @@ pub async fn model_method(
         }))),
         // Answered above, before any generation is set up.
         Method::Embed | Method::BatchEmbed => GoogleError::method_not_found().into_response(),
+        // An agent loop's turn: one chunk, the call or the quote.
+        Method::Generate | Method::Stream if turn != Turn::Text => {
+            let (parts, tokens) = gemini_content::parts(&turn, &state.signer);
+            let chunk = meta.chunk_parts(parts, tokens, true);
+            match (method, sse) {
+                (Method::Generate, _) => json_utf8(pretty(&chunk)),
+                (_, true) => stream_response(
+                    state.stream(record_id, [format!("data: {chunk}\r\n\r\n")], &faults),
+                    "text/event-stream",
+                ),
+                (_, false) => stream_response(
+                    state.stream(record_id, [format!("[{}\n]", pretty(&chunk))], &faults),
+                    JSON_UTF8,
+                ),
+            }
+        }
         // Structured output: the schema's instance as the whole answer.
         Method::Generate if json_answer.is_some() => {
             let text = json_answer.unwrap_or_default();
@@ -318,8 +343,13 @@ impl GenerationMeta {
 
     /// One GenerateContentResponse; `words_so_far` is the cumulative count.
     fn chunk(&self, text: &str, words_so_far: usize, finished: bool) -> Value {
+        self.chunk_parts(json!([{"text": text}]), words_so_far as u64, finished)
+    }
+
+    /// One GenerateContentResponse of these parts; `candidates` is the cumulative count.
+    fn chunk_parts(&self, parts: Value, candidates: u64, finished: bool) -> Value {
         let mut candidate = json!({
-            "content": {"parts": [{"text": text}], "role": "model"},
+            "content": {"parts": parts, "role": "model"},
             "index": 0,
         });
         if finished {
@@ -327,7 +357,7 @@ impl GenerationMeta {
         }
         json!({
             "candidates": [candidate],
-            "usageMetadata": self.usage(words_so_far as u64),
+            "usageMetadata": self.usage(candidates),
             "modelVersion": self.model_version,
             "responseId": self.response_id,
         })

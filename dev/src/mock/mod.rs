@@ -6,6 +6,7 @@
 //! tested end to end without a real provider.
 
 mod anthropic;
+mod anthropic_content;
 mod azure;
 mod chat;
 mod completions;
@@ -13,11 +14,15 @@ mod embeddings;
 mod errors;
 mod faults;
 mod gemini;
+mod gemini_content;
 mod record;
 mod responses;
+mod responses_output;
 mod schema;
+mod signature;
 mod sse;
 mod text;
+mod tool_call;
 
 use std::future::Future;
 use std::io;
@@ -60,6 +65,8 @@ struct AppState {
     config: Arc<MockConfig>,
     recorder: Recorder,
     name_header: HeaderValue,
+    /// Signs and checks the model's hidden state (thinking, reasoning, thoughts).
+    signer: signature::Signer,
 }
 
 /// Which recorded entry a request is, for handlers that update it later.
@@ -178,6 +185,7 @@ fn router(config: MockConfig, recorder: Recorder) -> io::Result<Router> {
         )
     })?;
     let state = AppState {
+        signer: signature::Signer::new(&config.api_key),
         config: Arc::new(config),
         recorder,
         name_header,

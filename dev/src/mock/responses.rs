@@ -1,9 +1,8 @@
 //! `/v1/responses`, OpenAI's Responses API: a `response` object, or when
 //! streamed the typed event sequence (`event: <type>` plus a `data:` payload
 //! carrying the same `type` and a `sequence_number`), ending with
-//! `response.completed` and no `[DONE]`. With `x-mock-reasoning-tokens`, a reasoning
-//! model: a reasoning item (its content never shown) comes before the message, and the
-//! usage counts its tokens.
+//! `response.completed` and no `[DONE]`. What the output holds (the message, a reasoning
+//! item, a tool call) is responses_output.rs's.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -14,8 +13,9 @@ use serde_json::{json, Map, Value};
 
 use super::chat::admit_parsed;
 use super::errors::ApiError;
+use super::responses_output::{check_encrypted, Output};
 use super::sse::{named_event, stream_response};
-use super::text::{completion_text, estimate_tokens, mock_id, text_chars, unix_secs, word_delta};
+use super::text::{estimate_tokens, mock_id, text_chars, unix_secs};
 use super::{AppState, RecordId};
 
 pub async fn create_response(
@@ -29,21 +29,22 @@ pub async fn create_response(
             Ok(admitted) => admitted,
             Err(answer) => return answer,
         };
+    if let Err(e) = check_encrypted(&req.body, &state.signer) {
+        return e.into_response();
+    }
     let meta = ResponseMeta {
         id: mock_id("resp_", record_id),
-        item_id: mock_id("msg_", record_id),
         created_at: unix_secs(),
         model: req.model,
         echoed: req.echoed,
         input_tokens: req.input_tokens,
         cached_tokens: faults.cache_read.min(req.input_tokens),
-        words: faults.words,
-        reasoning_tokens: faults.reasoning,
+        output: Output::plan(&req.body, &faults, &state.signer, record_id),
     };
     if !req.stream {
         return Json(meta.response(true)).into_response();
     }
-    let events = ResponseEvents { meta, next: 0 };
+    let events = meta.events();
     stream_response(
         state.stream(record_id, events, &faults),
         "text/event-stream; charset=utf-8",
@@ -56,6 +57,7 @@ struct ResponsesRequest {
     input_tokens: u64,
     /// Request parameters the response object repeats back.
     echoed: Map<String, Value>,
+    body: Value,
 }
 
 /// Parameters a response object echoes, with the values it shows when the
@@ -120,65 +122,34 @@ impl ResponsesRequest {
             stream,
             input_tokens: estimate_tokens(chars),
             echoed,
+            body: v,
         })
     }
 }
 
 struct ResponseMeta {
     id: String,
-    /// The output message's id.
-    item_id: String,
     created_at: u64,
     model: String,
     echoed: Map<String, Value>,
     input_tokens: u64,
     /// Part of `input_tokens`, as OpenAI reports cache hits.
     cached_tokens: u64,
-    words: usize,
-    /// Hidden reasoning: 0 for a model that does not reason.
-    reasoning_tokens: u64,
+    output: Vec<Output>,
 }
 
 impl ResponseMeta {
-    fn part(&self, text: &str) -> Value {
-        json!({"type": "output_text", "annotations": [], "logprobs": [], "text": text})
-    }
-
-    fn item(&self, done: bool) -> Value {
-        let (status, content) = if done {
-            (
-                "completed",
-                json!([self.part(&completion_text(self.words))]),
-            )
-        } else {
-            ("in_progress", json!([]))
-        };
-        json!({
-            "id": self.item_id,
-            "type": "message",
-            "status": status,
-            "content": content,
-            "role": "assistant",
-        })
-    }
-
-    /// The reasoning item, as a stream shows it: its summary off, its content never.
-    fn reasoning_item(&self) -> Value {
-        json!({"id": self.item_id.replacen("msg_", "rs_", 1), "type": "reasoning", "summary": []})
-    }
-
-    /// Output items before the message: the reasoning item, when the model reasons.
-    fn reasoning_items(&self) -> usize {
-        usize::from(self.reasoning_tokens > 0)
-    }
-
     fn usage(&self) -> Value {
-        let output = self.words as u64 + self.reasoning_tokens;
+        let (output, reasoning) = self
+            .output
+            .iter()
+            .map(Output::tokens)
+            .fold((0, 0), |(o, r), (a, b)| (o + a, r + b));
         json!({
             "input_tokens": self.input_tokens,
             "input_tokens_details": {"cached_tokens": self.cached_tokens},
             "output_tokens": output,
-            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+            "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": self.input_tokens + output,
         })
     }
@@ -186,6 +157,11 @@ impl ResponseMeta {
     /// The response object: in progress (no output, null usage) while
     /// streaming, or finished.
     fn response(&self, done: bool) -> Value {
+        let output = if done {
+            self.output.iter().map(|o| o.item(true)).collect()
+        } else {
+            Vec::new()
+        };
         let mut r = json!({
             "id": self.id,
             "object": "response",
@@ -195,11 +171,7 @@ impl ResponseMeta {
             "error": null,
             "incomplete_details": null,
             "model": self.model,
-            "output": match (done, self.reasoning_items()) {
-                (false, _) => json!([]),
-                (true, 0) => json!([self.item(true)]),
-                (true, _) => json!([self.reasoning_item(), self.item(true)]),
-            },
+            "output": output,
             "service_tier": "default",
             "usage": if done { self.usage() } else { Value::Null },
             "user": null,
@@ -209,80 +181,35 @@ impl ResponseMeta {
         }
         r
     }
-}
 
-/// The stream, one event per `next()`: created, in_progress, (a reasoning item added and
-/// done,) item added, part added, a text delta per word, text done, part done, item done,
-/// completed.
-struct ResponseEvents {
-    meta: ResponseMeta,
-    next: usize,
-}
-
-impl Iterator for ResponseEvents {
-    type Item = String;
-
-    fn next(&mut self) -> Option<String> {
-        let m = &self.meta;
-        let seq = self.next;
-        self.next += 1;
-        // The reasoning item's two events come first; the message's follow at `shift`.
-        let shift = 2 * m.reasoning_items();
-        let index = m.reasoning_items();
-        let deltas = 4 + shift..4 + shift + m.words;
-        let after = deltas.end;
-        let text = || completion_text(m.words);
-        // Fields shared by the events about the message's text part.
-        let at_part = || json!({"item_id": m.item_id, "output_index": index, "content_index": 0});
-        let (kind, mut data) = match seq {
-            0 => ("response.created", json!({"response": m.response(false)})),
-            1 => (
+    /// The stream: created, in_progress, each output item's events (responses_output.rs),
+    /// completed; each event's `sequence_number` its place in the stream.
+    fn events(&self) -> Vec<String> {
+        let mut events = vec![
+            (
+                "response.created",
+                json!({"response": self.response(false)}),
+            ),
+            (
                 "response.in_progress",
-                json!({"response": m.response(false)}),
+                json!({"response": self.response(false)}),
             ),
-            2 if shift > 0 => (
-                "response.output_item.added",
-                json!({"output_index": 0, "item": m.reasoning_item()}),
-            ),
-            3 if shift > 0 => (
-                "response.output_item.done",
-                json!({"output_index": 0, "item": m.reasoning_item()}),
-            ),
-            i if i == 2 + shift => (
-                "response.output_item.added",
-                json!({"output_index": index, "item": m.item(false)}),
-            ),
-            i if i == 3 + shift => {
-                let mut d = at_part();
-                d["part"] = m.part("");
-                ("response.content_part.added", d)
-            }
-            i if deltas.contains(&i) => {
-                let mut d = at_part();
-                d["delta"] = json!(word_delta(i - deltas.start));
-                d["logprobs"] = json!([]);
-                ("response.output_text.delta", d)
-            }
-            i if i == after => {
-                let mut d = at_part();
-                d["text"] = json!(text());
-                d["logprobs"] = json!([]);
-                ("response.output_text.done", d)
-            }
-            i if i == after + 1 => {
-                let mut d = at_part();
-                d["part"] = m.part(&text());
-                ("response.content_part.done", d)
-            }
-            i if i == after + 2 => (
-                "response.output_item.done",
-                json!({"output_index": index, "item": m.item(true)}),
-            ),
-            i if i == after + 3 => ("response.completed", json!({"response": m.response(true)})),
-            _ => return None,
-        };
-        data["type"] = json!(kind);
-        data["sequence_number"] = json!(seq);
-        Some(named_event(kind, &data.to_string()))
+        ];
+        for (index, item) in self.output.iter().enumerate() {
+            events.extend(item.events(index));
+        }
+        events.push((
+            "response.completed",
+            json!({"response": self.response(true)}),
+        ));
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(seq, (kind, mut data))| {
+                data["type"] = json!(kind);
+                data["sequence_number"] = json!(seq);
+                named_event(kind, &data.to_string())
+            })
+            .collect()
     }
 }

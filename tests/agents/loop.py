@@ -1,0 +1,169 @@
+"""An agent loop, each tool, through the gateway: the tool is asked to read a file holding a
+random nonce; the mock provider (x-mock-tool-call, dev/src/mock/tool_call.rs) answers the
+first turn with a call to the tool's own file-reading or shell tool, the tool runs it and
+sends the result back, and the mock answers the second turn with text quoting the result.
+  * the tool exits 0 and its final answer holds the nonce (the result made the round trip);
+  * one usage record per request, at least two turns, each answered 200, each with its own
+    request id, all naming the tool (and the one session it sent), the admin API summing the
+    session to the records, the records' tokens equal to the tool's own report (Claude
+    Code's cost to the micro-dollar);
+  * the model's signed hidden state came back byte for byte: the mock issues a signature
+    with every loop turn (Claude Code's thinking block, Codex's encrypted reasoning,
+    Gemini's thoughtSignature) and refuses a request carrying one altered, so the second
+    turn's 200 proves it; beyond that, the signatures the next request carried are exactly
+    those the mock sends for the first turn's request (sent again to the mock directly);
+  * the provider never sees the caller's JWT, and the tool reaches nothing but the gateway."""
+
+import json
+import re
+import secrets
+import subprocess
+
+from harness import (ALL_MODELS, NS, TOOL_TIMEOUT, by_model, check, in_ns, provider_requests, rejected_packets, run_tool, sent)
+from netns import MOCK_PORT
+from one_prompt import attribution
+from tools import TOOLS
+
+PROMPT = "Read the file nonce.txt in the current directory and tell me what it says."
+
+# Each tool's call to read the file (x-mock-tool-call: <tool> <arguments>), found in the tools
+# list each sends, and the flags that let it run without asking, as a user grants them.
+#   Claude Code: its Bash tool, the one command allowed by --allowedTools.
+#   Codex 0.171: a single custom (freeform) tool `exec`, JavaScript calling nested tools
+#     such as exec_command; reading inside the workspace needs no approval in its default
+#     read-only sandbox.
+#   Gemini CLI: read_file, a read-only tool it runs without confirmation.
+CALLS = {
+    "claude": (lambda work: 'Bash {"command": "cat nonce.txt", "description": "Show the nonce file"}',
+               ["--allowedTools", "Bash(cat nonce.txt)"]),
+    "codex": (lambda work: 'exec const r = await tools.exec_command({cmd: "cat nonce.txt"}); text(r.output);',
+              []),
+    "gemini": (lambda work: 'read_file ' + json.dumps({"file_path": str(work / "nonce.txt")}, separators=(",", ":")),
+               []),
+}
+# The headers each tool sends its session id in (Gemini CLI sends none with an API key).
+SIGNATURE_KEYS = ("signature", "encrypted_content", "thoughtSignature")
+
+
+def loop_tool(ctx, name, binary, setup, usage_of):
+    tmp, env, token, log, watcher = ctx.tmp, ctx.env, ctx.token, ctx.log, ctx.watcher
+    work = tmp / f"work-loop-{name}"
+    work.mkdir()
+    nonce = secrets.token_hex(8)
+    (work / "nonce.txt").write_text(f"nonce-{nonce}\n")
+    call, flags = CALLS[name]
+    args, tool_environment, home = setup(tmp, token, PROMPT, {"x-mock-tool-call": call(work)}, "-loop")
+    args = args[:-1] + flags + args[-1:] if name == "codex" else args + flags
+    offset, seen = log.size(), len(watcher.events())
+    in_ns(NS.client, "iptables", "-Z", "OUTPUT")
+    upstream_seen = len(provider_requests(env))
+    try:
+        out, took = run_tool(binary, args, tool_environment, work)
+    except subprocess.TimeoutExpired as e:
+        check(False, f"{name}: loop ends within {TOOL_TIMEOUT} s", f"stdout: {e.stdout}\n      stderr: {e.stderr}")
+        return
+    records = log.since(offset)
+    upstream = provider_requests(env)[upstream_seen:]
+    # What the provider got, whole, for a look when a check fails (CHOKEPOINT_KEEP_TMP=1).
+    (tmp / f"loop-{name}-requests.json").write_text(json.dumps(upstream, indent=1))
+    for r in upstream:
+        print(f"      provider got: {sent(r)}")
+    if not check(out.returncode == 0, f"{name}: exits 0 ({took:.1f} s)",
+                 f"exit {out.returncode}\n      stdout: {out.stdout[-3000:]}\n      stderr: {out.stderr[-3000:]}"):
+        return
+    try:
+        answer, reported, cost_usd = usage_of(out.stdout)
+    except (ValueError, KeyError, TypeError) as e:
+        check(False, f"{name}: prints its usage", f"{e!r}\n      stdout: {out.stdout[-3000:]}")
+        return
+    check(answer and f"nonce-{nonce}" in answer, f"{name}: its final answer quotes the file's nonce ({answer!r:.90})",
+          out.stdout[-2000:])
+    first = next((i for i, r in enumerate(upstream) if tool_result(r)), None)
+    summary = ", ".join(f"{r['model']} {r['status']} in {r['input_tokens']} out {r['output_tokens']}" for r in records)
+    print(f"      {len(records)} record(s): {summary}")
+    check(first and any(call_offered(r) for r in upstream[:first]),
+          f"{name}: the tool's result came back in request {(first or 0) + 1} of {len(upstream)}, after the call's turn",
+          "\n      ".join(sent(r) for r in upstream))
+    check(len(records) == len(upstream) and all(r["status"] == 200 for r in records),
+          f"{name}: one usage record per request ({len(records)} for {len(upstream)}), each answered 200",
+          "\n      ".join(json.dumps(r) for r in records))
+    ids = [r["request_id"] for r in records]
+    check(all(ids) and len(set(ids)) == len(ids), f"{name}: each record has its own request id", str(ids))
+    fields = sorted({f for u in reported.values() for f in u})
+    booked = by_model(records, fields, all_models=ALL_MODELS in reported)
+    check(booked == reported, f"{name}: the records' tokens equal the tool's own report {reported}",
+          f"records: {booked}")
+    if cost_usd is not None:
+        micros = sum(r["cost_micros"] for r in records)
+        check(round(cost_usd * 1e6) == micros,
+              f"{name}: its cost ${cost_usd:.6f} equals the records' {micros} micro-dollars",
+              f"tool: {cost_usd!r}, records: {micros}")
+    check(upstream and not any(token in v for r in upstream for _, v in r["headers"]),
+          f"{name}: the provider got {len(upstream)} request(s), none with the caller's JWT")
+    attribution(ctx, name, records, upstream)
+    signatures_round_trip(ctx, name, upstream)
+    escapes = watcher.events()[seen:]
+    rejected = rejected_packets()
+    hosts = sorted({e.get("name") or e.get("to") for e in escapes if e["kind"] != "ready"})
+    check(not hosts and rejected == 0, f"{name}: reached nothing but the gateway",
+          f"tried: {', '.join(hosts) or '-'}; other packets rejected: {rejected}")
+
+
+def body(request):
+    try:
+        return json.loads(request["body"])
+    except ValueError:
+        return {}
+
+
+def tool_result(request):
+    return bool(re.search(r'"type":\s*"(tool_result|custom_tool_call_output|function_call_output)"|"functionResponse"',
+                          request["body"]))
+
+
+def carried(value):
+    """Every signature a request body carries back, by where it sits."""
+    found = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k in SIGNATURE_KEYS and isinstance(v, str) and v:
+                found.append(v)
+            else:
+                found.extend(carried(v))
+    elif isinstance(value, list):
+        for v in value:
+            found.extend(carried(v))
+    return found
+
+
+def signatures_round_trip(ctx, name, upstream):
+    """The request that brought the tool's result carried the signatures the mock issued
+    with the call, byte for byte: the call's request is sent to the mock again, directly,
+    and the signatures in its answer compared with those the next request carried."""
+    first = next((i for i, r in enumerate(upstream) if tool_result(r)), None)
+    if not first:
+        return
+    answered_with_call = next(r for r in reversed(upstream[:first]) if call_offered(r))
+    back = carried(body(upstream[first]))
+    replay = ctx.tmp / f"replay-{name}.json"
+    replay.write_text(answered_with_call["body"])
+    skip = {"host", "content-length", "accept-encoding"}
+    headers = [a for k, v in answered_with_call["headers"] if k not in skip for a in ("-H", f"{k}: {v}")]
+    out = in_ns(NS.gw, "curl", "-s", "-X", "POST", *headers, "--data-binary", f"@{replay}",
+                f"http://127.0.0.1:{MOCK_PORT}{answered_with_call['path']}").stdout
+    issued = re.findall(r'"(?:signature|encrypted_content|thoughtSignature)"\s*:\s*"([^"]+)"', out)
+    issued = sorted(set(issued))
+    check(issued and sorted(set(back)) == issued,
+          f"{name}: the next request carried the {len(issued)} signature(s) the mock issued with the call, "
+          f"byte for byte ({', '.join(f'{len(s)} B' for s in issued)})",
+          f"issued: {issued}\n      carried back: {back}")
+
+
+def call_offered(request):
+    return "x-mock-tool-call" in {k for k, _ in request["headers"]} and not tool_result(request)
+
+
+def run(ctx, tools):
+    for name, binary, setup, usage_of in TOOLS:
+        if name in tools and name in CALLS:
+            loop_tool(ctx, name, binary, setup, usage_of)
