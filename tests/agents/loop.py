@@ -9,9 +9,10 @@ sends the result back, and the mock answers the second turn with text quoting th
     Code's cost to the micro-dollar);
   * the model's signed hidden state came back byte for byte: the mock issues a signature
     with every loop turn (Claude Code's thinking block, Codex's encrypted reasoning,
-    Gemini's thoughtSignature) and refuses a request carrying one altered, so the second
-    turn's 200 proves it; beyond that, the signatures the next request carried are exactly
-    those the mock sends for the first turn's request (sent again to the mock directly);
+    Gemini's thoughtSignature) and refuses a request carrying one altered (shown here by
+    sending the second turn again with one character changed), so the second turn's 200
+    proves it; beyond that, the signatures the next request carried are exactly those the
+    mock sends for the first turn's request (sent again to the mock directly);
   * the provider never sees the caller's JWT, and the tool reaches nothing but the gateway."""
 
 import json
@@ -41,7 +42,7 @@ CALLS = {
     "gemini": (lambda work: 'read_file ' + json.dumps({"file_path": str(work / "nonce.txt")}, separators=(",", ":")),
                []),
 }
-# The headers each tool sends its session id in (Gemini CLI sends none with an API key).
+# Where each format keeps the signed hidden state a request carries back.
 SIGNATURE_KEYS = ("signature", "encrypted_content", "thoughtSignature")
 
 
@@ -145,18 +146,34 @@ def signatures_round_trip(ctx, name, upstream):
         return
     answered_with_call = next(r for r in reversed(upstream[:first]) if call_offered(r))
     back = carried(body(upstream[first]))
-    replay = ctx.tmp / f"replay-{name}.json"
-    replay.write_text(answered_with_call["body"])
-    skip = {"host", "content-length", "accept-encoding"}
-    headers = [a for k, v in answered_with_call["headers"] if k not in skip for a in ("-H", f"{k}: {v}")]
-    out = in_ns(NS.gw, "curl", "-s", "-X", "POST", *headers, "--data-binary", f"@{replay}",
-                f"http://127.0.0.1:{MOCK_PORT}{answered_with_call['path']}").stdout
-    issued = re.findall(r'"(?:signature|encrypted_content|thoughtSignature)"\s*:\s*"([^"]+)"', out)
-    issued = sorted(set(issued))
+    out = to_mock(ctx, name, answered_with_call, answered_with_call["body"])[1]
+    issued = sorted(set(re.findall(r'"(?:signature|encrypted_content|thoughtSignature)"\s*:\s*"([^"]+)"', out)))
     check(issued and sorted(set(back)) == issued,
           f"{name}: the next request carried the {len(issued)} signature(s) the mock issued with the call, "
           f"byte for byte ({', '.join(f'{len(s)} B' for s in issued)})",
           f"issued: {issued}\n      carried back: {back}")
+    # That 200 means something only if an altered signature is refused: the same request
+    # with one character of each signature changed.
+    altered = upstream[first]["body"]
+    for s in back:
+        i = len(s) // 2
+        altered = altered.replace(s, s[:i] + ("A" if s[i] != "A" else "B") + s[i + 1:])
+    status, answer = to_mock(ctx, name, upstream[first], altered)
+    check(back and status == 400, f"{name}: the same request with its signature altered is refused ({status})",
+          answer[:500])
+
+
+def to_mock(ctx, name, request, payload):
+    """Sends a request the mock recorded again, directly to it (the key the gateway put in
+    included), with `payload` as its body: the status and the answer."""
+    path = ctx.tmp / f"replay-{name}.json"
+    path.write_text(payload)
+    skip = {"host", "content-length", "accept-encoding"}
+    headers = [a for k, v in request["headers"] if k not in skip for a in ("-H", f"{k}: {v}")]
+    out = in_ns(NS.gw, "curl", "-s", "-w", "\n%{http_code}", "-X", "POST", *headers, "--data-binary", f"@{path}",
+                f"http://127.0.0.1:{MOCK_PORT}{request['path']}").stdout
+    answer, _, status = out.rpartition("\n")
+    return int(status or 0), answer
 
 
 def call_offered(request):
