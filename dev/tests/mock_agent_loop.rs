@@ -61,7 +61,8 @@ fn events(body: &str) -> Vec<(String, Value)> {
                 if let Some(n) = line.strip_prefix("event: ") {
                     name = n.into();
                 } else if let Some(d) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(d).unwrap();
+                    // `[DONE]`, the one payload that is not JSON, reads as null.
+                    data = serde_json::from_str(d).unwrap_or(Value::Null);
                 }
             }
             (name, data)
@@ -510,4 +511,73 @@ async fn quotes_are_bounded() {
         .unwrap();
     assert!(text.starts_with(&format!("The tool returned: {NONCE} xxx")));
     assert_eq!(text.len(), "The tool returned: ".len() + 200);
+}
+
+// ---- Chat Completions --------------------------------------------------------------------
+
+#[tokio::test]
+async fn chat_completions_calls_the_function_then_quotes_the_tool_message() {
+    let m = start().await;
+    let turn1 = json!({
+        "model": "gpt-4o-mini",
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "tools": [{"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}],
+        "messages": [{"role": "user", "content": "Read nonce.txt."}],
+    });
+    let (status, body) = post(&m, "/v1/chat/completions", Some(READ), &turn1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let chunks: Vec<Value> = events(&body)
+        .into_iter()
+        .filter(|(_, d)| !d.is_null())
+        .map(|(_, d)| d)
+        .collect();
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    assert_eq!(
+        chunks[0]["choices"][0]["delta"],
+        json!({"role": "assistant", "content": null})
+    );
+    let first = &chunks[1]["choices"][0]["delta"]["tool_calls"][0];
+    assert_eq!(first["type"], "function");
+    assert_eq!(first["function"]["name"], "read_file");
+    let id = first["id"].as_str().unwrap();
+    let args: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(args, r#"{"file_path":"/work/nonce.txt"}"#);
+    let finish = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["finish_reason"].as_str());
+    assert_eq!(finish, Some("tool_calls"));
+    let usage = &chunks.last().unwrap()["usage"];
+    assert!(usage["completion_tokens"].as_u64().unwrap() > 0);
+
+    let mut turn2 = turn1.clone();
+    turn2["stream"] = json!(false);
+    turn2["messages"].as_array_mut().unwrap().extend([
+        json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": id, "type": "function", "function": {"name": "read_file", "arguments": args}},
+        ]}),
+        json!({"role": "tool", "tool_call_id": id, "content": NONCE}),
+    ]);
+    let (status, body) = post(&m, "/v1/chat/completions", Some(READ), &turn2).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let resp: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(resp["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        resp["choices"][0]["message"]["content"],
+        format!("The tool returned: {NONCE}")
+    );
+    // Not streamed, a call is a message with tool_calls and no content.
+    let mut unary = turn1;
+    unary["stream"] = json!(false);
+    let (_, body) = post(&m, "/v1/chat/completions", Some(READ), &unary).await;
+    let resp: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(resp["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(resp["choices"][0]["message"]["content"], Value::Null);
+    assert_eq!(
+        resp["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        args
+    );
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
+use super::chat_tools::{self, LoopAnswer};
 use super::errors::ApiError;
 use super::faults::Faults;
 use super::sse::{data_event, stream_response};
@@ -72,6 +73,7 @@ pub(super) fn complete(
         Err(e) => return e.into_response(),
     };
 
+    let looped = LoopAnswer::plan(&chat_tools::turn(&req.body, faults), record_id);
     let meta = ChunkMeta {
         id: mock_id("chatcmpl-", record_id),
         created: unix_secs(),
@@ -80,6 +82,7 @@ pub(super) fn complete(
         prompt_tokens: req.prompt_tokens,
         cached_tokens: faults.cache_read.min(req.prompt_tokens),
         words: faults.words,
+        looped,
     };
     if !req.stream {
         return Json(meta.completion()).into_response();
@@ -127,6 +130,7 @@ struct ChatRequest {
     stream: bool,
     include_usage: bool,
     prompt_tokens: u64,
+    body: Value,
 }
 
 impl ChatRequest {
@@ -164,6 +168,7 @@ impl ChatRequest {
             stream,
             include_usage,
             prompt_tokens: estimate_tokens(chars),
+            body: v,
         })
     }
 }
@@ -177,11 +182,13 @@ struct ChunkMeta {
     /// Part of `prompt_tokens`, as OpenAI reports cache hits.
     cached_tokens: u64,
     words: usize,
+    /// An agent loop's turn (chat_tools.rs) in place of the words.
+    looped: Option<LoopAnswer>,
 }
 
 impl ChunkMeta {
     fn usage(&self) -> Value {
-        let completion = self.words as u64;
+        let completion = self.looped.as_ref().map_or(self.words as u64, |l| l.tokens);
         json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,
@@ -204,14 +211,17 @@ impl ChunkMeta {
             "model": self.model,
             "choices": [{
                 "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": completion_text(self.words),
-                    "refusal": null,
-                    "annotations": [],
-                },
+                "message": self.looped.as_ref().map_or_else(
+                    || json!({
+                        "role": "assistant",
+                        "content": completion_text(self.words),
+                        "refusal": null,
+                        "annotations": [],
+                    }),
+                    |l| l.message.clone(),
+                ),
                 "logprobs": null,
-                "finish_reason": "stop",
+                "finish_reason": self.looped.as_ref().map_or("stop", |l| l.finish_reason),
             }],
             "usage": self.usage(),
             "service_tier": "default",
@@ -270,13 +280,22 @@ impl Iterator for StreamEvents {
         let m = &self.meta;
         let i = self.next;
         self.next += 1;
-        let finish = m.words + 1;
+        let looped = m.looped.as_ref();
+        let finish = looped.map_or(m.words, |l| l.deltas.len()) + 1;
         let usage = finish + 1;
         let done = if m.include_usage { usage + 1 } else { usage };
         Some(match i {
+            0 if looped.is_some_and(|l| l.finish_reason == "tool_calls") => {
+                m.delta_chunk(json!({"role": "assistant", "content": null}), None)
+            }
             0 => m.delta_chunk(json!({"role": "assistant", "content": ""}), None),
-            i if i < finish => m.delta_chunk(json!({"content": word_delta(i - 1)}), None),
-            i if i == finish => m.delta_chunk(json!({}), Some("stop")),
+            i if i < finish => match looped {
+                Some(l) => m.delta_chunk(l.deltas.get(i - 1).cloned().unwrap_or_default(), None),
+                None => m.delta_chunk(json!({"content": word_delta(i - 1)}), None),
+            },
+            i if i == finish => {
+                m.delta_chunk(json!({}), Some(looped.map_or("stop", |l| l.finish_reason)))
+            }
             i if i == usage && m.include_usage => m.chunk(json!([]), Some(m.usage())),
             i if i == done => "[DONE]".to_string(),
             _ => return None,

@@ -44,7 +44,8 @@ pub struct Faults {
     /// request offers the tool and its conversation does not end in a tool's result, the
     /// answer calls the tool with the arguments (a JSON object; a custom tool's raw
     /// input): an Anthropic `tool_use` block, a Responses `function_call` or
-    /// `custom_tool_call` item, a Gemini `functionCall` part. When it ends in a tool's
+    /// `custom_tool_call` item, a Gemini `functionCall` part, a Chat Completions
+    /// `tool_calls` message (Azure's too). When it ends in a tool's
     /// result, the answer is text quoting the result's first 200 bytes. On these turns
     /// the model also thinks, as the request allows it: a signed Anthropic `thinking`
     /// block, a Responses `reasoning` item with `encrypted_content`, a Gemini

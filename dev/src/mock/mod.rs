@@ -9,6 +9,7 @@ mod anthropic;
 mod anthropic_content;
 mod azure;
 mod chat;
+mod chat_tools;
 mod completions;
 mod embeddings;
 mod errors;
