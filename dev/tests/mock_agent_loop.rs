@@ -503,7 +503,7 @@ async fn quotes_are_bounded() {
     let long = format!("{NONCE} {}", "x".repeat(5000));
     body["contents"][2]["parts"][0]["functionResponse"]["response"]["output"] = json!(long);
     let path = "/v1beta/models/gemini-2.5-flash:generateContent";
-    let (status, out) = post(&m, path, None, &body).await;
+    let (status, out) = post(&m, path, Some(READ), &body).await;
     assert_eq!(status, StatusCode::OK, "{out}");
     let resp: Value = serde_json::from_str(&out).unwrap();
     let text = resp["candidates"][0]["content"]["parts"][0]["text"]
@@ -511,6 +511,11 @@ async fn quotes_are_bounded() {
         .unwrap();
     assert!(text.starts_with(&format!("The tool returned: {NONCE} xxx")));
     assert_eq!(text.len(), "The tool returned: ".len() + 200);
+    // Without the header, the usual completion whatever the conversation holds.
+    let (_, out) = post(&m, path, None, &body).await;
+    let resp: Value = serde_json::from_str(&out).unwrap();
+    let text = &resp["candidates"][0]["content"]["parts"][0]["text"];
+    assert_eq!(text, "The quick brown fox jumps over the lazy");
 }
 
 // ---- Chat Completions --------------------------------------------------------------------

@@ -180,6 +180,9 @@ impl Content {
 /// Calls the tool `x-mock-tool-call` names when the request offers it, or quotes the
 /// result when the last message brings one.
 fn turn(body: &Value, faults: &Faults) -> Turn {
+    let Some(call) = &faults.tool_call else {
+        return Turn::Text;
+    };
     let last = body
         .get("messages")
         .and_then(Value::as_array)
@@ -198,9 +201,6 @@ fn turn(body: &Value, faults: &Faults) -> Turn {
             result.get("content").unwrap_or(&Value::Null),
         )));
     }
-    let Some(call) = &faults.tool_call else {
-        return Turn::Text;
-    };
     let offered = body
         .get("tools")
         .and_then(Value::as_array)

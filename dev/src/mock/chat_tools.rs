@@ -15,6 +15,9 @@ const DELTA_BYTES: usize = 24;
 /// Quotes the result when the last message is a tool's; else calls the function
 /// `x-mock-tool-call` names when `tools` offers it.
 pub fn turn(body: &Value, faults: &Faults) -> Turn {
+    let Some(call) = &faults.tool_call else {
+        return Turn::Text;
+    };
     let last = body
         .get("messages")
         .and_then(Value::as_array)
@@ -24,9 +27,6 @@ pub fn turn(body: &Value, faults: &Faults) -> Turn {
             result.get("content").unwrap_or(&Value::Null),
         )));
     }
-    let Some(call) = &faults.tool_call else {
-        return Turn::Text;
-    };
     let offered = body
         .get("tools")
         .and_then(Value::as_array)

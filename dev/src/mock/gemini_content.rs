@@ -13,6 +13,9 @@ use super::tool_call::{quote, result_text, Turn};
 /// Quotes the result when the last content brings a `functionResponse`; else calls the
 /// tool `x-mock-tool-call` names when a function declaration offers it.
 pub fn turn(body: &Value, faults: &Faults) -> Turn {
+    let Some(call) = &faults.tool_call else {
+        return Turn::Text;
+    };
     let contents = body.get("contents").and_then(Value::as_array);
     let last_parts = contents
         .and_then(|c| c.last())
@@ -26,9 +29,6 @@ pub fn turn(body: &Value, faults: &Faults) -> Turn {
     if let Some(response) = response {
         return Turn::Quote(quote(&result_text(response)));
     }
-    let Some(call) = &faults.tool_call else {
-        return Turn::Text;
-    };
     let declared = body
         .get("tools")
         .and_then(Value::as_array)

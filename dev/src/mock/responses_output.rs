@@ -244,6 +244,9 @@ impl Output {
 /// Quotes the result when the conversation's latest input (past the last user message)
 /// is a tool's output; else calls the tool `x-mock-tool-call` names when offered.
 fn turn(body: &Value, faults: &Faults) -> Turn {
+    let Some(call) = &faults.tool_call else {
+        return Turn::Text;
+    };
     let input = body.get("input").and_then(Value::as_array);
     let latest = input.into_iter().flatten().rev().find(|item| {
         let kind = item
@@ -262,13 +265,10 @@ fn turn(body: &Value, faults: &Faults) -> Turn {
             output.get("output").unwrap_or(&Value::Null),
         )));
     }
-    match &faults.tool_call {
-        Some(call) => match offered(body, &call.name) {
-            Some(ToolKind::Custom) => Turn::Call(call.clone()),
-            Some(ToolKind::Function) if call.object().is_some() => Turn::Call(call.clone()),
-            _ => Turn::Text,
-        },
-        None => Turn::Text,
+    match offered(body, &call.name) {
+        Some(ToolKind::Custom) => Turn::Call(call.clone()),
+        Some(ToolKind::Function) if call.object().is_some() => Turn::Call(call.clone()),
+        _ => Turn::Text,
     }
 }
 

@@ -2,7 +2,7 @@
 //! when the request offers that tool and its conversation does not end in a tool's
 //! result, the model calls the tool with those arguments; when it ends in a tool's
 //! result, the model answers with text quoting the result, so a test sees the result
-//! make the round trip. Each format shapes the call its own way (anthropic.rs,
+//! make the round trip. Without the header every turn is the usual completion. Each format shapes the call its own way (anthropic.rs,
 //! responses.rs, gemini.rs); what they share is here.
 
 use serde_json::{json, Value};
