@@ -101,6 +101,9 @@ def loop_tool(ctx, name, binary, setup, usage_of):
               f"tool: {cost_usd!r}, records: {micros}")
     check(upstream and not any(token in v for r in upstream for _, v in r["headers"]),
           f"{name}: the provider got {len(upstream)} request(s), none with the caller's JWT")
+    sessions = {r.get("session") for r in records}
+    check(len(sessions) == 1 and (None not in sessions or name == "gemini"),
+          f"{name}: every turn of the loop is booked to one session ({', '.join(map(str, sessions))})")
     attribution(ctx, name, records, upstream)
     signatures_round_trip(ctx, name, upstream)
     escapes = watcher.events()[seen:]
