@@ -492,7 +492,16 @@ async fn gemini_calls_the_function_with_a_thought_signature() {
     );
     // Before Gemini 3 a call without a signature is fine.
     let path = "/v1beta/models/gemini-2.5-flash:generateContent";
-    let (status, body) = post(&m, path, None, &gemini_turn2(missing)).await;
+    let (status, body) = post(&m, path, None, &gemini_turn2(missing.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Only the current turn is validated: once a new user prompt follows, an earlier
+    // call's signature, missing or not, is not checked.
+    let mut later = gemini_turn2(missing);
+    later["contents"].as_array_mut().unwrap().extend([
+        json!({"role": "model", "parts": [{"text": "It says the nonce."}]}),
+        json!({"role": "user", "parts": [{"text": "Thanks."}]}),
+    ]);
+    let (status, body) = post(&m, GEMINI_STREAM, None, &later).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 

@@ -1,8 +1,9 @@
 //! Gemini in an agent loop (tool_call.rs): a `functionCall` part carrying a
 //! `thoughtSignature`, as Gemini 3 models sign their calls, or text quoting the
-//! `functionResponse` a request brings back. Also Gemini's check on the calls a request
-//! carries back: a signature must be one it issued, and a Gemini 3 model refuses a call
-//! of the current turn that comes back without its signature.
+//! `functionResponse` a request brings back. Also Gemini's check on the calls of the
+//! current turn a request carries back (https://ai.google.dev/gemini-api/docs/thought-signatures):
+//! a signature must be one it issued, and a Gemini 3 model refuses a call that comes back
+//! without its signature.
 
 use serde_json::{json, Value};
 
@@ -85,7 +86,8 @@ pub fn check_signatures(body: &Value, model: &str, signer: &Signer) -> Result<()
         .iter()
         .rposition(|c| c.get("role").and_then(Value::as_str) == Some("user") && !is_response(c))
         .map_or(0, |i| i + 1);
-    for (i, content) in contents.iter().enumerate() {
+    // Google's thought-signatures page: only the current turn is validated.
+    for (i, content) in contents.iter().enumerate().skip(turn_start) {
         if content.get("role").and_then(Value::as_str) != Some("model") {
             continue;
         }
@@ -103,7 +105,7 @@ pub fn check_signatures(body: &Value, model: &str, signer: &Signer) -> Result<()
         match signature {
             Some(s) if signer.open(s).is_some() => {}
             Some(_) => return Err("Corrupted thought signature.".into()),
-            None if i >= turn_start && generation(model) >= 3 => {
+            None if generation(model) >= 3 => {
                 let name = part
                     .pointer("/functionCall/name")
                     .and_then(Value::as_str)
