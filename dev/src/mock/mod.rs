@@ -7,6 +7,7 @@
 
 mod anthropic;
 mod azure;
+mod cache;
 mod chat;
 mod completions;
 mod embeddings;
@@ -22,7 +23,7 @@ mod text;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::body::{to_bytes, Body};
@@ -60,6 +61,8 @@ struct AppState {
     config: Arc<MockConfig>,
     recorder: Recorder,
     name_header: HeaderValue,
+    /// Prompt prefixes earlier requests left cached (see cache.rs).
+    prompt_cache: Arc<Mutex<cache::PromptCache>>,
 }
 
 /// Which recorded entry a request is, for handlers that update it later.
@@ -67,6 +70,15 @@ struct AppState {
 struct RecordId(u64);
 
 impl AppState {
+    /// Runs `f` on the prompt cache at the current time.
+    fn with_cache<T>(&self, f: impl FnOnce(&mut cache::PromptCache, u64) -> T) -> T {
+        let mut cache = self
+            .prompt_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut cache, now_ms())
+    }
+
     /// Streams `frames` (each one complete, framed event) under the request's
     /// faults, and records when the last one went out.
     fn stream<I>(&self, record_id: u64, frames: I, faults: &faults::Faults) -> Body
@@ -181,6 +193,7 @@ fn router(config: MockConfig, recorder: Recorder) -> io::Result<Router> {
         config: Arc::new(config),
         recorder,
         name_header,
+        prompt_cache: Arc::default(),
     };
     Ok(Router::new()
         // OpenAI

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
 
+use super::cache;
 use super::chat::admit_parsed;
 use super::errors::ApiError;
 use super::sse::{named_event, stream_response};
@@ -29,6 +30,13 @@ pub async fn create_response(
             Ok(admitted) => admitted,
             Err(answer) => return answer,
         };
+    // `x-mock-cache-read` decides when sent; otherwise the automatic prefix cache.
+    let cached_tokens = if faults.cache_read > 0 {
+        faults.cache_read
+    } else {
+        let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        state.with_cache(|c, now| cache::openai_responses(c, &sent, now))
+    };
     let meta = ResponseMeta {
         id: mock_id("resp_", record_id),
         item_id: mock_id("msg_", record_id),
@@ -36,7 +44,7 @@ pub async fn create_response(
         model: req.model,
         echoed: req.echoed,
         input_tokens: req.input_tokens,
-        cached_tokens: faults.cache_read.min(req.input_tokens),
+        cached_tokens: cached_tokens.min(req.input_tokens),
         words: faults.words,
         reasoning_tokens: faults.reasoning,
     };
