@@ -148,9 +148,10 @@ async fn anthropic_reads_a_conversation_prefix_through_the_lookback() {
     // 5009 chars in all: the breakpoint ends after 5009 / 4 = 1252 tokens.
     assert_eq!(anthropic_usage(&v), [0, 1252, 1252, 0, 0], "{}", v["usage"]);
     // The next turn moves the breakpoint to its last message, as agents do: the earlier
-    // prefix is found 3 blocks back and read; what follows it is written.
+    // prefix is found 3 blocks back and read (the turn replayed as a string, shorthand
+    // for the text block it was); what follows it is written.
     let next = json!([
-        {"role": "user", "content": [{"type": "text", "text": text(5000, 'q')}]},
+        {"role": "user", "content": text(5000, 'q')},
         {"role": "assistant", "content": [{"type": "text", "text": "Sure, go on."}]},
         {"role": "user", "content": [{"type": "text", "text": HELLO, "cache_control": cc(None)}]},
     ]);

@@ -26,7 +26,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::text::text_chars;
 
@@ -274,10 +274,12 @@ fn ttl_of(cache_control: &Value) -> Option<u64> {
 pub fn anthropic(cache: &mut PromptCache, body: &Value, now_ms: u64) -> AnthropicCaching {
     let model = body.get("model").unwrap_or(&Value::Null);
     let mut chain = Chain::new(&[&Value::from("anthropic"), model]);
+    // A string is shorthand for one text block, and caches as one: Claude Code sends a
+    // turn's content as blocks, then as a string when it replays the turn.
     let blocks = |v: Option<&Value>| -> Vec<Value> {
         match v {
             Some(Value::Array(items)) => items.clone(),
-            Some(s @ Value::String(_)) => vec![s.clone()],
+            Some(Value::String(s)) => vec![json!({"type": "text", "text": s})],
             _ => Vec::new(),
         }
     };
