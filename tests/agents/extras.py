@@ -11,10 +11,12 @@
   * Anthropic betas: what Claude Code sends in anthropic-beta (its default list, plus one
     added with ANTHROPIC_BETAS) reaches the provider unchanged, and so does a beta-only
     request field added with CLAUDE_CODE_EXTRA_BODY;
-  * discovery and counting: the calls the tools make besides their main request only
-    interactively (Claude Code's count_tokens and /v1/models, Gemini CLI's countTokens
-    and model list, Codex's /v1/models) are sent to the gateway as the tools send them;
-    each reaches its provider without the caller's JWT, none is charged as a completion,
+  * discovery and counting, as a user sets them off: Claude Code's gateway model discovery
+    (CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY), Gemini CLI's countTokens (a prompt with
+    an image), `codex doctor`'s probes; and, sent to the gateway as the tools' SDKs send
+    them, the calls only interactive features make (Claude Code's count_tokens, the model
+    lists of all three). Counting reaches the model's provider without the caller's JWT,
+    model lists are answered by the gateway itself, nothing is charged as a completion,
     and Gemini CLI's `?alt=sse` reaches the provider."""
 
 import base64
