@@ -23,6 +23,7 @@ const HUGE: Usage = Usage {
     cached_input_tokens: u64::MAX,
     reasoning_tokens: u64::MAX,
     cache_creation_input_tokens: u64::MAX,
+    cache_write_1h_input_tokens: u64::MAX,
 };
 
 pub fn run(data: &[u8]) {

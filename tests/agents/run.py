@@ -35,6 +35,7 @@ import tempfile
 from pathlib import Path
 
 import harness
+import extras
 import loop
 import one_prompt
 from harness import AGENTS_BIN, GATEWAY, GATEWAY_IP, NS, TEAM, AccessLog, Context, Watcher, check, lock_client, resolv_conf
@@ -42,7 +43,7 @@ from netns import BIN, CLIENT_IP, GATEWAY_PORT, sh, stop
 from tools import TOOLS
 
 # In order; each is a module with run(ctx, tools).
-SCENARIOS = [one_prompt, loop]
+SCENARIOS = [one_prompt, extras, loop]
 
 
 def main():

@@ -102,9 +102,13 @@ def gemini(tmp, token, prompt=PROMPT, headers=None, tag=""):
 # ---- what each tool reports it used, in the records' terms ---------------------------------
 
 def claude_usage(stdout):
-    """--output-format json: one result object; modelUsage per model, total_cost_usd."""
+    """--output-format json: one result object; modelUsage per model, total_cost_usd.
+    Claude Code's inputTokens is Anthropic's input_tokens, the part after the last cache
+    breakpoint; the records' input_tokens is the whole prompt, cache reads and writes
+    included."""
     out = json.loads(stdout)
-    usage = {m: {"input_tokens": u["inputTokens"], "output_tokens": u["outputTokens"],
+    usage = {m: {"input_tokens": u["inputTokens"] + u["cacheReadInputTokens"] + u["cacheCreationInputTokens"],
+                 "output_tokens": u["outputTokens"],
                  "cached_input_tokens": u["cacheReadInputTokens"],
                  "cache_creation_input_tokens": u["cacheCreationInputTokens"]}
              for m, u in out["modelUsage"].items()}

@@ -11,6 +11,7 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::anthropic_content::{check_signatures, Content};
+use super::cache::{self, AnthropicCaching};
 use super::faults::Faults;
 use super::sse::{named_event, stream_response};
 use super::text::{estimate_tokens, mock_id, text_chars};
@@ -55,11 +56,26 @@ async fn answer(
     }
     let req = MessagesRequest::parse(body)?;
     check_signatures(&req.body, &state.signer).map_err(|m| AnthropicError::invalid_request(&m))?;
+    // `x-mock-cache-read` reports a read in addition to the prompt, whatever was sent;
+    // without it the cache_control breakpoints decide.
+    let (input_tokens, cache) = if faults.cache_read > 0 {
+        let read = AnthropicCaching {
+            read: faults.cache_read,
+            ..Default::default()
+        };
+        (req.input_tokens, read)
+    } else {
+        let cache = state.with_cache(|c, now| cache::anthropic(c, &req.body, now));
+        let rest = req
+            .input_tokens
+            .saturating_sub(cache.read + cache.written());
+        (rest, cache)
+    };
     let meta = MessageMeta {
         id: mock_id("msg_", record_id),
         model: req.model,
-        input_tokens: req.input_tokens,
-        cache_read: faults.cache_read,
+        input_tokens,
+        cache,
         content: Content::plan(&req.body, &faults, &state.signer, record_id),
     };
     if !req.stream {
@@ -247,10 +263,11 @@ impl MessagesRequest {
 struct MessageMeta {
     id: String,
     model: String,
-    /// The uncached part of the prompt, as Anthropic counts `input_tokens`.
+    /// The part of the prompt after the last cache breakpoint, as Anthropic counts
+    /// `input_tokens`.
     input_tokens: u64,
-    /// `cache_read_input_tokens`: in addition to `input_tokens`.
-    cache_read: u64,
+    /// Read from and written to the prompt cache: in addition to `input_tokens`.
+    cache: AnthropicCaching,
     content: Content,
 }
 
@@ -258,9 +275,12 @@ impl MessageMeta {
     fn usage(&self, output_tokens: u64) -> Value {
         json!({
             "input_tokens": self.input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": self.cache_read,
-            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "cache_creation_input_tokens": self.cache.written(),
+            "cache_read_input_tokens": self.cache.read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache.write_5m,
+                "ephemeral_1h_input_tokens": self.cache.write_1h,
+            },
             "output_tokens": output_tokens,
             "service_tier": "standard",
         })
@@ -297,8 +317,8 @@ impl MessageMeta {
                 "delta": {"stop_reason": self.content.stop_reason(), "stop_sequence": null},
                 "usage": {
                     "input_tokens": self.input_tokens,
-                    "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": self.cache_read,
+                    "cache_creation_input_tokens": self.cache.written(),
+                    "cache_read_input_tokens": self.cache.read,
                     "output_tokens": self.content.output_tokens(),
                 },
             }),

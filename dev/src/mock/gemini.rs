@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::{json, Value};
 
+use super::cache;
 use super::faults::Faults;
 use super::gemini_content;
 use super::schema;
@@ -118,11 +119,21 @@ pub async fn model_method(
     let turn = gemini_content::turn(&parsed, &faults);
     let json_answer = schema::gemini_json_answer(&body);
     let sse = query.get("alt").is_some_and(|a| a == "sse");
+    // `x-mock-cache-read` decides when sent; otherwise implicit caching, which a token
+    // count never touches.
+    let cached_tokens = match method {
+        _ if faults.cache_read > 0 => faults.cache_read,
+        Method::Count => 0,
+        _ => {
+            let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            state.with_cache(|c, now| cache::gemini(c, model, &sent, now))
+        }
+    };
     let meta = GenerationMeta {
         model_version: model.to_string(),
         response_id: mock_id("", record_id),
         prompt_tokens,
-        cached_tokens: faults.cache_read.min(prompt_tokens),
+        cached_tokens: cached_tokens.min(prompt_tokens),
         words: faults.words,
     };
     match method {

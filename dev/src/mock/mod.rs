@@ -8,6 +8,7 @@
 mod anthropic;
 mod anthropic_content;
 mod azure;
+mod cache;
 mod chat;
 mod chat_tools;
 mod completions;
@@ -28,7 +29,7 @@ mod tool_call;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::body::{to_bytes, Body};
@@ -68,6 +69,8 @@ struct AppState {
     name_header: HeaderValue,
     /// Signs and checks the model's hidden state (thinking, reasoning, thoughts).
     signer: signature::Signer,
+    /// Prompt prefixes earlier requests left cached (see cache.rs).
+    prompt_cache: Arc<Mutex<cache::PromptCache>>,
 }
 
 /// Which recorded entry a request is, for handlers that update it later.
@@ -75,6 +78,15 @@ struct AppState {
 struct RecordId(u64);
 
 impl AppState {
+    /// Runs `f` on the prompt cache at the current time.
+    fn with_cache<T>(&self, f: impl FnOnce(&mut cache::PromptCache, u64) -> T) -> T {
+        let mut cache = self
+            .prompt_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut cache, now_ms())
+    }
+
     /// Streams `frames` (each one complete, framed event) under the request's
     /// faults, and records when the last one went out.
     fn stream<I>(&self, record_id: u64, frames: I, faults: &faults::Faults) -> Body
@@ -190,6 +202,7 @@ fn router(config: MockConfig, recorder: Recorder) -> io::Result<Router> {
         config: Arc::new(config),
         recorder,
         name_header,
+        prompt_cache: Arc::default(),
     };
     Ok(Router::new()
         // OpenAI

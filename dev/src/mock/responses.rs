@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
 
+use super::cache;
 use super::chat::admit_parsed;
 use super::errors::ApiError;
 use super::responses_output::{check_encrypted, Output};
@@ -32,13 +33,19 @@ pub async fn create_response(
     if let Err(e) = check_encrypted(&req.body, &state.signer) {
         return e.into_response();
     }
+    // `x-mock-cache-read` decides when sent; otherwise the automatic prefix cache.
+    let cached_tokens = if faults.cache_read > 0 {
+        faults.cache_read
+    } else {
+        state.with_cache(|c, now| cache::openai_responses(c, &req.body, now))
+    };
     let meta = ResponseMeta {
         id: mock_id("resp_", record_id),
         created_at: unix_secs(),
         model: req.model,
         echoed: req.echoed,
         input_tokens: req.input_tokens,
-        cached_tokens: faults.cache_read.min(req.input_tokens),
+        cached_tokens: cached_tokens.min(req.input_tokens),
         output: Output::plan(&req.body, &faults, &state.signer, record_id),
     };
     if !req.stream {

@@ -34,6 +34,8 @@ pub struct Rates {
     pub cached_input: u64,
     /// Writing a prompt cache (Anthropic and newer OpenAI models charge a premium for it).
     pub cache_write: u64,
+    /// Writing Anthropic's 1-hour prompt cache: twice the input price unless configured.
+    pub cache_write_1h: u64,
     pub output: u64,
 }
 
@@ -64,7 +66,8 @@ pub fn cost_micros(usage: &Usage, price: &Price) -> u64 {
     let term = |tokens: u64, per_mtok: u64| u128::from(tokens).saturating_mul(u128::from(per_mtok));
     let total = term(usage.uncached_input_tokens(), r.input)
         .saturating_add(term(usage.cached_input_tokens, r.cached_input))
-        .saturating_add(term(usage.cache_creation_input_tokens, r.cache_write))
+        .saturating_add(term(usage.cache_writes_5m(), r.cache_write))
+        .saturating_add(term(usage.cache_write_1h_input_tokens, r.cache_write_1h))
         .saturating_add(term(usage.output_tokens, r.output));
     u64::try_from(total.div_ceil(u128::from(MICROS))).unwrap_or(u64::MAX)
 }
@@ -118,6 +121,8 @@ struct RawPrice {
     #[serde(default)]
     cache_write_per_mtok_usd: Option<serde_json::Value>,
     #[serde(default)]
+    cache_write_1h_per_mtok_usd: Option<serde_json::Value>,
+    #[serde(default)]
     long_context: Option<serde_json::Value>,
 }
 
@@ -131,6 +136,8 @@ struct RawLongContext {
     cached_input_per_mtok_usd: Option<serde_json::Value>,
     #[serde(default)]
     cache_write_per_mtok_usd: Option<serde_json::Value>,
+    #[serde(default)]
+    cache_write_1h_per_mtok_usd: Option<serde_json::Value>,
 }
 
 /// Longest model name or pattern accepted in the table (the gateway refuses longer names
@@ -140,8 +147,10 @@ pub const MAX_MODEL_NAME_BYTES: usize = chokepoint_contract::bounds::MAX_NAME_BY
 impl PriceTable {
     /// Reads `{"models": {"<model or glob>": <price>, ...}, "default": <price>}` where a
     /// price is `{"input_per_mtok_usd", "output_per_mtok_usd", "cached_input_per_mtok_usd"?,
-    /// "cache_write_per_mtok_usd"?, "long_context"?: {"above_input_tokens", ...the same
-    /// rates}}`. The optional rates default to the input price, which never undercharges.
+    /// "cache_write_per_mtok_usd"?, "cache_write_1h_per_mtok_usd"?, "long_context"?:
+    /// {"above_input_tokens", ...the same rates}}`. The optional rates default to the input
+    /// price, which never undercharges, except the 1-hour cache write: twice the input
+    /// price, Anthropic's published rate for it.
     /// `path` is where the table sits in the configuration, for errors.
     pub fn parse(value: &serde_json::Value, path: &str) -> Result<PriceTable, PriceError> {
         if !value.is_object() {
@@ -237,6 +246,7 @@ fn parse_price(value: &serde_json::Value, path: &str) -> Result<Price, PriceErro
         [
             &raw.cached_input_per_mtok_usd,
             &raw.cache_write_per_mtok_usd,
+            &raw.cache_write_1h_per_mtok_usd,
         ],
         path,
     )?;
@@ -256,7 +266,11 @@ fn parse_price(value: &serde_json::Value, path: &str) -> Result<Price, PriceErro
             }
             let long = parse_rates(
                 [&l.input_per_mtok_usd, &l.output_per_mtok_usd],
-                [&l.cached_input_per_mtok_usd, &l.cache_write_per_mtok_usd],
+                [
+                    &l.cached_input_per_mtok_usd,
+                    &l.cache_write_per_mtok_usd,
+                    &l.cache_write_1h_per_mtok_usd,
+                ],
                 &field,
             )?;
             Some((l.above_input_tokens, long))
@@ -268,11 +282,11 @@ fn parse_price(value: &serde_json::Value, path: &str) -> Result<Price, PriceErro
     })
 }
 
-/// `[input, output]` and the optional `[cached input, cache write]` rates, the optional
-/// ones defaulting to the input rate.
+/// `[input, output]` and the optional `[cached input, cache write, 1-hour cache write]`
+/// rates, the optional ones defaulting to the input rate (the 1-hour write to twice it).
 fn parse_rates(
     [input, output]: [&serde_json::Value; 2],
-    [cached, write]: [&Option<serde_json::Value>; 2],
+    [cached, write, write_1h]: [&Option<serde_json::Value>; 3],
     path: &str,
 ) -> Result<Rates, PriceError> {
     let field = |name: &str| format!("{path}.{name}");
@@ -285,6 +299,10 @@ fn parse_rates(
         input,
         cached_input: optional(cached, "cached_input_per_mtok_usd")?,
         cache_write: optional(write, "cache_write_per_mtok_usd")?,
+        cache_write_1h: match write_1h {
+            None | Some(serde_json::Value::Null) => input.saturating_mul(2),
+            Some(v) => usd_per_mtok(v, &field("cache_write_1h_per_mtok_usd"))?,
+        },
         output: usd_per_mtok(output, &field("output_per_mtok_usd"))?,
     })
 }

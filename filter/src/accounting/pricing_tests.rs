@@ -68,6 +68,7 @@ fn usage(input: u64, cached: u64, creation: u64, output: u64) -> Usage {
         cached_input_tokens: cached,
         reasoning_tokens: 0,
         cache_creation_input_tokens: creation,
+        cache_write_1h_input_tokens: 0,
     }
 }
 
@@ -79,6 +80,7 @@ fn cost_is_exact_and_rounds_up() {
             input: 2_500_000,
             cached_input: 1_250_000,
             cache_write: 2_500_000,
+            cache_write_1h: 5_000_000,
             output: 10_000_000,
         },
         long_context: None,
@@ -89,6 +91,7 @@ fn cost_is_exact_and_rounds_up() {
             input: 3_000_000,
             cached_input: 300_000,
             cache_write: 3_750_000,
+            cache_write_1h: 6_000_000,
             output: 15_000_000,
         },
         long_context: None,
@@ -105,6 +108,25 @@ fn cost_is_exact_and_rounds_up() {
         (usage(3500, 2000, 500, 10), sonnet, 5625),
         // A part larger than its whole saturates instead of wrapping.
         (usage(10, 50, 0, 0), sonnet, 15),
+        // Anthropic's 1-hour writes at their own rate ($6, twice the input), the rest of
+        // the writes at the 5-minute rate: 1000 uncached*3 + 300 (5m)*3.75 + 200 (1h)*6.
+        (
+            Usage {
+                cache_write_1h_input_tokens: 200,
+                ..usage(1500, 0, 500, 0)
+            },
+            sonnet,
+            5325,
+        ),
+        // All writes 1-hour (Claude Code with ENABLE_PROMPT_CACHING_1H): 1000 * 6.
+        (
+            Usage {
+                cache_write_1h_input_tokens: 1000,
+                ..usage(1000, 0, 1000, 0)
+            },
+            sonnet,
+            6000,
+        ),
     ];
     for (u, price, want) in table {
         assert_eq!(cost_micros(&u, &price), want, "{u:?}");
@@ -118,6 +140,7 @@ fn huge_counts_saturate() {
             input: u64::MAX,
             cached_input: u64::MAX,
             cache_write: u64::MAX,
+            cache_write_1h: u64::MAX,
             output: u64::MAX,
         },
         long_context: None,
@@ -129,6 +152,7 @@ fn huge_counts_saturate() {
             input: MAX_USD_PER_MTOK * MICROS,
             cached_input: 0,
             cache_write: 0,
+            cache_write_1h: 0,
             output: MAX_USD_PER_MTOK * MICROS,
         },
         long_context: None,
@@ -175,6 +199,7 @@ fn table_lookup_and_defaults() {
                 input: 2_500_000,
                 cached_input: 1_250_000,
                 cache_write: 2_500_000,
+                cache_write_1h: 5_000_000,
                 output: 10_000_000,
             },
             long_context: None,
@@ -185,6 +210,23 @@ fn table_lookup_and_defaults() {
             .lookup("claude-sonnet-4-5")
             .map(|p| p.rates.cache_write),
         Some(3_750_000)
+    );
+    // The 1-hour cache write defaults to twice the input price (Anthropic's rate for it).
+    assert_eq!(
+        table
+            .lookup("claude-sonnet-4-5")
+            .map(|p| p.rates.cache_write_1h),
+        Some(6_000_000)
+    );
+    let set = PriceTable::parse(
+        &json!({"models": {"m": {"input_per_mtok_usd": "1", "output_per_mtok_usd": "2",
+                                 "cache_write_1h_per_mtok_usd": "1.75"}}}),
+        "prices",
+    )
+    .unwrap();
+    assert_eq!(
+        set.lookup("m").map(|p| p.rates.cache_write_1h),
+        Some(1_750_000)
     );
     // Exact names only: no prefix or case folding.
     assert_eq!(

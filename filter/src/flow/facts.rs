@@ -117,6 +117,8 @@ pub struct Facts {
     pub output_bound: u64,
     /// The model named in the path (Gemini, Azure), when the API puts it there.
     pub path_model: Option<String>,
+    /// The `:path` as it goes upstream (the client's, less what `strip` took out).
+    pub upstream_path: String,
     /// The route's providers for this API, in fallback order (the first is `provider`).
     pub chain: Vec<usize>,
     /// The caller's quota from the policy service, returned as `x-ratelimit-*` headers.

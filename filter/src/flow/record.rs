@@ -137,5 +137,6 @@ fn clamp(u: crate::accounting::usage::report::Usage) -> crate::accounting::usage
         cached_input_tokens: u.cached_input_tokens.min(MAX_EXACT),
         reasoning_tokens: u.reasoning_tokens.min(MAX_EXACT),
         cache_creation_input_tokens: u.cache_creation_input_tokens.min(MAX_EXACT),
+        cache_write_1h_input_tokens: u.cache_write_1h_input_tokens.min(MAX_EXACT),
     }
 }

@@ -1665,6 +1665,53 @@ fn the_path_decides_the_model_and_field_masks_are_stripped() {
     }
 }
 
+/// A policy alias naming a Gemini model in the path goes upstream as the model it stands
+/// for, the one routed and priced; the query stays; a model named as such is left alone.
+#[test]
+fn a_gemini_alias_in_the_path_goes_upstream_as_its_model() {
+    let keys = Keys::new();
+    let mut config = keys.config_json();
+    config["providers"] = serde_json::json!([
+        {"name": "gemini", "api": "gemini", "cluster": "provider_gemini", "key_env": "OPENAI_API_KEY"},
+    ]);
+    config["models"] = serde_json::json!({
+        "aliases": {"gemini-main": "gemini-2.5-flash"},
+        "routes": [{"model": "gemini-*", "providers": ["gemini"]}],
+    });
+    let rt = testing::runtime_from(&config);
+    // (client's path, path upstream, model asked about)
+    let cases = [
+        (
+            "/v1beta/models/gemini-main:streamGenerateContent?alt=sse",
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            "gemini-2.5-flash",
+        ),
+        (
+            "/v1beta/models/gemini-2.5-pro:generateContent",
+            "/v1beta/models/gemini-2.5-pro:generateContent",
+            "gemini-2.5-pro",
+        ),
+    ];
+    for (path, upstream, model) in cases {
+        let auth = bearer(keys);
+        let mut host = FakeHost::with_headers(&[
+            (":path", path),
+            ("content-type", "application/json"),
+            ("authorization", auth.as_str()),
+        ]);
+        host.body = br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#.to_vec();
+        let mut flow = testing::flow_for(Rc::clone(&rt));
+        flow.on_request_headers(&mut host, false);
+        let len = host.body.len();
+        flow.on_request_body(&mut host, len, true);
+        assert!(host.replies.is_empty(), "{path}: {:?}", host.replies);
+        assert_eq!(host.header(":path"), Some(upstream), "{path}");
+        let asked: serde_json::Value =
+            serde_json::from_str(&host.dispatched[0].body).unwrap_or_default();
+        assert_eq!(asked["model"], model, "{path}");
+    }
+}
+
 /// An issuer asserts only the tenants and cost centres it is trusted with (a valid token
 /// claiming another's is 403), and groups it is not trusted with are dropped.
 #[test]

@@ -5,7 +5,9 @@
 /// Token counts of one response, normalised across providers:
 ///
 /// - `input_tokens` is the whole input, cached and cache-creating tokens included;
-///   `cached_input_tokens` and `cache_creation_input_tokens` are parts of it.
+///   `cached_input_tokens` and `cache_creation_input_tokens` are parts of it, and
+///   `cache_write_1h_input_tokens` is the part of the cache writes Anthropic keeps for an
+///   hour (billed at a higher rate than its 5-minute writes).
 /// - `output_tokens` is the whole output, reasoning ("thinking") tokens included;
 ///   `reasoning_tokens` is a part of it, reported only by OpenAI and Gemini.
 ///
@@ -19,6 +21,7 @@ pub struct Usage {
     pub cached_input_tokens: u64,
     pub reasoning_tokens: u64,
     pub cache_creation_input_tokens: u64,
+    pub cache_write_1h_input_tokens: u64,
 }
 
 impl Usage {
@@ -27,6 +30,12 @@ impl Usage {
         self.input_tokens
             .saturating_sub(self.cached_input_tokens)
             .saturating_sub(self.cache_creation_input_tokens)
+    }
+
+    /// Cache writes billed at the (5-minute) cache-write price: all but the 1-hour ones.
+    pub fn cache_writes_5m(&self) -> u64 {
+        self.cache_creation_input_tokens
+            .saturating_sub(self.cache_write_1h_input_tokens)
     }
 }
 

@@ -23,6 +23,7 @@ fn usage(input: u64, output: u64, cached: u64, reasoning: u64, creation: u64) ->
         cached_input_tokens: cached,
         reasoning_tokens: reasoning,
         cache_creation_input_tokens: creation,
+        cache_write_1h_input_tokens: 0,
     }
 }
 
@@ -122,6 +123,15 @@ fn streams() -> Vec<(&'static str, &'static [u8], Format, Want)> {
         {
             let (n, b) = fixture!("anthropic_stream_cache.sse");
             let u = usage(12 + 10240 + 1830, 89, 10240, 0, 1830);
+            (n, b, Anthropic, done(u, 98))
+        },
+        {
+            // The same writes, 1000 of them to the 1-hour cache (priced apart).
+            let (n, b) = fixture!("anthropic_stream_cache_1h.sse");
+            let u = Usage {
+                cache_write_1h_input_tokens: 1000,
+                ..usage(12 + 10240 + 1830, 89, 10240, 0, 1830)
+            };
             (n, b, Anthropic, done(u, 98))
         },
         {

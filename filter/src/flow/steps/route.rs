@@ -20,6 +20,7 @@ impl Step for Route {
         // Headers that left before the body (see `await_body`) went to one provider.
         let sent_to = cx.facts.provider.filter(|_| cx.facts.headers_gone);
         cx.facts.rewrite_model = route_model(cx)?;
+        rewrite_path_model(cx)?;
         if let Some(sent_to) = sent_to {
             if cx.facts.provider != Some(sent_to) {
                 return Err(not_routable(cx, sent_to));
@@ -153,6 +154,40 @@ pub(super) fn route_model(cx: &mut Cx<'_>) -> Result<Option<String>, Reply> {
     Ok((in_body && model != requested).then(|| model.to_string()))
 }
 
+/// A Gemini model named in the path by a policy alias goes upstream as the model the alias
+/// names (the one routed and priced), while the headers are still held; once they have
+/// left (headers not held), the path stays as the client sent it.
+fn rewrite_path_model(cx: &mut Cx<'_>) -> Result<(), Reply> {
+    let Some(endpoint) = cx.facts.endpoint else {
+        return Ok(());
+    };
+    if endpoint.api.spec().model_source() != ModelSource::Path || cx.facts.headers_gone {
+        return Ok(());
+    }
+    let (Some(asked), Some(routed)) = (cx.facts.path_model.as_deref(), cx.facts.model.as_deref())
+    else {
+        return Ok(());
+    };
+    if asked == routed {
+        return Ok(());
+    }
+    if let Some(path) = with_path_model(&cx.facts.upstream_path, asked, routed) {
+        cx.host
+            .set_request_header(":path", Some(&path))
+            .map_err(|e| cx.host_failed(e))?;
+        cx.facts.upstream_path = path;
+    }
+    Ok(())
+}
+
+/// `path` with its `models/{from}:` segment naming `to` instead; `None` when it has none.
+fn with_path_model(path: &str, from: &str, to: &str) -> Option<String> {
+    let needle = format!("/models/{from}:");
+    let at = path.find(&needle)?;
+    let rest = path.get(at + needle.len()..)?;
+    Some(format!("{}/models/{to}:{rest}", path.get(..at)?))
+}
+
 /// The body's model routes to another provider than the one its headers already went to:
 /// without Envoy holding headers, a model named in the body reaches only its API's first
 /// provider.
@@ -179,4 +214,33 @@ fn not_routable(cx: &Cx<'_>, sent_to: usize) -> Reply {
 /// Client input echoed in an error stays short and printable.
 pub(super) fn clip(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(128).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_path_model;
+
+    #[test]
+    fn the_path_model_is_replaced_and_the_rest_kept() {
+        let cases = [
+            (
+                "/v1beta/models/gemini-main:streamGenerateContent?alt=sse",
+                Some("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"),
+            ),
+            (
+                "/v1/models/gemini-main:countTokens",
+                Some("/v1/models/gemini-2.5-flash:countTokens"),
+            ),
+            // Only the whole segment, before the method.
+            ("/v1beta/models/gemini-main-2:generateContent", None),
+            ("/v1beta/models/gemini-main", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(
+                with_path_model(path, "gemini-main", "gemini-2.5-flash").as_deref(),
+                want,
+                "{path}"
+            );
+        }
+    }
 }

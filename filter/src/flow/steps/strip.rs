@@ -69,6 +69,10 @@ impl Step for Strip {
                 .map_err(|e| cx.host_failed(e))?;
         }
         let facts = &mut *cx.facts;
+        facts.upstream_path = match &cleaned {
+            Ok(Some(stripped)) => stripped.clone(),
+            _ => path.to_owned(),
+        };
         facts.asked.unreadable_format = cleaned.is_err();
         facts.endpoint = apis::classify(path);
         facts.shape = api::error_shape(facts.endpoint, path, anthropic_client, google_client);

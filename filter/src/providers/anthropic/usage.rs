@@ -12,6 +12,8 @@
 //! - `input_tokens` = `input_tokens + cache_read_input_tokens + cache_creation_input_tokens`;
 //! - `cached_input_tokens` = `cache_read_input_tokens`;
 //! - `cache_creation_input_tokens` = `cache_creation_input_tokens`;
+//! - `cache_write_1h_input_tokens` = `cache_creation.ephemeral_1h_input_tokens` (the
+//!   writes of breakpoints with `ttl: "1h"`, a part of the above, priced apart);
 //! - `output_tokens` = `output_tokens`, thinking included;
 //! - `reasoning_tokens` = 0: Anthropic does not report thinking tokens apart.
 
@@ -29,6 +31,7 @@ pub struct Running {
     input: u64,
     cache_read: u64,
     cache_creation: u64,
+    cache_write_1h: u64,
     output: u64,
 }
 
@@ -42,6 +45,9 @@ impl Running {
         keep(&mut self.input, raw.input_tokens);
         keep(&mut self.cache_read, raw.cache_read_input_tokens);
         keep(&mut self.cache_creation, raw.cache_creation_input_tokens);
+        if let Some(split) = &raw.cache_creation {
+            keep(&mut self.cache_write_1h, split.ephemeral_1h_input_tokens);
+        }
         keep(&mut self.output, raw.output_tokens);
     }
 
@@ -55,6 +61,8 @@ impl Running {
             cached_input_tokens: self.cache_read,
             reasoning_tokens: 0,
             cache_creation_input_tokens: self.cache_creation,
+            // Never more than the writes it is a part of.
+            cache_write_1h_input_tokens: self.cache_write_1h.min(self.cache_creation),
         }
     }
 }
@@ -115,6 +123,14 @@ struct RawUsage {
     output_tokens: Count,
     cache_creation_input_tokens: Count,
     cache_read_input_tokens: Count,
+    /// The writes by TTL, where the API reports them.
+    cache_creation: Option<CacheCreation>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct CacheCreation {
+    ephemeral_1h_input_tokens: Count,
 }
 
 pub fn on_event(running: &mut Running, event: &Event<'_>, report: &mut Report) {

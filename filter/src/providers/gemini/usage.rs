@@ -87,6 +87,7 @@ impl RawUsage {
             cached_input_tokens: self.cached_content_token_count.or_zero(),
             reasoning_tokens: thoughts,
             cache_creation_input_tokens: 0,
+            cache_write_1h_input_tokens: 0,
         }
     }
 }

@@ -97,6 +97,7 @@ impl RawUsage {
                 .as_ref()
                 .map_or(0, |d| d.reasoning_tokens.or_zero()),
             cache_creation_input_tokens: 0,
+            cache_write_1h_input_tokens: 0,
         }
     }
 }
