@@ -28,7 +28,7 @@ from decimal import Decimal
 
 import yaml
 
-from harness import GATEWAY, NS, by_model, check, in_ns, provider_requests, run_tool
+from harness import GATEWAY, NS, by_model, check, in_ns, provider_requests, run_tool, tool_cost_matches
 from netns import ROOT
 from tools import claude, claude_usage, codex, codex_usage, gemini, gemini_usage
 
@@ -136,7 +136,7 @@ def cached_twice(ctx, name, binary, first, second, usage_of, context_file, one_h
             # The gateway rounds each request up to the micro-dollar; the tool sums
             # unrounded figures (each run here is one request).
             micros = sum(got_costs)
-            check(len(records) == 1 and math.ceil(round(cost_usd * 1e6, 3)) == micros,
+            check(len(records) == 1 and tool_cost_matches(cost_usd, records),
                   f"{name} run {i}: its own cost ${cost_usd:.7f} is the records' {micros} micro-dollars, rounded up",
                   f"tool: {cost_usd!r}")
         check(upstream and not any(ctx.token in v for r in upstream for _, v in r["headers"]),

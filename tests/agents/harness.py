@@ -7,6 +7,7 @@ default) that calls `check` for what it proves; tests/agents/run.py starts the s
 and runs them in order."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -193,3 +194,11 @@ class Context:
             return json.loads(out)
         except ValueError:
             return None
+
+
+def tool_cost_matches(cost_usd, records):
+    """A tool's own dollar figure against the records: the gateway rounds each request up
+    to the micro-dollar and the tool sums unrounded figures, so the records' sum is the
+    tool's rounded up, plus less than one micro-dollar for each record past the first."""
+    floor = math.ceil(round(cost_usd * 1e6, 3))  # round(, 3): the float noise of the tool's sum
+    return bool(records) and floor <= sum(r["cost_micros"] for r in records) < floor + len(records)

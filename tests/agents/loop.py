@@ -20,7 +20,8 @@ import re
 import secrets
 import subprocess
 
-from harness import (ALL_MODELS, NS, TOOL_TIMEOUT, by_model, check, in_ns, provider_requests, rejected_packets, run_tool, sent)
+from harness import (ALL_MODELS, NS, TOOL_TIMEOUT, by_model, check, in_ns, provider_requests, rejected_packets, run_tool, sent,
+                     tool_cost_matches)
 from netns import MOCK_PORT
 from one_prompt import attribution
 from tools import TOOLS
@@ -96,8 +97,8 @@ def loop_tool(ctx, name, binary, setup, usage_of):
           f"records: {booked}")
     if cost_usd is not None:
         micros = sum(r["cost_micros"] for r in records)
-        check(round(cost_usd * 1e6) == micros,
-              f"{name}: its cost ${cost_usd:.6f} equals the records' {micros} micro-dollars",
+        check(tool_cost_matches(cost_usd, records),
+              f"{name}: its cost ${cost_usd:.6f} is the records' {micros} micro-dollars, each request rounded up",
               f"tool: {cost_usd!r}, records: {micros}")
     check(upstream and not any(token in v for r in upstream for _, v in r["headers"]),
           f"{name}: the provider got {len(upstream)} request(s), none with the caller's JWT")

@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from harness import (ALL_MODELS, NS, TOOL_TIMEOUT, by_model, check, envoy_stat, in_ns, provider_requests,
-                     rejected_packets, run_tool, sent)
+                     rejected_packets, run_tool, sent, tool_cost_matches)
 from tools import TOOLS
 
 # Envoy refuses the upgrade with 403 before the filter runs (no route allows WebSocket).
@@ -65,8 +65,8 @@ def one_tool(ctx, name, binary, setup, usage_of):
           f"records: {booked}")
     if cost_usd is not None:
         micros = sum(r["cost_micros"] for r in records)
-        check(round(cost_usd * 1e6) == micros,
-              f"{name}: its cost ${cost_usd:.6f} equals the records' {micros} micro-dollars",
+        check(tool_cost_matches(cost_usd, records),
+              f"{name}: its cost ${cost_usd:.6f} is the records' {micros} micro-dollars, each request rounded up",
               f"tool: {cost_usd!r}, records: {micros}")
     attempts = envoy_stat(env, "http.gateway.downstream_rq_ws_on_non_ws_route") - ws_before
     if name == "codex":
