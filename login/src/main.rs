@@ -105,7 +105,8 @@ struct Config {
     #[arg(long, env = "CHOKEPOINT_LOGIN_CA_FILE", global = true)]
     ca_file: Option<PathBuf>,
     /// Allow http:// endpoints (a local test identity provider; never a real one).
-    #[arg(long, env = "CHOKEPOINT_LOGIN_ALLOW_HTTP", global = true)]
+    #[arg(long, env = "CHOKEPOINT_LOGIN_ALLOW_HTTP", global = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
     allow_http: bool,
 }
 

@@ -34,6 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import fleet
 import harness
 import one_prompt
 from harness import AGENTS_BIN, GATEWAY, GATEWAY_IP, NS, TEAM, AccessLog, Context, Watcher, check, lock_client, resolv_conf
@@ -41,7 +42,7 @@ from netns import BIN, CLIENT_IP, GATEWAY_PORT, sh, stop
 from tools import TOOLS
 
 # In order; each is a module with run(ctx, tools).
-SCENARIOS = [one_prompt]
+SCENARIOS = [one_prompt, fleet]
 
 
 def main():
