@@ -7,14 +7,16 @@
     each tool runs with the user-level snippet docs/agents.md gives: Claude Code's
     apiKeyHelper, Codex's provider `auth` command, Gemini CLI behind `chokepoint-login exec`;
     every record is the IdP's identity (its tenant), the helper's cached token is reused
-    (no second device flow, no refresh), and the provider never sees the JWT;
+    (no second device flow, no refresh), a cached token within the helper's margin is
+    refreshed once (the refresh token grant), and the provider never sees the JWT;
   * a CI robot runs Codex with the client credentials grant (a secret file);
   * for a fleet, the same settings in each tool's system-wide file (Claude Code's
     /etc/claude-code/managed-settings.json, Codex's /etc/codex/managed_config.toml, Gemini
     CLI's /etc/gemini-cli/settings.json), laid over /etc in the tool's own mount namespace,
     while the user's own file points the tool at another host with telemetry on: the
     managed file wins, the tool reaches only the gateway (and the helper the IdP), with the
-    helper's token."""
+    helper's token; without the managed file the same run goes to the user's host, and the
+    watcher names it."""
 
 import json
 import shutil
@@ -266,13 +268,18 @@ def run(ctx, tools):
             logins, refreshes = issued(DEVICE), issued("refresh_token")
             argv, extra = setup(home, None)
             one_run(ctx, f"{name} (user settings, helper)", argv, {**env, **extra}, home, usage_of, PERSON["tenant"])
+            check((issued(DEVICE), issued("refresh_token")) == (logins, refreshes),
+                  f"{name}: the tool's run reused the helper's cached token (no new sign-in, no refresh)",
+                  f"stats: {idp_stats()}")
+            near_expiry(home)
             etc = ctx.tmp / f"etc-fleet-{name}"
             argv, extra = setup(home, etc)
             one_run(ctx, f"{name} (managed settings over a hostile user file)", argv, {**env, **extra}, home,
                     usage_of, PERSON["tenant"], etc=etc)
-            check((issued(DEVICE), issued("refresh_token")) == (logins, refreshes),
-                  f"{name}: the tool's runs reused the helper's cached token (no new sign-in, no refresh)",
+            check((issued(DEVICE), issued("refresh_token")) == (logins, refreshes + 1),
+                  f"{name}: a cached token within the helper's margin was refreshed once (refresh token grant)",
                   f"stats: {idp_stats()}")
+            control(ctx, name, argv, {**env, **extra}, home)
             if name == "codex":
                 robot(ctx, usage_of)
     finally:
@@ -294,3 +301,29 @@ def robot(ctx, usage_of):
             client_id=ROBOT["client_id"])
     check(issued("client_credentials") == before + 1, "codex (CI robot): one client credentials grant for the run",
           f"stats: {idp_stats()}")
+
+
+
+def near_expiry(home):
+    """Moves the cached token's expiry to within the helper's margin (120 s), as an hour of
+    use would: the next run must refresh it."""
+    path = home / ".cache" / "chokepoint" / f"{PUBLIC_CLIENT}.json"
+    cached = json.loads(path.read_text())
+    cached["expires_at"] = int(time.time()) + 60
+    path.write_text(json.dumps(cached))
+
+
+# Long enough for each tool to try the user's host; its process group is killed after.
+CONTROL_SECS = 10
+
+
+def control(ctx, name, argv, env, home):
+    """The same run without the managed file: the user's file sends the tool to its own
+    host, and the watcher names it. So the managed run's check is one that can fail."""
+    seen = len(ctx.watcher.events())
+    # timeout(1) signals its whole process group: the tool and anything it started.
+    run_command(["timeout", "-k", "2", str(CONTROL_SECS), *argv], env, home / "work")
+    time.sleep(0.5)
+    hosts = sorted({e.get("name") or e.get("to") for e in ctx.watcher.events()[seen:] if e["kind"] != "ready"})
+    check("decoy.example.com" in hosts,
+          f"{name}: without the managed file the user's file sends it elsewhere (caught: {', '.join(hosts)})")
