@@ -424,3 +424,16 @@ pub async fn revoke(State(oauth): State<OAuth>) -> Response {
 pub async fn verification_page() -> &'static str {
     "chokepoint mock IdP: approve a device code with POST /__idp/device/approve {\"user_code\", \"subject\", \"tenant\", \"groups\"}\n"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::url_decode;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        assert_eq!(url_decode("a+b%3Ac%2Fd%25"), "a b:c/d%");
+        assert_eq!(url_decode("100%"), "100%");
+        assert_eq!(url_decode("%zz%4"), "%zz%4");
+        assert_eq!(url_decode("%C3%A9"), "é");
+    }
+}
