@@ -86,13 +86,21 @@ async fn approve(url: &str, body: Value) -> u16 {
         .as_u16()
 }
 
+/// (what, HTTP Basic credentials, form, status, error code)
+type Case<'a> = (
+    &'a str,
+    Option<(&'a str, &'a str)>,
+    &'a [(&'a str, &'a str)],
+    u16,
+    &'a str,
+);
+
 #[tokio::test]
 async fn token_endpoint_errors_follow_rfc_6749_section_5_2() {
     let key = DevKey::generate("idp-test");
     let url = start(&key).await;
     let token = format!("{url}/oauth/token");
-    // (what, basic auth, form, status, error code)
-    let cases: &[(&str, Option<(&str, &str)>, &[(&str, &str)], u16, &str)] = &[
+    let cases: &[Case] = &[
         (
             "no client",
             None,
