@@ -218,15 +218,15 @@ impl Session {
     /// terminal). `login` goes straight to the device flow.
     fn token(&self, login: bool) -> Result<String, String> {
         let _lock = cache::lock(&self.cache_path)?;
+        if login {
+            return self.device_login().map(|c| c.access_token);
+        }
         let now = unix_now();
         let cached = cache::load(
             &self.cache_path,
             &self.client.token_url,
             &self.client.client_id,
         );
-        if login {
-            return self.device_login().map(|c| c.access_token);
-        }
         if let Some(c) = cached.as_ref().filter(|c| c.expires_at > now + self.margin) {
             return Ok(c.access_token.clone());
         }

@@ -341,6 +341,9 @@ pub async fn device_authorization(
     let uri = format!("http://{host}{VERIFICATION_PATH}");
     let mut s = oauth.sessions.lock().unwrap_or_else(|e| e.into_inner());
     s.device_requests += 1;
+    // Codes nobody polled to the end would otherwise stay for the life of the process.
+    let now = Instant::now();
+    s.devices.retain(|_, d| d.expires > now);
     s.devices.insert(
         device_code.clone(),
         Device {
