@@ -113,10 +113,11 @@ ensure_all() {
 }
 
 # Builds the filter (.wasm, release: it runs inside every Envoy worker) and the native
-# binaries (policy service, renderer, the dev stack: supervisor, mocks, token minter).
+# binaries (policy service, renderer, the dev stack: supervisor, mocks, token minter, and
+# the token helper chokepoint-login, which the agents layer runs).
 build_all() {
   say "building the filter (wasm32-wasip1, release)"
   (cd "$ROOT" && cargo build -q -p chokepoint-filter --target wasm32-wasip1 --release) || die "filter build failed"
   say "building the policy service, the config renderer, mock provider and tools"
-  (cd "$ROOT" && cargo build -q -p chokepoint-policy -p chokepoint-render -p chokepoint-dev --bins) || die "build failed"
+  (cd "$ROOT" && cargo build -q -p chokepoint-policy -p chokepoint-render -p chokepoint-dev -p chokepoint-login --bins) || die "build failed"
 }

@@ -76,6 +76,13 @@ class Namespaces:
             in_ns(self.gw, "iptables", "-t", "nat", "-A", "PREROUTING", "-d", ip, "-p", "tcp",
                   "--dport", str(port), "-j", "DNAT", "--to-destination", f"127.0.0.1:{port}")
 
+    def expose(self, ip, port):
+        """One more address on the gw veth end, reaching `port` on the gw namespace's
+        loopback by DNAT, as create() does for its own."""
+        in_ns(self.gw, "ip", "addr", "add", f"{ip}/24", "dev", self.gw_if)
+        in_ns(self.gw, "iptables", "-t", "nat", "-A", "PREROUTING", "-d", ip, "-p", "tcp",
+              "--dport", str(port), "-j", "DNAT", "--to-destination", f"127.0.0.1:{port}")
+
     def start_stack(self, tmp, log, policy_files=("chokepoint.yaml", "prices.yaml")):
         """chokepoint-dev in the gw namespace, from copies of envoy/'s policy files in its
         own root `tmp` (so a developer's .chokepoint is left alone); (process, dev.env)."""

@@ -404,6 +404,6 @@ fn timestamp(t: SystemTime) -> UnixTimeStamp {
 
 /// 24 random bytes, base64url; uses jwt-simple's CSPRNG rather than adding
 /// a dependency for one value.
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     JWTClaims::<NoCustomClaims>::new().create_nonce()
 }

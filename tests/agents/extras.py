@@ -22,7 +22,6 @@
 import base64
 import fnmatch
 import json
-import math
 import subprocess
 from decimal import Decimal
 

@@ -55,6 +55,17 @@ def lock_client():
     in_ns(c, "ip6tables", "-A", "OUTPUT", "!", "-o", "lo", "-j", "REJECT", check_rc=False)
 
 
+def allow(ip, port):
+    """Lets the client namespace reach one more service, at `ip` on the gw veth end and
+    `port` on the gw namespace's loopback (the identity provider the token helper asks):
+    a connection there is neither caught nor rejected. Inserted ahead of lock_client()'s
+    rules, so REJECT stays last (rejected_packets)."""
+    NS.expose(ip, port)
+    c = NS.client
+    in_ns(c, "iptables", "-t", "nat", "-I", "OUTPUT", "1", "-d", ip, "-p", "tcp", "--dport", str(port), "-j", "RETURN")
+    in_ns(c, "iptables", "-I", "OUTPUT", "1", "-d", ip, "-p", "tcp", "--dport", str(port), "-j", "ACCEPT")
+
+
 def rejected_packets():
     """Packets the client's last OUTPUT rule (REJECT) has counted since the last reset."""
     out = in_ns(NS.client, "iptables", "-L", "OUTPUT", "-v", "-n", "-x").stdout.splitlines()
@@ -141,6 +152,25 @@ def run_tool(name, args, env, cwd):
     start = time.time()
     out = subprocess.run(["ip", "netns", "exec", NS.client, str(AGENTS_BIN / name), *args], cwd=cwd, env=env,
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TOOL_TIMEOUT)
+    return out, time.time() - start
+
+
+def run_command(argv, env, cwd, etc=None):
+    """Any command in the client namespace (a wrapper around a tool, say). With `etc`, a
+    directory laid over /etc in a mount namespace of the command's own (an overlay:
+    /etc's files plus etc's), so a tool reads system-wide settings an administrator would
+    deploy without the host's /etc being written."""
+    netns = ["ip", "netns", "exec", NS.client, *argv]
+    if etc is None:
+        cmd = netns
+    else:
+        upper, work = Path(etc), Path(etc).with_name(Path(etc).name + ".work")
+        work.mkdir(exist_ok=True)
+        mount = f"mount -t overlay overlay -o lowerdir=/etc,upperdir={upper},workdir={work} /etc"
+        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{mount} && exec "$@"', "sh", *netns]
+    start = time.time()
+    out = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=TOOL_TIMEOUT)
     return out, time.time() - start
 
 

@@ -16,7 +16,8 @@ this directory. one_prompt.py, for instance:
     out is the gateway's address and port; every DNS query is answered NXDOMAIN and every
     other TCP connection is redirected to a catcher (tests/agents/escape_watch.py), which
     names each one; anything else is rejected and counted by iptables. Any of those fails
-    the tool's check and is printed.
+    the tool's check and is printed. fleet.py adds one more reachable address, the mock
+    identity provider the token helper asks (fleet.py says what it proves).
 
 The stack (chokepoint-dev, from a copy of envoy/'s policy files in a temp root) runs in its
 own namespace, as in tests/lockdown/run.py, rather than on the host: the tools' namespace
@@ -34,8 +35,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import harness
 import extras
+import fleet
+import harness
 import loop
 import one_prompt
 from harness import AGENTS_BIN, GATEWAY, GATEWAY_IP, NS, TEAM, AccessLog, Context, Watcher, check, lock_client, resolv_conf
@@ -43,7 +45,7 @@ from netns import BIN, CLIENT_IP, GATEWAY_PORT, sh, stop
 from tools import TOOLS
 
 # In order; each is a module with run(ctx, tools).
-SCENARIOS = [one_prompt, extras, loop]
+SCENARIOS = [one_prompt, extras, loop, fleet]
 
 
 def main():
