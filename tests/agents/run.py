@@ -36,12 +36,13 @@ from pathlib import Path
 
 import harness
 import one_prompt
+import refusals
 from harness import AGENTS_BIN, GATEWAY, GATEWAY_IP, NS, TEAM, AccessLog, Context, Watcher, check, lock_client, resolv_conf
 from netns import BIN, CLIENT_IP, GATEWAY_PORT, sh, stop
 from tools import TOOLS
 
 # In order; each is a module with run(ctx, tools).
-SCENARIOS = [one_prompt]
+SCENARIOS = [one_prompt, refusals]
 
 
 def main():
