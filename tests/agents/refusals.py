@@ -22,6 +22,7 @@ import time
 
 from harness import NS, GATEWAY, TOOL_TIMEOUT, check, in_ns, provider_requests, run_tool, sent
 from netns import BIN, MOCK_PORT, sh
+from one_prompt import attribution
 from tools import TOOLS, claude_usage
 
 SPENT_TENANT = "spent"
@@ -54,13 +55,10 @@ def spend_once(token):
                  f"{GATEWAY}/v1/messages").stdout
 
 
-def today():
-    return time.strftime("%Y-%m-%d", time.gmtime())
-
-
 def tenant_requests(ctx, tenant):
     """Requests the ledger has charged to the tenant today."""
-    out = ctx.admin(f"/v1/admin/usage?scope=tenant&id={tenant}&period={today()}")
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    out = ctx.admin(f"/v1/admin/usage?scope=tenant&id={tenant}&period={day}")
     return (out or {}).get("requests")
 
 
@@ -122,10 +120,13 @@ def refused(ctx, tmp, token, name, binary, setup):
 
 # ---- an interrupted turn ---------------------------------------------------------------------
 
-# The mock answers 40 words and cuts the stream after 6 events, when the answer has begun
-# with text (Anthropic: message_start, content_block_start, ping, 3 deltas; Responses:
-# created, in_progress, output_item.added, content_part.added, 2 deltas; Gemini: 6 chunks).
-CUT = {"x-mock-cut-after": "6", "x-mock-words": "40"}
+# The mock answers 40 words, 300 ms apart, and cuts the stream after 6 events, when the
+# answer has begun with text (Anthropic: message_start, content_block_start, ping, 3
+# deltas; Responses: created, in_progress, output_item.added, content_part.added, 2
+# deltas; Gemini: 6 chunks), 1.5 s into it: long enough for the rule's 10 tokens a second
+# of unseen output to outweigh the text delivered.
+CUT_AFTER, EVENT_MS = 6, 300
+CUT = {"x-mock-cut-after": str(CUT_AFTER), "x-mock-words": "40", "x-mock-event-delay-ms": str(EVENT_MS)}
 # Claude Code retries a broken stream 10 times by default, backing off to about 35 s
 # between attempts; the test lets it retry twice (CLAUDE_CODE_MAX_RETRIES) to see the end.
 CLAUDE_RETRIES = 2
@@ -251,14 +252,17 @@ def cut_turn(ctx, name, binary, setup):
         booked = sum(r["input_tokens"] for r in records)
         check(reported == booked, f"claude: its own report counts the cut attempts' input as the records do "
               f"({reported} = {booked})", detail)
-    attribution_sums(ctx, name, records)
+    # The records name the tool and its session, and the admin API sums the session to
+    # them, cut attempts included.
+    attribution(ctx, name, records, upstream)
 
 
 def charged_per_rule(name, request, rec):
     """docs/architecture.md, count (the response): the input at least (as the provider
     reported it before the cut, else estimated from the request body), never zero output
     for an answer that began (at least the text delivered, ~4 bytes a token, and 10 tokens
-    a second answering), never past the request's own output cap."""
+    a second answering: the mock's delays before the cut at least, the record's latency at
+    most), never past the request's own output cap."""
     reported_in, reported_out, text_bytes = what_was_sent(replay(request), request["path"])
     body = len(request["body"].encode())
     if reported_in is not None:
@@ -267,32 +271,14 @@ def charged_per_rule(name, request, rec):
         inputs = (math.ceil(max(body - EDIT_BYTES, 0) / 4), math.ceil(body / 4))
         want_in = f"{inputs[0]}..{inputs[1]} estimated from its {body}-byte body"
     cap = output_cap(request)
-    low = max(1, math.ceil(text_bytes / 4), reported_out)
+    answering_ms = (CUT_AFTER - 1) * EVENT_MS
+    low = max(1, math.ceil(text_bytes / 4), reported_out, answering_ms * 10 // 1000)
     high = min(cap, max(low, rec["latency_ms"] * 10 // 1000))
     check(rec["estimated"] and not rec["completed"] and inputs[0] <= rec["input_tokens"] <= inputs[1]
           and low <= rec["output_tokens"] <= high,
           f"{name}: {rec['request_id'][:8]} charged per the rule: input {rec['input_tokens']} ({want_in}), "
           f"output {rec['output_tokens']} ({low}..{high}: {text_bytes} bytes of text delivered, "
-          f"{rec['latency_ms']} ms, cap {cap}), estimated", json.dumps(rec))
-
-
-def attribution_sums(ctx, name, records):
-    """The admin API's sum of the session equals its records (cut attempts included)."""
-    sessions = {r.get("session") for r in records} - {None}
-    if len(sessions) != 1:
-        return
-    (session,) = sessions
-    want = (len(records), sum(r["cost_micros"] for r in records))
-    got, deadline = None, time.time() + 10
-    while time.time() < deadline:
-        out = ctx.admin(f"/v1/admin/usage?by=session&period={today()}&id={session}")
-        rows = out.get("rows", []) if isinstance(out, dict) else []
-        got = (rows[0]["requests"], rows[0]["cost_micros"]) if rows else None
-        if got == want:
-            break
-        time.sleep(0.3)
-    check(got == want, f"{name}: the admin API sums its session to the records: {want[0]} request(s), "
-          f"{want[1]} micro-dollars", f"got {got}")
+          f"answering {answering_ms}..{rec['latency_ms']} ms, cap {cap}), estimated", json.dumps(rec))
 
 
 def run(ctx, tools):
