@@ -4,7 +4,8 @@ A spent budget: a tenant whose daily dollar budget is spent; each tool, run as o
 users, gives up at once after one refused request per call it makes, showing the
 gateway's message (Codex shows its own quota text), and the provider gets nothing. The
 gateway's refusal tells each tool in its provider's error shape that it is final
-(filter/src/providers/reply.rs); the ledger charges none of it.
+(filter/src/providers/reply.rs); the ledger charges none of it. A rate limit is not
+final: Gemini CLI waits out the delay the refusal gives and is answered.
 
 An interrupted turn: the mock provider cuts the answer stream a few events in
 (`x-mock-cut-after`, sent by each tool with its custom headers). Each tool ends as it
@@ -36,6 +37,9 @@ CALLS = {"claude": 1, "codex": 1, "gemini": 2}
 # What each tool shows for a spent budget: the gateway's message, except Codex, which
 # replaces any `insufficient_quota` error with its own text.
 CODEX_QUOTA = "Quota exceeded. Check your plan and billing details."
+# A tenant held to one request a minute.
+PACED_TENANT = "paced"
+PACED_USER = "paced-user"
 
 
 def put_limits(ctx, scope, ident, body):
@@ -116,6 +120,45 @@ def refused(ctx, tmp, token, name, binary, setup):
           "\n      ".join(json.dumps(r) for r in records))
     check(not upstream, f"{name}: the provider got nothing ({len(upstream)})",
           "\n      ".join(sent(r) for r in upstream))
+
+
+def rate_limit_waited(ctx, tools):
+    """A rate limit is not final: Gemini CLI, told when to come back (the RetryInfo in
+    every 429 the gateway gives Gemini's API), waits that long and its retry is answered.
+    Its two calls against a limit of one request a minute: the classifier's passes, the
+    turn is refused, waited out and answered."""
+    name, binary, setup, usage_of = next(t for t in TOOLS if t[0] == "gemini")
+    tmp = ctx.tmp / "paced"
+    tmp.mkdir()
+    token = sh(str(BIN / "chokepoint-token"), PACED_USER, "--tenant", PACED_TENANT,
+               "--key", str(ctx.tmp / ".chokepoint" / "dev-key.json")).stdout.strip()
+    put_limits(ctx, "tenant", PACED_TENANT, {"rpm": 1})
+    args, env, home = setup(tmp, token)
+    work = tmp / f"work-{name}"
+    work.mkdir()
+    offset = ctx.log.size()
+    try:
+        out, took = run_tool(binary, args, env, work)
+    except subprocess.TimeoutExpired as e:
+        check(False, f"{name}: waits out a rate limit within {TOOL_TIMEOUT} s",
+              f"stdout: {e.stdout}\n      stderr: {e.stderr}")
+        return
+    records = ctx.log.since(offset)
+    refusals = [r for r in records if r["status"] == 429]
+    detail = f"exit {out.returncode}\n      stdout: {out.stdout[-2000:]}\n      stderr: {out.stderr[-2000:]}"
+    try:
+        answer = usage_of(out.stdout)[0]
+    except (ValueError, KeyError, TypeError):
+        answer = None
+    # One refusal only: the retry came no sooner than the limit allowed; and no later
+    # than the refusal's delay (the window's rest, 60 s at most) plus Gemini CLI's jitter
+    # (up to 20 % more).
+    waited = (min((r["ts_ms"] for r in records if r["status"] == 200 and r["ts_ms"] > refusals[0]["ts_ms"]),
+                  default=0) - refusals[0]["ts_ms"]) / 1000 if refusals else 0
+    check(out.returncode == 0 and answer and len(refusals) == 1 and refusals[0]["error"] == "RESOURCE_EXHAUSTED"
+          and 0 < waited <= 60 * 1.2 + 2,
+          f"{name}: waits out a rate limit (rpm 1): one 429, retried {waited:.1f} s later and answered "
+          f"in {took:.1f} s", detail + "\n      " + "\n      ".join(json.dumps(r) for r in records))
 
 
 # ---- an interrupted turn ---------------------------------------------------------------------
@@ -283,6 +326,8 @@ def charged_per_rule(name, request, rec):
 
 def run(ctx, tools):
     spent_budget(ctx, tools)
+    if "gemini" in tools:
+        rate_limit_waited(ctx, tools)
     for name, binary, setup, _ in TOOLS:
         if name in tools and name in CALLS:
             cut_turn(ctx, name, binary, setup)
