@@ -40,12 +40,13 @@ import fleet
 import harness
 import loop
 import one_prompt
+import refusals
 from harness import AGENTS_BIN, GATEWAY, GATEWAY_IP, NS, TEAM, AccessLog, Context, Watcher, check, lock_client, resolv_conf
 from netns import BIN, CLIENT_IP, GATEWAY_PORT, sh, stop
 from tools import TOOLS
 
 # In order; each is a module with run(ctx, tools).
-SCENARIOS = [one_prompt, extras, loop, fleet]
+SCENARIOS = [one_prompt, extras, loop, refusals, fleet]
 
 
 def main():

@@ -4,6 +4,7 @@
 //! registered in `apis`, which is the only file that knows them all.
 
 use crate::accounting::usage::report::Format;
+use crate::providers::reply::ErrorInfo;
 use crate::providers::request_body::{CapField, RequestFields, UserField};
 
 /// A provider API family, as configured (`api:`) and recorded. What the gateway knows
@@ -65,8 +66,8 @@ pub trait ProviderApi: Sync {
     /// The body field that carries the pseudonymous end user, if the API has one.
     fn user_field(&self, op: Op) -> Option<UserField>;
     /// The API's error body for a reply of `status`, or `None` for OpenAI's shape as
-    /// built. The gateway's failure class (`code`) must ride along.
-    fn error_body(&self, _status: u32, _code: &str, _message: &str) -> Option<String> {
+    /// built. The gateway's failure class (`error.code`) must ride along.
+    fn error_body(&self, _status: u32, _error: &ErrorInfo) -> Option<String> {
         None
     }
 }

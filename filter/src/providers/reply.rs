@@ -15,12 +15,14 @@ pub struct Reply {
     pub error: Option<Box<ErrorInfo>>,
 }
 
-/// An error reply's content: the gateway's failure class (`code`) and the message (the
-/// other APIs' error types follow from the status).
+/// An error reply's content: the gateway's failure class (`code`), the message (the
+/// other APIs' error types follow from the status) and, for a refusal that lifts in
+/// time, when (`retry-after`, which Google's errors also carry in their body).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorInfo {
     pub code: String,
     pub message: String,
+    pub retry_after_secs: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -58,6 +60,7 @@ pub fn error(status: u32, kind: &str, code: &str, message: &str) -> Reply {
         error: Some(Box::new(ErrorInfo {
             code: code.into(),
             message: message.into(),
+            retry_after_secs: None,
         })),
     }
 }
@@ -71,7 +74,7 @@ impl Reply {
         let Some(e) = &self.error else {
             return self;
         };
-        if let Some(body) = api.spec().error_body(self.status, &e.code, &e.message) {
+        if let Some(body) = api.spec().error_body(self.status, e) {
             self.body = body;
         }
         self
@@ -94,12 +97,28 @@ pub fn unauthorized(code: &str, message: &str) -> Reply {
 /// again (a spent monthly budget), unless told not to.
 pub const SDK_RETRY_WAIT_MAX_SECS: u64 = 60;
 
+/// A 429: `reason` is the policy's (`rate_limited`, `budget_exceeded`). Past
+/// [`SDK_RETRY_WAIT_MAX_SECS`] the refusal is final for the clients, each told in its
+/// API's terms: `x-should-retry: false` (the OpenAI and Anthropic SDKs, Claude Code);
+/// for a spent budget, OpenAI's `insufficient_quota` error type, the one its API gives
+/// a spent quota (Codex stops on it rather than reconnecting); and in Gemini's body a
+/// `google.rpc.RetryInfo` with the delay (Gemini CLI stops past 300 s). A rate limit
+/// (its window a minute) stays retryable everywhere.
 pub fn rate_limited(reason: &str, message: &str, retry_after_secs: u64) -> Reply {
-    let mut r = error(429, "rate_limit_error", reason, message);
+    let final_ = retry_after_secs > SDK_RETRY_WAIT_MAX_SECS;
+    let kind = if final_ && reason == chokepoint_contract::reason::BUDGET_EXCEEDED {
+        "insufficient_quota"
+    } else {
+        "rate_limit_error"
+    };
+    let mut r = error(429, kind, reason, message);
     r.headers
         .push(("retry-after", retry_after_secs.to_string()));
-    if retry_after_secs > SDK_RETRY_WAIT_MAX_SECS {
+    if final_ {
         r.headers.push(("x-should-retry", "false".into()));
+    }
+    if let Some(e) = r.error.as_mut() {
+        e.retry_after_secs = Some(retry_after_secs);
     }
     r
 }
@@ -263,6 +282,68 @@ mod tests {
                 .iter()
                 .any(|(k, v)| *k == "x-should-retry" && v == "false");
             assert_eq!(said, final_, "{secs} s");
+        }
+    }
+
+    /// What each client reads to tell a final refusal from one to wait out: OpenAI's
+    /// error type (Codex stops on `insufficient_quota`), `x-should-retry` (the OpenAI and
+    /// Anthropic SDKs, Claude Code) and Gemini's RetryInfo (Gemini CLI stops past 300 s).
+    /// The gateway's failure class rides along in each. (reason, retry-after, OpenAI
+    /// type, x-should-retry: false)
+    #[test]
+    fn a_spent_budget_is_final_for_every_client_and_a_rate_limit_is_not() {
+        let cases = [
+            ("budget_exceeded", 86_400, "insufficient_quota", true),
+            ("budget_exceeded", 3_600, "insufficient_quota", true),
+            // A rolling budget back within the minute is waited out like a rate limit.
+            ("budget_exceeded", 30, "rate_limit_error", false),
+            ("rate_limited", 1, "rate_limit_error", false),
+            ("rate_limited", 60, "rate_limit_error", false),
+        ];
+        for (reason, secs, openai_type, final_) in cases {
+            let r = rate_limited(reason, "tenant acme's daily budget of $5.00 is spent", secs);
+            let said_final = r.headers.contains(&("x-should-retry", "false".into()));
+            assert_eq!(said_final, final_, "{reason} {secs}");
+            assert!(r.headers.contains(&("retry-after", secs.to_string())));
+            let json = |api: Api| -> serde_json::Value {
+                serde_json::from_str(&r.clone().in_shape_of(api).body).unwrap_or_default()
+            };
+            for api in [Api::OpenAi, Api::Azure] {
+                let v = json(api);
+                assert_eq!(v["error"]["type"], openai_type, "{api:?} {reason} {secs}");
+                assert_eq!(v["error"]["code"], reason);
+                assert_eq!(
+                    v["error"]["message"],
+                    "tenant acme's daily budget of $5.00 is spent"
+                );
+            }
+            let v = json(Api::Anthropic);
+            assert_eq!(v["error"]["type"], "rate_limit_error");
+            assert_eq!(v["error"]["code"], reason);
+            let v = json(Api::Gemini);
+            assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+            assert_eq!(v["error"]["details"][0]["reason"], reason);
+            assert_eq!(
+                v["error"]["details"][1],
+                serde_json::json!({
+                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                    "retryDelay": format!("{secs}s"),
+                })
+            );
+        }
+    }
+
+    /// Only a refusal that lifts in time carries a RetryInfo.
+    #[test]
+    fn other_errors_say_nothing_of_retrying() {
+        for r in [
+            unauthorized("expired", "old"),
+            policy_unavailable(),
+            internal("x"),
+        ] {
+            let shaped = r.in_shape_of(Api::Gemini);
+            let v: serde_json::Value = serde_json::from_str(&shaped.body).unwrap_or_default();
+            assert_eq!(v["error"]["details"].as_array().map(Vec::len), Some(1));
         }
     }
 

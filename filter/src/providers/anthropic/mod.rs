@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::accounting::usage::report::Format;
 use crate::providers::api::{endpoint, Api, Endpoint, Op, ProviderApi};
+use crate::providers::reply::ErrorInfo;
 use crate::providers::request_body::{CapField, RequestFields, UserField};
 
 pub struct Anthropic;
@@ -45,10 +46,10 @@ impl ProviderApi for Anthropic {
         Some(UserField::Anthropic)
     }
 
-    fn error_body(&self, status: u32, code: &str, message: &str) -> Option<String> {
+    fn error_body(&self, status: u32, error: &ErrorInfo) -> Option<String> {
         let body = json!({
             "type": "error",
-            "error": {"type": error_type(status), "message": message, "code": code},
+            "error": {"type": error_type(status), "message": error.message, "code": error.code},
         });
         Some(body.to_string())
     }

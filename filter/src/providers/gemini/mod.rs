@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::accounting::usage::report::Format;
 use crate::providers::api::{endpoint, one_model, Api, Endpoint, ModelSource, Op, ProviderApi};
+use crate::providers::reply::ErrorInfo;
 use crate::providers::request_body::{CapField, RequestFields, UserField};
 
 pub struct Gemini;
@@ -72,17 +73,27 @@ impl ProviderApi for Gemini {
         None
     }
 
-    fn error_body(&self, status: u32, code: &str, message: &str) -> Option<String> {
+    fn error_body(&self, status: u32, error: &ErrorInfo) -> Option<String> {
+        let mut details = vec![json!({
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": error.code,
+            "domain": "chokepoint",
+        })];
+        // Google's 429s say when to come back in a google.rpc.RetryInfo (a Duration in
+        // its JSON form, "3600s"); Gemini CLI retries a 429 after that delay, unless it is
+        // past 300 s, when it stops with the message (its TerminalQuotaError).
+        if let Some(secs) = error.retry_after_secs {
+            details.push(json!({
+                "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                "retryDelay": format!("{secs}s"),
+            }));
+        }
         let body = json!({
             "error": {
                 "code": status,
-                "message": message,
+                "message": error.message,
                 "status": google_status(status),
-                "details": [{
-                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                    "reason": code,
-                    "domain": "chokepoint",
-                }],
+                "details": details,
             }
         });
         Some(body.to_string())
