@@ -118,6 +118,10 @@ def refused(ctx, tmp, token, name, binary, setup):
           and all(r["status"] == 429 and r["decision"] == "denied" for r in records),
           f"{name}: one refused request per call it makes ({len(records)}: {summary}), none retried",
           "\n      ".join(json.dumps(r) for r in records))
+    check(records and all(r["input_tokens"] == r["output_tokens"] == r["cost_micros"] == 0 and not r["estimated"]
+                          for r in records),
+          f"{name}: its refused records carry no tokens and no cost (nothing reached a provider)",
+          "\n      ".join(json.dumps(r) for r in records))
     check(not upstream, f"{name}: the provider got nothing ({len(upstream)})",
           "\n      ".join(sent(r) for r in upstream))
 

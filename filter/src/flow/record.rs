@@ -34,7 +34,10 @@ impl Flow {
             }
         }
         let f = &self.facts;
-        let settled = self.accounting.as_mut().map(|a| {
+        // Only a request that reached a provider used tokens; a refusal (even one whose
+        // headers went ahead, unheld) has nothing to count or estimate.
+        let forwarded = f.decision.forwarded();
+        let settled = self.accounting.as_mut().filter(|_| forwarded).map(|a| {
             let s = a.settle(f.body_bytes as u64, now, f.output_bound);
             (s, a.status, a.first_byte_ms)
         });
@@ -97,7 +100,6 @@ impl Flow {
         };
         host.set_filter_state(USAGE_FILTER_STATE, &json);
         // Only requests that reached a provider are charged; refusals live in the log.
-        let forwarded = f.decision.forwarded();
         if forwarded && caller.is_some() && !host.enqueue_usage(&json) {
             host.count(Counter::UsageQueueFailure);
             log::error!(

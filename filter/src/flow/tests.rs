@@ -219,6 +219,35 @@ fn policy_answers_map_to_replies() {
     }
 }
 
+/// A refused request never reached a provider: its record has its decision and status but
+/// no tokens, no cost and no estimate, whatever the body would have cost, and the ledger
+/// gets nothing. (The access log and the usage stats read this record.)
+#[test]
+fn refusals_are_recorded_without_tokens_or_cost() {
+    let keys = Keys::new();
+    let deny = r#"{"allow":false,"reason":"budget_exceeded","message":"tenant acme's daily budget of $5.00 is spent","retry_after_ms":70000000}"#;
+    let body = format!(
+        r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(600)
+    );
+    let (mut flow, mut host) = post(keys, &[], &body);
+    flow.on_request_body(&mut host, body.len(), true);
+    flow.on_callout_response(&mut host, 101, Some(200), deny.as_bytes());
+    assert_eq!(host.replies.len(), 1);
+    assert_eq!(host.replies[0].status, 429);
+    flow.on_log(&mut host);
+    assert!(host.queued.is_empty(), "nothing for the ledger");
+    let rec: serde_json::Value =
+        serde_json::from_slice(&host.filter_state[USAGE_FILTER_STATE]).unwrap();
+    assert_eq!(rec["decision"], "denied", "{rec}");
+    assert_eq!(rec["status"], 429, "{rec}");
+    assert_eq!(rec["model"], "gpt-4o-mini", "{rec}");
+    for field in ["input_tokens", "output_tokens", "cost_micros"] {
+        assert_eq!(rec[field], 0, "{field}: {rec}");
+    }
+    assert_eq!(rec["estimated"], false, "{rec}");
+}
+
 /// A model without a price asks with `priced: false` (the policy service refuses it under
 /// a dollar budget); every other model with `priced` left out. Both name what the ledger
 /// keys the model under, a name the configuration holds or `other`.
