@@ -23,8 +23,8 @@ import shutil
 import subprocess
 import time
 
-from harness import AGENTS_BIN, GATEWAY, NS, TOOL_TIMEOUT, allow, by_model, check, in_ns, provider_requests, \
-    rejected_packets, run_command, tool_env
+from harness import (AGENTS_BIN, GATEWAY, NS, allow, answered, check, in_ns, observe, reached_only, run_command,
+                     tool_env, usage_matches)
 from netns import BIN, stop
 from tools import CODEX_OFF, PROMPT, claude_usage, codex_usage, gemini_usage
 
@@ -214,44 +214,26 @@ TOOLS = [("claude", claude, claude_usage), ("codex", codex, codex_usage), ("gemi
 
 def one_run(ctx, label, argv, env, home, usage_of, tenant, client_id=PUBLIC_CLIENT, etc=None):
     """Runs the tool; checks it answered with the helper's token and reached nothing else."""
-    log, watcher = ctx.log, ctx.watcher
     work = home / "work"
     work.mkdir(exist_ok=True)
-    offset, seen = log.size(), len(watcher.events())
-    in_ns(NS.client, "iptables", "-Z", "OUTPUT")
-    upstream_seen = len(provider_requests(ctx.env))
-    try:
-        out, took = run_command(argv, env, work, etc=etc)
-    except subprocess.TimeoutExpired as e:
-        check(False, f"{label}: answers within {TOOL_TIMEOUT} s", f"stdout: {e.stdout}\n      stderr: {e.stderr}")
+    ran = observe(ctx, f"{label}: answers", lambda: run_command(argv, env, work, etc=etc))
+    reported = ran and answered(label, ran, usage_of)
+    if not reported:
         return
-    if not check(out.returncode == 0, f"{label}: exits 0 ({took:.1f} s)",
-                 f"exit {out.returncode}\n      stdout: {out.stdout[-3000:]}\n      stderr: {out.stderr[-3000:]}"):
-        return
-    try:
-        answer, reported, _ = usage_of(out.stdout)
-    except (ValueError, KeyError, TypeError) as e:
-        check(False, f"{label}: prints its usage", f"{e!r}\n      stdout: {out.stdout[-3000:]}")
-        return
-    check(answer, f"{label}: answered {answer!r:.60}", out.stdout[-2000:])
-    records = log.since(offset)
-    fields = sorted({f for u in reported.values() for f in u})
-    booked = by_model(records, fields, all_models="*" in reported)
-    check(records and all(r["status"] == 200 for r in records) and booked == reported,
-          f"{label}: {len(records)} record(s), answered, their tokens the tool's own report",
-          f"records: {json.dumps(records)[:2000]}\n      tool: {reported}")
+    answer, reported, _ = reported
+    check(answer, f"{label}: answered {answer!r:.60}", ran.out.stdout[-2000:])
+    records = ran.records
+    check(records and all(r["status"] == 200 for r in records),
+          f"{label}: {len(records)} record(s), answered", json.dumps(records)[:2000])
+    usage_matches(label, records, reported)
     tenants = sorted({str(r.get("tenant")) for r in records})
     check(tenants == [tenant], f"{label}: every record is the IdP's identity (tenant {tenant})",
           f"tenants: {tenants}")
     token, mode = cached_token(home, client_id)
-    upstream = provider_requests(ctx.env)[upstream_seen:]
+    upstream = ran.upstream
     check(mode == 0o600 and upstream and not any(token in v for r in upstream for _, v in r["headers"]),
           f"{label}: the helper's cache is 0600 and the provider never got its token")
-    escapes = watcher.events()[seen:]
-    rejected = rejected_packets()
-    hosts = sorted({e.get("name") or e.get("to") for e in escapes if e["kind"] != "ready"})
-    check(not hosts and rejected == 0, f"{label}: reached nothing but the gateway and the IdP",
-          f"tried: {', '.join(hosts) or '-'}; other packets rejected: {rejected}")
+    reached_only(label, ran, "the gateway and the IdP")
 
 
 def run(ctx, tools):

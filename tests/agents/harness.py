@@ -232,3 +232,66 @@ def tool_cost_matches(cost_usd, records):
     tool's rounded up, plus less than one micro-dollar for each record past the first."""
     floor = math.ceil(round(cost_usd * 1e6, 3))  # round(, 3): the float noise of the tool's sum
     return bool(records) and floor <= sum(r["cost_micros"] for r in records) < floor + len(records)
+
+
+@dataclass
+class Observed:
+    """A tool's run and what the gateway, the provider and the client namespace saw of it."""
+    out: subprocess.CompletedProcess
+    took: float
+    records: list  # the usage records it caused
+    upstream: list  # the requests the mock provider got
+    escapes: list  # what escape_watch.py caught (DNS queries, other connections)
+    rejected: int  # other packets the namespace's last rule rejected
+
+    def detail(self, tail=3000):
+        return (f"exit {self.out.returncode}\n      stdout: {self.out.stdout[-tail:]}"
+                f"\n      stderr: {self.out.stderr[-tail:]}")
+
+
+def observe(ctx, what, run):
+    """Runs `run()` (-> (CompletedProcess, seconds)) and collects what it caused; on a
+    timeout, fails the check "`what` within TOOL_TIMEOUT" and returns None."""
+    offset, upstream_seen, seen = ctx.log.size(), len(provider_requests(ctx.env)), len(ctx.watcher.events())
+    in_ns(NS.client, "iptables", "-Z", "OUTPUT")
+    try:
+        out, took = run()
+    except subprocess.TimeoutExpired as e:
+        check(False, f"{what} within {TOOL_TIMEOUT} s", f"stdout: {e.stdout}\n      stderr: {e.stderr}")
+        return None
+    records = ctx.log.since(offset)
+    return Observed(out, took, records, provider_requests(ctx.env)[upstream_seen:],
+                    [e for e in ctx.watcher.events()[seen:] if e["kind"] != "ready"], rejected_packets())
+
+
+def answered(label, run, usage_of):
+    """What the tool printed of its answer and usage, `usage_of`'s (answer, usage, cost),
+    once it exited 0; else None, with the failed check."""
+    if not check(run.out.returncode == 0, f"{label}: exits 0 ({run.took:.1f} s)", run.detail()):
+        return None
+    try:
+        return usage_of(run.out.stdout)
+    except (ValueError, KeyError, TypeError) as e:
+        check(False, f"{label}: prints its usage", f"{e!r}\n      stdout: {run.out.stdout[-3000:]}")
+        return None
+
+
+def reached_only(label, run, what="the gateway"):
+    hosts = sorted({e.get("name") or e.get("to") for e in run.escapes})
+    check(not hosts and run.rejected == 0, f"{label}: reached nothing but {what}",
+          f"tried: {', '.join(hosts) or '-'}; other packets rejected: {run.rejected}")
+
+
+def usage_matches(label, records, reported, cost_usd=None):
+    """The records' tokens, summed per model (or over all when the tool does not say
+    which), equal the tool's own report; its dollar figure, when it gives one, the
+    records' cost."""
+    fields = sorted({f for u in reported.values() for f in u})
+    booked = by_model(records, fields, all_models=ALL_MODELS in reported)
+    check(booked == reported, f"{label}: the records' tokens equal the tool's own report {reported}",
+          f"records: {booked}")
+    if cost_usd is not None:
+        micros = sum(r["cost_micros"] for r in records)
+        check(tool_cost_matches(cost_usd, records),
+              f"{label}: its cost ${cost_usd:.6f} is the records' {micros} micro-dollars, each request rounded up",
+              f"tool: {cost_usd!r}, records: {micros}")

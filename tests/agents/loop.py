@@ -18,10 +18,8 @@ sends the result back, and the mock answers the second turn with text quoting th
 import json
 import re
 import secrets
-import subprocess
 
-from harness import (ALL_MODELS, NS, TOOL_TIMEOUT, by_model, check, in_ns, provider_requests, rejected_packets, run_tool, sent,
-                     tool_cost_matches)
+from harness import NS, answered, check, in_ns, observe, reached_only, run_tool, sent, usage_matches
 from netns import MOCK_PORT
 from one_prompt import attribution
 from tools import TOOLS
@@ -48,7 +46,7 @@ SIGNATURE_KEYS = ("signature", "encrypted_content", "thoughtSignature")
 
 
 def loop_tool(ctx, name, binary, setup, usage_of):
-    tmp, env, token, log, watcher = ctx.tmp, ctx.env, ctx.token, ctx.log, ctx.watcher
+    tmp, token = ctx.tmp, ctx.token
     work = tmp / f"work-loop-{name}"
     work.mkdir()
     nonce = secrets.token_hex(8)
@@ -56,30 +54,20 @@ def loop_tool(ctx, name, binary, setup, usage_of):
     call, flags = CALLS[name]
     args, tool_environment, home = setup(tmp, token, PROMPT, {"x-mock-tool-call": call(work)}, "-loop")
     args = args[:-1] + flags + args[-1:] if name == "codex" else args + flags
-    offset, seen = log.size(), len(watcher.events())
-    in_ns(NS.client, "iptables", "-Z", "OUTPUT")
-    upstream_seen = len(provider_requests(env))
-    try:
-        out, took = run_tool(binary, args, tool_environment, work)
-    except subprocess.TimeoutExpired as e:
-        check(False, f"{name}: loop ends within {TOOL_TIMEOUT} s", f"stdout: {e.stdout}\n      stderr: {e.stderr}")
+    run = observe(ctx, f"{name}: loop ends", lambda: run_tool(binary, args, tool_environment, work))
+    if not run:
         return
-    records = log.since(offset)
-    upstream = provider_requests(env)[upstream_seen:]
+    records, upstream = run.records, run.upstream
     # What the provider got, whole, for a look when a check fails (CHOKEPOINT_KEEP_TMP=1).
     (tmp / f"loop-{name}-requests.json").write_text(json.dumps(upstream, indent=1))
     for r in upstream:
         print(f"      provider got: {sent(r)}")
-    if not check(out.returncode == 0, f"{name}: exits 0 ({took:.1f} s)",
-                 f"exit {out.returncode}\n      stdout: {out.stdout[-3000:]}\n      stderr: {out.stderr[-3000:]}"):
+    reported = answered(name, run, usage_of)
+    if not reported:
         return
-    try:
-        answer, reported, cost_usd = usage_of(out.stdout)
-    except (ValueError, KeyError, TypeError) as e:
-        check(False, f"{name}: prints its usage", f"{e!r}\n      stdout: {out.stdout[-3000:]}")
-        return
+    answer, reported, cost_usd = reported
     check(answer and f"nonce-{nonce}" in answer, f"{name}: its final answer quotes the file's nonce ({answer!r:.90})",
-          out.stdout[-2000:])
+          run.out.stdout[-2000:])
     first = next((i for i, r in enumerate(upstream) if tool_result(r)), None)
     summary = ", ".join(f"{r['model']} {r['status']} in {r['input_tokens']} out {r['output_tokens']}" for r in records)
     print(f"      {len(records)} record(s): {summary}")
@@ -91,15 +79,7 @@ def loop_tool(ctx, name, binary, setup, usage_of):
           "\n      ".join(json.dumps(r) for r in records))
     ids = [r["request_id"] for r in records]
     check(all(ids) and len(set(ids)) == len(ids), f"{name}: each record has its own request id", str(ids))
-    fields = sorted({f for u in reported.values() for f in u})
-    booked = by_model(records, fields, all_models=ALL_MODELS in reported)
-    check(booked == reported, f"{name}: the records' tokens equal the tool's own report {reported}",
-          f"records: {booked}")
-    if cost_usd is not None:
-        micros = sum(r["cost_micros"] for r in records)
-        check(tool_cost_matches(cost_usd, records),
-              f"{name}: its cost ${cost_usd:.6f} is the records' {micros} micro-dollars, each request rounded up",
-              f"tool: {cost_usd!r}, records: {micros}")
+    usage_matches(name, records, reported, cost_usd)
     check(upstream and not any(token in v for r in upstream for _, v in r["headers"]),
           f"{name}: the provider got {len(upstream)} request(s), none with the caller's JWT")
     sessions = {r.get("session") for r in records}
@@ -107,12 +87,7 @@ def loop_tool(ctx, name, binary, setup, usage_of):
           f"{name}: every turn of the loop is booked to one session ({', '.join(map(str, sessions))})")
     attribution(ctx, name, records, upstream)
     signatures_round_trip(ctx, name, upstream)
-    escapes = watcher.events()[seen:]
-    rejected = rejected_packets()
-    hosts = sorted({e.get("name") or e.get("to") for e in escapes if e["kind"] != "ready"})
-    check(not hosts and rejected == 0, f"{name}: reached nothing but the gateway",
-          f"tried: {', '.join(hosts) or '-'}; other packets rejected: {rejected}")
-
+    reached_only(name, run)
 
 def body(request):
     try:

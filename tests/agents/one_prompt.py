@@ -10,11 +10,9 @@
   * the provider never sees the caller's JWT, and the tool reaches nothing but the gateway."""
 
 import json
-import subprocess
 import time
 
-from harness import (ALL_MODELS, NS, TOOL_TIMEOUT, by_model, check, envoy_stat, in_ns, provider_requests,
-                     rejected_packets, run_tool, sent, tool_cost_matches)
+from harness import answered, check, envoy_stat, observe, reached_only, run_tool, sent, usage_matches
 from tools import TOOLS
 
 # Envoy refuses the upgrade with 403 before the filter runs (no route allows WebSocket).
@@ -26,48 +24,29 @@ WS_FALLBACK_MS = 10_000
 
 
 def one_tool(ctx, name, binary, setup, usage_of):
-    tmp, env, token, log, watcher = ctx.tmp, ctx.env, ctx.token, ctx.log, ctx.watcher
+    tmp, env, token, log = ctx.tmp, ctx.env, ctx.token, ctx.log
     args, tool_environment, home = setup(tmp, token)
     work = tmp / f"work-{name}"
     work.mkdir()
-    offset, seen = log.size(), len(watcher.events())
-    in_ns(NS.client, "iptables", "-Z", "OUTPUT")
     ws_before = envoy_stat(env, "http.gateway.downstream_rq_ws_on_non_ws_route")
-    upstream_seen = len(provider_requests(env))
     started_ms = time.time() * 1000
-    try:
-        out, took = run_tool(binary, args, tool_environment, work)
-    except subprocess.TimeoutExpired as e:
-        check(False, f"{name}: answers within {TOOL_TIMEOUT} s", f"stdout: {e.stdout}\n      stderr: {e.stderr}")
+    run = observe(ctx, f"{name}: answers", lambda: run_tool(binary, args, tool_environment, work))
+    reported = run and answered(name, run, usage_of)
+    if not reported:
         return
-    if not check(out.returncode == 0, f"{name}: exits 0 ({took:.1f} s)",
-                 f"exit {out.returncode}\n      stdout: {out.stdout[-3000:]}\n      stderr: {out.stderr[-3000:]}"):
-        return
-    try:
-        answer, reported, cost_usd = usage_of(out.stdout)
-    except (ValueError, KeyError, TypeError) as e:
-        check(False, f"{name}: prints its usage", f"{e!r}\n      stdout: {out.stdout[-3000:]}")
-        return
-    check(answer, f"{name}: answered {answer!r:.80}", out.stdout[-2000:])
-    records = log.since(offset)
+    answer, reported, cost_usd = reported
+    check(answer, f"{name}: answered {answer!r:.80}", run.out.stdout[-2000:])
+    records = run.records
     # A WebSocket upgrade Envoy refuses before the filter runs leaves no usage record, only
     # the access log's `-` for the missing one.
     refused = log.unseen
-    fields = sorted({f for u in reported.values() for f in u})
-    booked = by_model(records, fields, all_models=ALL_MODELS in reported)
     summary = ", ".join(f"{r['model']} {r['format']} {'stream' if r['stream'] else 'unary'} "
                         f"in {r['input_tokens']} out {r['output_tokens']} ${r['cost_micros'] / 1e6:.6f}"
                         for r in records)
     print(f"      {len(records)} record(s): {summary}")
     check(records and all(r["status"] == 200 for r in records),
           f"{name}: every request the gateway booked was answered (HTTP 200)", json.dumps(records)[:3000])
-    check(booked == reported, f"{name}: the records' tokens equal the tool's own report {reported}",
-          f"records: {booked}")
-    if cost_usd is not None:
-        micros = sum(r["cost_micros"] for r in records)
-        check(tool_cost_matches(cost_usd, records),
-              f"{name}: its cost ${cost_usd:.6f} is the records' {micros} micro-dollars, each request rounded up",
-              f"tool: {cost_usd!r}, records: {micros}")
+    usage_matches(name, records, reported, cost_usd)
     attempts = envoy_stat(env, "http.gateway.downstream_rq_ws_on_non_ws_route") - ws_before
     if name == "codex":
         check(attempts == 0, f"codex: a provider of its own goes straight to HTTP (WebSocket attempts: {attempts})")
@@ -80,17 +59,13 @@ def one_tool(ctx, name, binary, setup, usage_of):
     check(refused == attempts and all(r["request_id"] and r["ts_ms"] > 0 for r in records),
           f"{name}: each refused WebSocket upgrade ({attempts}) left no usage record, only Envoy's `-` ({refused})",
           "\n      ".join(json.dumps(r) for r in records))
-    upstream = provider_requests(env)[upstream_seen:]
+    upstream = run.upstream
     for r in upstream:
         print(f"      provider got: {sent(r)}")
     check(upstream and not any(token in v for r in upstream for _, v in r["headers"]),
           f"{name}: the provider got {len(upstream)} request(s), none with the caller's JWT")
     attribution(ctx, name, records, upstream)
-    escapes = watcher.events()[seen:]
-    rejected = rejected_packets()
-    hosts = sorted({e.get("name") or e.get("to") for e in escapes if e["kind"] != "ready"})
-    check(not hosts and rejected == 0, f"{name}: reached nothing but the gateway",
-          f"tried: {', '.join(hosts) or '-'}; other packets rejected: {rejected}")
+    reached_only(name, run)
 
 
 # The client each tool's records must name (its user agent, or Codex's originator).

@@ -21,7 +21,7 @@ import math
 import subprocess
 import time
 
-from harness import NS, GATEWAY, TOOL_TIMEOUT, check, in_ns, provider_requests, run_tool, sent
+from harness import NS, GATEWAY, TOOL_TIMEOUT, check, in_ns, observe, run_tool, sent
 from netns import BIN, MOCK_PORT, sh
 from one_prompt import attribution
 from tools import TOOLS, claude_usage
@@ -91,17 +91,12 @@ def refused(ctx, tmp, token, name, binary, setup):
     args, env, home = setup(tmp, token)
     work = tmp / f"work-{name}"
     work.mkdir()
-    offset, upstream_seen = ctx.log.size(), len(provider_requests(ctx.env))
-    try:
-        out, took = run_tool(binary, args, env, work)
-    except subprocess.TimeoutExpired as e:
-        check(False, f"{name}: gives up on a spent budget within {TOOL_TIMEOUT} s",
-              f"stdout: {e.stdout}\n      stderr: {e.stderr}")
+    ran = observe(ctx, f"{name}: gives up on a spent budget", lambda: run_tool(binary, args, env, work))
+    if not ran:
         return
-    records = ctx.log.since(offset)
-    upstream = provider_requests(ctx.env)[upstream_seen:]
+    out, took, records, upstream = ran.out, ran.took, ran.records, ran.upstream
     output = out.stdout + out.stderr
-    detail = f"exit {out.returncode}\n      stdout: {out.stdout[-2000:]}\n      stderr: {out.stderr[-2000:]}"
+    detail = ran.detail(2000)
     check(out.returncode != 0 and took < GIVE_UP_S,
           f"{name}: gives up on a spent budget (exit {out.returncode} after {took:.1f} s, < {GIVE_UP_S} s)", detail)
     message = f"tenant {SPENT_TENANT}'s daily budget of $0.000001 is spent"
@@ -259,16 +254,11 @@ def cut_turn(ctx, name, binary, setup):
         env["CLAUDE_CODE_MAX_RETRIES"] = str(CLAUDE_RETRIES)
     work = tmp / f"work-{name}"
     work.mkdir()
-    offset, upstream_seen = ctx.log.size(), len(provider_requests(ctx.env))
-    try:
-        out, took = run_tool(binary, args, env, work)
-    except subprocess.TimeoutExpired as e:
-        check(False, f"{name}: gives up on a cut stream within {TOOL_TIMEOUT} s",
-              f"stdout: {e.stdout}\n      stderr: {e.stderr}")
+    ran = observe(ctx, f"{name}: gives up on a cut stream", lambda: run_tool(binary, args, env, work))
+    if not ran:
         return
-    records = ctx.log.since(offset)
-    upstream = provider_requests(ctx.env)[upstream_seen:]
-    detail = f"exit {out.returncode}\n      stdout: {out.stdout[-2000:]}\n      stderr: {out.stderr[-2000:]}"
+    out, took, records, upstream = ran.out, ran.took, ran.records, ran.upstream
+    detail = ran.detail(2000)
     for r in upstream:
         print(f"      provider got: {sent(r)}")
     streamed = [r for r in upstream if "stream" in r["path"] or '"stream":true' in r["body"].replace(" ", "")]

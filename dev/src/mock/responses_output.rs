@@ -208,30 +208,26 @@ impl Output {
                 d["part"] = Self::part(&self.text());
                 out.push(("response.content_part.done", d));
             }
-            Output::FunctionCall { id, arguments, .. } => {
-                for delta in pieces(arguments, DELTA_BYTES) {
-                    out.push((
-                        "response.function_call_arguments.delta",
-                        json!({"item_id": id, "output_index": index, "delta": delta}),
-                    ));
-                }
-                out.push((
+            Output::FunctionCall { id, arguments, .. } => out.extend(argument_events(
+                (
+                    "response.function_call_arguments.delta",
                     "response.function_call_arguments.done",
-                    json!({"item_id": id, "output_index": index, "arguments": arguments}),
-                ));
-            }
-            Output::CustomCall { id, input, .. } => {
-                for delta in pieces(input, DELTA_BYTES) {
-                    out.push((
-                        "response.custom_tool_call_input.delta",
-                        json!({"item_id": id, "output_index": index, "delta": delta}),
-                    ));
-                }
-                out.push((
+                ),
+                "arguments",
+                id,
+                arguments,
+                index,
+            )),
+            Output::CustomCall { id, input, .. } => out.extend(argument_events(
+                (
+                    "response.custom_tool_call_input.delta",
                     "response.custom_tool_call_input.done",
-                    json!({"item_id": id, "output_index": index, "input": input}),
-                ));
-            }
+                ),
+                "input",
+                id,
+                input,
+                index,
+            )),
         }
         out.push((
             "response.output_item.done",
@@ -239,6 +235,30 @@ impl Output {
         ));
         out
     }
+}
+
+/// A tool call's arguments streamed as delta pieces, then the done event with the whole
+/// under `field`: function calls' JSON and custom tools' freeform input alike.
+fn argument_events(
+    (delta_event, done_event): (&'static str, &'static str),
+    field: &str,
+    id: &str,
+    whole: &str,
+    index: usize,
+) -> Vec<(&'static str, Value)> {
+    let mut out: Vec<(&'static str, Value)> = pieces(whole, DELTA_BYTES)
+        .into_iter()
+        .map(|delta| {
+            (
+                delta_event,
+                json!({"item_id": id, "output_index": index, "delta": delta}),
+            )
+        })
+        .collect();
+    let mut done = json!({"item_id": id, "output_index": index});
+    done[field] = json!(whole);
+    out.push((done_event, done));
+    out
 }
 
 /// Quotes the result when the conversation's latest input (past the last user message)

@@ -35,9 +35,10 @@ impl Flow {
         }
         let f = &self.facts;
         // Only a request that reached a provider used tokens; a refusal (even one whose
-        // headers went ahead, unheld) has nothing to count or estimate.
+        // headers went ahead, unheld) has nothing to count or estimate, only its reply's
+        // status and error.
         let forwarded = f.decision.forwarded();
-        let settled = self.accounting.as_mut().filter(|_| forwarded).map(|a| {
+        let settled = self.accounting.as_mut().map(|a| {
             let s = a.settle(f.body_bytes as u64, now, f.output_bound);
             (s, a.status, a.first_byte_ms)
         });
@@ -48,6 +49,7 @@ impl Flow {
         let usage = clamp(
             settled
                 .as_ref()
+                .filter(|_| forwarded)
                 .map(|s| s.accounted.usage)
                 .unwrap_or_default(),
         );
@@ -85,7 +87,7 @@ impl Flow {
             reasoning_tokens: usage.reasoning_tokens,
             cache_creation_input_tokens: usage.cache_creation_input_tokens,
             cost_micros,
-            estimated: settled.as_ref().is_some_and(|s| s.accounted.estimated),
+            estimated: forwarded && settled.as_ref().is_some_and(|s| s.accounted.estimated),
             status: Some(status),
             decision: Some(decision),
             latency_ms: Some(now.saturating_sub(f.start_ms)),
