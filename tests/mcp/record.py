@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -116,8 +118,12 @@ def record(name, upstream, client_args, cwd, tmp):
     proxy = RecordingProxy(upstream)
     proxy.start()
     url = proxy.url + "/mcp"
-    args = [a.replace("{url}", url) for a in client_args]
-    run = subprocess.run(args, capture_output=True, text=True, cwd=cwd, timeout=120)
+    if callable(client_args):
+        client_args(url)
+        run = subprocess.CompletedProcess([], 0, "", "")
+    else:
+        args = [a.replace("{url}", url) for a in client_args]
+        run = subprocess.run(args, capture_output=True, text=True, cwd=cwd, timeout=120)
     # The GET stream, if the client opened one, ends when the session is deleted.
     idle = proxy.wait_idle(10)
     proxy.stop()
@@ -127,6 +133,55 @@ def record(name, upstream, client_args, cwd, tmp):
         fail(f"{name}: an exchange was still open 10 s after the client exited")
     (tmp / f"{name}.client.out").write_text(run.stdout)
     return proxy.exchanges, run.stdout
+
+
+def crafted(url, requests):
+    """Sends hand-made requests (the ones no conforming client sends: a header that
+    disagrees with the body, a missing header, a batch, a GET where the revision has none),
+    so the fixtures hold the server's own answer to each."""
+    for method, headers, body in requests:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                resp.read()
+        except urllib.error.HTTPError as e:
+            e.read()
+
+
+def modern_meta():
+    return {"_meta": {"io.modelcontextprotocol/protocolVersion": NEW_REVISION,
+                      "io.modelcontextprotocol/clientInfo": {"name": "chokepoint-record", "version": "1"},
+                      "io.modelcontextprotocol/clientCapabilities": {}}}
+
+
+def crafted_modern(url):
+    accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
+              "MCP-Protocol-Version": NEW_REVISION}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "add", "arguments": {"a": 1, "b": 2}, **modern_meta()}}
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": modern_meta()}
+    crafted(url, [
+        ("POST", {**accept, "Mcp-Method": "tools/call", "Mcp-Name": "count_slowly"}, call),
+        ("POST", {**accept, "Mcp-Method": "tools/call"}, call),
+        ("POST", {**accept, "Mcp-Method": "tools/list", "Mcp-Name": "add"}, call),
+        ("POST", {**accept, "Mcp-Method": "tools/list", "MCP-Protocol-Version": "2099-01-01"}, listing),
+        ("POST", {**accept, "Mcp-Method": "tools/list"}, [listing]),
+        ("GET", {"Accept": "text/event-stream", "MCP-Protocol-Version": NEW_REVISION}, None),
+    ])
+
+
+def crafted_legacy(url):
+    accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "chokepoint-record", "version": "1"}}}
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    crafted(url, [
+        ("POST", {**accept, "MCP-Protocol-Version": "2025-11-25"}, listing),
+        ("POST", {"Accept": "application/json", "Content-Type": "application/json"}, init),
+        ("POST", accept, [init]),
+    ])
 
 
 def header(headers, name):
@@ -237,11 +292,17 @@ def main():
              inspector + ["--method", "tools/call", "--tool-name", "get-sum", "--tool-arg", "a=1", "b=2"],
              "inspector-cli", INSPECTOR_CLI, "server-everything", SERVER_EVERYTHING),
         ]
+        sessions += [
+            ("crafted_modern_errors", f"http://127.0.0.1:{modern_port}", crafted_modern,
+             "crafted (urllib)", "-", "modern_server.py (Python SDK)", MCP_SDK),
+            ("crafted_legacy_errors", f"http://127.0.0.1:{ev_port}", crafted_legacy,
+             "crafted (urllib)", "-", "server-everything", SERVER_EVERYTHING),
+        ]
         problems = []
         for name, upstream, args, client, client_v, server, server_v in sessions:
-            cwd = INSPECTOR_BUILD if args[0] == "node" else tmp
+            cwd = INSPECTOR_BUILD if not callable(args) and args[0] == "node" else tmp
             exchanges, printed = record(name, upstream, args, cwd, tmp)
-            modern_seen = check_session(name, exchanges)
+            modern_seen = name.startswith("crafted") or check_session(name, exchanges)
             negotiated = next((header(ex["request"]["headers"], "mcp-protocol-version")
                                for ex in exchanges[::-1]
                                if header(ex["request"]["headers"], "mcp-protocol-version")), None)
