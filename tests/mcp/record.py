@@ -200,14 +200,16 @@ def rpc_of(exchange):
 
 def shape(exchanges):
     """What must stay the same between two recordings: per exchange, the HTTP method, the
-    JSON-RPC method, the status and the answer's content type."""
-    out = []
+    JSON-RPC method, the status and the answer's content type, in order; a GET stream
+    opens concurrently with the next POST, so GETs are compared as a set."""
+    ordered, streams = [], []
     for ex in exchanges:
         rpc = rpc_of(ex) or {}
         resp = ex.get("response", {})
         ctype = (header(resp.get("headers", []), "content-type") or "").split(";")[0]
-        out.append([ex["request"]["method"], rpc.get("method"), resp.get("status"), ctype])
-    return out
+        row = [ex["request"]["method"], rpc.get("method"), resp.get("status"), ctype]
+        (streams if row[0] == "GET" else ordered).append(row)
+    return ordered + sorted(streams, key=str)
 
 
 def check_session(name, exchanges):
