@@ -13,8 +13,12 @@ them; these pins must equal its MCP_PACKAGES and MCP_SDK):
   2026-07-28 (the reference server does not yet);
 - the Python `mcp` SDK's Streamable HTTP client (python_client.py), against both servers;
 - the MCP Inspector CLI (`--method tools/list`, `--method tools/call`) against the
-  reference server.
-Nothing leaves 127.0.0.1. No secrets are involved: no server here takes a credential.
+  reference server;
+- Claude Code (pinned by ensure_agents) checking the reference server's health with
+  `claude mcp list`: its handshake and first tools/list, as it connects before any prompt.
+Nothing leaves 127.0.0.1: as root, everything after the installs runs in a network
+namespace of its own that has only a loopback interface (Claude Code is run only there).
+No secrets are involved: no server here takes a credential.
 """
 
 import json
@@ -36,6 +40,7 @@ from record_proxy import RecordingProxy  # noqa: E402
 SERVER_EVERYTHING = "2026.8.31"
 INSPECTOR_CLI = "1.0.3"
 MCP_SDK = "2.3.0"
+CLAUDE_CODE = "2.1.332"
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -44,6 +49,7 @@ MCP_DIR = ROOT / ".mcp"
 MCP_VENV = Path(os.environ.get("MCP_VENV", ROOT / ".venv-mcp"))
 NODE_MODULES = MCP_DIR / "node_modules"
 INSPECTOR_BUILD = NODE_MODULES / "@modelcontextprotocol" / "inspector-cli" / "build"
+AGENTS_MODULES = ROOT / ".agents" / "node_modules"
 
 # What each Python SDK session calls: a simple tool, then one that streams progress.
 EVERYTHING_CALLS = ["echo", '{"message": "hello"}', "trigger-long-running-operation",
@@ -70,6 +76,11 @@ def check_pins():
     for name, value in want.items():
         if not re.search(rf"^{name}=\(?{re.escape(value)}\)?$", lib, re.M):
             fail(f"scripts/lib.sh {name} is not {value}")
+    if f'"@anthropic-ai/claude-code@{CLAUDE_CODE}"' not in lib:
+        fail(f"scripts/lib.sh AGENT_PACKAGES does not pin claude-code {CLAUDE_CODE}")
+    meta = json.loads((AGENTS_MODULES / "@anthropic-ai" / "claude-code" / "package.json").read_text())
+    if meta["version"] != CLAUDE_CODE:
+        fail(f"claude-code {meta['version']} installed, {CLAUDE_CODE} pinned")
     for pkg, version in (("server-everything", SERVER_EVERYTHING), ("inspector-cli", INSPECTOR_CLI)):
         meta = json.loads((NODE_MODULES / "@modelcontextprotocol" / pkg / "package.json").read_text())
         if meta["version"] != version:
@@ -83,7 +94,7 @@ def check_pins():
 
 def install():
     env = dict(os.environ, MCP_VENV=str(MCP_VENV))
-    subprocess.run(["bash", "-c", f'source "{ROOT}/scripts/lib.sh" && ensure_mcp'],
+    subprocess.run(["bash", "-c", f'source "{ROOT}/scripts/lib.sh" && ensure_mcp && ensure_agents'],
                    env=env, check=True)
 
 
@@ -184,6 +195,39 @@ def crafted_legacy(url):
     ])
 
 
+def claude_code_session(tmp):
+    """`claude mcp add` then `claude mcp list`, in a home of its own: the health check
+    connects to the server as a real session would begin."""
+
+    def run(url):
+        home = tmp / "claude-home"
+        home.mkdir(exist_ok=True)
+        env = dict(os.environ, HOME=str(home), CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+                   DISABLE_TELEMETRY="1")
+        claude = str(AGENTS_MODULES / ".bin" / "claude")
+        for args in (["mcp", "add", "--transport", "http", "everything", url], ["mcp", "list"]):
+            done = subprocess.run([claude, *args], capture_output=True, text=True, env=env,
+                                  cwd=home, timeout=60)
+            if done.returncode != 0:
+                fail(f"claude {' '.join(args)}: exit {done.returncode}\n{done.stdout}\n{done.stderr}")
+        if "Connected" not in done.stdout:
+            fail(f"claude mcp list did not connect:\n{done.stdout}\n{done.stderr}")
+
+    return run
+
+
+def isolate():
+    """Re-runs this script in a network namespace with only loopback (root and unshare
+    needed); returns False when it cannot, and the caller runs here, without Claude Code."""
+    if "--in-netns" in sys.argv:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        return True
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+        return False
+    args = ["unshare", "-n", sys.executable, __file__, *sys.argv[1:], "--in-netns"]
+    sys.exit(subprocess.run(args).returncode)
+
+
 def header(headers, name):
     return next((v for k, v in headers if k.lower() == name), None)
 
@@ -261,8 +305,10 @@ def summarize(name, exchanges):
 
 def main():
     checking = "--check" in sys.argv[1:]
-    install()
+    if "--in-netns" not in sys.argv:
+        install()
     check_pins()
+    isolated = isolate()
     tmp = Path(tempfile.mkdtemp(prefix="mcp-record-"))
     out_dir = tmp / "fixtures" if checking else FIXTURES
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -300,11 +346,16 @@ def main():
             ("crafted_legacy_errors", f"http://127.0.0.1:{ev_port}", crafted_legacy,
              "crafted (urllib)", "-", "server-everything", SERVER_EVERYTHING),
         ]
+        if isolated:
+            sessions.append(("claude_code_mcp_list", f"http://127.0.0.1:{ev_port}", claude_code_session(tmp),
+                             "claude-code", CLAUDE_CODE, "server-everything", SERVER_EVERYTHING))
+        else:
+            print("skipped claude_code_mcp_list: needs root for an isolated network namespace")
         problems = []
         for name, upstream, args, client, client_v, server, server_v in sessions:
             cwd = INSPECTOR_BUILD if not callable(args) and args[0] == "node" else tmp
             exchanges, printed = record(name, upstream, args, cwd, tmp)
-            modern_seen = name.startswith("crafted") or check_session(name, exchanges)
+            modern_seen = check_session(name, exchanges) if not name.startswith("crafted") else True
             negotiated = next((header(ex["request"]["headers"], "mcp-protocol-version")
                                for ex in exchanges[::-1]
                                if header(ex["request"]["headers"], "mcp-protocol-version")), None)
