@@ -89,6 +89,30 @@ ensure_agents() {
   echo "$want" >"$AGENTS_DIR/.pinned"
 }
 
+# MCP's reference server and Inspector CLI (the upstream and a client of the MCP tests,
+# tests/mcp/record.py) from npm at pinned versions into .mcp/ in the repo, and the Python
+# `mcp` SDK (the other client) pinned into the venv MCP_VENV (.venv-mcp unless set). A new
+# release changes the protocol revision negotiated and the headers sent: bump on purpose
+# and re-record filter/fixtures/mcp/. Entry points: $MCP_BIN/{mcp-server-everything,
+# mcp-inspector-cli}, $MCP_VENV/bin/python.
+MCP_DIR="$ROOT/.mcp"
+MCP_BIN="$MCP_DIR/node_modules/.bin"
+MCP_PACKAGES=("@modelcontextprotocol/server-everything@2026.8.31" "@modelcontextprotocol/inspector-cli@1.0.3")
+MCP_SDK="mcp==2.3.0"
+ensure_mcp() {
+  ensure_node
+  command -v npm >/dev/null || apt_install npm npm
+  MCP_VENV="${MCP_VENV:-$ROOT/.venv-mcp}"
+  ensure_venv "$MCP_VENV" mcp "$MCP_SDK"
+  local want="${MCP_PACKAGES[*]}"
+  [ "$(cat "$MCP_DIR/.pinned" 2>/dev/null)" = "$want" ] && [ -x "$MCP_BIN/mcp-server-everything" ] && return
+  say "installing $want into .mcp (npm)"
+  mkdir -p "$MCP_DIR"
+  npm install --prefix "$MCP_DIR" --no-audit --no-fund --no-update-notifier --save-exact \
+    "${MCP_PACKAGES[@]}" >&2 || die "npm install $want failed"
+  echo "$want" >"$MCP_DIR/.pinned"
+}
+
 # The provider SDKs the run layer points at the gateway (tests/sdk/sdk_check.py), in
 # their own venv.
 SDK_PYTHON="$ROOT/.venv-sdk/bin/python"
