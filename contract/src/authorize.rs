@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::defaults::{is_true, is_zero, or_default, or_true, yes};
+use crate::mcp::McpScope;
 use crate::Required;
 #[cfg(test)]
 use crate::{bounds::*, schema_tests::*};
@@ -81,4 +82,8 @@ pub struct AuthorizeRequest<S = String, L = Vec<String>> {
         skip_serializing_if = "is_zero"
     )]
     pub lease_return_ms: u64,
+    /// An MCP request: the server and tool whose limits apply (and no model's, user's or
+    /// budget's); absent for model requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpScope<S>>,
 }

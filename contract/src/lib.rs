@@ -29,6 +29,7 @@ mod authorize;
 pub mod bounds;
 mod decision;
 mod defaults;
+mod mcp;
 pub mod paths;
 mod required;
 mod tag;
@@ -41,6 +42,7 @@ mod schema_tests;
 
 pub use authorize::AuthorizeRequest;
 pub use decision::{reason, Allow, Decision, Deny, LimitState};
+pub use mcp::{McpScope, McpUsage};
 pub use required::Required;
 pub use tag::Tag;
 pub use usage::{UsageAnswer, UsageBatch, UsageRecord};

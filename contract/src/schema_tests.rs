@@ -119,6 +119,7 @@ fn request(groups: &[String]) -> AuthorizeRequest<&str, &[String]> {
         reserve_cost_micros: 2460,
         lease_slots: 0,
         lease_return_ms: 0,
+        mcp: None,
     }
 }
 
@@ -152,6 +153,7 @@ fn record(groups: &[String]) -> UsageRecord<&str, &[String]> {
         completed: Some(true),
         error: None,
         ts_ms: Some(1_795_640_042_000),
+        mcp: None,
     }
 }
 

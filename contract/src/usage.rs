@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::defaults::or_default;
+use crate::mcp::McpUsage;
 use crate::Required;
 #[cfg(test)]
 use crate::{bounds::*, schema_tests::*};
@@ -109,6 +110,9 @@ pub struct UsageRecord<S = String, L = Vec<String>> {
     /// When the request started, by the filter's clock (ms since the epoch): picks the
     /// ledger's day.
     pub ts_ms: Option<u64>,
+    /// An MCP exchange's server, method, name and outcome; absent for model requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpUsage<S>>,
 }
 
 /// A batch of usage records, and of lease slots the filter did not use, to release. A

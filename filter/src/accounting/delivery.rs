@@ -467,6 +467,7 @@ mod tests {
             completed: Some(true),
             error: None,
             ts_ms: Some(1_795_640_042_000),
+            mcp: None,
         };
         let one = serde_json::to_vec(&record("r1")).unwrap();
         let two = serde_json::to_vec(&record("r2")).unwrap();

@@ -32,6 +32,7 @@ pub fn renewal<'a>(
         reserve_cost_micros: ask.reserve_cost_micros,
         lease_slots,
         lease_return_ms,
+        mcp: None,
     }
 }
 
@@ -197,6 +198,7 @@ mod tests {
             reserve_cost_micros: 3,
             lease_slots: 0,
             lease_return_ms: 0,
+            mcp: None,
         };
         let v: serde_json::Value = serde_json::to_value(&req).unwrap_or_default();
         assert_eq!(

@@ -95,6 +95,7 @@ impl Flow {
             completed: Some(settled.as_ref().is_some_and(|s| s.completed)),
             error: settled.as_ref().and_then(|s| s.error.as_deref()),
             ts_ms: Some(f.start_ms),
+            mcp: None,
         };
         let Ok(json) = serde_json::to_vec(&record) else {
             host.count(Counter::HostFailure);

@@ -101,6 +101,7 @@ fn admit(cx: &mut Cx<'_>, caller: &Caller) -> Result<Go, Reply> {
         } else {
             0
         },
+        mcp: None,
     };
     let body = serde_json::to_vec(&request).map_err(|_| reply::internal("encode_failed"))?;
     let headers =
