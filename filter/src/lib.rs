@@ -26,6 +26,7 @@ pub mod config;
 pub mod flow;
 pub mod host;
 pub mod identity;
+pub mod mcp;
 pub mod providers;
 pub mod runtime;
 #[cfg(test)]
