@@ -54,6 +54,8 @@ class RecordingProxy:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._open = 0
         self._idle = threading.Condition(self._lock)
+        # The client connections being served, so that stop() takes the proxy down whole.
+        self._connections: set = set()
 
     @property
     def url(self) -> str:
@@ -75,8 +77,17 @@ class RecordingProxy:
         return True
 
     def stop(self) -> None:
+        """Stops listening and closes every client connection, kept-alive ones included: to
+        its clients the upstream is then down."""
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _begin(self, exchange: dict) -> None:
         with self._lock:
@@ -97,6 +108,16 @@ class RecordingProxy:
 
             def log_message(self, format, *args):  # the exchanges are the log
                 pass
+
+            def setup(self):
+                super().setup()
+                with proxy._lock:
+                    proxy._connections.add(self.connection)
+
+            def finish(self):
+                with proxy._lock:
+                    proxy._connections.discard(self.connection)
+                super().finish()
 
             def do_GET(self):
                 self._forward()
