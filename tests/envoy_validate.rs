@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chokepoint_render::bundle::{self, Options};
+use chokepoint_render::overrides::Override;
 use chokepoint_render::policy::Policy;
 
 fn root() -> PathBuf {
@@ -41,6 +42,7 @@ fn validate(dir: &Path, name: &str, text: &str) {
         .env("ANTHROPIC_API_KEY", "sk-validate")
         .env("GEMINI_API_KEY", "sk-validate")
         .env("AZURE_OPENAI_API_KEY", "sk-validate")
+        .env("CHOKEPOINT_MCP_EVERYTHING_TOKEN", "mcp-validate")
         .output()
         .unwrap();
     assert!(
@@ -101,5 +103,40 @@ fn example_bootstraps_pass_envoy_validate() {
         "ecds-bootstrap.yaml",
         &bundle::render(&policy, "bootstrap", &o).unwrap(),
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The local policy file, with its MCP server: the route ahead of the catch-all and the
+/// server's cluster, its credential set natively (`key_injection: upstream`) or by the
+/// filter (`downstream`).
+#[test]
+fn mcp_bootstraps_pass_envoy_validate() {
+    let dir = tmp("mcp");
+    for injection in ["upstream", "downstream"] {
+        let ov = [
+            // The dev JWKS file exists once scripts/run has run; a fetched one renders alike.
+            Override::new(
+                "issuers[issuer=https://dev.chokepoint.local].jwks",
+                serde_json::json!({"uri": "https://dev.chokepoint.local/jwks.json"}),
+            ),
+            Override::new("gateway.key_injection", injection),
+        ];
+        let policy = Policy::load_with(&root().join("envoy/chokepoint.yaml"), &ov)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let o = Options {
+            wasm: wasm(),
+            port: 0,
+            admin_port: 0,
+            ..Options::default()
+        };
+        let boot = bundle::render(&policy, "bootstrap", &o).unwrap();
+        assert!(boot.contains("name: mcp_everything"), "{boot}");
+        assert_eq!(
+            boot.contains("%ENVIRONMENT(CHOKEPOINT_MCP_EVERYTHING_TOKEN)%"),
+            injection == "upstream",
+            "{boot}"
+        );
+        validate(&dir, &format!("mcp-{injection}.yaml"), &boot);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,6 +29,33 @@ pub const TARGETS: [&str; 17] = [
     "kubernetes-redis",
 ];
 
+/// The targets for a mesh's gateway, which clients reach at a URL the render cannot
+/// know.
+const MESH_TARGETS: [&str; 4] = [
+    "istio-wasmplugin",
+    "istio-trafficextension",
+    "istio-envoyfilter",
+    "envoy-gateway",
+];
+
+/// A mesh gateway's MCP servers need `mcp.public_url`: the protected resource metadata
+/// and every 401's `WWW-Authenticate` name it, and a guess would send clients elsewhere.
+fn mcp_public_url_set(policy: &Policy, target: &str) -> Result<(), String> {
+    match &policy.mcp {
+        Some(m) if m.public_url.is_none() => Err(format!(
+            "{target}: mcp.public_url is required: the MCP servers' protected resource \
+             metadata (RFC 9728) and 401 answers name the gateway's URL as clients reach \
+             it (e.g. https://{})",
+            policy
+                .deploy
+                .hostnames
+                .first()
+                .map_or("gateway.example.com", String::as_str)
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Options only some targets use.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -113,6 +140,14 @@ const HEADER: &str =
     "# Rendered by `chokepoint-config` from the policy file; edit that, not this.\n";
 
 pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, String> {
+    let listener = policy.with_listener_url(o.port);
+    let policy = if MESH_TARGETS.contains(&target) {
+        mcp_public_url_set(policy, target)?;
+        policy.mcp_hosts_apart(target)?;
+        policy
+    } else {
+        &listener
+    };
     let code = Code::Local(o.wasm.clone());
     let json = |v: Value| format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default());
     Ok(match target {

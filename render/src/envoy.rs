@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::plugin::{self, Target};
-use crate::policy::{Keys, Policy, Provider};
+use crate::policy::{Keys, McpServer, Policy, Provider};
 use crate::tls::{self, CaBundle};
 use crate::url::Url;
 
@@ -84,6 +84,16 @@ pub fn router_filter(policy: &Policy, code: &Code) -> Value {
     router
 }
 
+/// The gateway's routes: MCP's (with servers configured), then the catch-all.
+pub fn routes(policy: &Policy) -> Vec<Value> {
+    let mut out = Vec::new();
+    if policy.mcp.is_some() {
+        out.push(mcp_route());
+    }
+    out.push(route());
+    out
+}
+
 /// The catch-all route: the filter names the cluster after authorizing the request.
 pub fn route() -> Value {
     json!({
@@ -114,6 +124,34 @@ pub fn route() -> Value {
         }
     })
 }
+
+/// The route of MCP requests, ahead of the catch-all: the filter names an MCP server's
+/// cluster (`mcp_<name>`) after authorizing the request and has already rewritten the
+/// path to the server's own.
+pub fn mcp_route() -> Value {
+    json!({
+        "match": {
+            "prefix": "/",
+            "headers": [{"name": "x-chokepoint-cluster", "string_match": {"prefix": "mcp_"}}],
+        },
+        "request_headers_to_remove": ["x-chokepoint-cluster"],
+        "route": {
+            "cluster_header": "x-chokepoint-cluster",
+            // No retry policy: a tools/call is not idempotent, and a reset after the
+            // server started the tool must not run it twice.
+            // No route timeout: an SSE answer lasts as long as the tool runs.
+            "timeout": "0s",
+            // The GET listening stream is silent until the server has something to
+            // push; past the connection manager's 300s stream idle timeout a client
+            // would reconnect every five minutes. An hour still reaps dead streams.
+            "idle_timeout": MCP_IDLE_TIMEOUT,
+            "auto_host_rewrite": true,
+        }
+    })
+}
+
+/// How long an MCP stream may carry nothing (see [`mcp_route`]).
+pub const MCP_IDLE_TIMEOUT: &str = "3600s";
 
 /// A cluster for one URL's host and port; for https, TLS that verifies the URL's host
 /// name against the system CAs or the upstream's own `ca`.
@@ -160,6 +198,42 @@ pub fn provider_cluster(p: &Provider, native_key: Option<&Value>) -> Value {
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                 "explicit_http_config": {"http_protocol_options": {}},
                 "http_filters": [filter, upstream_codec()],
+            }
+        });
+    }
+    c
+}
+
+/// An MCP server's cluster. With keys set per attempt the cluster always has upstream
+/// filters of its own: they replace the router's wasm key injector, which refuses an
+/// endpoint that is no provider's. The credential is then Envoy's native header
+/// mutation from the process's environment (`/config_dump` shows only the variable's
+/// name); in `downstream` mode the filter sets it.
+pub fn mcp_cluster(server: &McpServer, upstream_keys: bool) -> Value {
+    let mut c = url_cluster(&server.cluster(), &server.url, server.ca.as_ref(), None);
+    if upstream_keys {
+        let mut filters: Vec<Value> = Vec::new();
+        if let Some(cred) = &server.credential {
+            filters.push(json!({
+                "name": format!("{INJECTOR}.native"),
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                    "mutations": {"request_mutations": [{"append": {
+                        "header": {
+                            "key": cred.header,
+                            "value": format!("{}%ENVIRONMENT({})%", literal(&cred.prefix()), cred.env),
+                        },
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    }}]},
+                }
+            }));
+        }
+        filters.push(upstream_codec());
+        c["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http_protocol_options": {}},
+                "http_filters": filters,
             }
         });
     }
@@ -226,7 +300,8 @@ pub fn native_key_filters(policy: &Policy) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// Every cluster the filter uses: providers, fallback chains, the policy service, JWKS.
+/// Every cluster the filter uses: providers, fallback chains, MCP servers, the policy
+/// service, JWKS.
 pub fn clusters(policy: &Policy) -> Vec<Value> {
     let native = if policy.gateway.key_injection_upstream {
         native_key_filters(policy)
@@ -256,6 +331,9 @@ pub fn clusters(policy: &Policy) -> Vec<Value> {
                 }
             }
         }));
+    }
+    for s in policy.mcp.iter().flat_map(|m| &m.servers) {
+        out.push(mcp_cluster(s, policy.gateway.key_injection_upstream));
     }
     out.push(url_cluster(
         plugin::POLICY_CLUSTER,
@@ -438,7 +516,7 @@ pub fn bootstrap(policy: &Policy, p: &BootstrapParams) -> Value {
         "access_log": [usage_access_log(&policy.access_log), request_access_log()],
         "route_config": {
             "name": "gateway",
-            "virtual_hosts": [{"name": "providers", "domains": ["*"], "routes": [route()]}],
+            "virtual_hosts": [{"name": "providers", "domains": ["*"], "routes": routes(policy)}],
         },
         "http_filters": [gateway_filter, response_decompressor(), router_filter(policy, &p.code)],
     });

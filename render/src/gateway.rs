@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use crate::envoy;
 use crate::kubernetes::secrets;
 use crate::plugin::{self, Target};
-use crate::policy::{Keys, Policy};
+use crate::policy::{Keys, Policy, Role};
 use crate::tls::{self, CaBundle};
 use crate::url::Url;
 
@@ -53,7 +53,8 @@ fn backend_name(url: &Url) -> String {
 /// The plugin configuration with Envoy Gateway's cluster names.
 fn plugin_config(policy: &Policy) -> Value {
     let mut c = plugin::plugin_config(policy, Target::Istio);
-    // Rules in this order: providers' hosts, JWKS hosts, then the policy service.
+    // Rules in this order: providers', MCP servers' and JWKS hosts, then the policy
+    // service.
     let hosts = policy.upstreams();
     let index_of = |url: &Url| {
         hosts
@@ -65,6 +66,14 @@ fn plugin_config(policy: &Policy) -> Value {
         for (p, cfg) in policy.providers.iter().zip(ps.iter_mut()) {
             cfg["cluster"] = json!(rule_cluster(policy, index_of(&p.url)));
         }
+    }
+    let servers = policy.mcp.iter().flat_map(|m| &m.servers);
+    let configs = c
+        .get_mut("mcp")
+        .and_then(|m| m.get_mut("servers"))
+        .and_then(Value::as_array_mut);
+    for (s, cfg) in servers.zip(configs.into_iter().flatten()) {
+        cfg["cluster"] = json!(rule_cluster(policy, index_of(&s.url)));
     }
     if let Some(is) = c.get_mut("issuers").and_then(Value::as_array_mut) {
         for (iss, cfg) in policy.issuers.iter().zip(is.iter_mut()) {
@@ -151,17 +160,20 @@ pub fn manifests(policy: &Policy) -> Vec<Value> {
         // JWKS hosts get a rule too: it is how Envoy Gateway makes their cluster, which
         // only the filter's callouts use (it replaces any client's header).
         let mut filters = vec![drop_cluster_header()];
-        if u.provider {
+        if u.routed() {
             // Envoy Gateway forwards the client's Host (ai.example.com) unless a rule
             // rewrites it (`buildXdsURLRewriteAction`: `host_rewrite_literal`); a
             // provider's front end routes by its own name.
             filters.push(json!({"type": "URLRewrite", "urlRewrite": {"hostname": url.host}}));
         }
+        // No rule retries (Envoy Gateway adds none without a BackendTrafficPolicy); an
+        // MCP server's has no timeout either: an SSE answer lasts as long as the tool.
+        let timeout = if u.role == Role::Mcp { "0s" } else { "600s" };
         rules.push(json!({
             "matches": [{"headers": [{"type": "Exact", "name": CLUSTER_HEADER, "value": rule_cluster(policy, i)}]}],
             "filters": filters,
             "backendRefs": [{"group": "gateway.envoyproxy.io", "kind": "Backend", "name": backend_name(url), "port": url.port}],
-            "timeouts": {"request": "600s"},
+            "timeouts": {"request": timeout},
         }));
         let mut backend = json!({
             "apiVersion": "gateway.envoyproxy.io/v1alpha1",

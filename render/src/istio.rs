@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::envoy::{self, Code};
 use crate::plugin::{self, Target};
-use crate::policy::Policy;
+use crate::policy::{Policy, Role};
 use crate::tls;
 use crate::url::Url;
 
@@ -99,7 +99,7 @@ fn upstream_name(url: &Url) -> String {
     }
 }
 
-/// The Istio resources WasmPlugin routing needs: each provider and JWKS host as a
+/// The Istio resources WasmPlugin routing needs: each provider, MCP server and JWKS host as a
 /// ServiceEntry with TLS origination that verifies the host's name, and a VirtualService
 /// on the gateway that sends a request to the cluster the filter chose (the
 /// `x-chokepoint-cluster` header it sets). JWKS hosts get no route: only the filter's
@@ -118,10 +118,10 @@ pub fn routing(policy: &Policy) -> Vec<Value> {
     for u in &upstreams {
         let url = u.url;
         let name = upstream_name(url);
-        let port_name = if u.provider {
-            "http-provider"
-        } else {
-            "http-jwks"
+        let port_name = match u.role {
+            Role::Provider => "http-provider",
+            Role::Mcp => "http-mcp",
+            Role::Jwks => "http-jwks",
         };
         out.push(json!({
             "apiVersion": "networking.istio.io/v1",
@@ -165,25 +165,31 @@ pub fn routing(policy: &Policy) -> Vec<Value> {
             }));
         }
     }
-    let hosts: Vec<&Url> = upstreams
+    let mut http: Vec<Value> = upstreams
         .iter()
-        .filter(|u| u.provider)
-        .map(|u| u.url)
-        .collect();
-    let mut http: Vec<Value> = hosts
-        .iter()
-        .map(|url| {
-            json!({
+        .filter(|u| u.routed())
+        .map(|u| {
+            let url = u.url;
+            let mut route = json!({
                 "match": [{"headers": {"x-chokepoint-cluster": {"exact": plugin::istio_cluster(url)}}}],
                 "headers": {"request": {"remove": ["x-chokepoint-cluster"]}},
-                // The provider's own name as Host: Istio keeps the client's (the
+                // The upstream's own name as Host: Istio keeps the client's (the
                 // gateway's hostname) unless the route rewrites it, and a provider serves
                 // its API only on its own name.
                 "rewrite": {"authority": url.authority()},
                 "route": [{"destination": {"host": url.host, "port": {"number": url.port}}}],
-                "timeout": "600s",
-                "retries": {"attempts": 2, "retryOn": "5xx,reset,connect-failure,retriable-status-codes"},
-            })
+            });
+            if u.role == Role::Mcp {
+                // No retries (a tools/call is not idempotent; Istio retries by default
+                // unless told 0 attempts) and no timeout (an SSE answer lasts as long as
+                // the tool runs).
+                route["timeout"] = json!("0s");
+                route["retries"] = json!({"attempts": 0});
+            } else {
+                route["timeout"] = json!("600s");
+                route["retries"] = json!({"attempts": 2, "retryOn": "5xx,reset,connect-failure,retriable-status-codes"});
+            }
+            route
         })
         .collect();
     // Before the filter has chosen (or when it answered itself), nothing goes upstream.
@@ -293,7 +299,7 @@ pub fn envoy_filter(policy: &Policy) -> Value {
         "patch": {"operation": "ADD", "value": {
             "name": "chokepoint",
             "domains": d.hostnames,
-            "routes": [envoy::route()],
+            "routes": envoy::routes(policy),
         }},
     }));
     json!({

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::policy::{Keys, Policy, Provider};
+use crate::policy::{Keys, McpRule, McpServer, Policy, Provider};
 use crate::url::Url;
 
 /// Which proxy the configuration is for: cluster names differ between a bootstrap
@@ -30,6 +30,64 @@ pub fn provider_cluster(p: &Provider, target: Target) -> String {
         Target::Envoy => p.cluster(),
         Target::Istio => istio_cluster(&p.url),
     }
+}
+
+pub fn mcp_cluster(s: &McpServer, target: Target) -> String {
+    match target {
+        Target::Envoy => s.cluster(),
+        Target::Istio => istio_cluster(&s.url),
+    }
+}
+
+/// What a listener's render uses when the policy names no public URL (see
+/// [`Policy::with_listener_url`]); the validation render has no listener.
+const UNSET_PUBLIC_URL: &str = "http://127.0.0.1:10000";
+
+fn mcp_rules(rules: &[McpRule]) -> Vec<Value> {
+    rules
+        .iter()
+        .map(|r| {
+            let mut o = json!({"match": r.pattern});
+            if r.deny {
+                o["deny"] = json!(true);
+            }
+            if let Some(g) = &r.allow_groups {
+                o["allow_groups"] = json!(g);
+            }
+            if let Some(t) = &r.allow_tenants {
+                o["allow_tenants"] = json!(t);
+            }
+            o
+        })
+        .collect()
+}
+
+/// The filter's `mcp` section: each server's cluster, upstream path, credential and rules.
+fn mcp(policy: &Policy, target: Target) -> Option<Value> {
+    let m = policy.mcp.as_ref()?;
+    let servers: Vec<Value> = m
+        .servers
+        .iter()
+        .map(|s| {
+            let mut o = json!({
+                "name": s.name,
+                "cluster": mcp_cluster(s, target),
+                "path": s.url.path,
+                "tools": mcp_rules(&s.tools),
+                "prompts": mcp_rules(&s.prompts),
+                "resources": mcp_rules(&s.resources),
+            });
+            if let Some(c) = &s.credential {
+                o["credential"] = json!({"header": c.header, "prefix": c.prefix(), "env": c.env});
+            }
+            o
+        })
+        .collect();
+    let public_url = m
+        .public_url
+        .as_ref()
+        .map_or_else(|| UNSET_PUBLIC_URL.to_string(), |u| u.origin());
+    Some(json!({"public_url": public_url, "servers": servers}))
 }
 
 pub fn jwks_cluster(index: usize, url: &Url, target: Target) -> String {
@@ -142,6 +200,9 @@ pub fn plugin_config(policy: &Policy, target: Target) -> Value {
     if let Some(u) = &policy.usage {
         c["usage"] = u.clone();
     }
+    if let Some(m) = mcp(policy, target) {
+        c["mcp"] = m;
+    }
     if let Some(o) = c.as_object_mut() {
         for (k, v) in &g.passthrough {
             o.insert(k.clone(), v.clone());
@@ -184,7 +245,7 @@ pub fn injector_config(policy: &Policy) -> Value {
 }
 
 /// Every environment variable the filter reads: the salt, the policy service's gateway
-/// token, provider keys, HMAC secrets.
+/// token, provider keys, MCP servers' credentials, HMAC secrets.
 pub fn env_keys(policy: &Policy) -> Vec<String> {
     let mut keys = vec![
         policy.gateway.uuid_salt_env.clone(),
@@ -192,6 +253,10 @@ pub fn env_keys(policy: &Policy) -> Vec<String> {
     ];
     for p in &policy.providers {
         keys.push(p.key_env.clone());
+    }
+    let servers = policy.mcp.iter().flat_map(|m| &m.servers);
+    for c in servers.filter_map(|s| s.credential.as_ref()) {
+        keys.push(c.env.clone());
     }
     for i in &policy.issuers {
         if let Some(Value::String(h)) = i.fields.get("hmac_secret_env") {

@@ -23,6 +23,9 @@ pub struct RawPolicy {
     pub prices: Option<Value>,
     #[serde(default)]
     pub limits: Vec<RawLimit>,
+    /// MCP servers reached through the gateway at `/mcp/<name>`.
+    #[serde(default)]
+    pub mcp: Option<RawMcp>,
     pub policy_service: RawPolicyService,
     #[serde(default)]
     pub audit: RawAudit,
@@ -158,6 +161,65 @@ pub struct RawProvider {
     /// policy file); the system bundle when absent.
     #[serde(default)]
     pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcp {
+    /// The gateway's URL as clients reach it (`https://host[:port]`), named by the
+    /// protected resource metadata; the local listener's when absent (Envoy, compose).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    pub servers: Vec<RawMcpServer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcpServer {
+    /// Served at `/mcp/<name>`.
+    pub name: String,
+    /// The server's Streamable HTTP endpoint, `http(s)://host[:port]/path`.
+    pub url: String,
+    /// A PEM bundle of the CAs an https `url` is verified against (relative to the
+    /// policy file); the system bundle when absent.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// What the gateway sends the server in place of the client's token.
+    #[serde(default)]
+    pub credential: Option<RawMcpCredential>,
+    #[serde(default)]
+    pub tools: Vec<RawMcpRule>,
+    #[serde(default)]
+    pub prompts: Vec<RawMcpRule>,
+    #[serde(default)]
+    pub resources: Vec<RawMcpRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcpCredential {
+    pub header: String,
+    /// Written before the value with a space (`Bearer`); none when absent.
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// The environment variable of Envoy's process that holds the credential.
+    pub env: String,
+}
+
+/// First match wins; `deny: true` refuses everyone, allow lists admit a caller in any
+/// listed group or tenant, neither admits all.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcpRule {
+    /// A name, or a `*` glob.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    #[serde(default)]
+    pub deny: Option<bool>,
+    #[serde(default)]
+    pub allow_groups: Option<Vec<String>>,
+    #[serde(default)]
+    pub allow_tenants: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

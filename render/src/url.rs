@@ -70,6 +70,12 @@ impl Url {
         }
     }
 
+    /// `scheme://authority`, the form of a public URL.
+    pub fn origin(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.authority())
+    }
+
     pub fn authority(&self) -> String {
         if self.port == self.default_port() {
             self.host.clone()

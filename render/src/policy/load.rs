@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{Deploy, Gateway, Issuer, Keys, Policy, PolicyError, PolicyService, Provider};
+use super::{Deploy, Gateway, Issuer, Keys, Mcp, Policy, PolicyError, PolicyService, Provider};
 use crate::files::read_bounded;
 use crate::policy_file::{RawBudget, RawIssuer, RawLimit, RawPolicy};
 use crate::tls::{self, CaBundle};
@@ -114,7 +114,12 @@ impl Policy {
         })?;
         let policy = build(&cx, raw, base_dir)?;
         // The filter is the final judge of everything it will read.
-        let plugin = crate::plugin::plugin_config(&policy, crate::plugin::Target::Envoy);
+        let mut plugin = crate::plugin::plugin_config(&policy, crate::plugin::Target::Envoy);
+        // Until the filter's parser reads `mcp` (filter/src/mcp/config.rs), the section
+        // is judged by `super::mcp` alone.
+        if let Some(o) = plugin.as_object_mut() {
+            o.remove("mcp");
+        }
         if let Err(e) = chokepoint_filter::config::Config::parse(plugin.to_string().as_bytes()) {
             return Err(cx.err(filter_path_to_policy(&e.field), e.message));
         }
@@ -317,7 +322,11 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         });
     }
 
-    one_trust_per_host(cx, &issuers, &providers)?;
+    let mcp = match raw.mcp {
+        Some(m) => Some(super::mcp::mcp(cx, m, base_dir)?),
+        None => None,
+    };
+    one_trust_per_host(cx, &issuers, &providers, mcp.as_ref())?;
 
     let mut limits = BTreeMap::new();
     for (i, l) in raw.limits.into_iter().enumerate() {
@@ -444,6 +453,7 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         models: raw.models,
         prices,
         limits,
+        mcp,
         policy_service,
         access_log: raw.audit.access_log.unwrap_or_else(|| "/dev/stdout".into()),
         usage: raw.audit.usage,
@@ -544,7 +554,7 @@ fn issuer(cx: &Ctx, i: usize, ri: RawIssuer, base_dir: &Path) -> Result<Issuer, 
 }
 
 /// The private CA bundle of an https upstream, read and checked now.
-fn ca_file(
+pub(super) fn ca_file(
     cx: &Ctx,
     field: &str,
     file: Option<&str>,
@@ -568,6 +578,7 @@ fn one_trust_per_host(
     cx: &Ctx,
     issuers: &[Issuer],
     providers: &[Provider],
+    mcp: Option<&Mcp>,
 ) -> Result<(), PolicyError> {
     let mut seen: Vec<(&Url, Option<&CaBundle>, String)> = Vec::new();
     let jwks = issuers
@@ -583,7 +594,13 @@ fn one_trust_per_host(
         .iter()
         .enumerate()
         .map(|(i, p)| (&p.url, p.ca.as_ref(), format!("providers[{i}].ca_file")));
-    for (url, ca, field) in provs.chain(jwks) {
+    let servers = mcp
+        .map(|m| m.servers.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (&s.url, s.ca.as_ref(), format!("mcp.servers[{i}].ca_file")));
+    for (url, ca, field) in provs.chain(jwks).chain(servers) {
         let same_host = |(u, _, _): &&(&Url, Option<&CaBundle>, String)| {
             u.host == url.host && u.port == url.port
         };
@@ -803,7 +820,7 @@ fn glob_covers(price: &str, route: &str) -> bool {
         .is_some_and(|fixed| fixed.starts_with(prefix))
 }
 
-fn env_name(cx: &Ctx, field: &str, name: &str) -> Result<(), PolicyError> {
+pub(super) fn env_name(cx: &Ctx, field: &str, name: &str) -> Result<(), PolicyError> {
     let ok = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name

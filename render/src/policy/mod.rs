@@ -6,6 +6,7 @@
 mod kubernetes;
 mod load;
 mod lockdown;
+mod mcp;
 
 pub(crate) use load::dns_label;
 
@@ -56,6 +57,7 @@ pub struct Policy {
     pub prices: Option<Value>,
     /// Limit sets by scope (`user:*`), in the policy service's admin-API shape.
     pub limits: BTreeMap<String, Value>,
+    pub mcp: Option<Mcp>,
     pub policy_service: PolicyService,
     pub access_log: String,
     pub usage: Option<Value>,
@@ -108,35 +110,112 @@ pub struct Provider {
     pub ca: Option<CaBundle>,
 }
 
+/// The MCP servers behind the gateway.
+#[derive(Debug, Clone)]
+pub struct Mcp {
+    /// The gateway's origin as clients reach it; the renders of a local listener fill
+    /// in their own when absent ([`Policy::with_listener_url`]).
+    pub public_url: Option<Url>,
+    pub servers: Vec<McpServer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct McpServer {
+    pub name: String,
+    pub url: Url,
+    /// The private CA its https URL is verified against; the system bundle if none.
+    pub ca: Option<CaBundle>,
+    pub credential: Option<McpCredential>,
+    pub tools: Vec<McpRule>,
+    pub prompts: Vec<McpRule>,
+    pub resources: Vec<McpRule>,
+}
+
+/// What the gateway sends an MCP server in place of the client's token.
+#[derive(Debug, Clone)]
+pub struct McpCredential {
+    pub header: String,
+    pub scheme: Option<String>,
+    /// The variable of Envoy's environment holding the value.
+    pub env: String,
+}
+
+impl McpCredential {
+    /// Written before the value: the scheme and a space, or nothing.
+    pub fn prefix(&self) -> String {
+        self.scheme
+            .as_ref()
+            .map(|s| format!("{s} "))
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct McpRule {
+    pub pattern: String,
+    pub deny: bool,
+    pub allow_groups: Option<Vec<String>>,
+    pub allow_tenants: Option<Vec<String>>,
+}
+
+impl McpServer {
+    /// The Envoy cluster of this server in a chokepoint-rendered bootstrap (the filter
+    /// routes `/mcp/<name>` to it; the route for MCP matches the `mcp_` prefix).
+    pub fn cluster(&self) -> String {
+        format!("mcp_{}", self.name)
+    }
+}
+
 /// One host and port the gateway reaches outside the mesh, with how it trusts it.
 #[derive(Debug, Clone, Copy)]
 pub struct Upstream<'a> {
     pub url: &'a Url,
     pub ca: Option<&'a CaBundle>,
-    /// A provider's (requests are routed to it), else only a JWKS host (the filter's
-    /// own callouts reach it).
-    pub provider: bool,
+    pub role: Role,
+}
+
+/// What the gateway sends an upstream host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A provider's API: requests are routed to it, and retried.
+    Provider,
+    /// An MCP server's endpoint: requests are routed to it, never retried.
+    Mcp,
+    /// Only the filter's own JWKS callouts reach it.
+    Jwks,
+}
+
+impl Upstream<'_> {
+    /// Whether client requests are routed to it (not only the filter's callouts).
+    pub fn routed(&self) -> bool {
+        self.role != Role::Jwks
+    }
 }
 
 impl Policy {
-    /// Every provider and JWKS host and port once, providers first, in file order:
-    /// meshes configure routing and TLS per host, not per provider.
+    /// Every provider, MCP server and JWKS host and port once, in that order and file
+    /// order: meshes configure routing and TLS per host, not per provider.
     pub fn upstreams(&self) -> Vec<Upstream<'_>> {
         let mut out: Vec<Upstream> = Vec::new();
         let providers = self.providers.iter().map(|p| Upstream {
             url: &p.url,
             ca: p.ca.as_ref(),
-            provider: true,
+            role: Role::Provider,
+        });
+        let mcp = self.mcp.iter().flat_map(|m| &m.servers).map(|s| Upstream {
+            url: &s.url,
+            ca: s.ca.as_ref(),
+            role: Role::Mcp,
         });
         let jwks = self.issuers.iter().filter_map(|i| match &i.keys {
             Keys::Uri { url, ca, .. } => Some(Upstream {
                 url,
                 ca: ca.as_ref(),
-                provider: false,
+                role: Role::Jwks,
             }),
             Keys::Inline(_) => None,
         });
-        for u in providers.chain(jwks) {
+        for u in providers.chain(mcp).chain(jwks) {
             let known = out
                 .iter()
                 .any(|o| o.url.host == u.url.host && o.url.port == u.url.port);
@@ -145,6 +224,49 @@ impl Policy {
             }
         }
         out
+    }
+
+    /// A mesh routes by host and port, with one route's retries and timeouts per host:
+    /// an MCP server on a provider's host and port would get the provider's retries.
+    /// The error for the mesh renders when one does.
+    pub fn mcp_hosts_apart(&self, target: &str) -> Result<(), String> {
+        for s in self.mcp.iter().flat_map(|m| &m.servers) {
+            let shared = self
+                .providers
+                .iter()
+                .find(|p| p.url.host == s.url.host && p.url.port == s.url.port);
+            if let Some(p) = shared {
+                return Err(format!(
+                    "{target}: mcp server {:?} is on provider {:?}'s host and port ({}); \
+                     the mesh routes per host, and a provider's route retries, which a \
+                     tools/call must never be: give the server a host or port of its own",
+                    s.name,
+                    p.name,
+                    s.url.authority()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Policy {
+    /// The policy as rendered for a gateway listening on loopback `port`: an `mcp`
+    /// section without `public_url` gets the listener's own URL (the local stack and
+    /// compose, whose clients reach the gateway there).
+    pub fn with_listener_url(&self, port: u16) -> Policy {
+        let mut p = self.clone();
+        if let Some(m) = p.mcp.as_mut() {
+            if m.public_url.is_none() {
+                m.public_url = Some(Url {
+                    tls: false,
+                    host: "127.0.0.1".into(),
+                    port,
+                    path: String::new(),
+                });
+            }
+        }
+        p
     }
 }
 
