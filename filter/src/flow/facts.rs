@@ -48,7 +48,7 @@ impl Decision {
     /// The class of a local reply.
     pub fn of_reply(r: &Reply) -> Decision {
         Decision::Answered(match r.status {
-            200 => "answered",
+            200 | 202 | 204 => "answered",
             401 => "unauthenticated",
             403 => "forbidden",
             429 => "denied",
