@@ -4,3 +4,12 @@
 //! per-tool rules, the lists the gateway filters and the outcomes it records.
 
 pub mod error;
+pub mod headers;
+mod json;
+pub mod lists;
+pub mod message;
+pub mod outcome;
+pub mod sse;
+
+#[cfg(test)]
+mod fixtures;
