@@ -169,6 +169,26 @@ md = [
 md += ["## Against the targets", "", targets(), ""]
 for mode in modes:
     md += [f"## {mode}", "", table(mode), ""]
+
+
+def mcp_table(m):
+    """The MCP row: one tools/call straight to the server and through the gateway."""
+    out = ["| configuration | rps | p50 | p99 | CPU per call (µs) | errors |", "|---|---|---|---|---|---|"]
+    for r in m["rows"]:
+        cpu = ", ".join(f"{k} {v:.0f}" for k, v in r["cpu_us_per_req"].items())
+        out.append(f"| {r['config']} | {fmt(r['rps'])} | {fmt(r['p50_ms'], 2, ' ms')} | "
+                   f"{fmt(r['p99_ms'], 2, ' ms')} | {cpu} | {r['errors']} |")
+    out += ["", f"The gateway adds {m['added_p50_ms']:.2f} ms at p50 ({m['p50_ratio']:.2f}× the server's "
+            f"latency), {m['added_p99_ms']:.2f} ms at p99, and {m['added_cpu_us_per_call']:.0f} µs of CPU per "
+            f"call (Envoy, policy service, Redis: {m['cpu_ratio_to_server']:.2f}× the server's own); "
+            f"throughput {m['rps_ratio']:.2f}× the server's alone."]
+    return "\n".join(out)
+
+
+if doc.get("mcp"):
+    md += ["## MCP tools/call", "",
+           f"server-everything's `echo` tool, {doc['mcp']['rows'][0]['connections']} connections, one session each "
+           "(the same run):", "", mcp_table(doc["mcp"]), ""]
 md += [
     "## Envoy memory",
     "",

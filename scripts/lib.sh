@@ -134,6 +134,8 @@ ensure_all() {
   ensure_rust
   ensure_envoy
   ensure_redis
+  # The local stack runs MCP's reference server as the `everything` upstream.
+  ensure_mcp
 }
 
 # Builds the filter (.wasm, release: it runs inside every Envoy worker) and the native

@@ -91,7 +91,8 @@ class Namespaces:
             shutil.copy(ROOT / "envoy" / f, tmp / "envoy" / f)
         env = {k: v for k, v in os.environ.items()
                if not (k.endswith("_API_KEY") or k.endswith("_BASE_URL") or k == "AZURE_OPENAI_ENDPOINT")}
-        env.update(CHOKEPOINT_BIN_DIR=str(BIN), CHOKEPOINT_ENVOY=str(ENVOY), CHOKEPOINT_WASM=str(WASM))
+        env.update(CHOKEPOINT_BIN_DIR=str(BIN), CHOKEPOINT_ENVOY=str(ENVOY), CHOKEPOINT_WASM=str(WASM),
+                   CHOKEPOINT_MCP_DIR=str(ROOT / ".mcp"))
         proc = subprocess.Popen(["ip", "netns", "exec", self.gw, str(BIN / "chokepoint-dev"), "--root", str(tmp),
                                  "--gateway-port", str(GATEWAY_PORT), "--mock-port", str(MOCK_PORT)],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,

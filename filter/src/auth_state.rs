@@ -12,6 +12,9 @@ pub struct AuthState {
     pub keys: KeyStore,
     pub cache: TokenCache,
     pub leases: LeaseTable,
+    /// The aggregate endpoint's session with each MCP server, by server index: opened
+    /// once per worker and kept until the server says it is gone.
+    pub mcp_sessions: std::collections::HashMap<usize, crate::mcp::upstream::UpstreamSession>,
 }
 
 /// Callers with live leases per worker; past it the lease closest to expiry is released.
@@ -28,6 +31,7 @@ impl AuthState {
                 c.clock_skew.as_secs(),
             ),
             leases: LeaseTable::new(MAX_LEASES, c.policy.lease_slots),
+            mcp_sessions: std::collections::HashMap::new(),
         }
     }
 }

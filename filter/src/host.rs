@@ -35,6 +35,9 @@ pub trait Host: SharedData + Clock {
         timeout: Duration,
     ) -> Result<u32, HostError>;
     fn send_reply(&mut self, reply: &Reply) -> Result<(), HostError>;
+    /// A header of the callout answer being handled (only while a step's `answered`
+    /// runs).
+    fn callout_header(&self, name: &str) -> Option<String>;
     fn resume_request(&mut self) -> Result<(), HostError>;
     fn count(&mut self, counter: Counter);
     /// `:status` and `content-type` of the response.
@@ -46,6 +49,11 @@ pub trait Host: SharedData + Clock {
     fn response_flags(&self) -> Option<u64>;
     fn set_request_body(&mut self, body: &[u8]) -> Result<(), HostError>;
     fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
+    fn remove_response_header(&mut self, name: &str) -> Result<(), HostError>;
+    /// Replaces the response body Envoy holds now (this callback's chunk, or all it
+    /// buffered), its first `size` bytes, with `bytes`. Always from the start: Envoy
+    /// refuses a start inside the buffer, and the SDK would trap on the refusal.
+    fn replace_response_body(&mut self, size: usize, bytes: &[u8]) -> Result<(), HostError>;
     /// Filter state the access log can print (`wasm.<name>`).
     fn set_filter_state(&mut self, name: &str, value: &[u8]);
     /// Hands a usage record to the root's delivery queue; false when it could not.
@@ -99,6 +107,9 @@ pub enum Counter {
     UsageDeadLettered,
     LeaseServed,
     LeaseRenewed,
+    /// The aggregate MCP endpoint could not reach a server (it was left out of a list,
+    /// or a call to it refused).
+    McpUpstreamFailed,
 }
 
 impl Counter {
@@ -124,6 +135,7 @@ impl Counter {
             Counter::UsageDeadLettered,
             Counter::LeaseServed,
             Counter::LeaseRenewed,
+            Counter::McpUpstreamFailed,
         ]);
         all
     }
@@ -148,6 +160,7 @@ impl Counter {
             Counter::UsageDeadLettered => "chokepoint.usage.dead_lettered".into(),
             Counter::LeaseServed => "chokepoint.authorize.lease_served".into(),
             Counter::LeaseRenewed => "chokepoint.authorize.lease_renewed".into(),
+            Counter::McpUpstreamFailed => "chokepoint.mcp.upstream_failed".into(),
         }
     }
 }

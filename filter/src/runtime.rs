@@ -13,6 +13,9 @@ pub struct Runtime {
     /// `Bearer <token>`, the `authorization` of every callout to the policy service (see
     /// `policy_callout`). `None` only in identity mode, which never calls it.
     pub policy_authorization: Option<String>,
+    /// Each MCP server's credential header value (`<prefix><secret>`), by its index in
+    /// `config.mcp.servers`, where the filter sets it (downstream key injection).
+    pub mcp_credentials: Vec<Option<String>>,
 }
 
 /// Never print secrets, not even in a debug log.
@@ -24,6 +27,7 @@ impl std::fmt::Debug for Runtime {
             .field("provider_keys", &"<redacted>")
             .field("hmac_secrets", &"<redacted>")
             .field("policy_authorization", &"<redacted>")
+            .field("mcp_credentials", &"<redacted>")
             .finish()
     }
 }
@@ -87,7 +91,9 @@ impl Runtime {
         } else {
             Some(policy_authorization(&config.policy.token_env, &env)?)
         };
+        let mcp_credentials = mcp_credentials(&config, &env)?;
         Ok(Runtime {
+            mcp_credentials,
             config,
             salt: salt.into_bytes(),
             provider_keys,
@@ -95,6 +101,39 @@ impl Runtime {
             policy_authorization,
         })
     }
+}
+
+/// The credential of each MCP server the filter injects (in downstream key injection;
+/// upstream, Envoy sets it per cluster): a server whose variable is unset would get
+/// every call refused, so the filter refuses to load instead.
+fn mcp_credentials(
+    config: &Config,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<Option<String>>, ConfigError> {
+    let Some(mcp) = &config.mcp else {
+        return Ok(Vec::new());
+    };
+    mcp.servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match &s.credential {
+            Some(c) if config.inject_keys_downstream => {
+                let secret = env(&c.env).unwrap_or_default();
+                let secret = secret.trim();
+                if secret.is_empty() || secret.chars().any(|ch| ch.is_control()) {
+                    return Err(ConfigError {
+                        field: format!("mcp.servers[{i}].credential.env"),
+                        message: format!(
+                            "environment variable {} must be set in the Envoy process (and listed in vm_config.environment_variables.host_env_keys), without control characters",
+                            c.env
+                        ),
+                    });
+                }
+                Ok(Some(format!("{}{secret}", c.prefix)))
+            }
+            _ => Ok(None),
+        })
+        .collect()
 }
 
 /// The gateway's credential at the policy service, from the variable `name`: without it

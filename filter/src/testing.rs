@@ -161,6 +161,9 @@ pub struct FakeHost {
     /// What `response_flags` answers (unreadable by default).
     pub response_flags: Option<u64>,
     pub response_headers: Vec<(String, String)>,
+    pub removed_response_headers: Vec<String>,
+    /// The headers of the callout answer a test delivers.
+    pub callout_headers: Vec<(String, String)>,
     pub filter_state: HashMap<String, Vec<u8>>,
     pub queued: Vec<Vec<u8>>,
     pub metrics: Vec<crate::accounting::telemetry::Metric>,
@@ -318,7 +321,30 @@ impl Host for FakeHost {
     }
 
     fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        // Envoy's replace: the header's one value from now on.
+        self.response_headers.retain(|(k, _)| k != name);
         self.response_headers.push((name.into(), value.into()));
+        Ok(())
+    }
+
+    fn callout_header(&self, name: &str) -> Option<String> {
+        self.callout_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn remove_response_header(&mut self, name: &str) -> Result<(), HostError> {
+        self.response_headers.retain(|(k, _)| k != name);
+        self.removed_response_headers.push(name.into());
+        Ok(())
+    }
+
+    fn replace_response_body(&mut self, size: usize, bytes: &[u8]) -> Result<(), HostError> {
+        if size > self.response_chunk.len() {
+            return Err(HostError("replace past the buffer"));
+        }
+        self.response_chunk.splice(..size, bytes.iter().copied());
         Ok(())
     }
 

@@ -39,6 +39,7 @@ import extras
 import fleet
 import harness
 import loop
+import mcp
 import one_prompt
 import refusals
 from harness import AGENTS_BIN, GATEWAY, GATEWAY_IP, NS, TEAM, AccessLog, Context, Watcher, check, lock_client, resolv_conf
@@ -46,7 +47,7 @@ from netns import BIN, CLIENT_IP, GATEWAY_PORT, sh, stop
 from tools import TOOLS
 
 # In order; each is a module with run(ctx, tools).
-SCENARIOS = [one_prompt, extras, loop, refusals, fleet]
+SCENARIOS = [one_prompt, extras, loop, mcp, refusals, fleet]
 
 
 def main():

@@ -8,7 +8,7 @@ and the framing. Each chunk is forwarded to the client as soon as it arrives: a 
 stream or the GET stream reaches the client live, as it would through the gateway.
 
     proxy = RecordingProxy("http://127.0.0.1:3001")
-    proxy.start()            # listens on 127.0.0.1, a free port: proxy.url
+    proxy.start()            # listens on 127.0.0.1, a free port (or `port=`): proxy.url
     ...                      # point the client at proxy.url + "/mcp"
     proxy.stop()
     proxy.exchanges          # list of dicts, in the order the requests arrived
@@ -41,7 +41,7 @@ def body_text(data: bytes) -> dict:
 
 
 class RecordingProxy:
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, port: int = 0):
         parsed = urllib.parse.urlsplit(upstream)
         if parsed.scheme != "http" or not parsed.hostname:
             raise ValueError(f"upstream must be http://host:port, got {upstream!r}")
@@ -49,11 +49,13 @@ class RecordingProxy:
         self.upstream_port = parsed.port or 80
         self.exchanges: list[dict] = []
         self._lock = threading.Lock()
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._open = 0
         self._idle = threading.Condition(self._lock)
+        # The client connections being served, so that stop() takes the proxy down whole.
+        self._connections: set = set()
 
     @property
     def url(self) -> str:
@@ -75,8 +77,17 @@ class RecordingProxy:
         return True
 
     def stop(self) -> None:
+        """Stops listening and closes every client connection, kept-alive ones included: to
+        its clients the upstream is then down."""
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _begin(self, exchange: dict) -> None:
         with self._lock:
@@ -97,6 +108,16 @@ class RecordingProxy:
 
             def log_message(self, format, *args):  # the exchanges are the log
                 pass
+
+            def setup(self):
+                super().setup()
+                with proxy._lock:
+                    proxy._connections.add(self.connection)
+
+            def finish(self):
+                with proxy._lock:
+                    proxy._connections.discard(self.connection)
+                super().finish()
 
             def do_GET(self):
                 self._forward()

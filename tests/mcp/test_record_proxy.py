@@ -1,6 +1,7 @@
 """The recording proxy keeps what the fixtures are for: an SSE answer chunk by chunk, each
 forwarded before the next exists, a JSON answer whole, a 202 with no body, and a client
-that hangs up on a silent stream recorded as such. Stdlib only:
+that hangs up on a silent stream recorded as such. Stdlib only (the mcp layer of
+scripts/test runs it):
 
     python3 tests/mcp/test_record_proxy.py
 """
@@ -131,4 +132,8 @@ class RecordProxyTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    # The plain closing line scripts/test counts.
+    outcome = unittest.main(exit=False).result
+    failed = len(outcome.failures) + len(outcome.errors)
+    print(f"{outcome.testsRun - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The README's path, as a new user takes it: scripts/run, then the printed curl, then
+"""The README's path, as a new user takes it: scripts/run, then the printed curls (a chat
+completion, and MCP's initialize through the gateway), then
 Ctrl-C (SIGINT), and nothing it started may outlive it. On the way: .chokepoint/dev.env
 works for scripts, scripts/token's tokens and the admin CLI work against the stack, only
 the gateway may book usage, the policy file's limits were applied, a saved edit of the
@@ -35,7 +36,8 @@ PROVIDER_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_BACKUP_API_KEY", "
                  "ANTHROPIC_BASE_URL", "GEMINI_API_KEY", "GEMINI_BASE_URL", "AZURE_OPENAI_API_KEY",
                  "AZURE_OPENAI_ENDPOINT")
 DEV_ENV_VARS = ("CHOKEPOINT_URL", "CHOKEPOINT_ADMIN_URL", "CHOKEPOINT_POLICY_URL", "CHOKEPOINT_POLICY_ADMIN_URL",
-                "CHOKEPOINT_TOKEN", "CHOKEPOINT_ADMIN_TOKEN", "CHOKEPOINT_ACCESS_LOG", "CHOKEPOINT_POLICY_CLI")
+                "CHOKEPOINT_TOKEN", "CHOKEPOINT_ADMIN_TOKEN", "CHOKEPOINT_ACCESS_LOG", "CHOKEPOINT_POLICY_CLI",
+                "CHOKEPOINT_MCP_URL")
 
 
 class Failed(Exception):
@@ -91,21 +93,31 @@ def start(env):
     return proc
 
 
-def printed_curl():
-    """The curl exactly as printed, joined from its continuation lines, answers a chat
-    completion."""
-    lines, inside = [], False
+def printed_curls():
+    """Each curl exactly as printed, joined from its continuation lines."""
+    curls, lines = [], None
     for line in OUT.read_text().splitlines():
-        inside = inside or line.startswith("  curl ")
-        if inside:
+        if line.startswith("  curl "):
+            lines = []
+        if lines is not None:
             lines.append(line.removesuffix("\\"))
             if "-d " in line:
-                break
-    check(lines, "scripts/run printed no curl")
-    out = subprocess.run(["bash", "-c", " ".join(lines)], capture_output=True, text=True)
-    check(out.returncode == 0, "the printed curl failed")
-    check('"object":"chat.completion"' in out.stdout, f"the printed curl returned: {out.stdout}")
-    print("run smoke: printed curl returned a chat.completion")
+                curls.append(" ".join(lines))
+                lines = None
+    return curls
+
+
+def printed_curl():
+    """The curls as printed answer: a chat completion, and MCP's initialize through the
+    gateway from the MCP reference server scripts/run started."""
+    curls = printed_curls()
+    check(len(curls) == 2, f"scripts/run printed {len(curls)} curls, not 2")
+    for curl, want, what in ((curls[0], '"object":"chat.completion"', "a chat.completion"),
+                             (curls[1], '"serverInfo"', "an MCP initialize result")):
+        out = subprocess.run(["bash", "-c", curl], capture_output=True, text=True)
+        check(out.returncode == 0, f"the printed curl failed: {curl}")
+        check(want in out.stdout, f"the printed curl returned: {out.stdout}")
+        print(f"run smoke: printed curl returned {what}")
 
 
 def dev_env_and_tools():
@@ -224,7 +236,7 @@ def main():
     sys.stdout.reconfigure(line_buffering=True)
     LOGS.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_VARS}  # the mock providers
-    for name in ("GATEWAY", "ADMIN", "POLICY", "POLICY_ADMIN", "MOCK", "REDIS"):
+    for name in ("GATEWAY", "ADMIN", "POLICY", "POLICY_ADMIN", "MOCK", "REDIS", "MCP"):
         env[f"CHOKEPOINT_{name}_PORT"] = str(free_port())
     # A copy of the example policy file, so the live edit leaves the repo's alone.
     policy = LOGS / "run-smoke-policy.yaml"

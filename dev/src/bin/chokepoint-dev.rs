@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chokepoint_dev::devtoken::{DevKey, TokenSpec};
+use chokepoint_dev::stack::mcp::EVERYTHING;
 use chokepoint_dev::stack::{Ports, RedisMode, Stack, StackOptions};
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
@@ -33,6 +34,9 @@ struct Args {
     mock_port: u16,
     #[arg(long, env = "CHOKEPOINT_REDIS_PORT", default_value_t = 6390)]
     redis_port: u16,
+    /// MCP's reference server (the policy file's `everything` server), on loopback.
+    #[arg(long, env = "CHOKEPOINT_MCP_PORT", default_value_t = 3001)]
+    mcp_port: u16,
     /// Requests each user may make per minute (the policy service's limit).
     #[arg(long, env = "CHOKEPOINT_REQUESTS_PER_MINUTE", default_value_t = 60)]
     requests_per_minute: u64,
@@ -90,6 +94,12 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             k.ends_with("_API_KEY") || k.ends_with("_BASE_URL") || k == "AZURE_OPENAI_ENDPOINT"
         })
         .collect();
+    // CHOKEPOINT_MCP_<NAME>_URL moves an MCP server; a credential variable the policy
+    // file names may be given here too (the rest are drawn per run).
+    opts.mcp_env = std::env::vars()
+        .filter(|(k, _)| k.starts_with("CHOKEPOINT_MCP_") && k != "CHOKEPOINT_MCP_PORT")
+        .collect();
+    opts.mcp_port = Some(args.mcp_port);
     opts.apply_limits = true;
     let policy_file = opts.policy_file.clone();
     opts.salt = salt;
@@ -97,7 +107,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     opts.window_secs = 60;
 
     eprintln!(
-        "chokepoint: starting Redis, policy service, mock providers and Envoy from {}...",
+        "chokepoint: starting Redis, policy service, mock providers, an MCP server and Envoy from {}...",
         policy_file.display()
     );
     let mut stack = Stack::start(opts).await?;
@@ -115,7 +125,8 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         stack.opts.bin_dir.join("chokepoint-policy").display()
     );
     // The policy service's gateway token stays out: only Envoy and the service hold it.
-    let env = format!(
+    let mcp_url = stack.mcp_gateway_url(EVERYTHING);
+    let mut env = format!(
         "CHOKEPOINT_URL={}\nCHOKEPOINT_ADMIN_URL={}\nCHOKEPOINT_POLICY_URL={}\nCHOKEPOINT_POLICY_ADMIN_URL={}\nCHOKEPOINT_TOKEN={}\nCHOKEPOINT_ADMIN_TOKEN={}\nCHOKEPOINT_ACCESS_LOG={}\nCHOKEPOINT_POLICY_CLI=\"{}\"\n",
         stack.gateway_url,
         stack.admin_url,
@@ -126,8 +137,11 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         stack.usage_log().display(),
         cli
     );
+    if let Some(url) = &mcp_url {
+        env.push_str(&format!("CHOKEPOINT_MCP_URL={url}\n"));
+    }
     write_private(&env_file, &env)?;
-    print_banner(&stack, &token);
+    print_banner(&stack, &token, mcp_url.as_deref());
     let mut policy_mtime = mtime(&policy_file);
 
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -166,7 +180,7 @@ fn mtime(path: &Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-fn print_banner(stack: &Stack, token: &str) {
+fn print_banner(stack: &Stack, token: &str, mcp_url: Option<&str>) {
     let upstream = stack
         .provider_targets()
         .iter()
@@ -192,8 +206,11 @@ Try it from another terminal:
     -H 'content-type: application/json' \
     -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"Say hello"}}]}}'
 
-More tokens: scripts/token alice --tenant acme --groups ml
+{mcp}More tokens: scripts/token alice --tenant acme --groups ml
 Press Ctrl-C to stop."#,
+        mcp = mcp_url
+            .map(|url| mcp_banner(url, token))
+            .unwrap_or_default(),
         gw = stack.gateway_url,
         admin = stack.admin_url,
         policy = stack.policy_url,
@@ -229,4 +246,18 @@ fn write_private(path: &Path, contents: &str) -> Result<(), String> {
     f.write_all(contents.as_bytes())
         .map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The MCP endpoint and a request that works against it (docs/mcp.md has the clients).
+fn mcp_banner(url: &str, token: &str) -> String {
+    format!(
+        r#"MCP (server-everything through the gateway; docs/mcp.md connects each coding agent):
+
+  curl -sS {url} \
+    -H 'Authorization: Bearer {token}' \
+    -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+    -d '{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{{}},"clientInfo":{{"name":"curl","version":"1"}}}}}}'
+
+"#
+    )
 }

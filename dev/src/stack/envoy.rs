@@ -75,6 +75,9 @@ pub struct Rendered {
     pub ecds_path: PathBuf,
     pub limits_path: PathBuf,
     pub wasm_path: String,
+    /// The gateway's port, which the filter's configuration names (MCP's resource
+    /// metadata URL) when the policy file gives no `mcp.public_url`.
+    pub gateway_port: u16,
 }
 
 /// The overrides every stack applies: its dev issuer's keys, its policy service, its
@@ -110,6 +113,7 @@ pub fn render(i: &Inputs) -> Result<Rendered, String> {
         ecds_path,
         limits_path,
         wasm_path: i.wasm_path.clone(),
+        gateway_port: i.gateway_port,
     };
     let o = Options {
         listen: "127.0.0.1".into(),
@@ -133,6 +137,7 @@ impl Rendered {
         let o = Options {
             wasm: self.wasm_path.clone(),
             version: version.to_string(),
+            port: self.gateway_port,
             ..Options::default()
         };
         let text = bundle::render(&self.policy, "ecds", &o)?;

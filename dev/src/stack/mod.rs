@@ -4,9 +4,11 @@
 //! tests exercise exactly what a user runs.
 
 pub mod envoy;
+pub mod mcp;
 pub mod process;
 pub mod redis;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -70,6 +72,15 @@ pub struct StackOptions {
     /// Write the policy file's limit sets to Redis at start (scripts/run); the tests
     /// set their own.
     pub apply_limits: bool,
+    /// Run MCP's reference server as the policy file's `everything` server, on this
+    /// loopback port (0: any); `None` runs none.
+    pub mcp_port: Option<u16>,
+    /// The npm folder holding it (`.mcp/`, scripts/lib.sh's `ensure_mcp`).
+    pub mcp_dir: PathBuf,
+    /// `CHOKEPOINT_MCP_<NAME>_URL` (where the gateway sends server NAME instead) and the
+    /// values of the servers' credential variables, as the environment would give them;
+    /// a credential not given is a random secret of this run.
+    pub mcp_env: Vec<(String, String)>,
     /// Further changes to the policy document (tests).
     pub overrides: Vec<Override>,
     pub dev_key: DevKey,
@@ -84,7 +95,8 @@ pub struct StackOptions {
 impl StackOptions {
     /// Defaults for the repository at `root`: binaries from `target/debug`, Envoy from the
     /// repo's venv, any port, Redis on a unix socket. Each can be overridden by the
-    /// environment (`CHOKEPOINT_BIN_DIR`, `CHOKEPOINT_ENVOY`, `CHOKEPOINT_WASM`).
+    /// environment (`CHOKEPOINT_BIN_DIR`, `CHOKEPOINT_ENVOY`, `CHOKEPOINT_WASM`,
+    /// `CHOKEPOINT_MCP_DIR`).
     pub fn defaults(root: &Path, run_dir: &Path, dev_key: DevKey) -> StackOptions {
         let env_path = |name: &str, default: PathBuf| {
             std::env::var_os(name).map(PathBuf::from).unwrap_or(default)
@@ -112,6 +124,9 @@ impl StackOptions {
             policy_file: env_path("CHOKEPOINT_CONFIG", root.join("envoy/chokepoint.yaml")),
             provider_env: Vec::new(),
             apply_limits: false,
+            mcp_port: None,
+            mcp_dir: env_path("CHOKEPOINT_MCP_DIR", root.join(".mcp")),
+            mcp_env: Vec::new(),
             overrides: Vec::new(),
             mock_key,
             dev_key,
@@ -137,6 +152,9 @@ pub struct Stack {
     pub mock_url: Option<String>,
     pub backup_mock_url: String,
     pub idp_url: Option<String>,
+    /// The endpoint of the MCP reference server the stack runs, straight (not through
+    /// the gateway).
+    pub mcp_url: Option<String>,
     pub redis_url: String,
     policy_port: u16,
     policy_admin_port: u16,
@@ -145,11 +163,14 @@ pub struct Stack {
     backup_port: u16,
     rendered: Option<envoy::Rendered>,
     ecds_version: u64,
+    /// The value of each MCP credential variable in Envoy's environment.
+    mcp_credentials: BTreeMap<String, String>,
     // Dropped in this order: Envoy first, so nothing is in flight when the rest stop.
     envoy: Option<Managed>,
     mock: Option<Managed>,
     backup_mock: Option<Managed>,
     idp: Option<Managed>,
+    mcp: Option<Managed>,
     policy: Option<Managed>,
     redis: Option<redis::Redis>,
 }
@@ -179,6 +200,7 @@ impl Stack {
             opts.ports.policy,
             opts.ports.policy_admin,
             opts.ports.mock,
+            opts.mcp_port.unwrap_or(0),
         ] {
             check_port_free(p)?;
         }
@@ -195,6 +217,7 @@ impl Stack {
             mock_url: None,
             backup_mock_url: String::new(),
             idp_url: None,
+            mcp_url: None,
             redis_url: redis.url.clone(),
             policy_port: opts.ports.policy,
             policy_admin_port: opts.ports.policy_admin,
@@ -203,10 +226,12 @@ impl Stack {
             backup_port: 0,
             rendered: None,
             ecds_version: 1,
+            mcp_credentials: BTreeMap::new(),
             envoy: None,
             mock: None,
             backup_mock: None,
             idp: None,
+            mcp: None,
             policy: None,
             redis: Some(redis),
             opts,
@@ -227,6 +252,16 @@ impl Stack {
 
         if stack.opts.idp.is_some() {
             stack.start_idp()?;
+        }
+        let names_everything = stack
+            .file_policy()?
+            .mcp
+            .is_some_and(|m| m.servers.iter().any(|s| s.name == mcp::EVERYTHING));
+        if let (Some(port), true) = (stack.opts.mcp_port, names_everything) {
+            let (proc, url) =
+                mcp::start_everything(&stack.opts.mcp_dir, &stack.opts.run_dir, port)?;
+            stack.mcp = Some(proc);
+            stack.mcp_url = Some(url);
         }
         stack.start_envoy().await?;
         Ok(stack)
@@ -392,14 +427,7 @@ impl Stack {
     /// The overrides that point the policy file at this stack's processes.
     fn overrides(&self) -> Result<(Vec<Override>, EnvVars), String> {
         let o = &self.opts;
-        let jwks: serde_json::Value =
-            serde_json::from_str(&o.dev_key.jwks_json()).map_err(|e| format!("dev JWKS: {e}"))?;
-        let mut ov = envoy::base_overrides(
-            crate::devtoken::DEFAULT_ISSUER,
-            jwks,
-            &self.policy_url,
-            &self.usage_log(),
-        );
+        let mut ov = self.base_overrides()?;
         ov.push(Override::new("audit.usage.flush_ms", o.usage_flush_ms));
         ov.push(Override::new(
             "gateway.failure_mode",
@@ -460,6 +488,35 @@ impl Stack {
             }
             keys.push((p.key_env.clone(), route.key));
         }
+        // Each MCP server goes where CHOKEPOINT_MCP_<NAME>_URL says, else `everything` to
+        // the reference server the stack runs; its credential is the environment's or a
+        // secret of this run.
+        let mcp_env = |name: &str| {
+            o.mcp_env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        for s in file_only.mcp.iter().flat_map(|m| &m.servers) {
+            let url = mcp_env(&mcp::url_var(&s.name)).or_else(|| {
+                (s.name == mcp::EVERYTHING)
+                    .then(|| self.mcp_url.clone())
+                    .flatten()
+            });
+            if let Some(url) = url {
+                ov.push(Override::new(
+                    format!("mcp.servers[name={}].url", s.name),
+                    url,
+                ));
+            }
+            if let Some(c) = &s.credential {
+                let value = mcp_env(&c.env)
+                    .or_else(|| self.mcp_credentials.get(&c.env).cloned())
+                    .ok_or_else(|| format!("no value for MCP credential {}", c.env))?;
+                keys.push((c.env.clone(), value));
+            }
+        }
         keys.push((file_only.gateway.uuid_salt_env.clone(), o.salt.clone()));
         if let Some(token) = &o.envoy_policy_token {
             keys.push((file_only.policy_service.token_env.clone(), token.clone()));
@@ -484,6 +541,7 @@ impl Stack {
     }
 
     async fn start_envoy(&mut self) -> Result<(), String> {
+        self.draw_mcp_credentials()?;
         let (overrides, env) = self.overrides()?;
         let o = &self.opts;
         let wasm = o
@@ -546,6 +604,7 @@ impl Stack {
         }
         let port = gateway_port(&client, &self.admin_url).await?;
         self.gateway_url = format!("http://127.0.0.1:{port}");
+        self.name_gateway_port(port).await?;
 
         // 2. One real request through every component.
         let token = self.token(&TokenSpec::new(READINESS_SUBJECT));
@@ -571,6 +630,82 @@ impl Stack {
             self.check_alive("envoy", deadline)?;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A random secret for each MCP credential variable the policy file names, once per
+    /// stack (a restarted Envoy keeps them).
+    fn draw_mcp_credentials(&mut self) -> Result<(), String> {
+        for s in self.file_policy()?.mcp.iter().flat_map(|m| &m.servers) {
+            if let Some(c) = &s.credential {
+                self.mcp_credentials
+                    .entry(c.env.clone())
+                    .or_insert_with(|| random_hex(24));
+            }
+        }
+        Ok(())
+    }
+
+    /// The policy file as it stands, pointed at this stack's issuer.
+    fn file_policy(&self) -> Result<chokepoint_render::policy::Policy, String> {
+        chokepoint_render::policy::Policy::load_with(
+            &self.opts.policy_file,
+            &self.base_overrides()?,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// The overrides that point the policy file at this stack's dev issuer, policy
+    /// service and usage log.
+    fn base_overrides(&self) -> Result<Vec<Override>, String> {
+        let jwks: serde_json::Value = serde_json::from_str(&self.opts.dev_key.jwks_json())
+            .map_err(|e| format!("dev JWKS: {e}"))?;
+        Ok(envoy::base_overrides(
+            crate::devtoken::DEFAULT_ISSUER,
+            jwks,
+            &self.policy_url,
+            &self.usage_log(),
+        ))
+    }
+
+    /// The gateway's URL for MCP server `name` (`<gateway>/mcp/<name>`) when the
+    /// running policy has it.
+    pub fn mcp_gateway_url(&self, name: &str) -> Option<String> {
+        let policy = &self.rendered.as_ref()?.policy;
+        policy
+            .mcp
+            .iter()
+            .flat_map(|m| &m.servers)
+            .any(|s| s.name == name)
+            .then(|| format!("{}/mcp/{name}", self.gateway_url))
+    }
+
+    /// On a port Envoy chose, the filter's configuration is rendered again naming it (MCP's
+    /// resource metadata URL is the gateway's own when the policy file gives none), and
+    /// taken by Envoy before the stack is ready.
+    async fn name_gateway_port(&mut self, port: u16) -> Result<(), String> {
+        let Some(rendered) = self.rendered.as_mut() else {
+            return Ok(());
+        };
+        let needs = rendered
+            .policy
+            .mcp
+            .as_ref()
+            .is_some_and(|m| m.public_url.is_none());
+        if rendered.gateway_port == port || !needs {
+            return Ok(());
+        }
+        rendered.gateway_port = port;
+        let before = self.ecds_updates().await?;
+        self.ecds_version += 1;
+        if let Some(rendered) = &self.rendered {
+            rendered.write_ecds(self.ecds_version)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.ecds_updates().await? <= before {
+            self.check_alive("envoy", deadline)?;
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Ok(())
     }
 
     fn check_alive(&mut self, what: &str, deadline: Instant) -> Result<(), String> {
@@ -652,6 +787,11 @@ impl Stack {
         self.envoy.as_ref().and_then(Managed::pid)
     }
 
+    /// The MCP reference server's PID.
+    pub fn mcp_pid(&self) -> Option<u32> {
+        self.mcp.as_ref().and_then(Managed::pid)
+    }
+
     /// The policy service's PID.
     pub fn policy_pid(&self) -> Option<u32> {
         self.policy.as_ref().and_then(Managed::pid)
@@ -672,6 +812,7 @@ impl Stack {
         for p in [
             self.envoy.as_mut(),
             self.mock.as_mut(),
+            self.mcp.as_mut(),
             self.policy.as_mut(),
             self.redis.as_mut().map(|r| &mut r.proc),
         ]
@@ -693,6 +834,7 @@ impl Stack {
             self.mock.as_ref(),
             self.backup_mock.as_ref(),
             self.idp.as_ref(),
+            self.mcp.as_ref(),
             self.policy.as_ref(),
             self.redis.as_ref().map(|r| &r.proc),
         ]
@@ -716,6 +858,7 @@ impl Stack {
             self.mock.as_mut(),
             self.backup_mock.as_mut(),
             self.idp.as_mut(),
+            self.mcp.as_mut(),
             self.policy.as_mut(),
         ]
         .into_iter()

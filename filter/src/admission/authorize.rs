@@ -3,7 +3,7 @@
 //! answer always ends the same deterministic way.
 
 use chokepoint_contract::bounds::MAX_LEASE_SLOTS;
-use chokepoint_contract::Required;
+use chokepoint_contract::{McpScope, Required};
 
 use crate::admission::lease::LeaseAsk;
 
@@ -26,13 +26,16 @@ pub fn renewal<'a>(
         model_key: ask.model_key.as_deref(),
         priced: ask.priced,
         cost_center: ask.cost_center.as_deref(),
-        provider: Some(&ask.provider),
+        provider: (!ask.provider.is_empty()).then_some(ask.provider.as_str()),
         stream: ask.stream,
         reserve_tokens: ask.reserve_tokens,
         reserve_cost_micros: ask.reserve_cost_micros,
         lease_slots,
         lease_return_ms,
-        mcp: None,
+        mcp: ask.mcp.as_ref().map(|(server, tool)| McpScope {
+            server: server.as_str(),
+            tool: tool.as_deref(),
+        }),
     }
 }
 
@@ -234,6 +237,7 @@ mod tests {
             stream: false,
             reserve_tokens: 4109,
             reserve_cost_micros: 0,
+            mcp: None,
         };
         let body = serde_json::to_vec(&renewal("r9", &ask, 16, 3270)).unwrap();
         assert_eq!(

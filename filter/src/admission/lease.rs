@@ -84,6 +84,8 @@ pub struct LeaseAsk {
     pub stream: bool,
     pub reserve_tokens: u64,
     pub reserve_cost_micros: u64,
+    /// An MCP caller's server and tool (see `AuthorizeRequest.mcp`).
+    pub mcp: Option<(String, Option<String>)>,
 }
 
 /// A renewal to send: the caller's key, what to ask, and how many slots.
@@ -426,6 +428,7 @@ mod tests {
             stream: false,
             reserve_tokens: tokens,
             reserve_cost_micros: cost_micros,
+            mcp: None,
         }
     }
 

@@ -242,6 +242,7 @@ fn ask() -> LeaseAsk {
         stream: true,
         reserve_tokens: 7,
         reserve_cost_micros: 3,
+        mcp: None,
     }
 }
 

@@ -52,6 +52,8 @@ struct RawConfig {
     max_token_bytes: Option<usize>,
     #[serde(default)]
     clock_skew_secs: Option<u64>,
+    #[serde(default)]
+    mcp: Option<crate::mcp::config::RawMcp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,6 +201,8 @@ pub struct Config {
     pub enforce_output_cap: bool,
     pub max_token_bytes: usize,
     pub clock_skew: Duration,
+    /// The MCP servers served at `/mcp/<name>`; none without the section.
+    pub mcp: Option<crate::mcp::config::McpConfig>,
 }
 
 #[derive(Debug)]
@@ -539,6 +543,10 @@ impl Config {
             ));
         }
 
+        let mcp = raw
+            .mcp
+            .map(crate::mcp::config::McpConfig::validate)
+            .transpose()?;
         Ok(Config {
             issuers,
             token_sources,
@@ -576,6 +584,7 @@ impl Config {
             enforce_output_cap: raw.enforce_output_cap.unwrap_or(false),
             max_token_bytes,
             clock_skew: Duration::from_secs(skew),
+            mcp,
         })
     }
 }

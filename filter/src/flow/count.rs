@@ -23,6 +23,7 @@ impl Flow {
                     self.facts.provider = Some(i);
                 }
             }
+            self.mcp_response_headers(host);
             if let Some(a) = &mut self.accounting {
                 let (status, content_type) = host.response_status_and_type();
                 a.on_headers(status, content_type.as_deref(), host.now_ms());
@@ -47,6 +48,9 @@ impl Flow {
         body_size: usize,
         end_of_stream: bool,
     ) -> Next {
+        if self.mcp_answer.is_some() {
+            return self.mcp_response_body(host, body_size, end_of_stream);
+        }
         let Some(a) = &mut self.accounting else {
             return Next::Continue;
         };

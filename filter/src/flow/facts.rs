@@ -140,4 +140,97 @@ pub struct Facts {
     pub decision: Decision,
     /// The record is written (or, in identity-only mode, never will be).
     pub logged: bool,
+    /// An MCP request's own facts; `None` for a model request.
+    pub mcp: Option<McpFacts>,
+}
+
+/// What an MCP request adds: the server, the JSON-RPC message, and what its answer needs.
+#[derive(Debug, Default)]
+pub struct McpFacts {
+    /// The server's index in `mcp.servers`; `None` at the aggregate endpoint `/mcp` until
+    /// a call names its server.
+    pub server: Option<usize>,
+    /// The request is for the aggregate endpoint `/mcp`, which serves every server.
+    pub aggregate: bool,
+    /// The request is for the server's protected resource metadata, not the server.
+    pub metadata: bool,
+    /// The `Mcp-Session-Id` the client sent: sealed to its user (see `mcp::session`).
+    pub session: Option<String>,
+    /// The `Origin` a browser sent, if any.
+    pub origin: Option<String>,
+    /// The headers that mirror the body (MCP 2026-07-28), as sent.
+    pub mirrored: crate::mcp::headers::Mirrored,
+    /// The POST body as read, parsed (or why it could not be), until `mcp_policy` takes it.
+    pub parsed: Option<Result<crate::mcp::message::Message, crate::mcp::error::RpcError>>,
+    /// The POST body's message, once checked.
+    pub message: Option<crate::mcp::message::Message>,
+    /// The request's JSON-RPC id (its JSON text), for the gateway's own errors.
+    pub rpc_id: Option<String>,
+    /// The rule that refused the message's tool, prompt or resource.
+    pub denied_by: Option<String>,
+    /// The request body as sent, at the aggregate endpoint (a call's tool is renamed).
+    pub raw: Option<Vec<u8>>,
+    /// The aggregate endpoint's calls to the servers under way.
+    pub fanout: Option<Fanout>,
+    /// The answer's list is filtered for the caller.
+    pub filter_list: Option<crate::mcp::lists::ListKind>,
+    /// What the answer said, for the record.
+    pub outcome: crate::mcp::outcome::Outcome,
+    /// Entries the gateway took out of the answer's list.
+    pub removed: usize,
+    /// Response body bytes the client got.
+    pub bytes_out: u64,
+    /// The server's status (or Envoy's, when it could not reach it).
+    pub status: Option<u32>,
+    /// When the answer's first body bytes came, and that its end came.
+    pub first_byte_ms: Option<u64>,
+    pub ended: bool,
+}
+
+impl McpFacts {
+    /// The server the request goes to, once known.
+    pub fn server<'a>(
+        &self,
+        rt: &'a crate::runtime::Runtime,
+    ) -> Option<&'a crate::mcp::config::McpServer> {
+        rt.config.mcp.as_ref()?.servers.get(self.server?)
+    }
+
+    /// The server's name for records and limits: `*` for the aggregate endpoint's own
+    /// answers.
+    pub fn server_name<'a>(&self, rt: &'a crate::runtime::Runtime) -> &'a str {
+        self.server(rt)
+            .map_or(crate::mcp::path::AGGREGATE_NAME, |s| s.name.as_str())
+    }
+
+    /// The record's method: the JSON-RPC method, `response` for the client's answer to a
+    /// server's request, or the HTTP method of a bodiless request (`GET`, `DELETE`).
+    pub fn method<'a>(&'a self, http_method: &'a str) -> &'a str {
+        match &self.message {
+            Some(m) => m.method.as_deref().unwrap_or("response"),
+            None => http_method,
+        }
+    }
+}
+
+/// The aggregate endpoint asking its servers, one call at a time: for a list, every
+/// server in turn; for a call, the session with the one server it goes to.
+#[derive(Debug)]
+pub struct Fanout {
+    /// The server asked now (its index).
+    pub at: usize,
+    pub phase: Phase,
+    /// A `tools/list` (else a `tools/call` waiting for its session).
+    pub listing: bool,
+    /// Each server's tools so far.
+    pub lists: Vec<(String, Vec<serde_json::Value>)>,
+    /// The server forgot the session once already in this request.
+    pub reopened: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Initialize,
+    Initialized,
+    List { page: usize },
 }

@@ -8,6 +8,9 @@
 
 mod count;
 mod facts;
+mod mcp_answer;
+#[cfg(test)]
+mod mcp_tests;
 mod record;
 mod step;
 mod steps;
@@ -77,6 +80,8 @@ pub struct Flow {
     body_done: Option<usize>,
     /// The body was read (and scanned) by the steps.
     body_read: bool,
+    /// How an MCP answer's body is handled.
+    mcp_answer: Option<mcp_answer::McpAnswer>,
 }
 
 impl Flow {
@@ -89,6 +94,7 @@ impl Flow {
             accounting: None,
             body_done: None,
             body_read: false,
+            mcp_answer: None,
         }
     }
 
@@ -235,7 +241,19 @@ impl Flow {
                 return Next::Pause;
             }
         };
-        let scanned = match request_body::scan(&bytes) {
+        if let Some(m) = self.facts.mcp.as_mut() {
+            // An MCP message is read as JSON-RPC (see `mcp_policy`), never as a model
+            // request: the steps see no provider fields.
+            m.parsed = Some(crate::mcp::message::parse(&bytes));
+            if m.aggregate {
+                m.raw = Some(bytes.clone());
+            }
+        }
+        let scanned = match request_body::scan(if self.facts.mcp.is_some() {
+            &[]
+        } else {
+            &bytes
+        }) {
             Ok(scanned) => scanned,
             Err(e) => {
                 host.count(Counter::BadRequest);
@@ -261,9 +279,16 @@ impl Flow {
 
     fn reply(&mut self, host: &mut dyn Host, r: &Reply) {
         self.state = State::Replied;
-        self.facts.replied = Some(r.status);
         self.facts.decision = Decision::of_reply(r);
-        let mut r = r.clone().in_shape_of(self.facts.shape);
+        let mut r = match self.facts.mcp.as_mut().filter(|m| !m.metadata) {
+            Some(m) => {
+                let (shaped, code) = mcp_shape(&self.rt, m, r);
+                m.outcome.rpc_error = code;
+                shaped
+            }
+            None => r.clone().in_shape_of(self.facts.shape),
+        };
+        self.facts.replied = Some(r.status);
         if !self.facts.request_id.is_empty() {
             r.headers
                 .push((REQUEST_ID_HEADER, self.facts.request_id.clone()));
@@ -272,6 +297,17 @@ impl Flow {
             host.count(Counter::HostFailure);
         }
     }
+}
+
+/// A refusal of an MCP request, as MCP clients read it (see `mcp::reply`).
+fn mcp_shape(rt: &Runtime, m: &facts::McpFacts, r: &Reply) -> (Reply, Option<i64>) {
+    let metadata_url = rt.config.mcp.as_ref().map_or_else(String::new, |c| {
+        crate::mcp::path::metadata_url(c, m.server(rt).map(|s| s.name.as_str()))
+    });
+    let data = m.denied_by.as_ref().map(|rule| {
+        serde_json::json!({"policy": rule, "reason": crate::mcp::reply::TOOL_DENIED}).to_string()
+    });
+    crate::mcp::reply::shape(r, m.rpc_id.as_deref(), &metadata_url, data)
 }
 
 /// The request path's steps by name, in order (logged when a configuration loads).

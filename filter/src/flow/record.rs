@@ -6,11 +6,14 @@ use std::rc::Rc;
 
 use chokepoint_contract::Required;
 
-use super::{Flow, State, USAGE_FILTER_STATE};
+use super::facts::Facts;
+use super::{mcp_answer, Flow, State, USAGE_FILTER_STATE};
 use crate::accounting::pricing;
 use crate::accounting::record::UsageRecord;
 use crate::accounting::telemetry;
 use crate::host::{Counter, Host};
+use crate::runtime::Runtime;
+use chokepoint_contract::McpUsage;
 
 impl Flow {
     /// The exchange is over, however it ended: write the one usage record.
@@ -31,6 +34,14 @@ impl Flow {
             // whether the exchange ended cleanly or by a reset, timeout or hang-up.
             if host.response_flags() == Some(0) {
                 a.mark_ended();
+            }
+        }
+        if let (Some(mcp_answer::McpAnswer::Watched(Some(w))), Some(m)) =
+            (self.mcp_answer.as_mut(), self.facts.mcp.as_mut())
+        {
+            // An answer cut short still tells what it said before it was.
+            if !m.outcome.answered {
+                m.outcome = w.finish();
             }
         }
         let f = &self.facts;
@@ -59,9 +70,16 @@ impl Flow {
             .as_ref()
             .map_or(0, |p| pricing::cost_micros(&usage, p))
             .min(MAX_EXACT);
-        let status = f.replied.or(upstream_status).unwrap_or(0);
+        let mcp = f.mcp.as_ref().filter(|m| !m.metadata);
+        let status = f
+            .replied
+            .or(upstream_status)
+            .or(mcp.and_then(|m| m.status))
+            .unwrap_or(0);
         let decision = f.decision.as_str();
-        let ttft_ms = first_byte.map(|t| t.saturating_sub(f.start_ms));
+        let ttft_ms = first_byte
+            .or(mcp.and_then(|m| m.first_byte_ms))
+            .map(|t| t.saturating_sub(f.start_ms));
         let caller = f.caller.as_ref();
         let record = UsageRecord {
             request_id: Required::new(&f.request_id),
@@ -76,10 +94,13 @@ impl Flow {
             model: f.model.as_deref(),
             model_key: f.model_key.as_deref(),
             provider: provider.map(|p| p.name.as_str()),
-            format: f
-                .endpoint
-                .and_then(|e| e.format)
-                .map(crate::accounting::usage::report::Format::name),
+            format: match &f.mcp {
+                Some(m) if !m.metadata => Some("mcp"),
+                _ => f
+                    .endpoint
+                    .and_then(|e| e.format)
+                    .map(crate::accounting::usage::report::Format::name),
+            },
             stream: f.stream,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
@@ -92,10 +113,14 @@ impl Flow {
             decision: Some(decision),
             latency_ms: Some(now.saturating_sub(f.start_ms)),
             ttft_ms,
-            completed: Some(settled.as_ref().is_some_and(|s| s.completed)),
+            completed: Some(match mcp {
+                // An MCP answer is complete when its end came (a local reply is whole).
+                Some(m) => m.ended || f.replied.is_some() || host.response_flags() == Some(0),
+                None => settled.as_ref().is_some_and(|s| s.completed),
+            }),
             error: settled.as_ref().and_then(|s| s.error.as_deref()),
             ts_ms: Some(f.start_ms),
-            mcp: None,
+            mcp: mcp_usage(&rt, f),
         };
         let Ok(json) = serde_json::to_vec(&record) else {
             host.count(Counter::HostFailure);
@@ -110,14 +135,23 @@ impl Flow {
                 f.request_id
             );
         }
-        // A family's glob (`gpt-4o-mini*`) labels the family (`gpt_4o_mini`).
-        let model_label = f
-            .model_key
-            .as_deref()
-            .map_or(crate::config::OTHER_MODEL, |k| k.trim_end_matches('*'));
+        // A family's glob (`gpt-4o-mini*`) labels the family (`gpt_4o_mini`); MCP
+        // requests are labelled by their server's cluster.
+        let mcp_cluster = f
+            .mcp
+            .as_ref()
+            .filter(|m| !m.metadata)
+            .map(|m| m.server(&rt).map_or("mcp", |s| s.cluster.as_str()));
+        let model_label = match mcp_cluster {
+            Some(_) => "mcp",
+            None => f
+                .model_key
+                .as_deref()
+                .map_or(crate::config::OTHER_MODEL, |k| k.trim_end_matches('*')),
+        };
         host.record_outcome(&telemetry::Outcome {
             model_label,
-            provider: provider.map_or("none", |p| p.name.as_str()),
+            provider: mcp_cluster.unwrap_or(provider.map_or("none", |p| p.name.as_str())),
             status,
             decision,
             input_tokens: usage.input_tokens,
@@ -144,4 +178,33 @@ fn clamp(u: crate::accounting::usage::report::Usage) -> crate::accounting::usage
         cache_creation_input_tokens: u.cache_creation_input_tokens.min(MAX_EXACT),
         cache_write_1h_input_tokens: u.cache_write_1h_input_tokens.min(MAX_EXACT),
     }
+}
+
+/// Longest tool, prompt or resource name a record keeps, in bytes (a resource URI can be
+/// longer: it is cut, at a character boundary).
+const MAX_RECORDED_NAME_BYTES: usize = 256;
+
+/// What an MCP exchange's record says of it: never arguments, results or contents.
+fn mcp_usage<'a>(rt: &'a Runtime, f: &'a Facts) -> Option<McpUsage<&'a str>> {
+    let m = f.mcp.as_ref().filter(|m| !m.metadata)?;
+    let name = m
+        .message
+        .as_ref()
+        .and_then(|msg| msg.name.as_deref())
+        .map(|n| {
+            let mut end = n.len().min(MAX_RECORDED_NAME_BYTES);
+            while !n.is_char_boundary(end) {
+                end -= 1;
+            }
+            n.get(..end).unwrap_or_default()
+        });
+    Some(McpUsage {
+        server: m.server_name(rt),
+        method: m.method(&f.method),
+        name,
+        rpc_error: m.outcome.rpc_error,
+        tool_error: m.outcome.tool_error,
+        bytes_in: f.body_bytes as u64,
+        bytes_out: m.bytes_out,
+    })
 }

@@ -55,6 +55,10 @@ impl Host for ProxyHost<'_> {
             .map_err(|_| HostError("send local reply"))
     }
 
+    fn callout_header(&self, name: &str) -> Option<String> {
+        abi::header(MapType::HttpCallResponseHeaders, name)
+    }
+
     fn resume_request(&mut self) -> Result<(), HostError> {
         abi::resume_request().map_err(|_| HostError("resume request"))
     }
@@ -94,6 +98,16 @@ impl Host for ProxyHost<'_> {
     fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
         abi::set_header(MapType::HttpResponseHeaders, name, Some(value))
             .map_err(|_| HostError("set response header"))
+    }
+
+    fn remove_response_header(&mut self, name: &str) -> Result<(), HostError> {
+        abi::set_header(MapType::HttpResponseHeaders, name, None)
+            .map_err(|_| HostError("remove response header"))
+    }
+
+    fn replace_response_body(&mut self, size: usize, bytes: &[u8]) -> Result<(), HostError> {
+        abi::set_buffer(BufferType::HttpResponseBody, 0, size, bytes)
+            .map_err(|_| HostError("replace response body"))
     }
 
     fn set_filter_state(&mut self, name: &str, value: &[u8]) {

@@ -35,7 +35,7 @@ struct Args {
     /// Runs of each configuration (the spread between them is reported).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
-    /// Run only these configurations (upstream, bare, jwt_authn, leases, callout); all
+    /// Run only these configurations (upstream, bare, jwt_authn, leases, callout, mcp); all
     /// when empty. For profiling one of them.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -167,6 +167,8 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&run_dir);
     let mut opts = StackOptions::defaults(&root, &run_dir, DevKey::generate_with_derived_kid());
     opts.requests_per_window = u64::MAX / 4;
+    // MCP's reference server, for the MCP row.
+    opts.mcp_port = Some(0);
     opts.usage_flush_ms = 1000;
     let mut stack = match Stack::start(opts).await {
         Ok(s) => s,
@@ -435,6 +437,25 @@ async fn main() {
         }
         eprintln!("round {} of {} done", round + 1, args.repeat.clamp(1, 5));
     }
+    let mcp = if args.only.is_empty() || args.only.iter().any(|o| o == "mcp") {
+        if let Err(e) = configure(
+            &mut stack,
+            "full",
+            args.lease_slots.min(64),
+            args.usage_batch_max,
+        )
+        .await
+        {
+            fail("filter setting", e);
+        }
+        Some(
+            mcp_row(&stack, &jwt, duration)
+                .await
+                .unwrap_or_else(|e| fail("MCP", e)),
+        )
+    } else {
+        None
+    };
     let rss_full = bench::rss_kib(stack.envoy_pid().unwrap_or(0));
     // The filter's memory is mostly per process (one compile of the module), so RSS is
     // read at several worker counts and split into a fixed and a per-worker part.
@@ -519,6 +540,7 @@ async fn main() {
             "added_fixed": rss_fit.map(|f| f.0), "added_per_worker": rss_fit.map(|f| f.1),
         },
         "results": results,
+        "mcp": mcp,
     });
     if let Some(dir) = std::path::Path::new(&args.out).parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -607,4 +629,141 @@ async fn load_only(args: &Args, url: &str, body: &[u8]) {
         load.errors,
         per.join("  ")
     );
+}
+
+/// Connections of the MCP row: the reference server is one Node.js process.
+const MCP_CONNECTIONS: usize = 4;
+
+/// The MCP row: the same `tools/call` (server-everything's `echo`) straight to the server
+/// and through the gateway (JWT, the tool rules, a lease of the server and tool limits,
+/// the gateway's credential, the record), each in a session of its own, back to back;
+/// latency, and CPU per call of each process, with what the gateway adds as differences
+/// and ratios.
+async fn mcp_row(
+    stack: &Stack,
+    jwt: &str,
+    duration: Duration,
+) -> Result<serde_json::Value, String> {
+    use chokepoint_dev::stack::mcp::EVERYTHING;
+    let direct = stack
+        .mcp_url
+        .clone()
+        .ok_or("the stack runs no MCP server")?;
+    let through = stack
+        .mcp_gateway_url(EVERYTHING)
+        .ok_or("the policy file has no `everything` MCP server")?;
+    let body = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"message": "Benchmark me."}}}))
+    .unwrap_or_default();
+    let mut rows = Vec::new();
+    for (config, url, token, via_gateway) in [
+        ("mcp server alone", direct, None, false),
+        ("envoy + chokepoint -> mcp server", through, Some(jwt), true),
+    ] {
+        let headers = mcp_session(&url, token).await?;
+        bench::run(
+            &url,
+            &headers,
+            &body,
+            MCP_CONNECTIONS,
+            Duration::from_millis(500),
+        )
+        .await;
+        let pids = [
+            ("server", stack.mcp_pid()),
+            ("envoy", stack.envoy_pid().filter(|_| via_gateway)),
+            ("policy", stack.policy_pid().filter(|_| via_gateway)),
+            ("redis", stack.redis_pid().filter(|_| via_gateway)),
+        ];
+        let before: Vec<Option<u64>> = pids.iter().map(|(_, p)| p.map(bench::cpu_us)).collect();
+        let load = bench::run_at(&url, &headers, &body, MCP_CONNECTIONS, duration, None).await;
+        let mut cpu = serde_json::Map::new();
+        for ((name, pid), b) in pids.iter().zip(before) {
+            if let (Some(pid), Some(b)) = (pid, b) {
+                let us = bench::cpu_us(*pid).saturating_sub(b) as f64 / load.requests.max(1) as f64;
+                cpu.insert((*name).into(), json!(us));
+            }
+        }
+        eprintln!(
+            "{:<42} {:<18} c={:<3} {:>8.0} rps  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+            config,
+            "mcp tools/call",
+            MCP_CONNECTIONS,
+            load.rps(),
+            load.p50_ms,
+            load.p99_ms,
+            load.errors
+        );
+        rows.push(json!({
+            "config": config, "mode": "mcp tools/call", "connections": MCP_CONNECTIONS,
+            "rps": load.rps(), "errors": load.errors,
+            "p50_ms": load.p50_ms, "p99_ms": load.p99_ms, "cpu_us_per_req": cpu,
+        }));
+    }
+    let f = |i: usize, k: &str| rows.get(i).and_then(|r| r[k].as_f64()).unwrap_or(0.0);
+    let cpu = |i: usize, k: &str| {
+        rows.get(i)
+            .and_then(|r| r["cpu_us_per_req"][k].as_f64())
+            .unwrap_or(0.0)
+    };
+    let added_cpu = cpu(1, "envoy") + cpu(1, "policy") + cpu(1, "redis");
+    Ok(json!({
+        "rows": rows,
+        "added_p50_ms": f(1, "p50_ms") - f(0, "p50_ms"),
+        "added_p99_ms": f(1, "p99_ms") - f(0, "p99_ms"),
+        "p50_ratio": if f(0, "p50_ms") > 0.0 { f(1, "p50_ms") / f(0, "p50_ms") } else { 0.0 },
+        "rps_ratio": if f(0, "rps") > 0.0 { f(1, "rps") / f(0, "rps") } else { 0.0 },
+        "added_cpu_us_per_call": added_cpu,
+        "cpu_ratio_to_server": if cpu(0, "server") > 0.0 { added_cpu / cpu(0, "server") } else { 0.0 },
+    }))
+}
+
+/// A 2025-11-25 session at `url` (initialize, then notifications/initialized), with the
+/// JWT when `token` is given: the headers each call of the session carries.
+async fn mcp_session(url: &str, token: Option<&str>) -> Result<Vec<(String, String)>, String> {
+    let mut headers = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        (
+            "accept".to_string(),
+            "application/json, text/event-stream".to_string(),
+        ),
+    ];
+    if let Some(t) = token {
+        headers.push(("authorization".into(), format!("Bearer {t}")));
+    }
+    let client = reqwest::Client::new();
+    let send = |body: serde_json::Value, headers: Vec<(String, String)>| {
+        let mut req = client.post(url).body(body.to_string());
+        for (k, v) in &headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "chokepoint-bench", "version": "1"}}});
+    let resp = send(init, headers.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let session = resp
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = resp.text().await.unwrap_or_default();
+    let session = session.ok_or_else(|| format!("initialize at {url}: {status} {text:.300}"))?;
+    headers.push(("mcp-session-id".into(), session));
+    headers.push(("mcp-protocol-version".into(), "2025-11-25".into()));
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let resp = send(note, headers.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status().as_u16() != 202 {
+        return Err(format!(
+            "notifications/initialized at {url}: {}",
+            resp.status()
+        ));
+    }
+    Ok(headers)
 }

@@ -4,7 +4,7 @@
 //! next calls). A refusal is answered in the API's shape; an unreachable policy service
 //! fails open or closed as configured.
 
-use chokepoint_contract::Required;
+use chokepoint_contract::{McpScope, Required};
 
 use crate::accounting::pricing;
 use crate::accounting::usage::estimate;
@@ -17,6 +17,7 @@ use crate::flow::facts::{Caller, Decision};
 use crate::flow::release_slots;
 use crate::flow::step::{Cx, Go, Step};
 use crate::host::Counter;
+use crate::mcp::message::Kind;
 use crate::providers::reply::{self, Reply};
 
 pub struct Admit;
@@ -53,7 +54,18 @@ fn with_caller(
 fn admit(cx: &mut Cx<'_>, caller: &Caller) -> Result<Go, Reply> {
     let rt = cx.rt;
     let policy = &rt.config.policy;
-    price_worst_case(cx);
+    let mcp = mcp_scope(cx);
+    match &mcp {
+        // An MCP notification, response, listening stream or session end: recorded, not
+        // limited.
+        _ if cx.facts.mcp.is_some() && mcp.is_none() => return Ok(Go::Next),
+        // No tokens, no price: an MCP call is limited by its count alone.
+        Some(_) => {
+            cx.facts.reserve = (0, 0);
+            cx.facts.priced = true;
+        }
+        None => price_worst_case(cx),
+    }
     let (reserve_tokens, reserve_cost_micros) = cx.facts.reserve;
     let mut lease_slots = 0;
     if policy.lease_slots >= 2 {
@@ -91,7 +103,7 @@ fn admit(cx: &mut Cx<'_>, caller: &Caller) -> Result<Go, Reply> {
         model_key: facts.model_key.as_deref(),
         priced: facts.priced,
         cost_center: caller.cost_center.as_deref(),
-        provider: Some(provider),
+        provider: (!provider.is_empty()).then_some(provider),
         stream: facts.stream,
         reserve_tokens,
         reserve_cost_micros,
@@ -101,7 +113,10 @@ fn admit(cx: &mut Cx<'_>, caller: &Caller) -> Result<Go, Reply> {
         } else {
             0
         },
-        mcp: None,
+        mcp: mcp.as_ref().map(|(server, tool)| McpScope {
+            server: server.as_str(),
+            tool: tool.as_deref(),
+        }),
     };
     let body = serde_json::to_vec(&request).map_err(|_| reply::internal("encode_failed"))?;
     let headers =
@@ -219,14 +234,29 @@ fn decided(cx: &mut Cx<'_>, caller: &Caller, answer: Answer) -> Result<Go, Reply
     }
 }
 
-/// The scopes a lease covers for this caller and model.
+/// The scopes a lease covers for this caller and model (or MCP server and tool).
 fn lease_key(cx: &Cx<'_>, caller: &Caller) -> String {
+    let mcp = mcp_scope(cx)
+        .map(|(server, tool)| format!("mcp:{server}/{}", tool.as_deref().unwrap_or_default()));
     LeaseTable::key(
         &caller.user,
         caller.tenant.as_deref(),
         caller.cost_center.as_deref(),
-        cx.facts.model_key.as_deref(),
+        mcp.as_deref().or(cx.facts.model_key.as_deref()),
     )
+}
+
+/// The MCP server (and tool) whose limits a JSON-RPC request counts against: every
+/// request (a message with an id) counts for its server, a `tools/call` for its tool too.
+fn mcp_scope(cx: &Cx<'_>) -> Option<(String, Option<String>)> {
+    let m = cx.facts.mcp.as_ref()?;
+    let message = m.message.as_ref().filter(|msg| msg.kind == Kind::Request)?;
+    let server = m.server(cx.rt)?;
+    let tool = message
+        .name
+        .clone()
+        .filter(|_| message.method.as_deref() == Some("tools/call"));
+    Some((server.name.clone(), tool))
 }
 
 /// Keeps the spare slots of a granted lease for this caller's next requests; slots past
@@ -250,6 +280,7 @@ fn keep_lease(cx: &mut Cx<'_>, caller: &Caller, slots: u64) {
         stream: facts.stream,
         reserve_tokens,
         reserve_cost_micros,
+        mcp: mcp_scope(cx),
     };
     let now = cx.host.now_ms();
     let ttl = u64::try_from(cx.rt.config.policy.lease_ttl.as_millis()).unwrap_or(u64::MAX);

@@ -5,6 +5,8 @@
 use crate::accounting::meter::Accounting;
 use crate::accounting::sse::DEFAULT_MAX_EVENT_BYTES;
 use crate::flow::step::{Cx, Go, Step};
+use crate::mcp::reply::SESSION_NOT_FOUND;
+use crate::mcp::session;
 use crate::providers::api;
 use crate::providers::registry;
 use crate::providers::reply::{self, Reply};
@@ -17,6 +19,9 @@ impl Step for Classify {
     }
 
     fn run(&self, cx: &mut Cx<'_>) -> Result<Go, Reply> {
+        if cx.facts.mcp.is_some() {
+            return mcp_endpoint(cx);
+        }
         let Some(endpoint) = cx.facts.endpoint else {
             return Err(reply::error(
                 404,
@@ -68,6 +73,89 @@ impl Step for Classify {
         cx.facts.stream = endpoint.streams_by_path;
         *cx.accounting = Some(Accounting::new(endpoint.format, DEFAULT_MAX_EVENT_BYTES));
         Ok(Go::Next)
+    }
+}
+
+/// An MCP server's endpoint: POST carries the client's messages; GET (the listening
+/// stream) and DELETE (the end of a session) are forwarded for the revisions that have
+/// them, and a server that has not answers 405 itself.
+fn mcp_endpoint(cx: &mut Cx<'_>) -> Result<Go, Reply> {
+    const ALLOWED: [&str; 3] = ["POST", "GET", "DELETE"];
+    if !ALLOWED.contains(&cx.facts.method.as_str()) {
+        let mut r = reply::error(
+            405,
+            "invalid_request_error",
+            "method_not_allowed",
+            &format!(
+                "{} is not allowed on an MCP endpoint; use POST, GET or DELETE.",
+                clip_method(&cx.facts.method)
+            ),
+        );
+        r.headers.push(("allow", ALLOWED.join(", ")));
+        return Err(r);
+    }
+    // A page in a browser may send a user's cookies (a cookie token source) to the
+    // gateway from any site; MCP servers must refuse a foreign Origin (MCP transports,
+    // "Security Warning"), and the gateway is the server its clients see.
+    let public = cx.rt.config.mcp.as_ref().map(|m| m.public_url.as_str());
+    let foreign = cx
+        .facts
+        .mcp
+        .as_ref()
+        .and_then(|m| m.origin.as_deref())
+        .is_some_and(|o| Some(o.trim_end_matches('/')) != public);
+    if foreign {
+        return Err(reply::error(
+            403,
+            "permission_error",
+            "origin_not_allowed",
+            "Requests from this Origin may not reach MCP servers through the gateway.",
+        ));
+    }
+    let aggregate = cx.facts.mcp.as_ref().is_some_and(|m| m.aggregate);
+    if aggregate && (!cx.rt.config.hold_headers || cx.rt.config.identity_only) {
+        // Which server a call goes to is in its body, and here the headers would have
+        // to leave before it is read.
+        return Err(reply::error(
+            404,
+            "invalid_request_error",
+            "aggregate_unavailable",
+            "The aggregate MCP endpoint /mcp needs the gateway's own Envoy delivery; use /mcp/<server>.",
+        ));
+    }
+    unseal_session(cx)?;
+    if cx.rt.config.identity_only {
+        return Ok(Go::Forward);
+    }
+    Ok(Go::Next)
+}
+
+/// The server's own session id in place of the sealed one the client holds; a session
+/// sealed for another user (or server, or none the gateway sealed) is one that does not
+/// exist for this caller.
+fn unseal_session(cx: &mut Cx<'_>) -> Result<(), Reply> {
+    let rt = cx.rt;
+    let Some(m) = cx.facts.mcp.as_ref() else {
+        return Ok(());
+    };
+    let Some(sealed) = m.session.as_deref() else {
+        return Ok(());
+    };
+    let server = m.server_name(rt);
+    let user = cx.facts.caller.as_ref().map_or("", |c| c.user.as_str());
+    match session::open(&rt.salt, user, server, sealed) {
+        Some(own) => {
+            let own = own.to_string();
+            cx.host
+                .set_request_header("mcp-session-id", Some(&own))
+                .map_err(|e| cx.host_failed(e))
+        }
+        None => Err(reply::error(
+            404,
+            "invalid_request_error",
+            SESSION_NOT_FOUND,
+            "Session not found: start a new one (initialize).",
+        )),
     }
 }
 

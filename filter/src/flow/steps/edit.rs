@@ -17,7 +17,8 @@ impl Step for Edit {
     }
 
     fn run(&self, cx: &mut Cx<'_>) -> Result<Go, Reply> {
-        let Some(body) = cx.body else {
+        let Some(body) = cx.body.filter(|_| cx.facts.mcp.is_none()) else {
+            // An MCP message goes as the client sent it.
             return Ok(Go::Next);
         };
         let cfg = &cx.rt.config;

@@ -2,11 +2,14 @@
 //! guardrail, an MCP policy check) is a new file here and one line in [`PIPELINE`].
 
 mod admit;
+mod aggregate;
 mod authenticate;
 mod await_body;
 mod classify;
 mod edit;
 mod forward;
+mod mcp_policy;
+mod metadata;
 mod models;
 mod out_of_sight;
 mod route;
@@ -19,13 +22,16 @@ use super::step::Step;
 /// Every request's steps. `await_body` waits for the body (`Go::Body`): the steps after it
 /// see it scanned. The last step is always `forward`, which `Go::Forward` jumps
 /// to.
-pub static PIPELINE: [&dyn Step; 10] = [
+pub static PIPELINE: [&dyn Step; 13] = [
     &strip::Strip,
+    &metadata::Metadata,
     &screen::Screen,
     &authenticate::Authenticate,
     &classify::Classify,
     &await_body::AwaitBody,
     &route::Route,
+    &mcp_policy::McpPolicy,
+    &aggregate::Aggregate,
     &out_of_sight::OutOfSight,
     &edit::Edit,
     &admit::Admit,

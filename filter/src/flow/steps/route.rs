@@ -17,6 +17,10 @@ impl Step for Route {
     }
 
     fn run(&self, cx: &mut Cx<'_>) -> Result<Go, Reply> {
+        if cx.facts.mcp.is_some() {
+            // No model: an MCP server is its own route.
+            return Ok(Go::Next);
+        }
         // Headers that left before the body (see `await_body`) went to one provider.
         let sent_to = cx.facts.provider.filter(|_| cx.facts.headers_gone);
         cx.facts.rewrite_model = route_model(cx)?;

@@ -4,9 +4,12 @@
 //! say is kept for the steps after.
 
 use crate::accounting::attribution;
+use crate::flow::facts::McpFacts;
 use crate::flow::step::{Cx, Go, Step};
 use crate::identity::credentials;
 use crate::identity::token_source;
+use crate::mcp;
+use crate::mcp::headers::Mirrored;
 use crate::providers::api;
 use crate::providers::apis;
 use crate::providers::reply::Reply;
@@ -33,6 +36,9 @@ impl Step for Strip {
         let token_headers: Vec<&str> = token_source::header_names(&cfg.token_sources).collect();
         let facts = &mut *cx.facts;
         let mut seen = attribution::Seen::default();
+        let mut mirrored = Mirrored::default();
+        let mut origin = None;
+        let mut session = None;
         for (name, value) in &headers {
             seen.header(name, value);
             match name.as_str() {
@@ -45,6 +51,11 @@ impl Step for Strip {
                 ":method" => facts.method = value.clone(),
                 "anthropic-version" => anthropic_client = true,
                 "x-goog-api-client" => google_client = true,
+                "mcp-protocol-version" => mirrored.protocol_version = Some(value.clone()),
+                "mcp-method" => mirrored.method = Some(value.clone()),
+                "mcp-name" => mirrored.name = Some(value.clone()),
+                "origin" => origin = Some(value.clone()),
+                "mcp-session-id" => session = Some(value.clone()),
                 _ => {}
             }
             if (credentials::must_strip(name) || token_headers.contains(&name.as_str()))
@@ -75,6 +86,22 @@ impl Step for Strip {
         };
         facts.asked.unreadable_format = cleaned.is_err();
         facts.endpoint = apis::classify(path);
+        facts.mcp = cfg
+            .mcp
+            .as_ref()
+            .and_then(|m| mcp::path::classify(path, m))
+            .map(|p| McpFacts {
+                server: p.server,
+                aggregate: p.server.is_none(),
+                metadata: p.metadata,
+                mirrored,
+                origin,
+                session,
+                ..McpFacts::default()
+            });
+        if facts.mcp.is_some() {
+            facts.endpoint = None;
+        }
         facts.shape = api::error_shape(facts.endpoint, path, anthropic_client, google_client);
         facts.asked.path_model = apis::model_in_path(path).map(str::to_owned);
         Ok(Go::Next)

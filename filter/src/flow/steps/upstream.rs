@@ -11,6 +11,12 @@ use crate::flow::{
 use crate::providers::reply::{self, Reply};
 
 pub fn write_headers(cx: &mut Cx<'_>) -> Result<(), Reply> {
+    if let Some(m) = cx.facts.mcp.as_ref() {
+        return match m.server {
+            Some(server) => write_mcp_headers(cx, server),
+            None => Err(reply::internal("no_mcp_server")),
+        };
+    }
     let rt = cx.rt;
     let index = cx.facts.provider.unwrap_or(0);
     let (Some(provider), Some(key), Some(caller)) = (
@@ -74,4 +80,33 @@ fn cluster_for(cx: &Cx<'_>, index: usize) -> String {
     providers
         .get(index)
         .map_or_else(String::new, |p| p.cluster.clone())
+}
+
+/// An MCP server's: its cluster, its own endpoint path, its credential where the filter
+/// sets it (the client's token is long gone: `strip`), and readable answers, since lists
+/// are filtered and outcomes recorded. No identity headers: a server learns nothing of
+/// the caller but what the client itself sends.
+fn write_mcp_headers(cx: &mut Cx<'_>, index: usize) -> Result<(), Reply> {
+    let rt = cx.rt;
+    let Some(server) = rt.config.mcp.as_ref().and_then(|m| m.servers.get(index)) else {
+        return Err(reply::internal("no_mcp_server"));
+    };
+    let credential = rt.mcp_credentials.get(index).and_then(Option::as_deref);
+    let headers = [
+        (":path", Some(server.path.as_str())),
+        (CLUSTER_HEADER, Some(server.cluster.as_str())),
+        ("accept-encoding", Some("identity")),
+        (
+            server.credential.as_ref().map_or("", |c| c.header.as_str()),
+            credential,
+        ),
+    ];
+    for (name, value) in headers {
+        if let (false, Some(v)) = (name.is_empty(), value) {
+            cx.host
+                .set_request_header(name, Some(v))
+                .map_err(|e| cx.host_failed(e))?;
+        }
+    }
+    Ok(())
 }
