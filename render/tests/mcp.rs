@@ -887,12 +887,17 @@ fn committed_mcp_examples_match_the_renderer() {
         ("envoy-gateway/chokepoint.yaml", "envoy-gateway"),
     ] {
         let want = bundle::render(&policy, target, &Options::default()).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dir.join(file)).ok().as_deref(),
-            Some(want.as_str()),
-            "envoy/examples/mcp/{file} drifted: re-run `cargo run -p chokepoint-render --bin \
-             chokepoint-config -- render envoy/examples/mcp/policy.yaml {target} --out \
-             envoy/examples/mcp/{file}`"
+        let have = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        let first_difference = have
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .map(|i| format!("line {}: {:?}", i + 1, want.lines().nth(i)));
+        assert!(
+            have == want,
+            "envoy/examples/mcp/{file} drifted ({first_difference:?}): re-run `cargo run -p \
+             chokepoint-render --bin chokepoint-config -- render envoy/examples/mcp/policy.yaml \
+             {target} --out envoy/examples/mcp/{file}`"
         );
     }
 }
