@@ -143,7 +143,11 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
     let listener = policy.with_listener_url(o.port);
     let policy = if MESH_TARGETS.contains(&target) {
         mcp_public_url_set(policy, target)?;
-        policy.mcp_hosts_apart(target)?;
+        // The EnvoyFilter variant adds a cluster per server, as the bootstrap does; the
+        // others route through the mesh's per-host ones.
+        if target != "istio-envoyfilter" {
+            policy.mcp_hosts_apart(target)?;
+        }
         policy
     } else {
         &listener

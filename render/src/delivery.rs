@@ -67,6 +67,15 @@ pub fn notes(policy: &Policy, target: &str) -> Vec<String> {
             }
         }
     }
+    if policy.mcp.is_some() {
+        notes.push(format!(
+            "{target}: MCP: a refused tool, prompt or resource or a rate limit is decided \
+             after the request's headers reached the server (the refusal resets that request \
+             before any body byte, so the call never runs), and the GET listening stream has \
+             no idle timeout of its own: it ends at the proxy's stream idle timeout and the \
+             client reconnects"
+        ));
+    }
     notes.push(format!(
         "{target}: no response decompressor in front of the filter: providers are asked for \
          uncompressed answers (accept-encoding: identity), and one that compresses anyway \

@@ -180,10 +180,10 @@ pub fn routing(policy: &Policy) -> Vec<Value> {
                 "route": [{"destination": {"host": url.host, "port": {"number": url.port}}}],
             });
             if u.role == Role::Mcp {
-                // No retries (a tools/call is not idempotent; Istio retries by default
-                // unless told 0 attempts) and no timeout (an SSE answer lasts as long as
-                // the tool runs).
-                route["timeout"] = json!("0s");
+                // No retries (a tools/call is not idempotent; Istio retries twice unless
+                // told 0 attempts) and no timeout (an SSE answer lasts as long as the
+                // tool runs; left out, the VirtualService's timeout is disabled, and
+                // its schema refuses 0s).
                 route["retries"] = json!({"attempts": 0});
             } else {
                 route["timeout"] = json!("600s");

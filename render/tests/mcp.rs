@@ -614,3 +614,290 @@ fn the_local_policy_file_has_the_everything_server() {
         json!({"address": "127.0.0.1", "port_value": 40123})
     );
 }
+
+/// The mesh fixture: every server on a DNS name of its own (meshes route per host).
+fn mesh_policy() -> Policy {
+    parse(&with_mcp().replace(
+        "url: http://127.0.0.1:3001/mcp",
+        "url: http://everything.tools.example.com:3001/mcp",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn docs(policy: &Policy, target: &str) -> Vec<Value> {
+    let text = bundle::render(policy, target, &Options::default())
+        .unwrap_or_else(|e| panic!("{target}: {e}"));
+    text.split("\n---\n")
+        .filter_map(|d| chokepoint_render::yaml::load(d).ok())
+        .map(|d| d.value)
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+fn kind<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// Istio's WasmPlugin and TrafficExtension: each server a ServiceEntry (with TLS
+/// origination verifying its name when https), routed by the cluster the filter names
+/// without retries or timeout, its credential from the proxy's environment.
+#[test]
+fn istio_routes_each_server_without_retries() {
+    let p = mesh_policy();
+    for target in ["istio-wasmplugin", "istio-trafficextension"] {
+        let d = docs(&p, target);
+        let plugin = &d[0]["spec"];
+        let config = if target == "istio-wasmplugin" {
+            &plugin["pluginConfig"]
+        } else {
+            &plugin["wasm"]["pluginConfig"]
+        };
+        assert_eq!(config["key_injection"], "downstream", "{target}");
+        assert_eq!(config["mcp"]["public_url"], "https://ai.example.com");
+        assert_eq!(
+            config["mcp"]["servers"][0]["cluster"],
+            "outbound|3001||everything.tools.example.com"
+        );
+        let env = if target == "istio-wasmplugin" {
+            &plugin["vmConfig"]["env"]
+        } else {
+            &plugin["wasm"]["vmConfig"]["env"]
+        };
+        assert!(
+            env.as_array()
+                .unwrap()
+                .contains(&json!({"name": "EVERYTHING_MCP_TOKEN", "valueFrom": "HOST"})),
+            "{env}"
+        );
+        let se = kind(&d, "ServiceEntry", "mcp-docs-example-com");
+        assert_eq!(
+            se["spec"]["ports"],
+            json!([{"number": 443, "name": "http-mcp", "protocol": "HTTP"}])
+        );
+        assert_eq!(se["spec"]["exportTo"], json!(["."]));
+        let dr = kind(&d, "DestinationRule", "mcp-docs-example-com");
+        assert_eq!(
+            dr["spec"]["trafficPolicy"]["tls"],
+            json!({"mode": "SIMPLE", "sni": "mcp.docs.example.com", "subjectAltNames": ["mcp.docs.example.com"]})
+        );
+        let vs = kind(&d, "VirtualService", "chokepoint");
+        let http = vs["spec"]["http"].as_array().unwrap();
+        let route = |cluster: &str| {
+            http.iter()
+                .find(|r| r["match"][0]["headers"]["x-chokepoint-cluster"]["exact"] == cluster)
+                .unwrap_or_else(|| panic!("no route for {cluster}: {http:?}"))
+        };
+        for (cluster, authority) in [
+            (
+                "outbound|3001||everything.tools.example.com",
+                "everything.tools.example.com:3001",
+            ),
+            ("outbound|443||mcp.docs.example.com", "mcp.docs.example.com"),
+        ] {
+            let r = route(cluster);
+            assert_eq!(r["retries"], json!({"attempts": 0}), "{r}");
+            assert!(r.get("timeout").is_none(), "disabled when absent: {r}");
+            assert_eq!(r["rewrite"]["authority"], authority, "{r}");
+        }
+        // Providers keep their retries.
+        let openai = route("outbound|443||api.openai.com");
+        assert_eq!(openai["retries"]["attempts"], 2);
+    }
+}
+
+/// Istio's EnvoyFilter patches in the bootstrap's own clusters and routes.
+#[test]
+fn istio_envoyfilter_carries_the_mcp_clusters_and_route() {
+    let d = docs(&mesh_policy(), "istio-envoyfilter");
+    let patches = d[0]["spec"]["configPatches"].as_array().unwrap();
+    let clusters: Vec<&Value> = patches
+        .iter()
+        .filter(|p| p["applyTo"] == "CLUSTER")
+        .map(|p| &p["patch"]["value"])
+        .collect();
+    let everything = clusters
+        .iter()
+        .find(|c| c["name"] == "mcp_everything")
+        .expect("the server's cluster");
+    let filters = &everything["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"];
+    assert_eq!(
+        filters[0]["typed_config"]["mutations"]["request_mutations"][0]["append"]["header"]
+            ["value"],
+        "Bearer %ENVIRONMENT(EVERYTHING_MCP_TOKEN)%"
+    );
+    assert!(clusters.iter().any(|c| c["name"] == "mcp_docs-search"));
+    let vhost = patches
+        .iter()
+        .find(|p| p["applyTo"] == "VIRTUAL_HOST")
+        .unwrap();
+    let routes = vhost["patch"]["value"]["routes"].as_array().unwrap();
+    assert_eq!(routes.len(), 2);
+    assert!(routes[0]["route"].get("retry_policy").is_none());
+    assert_eq!(
+        routes[0]["match"]["headers"][0]["string_match"]["prefix"],
+        "mcp_"
+    );
+}
+
+/// Envoy Gateway: a Backend per server host, a rule without timeout (and, as every rule
+/// here, without retries) that rewrites the Host, and the filter naming the rule's cluster.
+#[test]
+fn envoy_gateway_routes_each_server_without_timeout() {
+    let p = mesh_policy();
+    let d = docs(&p, "envoy-gateway");
+    let route = kind(&d, "HTTPRoute", "chokepoint");
+    let rules = route["spec"]["rules"].as_array().unwrap();
+    let policy = kind(&d, "EnvoyExtensionPolicy", "chokepoint");
+    let wasm = &policy["spec"]["wasm"][0];
+    let servers = wasm["config"]["mcp"]["servers"].as_array().unwrap();
+    for (server, backend, host) in [
+        (
+            &servers[0],
+            "everything-tools-example-com-3001",
+            "everything.tools.example.com",
+        ),
+        (&servers[1], "mcp-docs-example-com", "mcp.docs.example.com"),
+    ] {
+        let cluster = server["cluster"].as_str().unwrap();
+        let rule = rules
+            .iter()
+            .find(|r| r["matches"][0]["headers"][0]["value"] == cluster)
+            .unwrap_or_else(|| panic!("no rule for {cluster}"));
+        assert_eq!(rule["backendRefs"][0]["name"], backend);
+        assert_eq!(rule["timeouts"], json!({"request": "0s"}));
+        assert!(rule.get("retry").is_none(), "{rule}");
+        assert!(
+            rule["filters"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"type": "URLRewrite", "urlRewrite": {"hostname": host}})),
+            "{rule}"
+        );
+        kind(&d, "Backend", backend);
+    }
+    kind(&d, "BackendTLSPolicy", "mcp-docs-example-com");
+    assert!(wasm["env"]["hostKeys"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("EVERYTHING_MCP_TOKEN")));
+    let proxy = kind(&d, "EnvoyProxy", "chokepoint");
+    let env = serde_json::to_string(
+        &proxy["spec"]["provider"]["kubernetes"]["envoyDeployment"]["container"]["env"],
+    )
+    .unwrap();
+    assert!(env.contains("EVERYTHING_MCP_TOKEN"), "{env}");
+}
+
+/// A mesh routes per host and port: a server on a provider's would share its retries.
+#[test]
+fn meshes_refuse_a_server_on_a_providers_host() {
+    let p = parse(&with_mcp().replace(
+        "url: http://127.0.0.1:3001/mcp",
+        "url: https://api.openai.com/mcp",
+    ))
+    .unwrap();
+    // Envoy has a cluster per server: fine there, and in Istio's EnvoyFilter.
+    for target in ["bootstrap", "istio-envoyfilter"] {
+        bundle::render(&p, target, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    }
+    for target in [
+        "istio-wasmplugin",
+        "istio-trafficextension",
+        "envoy-gateway",
+    ] {
+        let err = bundle::render(&p, target, &Options::default()).expect_err(target);
+        assert!(
+            err.contains("\"everything\" is on provider \"openai\"'s host and port"),
+            "{target}: {err}"
+        );
+    }
+}
+
+/// The compose stack passes the credential's variable to Envoy like a provider key.
+#[test]
+fn compose_passes_the_credential_variable_to_envoy() {
+    let text = chokepoint_render::compose::compose_file(&policy());
+    assert!(
+        text.contains("EVERYTHING_MCP_TOKEN: ${EVERYTHING_MCP_TOKEN:?set EVERYTHING_MCP_TOKEN}"),
+        "{text}"
+    );
+}
+
+/// The deliveries that send headers before the body say what that means for MCP.
+#[test]
+fn unheld_deliveries_note_what_mcp_loses() {
+    let p = mesh_policy();
+    for (target, noted) in [
+        ("bootstrap", false),
+        ("istio-envoyfilter", false),
+        ("istio-wasmplugin", true),
+        ("istio-trafficextension", true),
+        ("envoy-gateway", true),
+    ] {
+        let notes = chokepoint_render::delivery::notes(&p, target);
+        assert_eq!(
+            notes.iter().any(|n| n.contains("MCP: a refused tool")),
+            noted,
+            "{target}: {notes:#?}"
+        );
+    }
+    let plain = Policy::load(&root().join("envoy/examples/policy.yaml")).unwrap();
+    let notes = chokepoint_render::delivery::notes(&plain, "istio-wasmplugin");
+    assert!(!notes.iter().any(|n| n.contains("MCP")), "{notes:#?}");
+}
+
+/// Istio's lockdown refuses the MCP servers' hosts to every identity but the gateway's,
+/// as it does the providers'.
+#[test]
+fn istio_lockdown_covers_the_server_hosts() {
+    // The example locks namespaces down already.
+    let d = docs(&mesh_policy(), "istio-lockdown");
+    let ap = d
+        .iter()
+        .find(|d| d["kind"] == "AuthorizationPolicy")
+        .expect("the egress gateway's policy");
+    let hosts = &ap["spec"]["rules"][0]["to"][0]["operation"]["hosts"];
+    for h in [
+        "everything.tools.example.com",
+        "everything.tools.example.com:*",
+        "mcp.docs.example.com",
+        "api.openai.com",
+    ] {
+        assert!(
+            hosts.as_array().unwrap().contains(&json!(h)),
+            "{h}: {hosts}"
+        );
+    }
+}
+
+/// The committed MCP mesh examples (`envoy/examples/mcp/`), which the manifests layer
+/// validates against the official CRDs, are what the renderer gives.
+#[test]
+fn committed_mcp_examples_match_the_renderer() {
+    let dir = root().join("envoy/examples/mcp");
+    let policy = Policy::load(&dir.join("policy.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    for (file, target) in [
+        ("istio/wasmplugin.yaml", "istio-wasmplugin"),
+        ("istio/trafficextension.yaml", "istio-trafficextension"),
+        ("istio/envoyfilter.yaml", "istio-envoyfilter"),
+        ("istio/lockdown.yaml", "istio-lockdown"),
+        ("envoy-gateway/chokepoint.yaml", "envoy-gateway"),
+    ] {
+        let want = bundle::render(&policy, target, &Options::default()).unwrap();
+        let have = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        let first_difference = have
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .map(|i| format!("line {}: {:?}", i + 1, want.lines().nth(i)));
+        assert!(
+            have == want,
+            "envoy/examples/mcp/{file} drifted ({first_difference:?}): re-run `cargo run -p \
+             chokepoint-render --bin chokepoint-config -- render envoy/examples/mcp/policy.yaml \
+             {target} --out envoy/examples/mcp/{file}`"
+        );
+    }
+}

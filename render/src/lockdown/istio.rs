@@ -33,9 +33,9 @@ fn sidecar(namespace: &str) -> Value {
 /// provider outside the mesh has none, so the one proxy that can refuse provider egress
 /// by caller identity is an egress gateway that mesh traffic to those hosts goes through
 /// (over mTLS, so the caller's identity is known). On it: DENY a request for a provider
-/// host from any service account but the gateway's. DENY rather than ALLOW, so the
-/// egress gateway's other traffic is untouched (an ALLOW policy on a workload refuses
-/// everything it does not match).
+/// or MCP server host from any service account but the gateway's. DENY rather than
+/// ALLOW, so the egress gateway's other traffic is untouched (an ALLOW policy on a
+/// workload refuses everything it does not match).
 ///
 /// `hosts` is an HTTP field: it applies where the egress gateway terminates the mTLS and
 /// sees the request (TLS origination at the egress gateway). On a TCP filter chain (TLS
@@ -49,10 +49,13 @@ fn authorization_policy(policy: &Policy) -> Value {
     let d = &policy.deploy;
     let l = &d.lockdown;
     let mut hosts: Vec<String> = Vec::new();
-    for p in &policy.providers {
+    // MCP servers too: a workload must not reach a tool server around the gateway's
+    // rules either.
+    let routed = policy.upstreams().into_iter().filter(|u| u.routed());
+    for u in routed {
         // The Host header may carry the port; `host:*` matches it by prefix
         // (istio/istio `pilot/pkg/security/authz/matcher/header.go`, HostMatcher).
-        for h in [p.url.host.clone(), format!("{}:*", p.url.host)] {
+        for h in [u.url.host.clone(), format!("{}:*", u.url.host)] {
             if !hosts.contains(&h) {
                 hosts.push(h);
             }

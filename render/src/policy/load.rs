@@ -114,12 +114,7 @@ impl Policy {
         })?;
         let policy = build(&cx, raw, base_dir)?;
         // The filter is the final judge of everything it will read.
-        let mut plugin = crate::plugin::plugin_config(&policy, crate::plugin::Target::Envoy);
-        // Until the filter's parser reads `mcp` (filter/src/mcp/config.rs), the section
-        // is judged by `super::mcp` alone.
-        if let Some(o) = plugin.as_object_mut() {
-            o.remove("mcp");
-        }
+        let plugin = crate::plugin::plugin_config(&policy, crate::plugin::Target::Envoy);
         if let Err(e) = chokepoint_filter::config::Config::parse(plugin.to_string().as_bytes()) {
             return Err(cx.err(filter_path_to_policy(&e.field), e.message));
         }
