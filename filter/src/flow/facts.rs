@@ -156,6 +156,8 @@ pub struct McpFacts {
     pub metadata: bool,
     /// The `Mcp-Session-Id` the client sent: sealed to its user (see `mcp::session`).
     pub session: Option<String>,
+    /// The client resumes a stream (`Last-Event-ID`).
+    pub resumes: bool,
     /// The `Origin` a browser sent, if any.
     pub origin: Option<String>,
     /// The headers that mirror the body (MCP 2026-07-28), as sent.

@@ -884,3 +884,33 @@ fn an_unreachable_server_is_a_json_rpc_error() {
         (Some(503), Some(-32603))
     );
 }
+
+#[test]
+fn a_stream_is_not_resumed_for_a_caller_whose_lists_are_filtered() {
+    let keys = Keys::new();
+    let rt = runtime(keys, true);
+    for (groups, kept) in [(vec!["ml"], false), (vec!["research"], false)] {
+        let auth = token(keys, &groups);
+        let mut host = FakeHost::with_headers(&[
+            (":method", "GET"),
+            (":path", "/mcp/everything"),
+            ("authorization", &auth),
+            ("last-event-id", "ev-42"),
+        ]);
+        let mut flow = testing::flow_for(Rc::clone(&rt));
+        flow.on_request_headers(&mut host, true);
+        assert_eq!(host.header("last-event-id").is_some(), kept, "{groups:?}");
+    }
+    // Nothing filtered for anyone: resumption works.
+    let open = runtime_with_rules(keys, serde_json::json!([]));
+    let auth = token(keys, &["ml"]);
+    let mut host = FakeHost::with_headers(&[
+        (":method", "GET"),
+        (":path", "/mcp/everything"),
+        ("authorization", &auth),
+        ("last-event-id", "ev-42"),
+    ]);
+    let mut flow = testing::flow_for(open);
+    flow.on_request_headers(&mut host, true);
+    assert_eq!(host.header("last-event-id"), Some("ev-42"));
+}

@@ -6,6 +6,7 @@ use crate::accounting::meter::Accounting;
 use crate::accounting::sse::DEFAULT_MAX_EVENT_BYTES;
 use crate::flow::step::{Cx, Go, Step};
 use crate::mcp::reply::SESSION_NOT_FOUND;
+use crate::mcp::rules::{self, Subject};
 use crate::mcp::session;
 use crate::providers::api;
 use crate::providers::registry;
@@ -124,6 +125,7 @@ fn mcp_endpoint(cx: &mut Cx<'_>) -> Result<Go, Reply> {
         ));
     }
     unseal_session(cx)?;
+    no_replay_of_unfiltered_lists(cx)?;
     if cx.rt.config.identity_only {
         return Ok(Go::Forward);
     }
@@ -157,6 +159,27 @@ fn unseal_session(cx: &mut Cx<'_>) -> Result<(), Reply> {
             "Session not found: start a new one (initialize).",
         )),
     }
+}
+
+/// A client resuming a stream (`Last-Event-ID`) could have a server with an event store
+/// replay an answer the gateway filtered (a list the caller may see only part of): for a
+/// caller whose lists on this server are filtered, the stream starts afresh instead.
+fn no_replay_of_unfiltered_lists(cx: &mut Cx<'_>) -> Result<(), Reply> {
+    let rt = cx.rt;
+    let (Some(m), Some(caller)) = (cx.facts.mcp.as_ref(), cx.facts.caller.as_ref()) else {
+        return Ok(());
+    };
+    let filtered = m.server(rt).is_some_and(|server| {
+        [Subject::Tool, Subject::Prompt, Subject::Resource]
+            .into_iter()
+            .any(|subject| rules::filters(server, subject, caller))
+    });
+    if filtered && m.resumes {
+        cx.host
+            .set_request_header("last-event-id", None)
+            .map_err(|e| cx.host_failed(e))?;
+    }
+    Ok(())
 }
 
 /// A client's method, echoed in an error: short and printable.

@@ -39,6 +39,7 @@ impl Step for Strip {
         let mut mirrored = Mirrored::default();
         let mut origin = None;
         let mut session = None;
+        let mut resumes = false;
         for (name, value) in &headers {
             seen.header(name, value);
             match name.as_str() {
@@ -56,6 +57,7 @@ impl Step for Strip {
                 "mcp-name" => mirrored.name = Some(value.clone()),
                 "origin" => origin = Some(value.clone()),
                 "mcp-session-id" => session = Some(value.clone()),
+                "last-event-id" => resumes = true,
                 _ => {}
             }
             if (credentials::must_strip(name) || token_headers.contains(&name.as_str()))
@@ -97,6 +99,7 @@ impl Step for Strip {
                 mirrored,
                 origin,
                 session,
+                resumes,
                 ..McpFacts::default()
             });
         if facts.mcp.is_some() {
