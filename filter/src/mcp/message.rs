@@ -129,13 +129,13 @@ pub fn parse(body: &[u8]) -> Result<Message, RpcError> {
         None => None,
         Some(raw) if is_id(raw.get()) => Some(raw.get().to_owned()),
         Some(_) => {
-            return Err(invalid(
+            return Err(RpcError::new(
                 INVALID_REQUEST,
                 "id must be a string or an integer",
             ))
         }
     };
-    let fail = |code: i64, message: &str| invalid(code, message).with_id(id.as_deref());
+    let fail = |code: i64, message: &str| RpcError::new(code, message).with_id(id.as_deref());
     if envelope.jsonrpc.and_then(string).as_deref() != Some("2.0") {
         return Err(fail(INVALID_REQUEST, "jsonrpc must be \"2.0\""));
     }
@@ -240,18 +240,14 @@ pub fn parse(body: &[u8]) -> Result<Message, RpcError> {
     })
 }
 
-fn invalid(code: i64, message: &str) -> RpcError {
-    RpcError::new(code, message)
-}
-
 /// The top-level members, after telling a parse error, a batch and a non-object apart.
 fn envelope(body: &[u8]) -> Result<Envelope<'_>, RpcError> {
     let first = first_byte(body);
     if first != Some(b'{') {
         if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
-            return Err(invalid(PARSE_ERROR, "the body is not JSON"));
+            return Err(RpcError::new(PARSE_ERROR, "the body is not JSON"));
         }
-        return Err(invalid(
+        return Err(RpcError::new(
             INVALID_REQUEST,
             if first == Some(b'[') {
                 "Body must be a single JSON-RPC request or notification object (batches were removed in MCP 2025-06-18)"
@@ -261,8 +257,10 @@ fn envelope(body: &[u8]) -> Result<Envelope<'_>, RpcError> {
         ));
     }
     serde_json::from_slice::<Envelope>(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => invalid(INVALID_REQUEST, "a member appears twice"),
-        _ => invalid(PARSE_ERROR, "the body is not JSON"),
+        serde_json::error::Category::Data => {
+            RpcError::new(INVALID_REQUEST, "a member appears twice")
+        }
+        _ => RpcError::new(PARSE_ERROR, "the body is not JSON"),
     })
 }
 
