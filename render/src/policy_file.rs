@@ -225,7 +225,8 @@ pub struct RawMcpRule {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimit {
-    /// `<kind>:<id>`, kind one of user, tenant, cost_center, model; id `*` for defaults.
+    /// `<kind>:<id>`, kind one of user, tenant, cost_center, model, mcp_server, mcp_tool;
+    /// id `*` for defaults (`mcp_tool:<server>/*` for a server's tools).
     pub scope: String,
     #[serde(default)]
     pub rpm: Option<u64>,

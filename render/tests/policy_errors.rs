@@ -182,6 +182,53 @@ fn broken_files_name_field_and_line() {
             "day, month or rolling",
         ),
         (
+            "an MCP tool limit without its server",
+            broken(
+                "  - scope: user:*\n    rpm: 60\n    budget: {usd: \"25\", period: month}",
+                "  - scope: mcp_tool:everything\n    rpm: 5",
+            ),
+            "limits[0].scope",
+            "scope: mcp_tool:everything",
+            "must be <server>/<tool>",
+        ),
+        (
+            "an MCP server name the servers cannot have",
+            broken(
+                "  - scope: user:*\n    rpm: 60\n    budget: {usd: \"25\", period: month}",
+                "  - scope: mcp_server:Everything\n    rpm: 5",
+            ),
+            "limits[0].scope",
+            "scope: mcp_server:Everything",
+            "must be an MCP server name",
+        ),
+        (
+            "an MCP tool limit's server",
+            broken(
+                "  - scope: user:*\n    rpm: 60\n    budget: {usd: \"25\", period: month}",
+                "  - scope: mcp_tool:every_thing/echo\n    rpm: 5",
+            ),
+            "limits[0].scope",
+            "scope: mcp_tool:every_thing/echo",
+            "must be an MCP server name",
+        ),
+        (
+            "a budget on an MCP kind",
+            broken("  - scope: user:*", "  - scope: mcp_server:*"),
+            "limits[0].budget",
+            "budget: {usd",
+            "only rpm",
+        ),
+        (
+            "a token rate on an MCP kind",
+            broken(
+                "  - scope: user:*\n    rpm: 60\n    budget: {usd: \"25\", period: month}",
+                "  - scope: mcp_tool:everything/*\n    tpm: 60",
+            ),
+            "limits[0].tpm",
+            "tpm: 60",
+            "does not apply to mcp_tool:everything/* limits",
+        ),
+        (
             "a secret inline in a URL",
             broken(
                 "https://api.anthropic.com",
@@ -391,6 +438,28 @@ fn broken_files_name_field_and_line() {
         assert!(
             shown.starts_with(&format!("policy.yaml:{}: ", line_of(&text, line_text))),
             "{what}: {shown}"
+        );
+    }
+}
+
+#[test]
+fn mcp_limits_are_taken_as_written() {
+    let text = broken(
+        "  - scope: user:*\n",
+        "  - scope: mcp_server:*\n    rpm: 120\n  - scope: mcp_tool:everything/*\n    rpm: 30\n  \
+         - scope: mcp_tool:everything/trigger-long-running-operation\n    rpm: 5\n  - scope: user:*\n",
+    );
+    let policy = Policy::parse(&text, "policy.yaml", &root().join("envoy/examples"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (scope, rpm) in [
+        ("mcp_server:*", 120),
+        ("mcp_tool:everything/*", 30),
+        ("mcp_tool:everything/trigger-long-running-operation", 5),
+    ] {
+        assert_eq!(
+            policy.limits.get(scope),
+            Some(&serde_json::json!({ "rpm": rpm })),
+            "{scope}"
         );
     }
 }

@@ -66,6 +66,8 @@ pub fn list(body: &Value) -> String {
         let kind = match entry["scope_kind"].as_str().unwrap_or("?") {
             "tenant" => "team",
             "cost_center" => "cost centre",
+            "mcp_server" => "MCP server",
+            "mcp_tool" => "MCP tool",
             other => other,
         };
         match entry["id"].as_str().unwrap_or("?") {

@@ -352,3 +352,89 @@ async fn the_cli_sums_spend_by_client_and_by_session() {
     );
     service.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sets_mcp_limits_and_shows_mcp_counts() {
+    let redis = RedisServer::start();
+    let service = Service::start(usage_config(&redis)).await;
+    let user = new_user();
+
+    ok(
+        &service,
+        &[
+            "limit",
+            "set",
+            "--mcp-tool",
+            "everything/echo",
+            "--rpm",
+            "10",
+        ],
+    )
+    .await;
+    ok(
+        &service,
+        &["limit", "set", "--mcp-server", "*", "--rpm", "120"],
+    )
+    .await;
+    assert_eq!(
+        stored(&service, "/v1/admin/limits/mcp_tool/everything%2Fecho").await,
+        json!({"rpm": 10})
+    );
+    let out = ok(&service, &["limit", "list"]).await;
+    assert!(
+        out.contains("MCP server * (every MCP server without limits of its own)"),
+        "{out}"
+    );
+    assert!(out.contains("MCP tool everything/echo\n"), "{out}");
+    // The service's refusal is passed on: MCP limits take rpm only.
+    let refused = cli(
+        &service,
+        ADMIN_TOKEN,
+        &["limit", "set", "--mcp-server", "everything", "--tpm", "5"],
+    )
+    .await;
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("tpm does not apply to mcp_server limits"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    // 2026-12-07T10:00:00Z
+    let record = json!({"request_id": "cli-mcp-1", "user": user, "ts_ms": 1_796_637_600_000_u64,
+        "mcp": {"server": "everything", "method": "tools/call", "name": "echo",
+                "rpc_error": -32602}});
+    let (status, answer) = service.post_usage(&[record]).await;
+    assert_eq!(
+        (status, &answer["accepted"]),
+        (StatusCode::OK, &json!(1)),
+        "{answer}"
+    );
+    let out = ok(
+        &service,
+        &[
+            "spend",
+            "--by",
+            "mcp-tool",
+            "--period",
+            "2026-12-07",
+            "--user",
+            &user,
+        ],
+    )
+    .await;
+    assert_eq!(
+        out,
+        format!(
+            "MCP requests by tool, 2026-12-07, user {user}\n  \
+             everything/echo         1 requests       1 errors\n"
+        )
+    );
+    let refused = cli(
+        &service,
+        ADMIN_TOKEN,
+        &["spend", "--by", "client", "--user", &user],
+    )
+    .await;
+    assert!(!refused.status.success());
+}

@@ -14,7 +14,14 @@ use crate::url::Url;
 use crate::yaml;
 
 const KINDS: [&str; 4] = ["openai", "anthropic", "gemini", "azure"];
-const SCOPE_KINDS: [&str; 4] = ["user", "tenant", "cost_center", "model"];
+const SCOPE_KINDS: [&str; 6] = [
+    "user",
+    "tenant",
+    "cost_center",
+    "model",
+    "mcp_server",
+    "mcp_tool",
+];
 
 pub(super) struct Ctx<'a> {
     file: &'a str,
@@ -629,6 +636,26 @@ fn limit(cx: &Ctx, i: usize, l: RawLimit) -> Result<(String, Value), PolicyError
                 SCOPE_KINDS.join(", ")
             ),
         ));
+    }
+    // MCP limits count each user's requests to a server or tool, which have no tokens
+    // or cost: named here at the field, before the policy service's own check below.
+    if l.scope.starts_with("mcp_") {
+        let only_rpm = |field: &str| {
+            cx.err(
+                f(field),
+                format!(
+                    "does not apply to {} limits: an MCP request has no tokens or cost, so \
+                     only rpm (each user's requests per window) can be set",
+                    l.scope
+                ),
+            )
+        };
+        if l.tpm.is_some() {
+            return Err(only_rpm("tpm"));
+        }
+        if l.budget.is_some() {
+            return Err(only_rpm("budget"));
+        }
     }
     let mut body = serde_json::Map::new();
     for (name, v) in [("rpm", l.rpm), ("tpm", l.tpm)] {
