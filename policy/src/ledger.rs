@@ -184,7 +184,10 @@ fn write_with(record: &UsageRecord, now_ms: u64, cache: &mut ScopeCache) -> Usag
     let mut mcp_counts = Vec::new();
     if let Some(mcp) = &record.mcp {
         let mut counted = vec![(Scope::McpServer, mcp.server.clone())];
-        if let Some(tool) = mcp.tool() {
+        // A tool the server does not know (-32602, "Unknown tool") is counted for the
+        // server only: tool names are the client's, and each would be a field of its own
+        // in the day's hash.
+        if let Some(tool) = mcp.tool().filter(|_| mcp.rpc_error != Some(-32602)) {
             counted.push((Scope::McpTool, format!("{}/{tool}", mcp.server)));
         }
         for user in [Some(record.user.as_str()), None] {

@@ -214,7 +214,14 @@ async fn mcp_records_are_counted_per_user_server_and_tool_not_booked_as_spend() 
             "m4",
             &bob,
             json!({"server": "everything", "method": "tools/call",
-            "name": "add", "rpc_error": -32602}),
+            "name": "add", "rpc_error": -32603}),
+        ),
+        // A tool the server does not know: the server's count, no field of its own.
+        record(
+            "m6",
+            &bob,
+            json!({"server": "everything", "method": "tools/call",
+            "name": "made-up-1", "rpc_error": -32602}),
         ),
         record(
             "m5",
@@ -229,7 +236,7 @@ async fn mcp_records_are_counted_per_user_server_and_tool_not_booked_as_spend() 
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(
         (&answer["accepted"], &answer["duplicates"]),
-        (&json!(5), &json!(1)),
+        (&json!(6), &json!(1)),
         "{answer}"
     );
 
@@ -246,7 +253,7 @@ async fn mcp_records_are_counted_per_user_server_and_tool_not_booked_as_spend() 
             "mcp_server",
             None,
             None,
-            vec![("everything", 4, 2), ("github", 1, 0)],
+            vec![("everything", 5, 3), ("github", 1, 0)],
         ),
         (
             "mcp_tool",
@@ -304,7 +311,7 @@ async fn mcp_records_are_counted_per_user_server_and_tool_not_booked_as_spend() 
         .query_async(&mut conn)
         .await
         .expect("XLEN");
-    assert_eq!(logged, 5);
+    assert_eq!(logged, 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
