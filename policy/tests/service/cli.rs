@@ -403,7 +403,7 @@ async fn the_cli_sets_mcp_limits_and_shows_mcp_counts() {
     // 2026-12-07T10:00:00Z
     let record = json!({"request_id": "cli-mcp-1", "user": user, "ts_ms": 1_796_637_600_000_u64,
         "mcp": {"server": "everything", "method": "tools/call", "name": "echo",
-                "rpc_error": -32602}});
+                "rpc_error": -32603}});
     let (status, answer) = service.post_usage(&[record]).await;
     assert_eq!(
         (status, &answer["accepted"]),
