@@ -200,6 +200,7 @@ class Ctx:
         self.ports = {k: free_port() for k in ("gateway", "admin", "policy", "policy-admin", "mock", "redis")}
         self.proxy = None
         self.stack = None
+        self.log = None
 
     def start_proxy(self):
         self.proxy = RecordingProxy(f"http://127.0.0.1:{self.mcp_port}", port=self.proxy_port)
@@ -269,16 +270,12 @@ class Ctx:
         return status, text
 
     def logs(self):
-        self.log.flush()
-        out = [f"---- chokepoint-dev ----\n{(self.tmp / 'chokepoint-dev.out').read_text(errors='replace')[-3000:]}"]
-        for name in ("envoy.log", "policy.log", "mcp-everything.log"):
-            p = self.state / "run" / name
-            if p.exists():
-                out.append(f"---- {name} ----\n{p.read_text(errors='replace')[-3000:]}")
-        p = Path(self.env.get("CHOKEPOINT_ACCESS_LOG", "/nonexistent")) if hasattr(self, "env") else None
-        if p and p.exists():
-            out.append(f"---- usage log (last lines) ----\n{p.read_text(errors='replace')[-3000:]}")
-        return "\n".join(out)
+        """The tail of chokepoint-dev's output and of each component's log."""
+        files = [("chokepoint-dev", self.tmp / "chokepoint-dev.out")]
+        files += [(name, self.state / "run" / name) for name in ("envoy.log", "policy.log", "mcp-everything.log")]
+        files.append(("usage log", self.state / "run" / "usage.log"))
+        return "\n".join(f"---- {name} ----\n{path.read_text(errors='replace')[-3000:]}"
+                         for name, path in files if path.exists())
 
     def stop(self):
         if self.stack and self.stack.poll() is None:
@@ -290,6 +287,8 @@ class Ctx:
                 self.stack.wait()
         if self.proxy:
             self.proxy.stop()
+        if self.log:
+            self.log.close()
 
 
 def without_mcp(policy):
@@ -589,8 +588,7 @@ def main():
     finally:
         ctx.stop()
         if not all(results):
-            print(ctx.logs() if hasattr(ctx, "env") else (tmp / "chokepoint-dev.out").read_text(errors="replace")[-4000:]
-                  if (tmp / "chokepoint-dev.out").exists() else "")
+            print(ctx.logs())
         if os.environ.get("CHOKEPOINT_KEEP_TMP"):
             print(f"      kept {tmp}")
         else:
