@@ -93,7 +93,19 @@ pub fn limit_name(scope: Scope, state: &LimitState) -> String {
 /// names nothing, as in the ledger). The model scope is the model key when the filter
 /// sent one, so model limits, rate windows and reservations key on it, not on the name
 /// the client chose.
+///
+/// An MCP request is checked against its server (`mcp_server:<server>`) and, for a
+/// tool call, its tool (`mcp_tool:<server>/<tool>`) only: no user, tenant, cost centre
+/// or model limit, so an agent's tool calls never take its model calls' room. Both are
+/// per user (see `keys::window_id`).
 pub fn scopes_of(request: &AuthorizeRequest) -> Vec<(Scope, String)> {
+    if let Some(mcp) = &request.mcp {
+        let mut scopes = vec![(Scope::McpServer, mcp.server.clone())];
+        if let Some(tool) = &mcp.tool {
+            scopes.push((Scope::McpTool, format!("{}/{tool}", mcp.server)));
+        }
+        return scopes;
+    }
     let mut scopes = vec![(Scope::User, request.user.as_str().to_owned())];
     let model = request.model_key.as_ref().or(request.model.as_ref());
     for (scope, id) in [
@@ -112,6 +124,14 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Who asks, for which request: the request id names its reservation, the user keys
+/// the per-user (MCP) scopes' windows. Empty when only reporting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caller<'a> {
+    pub request_id: &'a str,
+    pub user: &'a str,
+}
+
 /// A lease asked for: slots wanted (0 or 1: none) and within how many ms the filter
 /// gives unused ones back (0: unknown).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -126,24 +146,32 @@ impl Policy {
     pub fn call(
         &self,
         scopes: &[(Scope, String)],
+        caller: Caller<'_>,
         reserve: Reserve,
         take: bool,
-        request_id: &str,
         lease: Lease,
         now_ms: u64,
     ) -> ScriptCall {
+        let Caller { request_id, user } = caller;
         let today = Day::from_unix_ms(now_ms);
         let mut call_keys = vec![keys::reservation_key(request_id)];
         for (scope, id) in scopes {
+            let default = keys::limits_key(*scope, keys::DEFAULT_ID);
+            let server = keys::server_default_id(*scope, id).map_or_else(
+                || default.clone(),
+                |server| keys::limits_key(*scope, &server),
+            );
+            let window = keys::window_id(*scope, id, user);
             call_keys.extend([
                 keys::limits_key(*scope, id),
-                keys::limits_key(*scope, keys::DEFAULT_ID),
-                keys::rate_key(*scope, id),
-                keys::reservations_key(*scope, id),
-                keys::reserved_key(*scope, id),
-                ledger_key(*scope, id, Period::Day(today)),
-                ledger_key(*scope, id, Period::Month(today.month())),
-                keys::rolling_key(*scope, id),
+                default,
+                keys::rate_key(*scope, &window),
+                keys::reservations_key(*scope, &window),
+                keys::reserved_key(*scope, &window),
+                ledger_key(*scope, &window, Period::Day(today)),
+                ledger_key(*scope, &window, Period::Month(today.month())),
+                keys::rolling_key(*scope, &window),
+                server,
             ]);
         }
         let mut args = vec![
@@ -178,16 +206,23 @@ impl Policy {
         now_ms: u64,
     ) -> Result<Decision, StoreError> {
         let scopes = scopes_of(request);
-        let reserve = Reserve {
-            tokens: request.reserve_tokens,
-            cost_micros: request.reserve_cost_micros,
-            unpriced: !request.priced,
+        // An MCP request has no tokens or cost to reserve (and its kinds no budgets).
+        let reserve = match request.mcp {
+            Some(_) => Reserve::default(),
+            None => Reserve {
+                tokens: request.reserve_tokens,
+                cost_micros: request.reserve_cost_micros,
+                unpriced: !request.priced,
+            },
         };
         let call = self.call(
             &scopes,
+            Caller {
+                request_id: &request.request_id,
+                user: request.user.as_str(),
+            },
             reserve,
             true,
-            &request.request_id,
             Lease {
                 slots: request.lease_slots,
                 return_ms: request.lease_return_ms,
@@ -228,7 +263,8 @@ impl Policy {
         Ok(Decision::Deny { tripped, message })
     }
 
-    /// The limits of one scope as they stand, without taking anything.
+    /// The limits of one scope as they stand, without taking anything (a kind with
+    /// spend: see [`Scope::has_spend`]).
     pub async fn peek(
         &self,
         store: &Store,
@@ -239,9 +275,9 @@ impl Policy {
         let scopes = [(scope, id.to_owned())];
         let call = self.call(
             &scopes,
+            Caller::default(),
             Reserve::default(),
             false,
-            "",
             Lease::default(),
             now_ms,
         );
@@ -336,6 +372,8 @@ fn owner(scope: Scope, id: &str) -> String {
         Scope::Tenant => format!("tenant {id}'s"),
         Scope::CostCenter => format!("cost centre {id}'s"),
         Scope::Model => format!("model {id}'s"),
+        Scope::McpServer => format!("MCP server {id}'s per-user"),
+        Scope::McpTool => format!("MCP tool {id}'s per-user"),
     }
 }
 
@@ -482,6 +520,7 @@ mod tests {
             reserve_cost_micros: 20,
             lease_slots: 0,
             lease_return_ms: 0,
+            mcp: None,
         }
     }
 
@@ -535,23 +574,26 @@ mod tests {
         let now = 1_795_640_042_000;
         let call = policy.call(
             &scopes,
+            Caller {
+                request_id: "r1",
+                user: USER,
+            },
             Reserve {
                 tokens: 10,
                 cost_micros: 20,
                 unpriced: true,
             },
             true,
-            "r1",
             Lease {
                 slots: 16,
                 return_ms: 3_270,
             },
             now,
         );
-        assert_eq!(call.keys.len(), 1 + 8 * 3);
+        assert_eq!(call.keys.len(), 1 + 9 * 3);
         assert_eq!(call.keys[0], "ck:resv:req:{r1}");
         assert_eq!(
-            &call.keys[9..17],
+            &call.keys[10..19],
             [
                 "ck:limits:tenant:{acme}",
                 "ck:limits:tenant:{*}",
@@ -561,6 +603,7 @@ mod tests {
                 "ck:ledger:tenant:{acme}:2026-11-25",
                 "ck:ledger:tenant:{acme}:2026-11",
                 "ck:roll:tenant:{acme}",
+                "ck:limits:tenant:{*}",
             ]
         );
         assert_eq!(
@@ -582,6 +625,84 @@ mod tests {
                 "",
                 ""
             ]
+        );
+    }
+
+    #[test]
+    fn an_mcp_request_is_checked_against_its_server_and_tool_only_per_user() {
+        let policy = Policy {
+            default_user_rpm: 60,
+            window: Duration::from_secs(60),
+            reservation_ttl: Duration::from_secs(600),
+        };
+        let mcp = |server: &str, tool: Option<&str>| AuthorizeRequest {
+            mcp: Some(crate::validated::McpScope {
+                server: server.to_owned(),
+                tool: tool.map(str::to_owned),
+            }),
+            ..request()
+        };
+        // (request, scopes)
+        let cases = [
+            (
+                mcp("everything", None),
+                vec![(Scope::McpServer, "everything".to_owned())],
+            ),
+            (
+                mcp("everything", Some("echo")),
+                vec![
+                    (Scope::McpServer, "everything".to_owned()),
+                    (Scope::McpTool, "everything/echo".to_owned()),
+                ],
+            ),
+        ];
+        for (request, expected) in cases {
+            assert_eq!(scopes_of(&request), expected, "{:?}", request.mcp);
+        }
+        let scopes = scopes_of(&mcp("everything", Some("echo")));
+        let call = policy.call(
+            &scopes,
+            Caller {
+                request_id: "r1",
+                user: USER,
+            },
+            Reserve::default(),
+            true,
+            Lease::default(),
+            1_795_640_042_000,
+        );
+        assert_eq!(call.keys.len(), 1 + 9 * 2);
+        assert_eq!(
+            &call.keys[10..19],
+            [
+                "ck:limits:mcp_tool:{everything/echo}".to_owned(),
+                "ck:limits:mcp_tool:{*}".to_owned(),
+                format!("ck:rate:mcp_tool:{{{USER}:everything/echo}}"),
+                format!("ck:resv:z:mcp_tool:{{{USER}:everything/echo}}"),
+                format!("ck:resv:sum:mcp_tool:{{{USER}:everything/echo}}"),
+                format!("ck:ledger:mcp_tool:{{{USER}:everything/echo}}:2026-11-25"),
+                format!("ck:ledger:mcp_tool:{{{USER}:everything/echo}}:2026-11"),
+                format!("ck:roll:mcp_tool:{{{USER}:everything/echo}}"),
+                "ck:limits:mcp_tool:{everything/*}".to_owned(),
+            ]
+        );
+        assert_eq!(
+            call.keys[3],
+            format!("ck:rate:mcp_server:{{{USER}:everything}}")
+        );
+        assert_eq!(call.keys[9], call.keys[2], "a server has no middle set");
+        // No user fallback rpm for MCP scopes.
+        assert_eq!(&call.args[12..], ["", ""]);
+
+        let limit = named(
+            Scope::McpTool,
+            "everything/echo",
+            state(Metric::Rpm, None, 10, 10),
+        );
+        assert_eq!(limit.name, "mcp_tool:rpm");
+        assert_eq!(
+            message(&limit, Reserve::default(), Duration::from_secs(60)),
+            "MCP tool everything/echo's per-user request limit of 10 per 60s reached"
         );
     }
 

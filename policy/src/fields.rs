@@ -99,6 +99,48 @@ pub fn groups(field: &str, groups: Vec<String>) -> Result<Vec<String>, Invalid> 
     Ok(groups)
 }
 
+/// Longest MCP server name (`mcp.servers[].name` in the policy file).
+pub const MAX_SERVER_BYTES: usize = 64;
+
+/// An MCP server's name as the policy file has it (`mcp.servers[].name`): 1 to 64 of
+/// `a-z`, `0-9` and `-`, not starting or ending with `-`. The filter sends only the
+/// names it was configured with; the server is the first part of a tool's scope id
+/// (`<server>/<tool>`), so it must never hold a `/`.
+pub fn mcp_server(field: &str, server: &str) -> Result<(), Invalid> {
+    let ok = (1..=MAX_SERVER_BYTES).contains(&server.len())
+        && server
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !server.starts_with('-')
+        && !server.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            &format!(
+                "must be an MCP server name: 1 to {MAX_SERVER_BYTES} of a-z, 0-9 and -, \
+                 not starting or ending with - (got {server:?})"
+            ),
+        ))
+    }
+}
+
+/// An MCP tool's name: not blank, at most [`MAX_NAME_BYTES`], no control characters
+/// (MCP only recommends a character set, so any other name is taken).
+pub fn mcp_tool(field: &str, tool: &str) -> Result<(), Invalid> {
+    if tool.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if tool.len() > MAX_NAME_BYTES {
+        return Err(too_long(field, tool.len()));
+    }
+    if tool.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
 fn too_long(field: &str, len: usize) -> Invalid {
     invalid(
         field,
@@ -116,16 +158,40 @@ pub fn user(field: &str, value: Option<String>) -> Result<UserId, Invalid> {
     })
 }
 
-/// `scope_kind` as the admin API names it: `user`, `tenant`, `cost_center` or `model`.
+/// `scope_kind` as the admin API names it: `user`, `tenant`, `cost_center`, `model`,
+/// `mcp_server` or `mcp_tool`.
 pub fn scope_kind(field: &str, value: Option<String>) -> Result<Scope, Invalid> {
     let kind = value.ok_or_else(|| missing(field))?;
-    Scope::parse(&kind)
-        .ok_or_else(|| invalid(field, "must be one of user, tenant, cost_center, model"))
+    Scope::parse(&kind).ok_or_else(|| {
+        invalid(
+            field,
+            "must be one of user, tenant, cost_center, model, mcp_server, mcp_tool",
+        )
+    })
+}
+
+/// A `scope_kind` with spend (ledger totals, budgets, rankings): not an MCP kind, whose
+/// exchanges are counted on their own.
+pub fn spend_kind(field: &str, value: Option<String>) -> Result<Scope, Invalid> {
+    let scope = scope_kind(field, value)?;
+    if !scope.has_spend() {
+        return Err(invalid(
+            field,
+            &format!(
+                "must be one of user, tenant, cost_center, model: {} limits are per user and \
+                 have no spend (see GET /v1/admin/usage?by={})",
+                scope.as_str(),
+                scope.as_str()
+            ),
+        ));
+    }
+    Ok(scope)
 }
 
 /// A scope id an operator names: a user's UUID (canonicalised, as the counters hold
-/// it), or a tenant, cost centre or model name; `*`, the kind's default, only where
-/// `default_allowed`.
+/// it), a tenant, cost centre or model name, an MCP server's name, or an MCP tool's
+/// `<server>/<tool>` (`<server>/*`: every tool of the server); `*`, the kind's default,
+/// only where `default_allowed`.
 pub fn scope_id(
     field: &str,
     scope: Scope,
@@ -142,6 +208,26 @@ pub fn scope_id(
                 "must name one scope; `*` (the default limit set) has no spend of its own",
             ))
         };
+    }
+    match scope {
+        Scope::McpServer => {
+            mcp_server(field, &id)?;
+            return Ok(id);
+        }
+        Scope::McpTool => {
+            let (server, tool) = id.split_once('/').ok_or_else(|| {
+                invalid(
+                    field,
+                    &format!(
+                        "must be <server>/<tool>, <server>/* or * for every tool (got {id:?})"
+                    ),
+                )
+            })?;
+            mcp_server(field, server)?;
+            mcp_tool(field, tool)?;
+            return Ok(id);
+        }
+        _ => {}
     }
     if scope == Scope::User {
         let hint = if default_allowed {

@@ -12,6 +12,30 @@ use crate::utc_date::Period;
 /// a set of its own). A tenant, cost centre or model literally named `*` shares it.
 pub const DEFAULT_ID: &str = "*";
 
+/// The id a scope's rate window, reservations and rolling spend are keyed by: the
+/// scope's own id, except for the per-user kinds (MCP), whose windows are each user's:
+/// `<user>:<id>`. A canonical user id is a 36-character UUID without `:`, so the first
+/// `:` ends it, and the key stays bounded (the id is a server name, or a server and a
+/// tool name, each within their bounds).
+pub fn window_id(scope: Scope, id: &str, user: &str) -> String {
+    if scope.per_user() {
+        format!("{user}:{id}")
+    } else {
+        id.to_owned()
+    }
+}
+
+/// The set between a scope's own and its kind's default, where a kind has one: for
+/// `mcp_tool:<server>/<tool>` the server's, `mcp_tool:<server>/*`. Server names hold no
+/// `/`, so the first one ends the server.
+pub fn server_default_id(scope: Scope, id: &str) -> Option<String> {
+    if scope != Scope::McpTool || id == DEFAULT_ID {
+        return None;
+    }
+    let (server, _) = id.split_once('/')?;
+    Some(format!("{server}/{DEFAULT_ID}"))
+}
+
 /// A set of `<kind>:<id>` for every stored limit set, so listing needs no `SCAN`.
 pub const LIMITS_INDEX_KEY: &str = "ck:limits:index";
 
@@ -117,6 +141,38 @@ mod tests {
         ];
         for (got, expected) in cases {
             assert_eq!(got, expected);
+        }
+        const USER: &str = "0190a6f2-7c1e-8b3a-9f00-1234567890ab";
+        let windows = [
+            (Scope::McpServer, "everything", format!("{USER}:everything")),
+            (
+                Scope::McpTool,
+                "everything/echo",
+                format!("{USER}:everything/echo"),
+            ),
+            (Scope::Model, "gpt-4o", "gpt-4o".to_owned()),
+            (Scope::User, USER, USER.to_owned()),
+        ];
+        for (scope, id, expected) in windows {
+            assert_eq!(window_id(scope, id, USER), expected, "{scope:?}");
+        }
+        assert_eq!(
+            rate_key(
+                Scope::McpTool,
+                &window_id(Scope::McpTool, "everything/echo", USER)
+            ),
+            format!("ck:rate:mcp_tool:{{{USER}:everything/echo}}")
+        );
+        let middles = [
+            (Scope::McpTool, "everything/echo", Some("everything/*")),
+            (Scope::McpTool, "everything/a/b", Some("everything/*")),
+            (Scope::McpTool, "everything/*", Some("everything/*")),
+            (Scope::McpTool, "*", None),
+            (Scope::McpServer, "everything", None),
+            (Scope::Model, "a/b", None),
+        ];
+        for (scope, id, expected) in middles {
+            assert_eq!(server_default_id(scope, id).as_deref(), expected, "{id}");
         }
         for by in Ranking::ALL {
             assert_eq!(Ranking::parse(by.as_str()), Some(by));

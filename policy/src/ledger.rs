@@ -1,5 +1,7 @@
 //! The usage ledger: tokens, cost and request counts per user, tenant, model and cost
-//! centre, per UTC day and month, with every request counted exactly once.
+//! centre, per UTC day and month, with every request counted exactly once; and MCP
+//! exchanges, which have no tokens or cost, counted per UTC day by user, server and tool
+//! (see `mcp_counts`).
 //!
 //! Exactly once comes from the request id: `scripts/record_usage.lua` books a record
 //! only if its `ck:usage:seen:{<request_id>}` marker is absent, and sets the marker in
@@ -18,6 +20,7 @@ use std::time::Duration;
 use chokepoint_contract::bounds::MAX_USAGE_COUNT;
 
 use crate::keys::{self, Ranking};
+use crate::mcp_counts::{mcp_count_field, mcp_counts_key, McpCount};
 use crate::scope::Scope;
 use crate::store::{ScopeWrite, Store, StoreError, UsageTally, UsageWrite};
 use crate::utc_date::{Day, Period, MS_PER_DAY};
@@ -178,14 +181,33 @@ fn write_with(record: &UsageRecord, now_ms: u64, cache: &mut ScopeCache) -> Usag
     // The model key when the filter sent one: ledger keys and rankings exist only for
     // the models of the policy (and `other`), whatever names clients make up.
     let model = named(&record.model_key).or_else(|| named(&record.model));
+    let mut mcp_counts = Vec::new();
+    if let Some(mcp) = &record.mcp {
+        let mut counted = vec![(Scope::McpServer, mcp.server.clone())];
+        if let Some(tool) = mcp.tool() {
+            counted.push((Scope::McpTool, format!("{}/{tool}", mcp.server)));
+        }
+        for user in [Some(record.user.as_str()), None] {
+            let key = mcp_counts_key(user, day);
+            for (scope, id) in &counted {
+                mcp_counts.push((key.clone(), mcp_count_field(McpCount::Requests, *scope, id)));
+                if mcp.failed() {
+                    mcp_counts.push((key.clone(), mcp_count_field(McpCount::Errors, *scope, id)));
+                }
+            }
+        }
+    }
     let scopes = [
         (Scope::User, Some(record.user.as_str())),
         (Scope::Tenant, named(&record.tenant)),
         (Scope::Model, model),
         (Scope::CostCenter, named(&record.cost_center)),
     ];
+    // An MCP exchange is counted above and booked under no scope: its user's requests
+    // are model requests only.
     let scopes = scopes
         .into_iter()
+        .filter(|_| record.mcp.is_none())
         .filter_map(|(scope, id)| id.map(|id| cache.get(scope, id, day)))
         .collect();
     let increments = FIELDS
@@ -225,6 +247,7 @@ fn write_with(record: &UsageRecord, now_ms: u64, cache: &mut ScopeCache) -> Usag
         // timestamp was missing or implausible.
         day: day.to_string(),
         increments,
+        mcp_counts,
     }
 }
 
@@ -263,6 +286,7 @@ mod tests {
             ttft_ms: None,
             completed: Some(true),
             ts_ms: Some(1_735_689_599_999),
+            mcp: None,
             raw: r#"{"request_id":"req-1","trace_id":"t-9"}"#.to_owned(),
         }
     }

@@ -24,6 +24,7 @@ mod fields;
 mod keys;
 mod ledger;
 mod limit_set;
+mod mcp_counts;
 mod metrics;
 mod scope;
 pub mod seed_limits;

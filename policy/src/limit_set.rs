@@ -9,6 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::fields::{self, Invalid};
+use crate::scope::Scope;
+use crate::store::Metric;
 
 /// Largest limit accepted: 2^53, which Redis's Lua (doubles) compares exactly.
 pub const MAX_LIMIT: u64 = 1 << 53;
@@ -169,6 +171,36 @@ impl LimitSet {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// The first field the set holds that `scope`'s kind does not take, as
+    /// `(field, why)`: the MCP kinds take rpm only (an MCP request has no tokens or cost).
+    pub fn check_scope(&self, scope: Scope) -> Result<(), (&'static str, String)> {
+        for (metric, set) in [
+            (Metric::Tpm, self.tpm.is_some()),
+            (Metric::UsdMicros, self.usd_micros.is_some()),
+            (Metric::Tokens, self.tokens.is_some()),
+        ] {
+            if set && !scope.takes(metric) {
+                return Err((
+                    metric.as_str(),
+                    format!(
+                        "does not apply to {} limits: an MCP request has no tokens or cost, \
+                         so only rpm (requests per window, per user) can be set",
+                        scope.as_str()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`LimitSet::from_body`] for a set of `scope`'s kind.
+    pub fn from_body_for(scope: Scope, object: Map<String, Value>) -> Result<LimitSet, Invalid> {
+        let set = Self::from_body(object)?;
+        set.check_scope(scope)
+            .map_err(|(field, why)| fields::invalid(field, &why))?;
+        Ok(set)
     }
 
     /// Field-value pairs for `HSET`, only the fields that are set.
@@ -380,6 +412,49 @@ mod tests {
         ] {
             let err = LimitSet::from_fields(&hash(pairs)).expect_err(needle);
             assert!(err.contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn mcp_kinds_take_rpm_only() {
+        let body = |json: Value| match json {
+            Value::Object(object) => object,
+            _ => unreachable!("an object"),
+        };
+        // (kind, body, the field refused)
+        let cases = [
+            (Scope::McpTool, json!({"rpm": 10}), None),
+            (Scope::McpServer, json!({"rpm": 0}), None),
+            (Scope::McpServer, json!({"tpm": 10}), Some("tpm")),
+            (Scope::McpTool, json!({"rpm": 5, "tpm": 10}), Some("tpm")),
+            (
+                Scope::McpTool,
+                json!({"usd_micros": 5, "period": "day"}),
+                Some("usd_micros"),
+            ),
+            (
+                Scope::McpServer,
+                json!({"tokens": 5, "period": "month"}),
+                Some("tokens"),
+            ),
+            (Scope::Model, json!({"tpm": 10}), None),
+            (Scope::User, json!({"usd_micros": 5, "period": "day"}), None),
+        ];
+        for (scope, json, refused) in cases {
+            let got = LimitSet::from_body_for(scope, body(json.clone()));
+            match refused {
+                None => assert!(got.is_ok(), "{scope:?} {json}: {got:?}"),
+                Some(field) => {
+                    let err = got.expect_err(field);
+                    assert!(
+                        err.message
+                            .starts_with(&format!("{field} does not apply to "))
+                            && err.message.contains("only rpm"),
+                        "{scope:?} {json}: {}",
+                        err.message
+                    );
+                }
+            }
         }
     }
 

@@ -24,9 +24,9 @@ pub struct Metrics {
     gateway_invalid_token: AtomicU64,
     /// Denials by the tripped limit's scope kind and metric, in `Scope::ALL` and
     /// `Metric::ALL` order.
-    denials: [[AtomicU64; 4]; 4],
+    denials: [[AtomicU64; Metric::ALL.len()]; Scope::ALL.len()],
     /// Unpriced requests refused, by the dollar budget's scope kind (`Scope::ALL` order).
-    unpriced_denials: [AtomicU64; 4],
+    unpriced_denials: [AtomicU64; Scope::ALL.len()],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -157,6 +157,10 @@ impl Metrics {
         );
         for (scope, row) in Scope::ALL.iter().zip(&self.denials) {
             for (metric, counter) in Metric::ALL.iter().zip(row) {
+                // An MCP kind can only deny on rpm.
+                if !scope.takes(*metric) {
+                    continue;
+                }
                 let _ = writeln!(
                     out,
                     "chokepoint_policy_denials_total{{reason=\"{}\",scope=\"{}\",limit=\"{}\"}} {}",
@@ -168,6 +172,9 @@ impl Metrics {
             }
         }
         for (scope, counter) in Scope::ALL.iter().zip(&self.unpriced_denials) {
+            if !scope.takes(Metric::UsdMicros) {
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "chokepoint_policy_denials_total{{reason=\"{}\",scope=\"{}\",limit=\"{}\"}} {}",

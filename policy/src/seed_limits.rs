@@ -36,7 +36,8 @@ pub fn parse(text: &str) -> Result<Vec<SeedLimit>, String> {
         // As the admin API words a `PUT` body that is not an object.
         let body: Map<String, Value> = serde_json::from_value(body)
             .map_err(|e| format!("{name}: request body must be a JSON object: {e}"))?;
-        let set = LimitSet::from_body(body).map_err(|e| format!("{name}: {}", e.message))?;
+        let set =
+            LimitSet::from_body_for(scope, body).map_err(|e| format!("{name}: {}", e.message))?;
         out.push(SeedLimit { scope, id, set });
     }
     Ok(out)
@@ -74,5 +75,57 @@ pub async fn apply(store: Store, limits: Vec<SeedLimit>, now_ms: impl Fn() -> u6
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mcp_scopes_are_validated_as_the_admin_api_does() {
+        let long_tool = format!("mcp_tool:s/{}", "t".repeat(257));
+        // (scope, error part; None: accepted)
+        let cases = [
+            ("mcp_server:*", None),
+            ("mcp_server:everything", None),
+            ("mcp_server:a-1", None),
+            ("mcp_tool:*", None),
+            ("mcp_tool:everything/*", None),
+            ("mcp_tool:everything/trigger-long-running-operation", None),
+            ("mcp_tool:everything/a/b", None),
+            ("mcp_tool:everything", Some("must be <server>/<tool>")),
+            ("mcp_tool:everything/", Some("must not be empty")),
+            ("mcp_tool:/echo", Some("must be an MCP server name")),
+            ("mcp_tool:Every/echo", Some("must be an MCP server name")),
+            ("mcp_server:every_thing", Some("must be an MCP server name")),
+            ("mcp_server:-x", Some("must be an MCP server name")),
+            ("mcp_server:x-", Some("must be an MCP server name")),
+            ("mcp_server:", Some("must be an MCP server name")),
+            (long_tool.as_str(), Some("must be at most 256 bytes")),
+            ("mcp:everything", Some("must be one of user, tenant")),
+        ];
+        for (scope, error) in cases {
+            let text = serde_json::json!({ scope: {"rpm": 5} }).to_string();
+            match (parse(&text), error) {
+                (Ok(limits), None) => {
+                    assert_eq!(limits.len(), 1, "{scope}");
+                    assert_eq!(
+                        format!("{}:{}", limits[0].scope.as_str(), limits[0].id),
+                        scope
+                    );
+                }
+                (Err(err), Some(part)) => {
+                    assert!(err.starts_with(&format!("{scope}: ")), "{err}");
+                    assert!(err.contains(part), "{scope}: {err}");
+                }
+                (got, _) => panic!("{scope}: {got:?}"),
+            }
+        }
+        let err = parse(r#"{"mcp_server:*": {"rpm": 5, "tpm": 9}}"#).expect_err("tpm");
+        assert!(
+            err.starts_with("mcp_server:*: tpm does not apply to mcp_server limits"),
+            "{err}"
+        );
     }
 }

@@ -42,6 +42,16 @@ pub struct AuthorizeRequest {
     /// [`MAX_LEASE_RETURN_MS`](chokepoint_contract::bounds::MAX_LEASE_RETURN_MS). Only
     /// advisory: a denial that the caller's unused slots alone cause says to retry then.
     pub lease_return_ms: u64,
+    /// An MCP request: only its server's (and tool's) limits apply, for this user.
+    pub mcp: Option<McpScope>,
+}
+
+/// The MCP server and tool an authorize request is for, checked: the server a name of
+/// `mcp.servers[]` (`[a-z0-9-]`, at most 64 bytes), the tool a name within its bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpScope {
+    pub server: String,
+    pub tool: Option<String>,
 }
 
 /// One proxied request's usage, validated.
@@ -83,6 +93,36 @@ pub struct UsageRecord {
     pub completed: Option<bool>,
     /// When the request happened, by the filter's clock: picks the ledger day.
     pub ts_ms: Option<u64>,
+    /// An MCP exchange (no tokens, no cost, no model): counted per user, server and
+    /// tool instead of booked against any scope (see `ledger`).
+    pub mcp: Option<McpUsage>,
     /// The record exactly as the filter sent it (its JSON text), unknown fields included.
     pub raw: String,
+}
+
+/// What an MCP record says about its exchange, checked: the server as for
+/// [`McpScope`], the method and name within their bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpUsage {
+    pub server: String,
+    /// The JSON-RPC method, `response`, `GET` or `DELETE`.
+    pub method: String,
+    /// The tool or prompt called, or the resource read.
+    pub name: Option<String>,
+    pub rpc_error: Option<i64>,
+    pub tool_error: bool,
+}
+
+impl McpUsage {
+    /// The tool a `tools/call` named: what the per-tool counts key on.
+    pub fn tool(&self) -> Option<&str> {
+        self.name
+            .as_deref()
+            .filter(|name| self.method == "tools/call" && !name.trim().is_empty())
+    }
+
+    /// The exchange failed: a JSON-RPC error, or a tool that reported one.
+    pub fn failed(&self) -> bool {
+        self.rpc_error.is_some() || self.tool_error
+    }
 }

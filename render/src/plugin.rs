@@ -73,6 +73,7 @@ fn mcp(policy: &Policy, target: Target) -> Option<Value> {
                 "name": s.name,
                 "cluster": mcp_cluster(s, target),
                 "path": s.url.path,
+                "authority": s.url.authority(),
                 "tools": mcp_rules(&s.tools),
                 "prompts": mcp_rules(&s.prompts),
                 "resources": mcp_rules(&s.resources),

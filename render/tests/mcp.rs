@@ -365,16 +365,23 @@ fn the_filter_gets_servers_clusters_paths_credentials_and_rules() {
             "public_url": "https://ai.example.com",
             "servers": [
                 {"name": "everything", "cluster": "mcp_everything", "path": "/mcp",
+                 "authority": "127.0.0.1:3001",
                  "credential": {"header": "authorization", "prefix": "Bearer ", "env": "EVERYTHING_MCP_TOKEN"},
                  "tools": [{"match": "get-env", "deny": true},
                            {"match": "trigger-*", "allow_groups": ["research"], "allow_tenants": []}],
                  "prompts": [],
                  "resources": [{"match": "demo://resource/static/document/*", "allow_groups": ["research"]}]},
                 {"name": "docs-search", "cluster": "mcp_docs-search", "path": "/v1/mcp",
+                 "authority": "mcp.docs.example.com",
                  "tools": [], "prompts": [], "resources": []},
             ]
         })
     );
+    // The filter takes it as it is.
+    let mut filter_config = c.clone();
+    filter_config["mcp"]["public_url"] = json!("https://ai.example.com");
+    chokepoint_filter::config::Config::parse(filter_config.to_string().as_bytes())
+        .expect("the filter parses the rendered configuration");
     // Istio's generated cluster names, as for providers.
     let c = plugin::plugin_config(&policy(), Target::Istio);
     assert_eq!(

@@ -48,7 +48,7 @@ impl Decision {
     /// The class of a local reply.
     pub fn of_reply(r: &Reply) -> Decision {
         Decision::Answered(match r.status {
-            200 => "answered",
+            200 | 202 | 204 => "answered",
             401 => "unauthenticated",
             403 => "forbidden",
             429 => "denied",
@@ -180,6 +180,11 @@ pub struct McpFacts {
     pub removed: usize,
     /// Response body bytes the client got.
     pub bytes_out: u64,
+    /// The server's status (or Envoy's, when it could not reach it).
+    pub status: Option<u32>,
+    /// When the answer's first body bytes came, and that its end came.
+    pub first_byte_ms: Option<u64>,
+    pub ended: bool,
 }
 
 impl McpFacts {

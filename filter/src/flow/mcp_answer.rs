@@ -34,6 +34,9 @@ pub enum McpAnswer {
         refuse: bool,
         refused: bool,
     },
+    /// Envoy's own error page (the server could not be reached): a JSON-RPC error in
+    /// its place, which MCP clients show as such. `sent`: it went.
+    Replaced { body: Vec<u8>, sent: bool },
     /// An SSE answer carrying a list: rewritten event by event.
     SseList { kind: ListKind, rewriter: Rewriter },
 }
@@ -41,10 +44,13 @@ pub enum McpAnswer {
 impl Flow {
     /// The server's answer begins: how its body will be handled.
     pub(super) fn mcp_response_headers(&mut self, host: &mut dyn Host) {
+        let (status, content_type) = host.response_status_and_type();
+        if let Some(m) = self.facts.mcp.as_mut() {
+            m.status = status;
+        }
         let Some(m) = &self.facts.mcp else {
             return;
         };
-        let (status, content_type) = host.response_status_and_type();
         let content_type = content_type.unwrap_or_default().to_ascii_lowercase();
         let sse = content_type.starts_with("text/event-stream");
         let json = content_type.starts_with("application/json");
@@ -69,6 +75,31 @@ impl Flow {
         }
         let id = m.message.as_ref().and_then(|msg| msg.id.clone());
         let list = m.filter_list.filter(|_| status == Some(200));
+        if status.is_some_and(|s| s >= 500) && !sse && !json {
+            let server = m.server_name(&self.rt).to_string();
+            let body = RpcError::new(
+                INTERNAL_ERROR,
+                format!(
+                    "MCP server {server} could not be reached through the gateway (HTTP {}).",
+                    status.unwrap_or_default()
+                ),
+            )
+            .with_id(m.rpc_id.as_deref())
+            .body()
+            .into_bytes();
+            let fixed = host
+                .set_response_header("content-type", "application/json")
+                .is_ok()
+                && host.remove_response_header("content-length").is_ok();
+            if !fixed {
+                host.count(Counter::HostFailure);
+            }
+            self.mcp_answer = Some(McpAnswer::Replaced { body, sent: false });
+            if let Some(m) = self.facts.mcp.as_mut() {
+                m.outcome.rpc_error = Some(INTERNAL_ERROR);
+            }
+            return;
+        }
         self.mcp_answer = Some(match list {
             Some(kind) if (sse || json) && !encoded => {
                 // The body changes length; without one, Envoy frames it itself.
@@ -116,6 +147,10 @@ impl Flow {
         };
         let server = m.server(&rt);
         let keep = keep_for(server, answer, caller.as_ref());
+        if size > 0 && m.first_byte_ms.is_none() {
+            m.first_byte_ms = Some(host.now_ms());
+        }
+        m.ended |= end_of_stream;
         match answer {
             McpAnswer::Watched(watch) => {
                 if let Some(w) = watch.as_mut().filter(|_| size > 0) {
@@ -171,6 +206,14 @@ impl Flow {
                         *refused = true;
                         unfilterable(m.rpc_id.as_deref())
                     }
+                };
+                replace(host, m, size, &out)
+            }
+            McpAnswer::Replaced { body, sent } => {
+                let out = if std::mem::replace(sent, true) {
+                    Vec::new()
+                } else {
+                    std::mem::take(body)
                 };
                 replace(host, m, size, &out)
             }
@@ -263,7 +306,7 @@ fn keep_for<'a>(
             ListKind::Prompts => Subject::Prompt,
             ListKind::Resources => Subject::Resource,
         },
-        McpAnswer::Watched(_) => Subject::Tool,
+        McpAnswer::Watched(_) | McpAnswer::Replaced { .. } => Subject::Tool,
     };
     move |name: &str| match (server, caller) {
         (Some(s), Some(c)) => rules::refusing_rule(s, subject, name, c).is_none(),

@@ -847,3 +847,39 @@ fn the_aggregate_lists_every_reachable_server_and_routes_calls() {
         assert!(c.host.dispatched.is_empty());
     }
 }
+
+#[test]
+fn an_unreachable_server_is_a_json_rpc_error() {
+    let keys = Keys::new();
+    let rt = runtime(keys, true);
+    let mut call = post(
+        &rt,
+        &token(keys, &["ml"]),
+        r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo"}}"#,
+        &[],
+    );
+    call.host.response_status = Some(503);
+    call.host.response_type = Some("text/plain".into());
+    call.flow.on_response_headers(&mut call.host);
+    call.host.response_chunk =
+        b"upstream connect error or disconnect/reset before headers".to_vec();
+    let n = call.host.response_chunk.len();
+    call.flow.on_response_body(&mut call.host, n, true);
+    let v: serde_json::Value = serde_json::from_slice(&call.host.response_chunk).unwrap();
+    assert_eq!(
+        (v["id"].as_i64(), v["error"]["code"].as_i64()),
+        (Some(9), Some(-32603))
+    );
+    assert_eq!(
+        call.host.response_header("content-type").as_deref(),
+        Some("application/json")
+    );
+    let record = call.record();
+    assert_eq!(
+        (
+            record["status"].as_u64(),
+            record["mcp"]["rpc_error"].as_i64()
+        ),
+        (Some(503), Some(-32603))
+    );
+}

@@ -284,6 +284,7 @@ impl Flow {
             Some(m) => {
                 let (shaped, code) = mcp_shape(&self.rt, m, r);
                 m.outcome.rpc_error = code;
+                m.bytes_out = shaped.body.len() as u64;
                 shaped
             }
             None => r.clone().in_shape_of(self.facts.shape),

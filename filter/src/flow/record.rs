@@ -70,9 +70,16 @@ impl Flow {
             .as_ref()
             .map_or(0, |p| pricing::cost_micros(&usage, p))
             .min(MAX_EXACT);
-        let status = f.replied.or(upstream_status).unwrap_or(0);
+        let mcp = f.mcp.as_ref().filter(|m| !m.metadata);
+        let status = f
+            .replied
+            .or(upstream_status)
+            .or(mcp.and_then(|m| m.status))
+            .unwrap_or(0);
         let decision = f.decision.as_str();
-        let ttft_ms = first_byte.map(|t| t.saturating_sub(f.start_ms));
+        let ttft_ms = first_byte
+            .or(mcp.and_then(|m| m.first_byte_ms))
+            .map(|t| t.saturating_sub(f.start_ms));
         let caller = f.caller.as_ref();
         let record = UsageRecord {
             request_id: Required::new(&f.request_id),
@@ -106,7 +113,11 @@ impl Flow {
             decision: Some(decision),
             latency_ms: Some(now.saturating_sub(f.start_ms)),
             ttft_ms,
-            completed: Some(settled.as_ref().is_some_and(|s| s.completed)),
+            completed: Some(match mcp {
+                // An MCP answer is complete when its end came (a local reply is whole).
+                Some(m) => m.ended || f.replied.is_some() || host.response_flags() == Some(0),
+                None => settled.as_ref().is_some_and(|s| s.completed),
+            }),
             error: settled.as_ref().and_then(|s| s.error.as_deref()),
             ts_ms: Some(f.start_ms),
             mcp: mcp_usage(&rt, f),

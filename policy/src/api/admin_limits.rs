@@ -24,10 +24,15 @@ use crate::keys::{self, LIMITS_INDEX_KEY};
 use crate::limit_set::LimitSet;
 use crate::scope::Scope;
 
-/// Decodes and validates a `PUT` body, naming the offending field.
-pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<LimitSet, ApiError> {
+/// Decodes and validates a `PUT` body for a set of `scope`'s kind, naming the offending
+/// field.
+pub fn parse_body(
+    scope: Scope,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<LimitSet, ApiError> {
     let object: Map<String, Value> = json_body::decode(content_type, body)?;
-    Ok(LimitSet::from_body(object)?)
+    Ok(LimitSet::from_body_for(scope, object)?)
 }
 
 fn scope_of(
@@ -72,7 +77,8 @@ pub async fn put_limits(
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        Ok((scope, parse_body(content_type, &body)?))
+        let set = parse_body(scope.0, content_type, &body)?;
+        Ok((scope, set))
     });
     let ((scope, id), set) = match parsed {
         Ok(parsed) => parsed,
@@ -257,7 +263,7 @@ mod tests {
             ),
         ];
         for (body, expected) in cases {
-            let set = parse_body(JSON, body.as_bytes()).expect(body);
+            let set = parse_body(Scope::User, JSON, body.as_bytes()).expect(body);
             assert_eq!(set.to_json(), expected, "{body}");
         }
     }
@@ -314,7 +320,7 @@ mod tests {
             ),
         ];
         for (body, code, needle) in cases {
-            let err = parse_body(JSON, body.as_bytes()).expect_err(body);
+            let err = parse_body(Scope::User, JSON, body.as_bytes()).expect_err(body);
             assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST, "{body}");
             assert_eq!(err.code, code, "{body}: {}", err.message);
             assert!(
@@ -323,7 +329,8 @@ mod tests {
                 err.message
             );
         }
-        let err = parse_body(Some("text/plain"), b"{\"rpm\":1}").expect_err("content type");
+        let err =
+            parse_body(Scope::User, Some("text/plain"), b"{\"rpm\":1}").expect_err("content type");
         assert_eq!(err.code, "unsupported_content_type");
     }
 

@@ -70,6 +70,11 @@ fn source_name(limit: &NamedLimit) -> String {
         Source::Own => format!("{}:{}", limit.scope.as_str(), limit.id),
         Source::Default => format!("{}:{}", limit.scope.as_str(), keys::DEFAULT_ID),
         Source::Config => "config".to_owned(),
+        Source::Server => format!(
+            "{}:{}",
+            limit.scope.as_str(),
+            keys::server_default_id(limit.scope, &limit.id).unwrap_or_default()
+        ),
     }
 }
 
@@ -90,7 +95,7 @@ pub async fn read_spend(
         return err.into_response();
     }
     let parsed = query.map_err(query_error).and_then(|Query(query)| {
-        let scope = fields::scope_kind("scope_kind", query.scope_kind)?;
+        let scope = fields::spend_kind("scope_kind", query.scope_kind)?;
         let id = fields::scope_id("id", scope, query.id, false)?;
         Ok((scope, id, period_param(query.period)?))
     });
@@ -190,7 +195,7 @@ pub async fn read_top(
     let now_ms = state.clock.now_ms();
     let parsed = query.map_err(query_error).and_then(|Query(query)| {
         let scope = match query.scope_kind {
-            Some(kind) => fields::scope_kind("scope_kind", Some(kind))?,
+            Some(kind) => fields::spend_kind("scope_kind", Some(kind))?,
             None => Scope::User,
         };
         let period =

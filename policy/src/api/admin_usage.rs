@@ -1,6 +1,9 @@
 //! `GET /v1/admin/usage?scope=…&id=…&period=…`: ledger totals, for operators and tests;
 //! `GET /v1/admin/usage?by=client|session&period=…[&id=…][&limit=…]`: spend by calling
-//! tool or agent session, summed from the audit stream (see `attribution`).
+//! tool or agent session, summed from the audit stream (see `attribution`);
+//! `GET /v1/admin/usage?by=mcp_server|mcp_tool&period=YYYY-MM-DD[&user=…][&id=…]`: MCP
+//! exchanges of a day per server or per tool (`<server>/<tool>`), everyone's or one
+//! user's (see `mcp_counts`).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -15,8 +18,10 @@ use super::{admin_auth, AppState};
 use crate::attribution::{self, By};
 use crate::fields;
 use crate::ledger::FIELDS;
+use crate::mcp_counts;
 use crate::scope::Scope;
-use crate::utc_date::Period;
+use crate::user_id::UserId;
+use crate::utc_date::{Day, Period};
 
 /// All optional so that a missing parameter gets our message rather than serde's.
 #[derive(Deserialize)]
@@ -26,6 +31,7 @@ pub struct UsageQuery {
     period: Option<String>,
     by: Option<String>,
     limit: Option<usize>,
+    user: Option<String>,
 }
 
 /// Most rows a by-client or by-session answer holds by default, and at most.
@@ -49,8 +55,17 @@ pub async fn read_usage(
                 .into_response()
         }
     };
-    if query.by.is_some() {
-        return read_attributed(&state, query).await;
+    match query.by.as_deref().map(Scope::parse) {
+        Some(Some(scope)) if scope.per_user() => return read_mcp(&state, scope, query).await,
+        Some(_) => return read_attributed(&state, query).await,
+        None => {}
+    }
+    if query.user.is_some() {
+        return ApiError::from(fields::invalid(
+            "user",
+            "goes with by=mcp_server or by=mcp_tool",
+        ))
+        .into_response();
     }
     let (scope, id, period) = match parse(query) {
         Ok(parsed) => parsed,
@@ -77,9 +92,14 @@ pub async fn read_usage(
 async fn read_attributed(state: &AppState, query: UsageQuery) -> Response {
     let parsed = (|| -> Result<_, ApiError> {
         let by = query.by.as_deref().unwrap_or_default();
-        let by = By::parse(by).ok_or_else(|| fields::invalid("by", "must be client or session"))?;
+        let by = By::parse(by).ok_or_else(|| {
+            fields::invalid("by", "must be client, session, mcp_server or mcp_tool")
+        })?;
         if query.scope.is_some() {
             return Err(fields::invalid("scope", "does not go with by").into());
+        }
+        if query.user.is_some() {
+            return Err(fields::invalid("user", "goes with by=mcp_server or by=mcp_tool").into());
         }
         let period = query
             .period
@@ -114,11 +134,68 @@ async fn read_attributed(state: &AppState, query: UsageQuery) -> Response {
     }
 }
 
+/// MCP exchanges of a day by server or tool: `{"by", "period", "user"?, "rows": [{"id",
+/// "requests", "errors"}]}`, most requests first.
+async fn read_mcp(state: &AppState, scope: Scope, query: UsageQuery) -> Response {
+    let (day, user) = match parse_mcp(&query) {
+        Ok(parsed) => parsed,
+        Err(err) => return err.into_response(),
+    };
+    let user = user.as_ref().map(UserId::as_str);
+    match mcp_counts::read(&state.store, scope, user, day, query.id.as_deref()).await {
+        Ok(rows) => {
+            let mut body = json!({
+                "by": scope.as_str(),
+                "period": day.to_string(),
+                "rows": rows,
+            });
+            if let Some(user) = user {
+                body["user"] = json!(user);
+            }
+            Json(body).into_response()
+        }
+        Err(_) => ApiError::store_unavailable().into_response(),
+    }
+}
+
+fn parse_mcp(query: &UsageQuery) -> Result<(Day, Option<UserId>), ApiError> {
+    if query.scope.is_some() {
+        return Err(fields::invalid("scope", "does not go with by").into());
+    }
+    if query.limit.is_some() {
+        return Err(
+            fields::invalid("limit", "does not go with by=mcp_server or by=mcp_tool").into(),
+        );
+    }
+    let period = query
+        .period
+        .as_deref()
+        .ok_or_else(|| fields::missing("period"))?;
+    let day = match Period::parse(period) {
+        Some(Period::Day(day)) => day,
+        _ => {
+            return Err(fields::invalid(
+                "period",
+                "must be a UTC day (YYYY-MM-DD): MCP exchanges are counted per day",
+            )
+            .into())
+        }
+    };
+    let user = query
+        .user
+        .clone()
+        .map(|user| fields::user("user", Some(user)))
+        .transpose()?;
+    Ok((day, user))
+}
+
 fn parse(query: UsageQuery) -> Result<(Scope, String, Period), ApiError> {
     let scope = query.scope.ok_or_else(|| fields::missing("scope"))?;
-    let scope = Scope::parse(&scope).ok_or_else(|| {
-        fields::invalid("scope", "must be one of user, tenant, model, cost_center")
-    })?;
+    let scope = Scope::parse(&scope)
+        .filter(|scope| scope.has_spend())
+        .ok_or_else(|| {
+            fields::invalid("scope", "must be one of user, tenant, model, cost_center")
+        })?;
     let id = query.id.ok_or_else(|| fields::missing("id"))?;
     let id = match scope {
         // The ledger holds users under their canonical (lowercase) id.
@@ -147,6 +224,7 @@ mod tests {
             period: period.map(str::to_owned),
             by: None,
             limit: None,
+            user: None,
         }
     }
 

@@ -15,7 +15,7 @@ use super::{json_body, AppState};
 use crate::decision::{deny_reason, Decision};
 use crate::fields;
 use crate::metrics::Outcome;
-use crate::validated::AuthorizeRequest;
+use crate::validated::{AuthorizeRequest, McpScope};
 
 /// The request as the contract has it. Its required fields read as `None` when absent,
 /// so their absence gets our message and code rather than serde's; unknown fields are
@@ -46,8 +46,20 @@ impl AuthorizeRequest {
             reserve_cost_micros: reserve(wire.reserve_cost_micros),
             lease_slots: wire.lease_slots.min(MAX_LEASE_SLOTS),
             lease_return_ms: wire.lease_return_ms.min(MAX_LEASE_RETURN_MS),
+            mcp: wire.mcp.map(mcp_scope).transpose()?,
         })
     }
+}
+
+fn mcp_scope(wire: chokepoint_contract::McpScope) -> Result<McpScope, fields::Invalid> {
+    fields::mcp_server("mcp.server", &wire.server)?;
+    if let Some(tool) = &wire.tool {
+        fields::mcp_tool("mcp.tool", tool)?;
+    }
+    Ok(McpScope {
+        server: wire.server,
+        tool: wire.tool,
+    })
 }
 
 pub async fn authorize(

@@ -30,7 +30,7 @@ use super::error::ApiError;
 use super::{json_body, AppState};
 use crate::dead_letter::{DeadLetter, DEAD_LETTER_KEY};
 use crate::fields;
-use crate::validated::UsageRecord;
+use crate::validated::{McpUsage, UsageRecord};
 
 /// The batch as the contract has it, its records and release ids raw text (checked
 /// JSON, no tree built), so that each is judged on its own (one bad one is
@@ -152,6 +152,26 @@ impl UsageRecord {
             }
         };
         name("error", wire.error)?;
+        let mcp = wire
+            .mcp
+            .map(|mcp| mcp_usage(&field("mcp"), mcp))
+            .transpose()?;
+        if mcp.is_some() {
+            // Booked nowhere but the MCP counts: tokens or a cost would vanish.
+            for (name, value) in [
+                ("input_tokens", wire.input_tokens),
+                ("output_tokens", wire.output_tokens),
+                ("cost_micros", wire.cost_micros),
+            ] {
+                if value != 0 {
+                    return Err(fields::invalid(
+                        &field(name),
+                        "must be 0 in an MCP record (it has no tokens or cost)",
+                    )
+                    .into());
+                }
+            }
+        }
         Ok(Self {
             input_tokens: count("input_tokens", wire.input_tokens)?,
             output_tokens: count("output_tokens", wire.output_tokens)?,
@@ -180,9 +200,25 @@ impl UsageRecord {
             ttft_ms: wire.ttft_ms,
             completed: wire.completed,
             ts_ms: wire.ts_ms,
+            mcp,
             raw: raw.get().to_owned(),
         })
     }
+}
+
+fn mcp_usage(at: &str, wire: chokepoint_contract::McpUsage) -> Result<McpUsage, ApiError> {
+    fields::mcp_server(&format!("{at}.server"), &wire.server)?;
+    let method = fields::name(&format!("{at}.method"), Some(wire.method))?.unwrap_or_default();
+    if method.trim().is_empty() {
+        return Err(fields::invalid(&format!("{at}.method"), "must not be empty").into());
+    }
+    Ok(McpUsage {
+        server: wire.server,
+        method,
+        name: fields::name(&format!("{at}.name"), wire.name)?,
+        rpc_error: wire.rpc_error,
+        tool_error: wire.tool_error,
+    })
 }
 
 pub async fn record_usage(

@@ -70,6 +70,17 @@ pub struct Target {
     /// name), an exact route, or `other`. `*`: every model key without its own.
     #[arg(long, value_name = "MODEL")]
     model: Option<String>,
+
+    /// An MCP server (`mcp.servers[].name`): its limits hold for each user on their own.
+    /// `*`: every server without limits of its own. Request rates only (--rpm).
+    #[arg(long, value_name = "SERVER")]
+    mcp_server: Option<String>,
+
+    /// An MCP tool, `<server>/<tool>`: its limits hold for each user on their own.
+    /// `<server>/*`: every tool of the server without its own; `*`: every tool without
+    /// either. Request rates only (--rpm).
+    #[arg(long, value_name = "SERVER/TOOL")]
+    mcp_tool: Option<String>,
 }
 
 impl Target {
@@ -81,8 +92,12 @@ impl Target {
             ("tenant", "team", id.as_str())
         } else if let Some(id) = &self.cost_center {
             ("cost_center", "cost centre", id.as_str())
+        } else if let Some(id) = &self.mcp_server {
+            ("mcp_server", "MCP server", id.as_str())
+        } else if let Some(id) = &self.mcp_tool {
+            ("mcp_tool", "MCP tool", id.as_str())
         } else {
-            // clap's group requires exactly one of the four.
+            // clap's group requires exactly one of them.
             ("model", "model", self.model.as_deref().unwrap_or_default())
         };
         let said = if id == "*" {
@@ -103,7 +118,9 @@ Examples:
   chokepoint-policy limit set --user 0190a6f2-7c1e-8b3a-9f00-1234567890ab --rpm 60 --tpm 100000
   chokepoint-policy limit set --team ml --rpm 600
   chokepoint-policy limit set --team '*' --rpm 300      # every team without its own
-  chokepoint-policy limit set --model 'gpt-4o*' --tpm off  # remove the family's tpm")]
+  chokepoint-policy limit set --model 'gpt-4o*' --tpm off  # remove the family's tpm
+  chokepoint-policy limit set --mcp-server '*' --rpm 120   # each user, on each server
+  chokepoint-policy limit set --mcp-tool everything/echo --rpm 10")]
     Set(LimitSetArgs),
 
     /// Show a scope's own limit set (rates and budget).
@@ -254,19 +271,27 @@ pub struct TopArgs {
 Examples:
   chokepoint-policy spend --by client                        # this month, by tool
   chokepoint-policy spend --by session --period 2026-12-06 --limit 20
-  chokepoint-policy spend --by session --id 1e6872d4-cb3a-4791-9ae1-32aa40e69098")]
+  chokepoint-policy spend --by session --id 1e6872d4-cb3a-4791-9ae1-32aa40e69098
+  chokepoint-policy spend --by mcp-server                    # today's MCP requests
+  chokepoint-policy spend --by mcp-tool --period 2026-12-06 --user 0190a6f2-7c1e-8b3a-9f00-1234567890ab")]
 pub struct SpendArgs {
-    /// Sum by the calling tool (`claude-code/2.1.332`) or by the agent's session id.
+    /// Sum by the calling tool (`claude-code/2.1.332`) or by the agent's session id;
+    /// or count MCP requests (and errors) of a day by server or by tool.
     #[arg(long, value_name = "WHAT")]
     by: SpendBy,
 
-    /// A UTC month (YYYY-MM) or day (YYYY-MM-DD); this month by default.
+    /// A UTC month (YYYY-MM) or day (YYYY-MM-DD); this month by default, today for
+    /// the MCP counts (kept per day).
     #[arg(long, value_name = "PERIOD")]
     period: Option<String>,
 
-    /// Only this client or session.
+    /// Only this client, session, MCP server or MCP tool (`<server>/<tool>`).
     #[arg(long, value_name = "ID")]
     id: Option<String>,
+
+    /// MCP counts only: one user's (by UUID), instead of everyone's.
+    #[arg(long, value_name = "UUID")]
+    user: Option<String>,
 
     /// How many rows to list, biggest spend first (1 to 10000).
     #[arg(long, value_name = "N", default_value_t = 20)]
@@ -280,6 +305,8 @@ pub struct SpendArgs {
 pub enum SpendBy {
     Client,
     Session,
+    McpServer,
+    McpTool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,6 +317,11 @@ pub enum ScopeKind {
     #[value(alias = "cost_center")]
     CostCenter,
     Model,
+    /// Limits only: MCP kinds have no spend to rank.
+    #[value(alias = "mcp_server")]
+    McpServer,
+    #[value(alias = "mcp_tool")]
+    McpTool,
 }
 
 impl ScopeKind {
@@ -299,6 +331,8 @@ impl ScopeKind {
             ScopeKind::Team => "tenant",
             ScopeKind::CostCenter => "cost_center",
             ScopeKind::Model => "model",
+            ScopeKind::McpServer => "mcp_server",
+            ScopeKind::McpTool => "mcp_tool",
         }
     }
 }
@@ -629,29 +663,44 @@ async fn top(args: TopArgs) -> Result<(), String> {
 
 async fn spend(args: SpendArgs) -> Result<(), String> {
     let admin = Admin::new(&args.remote)?;
-    let by = match args.by {
-        SpendBy::Client => "client",
-        SpendBy::Session => "session",
+    let (by, mcp) = match args.by {
+        SpendBy::Client => ("client", false),
+        SpendBy::Session => ("session", false),
+        SpendBy::McpServer => ("mcp_server", true),
+        SpendBy::McpTool => ("mcp_tool", true),
     };
-    // The API asks for the period; this UTC month by default, as the other commands.
+    if args.user.is_some() && !mcp {
+        return Err("--user goes with --by mcp-server or --by mcp-tool".into());
+    }
+    // The API asks for the period; this UTC month by default, as the other commands,
+    // and today for the MCP counts, which are kept per day.
     let period = args.period.clone().unwrap_or_else(|| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        chokepoint_policy::utc_date::Day::from_unix_ms(now)
-            .month()
-            .to_string()
+        let today = chokepoint_policy::utc_date::Day::from_unix_ms(now);
+        if mcp {
+            today.to_string()
+        } else {
+            today.month().to_string()
+        }
     });
-    let mut path = format!(
-        "/v1/admin/usage?by={by}&limit={}&period={}",
-        args.limit,
-        encode(&period)
-    );
+    let mut path = format!("/v1/admin/usage?by={by}&period={}", encode(&period));
+    if !mcp {
+        path.push_str(&format!("&limit={}", args.limit));
+    }
     if let Some(id) = &args.id {
         path.push_str(&format!("&id={}", encode(id)));
     }
+    if let Some(user) = &args.user {
+        path.push_str(&format!("&user={}", encode(user)));
+    }
     let body = admin.ok(Method::GET, &path, None).await?;
-    show(args.remote.json, &body, || print::spend(&body));
+    if mcp {
+        show(args.remote.json, &body, || print::mcp_counts(&body));
+    } else {
+        show(args.remote.json, &body, || print::spend(&body));
+    }
     Ok(())
 }
 

@@ -254,6 +254,43 @@ pub fn spend(body: &Value) -> String {
     out
 }
 
+/// `GET /v1/admin/usage?by=mcp_server|mcp_tool`.
+pub fn mcp_counts(body: &Value) -> String {
+    let by = if body["by"] == "mcp_tool" {
+        "tool"
+    } else {
+        "server"
+    };
+    let mut out = format!(
+        "MCP requests by {by}, {}",
+        body["period"].as_str().unwrap_or("?")
+    );
+    if let Some(user) = body["user"].as_str() {
+        let _ = write!(out, ", user {user}");
+    }
+    out.push('\n');
+    let rows = body["rows"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        out.push_str("  no MCP requests counted\n");
+    }
+    let width = rows
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .map(str::len)
+        .max()
+        .unwrap_or(2);
+    for row in &rows {
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>8} requests  {:>6} errors",
+            row["id"].as_str().unwrap_or("?"),
+            number(&row["requests"]),
+            number(&row["errors"]),
+        );
+    }
+    out
+}
+
 /// `GET /v1/admin/top`.
 pub fn top(body: &Value) -> String {
     let kind = match body["scope_kind"].as_str().unwrap_or("?") {
@@ -349,5 +386,26 @@ mod tests {
         let text = top(&ranked);
         assert!(text.starts_with("top users by cost, 2026-11\n"), "{text}");
         assert!(text.contains("     1  u1         $0.0009"), "{text}");
+    }
+
+    #[test]
+    fn lists_mcp_counts() {
+        let cases = [
+            (
+                json!({"by": "mcp_tool", "period": "2026-12-07", "user": "u1",
+                    "rows": [{"id": "everything/echo", "requests": 12, "errors": 1},
+                             {"id": "everything/add", "requests": 3, "errors": 0}]}),
+                "MCP requests by tool, 2026-12-07, user u1\n  \
+                 everything/echo        12 requests       1 errors\n  \
+                 everything/add          3 requests       0 errors\n",
+            ),
+            (
+                json!({"by": "mcp_server", "period": "2026-12-07", "rows": []}),
+                "MCP requests by server, 2026-12-07\n  no MCP requests counted\n",
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(mcp_counts(&body), expected);
+        }
     }
 }

@@ -6,7 +6,9 @@
 -- KEYS[1]   the request's reservation record, `ck:resv:req:{<request_id>}` (hash):
 --           t, c (reserved tokens and cost), m (the reservations' member), z (JSON list
 --           of [reservations key, totals key]), r (JSON list of [rate key, window start])
--- KEYS[2..] eight per scope, scopes in the order user, tenant, cost centre, model:
+-- KEYS[2..] nine per scope, scopes in the order user, tenant, cost centre, model, or
+--           for an MCP request its server and tool (whose ids below, but for the
+--           limit sets', are `<user>:<id>`: each user's own windows):
 --   +1  `ck:limits:<kind>:{<id>}`                 the scope's own limit set
 --   +2  `ck:limits:<kind>:{*}`                    its kind's default set
 --   +3  `ck:rate:<kind>:{<id>}`                   rate window
@@ -15,6 +17,9 @@
 --   +6  `ck:ledger:<kind>:{<id>}:<YYYY-MM-DD>`    today's committed spend (day budgets)
 --   +7  `ck:ledger:<kind>:{<id>}:<YYYY-MM>`       this month's (month budgets)
 --   +8  `ck:roll:<kind>:{<id>}`                   rolling-window spend
+--   +9  `ck:limits:mcp_tool:{<server>/*}`         an MCP tool's server's set, read
+--                                                 between +1 and +2; for every other
+--                                                 scope +2 again (not read twice)
 -- ARGV[1]   now, ms since the epoch (the service's clock; see clock.rs for why)
 -- ARGV[2]   rate window, ms
 -- ARGV[3]   reservation lifetime, ms
@@ -41,7 +46,7 @@
 --   reserved   live reservations against the budget (this one included once taken)
 --   tripped    1 if this limit denies the request, 2 if it is a dollar budget that
 --              denies it because the request is unpriced
---   source     0 own set, 1 default set, 2 the service's fallback
+--   source     0 own set, 1 default set, 2 the service's fallback, 3 the server's set
 --
 -- A request needs max(reserve, 1) of each limit: a request that reserves nothing still
 -- needs some room left, so a spent budget denies everything. A denied request takes
@@ -98,10 +103,12 @@ local function check(entry, need)
   limits[#limits + 1] = entry
 end
 
-for s = 1, (#KEYS - 1) / 8 do
-  local k = 1 + (s - 1) * 8
+for s = 1, (#KEYS - 1) / 9 do
+  local k = 1 + (s - 1) * 9
+  local server
+  if KEYS[k + 9] ~= KEYS[k + 2] then server = read_limits(KEYS[k + 9]) end
   local e = effective(read_limits(KEYS[k + 1]), read_limits(KEYS[k + 2]),
-    tonumber(ARGV[12 + s]))
+    tonumber(ARGV[12 + s]), server)
   local plan = {}
   if e.rpm or e.tpm then
     local r = rate_open(KEYS[k + 3], window_ms, now)

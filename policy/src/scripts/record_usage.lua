@@ -16,7 +16,7 @@
 --                `ck:usage:seen:{<request_id>}`, and its request's reservation record,
 --                `ck:resv:req:{<request_id>}` (see authorize.lua); the reservation and
 --                rate keys a record names are used as named
--- KEYS[2n+2..]   nine per scope group, g = (#KEYS - 1 - 2n) / 9 groups: a scope (user,
+-- KEYS[2n+2..]   nine per scope group, g = (#KEYS - 1 - 2n - h) / 9 groups: a scope (user,
 --                tenant, model, cost centre) with its id and booking day, listed once
 --                however many records of the chunk name it; a model's id is the
 --                record's model key when it has one (so client-chosen names share
@@ -30,14 +30,17 @@
 --   +7  `ck:top:<kind>:cost_micros:<YYYY-MM>`    by cost and by tokens
 --   +8  `ck:top:<kind>:tokens:<YYYY-MM-DD>`
 --   +9  `ck:top:<kind>:tokens:<YYYY-MM>`
+-- KEYS[#KEYS-h+1..]  the h MCP count hashes the chunk's MCP records add to (see "MCP"):
+--                `ck:mcp:{<user>}:<YYYY-MM-DD>` and `ck:mcp:{*}:<YYYY-MM-DD>`
 -- ARGV[1]   dedupe window in seconds (integer >= 1): how long a marker lives
 -- ARGV[2]   approximate cap on the audit stream's length (XADD MAXLEN ~), >= 1
 -- ARGV[3]   approximate cap on the audit stream's age, ms (XTRIM MINID ~, once per
 --           call, by Redis's clock; see windows.lua, stream_trim_age)
 -- ARGV[4]   now, ms since the epoch (the service's clock): rolling windows book here
 -- ARGV[5]   n, the number of records
--- ARGV[6]   f, the number of ledger fields; ARGV[7..6+f] their names
--- ARGV[7+f..6+f+g]   each group's id: its member in the rankings
+-- ARGV[6]   h, the number of MCP count hashes
+-- ARGV[7]   f, the number of ledger fields; ARGV[8..7+f] their names
+-- ARGV[8+f..7+f+g]   each group's id: its member in the rankings
 -- then `1` when per-group sums follow, `0` when not: for each group, in order, f sums
 --   (one per ledger field), then tokens and cost: what the group's records add when
 --   every one of them is booked, each sum in [0, 2^53]. Groups are numbered in order of
@@ -46,6 +49,8 @@
 --   the record as the filter sent it (JSON), for the audit stream
 --   the UTC day it is booked on (YYYY-MM-DD), for the audit stream
 --   its tokens (input + output), in [0, 2^53]
+-- then per record, in KEYS order, its MCP counts: c (0 for a record that is no MCP
+--   exchange), then c pairs: an MCP count hash's number (1..h) and a field to add 1 to
 -- then `1` when each record's amounts follow, `0` when not (the service leaves them out
 --   when it sent the sums, and sends them only when the script asks), and then per
 --   record, in KEYS order, what it adds:
@@ -79,6 +84,13 @@
 -- leaves nothing behind.) Every key written is checked for its type, and every limit set
 -- read, before the first write.
 --
+-- MCP: a record of an MCP exchange names no scope group (its tokens and cost are zero,
+-- and it takes no user's, tenant's or model's ledger); it adds 1 to fields of its user's
+-- and everyone's count hash of its booking day: `requests:mcp_server:<server>` and
+-- `requests:mcp_tool:<server>/<tool>` (a tool call), and `errors:...` of the same when it
+-- failed. Booked or duplicate exactly as any record; its reservation and rate windows
+-- are settled as any record's.
+--
 -- Not Redis Cluster safe: one record's keys carry different hash tags (request id, user,
 -- tenant, ...) and so live in different slots.
 
@@ -86,18 +98,18 @@ local GROUP = 9
 local log = KEYS[1]
 local dedupe_secs, max_len, max_age_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
-local n, field_count = tonumber(ARGV[5]), tonumber(ARGV[6])
-local group_count = (#KEYS - 1 - 2 * n) / GROUP
+local n, count_hashes, field_count = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local group_count = (#KEYS - 1 - 2 * n - count_hashes) / GROUP
 local fields = {}
 for f = 1, field_count do
-  fields[f] = ARGV[6 + f]
+  fields[f] = ARGV[7 + f]
 end
 
 -- The keys of group g are KEYS[group_key(g) + 1 .. + 9]; its id is ARGV[ids + g].
 local function group_key(g)
   return 1 + 2 * n + (g - 1) * GROUP
 end
-local ids = 6 + field_count
+local ids = 7 + field_count
 
 local a = ids + group_count + 1
 local summed = ARGV[a] == '1'
@@ -113,8 +125,17 @@ for r = 1, n do
   records[r] = {seen = KEYS[2 * r], reservation = KEYS[2 * r + 1], json = ARGV[at],
                 day = ARGV[at + 1], tokens_text = ARGV[at + 2]}
 end
-local has_details = ARGV[a + 3 * n] == '1'
-local details_at = a + 3 * n + 1
+a = a + 3 * n
+local counts_at = #KEYS - count_hashes
+for _, record in ipairs(records) do
+  record.counts = {}
+  for c = 1, tonumber(ARGV[a]) do
+    record.counts[c] = {KEYS[counts_at + tonumber(ARGV[a + 2 * c - 1])], ARGV[a + 2 * c]}
+  end
+  a = a + 1 + 2 * #record.counts
+end
+local has_details = ARGV[a] == '1'
+local details_at = a + 1
 
 -- Each record's cost, increments and groups, for when the sums cannot stand in.
 local function read_details()
@@ -287,6 +308,24 @@ for _, l in ipairs(ledger_order) do
   end
 end
 
+-- The MCP counts, summed per hash and field.
+local counts, count_order = {}, {}
+for _, record in ipairs(booked) do
+  for _, count in ipairs(record.counts) do
+    expect_type(count[1], 'hash')
+    local c = entry(counts, count_order, count[1] .. '\0' .. count[2], function()
+      return {key = count[1], field = count[2], n = 0}
+    end)
+    c.n = c.n + 1
+  end
+end
+for _, c in ipairs(count_order) do
+  local current = redis.call('HGET', c.key, c.field)
+  if current and not integer(current) then
+    return redis.error_reply('ERR ' .. c.key .. ' ' .. c.field .. ' is not an integer')
+  end
+end
+
 -- The reservation records, written by authorize.lua. One it cannot read is left to
 -- expire, and so is its reservation. A record claimed by an earlier record of the chunk
 -- is, for a later one, already deleted.
@@ -310,6 +349,9 @@ for _, l in ipairs(ledger_order) do
   for _, step in ipairs(l.add) do
     redis.call('HINCRBY', l.key, step[1], step[2])
   end
+end
+for _, c in ipairs(count_order) do
+  redis.call('HINCRBY', c.key, c.field, c.n)
 end
 local releases, fixes = resv_releases(), rate_fixes()
 for _, record in ipairs(booked) do

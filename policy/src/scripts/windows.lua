@@ -8,8 +8,11 @@
 --   period                         `day`, `month` or `rolling:<secs>`; set iff a budget is
 --   updated_ms                     when an operator last wrote it (not read here)
 -- Each of rpm, tpm and the budget (usd_micros and tokens with their period) comes from
--- the scope's own set when it has it, else from the kind's default set, else (rpm only)
--- from the service's fallback (its --requests-per-window, for users).
+-- the scope's own set when it has it, else from the server's set for an MCP tool
+-- (`mcp_tool:<server>/*`), else from the kind's default set, else (rpm only) from the
+-- service's fallback (its --requests-per-window, for users). The MCP kinds
+-- (`mcp_server`, `mcp_tool`) hold rpm only, and their ids in every key but the limit
+-- sets' are `<user>:<id>`: each user has windows of their own.
 --
 -- Rate window, `ck:rate:<kind>:{<id>}` (hash): start (ms), requests, tokens. A window
 -- starts with the first request after the previous one ended and lasts the configured
@@ -97,15 +100,20 @@ local function read_limits(key)
 end
 
 -- Sources, as returned to the service: 0 the scope's own set, 1 the kind's default,
--- 2 the service's fallback.
-local function effective(own, default, fallback_rpm)
+-- 2 the service's fallback, 3 the server's set (`server`, for an MCP tool; nil for
+-- every other scope).
+local function effective(own, default, fallback_rpm, server)
   local e = {}
+  server = server or {}
   if own.rpm then e.rpm, e.rpm_src = own.rpm, 0
+  elseif server.rpm then e.rpm, e.rpm_src = server.rpm, 3
   elseif default.rpm then e.rpm, e.rpm_src = default.rpm, 1
   elseif fallback_rpm then e.rpm, e.rpm_src = fallback_rpm, 2 end
   if own.tpm then e.tpm, e.tpm_src = own.tpm, 0
+  elseif server.tpm then e.tpm, e.tpm_src = server.tpm, 3
   elseif default.tpm then e.tpm, e.tpm_src = default.tpm, 1 end
   if own.period then e.budget, e.budget_src = own, 0
+  elseif server.period then e.budget, e.budget_src = server, 3
   elseif default.period then e.budget, e.budget_src = default, 1 end
   return e
 end

@@ -60,6 +60,8 @@ pub enum Source {
     Default,
     /// The service's configuration (the users' fallback rpm).
     Config,
+    /// An MCP tool's server's set (`mcp_tool:<server>/*`).
+    Server,
 }
 
 /// One limit as the script saw it (see the script's header for the fields).
@@ -198,6 +200,7 @@ fn parse_limit(value: &Value) -> Option<LimitState> {
             0 => Source::Own,
             1 => Source::Default,
             2 => Source::Config,
+            3 => Source::Server,
             _ => return None,
         },
     })

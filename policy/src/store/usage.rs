@@ -39,6 +39,9 @@ pub struct UsageWrite {
     pub tokens: u64,
     pub cost_micros: u64,
     pub increments: Vec<(&'static str, u64)>,
+    /// An MCP exchange's counts: (count hash, field) pairs, each adding 1 (see the
+    /// script's "MCP"); empty for every other record.
+    pub mcp_counts: Vec<(String, String)>,
 }
 
 /// One scope of a usage record: its id and the nine keys the script's header lists
@@ -228,6 +231,24 @@ impl Store {
                     invocation.key(key);
                 }
             }
+            // Each distinct MCP count hash once, numbered from 1, after the groups.
+            let mut count_hashes: HashMap<&str, usize> = HashMap::new();
+            let mut record_counts: Vec<Vec<(usize, &str)>> = Vec::with_capacity(chunk.len());
+            for write in chunk {
+                let counts = write
+                    .mcp_counts
+                    .iter()
+                    .map(|(key, field)| {
+                        let next = count_hashes.len() + 1;
+                        let number = *count_hashes.entry(key.as_str()).or_insert_with(|| {
+                            invocation.key(key);
+                            next
+                        });
+                        (number, field.as_str())
+                    })
+                    .collect();
+                record_counts.push(counts);
+            }
             // `usage_chunks` gives every write of a chunk the same clock and fields.
             let first = &chunk[0];
             invocation
@@ -236,6 +257,7 @@ impl Store {
                 .arg(retention.max_age_ms())
                 .arg(first.now_ms)
                 .arg(chunk.len())
+                .arg(count_hashes.len())
                 .arg(first.increments.len());
             for (field, _) in &first.increments {
                 invocation.arg(*field);
@@ -261,6 +283,12 @@ impl Store {
                     .arg(&write.record_json)
                     .arg(&write.day)
                     .arg(write.tokens);
+            }
+            for counts in &record_counts {
+                invocation.arg(counts.len());
+                for (number, field) in counts {
+                    invocation.arg(*number).arg(*field);
+                }
             }
             invocation.arg(u8::from(details));
             if details {
@@ -454,6 +482,7 @@ mod tests {
             tokens: 0,
             cost_micros: 0,
             increments: fields.iter().map(|field| (*field, 1)).collect(),
+            mcp_counts: Vec::new(),
         }
     }
 

@@ -14,6 +14,7 @@ mod gateway_auth;
 mod health;
 mod leases;
 mod limits;
+mod mcp;
 mod model_keys;
 mod persistence;
 mod redis_outage;
