@@ -512,17 +512,28 @@ def check_records(ctx):
     logs = [Path(ctx.env["CHOKEPOINT_ACCESS_LOG"]), ctx.state / "run" / "envoy.log", ctx.state / "run" / "policy.log"]
     leaked = [p.name for p in logs if p.exists() and SECRET_ARG in p.read_text(errors="replace")]
     expect(not leaked, f"a tool's argument is in {leaked}")
+    ctx.recorded = (mine[0]["user"], sorted(f"everything/{r['mcp']['name']}" for r in calls), mine[0]["ts_ms"])
     return f"{len(mine)} records for {len(want)} requests"
 
 
 def check_ledger(ctx):
-    def rows():
-        status, text = ctx.admin("GET", "/v1/admin/usage?by=mcp_tool&period=day")
-        return status, text
-    ok = wait_until(lambda: "echo" in rows()[1], 10)
-    status, text = rows()
-    expect(status == 200 and ok, f"GET /v1/admin/usage?by=mcp_tool: {status} {text[:500]}")
+    """The policy service's per-day MCP counts for the records check's user hold its two
+    tool calls, one each, as the records do."""
+    expect(getattr(ctx, "recorded", None), "no records to compare (the records check failed)")
+    user, calls, ts_ms = ctx.recorded
+    day = time.strftime("%Y-%m-%d", time.gmtime(ts_ms / 1000))
+    path = f"/v1/admin/usage?by=mcp_tool&period={day}&user={user}"
+
+    def tools():
+        status, text = ctx.admin("GET", path)
+        rows = json.loads(text).get("rows", []) if status == 200 else []
+        return status, text, sorted(r["id"] for r in rows for _ in range(r["requests"]))
+
+    wait_until(lambda: tools()[2] == calls, 10)
+    status, text, booked = tools()
+    expect(status == 200 and booked == calls, f"GET {path}: {status} {text[:500]} (the records: {calls})")
     expect(SECRET_ARG not in text, "a tool's argument is in the ledger")
+    return f"{', '.join(booked)} booked once each"
 
 
 def check_upstream_down(ctx):
