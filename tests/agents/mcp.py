@@ -3,14 +3,13 @@ MCP server (server-everything, `everything`) at the gateway's /mcp/everything, c
 as docs/mcp.md gives it (the URL and the JWT in an Authorization header, in the tool's own
 MCP settings), and the mock provider's first turn calls the server's `echo` tool with a
 random nonce (x-mock-tool-call, under the name the tool gives MCP tools: Claude Code's
-mcp__<server>__<tool>, Gemini CLI's mcp_<server>_<tool>). So the agent really sends
-tools/call through the gateway:
+mcp__<server>__<tool>, Gemini CLI's mcp_<server>_<tool>, Codex's nested tool of its exec
+tool). So the agent really sends tools/call through the gateway:
   * it connects through the gateway (initialize and tools/list recorded, answered 200) and
     reaches nothing but the gateway;
   * it exits 0 and its final answer quotes the echo tool's result (the nonce);
   * the gateway's records hold one tools/call of echo answered 200, booked to the agent's
-    user, and no record holds the argument.
-Codex connects only (SETUPS says why)."""
+    user, and no record holds the argument."""
 
 import json
 import secrets
@@ -63,13 +62,16 @@ def gemini(ctx, work, home, env, args):
     return args
 
 
-# Each tool's MCP settings, and the name it gives the server's echo tool in the model's
-# tools list. Codex 0.171 offers an MCP server to the model only as a deferred namespace
-# (`<tools>Deferred tool namespaces: mcp__everything`, found through its tool search, even
-# with `[features] tool_search = false`), which the mock cannot script: it is held to
-# connecting through the gateway (initialize, tools/list), not to a call.
-SETUPS = {"claude": (claude, f"mcp__{SERVER}__{TOOL}"), "codex": (codex, None),
-          "gemini": (gemini, f"mcp_{SERVER}_{TOOL}")}
+# Each tool's MCP settings, and the model's call of the server's echo tool in that tool's
+# terms (x-mock-tool-call: <tool> <arguments>). Codex 0.171 offers an MCP server to the
+# model as a deferred namespace (`Deferred tool namespaces: mcp__everything`), whose tools
+# its single `exec` tool (JavaScript) calls as nested tools.
+SETUPS = {
+    "claude": (claude, lambda nonce: f"mcp__{SERVER}__{TOOL} " + json.dumps({"message": nonce})),
+    "codex": (codex, lambda nonce: f"exec const r = await tools.mcp__{SERVER}__{TOOL}"
+                                   f"({{message: {json.dumps(nonce)}}}); text(JSON.stringify(r));"),
+    "gemini": (gemini, lambda nonce: f"mcp_{SERVER}_{TOOL} " + json.dumps({"message": nonce})),
+}
 
 
 def offered(request):
@@ -87,12 +89,11 @@ def offered(request):
 
 
 def mcp_tool(ctx, name, binary, setup, usage_of):
-    configure, tool_name = SETUPS[name]
+    configure, call = SETUPS[name]
     work = ctx.tmp / f"work-mcp-{name}"
     work.mkdir()
     nonce = f"nonce-{secrets.token_hex(8)}"
-    headers = {"x-mock-tool-call": f"{tool_name} " + json.dumps({"message": nonce})} if tool_name else {}
-    args, env, home = setup(ctx.tmp, ctx.token, PROMPT, headers, "-mcp")
+    args, env, home = setup(ctx.tmp, ctx.token, PROMPT, {"x-mock-tool-call": call(nonce)}, "-mcp")
     args = configure(ctx, work, home, env, args)
     run = observe(ctx, f"{name}: MCP tool call ends", lambda: run_tool(binary, args, env, work))
     if not run:
@@ -111,8 +112,6 @@ def mcp_tool(ctx, name, binary, setup, usage_of):
           f"{name}: connects to the MCP server through the gateway (initialize, tools/list answered 200)",
           "\n      ".join(json.dumps({k: r.get(k) for k in ("status", "decision", "mcp")}) for r in mcp))
     reached_only(f"{name} (MCP)", run)
-    if not tool_name:
-        return
     tools = sorted({t for r in run.upstream for t in offered(r)})
     check(f"Echo: {nonce}" in answer, f"{name}: its answer quotes the MCP tool's result ({answer!r:.90})",
           f"tools offered to the model: {tools}\n      {run.out.stdout[-1500:]}\n      {run.out.stderr[-1500:]}")
