@@ -8,7 +8,8 @@ gateway to it through the recording proxy (record_proxy.py, CHOKEPOINT_MCP_EVERY
 so every check can say what reached the upstream, with which headers. The gateway's
 credential for the server is a random secret of this run (CHOKEPOINT_MCP_EVERYTHING_TOKEN).
 
-Each check in CHECKS is real traffic: the Python `mcp` SDK's Streamable HTTP client
+A second server, modern_server.py (the Python SDK's), is the `modern` upstream, for the
+aggregate endpoint /mcp. Each check in CHECKS is real traffic: the Python `mcp` SDK's Streamable HTTP client
 (sdk_calls.py, in .venv-mcp), the MCP Inspector CLI, and hand-made requests for what no
 conforming client sends. The same calls go straight to the server too, and the answers
 must agree except for what the policy removes.
@@ -44,19 +45,23 @@ MCP_PYTHON = Path(os.environ.get("MCP_VENV", ROOT / ".venv-mcp")) / "bin" / "pyt
 INSPECTOR_BUILD = ROOT / ".mcp" / "node_modules" / "@modelcontextprotocol" / "inspector-cli" / "build"
 CREDENTIAL_ENV = "CHOKEPOINT_MCP_EVERYTHING_TOKEN"
 
-# This test's policy for the server: the tool that prints the server's environment denied
-# to everyone, the trigger-* tools to the research group only.
-MCP_SECTION = f"""
+# This test's policy: for server-everything, the tool that prints the server's environment
+# denied to everyone, the trigger-* tools to the research group only; and modern_server.py
+# (the Python SDK's, which also speaks 2026-07-28) as a second server, for the aggregate
+# endpoint /mcp.
+MCP_SECTION = """
 mcp:
   servers:
     - name: everything
       url: http://127.0.0.1:3001/mcp
-      credential: {{header: authorization, scheme: Bearer, env: {CREDENTIAL_ENV}}}
+      credential: {{header: authorization, scheme: Bearer, env: {env}}}
       tools:
         - match: get-env
           deny: true
         - match: "trigger-*"
           allow_groups: [research]
+    - name: modern
+      url: http://127.0.0.1:{modern_port}/mcp
 """
 DENIED = "get-env"
 RESEARCH_ONLY = "trigger-"
@@ -196,10 +201,34 @@ class Ctx:
         self.tmp = tmp
         self.state = tmp / ".chokepoint"
         self.credential = secrets.token_hex(24)
-        self.mcp_port, self.proxy_port = free_port(), free_port()
+        self.mcp_port, self.proxy_port, self.modern_port = free_port(), free_port(), free_port()
+        self.modern = None
         self.ports = {k: free_port() for k in ("gateway", "admin", "policy", "policy-admin", "mock", "redis")}
         self.proxy = None
         self.stack = None
+        self.log = None
+
+    def start_modern(self):
+        """modern_server.py, the second server (loopback only, as it binds)."""
+        self.modern_log = open(self.tmp / "modern.log", "w")
+        self.modern = subprocess.Popen([str(MCP_PYTHON), str(HERE / "modern_server.py"), str(self.modern_port)],
+                                       stdout=self.modern_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+        def listening():
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.modern_port)) == 0
+
+        expect(wait_until(lambda: self.modern.poll() is not None or listening(), 30) and self.modern.poll() is None,
+               f"modern_server.py did not start: {(self.tmp / 'modern.log').read_text()[-2000:]}")
+
+    def stop_modern(self):
+        if self.modern and self.modern.poll() is None:
+            self.modern.terminate()
+            try:
+                self.modern.wait(5)
+            except subprocess.TimeoutExpired:
+                self.modern.kill()
+                self.modern.wait()
 
     def start_proxy(self):
         self.proxy = RecordingProxy(f"http://127.0.0.1:{self.mcp_port}", port=self.proxy_port)
@@ -208,7 +237,9 @@ class Ctx:
     def start(self):
         (self.tmp / "envoy").mkdir()
         policy = (ROOT / "envoy" / "chokepoint.yaml").read_text()
-        (self.tmp / "envoy" / "chokepoint.yaml").write_text(without_mcp(policy) + MCP_SECTION)
+        (self.tmp / "envoy" / "chokepoint.yaml").write_text(
+            without_mcp(policy) + MCP_SECTION.format(env=CREDENTIAL_ENV, modern_port=self.modern_port))
+        self.start_modern()
         shutil.copy(ROOT / "envoy" / "prices.yaml", self.tmp / "envoy" / "prices.yaml")
         self.start_proxy()
         env = {k: v for k, v in os.environ.items()
@@ -269,16 +300,13 @@ class Ctx:
         return status, text
 
     def logs(self):
-        self.log.flush()
-        out = [f"---- chokepoint-dev ----\n{(self.tmp / 'chokepoint-dev.out').read_text(errors='replace')[-3000:]}"]
-        for name in ("envoy.log", "policy.log", "mcp-everything.log"):
-            p = self.state / "run" / name
-            if p.exists():
-                out.append(f"---- {name} ----\n{p.read_text(errors='replace')[-3000:]}")
-        p = Path(self.env.get("CHOKEPOINT_ACCESS_LOG", "/nonexistent")) if hasattr(self, "env") else None
-        if p and p.exists():
-            out.append(f"---- usage log (last lines) ----\n{p.read_text(errors='replace')[-3000:]}")
-        return "\n".join(out)
+        """The tail of chokepoint-dev's output and of each component's log."""
+        files = [("chokepoint-dev", self.tmp / "chokepoint-dev.out")]
+        files += [(name, self.state / "run" / name) for name in ("envoy.log", "policy.log", "mcp-everything.log")]
+        files.append(("modern_server.py", self.tmp / "modern.log"))
+        files.append(("usage log", self.state / "run" / "usage.log"))
+        return "\n".join(f"---- {name} ----\n{path.read_text(errors='replace')[-3000:]}"
+                         for name, path in files if path.exists())
 
     def stop(self):
         if self.stack and self.stack.poll() is None:
@@ -290,6 +318,10 @@ class Ctx:
                 self.stack.wait()
         if self.proxy:
             self.proxy.stop()
+        self.stop_modern()
+        for f in (self.log, getattr(self, "modern_log", None)):
+            if f:
+                f.close()
 
 
 def without_mcp(policy):
@@ -513,17 +545,28 @@ def check_records(ctx):
     logs = [Path(ctx.env["CHOKEPOINT_ACCESS_LOG"]), ctx.state / "run" / "envoy.log", ctx.state / "run" / "policy.log"]
     leaked = [p.name for p in logs if p.exists() and SECRET_ARG in p.read_text(errors="replace")]
     expect(not leaked, f"a tool's argument is in {leaked}")
+    ctx.recorded = (mine[0]["user"], sorted(f"everything/{r['mcp']['name']}" for r in calls), mine[0]["ts_ms"])
     return f"{len(mine)} records for {len(want)} requests"
 
 
 def check_ledger(ctx):
-    def rows():
-        status, text = ctx.admin("GET", "/v1/admin/usage?by=mcp_tool&period=day")
-        return status, text
-    ok = wait_until(lambda: "echo" in rows()[1], 10)
-    status, text = rows()
-    expect(status == 200 and ok, f"GET /v1/admin/usage?by=mcp_tool: {status} {text[:500]}")
+    """The policy service's per-day MCP counts for the records check's user hold its two
+    tool calls, one each, as the records do."""
+    expect(getattr(ctx, "recorded", None), "no records to compare (the records check failed)")
+    user, calls, ts_ms = ctx.recorded
+    day = time.strftime("%Y-%m-%d", time.gmtime(ts_ms / 1000))
+    path = f"/v1/admin/usage?by=mcp_tool&period={day}&user={user}"
+
+    def tools():
+        status, text = ctx.admin("GET", path)
+        rows = json.loads(text).get("rows", []) if status == 200 else []
+        return status, text, sorted(r["id"] for r in rows for _ in range(r["requests"]))
+
+    wait_until(lambda: tools()[2] == calls, 10)
+    status, text, booked = tools()
+    expect(status == 200 and booked == calls, f"GET {path}: {status} {text[:500]} (the records: {calls})")
     expect(SECRET_ARG not in text, "a tool's argument is in the ledger")
+    return f"{', '.join(booked)} booked once each"
 
 
 def check_upstream_down(ctx):
@@ -542,6 +585,33 @@ def check_upstream_down(ctx):
     return f"{status} in {took * 1000:.0f} ms"
 
 
+def check_aggregate(ctx):
+    """/mcp serves both servers as one, tools named <server>__<tool>, less what the policy
+    removes, and routes a call to its server; with one server down the list still comes,
+    without it, and at once."""
+    url = f"{ctx.gateway}/mcp"
+    got = sdk(url, [["tools/list"], ["tools/call", "modern__add", {"a": 2, "b": 3}],
+                    ["tools/call", "everything__get-sum", {"a": 20, "b": 22}]], ctx.plain)
+    steps = got["steps"]
+    expect(all("ok" in st for st in steps), f"through /mcp: {json.dumps(steps)[:600]}")
+    listed = names(steps[0]["ok"])
+    everything = names(sdk(ctx.direct, [["tools/list"]])["steps"][0]["ok"])
+    want = sorted([f"everything__{n}" for n in everything if n != DENIED and not n.startswith(RESEARCH_ONLY)]
+                  + ["modern__add", "modern__count_slowly"])
+    expect(listed == want, f"/mcp lists {listed}, want {want}")
+    added, summed = (json.dumps(st["ok"]) for st in steps[1:])
+    expect('"5"' in added or ": 5" in added, f"modern__add answered {added[:300]}")
+    expect("The sum of 20 and 22 is 42" in summed, f"everything__get-sum answered {summed[:300]}")
+    ctx.stop_modern()
+    start = time.monotonic()
+    down = sdk(url, [["tools/list"]], ctx.plain)["steps"][0]
+    took = time.monotonic() - start
+    left = names(down.get("ok") or {"tools": []})
+    expect(left == [n for n in want if n.startswith("everything__")] and took < 15,
+           f"with modern down, /mcp listed {left} in {took:.1f} s: {json.dumps(down)[:300]}")
+    return f"{len(listed)} tools of 2 servers; {len(left)} in {took:.1f} s with one down"
+
+
 CHECKS = [
     ("stack: scripts/run's MCP URL, server-everything on loopback only, no secret in its environment", check_stack),
     ("python SDK through the gateway: same results as straight to the server, less the denied tool", check_sdk_same_results),
@@ -556,6 +626,7 @@ CHECKS = [
     ("one usage record per request (method, name, status, bytes), never the arguments", check_records),
     ("the ledger by tool (GET /v1/admin/usage?by=mcp_tool)", check_ledger),
     ("upstream down: a prompt error, recorded", check_upstream_down),
+    ("the aggregate /mcp: both servers' tools as <server>__<tool>, calls routed, one down left out", check_aggregate),
 ]
 
 
@@ -589,8 +660,7 @@ def main():
     finally:
         ctx.stop()
         if not all(results):
-            print(ctx.logs() if hasattr(ctx, "env") else (tmp / "chokepoint-dev.out").read_text(errors="replace")[-4000:]
-                  if (tmp / "chokepoint-dev.out").exists() else "")
+            print(ctx.logs())
         if os.environ.get("CHOKEPOINT_KEEP_TMP"):
             print(f"      kept {tmp}")
         else:

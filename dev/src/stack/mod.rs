@@ -254,7 +254,7 @@ impl Stack {
             stack.start_idp()?;
         }
         let names_everything = stack
-            .file_policy()?
+            .policy()?
             .mcp
             .is_some_and(|m| m.servers.iter().any(|s| s.name == mcp::EVERYTHING));
         if let (Some(port), true) = (stack.opts.mcp_port, names_everything) {
@@ -511,9 +511,11 @@ impl Stack {
                 ));
             }
             if let Some(c) = &s.credential {
+                // Drawn before Envoy starts (draw_mcp_credentials), which asks these
+                // overrides first.
                 let value = mcp_env(&c.env)
                     .or_else(|| self.mcp_credentials.get(&c.env).cloned())
-                    .ok_or_else(|| format!("no value for MCP credential {}", c.env))?;
+                    .unwrap_or_default();
                 keys.push((c.env.clone(), value));
             }
         }
@@ -635,7 +637,7 @@ impl Stack {
     /// A random secret for each MCP credential variable the policy file names, once per
     /// stack (a restarted Envoy keeps them).
     fn draw_mcp_credentials(&mut self) -> Result<(), String> {
-        for s in self.file_policy()?.mcp.iter().flat_map(|m| &m.servers) {
+        for s in self.policy()?.mcp.iter().flat_map(|m| &m.servers) {
             if let Some(c) = &s.credential {
                 self.mcp_credentials
                     .entry(c.env.clone())
@@ -645,13 +647,11 @@ impl Stack {
         Ok(())
     }
 
-    /// The policy file as it stands, pointed at this stack's issuer.
-    fn file_policy(&self) -> Result<chokepoint_render::policy::Policy, String> {
-        chokepoint_render::policy::Policy::load_with(
-            &self.opts.policy_file,
-            &self.base_overrides()?,
-        )
-        .map_err(|e| e.to_string())
+    /// The policy file as the stack renders it, with its overrides.
+    fn policy(&self) -> Result<chokepoint_render::policy::Policy, String> {
+        let (ov, _) = self.overrides()?;
+        chokepoint_render::policy::Policy::load_with(&self.opts.policy_file, &ov)
+            .map_err(|e| e.to_string())
     }
 
     /// The overrides that point the policy file at this stack's dev issuer, policy
