@@ -590,6 +590,7 @@ def check_aggregate(ctx):
     removes, and routes a call to its server; with one server down the list still comes,
     without it, and at once."""
     url = f"{ctx.gateway}/mcp"
+    mark = len(ctx.upstream_since(0))
     got = sdk(url, [["tools/list"], ["tools/call", "modern__add", {"a": 2, "b": 3}],
                     ["tools/call", "everything__get-sum", {"a": 20, "b": 22}]], ctx.plain)
     steps = got["steps"]
@@ -602,6 +603,18 @@ def check_aggregate(ctx):
     added, summed = (json.dumps(st["ok"]) for st in steps[1:])
     expect('"5"' in added or ": 5" in added, f"modern__add answered {added[:300]}")
     expect("The sum of 20 and 22 is 42" in summed, f"everything__get-sum answered {summed[:300]}")
+    # The gateway's own calls to the server (its session, the list) and the routed call
+    # carry its credential too, never the client's token, and the call its own name.
+    seen = ctx.upstream_since(mark)
+    methods = [json.loads(ex["request"]["body"]["text"] or "{}").get("method") for ex in seen]
+    expect({"tools/list", "tools/call"} <= set(methods), f"/mcp reached everything with {methods}")
+    for ex in seen:
+        auth = [v for k, v in ex["request"]["headers"] if k.lower() == "authorization"]
+        expect(auth == [f"Bearer {ctx.credential}"] and ctx.plain not in json.dumps(ex["request"]),
+               f"#{ex['seq']} ({(ex['request']['body']['text'] or '')[:80]}) reached everything without the gateway's "
+               f"credential alone")
+    expect(any('"name":"get-sum"' in (ex["request"]["body"]["text"] or "").replace(" ", "") for ex in seen),
+           "the routed call did not reach everything as get-sum")
     ctx.stop_modern()
     start = time.monotonic()
     down = sdk(url, [["tools/list"]], ctx.plain)["steps"][0]
