@@ -77,16 +77,22 @@ ensure_node() { apt_install node nodejs; }
 AGENTS_DIR="$ROOT/.agents"
 AGENTS_BIN="$AGENTS_DIR/node_modules/.bin"
 AGENT_PACKAGES=("@anthropic-ai/claude-code@2.1.332" "@openai/codex@0.171.0" "@google/gemini-cli@0.61.0")
-ensure_agents() {
+ensure_agents() { npm_pinned "$AGENTS_DIR" claude "${AGENT_PACKAGES[@]}"; }
+
+# npm packages at pinned versions into DIR (its node_modules), once per version list:
+# `npm_pinned DIR BIN PACKAGE@VERSION...`, BIN an entry point that must be there.
+npm_pinned() {
+  local dir="$1" probe="$2"
+  shift 2
   ensure_node
   command -v npm >/dev/null || apt_install npm npm
-  local want="${AGENT_PACKAGES[*]}"
-  [ "$(cat "$AGENTS_DIR/.pinned" 2>/dev/null)" = "$want" ] && [ -x "$AGENTS_BIN/claude" ] && return
-  say "installing $want into .agents (npm)"
-  mkdir -p "$AGENTS_DIR"
-  npm install --prefix "$AGENTS_DIR" --no-audit --no-fund --no-update-notifier --save-exact \
-    "${AGENT_PACKAGES[@]}" >&2 || die "npm install $want failed"
-  echo "$want" >"$AGENTS_DIR/.pinned"
+  local want="$*"
+  [ "$(cat "$dir/.pinned" 2>/dev/null)" = "$want" ] && [ -x "$dir/node_modules/.bin/$probe" ] && return
+  say "installing $want into ${dir#"$ROOT"/} (npm)"
+  mkdir -p "$dir"
+  npm install --prefix "$dir" --no-audit --no-fund --no-update-notifier --save-exact "$@" >&2 ||
+    die "npm install $want failed"
+  echo "$want" >"$dir/.pinned"
 }
 
 # MCP's reference server and Inspector CLI (the upstream and a client of the MCP tests,
@@ -100,17 +106,9 @@ MCP_BIN="$MCP_DIR/node_modules/.bin"
 MCP_PACKAGES=("@modelcontextprotocol/server-everything@2026.8.31" "@modelcontextprotocol/inspector-cli@1.0.3")
 MCP_SDK="mcp==2.3.0"
 ensure_mcp() {
-  ensure_node
-  command -v npm >/dev/null || apt_install npm npm
   MCP_VENV="${MCP_VENV:-$ROOT/.venv-mcp}"
   ensure_venv "$MCP_VENV" mcp "$MCP_SDK"
-  local want="${MCP_PACKAGES[*]}"
-  [ "$(cat "$MCP_DIR/.pinned" 2>/dev/null)" = "$want" ] && [ -x "$MCP_BIN/mcp-server-everything" ] && return
-  say "installing $want into .mcp (npm)"
-  mkdir -p "$MCP_DIR"
-  npm install --prefix "$MCP_DIR" --no-audit --no-fund --no-update-notifier --save-exact \
-    "${MCP_PACKAGES[@]}" >&2 || die "npm install $want failed"
-  echo "$want" >"$MCP_DIR/.pinned"
+  npm_pinned "$MCP_DIR" mcp-server-everything "${MCP_PACKAGES[@]}"
 }
 
 # The provider SDKs the run layer points at the gateway (tests/sdk/sdk_check.py), in

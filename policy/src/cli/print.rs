@@ -226,12 +226,7 @@ pub fn spend(body: &Value) -> String {
     if rows.is_empty() {
         out.push_str("  no usage booked\n");
     }
-    let width = rows
-        .iter()
-        .filter_map(|r| r["id"].as_str())
-        .map(str::len)
-        .max()
-        .unwrap_or(2);
+    let width = id_width(&rows);
     for row in &rows {
         let _ = write!(
             out,
@@ -256,6 +251,15 @@ pub fn spend(body: &Value) -> String {
     out
 }
 
+/// The width of the rows' longest id, to line them up.
+fn id_width(rows: &[Value]) -> usize {
+    rows.iter()
+        .filter_map(|r| r["id"].as_str())
+        .map(str::len)
+        .max()
+        .unwrap_or(2)
+}
+
 /// `GET /v1/admin/usage?by=mcp_server|mcp_tool`.
 pub fn mcp_counts(body: &Value) -> String {
     let by = if body["by"] == "mcp_tool" {
@@ -275,12 +279,7 @@ pub fn mcp_counts(body: &Value) -> String {
     if rows.is_empty() {
         out.push_str("  no MCP requests counted\n");
     }
-    let width = rows
-        .iter()
-        .filter_map(|r| r["id"].as_str())
-        .map(str::len)
-        .max()
-        .unwrap_or(2);
+    let width = id_width(&rows);
     for row in &rows {
         let _ = writeln!(
             out,
