@@ -36,7 +36,7 @@ WORK = FUZZ / "work"
 RSS_LIMIT_MB = 512
 TIMEOUT_SECS = 5
 TARGETS = ["jwt", "jwks", "sse", "usage", "request_body", "routing", "plugin_config", "policy_file",
-           "policy_requests", "policy_reply", "header_map"]
+           "policy_requests", "policy_reply", "header_map", "mcp"]
 MAX_LEN = {"routing": 2048, "policy_reply": 2048, "request_body": 8192}
 
 

@@ -12,6 +12,7 @@ pub mod fixtures;
 pub mod header_map;
 pub mod jwks;
 pub mod jwt;
+pub mod mcp;
 pub mod plugin_config;
 pub mod policy_file;
 pub mod policy_reply;
@@ -25,7 +26,7 @@ pub mod usage;
 pub type Run = fn(&[u8]);
 
 /// Every target, by the name of its fuzz binary and its corpus directory.
-pub const TARGETS: [(&str, Run); 11] = [
+pub const TARGETS: [(&str, Run); 12] = [
     ("jwt", jwt::run),
     ("jwks", jwks::run),
     ("sse", sse::run),
@@ -37,6 +38,7 @@ pub const TARGETS: [(&str, Run); 11] = [
     ("policy_requests", policy_requests::run),
     ("policy_reply", policy_reply::run),
     ("header_map", header_map::run),
+    ("mcp", mcp::run),
 ];
 
 /// Splits `data` at its first `sep`: (before, after). Without one, all of it is `before`.

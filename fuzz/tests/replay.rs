@@ -129,4 +129,5 @@ targets!(
     policy_requests,
     policy_reply,
     header_map,
+    mcp,
 );

@@ -52,6 +52,8 @@ fn fixtures_dir() -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(repo().join("filter/fixtures"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        // The provider fixtures; filter/fixtures/mcp/ is read by `mcp`.
+        .filter(|p| p.is_file())
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
             (name, std::fs::read(&p).unwrap())
@@ -105,6 +107,7 @@ fn write_seed_corpus() {
     policy_requests();
     policy_reply();
     header_map();
+    mcp();
 }
 
 /// Header maps as Envoy serializes them: pseudo and plain headers, an empty value, a
@@ -574,4 +577,82 @@ fn policy_reply() {
         "unavailable",
         cat(&[&[6], br#"{"error":{"code":"redis_unavailable"}}"#]),
     );
+}
+
+/// The recorded MCP sessions (filter/fixtures/mcp/): each request body, and each answer
+/// as the client read it (JSON or SSE) with the list kind its request asked for; then
+/// bodies and answers the gateway must refuse or pass with care.
+fn mcp() {
+    let s = Seeds::new("mcp");
+    let dir = repo().join("filter/fixtures/mcp");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for path in files {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for e in doc["exchanges"].as_array().unwrap() {
+            let seq = &e["seq"];
+            let body = e["request"]["body"]["text"].as_str().unwrap_or("");
+            if !body.is_empty() {
+                // Selector 0x40: tools, nothing kept; one chunk.
+                s.add(
+                    &format!("{stem}-{seq}-request"),
+                    cat(&[&[0x40, 0], body.as_bytes()]),
+                );
+            }
+            let answer: String = e["response"]["chunks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["text"].as_str().unwrap_or(""))
+                .collect();
+            if answer.is_empty() {
+                continue;
+            }
+            let method = serde_json::from_str::<Value>(body)
+                .ok()
+                .and_then(|b| b["method"].as_str().map(str::to_owned));
+            let kind = match method.as_deref() {
+                Some("prompts/list") => 1,
+                Some("resources/list") => 2,
+                _ => 0,
+            };
+            // 192 + kind: the default event bound, odd keys kept; then a small bound
+            // (1 + 4 * selector bytes) with even keys kept.
+            s.add(
+                &format!("{stem}-{seq}-answer"),
+                cat(&[&[192 + kind, 3, 40, 1, 200], answer.as_bytes()]),
+            );
+            s.add(
+                &format!("{stem}-{seq}-answer-small"),
+                cat(&[&[0x80 + 30 + kind, 2, 13, 2], answer.as_bytes()]),
+            );
+        }
+    }
+    // Each: the selector and chunking, then the stream.
+    let hostile: &[(&str, &[u8], &[u8])] = &[
+        ("batch", &[0x40, 0], br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#),
+        ("duplicate-method", &[0x40, 0], br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"x"}}"#),
+        ("duplicate-name", &[0x40, 0], br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"get-env"}}"#),
+        ("escaped-name", &[0xC0, 0], br#"{"jsonrpc":"2.0","id":"a\"b","method":"tools/call","params":{"arguments":{"name":"x"},"name":"g\u0065t-env\ud83d\ude00","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#),
+        ("lone-surrogate", &[0xC0, 0], br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\ud800"}}"#),
+        ("float-id", &[0x40, 0], br#"{"jsonrpc":"2.0","id":1.0,"method":"ping"}"#),
+        ("response-both", &[0x40, 0], br#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1}}"#),
+        ("list-odd-entries", &[0xC3, 0], br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[ 1, {"name":"a"} ,{"name":"b","name":"b"},{"name":"\u0062"},{"title":"x"},[],{"name":"c"} ],"cacheScope":"shared","nextCursor":"n"}}"#),
+        ("list-empty", &[0xC0, 0], br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"cacheScope":null}}"#),
+        ("list-resources", &[0xC2, 0], br#"{"jsonrpc":"2.0","id":1,"result":{"resources":[{"uri":"demo://a","name":"a"},{"uri":"demo://b"}]}}"#),
+        ("list-not-array", &[0xC0, 0], br#"{"jsonrpc":"2.0","id":1,"result":{"tools":{"name":"a"}}}"#),
+        ("sse-cr-split", &[0x46, 1, 1], b"event: message\rdata: {\"jsonrpc\":\"2.0\",\"id\":1,\r\ndata: \"result\":{\"tools\":[{\"name\":\"a\"},{\"name\":\"bb\"}]}}\r\r\n: ping\n\n\xef\xbb\xbfdata: x\n\n"),
+        ("sse-bom-oversized", &[0x02, 2, 5, 1], b"\xef\xbb\xbfdata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"isError\":true}}\n\ndata: 1\n\n"),
+        ("tool-error", &[0x08, 1, 0], b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[],\"isError\":true}}\n\n"),
+        ("rpc-error-null-id", &[0x00, 0], br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600.0,"message":"bad"}}"#),
+        ("session-dotted", &[0x17, 0], b"a.b.c.0123456789abcdef0123456789abcdef"),
+        ("header-sentinel", &[0x00, 0], b"=?base64?Z2V0LWVudg?="),
+    ];
+    for (name, head, bytes) in hostile {
+        s.add(&format!("hostile-{name}"), cat(&[head, bytes]));
+    }
 }
