@@ -128,6 +128,16 @@ ensure_litellm() {
   say "LiteLLM $("$ROOT/.venv-bench/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))')"
 }
 
+# The spend page's browser test (tests/ui/run.py): Debian's chromium, driven headless
+# by Playwright from PyPI (pinned) in its own venv; Playwright's own browser download is
+# skipped, the test launches the system chromium. Entry points: $UI_PYTHON, $UI_CHROMIUM.
+UI_PYTHON="$ROOT/.venv-ui/bin/python"
+UI_CHROMIUM=/usr/bin/chromium
+ensure_ui_browser() {
+  apt_install chromium chromium
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 ensure_venv "$ROOT/.venv-ui" ui "playwright==1.65.2"
+}
+
 ensure_all() {
   ensure_rust
   ensure_envoy

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use chokepoint_contract::bounds::MAX_USAGE_COUNT;
 
+use crate::client_tools;
 use crate::keys::{self, Ranking};
 use crate::mcp_counts::{mcp_count_field, mcp_counts_key, McpCount};
 use crate::scope::Scope;
@@ -251,6 +252,12 @@ fn write_with(record: &UsageRecord, now_ms: u64, cache: &mut ScopeCache) -> Usag
         day: day.to_string(),
         increments,
         mcp_counts,
+        // Spend by tool is spend: an MCP exchange has none.
+        client_tool: record
+            .client_tool
+            .clone()
+            .filter(|_| record.mcp.is_none())
+            .map(|tool| (client_tools::tools_key(day), tool)),
     }
 }
 
@@ -290,6 +297,7 @@ mod tests {
             completed: Some(true),
             ts_ms: Some(1_735_689_599_999),
             mcp: None,
+            client_tool: Some("codex".into()),
             raw: r#"{"request_id":"req-1","trace_id":"t-9"}"#.to_owned(),
         }
     }

@@ -14,6 +14,7 @@
 
 mod api;
 mod attribution;
+mod client_tools;
 mod clock;
 mod config;
 mod dead_letter;
@@ -26,6 +27,7 @@ mod ledger;
 mod limit_set;
 mod mcp_counts;
 mod metrics;
+mod refusals;
 mod scope;
 pub mod seed_limits;
 pub mod stderr_log;

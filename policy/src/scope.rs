@@ -4,7 +4,7 @@ use crate::store::Metric;
 
 /// Who a limit or a ledger total belongs to: a user, the tenant, model or cost centre a
 /// request names, or the MCP server or tool an MCP request calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
     User,
     Tenant,

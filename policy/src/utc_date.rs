@@ -79,6 +79,20 @@ impl Period {
         }
     }
 
+    /// The period's days, in order: one for a day, every day of a month.
+    pub fn days(self) -> Vec<Day> {
+        match self {
+            Period::Day(day) => vec![day],
+            Period::Month(m) => (1..=m.days())
+                .map(|day| Day {
+                    year: m.year,
+                    month: m.month,
+                    day,
+                })
+                .collect(),
+        }
+    }
+
     /// Accepts `YYYY-MM-DD` or `YYYY-MM`, with a real calendar date: `2025-02-30` names
     /// nothing the ledger could hold, and saying so beats answering zeros.
     pub fn parse(text: &str) -> Option<Self> {
@@ -253,6 +267,26 @@ mod tests {
             );
             assert_ne!(Day::from_unix_ms(day.month().end_ms()).month(), day.month());
         }
+    }
+
+    #[test]
+    fn lists_a_periods_days() {
+        let days = |text: &str| -> Vec<String> {
+            Period::parse(text)
+                .map(|p| p.days().iter().map(Day::to_string).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(days("2024-02-29"), ["2024-02-29"]);
+        let leap = days("2024-02");
+        assert_eq!(
+            (leap.len(), leap[0].as_str(), leap[28].as_str()),
+            (29, "2024-02-01", "2024-02-29")
+        );
+        assert_eq!(days("2025-02").len(), 28);
+        assert_eq!(
+            days("2025-12").last().map(String::as_str),
+            Some("2025-12-31")
+        );
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub struct UsageRecord {
     /// An MCP exchange (no tokens, no cost, no model): counted per user, server and
     /// tool instead of booked against any scope (see `ledger`).
     pub mcp: Option<McpUsage>,
+    /// The calling tool, from the record's `client` (see `client_tools::tool_name`).
+    pub client_tool: Option<String>,
     /// The record exactly as the filter sent it (its JSON text), unknown fields included.
     pub raw: String,
 }

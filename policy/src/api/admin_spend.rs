@@ -25,7 +25,7 @@ use crate::keys::{self, Ranking};
 use crate::ledger::{ledger_key, FIELDS};
 use crate::limit_set::BudgetPeriod;
 use crate::scope::Scope;
-use crate::store::Source;
+use crate::store::{Source, Store, StoreError};
 use crate::utc_date::{Day, Period};
 
 /// Most spenders one `top` answer lists.
@@ -78,7 +78,7 @@ fn source_name(limit: &NamedLimit) -> String {
     }
 }
 
-fn totals_json(totals: &[i64]) -> Value {
+pub fn totals_json(totals: &[i64]) -> Value {
     let mut object = Map::new();
     for (field, total) in FIELDS.iter().zip(totals) {
         object.insert((*field).to_owned(), json!(total));
@@ -99,22 +99,38 @@ pub async fn read_spend(
         let id = fields::scope_id("id", scope, query.id, false)?;
         Ok((scope, id, period_param(query.period)?))
     });
-    let (scope, id, asked) = match parsed {
-        Ok(parsed) => parsed,
-        Err(err) => return err.into_response(),
-    };
+    match parsed {
+        Ok((scope, id, asked)) => match spend(&state, scope, &id, asked).await {
+            Ok(body) => Json(body).into_response(),
+            Err(err) => err.into_response(),
+        },
+        Err(err) => err.into_response(),
+    }
+}
+
+/// One scope's spend against its limits, as `GET /v1/admin/spend` answers it (the spend
+/// page shows the same).
+pub async fn spend(
+    state: &AppState,
+    scope: Scope,
+    id: &str,
+    asked: Option<Period>,
+) -> Result<Value, ApiError> {
     let now_ms = state.clock.now_ms();
     let today = Day::from_unix_ms(now_ms);
     let period = asked.unwrap_or(Period::Month(today.month()));
 
-    let limits = match state.policy.peek(&state.store, scope, &id, now_ms).await {
-        Ok(limits) => limits,
-        Err(_) => return ApiError::store_unavailable().into_response(),
-    };
-    let usage = match state.ledger.totals(&state.store, scope, &id, period).await {
-        Ok(usage) => usage,
-        Err(_) => return ApiError::store_unavailable().into_response(),
-    };
+    let unavailable = |_| ApiError::store_unavailable();
+    let limits = state
+        .policy
+        .peek(&state.store, scope, id, now_ms)
+        .await
+        .map_err(unavailable)?;
+    let usage = state
+        .ledger
+        .totals(&state.store, scope, id, period)
+        .await
+        .map_err(unavailable)?;
 
     let mut budgets = Vec::new();
     let mut rate_limits = Vec::new();
@@ -173,7 +189,7 @@ pub async fn read_spend(
         budgets.push(entry);
     }
 
-    Json(json!({
+    Ok(json!({
         "scope_kind": scope.as_str(),
         "id": id,
         "period": period.to_string(),
@@ -181,7 +197,6 @@ pub async fn read_spend(
         "budgets": budgets,
         "rate_limits": rate_limits,
     }))
-    .into_response()
 }
 
 pub async fn read_top(
@@ -222,20 +237,33 @@ pub async fn read_top(
         Err(err) => return err.into_response(),
     };
 
-    let ids = match state
-        .store
+    match top(&state.store, scope, by, period, limit).await {
+        Ok(top) => Json(json!({
+            "scope_kind": scope.as_str(),
+            "period": period.to_string(),
+            "by": by.as_str(),
+            "top": top,
+        }))
+        .into_response(),
+        Err(_) => ApiError::store_unavailable().into_response(),
+    }
+}
+
+/// The `limit` biggest spenders of a kind over `period` with their ledger totals, as
+/// `GET /v1/admin/top` lists them (the spend page shows the same).
+pub async fn top(
+    store: &Store,
+    scope: Scope,
+    by: Ranking,
+    period: Period,
+    limit: u64,
+) -> Result<Vec<Value>, StoreError> {
+    let ids = store
         .top_members(&keys::top_key(scope, by, period), limit)
-        .await
-    {
-        Ok(ids) => ids,
-        Err(_) => return ApiError::store_unavailable().into_response(),
-    };
+        .await?;
     let ledger_keys: Vec<String> = ids.iter().map(|id| ledger_key(scope, id, period)).collect();
-    let totals = match state.store.hashes_integers(&ledger_keys, &FIELDS).await {
-        Ok(totals) => totals,
-        Err(_) => return ApiError::store_unavailable().into_response(),
-    };
-    let top: Vec<Value> = ids
+    let totals = store.hashes_integers(&ledger_keys, &FIELDS).await?;
+    Ok(ids
         .iter()
         .zip(totals)
         .enumerate()
@@ -248,12 +276,5 @@ pub async fn read_top(
             entry["tokens"] = json!(total(0).saturating_add(total(1)));
             entry
         })
-        .collect();
-    Json(json!({
-        "scope_kind": scope.as_str(),
-        "period": period.to_string(),
-        "by": by.as_str(),
-        "top": top,
-    }))
-    .into_response()
+        .collect())
 }

@@ -15,6 +15,7 @@ use super::{json_body, AppState};
 use crate::decision::{deny_reason, Decision};
 use crate::fields;
 use crate::metrics::Outcome;
+use crate::refusals;
 use crate::validated::{AuthorizeRequest, McpScope};
 
 /// The request as the contract has it. Its required fields read as `None` when absent,
@@ -91,6 +92,13 @@ pub async fn authorize(
                 Decision::Deny { tripped, .. } => {
                     state.metrics.record(Outcome::Deny);
                     state.metrics.record_denial(tripped.scope, &tripped.state);
+                    // The spend page's 429s by limit. Counting is best effort: a
+                    // failure is the store's to log, and the denial stands as decided.
+                    let day = crate::utc_date::Day::from_unix_ms(now_ms);
+                    let _ = state
+                        .store
+                        .count(&refusals::refusals_key(day), &tripped.name)
+                        .await;
                     log::debug!(
                         "denied {}: {} ({})",
                         request.request_id,

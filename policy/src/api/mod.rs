@@ -7,6 +7,7 @@
 
 pub mod admin_auth;
 pub mod admin_limits;
+pub mod admin_overview;
 pub mod admin_spend;
 pub mod admin_usage;
 pub mod authorize;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod gateway_auth;
 pub mod health;
 pub mod json_body;
+pub mod ui;
 pub mod usage;
 
 use std::sync::Arc;
@@ -70,7 +72,8 @@ pub fn gateway_router(state: AppState, limits: BodyLimits) -> Router {
         .with_state(state)
 }
 
-/// The admin listener: the admin API (behind the admin token) and `/metrics`.
+/// The admin listener: the admin API (behind the admin token), the spend page (`/ui`,
+/// the same) and `/metrics`.
 pub fn admin_router(state: AppState, limits: BodyLimits) -> Router {
     Router::new()
         .route("/v1/admin/usage", get(admin_usage::read_usage))
@@ -83,8 +86,14 @@ pub fn admin_router(state: AppState, limits: BodyLimits) -> Router {
         )
         .route("/v1/admin/spend", get(admin_spend::read_spend))
         .route("/v1/admin/top", get(admin_spend::read_top))
+        .route("/v1/admin/overview", get(admin_overview::read_overview))
+        .route(
+            "/v1/admin/overview/user",
+            get(admin_overview::read_user_overview),
+        )
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
+        .merge(ui::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.default))

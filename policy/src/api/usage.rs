@@ -28,6 +28,7 @@ use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use super::{json_body, AppState};
+use crate::client_tools;
 use crate::dead_letter::{DeadLetter, DEAD_LETTER_KEY};
 use crate::fields;
 use crate::validated::{McpUsage, UsageRecord};
@@ -201,6 +202,7 @@ impl UsageRecord {
             completed: wire.completed,
             ts_ms: wire.ts_ms,
             mcp,
+            client_tool: client_tools::tool_name(wire.client.as_deref()),
             raw: raw.get().to_owned(),
         })
     }

@@ -30,15 +30,16 @@
 --   +7  `ck:top:<kind>:cost_micros:<YYYY-MM>`    by cost and by tokens
 --   +8  `ck:top:<kind>:tokens:<YYYY-MM-DD>`
 --   +9  `ck:top:<kind>:tokens:<YYYY-MM>`
--- KEYS[#KEYS-h+1..]  the h MCP count hashes the chunk's MCP records add to (see "MCP"):
---                `ck:mcp:{<user>}:<YYYY-MM-DD>` and `ck:mcp:{*}:<YYYY-MM-DD>`
+-- KEYS[#KEYS-h+1..]  the h count hashes the chunk's records add to: the MCP records'
+--                (see "MCP"), `ck:mcp:{<user>}:<YYYY-MM-DD>` and `ck:mcp:{*}:<YYYY-MM-DD>`,
+--                and the client tools' (see "Client tools"), `ck:clients:<YYYY-MM-DD>`
 -- ARGV[1]   dedupe window in seconds (integer >= 1): how long a marker lives
 -- ARGV[2]   approximate cap on the audit stream's length (XADD MAXLEN ~), >= 1
 -- ARGV[3]   approximate cap on the audit stream's age, ms (XTRIM MINID ~, once per
 --           call, by Redis's clock; see windows.lua, stream_trim_age)
 -- ARGV[4]   now, ms since the epoch (the service's clock): rolling windows book here
 -- ARGV[5]   n, the number of records
--- ARGV[6]   h, the number of MCP count hashes
+-- ARGV[6]   h, the number of count hashes
 -- ARGV[7]   f, the number of ledger fields; ARGV[8..7+f] their names
 -- ARGV[8+f..7+f+g]   each group's id: its member in the rankings
 -- then `1` when per-group sums follow, `0` when not: for each group, in order, f sums
@@ -50,7 +51,9 @@
 --   the UTC day it is booked on (YYYY-MM-DD), for the audit stream
 --   its tokens (input + output), in [0, 2^53]
 -- then per record, in KEYS order, its MCP counts: c (0 for a record that is no MCP
---   exchange), then c pairs: an MCP count hash's number (1..h) and a field to add 1 to
+--   exchange), then c pairs: an MCP count hash's number (1..h) and a field to add 1 to;
+--   then its client tool: 0 for none, else the tool's count hash number (1..h), the
+--   tool's name and the record's cost in micro-dollars, in [0, 2^53]
 -- then `1` when each record's amounts follow, `0` when not (the service leaves them out
 --   when it sent the sums, and sends them only when the script asks), and then per
 --   record, in KEYS order, what it adds:
@@ -91,10 +94,18 @@
 -- failed. Booked or duplicate exactly as any record; its reservation and rate windows
 -- are settled as any record's.
 --
+-- Client tools: a record that names its calling tool adds 1 to `requests:<tool>`, its
+-- tokens to `tokens:<tool>` and its cost to `cost_micros:<tool>` of the tools' hash of
+-- its booking day, once per request id like every record. The tool is the client's
+-- choice, so a day's hash takes at most MAX_TOOLS tools (their three fields each, as
+-- HLEN / 3 counts them): a tool it does not hold yet, once it is full, is counted as
+-- `other`, which is always taken.
+--
 -- Not Redis Cluster safe: one record's keys carry different hash tags (request id, user,
 -- tenant, ...) and so live in different slots.
 
 local GROUP = 9
+local MAX_TOOLS = 64
 local log = KEYS[1]
 local dedupe_secs, max_len, max_age_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
@@ -133,6 +144,14 @@ for _, record in ipairs(records) do
     record.counts[c] = {KEYS[counts_at + tonumber(ARGV[a + 2 * c - 1])], ARGV[a + 2 * c]}
   end
   a = a + 1 + 2 * #record.counts
+  local tool_hash = tonumber(ARGV[a])
+  if tool_hash > 0 then
+    record.tool = {key = KEYS[counts_at + tool_hash], name = ARGV[a + 1],
+                   cost = tonumber(ARGV[a + 2])}
+    a = a + 3
+  else
+    a = a + 1
+  end
 end
 local has_details = ARGV[a] == '1'
 local details_at = a + 1
@@ -308,15 +327,46 @@ for _, l in ipairs(ledger_order) do
   end
 end
 
--- The MCP counts, summed per hash and field.
+-- The MCP and client tool counts, summed per hash and field.
 local counts, count_order = {}, {}
+local function count_add(key, field, amount)
+  expect_type(key, 'hash')
+  local c = entry(counts, count_order, key .. '\0' .. field, function()
+    return {key = key, field = field, parts = {}}
+  end)
+  parts_add(c.parts, amount)
+end
+-- Per tools' hash: how many tools it holds, and what each tool of the chunk counts as.
+local tool_hashes = {}
+local function tool_as(key, name)
+  local held = tool_hashes[key]
+  if not held then
+    expect_type(key, 'hash')
+    held = {n = math.floor(redis.call('HLEN', key) / 3), names = {}}
+    tool_hashes[key] = held
+  end
+  if not held.names[name] then
+    if name == 'other' or redis.call('HEXISTS', key, 'requests:' .. name) == 1 then
+      held.names[name] = name
+    elseif held.n < MAX_TOOLS then
+      held.n = held.n + 1
+      held.names[name] = name
+    else
+      held.names[name] = 'other'
+    end
+  end
+  return held.names[name]
+end
 for _, record in ipairs(booked) do
   for _, count in ipairs(record.counts) do
-    expect_type(count[1], 'hash')
-    local c = entry(counts, count_order, count[1] .. '\0' .. count[2], function()
-      return {key = count[1], field = count[2], n = 0}
-    end)
-    c.n = c.n + 1
+    count_add(count[1], count[2], 1)
+  end
+  local tool = record.tool
+  if tool then
+    local name = tool_as(tool.key, tool.name)
+    count_add(tool.key, 'requests:' .. name, 1)
+    count_add(tool.key, 'tokens:' .. name, tonumber(record.tokens_text))
+    count_add(tool.key, 'cost_micros:' .. name, tool.cost)
   end
 end
 for _, c in ipairs(count_order) do
@@ -351,7 +401,9 @@ for _, l in ipairs(ledger_order) do
   end
 end
 for _, c in ipairs(count_order) do
-  redis.call('HINCRBY', c.key, c.field, c.n)
+  for _, part in ipairs(c.parts) do
+    redis.call('HINCRBY', c.key, c.field, int(part))
+  end
 end
 local releases, fixes = resv_releases(), rate_fixes()
 for _, record in ipairs(booked) do

@@ -11,6 +11,7 @@ mod admin;
 mod authorize;
 mod dead_letter;
 mod probe;
+mod rollups;
 mod usage;
 
 use std::fmt;

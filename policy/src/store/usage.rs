@@ -42,6 +42,9 @@ pub struct UsageWrite {
     /// An MCP exchange's counts: (count hash, field) pairs, each adding 1 (see the
     /// script's "MCP"); empty for every other record.
     pub mcp_counts: Vec<(String, String)>,
+    /// The tools' hash of the booking day and the record's tool, when it names one (see
+    /// the script's "Client tools").
+    pub client_tool: Option<(String, String)>,
 }
 
 /// One scope of a usage record: its id and the nine keys the script's header lists
@@ -194,9 +197,9 @@ impl Store {
     }
 
     /// One round trip, one script call; `details`: send each record's amounts.
-    async fn run_usage_script(
+    async fn run_usage_script<'a>(
         &self,
-        chunk: &[UsageWrite],
+        chunk: &'a [UsageWrite],
         dedupe_secs: u64,
         audit_log_key: &str,
         retention: Retention,
@@ -232,22 +235,28 @@ impl Store {
                 }
             }
             // Each distinct MCP count hash once, numbered from 1, after the groups.
-            let mut count_hashes: HashMap<&str, usize> = HashMap::new();
+            let mut count_hashes: HashMap<&'a str, usize> = HashMap::new();
             let mut record_counts: Vec<Vec<(usize, &str)>> = Vec::with_capacity(chunk.len());
+            let mut record_tools: Vec<Option<(usize, &str)>> = Vec::with_capacity(chunk.len());
             for write in chunk {
+                let mut number_of = |key: &'a str| {
+                    let next = count_hashes.len() + 1;
+                    *count_hashes.entry(key).or_insert_with(|| {
+                        invocation.key(key);
+                        next
+                    })
+                };
                 let counts = write
                     .mcp_counts
                     .iter()
-                    .map(|(key, field)| {
-                        let next = count_hashes.len() + 1;
-                        let number = *count_hashes.entry(key.as_str()).or_insert_with(|| {
-                            invocation.key(key);
-                            next
-                        });
-                        (number, field.as_str())
-                    })
+                    .map(|(key, field)| (number_of(key.as_str()), field.as_str()))
                     .collect();
                 record_counts.push(counts);
+                let tool = write
+                    .client_tool
+                    .as_ref()
+                    .map(|(key, tool)| (number_of(key.as_str()), tool.as_str()));
+                record_tools.push(tool);
             }
             // `usage_chunks` gives every write of a chunk the same clock and fields.
             let first = &chunk[0];
@@ -284,10 +293,18 @@ impl Store {
                     .arg(&write.day)
                     .arg(write.tokens);
             }
-            for counts in &record_counts {
+            for ((counts, tool), write) in record_counts.iter().zip(&record_tools).zip(chunk) {
                 invocation.arg(counts.len());
                 for (number, field) in counts {
                     invocation.arg(*number).arg(*field);
+                }
+                match tool {
+                    Some((number, name)) => {
+                        invocation.arg(*number).arg(*name).arg(write.cost_micros);
+                    }
+                    None => {
+                        invocation.arg(0);
+                    }
                 }
             }
             invocation.arg(u8::from(details));
@@ -483,6 +500,7 @@ mod tests {
             cost_micros: 0,
             increments: fields.iter().map(|field| (*field, 1)).collect(),
             mcp_counts: Vec::new(),
+            client_tool: None,
         }
     }
 

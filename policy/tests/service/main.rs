@@ -18,6 +18,7 @@ mod mcp;
 mod model_keys;
 mod persistence;
 mod redis_outage;
+mod spend_page;
 mod stream_retention;
 mod support;
 mod unpriced;
