@@ -67,6 +67,8 @@ pub struct Overview {
     /// stand now (`GET /v1/admin/spend` without a period), every kind of them.
     pub current: bool,
     pub days: Vec<String>,
+    /// How many of `days` have begun: the rest of a current month is still to come.
+    pub elapsed_days: usize,
     pub by_model: Vec<Row>,
     pub by_tenant: Vec<Row>,
     pub by_cost_center: Vec<Row>,
@@ -83,6 +85,8 @@ pub struct UserOverview {
     pub period: String,
     pub current: bool,
     pub days: Vec<String>,
+    /// How many of `days` have begun.
+    pub elapsed_days: usize,
     /// The ledger's totals (`GET /v1/admin/usage?scope=user`).
     pub usage: Value,
     pub daily_cost_micros: Vec<u64>,
@@ -132,6 +136,13 @@ pub fn rows_of(text: Option<&str>) -> Result<u64, ApiError> {
                 fields::invalid("limit", &format!("must be an integer from 1 to {MAX_ROWS}")).into()
             }),
     }
+}
+
+/// How many of `days` have begun by `now_ms`.
+fn elapsed(days: &[Day], now_ms: u64) -> usize {
+    days.iter()
+        .take_while(|day| Period::Day(**day).start_ms() <= now_ms)
+        .count()
 }
 
 fn is_current(period: Period, now_ms: u64) -> bool {
@@ -211,6 +222,7 @@ pub async fn overview(state: &AppState, period: Period, rows: u64) -> Result<Ove
         period: period.to_string(),
         current,
         days: days.iter().map(Day::to_string).collect(),
+        elapsed_days: elapsed(&days, now_ms),
         by_model,
         by_tenant,
         by_cost_center,
@@ -256,6 +268,7 @@ pub async fn user_overview(
         period: period.to_string(),
         current,
         days: days.iter().map(Day::to_string).collect(),
+        elapsed_days: elapsed(&days, now_ms),
         usage: totals_json(&usage),
         daily_cost_micros: daily.iter().map(|v| first_count(v)).collect(),
         limits,
@@ -511,6 +524,10 @@ mod tests {
             assert_eq!(got, expected, "{text:?}");
         }
         assert!(is_current(Period::parse("2026-11").expect("month"), now));
+        let november = Period::parse("2026-11").expect("month").days();
+        assert_eq!(elapsed(&november, now), 25);
+        assert_eq!(elapsed(&november, now + 6 * 86_400_000), 30);
+        assert_eq!(elapsed(&november, 0), 0);
         assert!(is_current(Period::parse("2026-11-25").expect("day"), now));
         assert!(!is_current(Period::parse("2026-11-24").expect("day"), now));
         for (text, expected) in [

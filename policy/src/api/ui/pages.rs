@@ -264,8 +264,16 @@ pub async fn logout(headers: HeaderMap) -> Response {
     response
 }
 
-/// One chart for ui.js: daily values per series.
-fn chart(id: &str, unit: &str, days: &[String], series: Vec<Value>) -> Value {
+/// One chart for ui.js: daily values per series, none for the days still to come (past
+/// `elapsed`).
+fn chart(id: &str, unit: &str, days: &[String], elapsed: usize, mut series: Vec<Value>) -> Value {
+    for s in &mut series {
+        if let Some(values) = s["values"].as_array_mut() {
+            for value in values.iter_mut().skip(elapsed) {
+                *value = Value::Null;
+            }
+        }
+    }
     json!({"id": id, "unit": unit, "days": days, "series": series})
 }
 
@@ -275,6 +283,7 @@ fn spend_section(
     what: &str,
     rows: &[Row],
     days: &[String],
+    elapsed: usize,
 ) -> (String, Value) {
     let mut out = format!(
         r#"<section id="{key}"><h2>{title}</h2><div class="chart" id="chart-{key}"></div>"#,
@@ -306,7 +315,7 @@ fn spend_section(
         .collect();
     (
         out,
-        chart(&format!("chart-{key}"), "usd_micros", days, series),
+        chart(&format!("chart-{key}"), "usd_micros", days, elapsed, series),
     )
 }
 
@@ -401,7 +410,7 @@ fn budget_rows(budgets: &[Value], with_owner: bool) -> String {
 
 /// Burn-down charts: what remains of each day or month budget at the end of each day,
 /// against spending it evenly over the period.
-fn burn_charts(budgets: &[Value], days: &[String]) -> (String, Vec<Value>) {
+fn burn_charts(budgets: &[Value], days: &[String], elapsed: usize) -> (String, Vec<Value>) {
     let mut html = String::new();
     let mut charts = Vec::new();
     for (i, budget) in budgets
@@ -439,8 +448,9 @@ fn burn_charts(budgets: &[Value], days: &[String]) -> (String, Vec<Value>) {
             &id,
             unit,
             days,
+            days.len(),
             vec![
-                json!({"label": "remaining", "values": remaining}),
+                json!({"label": "remaining", "values": remaining.iter().take(elapsed).collect::<Vec<_>>()}),
                 json!({"label": "even pace", "values": pace, "dash": [6, 4], "colour": "#9aa0a6"}),
             ],
         ));
@@ -448,7 +458,7 @@ fn burn_charts(budgets: &[Value], days: &[String]) -> (String, Vec<Value>) {
     (html, charts)
 }
 
-fn refusals_section(refusals: &[Refused], days: &[String]) -> (String, Value) {
+fn refusals_section(refusals: &[Refused], days: &[String], elapsed: usize) -> (String, Value) {
     let mut out = String::from(
         r#"<section id="refusals"><h2>Rate-limit pressure: refusals (429) by limit</h2><div class="chart" id="chart-refusals"></div>"#,
     );
@@ -473,7 +483,7 @@ fn refusals_section(refusals: &[Refused], days: &[String]) -> (String, Value) {
         .iter()
         .map(|row| json!({"label": row.limit, "values": row.daily}))
         .collect();
-    (out, chart("chart-refusals", "count", days, series))
+    (out, chart("chart-refusals", "count", days, elapsed, series))
 }
 
 pub fn render_overview(data: &Overview) -> (String, Value) {
@@ -500,7 +510,7 @@ pub fn render_overview(data: &Overview) -> (String, Value) {
             &data.by_client,
         ),
     ] {
-        let (html, chart) = spend_section(title, key, what, rows, &data.days);
+        let (html, chart) = spend_section(title, key, what, rows, &data.days, data.elapsed_days);
         body.push_str(&html);
         charts.push(chart);
     }
@@ -519,14 +529,14 @@ pub fn render_overview(data: &Overview) -> (String, Value) {
         body.push_str(r#"<p class="empty">No budget is set.</p>"#);
     } else {
         body.push_str(&budget_rows(&data.budgets, true));
-        let (html, burn) = burn_charts(&data.budgets, &data.days);
+        let (html, burn) = burn_charts(&data.budgets, &data.days, data.elapsed_days);
         if !burn.is_empty() {
             let _ = write!(body, r#"<h2>Burn-down</h2><div class="grid">{html}</div>"#);
             charts.extend(burn);
         }
     }
     body.push_str("</section>\n");
-    let (html, chart) = refusals_section(&data.refusals, &data.days);
+    let (html, chart) = refusals_section(&data.refusals, &data.days, data.elapsed_days);
     body.push_str(&html);
     charts.push(chart);
     (body, Value::Array(charts))
@@ -594,6 +604,7 @@ pub fn render_user(data: &UserOverview) -> (String, Value) {
         "chart-user",
         "usd_micros",
         &data.days,
+        data.elapsed_days,
         vec![json!({"label": "cost", "values": data.daily_cost_micros})],
     )]);
     (body, charts)
@@ -693,6 +704,7 @@ mod tests {
             period: "2026-11".into(),
             current: true,
             days: vec!["2026-11-01".into(), "2026-11-02".into()],
+            elapsed_days: 2,
             usage: json!({"cost_micros": 1_250_000, "requests": 3, "input_tokens": 40,
                           "output_tokens": 2, "cached_input_tokens": 0, "reasoning_tokens": 0}),
             daily_cost_micros: vec![250_000, 1_000_000],
