@@ -38,9 +38,6 @@ use crate::utc_date::{Day, Period};
 pub const DEFAULT_ROWS: u64 = 10;
 pub const MAX_ROWS: u64 = 100;
 
-/// The kinds spend is shown by, from their rankings.
-const RANKED: [Scope; 3] = [Scope::Model, Scope::Tenant, Scope::CostCenter];
-
 /// One row of spend over the period: its totals, and its cost on each of the period's
 /// days.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -207,13 +204,9 @@ pub async fn read_user_overview(
 pub async fn overview(state: &AppState, period: Period, rows: u64) -> Result<Overview, ApiError> {
     let now_ms = state.clock.now_ms();
     let days = period.days();
-    let mut ranked = Vec::with_capacity(RANKED.len());
-    for scope in RANKED {
-        ranked.push(ranked_rows(state, scope, period, &days, rows).await?);
-    }
-    let [by_model, by_tenant, by_cost_center]: [Vec<Row>; 3] = ranked
-        .try_into()
-        .map_err(|_| ApiError::store_unavailable())?;
+    let by_model = ranked_rows(state, Scope::Model, period, &days, rows).await?;
+    let by_tenant = ranked_rows(state, Scope::Tenant, period, &days, rows).await?;
+    let by_cost_center = ranked_rows(state, Scope::CostCenter, period, &days, rows).await?;
     let top_users = admin_spend::top(&state.store, Scope::User, Ranking::CostMicros, period, rows)
         .await
         .map_err(unavailable)?;
