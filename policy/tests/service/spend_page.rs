@@ -397,6 +397,18 @@ async fn a_day_takes_at_most_64_client_tools_and_counts_the_rest_as_other() {
         let (status, body) = service.post_usage(batch).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
+    // A batch of a booked record and a new one (the script then reads each record's
+    // amounts): only the new one counts.
+    let mixed = [
+        records[0].clone(),
+        record("c70", &user, &tenant, "gpt-4o", Some("tool-00/2.0"), 5),
+    ];
+    let (status, body) = service.post_usage(&mixed).await;
+    assert_eq!(
+        (status, &body["duplicates"]),
+        (StatusCode::OK, &json!(1)),
+        "{body}"
+    );
     let (status, overview) = service
         .admin(reqwest::Method::GET, "/v1/admin/overview?limit=100", None)
         .await;
@@ -406,7 +418,13 @@ async fn a_day_takes_at_most_64_client_tools_and_counts_the_rest_as_other() {
     let other = row(&overview["by_client"], "other");
     assert_eq!(other["requests"], 6, "{other}");
     assert_eq!(other["cost_micros"], 60, "{other}");
+    let tool = row(&overview["by_client"], "tool-00");
+    assert_eq!(
+        (&tool["requests"], &tool["cost_micros"]),
+        (&json!(2), &json!(15)),
+        "{tool}"
+    );
     let total: u64 = clients.iter().filter_map(|c| c["requests"].as_u64()).sum();
-    assert_eq!(total, 70, "every record counted once");
+    assert_eq!(total, 71, "every record counted once");
     service.stop().await.expect("stop");
 }
