@@ -1,8 +1,9 @@
 //! Redis CPU per booked usage record and per released lease slot: a benchmark, not a
 //! test. Starts its own redis-server (unix socket, no persistence) and the service
-//! in-process, then posts usage batches of one user with two scopes (user, tenant) and
-//! measures what Redis spent on them: EVALSHA time from `INFO commandstats` and the
-//! redis-server process's CPU from /proc. Prints one JSON line per phase.
+//! in-process, then posts usage batches of one user with two scopes (user, tenant) and a
+//! client tool (as coding agents' records name theirs), and measures what Redis spent on
+//! them: EVALSHA time from `INFO commandstats` and the redis-server process's CPU from
+//! /proc. Prints one JSON line per phase.
 //!
 //! Phases: `plain` books records nobody authorized; `reserved` books records whose
 //! requests were authorized first (a tenant month budget, so each holds a reservation
@@ -192,6 +193,7 @@ impl Bench {
                 };
                 records.push(json!({
                     "request_id": id, "user": user, "tenant": TENANT, "provider": "openai",
+                    "client": "claude-code/2.1.332",
                     "input_tokens": 120, "output_tokens": 80, "cost_micros": 150,
                 }));
             }
