@@ -26,6 +26,7 @@ mod ledger;
 mod limit_set;
 mod mcp_counts;
 mod metrics;
+pub mod publish;
 mod scope;
 pub mod seed_limits;
 pub mod stderr_log;

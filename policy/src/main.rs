@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chokepoint_policy::{
-    run, stderr_log, Config, Listeners, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN,
+    publish, run, stderr_log, Config, Listeners, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN,
     MIN_GATEWAY_TOKEN_BYTES,
 };
 use clap::{Args, Parser, Subcommand};
@@ -71,6 +71,17 @@ enum Command {
     /// Spend by calling tool (Claude Code, Codex, Gemini CLI, an SDK) or by agent
     /// session, from the audit stream.
     Spend(cli::SpendArgs),
+    /// Turn access-log lines (the gateway's usage records) into the published record
+    /// (OpenTelemetry GenAI names; contract/schema/published/usage-record.v1.json), one
+    /// JSON object per line on stdout. A line that is no record is reported on stderr
+    /// with its line number, and the exit status is then 1.
+    Publish(PublishArgs),
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// The access log to read; standard input when absent.
+    file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -169,6 +180,7 @@ fn main() -> ExitCode {
         Command::Usage(args) => cli::Command::Usage(args),
         Command::Top(args) => cli::Command::Top(args),
         Command::Spend(args) => cli::Command::Spend(args),
+        Command::Publish(args) => return publish(args),
     };
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -177,6 +189,34 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime.block_on(cli::run(admin)),
         Err(err) => {
             eprintln!("chokepoint-policy: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn publish(args: PublishArgs) -> ExitCode {
+    let stdout = std::io::stdout().lock();
+    let stderr = std::io::stderr().lock();
+    let outcome = match &args.file {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(file) => publish::run(
+                &path.display().to_string(),
+                std::io::BufReader::new(file),
+                stdout,
+                stderr,
+            ),
+            Err(err) => {
+                eprintln!("chokepoint-policy publish: {}: {err}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => publish::run("stdin", std::io::stdin().lock(), stdout, stderr),
+    };
+    match outcome {
+        Ok(o) if o.rejected == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("chokepoint-policy publish: {err}");
             ExitCode::FAILURE
         }
     }
