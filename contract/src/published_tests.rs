@@ -306,3 +306,14 @@ fn every_field_is_named_once_and_documented() {
         assert!(!f.description.is_empty(), "{}", f.name);
     }
 }
+
+#[test]
+fn the_docs_table_lists_every_field_in_order() {
+    let doc = include_str!("../../docs/usage-record.md");
+    let listed: Vec<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .collect();
+    let fields: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
+    assert_eq!(listed, fields, "docs/usage-record.md's table");
+}
