@@ -217,6 +217,34 @@ async fn exports_each_record_once_and_duckdb_sums_equal_the_ledger() {
     let (_, answer) = service.post_usage(&[retry]).await;
     assert_eq!(answer["duplicates"], 1, "{answer}");
 
+    // The admin API's page of the stream, which the export reads: oldest first, each
+    // record as sent with its booking day, and the stream's counters.
+    let (status, page) = service
+        .admin(reqwest::Method::GET, "/v1/admin/audit?limit=2", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        (&page["length"], &page["entries_added"]),
+        (&json!(6), &json!(6)),
+        "{page}"
+    );
+    let entries = page["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 2, "{page}");
+    assert_eq!(entries[0]["record"]["request_id"], "x-a1", "{page}");
+    assert_eq!(entries[0]["day"], day(now, 2), "{page}");
+    let path = format!(
+        "/v1/admin/audit?after={}",
+        entries[1]["id"].as_str().expect("id")
+    );
+    let (_, rest) = service.admin(reqwest::Method::GET, &path, None).await;
+    let ids: Vec<&Value> = rest["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| &e["record"]["request_id"])
+        .collect();
+    assert_eq!(ids, ["x-b1", "x-b2", "x-c1", "x-m1"], "{rest}");
+
     let first = exported(&service, &table).await;
     assert_eq!(
         (&first["exported"], &first["trimmed"], &first["skipped"]),

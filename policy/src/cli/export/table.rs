@@ -435,9 +435,16 @@ mod tests {
             (2, "chokepoint.cost_micros", "null"),
         ];
         for (row, column, expected) in cases {
-            assert_eq!(read[row][column].to_string(), expected, "row {row} {column}");
+            assert_eq!(
+                read[row][column].to_string(),
+                expected,
+                "row {row} {column}"
+            );
         }
-        assert_eq!(read[1][TIME_FIELD], Read::TimestampMillis(1_796_637_600_000));
+        assert_eq!(
+            read[1][TIME_FIELD],
+            Read::TimestampMillis(1_796_637_600_000)
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }
