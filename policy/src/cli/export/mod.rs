@@ -46,7 +46,7 @@ systemd timer, a Kubernetes CronJob) against the same directory.
 
 Query it with DuckDB:
   SELECT \"gen_ai.request.model\", sum(\"chokepoint.cost_micros\") / 1e6 AS usd
-  FROM read_parquet('DIR/date=*/*.parquet', hive_partitioning = true)
+  FROM read_parquet('DIR/date=*/*.parquet', hive_partitioning = true, union_by_name = true)
   GROUP BY 1 ORDER BY 2 DESC;
 
 Exit status: 0 done, 1 failed (nothing committed), 3 with --fail-on-trimmed when records
@@ -260,6 +260,7 @@ fn print(args: &ExportArgs, report: &Report, cursor: &Cursor) {
             "trimmed": report.trimmed,
             "skipped": report.skipped,
             "files": files,
+            "removed": report.removed,
             "cursor": cursor,
         });
         println!("{body:#}");
