@@ -1,12 +1,14 @@
 """Reads the export's Parquet table with DuckDB, as an analyst would, for the export
 test (export.rs): row and request counts, cost and token sums per day and user and per
 day and model key, the column types, and the result of the departments query that
-docs/operations.md shows, run as it is written there (only its two paths replaced).
+docs/operations.md and the README show, run as it is written there (only its two paths
+replaced).
 
 Usage: duckdb_check.py TABLE_DIR DEPARTMENTS_CSV OPERATIONS_MD; prints one JSON object.
 """
 
 import json
+import os
 import re
 import sys
 
@@ -17,16 +19,25 @@ DOC_TABLE = "/data/lake/chokepoint_usage"
 DOC_CSV = "departments.csv"
 
 
-def documented_query(path):
-    """The SQL block under the operations guide's departments heading."""
+def sql_block(path, heading):
+    """The first SQL block under `heading` in the Markdown file at `path`."""
     text = open(path, encoding="utf-8").read()
-    section = text.split("### Cost by department and model", 1)
+    section = text.split(heading, 1)
     if len(section) != 2:
-        sys.exit(f"{path}: no '### Cost by department and model' section")
+        sys.exit(f"{path}: no {heading!r} section")
     match = re.search(r"```sql\n(.*?)```", section[1], re.S)
     if not match:
-        sys.exit(f"{path}: no sql block under the departments heading")
+        sys.exit(f"{path}: no sql block under {heading!r}")
     return match.group(1)
+
+
+def documented_query(operations):
+    """The operations guide's departments query, which the README shows too."""
+    query = sql_block(operations, "### Cost by department and model")
+    readme = os.path.join(os.path.dirname(operations), "..", "README.md")
+    if sql_block(readme, "## Operations") != query:
+        sys.exit("README.md's Operations query differs from docs/operations.md's")
+    return query
 
 
 def rows(con, sql):
