@@ -31,6 +31,7 @@ mod decision;
 mod defaults;
 mod mcp;
 pub mod paths;
+pub mod published;
 mod required;
 mod tag;
 mod usage;
