@@ -31,6 +31,7 @@ mod scope;
 pub mod seed_limits;
 pub mod stderr_log;
 mod store;
+pub mod stream_id;
 mod user_id;
 pub mod utc_date;
 mod validated;

@@ -1,6 +1,7 @@
 //! `chokepoint-policy serve`: binds the gateway and admin listeners, reports the bound
-//! addresses, and runs the service until SIGINT or SIGTERM. The other subcommands (`limit`, `budget`, `usage`, `top`)
-//! are an admin CLI over a running service's admin API (see `cli`).
+//! addresses, and runs the service until SIGINT or SIGTERM. The other subcommands
+//! (`limit`, `budget`, `usage`, `top`, `spend`, `export`) are an admin CLI over a running
+//! service's admin API (see `cli`).
 
 mod cli;
 
@@ -43,7 +44,8 @@ Examples:
   chokepoint-policy budget get --team ml
   chokepoint-policy limit set --user 0190a6f2-7c1e-8b3a-9f00-1234567890ab --rpm 60 --tpm 100000
   chokepoint-policy usage --team ml --period 2026-11
-  chokepoint-policy top --by cost"
+  chokepoint-policy top --by cost
+  chokepoint-policy export --out /data/lake/chokepoint_usage"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -71,6 +73,9 @@ enum Command {
     /// Spend by calling tool (Claude Code, Codex, Gemini CLI, an SDK) or by agent
     /// session, from the audit stream.
     Spend(cli::SpendArgs),
+    /// Write the audit stream of booked usage records as a lakehouse table: Parquet
+    /// files by day (`<out>/date=YYYY-MM-DD/`), incrementally, each record once.
+    Export(cli::export::ExportArgs),
     /// Turn access-log lines (the gateway's usage records) into the published record
     /// (OpenTelemetry GenAI names; contract/schema/published/usage-record.v1.json), one
     /// JSON object per line on stdout. A line that is no record is reported on stderr
@@ -180,6 +185,7 @@ fn main() -> ExitCode {
         Command::Usage(args) => cli::Command::Usage(args),
         Command::Top(args) => cli::Command::Top(args),
         Command::Spend(args) => cli::Command::Spend(args),
+        Command::Export(args) => cli::Command::Export(args),
         Command::Publish(args) => return publish(args),
     };
     match tokio::runtime::Builder::new_current_thread()
