@@ -118,6 +118,12 @@ ensure_mcp() {
   npm_pinned "$MCP_DIR" mcp-server-everything "${MCP_PACKAGES[@]}"
 }
 
+# The OTLP/HTTP receiver of the otlp layer (tests/otlp/receiver.py) decodes what Envoy's
+# OpenTelemetry access logger sends with OpenTelemetry's own protobuf types, in a venv of
+# its own. Pinned: a new opentelemetry-proto is a new wire schema; bump on purpose.
+OTLP_PYTHON="$ROOT/.venv-otlp/bin/python"
+ensure_otlp_receiver() { ensure_venv "$ROOT/.venv-otlp" otlp "opentelemetry-proto==1.45.2" "protobuf==7.36.2"; }
+
 # The provider SDKs the run layer points at the gateway (tests/sdk/sdk_check.py), in
 # their own venv.
 SDK_PYTHON="$ROOT/.venv-sdk/bin/python"

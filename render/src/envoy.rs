@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 
+use crate::otlp;
 use crate::plugin::{self, Target};
 use crate::policy::{Keys, McpServer, Policy, Provider};
 use crate::tls::{self, CaBundle};
@@ -155,7 +156,12 @@ pub const MCP_IDLE_TIMEOUT: &str = "3600s";
 
 /// A cluster for one URL's host and port; for https, TLS that verifies the URL's host
 /// name against the system CAs or the upstream's own `ca`.
-fn url_cluster(name: &str, url: &Url, ca: Option<&CaBundle>, metadata: Option<Value>) -> Value {
+pub(crate) fn url_cluster(
+    name: &str,
+    url: &Url,
+    ca: Option<&CaBundle>,
+    metadata: Option<Value>,
+) -> Value {
     let mut endpoint = json!({
         "endpoint": {"address": {"socket_address": {"address": url.host, "port_value": url.port}}},
     });
@@ -341,6 +347,9 @@ pub fn clusters(policy: &Policy) -> Vec<Value> {
         None,
         None,
     ));
+    if let Some(o) = &policy.otlp {
+        out.push(url_cluster(otlp::CLUSTER, &o.url, None, None));
+    }
     for (i, iss) in policy.issuers.iter().enumerate() {
         if let Keys::Uri { url, ca, .. } = &iss.keys {
             out.push(url_cluster(
@@ -466,6 +475,17 @@ fn request_access_log() -> Value {
     })
 }
 
+/// The usage records to the access log file (and, with `telemetry.otlp`, to the
+/// collector), and one line per request to stdout.
+fn access_logs(policy: &Policy) -> Vec<Value> {
+    let mut logs = vec![usage_access_log(&policy.access_log)];
+    if let Some(o) = &policy.otlp {
+        logs.push(otlp::access_log(o));
+    }
+    logs.push(request_access_log());
+    logs
+}
+
 /// How the bootstrap carries the filter's configuration.
 #[derive(Debug, Clone)]
 pub enum Delivery {
@@ -513,7 +533,7 @@ pub fn bootstrap(policy: &Policy, p: &BootstrapParams) -> Value {
         "request_timeout": millis(policy.gateway.request_timeout_ms),
         "request_headers_timeout": millis((policy.gateway.request_timeout_ms / 5).max(100)),
         "local_reply_config": local_reply_config(),
-        "access_log": [usage_access_log(&policy.access_log), request_access_log()],
+        "access_log": access_logs(policy),
         "route_config": {
             "name": "gateway",
             "virtual_hosts": [{"name": "providers", "domains": ["*"], "routes": routes(policy)}],

@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 
 use crate::envoy;
 use crate::kubernetes::secrets;
+use crate::otlp;
 use crate::plugin::{self, Target};
 use crate::policy::{Keys, Policy, Role};
 use crate::tls::{self, CaBundle};
@@ -276,6 +277,20 @@ fn drop_cluster_header() -> Value {
 /// `internal/infrastructure/kubernetes/proxy/resource.go`), so each variable of
 /// `plugin::env_keys` reads its key of the gateway Secret, as Istio's gateway patch
 /// (`kubernetes::secrets::istio_gateway_patch`) gives its proxy the whole Secret.
+fn access_log_settings(policy: &Policy) -> Vec<Value> {
+    let mut settings = vec![json!({
+        "type": "Route",
+        "format": {"type": "Text", "text": envoy::USAGE_LOG_FORMAT},
+        "sinks": [{"type": "File", "file": {"path": policy.access_log}}],
+    })];
+    // With `telemetry.otlp`, the records to the collector too.
+    if let Some(o) = &policy.otlp {
+        settings.push(otlp::envoy_gateway_setting(o));
+    }
+    settings.push(json!({"sinks": [{"type": "File", "file": {"path": "/dev/stdout"}}]}));
+    settings
+}
+
 fn envoy_proxy(policy: &Policy) -> Value {
     let secret = &policy.deploy.secrets.gateway_keys;
     let env: Vec<Value> = plugin::env_keys(policy)
@@ -288,13 +303,6 @@ fn envoy_proxy(policy: &Policy) -> Value {
         "metadata": {"name": ENVOY_PROXY, "namespace": policy.deploy.namespace, "labels": {"app.kubernetes.io/part-of": "chokepoint"}},
         "spec": {
         "provider": {"type": "Kubernetes", "kubernetes": {"envoyDeployment": {"container": {"env": env}}}},
-        "telemetry": {"accessLog": {"settings": [
-            {
-                "type": "Route",
-                "format": {"type": "Text", "text": envoy::USAGE_LOG_FORMAT},
-                "sinks": [{"type": "File", "file": {"path": policy.access_log}}],
-            },
-            {"sinks": [{"type": "File", "file": {"path": "/dev/stdout"}}]},
-        ]}}},
+        "telemetry": {"accessLog": {"settings": access_log_settings(policy)}}},
     })
 }

@@ -13,6 +13,7 @@
 use serde_json::{json, Value};
 
 use crate::envoy::{self, Code};
+use crate::otlp;
 use crate::plugin::{self, Target};
 use crate::policy::{Policy, Role};
 use crate::tls;
@@ -209,6 +210,21 @@ pub fn routing(policy: &Policy) -> Vec<Value> {
 
 /// The name of the mesh's access-log provider that writes the usage records.
 pub const USAGE_LOG_PROVIDER: &str = "chokepoint-usage";
+/// The name of the mesh's provider that exports them to the collector (`telemetry.otlp`).
+pub const OTLP_LOG_PROVIDER: &str = "chokepoint-otlp";
+
+/// What the gateway's Telemetry logs: the usage records to the file, and with
+/// `telemetry.otlp` to the collector too, only for requests the filter recorded.
+fn access_logging(policy: &Policy) -> Vec<Value> {
+    let mut logging = vec![json!({"providers": [{"name": USAGE_LOG_PROVIDER}]})];
+    if policy.otlp.is_some() {
+        logging.push(json!({
+            "providers": [{"name": OTLP_LOG_PROVIDER}],
+            "filter": {"expression": otlp::recorded()},
+        }));
+    }
+    logging
+}
 
 /// The audit trail on Istio: the gateway's access logs, through the Telemetry API, go to
 /// the provider [`mesh_config`] declares. A Telemetry for a workload replaces the
@@ -222,7 +238,7 @@ pub fn telemetry(policy: &Policy) -> Value {
         "metadata": meta("chokepoint", &d.istio_namespace),
         "spec": {
             "selector": {"matchLabels": d.istio_selector},
-            "accessLogging": [{"providers": [{"name": USAGE_LOG_PROVIDER}]}],
+            "accessLogging": access_logging(policy),
         }
     })
 }
@@ -230,15 +246,20 @@ pub fn telemetry(policy: &Policy) -> Value {
 /// The mesh config entry the Telemetry names: an Envoy file access log of the usage
 /// record (the bootstrap's format) at `audit.access_log`. It goes into istiod's mesh
 /// config (Helm `meshConfig`, IstioOperator `spec.meshConfig`, or the `istio` ConfigMap's
-/// `mesh` key), added to any `extensionProviders` already there.
+/// `mesh` key), added to any `extensionProviders` already there. With `telemetry.otlp`,
+/// a second provider exports the records to the collector (`otlp::istio_provider`).
 pub fn mesh_config(policy: &Policy) -> Value {
-    json!({"meshConfig": {"extensionProviders": [{
+    let mut providers = vec![json!({
         "name": USAGE_LOG_PROVIDER,
         "envoyFileAccessLog": {
             "path": policy.access_log,
             "logFormat": {"text": envoy::USAGE_LOG_FORMAT},
         },
-    }]}})
+    })];
+    if let Some(o) = &policy.otlp {
+        providers.push(otlp::istio_provider(OTLP_LOG_PROVIDER, o));
+    }
+    json!({"meshConfig": {"extensionProviders": providers}})
 }
 
 /// The EnvoyFilter variant: the same Envoy configuration as the local bootstrap.

@@ -17,6 +17,7 @@ pub mod istio;
 pub mod kubernetes;
 pub mod lockdown;
 pub mod network_policy;
+pub mod otlp;
 pub mod overrides;
 pub mod plugin;
 pub mod policy;

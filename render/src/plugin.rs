@@ -210,6 +210,10 @@ pub fn plugin_config(policy: &Policy, target: Target) -> Value {
             c["versions"]["price"] = json!(p);
         }
     }
+    // Every target's access logger reads the published record from filter state.
+    if policy.otlp.is_some() {
+        c["otlp"] = json!(true);
+    }
     if let Some(o) = c.as_object_mut() {
         for (k, v) in &g.passthrough {
             o.insert(k.clone(), v.clone());

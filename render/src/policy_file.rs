@@ -29,6 +29,9 @@ pub struct RawPolicy {
     pub policy_service: RawPolicyService,
     #[serde(default)]
     pub audit: RawAudit,
+    /// Where the records go besides the access log and the ledger.
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
     #[serde(default)]
     pub deploy: RawDeploy,
 }
@@ -281,6 +284,36 @@ pub struct RawAudit {
     /// Delivery of records to the ledger: `batch_max`, `flush_ms`, `timeout_ms`.
     #[serde(default)]
     pub usage: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    /// Every usage record as an OpenTelemetry log record, by Envoy's own OpenTelemetry
+    /// access logger, to a collector.
+    #[serde(default)]
+    pub otlp: Option<RawOtlp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOtlp {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); logs go to
+    /// `<endpoint>/v1/logs`. The Envoy bootstrap and compose send there.
+    pub endpoint: String,
+    /// The collector's OTLP/gRPC port on the same host (default 4317): Istio's and Envoy
+    /// Gateway's OpenTelemetry access-log providers speak gRPC only.
+    #[serde(default)]
+    pub grpc_port: Option<u16>,
+    /// The `service.name` resource attribute (default `chokepoint`).
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// How often Envoy sends what it holds, in ms (default 1000).
+    #[serde(default)]
+    pub flush_ms: Option<u64>,
+    /// How many bytes of records Envoy holds before it sends them sooner (default 16384).
+    #[serde(default)]
+    pub buffer_bytes: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -423,6 +423,55 @@ fn broken_files_name_field_and_line() {
             "max_request_body_bytes: lots",
             "invalid type",
         ),
+        (
+            "otlp endpoint not a URL",
+            broken("    endpoint: http://otel-collector", "    endpoint: otel-collector"),
+            "telemetry.otlp.endpoint",
+            "endpoint: otel-collector",
+            "must start with http:// or https://",
+        ),
+        (
+            "otlp endpoint with the logs path",
+            broken("cluster.local:4318\n", "cluster.local:4318/v1/logs\n"),
+            "telemetry.otlp.endpoint",
+            "4318/v1/logs",
+            "leave /v1/logs out",
+        ),
+        (
+            "otlp unknown field",
+            broken("    grpc_port: 4317", "    grpc_prot: 4317"),
+            "telemetry.otlp.grpc_prot",
+            "grpc_prot:",
+            "unknown field `grpc_prot`",
+        ),
+        (
+            "otlp grpc port zero",
+            broken("    grpc_port: 4317", "    grpc_port: 0"),
+            "telemetry.otlp.grpc_port",
+            "grpc_port: 0",
+            "must be a port",
+        ),
+        (
+            "otlp bad service name",
+            broken("    service_name: chokepoint\n", "    service_name: \"chokepoint gateway\"\n"),
+            "telemetry.otlp.service_name",
+            "chokepoint gateway",
+            "must be 1-64 characters",
+        ),
+        (
+            "otlp flush too slow",
+            broken("    service_name: chokepoint\n", "    service_name: chokepoint\n    flush_ms: 600000\n"),
+            "telemetry.otlp.flush_ms",
+            "flush_ms: 600000",
+            "between 10 and 60000",
+        ),
+        (
+            "otlp buffer too large",
+            broken("    service_name: chokepoint\n", "    service_name: chokepoint\n    buffer_bytes: 99999999\n"),
+            "telemetry.otlp.buffer_bytes",
+            "buffer_bytes: 99999999",
+            "between 1024 and",
+        ),
     ];
     for (what, text, field, line_text, message) in cases {
         let err =

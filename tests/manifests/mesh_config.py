@@ -5,7 +5,9 @@ held to the fields of istio/api's `mesh/v1alpha1/config.proto` at tag 1.30.3
 (2e43f07b30b6744bc8252fce39fb58b03f85ff8b) that the fragment uses, as protojson names
 them: MeshConfig.extension_providers (57), ExtensionProvider.name (1) and its
 `provider` oneof's envoy_file_access_log (11), EnvoyFileAccessLogProvider.path (1),
-log_format (2; a oneof of text (1) and labels (2)) and omit_empty_values (3). Any other
+log_format (2; a oneof of text (1) and labels (2)) and omit_empty_values (3); with
+`telemetry.otlp`, the oneof's envoy_otel_als (14), EnvoyOpenTelemetryLogProvider.service
+(1), port (2), log_name (3) and log_format (4; text (1), labels (2)). Any other
 field is rejected: istiod would reject an unknown one, and a provider this fragment does
 not render has no business in it."""
 
@@ -23,9 +25,24 @@ SCHEMA = {
         "properties": {"extensionProviders": {"type": "array", "items": {
             **_CLOSED,
             # name is REQUIRED, and so is exactly one provider of the oneof.
-            "required": ["name", "envoyFileAccessLog"],
+            "required": ["name"],
+            "oneOf": [{"required": ["envoyFileAccessLog"]}, {"required": ["envoyOtelAls"]}],
             "properties": {
                 "name": {"type": "string", "minLength": 1},
+                "envoyOtelAls": {
+                    **_CLOSED,
+                    # service and port are REQUIRED.
+                    "required": ["service", "port"],
+                    "properties": {
+                        "service": {"type": "string", "minLength": 1},
+                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "logName": {"type": "string"},
+                        "logFormat": {**_CLOSED, "properties": {
+                            "text": {"type": "string"},
+                            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        }},
+                    },
+                },
                 "envoyFileAccessLog": {
                     **_CLOSED,
                     "properties": {
@@ -68,9 +85,9 @@ def mutation_test(doc):
     targets = [("meshConfig", ("meshConfig",))]
     for i, p in enumerate(doc["meshConfig"].get("extensionProviders", [])):
         targets.append((f"extensionProviders[{i}]", ("meshConfig", "extensionProviders", i)))
-        if "envoyFileAccessLog" in p:
-            targets.append((f"extensionProviders[{i}].envoyFileAccessLog",
-                            ("meshConfig", "extensionProviders", i, "envoyFileAccessLog")))
+        for kind in ("envoyFileAccessLog", "envoyOtelAls"):
+            if kind in p:
+                targets.append((f"extensionProviders[{i}].{kind}", ("meshConfig", "extensionProviders", i, kind)))
     for desc, path in targets:
         mutant = copy.deepcopy(doc)
         node = mutant

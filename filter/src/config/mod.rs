@@ -56,6 +56,8 @@ struct RawConfig {
     mcp: Option<crate::mcp::config::RawMcp>,
     #[serde(default)]
     versions: Option<RawVersions>,
+    #[serde(default)]
+    otlp: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,6 +219,11 @@ pub struct Config {
     /// The policy and price versions every usage record names, as the renderer wrote
     /// them (digests of the policy file and the price table).
     pub versions: Versions,
+    /// Write each field of the published record as its own filter state
+    /// (`wasm.otlp.<name>`), which Envoy's OpenTelemetry access logger reads into a log
+    /// record's attributes. Off (the default): no OTLP exporter reads them, and a request
+    /// pays nothing for it.
+    pub otlp: bool,
 }
 
 #[derive(Debug, Default)]
@@ -631,6 +638,7 @@ impl Config {
             clock_skew: Duration::from_secs(skew),
             mcp,
             versions,
+            otlp: raw.otlp.unwrap_or(false),
         })
     }
 }

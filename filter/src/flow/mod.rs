@@ -11,6 +11,9 @@ mod facts;
 mod mcp_answer;
 #[cfg(test)]
 mod mcp_tests;
+pub mod otlp;
+#[cfg(test)]
+mod otlp_tests;
 mod record;
 mod step;
 mod steps;

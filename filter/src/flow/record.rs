@@ -131,6 +131,9 @@ impl Flow {
             return;
         };
         host.set_filter_state(USAGE_FILTER_STATE, &json);
+        if rt.config.otlp {
+            super::otlp::write(host, &record);
+        }
         // Only requests that reached a provider are charged; refusals live in the log.
         if forwarded && caller.is_some() && !host.enqueue_usage(&json) {
             host.count(Counter::UsageQueueFailure);

@@ -8,7 +8,9 @@
 //! second one in identity-only mode, then one Envoy at a time under valgrind (one
 //! worker) with the stacks' own configurations and environment: bare Envoy, Envoy with
 //! an empty wasm filter, Envoy with chokepoint in identity-only mode, and with its full
-//! path (leases of the policy file's size, usage delivery, the usage access log). Each
+//! path (leases of the policy file's size, usage delivery, the usage access log), and
+//! (`--configs ...,otlp`, a third stack) the full path exporting every record through
+//! Envoy's OpenTelemetry access logger (docs/telemetry.md). Each
 //! gets `--warm` requests, then `--requests` counted ones on one keep-alive connection,
 //! and the same time idle is counted too, so the root's timers (which run far more often
 //! per request under valgrind's ~50x slowdown than at full speed) are taken out.
@@ -57,11 +59,12 @@ struct Args {
 }
 
 /// (`--configs` name, report name)
-const CONFIGS: [(&str, &str); 4] = [
+const CONFIGS: [(&str, &str); 5] = [
     ("bare", callgrind::BARE),
     ("empty", "envoy + empty wasm filter"),
     ("identity", "envoy + chokepoint (identity only)"),
     ("full", "envoy + chokepoint (full path)"),
+    ("otlp", "envoy + chokepoint (full path, OTLP export)"),
 ];
 
 /// How long Envoy under valgrind may take to be ready (V8 compiling the filter is most
@@ -76,7 +79,7 @@ async fn main() -> ExitCode {
         .iter()
         .find(|c| !CONFIGS.iter().any(|(name, _)| name == c))
     {
-        eprintln!("chokepoint-instructions: unknown configuration {unknown} (bare, empty, identity, full)");
+        eprintln!("chokepoint-instructions: unknown configuration {unknown} (bare, empty, identity, full, otlp)");
         return ExitCode::from(2);
     }
     let work = std::env::temp_dir().join(format!("chokepoint-instructions-{}", std::process::id()));
@@ -109,6 +112,20 @@ async fn run(args: &Args, work: &Path) -> Result<(), String> {
         &[Override::new("gateway.mode", "identity")],
     )
     .await?;
+    // The full path exporting every record (`telemetry.otlp`), to the mock provider: it
+    // answers the export 404, which Envoy counts as dropped after the same work.
+    let otlp = match (args.configs.iter().any(|c| c == "otlp"), &main.mock_url) {
+        (true, Some(mock)) => Some(
+            start_stack(
+                &root,
+                &work.join("otlp"),
+                &[Override::new("telemetry.otlp.endpoint", mock.as_str())],
+            )
+            .await?,
+        ),
+        (true, None) => return Err("the otlp configuration needs the mock provider".into()),
+        (false, _) => None,
+    };
     let main_env = envoy_env(&main)?;
     let empty_wasm = main
         .opts
@@ -141,6 +158,14 @@ async fn run(args: &Args, work: &Path) -> Result<(), String> {
                 bench_token(&identity),
                 envoy_env(&identity)?,
             ),
+            "otlp" => {
+                let s = otlp.as_ref().ok_or("the otlp stack did not start")?;
+                (
+                    s.opts.run_dir.join("envoy.yaml"),
+                    bench_token(s),
+                    envoy_env(s)?,
+                )
+            }
             _ => (dir.join("envoy.yaml"), bench_token(&main), main_env.clone()),
         };
         eprintln!(

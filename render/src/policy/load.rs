@@ -384,6 +384,12 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
     };
     env_name(cx, "policy_service.token_env", &policy_service.token_env)?;
 
+    let otlp = raw
+        .telemetry
+        .otlp
+        .map(|o| super::telemetry::otlp(cx, o))
+        .transpose()?;
+
     let d = raw.deploy;
     let namespace = d.namespace.unwrap_or_else(|| "chokepoint".into());
     if !dns_label(&namespace) {
@@ -460,6 +466,7 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         policy_service,
         access_log: raw.audit.access_log.unwrap_or_else(|| "/dev/stdout".into()),
         usage: raw.audit.usage,
+        otlp,
         deploy,
         versions: super::Versions::default(),
     })

@@ -7,6 +7,7 @@ mod kubernetes;
 mod load;
 mod lockdown;
 mod mcp;
+mod telemetry;
 
 pub(crate) use load::dns_label;
 
@@ -61,8 +62,22 @@ pub struct Policy {
     pub policy_service: PolicyService,
     pub access_log: String,
     pub usage: Option<Value>,
+    /// Every record as an OpenTelemetry log record to this collector, when set.
+    pub otlp: Option<Otlp>,
     pub deploy: Deploy,
     pub versions: Versions,
+}
+
+/// The collector the records go to (`telemetry.otlp`).
+#[derive(Debug, Clone)]
+pub struct Otlp {
+    /// OTLP/HTTP base URL: the Envoy bootstrap and compose send to `<url>/v1/logs`.
+    pub url: Url,
+    /// OTLP/gRPC on the same host, for the meshes' providers.
+    pub grpc_port: u16,
+    pub service_name: String,
+    pub flush_ms: u64,
+    pub buffer_bytes: u32,
 }
 
 /// What each usage record names as the policy and the prices it was decided and priced
