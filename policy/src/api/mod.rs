@@ -16,6 +16,7 @@ pub mod gateway_auth;
 pub mod health;
 pub mod json_body;
 pub mod usage;
+pub mod viewer;
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     /// What the gateway sends as its bearer token on authorize and usage calls.
     pub gateway_token: Arc<str>,
     pub metrics: Arc<Metrics>,
+    /// Who is looking: the admin token, an admin group's member or one user.
+    pub viewers: Arc<crate::viewer::Viewers>,
 }
 
 /// Request body limits: usage batches carry up to 1000 records and get their own.
@@ -83,6 +86,7 @@ pub fn admin_router(state: AppState, limits: BodyLimits) -> Router {
         )
         .route("/v1/admin/spend", get(admin_spend::read_spend))
         .route("/v1/admin/top", get(admin_spend::read_top))
+        .route("/v1/viewer", get(viewer::read_viewer))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .fallback(error::not_found)

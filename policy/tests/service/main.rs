@@ -23,3 +23,4 @@ mod support;
 mod unpriced;
 mod usage;
 mod usage_chunks;
+mod viewer;

@@ -61,7 +61,15 @@ pub struct Policy {
     pub policy_service: PolicyService,
     pub access_log: String,
     pub usage: Option<Value>,
+    pub ui: Ui,
     pub deploy: Deploy,
+}
+
+/// The policy service's pages: who sees everything.
+#[derive(Debug, Clone, Default)]
+pub struct Ui {
+    /// Members of these groups (in a verified company token) see everyone's spend.
+    pub admin_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
