@@ -225,13 +225,10 @@ mod tests {
             &'static [&'static str],
             &'static [&'static str],
         )>;
+        /// (tenant, groups, cost centre) or the refusal.
+        type Want<'a> = Result<(Option<&'a str>, Vec<&'a str>, Option<&'a str>), ClaimRefusal>;
         let only_acme: Trusted = Some((&["acme"], &["ml-*"], &["cc-*"]));
-        let cases: Vec<(
-            Trusted,
-            Option<&str>,
-            Value,
-            Result<(Option<&str>, Vec<&str>, Option<&str>), ClaimRefusal>,
-        )> = vec![
+        let cases: Vec<(Trusted, Option<&str>, Value, Want)> = vec![
             (
                 None,
                 Some("alice"),
