@@ -165,7 +165,10 @@ fn agent(url: &JwksUrl) -> Result<ureq::Agent, SetupError> {
         .max_redirects(0)
         .user_agent(concat!("chokepoint-policy/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = &url.ca_pem {
-        let certs = certificates(pem).map_err(|e| SetupError(e.to_string()))?;
+        let certs = certificates(pem).map_err(SetupError)?;
+        if certs.is_empty() {
+            return Err(SetupError("jwks_url.ca_pem holds no certificate".into()));
+        }
         config = config.tls_config(
             ureq::tls::TlsConfig::builder()
                 .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
@@ -176,9 +179,7 @@ fn agent(url: &JwksUrl) -> Result<ureq::Agent, SetupError> {
 }
 
 /// The certificates of a PEM bundle (other blocks ignored).
-pub fn certificates(
-    pem: &str,
-) -> Result<Vec<ureq::tls::Certificate<'static>>, super::config::ConfigError> {
+fn certificates(pem: &str) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
     ureq::tls::parse_pem(pem.as_bytes())
         .filter_map(|item| match item {
             Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
@@ -186,10 +187,7 @@ pub fn certificates(
             Err(e) => Some(Err(e)),
         })
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| super::config::ConfigError {
-            field: "jwks_url.ca_pem".into(),
-            message: e.to_string(),
-        })
+        .map_err(|e| format!("jwks_url.ca_pem: {e}"))
 }
 
 /// One GET, off the async runtime (ureq blocks), bounded in time and size.

@@ -354,12 +354,23 @@ mod tests {
                 limits,
                 "{what}"
             );
-            assert_eq!(
-                kind(&docs, "ConfigMap").len(),
-                usize::from(limits),
-                "{what}"
+            assert!(
+                args.contains(&"--identity=/etc/chokepoint-identity/identity.json"),
+                "{what}: {args:?}"
             );
-            assert_eq!(pod["volumes"].is_array(), limits, "{what}");
+            let maps = kind(&docs, "ConfigMap");
+            assert_eq!(maps.len(), 1 + usize::from(limits), "{what}");
+            // The identity file is the service's to parse, and names the salt's variable.
+            let identity = maps
+                .iter()
+                .find(|m| m["metadata"]["name"] == "chokepoint-policy-identity")
+                .and_then(|m| m["data"]["identity.json"].as_str())
+                .unwrap_or_else(|| panic!("{what}: the identity ConfigMap"));
+            let parsed = chokepoint_policy::viewer::ViewerConfig::parse(identity)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(parsed.uuid_salt_env, policy.gateway.uuid_salt_env, "{what}");
+            let volumes = pod["volumes"].as_array().unwrap();
+            assert_eq!(volumes.len(), 1 + usize::from(limits), "{what}");
             // Tokens only by reference; the gateway token under the filter's variable name.
             let env = c["env"].as_array().unwrap();
             let var = |name: &str| {
@@ -375,6 +386,13 @@ mod tests {
             assert_eq!(
                 var("CHOKEPOINT_ADMIN_TOKEN")["valueFrom"]["secretKeyRef"],
                 json!({"name": "chokepoint-admin-token", "key": "CHOKEPOINT_ADMIN_TOKEN"}),
+                "{what}"
+            );
+            // The gateway's salt, kept with the gateway token in the service's namespace.
+            let salt = &policy.gateway.uuid_salt_env;
+            assert_eq!(
+                var(salt)["valueFrom"]["secretKeyRef"],
+                json!({"name": "chokepoint-policy-token", "key": salt}),
                 "{what}"
             );
             match redis {
