@@ -413,7 +413,20 @@ impl Stack {
             format!("issuers[issuer={}].jwks", crate::devtoken::DEFAULT_ISSUER),
             serde_json::json!({"inline": jwks}),
         )];
-        ov.extend(self.opts.overrides.iter().cloned());
+        // A test's own overrides of what the file holds (its issuers, `ui`, the gateway's
+        // salt variable and token bounds); the rest point providers and servers at this
+        // stack's processes, which are not running yet.
+        ov.extend(
+            self.opts
+                .overrides
+                .iter()
+                .filter(|o| {
+                    ["issuers", "ui", "gateway"]
+                        .iter()
+                        .any(|s| o.selector.starts_with(s))
+                })
+                .cloned(),
+        );
         let policy = chokepoint_render::policy::Policy::load_with(&self.opts.policy_file, &ov)
             .map_err(|e| e.to_string())?;
         let text = chokepoint_render::bundle::render(
