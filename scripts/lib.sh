@@ -64,6 +64,13 @@ ensure_redis() { apt_install redis-server redis-server; }
 ensure_manifest_tools() {
   ensure_venv "$ROOT/.venv" manifests jsonschema pyyaml "kubernetes-validate==1.37.0" "cel-python==0.5.0"
 }
+# DuckDB, which the policy layer's export test reads the Parquet table with (as an
+# analyst would), in a venv of its own; exported as CHOKEPOINT_DUCKDB_PYTHON. Pinned: its
+# version is the Parquet reader the table is held to.
+ensure_duckdb() {
+  ensure_venv "$ROOT/.venv-duckdb" duckdb "duckdb==2.0.0"
+  export CHOKEPOINT_DUCKDB_PYTHON="$ROOT/.venv-duckdb/bin/python"
+}
 # The e2e layer makes a test CA and server certificates at run time (upstream TLS tests).
 ensure_openssl() { apt_install openssl openssl; }
 # The lockdown proof's network namespaces and egress rules (tests/lockdown/run.py).

@@ -44,3 +44,7 @@ pub const MAX_LEASE_SLOTS: u64 = 64;
 /// The longest lease return taken from a filter (a larger one is cut to it): a minute,
 /// a rate window's length.
 pub const MAX_LEASE_RETURN_MS: u64 = 60_000;
+
+/// Longest policy or price version in a record, in bytes (`sha256:` and 16 hex digits as
+/// the renderer writes them), of ASCII letters, digits and `.`, `_`, `-`, `:`.
+pub const MAX_VERSION_BYTES: usize = 64;

@@ -33,6 +33,7 @@ pub mod glob;
 pub mod identity;
 mod mcp;
 pub mod paths;
+pub mod published;
 mod required;
 mod tag;
 mod usage;

@@ -27,6 +27,8 @@ pub const UUID: &str =
 pub const CLIENT: &str = r"^[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9][A-Za-z0-9._+-]*)?$";
 /// An agent's session id, as the filter keeps it.
 pub const SESSION: &str = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$";
+/// A policy or price version, as the renderer writes it.
+pub const VERSION: &str = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$";
 /// Something other than white space.
 pub const NOT_BLANK: &str = r"\S";
 pub const REASONS: [&str; 3] = [
@@ -76,6 +78,7 @@ fn generated(schema: Schema) -> Value {
         Schema::UsageRecord => generate::<UsageRecord>(name),
         Schema::UsageBatch => generate::<UsageBatch>(name),
         Schema::UsageAnswer => generate::<UsageAnswer>(name),
+        Schema::PublishedRecord => canonical(crate::published::json_schema()),
     }
 }
 
@@ -138,6 +141,8 @@ fn record(groups: &[String]) -> UsageRecord<&str, &[String]> {
         model_key: Some("gpt-4o-mini"),
         provider: Some("openai"),
         format: Some("openai_chat"),
+        api: Some("openai"),
+        operation: Some("chat"),
         stream: false,
         input_tokens: 13,
         output_tokens: 2,
@@ -153,6 +158,8 @@ fn record(groups: &[String]) -> UsageRecord<&str, &[String]> {
         completed: Some(true),
         error: None,
         ts_ms: Some(1_795_640_042_000),
+        policy_version: Some("sha256:0123456789abcdef"),
+        price_version: Some("sha256:fedcba9876543210"),
         mcp: None,
     }
 }

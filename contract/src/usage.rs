@@ -72,6 +72,17 @@ pub struct UsageRecord<S = String, L = Vec<String>> {
     /// The API format the request was in (`openai_chat`, `anthropic_messages`, ...).
     #[cfg_attr(test, schemars(length(max = MAX_NAME_BYTES)))]
     pub format: Option<S>,
+    /// The provider's API family (`openai`, `anthropic`, `gemini`, `azure`); absent for
+    /// a request that named none, and in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, schemars(length(min = 1, max = MAX_NAME_BYTES), pattern(NOT_BLANK)))]
+    pub api: Option<S>,
+    /// The GenAI operation of the endpoint, in OpenTelemetry's names (`chat`,
+    /// `text_completion`, `embeddings`, `generate_content`); absent for an endpoint that
+    /// is none (a model list, a token count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, schemars(length(min = 1, max = MAX_NAME_BYTES), pattern(NOT_BLANK)))]
+    pub operation: Option<S>,
     #[serde(default, deserialize_with = "or_default")]
     pub stream: bool,
     #[serde(default, deserialize_with = "or_default")]
@@ -110,6 +121,15 @@ pub struct UsageRecord<S = String, L = Vec<String>> {
     /// When the request started, by the filter's clock (ms since the epoch): picks the
     /// ledger's day.
     pub ts_ms: Option<u64>,
+    /// The version of the policy the gateway applied: a digest of its configuration,
+    /// as the renderer wrote it; absent when the configuration names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, schemars(length(min = 1, max = MAX_VERSION_BYTES), pattern(VERSION)))]
+    pub policy_version: Option<S>,
+    /// The version of the price table `cost_micros` was computed with (a digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, schemars(length(min = 1, max = MAX_VERSION_BYTES), pattern(VERSION)))]
+    pub price_version: Option<S>,
     /// An MCP exchange's server, method, name and outcome; absent for model requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpUsage<S>>,

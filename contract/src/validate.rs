@@ -14,15 +14,18 @@ pub enum Schema {
     UsageRecord,
     UsageBatch,
     UsageAnswer,
+    /// The usage record as chokepoint publishes it ([`crate::published`]).
+    PublishedRecord,
 }
 
 impl Schema {
-    pub const ALL: [Schema; 5] = [
+    pub const ALL: [Schema; 6] = [
         Schema::AuthorizeRequest,
         Schema::Decision,
         Schema::UsageRecord,
         Schema::UsageBatch,
         Schema::UsageAnswer,
+        Schema::PublishedRecord,
     ];
 
     /// Its file in `contract/schema/`.
@@ -33,6 +36,7 @@ impl Schema {
             Schema::UsageRecord => "usage-record.v1.json",
             Schema::UsageBatch => "usage-batch.v1.json",
             Schema::UsageAnswer => "usage-answer.v1.json",
+            Schema::PublishedRecord => "published/usage-record.v1.json",
         }
     }
 
@@ -45,18 +49,20 @@ impl Schema {
             Schema::UsageRecord => include_str!("../schema/usage-record.v1.json"),
             Schema::UsageBatch => include_str!("../schema/usage-batch.v1.json"),
             Schema::UsageAnswer => include_str!("../schema/usage-answer.v1.json"),
+            Schema::PublishedRecord => include_str!("../schema/published/usage-record.v1.json"),
         }
     }
 
     fn validator(self) -> &'static Result<jsonschema::Validator, String> {
         type Cell = OnceLock<Result<jsonschema::Validator, String>>;
-        static CELLS: [Cell; 5] = [const { OnceLock::new() }; 5];
+        static CELLS: [Cell; 6] = [const { OnceLock::new() }; 6];
         let cell = match self {
             Schema::AuthorizeRequest => &CELLS[0],
             Schema::Decision => &CELLS[1],
             Schema::UsageRecord => &CELLS[2],
             Schema::UsageBatch => &CELLS[3],
             Schema::UsageAnswer => &CELLS[4],
+            Schema::PublishedRecord => &CELLS[5],
         };
         cell.get_or_init(|| {
             let schema: Value = serde_json::from_str(self.text())

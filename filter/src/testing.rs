@@ -69,6 +69,7 @@ impl Keys {
             "prices": {"models": {"gpt-4o-mini": {"input_per_mtok_usd": "0.15", "output_per_mtok_usd": "0.60"}}},
             "max_request_body_bytes": 1024,
             "hold_headers": true,
+            "versions": {"policy": "sha256:00112233aabbccdd", "price": "sha256:ffeeddccbbaa9988"},
         })
     }
 
@@ -243,6 +244,15 @@ fn check_contract(target: &str, payload: &[u8]) {
     };
     if let Err(e) = check_text(schema, payload) {
         panic!("{e}\npayload: {}", String::from_utf8_lossy(payload));
+    }
+    // And the record as published (OpenTelemetry attributes, the Parquet table) to its.
+    if schema == Schema::UsageRecord {
+        let record: chokepoint_contract::UsageRecord =
+            serde_json::from_slice(payload).expect("a record the schema passed reads");
+        let published = chokepoint_contract::published::to_json(&record);
+        if let Err(e) = chokepoint_contract::validate::check(Schema::PublishedRecord, &published) {
+            panic!("{e}\npublished: {published}");
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `chokepoint-policy serve`: binds the gateway and admin listeners, reports the bound
-//! addresses, and runs the service until SIGINT or SIGTERM. The other subcommands (`limit`, `budget`, `usage`, `top`)
-//! are an admin CLI over a running service's admin API (see `cli`).
+//! addresses, and runs the service until SIGINT or SIGTERM. The other subcommands
+//! (`limit`, `budget`, `usage`, `top`, `spend`, `export`) are an admin CLI over a running
+//! service's admin API (see `cli`).
 
 mod cli;
 
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chokepoint_policy::{
-    run, stderr_log, Config, Listeners, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN,
+    publish, run, stderr_log, Config, Listeners, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN,
     MIN_GATEWAY_TOKEN_BYTES,
 };
 use clap::{Args, Parser, Subcommand};
@@ -43,7 +44,8 @@ Examples:
   chokepoint-policy budget get --team ml
   chokepoint-policy limit set --user 0190a6f2-7c1e-8b3a-9f00-1234567890ab --rpm 60 --tpm 100000
   chokepoint-policy usage --team ml --period 2026-11
-  chokepoint-policy top --by cost"
+  chokepoint-policy top --by cost
+  chokepoint-policy export --out /data/lake/chokepoint_usage"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -71,6 +73,20 @@ enum Command {
     /// Spend by calling tool (Claude Code, Codex, Gemini CLI, an SDK) or by agent
     /// session, from the audit stream.
     Spend(cli::SpendArgs),
+    /// Write the audit stream of booked usage records as a lakehouse table: Parquet
+    /// files by day (`<out>/date=YYYY-MM-DD/`), incrementally, each record once.
+    Export(cli::export::ExportArgs),
+    /// Turn access-log lines (the gateway's usage records) into the published record
+    /// (OpenTelemetry GenAI names; contract/schema/published/usage-record.v1.json), one
+    /// JSON object per line on stdout. A line that is no record is reported on stderr
+    /// with its line number, and the exit status is then 1.
+    Publish(PublishArgs),
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// The access log to read; standard input when absent.
+    file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -176,6 +192,8 @@ fn main() -> ExitCode {
         Command::Usage(args) => cli::Command::Usage(args),
         Command::Top(args) => cli::Command::Top(args),
         Command::Spend(args) => cli::Command::Spend(args),
+        Command::Export(args) => cli::Command::Export(args),
+        Command::Publish(args) => return publish(args),
     };
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -184,6 +202,34 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime.block_on(cli::run(admin)),
         Err(err) => {
             eprintln!("chokepoint-policy: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn publish(args: PublishArgs) -> ExitCode {
+    let stdout = std::io::stdout().lock();
+    let stderr = std::io::stderr().lock();
+    let outcome = match &args.file {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(file) => publish::run(
+                &path.display().to_string(),
+                std::io::BufReader::new(file),
+                stdout,
+                stderr,
+            ),
+            Err(err) => {
+                eprintln!("chokepoint-policy publish: {}: {err}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => publish::run("stdin", std::io::stdin().lock(), stdout, stderr),
+    };
+    match outcome {
+        Ok(o) if o.rejected == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("chokepoint-policy publish: {err}");
             ExitCode::FAILURE
         }
     }

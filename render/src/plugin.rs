@@ -204,6 +204,12 @@ pub fn plugin_config(policy: &Policy, target: Target) -> Value {
     if let Some(m) = mcp(policy, target) {
         c["mcp"] = m;
     }
+    if !policy.versions.policy.is_empty() {
+        c["versions"] = json!({"policy": policy.versions.policy});
+        if let Some(p) = &policy.versions.price {
+            c["versions"]["price"] = json!(p);
+        }
+    }
     if let Some(o) = c.as_object_mut() {
         for (k, v) in &g.passthrough {
             o.insert(k.clone(), v.clone());

@@ -768,3 +768,38 @@ fn direct_provider_clusters_inject_their_key_natively() {
         assert!(c.get("typed_extension_protocol_options").is_none(), "{c}");
     }
 }
+
+/// Every record names the policy and prices it was decided and priced by: the same in
+/// every target for one policy, new when anything in it changes, the price version new
+/// only when a price does.
+#[test]
+fn records_name_the_policy_and_price_versions() {
+    use chokepoint_render::overrides::Override;
+    use chokepoint_render::plugin::{plugin_config, Target};
+    let path = root().join("envoy/examples/policy.yaml");
+    let versions = |ov: &[Override]| {
+        let p = Policy::load_with(&path, ov).unwrap_or_else(|e| panic!("{e}"));
+        let envoy = plugin_config(&p, Target::Envoy)["versions"].clone();
+        assert_eq!(
+            envoy,
+            plugin_config(&p, Target::Istio)["versions"],
+            "one policy, one version"
+        );
+        envoy
+    };
+    let base = versions(&[]);
+    let version = base["policy"].as_str().unwrap();
+    assert!(
+        version.starts_with("sha256:") && version.len() == 23,
+        "{base}"
+    );
+    assert!(
+        base["price"].as_str().unwrap().starts_with("sha256:"),
+        "{base}"
+    );
+    assert_eq!(versions(&[]), base, "deterministic");
+
+    let timeout = versions(&[Override::new("gateway.policy_timeout_ms", 900)]);
+    assert_ne!(timeout["policy"], base["policy"]);
+    assert_eq!(timeout["price"], base["price"]);
+}

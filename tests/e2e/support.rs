@@ -203,8 +203,9 @@ pub async fn access_record(stack: &Stack, request_id: &str) -> Value {
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|r| r["request_id"] == request_id)
             .collect();
-        if found.len() == 1 {
-            return found.into_iter().next().unwrap();
+        if let [record] = found.as_slice() {
+            check_record(record);
+            return record.clone();
         }
         assert!(
             found.len() < 2,
@@ -216,6 +217,21 @@ pub async fn access_record(stack: &Stack, request_id: &str) -> Value {
             "no access-log record for {request_id}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A record as Envoy logged it meets the contract's schema, and so does what it publishes
+/// (the OpenTelemetry attributes and the Parquet row it becomes).
+pub fn check_record(record: &Value) {
+    use chokepoint_contract::validate::{check, Schema};
+    if let Err(e) = check(Schema::UsageRecord, record) {
+        panic!("{e}\nrecord: {record}");
+    }
+    let parsed: chokepoint_contract::UsageRecord =
+        serde_json::from_value(record.clone()).expect("a record the schema passed reads");
+    let published = chokepoint_contract::published::to_json(&parsed);
+    if let Err(e) = check(Schema::PublishedRecord, &published) {
+        panic!("{e}\npublished: {published}");
     }
 }
 

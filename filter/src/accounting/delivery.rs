@@ -452,6 +452,8 @@ mod tests {
             model_key: Some("gpt-4o-mini"),
             provider: Some("openai"),
             format: Some("openai_chat"),
+            api: None,
+            operation: None,
             stream: true,
             input_tokens: 13,
             output_tokens: 2,
@@ -467,6 +469,8 @@ mod tests {
             completed: Some(true),
             error: None,
             ts_ms: Some(1_795_640_042_000),
+            policy_version: None,
+            price_version: None,
             mcp: None,
         };
         let one = serde_json::to_vec(&record("r1")).unwrap();

@@ -56,6 +56,17 @@ struct RawConfig {
     clock_skew_secs: Option<u64>,
     #[serde(default)]
     mcp: Option<crate::mcp::config::RawMcp>,
+    #[serde(default)]
+    versions: Option<RawVersions>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVersions {
+    #[serde(default)]
+    policy: Option<String>,
+    #[serde(default)]
+    price: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +216,33 @@ pub struct Config {
     pub clock_skew: Duration,
     /// The MCP servers served at `/mcp/<name>`; none without the section.
     pub mcp: Option<crate::mcp::config::McpConfig>,
+    /// The policy and price versions every usage record names, as the renderer wrote
+    /// them (digests of the policy file and the price table).
+    pub versions: Versions,
+}
+
+#[derive(Debug, Default)]
+pub struct Versions {
+    pub policy: Option<String>,
+    pub price: Option<String>,
+}
+
+/// A version as records carry it: 1 to 64 ASCII letters, digits, `.`, `_`, `-`, `:`,
+/// starting with a letter or digit.
+fn version(field: &str, v: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(v) = v else { return Ok(None) };
+    let ok = v.len() <= chokepoint_contract::bounds::MAX_VERSION_BYTES
+        && v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+    if ok {
+        Ok(Some(v))
+    } else {
+        Err(err(
+            field,
+            "must be 1 to 64 ASCII letters, digits, '.', '_', '-' or ':', starting with a letter or digit",
+        ))
+    }
 }
 
 #[derive(Debug)]
@@ -502,6 +540,13 @@ impl Config {
             .mcp
             .map(crate::mcp::config::McpConfig::validate)
             .transpose()?;
+        let versions = match raw.versions {
+            Some(v) => Versions {
+                policy: version("versions.policy", v.policy)?,
+                price: version("versions.price", v.price)?,
+            },
+            None => Versions::default(),
+        };
         Ok(Config {
             issuers,
             token_sources,
@@ -540,6 +585,7 @@ impl Config {
             max_token_bytes,
             clock_skew: Duration::from_secs(skew),
             mcp,
+            versions,
         })
     }
 }

@@ -132,6 +132,21 @@ fn invalid_configs_name_the_field() {
             "clock_skew_secs",
         ),
         (
+            "policy version with a space",
+            |c| c["versions"] = serde_json::json!({"policy": "v 1"}),
+            "versions.policy",
+        ),
+        (
+            "price version too long",
+            |c| c["versions"] = serde_json::json!({"price": "x".repeat(65)}),
+            "versions.price",
+        ),
+        (
+            "unknown version",
+            |c| c["versions"] = serde_json::json!({"schema": "1"}),
+            "unknown field `schema`",
+        ),
+        (
             "two issuers, one without trust",
             |c| {
                 let mut second = c["issuers"][0].clone();

@@ -101,6 +101,8 @@ impl Flow {
                     .and_then(|e| e.format)
                     .map(crate::accounting::usage::report::Format::name),
             },
+            api: f.endpoint.map(|e| e.api.name()),
+            operation: f.endpoint.and_then(|e| e.op.genai_name(e.api)),
             stream: f.stream,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
@@ -120,6 +122,8 @@ impl Flow {
             }),
             error: settled.as_ref().and_then(|s| s.error.as_deref()),
             ts_ms: Some(f.start_ms),
+            policy_version: rt.config.versions.policy.as_deref(),
+            price_version: rt.config.versions.price.as_deref(),
             mcp: mcp_usage(&rt, f),
         };
         let Ok(json) = serde_json::to_vec(&record) else {

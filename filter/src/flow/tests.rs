@@ -758,6 +758,10 @@ fn every_request_ends_as_one_usage_record() {
     assert_eq!(rec["model"], "gpt-4o-mini");
     assert_eq!(rec["provider"], "openai");
     assert_eq!(rec["format"], "openai_chat");
+    assert_eq!(rec["api"], "openai");
+    assert_eq!(rec["operation"], "chat");
+    assert_eq!(rec["policy_version"], "sha256:00112233aabbccdd");
+    assert_eq!(rec["price_version"], "sha256:ffeeddccbbaa9988");
     assert_eq!(rec["decision"], "allowed");
     assert_eq!(rec["status"], 200);
     assert_eq!(rec["estimated"], false);

@@ -102,6 +102,20 @@ pub enum Op {
     Models,
 }
 
+impl Op {
+    /// The GenAI operation in OpenTelemetry's names (`gen_ai.operation.name`), for an
+    /// operation that is one.
+    pub fn genai_name(self, api: Api) -> Option<&'static str> {
+        match (self, api) {
+            (Op::Generate, Api::Gemini) => Some("generate_content"),
+            (Op::Generate | Op::Chat, _) => Some("chat"),
+            (Op::Completions, _) => Some("text_completion"),
+            (Op::Embeddings, _) => Some("embeddings"),
+            (Op::CountTokens | Op::Models, _) => None,
+        }
+    }
+}
+
 /// Query parameters taken out of every path before it is forwarded: a client's own API
 /// key (Gemini takes one in `key`), and Google's field masks (`fields`, `$fields`), which
 /// can leave `usageMetadata` out of an answer the gateway must count.

@@ -5,6 +5,7 @@
 //! admin API, `/metrics` and `/healthz`. Each answers 404 for the other's paths, so the
 //! gateway's network never reaches the admin API, whatever its token.
 
+pub mod admin_audit;
 pub mod admin_auth;
 pub mod admin_limits;
 pub mod admin_spend;
@@ -77,6 +78,7 @@ pub fn gateway_router(state: AppState, limits: BodyLimits) -> Router {
 pub fn admin_router(state: AppState, limits: BodyLimits) -> Router {
     Router::new()
         .route("/v1/admin/usage", get(admin_usage::read_usage))
+        .route("/v1/admin/audit", get(admin_audit::read_audit))
         .route("/v1/admin/limits", get(admin_limits::list_limits))
         .route(
             "/v1/admin/limits/{scope_kind}/{id}",

@@ -1,4 +1,4 @@
-//! The admin commands: `limit`, `budget`, `usage` and `top`, over the policy service's
+//! The admin commands: `limit`, `budget`, `usage`, `top`, `spend` and `export`, over the policy service's
 //! admin API (`/v1/admin/*`). They change nothing themselves; the service validates and
 //! stores, and its error messages are passed on as they are.
 //!
@@ -7,6 +7,7 @@
 //! two admins editing the same scope at the same moment may overwrite each other.
 
 mod client;
+pub mod export;
 mod print;
 
 use std::process::ExitCode;
@@ -438,6 +439,7 @@ pub fn parse_period(text: &str) -> Result<String, String> {
 /// Runs an admin command; the exit code says whether it worked.
 pub async fn run(command: Command) -> ExitCode {
     let outcome = match command {
+        Command::Export(args) => return export::run(args).await,
         Command::Limit(command) => limit(command).await,
         Command::Budget(command) => budget(command).await,
         Command::Usage(args) => usage(args).await,
@@ -460,6 +462,7 @@ pub enum Command {
     Usage(UsageArgs),
     Top(TopArgs),
     Spend(SpendArgs),
+    Export(export::ExportArgs),
 }
 
 fn limits_path(kind: &str, id: &str) -> String {

@@ -1,6 +1,7 @@
 //! Redis access: one self-healing connection, the Lua scripts, and a time bound on
 //! every round trip. Decisions' round trips live in `authorize`, the usage ledger's in
-//! `usage`, refused usage records' in `dead_letter`, the admin API's in `admin`.
+//! `usage`, refused usage records' in `dead_letter`, the admin API's in `admin`, the audit
+//! export's pages in `audit`.
 //!
 //! The service keeps no counters of its own. When Redis cannot answer, callers get a
 //! [`StoreError`] and the API answers 503; the filter then applies its configured
@@ -8,6 +9,7 @@
 //! quota and silently multiply the limit.
 
 mod admin;
+mod audit;
 mod authorize;
 mod dead_letter;
 mod probe;
@@ -43,6 +45,8 @@ pub const DEAD_LETTER_SCRIPT: &str = concat!(
     include_str!("../scripts/windows.lua"),
     include_str!("../scripts/dead_letter.lua")
 );
+/// Needs none of the shared helpers.
+pub const AUDIT_PAGE_SCRIPT: &str = include_str!("../scripts/audit_page.lua");
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -104,6 +108,7 @@ struct Inner {
     record_usage: Script,
     release: Script,
     dead_letter: Script,
+    audit_page: Script,
     timeout: Duration,
     /// Where Redis is, without credentials: safe to log.
     address: String,
@@ -136,6 +141,7 @@ impl Store {
                 record_usage: Script::new(RECORD_USAGE_SCRIPT),
                 release: Script::new(RELEASE_SCRIPT),
                 dead_letter: Script::new(DEAD_LETTER_SCRIPT),
+                audit_page: Script::new(AUDIT_PAGE_SCRIPT),
                 timeout,
                 address,
                 availability: AtomicU8::new(Availability::Unknown.as_u8()),

@@ -26,6 +26,7 @@ fn endpoints() -> Vec<(Method, String, Option<Value>)> {
             None,
         ),
         (Method::GET, "/v1/admin/top".into(), None),
+        (Method::GET, "/v1/admin/audit?limit=1".into(), None),
     ]
 }
 
@@ -344,6 +345,27 @@ async fn invalid_admin_requests_get_400s_naming_the_field() {
             None,
             "invalid_field",
             "scope_kind must be one of",
+        ),
+        (
+            Method::GET,
+            "/v1/admin/audit?after=17",
+            None,
+            "invalid_field",
+            "after must be a stream id",
+        ),
+        (
+            Method::GET,
+            "/v1/admin/audit?until=%2B",
+            None,
+            "invalid_field",
+            "until must be a stream id",
+        ),
+        (
+            Method::GET,
+            "/v1/admin/audit?limit=1001",
+            None,
+            "invalid_field",
+            "limit must be 1 to 1000",
         ),
     ];
     for (method, path, body, code, needle) in cases {

@@ -10,6 +10,7 @@ mod bad_requests;
 mod budgets;
 mod cli;
 mod dead_letters;
+mod export;
 mod gateway_auth;
 mod health;
 mod leases;

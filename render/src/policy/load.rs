@@ -119,7 +119,8 @@ impl Policy {
             }
             cx.err(path, message)
         })?;
-        let policy = build(&cx, raw, base_dir)?;
+        let mut policy = build(&cx, raw, base_dir)?;
+        policy.versions = super::Versions::of(&doc.value, policy.prices.as_ref());
         // The filter is the final judge of everything it will read.
         let plugin = crate::plugin::plugin_config(&policy, crate::plugin::Target::Envoy);
         if let Err(e) = chokepoint_filter::config::Config::parse(plugin.to_string().as_bytes()) {
@@ -483,6 +484,7 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         usage: raw.audit.usage,
         ui: ui(cx, raw.ui)?,
         deploy,
+        versions: super::Versions::default(),
     })
 }
 

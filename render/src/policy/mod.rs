@@ -63,6 +63,44 @@ pub struct Policy {
     pub usage: Option<Value>,
     pub ui: Ui,
     pub deploy: Deploy,
+    pub versions: Versions,
+}
+
+/// What each usage record names as the policy and the prices it was decided and priced
+/// by (`chokepoint.policy_version`, `chokepoint.price_version`): digests, so that the
+/// same policy renders the same versions in every target and any change makes new ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Versions {
+    /// The policy as validated (overrides applied, the prices file read in).
+    pub policy: String,
+    /// The price table; none without one.
+    pub price: Option<String>,
+}
+
+impl Versions {
+    pub fn of(document: &Value, prices: Option<&Value>) -> Versions {
+        let price = prices.map(|p| digest(p.to_string().as_bytes()));
+        let mut all = document.to_string();
+        if let Some(p) = prices {
+            all.push('\n');
+            all.push_str(&p.to_string());
+        }
+        Versions {
+            policy: digest(all.as_bytes()),
+            price,
+        }
+    }
+}
+
+/// `sha256:` and the first 16 hex digits of the bytes' SHA-256: short enough for every
+/// record, long enough that two versions of one policy never share it by chance.
+fn digest(bytes: &[u8]) -> String {
+    let hash = hmac_sha256::Hash::hash(bytes);
+    let mut out = String::from("sha256:");
+    for b in hash.iter().take(8) {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 /// The policy service's pages: who sees everything.
