@@ -29,6 +29,8 @@ mod authorize;
 pub mod bounds;
 mod decision;
 mod defaults;
+pub mod glob;
+pub mod identity;
 mod mcp;
 pub mod paths;
 pub mod published;

@@ -32,8 +32,7 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-/// The shortest salt accepted: the UUID is only as unguessable as the salt.
-pub const MIN_SALT_BYTES: usize = 16;
+pub use chokepoint_contract::identity::pseudonym::MIN_SALT_BYTES;
 
 /// The shortest policy-service token accepted (the service refuses shorter ones too).
 pub const MIN_POLICY_TOKEN_BYTES: usize = 32;

@@ -55,6 +55,10 @@ pub struct Config {
     pub audit_max_age: Duration,
     /// Limit sets written to Redis at start (from the policy file).
     pub seed_limits: Vec<crate::seed_limits::SeedLimit>,
+    /// Whose company JWTs identify a viewer of the service's pages, and which groups see
+    /// everything (`--identity`, rendered from the policy file). Without issuers only the
+    /// admin token does.
+    pub identity: crate::viewer::ViewerConfig,
 }
 
 /// The shortest gateway token accepted, as for the filter's HMAC secrets: 32 bytes
@@ -93,6 +97,7 @@ impl Default for Config {
             audit_max_len: DEFAULT_AUDIT_MAX_LEN,
             audit_max_age: DEFAULT_AUDIT_MAX_AGE,
             seed_limits: Vec::new(),
+            identity: crate::viewer::ViewerConfig::admin_token_only(),
         }
     }
 }
@@ -120,6 +125,7 @@ impl fmt::Debug for Config {
             .field("usage_dedupe_window", &self.usage_dedupe_window)
             .field("audit_max_len", &self.audit_max_len)
             .field("audit_max_age", &self.audit_max_age)
+            .field("identity", &self.identity)
             .finish()
     }
 }

@@ -37,6 +37,7 @@ pub mod stream_id;
 mod user_id;
 pub mod utc_date;
 mod validated;
+pub mod viewer;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -142,7 +143,20 @@ pub async fn run(
         config.audit_max_age.as_secs(),
     );
 
+    // The environment holds the gateway's UUID salt (and any HMAC issuer's secret), by
+    // the names the identity file gives.
+    let viewers = viewer::Viewers::new(
+        config.identity.clone(),
+        config.admin_token.as_deref(),
+        |name| std::env::var(name).ok(),
+    )?;
+    log::info!(
+        "pages: {} company-token issuer(s), {} admin group(s)",
+        config.identity.issuers.len(),
+        config.identity.admin_groups.len(),
+    );
     let state = AppState {
+        viewers: Arc::new(viewers),
         store,
         policy,
         ledger: Ledger {

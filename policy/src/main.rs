@@ -174,6 +174,13 @@ struct ServeArgs {
     /// policy file (`{"user:*": {"rpm": 60}}`). Sets it does not name are untouched.
     #[arg(long, value_name = "FILE")]
     limits: Option<PathBuf>,
+
+    /// The issuers whose company JWTs identify a viewer of the service's pages, and the
+    /// groups that see everything, as `chokepoint-config render` writes them from the
+    /// policy file. The gateway's UUID salt must be in the variable it names (default
+    /// CHOKEPOINT_UUID_SALT). Without it only the admin token is a viewer.
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -263,7 +270,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
         None => Vec::new(),
     };
+    let identity = match &args.identity {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+            chokepoint_policy::viewer::ViewerConfig::parse(&text)
+                .map_err(|err| format!("{}: {err}", path.display()))?
+        }
+        None => chokepoint_policy::viewer::ViewerConfig::admin_token_only(),
+    };
     let config = Config {
+        identity,
         seed_limits,
         redis_url: args.redis,
         requests_per_window: args.requests_per_window,
@@ -280,6 +297,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     // Before binding: a supervisor waiting for the address files must see the service
     // exit, not a port that never answers.
     config.validate().map_err(|err| err.to_string())?;
+    // The identity file's secrets (the UUID salt, HMAC secrets) are checked here too.
+    chokepoint_policy::viewer::Viewers::new(
+        config.identity.clone(),
+        config.admin_token.as_deref(),
+        |name| std::env::var(name).ok(),
+    )
+    .map_err(|err| err.to_string())?;
 
     let listeners = Listeners {
         gateway: bind(&args.listen, args.addr_file.as_deref()).await?,

@@ -9,12 +9,13 @@ use crate::envoy::{self, BootstrapParams, Code, Delivery};
 use crate::plugin::{self, Target};
 use crate::policy::Policy;
 
-pub const TARGETS: [&str; 17] = [
+pub const TARGETS: [&str; 18] = [
     "plugin-config",
     "injector-config",
     "bootstrap",
     "ecds",
     "limits",
+    "policy-identity",
     "istio-wasmplugin",
     "istio-trafficextension",
     "istio-envoyfilter",
@@ -158,6 +159,7 @@ pub fn render(policy: &Policy, target: &str, o: &Options) -> Result<String, Stri
         "plugin-config" => json(plugin::plugin_config(policy, Target::Envoy)),
         "injector-config" => json(plugin::injector_config(policy)),
         "limits" => json(Value::Object(policy.limits.clone().into_iter().collect())),
+        "policy-identity" => json(crate::identity::identity_file(policy)),
         "bootstrap" => {
             let admin = o.admin()?;
             let params = BootstrapParams {
@@ -245,10 +247,11 @@ const EXTERNAL_REDIS: &str =
      # policy service's Deployment (kubernetes-policy) carries the connection.\n";
 
 /// The committed examples: (path under the examples directory, target).
-pub const EXAMPLES: [(&str, &str); 15] = [
+pub const EXAMPLES: [(&str, &str); 16] = [
     ("envoy/bootstrap.yaml", "bootstrap"),
     ("envoy/plugin-config.json", "plugin-config"),
     ("policy/limits.json", "limits"),
+    ("policy/identity.json", "policy-identity"),
     ("istio/wasmplugin.yaml", "istio-wasmplugin"),
     ("istio/trafficextension.yaml", "istio-trafficextension"),
     ("istio/envoyfilter.yaml", "istio-envoyfilter"),

@@ -114,10 +114,15 @@ pub fn compose_file(policy: &Policy) -> String {
     if !policy.limits.is_empty() {
         out.push_str("\n      --limits /etc/chokepoint/limits.json");
     }
+    out.push_str("\n      --identity /etc/chokepoint/identity.json");
     out.push_str(
         "\n    environment:\n      CHOKEPOINT_REDIS_URL: redis://redis:6379\n      \
          CHOKEPOINT_ADMIN_TOKEN: ${CHOKEPOINT_ADMIN_TOKEN:?set CHOKEPOINT_ADMIN_TOKEN}\n",
     );
+    // The gateway's UUID salt, by the gateway's name for it: the service derives the
+    // same user UUIDs from a viewer's company token.
+    let salt = &policy.gateway.uuid_salt_env;
+    let _ = writeln!(out, "      {salt}: ${{{salt}:?set {salt}}}");
     // The service reads its gateway token from this fixed name; Envoy's filter from the
     // policy file's token_env. One value for both.
     let token = &ps.token_env;
@@ -125,10 +130,11 @@ pub fn compose_file(policy: &Policy) -> String {
         out,
         "      CHOKEPOINT_POLICY_TOKEN: ${{{token}:?set {token}}}"
     );
+    out.push_str(
+        "    volumes:\n      - ./compose/identity.json:/etc/chokepoint/identity.json:ro\n",
+    );
     if !policy.limits.is_empty() {
-        out.push_str(
-            "    volumes:\n      - ./compose/limits.json:/etc/chokepoint/limits.json:ro\n",
-        );
+        out.push_str("      - ./compose/limits.json:/etc/chokepoint/limits.json:ro\n");
     }
     let _ = writeln!(
         out,
@@ -201,7 +207,8 @@ pub fn compose_file(policy: &Policy) -> String {
 }
 
 /// The files of the compose stack under `dir` (the repository's `envoy/`): the compose
-/// file, the container bootstrap and, with limit sets, the policy service's limits.
+/// file, the container bootstrap, the policy service's identity file and, with limit
+/// sets, its limits.
 pub fn files(policy: &Policy, dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     let o = Options {
         listen: "0.0.0.0".into(),
@@ -215,6 +222,10 @@ pub fn files(policy: &Policy, dir: &Path) -> Result<Vec<(PathBuf, String)>, Stri
         (
             dir.join("compose/envoy.yaml"),
             bundle::render(policy, "bootstrap", &o)?,
+        ),
+        (
+            dir.join("compose/identity.json"),
+            bundle::render(policy, "policy-identity", &o)?,
         ),
     ];
     if !policy.limits.is_empty() {

@@ -13,6 +13,7 @@ pub mod emit;
 pub mod envoy;
 pub mod files;
 pub mod gateway;
+pub mod identity;
 pub mod istio;
 pub mod kubernetes;
 pub mod lockdown;

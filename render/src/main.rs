@@ -24,9 +24,9 @@ enum Command {
     /// Render one target to stdout or --out (written atomically).
     Render {
         file: PathBuf,
-        /// plugin-config, injector-config, bootstrap, ecds, limits, istio-wasmplugin,
-        /// istio-trafficextension, istio-envoyfilter, istio-meshconfig, istio-networkpolicy,
-        /// istio-gateway-keys, envoy-gateway, envoy-gateway-networkpolicy,
+        /// plugin-config, injector-config, bootstrap, ecds, limits, policy-identity,
+        /// istio-wasmplugin, istio-trafficextension, istio-envoyfilter, istio-meshconfig,
+        /// istio-networkpolicy, istio-gateway-keys, envoy-gateway, envoy-gateway-networkpolicy,
         /// kubernetes-policy, kubernetes-redis, istio-lockdown, envoy-gateway-lockdown
         target: String,
         #[arg(long)]

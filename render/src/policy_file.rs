@@ -32,6 +32,9 @@ pub struct RawPolicy {
     /// Where the records go besides the access log and the ledger.
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    /// The policy service's pages.
+    #[serde(default)]
+    pub ui: RawUi,
     #[serde(default)]
     pub deploy: RawDeploy,
 }
@@ -273,6 +276,15 @@ pub struct RawPolicyService {
     /// service checks (the name only; both processes need it set).
     #[serde(default)]
     pub token_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUi {
+    /// Groups (as the issuers' tokens name them) whose members see everyone's spend; any
+    /// other token holder sees their own.
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -59,6 +59,27 @@ fn broken_files_name_field_and_line() {
             "unknown field",
         ),
         (
+            "admin group with a comma",
+            broken("  admin_groups: [finops]", "  admin_groups: [finops, \"a,b\"]"),
+            "ui.admin_groups[1]",
+            "admin_groups:",
+            "no comma",
+        ),
+        (
+            "admin group twice",
+            broken("  admin_groups: [finops]", "  admin_groups: [finops, finops]"),
+            "ui.admin_groups[1]",
+            "admin_groups:",
+            "listed twice",
+        ),
+        (
+            "unknown ui field",
+            broken("  admin_groups: [finops]", "  admin_group: [finops]"),
+            "ui.admin_group",
+            "admin_group:",
+            "unknown field `admin_group`",
+        ),
+        (
             "bad model glob",
             broken("    - model: gemini-*", "    - model: gemini-[25]"),
             "models.routes[5].model",

@@ -351,6 +351,24 @@ fn every_tls_upstream_of_every_target_verifies_its_name() {
                 check(target, &sites, &upstreams);
                 sites
             }
+            // The policy service fetches each JWKS uri itself: the URL, verified against
+            // the issuer's own CA bundle.
+            "policy-identity" => {
+                let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+                for (i, issuer) in policy.issuers.iter().enumerate() {
+                    if let chokepoint_render::policy::Keys::Uri { url, ca, .. } = &issuer.keys {
+                        let u = &file["issuers"][i]["jwks_url"];
+                        let got = u["url"].as_str().unwrap();
+                        assert_eq!(got, format!("{}{}", url.origin(), url.path), "{target}");
+                        assert_eq!(
+                            u["ca_pem"].as_str(),
+                            ca.as_ref().map(|c| c.pem.as_str()),
+                            "{target}: {got}"
+                        );
+                    }
+                }
+                continue;
+            }
             // Configuration only (or who may connect to the policy service, what the
             // workloads may not reach, or the policy service and its Redis themselves):
             // no connection the gateway makes is described.

@@ -232,3 +232,67 @@ async fn rs256_tokens_through_envoy() {
     assert!(upstream_saw(&stack, "rs256-bad").await.is_empty());
     support::assert_no_wasm_panic(&stack);
 }
+
+/// The policy service knows a viewer as the gateway recorded them: one dev token, sent
+/// through Envoy and to the service's `GET /v1/viewer`, is one user UUID, in the access
+/// log's record and on the page (the service verifies with the filter's verifier and the
+/// shared pseudonym, from the identity file the stack renders and the gateway's salt).
+#[tokio::test]
+async fn the_policy_service_knows_the_gateways_user() {
+    let stack = support::start("viewer", |_| {}).await;
+    let token = stack.token(
+        &TokenSpec::new("erin")
+            .with_tenant("acme")
+            .with_groups(["ml", "finops"]),
+    );
+    let resp = post(&stack, &token, "viewer").await;
+    assert_eq!(resp.status(), 200);
+    let request_id = resp.headers()["x-chokepoint-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let record = support::access_record(&stack, &request_id).await;
+    let viewer = |credential: String| {
+        let url = format!("{}/v1/viewer", stack.policy_admin_url);
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(credential)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    // envoy/chokepoint.yaml's ui.admin_groups is [finops].
+    let (status, admin) = viewer(token).await;
+    assert_eq!(
+        (status, admin["viewer"].as_str()),
+        (200, Some("admin")),
+        "{admin}"
+    );
+    let member = stack.token(
+        &TokenSpec::new("erin")
+            .with_tenant("acme")
+            .with_groups(["ml"]),
+    );
+    let (status, user) = viewer(member).await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["viewer"], "user");
+    assert_eq!(
+        user["user"], record["user"],
+        "page {user} vs record {record}"
+    );
+    assert_eq!(user["user"], support::uuid_of(&stack, "erin"));
+    assert_eq!(user["tenant"], record["tenant"]);
+    let (status, refused) =
+        viewer(stack.token(&TokenSpec::new("erin").expired(Duration::from_secs(600)))).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (401, Some("expired")),
+        "{refused}"
+    );
+}

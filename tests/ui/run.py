@@ -128,7 +128,7 @@ def run(stack, browser, docs_screenshot):
     page.screenshot(path=str(LOGS / "login.png"))
     page.fill("input[name=token]", "not-the-token")
     page.click("button[type=submit]")
-    check("not the admin token" in page.inner_text("#error"), "a wrong token is refused")
+    check("neither the admin token" in page.inner_text("#error"), "a wrong token is refused")
     page.fill("input[name=token]", ADMIN_TOKEN)
     page.click("button[type=submit]")
     check(page.url.endswith("/ui"), f"logged in: the overview, got {page.url}")

@@ -365,6 +365,8 @@ impl Stack {
             .env("CHOKEPOINT_REDIS_URL", &self.redis_url)
             .args(self.limits_args()?)
             .env("CHOKEPOINT_ADMIN_TOKEN", &self.opts.admin_token);
+        let (identity_args, salt_env) = self.identity_args()?;
+        cmd.args(identity_args).env(salt_env, &self.opts.salt);
         let mut proc = Managed::spawn("policy service", cmd, &self.opts.run_dir.join("policy.log"))
             .map_err(|e| e.to_string())?;
         let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
@@ -398,6 +400,46 @@ impl Stack {
         let path = self.opts.run_dir.join("limits.json");
         chokepoint_render::bundle::write_atomically(&path, &text)?;
         Ok(vec!["--limits".into(), path.to_string_lossy().to_string()])
+    }
+
+    /// `--identity FILE` with the policy file's issuers (the dev key's inline, as Envoy
+    /// gets them) and `ui.admin_groups`, and the name of the variable the service reads
+    /// the gateway's UUID salt from: a dev token's user on the service's pages is the
+    /// user the gateway records.
+    fn identity_args(&self) -> Result<(Vec<String>, String), String> {
+        let jwks: serde_json::Value = serde_json::from_str(&self.opts.dev_key.jwks_json())
+            .map_err(|e| format!("dev JWKS: {e}"))?;
+        let mut ov = vec![Override::new(
+            format!("issuers[issuer={}].jwks", crate::devtoken::DEFAULT_ISSUER),
+            serde_json::json!({"inline": jwks}),
+        )];
+        // A test's own overrides of what the file holds (its issuers, `ui`, the gateway's
+        // salt variable and token bounds); the rest point providers and servers at this
+        // stack's processes, which are not running yet.
+        ov.extend(
+            self.opts
+                .overrides
+                .iter()
+                .filter(|o| {
+                    ["issuers", "ui", "gateway"]
+                        .iter()
+                        .any(|s| o.selector.starts_with(s))
+                })
+                .cloned(),
+        );
+        let policy = chokepoint_render::policy::Policy::load_with(&self.opts.policy_file, &ov)
+            .map_err(|e| e.to_string())?;
+        let text = chokepoint_render::bundle::render(
+            &policy,
+            "policy-identity",
+            &chokepoint_render::bundle::Options::default(),
+        )?;
+        let path = self.opts.run_dir.join("identity.json");
+        chokepoint_render::bundle::write_atomically(&path, &text)?;
+        Ok((
+            vec!["--identity".into(), path.to_string_lossy().to_string()],
+            policy.gateway.uuid_salt_env.clone(),
+        ))
     }
 
     /// Kills the policy service outright, as a crash would.

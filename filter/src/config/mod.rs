@@ -15,6 +15,8 @@ use crate::identity::jwks::KeySet;
 pub use crate::providers::registry::Provider;
 use crate::providers::registry::RawProvider;
 use crate::providers::routes::{RawRoutes, RouteTable};
+use chokepoint_contract::identity::claims::RawClaimRules;
+pub use chokepoint_contract::identity::{ClaimRules, Patterns, Trust};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -259,33 +261,10 @@ pub struct Issuer {
     pub algorithms: Option<HashSet<String>>,
     /// Environment variable with a shared secret; only then is HMAC accepted.
     pub hmac_secret_env: Option<String>,
-    pub required_claims: Vec<String>,
-    pub tenant_claim: String,
-    pub groups_claim: String,
-    pub cost_center_claim: String,
-    /// The claim values this issuer is trusted to assert (`None`: any; only for a sole
-    /// issuer).
-    pub trust: Option<Trust>,
-}
-
-/// The tenant, group and cost-centre values an issuer may assert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Trust {
-    pub tenants: Patterns,
-    pub groups: Patterns,
-    pub cost_centers: Patterns,
-}
-
-/// Exact names and `*` globs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Patterns(Vec<String>);
-
-impl Patterns {
-    pub fn allows(&self, value: &str) -> bool {
-        self.0.iter().any(|p| {
-            p == value || (p.contains('*') && crate::providers::glob::glob_match(p, value))
-        })
-    }
+    /// Tenant, groups and cost centre from the claims, and the values the issuer may
+    /// assert: read by the shared `chokepoint_contract::identity`, as the policy service
+    /// reads them.
+    pub claims: ClaimRules,
 }
 
 /// Where an issuer's verification keys come from.
@@ -453,52 +432,28 @@ impl Config {
                     ));
                 }
             }
-            if ri.required_claims.iter().any(|c| c.is_empty()) {
-                return Err(err(
-                    field("required_claims"),
-                    "claim names must not be empty",
-                ));
-            }
-            let patterns = |name: &str, list: Vec<String>| {
-                if list
-                    .iter()
-                    .any(|p| p.is_empty() || p.chars().any(char::is_control))
-                {
-                    return Err(err(
-                        field(&format!("trust.{name}")),
-                        "entries must be non-empty names or `*` globs",
-                    ));
-                }
-                Ok(Patterns(list))
-            };
-            let trust = match ri.trust {
-                None => None,
-                Some(t) => Some(Trust {
-                    tenants: patterns("tenants", t.tenants)?,
-                    groups: patterns("groups", t.groups)?,
-                    cost_centers: patterns("cost_centers", t.cost_centers)?,
-                }),
-            };
+            let claims = ClaimRules::new(RawClaimRules {
+                required_claims: ri.required_claims,
+                tenant_claim: ri.tenant_claim,
+                groups_claim: ri.groups_claim,
+                cost_center_claim: ri.cost_center_claim,
+                trust: ri.trust.map(|t| (t.tenants, t.groups, t.cost_centers)),
+            })
+            .map_err(|e| err(field(&e.field), e.message))?;
             issuers.push(Issuer {
-                trust,
                 issuer: ri.issuer,
                 audiences: ri.audiences.into_iter().collect(),
                 keys,
                 algorithms,
                 hmac_secret_env: ri.hmac_secret_env,
-                required_claims: ri.required_claims,
-                tenant_claim: non_empty_or(ri.tenant_claim, "tenant", || field("tenant_claim"))?,
-                groups_claim: non_empty_or(ri.groups_claim, "groups", || field("groups_claim"))?,
-                cost_center_claim: non_empty_or(ri.cost_center_claim, "cost_center", || {
-                    field("cost_center_claim")
-                })?,
+                claims,
             });
         }
 
         if issuers.len() > 1 {
             // Two identity providers: unless each says which tenants, groups and cost
             // centres it speaks for, either could claim the other's.
-            if let Some(i) = issuers.iter().position(|i| i.trust.is_none()) {
+            if let Some(i) = issuers.iter().position(|i| i.claims.trust.is_none()) {
                 return Err(err(
                     format!("issuers[{i}].trust"),
                     "with more than one issuer, each must say which tenants, groups and cost \

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use chokepoint_contract::bounds::{MAX_GROUPS, MAX_NAME_BYTES};
+use chokepoint_contract::identity::registered::{self, Registered, RegisteredRefusal};
+use chokepoint_contract::identity::ClaimRefusal;
 use jwt_simple::prelude::*;
-use serde::Deserialize;
 
 use crate::config::Issuer;
 use crate::identity::keystore::KeyStore;
@@ -99,25 +99,6 @@ pub struct VerifiedToken {
     pub expires_at: u64,
 }
 
-/// Later than any real token expiry (year 3000); larger values are garbage or an attack.
-const MAX_TIMESTAMP: u64 = 32_503_680_000;
-
-/// The registered claims, read strictly from the raw payload. jwt-simple is lenient with
-/// odd numbers (an `exp` of -1 is accepted there and never expires), so the time claims
-/// must be non-negative integers in range before the token goes anywhere near it.
-#[derive(Deserialize)]
-struct RawRegistered {
-    iss: Option<serde_json::Value>,
-    exp: Option<serde_json::Value>,
-    nbf: Option<serde_json::Value>,
-    iat: Option<serde_json::Value>,
-}
-
-struct Registered {
-    iss: String,
-    exp: u64,
-}
-
 pub struct Verifier<'a> {
     pub issuers: &'a [Issuer],
     pub keys: &'a KeyStore,
@@ -208,27 +189,17 @@ impl Verifier<'_> {
     }
 }
 
+/// The registered claims, read strictly by the contract's reader (shared with the policy
+/// service) from the raw payload.
 fn registered_claims(token: &str) -> Result<Registered, AuthError> {
     let payload = token.split('.').nth(1).ok_or(AuthError::Malformed)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| AuthError::Malformed)?;
-    let raw: RawRegistered = serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
-    let timestamp = |v: &serde_json::Value| {
-        v.as_u64()
-            .filter(|t| *t <= MAX_TIMESTAMP)
-            .ok_or(AuthError::Malformed)
-    };
-    let exp = timestamp(raw.exp.as_ref().ok_or(AuthError::Malformed)?)?;
-    for t in [&raw.nbf, &raw.iat].into_iter().flatten() {
-        timestamp(t)?;
-    }
-    let iss = match raw.iss {
-        Some(serde_json::Value::String(s)) => s,
-        Some(_) => return Err(AuthError::Malformed),
-        None => return Err(AuthError::WrongIssuer),
-    };
-    Ok(Registered { iss, exp })
+    registered::read(&bytes).map_err(|r| match r {
+        RegisteredRefusal::Malformed => AuthError::Malformed,
+        RegisteredRefusal::NoIssuer => AuthError::WrongIssuer,
+    })
 }
 
 fn finish(
@@ -236,77 +207,22 @@ fn finish(
     claims: JWTClaims<serde_json::Map<String, serde_json::Value>>,
     expires_at: u64,
 ) -> Result<VerifiedToken, AuthError> {
-    let subject = claims
-        .subject
-        .filter(|s| !s.is_empty())
-        .ok_or(AuthError::Malformed)?;
-    if issuer
-        .required_claims
-        .iter()
-        .any(|c| claims.custom.get(c).is_none_or(serde_json::Value::is_null))
-    {
-        return Err(AuthError::Malformed);
-    }
-    let text_claim = |name: &str| {
-        claims
-            .custom
-            .get(name)
-            .and_then(|v| v.as_str())
-            .filter(|s| is_header_safe(s))
-            .map(str::to_owned)
-    };
-    let tenant = text_claim(&issuer.tenant_claim);
-    let cost_center = text_claim(&issuer.cost_center_claim);
-    // Each issuer asserts only the tenants and cost centres it is trusted with: with two
-    // identity providers, one must not claim the other's teams (and spend their budgets).
-    // Groups only ever grant access, so a group it is not trusted with is dropped.
-    let trust = issuer.trust.as_ref();
-    if tenant
-        .as_deref()
-        .is_some_and(|t| trust.is_some_and(|tr| !tr.tenants.allows(t)))
-    {
-        return Err(AuthError::TenantNotAllowed);
-    }
-    if cost_center
-        .as_deref()
-        .is_some_and(|c| trust.is_some_and(|tr| !tr.cost_centers.allows(c)))
-    {
-        return Err(AuthError::CostCenterNotAllowed);
-    }
-    let trusted_group = |g: &str| trust.is_none_or(|tr| tr.groups.allows(g));
-    let groups = match claims.custom.get(&issuer.groups_claim) {
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .filter_map(|g| {
-                g.as_str()
-                    .filter(|g| is_header_safe(g) && !g.contains(',') && trusted_group(g))
-                    .map(str::to_owned)
-            })
-            .take(MAX_GROUPS)
-            .collect(),
-        Some(serde_json::Value::String(s)) => s
-            .split([',', ' '])
-            .filter(|g| !g.is_empty() && is_header_safe(g) && trusted_group(g))
-            .map(str::to_owned)
-            .take(MAX_GROUPS)
-            .collect(),
-        _ => Vec::new(),
-    };
+    let who = issuer
+        .claims
+        .identify(claims.subject, &claims.custom)
+        .map_err(|r| match r {
+            ClaimRefusal::Malformed => AuthError::Malformed,
+            ClaimRefusal::TenantNotAllowed => AuthError::TenantNotAllowed,
+            ClaimRefusal::CostCenterNotAllowed => AuthError::CostCenterNotAllowed,
+        })?;
     Ok(VerifiedToken {
         issuer: issuer.issuer.clone(),
-        subject,
-        tenant,
-        groups,
-        cost_center,
+        subject: who.subject,
+        tenant: who.tenant,
+        groups: who.groups,
+        cost_center: who.cost_center,
         expires_at,
     })
-}
-
-/// Claim values travel as header values: printable, no control characters, bounded as
-/// the policy service's names are. Values past the bound, and groups past `MAX_GROUPS`,
-/// are dropped: they travel in headers and callouts.
-fn is_header_safe(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_NAME_BYTES && s.chars().all(|c| !c.is_control())
 }
 
 /// The `iss` of a token, unverified: only to decide which issuer's keys to refetch.

@@ -7,8 +7,9 @@ pub mod credentials;
 pub mod jwks;
 pub mod jwks_sync;
 pub mod jwt;
+/// The pseudonymous user UUID, shared with the policy service (`chokepoint_contract`).
+pub use chokepoint_contract::identity::pseudonym;
 pub mod keystore;
-pub mod pseudonym;
 pub mod rs256_key;
 pub mod rsa;
 pub mod token_cache;

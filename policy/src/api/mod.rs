@@ -19,6 +19,7 @@ pub mod health;
 pub mod json_body;
 pub mod ui;
 pub mod usage;
+pub mod viewer;
 
 use std::sync::Arc;
 
@@ -44,6 +45,8 @@ pub struct AppState {
     /// What the gateway sends as its bearer token on authorize and usage calls.
     pub gateway_token: Arc<str>,
     pub metrics: Arc<Metrics>,
+    /// Who is looking: the admin token, an admin group's member or one user.
+    pub viewers: Arc<crate::viewer::Viewers>,
 }
 
 /// Request body limits: usage batches carry up to 1000 records and get their own.
@@ -93,6 +96,7 @@ pub fn admin_router(state: AppState, limits: BodyLimits) -> Router {
             "/v1/admin/overview/user",
             get(admin_overview::read_user_overview),
         )
+        .route("/v1/viewer", get(viewer::read_viewer))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .merge(ui::router())

@@ -25,3 +25,4 @@ mod support;
 mod unpriced;
 mod usage;
 mod usage_chunks;
+mod viewer;

@@ -1,4 +1,5 @@
-//! The policy service in Kubernetes: a ServiceAccount, its limit sets as a ConfigMap, a
+//! The policy service in Kubernetes: a ServiceAccount, its limit sets and its identity
+//! file (the issuers and admin groups of its pages) as ConfigMaps, a
 //! Deployment running `chokepoint-policy serve` as policy/src/main.rs takes it (flags,
 //! the variables of its tokens and Redis URL, the two listeners), and a Service for each
 //! listener, so the gateway's Service exposes the gateway port and nothing else.
@@ -15,6 +16,8 @@ use crate::policy::{Policy, Redis, RedisConnection};
 pub const NAME: &str = POLICY_POD_LABEL.1;
 /// Where the ConfigMap of limit sets is mounted.
 const LIMITS_DIR: &str = "/etc/chokepoint";
+/// Where the ConfigMap of the identity file is mounted.
+const IDENTITY_DIR: &str = "/etc/chokepoint-identity";
 /// A user the service runs as: it needs no file of its own, and no root.
 const UID: u32 = 65532;
 
@@ -42,8 +45,8 @@ pub fn service_name(policy: &Policy) -> Result<String, String> {
     }
 }
 
-/// ServiceAccount, ConfigMap (when there are limit sets), Deployment, the gateway
-/// Service and the admin Service.
+/// ServiceAccount, ConfigMap (when there are limit sets), the identity ConfigMap,
+/// Deployment, the gateway Service and the admin Service.
 pub fn manifests(policy: &Policy) -> Result<Vec<Value>, String> {
     let service = service_name(policy)?;
     let mut out = vec![json!({
@@ -62,6 +65,14 @@ pub fn manifests(policy: &Policy) -> Result<Vec<Value>, String> {
             "data": {"limits.json": format!("{limits}\n")},
         }));
     }
+    let identity =
+        serde_json::to_string_pretty(&crate::identity::identity_file(policy)).unwrap_or_default();
+    out.push(json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(policy, &identity_config_map(), NAME),
+        "data": {"identity.json": format!("{identity}\n")},
+    }));
     out.push(deployment(policy));
     let port = policy.policy_service.url.port;
     out.push(service_object(policy, &service, "http", port, "gateway"));
@@ -77,6 +88,10 @@ pub fn manifests(policy: &Policy) -> Result<Vec<Value>, String> {
 
 fn limits_config_map() -> String {
     format!("{NAME}-limits")
+}
+
+fn identity_config_map() -> String {
+    format!("{NAME}-identity")
 }
 
 fn deployment(policy: &Policy) -> Value {
@@ -99,12 +114,19 @@ fn deployment(policy: &Policy) -> Value {
         volumes.push(json!({"name": "limits", "configMap": {"name": limits_config_map()}}));
         mounts.push(json!({"name": "limits", "mountPath": LIMITS_DIR, "readOnly": true}));
     }
+    args.push(format!("--identity={IDENTITY_DIR}/identity.json"));
+    volumes.push(json!({"name": "identity", "configMap": {"name": identity_config_map()}}));
+    mounts.push(json!({"name": "identity", "mountPath": IDENTITY_DIR, "readOnly": true}));
     // The tokens by the fixed names `serve` reads them from; the gateway token is kept
     // under the name the filter reads it by (policy_service.token_env), as in the
     // gateway's Secret.
+    // The gateway's UUID salt, by the gateway's name for it, kept with the gateway token
+    // in the service's namespace (the gateway's Secret is in the gateway's namespace).
+    let salt = &policy.gateway.uuid_salt_env;
     let mut env = vec![
         secrets::env_from_secret(POLICY_TOKEN_ENV, &d.secrets.policy_token, &ps.token_env),
         secrets::env_from_secret(ADMIN_TOKEN_ENV, &d.secrets.admin_token, ADMIN_TOKEN_ENV),
+        secrets::env_from_secret(salt, &d.secrets.policy_token, salt),
     ];
     env.push(match &d.redis {
         Redis::InCluster { .. } => {
@@ -332,12 +354,23 @@ mod tests {
                 limits,
                 "{what}"
             );
-            assert_eq!(
-                kind(&docs, "ConfigMap").len(),
-                usize::from(limits),
-                "{what}"
+            assert!(
+                args.contains(&"--identity=/etc/chokepoint-identity/identity.json"),
+                "{what}: {args:?}"
             );
-            assert_eq!(pod["volumes"].is_array(), limits, "{what}");
+            let maps = kind(&docs, "ConfigMap");
+            assert_eq!(maps.len(), 1 + usize::from(limits), "{what}");
+            // The identity file is the service's to parse, and names the salt's variable.
+            let identity = maps
+                .iter()
+                .find(|m| m["metadata"]["name"] == "chokepoint-policy-identity")
+                .and_then(|m| m["data"]["identity.json"].as_str())
+                .unwrap_or_else(|| panic!("{what}: the identity ConfigMap"));
+            let parsed = chokepoint_policy::viewer::ViewerConfig::parse(identity)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(parsed.uuid_salt_env, policy.gateway.uuid_salt_env, "{what}");
+            let volumes = pod["volumes"].as_array().unwrap();
+            assert_eq!(volumes.len(), 1 + usize::from(limits), "{what}");
             // Tokens only by reference; the gateway token under the filter's variable name.
             let env = c["env"].as_array().unwrap();
             let var = |name: &str| {
@@ -353,6 +386,13 @@ mod tests {
             assert_eq!(
                 var("CHOKEPOINT_ADMIN_TOKEN")["valueFrom"]["secretKeyRef"],
                 json!({"name": "chokepoint-admin-token", "key": "CHOKEPOINT_ADMIN_TOKEN"}),
+                "{what}"
+            );
+            // The gateway's salt, kept with the gateway token in the service's namespace.
+            let salt = &policy.gateway.uuid_salt_env;
+            assert_eq!(
+                var(salt)["valueFrom"]["secretKeyRef"],
+                json!({"name": "chokepoint-policy-token", "key": salt}),
                 "{what}"
             );
             match redis {

@@ -32,8 +32,11 @@ pub fn required(policy: &Policy) -> Vec<Required> {
         Required {
             name: d.secrets.policy_token.clone(),
             namespace: d.namespace.clone(),
-            keys: vec![policy.policy_service.token_env.clone()],
-            what: "the gateway token (the same value as the gateway's)",
+            keys: vec![
+                policy.policy_service.token_env.clone(),
+                policy.gateway.uuid_salt_env.clone(),
+            ],
+            what: "the gateway token and the UUID salt (the same values as the gateway's)",
         },
         Required {
             name: d.secrets.admin_token.clone(),
@@ -182,7 +185,10 @@ mod tests {
             let got = required(&policy);
             let got_names: Vec<&str> = got.iter().map(|r| r.name.as_str()).collect();
             assert_eq!(got_names, names);
-            assert_eq!(got[0].keys, ["CHOKEPOINT_POLICY_TOKEN"]);
+            assert_eq!(
+                got[0].keys,
+                ["CHOKEPOINT_POLICY_TOKEN", "CHOKEPOINT_UUID_SALT"]
+            );
             assert_eq!(got[1].keys, ["CHOKEPOINT_ADMIN_TOKEN"]);
             let gateway = got.last().unwrap();
             assert_eq!(gateway.keys, plugin::env_keys(&policy));

@@ -126,6 +126,11 @@ impl Policy {
         if let Err(e) = chokepoint_filter::config::Config::parse(plugin.to_string().as_bytes()) {
             return Err(cx.err(filter_path_to_policy(&e.field), e.message));
         }
+        // And the policy service of the identity file it will read.
+        let identity = crate::identity::identity_file(&policy).to_string();
+        if let Err(e) = chokepoint_policy::viewer::ViewerConfig::parse(&identity) {
+            return Err(cx.err(identity_path_to_policy(&e.field), e.message));
+        }
         Ok(policy)
     }
 }
@@ -144,6 +149,23 @@ fn split_line(message: &str) -> (Option<usize>, String) {
         }
     }
     (None, message.to_string())
+}
+
+/// Where a field of the policy service's identity file comes from in the policy file.
+fn identity_path_to_policy(field: &str) -> String {
+    if field.starts_with("admin_groups") {
+        return format!("ui.{field}");
+    }
+    if let Some(i) = field.find(".jwks_url.ca_pem") {
+        return format!("{}.jwks.ca_file", &field[..i]);
+    }
+    if let Some(i) = field.find(".jwks_url") {
+        return format!("{}.jwks.uri", &field[..i]);
+    }
+    if ["uuid_salt_env", "max_token_bytes", "clock_skew_secs"].contains(&field) {
+        return format!("gateway.{field}");
+    }
+    filter_path_to_policy(field)
 }
 
 /// Where a field of the filter's configuration comes from in the policy file.
@@ -467,8 +489,39 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         access_log: raw.audit.access_log.unwrap_or_else(|| "/dev/stdout".into()),
         usage: raw.audit.usage,
         otlp,
+        ui: ui(cx, raw.ui)?,
         deploy,
         versions: super::Versions::default(),
+    })
+}
+
+/// `ui`: each admin group a name a token can carry (the filter drops a group past the
+/// name bound, with a comma or a control character, so such an entry could never match).
+fn ui(cx: &Ctx, raw: crate::policy_file::RawUi) -> Result<super::Ui, PolicyError> {
+    let max = chokepoint_policy::viewer::config::MAX_ADMIN_GROUPS;
+    if raw.admin_groups.len() > max {
+        return Err(cx.err("ui.admin_groups", format!("at most {max} groups")));
+    }
+    let mut seen = HashSet::new();
+    for (i, g) in raw.admin_groups.iter().enumerate() {
+        let field = format!("ui.admin_groups[{i}]");
+        if g.trim().is_empty()
+            || g.len() > chokepoint_policy::MAX_NAME_BYTES
+            || g.chars().any(char::is_control)
+            || g.contains(',')
+        {
+            return Err(cx.err(
+                field,
+                "must be a group name as tokens carry it (non-empty, at most 256 bytes, no \
+                 comma or control character)",
+            ));
+        }
+        if !seen.insert(g) {
+            return Err(cx.err(field, format!("{g:?} is listed twice")));
+        }
+    }
+    Ok(super::Ui {
+        admin_groups: raw.admin_groups,
     })
 }
 

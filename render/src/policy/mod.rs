@@ -64,6 +64,7 @@ pub struct Policy {
     pub usage: Option<Value>,
     /// Every record as an OpenTelemetry log record to this collector, when set.
     pub otlp: Option<Otlp>,
+    pub ui: Ui,
     pub deploy: Deploy,
     pub versions: Versions,
 }
@@ -115,6 +116,13 @@ fn digest(bytes: &[u8]) -> String {
         out.push_str(&format!("{b:02x}"));
     }
     out
+}
+
+/// The policy service's pages: who sees everything.
+#[derive(Debug, Clone, Default)]
+pub struct Ui {
+    /// Members of these groups (in a verified company token) see everyone's spend.
+    pub admin_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

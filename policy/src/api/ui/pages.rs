@@ -101,7 +101,7 @@ pub async fn overview_page(
     headers: HeaderMap,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    match viewer::resolve(&state, &headers) {
+    match viewer::resolve(&state, &headers).await {
         Ok(viewer) => match query_of(query) {
             Ok(query) => overview_for(&state, &viewer, &query).await,
             Err(err) => api_error_page(&viewer, &err),
@@ -117,7 +117,7 @@ pub async fn user_page(
     Path(id): Path<String>,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    match viewer::resolve(&state, &headers) {
+    match viewer::resolve(&state, &headers).await {
         Ok(viewer) => match query_of(query) {
             Ok(query) => user_for(&state, &viewer, &id, &query).await,
             Err(err) => api_error_page(&viewer, &err),
@@ -205,7 +205,7 @@ pub async fn user_for(state: &AppState, viewer: &Viewer, id: &str, query: &PageQ
 
 /// `GET /ui/login`: the form (or the page itself for a browser already logged in).
 pub async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match viewer::resolve(&state, &headers) {
+    match viewer::resolve(&state, &headers).await {
         Ok(_) => redirect("/ui"),
         Err(Unseen::Off) => unseen(Unseen::Off),
         Err(Unseen::LogIn) => login_page(StatusCode::OK, None),
@@ -223,33 +223,60 @@ fn login_page(status: StatusCode, message: Option<&str>) -> Response {
         format!(r#"<p class="error" id="error">{}</p>"#, esc(m))
     });
     let body = format!(
-        r#"<section><h2>Log in</h2>{message}<form class="login" method="post" action="/ui/login"><label>Admin token<input type="password" name="token" autocomplete="current-password" required autofocus></label><button type="submit">Log in</button></form><p class="muted">The admin token is the policy service's (--admin-token). The browser keeps a signed session for {hours} hours, never the token.</p></section>"#,
+        r#"<section><h2>Log in</h2>{message}<form class="login" method="post" action="/ui/login"><label>Admin token or company token<input type="password" name="token" autocomplete="current-password" required autofocus></label><button type="submit">Log in</button></form><p class="muted">The admin token is the policy service's (--admin-token): the browser keeps a signed session for {hours} hours, never the token. A company token (the JWT <code>chokepoint-login</code> prints) shows your own usage, or everyone's to an admin group; the browser keeps it, for the pages only, until it expires.</p></section>"#,
         hours = session::LIFETIME_SECS / 3600
     );
     html(status, page(&frame, &body, None))
 }
 
-/// `POST /ui/login`: the admin token from the form; on success a session cookie.
+/// `POST /ui/login`: the admin token from the form (a session cookie), or a company JWT
+/// (kept in its own cookie, verified on every request).
 pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let Some(token) = state.admin_token.as_deref() else {
+    if state.admin_token.is_none() && !state.viewers.has_issuers() {
         return unseen(Unseen::Off);
-    };
+    }
     let presented = form.map(|Form(form)| form.token).unwrap_or_default();
-    if !tokens_match(presented.trim().as_bytes(), token.as_bytes()) {
+    let presented = presented.trim();
+    let secure = session::over_https(&headers);
+    if let Some(token) = state.admin_token.as_deref() {
+        if tokens_match(presented.as_bytes(), token.as_bytes()) {
+            let value = session::mint(token, state.clock.now_ms());
+            let mut response = redirect("/ui");
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, session::set_cookie(&value, secure));
+            return response;
+        }
+    }
+    // A company JWT: kept as it is (the pages verify it on every request) once it verifies
+    // now; the admin token is never put in a cookie.
+    let mut as_bearer = HeaderMap::new();
+    let verified = match header::HeaderValue::from_str(&format!("Bearer {presented}")) {
+        Ok(value) => {
+            as_bearer.insert(header::AUTHORIZATION, value);
+            state.viewers.has_issuers()
+                && state
+                    .viewers
+                    .resolve(&as_bearer, state.clock.now_ms() / 1000)
+                    .await
+                    .is_ok()
+        }
+        Err(_) => false,
+    };
+    if !verified {
         return login_page(
             StatusCode::UNAUTHORIZED,
-            Some("That is not the admin token."),
+            Some("That is neither the admin token nor a valid company token."),
         );
     }
-    let value = session::mint(token, state.clock.now_ms());
     let mut response = redirect("/ui");
     response.headers_mut().insert(
         header::SET_COOKIE,
-        session::set_cookie(&value, session::over_https(&headers)),
+        session::set_token_cookie(presented, secure),
     );
     response
 }
@@ -257,10 +284,10 @@ pub async fn login(
 /// `POST /ui/logout`: deletes the session cookie.
 pub async fn logout(headers: HeaderMap) -> Response {
     let mut response = redirect("/ui/login");
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        session::set_cookie("", session::over_https(&headers)),
-    );
+    let secure = session::over_https(&headers);
+    let cookies = response.headers_mut();
+    cookies.append(header::SET_COOKIE, session::set_cookie("", secure));
+    cookies.append(header::SET_COOKIE, session::set_token_cookie("", secure));
     response
 }
 
@@ -647,6 +674,14 @@ mod tests {
             admin_token: Some(Arc::from("s3cret-token")),
             gateway_token: Arc::from("gateway"),
             metrics: Arc::new(Metrics::default()),
+            viewers: Arc::new(
+                crate::viewer::Viewers::new(
+                    crate::viewer::ViewerConfig::admin_token_only(),
+                    Some("s3cret-token"),
+                    |_| None,
+                )
+                .expect("viewers"),
+            ),
         }
     }
 

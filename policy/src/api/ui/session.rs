@@ -79,11 +79,24 @@ pub fn over_https(headers: &HeaderMap) -> bool {
 
 /// `Set-Cookie` for `value` (empty and expired: deletes it).
 pub fn set_cookie(value: &str, secure: bool) -> HeaderValue {
+    // The value is digits, a dot and hex: always a valid header.
+    cookie(COOKIE, value, secure)
+}
+
+/// The cookie holding a company JWT a user logged in with: the token itself, verified
+/// again on every request (so it ends when the token expires, or when it no longer
+/// verifies), sent only to the pages and never readable by a script.
+pub fn set_token_cookie(token: &str, secure: bool) -> HeaderValue {
+    cookie(crate::viewer::VIEWER_COOKIE, token, secure)
+}
+
+/// `name=value` for the pages only; an empty value deletes it. A value that is no valid
+/// header (a JWT is base64url and dots) sets nothing.
+fn cookie(name: &str, value: &str, secure: bool) -> HeaderValue {
     let max_age = if value.is_empty() { 0 } else { LIFETIME_SECS };
     let secure = if secure { "; Secure" } else { "" };
     let cookie =
-        format!("{COOKIE}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
-    // The value is digits, a dot and hex: always a valid header.
+        format!("{name}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 

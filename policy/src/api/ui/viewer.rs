@@ -1,23 +1,19 @@
 //! Who is looking at the spend page. Every page handler takes a [`Viewer`]: the admin
 //! sees everything, a user only their own usage. [`resolve`] is the one place a request
-//! becomes a viewer: today the admin token (as a bearer token or through the login
-//! form's session cookie); a company JWT resolves to a [`Viewer::User`] (or to the admin,
-//! for an admin group) here as well.
+//! becomes a viewer: the login form's session (the admin token's holder), or a credential
+//! the service's viewer resolver judges (`crate::viewer`: the admin token, or a company
+//! JWT verified as the gateway verifies it, whose admin groups make an admin and whose
+//! UUID is the one the ledger books the caller's usage under).
 
 use axum::http::HeaderMap;
 
 use super::session;
-use crate::api::{admin_auth, AppState};
+use crate::api::AppState;
 use crate::user_id::UserId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Viewer {
     Admin,
-    // Built by the company-JWT resolution in `resolve`, and by tests until then.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "a company JWT resolves to it, not yet wired")
-    )]
     User {
         user: UserId,
         groups: Vec<String>,
@@ -52,18 +48,32 @@ pub enum Unseen {
     LogIn,
 }
 
-pub fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Unseen> {
-    let Some(token) = state.admin_token.as_deref() else {
-        return Err(Unseen::Off);
-    };
-    if headers.contains_key(axum::http::header::AUTHORIZATION) {
-        return admin_auth::check(Some(token), headers)
-            .map(|()| Viewer::Admin)
-            .map_err(|_| Unseen::LogIn);
+pub async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Unseen> {
+    let now_ms = state.clock.now_ms();
+    if let (Some(token), Some(value)) =
+        (state.admin_token.as_deref(), session::from_headers(headers))
+    {
+        if session::valid(token, value, now_ms) {
+            return Ok(Viewer::Admin);
+        }
     }
-    match session::from_headers(headers) {
-        Some(value) if session::valid(token, value, state.clock.now_ms()) => Ok(Viewer::Admin),
-        _ => Err(Unseen::LogIn),
+    if state.admin_token.is_none() && !state.viewers.has_issuers() {
+        return Err(Unseen::Off);
+    }
+    match state.viewers.resolve(headers, now_ms / 1000).await {
+        Ok(crate::viewer::Viewer::Admin) => Ok(Viewer::Admin),
+        Ok(crate::viewer::Viewer::User {
+            user,
+            groups,
+            tenant,
+        }) => UserId::parse(&user)
+            .map(|user| Viewer::User {
+                user,
+                groups,
+                tenant,
+            })
+            .ok_or(Unseen::LogIn),
+        Err(_) => Err(Unseen::LogIn),
     }
 }
 

@@ -1,5 +1,8 @@
 //! The anonymous, stable user id that providers and the ledger see instead of a person.
 
+/// The shortest salt accepted: the UUID is only as unguessable as the salt.
+pub const MIN_SALT_BYTES: usize = 16;
+
 /// A UUID v8 (RFC 9562) from HMAC-SHA256(salt, issuer, subject).
 ///
 /// Stateless, so every worker and replica derives the same id; keyed, so nobody without
