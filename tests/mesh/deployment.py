@@ -23,10 +23,14 @@ class Deployment:
         self.run, self.path = run, path
         self.policy_token = secrets.token_hex(32)
         self.admin_token = "ck-admin-" + secrets.token_hex(16)
-        # What the mesh admin creates first (docs/deployment.md): the two tokens, under
-        # the keys the service reads them by.
+        # The gateway's pseudonym salt: the service derives the same user UUIDs from a
+        # company token as the gateway records (its pages' viewers).
+        self.uuid_salt = secrets.token_hex(32)
+        # What the mesh admin creates first (docs/deployment.md): the two tokens and the
+        # salt, under the keys the service reads them by.
         self.secrets = [
-            secret(namespace, secret_names["policy_token"], {"CHOKEPOINT_POLICY_TOKEN": self.policy_token}),
+            secret(namespace, secret_names["policy_token"], {"CHOKEPOINT_POLICY_TOKEN": self.policy_token,
+                                                             "CHOKEPOINT_UUID_SALT": self.uuid_salt}),
             secret(namespace, secret_names["admin_token"], {"CHOKEPOINT_ADMIN_TOKEN": self.admin_token}),
         ]
         self.pods = []

@@ -32,7 +32,6 @@ import importlib.util
 import json
 import os
 import re
-import secrets
 import shutil
 import struct
 import subprocess
@@ -576,7 +575,7 @@ def main(argv):
         c.check(code == 200 and json.loads(body).get("limits", {}).get("rpm") == SEEDED["rpm"],
                 f"kubernetes-policy: the limit set of the mounted ConfigMap is in force ({SEEDED['scope']} "
                 f"rpm {SEEDED['rpm']}, admin API)", f"{code} {body[:300]}")
-        salt = secrets.token_hex(32)
+        salt = dep.uuid_salt
         # The gateway Secret, in the namespace of each mesh's gateway pods, with the keys
         # its rendered header lists (render/src/plugin.rs: env_keys).
         gateway_keys = {"CHOKEPOINT_UUID_SALT": salt, "CHOKEPOINT_POLICY_TOKEN": dep.policy_token,
