@@ -216,8 +216,8 @@ impl RuleSet {
     }
 
     /// Every value the rules find in `text`: sorted by start, never overlapping. Where
-    /// two findings overlap, the one starting first wins, then the longer, then the rule
-    /// listed first.
+    /// two findings overlap, the one starting first wins, then the rule listed first
+    /// (specific rules precede generic ones), then the longer.
     pub fn scan(&self, text: &str) -> Vec<Finding> {
         let mut run = vec![false; self.rules.len()];
         if let Some(ac) = &self.keywords {
@@ -271,13 +271,13 @@ impl Compiled {
     }
 }
 
-/// Sorted, non-overlapping: first start, then longest, then the earlier rule.
+/// Sorted, non-overlapping: first start, then the earlier rule, then the longer.
 fn resolve(mut found: Vec<Finding>) -> Vec<Finding> {
     found.sort_by(|a, b| {
         a.start
             .cmp(&b.start)
-            .then(b.end.cmp(&a.end))
             .then(a.rule.cmp(&b.rule))
+            .then(b.end.cmp(&a.end))
     });
     let mut out: Vec<Finding> = Vec::with_capacity(found.len());
     for f in found {

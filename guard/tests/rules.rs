@@ -27,7 +27,9 @@ fn every_example_of_every_builtin_rule() {
             ran += 1;
             let found = set.scan(text);
             let ids: Vec<&str> = found.iter().map(|f| set.id(f.rule)).collect();
-            if found.len() != 1 || found[0].rule != i {
+            // Another rule's finding may sit beside this one (findings never overlap),
+            // never in its place.
+            if found.iter().filter(|f| f.rule == i).count() != 1 {
                 failures.push(format!("{}: match {text:?} found {ids:?}", rule.id));
             }
         }
