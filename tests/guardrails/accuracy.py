@@ -26,9 +26,12 @@ CORPUS = HERE / "corpus"
 CATEGORIES = ("secret", "personal")
 # Ours must stay at or above these (measured: see the README's guardrails figures).
 FLOORS = {
-    "secret": {"precision": 0.90, "recall": 0.95},
+    "secret": {"precision": 0.95, "recall": 0.95},
     "personal": {"precision": 0.90, "recall": 0.95},
 }
+# Files written after the rules were tuned on the rest, and never tuned against: their
+# figures are printed apart, as the fairer estimate.
+HELD_OUT = "heldout/"
 
 
 def labels():
@@ -78,9 +81,9 @@ def detect_secrets(binary):
     return found
 
 
-def scores(found, truth, category):
-    pred = {k for k in found if k[2] == category}
-    real = {k for k in truth if k[2] == category}
+def scores(found, truth, category, prefix=""):
+    pred = {k for k in found if k[2] == category and k[0].startswith(prefix)}
+    real = {k for k in truth if k[2] == category and k[0].startswith(prefix)}
     tp = len(pred & real)
     precision = tp / len(pred) if pred else 1.0
     recall = tp / len(real) if real else 1.0
@@ -121,6 +124,14 @@ def main(argv):
                 print(f"    false positive {k[0]}:{k[1]} ({', '.join(sorted(found[k]))})")
             for k in fns:
                 print(f"    missed         {k[0]}:{k[1]}")
+    print(f"held-out files only ({HELD_OUT}):")
+    for name, found in runs.items():
+        for category in CATEGORIES:
+            if name == "detect-secrets" and category == "personal":
+                continue
+            s, _, _ = scores(found, truth, category, HELD_OUT)
+            print(f"{name:<16} {category:<9} {s['tp']:>3} {s['fp']:>3} {s['fn']:>3} "
+                  f"{s['precision']:>9.3f} {s['recall']:>6.3f} {s['f1']:>5.3f}")
     failed = []
     for category, floor in FLOORS.items():
         s = figures[("chokepoint", category)]
