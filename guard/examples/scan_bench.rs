@@ -2,7 +2,7 @@
 //! coding-agent request (source code and terminal output), and a 200-turn session that
 //! resends its whole history every turn, with and without the ScanCache.
 //!
-//! `cargo run --release -p chokepoint-guard --example scan_bench` (the guardrails test
+//! `cargo run --release -p chokepoint-guard --example scan_bench [FILE]` (the guardrails test
 //! layer runs it too, on its optimised dependencies, so it cannot rot).
 
 // The tests' rules-file loader states its expectations by panicking.
@@ -60,7 +60,11 @@ fn main() -> Result<(), String> {
         t.elapsed().as_secs_f64() * 1e3
     );
 
-    let text = agent_text(64 * 1024, 1);
+    // Or any file's text, to see what a given kind of request costs.
+    let text = match std::env::args().nth(1) {
+        Some(path) => std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?,
+        None => agent_text(64 * 1024, 1),
+    };
     let findings = set.scan(&text).len();
     let rounds = 50;
     let t = Instant::now();
@@ -69,7 +73,8 @@ fn main() -> Result<(), String> {
     }
     let d = t.elapsed();
     println!(
-        "scan 64 KB agent request: {:.2} ms each, {} ({findings} findings)",
+        "scan {} KB agent request: {:.2} ms each, {} ({findings} findings)",
+        text.len() / 1024,
         d.as_secs_f64() * 1e3 / f64::from(rounds),
         per_second(text.len() * rounds as usize, d)
     );
