@@ -45,7 +45,7 @@ fn meta() -> Metadata<'static> {
 }
 
 fn cache() -> VerdictCache {
-    VerdictCache::new(b"test secret 0123", 1024, 1 << 20)
+    VerdictCache::new(*b"test secret 0123", 1024, 1 << 20)
 }
 
 fn call(cache: &VerdictCache) -> Pending {

@@ -1,17 +1,30 @@
 //! The real SSE fixtures the accounting tests read (filter/fixtures), whole, byte by byte,
 //! in random chunkings and with CRLF line endings: what the stream carries as text and
-//! that it passes unchanged; then the same streams with a secret planted across two
-//! events, which must end the stream in each API's error event before the second part
-//! reaches the client.
+//! that it passes unchanged; then the same streams with an AWS key planted across two
+//! events, found by chokepoint-guard's own rule, which must end the stream in each API's
+//! error event before the second part reaches the client.
 
-use serde_json::Value;
+use chokepoint_guard::{Rule, RuleSet};
+use serde_json::{json, Value};
 
 use super::*;
 use crate::accounting::sse::{End, SseParser};
 use crate::providers::api::Api;
 use crate::providers::reply;
 
-const SECRET: &str = "AKIAIOSFODNN7EXAMPLE";
+/// The built-in rule for AWS access key ids, as render puts it into the filter's
+/// configuration.
+fn detector() -> RuleSet {
+    let rule: Rule = serde_json::from_value(json!({
+        "id": "aws-access-key-id",
+        "category": "secret",
+        "regex": "(?-u:\\b)((?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z2-7]{16})(?-u:\\b)",
+        "group": 1,
+        "keywords": ["akia", "asia", "agpa", "aida", "aroa", "anpa", "anva", "aipa"]
+    }))
+    .expect("a rule");
+    RuleSet::compile(vec![rule]).expect("compiles")
+}
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -81,9 +94,9 @@ fn blocked_reply(format: Format) -> Reply {
     .in_shape_of(api_of(format))
 }
 
-/// Drives the guard as the filter does: feed, scan the window (a stand-in detector:
-/// the secret as a substring), then block (terminate) or pass.
-fn run(format: Format, chunks: &[&[u8]], block: bool) -> Run {
+/// Drives the guard as the filter does: feed, scan the window with the detector, then
+/// block (terminate) or pass.
+fn run(set: &RuleSet, format: Format, chunks: &[&[u8]], block: bool) -> Run {
     let mut guard = StreamGuard::new(format, 64 * 1024);
     let mut out = Run {
         client: Vec::new(),
@@ -95,10 +108,10 @@ fn run(format: Format, chunks: &[&[u8]], block: bool) -> Run {
         let mut found = false;
         if guard.has_fresh_text() {
             out.seen.push_str(&guard.window()[guard.fresh_from()..]);
-            found = guard
-                .window()
-                .match_indices(SECRET)
-                .any(|(at, s)| at + s.len() > guard.fresh_from());
+            found = set
+                .scan(guard.window())
+                .iter()
+                .any(|f| f.end > guard.fresh_from());
             out.findings += usize::from(found);
             guard.mark_scanned();
         }
@@ -191,10 +204,11 @@ fn streams() -> Vec<(&'static str, Format, &'static str, &'static str)> {
 
 #[test]
 fn texts_of_real_streams_which_pass_unchanged() {
+    let set = detector();
     for (name, format, body, want) in streams() {
         for body in [body.to_string(), crlf(body)] {
             for chunks in chunkings(body.as_bytes()) {
-                let got = run(format, &chunks, true);
+                let got = run(&set, format, &chunks, true);
                 assert_eq!(got.seen, want, "{name} in {} chunks", chunks.len());
                 assert_eq!(
                     got.client,
@@ -309,6 +323,7 @@ fn planted() -> Vec<(&'static str, Format, String)> {
 
 #[test]
 fn a_secret_split_across_events_ends_the_stream_in_the_apis_error_event() {
+    let set = detector();
     for (name, format, body) in planted() {
         let (original, _) = events(body.as_bytes());
         let second = original
@@ -317,7 +332,7 @@ fn a_secret_split_across_events_ends_the_stream_in_the_apis_error_event() {
             .expect("planted");
         for body in [body.clone(), crlf(&body)] {
             for chunks in chunkings(body.as_bytes()) {
-                let got = run(format, &chunks, true);
+                let got = run(&set, format, &chunks, true);
                 let context = format!("{name} in {} chunks", chunks.len());
                 assert_eq!(got.findings, 1, "{context}");
                 let client = String::from_utf8(got.client.clone()).expect("UTF-8");
@@ -396,9 +411,10 @@ fn assert_sdk_raises(
 fn flagging_finds_each_secret_once_though_the_window_keeps_it() {
     // Not blocked (a flag): the stream goes on, and the secret stays in the window's
     // overlap for the following scans without being found again.
+    let set = detector();
     for (name, format, body) in planted() {
         for chunks in chunkings(body.as_bytes()) {
-            let got = run(format, &chunks, false);
+            let got = run(&set, format, &chunks, false);
             assert_eq!(got.findings, 1, "{name} in {} chunks", chunks.len());
             assert_eq!(got.client, body.as_bytes(), "{name}");
         }

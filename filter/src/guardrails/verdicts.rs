@@ -2,8 +2,9 @@
 //! agents resend the whole conversation every turn, and without this a 200-turn session
 //! would send its first message 200 times.
 //!
-//! Keys are a keyed 128-bit hash (HMAC-SHA256 under a per-worker secret from the host's
-//! CSPRNG, cut to 128 bits) of the text and of everything the service is told beside it
+//! Keys are a keyed 128-bit hash (SipHash-2-4-128 under a per-worker seed from the host's
+//! CSPRNG, as `chokepoint_guard::ScanCache` keys its blocks: fast enough to hash a long
+//! conversation every turn) of the text and of everything the service is told beside it
 //! that could change its verdict: the check, the stage, the caller and the model. Nobody
 //! outside can compute a key, so nobody can craft a text that collides with one judged
 //! clean; and one caller's clean verdict never answers for another caller. Only the
@@ -13,6 +14,9 @@
 //! Bounded in entries and bytes; the oldest entry goes first.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hasher;
+
+use siphasher::sip128::{Hasher128, SipHasher24};
 
 use super::service::Stage;
 
@@ -40,7 +44,8 @@ const ENTRY_OVERHEAD: usize = 64;
 
 #[derive(Debug)]
 pub struct VerdictCache {
-    secret: Vec<u8>,
+    k0: u64,
+    k1: u64,
     map: HashMap<u128, Known>,
     order: VecDeque<u128>,
     bytes: usize,
@@ -49,10 +54,17 @@ pub struct VerdictCache {
 }
 
 impl VerdictCache {
-    /// `secret`: at least 16 random bytes from the host's CSPRNG, per worker.
-    pub fn new(secret: &[u8], max_entries: usize, max_bytes: usize) -> VerdictCache {
+    /// `seed`: 16 random bytes from the host's CSPRNG, per worker.
+    pub fn new(seed: [u8; 16], max_entries: usize, max_bytes: usize) -> VerdictCache {
+        let (k0, k1) = seed.split_at(8);
+        let word = |s: &[u8]| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(s);
+            u64::from_le_bytes(w)
+        };
         VerdictCache {
-            secret: secret.to_vec(),
+            k0: word(k0),
+            k1: word(k1),
             map: HashMap::new(),
             order: VecDeque::new(),
             bytes: 0,
@@ -62,24 +74,19 @@ impl VerdictCache {
     }
 
     pub fn key(&self, scope: &Scope<'_>, text: &str) -> u128 {
-        let mut mac = hmac_sha256::HMAC::new(&self.secret);
-        mac.update(b"chokepoint guardrail verdict\0");
+        let mut h = SipHasher24::new_with_keys(self.k0, self.k1);
         // Length-prefixed, so no two scopes and texts share their bytes.
-        let stage = scope.stage.name();
         for part in [
             scope.check,
-            stage,
+            scope.stage.name(),
             scope.caller.unwrap_or(""),
             scope.model.unwrap_or(""),
             text,
         ] {
-            mac.update((part.len() as u64).to_be_bytes());
-            mac.update(part.as_bytes());
+            h.write(&(part.len() as u64).to_be_bytes());
+            h.write(part.as_bytes());
         }
-        let digest = mac.finalize();
-        let mut half = [0u8; 16];
-        half.copy_from_slice(digest.get(..16).unwrap_or(&[0; 16]));
-        u128::from_be_bytes(half)
+        h.finish128().as_u128()
     }
 
     pub fn get(&self, key: u128) -> Option<&Known> {
@@ -143,7 +150,7 @@ mod tests {
 
     #[test]
     fn keys_separate_scopes_and_depend_on_the_secret() {
-        let cache = VerdictCache::new(b"0123456789abcdef", 8, 4096);
+        let cache = VerdictCache::new(*b"0123456789abcdef", 8, 4096);
         let base = cache.key(&scope("dlp", Some("u1")), "text");
         let others = [
             cache.key(&scope("dlp", Some("u2")), "text"),
@@ -159,7 +166,7 @@ mod tests {
             ),
             // Length prefixes: moving bytes between parts changes the key.
             cache.key(&scope("dl", Some("pu1")), "text"),
-            VerdictCache::new(b"another secret!!", 8, 4096).key(&scope("dlp", Some("u1")), "text"),
+            VerdictCache::new(*b"another secret!!", 8, 4096).key(&scope("dlp", Some("u1")), "text"),
         ];
         for (i, other) in others.iter().enumerate() {
             assert_ne!(base, *other, "case {i}");
@@ -169,7 +176,7 @@ mod tests {
 
     #[test]
     fn bounded_by_entries_and_bytes_oldest_first() {
-        let mut cache = VerdictCache::new(b"k", 3, 10_000);
+        let mut cache = VerdictCache::new([7; 16], 3, 10_000);
         for k in 0..5u128 {
             cache.put(k, Known::Clean);
         }
@@ -178,7 +185,7 @@ mod tests {
         assert_eq!(cache.get(1), None);
         assert_eq!(cache.get(4), Some(&Known::Clean));
 
-        let mut cache = VerdictCache::new(b"k", 100, 3 * ENTRY_OVERHEAD + 10);
+        let mut cache = VerdictCache::new([7; 16], 100, 3 * ENTRY_OVERHEAD + 10);
         cache.put(1, Known::Replaced("0123456789".into()));
         cache.put(2, Known::Clean);
         cache.put(3, Known::Clean);
