@@ -348,3 +348,21 @@ fn apply_writes_json_strings_and_keeps_every_other_byte() {
     ];
     assert_eq!(apply(CHAT.as_bytes(), &broken), CHAT.as_bytes());
 }
+
+#[test]
+fn call_headers_post_json_with_the_key_as_bearer() {
+    let path = "/beta/litellm_basic_guardrail_api";
+    let with = call_headers(path, "dlp.example.com", Some("k-1"));
+    assert_eq!(
+        with,
+        vec![
+            (":method", "POST".to_string()),
+            (":path", path.to_string()),
+            (":authority", "dlp.example.com".to_string()),
+            ("content-type", "application/json".to_string()),
+            ("authorization", "Bearer k-1".to_string()),
+        ]
+    );
+    let without = call_headers(path, "dlp.example.com", None);
+    assert!(without.iter().all(|(name, _)| *name != "authorization"));
+}
