@@ -22,6 +22,7 @@ async fn start() -> RunningMock {
     mock::spawn(MockConfig {
         api_key: KEY.into(),
         name: "loop-mock".into(),
+        guardrail_key: None,
     })
     .await
     .expect("mock starts")

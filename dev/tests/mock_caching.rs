@@ -16,6 +16,7 @@ async fn start() -> RunningMock {
     mock::spawn(MockConfig {
         api_key: KEY.into(),
         name: "cache-mock".into(),
+        guardrail_key: None,
     })
     .await
     .expect("mock starts")

@@ -22,6 +22,7 @@ async fn start() -> RunningMock {
     mock::spawn(MockConfig {
         api_key: KEY.into(),
         name: "formats-mock".into(),
+        guardrail_key: None,
     })
     .await
     .expect("mock starts")

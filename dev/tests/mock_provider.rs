@@ -13,6 +13,7 @@ async fn start() -> RunningMock {
     mock::spawn(MockConfig {
         api_key: KEY.into(),
         name: "openai-mock".into(),
+        guardrail_key: None,
     })
     .await
     .expect("mock starts")
@@ -634,6 +635,7 @@ async fn invalid_name_is_rejected_at_start() {
     let err = mock::spawn(MockConfig {
         api_key: KEY.into(),
         name: "bad\nname".into(),
+        guardrail_key: None,
     })
     .await
     .err()

@@ -24,6 +24,7 @@ pub mod auth_state;
 pub mod background;
 pub mod config;
 pub mod flow;
+pub mod guardrails;
 pub mod host;
 pub mod identity;
 pub mod mcp;

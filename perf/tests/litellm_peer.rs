@@ -49,6 +49,7 @@ async fn litellm_serves_plain_and_streamed_chat_through_the_mock() {
     let mock = mock::spawn(MockConfig {
         api_key: UPSTREAM_KEY.into(),
         name: "openai-mock".into(),
+        guardrail_key: None,
     })
     .await
     .expect("the mock starts");

@@ -44,6 +44,13 @@ Fault-injection request headers (all formats):
                              on top of input_tokens; OpenAI cached_tokens and Gemini
                              cachedContentTokenCount, as part of the prompt tokens)
 
+Guardrail service (LiteLLM's Generic Guardrail API; Authorization: Bearer GUARDRAIL-KEY
+when --guardrail-key is set):
+  POST /guardrail/beta/litellm_basic_guardrail_api
+    verdict by markers in the texts: GUARD-BLOCK (BLOCKED), GUARD-MASK:WORD
+    (GUARDRAIL_INTERVENED, WORD replaced by [MASKED]), GUARD-SLOW (answers after 2 s),
+    GUARD-500 (HTTP 500), GUARD-GARBAGE (200, not JSON); otherwise NONE
+
 Request log (no key needed): GET /__mock/requests, DELETE /__mock/requests";
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -62,6 +69,9 @@ struct Args {
     /// `Authorization: Bearer`, `x-api-key`, `x-goog-api-key` or `api-key`.
     #[arg(long, env = "CHOKEPOINT_MOCK_API_KEY", hide_env_values = true)]
     api_key: String,
+    /// Bearer key the guardrail service at /guardrail/... requires (none: open).
+    #[arg(long, env = "CHOKEPOINT_MOCK_GUARDRAIL_KEY", hide_env_values = true)]
+    guardrail_key: Option<String>,
     /// Name echoed in the x-mock-name response header.
     #[arg(long, default_value = "openai-mock")]
     name: String,
@@ -105,6 +115,7 @@ async fn main() -> ExitCode {
     let config = MockConfig {
         api_key: args.api_key,
         name: args.name,
+        guardrail_key: args.guardrail_key,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {

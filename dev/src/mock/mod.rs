@@ -17,6 +17,7 @@ mod errors;
 mod faults;
 mod gemini;
 mod gemini_content;
+mod guardrail;
 mod record;
 mod responses;
 mod responses_output;
@@ -46,6 +47,7 @@ use tokio::task::JoinHandle;
 
 pub use errors::redact;
 pub use faults::{DEFAULT_WORDS, MAX_WORDS};
+pub use guardrail::{GUARDRAIL_PATH, SLOW_MS as GUARDRAIL_SLOW_MS};
 pub use record::{now_ms, RecordedRequest, Recorder, RECORD_CAPACITY};
 
 /// Larger bodies get a 413; far above anything a chat test sends.
@@ -60,6 +62,8 @@ pub struct MockConfig {
     /// Echoed in the `x-mock-name` response header so a test can tell which
     /// upstream the gateway routed to.
     pub name: String,
+    /// The bearer key the mock guardrail service ([`GUARDRAIL_PATH`]) requires, if any.
+    pub guardrail_key: Option<String>,
 }
 
 #[derive(Clone)]
@@ -217,6 +221,8 @@ fn router(config: MockConfig, recorder: Recorder) -> io::Result<Router> {
         // Gemini: `{model}:{method}` is one path segment, split by the handler.
         .route("/v1beta/models/{*rest}", post(gemini::model_method))
         .route("/v1/models/{*rest}", post(gemini::model_method))
+        // A guardrail service (LiteLLM's Generic Guardrail API)
+        .route(GUARDRAIL_PATH, post(guardrail::judge))
         // Azure OpenAI
         .route(
             "/openai/deployments/{deployment}/chat/completions",
@@ -251,6 +257,8 @@ enum ApiFamily {
     Gemini,
     /// `/openai/*`: Azure OpenAI.
     Azure,
+    /// `/guardrail/*`: the mock guardrail service.
+    Guardrail,
 }
 
 fn api_family(path: &str) -> Option<ApiFamily> {
@@ -264,14 +272,16 @@ fn api_family(path: &str) -> Option<ApiFamily> {
         Some(ApiFamily::Gemini)
     } else if under("/openai") {
         Some(ApiFamily::Azure)
+    } else if under("/guardrail") {
+        Some(ApiFamily::Guardrail)
     } else {
         None
     }
 }
 
-/// Records provider API requests (`/v1/*`, `/v1beta/*`, `/openai/*`) before
-/// any handler can reject them, so tests see exactly what arrived even when
-/// the answer is an error.
+/// Records provider API and guardrail requests (`/v1/*`, `/v1beta/*`, `/openai/*`,
+/// `/guardrail/*`) before any handler can reject them, so tests see exactly what
+/// arrived even when the answer is an error.
 async fn record_and_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
@@ -373,6 +383,6 @@ async fn not_found(req: Request) -> Response {
         }
         Some(ApiFamily::Gemini) => gemini::GoogleError::method_not_found().into_response(),
         Some(ApiFamily::Azure) => azure::AzureError::resource_not_found().into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+        Some(ApiFamily::Guardrail) | None => StatusCode::NOT_FOUND.into_response(),
     }
 }
