@@ -142,6 +142,9 @@ pub struct Facts {
     pub logged: bool,
     /// An MCP request's own facts; `None` for a model request.
     pub mcp: Option<McpFacts>,
+    /// What the guardrails found and did (see `guard`), for the record: at most
+    /// `MAX_GUARD_VERDICTS`.
+    pub guardrails: Vec<chokepoint_contract::GuardVerdict>,
 }
 
 /// What an MCP request adds: the server, the JSON-RPC message, and what its answer needs.
