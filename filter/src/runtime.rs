@@ -146,14 +146,16 @@ fn mcp_credentials(
         .collect()
 }
 
+/// The masks' keyed HMAC, and each check's service authorization.
+type GuardSecrets = (Option<chokepoint_guard::Masker>, Vec<Option<String>>);
+
 /// The guardrails' mask key and service keys. A key shorter than the salt's minimum
 /// would let anyone test guesses against a placeholder; a service key unset would have
 /// every request refused (or let through unchecked), so the filter refuses to load.
-#[allow(clippy::type_complexity)]
 fn guard_secrets(
     config: &Config,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<(Option<chokepoint_guard::Masker>, Vec<Option<String>>), ConfigError> {
+) -> Result<GuardSecrets, ConfigError> {
     let Some(g) = &config.guardrails else {
         return Ok((None, Vec::new()));
     };

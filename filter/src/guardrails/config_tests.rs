@@ -332,7 +332,8 @@ fn scopes_cover_whom_they_name() {
     };
     let eng = ["ml".to_string(), "eng".to_string()];
     // (scope, model, tenant, groups, covered)
-    let cases: Vec<(Value, Option<&str>, Option<&str>, &[String], bool)> = vec![
+    type Case<'a> = (Value, Option<&'a str>, Option<&'a str>, &'a [String], bool);
+    let cases: Vec<Case> = vec![
         (json!({}), None, None, &[], true),
         (
             json!({"models": ["claude-*"]}),
