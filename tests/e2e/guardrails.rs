@@ -15,6 +15,8 @@ const AWS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 
 /// Three checks on the secret rules, one per group, so one stack shows every action.
 fn guarded(o: &mut StackOptions) {
+    // Each user sends one request per API: within its window's limit.
+    o.requests_per_window = 60;
     let check = |action: &str, group: &str| {
         json!({"name": format!("secrets-{action}"), "detect": ["secret"], "action": action,
                "scope": {"groups": [group]}})
