@@ -32,12 +32,14 @@ fn guarded(o: &mut StackOptions) {
 }
 
 /// One request per API, a secret in a tool's result: (name, path, headers, body).
-fn cases() -> Vec<(
+type Case = (
     &'static str,
     &'static str,
     Vec<(&'static str, &'static str)>,
     Value,
-)> {
+);
+
+fn cases() -> Vec<Case> {
     let tool_output = format!("export AWS_ACCESS_KEY_ID={AWS_KEY}\n");
     let chat = json!({"model": "gpt-4o-mini", "messages": [
         {"role": "user", "content": "What does deploy.sh set?"},
