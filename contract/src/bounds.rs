@@ -48,3 +48,11 @@ pub const MAX_LEASE_RETURN_MS: u64 = 60_000;
 /// Longest policy or price version in a record, in bytes (`sha256:` and 16 hex digits as
 /// the renderer writes them), of ASCII letters, digits and `.`, `_`, `-`, `:`.
 pub const MAX_VERSION_BYTES: usize = 64;
+
+/// Most guardrail verdicts in one record: one per (check, category, stage), and a policy
+/// names a handful of checks. The filter keeps the strongest past it.
+pub const MAX_GUARD_VERDICTS: usize = 16;
+
+/// Longest guardrail check name or category in a record, in bytes (`[a-z0-9-]`, as the
+/// policy file allows them).
+pub const MAX_GUARD_NAME_BYTES: usize = 64;

@@ -30,6 +30,7 @@ pub mod bounds;
 mod decision;
 mod defaults;
 pub mod glob;
+mod guard;
 pub mod identity;
 mod mcp;
 pub mod paths;
@@ -45,6 +46,7 @@ mod schema_tests;
 
 pub use authorize::AuthorizeRequest;
 pub use decision::{reason, Allow, Decision, Deny, LimitState};
+pub use guard::{GuardAction, GuardStage, GuardVerdict};
 pub use mcp::{McpScope, McpUsage};
 pub use required::Required;
 pub use tag::Tag;

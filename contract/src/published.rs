@@ -15,7 +15,7 @@
 
 use std::borrow::Cow;
 
-use crate::{McpUsage, UsageRecord};
+use crate::{GuardAction, GuardVerdict, McpUsage, UsageRecord};
 
 /// `chokepoint.schema_version` of every record this module publishes.
 pub const VERSION: i64 = 1;
@@ -46,7 +46,8 @@ pub enum Value<'a> {
     Str(Cow<'a, str>),
     Int(i64),
     Bool(bool),
-    StrList(&'a [String]),
+    /// Borrowed from the record (its groups) or gathered from it (its guardrails' names).
+    StrList(Cow<'a, [String]>),
 }
 
 impl Value<'_> {
@@ -143,11 +144,15 @@ pub const FIELDS: &[Field] = &[
     field("chokepoint.mcp.tool_error", Bool, "mcp.tool_error", "The tool itself failed (isError in its result)."),
     field("chokepoint.mcp.bytes_in", Int, "mcp.bytes_in", "The MCP request body's bytes."),
     field("chokepoint.mcp.bytes_out", Int, "mcp.bytes_out", "The MCP response body's bytes."),
+    field("chokepoint.guardrail.action", Str, "guardrails[].action", "The strongest action a guardrail took on the request: block, mask, flag or unchecked (a guardrail service could not judge it and let it through)."),
+    field("chokepoint.guardrail.names", StrList, "guardrails[].name", "The guardrail checks that found something, as the policy file names them."),
+    field("chokepoint.guardrail.categories", StrList, "guardrails[].category", "What kinds of data they found: secret, personal, or service (an external guardrail service's verdict)."),
+    field("chokepoint.guardrail.findings", Int, "guardrails[].count", "How many values the guardrails found, over every check and stage."),
     field("chokepoint.policy_version", Str, "policy_version", "The version of the policy the gateway applied (a digest of its configuration)."),
     field("chokepoint.price_version", Str, "price_version", "The version of the price table the cost was computed with (a digest)."),
 ];
 
-const FIELD_COUNT: usize = 42;
+const FIELD_COUNT: usize = 46;
 const _: () = assert!(FIELDS.len() == FIELD_COUNT);
 
 /// `gen_ai.provider.name` for an API family as records name it.
@@ -227,7 +232,7 @@ where
         date,
         s(&r.user),
         s(&r.tenant),
-        (!groups.is_empty()).then_some(Value::StrList(groups)),
+        (!groups.is_empty()).then_some(Value::StrList(Cow::Borrowed(groups))),
         s(&r.cost_center),
         s(&r.client),
         s(&r.session),
@@ -264,6 +269,16 @@ where
         mcp.map(|m| Value::Bool(m.tool_error)),
         mcp.and_then(|m| n(m.bytes_in)),
         mcp.and_then(|m| n(m.bytes_out)),
+        guard_action(&r.guardrails),
+        guard_list(&r.guardrails, |v| v.name.as_ref()),
+        guard_list(&r.guardrails, |v| v.category.as_ref()),
+        (!r.guardrails.is_empty()).then(|| {
+            let sum = r
+                .guardrails
+                .iter()
+                .fold(0u64, |n, v| n.saturating_add(v.count));
+            Value::Int(i64::try_from(sum).unwrap_or(i64::MAX))
+        }),
         s(&r.policy_version),
         s(&r.price_version),
     ];
@@ -272,6 +287,30 @@ where
         .zip(values)
         .filter_map(|(f, v)| v.map(|v| (f.name, v)))
         .collect()
+}
+
+/// The strongest action of a record's guardrails.
+fn guard_action<S>(verdicts: &[GuardVerdict<S>]) -> Option<Value<'static>> {
+    verdicts
+        .iter()
+        .map(|v| v.action)
+        .max()
+        .map(|a: GuardAction| Value::Str(Cow::Borrowed(a.as_str())))
+}
+
+/// One of the guardrails' texts, each value once, in the order first met.
+fn guard_list<'a, S>(
+    verdicts: &'a [GuardVerdict<S>],
+    text: impl Fn(&'a GuardVerdict<S>) -> &'a str,
+) -> Option<Value<'a>> {
+    let mut out: Vec<String> = Vec::new();
+    for v in verdicts {
+        let t = text(v);
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_owned());
+        }
+    }
+    (!out.is_empty()).then_some(Value::StrList(Cow::Owned(out)))
 }
 
 /// The UTC day of a Unix time in ms, `YYYY-MM-DD` (Howard Hinnant's civil-from-days).
@@ -318,6 +357,22 @@ pub fn json_schema() -> serde_json::Value {
         };
         if let Some(pattern) = pattern {
             p.insert("pattern".into(), pattern.into());
+        }
+        if f.name == "chokepoint.guardrail.action" {
+            let actions = [
+                GuardAction::Block,
+                GuardAction::Mask,
+                GuardAction::Flag,
+                GuardAction::Unchecked,
+            ];
+            p.insert(
+                "enum".into(),
+                actions
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
         }
         if f.name == "chokepoint.schema_version" {
             p.insert("const".into(), VERSION.into());

@@ -41,6 +41,7 @@ fn model_record(groups: &[String]) -> UsageRecord<&str, &[String]> {
         policy_version: Some("sha256:0123456789abcdef"),
         price_version: Some("sha256:fedcba9876543210"),
         mcp: None,
+        guardrails: Vec::new(),
     }
 }
 
@@ -258,14 +259,18 @@ fn text_values_are_what_string_carriers_hold() {
         (Value::Int(-32602), "-32602"),
         (Value::Bool(true), "true"),
         (Value::Str(Cow::Borrowed("x y")), "x y"),
-        (Value::StrList(&groups), r#"["a\"b","c\\d","e\u0001"]"#),
-        (Value::StrList(&[]), "[]"),
+        (
+            Value::StrList(Cow::Borrowed(&groups)),
+            r#"["a\"b","c\\d","e\u0001"]"#,
+        ),
+        (Value::StrList(Cow::Borrowed(&[])), "[]"),
     ];
     for (v, want) in cases {
         assert_eq!(v.text(), want, "{v:?}");
     }
     // The list's text is the JSON array of its items.
-    let parsed: Vec<String> = serde_json::from_str(&Value::StrList(&groups).text()).unwrap();
+    let parsed: Vec<String> =
+        serde_json::from_str(&Value::StrList(Cow::Borrowed(&groups)).text()).unwrap();
     assert_eq!(parsed, groups);
 }
 
@@ -316,4 +321,108 @@ fn the_docs_table_lists_every_field_in_order() {
         .collect();
     let fields: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
     assert_eq!(listed, fields, "docs/usage-record.md's table");
+}
+
+/// The guardrails' verdicts sum up as the strongest action, each name and category once,
+/// and the values found in all.
+#[test]
+fn guardrail_verdicts_publish_as_their_summary() {
+    use crate::{GuardAction, GuardStage, GuardVerdict};
+    let groups: Vec<String> = Vec::new();
+    let v = |name, category, action, stage, count| GuardVerdict {
+        name,
+        category,
+        action,
+        stage,
+        count,
+    };
+    let cases = [
+        (vec![], json!(null), json!(null), json!(null), json!(null)),
+        (
+            vec![v(
+                "personal-data",
+                "personal",
+                GuardAction::Flag,
+                GuardStage::Request,
+                3,
+            )],
+            json!("flag"),
+            json!(["personal-data"]),
+            json!(["personal"]),
+            json!(3),
+        ),
+        (
+            vec![
+                v(
+                    "personal-data",
+                    "personal",
+                    GuardAction::Flag,
+                    GuardStage::Request,
+                    1,
+                ),
+                v(
+                    "secrets",
+                    "secret",
+                    GuardAction::Block,
+                    GuardStage::Request,
+                    2,
+                ),
+                v(
+                    "acme-dlp",
+                    "service",
+                    GuardAction::Unchecked,
+                    GuardStage::Response,
+                    1,
+                ),
+                v(
+                    "secrets",
+                    "personal",
+                    GuardAction::Mask,
+                    GuardStage::Request,
+                    4,
+                ),
+            ],
+            json!("block"),
+            json!(["personal-data", "secrets", "acme-dlp"]),
+            json!(["personal", "secret", "service"]),
+            json!(8),
+        ),
+        (
+            vec![
+                v(
+                    "acme-dlp",
+                    "service",
+                    GuardAction::Unchecked,
+                    GuardStage::Request,
+                    1,
+                ),
+                v("pii", "personal", GuardAction::Mask, GuardStage::Request, 1),
+            ],
+            json!("mask"),
+            json!(["acme-dlp", "pii"]),
+            json!(["service", "personal"]),
+            json!(2),
+        ),
+    ];
+    for (verdicts, action, names, categories, findings) in cases {
+        let r = UsageRecord {
+            guardrails: verdicts,
+            ..model_record(&groups)
+        };
+        let got = to_json(&r);
+        check(Schema::PublishedRecord, &got).unwrap();
+        let field = |name: &str| got.get(name).cloned().unwrap_or(json!(null));
+        assert_eq!(field("chokepoint.guardrail.action"), action, "{got}");
+        assert_eq!(field("chokepoint.guardrail.names"), names, "{got}");
+        assert_eq!(
+            field("chokepoint.guardrail.categories"),
+            categories,
+            "{got}"
+        );
+        assert_eq!(field("chokepoint.guardrail.findings"), findings, "{got}");
+    }
+    // An action the published schema does not know fails it.
+    let mut bad = to_json(&model_record(&groups));
+    bad["chokepoint.guardrail.action"] = json!("allow");
+    assert!(check(Schema::PublishedRecord, &bad).is_err());
 }

@@ -29,6 +29,8 @@ pub const CLIENT: &str = r"^[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9][A-Za-z0-9._
 pub const SESSION: &str = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$";
 /// A policy or price version, as the renderer writes it.
 pub const VERSION: &str = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$";
+/// A guardrail check's name or a category: `[a-z0-9-]`, as the policy file allows them.
+pub const GUARD_NAME: &str = r"^[a-z0-9-]+$";
 /// Something other than white space.
 pub const NOT_BLANK: &str = r"\S";
 pub const REASONS: [&str; 3] = [
@@ -161,6 +163,21 @@ fn record(groups: &[String]) -> UsageRecord<&str, &[String]> {
         policy_version: Some("sha256:0123456789abcdef"),
         price_version: Some("sha256:fedcba9876543210"),
         mcp: None,
+        guardrails: Vec::new(),
+    }
+}
+
+fn verdict(name: &str, action: GuardAction, stage: GuardStage) -> GuardVerdict<&str> {
+    GuardVerdict {
+        name,
+        category: if stage == GuardStage::Request {
+            "secret"
+        } else {
+            "service"
+        },
+        action,
+        stage,
+        count: 2,
     }
 }
 
@@ -254,6 +271,16 @@ fn typical_payloads_meet_their_schemas() {
             }),
         ),
         (Schema::UsageRecord, serde_json::to_value(record(&groups))),
+        (
+            Schema::UsageRecord,
+            serde_json::to_value(UsageRecord {
+                guardrails: vec![
+                    verdict("secrets", GuardAction::Block, GuardStage::Request),
+                    verdict("acme-dlp", GuardAction::Unchecked, GuardStage::Response),
+                ],
+                ..record(&groups)
+            }),
+        ),
         (Schema::Decision, serde_json::to_value(allow())),
         (
             Schema::Decision,
@@ -316,6 +343,31 @@ fn payloads_past_a_bound_or_of_another_shape_fail_their_schemas() {
             json!(9_007_199_254_740_993u64),
         ),
         with(Schema::UsageRecord, rec(), "cost_micros", json!(1.5)),
+        with(
+            Schema::UsageRecord,
+            rec(),
+            "guardrails",
+            json!(vec![
+                json!(verdict(
+                    "s",
+                    GuardAction::Flag,
+                    GuardStage::Request
+                ));
+                17
+            ]),
+        ),
+        with(
+            Schema::UsageRecord,
+            rec(),
+            "guardrails",
+            json!([{"name": "secrets", "category": "secret", "action": "allow", "stage": "request", "count": 1}]),
+        ),
+        with(
+            Schema::UsageRecord,
+            rec(),
+            "guardrails",
+            json!([{"name": "Secrets!", "category": "secret", "action": "block", "stage": "request", "count": 1}]),
+        ),
         with(Schema::UsageRecord, rec(), "trace_id", json!(long)),
         with(Schema::UsageRecord, rec(), "reservation_id", json!("")),
         with(Schema::UsageRecord, rec(), "decision", json!(7)),

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::defaults::or_default;
+use crate::guard::GuardVerdict;
 use crate::mcp::McpUsage;
 use crate::Required;
 #[cfg(test)]
@@ -133,6 +134,15 @@ pub struct UsageRecord<S = String, L = Vec<String>> {
     /// An MCP exchange's server, method, name and outcome; absent for model requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpUsage<S>>,
+    /// What the guardrails found and did, one entry per (check, category, stage); absent
+    /// when no check found anything (and in records written before they existed).
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[cfg_attr(test, schemars(length(max = MAX_GUARD_VERDICTS)))]
+    pub guardrails: Vec<GuardVerdict<S>>,
 }
 
 /// A batch of usage records, and of lease slots the filter did not use, to release. A

@@ -1,6 +1,7 @@
 //! Per-VM state shared by the root context and every request of a worker: the current
-//! keys, the verified-token cache and the lease slots held for callers. Single-threaded
-//! (one VM per worker); each user borrows it briefly and never across a callback.
+//! keys, the verified-token cache, the lease slots held for callers and the guardrails'
+//! scan cache. Single-threaded (one VM per worker); each user borrows it briefly and
+//! never across a callback.
 
 use crate::admission::lease::LeaseTable;
 use crate::config::Config;
@@ -15,6 +16,9 @@ pub struct AuthState {
     /// The aggregate endpoint's session with each MCP server, by server index: opened
     /// once per worker and kept until the server says it is gone.
     pub mcp_sessions: std::collections::HashMap<usize, crate::mcp::upstream::UpstreamSession>,
+    /// The guardrails' findings per text block, made on first use (its hash key comes
+    /// from the host's CSPRNG; see `guard`).
+    pub scans: Option<chokepoint_guard::ScanCache>,
 }
 
 /// Callers with live leases per worker; past it the lease closest to expiry is released.
@@ -32,6 +36,7 @@ impl AuthState {
             ),
             leases: LeaseTable::new(MAX_LEASES, c.policy.lease_slots),
             mcp_sessions: std::collections::HashMap::new(),
+            scans: None,
         }
     }
 }

@@ -110,6 +110,9 @@ pub enum Counter {
     /// The aggregate MCP endpoint could not reach a server (it was left out of a list,
     /// or a call to it refused).
     McpUpstreamFailed,
+    /// A guardrail blocked a request (or masked values in it).
+    GuardrailBlocked,
+    GuardrailMasked,
 }
 
 impl Counter {
@@ -136,6 +139,8 @@ impl Counter {
             Counter::LeaseServed,
             Counter::LeaseRenewed,
             Counter::McpUpstreamFailed,
+            Counter::GuardrailBlocked,
+            Counter::GuardrailMasked,
         ]);
         all
     }
@@ -161,6 +166,8 @@ impl Counter {
             Counter::LeaseServed => "chokepoint.authorize.lease_served".into(),
             Counter::LeaseRenewed => "chokepoint.authorize.lease_renewed".into(),
             Counter::McpUpstreamFailed => "chokepoint.mcp.upstream_failed".into(),
+            Counter::GuardrailBlocked => "chokepoint.guardrail.blocked".into(),
+            Counter::GuardrailMasked => "chokepoint.guardrail.masked".into(),
         }
     }
 }

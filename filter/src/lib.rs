@@ -2,7 +2,8 @@
 //!
 //! One folder per concern: [`identity`] (who is calling), [`providers`] (where the call
 //! goes and in which API's terms), [`admission`] (whether it may go), [`accounting`]
-//! (what it cost, and the record of it), driven by [`flow`], one state machine per
+//! (what it cost, and the record of it), [`guardrails`] (what the request may not
+//! carry out), driven by [`flow`], one state machine per
 //! request. All of it is host-free, never imports `proxy_wasm` and is unit-tested
 //! natively against the [`host::Host`] trait; [`wasm`] is the thin layer of proxy-wasm
 //! contexts that drives it in Envoy.

@@ -16,6 +16,12 @@ pub struct Runtime {
     /// Each MCP server's credential header value (`<prefix><secret>`), by its index in
     /// `config.mcp.servers`, where the filter sets it (downstream key injection).
     pub mcp_credentials: Vec<Option<String>>,
+    /// The guardrails' masks, keyed by the variable `guardrails.mask_key_env` names;
+    /// `None` when no check masks.
+    pub masker: Option<chokepoint_guard::Masker>,
+    /// `Bearer <key>` for each guardrail check's service, by its index in
+    /// `config.guardrails.checks`, where it names an `api_key_env`.
+    pub guard_service_authorizations: Vec<Option<String>>,
 }
 
 /// Never print secrets, not even in a debug log.
@@ -28,6 +34,8 @@ impl std::fmt::Debug for Runtime {
             .field("hmac_secrets", &"<redacted>")
             .field("policy_authorization", &"<redacted>")
             .field("mcp_credentials", &"<redacted>")
+            .field("masker", &"<redacted>")
+            .field("guard_service_authorizations", &"<redacted>")
             .finish()
     }
 }
@@ -91,7 +99,10 @@ impl Runtime {
             Some(policy_authorization(&config.policy.token_env, &env)?)
         };
         let mcp_credentials = mcp_credentials(&config, &env)?;
+        let (masker, guard_service_authorizations) = guard_secrets(&config, &env)?;
         Ok(Runtime {
+            masker,
+            guard_service_authorizations,
             mcp_credentials,
             config,
             salt: salt.into_bytes(),
@@ -133,6 +144,59 @@ fn mcp_credentials(
             _ => Ok(None),
         })
         .collect()
+}
+
+/// The masks' keyed HMAC, and each check's service authorization.
+type GuardSecrets = (Option<chokepoint_guard::Masker>, Vec<Option<String>>);
+
+/// The guardrails' mask key and service keys. A key shorter than the salt's minimum
+/// would let anyone test guesses against a placeholder; a service key unset would have
+/// every request refused (or let through unchecked), so the filter refuses to load.
+fn guard_secrets(
+    config: &Config,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<GuardSecrets, ConfigError> {
+    let Some(g) = &config.guardrails else {
+        return Ok((None, Vec::new()));
+    };
+    let masker = if g.masks() {
+        let key = env(&g.mask_key_env).unwrap_or_default();
+        if key.len() < MIN_SALT_BYTES {
+            return Err(ConfigError {
+                field: "guardrails.mask_key_env".into(),
+                message: format!(
+                    "environment variable {} must be set in the Envoy process (and listed in vm_config.environment_variables.host_env_keys) with at least {MIN_SALT_BYTES} bytes: the key of the guardrails' masks",
+                    g.mask_key_env
+                ),
+            });
+        }
+        Some(chokepoint_guard::Masker::new(key.as_bytes()))
+    } else {
+        None
+    };
+    let mut keys = Vec::with_capacity(g.checks.len());
+    for (i, c) in g.checks.iter().enumerate() {
+        let name = match &c.kind {
+            crate::guardrails::config::CheckKind::Service(s) => s.api_key_env.as_ref(),
+            crate::guardrails::config::CheckKind::Detect { .. } => None,
+        };
+        let Some(name) = name else {
+            keys.push(None);
+            continue;
+        };
+        let key = env(name).unwrap_or_default();
+        let key = key.trim();
+        if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError {
+                field: format!("guardrails.checks[{i}].service.api_key_env"),
+                message: format!(
+                    "environment variable {name} must be set in the Envoy process (and listed in vm_config.environment_variables.host_env_keys), without white space"
+                ),
+            });
+        }
+        keys.push(Some(format!("Bearer {key}")));
+    }
+    Ok((masker, keys))
 }
 
 /// The gateway's credential at the policy service, from the variable `name`: without it

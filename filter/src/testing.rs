@@ -82,6 +82,30 @@ impl Keys {
     }
 }
 
+/// Built-in rules as `chokepoint-config` renders them into the filter's configuration
+/// (copied from guard/rules/builtin.yaml, without examples): two secrets, one personal.
+pub fn guard_rules() -> serde_json::Value {
+    serde_json::json!([
+        {"id": "aws-access-key-id", "category": "secret", "description": "AWS access key ID",
+         "regex": r"(?-u:\b)((?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z2-7]{16})(?-u:\b)",
+         "group": 1, "keywords": ["akia", "asia", "agpa", "aida", "aroa", "anpa", "anva", "aipa"]},
+        {"id": "github-token", "category": "secret",
+         "description": "GitHub personal access, OAuth, app and refresh tokens",
+         "regex": r"(?-u:\b)((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?-u:\b)",
+         "group": 1, "keywords": ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"]},
+        {"id": "email-address", "category": "personal", "description": "E-mail address",
+         "regex": r"(?-u:\b)[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?-u:\b)",
+         "keywords": ["@"]},
+    ])
+}
+
+/// The test configuration with `guardrails` of these checks and the rules above.
+pub fn guarded_config(keys: &Keys, checks: serde_json::Value) -> serde_json::Value {
+    let mut c = keys.config_json();
+    c["guardrails"] = serde_json::json!({"rules": guard_rules(), "checks": checks});
+    c
+}
+
 /// An issuer whose keys are fetched from its IdP (`idp` cluster, `/jwks.json`).
 pub const REMOTE: &str = "https://remote.test";
 

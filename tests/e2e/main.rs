@@ -6,6 +6,7 @@
 mod accounting;
 mod budgets;
 mod fallback;
+mod guardrails;
 mod identity;
 mod leases;
 mod outage;

@@ -472,6 +472,7 @@ mod tests {
             policy_version: None,
             price_version: None,
             mcp: None,
+            guardrails: Vec::new(),
         };
         let one = serde_json::to_vec(&record("r1")).unwrap();
         let two = serde_json::to_vec(&record("r2")).unwrap();

@@ -60,6 +60,8 @@ struct RawConfig {
     versions: Option<RawVersions>,
     #[serde(default)]
     otlp: Option<bool>,
+    #[serde(default)]
+    guardrails: Option<crate::guardrails::config::RawGuardrails>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,6 +228,8 @@ pub struct Config {
     /// record's attributes. Off (the default): no OTLP exporter reads them, and a request
     /// pays nothing for it.
     pub otlp: bool,
+    /// The guardrails checks on requests and answers; none without the section.
+    pub guardrails: Option<crate::guardrails::config::Guardrails>,
 }
 
 #[derive(Debug, Default)]
@@ -547,6 +551,10 @@ impl Config {
             .mcp
             .map(crate::mcp::config::McpConfig::validate)
             .transpose()?;
+        let guardrails = raw
+            .guardrails
+            .map(|g| crate::guardrails::config::Guardrails::validate(g, &uuid_salt_env))
+            .transpose()?;
         let versions = match raw.versions {
             Some(v) => Versions {
                 policy: version("versions.policy", v.policy)?,
@@ -594,6 +602,7 @@ impl Config {
             mcp,
             versions,
             otlp: raw.otlp.unwrap_or(false),
+            guardrails,
         })
     }
 }

@@ -53,6 +53,13 @@ impl Decision {
             403 => "forbidden",
             429 => "denied",
             404 => "not_found",
+            400 if r
+                .error
+                .as_ref()
+                .is_some_and(|e| e.code == crate::flow::GUARDRAIL_BLOCKED) =>
+            {
+                "guardrail_blocked"
+            }
             400 | 405 | 413 | 415 => "invalid",
             503 if r
                 .error
@@ -142,6 +149,11 @@ pub struct Facts {
     pub logged: bool,
     /// An MCP request's own facts; `None` for a model request.
     pub mcp: Option<McpFacts>,
+    /// What the guardrails found and did (see `guard`), for the record: at most
+    /// `MAX_GUARD_VERDICTS`.
+    pub guardrails: Vec<chokepoint_contract::GuardVerdict>,
+    /// The body with the guardrails' masks in it, for `edit` to edit and send instead.
+    pub masked_body: Option<Vec<u8>>,
 }
 
 /// What an MCP request adds: the server, the JSON-RPC message, and what its answer needs.

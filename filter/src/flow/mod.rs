@@ -1,5 +1,5 @@
 //! One request's path through the gateway: the steps of [`steps::PIPELINE`] (strip,
-//! screen, authenticate, classify, await body, route, out of sight, edit, admit,
+//! screen, authenticate, classify, await body, route, out of sight, guard, edit, admit,
 //! forward), each one job in one file, run in order by one small executor, [`Flow`], which owns the state
 //! between Envoy's callbacks: waiting for the body, or for a step's callout (a key
 //! refetch, the policy service's decision). Any step may answer the request itself
@@ -8,6 +8,8 @@
 
 mod count;
 mod facts;
+#[cfg(test)]
+mod guard_tests;
 mod mcp_answer;
 #[cfg(test)]
 mod mcp_tests;
@@ -35,6 +37,7 @@ use crate::runtime::Runtime;
 use facts::Facts;
 pub use facts::{Caller, Decision};
 use step::{Cx, Go};
+pub use steps::GUARDRAIL_BLOCKED;
 use steps::PIPELINE;
 
 /// Header carrying the anonymous user id to an internal provider (see `Provider::internal`).

@@ -13,7 +13,7 @@ use crate::accounting::record::UsageRecord;
 use crate::accounting::telemetry;
 use crate::host::{Counter, Host};
 use crate::runtime::Runtime;
-use chokepoint_contract::McpUsage;
+use chokepoint_contract::{GuardVerdict, McpUsage};
 
 impl Flow {
     /// The exchange is over, however it ended: write the one usage record.
@@ -125,6 +125,17 @@ impl Flow {
             policy_version: rt.config.versions.policy.as_deref(),
             price_version: rt.config.versions.price.as_deref(),
             mcp: mcp_usage(&rt, f),
+            guardrails: f
+                .guardrails
+                .iter()
+                .map(|v| GuardVerdict {
+                    name: v.name.as_str(),
+                    category: v.category.as_str(),
+                    action: v.action,
+                    stage: v.stage,
+                    count: v.count,
+                })
+                .collect(),
         };
         let Ok(json) = serde_json::to_vec(&record) else {
             host.count(Counter::HostFailure);

@@ -122,6 +122,8 @@ impl<'de> Deserialize<'de> for Members<'de> {
 
 /// A JSON request body, scanned: its top-level members and the fields read from them.
 pub struct Body<'a> {
+    /// The body as read: every member's raw value points into it.
+    raw: &'a [u8],
     members: Vec<(Cow<'a, str>, &'a RawValue)>,
     /// No body at all: nothing to edit either.
     blank: bool,
@@ -132,6 +134,7 @@ pub struct Body<'a> {
 pub fn scan(body: &[u8]) -> Result<Body<'_>, BodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Body {
+            raw: body,
             members: Vec::new(),
             blank: true,
             fields: RequestFields::default(),
@@ -152,6 +155,7 @@ pub fn scan(body: &[u8]) -> Result<Body<'_>, BodyError> {
     }
     let fields = fields(&members)?;
     Ok(Body {
+        raw: body,
         members,
         blank: false,
         fields,
@@ -296,6 +300,28 @@ fn object_of(raw: Option<&RawValue>) -> serde_json::Map<String, Value> {
     match value(raw) {
         Some(Value::Object(o)) => o,
         _ => serde_json::Map::new(),
+    }
+}
+
+/// A JSON object's members in order, each value as its raw text borrowed from `raw`
+/// (`None`: not an object).
+pub fn members(raw: &RawValue) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
+    serde_json::from_str::<Members>(raw.get()).ok().map(|m| m.0)
+}
+
+impl<'a> Body<'a> {
+    /// The body as read.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// Every top-level member called `name`, raw (a name may repeat: which one the
+    /// provider takes is its parser's choice).
+    pub fn members_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a RawValue> + 's {
+        self.members
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| *v)
     }
 }
 

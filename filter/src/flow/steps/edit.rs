@@ -1,13 +1,13 @@
 //! Edit: the body as the provider gets it: the routed model name, a stream's usage asked
 //! for where the API reports it only when asked, the pseudonymous end user, and the
 //! gateway's default output cap where the request sets none. Only the members it changes
-//! are rewritten.
+//! are rewritten, in the body as the guardrails masked it when they did.
 
 use crate::admission::output_bound;
 use crate::flow::step::{Cx, Go, Step};
 use crate::providers::api::Endpoint;
-use crate::providers::reply::Reply;
-use crate::providers::request_body::Edits;
+use crate::providers::reply::{self, Reply};
+use crate::providers::request_body::{self, Edits};
 
 pub struct Edit;
 
@@ -17,10 +17,17 @@ impl Step for Edit {
     }
 
     fn run(&self, cx: &mut Cx<'_>) -> Result<Go, Reply> {
-        let Some(body) = cx.body.filter(|_| cx.facts.mcp.is_none()) else {
+        let Some(sent) = cx.body.filter(|_| cx.facts.mcp.is_none()) else {
             // An MCP message goes as the client sent it.
             return Ok(Go::Next);
         };
+        let masked = cx.facts.masked_body.take();
+        let rescanned = match &masked {
+            // Masks change strings only: what was read of the body stays.
+            Some(m) => Some(request_body::scan(m).map_err(|_| reply::internal("guardrail_mask"))?),
+            None => None,
+        };
+        let body = rescanned.as_ref().unwrap_or(sent);
         let cfg = &cx.rt.config;
         let fields = &body.fields;
         let endpoint = cx.facts.endpoint;
@@ -41,7 +48,9 @@ impl Step for Edit {
                 _ => None,
             },
         };
-        if let Some(new_body) = body.edit(edits) {
+        let edited = body.edit(edits);
+        drop(rescanned);
+        if let Some(new_body) = edited.or(masked) {
             cx.host
                 .set_request_body(&new_body)
                 .map_err(|e| cx.host_failed(e))?;

@@ -8,6 +8,7 @@ mod await_body;
 mod classify;
 mod edit;
 mod forward;
+mod guard;
 mod mcp_policy;
 mod metadata;
 mod models;
@@ -18,11 +19,12 @@ mod strip;
 mod upstream;
 
 use super::step::Step;
+pub use guard::GUARDRAIL_BLOCKED;
 
 /// Every request's steps. `await_body` waits for the body (`Go::Body`): the steps after it
 /// see it scanned. The last step is always `forward`, which `Go::Forward` jumps
 /// to.
-pub static PIPELINE: [&dyn Step; 13] = [
+pub static PIPELINE: [&dyn Step; 14] = [
     &strip::Strip,
     &metadata::Metadata,
     &screen::Screen,
@@ -33,6 +35,7 @@ pub static PIPELINE: [&dyn Step; 13] = [
     &mcp_policy::McpPolicy,
     &aggregate::Aggregate,
     &out_of_sight::OutOfSight,
+    &guard::Guard,
     &edit::Edit,
     &admit::Admit,
     &forward::Forward,

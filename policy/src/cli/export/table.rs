@@ -383,13 +383,13 @@ mod tests {
             vec![
                 ("chokepoint.request_id", Value::Str(Cow::Borrowed("r2"))),
                 (TIME_FIELD, Value::Int(1_796_637_600_000)),
-                ("chokepoint.groups", Value::StrList(&groups)),
+                ("chokepoint.groups", Value::StrList(Cow::Borrowed(&groups))),
                 ("chokepoint.stream", Value::Bool(true)),
                 ("chokepoint.cost_micros", Value::Int(42)),
             ],
             vec![
                 ("chokepoint.request_id", Value::Str(Cow::Borrowed("r3"))),
-                ("chokepoint.groups", Value::StrList(&[])),
+                ("chokepoint.groups", Value::StrList(Cow::Borrowed(&[]))),
                 // A value of another kind than its column's is written as null.
                 ("chokepoint.cost_micros", Value::Bool(true)),
             ],
