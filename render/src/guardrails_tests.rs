@@ -141,7 +141,7 @@ fn the_filter_gets_only_the_rules_some_check_detects() {
     assert_eq!(
         g["checks"][0]["service"],
         json!({"cluster": "guardrail_dlp", "authority": "10.0.0.9:8080", "path": "/check",
-               "timeout_ms": 1000, "failure_mode": "closed"})
+               "timeout_ms": 500, "failure_mode": "closed"})
     );
     // No section, no key.
     let plain = with("");

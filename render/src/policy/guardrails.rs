@@ -17,7 +17,7 @@ const STAGES: [&str; 2] = ["request", "response"];
 /// A service that takes longer holds every request it judges that long; past a minute
 /// it is no longer a check but an outage.
 const TIMEOUT_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
-const DEFAULT_TIMEOUT_MS: u64 = 1000;
+const DEFAULT_TIMEOUT_MS: u64 = 500;
 /// A model glob as the route table writes it.
 const MAX_MODEL_BYTES: usize = 256;
 
