@@ -124,6 +124,18 @@ fn broken_guardrails_name_field_and_line() {
             "names no check",
         ),
         (
+            "seventeen checks",
+            {
+                let more: String = (0..13)
+                    .map(|i| format!("    - {{name: more-{i}, detect: [secret], action: flag}}\n"))
+                    .collect();
+                broken("    - name: secrets\n", &format!("{more}    - name: secrets\n"))
+            },
+            "guardrails.checks",
+            "  checks:",
+            "at most 16 checks",
+        ),
+        (
             "upper-case name",
             broken("- name: secrets", "- name: Secrets"),
             "guardrails.checks[0].name",
@@ -505,6 +517,35 @@ fn a_service_on_a_providers_host_shares_its_trust() {
         "{err}"
     );
     assert_eq!(err.line, Some(line_of(&text, "ca_file: corp.pem")));
+}
+
+/// The rules file docs/guardrails.md shows is one the renderer takes, examples and all.
+#[test]
+fn the_docs_rules_file_example_loads() {
+    let doc = std::fs::read_to_string(root().join("docs/guardrails.md")).unwrap();
+    let section = doc.split("## Your own rules").nth(1).expect("the section");
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("its yaml block");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guardrails-docs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("more-rules.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let text = broken(
+        "\nguardrails:\n",
+        &format!("\nguardrails:\n  rules_file: {}\n", file.display()),
+    )
+    .replace(
+        "detect: [payment-card]",
+        "detect: [payment-card, acme-internal-token]",
+    );
+    // As above: the filter's refusal of a section it does not know yet is the one error
+    // allowed.
+    if let Err(e) = parse(&text) {
+        assert!(e.message.contains("unknown field `guardrails`"), "{e}");
+    }
 }
 
 const RULES_BEGIN: &str = "<!-- builtin-rules:begin -->\n";

@@ -18,6 +18,8 @@ const STAGES: [&str; 2] = ["request", "response"];
 /// it is no longer a check but an outage.
 const TIMEOUT_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
 const DEFAULT_TIMEOUT_MS: u64 = 500;
+/// A record holds at most this many verdicts, one per check and stage at most.
+const MAX_CHECKS: usize = 16;
 /// A model glob as the route table writes it.
 const MAX_MODEL_BYTES: usize = 256;
 
@@ -36,6 +38,14 @@ pub(super) fn guardrails(
         return Err(cx.err(
             "guardrails.checks",
             "names no check; leave guardrails out instead",
+        ));
+    }
+    if raw.checks.len() > MAX_CHECKS {
+        return Err(cx.err(
+            "guardrails.checks",
+            format!(
+                "at most {MAX_CHECKS} checks (a usage record holds at most {MAX_CHECKS} verdicts)"
+            ),
         ));
     }
     let mut names = HashSet::new();
