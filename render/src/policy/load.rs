@@ -1001,3 +1001,42 @@ pub(crate) fn dns_label(s: &str) -> bool {
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::filter_path_to_policy;
+
+    /// The filter's guardrails fields by the policy file's names, where its errors point.
+    #[test]
+    fn guardrail_fields_of_the_filter_are_the_policy_files() {
+        for (filter, policy) in [
+            (
+                "guardrails.checks[2].service.cluster",
+                "guardrails.checks[2].service.url",
+            ),
+            (
+                "guardrails.checks[2].service.authority",
+                "guardrails.checks[2].service.url",
+            ),
+            (
+                "guardrails.checks[2].service.path",
+                "guardrails.checks[2].service.url",
+            ),
+            (
+                "guardrails.checks[2].service.timeout_ms",
+                "guardrails.checks[2].service.timeout_ms",
+            ),
+            (
+                "guardrails.checks[0].scope.groups[1]",
+                "guardrails.checks[0].scope.groups[1]",
+            ),
+            ("guardrails.checks", "guardrails.checks"),
+            ("guardrails.rules[7].regex", "guardrails.rules_file"),
+            ("guardrails.cache_entries", "guardrails"),
+            ("guardrails.max_response_scan_bytes", "guardrails"),
+            ("guardrails.mask_key_env", "guardrails.mask_key_env"),
+        ] {
+            assert_eq!(filter_path_to_policy(filter), policy, "{filter}");
+        }
+    }
+}
