@@ -124,6 +124,12 @@ ensure_mcp() {
 OTLP_PYTHON="$ROOT/.venv-otlp/bin/python"
 ensure_otlp_receiver() { ensure_venv "$ROOT/.venv-otlp" otlp "opentelemetry-proto==1.45.2" "protobuf==7.36.2"; }
 
+# detect-secrets, the independent detector the guardrails layer measures the built-in
+# rules against (tests/guardrails/accuracy.py), in a venv of its own. Pinned: a new release
+# is a new yardstick; bump on purpose and update the figures in the README.
+GUARD_PYTHON="$ROOT/.venv-guard/bin/python"
+ensure_guard_venv() { ensure_venv "$ROOT/.venv-guard" guard "detect-secrets==1.5.0"; }
+
 # The provider SDKs the run layer points at the gateway (tests/sdk/sdk_check.py), in
 # their own venv.
 SDK_PYTHON="$ROOT/.venv-sdk/bin/python"

@@ -32,6 +32,9 @@ pub enum Validator {
     Iban,
     /// Shannon entropy of the value at least `min_entropy` bits per character.
     Entropy,
+    /// Phone numbers: 8 to 15 digits in all (E.164), and a North American number (+1 or
+    /// a national format) exactly 10 after the country code, area and exchange 2-9.
+    Phone,
     /// US social security number: area, group and serial ranges the SSA never issues.
     UsSsn,
     /// UK national insurance number: the prefixes and letters HMRC never issues.

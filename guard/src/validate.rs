@@ -9,6 +9,7 @@ pub(crate) fn check(v: Validator, value: &str, min_entropy: f64) -> bool {
         Validator::Luhn => luhn(value),
         Validator::Iban => iban(value),
         Validator::Entropy => entropy(value) >= min_entropy,
+        Validator::Phone => phone(value),
         Validator::UsSsn => us_ssn(value),
         Validator::UkNino => uk_nino(value),
         Validator::NlBsn => nl_bsn(value),
@@ -203,6 +204,24 @@ pub fn iban(value: &str) -> bool {
         };
     }
     rem == 1
+}
+
+/// E.164 allows 8 to 15 digits with the country code; the North American plan (country
+/// code 1, and the national formats without a +, which the rules only accept in its
+/// shape) has exactly ten after it, area code and exchange starting 2-9.
+pub fn phone(value: &str) -> bool {
+    let d = digits(value);
+    let international = value.trim_start().starts_with('+');
+    let national = match (international, d.first()) {
+        (true, Some(1)) => d.get(1..),
+        (true, _) => return (8..=15).contains(&d.len()),
+        // UK mobiles (07...) are the one non-NANP national format the rules accept.
+        (false, Some(0)) => return d.len() == 11,
+        (false, _) => Some(&d[..]),
+    };
+    national.is_some_and(|n| {
+        n.len() == 10 && n.first().is_some_and(|&a| a >= 2) && n.get(3).is_some_and(|&e| e >= 2)
+    })
 }
 
 /// AAA-GG-SSSS: the SSA never issues area 000, 666 or 900-999, group 00 or serial 0000,
@@ -430,6 +449,10 @@ mod tests {
         type Check = fn(&str) -> bool;
         let cases: &[(Check, &str, &str)] = &[
             (luhn, "4111 1111 1111 1111", "4111 1111 1111 1112"),
+            (phone, "+1 (415) 555-0132", "+1 555 0100"),
+            (phone, "(415) 555-0132", "(415) 155-0132"),
+            (phone, "+44 20 7946 0958", "+44 20 79"),
+            (phone, "07700 900123", "07700 90012"),
             (
                 iban,
                 "GB82 WEST 1234 5698 7654 32",

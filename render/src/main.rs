@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use chokepoint_render::bundle::{self, Options};
 use chokepoint_render::policy::Policy;
 use clap::{Parser, Subcommand};
+use guard_cli::GuardCommand;
+
+mod guard_cli;
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +72,9 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// The guardrail detectors over files (see `guardrails scan --help`).
+    #[command(subcommand)]
+    Guardrails(GuardCommand),
 }
 
 fn main() -> ExitCode {
@@ -147,6 +153,7 @@ fn run(command: Command) -> Result<(), String> {
             let p = Policy::load(&file).map_err(|e| e.to_string())?;
             drift_report("examples", &file, &dir, bundle::examples(&p, &dir, check)?)
         }
+        Command::Guardrails(g) => guard_cli::run(g),
     }
 }
 
