@@ -63,8 +63,8 @@ pub(super) fn load(
                 return Err(own.err(
                     format!("[{i}].id"),
                     format!(
-                        "{:?} is a built-in rule's id; give yours another (the built-in one \
-                         can be selected by its id)",
+                        "rule `{}`: the id of a built-in rule; give yours another (the \
+                         built-in one can be selected by its id)",
                         r.id
                     ),
                 ));
@@ -83,7 +83,10 @@ pub(super) fn load(
         // The position in the whole list back to its file and index there.
         let (s, i) = all.get(e.index).copied().unwrap_or((sources.len() - 1, 0));
         let src = &sources[s];
-        return Err(src.err(format!("[{i}].{}", e.field), e.message));
+        return Err(src.err(
+            format!("[{i}].{}", e.field),
+            format!("rule `{}`: {}", e.id, e.message),
+        ));
     }
     let mut out = Vec::new();
     for src in &sources {
@@ -143,8 +146,11 @@ fn examples(src: &Source, i: usize, rule: &GuardRule) -> Result<(), PolicyError>
     let Some(ex) = rule.examples.as_ref().filter(|e| !e.matches.is_empty()) else {
         return Err(src.err(
             field(""),
-            "needs examples with at least one match (and no_match look-alikes): they are \
-             how a rule is known to find what it should",
+            format!(
+                "rule `{}` needs examples with at least one match (and no_match look-alikes): \
+                 they are how a rule is known to find what it should",
+                rule.id
+            ),
         ));
     };
     // Compile errors are reported with the whole set's, with their field.
@@ -155,7 +161,7 @@ fn examples(src: &Source, i: usize, rule: &GuardRule) -> Result<(), PolicyError>
         if alone.scan(text).is_empty() {
             return Err(src.err(
                 field(&format!(".match[{k}]")),
-                "the rule finds nothing in this example",
+                format!("rule `{}` finds nothing in this example", rule.id),
             ));
         }
     }
@@ -163,7 +169,7 @@ fn examples(src: &Source, i: usize, rule: &GuardRule) -> Result<(), PolicyError>
         if !alone.scan(text).is_empty() {
             return Err(src.err(
                 field(&format!(".no_match[{k}]")),
-                "the rule finds something in this look-alike",
+                format!("rule `{}` finds something in this look-alike", rule.id),
             ));
         }
     }
