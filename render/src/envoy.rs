@@ -307,7 +307,7 @@ pub fn native_key_filters(policy: &Policy) -> Vec<(String, Value)> {
 }
 
 /// Every cluster the filter uses: providers, fallback chains, MCP servers, the policy
-/// service, JWKS.
+/// service, JWKS, guardrail services.
 pub fn clusters(policy: &Policy) -> Vec<Value> {
     let native = if policy.gateway.key_injection_upstream {
         native_key_filters(policy)
@@ -359,6 +359,11 @@ pub fn clusters(policy: &Policy) -> Vec<Value> {
                 None,
             ));
         }
+    }
+    // Only the filter's callouts reach these: no route names them, and a client's
+    // routing header is replaced by the filter's.
+    for (check, s) in policy.guardrails.iter().flat_map(|g| g.services()) {
+        out.push(url_cluster(&check.cluster(), &s.url, s.ca.as_ref(), None));
     }
     out
 }

@@ -1,8 +1,9 @@
 //! Envoy Gateway: an `HTTPRoute` for the gateway's host names whose rules send a request
 //! to the provider the filter chose (by the `x-chokepoint-cluster` header it sets), a
-//! `Backend` per provider and JWKS host with a `BackendTLSPolicy` that verifies its
-//! name, an `EnvoyExtensionPolicy` that loads the filter on that route from the OCI
-//! image, and an `EnvoyProxy` whose access log writes the usage records.
+//! `Backend` per provider, MCP server, JWKS and guardrail service host with a
+//! `BackendTLSPolicy` that verifies its name, an `EnvoyExtensionPolicy` that loads the
+//! filter on that route from the OCI image, and an `EnvoyProxy` whose access log writes
+//! the usage records.
 //!
 //! Envoy Gateway (v1.9, envoyproxy/gateway) names a rule's cluster after the rule:
 //! `irRouteDestinationName` in `internal/gatewayapi/helpers.go` gives
@@ -54,8 +55,8 @@ fn backend_name(url: &Url) -> String {
 /// The plugin configuration with Envoy Gateway's cluster names.
 fn plugin_config(policy: &Policy) -> Value {
     let mut c = plugin::plugin_config(policy, Target::Istio);
-    // Rules in this order: providers', MCP servers' and JWKS hosts, then the policy
-    // service.
+    // Rules in this order: providers', MCP servers', JWKS and guardrail services' hosts,
+    // then the policy service.
     let hosts = policy.upstreams();
     let index_of = |url: &Url| {
         hosts
@@ -81,6 +82,16 @@ fn plugin_config(policy: &Policy) -> Value {
             if let Keys::Uri { url, .. } = &iss.keys {
                 cfg["jwks_uri"]["cluster"] = json!(rule_cluster(policy, index_of(url)));
             }
+        }
+    }
+    let services = policy.guardrails.iter().flat_map(|g| &g.checks);
+    let configs = c
+        .get_mut("guardrails")
+        .and_then(|g| g.get_mut("checks"))
+        .and_then(Value::as_array_mut);
+    for (check, cfg) in services.zip(configs.into_iter().flatten()) {
+        if let Some(s) = check.service() {
+            cfg["service"]["cluster"] = json!(rule_cluster(policy, index_of(&s.url)));
         }
     }
     c["policy"]["cluster"] = json!(rule_cluster(policy, hosts.len()));
@@ -152,14 +163,15 @@ pub fn manifests(policy: &Policy) -> Vec<Value> {
     let d = &policy.deploy;
     let ns = &d.namespace;
     let meta = |name: &str| json!({"name": name, "namespace": ns, "labels": {"app.kubernetes.io/part-of": "chokepoint"}});
-    // Rules in this order: providers' hosts, JWKS hosts, then the policy service.
+    // Rules in this order: providers', MCP servers', JWKS and guardrail services' hosts,
+    // then the policy service.
     let hosts = policy.upstreams();
     let mut rules: Vec<Value> = Vec::new();
     let mut out = Vec::new();
     for (i, u) in hosts.iter().enumerate() {
         let url = u.url;
-        // JWKS hosts get a rule too: it is how Envoy Gateway makes their cluster, which
-        // only the filter's callouts use (it replaces any client's header).
+        // JWKS and guardrail hosts get a rule too: it is how Envoy Gateway makes their
+        // cluster, which only the filter's callouts use (it replaces any client's header).
         let mut filters = vec![drop_cluster_header()];
         if u.routed() {
             // Envoy Gateway forwards the client's Host (ai.example.com) unless a rule

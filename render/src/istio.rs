@@ -100,11 +100,11 @@ fn upstream_name(url: &Url) -> String {
     }
 }
 
-/// The Istio resources WasmPlugin routing needs: each provider, MCP server and JWKS host as a
-/// ServiceEntry with TLS origination that verifies the host's name, and a VirtualService
-/// on the gateway that sends a request to the cluster the filter chose (the
-/// `x-chokepoint-cluster` header it sets). JWKS hosts get no route: only the filter's
-/// own callouts reach their clusters.
+/// The Istio resources WasmPlugin routing needs: each provider, MCP server, JWKS and
+/// guardrail service host as a ServiceEntry with TLS origination that verifies the host's
+/// name, and a VirtualService on the gateway that sends a request to the cluster the
+/// filter chose (the `x-chokepoint-cluster` header it sets). JWKS and guardrail hosts get
+/// no route: only the filter's own callouts reach their clusters.
 ///
 /// The ServiceEntries and DestinationRules are exported to their own namespace, the
 /// gateway's, only (`exportTo: ["."]`): exported mesh-wide, they would put the provider
@@ -123,6 +123,7 @@ pub fn routing(policy: &Policy) -> Vec<Value> {
             Role::Provider => "http-provider",
             Role::Mcp => "http-mcp",
             Role::Jwks => "http-jwks",
+            Role::Guardrail => "http-guardrail",
         };
         out.push(json!({
             "apiVersion": "networking.istio.io/v1",

@@ -26,3 +26,6 @@ pub mod policy_file;
 pub mod tls;
 pub mod url;
 pub mod yaml;
+
+#[cfg(test)]
+mod guardrails_tests;

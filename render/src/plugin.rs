@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::policy::{Keys, McpRule, McpServer, Policy, Provider};
+use crate::policy::{GuardCheck, Guardrails, Judge, Keys, McpRule, McpServer, Policy, Provider};
 use crate::url::Url;
 
 /// Which proxy the configuration is for: cluster names differ between a bootstrap
@@ -37,6 +37,64 @@ pub fn mcp_cluster(s: &McpServer, target: Target) -> String {
         Target::Envoy => s.cluster(),
         Target::Istio => istio_cluster(&s.url),
     }
+}
+
+/// A guardrail service check's cluster (its `service`, which [`guardrails`] checks).
+pub fn guardrail_cluster(c: &GuardCheck, target: Target) -> String {
+    match (target, c.service()) {
+        (Target::Istio, Some(s)) => istio_cluster(&s.url),
+        _ => c.cluster(),
+    }
+}
+
+/// Text blocks whose findings each worker remembers: an agent resends its whole history
+/// every turn, and each block is scanned once.
+const GUARD_CACHE_ENTRIES: u64 = 4096;
+/// The largest non-streamed answer held for a response check; a larger one is passed on
+/// and recorded `unchecked`.
+const MAX_RESPONSE_SCAN_BYTES: u64 = 4 << 20;
+
+/// The filter's `guardrails` section: the rules the checks use, and each check with its
+/// scope and either its detectors and action or its service's cluster.
+fn guardrails(g: &Guardrails, target: Target) -> Value {
+    let checks: Vec<Value> = g
+        .checks
+        .iter()
+        .map(|c| {
+            let mut o = json!({
+                "name": c.name,
+                "on": c.on,
+                "scope": {"models": c.scope.models, "groups": c.scope.groups, "tenants": c.scope.tenants},
+            });
+            match &c.judge {
+                Judge::Detect { detect, action } => {
+                    o["detect"] = json!(detect);
+                    o["action"] = json!(action);
+                }
+                Judge::Service(s) => {
+                    let mut svc = json!({
+                        "cluster": guardrail_cluster(c, target),
+                        "authority": s.url.authority(),
+                        "path": s.url.path,
+                        "timeout_ms": s.timeout_ms,
+                        "failure_mode": if s.failure_open { "open" } else { "closed" },
+                    });
+                    if let Some(k) = &s.api_key_env {
+                        svc["api_key_env"] = json!(k);
+                    }
+                    o["service"] = svc;
+                }
+            }
+            o
+        })
+        .collect();
+    json!({
+        "rules": g.rules,
+        "mask_key_env": g.mask_key_env,
+        "checks": checks,
+        "cache_entries": GUARD_CACHE_ENTRIES,
+        "max_response_scan_bytes": MAX_RESPONSE_SCAN_BYTES,
+    })
 }
 
 /// What a listener's render uses when the policy names no public URL (see
@@ -204,6 +262,9 @@ pub fn plugin_config(policy: &Policy, target: Target) -> Value {
     if let Some(m) = mcp(policy, target) {
         c["mcp"] = m;
     }
+    if let Some(g) = &policy.guardrails {
+        c["guardrails"] = guardrails(g, target);
+    }
     if !policy.versions.policy.is_empty() {
         c["versions"] = json!({"policy": policy.versions.policy});
         if let Some(p) = &policy.versions.price {
@@ -256,7 +317,8 @@ pub fn injector_config(policy: &Policy) -> Value {
 }
 
 /// Every environment variable the filter reads: the salt, the policy service's gateway
-/// token, provider keys, MCP servers' credentials, HMAC secrets.
+/// token, provider keys, MCP servers' credentials, HMAC secrets, the guardrails' mask key
+/// and services' keys.
 pub fn env_keys(policy: &Policy) -> Vec<String> {
     let mut keys = vec![
         policy.gateway.uuid_salt_env.clone(),
@@ -273,6 +335,10 @@ pub fn env_keys(policy: &Policy) -> Vec<String> {
         if let Some(Value::String(h)) = i.fields.get("hmac_secret_env") {
             keys.push(h.clone());
         }
+    }
+    if let Some(g) = &policy.guardrails {
+        keys.push(g.mask_key_env.clone());
+        keys.extend(g.services().filter_map(|(_, s)| s.api_key_env.clone()));
     }
     let mut seen = std::collections::HashSet::new();
     keys.retain(|k| seen.insert(k.clone()));

@@ -35,6 +35,9 @@ pub struct RawPolicy {
     /// The policy service's pages.
     #[serde(default)]
     pub ui: RawUi,
+    /// Detectors and external services that judge request and response text.
+    #[serde(default)]
+    pub guardrails: Option<RawGuardrails>,
     #[serde(default)]
     pub deploy: RawDeploy,
 }
@@ -285,6 +288,76 @@ pub struct RawUi {
     /// other token holder sees their own.
     #[serde(default)]
     pub admin_groups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuardrails {
+    /// More detector rules (relative to the policy file), added to the built-in ones;
+    /// their ids must not clash with a built-in's.
+    #[serde(default)]
+    pub rules_file: Option<String>,
+    /// The environment variable holding the key of the mask placeholders' HMAC; the
+    /// gateway's `uuid_salt_env` when absent.
+    #[serde(default)]
+    pub mask_key_env: Option<String>,
+    pub checks: Vec<RawGuardCheck>,
+}
+
+/// Either `detect` and `action` (the built-in detectors) or `service` (an external
+/// guardrail, LiteLLM's Generic Guardrail API).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuardCheck {
+    /// `[a-z0-9-]{1,64}`: in records and error codes.
+    pub name: String,
+    /// Categories (`secret`, `personal`) or rule ids.
+    #[serde(default)]
+    pub detect: Option<Vec<String>>,
+    /// `block`, `mask` (requests only) or `flag`.
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub service: Option<RawGuardService>,
+    /// `request` (the default), `response`, or both.
+    #[serde(default)]
+    pub on: Option<Vec<String>>,
+    /// Who the check applies to; everyone when absent.
+    #[serde(default)]
+    pub scope: RawGuardScope,
+}
+
+/// Each list ANDed with the others; an empty one matches everyone.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuardScope {
+    /// Names or `*` globs of the requested model.
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub tenants: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuardService {
+    /// The service's endpoint, `http(s)://host[:port]/path`.
+    pub url: String,
+    /// A PEM bundle of the CAs an https `url` is verified against (relative to the
+    /// policy file); the system bundle when absent.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// `closed` (cannot check: block) or `open` (cannot check: allow and record).
+    #[serde(default)]
+    pub failure_mode: Option<String>,
+    /// The environment variable of Envoy's process whose value is sent as
+    /// `Authorization: Bearer`.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

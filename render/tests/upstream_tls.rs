@@ -310,12 +310,13 @@ fn every_tls_upstream_of_every_target_verifies_its_name() {
         })
         .collect();
     // The fixture covers what it claims to: a private CA, a system-CA host, plain http,
-    // a JWKS host that is not a provider's.
+    // a JWKS host that is not a provider's, a guardrail service.
     for (host, ca) in [
         ("models.corp.example", &corp),
         ("idp.corp.example", &corp),
         ("api.openai.com", &None),
         ("login.example.com", &None),
+        ("dlp.example.com", &None),
     ] {
         assert!(
             upstreams

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{Deploy, Gateway, Issuer, Keys, Mcp, Policy, PolicyError, PolicyService, Provider};
+use super::{
+    Deploy, Gateway, Guardrails, Issuer, Keys, Mcp, Policy, PolicyError, PolicyService, Provider,
+};
 use crate::files::read_bounded;
 use crate::policy_file::{RawBudget, RawIssuer, RawLimit, RawPolicy};
 use crate::tls::{self, CaBundle};
@@ -75,52 +77,9 @@ impl Policy {
         base_dir: &Path,
         overrides: &[crate::overrides::Override],
     ) -> Result<Policy, PolicyError> {
-        let mut doc = yaml::load(text).map_err(|message| {
-            // The loader's messages start with the line; lift it into the error.
-            let (line, message) = split_line(&message);
-            PolicyError {
-                file: file.to_string(),
-                line,
-                field: String::new(),
-                message,
-            }
-        })?;
-        for o in overrides {
-            crate::overrides::apply(&mut doc.value, o).map_err(|message| PolicyError {
-                file: file.to_string(),
-                line: None,
-                field: o.selector.clone(),
-                message,
-            })?;
-        }
+        let doc = document(text, file, overrides)?;
         let cx = Ctx { file, doc: &doc };
-        let raw: RawPolicy = serde_path_to_error::deserialize(doc.value.clone()).map_err(|e| {
-            let mut path = e.path().to_string();
-            if path == "." {
-                path.clear();
-            }
-            let message = e.into_inner().to_string();
-            // An unknown field: point at the field itself, not its parent.
-            if let Some(name) = message
-                .strip_prefix("unknown field `")
-                .and_then(|r| r.split('`').next())
-            {
-                let field =
-                    if path.is_empty() || path == name || path.ends_with(&format!(".{name}")) {
-                        if path.is_empty() {
-                            name.to_string()
-                        } else {
-                            path
-                        }
-                    } else {
-                        format!("{path}.{name}")
-                    };
-                return cx.err(field, message);
-            }
-            cx.err(path, message)
-        })?;
-        let mut policy = build(&cx, raw, base_dir)?;
-        policy.versions = super::Versions::of(&doc.value, policy.prices.as_ref());
+        let policy = validate(&cx, base_dir)?;
         // The filter is the final judge of everything it will read.
         let plugin = crate::plugin::plugin_config(&policy, crate::plugin::Target::Envoy);
         if let Err(e) = chokepoint_filter::config::Config::parse(plugin.to_string().as_bytes()) {
@@ -133,14 +92,85 @@ impl Policy {
         }
         Ok(policy)
     }
+
+    /// The policy as the renderer's own checks take it, before the filter's parser
+    /// judges the plugin configuration: for tests of sections the filter in this tree
+    /// does not know yet.
+    #[cfg(test)]
+    pub(crate) fn parse_unjudged(
+        text: &str,
+        file: &str,
+        base_dir: &Path,
+    ) -> Result<Policy, PolicyError> {
+        let doc = document(text, file, &[])?;
+        validate(&Ctx { file, doc: &doc }, base_dir)
+    }
+}
+
+/// The YAML document with its lines, `overrides` applied.
+fn document(
+    text: &str,
+    file: &str,
+    overrides: &[crate::overrides::Override],
+) -> Result<yaml::Document, PolicyError> {
+    let mut doc = yaml::load(text).map_err(|message| {
+        // The loader's messages start with the line; lift it into the error.
+        let (line, message) = split_line(&message);
+        PolicyError {
+            file: file.to_string(),
+            line,
+            field: String::new(),
+            message,
+        }
+    })?;
+    for o in overrides {
+        crate::overrides::apply(&mut doc.value, o).map_err(|message| PolicyError {
+            file: file.to_string(),
+            line: None,
+            field: o.selector.clone(),
+            message,
+        })?;
+    }
+    Ok(doc)
+}
+
+/// The file's shape (serde, unknown fields refused), then its meaning.
+fn validate(cx: &Ctx, base_dir: &Path) -> Result<Policy, PolicyError> {
+    let raw: RawPolicy = serde_path_to_error::deserialize(cx.doc.value.clone()).map_err(|e| {
+        let mut path = e.path().to_string();
+        if path == "." {
+            path.clear();
+        }
+        let message = e.into_inner().to_string();
+        // An unknown field: point at the field itself, not its parent.
+        if let Some(name) = message
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+        {
+            let field = if path.is_empty() || path == name || path.ends_with(&format!(".{name}")) {
+                if path.is_empty() {
+                    name.to_string()
+                } else {
+                    path
+                }
+            } else {
+                format!("{path}.{name}")
+            };
+            return cx.err(field, message);
+        }
+        cx.err(path, message)
+    })?;
+    let mut policy = build(cx, raw, base_dir)?;
+    policy.versions = super::Versions::of(&cx.doc.value, policy.prices.as_ref());
+    Ok(policy)
 }
 
 /// Largest policy file and JWKS file read: far past any real one, and a bound on what
 /// a mistaken path (a device, a log) can cost.
-const MAX_POLICY_FILE_BYTES: u64 = 4 << 20;
+pub(super) const MAX_POLICY_FILE_BYTES: u64 = 4 << 20;
 const MAX_JWKS_FILE_BYTES: u64 = 1 << 20;
 
-fn split_line(message: &str) -> (Option<usize>, String) {
+pub(super) fn split_line(message: &str) -> (Option<usize>, String) {
     if let Some(rest) = message.strip_prefix("line ") {
         if let Some((n, m)) = rest.split_once(": ") {
             if let Ok(n) = n.parse() {
@@ -186,6 +216,9 @@ fn filter_path_to_policy(field: &str) -> String {
         "max_token_bytes",
         "clock_skew_secs",
     ];
+    if let Some(f) = guardrail_field(field) {
+        return f;
+    }
     if let Some(rest) = field.strip_prefix("usage") {
         return format!("audit.usage{rest}");
     }
@@ -219,6 +252,29 @@ fn filter_path_to_policy(field: &str) -> String {
         }
     }
     field.to_string()
+}
+
+/// A guardrails field of the filter's configuration, by the policy file's name for it:
+/// a service's cluster, authority and path come from its `url`, the rules from the
+/// built-in file and `rules_file`, the bounds from chokepoint itself.
+fn guardrail_field(field: &str) -> Option<String> {
+    let rest = field.strip_prefix("guardrails")?;
+    if let Some(i) = rest.find(".service.") {
+        let sub = &rest[i + ".service.".len()..];
+        if ["cluster", "authority", "path"]
+            .iter()
+            .any(|s| sub.starts_with(s))
+        {
+            return Some(format!("guardrails{}.service.url", &rest[..i]));
+        }
+    }
+    if rest.starts_with(".rules") {
+        return Some("guardrails.rules_file".into());
+    }
+    if rest.starts_with(".cache_entries") || rest.starts_with(".max_response_scan_bytes") {
+        return Some("guardrails".into());
+    }
+    Some(field.to_string())
 }
 
 fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyError> {
@@ -351,7 +407,11 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         Some(m) => Some(super::mcp::mcp(cx, m, base_dir)?),
         None => None,
     };
-    one_trust_per_host(cx, &issuers, &providers, mcp.as_ref())?;
+    let guardrails = raw
+        .guardrails
+        .map(|g| super::guardrails::guardrails(cx, g, &gateway.uuid_salt_env, base_dir))
+        .transpose()?;
+    one_trust_per_host(cx, &issuers, &providers, mcp.as_ref(), guardrails.as_ref())?;
 
     let mut limits = BTreeMap::new();
     for (i, l) in raw.limits.into_iter().enumerate() {
@@ -490,6 +550,7 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         usage: raw.audit.usage,
         otlp,
         ui: ui(cx, raw.ui)?,
+        guardrails,
         deploy,
         versions: super::Versions::default(),
     })
@@ -643,6 +704,7 @@ fn one_trust_per_host(
     issuers: &[Issuer],
     providers: &[Provider],
     mcp: Option<&Mcp>,
+    guardrails: Option<&Guardrails>,
 ) -> Result<(), PolicyError> {
     let mut seen: Vec<(&Url, Option<&CaBundle>, String)> = Vec::new();
     let jwks = issuers
@@ -664,7 +726,18 @@ fn one_trust_per_host(
         .iter()
         .enumerate()
         .map(|(i, s)| (&s.url, s.ca.as_ref(), format!("mcp.servers[{i}].ca_file")));
-    for (url, ca, field) in provs.chain(jwks).chain(servers) {
+    let services = guardrails
+        .map(|g| g.checks.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            c.service().map(|s| {
+                let field = format!("guardrails.checks[{i}].service.ca_file");
+                (&s.url, s.ca.as_ref(), field)
+            })
+        });
+    for (url, ca, field) in provs.chain(jwks).chain(servers).chain(services) {
         let same_host = |(u, _, _): &&(&Url, Option<&CaBundle>, String)| {
             u.host == url.host && u.port == url.port
         };
@@ -927,4 +1000,43 @@ pub(crate) fn dns_label(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_path_to_policy;
+
+    /// The filter's guardrails fields by the policy file's names, where its errors point.
+    #[test]
+    fn guardrail_fields_of_the_filter_are_the_policy_files() {
+        for (filter, policy) in [
+            (
+                "guardrails.checks[2].service.cluster",
+                "guardrails.checks[2].service.url",
+            ),
+            (
+                "guardrails.checks[2].service.authority",
+                "guardrails.checks[2].service.url",
+            ),
+            (
+                "guardrails.checks[2].service.path",
+                "guardrails.checks[2].service.url",
+            ),
+            (
+                "guardrails.checks[2].service.timeout_ms",
+                "guardrails.checks[2].service.timeout_ms",
+            ),
+            (
+                "guardrails.checks[0].scope.groups[1]",
+                "guardrails.checks[0].scope.groups[1]",
+            ),
+            ("guardrails.checks", "guardrails.checks"),
+            ("guardrails.rules[7].regex", "guardrails.rules_file"),
+            ("guardrails.cache_entries", "guardrails"),
+            ("guardrails.max_response_scan_bytes", "guardrails"),
+            ("guardrails.mask_key_env", "guardrails.mask_key_env"),
+        ] {
+            assert_eq!(filter_path_to_policy(filter), policy, "{filter}");
+        }
+    }
 }

@@ -105,8 +105,9 @@ pub(super) fn mcp(cx: &Ctx, raw: RawMcp, base_dir: &Path) -> Result<Mcp, PolicyE
     })
 }
 
-/// `[a-z0-9-]{1,64}`, no leading or trailing `-`: a path segment and a cluster name.
-fn server_name(name: &str) -> bool {
+/// `[a-z0-9-]{1,64}`, no leading or trailing `-`: a path segment and a cluster name
+/// (also of a guardrail check).
+pub(super) fn server_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()

@@ -3,6 +3,8 @@
 //! runs the rendered plugin configuration through the filter's own parser, and reports
 //! the first problem with the field's path and its line in the file.
 
+mod guard_rules;
+mod guardrails;
 mod kubernetes;
 mod load;
 mod lockdown;
@@ -65,8 +67,83 @@ pub struct Policy {
     /// Every record as an OpenTelemetry log record to this collector, when set.
     pub otlp: Option<Otlp>,
     pub ui: Ui,
+    pub guardrails: Option<Guardrails>,
     pub deploy: Deploy,
     pub versions: Versions,
+}
+
+/// The guardrails: the checks that judge request and response text, and the detector
+/// rules they use.
+#[derive(Debug, Clone)]
+pub struct Guardrails {
+    /// The rules some check detects, in the filter's shape (as written, minus their
+    /// `examples`), in file order: the built-in ones, then the rules file's.
+    pub rules: Vec<Value>,
+    /// The variable of Envoy's environment holding the placeholders' HMAC key.
+    pub mask_key_env: String,
+    pub checks: Vec<GuardCheck>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GuardCheck {
+    /// In records and error codes.
+    pub name: String,
+    /// `request` and/or `response`, in that order.
+    pub on: Vec<String>,
+    pub scope: GuardScope,
+    pub judge: Judge,
+}
+
+/// Who a check applies to: each list ANDed, an empty one matching everyone.
+#[derive(Debug, Clone, Default)]
+pub struct GuardScope {
+    pub models: Vec<String>,
+    pub groups: Vec<String>,
+    pub tenants: Vec<String>,
+}
+
+/// What judges the text of a check.
+#[derive(Debug, Clone)]
+pub enum Judge {
+    /// The built-in detectors: categories or rule ids, and what a finding does.
+    Detect { detect: Vec<String>, action: String },
+    /// An external guardrail (LiteLLM's Generic Guardrail API).
+    Service(GuardService),
+}
+
+#[derive(Debug, Clone)]
+pub struct GuardService {
+    pub url: Url,
+    /// The private CA its https URL is verified against; the system bundle if none.
+    pub ca: Option<CaBundle>,
+    pub timeout_ms: u64,
+    /// Whether a request the service could not judge goes on (recorded `unchecked`).
+    pub failure_open: bool,
+    /// The variable of Envoy's environment whose value is sent as a bearer token.
+    pub api_key_env: Option<String>,
+}
+
+impl GuardCheck {
+    /// The Envoy cluster of a service check in a chokepoint-rendered bootstrap.
+    pub fn cluster(&self) -> String {
+        format!("guardrail_{}", self.name)
+    }
+
+    pub fn service(&self) -> Option<&GuardService> {
+        match &self.judge {
+            Judge::Service(s) => Some(s),
+            Judge::Detect { .. } => None,
+        }
+    }
+}
+
+impl Guardrails {
+    /// The checks that call a service, with their service.
+    pub fn services(&self) -> impl Iterator<Item = (&GuardCheck, &GuardService)> {
+        self.checks
+            .iter()
+            .filter_map(|c| c.service().map(|s| (c, s)))
+    }
 }
 
 /// The collector the records go to (`telemetry.otlp`).
@@ -244,18 +321,20 @@ pub enum Role {
     Mcp,
     /// Only the filter's own JWKS callouts reach it.
     Jwks,
+    /// Only the filter's guardrail callouts reach it.
+    Guardrail,
 }
 
 impl Upstream<'_> {
     /// Whether client requests are routed to it (not only the filter's callouts).
     pub fn routed(&self) -> bool {
-        self.role != Role::Jwks
+        matches!(self.role, Role::Provider | Role::Mcp)
     }
 }
 
 impl Policy {
-    /// Every provider, MCP server and JWKS host and port once, in that order and file
-    /// order: meshes configure routing and TLS per host, not per provider.
+    /// Every provider, MCP server, JWKS and guardrail service host and port once, in that
+    /// order and file order: meshes configure routing and TLS per host, not per provider.
     pub fn upstreams(&self) -> Vec<Upstream<'_>> {
         let mut out: Vec<Upstream> = Vec::new();
         let providers = self.providers.iter().map(|p| Upstream {
@@ -276,7 +355,16 @@ impl Policy {
             }),
             Keys::Inline(_) => None,
         });
-        for u in providers.chain(mcp).chain(jwks) {
+        let guardrails = self
+            .guardrails
+            .iter()
+            .flat_map(|g| g.services())
+            .map(|(_, s)| Upstream {
+                url: &s.url,
+                ca: s.ca.as_ref(),
+                role: Role::Guardrail,
+            });
+        for u in providers.chain(mcp).chain(jwks).chain(guardrails) {
             let known = out
                 .iter()
                 .any(|o| o.url.host == u.url.host && o.url.port == u.url.port);
