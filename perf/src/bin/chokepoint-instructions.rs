@@ -10,7 +10,10 @@
 //! an empty wasm filter, Envoy with chokepoint in identity-only mode, and with its full
 //! path (leases of the policy file's size, usage delivery, the usage access log), and
 //! (`--configs ...,otlp`, a third stack) the full path exporting every record through
-//! Envoy's OpenTelemetry access logger (docs/telemetry.md). Each
+//! Envoy's OpenTelemetry access logger (docs/telemetry.md), and (`--configs
+//! agent,guard,guard-cold`) a coding agent's 64 KB turn without guardrails (a fourth
+//! stack), with the policy file's guardrails over a history already scanned (only the
+//! new question is), and with every block of it new (docs/guardrails.md). Each
 //! gets `--warm` requests, then `--requests` counted ones on one keep-alive connection,
 //! and the same time idle is counted too, so the root's timers (which run far more often
 //! per request under valgrind's ~50x slowdown than at full speed) are taken out.
@@ -59,13 +62,28 @@ struct Args {
 }
 
 /// (`--configs` name, report name)
-const CONFIGS: [(&str, &str); 5] = [
+const CONFIGS: [(&str, &str); 8] = [
     ("bare", callgrind::BARE),
     ("empty", "envoy + empty wasm filter"),
     ("identity", "envoy + chokepoint (identity only)"),
     ("full", "envoy + chokepoint (full path)"),
     ("otlp", "envoy + chokepoint (full path, OTLP export)"),
+    (
+        "agent",
+        "envoy + chokepoint (full path, no guardrails, 64 KB agent turn)",
+    ),
+    (
+        "guard",
+        "envoy + chokepoint (guardrails, 64 KB agent turn, history seen)",
+    ),
+    (
+        "guard-cold",
+        "envoy + chokepoint (guardrails, 64 KB agent turn, all new)",
+    ),
 ];
+
+/// The configurations that send a coding agent's 64 KB turn rather than a one-line chat.
+const AGENT_CONFIGS: [&str; 3] = ["agent", "guard", "guard-cold"];
 
 /// How long Envoy under valgrind may take to be ready (V8 compiling the filter is most
 /// of a run).
@@ -79,7 +97,7 @@ async fn main() -> ExitCode {
         .iter()
         .find(|c| !CONFIGS.iter().any(|(name, _)| name == c))
     {
-        eprintln!("chokepoint-instructions: unknown configuration {unknown} (bare, empty, identity, full, otlp)");
+        eprintln!("chokepoint-instructions: unknown configuration {unknown} (bare, empty, identity, full, otlp, agent, guard, guard-cold)");
         return ExitCode::from(2);
     }
     let work = std::env::temp_dir().join(format!("chokepoint-instructions-{}", std::process::id()));
@@ -126,6 +144,18 @@ async fn run(args: &Args, work: &Path) -> Result<(), String> {
         (true, None) => return Err("the otlp configuration needs the mock provider".into()),
         (false, _) => None,
     };
+    // The full path without the policy file's guardrails: the agent turn's reference.
+    let unguarded = match args.configs.iter().any(|c| c == "agent") {
+        true => Some(
+            start_stack(
+                &root,
+                &work.join("unguarded"),
+                &[Override::new("guardrails", serde_json::Value::Null)],
+            )
+            .await?,
+        ),
+        false => None,
+    };
     let main_env = envoy_env(&main)?;
     let empty_wasm = main
         .opts
@@ -158,6 +188,16 @@ async fn run(args: &Args, work: &Path) -> Result<(), String> {
                 bench_token(&identity),
                 envoy_env(&identity)?,
             ),
+            "agent" => {
+                let s = unguarded
+                    .as_ref()
+                    .ok_or("the unguarded stack did not start")?;
+                (
+                    s.opts.run_dir.join("envoy.yaml"),
+                    bench_token(s),
+                    envoy_env(s)?,
+                )
+            }
             "otlp" => {
                 let s = otlp.as_ref().ok_or("the otlp stack did not start")?;
                 (
@@ -290,13 +330,18 @@ async fn count(
     }
     let port = gateway_port(&client, &format!("http://{admin}")).await?;
     let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
-    drive(&url, args.warm, bearer)
+    let turn = match name {
+        "guard-cold" => Turn::AgentAllNew,
+        n if AGENT_CONFIGS.contains(&n) => Turn::Agent,
+        _ => Turn::Chat,
+    };
+    drive(&url, args.warm, bearer, turn)
         .await
         .map_err(|e| format!("warm-up: {e}"))?;
     callgrind_control(&["-z", &pid])?;
     callgrind_control(&["-i", "on", &pid])?;
     let started = Instant::now();
-    drive(&url, args.requests, bearer)
+    drive(&url, args.requests, bearer, turn)
         .await
         .map_err(|e| format!("load: {e}"))?;
     let took = started.elapsed();
@@ -328,18 +373,80 @@ fn callgrind_control(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// `n` chat completions one after another on one keep-alive connection; an error unless
-/// every one was answered 200. The count of requests matters here, not their rate.
-async fn drive(url: &str, n: u64, bearer: &str) -> Result<(), String> {
+/// What each counted request sends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// A one-line chat completion.
+    Chat,
+    /// A coding agent's turn: 64 KB of history (source code read, a test run's output)
+    /// that every request resends, then a new one-line question.
+    Agent,
+    /// The same size, every block of it new (the guardrails' scan cache never hits): an
+    /// agent's first turn over a context nobody sent before.
+    AgentAllNew,
+}
+
+/// Source files and terminal output standing for what an agent read and ran.
+const AGENT_SOURCES: [&str; 3] = [
+    include_str!("../callgrind.rs"),
+    include_str!("../reference_envoy.rs"),
+    include_str!("../peers.rs"),
+];
+
+/// The turn's request body; `i` makes its new parts unique.
+fn turn_body(turn: Turn, i: u64) -> serde_json::Value {
+    let question = json!({"role": "user", "content": format!("Question {i}: what does the last test run say?")});
+    if turn == Turn::Chat {
+        return json!({"model": "gpt-4o-mini", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "Benchmark me."}]});
+    }
+    let fresh = if turn == Turn::AgentAllNew { i } else { 0 };
+    let mut messages = vec![json!({"role": "system", "content": format!(
+        "You are a coding agent working in a Rust repository (session {fresh}). Read files and run \
+         commands with the tools; answer briefly.")})];
+    let (mut size, mut k) = (0usize, 0usize);
+    while size < 64 * 1024 {
+        let source = AGENT_SOURCES[k % AGENT_SOURCES.len()];
+        let output = format!(
+            "session {fresh}, step {k}\n{source}\n$ cargo test -p app 2>&1 | tail -3\n   \
+             Compiling app v0.1.{k} (/home/dev/app)\ntest result: ok. {k} passed; 0 failed\n"
+        );
+        size += output.len();
+        messages.push(json!({"role": "assistant", "content": null, "tool_calls": [{
+            "id": format!("call_{k}"), "type": "function",
+            "function": {"name": "read_file", "arguments": format!("{{\"path\": \"src/step_{k}.rs\"}}")}}]}));
+        messages
+            .push(json!({"role": "tool", "tool_call_id": format!("call_{k}"), "content": output}));
+        k += 1;
+    }
+    messages.push(question);
+    json!({"model": "gpt-4o-mini", "max_tokens": 64, "messages": messages})
+}
+
+/// `n` requests one after another on one keep-alive connection; an error unless every
+/// one was answered 200. The count of requests matters here, not their rate.
+async fn drive(url: &str, n: u64, bearer: &str, turn: Turn) -> Result<(), String> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
         .timeout(Duration::from_secs(120))
         .build()
         .map_err(|e| e.to_string())?;
-    let body = json!({"model": "gpt-4o-mini", "max_tokens": 64,
-        "messages": [{"role": "user", "content": "Benchmark me."}]});
     let mut statuses: HashMap<u16, u64> = HashMap::new();
-    for _ in 0..n {
+    // Building the bodies is the client's work: callgrind counts Envoy alone.
+    let shared = turn_body(turn, 0);
+    for i in 0..n {
+        let body = match turn {
+            Turn::AgentAllNew => turn_body(turn, i + 1),
+            Turn::Agent => {
+                let mut b = shared.clone();
+                if let Some(last) = b["messages"].as_array_mut().and_then(|m| m.last_mut()) {
+                    last["content"] =
+                        json!(format!("Question {i}: what does the last test run say?"));
+                }
+                b
+            }
+            Turn::Chat => shared.clone(),
+        };
         let status = match client
             .post(url)
             .bearer_auth(bearer)
