@@ -7,7 +7,7 @@
 use std::fmt;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::{Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 
 use crate::rule::{Category, Rule, Validator};
 use crate::validate;
@@ -69,10 +69,28 @@ impl fmt::Debug for RuleSet {
     }
 }
 
+/// ASCII semantics (`\w`, `\b`, `(?i)` on ASCII only): every secret format and personal
+/// datum the rules look for is ASCII, the Unicode tables would weigh 164 KB in the
+/// filter, and a Unicode `\b` makes the lazy DFA give up on the first non-ASCII byte
+/// (box-drawing characters in terminal output) and fall back to a slower engine. Over
+/// bytes, since an ASCII negated class may match inside a multibyte character; a
+/// finding's bounds are widened to whole characters (`char_bounds`).
 fn build(pattern: &str) -> Result<Regex, regex::Error> {
     RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
+        .unicode(false)
         .build()
+}
+
+/// `start..end` widened to the nearest character boundaries of `text`.
+fn char_bounds(text: &str, mut start: usize, mut end: usize) -> (usize, usize) {
+    while start > 0 && !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    while end < text.len() && !text.is_char_boundary(end) {
+        end += 1;
+    }
+    (start, end.min(text.len()))
 }
 
 impl RuleSet {
@@ -214,17 +232,31 @@ impl RuleSet {
             if !run.get(i).copied().unwrap_or(false) {
                 continue;
             }
-            for caps in c.regex.captures_iter(text) {
-                let Some(m) = caps.get(c.group) else {
+            // A rule without a group needs only where each match is, which the lazy DFA
+            // finds alone; captures cost a slower engine's pass per match.
+            let spans: Vec<(usize, usize)> = if c.group == 0 {
+                c.regex
+                    .find_iter(text.as_bytes())
+                    .map(|m| (m.start(), m.end()))
+                    .collect()
+            } else {
+                c.regex
+                    .captures_iter(text.as_bytes())
+                    .filter_map(|caps| caps.get(c.group).map(|m| (m.start(), m.end())))
+                    .collect()
+            };
+            for (start, end) in spans {
+                let (start, end) = char_bounds(text, start, end);
+                let Some(value) = text.get(start..end) else {
                     continue;
                 };
-                if m.is_empty() || !c.accepts(m.as_str()) {
+                if value.is_empty() || !c.accepts(value) {
                     continue;
                 }
                 found.push(Finding {
                     rule: i,
-                    start: m.start(),
-                    end: m.end(),
+                    start,
+                    end,
                 });
             }
         }
@@ -234,7 +266,7 @@ impl RuleSet {
 
 impl Compiled {
     fn accepts(&self, value: &str) -> bool {
-        if self.allow.iter().any(|a| a.is_match(value)) {
+        if self.allow.iter().any(|a| a.is_match(value.as_bytes())) {
             return false;
         }
         match self.rule.validate {

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import extras
 import fleet
+import guard
 import harness
 import loop
 import mcp
@@ -47,7 +48,7 @@ from netns import BIN, CLIENT_IP, GATEWAY_PORT, sh, stop
 from tools import TOOLS
 
 # In order; each is a module with run(ctx, tools).
-SCENARIOS = [one_prompt, extras, loop, mcp, refusals, fleet]
+SCENARIOS = [one_prompt, extras, loop, guard, mcp, refusals, fleet]
 
 
 def main():
