@@ -15,6 +15,7 @@ import string
 
 from harness import check, observe, run_tool
 from loop import CALLS, PROMPT, tool_result
+from tools import TOOLS
 
 # AWS's key id alphabet after its four-letter prefix, and its secret key's (base64).
 KEY_ID_ALPHABET = string.ascii_uppercase + "234567"
@@ -68,5 +69,6 @@ def guard_tool(ctx, name, binary, setup):
 
 
 def run(ctx, tools):
-    for name, binary, setup, _ in tools:
-        guard_tool(ctx, name, binary, setup)
+    for name, binary, setup, _ in TOOLS:
+        if name in tools and name in CALLS:
+            guard_tool(ctx, name, binary, setup)
