@@ -5,6 +5,7 @@
 //! without the seed nobody can craft a block that collides with another one and so
 //! borrow its clean verdict.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hasher;
 
@@ -83,10 +84,23 @@ impl ScanCache {
 
     /// `set.scan(text)`, from the cache when this block was scanned before.
     pub fn scan(&mut self, set: &RuleSet, text: &str) -> Vec<Finding> {
-        if text.len() < MIN_CACHED_BYTES {
-            return set.scan(text);
+        self.scan_keyed(set, text, || Cow::Borrowed(text))
+    }
+
+    /// The findings in `value()`, remembered under `key`: the block as it arrived (a JSON
+    /// string literal with its escapes, say), one-to-one with its value, so a block seen
+    /// before costs a hash of its bytes and is never decoded again. A key shorter than
+    /// `MIN_CACHED_BYTES` is not remembered.
+    pub fn scan_keyed<'v>(
+        &mut self,
+        set: &RuleSet,
+        key: &str,
+        value: impl FnOnce() -> Cow<'v, str>,
+    ) -> Vec<Finding> {
+        if key.len() < MIN_CACHED_BYTES {
+            return set.scan(&value());
         }
-        let key = self.key(text);
+        let key = self.key(key);
         self.clock += 1;
         let stamp = self.clock;
         if let Some(e) = self.map.get_mut(&key) {
@@ -98,7 +112,7 @@ impl ScanCache {
             return found;
         }
         self.misses += 1;
-        let findings = set.scan(text);
+        let findings = set.scan(&value());
         let c = cost(&findings);
         if c <= self.max_bytes && self.max_entries > 0 {
             while self.map.len() >= self.max_entries || self.bytes + c > self.max_bytes {

@@ -53,10 +53,11 @@ pub fn judge(
     // (check, category) -> count, in the order found; then sorted into check order.
     let mut counts: Vec<(usize, &'static str, u64)> = Vec::new();
     for text in texts {
-        let value = text.value();
+        // Keyed by the string as it arrived: a block seen before is neither decoded nor
+        // scanned again (on a 64 KB agent turn, decoding was half the work).
         let findings = match cache.as_deref_mut() {
-            Some(c) => c.scan(set, &value),
-            None => set.scan(&value),
+            Some(c) => c.scan_keyed(set, text.raw, || text.value()),
+            None => set.scan(&text.value()),
         };
         let mut masked: Vec<Finding> = Vec::new();
         for f in &findings {
@@ -93,7 +94,7 @@ pub fn judge(
             judgement.masks.push(Replace {
                 at: text.at,
                 len: text.raw.len(),
-                value: chokepoint_guard::mask(&value, &masked, set, masker),
+                value: chokepoint_guard::mask(&text.value(), &masked, set, masker),
             });
         }
     }
