@@ -68,6 +68,11 @@ async fn send(stack: &Stack, token: &str, api: &str, stream: bool) -> reqwest::R
     for (k, v) in headers {
         req = req.header(k, v);
     }
+    if stream {
+        // Events apart, as a model streams them: the ones before the key reach the
+        // client in chunks of their own (a chunk holding the key is replaced whole).
+        req = req.header("x-mock-event-delay-ms", "30");
+    }
     req.send().await.unwrap()
 }
 
