@@ -6,6 +6,7 @@
 mod accounting;
 mod budgets;
 mod fallback;
+mod guardrail_answers;
 mod guardrails;
 mod identity;
 mod leases;

@@ -1,6 +1,7 @@
 //! Count: the response side of a request. Its headers (the provider that really served
 //! it, the caller's quota, the gateway's request id), and a copy of each body chunk read
-//! for usage while the chunk itself goes on at once: a stream is never held.
+//! for usage while the chunk itself goes on at once: a stream is never held. Response
+//! guardrails (`guard_answer`) take over the body when a check judges the answer.
 
 use super::{Flow, Next, REQUEST_ID_HEADER};
 use crate::host::{Counter, Host};
@@ -37,6 +38,7 @@ impl Flow {
                 // Best effort: the id only helps support find the record.
                 let _ = host.set_response_header(REQUEST_ID_HEADER, &self.facts.request_id);
             }
+            return self.guard_answer_headers(host);
         }
         Next::Continue
     }
@@ -50,6 +52,14 @@ impl Flow {
     ) -> Next {
         if self.mcp_answer.is_some() {
             return self.mcp_response_body(host, body_size, end_of_stream);
+        }
+        if self.answer_guard.is_some() {
+            return self.guard_answer_body(host, body_size, end_of_stream);
+        }
+        if self.facts.answer_blocked {
+            // The gateway's own error took a whole answer's place: the answer was
+            // counted already, the error is not the provider's.
+            return Next::Continue;
         }
         let Some(a) = &mut self.accounting else {
             return Next::Continue;

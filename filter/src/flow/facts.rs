@@ -154,6 +154,9 @@ pub struct Facts {
     pub guardrails: Vec<chokepoint_contract::GuardVerdict>,
     /// The body with the guardrails' masks in it, for `edit` to edit and send instead.
     pub masked_body: Option<Vec<u8>>,
+    /// A response guardrail blocked the answer (see `guard_answer`): the client got the
+    /// error, while the provider's usage is still charged.
+    pub answer_blocked: bool,
 }
 
 /// What an MCP request adds: the server, the JSON-RPC message, and what its answer needs.

@@ -10,6 +10,10 @@ mod count;
 mod facts;
 #[cfg(test)]
 mod guard_tests;
+// Response guardrails (guard-answers branch).
+mod guard_answer;
+#[cfg(test)]
+mod guard_answer_tests;
 mod mcp_answer;
 #[cfg(test)]
 mod mcp_tests;
@@ -88,6 +92,8 @@ pub struct Flow {
     body_read: bool,
     /// How an MCP answer's body is handled.
     mcp_answer: Option<mcp_answer::McpAnswer>,
+    /// How the response guardrails judge the answer, while they do.
+    answer_guard: Option<guard_answer::AnswerGuard>,
 }
 
 impl Flow {
@@ -101,6 +107,7 @@ impl Flow {
             body_done: None,
             body_read: false,
             mcp_answer: None,
+            answer_guard: None,
         }
     }
 

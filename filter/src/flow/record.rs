@@ -27,6 +27,7 @@ impl Flow {
             // asked of the gateway, and Envoy's own access log has the request.
             return;
         }
+        self.guard_answer_end();
         let rt = Rc::clone(&self.rt);
         let now = host.now_ms();
         if let Some(a) = self.accounting.as_mut().filter(|a| a.end_unseen()) {
@@ -76,7 +77,13 @@ impl Flow {
             .or(upstream_status)
             .or(mcp.and_then(|m| m.status))
             .unwrap_or(0);
-        let decision = f.decision.as_str();
+        // A blocked answer was still forwarded (and charged): the decision says what the
+        // client got.
+        let decision = if f.answer_blocked {
+            super::GUARDRAIL_BLOCKED
+        } else {
+            f.decision.as_str()
+        };
         let ttft_ms = first_byte
             .or(mcp.and_then(|m| m.first_byte_ms))
             .map(|t| t.saturating_sub(f.start_ms));
