@@ -64,6 +64,13 @@ impl Decision {
             503 if r
                 .error
                 .as_ref()
+                .is_some_and(|e| e.code == crate::flow::GUARDRAIL_UNAVAILABLE) =>
+            {
+                "guardrail_unavailable"
+            }
+            503 if r
+                .error
+                .as_ref()
                 .is_some_and(|e| e.code == "jwks_unavailable") =>
             {
                 "unauthenticated"
@@ -154,6 +161,8 @@ pub struct Facts {
     pub guardrails: Vec<chokepoint_contract::GuardVerdict>,
     /// The body with the guardrails' masks in it, for `edit` to edit and send instead.
     pub masked_body: Option<Vec<u8>>,
+    /// The guardrail service call out now: the check's index and what was sent.
+    pub guard_call: Option<(usize, crate::guardrails::service::Pending)>,
 }
 
 /// What an MCP request adds: the server, the JSON-RPC message, and what its answer needs.
