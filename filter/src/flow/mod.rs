@@ -9,6 +9,8 @@
 mod count;
 mod facts;
 #[cfg(test)]
+mod guard_service_tests;
+#[cfg(test)]
 mod guard_tests;
 mod mcp_answer;
 #[cfg(test)]
@@ -37,8 +39,8 @@ use crate::runtime::Runtime;
 use facts::Facts;
 pub use facts::{Caller, Decision};
 use step::{Cx, Go};
-pub use steps::{GUARDRAIL_BLOCKED, GUARDRAIL_UNAVAILABLE};
 use steps::PIPELINE;
+pub use steps::{GUARDRAIL_BLOCKED, GUARDRAIL_UNAVAILABLE};
 
 /// Header carrying the anonymous user id to an internal provider (see `Provider::internal`).
 pub const USER_HEADER: &str = "x-chokepoint-user";

@@ -89,7 +89,11 @@ fn detect(cx: &mut Cx<'_>, g: &Guardrails) -> Result<(), Reply> {
 }
 
 /// The checks of this kind that judge this request: on requests, and in its scope.
-pub(super) fn applying(cx: &Cx<'_>, g: &Guardrails, kind: impl Fn(&CheckKind) -> bool) -> Vec<usize> {
+pub(super) fn applying(
+    cx: &Cx<'_>,
+    g: &Guardrails,
+    kind: impl Fn(&CheckKind) -> bool,
+) -> Vec<usize> {
     let caller = cx.facts.caller.as_ref();
     let model = cx.facts.model.as_deref();
     let tenant = caller.and_then(|c| c.tenant.as_deref());

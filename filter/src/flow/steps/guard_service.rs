@@ -15,8 +15,7 @@ use crate::flow::step::{Cx, Go};
 use crate::guardrails::config::{CheckKind, Guardrails, Service};
 use crate::guardrails::extract::{self, Shape};
 use crate::guardrails::service::{
-    self, BlockCause, FailureMode, Limits, Metadata, Piece, Prepared, ServiceError, Stage,
-    Verdict,
+    self, BlockCause, FailureMode, Limits, Metadata, Piece, Prepared, ServiceError, Stage, Verdict,
 };
 use crate::guardrails::verdicts::VerdictCache;
 use crate::host::Counter;
@@ -178,9 +177,7 @@ fn verdict_cache<'c>(
     host: &dyn crate::host::Host,
     entries: usize,
 ) -> &'c mut VerdictCache {
-    slot.get_or_insert_with(|| {
-        VerdictCache::new(seed(&host.random_id()), entries, CACHE_MAX_BYTES)
-    })
+    slot.get_or_insert_with(|| VerdictCache::new(seed(&host.random_id()), entries, CACHE_MAX_BYTES))
 }
 
 /// A check's verdict: recorded, then the request blocked, rewritten or let go.
