@@ -6,6 +6,7 @@
 mod accounting;
 mod budgets;
 mod fallback;
+mod guardrail_service;
 mod guardrails;
 mod identity;
 mod leases;
