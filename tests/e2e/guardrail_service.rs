@@ -100,7 +100,13 @@ async fn a_guardrail_service_blocks_rewrites_and_fails_as_its_check_says() {
 
     // BLOCKED: the API's 400 naming the check, never the service's reason.
     let case = "svc-block";
-    let resp = chat(&stack, &closed, case, &[&format!("{case}: GUARD-BLOCK this")]).await;
+    let resp = chat(
+        &stack,
+        &closed,
+        case,
+        &[&format!("{case}: GUARD-BLOCK this")],
+    )
+    .await;
     let id = request_id(&resp);
     let (_, code) = error_shape(resp, 400).await;
     assert_eq!(code, "guardrail_blocked");

@@ -137,8 +137,12 @@ fn prepare(
 ) -> Option<Result<Prepared, ServiceError>> {
     let sent = cx.body?;
     let rescanned = match &cx.facts.masked_body {
-        // Masks change strings only: the body still scans.
-        Some(m) => Some(request_body::scan(m).ok()?),
+        // Masks change strings only: the body still scans. Were it ever not to, the
+        // check could not be made, which its failure mode answers (never a silent pass).
+        Some(m) => match request_body::scan(m) {
+            Ok(b) => Some(b),
+            Err(_) => return Some(Err(ServiceError::Malformed)),
+        },
         None => None,
     };
     let body: &Body<'_> = rescanned.as_ref().unwrap_or(sent);
@@ -206,7 +210,9 @@ fn conclude(cx: &mut Cx<'_>, name: &str, s: &Service, verdict: Verdict) -> Resul
             let current = match (cx.facts.masked_body.take(), cx.body) {
                 (Some(m), _) => m,
                 (None, Some(b)) => b.raw().to_vec(),
-                (None, None) => return Ok(()),
+                // The executor reads the body again after the call: without it the
+                // replacements cannot be made, and the texts must not go as they were.
+                (None, None) => return Err(reply::internal("guardrail_service")),
             };
             cx.facts.masked_body = Some(service::apply(&current, &edits));
             Ok(())
