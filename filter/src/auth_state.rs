@@ -19,6 +19,8 @@ pub struct AuthState {
     /// The guardrails' findings per text block, made on first use (its hash key comes
     /// from the host's CSPRNG; see `guard`).
     pub scans: Option<chokepoint_guard::ScanCache>,
+    /// The guardrail services' verdicts per text, made on first use like `scans`.
+    pub verdicts: Option<crate::guardrails::verdicts::VerdictCache>,
 }
 
 /// Callers with live leases per worker; past it the lease closest to expiry is released.
@@ -37,6 +39,7 @@ impl AuthState {
             leases: LeaseTable::new(MAX_LEASES, c.policy.lease_slots),
             mcp_sessions: std::collections::HashMap::new(),
             scans: None,
+            verdicts: None,
         }
     }
 }

@@ -113,6 +113,9 @@ pub enum Counter {
     /// A guardrail blocked a request (or masked values in it).
     GuardrailBlocked,
     GuardrailMasked,
+    /// A guardrail service could not judge a request (down, slow, or no verdict), whatever
+    /// its failure mode then did.
+    GuardrailUnavailable,
 }
 
 impl Counter {
@@ -141,6 +144,7 @@ impl Counter {
             Counter::McpUpstreamFailed,
             Counter::GuardrailBlocked,
             Counter::GuardrailMasked,
+            Counter::GuardrailUnavailable,
         ]);
         all
     }
@@ -168,6 +172,7 @@ impl Counter {
             Counter::McpUpstreamFailed => "chokepoint.mcp.upstream_failed".into(),
             Counter::GuardrailBlocked => "chokepoint.guardrail.blocked".into(),
             Counter::GuardrailMasked => "chokepoint.guardrail.masked".into(),
+            Counter::GuardrailUnavailable => "chokepoint.guardrail.unavailable".into(),
         }
     }
 }

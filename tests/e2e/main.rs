@@ -7,6 +7,7 @@ mod accounting;
 mod budgets;
 mod fallback;
 mod guardrail_answers;
+mod guardrail_service;
 mod guardrails;
 mod identity;
 mod leases;

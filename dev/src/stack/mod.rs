@@ -90,6 +90,9 @@ pub struct StackOptions {
     pub policy_timeout_ms: u64,
     pub max_request_body_bytes: usize,
     pub envoy_concurrency: u32,
+    /// The bearer key the main mock's guardrail service requires, also in Envoy's
+    /// environment as [`MOCK_GUARDRAIL_KEY_ENV`] for a check's `api_key_env`.
+    pub guardrail_key: Option<String>,
 }
 
 impl StackOptions {
@@ -136,9 +139,13 @@ impl StackOptions {
             policy_timeout_ms: 1000,
             max_request_body_bytes: 1024 * 1024,
             envoy_concurrency: 2,
+            guardrail_key: None,
         }
     }
 }
+
+/// The variable holding the mock guardrail service's key (see `chokepoint-mock`).
+pub const MOCK_GUARDRAIL_KEY_ENV: &str = "CHOKEPOINT_MOCK_GUARDRAIL_KEY";
 
 pub struct Stack {
     pub opts: StackOptions,
@@ -284,6 +291,9 @@ impl Stack {
             .arg("--addr-file")
             .arg(&addr_file)
             .env("CHOKEPOINT_MOCK_API_KEY", key);
+        if let (Some(guard_key), "mock") = (&self.opts.guardrail_key, file) {
+            cmd.env(MOCK_GUARDRAIL_KEY_ENV, guard_key);
+        }
         let log = self.opts.run_dir.join(format!("{file}.log"));
         let mut proc = Managed::spawn(name, cmd, &log).map_err(|e| e.to_string())?;
         let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
@@ -629,6 +639,9 @@ impl Stack {
             // from this process's own, whatever it holds).
             .env_remove(&token_env)
             .envs(env);
+        if let Some(guard_key) = &o.guardrail_key {
+            cmd.env(MOCK_GUARDRAIL_KEY_ENV, guard_key);
+        }
         let mut proc = Managed::spawn("envoy", cmd, &o.run_dir.join("envoy.log"))
             .map_err(|e| e.to_string())?;
         let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;

@@ -64,6 +64,13 @@ impl Decision {
             503 if r
                 .error
                 .as_ref()
+                .is_some_and(|e| e.code == crate::flow::GUARDRAIL_UNAVAILABLE) =>
+            {
+                "guardrail_unavailable"
+            }
+            503 if r
+                .error
+                .as_ref()
                 .is_some_and(|e| e.code == "jwks_unavailable") =>
             {
                 "unauthenticated"
@@ -157,6 +164,8 @@ pub struct Facts {
     /// A response guardrail blocked the answer (see `guard_answer`): the client got the
     /// error, while the provider's usage is still charged.
     pub answer_blocked: bool,
+    /// The guardrail service call out now: the check's index and what was sent.
+    pub guard_call: Option<(usize, crate::guardrails::service::Pending)>,
 }
 
 /// What an MCP request adds: the server, the JSON-RPC message, and what its answer needs.

@@ -9,6 +9,8 @@
 mod count;
 mod facts;
 #[cfg(test)]
+mod guard_service_tests;
+#[cfg(test)]
 mod guard_tests;
 // Response guardrails (guard-answers branch).
 mod guard_answer;
@@ -41,8 +43,8 @@ use crate::runtime::Runtime;
 use facts::Facts;
 pub use facts::{Caller, Decision};
 use step::{Cx, Go};
-pub use steps::GUARDRAIL_BLOCKED;
 use steps::PIPELINE;
+pub use steps::{GUARDRAIL_BLOCKED, GUARDRAIL_UNAVAILABLE};
 
 /// Header carrying the anonymous user id to an internal provider (see `Provider::internal`).
 pub const USER_HEADER: &str = "x-chokepoint-user";
@@ -172,14 +174,41 @@ impl Flow {
         let Some(step) = PIPELINE.get(at) else {
             return;
         };
-        let result = step.answered(&mut self.cx(host, None), status, body);
-        let next = match self.after(host, at, result, None) {
-            ControlFlow::Continue(at) => self.run(host, at, None),
+        let bytes = match self.body_again(host, at) {
+            Ok(bytes) => bytes,
+            Err(r) => return self.reply(host, &r),
+        };
+        let scanned = match bytes.as_deref().map(request_body::scan).transpose() {
+            Ok(scanned) => scanned,
+            Err(e) => {
+                host.count(Counter::BadRequest);
+                return self.reply(host, &reply::bad_request("invalid_body", &e.message()));
+            }
+        };
+        let seen = scanned.as_ref();
+        let result = step.answered(&mut self.cx(host, seen), status, body);
+        let next = match self.after(host, at, result, seen) {
+            ControlFlow::Continue(at) => self.run(host, at, seen),
             ControlFlow::Break(next) => next,
         };
         // The headers were held for the callout: let them go if the steps are done.
         if next == Next::Continue && host.resume_request().is_err() {
             host.count(Counter::HostFailure);
+        }
+    }
+
+    /// The body again, after a callout step `at` started, when a later step reads it: the
+    /// steps see a scanned body only in the callback that read it, and Envoy still holds
+    /// it while the request is paused. (A model request's only: an MCP message was kept
+    /// as read.) `None` when no later step reads it, as for the policy service's call.
+    fn body_again(&mut self, host: &mut dyn Host, at: usize) -> Result<Option<Vec<u8>>, Reply> {
+        let later = PIPELINE.get(at + 1..).unwrap_or_default();
+        if !self.body_read || self.facts.mcp.is_some() || !later.iter().any(|s| s.reads_body()) {
+            return Ok(None);
+        }
+        match host.request_body(self.facts.body_bytes) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) => Err(self.cx(host, None).host_failed(e)),
         }
     }
 

@@ -31,6 +31,11 @@ pub trait Step: Sync {
     /// For logs and the architecture page.
     fn name(&self) -> &'static str;
     fn run(&self, cx: &mut Cx<'_>) -> Result<Go, Reply>;
+    /// It reads the request body (`cx.body`, `cx.fields()`): after a callout answered by
+    /// an earlier step, the executor reads and scans the body again for it.
+    fn reads_body(&self) -> bool {
+        false
+    }
     /// The callout this step started answered (`status` `None`: it failed).
     fn answered(&self, _cx: &mut Cx<'_>, _status: Option<u32>, _body: &[u8]) -> Result<Go, Reply> {
         Ok(Go::Next)

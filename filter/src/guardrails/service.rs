@@ -285,17 +285,22 @@ pub fn prepare(
 }
 
 /// The call's headers (with [`Pending::body`] as its body): a POST of JSON to the
-/// service's `path` at `authority`, with `Authorization: Bearer` when the check has a key
-/// (`api_key_env`). The key must never reach a log.
-pub fn call_headers(path: &str, authority: &str, key: Option<&str>) -> Vec<(&'static str, String)> {
+/// service's `path` at `authority`, with `authorization` when the check has a key
+/// (`api_key_env`): `Bearer <key>`, as `Runtime::guard_service_authorizations` holds it.
+/// The key must never reach a log.
+pub fn call_headers(
+    path: &str,
+    authority: &str,
+    authorization: Option<&str>,
+) -> Vec<(&'static str, String)> {
     let mut headers = vec![
         (":method", "POST".to_string()),
         (":path", path.to_string()),
         (":authority", authority.to_string()),
         ("content-type", "application/json".to_string()),
     ];
-    if let Some(key) = key {
-        headers.push(("authorization", format!("Bearer {key}")));
+    if let Some(authorization) = authorization {
+        headers.push(("authorization", authorization.to_string()));
     }
     headers
 }

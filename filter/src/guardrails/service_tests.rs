@@ -352,7 +352,7 @@ fn apply_writes_json_strings_and_keeps_every_other_byte() {
 #[test]
 fn call_headers_post_json_with_the_key_as_bearer() {
     let path = "/beta/litellm_basic_guardrail_api";
-    let with = call_headers(path, "dlp.example.com", Some("k-1"));
+    let with = call_headers(path, "dlp.example.com", Some("Bearer k-1"));
     assert_eq!(
         with,
         vec![

@@ -27,6 +27,10 @@ impl Step for Admit {
         "admit"
     }
 
+    fn reads_body(&self) -> bool {
+        true
+    }
+
     fn run(&self, cx: &mut Cx<'_>) -> Result<Go, Reply> {
         with_caller(cx, admit)
     }

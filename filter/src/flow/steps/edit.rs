@@ -16,6 +16,10 @@ impl Step for Edit {
         "edit"
     }
 
+    fn reads_body(&self) -> bool {
+        true
+    }
+
     fn run(&self, cx: &mut Cx<'_>) -> Result<Go, Reply> {
         let Some(sent) = cx.body.filter(|_| cx.facts.mcp.is_none()) else {
             // An MCP message goes as the client sent it.

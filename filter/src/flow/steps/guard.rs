@@ -5,11 +5,13 @@
 //! new turn only). The strongest action wins: `block` answers 400 `guardrail_blocked` in
 //! the API's own error shape, naming the check and the category, never the value;
 //! `mask` hands `edit` the body with each value replaced by its placeholder; `flag` lets
-//! it go. Every verdict goes into the record. Before `admit`, so a blocked request
-//! reserves no budget.
+//! it go. Then the checks that ask an external service, one after another (see
+//! `guard_service`). Every verdict goes into the record. Before `admit`, so a blocked
+//! request reserves no budget.
 
 use chokepoint_guard::ScanCache;
 
+use super::guard_service;
 use crate::flow::step::{Cx, Go, Step};
 use crate::guardrails::config::{CheckKind, Guardrails};
 use crate::guardrails::extract::{self, Shape};
@@ -25,15 +27,26 @@ impl Step for Guard {
         "guard"
     }
 
+    fn reads_body(&self) -> bool {
+        true
+    }
+
     fn run(&self, cx: &mut Cx<'_>) -> Result<Go, Reply> {
         let rt = std::rc::Rc::clone(cx.rt);
         let Some(g) = rt.config.guardrails.as_ref() else {
             return Ok(Go::Next);
         };
         detect(cx, g)?;
-        // The checks that ask an external service go here: a `Go::Call` to the first
-        // one that applies, its verdict read in `answered`.
-        Ok(Go::Next)
+        guard_service::ask(cx, g, 0)
+    }
+
+    /// A service check's service answered.
+    fn answered(&self, cx: &mut Cx<'_>, status: Option<u32>, body: &[u8]) -> Result<Go, Reply> {
+        let rt = std::rc::Rc::clone(cx.rt);
+        let Some(g) = rt.config.guardrails.as_ref() else {
+            return Ok(Go::Next);
+        };
+        guard_service::answered(cx, g, status, body)
     }
 }
 
@@ -76,7 +89,11 @@ fn detect(cx: &mut Cx<'_>, g: &Guardrails) -> Result<(), Reply> {
 }
 
 /// The checks of this kind that judge this request: on requests, and in its scope.
-fn applying(cx: &Cx<'_>, g: &Guardrails, kind: impl Fn(&CheckKind) -> bool) -> Vec<usize> {
+pub(super) fn applying(
+    cx: &Cx<'_>,
+    g: &Guardrails,
+    kind: impl Fn(&CheckKind) -> bool,
+) -> Vec<usize> {
     let caller = cx.facts.caller.as_ref();
     let model = cx.facts.model.as_deref();
     let tenant = caller.and_then(|c| c.tenant.as_deref());
@@ -90,7 +107,7 @@ fn applying(cx: &Cx<'_>, g: &Guardrails, kind: impl Fn(&CheckKind) -> bool) -> V
 }
 
 /// Adds verdicts to the record's, keeping at most its bound.
-fn record(cx: &mut Cx<'_>, verdicts: Vec<chokepoint_contract::GuardVerdict>) {
+pub(super) fn record(cx: &mut Cx<'_>, verdicts: Vec<chokepoint_contract::GuardVerdict>) {
     let room =
         chokepoint_contract::bounds::MAX_GUARD_VERDICTS.saturating_sub(cx.facts.guardrails.len());
     cx.facts.guardrails.extend(verdicts.into_iter().take(room));
@@ -98,10 +115,10 @@ fn record(cx: &mut Cx<'_>, verdicts: Vec<chokepoint_contract::GuardVerdict>) {
 
 /// What the scan cache may hold besides its entries' count: findings are a few words
 /// each, so this bounds a worker's cache to a few MB whatever the requests.
-const CACHE_MAX_BYTES: usize = 4 * 1024 * 1024;
+pub(super) const CACHE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// The cache's hash key from the host's random id (128 bits, hex).
-fn seed(random_id: &str) -> [u8; 16] {
+pub(super) fn seed(random_id: &str) -> [u8; 16] {
     let mut seed = [0u8; 16];
     let hex = random_id.as_bytes();
     for (i, b) in seed.iter_mut().enumerate() {

@@ -9,6 +9,7 @@ mod classify;
 mod edit;
 mod forward;
 mod guard;
+mod guard_service;
 mod mcp_policy;
 mod metadata;
 mod models;
@@ -20,6 +21,7 @@ mod upstream;
 
 use super::step::Step;
 pub use guard::GUARDRAIL_BLOCKED;
+pub use guard_service::GUARDRAIL_UNAVAILABLE;
 
 /// Every request's steps. `await_body` waits for the body (`Go::Body`): the steps after it
 /// see it scanned. The last step is always `forward`, which `Go::Forward` jumps

@@ -13,6 +13,10 @@ impl Step for OutOfSight {
         "out_of_sight"
     }
 
+    fn reads_body(&self) -> bool {
+        true
+    }
+
     fn run(&self, cx: &mut Cx<'_>) -> Result<Go, Reply> {
         let responses = cx
             .facts

@@ -16,6 +16,10 @@ impl Step for Route {
         "route"
     }
 
+    fn reads_body(&self) -> bool {
+        true
+    }
+
     fn run(&self, cx: &mut Cx<'_>) -> Result<Go, Reply> {
         if cx.facts.mcp.is_some() {
             // No model: an MCP server is its own route.
