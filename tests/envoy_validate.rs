@@ -43,6 +43,8 @@ fn validate(dir: &Path, name: &str, text: &str) {
         .env("GEMINI_API_KEY", "sk-validate")
         .env("AZURE_OPENAI_API_KEY", "sk-validate")
         .env("CHOKEPOINT_MCP_EVERYTHING_TOKEN", "mcp-validate")
+        // The example policy's guardrail service key (`acme-dlp`).
+        .env("ACME_DLP_KEY", "dlp-validate")
         .output()
         .unwrap();
     assert!(
