@@ -4,12 +4,11 @@
 //! guardrails test layer measures accuracy with it.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use chokepoint_guard::{Rule, RuleSet};
+use chokepoint_guard::RuleSet;
+use chokepoint_render::policy::guard_rules;
 use clap::Subcommand;
-
-use chokepoint_render::yaml;
 
 #[derive(Subcommand)]
 pub enum GuardCommand {
@@ -17,12 +16,10 @@ pub enum GuardCommand {
     /// without findings, 1 on an error (a rules file that does not compile, an unreadable
     /// file).
     Scan {
-        /// Rules added to the built-in ones (ids must not clash), YAML as rules/builtin.yaml.
+        /// Rules added to the built-in ones, YAML as rules/builtin.yaml, checked as a
+        /// policy's `guardrails.rules_file` is: ids must not clash, examples required.
         #[arg(long)]
         rules: Option<PathBuf>,
-        /// Only these rules: the built-in ones are not loaded.
-        #[arg(long)]
-        no_builtin: bool,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -30,12 +27,8 @@ pub enum GuardCommand {
 
 pub fn run(command: GuardCommand) -> Result<(), String> {
     match command {
-        GuardCommand::Scan {
-            rules,
-            no_builtin,
-            files,
-        } => {
-            let set = rule_set(rules.as_deref(), no_builtin)?;
+        GuardCommand::Scan { rules, files } => {
+            let set = guard_rules::rule_set(rules.as_deref()).map_err(|e| e.to_string())?;
             let mut out = std::io::stdout().lock();
             for file in &files {
                 let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -71,59 +64,13 @@ fn scan(set: &RuleSet, text: &str) -> Vec<(usize, usize)> {
         .collect()
 }
 
-fn rule_set(extra: Option<&Path>, no_builtin: bool) -> Result<RuleSet, String> {
-    let mut rules = if no_builtin {
-        Vec::new()
-    } else {
-        parse("built-in rules", chokepoint_guard::BUILTIN_YAML)?.0
-    };
-    let builtin = rules.len();
-    let mut doc = None;
-    if let Some(path) = extra {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let (more, d) = parse(&path.display().to_string(), &text)?;
-        rules.extend(more);
-        doc = Some(d);
-    }
-    RuleSet::compile(rules).map_err(|e| match (extra, doc) {
-        // The admin's file: its own index, and the line of the field.
-        (Some(path), Some(doc)) if e.index >= builtin => {
-            let i = e.index - builtin;
-            let line = doc
-                .line_of(&format!("[{i}].{}", e.field))
-                .map_or(String::new(), |l| format!(" line {l}:"));
-            format!(
-                "{}:{line} [{i}].{} (rule `{}`): {}",
-                path.display(),
-                e.field,
-                e.id,
-                e.message
-            )
-        }
-        _ => format!("built-in rules: {e}"),
-    })
-}
-
-/// A rules file's YAML into rules; errors name the file, line and field.
-fn parse(name: &str, text: &str) -> Result<(Vec<Rule>, yaml::Document), String> {
-    let doc = yaml::load(text).map_err(|e| format!("{name}: {e}"))?;
-    let rules = serde_path_to_error::deserialize(doc.value.clone()).map_err(|e| {
-        let path = e.path().to_string();
-        let line = doc
-            .line_of(&path)
-            .map_or(String::new(), |l| format!(" line {l}:"));
-        format!("{name}:{line} {path}: {}", e.into_inner())
-    })?;
-    Ok((rules, doc))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn lines_count_from_one_across_findings() {
-        let set = rule_set(None, false).unwrap();
+        let set = guard_rules::rule_set(None).unwrap();
         let text =
             "a\nkey AKIAIOSFODNN7EXAMPLE\n\nmail jane.doe@acme-corp.io and AKIAIOSFODNN7EXAMPLE\n";
         let got: Vec<(usize, &str)> = scan(&set, text)
@@ -144,31 +91,39 @@ mod tests {
     fn rules_file_errors_name_file_line_and_field() {
         let dir = std::env::temp_dir().join(format!("guard-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        // The policy file's loader and its errors: the scan takes what a policy takes.
         let cases = [
             (
                 "- id: a\n  category: secret\n  regex: x\n  keyword: [x]\n",
-                "line 4: [0]",
+                ":4: [0].keyword:",
                 "unknown field `keyword`",
             ),
             (
-                "- id: mine\n  category: secret\n  regex: x\n- id: aws-access-key-id\n  category: secret\n  regex: x\n",
-                "line 4: [1].id",
-                "duplicate id",
+                "- id: aws-access-key-id\n  category: secret\n  regex: x\n  examples: {match: [x]}\n",
+                ":1: [0].id:",
+                "the id of a built-in rule",
             ),
             (
-                "- id: b\n  category: secret\n  regex: '('\n",
-                "line 3: [0].regex (rule `b`)",
+                "- id: b\n  category: secret\n  regex: '('\n  examples: {match: ['(']}\n",
+                ":3: [0].regex:",
                 "unclosed group",
+            ),
+            (
+                "- id: d\n  category: secret\n  regex: zz\n  examples: {match: [yy]}\n",
+                "[0].examples.match[0]:",
+                "finds nothing in this example",
             ),
         ];
         for (i, (yaml, where_, what)) in cases.iter().enumerate() {
             let path = dir.join(format!("r{i}.yaml"));
             std::fs::write(&path, yaml).unwrap();
-            let e = rule_set(Some(&path), false).err().unwrap();
+            let e = guard_rules::rule_set(Some(&path))
+                .err()
+                .unwrap()
+                .to_string();
+            let shown = path.display().to_string();
             assert!(
-                e.starts_with(&path.display().to_string())
-                    && e.contains(where_)
-                    && e.contains(what),
+                e.starts_with(&shown) && e[shown.len()..].contains(where_) && e.contains(what),
                 "{e}"
             );
         }

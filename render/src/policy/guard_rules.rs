@@ -51,13 +51,60 @@ pub(super) fn load(
     rules_file: Option<&str>,
     base_dir: &Path,
 ) -> Result<Vec<Rule>, PolicyError> {
+    let own = match rules_file {
+        Some(file) => {
+            let path = base_dir.join(file);
+            let text = read_bounded(&path, MAX_POLICY_FILE_BYTES)
+                .map_err(|m| cx.err("guardrails.rules_file", m))?;
+            Some((path.display().to_string(), text))
+        }
+        None => None,
+    };
+    let (sources, _) = compile(own)?;
+    let mut out = Vec::new();
+    for src in &sources {
+        for r in &src.rules {
+            let mut r = r.clone();
+            r.examples = None;
+            out.push(Rule {
+                id: r.id.clone(),
+                category: r.category.as_str().to_string(),
+                filter: serde_json::to_value(&r).unwrap_or(Value::Null),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The rule set a policy with `rules_file` would give its checks to choose from, for
+/// `chokepoint-config guardrails scan`: the same parsing, examples and errors as the
+/// policy file's, so a rules file the scan takes is one a policy takes.
+pub fn rule_set(rules_file: Option<&Path>) -> Result<RuleSet, PolicyError> {
+    let own = match rules_file {
+        Some(path) => {
+            let shown = path.display().to_string();
+            let text =
+                read_bounded(path, MAX_POLICY_FILE_BYTES).map_err(|message| PolicyError {
+                    file: shown.clone(),
+                    line: None,
+                    field: String::new(),
+                    message,
+                })?;
+            Some((shown, text))
+        }
+        None => None,
+    };
+    compile(own).map(|(_, set)| set)
+}
+
+/// The built-in rules and `own` (a rules file's name as errors show it, and its text):
+/// parsed, an own rule's id checked against the built-in ones and its examples run, and
+/// the whole set compiled as the filter compiles it.
+fn compile(own: Option<(String, String)>) -> Result<(Vec<Source>, RuleSet), PolicyError> {
     let builtin = parse(BUILTIN_FILE.to_string(), chokepoint_guard::BUILTIN_YAML)?;
     let mut sources = vec![builtin];
-    if let Some(file) = rules_file {
-        let path = base_dir.join(file);
-        let text = read_bounded(&path, MAX_POLICY_FILE_BYTES)
-            .map_err(|m| cx.err("guardrails.rules_file", m))?;
-        let own = parse(path.display().to_string(), &text)?;
+    if let Some((shown, text)) = own {
+        let own = parse(shown, &text)?;
         for (i, r) in own.rules.iter().enumerate() {
             if sources[0].rules.iter().any(|b| b.id == r.id) {
                 return Err(own.err(
@@ -79,28 +126,18 @@ pub(super) fn load(
         .flat_map(|(s, src)| (0..src.rules.len()).map(move |i| (s, i)))
         .collect();
     let set: Vec<GuardRule> = sources.iter().flat_map(|s| s.rules.clone()).collect();
-    if let Err(e) = RuleSet::compile(set) {
-        // The position in the whole list back to its file and index there.
-        let (s, i) = all.get(e.index).copied().unwrap_or((sources.len() - 1, 0));
-        let src = &sources[s];
-        return Err(src.err(
-            format!("[{i}].{}", e.field),
-            format!("rule `{}`: {}", e.id, e.message),
-        ));
-    }
-    let mut out = Vec::new();
-    for src in &sources {
-        for r in &src.rules {
-            let mut r = r.clone();
-            r.examples = None;
-            out.push(Rule {
-                id: r.id.clone(),
-                category: r.category.as_str().to_string(),
-                filter: serde_json::to_value(&r).unwrap_or(Value::Null),
-            });
+    match RuleSet::compile(set) {
+        Ok(set) => Ok((sources, set)),
+        Err(e) => {
+            // The position in the whole list back to its file and index there.
+            let (s, i) = all.get(e.index).copied().unwrap_or((sources.len() - 1, 0));
+            let src = &sources[s];
+            Err(src.err(
+                format!("[{i}].{}", e.field),
+                format!("rule `{}`: {}", e.id, e.message),
+            ))
         }
     }
-    Ok(out)
 }
 
 /// A rules file: a YAML list of rules, each refusing unknown fields.

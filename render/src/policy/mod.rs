@@ -3,7 +3,7 @@
 //! runs the rendered plugin configuration through the filter's own parser, and reports
 //! the first problem with the field's path and its line in the file.
 
-mod guard_rules;
+pub mod guard_rules;
 mod guardrails;
 mod kubernetes;
 mod load;
