@@ -68,6 +68,7 @@ def targets():
     full = find("envoy + chokepoint (leases)")
     full_rate = find("envoy + chokepoint (leases)", JSON_RATE)
     lite = find("litellm")
+    pk = find("portkey")
     if bare and ident:
         added = ident["cpu_us_per_req"]["envoy"] - bare["cpu_us_per_req"]["envoy"]
         value = f"{added:.0f} µs"
@@ -110,6 +111,15 @@ def targets():
         if lite["added_p50_ms"] > 0:
             f = full["added_p50_ms"] / lite["added_p50_ms"]
             row("vs LiteLLM: <= 1/50 of its added p50", f"1/{1 / max(f, 1e-9):.0f}", f <= 1 / 50)
+    if full and pk:
+        x = full["rps"] / max(pk["rps"], 1e-9)
+        row("vs Portkey: >= 5x its throughput", f"{x:.1f}x", x >= 5)
+        ours = sum(v for v in full["cpu_us_per_req"].values() if v)
+        theirs = pk["cpu_us_per_req"].get("envoy") or 0
+        if theirs > 0:
+            row("vs Portkey: < 1/8 of its CPU per request (Envoy + policy + Redis)",
+                f"{ours:.0f} µs vs {theirs:.0f} µs (1/{theirs / max(ours, 1e-9):.1f})",
+                ours * 8 < theirs)
     rss = doc.get("envoy_rss_kib", {})
     workers = doc["machine"].get("envoy_workers") or 1
     if rss.get("bare"):
@@ -158,7 +168,8 @@ md = [
     f"{rows[0]['runs'] if rows else 0} runs of {rows[0]['seconds_per_run'] if rows else 0} s, taken in rounds (each round "
     "runs every configuration once, so a slow spell of the machine falls on all of them); "
     "the spread is half the range between runs. CPU is per request from /proc "
-    "(user + system); *proxy CPU* is Envoy's (LiteLLM's: its supervisor and workers); *added "
+    "(user + system); *proxy CPU* is Envoy's (LiteLLM's: its supervisor and workers; "
+    "Portkey's: its Node process); *added "
     "CPU* is that over bare Envoy's plus the policy service's and Redis's. The *fixed rate* "
     "loads offer the same requests/s to every configuration, each request timed from when it "
     "was due, so their latency is what a gateway adds on a machine that is not saturated (and "

@@ -140,10 +140,19 @@ ensure_sdks() { ensure_venv "$ROOT/.venv-sdk" sdks "openai==3.57.0" "anthropic==
 # unexpected errors imports it even without a database, and answers 500 instead of the
 # error (a missing key's 401, say) when it is missing. No database is used.
 ensure_litellm() {
-  ensure_venv "$ROOT/.venv-bench" litellm 'litellm[proxy]' prisma
+  ensure_venv "$ROOT/.venv-bench" litellm 'litellm[proxy]==1.108.7' 'prisma==0.15.0'
   export CHOKEPOINT_LITELLM="$ROOT/.venv-bench/bin/litellm"
   [ -x "$CHOKEPOINT_LITELLM" ] || die "litellm[proxy] installed no $CHOKEPOINT_LITELLM"
   say "LiteLLM $("$ROOT/.venv-bench/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))')"
+}
+
+# Portkey's open-source gateway, the other peer of scripts/bench --peers, from npm at a
+# pinned version into .portkey/; exported as CHOKEPOINT_PORTKEY, its Node entry point.
+PORTKEY_PACKAGE="@portkey-ai/gateway@1.15.2"
+ensure_portkey() {
+  npm_pinned "$ROOT/.portkey" gateway "$PORTKEY_PACKAGE"
+  export CHOKEPOINT_PORTKEY="$ROOT/.portkey/node_modules/@portkey-ai/gateway/build/start-server.js"
+  [ -f "$CHOKEPOINT_PORTKEY" ] || die "$PORTKEY_PACKAGE installed no $CHOKEPOINT_PORTKEY"
 }
 
 # The spend page's browser test (tests/ui/run.py): Debian's chromium, driven headless

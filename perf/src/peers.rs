@@ -5,6 +5,11 @@
 //! LiteLLM (the `litellm[proxy]` PyPI package, installed into `.venv-bench` by
 //! `scripts/bench --peers`) runs as its own CLI would in a plain deployment: one config
 //! file with the model list and a master key, no database, uvicorn with `N` workers.
+//!
+//! Portkey's open-source gateway (npm `@portkey-ai/gateway`, installed into `.portkey` by
+//! `scripts/bench --peers`) runs as its `npx` start does: one Node process, headless,
+//! told per request which provider and host to use (`x-portkey-provider`,
+//! `x-portkey-custom-host`) and passing the client's key through.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -23,6 +28,9 @@ pub const LITELLM_READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// which takes a few seconds on a busy machine. Use `proc.stop(LITELLM_STOP_GRACE)`
 /// rather than `Managed`'s drop (3 s), after which the supervisor is killed.
 pub const LITELLM_STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// How long [`start_portkey`] waits for a real request to be served.
+pub const PORTKEY_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 const READINESS_BODY: &str = r#"{"model":"gpt-4o-mini","max_tokens":64,"messages":[{"role":"user","content":"Benchmark me."}]}"#;
 
@@ -103,6 +111,126 @@ pub async fn start_litellm(
     wait_ready(&mut proc, &base_url, log_start, workers).await?;
     Ok((base_url, proc))
 }
+
+/// Starts Portkey's gateway (`server_js`, the package's `build/start-server.js`) with
+/// `node` on a free loopback port, its preload and log (`portkey.log`) in `dir`. Returns
+/// its base URL once a real chat completion through it to `upstream_base_url` (ending in
+/// `/v1`) returns 200, within [`PORTKEY_READY_TIMEOUT`], else an error with the log's tail.
+pub async fn start_portkey(
+    server_js: &Path,
+    dir: &Path,
+    upstream_base_url: &str,
+    upstream_key: &str,
+) -> Result<(String, Managed), String> {
+    if !server_js.exists() {
+        return Err(format!(
+            "Portkey's gateway not found at {} (scripts/bench --peers installs it into .portkey)",
+            server_js.display()
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let preload = dir.join("portkey-preload.mjs");
+    write(&preload, PORTKEY_PRELOAD)?;
+    let port = free_port()?;
+    let mut cmd = Command::new("node");
+    cmd.arg("--import")
+        .arg(&preload)
+        .arg(server_js)
+        .arg(format!("--port={port}"))
+        .arg("--headless")
+        .current_dir(dir);
+    // A clean environment, as for LiteLLM: no Redis, proxy or provider settings of the
+    // caller's reach it. NODE_ENV=production: no log-viewer UI and its log stream.
+    cmd.env_clear();
+    for name in ["PATH", "HOME", "TMPDIR", "LANG", "LC_ALL"] {
+        if let Some(v) = std::env::var_os(name) {
+            cmd.env(name, v);
+        }
+    }
+    cmd.env("NODE_ENV", "production");
+    let log = dir.join("portkey.log");
+    let mut proc = Managed::spawn("portkey", cmd, &log).map_err(|e| e.to_string())?;
+    let base_url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + PORTKEY_READY_TIMEOUT;
+    let mut last = String::from("no answer yet");
+    loop {
+        if let Some(status) = proc.exited() {
+            return Err(format!(
+                "portkey exited ({status}) before it was ready; its log ({}):\n{}",
+                proc.log.display(),
+                proc.log_tail(4000)
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "portkey was not ready after {PORTKEY_READY_TIMEOUT:?} ({last}); its log ({}):\n{}",
+                proc.log.display(),
+                proc.log_tail(4000)
+            ));
+        }
+        let mut request = client
+            .post(format!("{base_url}/v1/chat/completions"))
+            .body(READINESS_BODY);
+        for (name, value) in portkey_headers(upstream_base_url, upstream_key) {
+            request = request.header(name, value);
+        }
+        match request.send().await {
+            Ok(r) if r.status() == reqwest::StatusCode::OK => return Ok((base_url, proc)),
+            Ok(r) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                last = format!("POST /v1/chat/completions: {status} {body:.300}");
+            }
+            Err(e) => last = format!("POST /v1/chat/completions: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What a client of Portkey's gateway sends for the OpenAI-compatible `upstream_base_url`:
+/// the provider and its host per request, and the provider key, which Portkey passes on.
+pub fn portkey_headers(upstream_base_url: &str, upstream_key: &str) -> Vec<(String, String)> {
+    vec![
+        ("authorization".into(), format!("Bearer {upstream_key}")),
+        ("x-portkey-provider".into(), "openai".into()),
+        ("x-portkey-custom-host".into(), upstream_base_url.into()),
+        ("content-type".into(), "application/json".into()),
+    ]
+}
+
+/// Loaded before Portkey's gateway (`node --import`):
+/// - its server binds every interface and has no option to bind one; every listen here
+///   is held to 127.0.0.1, as everything the benchmark starts is;
+/// - on Node, Portkey 1.15.2 adds its `x-portkey-*` headers to the upstream's own fetch
+///   response, whose headers are immutable, so every stream fails with `TypeError:
+///   immutable` (Portkey-AI/gateway issues 1389 and 1550). Each fetch response is re-made
+///   with mutable headers around the same body (not read or buffered here), as the fix
+///   proposed upstream does; it costs Portkey one object per request.
+const PORTKEY_PRELOAD: &str = r#"// Written by chokepoint's benchmark (perf/src/peers.rs).
+import net from 'node:net';
+
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...args) {
+  if (typeof args[0] === 'object' && args[0] !== null) {
+    args[0] = { ...args[0], host: '127.0.0.1' };
+  } else if (typeof args[0] === 'number') {
+    if (typeof args[1] === 'string') args[1] = '127.0.0.1';
+    else args.splice(1, 0, '127.0.0.1');
+  }
+  return listen.apply(this, args);
+};
+
+const upstreamFetch = globalThis.fetch;
+globalThis.fetch = async (...args) => {
+  const r = await upstreamFetch(...args);
+  return new Response(r.body, { status: r.status, statusText: r.statusText, headers: new Headers(r.headers) });
+};
+"#;
 
 /// LiteLLM's proxy config: one model, a master key, no database (none configured), no
 /// callbacks. Client `x-` headers go upstream (`forward_client_headers_to_llm_api`), as

@@ -44,8 +44,9 @@ struct Args {
     /// second, as here, needs the most.
     #[arg(long, default_value_t = 64)]
     lease_slots: u64,
-    /// Also measure LiteLLM's proxy (2 workers, a master key) in front of the same
-    /// upstream; its binary from CHOKEPOINT_LITELLM (scripts/bench --peers installs it).
+    /// Also measure LiteLLM's proxy (2 workers, a master key) and Portkey's gateway (one
+    /// Node process) in front of the same upstream; from CHOKEPOINT_LITELLM and
+    /// CHOKEPOINT_PORTKEY (scripts/bench --peers installs both).
     #[arg(long)]
     peers: bool,
     /// The offered rate (requests/s, 16 connections) of the fixed-rate load, which shows
@@ -112,10 +113,11 @@ enum Target {
     Leases,
     Callout,
     LiteLlm,
+    Portkey,
 }
 
 /// (report name, `--only` name, target)
-const CASES: [(&str, &str, Target); 8] = [
+const CASES: [(&str, &str, Target); 9] = [
     ("upstream alone", "upstream", Target::Upstream),
     ("bare envoy", "bare", Target::Bare),
     ("envoy + empty wasm filter", "empty", Target::EmptyWasm),
@@ -132,6 +134,7 @@ const CASES: [(&str, &str, Target); 8] = [
         Target::Callout,
     ),
     ("litellm proxy (2 workers)", "litellm", Target::LiteLlm),
+    ("portkey gateway (node)", "portkey", Target::Portkey),
 ];
 
 /// A load shape: its name, the request body, extra headers, connection counts, and a
@@ -209,7 +212,10 @@ async fn main() {
     )
     .await
     .unwrap_or_else(|e| fail("empty-filter Envoy", e));
-    let mut litellm = match (args.peers, std::env::var_os("CHOKEPOINT_LITELLM")) {
+    // A peer runs only when measured: with --peers, unless --only leaves it out.
+    let wanted =
+        |short: &str| args.peers && (args.only.is_empty() || args.only.iter().any(|o| o == short));
+    let mut litellm = match (wanted("litellm"), std::env::var_os("CHOKEPOINT_LITELLM")) {
         (false, _) => None,
         (true, None) => fail("--peers", "CHOKEPOINT_LITELLM is not set".into()),
         (true, Some(bin)) => {
@@ -225,6 +231,25 @@ async fn main() {
             Some(started.unwrap_or_else(|e| fail("LiteLLM", e)))
         }
     };
+    let portkey = match (wanted("portkey"), std::env::var_os("CHOKEPOINT_PORTKEY")) {
+        (false, _) => None,
+        (true, None) => fail("--peers", "CHOKEPOINT_PORTKEY is not set".into()),
+        (true, Some(server_js)) => {
+            let upstream = stack.mock_url.clone().unwrap_or_default();
+            let started = peers::start_portkey(
+                std::path::Path::new(&server_js),
+                &run_dir.join("portkey"),
+                &format!("{upstream}/v1"),
+                &stack.opts.mock_key,
+            )
+            .await;
+            Some(started.unwrap_or_else(|e| fail("Portkey", e)))
+        }
+    };
+    let portkey_headers = peers::portkey_headers(
+        &format!("{}/v1", stack.mock_url.clone().unwrap_or_default()),
+        &stack.opts.mock_key,
+    );
     let litellm_headers = vec![
         (
             "authorization".to_string(),
@@ -315,9 +340,10 @@ async fn main() {
                     if !args.only.is_empty() && !args.only.iter().any(|o| o == short) {
                         continue;
                     }
-                    if target == Target::LiteLlm && (litellm.is_none() || rate.is_some()) {
-                        // LiteLLM serves a few hundred requests/s: a fixed rate chokepoint
-                        // is measured at would only queue it.
+                    let peer = matches!(target, Target::LiteLlm | Target::Portkey);
+                    if peer && rate.is_some() {
+                        // The peers serve a few hundred requests/s: a fixed rate chokepoint
+                        // is measured at would only queue them.
                         continue;
                     }
                     let (url, headers, envoy_pid, policy_pid) = match target {
@@ -351,6 +377,17 @@ async fn main() {
                                 None,
                             )
                         }
+                        Target::Portkey => {
+                            let Some((base, proc)) = &portkey else {
+                                continue;
+                            };
+                            (
+                                format!("{base}/v1/chat/completions"),
+                                &portkey_headers,
+                                proc.pid(),
+                                None,
+                            )
+                        }
                         Target::Identity | Target::Leases | Target::Callout => {
                             // The same running Envoy in every mode: the setting changes live.
                             let (mode, slots) = match target {
@@ -375,12 +412,9 @@ async fn main() {
                     headers.extend(extra.iter().cloned());
                     {
                         // A short warm-up: connections, token cache, scripts, a lease (and
-                        // every LiteLLM worker, whose first requests are slow).
-                        let warm = if target == Target::LiteLlm {
-                            3_000
-                        } else {
-                            500
-                        };
+                        // the peers: every LiteLLM worker and Portkey's JIT, whose first
+                        // requests are slow).
+                        let warm = if peer { 3_000 } else { 500 };
                         bench::run(&url, &headers, body, c, Duration::from_millis(warm)).await;
                         let redis_pid = policy_pid.and(stack.redis_pid());
                         // LiteLLM is a supervisor and its workers: count them all.
@@ -553,6 +587,7 @@ async fn main() {
     if let Some((_, mut proc)) = litellm.take() {
         proc.stop(peers::LITELLM_STOP_GRACE);
     }
+    drop(portkey);
     drop(bare);
     drop(jwt_envoy);
     drop(empty_envoy);
