@@ -531,5 +531,5 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         () = terminate => "SIGTERM",
     };
-    log::info!("{name} received; finishing open requests");
+    log::info!("{name} received; finishing what is under way");
 }

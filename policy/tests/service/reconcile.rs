@@ -290,3 +290,116 @@ fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// `--follow` as the sidecar runs it: appended lines, a rotation (rename, new file) and a
+/// truncation are each booked as they come; SIGTERM ends it with its summary, and a
+/// restart resumes from the checkpoint without rereading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_follows_the_log_through_rotation_and_truncation() {
+    let redis = RedisServer::start();
+    let service = Service::start(usage_config(&redis)).await;
+    let dir = TempDir::new();
+    let log = dir.path().join("usage.log");
+    let state = dir.path().join("reconcile.json");
+    let (user, tenant) = (new_user(), new_tenant());
+    let ts = now_ms() - 1000;
+    let line = |i: u32| {
+        let mut l = record(
+            &format!("fo-{tenant}-{i}"),
+            Some(&user),
+            &tenant,
+            "allowed",
+            ts,
+        )
+        .to_string();
+        l.push('\n');
+        l
+    };
+    let append = |path: &Path, text: &str| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    };
+    append(&log, &(line(1) + &line(2)));
+    let follow = || {
+        tokio::process::Command::new(BIN)
+            .args(["reconcile", "--follow", "--poll-ms", "20", "--access-log"])
+            .arg(&log)
+            .args(["--policy-url", &service.base, "--state"])
+            .arg(&state)
+            .env_clear()
+            .env("CHOKEPOINT_POLICY_TOKEN", GATEWAY_TOKEN)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start reconcile --follow")
+    };
+    let booked = |n: u64| {
+        let service = &service;
+        let tenant = tenant.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let (requests, _) = tenant_totals(service, &tenant, ts).await;
+                if requests == n {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{requests} of {n} booked after 20 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let stop = |child: tokio::process::Child| async move {
+        let pid = child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        child.wait_with_output().await.expect("reconcile exits")
+    };
+
+    let child = follow();
+    booked(2).await;
+    append(&log, &line(3));
+    booked(3).await;
+    // logrotate's `create`: renamed, then a new file.
+    std::fs::rename(&log, dir.path().join("usage.log.1")).unwrap();
+    append(&log, &(line(4) + &line(5)));
+    booked(5).await;
+    // logrotate's `copytruncate`: emptied in place, written on.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, &line(6));
+    booked(6).await;
+    let out = stop(child).await;
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("was rotated"), "{text}");
+    assert!(text.contains("was truncated"), "{text}");
+    assert!(
+        text.contains("6 charged records: 0 already booked, 6 booked now"),
+        "{text}"
+    );
+
+    // Restarted: from the checkpoint, not from the start of the file.
+    append(&log, &line(7));
+    let child = follow();
+    booked(7).await;
+    let out = stop(child).await;
+    let text = stderr(&out);
+    assert!(text.contains("resuming"), "{text}");
+    assert!(
+        text.contains("reconcile: 1 lines, 1 charged records: 0 already booked, 1 booked now"),
+        "{text}"
+    );
+}
