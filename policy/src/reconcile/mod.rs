@@ -133,6 +133,8 @@ struct Run<'a> {
     ledger: &'a Ledger,
     summary: Summary,
     named_too_old: usize,
+    /// The checkpoint last written: a followed file at rest is not rewritten every poll.
+    saved: Option<Position>,
 }
 
 /// Checks the service before reading anything: that it takes the gateway token (an
@@ -175,6 +177,7 @@ pub async fn run(
         ledger,
         summary: Summary::default(),
         named_too_old: 0,
+        saved: None,
     };
     let outcome = run.go(stop).await;
     run.summary.elapsed = started.elapsed();
@@ -287,10 +290,14 @@ impl Run<'_> {
         }
     }
 
-    fn save(&self, at: Position) -> Result<(), String> {
+    fn save(&mut self, at: Position) -> Result<(), String> {
         match &self.opts.state {
-            Some(state) => checkpoint::save(state, &self.opts.access_log, at),
-            None => Ok(()),
+            Some(state) if self.saved != Some(at) => {
+                checkpoint::save(state, &self.opts.access_log, at)?;
+                self.saved = Some(at);
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -322,6 +329,15 @@ impl Run<'_> {
     }
 
     fn count(&mut self, b: ledger::Booked) {
+        // Following, each record the ledger lacked is news (a proxy died with it): said
+        // as it is booked, not only in the summary at the end.
+        if self.opts.follow && b.accepted > 0 {
+            log::info!(
+                "booked {} record(s) the ledger did not have ({} so far)",
+                b.accepted,
+                self.summary.booked + b.accepted
+            );
+        }
         self.summary.booked += b.accepted;
         self.summary.already_booked += b.duplicates;
         self.summary.refused += b.dead_lettered;

@@ -385,6 +385,10 @@ async fn reconcile_follows_the_log_through_rotation_and_truncation() {
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("was rotated"), "{text}");
+    assert!(
+        text.contains("the ledger did not have (6 so far)"),
+        "{text}"
+    );
     assert!(text.contains("was truncated"), "{text}");
     assert!(
         text.contains("6 charged records: 0 already booked, 6 booked now"),
