@@ -28,6 +28,7 @@ mod limit_set;
 mod mcp_counts;
 mod metrics;
 pub mod publish;
+pub mod reconcile;
 mod refusals;
 mod scope;
 pub mod seed_limits;

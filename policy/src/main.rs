@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chokepoint_policy::{
-    publish, run, stderr_log, Config, Listeners, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN,
-    MIN_GATEWAY_TOKEN_BYTES,
+    publish, reconcile, run, stderr_log, Config, Listeners, DEFAULT_AUDIT_MAX_AGE,
+    DEFAULT_AUDIT_MAX_LEN, MIN_GATEWAY_TOKEN_BYTES,
 };
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -81,6 +81,76 @@ enum Command {
     /// JSON object per line on stdout. A line that is no record is reported on stderr
     /// with its line number, and the exit status is then 1.
     Publish(PublishArgs),
+    Reconcile(ReconcileArgs),
+}
+
+/// Book every record of Envoy's access log that the ledger has not seen (the records a
+/// killed Envoy held in memory), through the service's usage endpoint with the gateway
+/// token: idempotent by request id, so it may run any number of times.
+#[derive(Args)]
+#[command(after_help = "\
+The gateway token (the one the filter sends, the service's CHOKEPOINT_POLICY_TOKEN) is
+read from CHOKEPOINT_POLICY_TOKEN, or from --token-file; never from the command line.
+
+Exit status: 0 every charged record is in the ledger; 3 done, but records were left out
+(too old to book safely, refused by the ledger) or lines were not records; 1 failed (the
+service unreachable after the retries, the token refused, the file unreadable); 2 bad
+arguments.
+
+Examples:
+  chokepoint-policy reconcile --access-log /var/log/envoy/usage.log
+  chokepoint-policy reconcile --access-log /var/log/envoy/usage.log --follow \\
+      --state /var/lib/chokepoint/reconcile.json")]
+struct ReconcileArgs {
+    /// Envoy's usage access log (`audit.access_log`): one JSON record per line.
+    #[arg(long, value_name = "PATH")]
+    access_log: PathBuf,
+
+    /// The policy service's gateway listener (its --listen), where the filter books.
+    #[arg(
+        long,
+        env = "CHOKEPOINT_POLICY_URL",
+        default_value = "http://127.0.0.1:8081",
+        value_name = "URL"
+    )]
+    policy_url: String,
+
+    /// A file holding the gateway token (a mounted Secret), instead of
+    /// CHOKEPOINT_POLICY_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+
+    /// Where to keep the checkpoint (file identity, offset, line), so that the next run
+    /// resumes after the last acknowledged batch. Without it the whole file is read.
+    #[arg(long, value_name = "PATH")]
+    state: Option<PathBuf>,
+
+    /// Keep reading as Envoy appends, through rotation and truncation, until SIGTERM.
+    #[arg(long)]
+    follow: bool,
+
+    /// How long the service remembers a booked request id (its --usage-dedupe-secs;
+    /// checked against its /healthz). Older records are not booked: they could be charged
+    /// twice.
+    #[arg(long, default_value_t = 604_800, value_parser = clap::value_parser!(u64).range(1..))]
+    dedupe_window_secs: u64,
+
+    /// Records per batch, at most.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    batch_records: u64,
+
+    /// Bytes of records per batch, at most (the service refuses bodies over 1 MiB).
+    #[arg(long, default_value_t = 512 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1_000_000))]
+    batch_bytes: u64,
+
+    /// Attempts per batch while the service is unreachable or answers 5xx, with backoff
+    /// (0.5 s doubling to 30 s). With --follow: until it answers.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    attempts: u32,
+
+    /// With --follow, how often the file is looked at when it has nothing new.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    poll_ms: u64,
 }
 
 #[derive(Args)]
@@ -194,6 +264,7 @@ fn main() -> ExitCode {
         Command::Spend(args) => cli::Command::Spend(args),
         Command::Export(args) => cli::Command::Export(args),
         Command::Publish(args) => return publish(args),
+        Command::Reconcile(args) => return reconcile(args),
     };
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -233,6 +304,81 @@ fn publish(args: PublishArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn reconcile(args: ReconcileArgs) -> ExitCode {
+    stderr_log::install(log::Level::Info);
+    let token = match gateway_token(args.token_file.as_deref()) {
+        Ok(token) => token,
+        Err(message) => {
+            log::error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = reconcile::Options {
+        access_log: args.access_log,
+        state: args.state,
+        follow: args.follow,
+        dedupe_window: Duration::from_secs(args.dedupe_window_secs),
+        batch_records: args.batch_records as usize,
+        batch_bytes: args.batch_bytes as usize,
+        poll: Duration::from_millis(args.poll_ms),
+    };
+    let attempts = (!args.follow).then_some(args.attempts);
+    let ledger = match reconcile::Ledger::new(&args.policy_url, token, attempts) {
+        Ok(ledger) => ledger,
+        Err(message) => {
+            log::error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            log::error!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        if let Err(message) = reconcile::check_service(&opts, &ledger).await {
+            log::error!("{message}");
+            return ExitCode::FAILURE;
+        }
+        let (summary, outcome) = reconcile::run(&opts, &ledger, wait_for_signal()).await;
+        log::info!("{summary}");
+        match outcome {
+            Err(message) => {
+                log::error!("{message}");
+                ExitCode::FAILURE
+            }
+            Ok(()) if summary.left_out() => ExitCode::from(3),
+            Ok(()) => ExitCode::SUCCESS,
+        }
+    })
+}
+
+/// The gateway token from `file` (a mounted Secret), else from CHOKEPOINT_POLICY_TOKEN.
+fn gateway_token(file: Option<&Path>) -> Result<String, String> {
+    let token = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|err| format!("cannot read --token-file {}: {err}", path.display()))?
+            .trim()
+            .to_owned(),
+        None => std::env::var("CHOKEPOINT_POLICY_TOKEN")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    };
+    if token.len() < MIN_GATEWAY_TOKEN_BYTES {
+        return Err(format!(
+            "no gateway token: set CHOKEPOINT_POLICY_TOKEN (or --token-file) to the token the \
+             filter sends the policy service, at least {MIN_GATEWAY_TOKEN_BYTES} bytes"
+        ));
+    }
+    Ok(token)
 }
 
 fn serve_until_stopped(args: ServeArgs) -> ExitCode {
@@ -385,5 +531,5 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         () = terminate => "SIGTERM",
     };
-    log::info!("{name} received; finishing open requests");
+    log::info!("{name} received; finishing what is under way");
 }

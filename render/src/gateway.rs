@@ -309,12 +309,20 @@ fn envoy_proxy(policy: &Policy) -> Value {
         .iter()
         .map(|key| secrets::env_from_secret(key, secret, key))
         .collect();
+    let mut deployment = json!({"container": {"env": env}});
+    // With the access log in a file, the reconciler's sidecar reads it from a volume the
+    // proxy writes it to (`kubernetes::reconciler`).
+    if let Some(sidecar) = crate::kubernetes::reconciler::sidecar(policy) {
+        deployment["container"]["volumeMounts"] = json!([sidecar.proxy_mount]);
+        deployment["pod"] = json!({"volumes": sidecar.volumes});
+        deployment["initContainers"] = json!([sidecar.container]);
+    }
     json!({
         "apiVersion": "gateway.envoyproxy.io/v1alpha1",
         "kind": "EnvoyProxy",
         "metadata": {"name": ENVOY_PROXY, "namespace": policy.deploy.namespace, "labels": {"app.kubernetes.io/part-of": "chokepoint"}},
         "spec": {
-        "provider": {"type": "Kubernetes", "kubernetes": {"envoyDeployment": {"container": {"env": env}}}},
+        "provider": {"type": "Kubernetes", "kubernetes": {"envoyDeployment": deployment}},
         "telemetry": {"accessLog": {"settings": access_log_settings(policy)}}},
     })
 }

@@ -11,10 +11,15 @@ use super::AppState;
 use crate::metrics::RedisState;
 
 /// Healthy means "can decide": a live PING, not a cached flag, so a load balancer
-/// takes this replica out as soon as its Redis path breaks.
+/// takes this replica out as soon as its Redis path breaks. The answer names how long
+/// booked request ids are remembered: `reconcile` books no record older than that.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Ok(()) => Json(json!({
+            "status": "ok",
+            "usage_dedupe_secs": state.ledger.dedupe_window.as_secs(),
+        }))
+        .into_response(),
         Err(_) => {
             let mut body = ApiError::store_unavailable().body();
             body["status"] = json!("unavailable");

@@ -17,7 +17,11 @@ async fn healthz_is_ok_while_redis_answers() {
     ] {
         let (status, body) = json_of(response).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(body, serde_json::json!({"status": "ok"}));
+        // The dedupe window is the service's default: `reconcile` checks its own against it.
+        assert_eq!(
+            body,
+            serde_json::json!({"status": "ok", "usage_dedupe_secs": 604_800})
+        );
     }
 }
 

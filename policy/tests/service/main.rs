@@ -18,6 +18,7 @@ mod limits;
 mod mcp;
 mod model_keys;
 mod persistence;
+mod reconcile;
 mod redis_outage;
 mod spend_page;
 mod stream_retention;

@@ -4,6 +4,7 @@
 //! kind, held to the official Kubernetes schema by the `manifests` test layer.
 
 pub mod policy_service;
+pub mod reconciler;
 pub mod redis;
 pub mod secrets;
 

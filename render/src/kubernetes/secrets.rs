@@ -85,11 +85,22 @@ pub const ISTIO_PROXY_CONTAINER: &str = "istio-proxy";
 /// (WasmPlugin `vmConfig.env[].valueFrom: HOST`). The chart itself can set plain values
 /// only (its `env` map), hence a patch; `helm upgrade` keeps it (Helm's three-way merge
 /// leaves fields it never wrote).
+///
+/// With the access log in a file, the same patch adds the reconciler's sidecar
+/// (`reconciler`): the shared volume, mounted where the proxy writes the log.
 pub fn istio_gateway_patch(policy: &Policy) -> Value {
-    json!({"spec": {"template": {"spec": {"containers": [{
+    let mut proxy = json!({
         "name": ISTIO_PROXY_CONTAINER,
         "envFrom": [{"secretRef": {"name": policy.deploy.secrets.gateway_keys}}],
-    }]}}}})
+    });
+    let mut pod = json!({});
+    if let Some(sidecar) = super::reconciler::sidecar(policy) {
+        proxy["volumeMounts"] = json!([sidecar.proxy_mount]);
+        pod["initContainers"] = json!([sidecar.container]);
+        pod["volumes"] = json!(sidecar.volumes);
+    }
+    pod["containers"] = json!([proxy]);
+    json!({"spec": {"template": {"spec": pod}}})
 }
 
 /// How to apply [`istio_gateway_patch`], as the comment that opens its file. Its
@@ -102,12 +113,23 @@ pub fn istio_gateway_patch_header(policy: &Policy) -> String {
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
+    let sidecar = if super::reconciler::sidecar(policy).is_some() {
+        format!(
+            "# It also adds the reconciler ({}, a native sidecar: Kubernetes 1.29+), which\n\
+             # books what the proxy logged to {} and could not deliver\n\
+             # (docs/deployment.md, \"The reconciler sidecar\").\n",
+            super::reconciler::NAME,
+            policy.access_log
+        )
+    } else {
+        String::new()
+    };
     format!(
         "# patch: apps/v1 Deployment\n\
          # The Istio gateway's proxy reads the filter's variables from Secret {secret}\n\
          # (create it first: docs/deployment.md). Apply to the gateway's Deployment:\n\
          #   kubectl -n {ns} patch $(kubectl -n {ns} get deployment -l {selector} -o name) \\\n\
-         #     --patch-file gateway-keys-patch.yaml\n",
+         #     --patch-file gateway-keys-patch.yaml\n{sidecar}",
         secret = d.secrets.gateway_keys,
         ns = d.istio_namespace,
         selector = selector.join(","),
