@@ -295,8 +295,9 @@ impl Flow {
             // Already ended: the provider's remaining chunks were counted above.
             return replace(host, size, &[]);
         }
+        let mut services = services;
         let mut stop = None;
-        if let Some(sv) = services {
+        if let Some(sv) = services.as_mut() {
             sv.add(services::fresh(guard));
             stop = sv.stop.take();
         }
@@ -326,9 +327,18 @@ impl Flow {
             let event = guard.terminate(&r.in_shape_of(self.facts.shape));
             return replace(host, size, &event);
         }
-        match pass {
-            Pass::Bytes(bytes) => replace(host, size, &bytes),
-            Pass::Whole => size,
+        match (pass, services) {
+            // The stream's last event waits for the next one: its end (`[DONE]`,
+            // `message_stop`...) must not reach the client before the verdicts.
+            (pass, Some(sv)) => {
+                let bytes = match pass {
+                    Pass::Bytes(bytes) => bytes,
+                    Pass::Whole => chunk,
+                };
+                replace(host, size, &sv.hold_last_event(bytes, end_of_stream))
+            }
+            (Pass::Bytes(bytes), None) => replace(host, size, &bytes),
+            (Pass::Whole, None) => size,
         }
     }
 

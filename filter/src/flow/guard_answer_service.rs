@@ -8,9 +8,10 @@
 //! set to match), and a service that cannot judge answers 503 `guardrail_unavailable`
 //! (`closed`) or lets the answer go recorded `unchecked` (`open`).
 //!
-//! A stream is never held: the new text goes to the services every [`SEGMENT_BYTES`],
-//! one call out at a time, and the rest once at the end, when only the last chunk waits
-//! for every verdict. A `BLOCKED` (or a closed failure) ends the stream at the next chunk
+//! A stream is never held beyond its last event (which waits for the next one, so the
+//! stream's own end never precedes a verdict): the new text goes to the services every
+//! [`SEGMENT_BYTES`], one call out at a time, and the rest once at the end, when only
+//! the last chunk waits for every verdict. A `BLOCKED` (or a closed failure) ends the stream at the next chunk
 //! with the API's error event; what went before has been delivered. A stream cannot be
 //! rewritten, so an intervention is recorded `flag`.
 
@@ -101,6 +102,8 @@ pub struct StreamServices {
     pub stop: Option<(Reply, &'static str)>,
     /// The last chunk, held (these bytes of it) until every verdict is in.
     pub held_end: Option<usize>,
+    /// The stream's last complete event (and any partial one after it), not sent yet.
+    tail: Vec<u8>,
 }
 
 impl StreamServices {
@@ -112,7 +115,24 @@ impl StreamServices {
             ending: false,
             stop: None,
             held_end: None,
+            tail: Vec::new(),
         }
+    }
+
+    /// What the client gets of `bytes` (what the guard passed): all but the last event,
+    /// which waits for the next chunk; at the end of the stream, everything, which the
+    /// flow then holds until the verdicts are in. Providers end the stream with an event
+    /// of its own (`[DONE]`, `message_stop`, `response.completed`) and Envoy often ends
+    /// it with an empty chunk after it: without this, that event would reach the
+    /// client, and the SDK stop reading, before a verdict could end the stream.
+    pub fn hold_last_event(&mut self, bytes: Vec<u8>, end_of_stream: bool) -> Vec<u8> {
+        let mut all = std::mem::take(&mut self.tail);
+        all.extend_from_slice(&bytes);
+        if !end_of_stream {
+            let cut = crate::guardrails::stream::last_event_start(&all);
+            self.tail = all.split_off(cut);
+        }
+        all
     }
 
     /// New text of the stream, for every service.

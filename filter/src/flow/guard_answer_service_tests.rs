@@ -401,21 +401,28 @@ fn a_stream_is_ended_at_the_chunk_after_a_blocked_verdict_in_any_chunking() {
 #[test]
 fn a_stream_is_held_only_at_its_end_and_ended_there_by_a_late_verdict() {
     // 10 deltas, 1,000 bytes: judged once, at the end, the last chunk waiting for it.
+    // Envoy often ends a stream with an empty chunk after the provider's last event:
+    // that event (`[DONE]`) waits with it, so the error still ends the stream.
     let s = stream(10, 8, "GUARD-BLOCK");
-    let chunks: Vec<&[u8]> = s.as_bytes().chunks(300).collect();
-    let x = exchange(runtime("closed", true), true, &chunks);
-    assert_eq!(x.calls.len(), 1);
-    assert_eq!(
-        x.host.resumed_response, 1,
-        "the last chunk let go after the verdict"
-    );
-    let text = ended_by(&x, "guardrail_blocked");
-    assert!(
-        text.contains("word000"),
-        "the chunks before went out as they came"
-    );
-    assert_eq!(x.record["decision"], "guardrail_blocked");
-    assert_eq!(x.record["output_tokens"], 250);
+    for empty_end in [false, true] {
+        let mut chunks: Vec<&[u8]> = s.as_bytes().chunks(300).collect();
+        if empty_end {
+            chunks.push(b"");
+        }
+        let x = exchange(runtime("closed", true), true, &chunks);
+        assert_eq!(x.calls.len(), 1);
+        assert_eq!(
+            x.host.resumed_response, 1,
+            "the last chunk let go after the verdict"
+        );
+        let text = ended_by(&x, "guardrail_blocked");
+        assert!(
+            text.contains("word000"),
+            "the chunks before went out as they came"
+        );
+        assert_eq!(x.record["decision"], "guardrail_blocked");
+        assert_eq!(x.record["output_tokens"], 250);
+    }
 
     // A clean stream: byte for byte, its end held for the verdict.
     let clean = stream(10, 99, "");
