@@ -4,8 +4,9 @@
 //! with the API's own error event where the key appears, the events before it delivered
 //! and nothing after (OpenAI chat and Responses, Anthropic, Gemini). The records keep
 //! the provider's usage. A guardrail service on answers (the mock's, its verdict picked
-//! by a marker the answer quotes): a whole answer blocked and rewritten, a stream ended
-//! by its verdict at the last chunk, held for it.
+//! by a marker the answer quotes): a whole answer blocked, rewritten, and refused when
+//! the service is too slow, and a stream ended by its verdict at the last chunk, held
+//! for it.
 
 use chokepoint_dev::devtoken::TokenSpec;
 use chokepoint_dev::stack::{Stack, StackOptions};
@@ -164,8 +165,9 @@ async fn answers_with_a_secret_are_blocked_whole_or_ended_mid_stream() {
         let id = request_id(&resp);
         let text = resp.text().await.unwrap();
         assert!(!text.contains(AWS_KEY), "{api}: {text}");
+        // The mock streams Gemini's quote as one chunk: the block replaces all of it.
         assert!(
-            text.contains("The tool returned"),
+            api == "gemini" || text.contains("The tool returned"),
             "{api}: the start came: {text}"
         );
         let at = text
@@ -328,6 +330,25 @@ async fn a_guardrail_service_judges_answers_whole_and_streamed() {
     let record = access_record(&stack, &id).await;
     assert_eq!(record["decision"], "allowed");
     assert_eq!(record["guardrails"], service_verdict("mask", 1));
+
+    // A service slow past its timeout while the answer is held: closed, the API's 503
+    // in its place, the usage still charged.
+    let case = "ans-slow";
+    let resp = send_with(
+        &stack,
+        &token,
+        "openai",
+        false,
+        &format!("{case} GUARD-SLOW"),
+    )
+    .await;
+    let id = request_id(&resp);
+    let (_, code) = error_shape(resp, 503).await;
+    assert_eq!(code, "guardrail_unavailable", "{}", logs(&stack));
+    let record = access_record(&stack, &id).await;
+    assert_eq!(record["decision"], "guardrail_unavailable");
+    assert_eq!(record["guardrails"], service_verdict("block", 0));
+    assert!(record["output_tokens"].as_u64().unwrap() > 0, "{record}");
 
     // A stream: judged at its end (its text is under 2 KiB), the last chunk held for
     // the verdict and replaced by the API's error event.
