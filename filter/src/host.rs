@@ -39,6 +39,9 @@ pub trait Host: SharedData + Clock {
     /// runs).
     fn callout_header(&self, name: &str) -> Option<String>;
     fn resume_request(&mut self) -> Result<(), HostError>;
+    /// Lets a response paused in its body callback go on (after a guardrail service
+    /// judged the answer held for it).
+    fn resume_response(&mut self) -> Result<(), HostError>;
     fn count(&mut self, counter: Counter);
     /// `:status` and `content-type` of the response.
     fn response_status_and_type(&self) -> (Option<u32>, Option<String>);

@@ -177,6 +177,8 @@ pub struct FakeHost {
     pub dispatched: Vec<Dispatched>,
     pub replies: Vec<Reply>,
     pub resumed: u32,
+    /// Times a paused response was let go.
+    pub resumed_response: u32,
     pub counters: HashMap<String, u64>,
     pub fail_dispatch: bool,
     pub now: u64,
@@ -323,6 +325,11 @@ impl Host for FakeHost {
 
     fn resume_request(&mut self) -> Result<(), HostError> {
         self.resumed += 1;
+        Ok(())
+    }
+
+    fn resume_response(&mut self) -> Result<(), HostError> {
+        self.resumed_response += 1;
         Ok(())
     }
 

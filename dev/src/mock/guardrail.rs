@@ -166,6 +166,9 @@ mod tests {
     fn requests_without_litellm_fields_are_refused() {
         let ok = br#"{"texts":["a"],"input_type":"request","request_data":{},"additional_provider_specific_params":{}}"#;
         assert_eq!(parse(ok), Ok(texts(&["a"])));
+        // An answer's texts, as the gateway sends them for checks on responses.
+        let answer = br#"{"texts":["b"],"input_type":"response","request_data":{},"additional_provider_specific_params":{}}"#;
+        assert_eq!(parse(answer), Ok(texts(&["b"])));
         for bad in [
             &br#"not json"#[..],
             br#"{"texts":["a"],"input_type":"other","request_data":{},"additional_provider_specific_params":{}}"#,

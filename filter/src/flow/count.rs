@@ -56,7 +56,7 @@ impl Flow {
         if self.answer_guard.is_some() {
             return self.guard_answer_body(host, body_size, end_of_stream);
         }
-        if self.facts.answer_blocked {
+        if self.facts.answer_blocked.is_some() {
             // The gateway's own error took a whole answer's place: the answer was
             // counted already, the error is not the provider's.
             return Next::Continue;

@@ -161,9 +161,11 @@ pub struct Facts {
     pub guardrails: Vec<chokepoint_contract::GuardVerdict>,
     /// The body with the guardrails' masks in it, for `edit` to edit and send instead.
     pub masked_body: Option<Vec<u8>>,
-    /// A response guardrail blocked the answer (see `guard_answer`): the client got the
-    /// error, while the provider's usage is still charged.
-    pub answer_blocked: bool,
+    /// A response guardrail refused the answer (see `guard_answer`): the record's decision
+    /// (`guardrail_blocked`, or `guardrail_unavailable` when a service failing closed
+    /// could not judge it). The client got the error, while the provider's usage is
+    /// still charged.
+    pub answer_blocked: Option<&'static str>,
     /// The guardrail service call out now: the check's index and what was sent.
     pub guard_call: Option<(usize, crate::guardrails::service::Pending)>,
 }

@@ -4,9 +4,11 @@
 //! a flag lets it pass unchanged. A stream is never held beyond one partial event: each
 //! chunk's complete events are scanned as they pass (see `guardrails::stream`), and a
 //! block ends the stream with the API's own error event. Every byte the provider sent
-//! is still counted: the tokens are billed whatever the client gets.
+//! is still counted: the tokens are billed whatever the client gets. Service checks on
+//! answers (`guard_answer_service`) judge the same held answer, or the stream's text.
 
-use super::{Flow, Next, REQUEST_ID_HEADER};
+use super::guard_answer_service::{self as services, Asking, StreamServices};
+use super::{Flow, Next};
 use crate::accounting::sse::DEFAULT_MAX_EVENT_BYTES;
 use crate::flow::GUARDRAIL_BLOCKED;
 use crate::guardrails::answer;
@@ -17,13 +19,21 @@ use crate::host::{Counter, Host};
 use crate::providers::reply::{self, Reply};
 
 pub enum AnswerGuard {
-    /// A JSON answer, held until its end or until it passes `limit` bytes.
-    Whole { checks: Vec<usize>, limit: usize },
+    /// A JSON answer, held until its end or until it passes `limit` bytes: judged by the
+    /// detecting `checks`, then the `services` (check indexes each).
+    Whole {
+        checks: Vec<usize>,
+        services: Vec<usize>,
+        limit: usize,
+    },
+    /// A whole answer, held while a service judges it.
+    Asking(Box<Asking>),
     /// An SSE answer, scanned event by event as it passes.
     Stream {
         checks: Vec<usize>,
         guard: Box<StreamGuard>,
         seen: Seen,
+        services: Option<Box<StreamServices>>,
     },
 }
 
@@ -39,15 +49,18 @@ impl Flow {
             return Next::Continue;
         };
         let caller = self.facts.caller.as_ref();
-        let checks = respond::applying(
-            g,
+        let (model, tenant, groups) = (
             self.facts.model.as_deref(),
             caller.and_then(|c| c.tenant.as_deref()),
             caller.map_or(&[][..], |c| c.groups.as_slice()),
         );
+        let checks = respond::applying(g, model, tenant, groups);
+        let services = services::applying(g, model, tenant, groups);
         let (status, content_type) = host.response_status_and_type();
         // An error answer carries no model text: nothing to judge.
-        if checks.is_empty() || !status.is_some_and(|s| (200..300).contains(&s)) {
+        if (checks.is_empty() && services.is_empty())
+            || !status.is_some_and(|s| (200..300).contains(&s))
+        {
             return Next::Continue;
         }
         let content_type = content_type.unwrap_or_default().to_ascii_lowercase();
@@ -55,7 +68,7 @@ impl Flow {
             .response_header("content-encoding")
             .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
         if encoded {
-            return self.answer_unchecked(&checks);
+            return self.answer_unchecked(&checks, &services);
         }
         if content_type.trim_start().starts_with("text/event-stream") {
             // The guard may shorten the stream (the error event ends it): Envoy frames it.
@@ -68,13 +81,14 @@ impl Flow {
                 checks,
                 guard: Box::new(StreamGuard::new(format, DEFAULT_MAX_EVENT_BYTES)),
                 seen: Seen::default(),
+                services: (!services.is_empty()).then(|| Box::new(StreamServices::new(services))),
             });
             return Next::Continue;
         }
         // Headers that cannot be held (the mesh targets) would leave before the verdict:
         // the answer passes, and the record says it was not judged.
         if !content_type.trim_start().starts_with("application/json") || !rt.config.hold_headers {
-            return self.answer_unchecked(&checks);
+            return self.answer_unchecked(&checks, &services);
         }
         // Envoy's buffer limit is twice the request body limit (as rendered): holding no
         // more than the request limit leaves room for the chunk that crosses it, so
@@ -82,7 +96,11 @@ impl Flow {
         let limit = g
             .max_response_scan_bytes
             .min(rt.config.max_request_body_bytes);
-        self.answer_guard = Some(AnswerGuard::Whole { checks, limit });
+        self.answer_guard = Some(AnswerGuard::Whole {
+            checks,
+            services,
+            limit,
+        });
         Next::Pause
     }
 
@@ -94,15 +112,43 @@ impl Flow {
         end_of_stream: bool,
     ) -> Next {
         match self.answer_guard.take() {
-            Some(AnswerGuard::Whole { checks, limit }) => {
-                self.whole_answer(host, checks, limit, size, end_of_stream)
-            }
+            Some(AnswerGuard::Whole {
+                checks,
+                services,
+                limit,
+            }) => self.whole_answer(host, checks, services, limit, size, end_of_stream),
             Some(AnswerGuard::Stream {
                 checks,
                 mut guard,
                 mut seen,
+                mut services,
             }) => {
-                self.stream_chunk(host, &checks, &mut guard, &mut seen, size, end_of_stream);
+                let kept = self.stream_chunk(
+                    host,
+                    &checks,
+                    &mut guard,
+                    &mut seen,
+                    services.as_deref_mut(),
+                    size,
+                    end_of_stream,
+                );
+                if let Some(sv) = services.as_deref_mut().filter(|_| !guard.terminated()) {
+                    if end_of_stream {
+                        sv.end();
+                    }
+                    self.pump(host, sv);
+                    if end_of_stream && sv.outstanding() {
+                        // Only the last chunk waits for the verdicts still to come.
+                        sv.held_end = Some(kept);
+                        self.answer_guard = Some(AnswerGuard::Stream {
+                            checks,
+                            guard,
+                            seen,
+                            services,
+                        });
+                        return Next::Pause;
+                    }
+                }
                 // Kept after a block too: it swallows the provider's later chunks.
                 if end_of_stream {
                     self.record_stream(&checks, &guard, seen);
@@ -111,9 +157,15 @@ impl Flow {
                         checks,
                         guard,
                         seen,
+                        services,
                     });
                 }
                 Next::Continue
+            }
+            // The answer waits for a service (Envoy should not call meanwhile).
+            Some(asking @ AnswerGuard::Asking(_)) => {
+                self.answer_guard = Some(asking);
+                Next::Pause
             }
             None => Next::Continue,
         }
@@ -125,6 +177,7 @@ impl Flow {
             checks,
             guard,
             seen,
+            ..
         }) = self.answer_guard.take()
         {
             self.record_stream(&checks, &guard, seen);
@@ -135,13 +188,18 @@ impl Flow {
         &mut self,
         host: &mut dyn Host,
         checks: Vec<usize>,
+        services: Vec<usize>,
         limit: usize,
         size: usize,
         end_of_stream: bool,
     ) -> Next {
         if !end_of_stream && size <= limit {
             // Envoy buffers the answer until its end.
-            self.answer_guard = Some(AnswerGuard::Whole { checks, limit });
+            self.answer_guard = Some(AnswerGuard::Whole {
+                checks,
+                services,
+                limit,
+            });
             return Next::Pause;
         }
         // Whole, or too large to hold: either way what Envoy holds now is read once for
@@ -165,10 +223,10 @@ impl Flow {
             return Next::Continue;
         };
         if size > limit || body.len() != size {
-            return self.answer_unchecked(&checks);
+            return self.answer_unchecked(&checks, &services);
         }
         let Ok(texts) = answer::texts(format, &body) else {
-            return self.answer_unchecked(&checks);
+            return self.answer_unchecked(&checks, &services);
         };
         let mut seen = Seen::default();
         {
@@ -181,34 +239,41 @@ impl Flow {
         let blocked = seen.blocked.clone();
         self.record_answer(seen.verdicts(g));
         let Some(b) = blocked else {
-            return Next::Continue;
+            if services.is_empty() {
+                return Next::Continue;
+            }
+            // The detectors let it go: the services judge it next, still held.
+            return self.ask_answer(
+                host,
+                Box::new(Asking {
+                    body,
+                    held: size,
+                    changed: false,
+                    services,
+                    at: 0,
+                    call: None,
+                }),
+            );
         };
         host.count(Counter::GuardrailBlocked);
-        self.facts.answer_blocked = true;
-        let mut r = answer_blocked(&b).in_shape_of(self.facts.shape);
-        self.facts.replied = Some(r.status);
-        // A reply sent from the response path skips the header edits made before it.
-        if !self.facts.request_id.is_empty() {
-            r.headers
-                .push((REQUEST_ID_HEADER, self.facts.request_id.clone()));
-        }
-        if host.send_reply(&r).is_err() {
-            host.count(Counter::HostFailure);
-        }
+        self.refuse_answer(host, answer_blocked(&b), GUARDRAIL_BLOCKED);
         Next::Pause
     }
 
     /// One chunk of a guarded stream: the accounting reads it as the provider sent it,
-    /// then the guard says what the client gets instead.
+    /// then the guard says what the client gets instead. Returns the bytes Envoy holds
+    /// now for the client.
+    #[allow(clippy::too_many_arguments)]
     fn stream_chunk(
         &mut self,
         host: &mut dyn Host,
         checks: &[usize],
         guard: &mut StreamGuard,
         seen: &mut Seen,
+        services: Option<&mut StreamServices>,
         size: usize,
         end_of_stream: bool,
-    ) {
+    ) -> usize {
         let chunk = if size == 0 {
             Vec::new()
         } else {
@@ -217,7 +282,7 @@ impl Flow {
                 Err(_) => {
                     // Unreadable: it passes as it is (and is counted as a host failure).
                     host.count(Counter::HostFailure);
-                    return;
+                    return size;
                 }
             }
         };
@@ -230,25 +295,54 @@ impl Flow {
             // Already ended: the provider's remaining chunks were counted above.
             return replace(host, size, &[]);
         }
+        let mut services = services;
+        let mut stop = None;
+        if let Some(sv) = services.as_mut() {
+            sv.add(services::fresh(guard));
+            stop = sv.stop.take();
+        }
         if guard.has_fresh_text() {
-            if let Some(g) = self.rt.config.guardrails.as_ref() {
+            if let Some(g) = self
+                .rt
+                .config
+                .guardrails
+                .as_ref()
+                .filter(|_| !checks.is_empty())
+            {
                 seen.scan(g, checks, guard.window(), guard.fresh_from(), None);
             }
             guard.mark_scanned();
         }
-        if let Some(b) = &seen.blocked {
+        let stop = match &seen.blocked {
             // Only the first block ends the stream; `feed` swallows what follows.
-            host.count(Counter::GuardrailBlocked);
-            self.facts.answer_blocked = true;
-            let event = guard.terminate(&answer_blocked(b).in_shape_of(self.facts.shape));
+            Some(b) => {
+                host.count(Counter::GuardrailBlocked);
+                Some((answer_blocked(b), GUARDRAIL_BLOCKED))
+            }
+            // A service's verdict on earlier text ends it at this chunk.
+            None => stop,
+        };
+        if let Some((r, decision)) = stop {
+            self.facts.answer_blocked = Some(decision);
+            let event = guard.terminate(&r.in_shape_of(self.facts.shape));
             return replace(host, size, &event);
         }
-        if let Pass::Bytes(bytes) = pass {
-            replace(host, size, &bytes);
+        match (pass, services) {
+            // The stream's last event waits for the next one: its end (`[DONE]`,
+            // `message_stop`...) must not reach the client before the verdicts.
+            (pass, Some(sv)) => {
+                let bytes = match pass {
+                    Pass::Bytes(bytes) => bytes,
+                    Pass::Whole => chunk,
+                };
+                replace(host, size, &sv.hold_last_event(bytes, end_of_stream))
+            }
+            (Pass::Bytes(bytes), None) => replace(host, size, &bytes),
+            (Pass::Whole, None) => size,
         }
     }
 
-    fn record_stream(&mut self, checks: &[usize], guard: &StreamGuard, seen: Seen) {
+    pub(super) fn record_stream(&mut self, checks: &[usize], guard: &StreamGuard, seen: Seen) {
         let Some(g) = self.rt.config.guardrails.as_ref() else {
             return;
         };
@@ -260,20 +354,24 @@ impl Flow {
     }
 
     /// The answer passes unjudged: recorded `unchecked`, never silently.
-    fn answer_unchecked(&mut self, checks: &[usize]) -> Next {
+    fn answer_unchecked(&mut self, checks: &[usize], service_checks: &[usize]) -> Next {
         let verdicts = self
             .rt
             .config
             .guardrails
             .as_ref()
-            .map(|g| respond::unchecked(g, checks))
+            .map(|g| {
+                let mut v = respond::unchecked(g, checks);
+                v.extend(services::unchecked(g, service_checks));
+                v
+            })
             .unwrap_or_default();
         self.record_answer(verdicts);
         Next::Continue
     }
 
     /// Adds verdicts to the record's, keeping at most its bound.
-    fn record_answer(&mut self, verdicts: Vec<chokepoint_contract::GuardVerdict>) {
+    pub(super) fn record_answer(&mut self, verdicts: Vec<chokepoint_contract::GuardVerdict>) {
         let room = chokepoint_contract::bounds::MAX_GUARD_VERDICTS
             .saturating_sub(self.facts.guardrails.len());
         self.facts
@@ -282,10 +380,13 @@ impl Flow {
     }
 }
 
-fn replace(host: &mut dyn Host, size: usize, bytes: &[u8]) {
+/// Puts `bytes` in place of the `size` bytes Envoy holds; returns what it holds now.
+fn replace(host: &mut dyn Host, size: usize, bytes: &[u8]) -> usize {
     if host.replace_response_body(size, bytes).is_err() {
         host.count(Counter::HostFailure);
+        return size;
     }
+    bytes.len()
 }
 
 /// The error a client gets instead of an answer a check blocked: 400 like a blocked

@@ -14,6 +14,9 @@ mod guard_service_tests;
 mod guard_tests;
 // Response guardrails (guard-answers branch).
 mod guard_answer;
+mod guard_answer_service;
+#[cfg(test)]
+mod guard_answer_service_tests;
 #[cfg(test)]
 mod guard_answer_tests;
 mod mcp_answer;
@@ -166,7 +169,8 @@ impl Flow {
         body: &[u8],
     ) {
         let State::Call { at, call: expected } = self.state else {
-            return;
+            // No step waits: a response guardrail's call, if any.
+            return self.answer_callout(host, call, status, body);
         };
         if expected != call {
             return;

@@ -79,11 +79,7 @@ impl Flow {
             .unwrap_or(0);
         // A blocked answer was still forwarded (and charged): the decision says what the
         // client got.
-        let decision = if f.answer_blocked {
-            super::GUARDRAIL_BLOCKED
-        } else {
-            f.decision.as_str()
-        };
+        let decision = f.answer_blocked.unwrap_or_else(|| f.decision.as_str());
         let ttft_ms = first_byte
             .or(mcp.and_then(|m| m.first_byte_ms))
             .map(|t| t.saturating_sub(f.start_ms));

@@ -195,6 +195,38 @@ impl StreamGuard {
     }
 }
 
+/// Where the last complete event of `bytes` (which begin at an event's start) begins:
+/// the end of the event before it, or 0. What a guard holding back the stream's last
+/// event (for verdicts still to come) may let go is `bytes[..last_event_start(bytes)]`.
+pub fn last_event_start(bytes: &[u8]) -> usize {
+    let (mut prev, mut last) = (0, 0);
+    let (mut at_line_start, mut after_cr) = (true, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        if after_cr {
+            after_cr = false;
+            if b == b'\n' {
+                // The LF of a CRLF whose CR ended a line (and maybe an event).
+                if last == i {
+                    last = i + 1;
+                }
+                continue;
+            }
+        }
+        match b {
+            b'\r' | b'\n' => {
+                if at_line_start {
+                    prev = last;
+                    last = i + 1;
+                }
+                at_line_start = true;
+                after_cr = b == b'\r';
+            }
+            _ => at_line_start = false,
+        }
+    }
+    prev
+}
+
 /// Finds where events end in the raw bytes: after a blank line, as the SSE parser
 /// dispatches. Tracks line starts and a CR whose LF may open the next chunk.
 #[derive(Debug)]

@@ -468,3 +468,20 @@ fn after_termination_every_chunk_is_swallowed() {
     assert_eq!(guard.feed(chunk, false), Pass::Bytes(vec![]));
     assert_eq!(guard.feed(chunk, true), Pass::Bytes(vec![]));
 }
+
+#[test]
+fn the_last_complete_event_starts_after_the_one_before_it() {
+    let cases: &[(&str, usize)] = &[
+        ("", 0),
+        ("data: a\n\n", 0),
+        ("data: a\n\ndata: b\n\n", 9),
+        ("data: a\n\ndata: b\n\ndata: [DONE]\n\n", 18),
+        ("data: a\r\n\r\ndata: b\r\n\r\n", 11),
+        ("event: x\ndata: a\n\nevent: y\ndata: b\n\n", 18),
+        // A partial event after the last complete one stays with it.
+        ("data: a\n\ndata: b\n\ndata: par", 9),
+    ];
+    for (bytes, want) in cases {
+        assert_eq!(last_event_start(bytes.as_bytes()), *want, "{bytes:?}");
+    }
+}

@@ -201,6 +201,12 @@ pub fn resume_request() -> Result<(), Status> {
     status(unsafe { proxy_continue_stream(StreamType::HttpRequest) })
 }
 
+/// Resumes a paused response (`continueEncoding`).
+pub fn resume_response() -> Result<(), Status> {
+    // SAFETY: no pointers.
+    status(unsafe { proxy_continue_stream(StreamType::HttpResponse) })
+}
+
 /// A property (`None`: absent).
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
     let path = path.join("\0");

@@ -63,6 +63,10 @@ impl Host for ProxyHost<'_> {
         abi::resume_request().map_err(|_| HostError("resume request"))
     }
 
+    fn resume_response(&mut self) -> Result<(), HostError> {
+        abi::resume_response().map_err(|_| HostError("resume response"))
+    }
+
     fn count(&mut self, counter: Counter) {
         self.metrics.increment(counter);
     }

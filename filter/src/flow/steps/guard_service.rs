@@ -108,18 +108,18 @@ fn services<'g>(cx: &Cx<'_>, g: &'g Guardrails) -> impl Iterator<Item = (usize, 
         .filter_map(move |i| service_of(g, i).map(|s| (i, s)))
 }
 
-fn service_of(g: &Guardrails, i: usize) -> Option<&Service> {
+pub(in crate::flow) fn service_of(g: &Guardrails, i: usize) -> Option<&Service> {
     match &g.checks.get(i)?.kind {
         CheckKind::Service(s) => Some(s),
         CheckKind::Detect { .. } => None,
     }
 }
 
-fn check_name(g: &Guardrails, i: usize) -> &str {
+pub(in crate::flow) fn check_name(g: &Guardrails, i: usize) -> &str {
     g.checks.get(i).map_or("", |c| c.name.as_str())
 }
 
-fn mode(s: &Service) -> FailureMode {
+pub(in crate::flow) fn mode(s: &Service) -> FailureMode {
     if s.fail_open {
         FailureMode::Open
     } else {
@@ -176,7 +176,7 @@ fn prepare(
 }
 
 /// The worker's verdict cache, made on first use (its hash key from the host's CSPRNG).
-fn verdict_cache<'c>(
+pub(in crate::flow) fn verdict_cache<'c>(
     slot: &'c mut Option<VerdictCache>,
     host: &dyn crate::host::Host,
     entries: usize,

@@ -22,6 +22,7 @@ mod upstream;
 use super::step::Step;
 pub use guard::GUARDRAIL_BLOCKED;
 pub use guard_service::GUARDRAIL_UNAVAILABLE;
+pub(super) use guard_service::{check_name, mode, service_of, verdict_cache};
 
 /// Every request's steps. `await_body` waits for the body (`Go::Body`): the steps after it
 /// see it scanned. The last step is always `forward`, which `Go::Forward` jumps
