@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::otlp;
 use crate::plugin::{self, Target};
 use crate::policy::{Keys, McpServer, Policy, Provider};
+use crate::policy_cluster;
 use crate::tls::{self, CaBundle};
 use crate::url::Url;
 
@@ -341,12 +342,16 @@ pub fn clusters(policy: &Policy) -> Vec<Value> {
     for s in policy.mcp.iter().flat_map(|m| &m.servers) {
         out.push(mcp_cluster(s, policy.gateway.key_injection_upstream));
     }
-    out.push(url_cluster(
-        plugin::POLICY_CLUSTER,
-        &policy.policy_service.url,
-        None,
-        None,
-    ));
+    if policy_cluster::balanced(policy) {
+        out.push(policy_cluster::instances_cluster(policy));
+    } else {
+        out.push(url_cluster(
+            plugin::POLICY_CLUSTER,
+            &policy.policy_service.url,
+            None,
+            None,
+        ));
+    }
     if let Some(o) = &policy.otlp {
         out.push(url_cluster(otlp::CLUSTER, &o.url, None, None));
     }

@@ -22,6 +22,7 @@ pub mod otlp;
 pub mod overrides;
 pub mod plugin;
 pub mod policy;
+pub mod policy_cluster;
 pub mod policy_file;
 pub mod tls;
 pub mod url;

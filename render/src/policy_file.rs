@@ -262,6 +262,12 @@ pub struct RawBudget {
 pub struct RawPolicyService {
     /// Where Envoy reaches it, `http://host:port`.
     pub url: String,
+    /// Several instances of the service, `http://host:port` each: Envoy balances the
+    /// filter's callouts over them, checks each one's `/healthz` and takes out at once
+    /// one that fails. `url` still names the service (its host is the callouts'
+    /// authority and, with https, the name the certificate must carry).
+    #[serde(default)]
+    pub endpoints: Option<Vec<String>>,
     #[serde(default)]
     pub window_secs: Option<u64>,
     #[serde(default)]

@@ -493,6 +493,36 @@ fn broken_files_name_field_and_line() {
             "buffer_bytes: 99999999",
             "between 1024 and",
         ),
+        (
+            "a policy service instance on another scheme",
+            broken(
+                "  url: http://chokepoint-policy.chokepoint.svc.cluster.local:8081\n",
+                "  url: http://chokepoint-policy.chokepoint.svc.cluster.local:8081\n  endpoints:\n    - http://10.0.0.1:8081\n    - https://10.0.0.2:8081\n",
+            ),
+            "policy_service.endpoints[1]",
+            "https://10.0.0.2:8081",
+            "must use the scheme of policy_service.url",
+        ),
+        (
+            "a policy service instance with a path",
+            broken(
+                "  url: http://chokepoint-policy.chokepoint.svc.cluster.local:8081\n",
+                "  url: http://chokepoint-policy.chokepoint.svc.cluster.local:8081\n  endpoints:\n    - http://10.0.0.3:8081/v1\n",
+            ),
+            "policy_service.endpoints[0]",
+            "http://10.0.0.3:8081/v1",
+            "must not have a path",
+        ),
+        (
+            "a policy service instance twice",
+            broken(
+                "  url: http://chokepoint-policy.chokepoint.svc.cluster.local:8081\n",
+                "  url: http://chokepoint-policy.chokepoint.svc.cluster.local:8081\n  endpoints:\n    - http://10.0.0.1:8081\n    - \"http://10.0.0.1:8081\"\n",
+            ),
+            "policy_service.endpoints[1]",
+            "\"http://10.0.0.1:8081\"",
+            "is listed twice",
+        ),
     ];
     for (what, text, field, line_text, message) in cases {
         let err =

@@ -7,6 +7,7 @@ pub mod envoy;
 pub mod mcp;
 pub mod process;
 pub mod redis;
+pub mod replicas;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -93,6 +94,15 @@ pub struct StackOptions {
     /// The bearer key the main mock's guardrail service requires, also in Envoy's
     /// environment as [`MOCK_GUARDRAIL_KEY_ENV`] for a check's `api_key_env`.
     pub guardrail_key: Option<String>,
+    /// Gateway Envoys (same configuration, own ports, admin and access log); past one,
+    /// a plain Envoy in front balances them round robin and is the stack's gateway.
+    pub gateway_replicas: usize,
+    /// Policy service instances on one Redis; past one, the policy file names them all
+    /// (`policy_service.endpoints`) and Envoy balances and health-checks them.
+    pub policy_instances: usize,
+    /// The policy service's reservation lifetime (`--reservation-ttl-secs`), when not
+    /// its default: how long a dead replica's lease slots stay reserved.
+    pub reservation_ttl_secs: Option<u64>,
 }
 
 impl StackOptions {
@@ -140,6 +150,9 @@ impl StackOptions {
             max_request_body_bytes: 1024 * 1024,
             envoy_concurrency: 2,
             guardrail_key: None,
+            gateway_replicas: 1,
+            policy_instances: 1,
+            reservation_ttl_secs: None,
         }
     }
 }
@@ -156,6 +169,8 @@ pub struct Stack {
     pub policy_url: String,
     /// The policy service's admin listener: the admin API and metrics.
     pub policy_admin_url: String,
+    /// Every policy service instance's gateway listener, the first being `policy_url`.
+    pub policy_urls: Vec<String>,
     pub mock_url: Option<String>,
     pub backup_mock_url: String,
     pub idp_url: Option<String>,
@@ -179,6 +194,11 @@ pub struct Stack {
     idp: Option<Managed>,
     mcp: Option<Managed>,
     policy: Option<Managed>,
+    /// Policy service instances past the first, by index - 1.
+    more_policies: Vec<Option<Managed>>,
+    /// Gateway replicas past the first (which is `envoy`), and the balancer in front.
+    replicas: Vec<replicas::Replica>,
+    front: Option<replicas::Front>,
     redis: Option<redis::Redis>,
 }
 
@@ -221,6 +241,7 @@ impl Stack {
             admin_url: String::new(),
             policy_url: String::new(),
             policy_admin_url: String::new(),
+            policy_urls: Vec::new(),
             mock_url: None,
             backup_mock_url: String::new(),
             idp_url: None,
@@ -240,10 +261,16 @@ impl Stack {
             idp: None,
             mcp: None,
             policy: None,
+            more_policies: Vec::new(),
+            replicas: Vec::new(),
+            front: None,
             redis: Some(redis),
             opts,
         };
         stack.start_policy()?;
+        for i in 1..stack.opts.policy_instances.max(1) {
+            stack.start_policy_instance(i)?;
+        }
 
         // The mocks always run: the upstream of every provider without a real key.
         let key = stack.opts.mock_key.clone();
@@ -271,6 +298,9 @@ impl Stack {
             stack.mcp_url = Some(url);
         }
         stack.start_envoy().await?;
+        if stack.opts.gateway_replicas > 1 {
+            stack.start_replicas().await?;
+        }
         Ok(stack)
     }
 
@@ -353,18 +383,86 @@ impl Stack {
 
     /// Starts (or restarts) the policy service, on the same ports when it ran before.
     pub fn start_policy(&mut self) -> Result<(), String> {
-        let addr_file = self.opts.run_dir.join("policy.addr");
-        let admin_addr_file = self.opts.run_dir.join("policy-admin.addr");
+        let (proc, addr, admin) =
+            self.spawn_policy("policy", self.policy_port, self.policy_admin_port)?;
+        self.policy_port = port_of(&addr)?;
+        self.policy_url = format!("http://{addr}");
+        self.policy_admin_port = port_of(&admin)?;
+        self.policy_admin_url = format!("http://{admin}");
+        self.policy = Some(proc);
+        match self.policy_urls.first_mut() {
+            Some(first) => first.clone_from(&self.policy_url),
+            None => self.policy_urls.push(self.policy_url.clone()),
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts, on the same port) policy service instance `index` (>= 1),
+    /// another process on the same Redis.
+    pub fn start_policy_instance(&mut self, index: usize) -> Result<(), String> {
+        let port = self
+            .policy_urls
+            .get(index)
+            .map(|u| port_of(u))
+            .transpose()?
+            .unwrap_or(0);
+        let (proc, addr, _) = self.spawn_policy(&format!("policy-{index}"), port, 0)?;
+        let url = format!("http://{addr}");
+        if index < self.policy_urls.len() {
+            self.policy_urls[index] = url;
+        } else {
+            self.policy_urls.push(url);
+        }
+        if self.more_policies.len() < index {
+            self.more_policies.resize_with(index, || None);
+        }
+        self.more_policies[index - 1] = Some(proc);
+        Ok(())
+    }
+
+    /// Kills policy service instance `index` (0 is the first) outright, as a crash would.
+    pub fn kill_policy_instance(&mut self, index: usize) {
+        let proc = match index {
+            0 => self.policy.as_mut(),
+            i => self.more_policies.get_mut(i - 1).and_then(Option::as_mut),
+        };
+        if let Some(p) = proc {
+            p.kill();
+        }
+    }
+
+    /// Stops policy service instance `index` as an orchestrator would (SIGTERM: it stops
+    /// accepting and finishes what it has in flight).
+    pub fn stop_policy_instance(&mut self, index: usize) {
+        let proc = match index {
+            0 => self.policy.as_mut(),
+            i => self.more_policies.get_mut(i - 1).and_then(Option::as_mut),
+        };
+        if let Some(p) = proc {
+            p.stop(Duration::from_secs(10));
+        }
+    }
+
+    /// One policy service process named `file` (its log and address files), its
+    /// gateway and admin addresses.
+    fn spawn_policy(
+        &self,
+        file: &str,
+        port: u16,
+        admin_port: u16,
+    ) -> Result<(Managed, String, String), String> {
+        let addr_file = self.opts.run_dir.join(format!("{file}.addr"));
+        let admin_addr_file = self.opts.run_dir.join(format!("{file}-admin.addr"));
         let _ = std::fs::remove_file(&addr_file);
         let _ = std::fs::remove_file(&admin_addr_file);
         let mut cmd = Command::new(self.opts.bin_dir.join("chokepoint-policy"));
         cmd.arg("serve")
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.policy_port))
+            .arg(format!("127.0.0.1:{port}"))
             .arg("--addr-file")
             .arg(&addr_file)
             .arg("--admin-listen")
-            .arg(format!("127.0.0.1:{}", self.policy_admin_port))
+            .arg(format!("127.0.0.1:{admin_port}"))
             .arg("--admin-addr-file")
             .arg(&admin_addr_file)
             .env("CHOKEPOINT_POLICY_TOKEN", &self.opts.policy_token)
@@ -375,18 +473,20 @@ impl Stack {
             .env("CHOKEPOINT_REDIS_URL", &self.redis_url)
             .args(self.limits_args()?)
             .env("CHOKEPOINT_ADMIN_TOKEN", &self.opts.admin_token);
+        if let Some(ttl) = self.opts.reservation_ttl_secs {
+            cmd.arg("--reservation-ttl-secs").arg(ttl.to_string());
+        }
         let (identity_args, salt_env) = self.identity_args()?;
         cmd.args(identity_args).env(salt_env, &self.opts.salt);
-        let mut proc = Managed::spawn("policy service", cmd, &self.opts.run_dir.join("policy.log"))
-            .map_err(|e| e.to_string())?;
+        let name = match file {
+            "policy" => "policy service".to_string(),
+            other => format!("policy service {}", other.trim_start_matches("policy-")),
+        };
+        let log = self.opts.run_dir.join(format!("{file}.log"));
+        let mut proc = Managed::spawn(&name, cmd, &log).map_err(|e| e.to_string())?;
         let addr = process::wait_for_file(&addr_file, &mut proc, Duration::from_secs(10))?;
         let admin = process::wait_for_file(&admin_addr_file, &mut proc, Duration::from_secs(10))?;
-        self.policy_port = port_of(&addr)?;
-        self.policy_url = format!("http://{addr}");
-        self.policy_admin_port = port_of(&admin)?;
-        self.policy_admin_url = format!("http://{admin}");
-        self.policy = Some(proc);
-        Ok(())
+        Ok((proc, addr, admin))
     }
 
     /// `--limits FILE` with the policy file's limit sets, when the stack applies them.
@@ -480,6 +580,12 @@ impl Stack {
     fn overrides(&self) -> Result<(Vec<Override>, EnvVars), String> {
         let o = &self.opts;
         let mut ov = self.base_overrides()?;
+        if self.policy_urls.len() > 1 {
+            ov.push(Override::new(
+                "policy_service.endpoints",
+                serde_json::json!(self.policy_urls),
+            ));
+        }
         ov.push(Override::new("audit.usage.flush_ms", o.usage_flush_ms));
         ov.push(Override::new(
             "gateway.failure_mode",
@@ -591,6 +697,10 @@ impl Stack {
         rendered.policy = policy;
         self.ecds_version += 1;
         rendered.write_ecds(self.ecds_version)?;
+        for r in &mut self.replicas {
+            r.rendered.policy = rendered.policy.clone();
+            r.rendered.write_ecds(self.ecds_version)?;
+        }
         Ok(self.ecds_version)
     }
 
@@ -602,11 +712,17 @@ impl Stack {
             .wasm
             .canonicalize()
             .map_err(|e| format!("{}: {e}", o.wasm.display()))?;
+        // With replicas, the balancer in front takes the gateway's port.
+        let listen_port = if o.gateway_replicas > 1 {
+            0
+        } else {
+            o.ports.gateway
+        };
         let rendered = envoy::render(&envoy::Inputs {
             policy_file: &o.policy_file,
             run_dir: &o.run_dir,
             overrides,
-            gateway_port: o.ports.gateway,
+            gateway_port: listen_port,
             admin_port: o.ports.admin,
             wasm_path: wasm.to_string_lossy().to_string(),
         })?;
@@ -618,11 +734,50 @@ impl Stack {
         let admin_file = o.run_dir.join("envoy-admin.addr");
         let _ = std::fs::remove_file(&admin_file);
 
+        let cmd = self.envoy_command(&config_path, &admin_file, &token_env, env);
+        let mut proc = Managed::spawn("envoy", cmd, &o.run_dir.join("envoy.log"))
+            .map_err(|e| e.to_string())?;
+        let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;
+        self.admin_url = format!("http://{admin}");
+        self.envoy = Some(proc);
+
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // 1. Envoy says it is ready (listeners up, wasm loaded).
+        let admin_url = self.admin_url.clone();
+        await_admin_ready(&client, &admin_url, &mut || {
+            self.check_alive("envoy", deadline)
+        })
+        .await?;
+        let port = gateway_port(&client, &self.admin_url).await?;
+        self.gateway_url = format!("http://127.0.0.1:{port}");
+        self.name_gateway_port(port).await?;
+
+        // 2. One real request through every component.
+        let token = self.token(&TokenSpec::new(READINESS_SUBJECT));
+        let gateway_url = self.gateway_url.clone();
+        let result = await_request(&client, &gateway_url, &token, deadline, &mut || {
+            self.check_alive("envoy", deadline)
+        })
+        .await;
+        result.map_err(|e| format!("{e}\n{}", self.logs()))
+    }
+
+    /// Envoy's command for the bootstrap at `config`, its admin address reported in
+    /// `admin_file`, the filter's secrets (`env`) in its environment.
+    fn envoy_command(
+        &self,
+        config: &Path,
+        admin_file: &Path,
+        token_env: &str,
+        env: EnvVars,
+    ) -> Command {
+        let o = &self.opts;
         let mut cmd = Command::new(&o.envoy);
         cmd.arg("-c")
-            .arg(&config_path)
+            .arg(config)
             .arg("--admin-address-path")
-            .arg(&admin_file)
+            .arg(admin_file)
             // Each instance gets its own shared-memory id, so several stacks can run at once.
             .arg("--use-dynamic-base-id")
             .arg("--concurrency")
@@ -637,56 +792,12 @@ impl Stack {
             ])
             // The secrets reach the filter only through Envoy's environment (and never
             // from this process's own, whatever it holds).
-            .env_remove(&token_env)
+            .env_remove(token_env)
             .envs(env);
         if let Some(guard_key) = &o.guardrail_key {
             cmd.env(MOCK_GUARDRAIL_KEY_ENV, guard_key);
         }
-        let mut proc = Managed::spawn("envoy", cmd, &o.run_dir.join("envoy.log"))
-            .map_err(|e| e.to_string())?;
-        let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;
-        self.admin_url = format!("http://{admin}");
-        self.envoy = Some(proc);
-
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        // 1. Envoy says it is ready (listeners up, wasm loaded).
-        loop {
-            let ready = client.get(format!("{}/ready", self.admin_url)).send().await;
-            if matches!(&ready, Ok(r) if r.status().is_success()) {
-                break;
-            }
-            self.check_alive("envoy", deadline)?;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let port = gateway_port(&client, &self.admin_url).await?;
-        self.gateway_url = format!("http://127.0.0.1:{port}");
-        self.name_gateway_port(port).await?;
-
-        // 2. One real request through every component.
-        let token = self.token(&TokenSpec::new(READINESS_SUBJECT));
-        loop {
-            let r = client
-                .post(format!("{}/v1/chat/completions", self.gateway_url))
-                .bearer_auth(&token)
-                .json(&serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ready?"}]}))
-                .send()
-                .await;
-            match r {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) if Instant::now() > deadline => {
-                    let status = r.status();
-                    let body = r.text().await.unwrap_or_default();
-                    return Err(format!(
-                        "readiness request failed: {status} {body}\n{}",
-                        self.logs()
-                    ));
-                }
-                _ => {}
-            }
-            self.check_alive("envoy", deadline)?;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        cmd
     }
 
     /// A random secret for each MCP credential variable the policy file names, once per
@@ -825,16 +936,7 @@ impl Stack {
 
     /// The sum of Envoy's stats whose names contain `filter`.
     async fn stat_sum(&self, filter: &str) -> Result<u64, String> {
-        let text = reqwest::get(format!("{}/stats?filter={filter}", self.admin_url))
-            .await
-            .map_err(|e| e.to_string())?
-            .text()
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(text
-            .lines()
-            .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
-            .sum())
+        stat_sum_at(&self.admin_url, filter).await
     }
 
     /// Envoy's PID (for CPU and memory measurements).
@@ -872,6 +974,9 @@ impl Stack {
             self.redis.as_mut().map(|r| &mut r.proc),
         ]
         .into_iter()
+        .chain(self.more_policies.iter_mut().map(Option::as_mut))
+        .chain(self.replicas.iter_mut().map(|r| r.proc.as_mut()))
+        .chain([self.front.as_mut().map(|f| &mut f.proc)])
         .flatten()
         {
             if let Some(status) = p.exited() {
@@ -894,6 +999,9 @@ impl Stack {
             self.redis.as_ref().map(|r| &r.proc),
         ]
         .into_iter()
+        .chain(self.more_policies.iter().map(Option::as_ref))
+        .chain(self.replicas.iter().map(|r| r.proc.as_ref()))
+        .chain([self.front.as_ref().map(|f| &f.proc)])
         .flatten()
         {
             out.push_str(&format!(
@@ -908,6 +1016,13 @@ impl Stack {
 
     /// Stops every process, Envoy first.
     pub fn stop(&mut self) {
+        for p in [self.front.as_mut().map(|f| &mut f.proc)]
+            .into_iter()
+            .chain(self.replicas.iter_mut().map(|r| r.proc.as_mut()))
+            .flatten()
+        {
+            p.stop(Duration::from_secs(5));
+        }
         for p in [
             self.envoy.as_mut(),
             self.mock.as_mut(),
@@ -917,6 +1032,7 @@ impl Stack {
             self.policy.as_mut(),
         ]
         .into_iter()
+        .chain(self.more_policies.iter_mut().map(Option::as_mut))
         .flatten()
         {
             p.stop(Duration::from_secs(5));
@@ -937,6 +1053,68 @@ impl Drop for Stack {
         }
         self.stop();
     }
+}
+
+/// Polls Envoy's `/ready` at `admin_url` (listeners up, wasm loaded); `alive` says why
+/// to stop waiting.
+async fn await_admin_ready(
+    client: &reqwest::Client,
+    admin_url: &str,
+    alive: &mut (dyn FnMut() -> Result<(), String> + Send),
+) -> Result<(), String> {
+    loop {
+        let ready = client.get(format!("{admin_url}/ready")).send().await;
+        if matches!(&ready, Ok(r) if r.status().is_success()) {
+            return Ok(());
+        }
+        alive()?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends the readiness probe's chat request through `gateway_url` until one succeeds
+/// (through every component); `alive` says why to stop waiting.
+async fn await_request(
+    client: &reqwest::Client,
+    gateway_url: &str,
+    token: &str,
+    deadline: Instant,
+    alive: &mut (dyn FnMut() -> Result<(), String> + Send),
+) -> Result<(), String> {
+    loop {
+        let r = client
+            .post(format!("{gateway_url}/v1/chat/completions"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ready?"}]}))
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) if Instant::now() > deadline => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                return Err(format!("readiness request failed: {status} {body}"));
+            }
+            _ => {}
+        }
+        alive()?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The sum of the stats whose names contain `filter`, of the Envoy whose admin
+/// interface is at `admin_url`.
+pub async fn stat_sum_at(admin_url: &str, filter: &str) -> Result<u64, String> {
+    let text = reqwest::get(format!("{admin_url}/stats?filter={filter}"))
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
+        .sum())
 }
 
 fn port_of(addr: &str) -> Result<u16, String> {

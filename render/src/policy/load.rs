@@ -198,6 +198,34 @@ fn identity_path_to_policy(field: &str) -> String {
     filter_path_to_policy(field)
 }
 
+/// `policy_service.endpoints`: each an instance of the service, on the scheme of `url`
+/// (one certificate name verifies them all), none twice.
+fn policy_service_endpoints(
+    cx: &Ctx,
+    url: &Url,
+    raw: Vec<String>,
+) -> Result<Vec<Url>, PolicyError> {
+    let mut out: Vec<Url> = Vec::new();
+    for (i, text) in raw.iter().enumerate() {
+        let field = format!("policy_service.endpoints[{i}]");
+        let e = Url::parse(text).map_err(|m| cx.err(&field, m))?;
+        if !e.path.is_empty() {
+            return Err(cx.err(&field, "must not have a path"));
+        }
+        if e.tls != url.tls {
+            return Err(cx.err(
+                &field,
+                "must use the scheme of policy_service.url (one TLS setting for every instance)",
+            ));
+        }
+        if out.iter().any(|o| o.authority() == e.authority()) {
+            return Err(cx.err(&field, format!("{} is listed twice", e.authority())));
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
 /// Where a field of the filter's configuration comes from in the policy file.
 fn filter_path_to_policy(field: &str) -> String {
     // The filter quotes map keys (`models["gpt-4o"]`); the policy file's paths do not.
@@ -445,8 +473,10 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         Some(0) => Err(cx.err(field, "must be at least 1")),
         v => Ok(v.unwrap_or(default)),
     };
+    let endpoints = policy_service_endpoints(cx, &url, ps.endpoints.unwrap_or_default())?;
     let policy_service = PolicyService {
         url,
+        endpoints,
         window_secs: positive("policy_service.window_secs", ps.window_secs, 60)?,
         requests_per_window: positive(
             "policy_service.requests_per_window",

@@ -429,6 +429,9 @@ impl Provider {
 #[derive(Debug, Clone)]
 pub struct PolicyService {
     pub url: Url,
+    /// The instances Envoy balances over, health-checks and retries on (empty: `url`
+    /// alone, as one endpoint).
+    pub endpoints: Vec<Url>,
     pub window_secs: u64,
     pub requests_per_window: u64,
     pub reservation_ttl_secs: u64,
