@@ -95,6 +95,9 @@ pub enum Counter {
     Allowed,
     Denied,
     PolicyUnavailable,
+    /// Decisions asked a second time, of another instance, after the first callout got
+    /// no answer from the policy service.
+    PolicyRetried,
     BadRequest,
     HostFailure,
     TokenCacheHit,
@@ -131,6 +134,7 @@ impl Counter {
             Counter::Allowed,
             Counter::Denied,
             Counter::PolicyUnavailable,
+            Counter::PolicyRetried,
             Counter::BadRequest,
             Counter::HostFailure,
             Counter::TokenCacheHit,
@@ -159,6 +163,7 @@ impl Counter {
             Counter::Allowed => "chokepoint.authorize.allowed".into(),
             Counter::Denied => "chokepoint.authorize.denied".into(),
             Counter::PolicyUnavailable => "chokepoint.authorize.unavailable".into(),
+            Counter::PolicyRetried => "chokepoint.authorize.retried".into(),
             Counter::BadRequest => "chokepoint.bad_request".into(),
             Counter::HostFailure => "chokepoint.host_failure".into(),
             Counter::TokenCacheHit => "chokepoint.token_cache.hit".into(),

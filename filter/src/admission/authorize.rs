@@ -64,6 +64,21 @@ pub enum Decision {
 
 /// Reads the policy service's answer. `status` is the HTTP status of the callout, absent
 /// when the callout itself failed (timeout, reset, no healthy host).
+/// Whether a decision's callout got no answer from the policy service itself, so the
+/// same decision may be asked again (of another instance: Envoy's health checks and
+/// outlier detection take a dead one out): the call failed in Envoy (`None`), or Envoy
+/// answered 503 for an instance it could not connect to or that reset the stream, which
+/// a service's own 503 (Redis down) is not: that one is JSON and asking again would only
+/// double the wait. A timeout (504) is not retried either, for the same reason. Asking
+/// again is exact: the service keys a decision's reservation by its request id.
+pub fn worth_retrying(status: Option<u32>, body: &[u8]) -> bool {
+    match status {
+        None => true,
+        Some(503) => !body.trim_ascii_start().starts_with(b"{"),
+        Some(_) => false,
+    }
+}
+
 pub fn decide(status: Option<u32>, body: &[u8]) -> Decision {
     match status {
         None => return Decision::Unavailable("no_response"),

@@ -144,6 +144,10 @@ pub struct Facts {
     pub reserve: (u64, u64),
     /// This request's decision asks for a lease (the caller's one ask out).
     pub asked_lease: bool,
+    /// The lease slots its decision asked for (0 or 1: none), asked again on a retry.
+    pub lease_ask: u64,
+    /// Its decision was asked a second time after the first callout got no answer.
+    pub policy_retried: bool,
     pub stream: bool,
     /// The headers went upstream before the body was read (`Config::hold_headers` off):
     /// nothing may change them, or the provider, any more.

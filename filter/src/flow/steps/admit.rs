@@ -35,8 +35,15 @@ impl Step for Admit {
         with_caller(cx, admit)
     }
 
-    /// The policy service answered.
+    /// The policy service answered, or the callout failed: asked once more when no
+    /// instance answered (an instance dying under load), else decided.
     fn answered(&self, cx: &mut Cx<'_>, status: Option<u32>, body: &[u8]) -> Result<Go, Reply> {
+        if !cx.facts.policy_retried && authorize::worth_retrying(status, body) {
+            cx.facts.policy_retried = true;
+            cx.host.count(Counter::PolicyRetried);
+            let slots = cx.facts.lease_ask;
+            return with_caller(cx, |cx, caller| ask_policy(cx, caller, slots));
+        }
         let answer = authorize::decide(status, body);
         with_caller(cx, |cx, caller| decided(cx, caller, answer))
     }
@@ -83,6 +90,7 @@ fn admit(cx: &mut Cx<'_>, caller: &Caller) -> Result<Go, Reply> {
             let in_flight = u64::try_from(policy.timeout.as_millis()).unwrap_or(u64::MAX);
             lease_slots = auth.leases.ask(&key, now, in_flight);
             cx.facts.asked_lease = lease_slots > 0;
+            cx.facts.lease_ask = lease_slots;
         }
         drop(auth);
         if let Some(slot) = slot {
@@ -93,6 +101,16 @@ fn admit(cx: &mut Cx<'_>, caller: &Caller) -> Result<Go, Reply> {
             return Ok(Go::Forward);
         }
     }
+    ask_policy(cx, caller, lease_slots)
+}
+
+/// Asks the policy service for this request's decision (and `lease_slots` for the
+/// caller's next requests).
+fn ask_policy(cx: &mut Cx<'_>, caller: &Caller, lease_slots: u64) -> Result<Go, Reply> {
+    let rt = cx.rt;
+    let policy = &rt.config.policy;
+    let (reserve_tokens, reserve_cost_micros) = cx.facts.reserve;
+    let mcp = mcp_scope(cx);
     let facts = &*cx.facts;
     let provider = facts
         .provider
