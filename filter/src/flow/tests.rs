@@ -294,6 +294,50 @@ fn unreachable_policy_cluster_fails_closed() {
     assert_eq!(host.count_of(Counter::PolicyUnavailable), 1);
 }
 
+/// A decision's callout that no policy service instance answered (one dying under load)
+/// is asked once more, the same decision under the same request id; the service's own
+/// 503 (Redis down, JSON) and a timeout (504) are not, nor a second failure.
+#[test]
+fn a_decision_no_instance_answered_is_asked_once_more() {
+    let keys = Keys::new();
+    const RESET: &str = "upstream connect error or disconnect/reset before headers";
+    const REDIS_DOWN: &str = r#"{"error":{"code":"redis_unavailable","message":"x"}}"#;
+    // (first answer, a second answer when asked again, retried, final status: 0 allowed)
+    let cases: [(Option<u32>, &str, Option<(Option<u32>, &str)>, u32); 6] = [
+        (None, "", Some((Some(200), ALLOW)), 0),
+        (Some(503), RESET, Some((Some(200), ALLOW)), 0),
+        (None, "", Some((None, "")), 503),
+        (Some(503), RESET, Some((Some(503), RESET)), 503),
+        (Some(503), REDIS_DOWN, None, 503),
+        (Some(504), "upstream request timeout", None, 503),
+    ];
+    for (i, (first, first_body, again, want)) in cases.into_iter().enumerate() {
+        let (mut flow, mut host) = post(keys, &[], "{}");
+        flow.on_request_body(&mut host, 2, true);
+        assert_eq!(host.dispatched.len(), 1, "case {i}");
+        // The fake host's call tokens are 100 + the calls made.
+        flow.on_callout_response(&mut host, 101, first, first_body.as_bytes());
+        if let Some((status, body)) = again {
+            assert_eq!(host.dispatched.len(), 2, "case {i}: asked again");
+            assert_eq!(host.dispatched[0].body, host.dispatched[1].body, "case {i}");
+            assert_eq!(host.count_of(Counter::PolicyRetried), 1, "case {i}");
+            flow.on_callout_response(&mut host, 102, status, body.as_bytes());
+        }
+        assert_eq!(
+            host.dispatched.len(),
+            1 + usize::from(again.is_some()),
+            "case {i}"
+        );
+        if want == 0 {
+            assert!(host.replies.is_empty(), "case {i}: {:?}", host.replies);
+            assert_eq!(host.resumed, 1, "case {i}");
+        } else {
+            assert_eq!(host.replies[0].status, want, "case {i}");
+            assert_eq!(host.count_of(Counter::PolicyUnavailable), 1, "case {i}");
+        }
+    }
+}
+
 #[test]
 fn a_stale_callout_token_is_ignored() {
     let keys = Keys::new();
