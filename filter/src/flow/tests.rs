@@ -302,8 +302,9 @@ fn a_decision_no_instance_answered_is_asked_once_more() {
     let keys = Keys::new();
     const RESET: &str = "upstream connect error or disconnect/reset before headers";
     const REDIS_DOWN: &str = r#"{"error":{"code":"redis_unavailable","message":"x"}}"#;
-    // (first answer, a second answer when asked again, retried, final status: 0 allowed)
-    let cases: [(Option<u32>, &str, Option<(Option<u32>, &str)>, u32); 6] = [
+    // (first answer, a second answer when asked again, final status: 0 allowed)
+    type Answer = (Option<u32>, &'static str);
+    let cases: [(Option<u32>, &str, Option<Answer>, u32); 6] = [
         (None, "", Some((Some(200), ALLOW)), 0),
         (Some(503), RESET, Some((Some(200), ALLOW)), 0),
         (None, "", Some((None, "")), 503),
