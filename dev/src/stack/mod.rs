@@ -7,6 +7,7 @@ pub mod envoy;
 pub mod mcp;
 pub mod process;
 pub mod redis;
+pub mod sentinel;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -180,6 +181,7 @@ pub struct Stack {
     mcp: Option<Managed>,
     policy: Option<Managed>,
     redis: Option<redis::Redis>,
+    sentinel: Option<sentinel::SentinelGroup>,
 }
 
 /// Variables for Envoy's environment: the provider keys, the UUID salt and the policy
@@ -215,7 +217,18 @@ impl Stack {
             check_port_free(*port)?;
         }
 
-        let redis = redis::Redis::start(&opts.redis, &opts.run_dir)?;
+        let (redis, sentinel, redis_url) = match &opts.redis {
+            RedisMode::Sentinel { down_after_ms, .. } => {
+                let group = sentinel::SentinelGroup::start(&opts.run_dir, *down_after_ms)?;
+                let url = group.primary_url().unwrap_or_default();
+                (None, Some(group), url)
+            }
+            mode => {
+                let redis = redis::Redis::start(mode, &opts.run_dir)?;
+                let url = redis.url.clone();
+                (Some(redis), None, url)
+            }
+        };
         let mut stack = Stack {
             gateway_url: String::new(),
             admin_url: String::new(),
@@ -225,7 +238,7 @@ impl Stack {
             backup_mock_url: String::new(),
             idp_url: None,
             mcp_url: None,
-            redis_url: redis.url.clone(),
+            redis_url,
             policy_port: opts.ports.policy,
             policy_admin_port: opts.ports.policy_admin,
             idp_port: 0,
@@ -240,7 +253,8 @@ impl Stack {
             idp: None,
             mcp: None,
             policy: None,
-            redis: Some(redis),
+            redis,
+            sentinel,
             opts,
         };
         stack.start_policy()?;
@@ -372,9 +386,25 @@ impl Stack {
             .arg(self.opts.requests_per_window.to_string())
             .arg("--window-secs")
             .arg(self.opts.window_secs.to_string())
-            .env("CHOKEPOINT_REDIS_URL", &self.redis_url)
             .args(self.limits_args()?)
             .env("CHOKEPOINT_ADMIN_TOKEN", &self.opts.admin_token);
+        match (&self.sentinel, &self.opts.redis) {
+            (
+                Some(group),
+                RedisMode::Sentinel {
+                    wait_replicas: wait,
+                    ..
+                },
+            ) => {
+                cmd.env("CHOKEPOINT_REDIS_SENTINELS", group.sentinel_addresses())
+                    .env("CHOKEPOINT_REDIS_MASTER_NAME", sentinel::MASTER_NAME)
+                    .arg("--redis-wait-replicas")
+                    .arg(wait.to_string());
+            }
+            _ => {
+                cmd.env("CHOKEPOINT_REDIS_URL", &self.redis_url);
+            }
+        }
         let (identity_args, salt_env) = self.identity_args()?;
         cmd.args(identity_args).env(salt_env, &self.opts.salt);
         let mut proc = Managed::spawn("policy service", cmd, &self.opts.run_dir.join("policy.log"))
@@ -852,6 +882,11 @@ impl Stack {
         self.policy.as_ref().and_then(Managed::pid)
     }
 
+    /// The Sentinel group, in [`RedisMode::Sentinel`].
+    pub fn sentinel_group(&mut self) -> Option<&mut sentinel::SentinelGroup> {
+        self.sentinel.as_mut()
+    }
+
     /// Redis's PID.
     pub fn redis_pid(&self) -> Option<u32> {
         self.redis.as_ref().and_then(|r| r.proc.pid())
@@ -873,7 +908,13 @@ impl Stack {
         ]
         .into_iter()
         .flatten()
-        {
+        // A Sentinel group's nodes are killed on purpose; only its sentinels count.
+        .chain(
+            self.sentinel
+                .iter_mut()
+                .flat_map(|g| g.procs_mut())
+                .filter(|p| p.name.starts_with("sentinel")),
+        ) {
             if let Some(status) = p.exited() {
                 return Some((p.name.clone(), status));
             }
@@ -895,6 +936,7 @@ impl Stack {
         ]
         .into_iter()
         .flatten()
+        .chain(self.sentinel.iter().flat_map(|g| g.procs()))
         {
             out.push_str(&format!(
                 "----- {} ({}) -----\n{}\n",
@@ -923,6 +965,9 @@ impl Stack {
         }
         if let Some(r) = self.redis.as_mut() {
             r.proc.stop(Duration::from_secs(5));
+        }
+        if let Some(g) = self.sentinel.as_mut() {
+            g.stop();
         }
     }
 }

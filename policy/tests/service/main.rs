@@ -19,6 +19,7 @@ mod mcp;
 mod model_keys;
 mod persistence;
 mod redis_outage;
+mod sentinel;
 mod spend_page;
 mod stream_retention;
 mod support;
