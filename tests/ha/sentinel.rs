@@ -56,7 +56,7 @@ fn load(
     (0..WORKERS)
         .map(|worker| {
             let token = stack.token(
-                &TokenSpec::new(&format!("ha-user-{worker}"))
+                &TokenSpec::new(format!("ha-user-{worker}"))
                     .with_tenant("acme")
                     .with_groups(["ml"]),
             );
