@@ -80,8 +80,16 @@ fn load(
                     let status = match answer {
                         Ok(response) => {
                             let status = response.status().as_u16();
-                            let _ = response.bytes().await;
-                            Some(status)
+                            let body = response.bytes().await.unwrap_or_default();
+                            // A 503 of the failure mode names its class; any other
+                            // 503 is counted apart (as 0) and fails the check.
+                            let failure_mode =
+                                String::from_utf8_lossy(&body).contains("\"policy_unavailable\"");
+                            Some(if status == 503 && !failure_mode {
+                                0
+                            } else {
+                                status
+                            })
                         }
                         Err(_) => None,
                     };
