@@ -18,7 +18,7 @@ mod rollups;
 mod usage;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,6 +131,8 @@ struct Inner {
     /// sent on, and authorize calls must not queue behind it.
     ledger: Option<Link>,
     wait: Option<RedisWait>,
+    /// Whether the last `WAIT` found too few replicas (for logging its transitions).
+    unreplicated: AtomicBool,
     authorize: Script,
     record_usage: Script,
     release: Script,
@@ -190,6 +192,7 @@ impl Store {
                 link,
                 ledger,
                 wait,
+                unreplicated: AtomicBool::new(false),
                 authorize: Script::new(AUTHORIZE_SCRIPT),
                 record_usage: Script::new(RECORD_USAGE_SCRIPT),
                 release: Script::new(RELEASE_SCRIPT),

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
@@ -204,13 +205,29 @@ impl Store {
                 |mut connection| async move { command.query_async(&mut connection).await },
             )
             .await?;
-        if acknowledged >= i64::from(wait.replicas) {
+        let short = acknowledged < i64::from(wait.replicas);
+        // Redis answered, so it is up: logged on transitions of its own, not as an outage
+        // (authorize calls keep succeeding meanwhile).
+        if self.inner.unreplicated.swap(short, Ordering::Relaxed) != short {
+            if short {
+                log::warn!(
+                    "only {acknowledged} of {} replicas acknowledged a usage batch within {} ms; \
+                     answering 503 to usage batches (the gateway keeps them) until enough do",
+                    wait.replicas,
+                    wait.timeout.as_millis()
+                );
+            } else {
+                log::info!("{} replicas acknowledge usage batches again", wait.replicas);
+            }
+        }
+        if !short {
             return Ok(());
         }
-        Err(self.record(StoreError::Unreplicated {
+        self.inner.errors.fetch_add(1, Ordering::Relaxed);
+        Err(StoreError::Unreplicated {
             wanted: wait.replicas,
             acknowledged,
-        }))
+        })
     }
 
     /// One chunk: sent with its per-group sums only, and once more with each record's

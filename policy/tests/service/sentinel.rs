@@ -385,6 +385,12 @@ async fn wait_holds_a_batch_back_until_enough_replicas_have_it() {
             // once the replicas catch up.
             let primary = group.primary_port().expect("primary");
             assert!(holds_record(primary, &request_id));
+            // Redis answered: too few replicas is no outage of Redis.
+            let metrics = service.metrics().await;
+            assert!(
+                metrics.lines().any(|l| l == "chokepoint_policy_redis_up 1"),
+                "{metrics}"
+            );
         }
     }
     // What WAIT costs: the same batches (64 records, as the service books them per
