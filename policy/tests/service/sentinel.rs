@@ -170,6 +170,72 @@ async fn follows_the_primary_through_a_failover() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_keeps_what_an_ordered_failover_loses_on_the_old_primary() {
+    // (WAIT's replicas; None: off)
+    for wait in [None, Some(1)] {
+        ordered_failover(wait).await;
+    }
+}
+
+/// `SENTINEL FAILOVER` while records flow; with `wait`, none acknowledged may be lost.
+async fn ordered_failover(wait: Option<u32>) {
+    {
+        let dir = TempDir::new();
+        let group = SentinelGroup::start(dir.path(), DOWN_AFTER_MS).expect("sentinel group");
+        let config = sentinel_config(
+            addresses_of(&group),
+            wait.map(|replicas| RedisWait {
+                replicas,
+                timeout: Duration::from_millis(100),
+            }),
+        );
+        let service = Service::start(config).await;
+        let user = new_user();
+        let old = group.primary_port().expect("a primary");
+        let sentinel = addresses_of(&group)[0].1;
+        cli(sentinel, &["SENTINEL", "FAILOVER", MASTER_NAME]).expect("failover");
+
+        // Records for a second and a half, each sent again on a 503 as the filter does,
+        // until the service acknowledges it.
+        let started = Instant::now();
+        let mut acknowledged = Vec::new();
+        let mut refused = 0;
+        while started.elapsed() < Duration::from_millis(1500) {
+            let request_id = format!("req-ordered-{}-{user}", acknowledged.len());
+            loop {
+                let (status, body) = service.post_usage(&[record(&request_id, &user)]).await;
+                if status == StatusCode::OK {
+                    break;
+                }
+                assert_unavailable(status, &body);
+                refused += 1;
+                assert!(
+                    started.elapsed() < Duration::from_secs(40),
+                    "{wait:?}: never acknowledged"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            acknowledged.push(request_id);
+        }
+        // What the new primary lacks is lost: the old one, once Sentinel demotes it,
+        // resyncs from the new one and drops what only it held.
+        let new = group.primary_port().expect("a primary");
+        assert_ne!(new, old, "{wait:?}: no failover");
+        let lost = acknowledged
+            .iter()
+            .filter(|id| !holds_record(new, id))
+            .count();
+        eprintln!(
+            "SENTINEL FAILOVER, WAIT {wait:?}: {} records acknowledged ({refused} × 503 first), {lost} lost",
+            acknowledged.len()
+        );
+        if wait.is_some() {
+            assert_eq!(lost, 0, "WAIT acknowledged records the failover lost");
+        }
+    }
+}
+
 /// A sentinel that names whichever primary the test tells it, so the service can be
 /// left talking to a primary that was demoted behind Sentinel's back (a real Sentinel
 /// kills the demoted primary's clients, so its `READONLY` is only seen by a client that
