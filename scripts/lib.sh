@@ -57,6 +57,13 @@ ensure_envoy() {
 }
 
 ensure_redis() { apt_install redis-server redis-server; }
+# Sentinel for the Redis failover tests (policy and ha layers), at exactly the installed
+# redis-server's version: both ship with redis-tools, which apt holds to one version
+# (5:7.0.15-1~deb12u7 here). Installing it starts no daemon in a container without init.
+ensure_sentinel() {
+  ensure_redis
+  apt_install redis-sentinel "redis-sentinel=$(dpkg-query -W -f='${Version}' redis-server)"
+}
 # The manifest validator's Python packages (and pyyaml, which the mesh layer reads the
 # rendered manifests with). Pinned: kubernetes-validate's version is the Kubernetes
 # schema set the manifests are held to, and cel-python's is the CEL engine the CRDs'

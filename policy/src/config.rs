@@ -13,7 +13,14 @@ use crate::error::Error;
 #[derive(Clone)]
 pub struct Config {
     /// `redis://host:port[/db]`, `unix:///path/redis.sock` or `redis+unix:///path/redis.sock`.
+    /// Not used when `redis_sentinel` is set.
     pub redis_url: String,
+    /// Follow the primary Sentinel names instead of one fixed Redis.
+    pub redis_sentinel: Option<SentinelConfig>,
+    /// After each usage batch is booked, wait until this many replicas hold it (`WAIT`),
+    /// else answer 503 so the filter sends the batch again: bounds what a failover can
+    /// lose of the ledger. `None`: no waiting (replication stays asynchronous).
+    pub redis_wait: Option<RedisWait>,
     /// Requests one user may make per window when neither the user's limit set nor the
     /// `user:*` default set has an `rpm`.
     pub requests_per_window: u64,
@@ -61,6 +68,76 @@ pub struct Config {
     pub identity: crate::viewer::ViewerConfig,
 }
 
+/// Where the sentinels are and which primary to follow. `Debug` never shows a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SentinelConfig {
+    /// Each sentinel's host and port; they are asked in this order.
+    pub addresses: Vec<(String, u16)>,
+    /// The name the sentinels monitor the primary under (`sentinel monitor <name> …`).
+    pub master_name: String,
+    /// The sentinels' `requirepass`, if they have one.
+    pub sentinel_password: Option<String>,
+    /// The ACL user for the primary (and replicas); the default user when `None`.
+    pub redis_username: Option<String>,
+    /// The primary's password (`requirepass`, or the ACL user's).
+    pub redis_password: Option<String>,
+}
+
+impl SentinelConfig {
+    /// `host:port,host:port`, for logs.
+    pub fn addresses_shown(&self) -> String {
+        self.addresses
+            .iter()
+            .map(|(host, port)| format!("{host}:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Parses `host:port[,host:port…]`, naming the entry that is wrong.
+    pub fn parse_addresses(text: &str) -> Result<Vec<(String, u16)>, String> {
+        text.split(',')
+            .enumerate()
+            .map(|(i, entry)| {
+                let entry = entry.trim();
+                let (host, port) = entry
+                    .rsplit_once(':')
+                    .ok_or_else(|| format!("[{i}] {entry:?}: expected host:port"))?;
+                let port = port
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|port| *port != 0)
+                    .ok_or_else(|| format!("[{i}] {entry:?}: port must be 1 to 65535"))?;
+                Ok((host.to_owned(), port))
+            })
+            .collect()
+    }
+}
+
+impl fmt::Debug for SentinelConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("SentinelConfig")
+            .field("addresses", &self.addresses_shown())
+            .field("master_name", &self.master_name)
+            .field("sentinel_password", &redacted(&self.sentinel_password))
+            .field("redis_username", &self.redis_username)
+            .field("redis_password", &redacted(&self.redis_password))
+            .finish()
+    }
+}
+
+/// `WAIT replicas timeout` after every usage batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisWait {
+    /// At least 1.
+    pub replicas: u32,
+    /// Whole milliseconds, shorter than `redis_timeout` (the round trip's bound).
+    pub timeout: Duration,
+}
+
+/// Most sentinels the service asks; a deployment has three or five.
+pub const MAX_SENTINELS: usize = 16;
+
 /// The shortest gateway token accepted, as for the filter's HMAC secrets: 32 bytes
 /// cannot be guessed, and the filter refuses a shorter one at load.
 pub const MIN_GATEWAY_TOKEN_BYTES: usize = 32;
@@ -83,6 +160,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_sentinel: None,
+            redis_wait: None,
             requests_per_window: 60,
             window: Duration::from_secs(60),
             reservation_ttl: DEFAULT_RESERVATION_TTL,
@@ -106,6 +185,8 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("redis_url", &self.redis_url)
+            .field("redis_sentinel", &self.redis_sentinel)
+            .field("redis_wait", &self.redis_wait)
             .field("requests_per_window", &self.requests_per_window)
             .field("window", &self.window)
             .field("reservation_ttl", &self.reservation_ttl)
@@ -134,8 +215,12 @@ impl Config {
     /// Rejects values that would make the service misbehave at request time, naming the field.
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |field: &str, why: &str| Err(Error::Config(format!("{field}: {why}")));
-        if self.redis_url.trim().is_empty() {
-            return invalid("redis_url", "must not be empty");
+        match &self.redis_sentinel {
+            None if self.redis_url.trim().is_empty() => {
+                return invalid("redis_url", "must not be empty");
+            }
+            None => {}
+            Some(sentinel) => validate_sentinel(sentinel)?,
         }
         if self.requests_per_window == 0 {
             return invalid("requests_per_window", "must be at least 1");
@@ -157,6 +242,30 @@ impl Config {
         }
         if self.redis_timeout.is_zero() {
             return invalid("redis_timeout", "must be greater than zero");
+        }
+        if let Some(wait) = &self.redis_wait {
+            if wait.replicas == 0 {
+                return invalid(
+                    "redis_wait.replicas",
+                    "must be at least 1 (omit WAIT to turn it off)",
+                );
+            }
+            if wait.timeout < Duration::from_millis(1) {
+                return invalid(
+                    "redis_wait.timeout",
+                    "must be at least 1 ms (WAIT 0 would wait forever)",
+                );
+            }
+            // WAIT is one round trip: it must answer within the bound every round trip has.
+            if wait.timeout >= self.redis_timeout {
+                return invalid(
+                    "redis_wait.timeout",
+                    &format!(
+                        "must be shorter than redis_timeout ({} ms)",
+                        self.redis_timeout.as_millis()
+                    ),
+                );
+            }
         }
         if self.redis_probe_interval.is_zero() {
             return invalid("redis_probe_interval", "must be greater than zero");
@@ -223,6 +332,53 @@ impl Config {
     }
 }
 
+fn validate_sentinel(sentinel: &SentinelConfig) -> Result<(), Error> {
+    let invalid =
+        |field: &str, why: &str| Err(Error::Config(format!("redis_sentinel.{field}: {why}")));
+    if sentinel.addresses.is_empty() {
+        return invalid("addresses", "name at least one sentinel (host:port)");
+    }
+    if sentinel.addresses.len() > MAX_SENTINELS {
+        return invalid("addresses", &format!("at most {MAX_SENTINELS} sentinels"));
+    }
+    for (i, (host, port)) in sentinel.addresses.iter().enumerate() {
+        if host.is_empty()
+            || host.len() > 253
+            || host.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return invalid(
+                &format!("addresses[{i}]"),
+                "host must be 1 to 253 characters without whitespace",
+            );
+        }
+        if *port == 0 {
+            return invalid(&format!("addresses[{i}]"), "port must be 1 to 65535");
+        }
+    }
+    let name = &sentinel.master_name;
+    if name.is_empty()
+        || name.len() > 256
+        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return invalid("master_name", "must be 1 to 256 bytes without whitespace");
+    }
+    for (field, secret) in [
+        ("sentinel_password", &sentinel.sentinel_password),
+        ("redis_username", &sentinel.redis_username),
+        ("redis_password", &sentinel.redis_password),
+    ] {
+        if let Some(secret) = secret {
+            if secret.is_empty() {
+                return invalid(field, "must not be empty (omit it when there is none)");
+            }
+            if secret.chars().any(char::is_control) {
+                return invalid(field, "must not contain control characters");
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +399,43 @@ mod tests {
     }
 
     #[test]
+    fn a_sentinel_configuration_is_valid_and_never_shows_a_password() {
+        let config = Config {
+            redis_url: String::new(),
+            redis_sentinel: Some(SentinelConfig {
+                addresses: SentinelConfig::parse_addresses("127.0.0.1:26379, sentinel-2:26380")
+                    .expect("addresses"),
+                master_name: "chokepoint".into(),
+                sentinel_password: Some("sentinel-s3cret".into()),
+                redis_username: Some("gateway".into()),
+                redis_password: Some("redis-s3cret".into()),
+            }),
+            redis_wait: Some(RedisWait {
+                replicas: 1,
+                timeout: Duration::from_millis(100),
+            }),
+            ..valid()
+        };
+        assert!(config.validate().is_ok());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("127.0.0.1:26379,sentinel-2:26380"),
+            "{shown}"
+        );
+        // (text, the entry the error names)
+        for (text, entry) in [
+            ("h", "[0]"),
+            ("h:1,h:0", "[1]"),
+            ("h:1,h:x", "[1]"),
+            ("h:70000", "[0]"),
+        ] {
+            let err = SentinelConfig::parse_addresses(text).expect_err(text);
+            assert!(err.starts_with(entry), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn debug_never_shows_a_token() {
         let config = Config {
             admin_token: Some("s3cret-token".into()),
@@ -258,7 +451,7 @@ mod tests {
 
     #[test]
     fn rejects_values_that_break_requests() {
-        let cases: Vec<(Config, &str)> = vec![
+        let mut cases: Vec<(Config, &str)> = vec![
             (
                 Config {
                     redis_url: " ".into(),
@@ -386,6 +579,64 @@ mod tests {
                 "audit_max_age",
             ),
         ];
+        let sentinel = |change: fn(&mut SentinelConfig)| {
+            let mut sentinel = SentinelConfig {
+                addresses: vec![("127.0.0.1".into(), 26379)],
+                master_name: "chokepoint".into(),
+                sentinel_password: None,
+                redis_username: None,
+                redis_password: None,
+            };
+            change(&mut sentinel);
+            Config {
+                redis_sentinel: Some(sentinel),
+                ..valid()
+            }
+        };
+        let wait = |replicas, timeout_ms| Config {
+            redis_wait: Some(RedisWait {
+                replicas,
+                timeout: Duration::from_millis(timeout_ms),
+            }),
+            ..valid()
+        };
+        cases.extend([
+            (
+                sentinel(|s| s.addresses.clear()),
+                "redis_sentinel.addresses",
+            ),
+            (
+                sentinel(|s| s.addresses = vec![("h".into(), 1); MAX_SENTINELS + 1]),
+                "redis_sentinel.addresses",
+            ),
+            (
+                sentinel(|s| s.addresses.push((String::new(), 26379))),
+                "redis_sentinel.addresses[1]",
+            ),
+            (
+                sentinel(|s| s.addresses[0].1 = 0),
+                "redis_sentinel.addresses[0]",
+            ),
+            (
+                sentinel(|s| s.master_name = "two words".into()),
+                "redis_sentinel.master_name",
+            ),
+            (
+                sentinel(|s| s.master_name.clear()),
+                "redis_sentinel.master_name",
+            ),
+            (
+                sentinel(|s| s.redis_password = Some(String::new())),
+                "redis_sentinel.redis_password",
+            ),
+            (
+                sentinel(|s| s.sentinel_password = Some("a\nb".into())),
+                "redis_sentinel.sentinel_password",
+            ),
+            (wait(0, 100), "redis_wait.replicas"),
+            (wait(1, 0), "redis_wait.timeout"),
+            (wait(1, 1000), "redis_wait.timeout"),
+        ]);
         for (config, field) in cases {
             let err = config.validate().expect_err(field).to_string();
             assert!(err.contains(field), "{err:?} should name {field}");

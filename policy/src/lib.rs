@@ -51,8 +51,8 @@ pub use chokepoint_contract::bounds::{
 };
 pub use clock::Clock;
 pub use config::{
-    Config, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN, DEFAULT_RESERVATION_TTL,
-    DEFAULT_USAGE_DEDUPE_WINDOW, MIN_GATEWAY_TOKEN_BYTES,
+    Config, RedisWait, SentinelConfig, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN,
+    DEFAULT_RESERVATION_TTL, DEFAULT_USAGE_DEDUPE_WINDOW, MIN_GATEWAY_TOKEN_BYTES,
 };
 pub use dead_letter::{DeadLetter, MAX_DEAD_RECORD_BYTES};
 pub use error::Error;
@@ -87,8 +87,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     config.validate()?;
-    let store = Store::new(&config.redis_url, config.redis_timeout)
-        .map_err(|err| Error::Config(format!("redis_url: {err}")))?;
+    let (target, field) = match &config.redis_sentinel {
+        Some(sentinel) => (store::Target::Sentinel(sentinel), "redis_sentinel"),
+        None => (store::Target::Url(&config.redis_url), "redis_url"),
+    };
+    let store = Store::new(target, config.redis_timeout, config.redis_wait)
+        .map_err(|err| Error::Config(format!("{field}: {err}")))?;
     let policy = Policy {
         default_user_rpm: config.requests_per_window,
         window: config.window,
@@ -125,6 +129,13 @@ pub async fn run(
         policy.default_user_rpm,
         policy.reservation_ttl.as_millis(),
     );
+    if let Some(wait) = &config.redis_wait {
+        log::info!(
+            "each usage batch waits for {} replica(s) to hold it (WAIT, up to {} ms), else 503",
+            wait.replicas,
+            wait.timeout.as_millis()
+        );
+    }
     log::info!(
         "usage ledger remembers request ids for {} s; admin endpoints {}",
         config.usage_dedupe_window.as_secs(),

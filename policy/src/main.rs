@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chokepoint_policy::{
-    publish, reconcile, run, stderr_log, Config, Listeners, DEFAULT_AUDIT_MAX_AGE,
+    publish, reconcile, run, stderr_log, Config, Listeners, RedisWait, SentinelConfig,
+    DEFAULT_AUDIT_MAX_AGE,
     DEFAULT_AUDIT_MAX_LEN, MIN_GATEWAY_TOKEN_BYTES,
 };
 use clap::{Args, Parser, Subcommand};
@@ -181,15 +182,43 @@ struct ServeArgs {
     #[arg(long, env = "CHOKEPOINT_POLICY_TOKEN", hide_env_values = true)]
     gateway_token: Option<String>,
 
-    /// Redis URL: redis://host:port[/db] or unix:///path/to/redis.sock.
+    /// Redis URL: redis://host:port[/db] or unix:///path/to/redis.sock (default
+    /// redis://127.0.0.1:6379). Not with --redis-sentinels.
     // hide_env_values: the URL may carry a password, and --help must not print it.
-    #[arg(
-        long,
-        env = "CHOKEPOINT_REDIS_URL",
-        hide_env_values = true,
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    redis: String,
+    #[arg(long, env = "CHOKEPOINT_REDIS_URL", hide_env_values = true)]
+    redis: Option<String>,
+
+    /// Follow the primary these sentinels name instead of one Redis: host:port,host:port,…
+    /// (with --redis-master-name).
+    #[arg(long, env = "CHOKEPOINT_REDIS_SENTINELS", value_name = "HOST:PORT,...")]
+    redis_sentinels: Option<String>,
+
+    /// The name the sentinels monitor the primary under.
+    #[arg(long, env = "CHOKEPOINT_REDIS_MASTER_NAME", value_name = "NAME")]
+    redis_master_name: Option<String>,
+
+    /// With --redis-sentinels: the ACL user for the primary (the default user if absent).
+    #[arg(long, env = "CHOKEPOINT_REDIS_USERNAME")]
+    redis_username: Option<String>,
+
+    /// With --redis-sentinels: a file holding the primary's password (one line), or the
+    /// password itself in CHOKEPOINT_REDIS_PASSWORD. (With --redis it goes in the URL.)
+    #[arg(long, value_name = "FILE")]
+    redis_password_file: Option<PathBuf>,
+
+    /// A file holding the sentinels' password (one line), or the password itself in
+    /// CHOKEPOINT_REDIS_SENTINEL_PASSWORD.
+    #[arg(long, value_name = "FILE")]
+    redis_sentinel_password_file: Option<PathBuf>,
+
+    /// After each usage batch, wait until this many replicas hold it (Redis WAIT), else
+    /// answer 503 so the gateway sends it again: bounds what a failover can lose. 0: off.
+    #[arg(long, default_value_t = 0)]
+    redis_wait_replicas: u32,
+
+    /// Longest WAIT, in milliseconds; shorter than --redis-timeout-ms.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    redis_wait_timeout_ms: u64,
 
     /// Requests one user may make per rate window when no limit set (the user's own,
     /// or the `user:*` default) has an rpm.
@@ -400,6 +429,7 @@ fn serve_until_stopped(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    let redis_sentinel = sentinel_config(&args)?;
     let Some(gateway_token) = args.gateway_token else {
         return Err(format!(
             "no gateway token: set CHOKEPOINT_POLICY_TOKEN (or pass --gateway-token) to the \
@@ -425,10 +455,25 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
         None => chokepoint_policy::viewer::ViewerConfig::admin_token_only(),
     };
+    if redis_sentinel.is_some() && args.redis.is_some() {
+        return Err(
+            "--redis (CHOKEPOINT_REDIS_URL) and --redis-sentinels (CHOKEPOINT_REDIS_SENTINELS): \
+             set one of them"
+                .to_owned(),
+        );
+    }
     let config = Config {
         identity,
         seed_limits,
-        redis_url: args.redis,
+        redis_url: args
+            .redis
+            .clone()
+            .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
+        redis_sentinel,
+        redis_wait: (args.redis_wait_replicas > 0).then(|| RedisWait {
+            replicas: args.redis_wait_replicas,
+            timeout: Duration::from_millis(args.redis_wait_timeout_ms),
+        }),
         requests_per_window: args.requests_per_window,
         window: Duration::from_secs(args.window_secs),
         reservation_ttl: Duration::from_secs(args.reservation_ttl_secs),
@@ -475,6 +520,64 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             log::warn!("requests still open {} s after the shutdown signal; exiting anyway", SHUTDOWN_GRACE.as_secs());
             Ok(())
         }
+    }
+}
+
+/// The Sentinel settings, when --redis-sentinels is given; errors name the flag.
+fn sentinel_config(args: &ServeArgs) -> Result<Option<SentinelConfig>, String> {
+    let Some(addresses) = &args.redis_sentinels else {
+        for (given, flag) in [
+            (args.redis_master_name.is_some(), "--redis-master-name"),
+            (args.redis_username.is_some(), "--redis-username"),
+            (args.redis_password_file.is_some(), "--redis-password-file"),
+            (
+                args.redis_sentinel_password_file.is_some(),
+                "--redis-sentinel-password-file",
+            ),
+        ] {
+            if given {
+                return Err(format!("{flag} needs --redis-sentinels"));
+            }
+        }
+        return Ok(None);
+    };
+    let addresses = SentinelConfig::parse_addresses(addresses)
+        .map_err(|why| format!("--redis-sentinels{why}"))?;
+    let Some(master_name) = args.redis_master_name.clone() else {
+        return Err(
+            "--redis-master-name (CHOKEPOINT_REDIS_MASTER_NAME): required with --redis-sentinels"
+                .to_owned(),
+        );
+    };
+    Ok(Some(SentinelConfig {
+        addresses,
+        master_name,
+        sentinel_password: secret(
+            args.redis_sentinel_password_file.as_deref(),
+            "CHOKEPOINT_REDIS_SENTINEL_PASSWORD",
+            "--redis-sentinel-password-file",
+        )?,
+        redis_username: args.redis_username.clone(),
+        redis_password: secret(
+            args.redis_password_file.as_deref(),
+            "CHOKEPOINT_REDIS_PASSWORD",
+            "--redis-password-file",
+        )?,
+    }))
+}
+
+/// A password from its file (first line, so a trailing newline is no part of it) or
+/// its environment variable; both set is an error. Errors never hold the password.
+fn secret(file: Option<&Path>, env: &str, flag: &str) -> Result<Option<String>, String> {
+    let from_env = std::env::var(env).ok();
+    match (file, from_env) {
+        (Some(_), Some(_)) => Err(format!("{flag} and {env}: set one of them")),
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|err| format!("{flag}: cannot read {}: {err}", path.display()))?;
+            Ok(Some(text.lines().next().unwrap_or_default().to_owned()))
+        }
+        (None, from_env) => Ok(from_env),
     }
 }
 

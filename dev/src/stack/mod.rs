@@ -8,6 +8,7 @@ pub mod mcp;
 pub mod process;
 pub mod redis;
 pub mod replicas;
+pub mod sentinel;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -200,6 +201,7 @@ pub struct Stack {
     replicas: Vec<replicas::Replica>,
     front: Option<replicas::Front>,
     redis: Option<redis::Redis>,
+    sentinel: Option<sentinel::SentinelGroup>,
 }
 
 /// Variables for Envoy's environment: the provider keys, the UUID salt and the policy
@@ -235,7 +237,18 @@ impl Stack {
             check_port_free(*port)?;
         }
 
-        let redis = redis::Redis::start(&opts.redis, &opts.run_dir)?;
+        let (redis, sentinel, redis_url) = match &opts.redis {
+            RedisMode::Sentinel { down_after_ms, .. } => {
+                let group = sentinel::SentinelGroup::start(&opts.run_dir, *down_after_ms)?;
+                let url = group.primary_url().unwrap_or_default();
+                (None, Some(group), url)
+            }
+            mode => {
+                let redis = redis::Redis::start(mode, &opts.run_dir)?;
+                let url = redis.url.clone();
+                (Some(redis), None, url)
+            }
+        };
         let mut stack = Stack {
             gateway_url: String::new(),
             admin_url: String::new(),
@@ -246,7 +259,7 @@ impl Stack {
             backup_mock_url: String::new(),
             idp_url: None,
             mcp_url: None,
-            redis_url: redis.url.clone(),
+            redis_url,
             policy_port: opts.ports.policy,
             policy_admin_port: opts.ports.policy_admin,
             idp_port: 0,
@@ -264,7 +277,8 @@ impl Stack {
             more_policies: Vec::new(),
             replicas: Vec::new(),
             front: None,
-            redis: Some(redis),
+            redis,
+            sentinel,
             opts,
         };
         stack.start_policy()?;
@@ -470,11 +484,27 @@ impl Stack {
             .arg(self.opts.requests_per_window.to_string())
             .arg("--window-secs")
             .arg(self.opts.window_secs.to_string())
-            .env("CHOKEPOINT_REDIS_URL", &self.redis_url)
             .args(self.limits_args()?)
             .env("CHOKEPOINT_ADMIN_TOKEN", &self.opts.admin_token);
         if let Some(ttl) = self.opts.reservation_ttl_secs {
             cmd.arg("--reservation-ttl-secs").arg(ttl.to_string());
+        }
+        match (&self.sentinel, &self.opts.redis) {
+            (
+                Some(group),
+                RedisMode::Sentinel {
+                    wait_replicas: wait,
+                    ..
+                },
+            ) => {
+                cmd.env("CHOKEPOINT_REDIS_SENTINELS", group.sentinel_addresses())
+                    .env("CHOKEPOINT_REDIS_MASTER_NAME", sentinel::MASTER_NAME)
+                    .arg("--redis-wait-replicas")
+                    .arg(wait.to_string());
+            }
+            _ => {
+                cmd.env("CHOKEPOINT_REDIS_URL", &self.redis_url);
+            }
         }
         let (identity_args, salt_env) = self.identity_args()?;
         cmd.args(identity_args).env(salt_env, &self.opts.salt);
@@ -954,6 +984,11 @@ impl Stack {
         self.policy.as_ref().and_then(Managed::pid)
     }
 
+    /// The Sentinel group, in [`RedisMode::Sentinel`].
+    pub fn sentinel_group(&mut self) -> Option<&mut sentinel::SentinelGroup> {
+        self.sentinel.as_mut()
+    }
+
     /// Redis's PID.
     pub fn redis_pid(&self) -> Option<u32> {
         self.redis.as_ref().and_then(|r| r.proc.pid())
@@ -978,7 +1013,13 @@ impl Stack {
         .chain(self.replicas.iter_mut().map(|r| r.proc.as_mut()))
         .chain([self.front.as_mut().map(|f| &mut f.proc)])
         .flatten()
-        {
+        // A Sentinel group's nodes are killed on purpose; only its sentinels count.
+        .chain(
+            self.sentinel
+                .iter_mut()
+                .flat_map(|g| g.procs_mut())
+                .filter(|p| p.name.starts_with("sentinel")),
+        ) {
             if let Some(status) = p.exited() {
                 return Some((p.name.clone(), status));
             }
@@ -1003,6 +1044,7 @@ impl Stack {
         .chain(self.replicas.iter().map(|r| r.proc.as_ref()))
         .chain([self.front.as_ref().map(|f| &f.proc)])
         .flatten()
+        .chain(self.sentinel.iter().flat_map(|g| g.procs()))
         {
             out.push_str(&format!(
                 "----- {} ({}) -----\n{}\n",
@@ -1039,6 +1081,9 @@ impl Stack {
         }
         if let Some(r) = self.redis.as_mut() {
             r.proc.stop(Duration::from_secs(5));
+        }
+        if let Some(g) = self.sentinel.as_mut() {
+            g.stop();
         }
     }
 }

@@ -13,6 +13,14 @@ pub enum RedisMode {
     UnixSocket,
     /// `redis-server --port PORT` with an append-only file under `data_dir`.
     Tcp { port: u16, data_dir: PathBuf },
+    /// A primary, a replica and three sentinels ([`super::sentinel::SentinelGroup`]),
+    /// the policy service following the primary through them. `down_after_ms`: how long
+    /// the primary may be silent before a sentinel counts it down; `wait_replicas`: the
+    /// policy service's `--redis-wait-replicas` (0: off).
+    Sentinel {
+        down_after_ms: u64,
+        wait_replicas: u32,
+    },
 }
 
 pub struct Redis {
@@ -63,6 +71,9 @@ impl Redis {
                 .args(["--appendfsync", "everysec", "--dir"])
                 .arg(data_dir);
                 Endpoint::Tcp(*port)
+            }
+            RedisMode::Sentinel { .. } => {
+                return Err("a Sentinel group is started by SentinelGroup::start".to_owned())
             }
         };
         let url = match &endpoint {

@@ -23,8 +23,7 @@ impl Store {
             .ignore()
             .sadd(index, member)
             .ignore();
-        let mut connection = self.inner.connection.clone();
-        self.bounded(async move { pipe.query_async::<()>(&mut connection).await })
+        self.bounded(|mut connection| async move { pipe.query_async::<()>(&mut connection).await })
             .await
     }
 
@@ -37,19 +36,17 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut pipe = redis::pipe();
         pipe.atomic().del(key).srem(index, member).ignore();
-        let mut connection = self.inner.connection.clone();
         let (deleted,): (u64,) = self
-            .bounded(async move { pipe.query_async(&mut connection).await })
+            .bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
             .await?;
         Ok(deleted > 0)
     }
 
     /// `HGETALL key`: empty when the key does not exist.
     pub async fn hash(&self, key: &str) -> Result<HashMap<String, String>, StoreError> {
-        let mut connection = self.inner.connection.clone();
         let mut command = redis::cmd("HGETALL");
         command.arg(key);
-        self.bounded(async move { command.query_async(&mut connection).await })
+        self.bounded(|mut connection| async move { command.query_async(&mut connection).await })
             .await
     }
 
@@ -59,11 +56,10 @@ impl Store {
         index: &str,
         key_of: impl Fn(&str) -> Option<String>,
     ) -> Result<Vec<(String, HashMap<String, String>)>, StoreError> {
-        let mut connection = self.inner.connection.clone();
         let mut command = redis::cmd("SMEMBERS");
         command.arg(index);
         let members: Vec<String> = self
-            .bounded(async move { command.query_async(&mut connection).await })
+            .bounded(|mut connection| async move { command.query_async(&mut connection).await })
             .await?;
         let members: Vec<(String, String)> = members
             .into_iter()
@@ -76,9 +72,8 @@ impl Store {
         for (_, key) in &members {
             pipe.hgetall(key);
         }
-        let mut connection = self.inner.connection.clone();
         let hashes: Vec<HashMap<String, String>> = self
-            .bounded(async move { pipe.query_async(&mut connection).await })
+            .bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
             .await?;
         Ok(members
             .into_iter()
@@ -92,10 +87,9 @@ impl Store {
         let Some(last) = count.checked_sub(1) else {
             return Ok(Vec::new());
         };
-        let mut connection = self.inner.connection.clone();
         let mut command = redis::cmd("ZREVRANGE");
         command.arg(key).arg(0).arg(last);
-        self.bounded(async move { command.query_async(&mut connection).await })
+        self.bounded(|mut connection| async move { command.query_async(&mut connection).await })
             .await
     }
 
@@ -112,8 +106,7 @@ impl Store {
         for key in keys {
             pipe.cmd("HMGET").arg(key).arg(fields);
         }
-        let mut connection = self.inner.connection.clone();
-        self.bounded(async move { pipe.query_async(&mut connection).await })
+        self.bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
             .await
     }
 }
@@ -122,11 +115,10 @@ impl Store {
     /// The newest id a trim removed from the stream at `key` (`XINFO STREAM`'s
     /// `max-deleted-entry-id`, Redis 7): `0-0` when nothing was, `None` without the stream.
     pub async fn stream_trimmed_up_to(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let mut connection = self.inner.connection.clone();
         let mut command = redis::cmd("XINFO");
         command.arg("STREAM").arg(key);
         let reply: Result<HashMap<String, redis::Value>, StoreError> = self
-            .bounded(async move { command.query_async(&mut connection).await })
+            .bounded(|mut connection| async move { command.query_async(&mut connection).await })
             .await;
         let Ok(info) = reply else { return Ok(None) };
         Ok(info
@@ -142,11 +134,10 @@ impl Store {
         end: &str,
         count: usize,
     ) -> Result<Vec<(String, HashMap<String, String>)>, StoreError> {
-        let mut connection = self.inner.connection.clone();
         let mut command = redis::cmd("XRANGE");
         command.arg(key).arg(start).arg(end).arg("COUNT").arg(count);
         let reply: Vec<(String, Vec<String>)> = self
-            .bounded(async move { command.query_async(&mut connection).await })
+            .bounded(|mut connection| async move { command.query_async(&mut connection).await })
             .await?;
         Ok(reply
             .into_iter()

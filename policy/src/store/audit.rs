@@ -34,11 +34,10 @@ impl Store {
         end: &str,
         count: usize,
     ) -> Result<AuditPage, StoreError> {
-        let mut connection = self.inner.connection.clone();
         let mut invocation = self.inner.audit_page.key(stream);
         invocation.arg(start).arg(end).arg(count);
         let reply: Value = self
-            .bounded(async move { invocation.invoke_async(&mut connection).await })
+            .bounded(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await?;
         parse(reply).ok_or_else(|| {
             self.record(StoreError::UnexpectedReply(

@@ -107,7 +107,6 @@ impl Store {
     /// caller has already answered 503 by then, so at worst a scope loses one request's
     /// worth until its window ends or the reservation expires.
     pub async fn authorize(&self, call: &ScriptCall) -> Result<Verdict, StoreError> {
-        let mut connection = self.inner.connection.clone();
         let mut invocation = self.inner.authorize.prepare_invoke();
         for key in &call.keys {
             invocation.key(key);
@@ -116,7 +115,7 @@ impl Store {
             invocation.arg(arg);
         }
         let reply: Value = self
-            .bounded(async move { invocation.invoke_async(&mut connection).await })
+            .bounded(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await?;
         parse_verdict(&reply).ok_or_else(|| {
             self.record(StoreError::UnexpectedReply(format!(

@@ -19,7 +19,6 @@ impl Store {
         if letters.is_empty() {
             return Ok(0);
         }
-        let mut connection = self.inner.connection.clone();
         let mut invocation = self.inner.dead_letter.key(DEAD_LETTER_KEY);
         invocation
             .arg(retention.max_len)
@@ -32,7 +31,7 @@ impl Store {
                 .arg(letter.record_bytes);
         }
         let reply: Value = self
-            .bounded(async move { invocation.invoke_async(&mut connection).await })
+            .bounded(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await?;
         match reply {
             Value::Int(n) if usize::try_from(n).ok() == Some(letters.len()) => Ok(n as u64),

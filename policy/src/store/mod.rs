@@ -1,5 +1,5 @@
-//! Redis access: one self-healing connection, the Lua scripts, and a time bound on
-//! every round trip. Decisions' round trips live in `authorize`, the usage ledger's in
+//! Redis access: one self-healing connection (to a fixed Redis, or to the primary
+//! Sentinel names: `link`), the Lua scripts, and a time bound on every round trip. Decisions' round trips live in `authorize`, the usage ledger's in
 //! `usage`, refused usage records' in `dead_letter`, the admin API's in `admin`, the audit
 //! export's pages in `audit`.
 //!
@@ -12,17 +12,21 @@ mod admin;
 mod audit;
 mod authorize;
 mod dead_letter;
+mod link;
 mod probe;
 mod rollups;
 mod usage;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ConnectionAddr, RedisError, Script};
+
+use crate::config::{RedisWait, SentinelConfig};
+use link::Link;
 
 pub use authorize::{LimitState, Metric, ScriptCall, Source};
 pub(crate) use probe::spawn_probe;
@@ -57,6 +61,10 @@ pub enum StoreError {
     Redis(RedisError),
     /// Redis answered, but not in the shape the script promises.
     UnexpectedReply(String),
+    /// The primary booked the writes, but fewer replicas than `WAIT` asks for
+    /// acknowledged them in time: a failover now could lose them, so the caller is told
+    /// to send them again (the ledger's dedupe makes that exact).
+    Unreplicated { wanted: u32, acknowledged: i64 },
 }
 
 impl fmt::Display for StoreError {
@@ -65,6 +73,13 @@ impl fmt::Display for StoreError {
             StoreError::Timeout(limit) => write!(f, "no answer within {} ms", limit.as_millis()),
             StoreError::Redis(err) => write!(f, "{err}"),
             StoreError::UnexpectedReply(what) => write!(f, "unexpected reply: {what}"),
+            StoreError::Unreplicated {
+                wanted,
+                acknowledged,
+            } => write!(
+                f,
+                "{acknowledged} of the {wanted} replicas WAIT asks for acknowledged the ledger's writes"
+            ),
         }
     }
 }
@@ -103,8 +118,21 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+/// Which Redis a store talks to.
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    Url(&'a str),
+    Sentinel(&'a SentinelConfig),
+}
+
 struct Inner {
-    connection: ConnectionManager,
+    link: Link,
+    /// The ledger's own connection when `WAIT` is on: `WAIT` blocks the connection it is
+    /// sent on, and authorize calls must not queue behind it.
+    ledger: Option<Link>,
+    wait: Option<RedisWait>,
+    /// Whether the last `WAIT` found too few replicas (for logging its transitions).
+    unreplicated: AtomicBool,
     authorize: Script,
     record_usage: Script,
     release: Script,
@@ -119,13 +147,12 @@ struct Inner {
 
 impl Store {
     /// Prepares a connection without dialling, so the service starts (and answers 503)
-    /// while Redis is still down. Fails only on a malformed URL.
-    pub fn new(redis_url: &str, timeout: Duration) -> Result<Self, RedisError> {
-        let client = Client::open(redis_url)?;
-        let address = match client.get_connection_info().addr() {
-            ConnectionAddr::Unix(path) => format!("unix:{}", path.display()),
-            other => other.to_string(),
-        };
+    /// while Redis (or every sentinel) is still down. Fails only on a malformed URL.
+    pub fn new(
+        target: Target<'_>,
+        timeout: Duration,
+        wait: Option<RedisWait>,
+    ) -> Result<Self, RedisError> {
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -134,10 +161,38 @@ impl Store {
             // microseconds and the next request or probe tick dials again (concurrent
             // callers share one attempt, so an outage cannot cause a dial storm).
             .set_number_of_retries(0);
-        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        let (address, link, ledger) = match target {
+            Target::Url(url) => {
+                let client = Client::open(url)?;
+                let address = match client.get_connection_info().addr() {
+                    ConnectionAddr::Unix(path) => format!("unix:{}", path.display()),
+                    other => other.to_string(),
+                };
+                let ledger = match wait {
+                    Some(_) => Some(Link::direct(client.clone(), manager_config.clone())?),
+                    None => None,
+                };
+                (address, Link::direct(client, manager_config)?, ledger)
+            }
+            Target::Sentinel(sentinel) => {
+                let address = format!(
+                    "the primary of {} through sentinels {}",
+                    sentinel.master_name,
+                    sentinel.addresses_shown()
+                );
+                let ledger = match wait {
+                    Some(_) => Some(Link::sentinel(sentinel, manager_config.clone())?),
+                    None => None,
+                };
+                (address, Link::sentinel(sentinel, manager_config)?, ledger)
+            }
+        };
         Ok(Self {
             inner: Arc::new(Inner {
-                connection,
+                link,
+                ledger,
+                wait,
+                unreplicated: AtomicBool::new(false),
                 authorize: Script::new(AUTHORIZE_SCRIPT),
                 record_usage: Script::new(RECORD_USAGE_SCRIPT),
                 release: Script::new(RELEASE_SCRIPT),
@@ -165,9 +220,10 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.inner.connection.clone();
         let reply: Result<String, StoreError> = self
-            .bounded(async move { redis::cmd("PING").query_async(&mut connection).await })
+            .bounded(|mut connection| async move {
+                redis::cmd("PING").query_async(&mut connection).await
+            })
             .await;
         match reply? {
             pong if pong == "PONG" => Ok(()),
@@ -175,12 +231,45 @@ impl Store {
         }
     }
 
-    /// Bounds a round trip by the configured timeout and records the outcome.
-    async fn bounded<T>(
-        &self,
-        round_trip: impl std::future::Future<Output = Result<T, RedisError>>,
-    ) -> Result<T, StoreError> {
-        let outcome = match tokio::time::timeout(self.inner.timeout, round_trip).await {
+    /// In Sentinel mode: asks the sentinels where the primary is, and moves there if it
+    /// moved (see `Link::follow`); bounded like a round trip. Failures are left to the
+    /// next round trip, which reports them.
+    pub(crate) async fn follow_primary(&self) {
+        for link in std::iter::once(&self.inner.link).chain(&self.inner.ledger) {
+            let _ = tokio::time::timeout(self.inner.timeout, link.follow()).await;
+        }
+    }
+
+    /// Bounds a round trip on the main connection by the configured timeout (finding
+    /// the primary included) and records the outcome.
+    async fn bounded<T, F, Fut>(&self, round_trip: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        self.bounded_on(&self.inner.link, round_trip).await
+    }
+
+    /// The same on the ledger's connection (its own one when `WAIT` is on).
+    async fn bounded_ledger<T, F, Fut>(&self, round_trip: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let link = self.inner.ledger.as_ref().unwrap_or(&self.inner.link);
+        self.bounded_on(link, round_trip).await
+    }
+
+    async fn bounded_on<T, F, Fut>(&self, link: &Link, round_trip: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let attempt = async {
+            let connection = link.connection().await?;
+            round_trip(connection).await
+        };
+        let outcome = match tokio::time::timeout(self.inner.timeout, attempt).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(StoreError::Redis(err)),
             Err(_) => Err(StoreError::Timeout(self.inner.timeout)),
@@ -194,7 +283,13 @@ impl Store {
         }
     }
 
+    /// Counts a failed round trip; in Sentinel mode a failure that can mean a failover
+    /// has the next round trip ask the sentinels where the primary is.
     fn record(&self, err: StoreError) -> StoreError {
+        self.inner.link.after_error(&err);
+        if let Some(ledger) = &self.inner.ledger {
+            ledger.after_error(&err);
+        }
         self.inner.errors.fetch_add(1, Ordering::Relaxed);
         self.set_availability(Availability::Down, Some(&err));
         err

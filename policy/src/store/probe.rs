@@ -3,7 +3,8 @@
 //! redis-rs only notices a dead connection when a command fails on it, so without this
 //! the first request after a Redis restart would get a 503 while it triggers the
 //! reconnect. Probing also keeps `/metrics` and the logs truthful while no traffic
-//! flows, and during an outage it is what keeps dialling Redis.
+//! flows, and during an outage it is what keeps dialling Redis. In Sentinel mode each
+//! tick first asks the sentinels whether the primary moved.
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ pub(crate) fn spawn_probe(store: Store, every: Duration) -> JoinHandle<()> {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            store.follow_primary().await;
             let _ = store.ping().await;
         }
     })

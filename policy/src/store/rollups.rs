@@ -19,8 +19,7 @@ impl Store {
         for key in keys {
             pipe.hgetall(key);
         }
-        let mut connection = self.inner.connection.clone();
-        self.bounded(async move { pipe.query_async(&mut connection).await })
+        self.bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
             .await
     }
 
@@ -38,18 +37,18 @@ impl Store {
         for key in keys {
             pipe.cmd("ZMSCORE").arg(key).arg(members);
         }
-        let mut connection = self.inner.connection.clone();
-        self.bounded(async move { pipe.query_async(&mut connection).await })
+        self.bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
             .await
     }
 
     /// `HINCRBY key field 1`.
     pub async fn count(&self, key: &str, field: &str) -> Result<(), StoreError> {
-        let mut connection = self.inner.connection.clone();
         let mut command = redis::cmd("HINCRBY");
         command.arg(key).arg(field).arg(1);
-        self.bounded(async move { command.query_async::<i64>(&mut connection).await })
-            .await
-            .map(drop)
+        self.bounded(
+            |mut connection| async move { command.query_async::<i64>(&mut connection).await },
+        )
+        .await
+        .map(drop)
     }
 }

@@ -3,11 +3,14 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 
+use super::link::may_mean_failover;
 use super::{Store, StoreError};
+use crate::config::RedisWait;
 use crate::keys;
 use crate::ledger::Retention;
 
@@ -98,8 +101,9 @@ impl Store {
         // are never split again.
         while !pending.is_empty() {
             // One chunk per round trip, not one pipeline: a chunk holds Redis for about a
-            // millisecond, and authorize calls share this connection, so they wait behind
-            // at most one chunk rather than behind a whole batch.
+            // millisecond, and authorize calls share this connection (unless WAIT gives
+            // the ledger its own), so they wait behind at most one chunk rather than
+            // behind a whole batch.
             let mut replies = Vec::with_capacity(pending.len());
             for chunk in &pending {
                 let answered = self
@@ -146,7 +150,13 @@ impl Store {
                         unloaded = true;
                         next.push(chunk.clone());
                     }
-                    Err(err) if chunk.len() > 1 && !is_noscript_error(&err) => {
+                    // A demoted primary refuses every write alike: splitting the chunk
+                    // would only send each record to it again.
+                    Err(err)
+                        if chunk.len() > 1
+                            && !is_noscript_error(&err)
+                            && !may_mean_failover(&err) =>
+                    {
                         next.extend(chunk.clone().map(|i| i..i + 1));
                     }
                     Err(err) => {
@@ -157,12 +167,11 @@ impl Store {
             }
             if unloaded {
                 reloaded = true;
-                let mut connection = self.inner.connection.clone();
                 let script = &self.inner.record_usage;
                 if let Err(err) = self
-                    .bounded(
-                        async move { script.prepare_invoke().load_async(&mut connection).await },
-                    )
+                    .bounded_ledger(|mut connection| async move {
+                        script.prepare_invoke().load_async(&mut connection).await
+                    })
                     .await
                 {
                     tally.failed += next.iter().map(|chunk| chunk.len() as u64).sum::<u64>();
@@ -175,7 +184,50 @@ impl Store {
         }
         // Counted once per batch, like any other failed round trip.
         tally.error = first_error.map(|err| self.record(err));
+        if tally.error.is_none() {
+            if let Some(wait) = self.inner.wait {
+                tally.error = self.wait_for_replicas(wait).await.err();
+            }
+        }
         tally
+    }
+
+    /// `WAIT replicas timeout` on the ledger's connection, after its writes: Ok when
+    /// enough replicas hold everything this connection wrote, the records of earlier
+    /// (duplicate) sends included.
+    async fn wait_for_replicas(&self, wait: RedisWait) -> Result<(), StoreError> {
+        let mut command = redis::cmd("WAIT");
+        command
+            .arg(wait.replicas)
+            .arg(u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX));
+        let acknowledged: i64 = self
+            .bounded_ledger(
+                |mut connection| async move { command.query_async(&mut connection).await },
+            )
+            .await?;
+        let short = acknowledged < i64::from(wait.replicas);
+        // Redis answered, so it is up: logged on transitions of its own, not as an outage
+        // (authorize calls keep succeeding meanwhile).
+        if self.inner.unreplicated.swap(short, Ordering::Relaxed) != short {
+            if short {
+                log::warn!(
+                    "only {acknowledged} of {} replicas acknowledged a usage batch within {} ms; \
+                     answering 503 to usage batches (the gateway keeps them) until enough do",
+                    wait.replicas,
+                    wait.timeout.as_millis()
+                );
+            } else {
+                log::info!("{} replicas acknowledge usage batches again", wait.replicas);
+            }
+        }
+        if !short {
+            return Ok(());
+        }
+        self.inner.errors.fetch_add(1, Ordering::Relaxed);
+        Err(StoreError::Unreplicated {
+            wanted: wait.replicas,
+            acknowledged,
+        })
     }
 
     /// One chunk: sent with its per-group sums only, and once more with each record's
@@ -326,9 +378,8 @@ impl Store {
             pipe.invoke_script(&invocation);
             pipe
         };
-        let mut connection = self.inner.connection.clone();
         let mut replies: Vec<redis::RedisResult<Value>> = self
-            .bounded(async move { pipe.query_async(&mut connection).await })
+            .bounded_ledger(|mut connection| async move { pipe.query_async(&mut connection).await })
             .await?;
         Ok(replies.pop().unwrap_or(Ok(Value::Nil)))
     }
@@ -353,9 +404,8 @@ impl Store {
                 }
                 pipe.invoke_script(&invocation);
             }
-            let mut connection = self.inner.connection.clone();
             let replies: Vec<redis::RedisResult<Value>> = self
-                .bounded(async move { pipe.query_async(&mut connection).await })
+                .bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
                 .await?;
             let mut unloaded = Vec::new();
             for (chunk, reply) in pending.iter().zip(replies) {
@@ -371,11 +421,10 @@ impl Store {
                 }
             }
             if !unloaded.is_empty() {
-                let mut connection = self.inner.connection.clone();
                 let script = &self.inner.release;
-                self.bounded(
-                    async move { script.prepare_invoke().load_async(&mut connection).await },
-                )
+                self.bounded(|mut connection| async move {
+                    script.prepare_invoke().load_async(&mut connection).await
+                })
                 .await?;
             }
             pending = unloaded;
@@ -389,10 +438,9 @@ impl Store {
         key: &str,
         fields: &[&str],
     ) -> Result<Vec<Option<i64>>, StoreError> {
-        let mut connection = self.inner.connection.clone();
         let mut command = redis::cmd("HMGET");
         command.arg(key).arg(fields);
-        self.bounded(async move { command.query_async(&mut connection).await })
+        self.bounded(|mut connection| async move { command.query_async(&mut connection).await })
             .await
     }
 }

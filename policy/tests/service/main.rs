@@ -20,6 +20,7 @@ mod model_keys;
 mod persistence;
 mod reconcile;
 mod redis_outage;
+mod sentinel;
 mod spend_page;
 mod stream_retention;
 mod support;

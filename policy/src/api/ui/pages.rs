@@ -657,7 +657,12 @@ mod tests {
     /// 503, one that refuses first never gets that far.
     fn state() -> AppState {
         AppState {
-            store: Store::new("redis://127.0.0.1:1/", Duration::from_millis(200)).expect("url"),
+            store: Store::new(
+                crate::store::Target::Url("redis://127.0.0.1:1/"),
+                Duration::from_millis(200),
+                None,
+            )
+            .expect("url"),
             policy: Policy {
                 default_user_rpm: 60,
                 window: Duration::from_secs(60),
