@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use chokepoint_policy::{
     publish, reconcile, run, stderr_log, Config, Listeners, RedisWait, SentinelConfig,
-    DEFAULT_AUDIT_MAX_AGE,
-    DEFAULT_AUDIT_MAX_LEN, MIN_GATEWAY_TOKEN_BYTES,
+    DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN, MIN_GATEWAY_TOKEN_BYTES,
 };
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;

@@ -6,7 +6,6 @@
 //! exactly (the soak's check), and a second run books nothing.
 
 use std::path::PathBuf;
-use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +13,8 @@ use std::time::{Duration, Instant};
 use chokepoint_dev::devtoken::{DevKey, TokenSpec};
 use chokepoint_dev::stack::{Stack, StackOptions};
 use chokepoint_perf::soak::{expected_ledger, ledger_totals, read_access_log, LedgerKey, Totals};
+
+use crate::support::reconcile;
 
 /// Concurrent clients.
 const CLIENTS: usize = 8;
@@ -126,21 +127,6 @@ async fn compare(
         }
     }
     (differ, missing)
-}
-
-fn reconcile(stack: &Stack) -> (Output, Duration) {
-    let started = Instant::now();
-    let out = std::process::Command::new(stack.opts.bin_dir.join("chokepoint-policy"))
-        .arg("reconcile")
-        .arg("--access-log")
-        .arg(stack.usage_log())
-        .arg("--policy-url")
-        .arg(&stack.policy_url)
-        .env_clear()
-        .env("CHOKEPOINT_POLICY_TOKEN", &stack.opts.policy_token)
-        .output()
-        .expect("run chokepoint-policy reconcile");
-    (out, started.elapsed())
 }
 
 /// The `N <what>` count of the reconciler's summary line.

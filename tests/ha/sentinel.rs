@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 
 use chokepoint_dev::devtoken::{DevKey, TokenSpec, DEFAULT_ISSUER};
 use chokepoint_dev::stack::{RedisMode, Stack, StackOptions, READINESS_SUBJECT};
-use chokepoint_perf::soak::{expected_ledger, ledger_totals, read_access_log, LEDGER_FIELDS};
+use chokepoint_perf::soak::{
+    expected_ledger, ledger_totals, read_access_log, LedgerKey, Totals, LEDGER_FIELDS,
+};
+
+use crate::support::reconcile;
 
 const WORKERS: usize = 4;
 const PACE: Duration = Duration::from_millis(20);
@@ -195,37 +199,28 @@ async fn a_killed_primary_under_load() {
             "one access-log record per request"
         );
         let expected = expected_ledger(&records);
-        let http = reqwest::Client::new();
-        let settle = Instant::now();
-        let lost = loop {
-            let mut missing = [0u64; LEDGER_FIELDS.len()];
-            for (key, want) in &expected {
-                let got =
-                    ledger_totals(&http, &stack.policy_admin_url, &stack.opts.admin_token, key)
-                        .await
-                        .expect("ledger");
-                for (i, field) in LEDGER_FIELDS.iter().enumerate() {
-                    // Never charged twice: the ledger holds at most what was logged.
-                    assert!(
-                        got[i] <= want[i],
-                        "{key:?} {field}: ledger {} > access log {}",
-                        got[i],
-                        want[i]
-                    );
-                    // Counted once per record: over users (each record has one).
-                    if key.0 == "user" {
-                        missing[i] += want[i] - got[i];
-                    }
-                }
-            }
-            if missing.iter().all(|n| *n == 0) || settle.elapsed() > Duration::from_secs(10) {
-                break missing;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        };
-        // RECONCILE: the lead adds `chokepoint-policy reconcile --access-log
-        // <stack.usage_log()>` here (issue #25 item 2), then asserts lost == 0 in both
-        // runs: what the failover dropped is in the access log.
+        let lost = missing_from_ledger(&stack, &expected).await;
+        // What the failover dropped is in the access log: the reconciler books it, and
+        // nothing booked before is booked again.
+        let (out, took) = reconcile(&stack);
+        let summary = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "reconcile failed: {summary}\n{}",
+            stack.logs()
+        );
+        let after = missing_from_ledger(&stack, &expected).await;
+        eprintln!(
+            "WAIT {wait_replicas}: reconciled in {} ms: {}",
+            took.as_millis(),
+            summary.trim()
+        );
+        assert_eq!(
+            after,
+            [0; LEDGER_FIELDS.len()],
+            "WAIT {wait_replicas}: the ledger still lacks records after the reconciler"
+        );
 
         eprintln!(
             "WAIT {wait_replicas}: {} requests, {:?}; primary killed at {} ms, promoted {} ms later; \
@@ -241,6 +236,7 @@ async fn a_killed_primary_under_load() {
             records.iter().filter(|r| chokepoint_perf::soak::charged(r)).count(),
         );
         if wait_replicas > 0 {
+            // Before any reconciling: WAIT held back every batch a replica had not taken.
             assert_eq!(
                 lost,
                 [0; LEDGER_FIELDS.len()],
@@ -248,5 +244,39 @@ async fn a_killed_primary_under_load() {
             );
         }
         stack.stop();
+    }
+}
+
+/// What the ledger lacks of the access log's `expected` totals, summed over users (each
+/// record has one), once it has settled (or after 10 s); never more than logged (no
+/// record charged twice), per field.
+async fn missing_from_ledger(
+    stack: &Stack,
+    expected: &BTreeMap<LedgerKey, Totals>,
+) -> [u64; LEDGER_FIELDS.len()] {
+    let http = reqwest::Client::new();
+    let settle = Instant::now();
+    loop {
+        let mut missing = [0u64; LEDGER_FIELDS.len()];
+        for (key, want) in expected {
+            let got = ledger_totals(&http, &stack.policy_admin_url, &stack.opts.admin_token, key)
+                .await
+                .expect("ledger");
+            for (i, field) in LEDGER_FIELDS.iter().enumerate() {
+                assert!(
+                    got[i] <= want[i],
+                    "{key:?} {field}: ledger {} > access log {}",
+                    got[i],
+                    want[i]
+                );
+                if key.0 == "user" {
+                    missing[i] += want[i] - got[i];
+                }
+            }
+        }
+        if missing.iter().all(|n| *n == 0) || settle.elapsed() > Duration::from_secs(10) {
+            return missing;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

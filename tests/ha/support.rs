@@ -163,3 +163,21 @@ pub async fn ledger_equals_access_logs(stack: &Stack, at_least: usize) -> usize 
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Runs `chokepoint-policy reconcile` over the stack's access log, as an operator would
+/// (the gateway token in its environment, nothing else of the caller's); its output and
+/// how long it took.
+pub fn reconcile(stack: &Stack) -> (std::process::Output, Duration) {
+    let started = Instant::now();
+    let out = std::process::Command::new(stack.opts.bin_dir.join("chokepoint-policy"))
+        .arg("reconcile")
+        .arg("--access-log")
+        .arg(stack.usage_log())
+        .arg("--policy-url")
+        .arg(&stack.policy_url)
+        .env_clear()
+        .env("CHOKEPOINT_POLICY_TOKEN", &stack.opts.policy_token)
+        .output()
+        .expect("run chokepoint-policy reconcile");
+    (out, started.elapsed())
+}
