@@ -178,17 +178,32 @@ fn policy_answers_map_to_replies() {
     let keys = Keys::new();
     let deny = r#"{"allow":false,"reason":"rate_limited","message":"user request limit of 2 per 60s reached","retry_after_ms":30500}"#;
     let unpriced = r#"{"allow":false,"reason":"unpriced_model","message":"The model has no price.","retry_after_ms":1000}"#;
-    let table: Vec<(&str, Option<u32>, &str, u32)> = vec![
-        ("deny", Some(200), deny, 429),
-        ("unpriced under a dollar budget", Some(200), unpriced, 403),
-        ("timeout", None, "", 503),
-        ("5xx", Some(503), "", 503),
-        ("garbage", Some(200), "<html>oops</html>", 503),
+    let redis_down = r#"{"error":{"code":"redis_unavailable","message":"Redis is down"}}"#;
+    // (name, status, body, reply, asked again: no instance answered, so the same answer
+    // comes back to the second ask)
+    let table: Vec<(&str, Option<u32>, &str, u32, bool)> = vec![
+        ("deny", Some(200), deny, 429, false),
+        (
+            "unpriced under a dollar budget",
+            Some(200),
+            unpriced,
+            403,
+            false,
+        ),
+        ("no answer", None, "", 503, true),
+        ("Envoy's 503", Some(503), "", 503, true),
+        ("the service's 503", Some(503), redis_down, 503, false),
+        ("timeout", Some(504), "upstream request timeout", 503, false),
+        ("garbage", Some(200), "<html>oops</html>", 503, false),
     ];
-    for (name, status, body, want) in table {
+    for (name, status, body, want, again) in table {
         let (mut flow, mut host) = post(keys, &[], "{}");
         flow.on_request_body(&mut host, 2, true);
         flow.on_callout_response(&mut host, 101, status, body.as_bytes());
+        if again {
+            flow.on_callout_response(&mut host, 102, status, body.as_bytes());
+        }
+        assert_eq!(host.dispatched.len(), 1 + usize::from(again), "{name}");
         assert_eq!(host.resumed, 0, "{name}");
         assert_eq!(host.replies.len(), 1, "{name}");
         assert_eq!(host.replies[0].status, want, "{name}");
@@ -1159,12 +1174,20 @@ fn failing_open_lets_the_request_through_and_still_records_it() {
     let mut c = keys.config_json();
     c["policy"]["failure_mode"] = "open".into();
     let rt = testing::runtime_from(&c);
-    for (status, body) in [(None, ""), (Some(500), ""), (Some(200), "garbage")] {
+    // (status, body, asked again: no instance answered the first time either)
+    for (status, body, again) in [
+        (None, "", true),
+        (Some(500), "", false),
+        (Some(200), "garbage", false),
+    ] {
         let auth = bearer(keys);
         let mut host = FakeHost::with_headers(&[("authorization", &auth)]);
         let mut flow = testing::flow_for(Rc::clone(&rt));
         flow.on_request_headers(&mut host, true);
         flow.on_callout_response(&mut host, 101, status, body.as_bytes());
+        if again {
+            flow.on_callout_response(&mut host, 102, status, body.as_bytes());
+        }
         assert_eq!(host.resumed, 1, "{status:?}");
         assert!(host.replies.is_empty());
         assert_eq!(host.count_of(Counter::FailedOpen), 1);
