@@ -10,7 +10,7 @@
 //! request that could not connect, which never reached a replica (a retry of anything
 //! else could charge twice).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -77,21 +77,9 @@ impl Stack {
         let _ = std::fs::remove_file(&admin_file);
         let cmd = self.envoy_command(&rendered.bootstrap_path, &admin_file, &token_env, env);
         let name = format!("envoy replica {index}");
-        let mut proc =
-            Managed::spawn(&name, cmd, &dir.join("envoy.log")).map_err(|e| e.to_string())?;
-        let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;
-        let admin_url = format!("http://{admin}");
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        await_admin_ready(&client, &admin_url, &mut || alive(&mut proc, deadline)).await?;
-        let port = gateway_port(&client, &admin_url).await?;
-        let gateway_url = format!("http://127.0.0.1:{port}");
-        let token = self.token(&TokenSpec::new(READINESS_SUBJECT));
-        let ready = await_request(&client, &gateway_url, &token, deadline, &mut || {
-            alive(&mut proc, deadline)
-        })
-        .await;
-        ready.map_err(|e| format!("{name}: {e}\n{}", proc.log_tail(6000)))?;
+        let (proc, admin_url, gateway_url) = self
+            .spawn_until_serving(&name, cmd, &dir, &admin_file)
+            .await?;
         Ok(Replica {
             dir,
             gateway_url,
@@ -99,6 +87,34 @@ impl Stack {
             rendered,
             proc: Some(proc),
         })
+    }
+
+    /// Starts an Envoy (`cmd`, logging to `dir/envoy.log`, its admin address written to
+    /// `admin_file`) and waits, for at most 30 s, until it serves a real request through
+    /// its listener; its process, admin URL and listener URL.
+    async fn spawn_until_serving(
+        &self,
+        name: &str,
+        cmd: Command,
+        dir: &Path,
+        admin_file: &Path,
+    ) -> Result<(Managed, String, String), String> {
+        let mut proc =
+            Managed::spawn(name, cmd, &dir.join("envoy.log")).map_err(|e| e.to_string())?;
+        let admin = process::wait_for_file(admin_file, &mut proc, Duration::from_secs(30))?;
+        let admin_url = format!("http://{admin}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        await_admin_ready(&client, &admin_url, &mut || alive(&mut proc, deadline)).await?;
+        let port = gateway_port(&client, &admin_url).await?;
+        let url = format!("http://127.0.0.1:{port}");
+        let token = self.token(&TokenSpec::new(READINESS_SUBJECT));
+        let ready = await_request(&client, &url, &token, deadline, &mut || {
+            alive(&mut proc, deadline)
+        })
+        .await;
+        ready.map_err(|e| format!("{name}: {e}\n{}", proc.log_tail(6000)))?;
+        Ok((proc, admin_url, url))
     }
 
     async fn start_front(&mut self) -> Result<(), String> {
@@ -122,21 +138,9 @@ impl Stack {
             .arg(&admin_file)
             .arg("--use-dynamic-base-id")
             .args(["--concurrency", "1", "--log-level", "warn"]);
-        let mut proc = Managed::spawn("front balancer", cmd, &dir.join("envoy.log"))
-            .map_err(|e| e.to_string())?;
-        let admin = process::wait_for_file(&admin_file, &mut proc, Duration::from_secs(30))?;
-        let admin_url = format!("http://{admin}");
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        await_admin_ready(&client, &admin_url, &mut || alive(&mut proc, deadline)).await?;
-        let port = gateway_port(&client, &admin_url).await?;
-        let front_url = format!("http://127.0.0.1:{port}");
-        let token = self.token(&TokenSpec::new(READINESS_SUBJECT));
-        let ready = await_request(&client, &front_url, &token, deadline, &mut || {
-            alive(&mut proc, deadline)
-        })
-        .await;
-        ready.map_err(|e| format!("front balancer: {e}\n{}", proc.log_tail(6000)))?;
+        let (proc, admin_url, front_url) = self
+            .spawn_until_serving("front balancer", cmd, &dir, &admin_file)
+            .await?;
         self.front = Some(Front {
             admin_url,
             first_replica_url: std::mem::replace(&mut self.gateway_url, front_url),
