@@ -5,16 +5,15 @@
 //! `chokepoint-policy reconcile` books them, after which the ledger equals the access log
 //! exactly (the soak's check), and a second run books nothing.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chokepoint_dev::devtoken::{DevKey, TokenSpec};
-use chokepoint_dev::stack::{Stack, StackOptions};
+use chokepoint_dev::devtoken::TokenSpec;
+use chokepoint_dev::stack::Stack;
 use chokepoint_perf::soak::{expected_ledger, ledger_totals, read_access_log, LedgerKey, Totals};
 
-use crate::support::reconcile;
+use crate::support::{self, reconcile};
 
 /// Concurrent clients.
 const CLIENTS: usize = 8;
@@ -22,27 +21,14 @@ const CLIENTS: usize = 8;
 const BEFORE_OUTAGE: u64 = 100;
 const DURING_OUTAGE: u64 = 400;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 async fn start() -> Stack {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let run_dir = std::env::temp_dir().join(format!(
-        "chokepoint-ha-{}-{}-reconcile",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&run_dir);
-    let mut opts = StackOptions::defaults(&root(), &run_dir, DevKey::generate_with_derived_kid());
-    // Answered while the service is away, so their records wait in Envoy for it.
-    opts.fail_open = true;
-    opts.policy_timeout_ms = 300;
-    opts.requests_per_window = 1_000_000;
-    match Stack::start(opts).await {
-        Ok(s) => s,
-        Err(e) => panic!("stack did not start: {e}"),
-    }
+    support::start("reconcile", |opts| {
+        // Answered while the service is away, so their records wait in Envoy for it.
+        opts.fail_open = true;
+        opts.policy_timeout_ms = 300;
+        opts.requests_per_window = 1_000_000;
+    })
+    .await
 }
 
 /// Requests from `CLIENTS` clients until `stop`; counts the 200s.

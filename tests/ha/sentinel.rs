@@ -8,17 +8,17 @@
 //! ledger lost.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chokepoint_dev::devtoken::{DevKey, TokenSpec, DEFAULT_ISSUER};
-use chokepoint_dev::stack::{RedisMode, Stack, StackOptions, READINESS_SUBJECT};
+use chokepoint_dev::devtoken::{TokenSpec, DEFAULT_ISSUER};
+use chokepoint_dev::stack::{RedisMode, Stack, READINESS_SUBJECT};
 use chokepoint_perf::soak::{
     expected_ledger, ledger_totals, read_access_log, LedgerKey, Totals, LEDGER_FIELDS,
 };
 
-use crate::support::reconcile;
+use crate::support::{self, reconcile};
 
 const WORKERS: usize = 4;
 const PACE: Duration = Duration::from_millis(20);
@@ -31,24 +31,14 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 type Outcome = (Duration, Option<u16>);
 
 async fn start(wait_replicas: u32) -> Stack {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    static N: AtomicU32 = AtomicU32::new(0);
-    let run_dir = std::env::temp_dir().join(format!(
-        "chokepoint-ha-{}-{}-sentinel",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&run_dir);
-    let mut opts = StackOptions::defaults(&root, &run_dir, DevKey::generate_with_derived_kid());
-    opts.redis = RedisMode::Sentinel {
-        down_after_ms: 500,
-        wait_replicas,
-    };
-    opts.requests_per_window = 1_000_000;
-    match Stack::start(opts).await {
-        Ok(stack) => stack,
-        Err(e) => panic!("stack did not start: {e}"),
-    }
+    support::start("sentinel", |opts| {
+        opts.redis = RedisMode::Sentinel {
+            down_after_ms: 500,
+            wait_replicas,
+        };
+        opts.requests_per_window = 1_000_000;
+    })
+    .await
 }
 
 /// Sends chat requests from [`WORKERS`] clients until `stop`, each with its own user.

@@ -10,7 +10,7 @@ use chokepoint_dev::stack::{Stack, StackOptions};
 use chokepoint_perf::soak::{expected_ledger, ledger_totals, read_access_log};
 use serde_json::Value;
 
-pub fn root() -> PathBuf {
+fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
