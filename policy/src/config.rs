@@ -17,6 +17,11 @@ pub struct Config {
     pub redis_url: String,
     /// Follow the primary Sentinel names instead of one fixed Redis.
     pub redis_sentinel: Option<SentinelConfig>,
+    /// Call the Lua scripts one hash tag at a time, as a Redis Cluster needs (see
+    /// `store::sharded_authorize`), on whatever Redis this is: the tests run the
+    /// cluster's layout on one Redis with it, where every call is also checked to keep
+    /// to one tag.
+    pub redis_cluster_layout: bool,
     /// After each usage batch is booked, wait until this many replicas hold it (`WAIT`),
     /// else answer 503 so the filter sends the batch again: bounds what a failover can
     /// lose of the ledger. `None`: no waiting (replication stays asynchronous).
@@ -161,6 +166,7 @@ impl Default for Config {
         Self {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             redis_sentinel: None,
+            redis_cluster_layout: false,
             redis_wait: None,
             requests_per_window: 60,
             window: Duration::from_secs(60),
@@ -186,6 +192,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("redis_url", &self.redis_url)
             .field("redis_sentinel", &self.redis_sentinel)
+            .field("redis_cluster_layout", &self.redis_cluster_layout)
             .field("redis_wait", &self.redis_wait)
             .field("requests_per_window", &self.requests_per_window)
             .field("window", &self.window)

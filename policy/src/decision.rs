@@ -155,6 +155,7 @@ impl Policy {
         let Caller { request_id, user } = caller;
         let today = Day::from_unix_ms(now_ms);
         let mut call_keys = vec![keys::reservation_key(request_id)];
+        let mut scope_prefixes = Vec::with_capacity(scopes.len());
         for (scope, id) in scopes {
             let default = keys::limits_key(*scope, keys::DEFAULT_ID);
             let server = keys::server_default_id(*scope, id).map_or_else(
@@ -162,6 +163,7 @@ impl Policy {
                 |server| keys::limits_key(*scope, &server),
             );
             let window = keys::window_id(*scope, id, user);
+            scope_prefixes.push(keys::scope_reservation_prefix(*scope, &window));
             call_keys.extend([
                 keys::limits_key(*scope, id),
                 default,
@@ -195,6 +197,7 @@ impl Policy {
         ScriptCall {
             keys: call_keys,
             args,
+            scope_prefixes,
         }
     }
 

@@ -70,6 +70,20 @@ pub fn reservation_key(request_id: &str) -> String {
     format!("ck:resv:req:{{{request_id}}}")
 }
 
+/// `ck:resv:req:<kind>:{<id>}:`: in the cluster layout, what comes before a request's
+/// (or lease slot's) id in its reservation record for one scope, kept in the scope's
+/// slot as the scope's other keys (see `store::sharded_authorize`). The id follows the
+/// tag, so any id gives its own key.
+pub fn scope_reservation_prefix(scope: Scope, id: &str) -> String {
+    format!("ck:resv:req:{}:{{{id}}}:", scope.as_str())
+}
+
+/// `ck:resv:idx:{<request_id>}`: in the cluster layout, which per-scope reservation
+/// records a request (or lease slot) holds, for its commit or release.
+pub fn reservation_index_key(request_id: &str) -> String {
+    format!("ck:resv:idx:{{{request_id}}}")
+}
+
 /// `ck:roll:<kind>:{<id>}`: spend in the scope's rolling budget window, in buckets.
 pub fn rolling_key(scope: Scope, id: &str) -> String {
     format!("ck:roll:{}:{{{id}}}", scope.as_str())
@@ -129,6 +143,11 @@ mod tests {
                 "ck:resv:sum:tenant:{acme}",
             ),
             (reservation_key("req-1"), "ck:resv:req:{req-1}"),
+            (
+                scope_reservation_prefix(Scope::Tenant, "acme"),
+                "ck:resv:req:tenant:{acme}:",
+            ),
+            (reservation_index_key("req-1"), "ck:resv:idx:{req-1}"),
             (rolling_key(Scope::User, "u"), "ck:roll:user:{u}"),
             (
                 top_key(Scope::User, Ranking::CostMicros, Period::Month(day.month())),

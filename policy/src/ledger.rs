@@ -74,6 +74,12 @@ pub fn seen_key(request_id: &str) -> String {
     format!("ck:usage:seen:{{{request_id}}}")
 }
 
+/// `ck:usage:seen:{<tag>}:<request_id>`: in the cluster layout a record is booked by one
+/// script call per hash tag it touches, each remembering it in its own slot.
+pub fn slot_seen_key(tag: &str, request_id: &str) -> String {
+    format!("ck:usage:seen:{{{tag}}}:{request_id}")
+}
+
 /// The UTC day a record is booked on: its own timestamp, so a batch retried across
 /// midnight still lands on the day the requests happened, unless the timestamp is
 /// missing or more than a day ahead of this server's clock (a broken filter clock must
@@ -228,14 +234,15 @@ fn write_with(record: &UsageRecord, now_ms: u64, cache: &mut ScopeCache) -> Usag
             u64::from(record.estimated),
         ])
         .collect();
+    let reservation_id = record
+        .reservation_id
+        .as_deref()
+        .unwrap_or(&record.request_id);
     UsageWrite {
         seen_key: seen_key(&record.request_id),
-        reservation_key: keys::reservation_key(
-            record
-                .reservation_id
-                .as_deref()
-                .unwrap_or(&record.request_id),
-        ),
+        reservation_key: keys::reservation_key(reservation_id),
+        request_id: record.request_id.clone(),
+        reservation_id: reservation_id.to_owned(),
         scopes,
         now_ms,
         // What budgets and tpm count: the whole input and output, as the filter reserves.

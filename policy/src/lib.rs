@@ -91,8 +91,11 @@ pub async fn run(
         Some(sentinel) => (store::Target::Sentinel(sentinel), "redis_sentinel"),
         None => (store::Target::Url(&config.redis_url), "redis_url"),
     };
-    let store = Store::new(target, config.redis_timeout, config.redis_wait)
+    let mut store = Store::new(target, config.redis_timeout, config.redis_wait)
         .map_err(|err| Error::Config(format!("{field}: {err}")))?;
+    if config.redis_cluster_layout {
+        store = store.with_cluster_layout();
+    }
     let policy = Policy {
         default_user_rpm: config.requests_per_window,
         window: config.window,

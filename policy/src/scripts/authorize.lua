@@ -32,7 +32,17 @@
 -- ARGV[11]  within how many ms the filter gives a lease's unused slots back, 0 unknown
 -- ARGV[12]  1 when the request is priced, 0 when the filter has no price for its model
 --           (see "Unpriced" below)
--- ARGV[13..] per scope, the fallback rpm when no limit set has one, or '' for none
+-- ARGV[13..12+n] per scope (n scopes), the fallback rpm when no limit set has one, or
+--           '' for none
+-- ARGV[13+n], ARGV[14+n], ARGV[15+n], optional, sent in a Redis Cluster (see "Cluster"):
+--           the limit sets of other slots as the service read them, a JSON array with
+--           per scope an object {default, server, own}, each the hash's fields as an
+--           object: `default` always (+2 is then not read), `server` for an MCP tool
+--           with a server set (+9 is then not read), `own` for an MCP scope, whose own
+--           set is keyed by its id and its windows by the user's (+1 is then not
+--           read); a set not read names another key of the scope, to stay in its slot;
+--           and the prefix and suffix that make a lease slot's id its record's key
+--           (without them `ck:resv:req:{` and `}`)
 --
 -- Returns {allowed, slots, limit...}: slots is how many requests' worth was taken (1
 -- without a lease, 0 when denied or only reporting); then one limit per check made, in
@@ -65,6 +75,11 @@
 -- so a budget set between two reads cannot slip an unpriced request through. A denied
 -- request takes nothing, whatever the reason: no reservation, no rate-window count,
 -- no lease slot.
+--
+-- Cluster: in a Redis Cluster the service calls this script once per scope, so that
+-- every key of a call is in the scope's hash slot, and adds up the answers itself (see
+-- store/sharded_authorize.rs): KEYS[1] is then the scope's own reservation record,
+-- `ck:resv:req:<kind>:{<id>}:<request_id>`, and lease slots' records are named alike.
 --
 -- Leases: with ARGV[10] = K >= 2, an allowed request may take up to K slots at once,
 -- each an ordinary reservation of this request's worst case with its own record,
@@ -103,12 +118,37 @@ local function check(entry, need)
   limits[#limits + 1] = entry
 end
 
-for s = 1, (#KEYS - 1) / 9 do
+local scope_count = (#KEYS - 1) / 9
+local sent_sets
+if ARGV[13 + scope_count] then
+  local ok, sets = pcall(cjson.decode, ARGV[13 + scope_count])
+  if not ok or type(sets) ~= 'table' or #sets ~= scope_count then
+    fail('the limit sets sent are not one {default, server, own} per scope')
+  end
+  sent_sets = sets
+end
+local slot_prefix = ARGV[14 + scope_count] or 'ck:resv:req:{'
+local slot_suffix = ARGV[15 + scope_count] or '}'
+
+for s = 1, scope_count do
   local k = 1 + (s - 1) * 9
-  local server
-  if KEYS[k + 9] ~= KEYS[k + 2] then server = read_limits(KEYS[k + 9]) end
-  local e = effective(read_limits(KEYS[k + 1]), read_limits(KEYS[k + 2]),
-    tonumber(ARGV[12 + s]), server)
+  local default, server, own
+  if sent_sets then
+    local sent = sent_sets[s]
+    if type(sent) ~= 'table' or type(sent.default) ~= 'table'
+        or (sent.server ~= nil and type(sent.server) ~= 'table')
+        or (sent.own ~= nil and type(sent.own) ~= 'table') then
+      fail('the limit sets sent for scope ' .. s .. ' are not {default, server, own}')
+    end
+    default = sent_limits('the default set of scope ' .. s, sent.default)
+    if sent.server then server = sent_limits('the server set of scope ' .. s, sent.server) end
+    if sent.own then own = sent_limits('the own set of scope ' .. s, sent.own) end
+  else
+    default = read_limits(KEYS[k + 2])
+    if KEYS[k + 9] ~= KEYS[k + 2] then server = read_limits(KEYS[k + 9]) end
+  end
+  own = own or read_limits(KEYS[k + 1])
+  local e = effective(own, default, tonumber(ARGV[12 + s]), server)
   local plan = {}
   if e.rpm or e.tpm then
     local r = rate_open(KEYS[k + 3], window_ms, now)
@@ -225,7 +265,7 @@ if allowed and take then
     local id, record = request_id, KEYS[1]
     if i > 1 then
       id = request_id .. '.' .. i
-      record = 'ck:resv:req:{' .. id .. '}'
+      record = slot_prefix .. id .. slot_suffix
     end
     local member = prefix .. id
     members[#members + 1] = expires

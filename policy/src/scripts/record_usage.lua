@@ -40,8 +40,11 @@
 -- ARGV[4]   now, ms since the epoch (the service's clock): rolling windows book here
 -- ARGV[5]   n, the number of records
 -- ARGV[6]   h, the number of count hashes
--- ARGV[7]   f, the number of ledger fields; ARGV[8..7+f] their names
--- ARGV[8+f..7+f+g]   each group's id: its member in the rankings
+-- ARGV[7]   f, the number of ledger fields
+-- ARGV[8]   '' for the layout above; in a Redis Cluster, the shape of one slot's share
+--           of the chunk (see "Cluster")
+-- ARGV[9..8+f] the ledger fields' names
+-- ARGV[9+f..8+f+g]   each group's id: its member in the rankings
 -- then `1` when per-group sums follow, `0` when not: for each group, in order, f sums
 --   (one per ledger field), then tokens and cost: what the group's records add when
 --   every one of them is booked, each sum in [0, 2^53]. Groups are numbered in order of
@@ -101,26 +104,69 @@
 -- HLEN / 3 counts them): a tool it does not hold yet, once it is full, is counted as
 -- `other`, which is always taken.
 --
--- Not Redis Cluster safe: one record's keys carry different hash tags (request id, user,
--- tenant, ...) and so live in different slots.
+-- Cluster: one record's keys carry different hash tags (user, tenant, model, the
+-- reservation records' scopes, the audit stream, ...) and so live in different slots
+-- of a Redis Cluster. There the service splits a chunk by hash tag and calls this
+-- script once per tag with the records that touch it (store/sharded_usage.rs), and
+-- ARGV[8] is a JSON object giving the call's shape:
+--   audit     1 when KEYS[1] is the audit stream (the call that logs every record),
+--             0 when there is no KEYS[1] and nothing is logged
+--   resv      per record, how many reservation records follow its marker (0 or more:
+--             its request's per-scope records in this slot)
+--   defaults  per group, its kind's default limit set as the service read it (the
+--             hash's fields): groups then have five keys, +1 to +5 as above with +4
+--             naming +3 again, and no rankings (the service ranks from the ledger)
+-- Each record's marker is then this slot's, `ck:usage:seen:{<tag>}:<request_id>`, so
+-- every call books a record at most once on its own, and a retried chunk repeats only
+-- the calls that had not run.
 
 local GROUP = 9
 local MAX_TOOLS = 64
-local log = KEYS[1]
 local dedupe_secs, max_len, max_age_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
 local n, count_hashes, field_count = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local group_count = (#KEYS - 1 - 2 * n - count_hashes) / GROUP
 local fields = {}
 for f = 1, field_count do
-  fields[f] = ARGV[7 + f]
+  fields[f] = ARGV[8 + f]
 end
 
--- The keys of group g are KEYS[group_key(g) + 1 .. + 9]; its id is ARGV[ids + g].
-local function group_key(g)
-  return 1 + 2 * n + (g - 1) * GROUP
+-- The call's shape: the documented layout, or one slot's share (see "Cluster").
+local audit, group_size, resv_counts, sent_defaults = true, GROUP, nil, nil
+if ARGV[8] ~= '' then
+  local ok, shape = pcall(cjson.decode, ARGV[8])
+  if not ok or type(shape) ~= 'table' or type(shape.resv) ~= 'table' or #shape.resv ~= n
+      or type(shape.defaults) ~= 'table' then
+    fail('ARGV[8] is not the shape of a slot call')
+  end
+  audit, group_size = shape.audit == 1, 5
+  resv_counts, sent_defaults = shape.resv, shape.defaults
 end
-local ids = 7 + field_count
+local log
+local k_at = 1
+if audit then
+  log = KEYS[1]
+  k_at = 2
+end
+-- Each record's marker and reservation records.
+local record_keys = {}
+for r = 1, n do
+  local c = resv_counts and tonumber(resv_counts[r]) or 1
+  local reservations = {}
+  for i = 1, c do reservations[i] = KEYS[k_at + i] end
+  record_keys[r] = {seen = KEYS[k_at], reservations = reservations}
+  k_at = k_at + 1 + c
+end
+local groups_at = k_at - 1
+local group_count = (#KEYS - groups_at - count_hashes) / group_size
+if sent_defaults and #sent_defaults ~= group_count then
+  fail('ARGV[8] sends ' .. #sent_defaults .. ' default sets for ' .. group_count .. ' groups')
+end
+
+-- The keys of group g are KEYS[group_key(g) + 1 .. + group_size]; its id is ARGV[ids + g].
+local function group_key(g)
+  return groups_at + (g - 1) * group_size
+end
+local ids = 8 + field_count
 
 local a = ids + group_count + 1
 local summed = ARGV[a] == '1'
@@ -133,8 +179,8 @@ end
 local records = {}
 for r = 1, n do
   local at = a + 3 * (r - 1)
-  records[r] = {seen = KEYS[2 * r], reservation = KEYS[2 * r + 1], json = ARGV[at],
-                day = ARGV[at + 1], tokens_text = ARGV[at + 2]}
+  records[r] = {seen = record_keys[r].seen, reservations = record_keys[r].reservations,
+                json = ARGV[at], day = ARGV[at + 1], tokens_text = ARGV[at + 2]}
 end
 a = a + 3 * n
 local counts_at = #KEYS - count_hashes
@@ -192,7 +238,7 @@ if not (summed and #booked == n) and not has_details then
   return 'details'
 end
 
-expect_type(log, 'stream')
+if audit then expect_type(log, 'stream') end
 
 -- HINCRBY fails past 2^63 - 1. No real usage gets there, but a filter bug repeating
 -- 2^53-token records could, and failing would wedge that filter's retries for good; the
@@ -253,6 +299,16 @@ local function limits(key)
   return limit_sets[key]
 end
 
+-- A group's kind's default set: read, or as the service sent it (see "Cluster").
+local function default_limits(g, key)
+  if not sent_defaults then return limits(key) end
+  local fields = sent_defaults[g]
+  if type(fields) ~= 'table' then fail('ARGV[8] sends no default set for group ' .. g) end
+  local label = 'the default set of group ' .. g
+  if not limit_sets[label] then limit_sets[label] = sent_limits(label, fields) end
+  return limit_sets[label]
+end
+
 local function entry(map, order, id, fresh)
   local e = map[id]
   if not e then
@@ -273,7 +329,7 @@ for _, group in ipairs(group_order) do
     end)
     for f = 1, field_count do merge(l.sums[f], group.sums[f]) end
   end
-  local e = effective(limits(KEYS[k + 3]), limits(KEYS[k + 4]), nil)
+  local e = effective(limits(KEYS[k + 3]), default_limits(group.g, KEYS[k + 4]), nil)
   if e.budget and e.budget.period.kind == 'rolling' then
     local key = KEYS[k + 5]
     expect_type(key, 'hash')
@@ -287,7 +343,9 @@ for _, group in ipairs(group_order) do
     end
   end
   local id = ARGV[ids + group.g]
-  for r, amounts in ipairs({group.cost, group.cost, group.tokens, group.tokens}) do
+  local ranked_amounts = {group.cost, group.cost, group.tokens, group.tokens}
+  if group_size < GROUP then ranked_amounts = {} end
+  for r, amounts in ipairs(ranked_amounts) do
     local key = KEYS[k + 5 + r]
     expect_type(key, 'zset')
     local ranked = entry(rankings, ranking_order, key .. '\0' .. id, function()
@@ -381,19 +439,24 @@ end
 -- is, for a later one, already deleted.
 local claimed, deleted = {}, {}
 for _, record in ipairs(booked) do
-  if not claimed[record.reservation] then
-    claimed[record.reservation] = true
-    deleted[#deleted + 1] = record.reservation
-    record.held = resv_record_read(record.reservation)
+  record.held = {}
+  for _, reservation in ipairs(record.reservations) do
+    if not claimed[reservation] then
+      claimed[reservation] = true
+      deleted[#deleted + 1] = reservation
+      record.held[#record.held + 1] = resv_record_read(reservation)
+    end
   end
 end
 
 for _, record in ipairs(booked) do
-  redis.call('XADD', log, 'MAXLEN', '~', max_len, '*', 'record', record.json,
-    'day', record.day)
+  if audit then
+    redis.call('XADD', log, 'MAXLEN', '~', max_len, '*', 'record', record.json,
+      'day', record.day)
+  end
   redis.call('SET', record.seen, '1', 'NX', 'EX', dedupe_secs)
 end
-stream_trim_age(log, max_age_ms)
+if audit then stream_trim_age(log, max_age_ms) end
 for _, l in ipairs(ledger_order) do
   if #l.set > 0 then redis.call('HSET', l.key, unpack(l.set)) end
   for _, step in ipairs(l.add) do
@@ -407,23 +470,24 @@ for _, c in ipairs(count_order) do
 end
 local releases, fixes = resv_releases(), rate_fixes()
 for _, record in ipairs(booked) do
-  local held = record.held
-  if held and held.member then
-    for _, pair in ipairs(held.releases) do
-      resv_release(releases, pair[1], pair[2], held.member)
-    end
-    for _, pair in ipairs(held.rates) do
-      local w = rate_fix(fixes, pair[1], pair[2])
-      if w then
-        w.tokens = math.max(0, w.tokens - held.tokens + tonumber(record.tokens_text))
-        w.changed.tokens = true
+  for _, held in ipairs(record.held) do
+    if held.member then
+      for _, pair in ipairs(held.releases) do
+        resv_release(releases, pair[1], pair[2], held.member)
+      end
+      for _, pair in ipairs(held.rates) do
+        local w = rate_fix(fixes, pair[1], pair[2])
+        if w then
+          w.tokens = math.max(0, w.tokens - held.tokens + tonumber(record.tokens_text))
+          w.changed.tokens = true
+        end
       end
     end
   end
 end
 resv_releases_finish(releases)
 rate_fixes_finish(fixes)
-redis.call('DEL', unpack(deleted))
+if #deleted > 0 then redis.call('DEL', unpack(deleted)) end
 for _, roll in ipairs(roll_order) do
   local w = roll_open(roll.key, roll.window_ms, now)
   for i = 1, math.max(#roll.tokens, #roll.cost) do

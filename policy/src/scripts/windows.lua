@@ -78,8 +78,10 @@ local function int_field(key, field, value)
   return n
 end
 
-local function read_limits(key)
-  local v = redis.call('HMGET', key, 'rpm', 'tpm', 'usd_micros', 'tokens', 'period')
+local LIMIT_FIELDS = {'rpm', 'tpm', 'usd_micros', 'tokens', 'period'}
+
+-- A limit set from its fields' values in LIMIT_FIELDS order; `key` names it in errors.
+local function limits_of(key, v)
   local set = {
     rpm = int_field(key, 'rpm', v[1]),
     tpm = int_field(key, 'tpm', v[2]),
@@ -97,6 +99,26 @@ local function read_limits(key)
     end
   end
   return set
+end
+
+local function read_limits(key)
+  return limits_of(key, redis.call('HMGET', key, unpack(LIMIT_FIELDS)))
+end
+
+-- A limit set the service read and sent (in a Redis Cluster, the kinds' default sets
+-- and the MCP servers' sets live in other slots than the scope's keys, so a script
+-- cannot read them): the hash's fields as HGETALL returned them, decoded from JSON.
+-- Checked exactly as a set read here is.
+local function sent_limits(key, fields)
+  local v = {}
+  for i, field in ipairs(LIMIT_FIELDS) do
+    local value = fields[field]
+    if value ~= nil and type(value) ~= 'string' then
+      fail('the limit set sent for ' .. key .. ' has a non-string ' .. field)
+    end
+    v[i] = value
+  end
+  return limits_of(key, v)
 end
 
 -- Sources, as returned to the service: 0 the scope's own set, 1 the kind's default,

@@ -12,6 +12,9 @@ use crate::limit_set::BudgetPeriod;
 pub struct ScriptCall {
     pub keys: Vec<String>,
     pub args: Vec<String>,
+    /// Per scope, what precedes an id in its reservation record's key in the cluster
+    /// layout (`keys::scope_reservation_prefix`), where the call is split by scope.
+    pub scope_prefixes: Vec<String>,
 }
 
 /// What a limit counts.
@@ -107,11 +110,23 @@ impl Store {
     /// caller has already answered 503 by then, so at worst a scope loses one request's
     /// worth until its window ends or the reservation expires.
     pub async fn authorize(&self, call: &ScriptCall) -> Result<Verdict, StoreError> {
+        if self.sharded() {
+            return self.authorize_sharded(call).await;
+        }
+        self.run_authorize(&call.keys, &call.args).await
+    }
+
+    /// One run of the script with these keys and arguments.
+    pub(super) async fn run_authorize(
+        &self,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<Verdict, StoreError> {
         let mut invocation = self.inner.authorize.prepare_invoke();
-        for key in &call.keys {
+        for key in keys {
             invocation.key(key);
         }
-        for arg in &call.args {
+        for arg in args {
             invocation.arg(arg);
         }
         let reply: Value = self
@@ -125,7 +140,7 @@ impl Store {
     }
 }
 
-fn parse_verdict(reply: &Value) -> Option<Verdict> {
+pub(super) fn parse_verdict(reply: &Value) -> Option<Verdict> {
     let Value::Array(items) = reply else {
         return None;
     };

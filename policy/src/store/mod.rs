@@ -12,9 +12,12 @@ mod admin;
 mod audit;
 mod authorize;
 mod dead_letter;
+mod hash_tag;
 mod link;
 mod probe;
 mod rollups;
+mod sharded_authorize;
+mod sharded_usage;
 mod usage;
 
 use std::fmt;
@@ -143,6 +146,9 @@ struct Inner {
     address: String,
     availability: AtomicU8,
     errors: AtomicU64,
+    /// The cluster layout: every script call touches one hash tag (see
+    /// `sharded_authorize` and `sharded_usage`).
+    sharded: bool,
 }
 
 impl Store {
@@ -202,8 +208,23 @@ impl Store {
                 address,
                 availability: AtomicU8::new(Availability::Unknown.as_u8()),
                 errors: AtomicU64::new(0),
+                sharded: false,
             }),
         })
+    }
+
+    /// Calls the scripts one hash tag at a time, as a Redis Cluster needs them (see
+    /// `Config::redis_cluster_layout`). Only on a store not yet shared.
+    pub fn with_cluster_layout(mut self) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.sharded = true;
+        }
+        self
+    }
+
+    /// Whether scripts are called one hash tag at a time.
+    pub fn sharded(&self) -> bool {
+        self.inner.sharded
     }
 
     pub fn address(&self) -> &str {

@@ -1,6 +1,7 @@
 //! Usage-ledger round trips: committing records with `scripts/record_usage.lua`,
 //! releasing lease slots with `scripts/release.lua`, and reading ledger totals.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 
+use super::hash_tag::one_tag;
 use super::link::may_mean_failover;
 use super::{Store, StoreError};
 use crate::config::RedisWait;
@@ -30,6 +32,10 @@ pub struct UsageWrite {
     pub seen_key: String,
     /// The request's reservation record, released by the commit.
     pub reservation_key: String,
+    /// The record's request id, and the id its reservation is under (its lease slot's,
+    /// else its own): the cluster layout keys its markers and reservations by them.
+    pub request_id: String,
+    pub reservation_id: String,
     /// The scopes the record names, in the order user, tenant, model, cost centre;
     /// records of one batch share them.
     pub scopes: Vec<Arc<ScopeWrite>>,
@@ -56,6 +62,71 @@ pub struct UsageWrite {
 pub struct ScopeWrite {
     pub id: String,
     pub keys: [String; 9],
+}
+
+/// Which layout a `record_usage.lua` call has (see its header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shape {
+    /// A whole chunk, every key of it.
+    Whole,
+    /// One hash tag's share of a chunk, in the cluster layout.
+    Slot,
+}
+
+/// One `record_usage.lua` call: a whole chunk, or one hash tag's share of it.
+pub(super) struct ChunkCall<'a> {
+    pub shape: Shape,
+    /// Whether the call logs its records in the audit stream (KEYS[1]).
+    pub audit: bool,
+    pub records: Vec<CallRecord<'a>>,
+}
+
+/// A record in a call: its marker, and what of it the call books.
+pub(super) struct CallRecord<'a> {
+    /// Its place in the chunk.
+    pub at: usize,
+    pub write: &'a UsageWrite,
+    pub seen: Cow<'a, str>,
+    pub reservations: Vec<Cow<'a, str>>,
+    pub scopes: Vec<&'a Arc<ScopeWrite>>,
+    pub counts: Vec<&'a (String, String)>,
+    pub tool: Option<&'a (String, String)>,
+}
+
+impl<'a> ChunkCall<'a> {
+    /// The same call's records, one per call.
+    pub(super) fn one_record_each(self) -> Vec<ChunkCall<'a>> {
+        let (shape, audit) = (self.shape, self.audit);
+        self.records
+            .into_iter()
+            .map(|record| ChunkCall {
+                shape,
+                audit,
+                records: vec![record],
+            })
+            .collect()
+    }
+
+    /// The documented layout: every record whole, in one call.
+    fn whole(chunk: &'a [UsageWrite]) -> Self {
+        ChunkCall {
+            shape: Shape::Whole,
+            audit: true,
+            records: chunk
+                .iter()
+                .enumerate()
+                .map(|(at, write)| CallRecord {
+                    at,
+                    write,
+                    seen: Cow::Borrowed(&write.seen_key),
+                    reservations: vec![Cow::Borrowed(&write.reservation_key)],
+                    scopes: write.scopes.iter().collect(),
+                    counts: write.mcp_counts.iter().collect(),
+                    tool: write.client_tool.as_ref(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// What happened to a batch. The counts are exact even when `error` is set: a record
@@ -91,6 +162,11 @@ impl Store {
         audit_log_key: &str,
         retention: Retention,
     ) -> UsageTally {
+        if self.sharded() {
+            return self
+                .book_usage_sharded(writes, dedupe_secs, audit_log_key, retention)
+                .await;
+        }
         let mut tally = UsageTally::default();
         let mut pending = usage_chunks(writes);
         let mut first_error: Option<StoreError> = None;
@@ -195,7 +271,7 @@ impl Store {
     /// `WAIT replicas timeout` on the ledger's connection, after its writes: Ok when
     /// enough replicas hold everything this connection wrote, the records of earlier
     /// (duplicate) sends included.
-    async fn wait_for_replicas(&self, wait: RedisWait) -> Result<(), StoreError> {
+    pub(super) async fn wait_for_replicas(&self, wait: RedisWait) -> Result<(), StoreError> {
         let mut command = redis::cmd("WAIT");
         command
             .arg(wait.replicas)
@@ -240,8 +316,30 @@ impl Store {
         audit_log_key: &str,
         retention: Retention,
     ) -> Result<redis::RedisResult<Value>, StoreError> {
-        let run =
-            |details| self.run_usage_script(chunk, dedupe_secs, audit_log_key, retention, details);
+        let call = ChunkCall::whole(chunk);
+        self.run_chunk_call(&call, dedupe_secs, audit_log_key, retention, None)
+            .await
+    }
+
+    /// One call of the script, with the amounts asked for when it wants them.
+    pub(super) async fn run_chunk_call(
+        &self,
+        call: &ChunkCall<'_>,
+        dedupe_secs: u64,
+        audit_log_key: &str,
+        retention: Retention,
+        defaults: Option<&HashMap<String, String>>,
+    ) -> Result<redis::RedisResult<Value>, StoreError> {
+        let run = |details| {
+            self.run_usage_script(
+                call,
+                dedupe_secs,
+                audit_log_key,
+                retention,
+                defaults,
+                details,
+            )
+        };
         match run(false).await? {
             Ok(Value::BulkString(reply)) if reply == b"details" => run(true).await,
             reply => Ok(reply),
@@ -249,27 +347,34 @@ impl Store {
     }
 
     /// One round trip, one script call; `details`: send each record's amounts.
+    /// `defaults`: the default limit sets read for a slot call, by key, as JSON.
     async fn run_usage_script<'a>(
         &self,
-        chunk: &'a [UsageWrite],
+        call: &'a ChunkCall<'a>,
         dedupe_secs: u64,
         audit_log_key: &str,
         retention: Retention,
+        defaults: Option<&HashMap<String, String>>,
         details: bool,
     ) -> Result<redis::RedisResult<Value>, StoreError> {
         // Built in a block: the map keyed by address is not `Send`, and must be gone
         // before the await.
-        let pipe = {
-            let mut invocation = self.inner.record_usage.key(audit_log_key);
+        let built = {
+            let mut invocation = self.inner.record_usage.prepare_invoke();
+            let mut keys: Vec<&str> = Vec::new();
+            if call.audit {
+                keys.push(audit_log_key);
+            }
             // Each distinct scope group once, numbered from 1 in order of first use. The
             // records of a batch share their groups' `Arc`s, so the address tells them
             // apart (two equal groups apart would only cost the script a second group).
             let mut groups: HashMap<*const ScopeWrite, usize> = HashMap::new();
             let mut group_order: Vec<&ScopeWrite> = Vec::new();
-            let mut record_groups: Vec<Vec<usize>> = Vec::with_capacity(chunk.len());
-            for write in chunk {
-                invocation.key(&write.seen_key).key(&write.reservation_key);
-                let numbers = write
+            let mut record_groups: Vec<Vec<usize>> = Vec::with_capacity(call.records.len());
+            for record in &call.records {
+                keys.push(&record.seen);
+                keys.extend(record.reservations.iter().map(|key| key.as_ref()));
+                let numbers = record
                     .scopes
                     .iter()
                     .map(|scope| {
@@ -282,51 +387,90 @@ impl Store {
                 record_groups.push(numbers);
             }
             for scope in &group_order {
-                for key in &scope.keys {
-                    invocation.key(key);
+                match call.shape {
+                    // Own set again in place of the default's, which is sent (see the
+                    // script's "Cluster"); no rankings.
+                    Shape::Slot => {
+                        let [day, month, own, _, roll, ..] = &scope.keys;
+                        keys.extend([day, month, own, own, roll].map(String::as_str));
+                    }
+                    Shape::Whole => keys.extend(scope.keys.iter().map(String::as_str)),
                 }
             }
-            // Each distinct MCP count hash once, numbered from 1, after the groups.
+            // Each distinct count hash once, numbered from 1, after the groups.
             let mut count_hashes: HashMap<&'a str, usize> = HashMap::new();
-            let mut record_counts: Vec<Vec<(usize, &str)>> = Vec::with_capacity(chunk.len());
-            let mut record_tools: Vec<Option<(usize, &str)>> = Vec::with_capacity(chunk.len());
-            for write in chunk {
+            let mut record_counts: Vec<Vec<(usize, &str)>> = Vec::with_capacity(call.records.len());
+            let mut record_tools: Vec<Option<(usize, &str)>> =
+                Vec::with_capacity(call.records.len());
+            for record in &call.records {
                 let mut number_of = |key: &'a str| {
                     let next = count_hashes.len() + 1;
-                    *count_hashes.entry(key).or_insert_with(|| {
-                        invocation.key(key);
-                        next
-                    })
+                    *count_hashes.entry(key).or_insert_with(|| next)
                 };
-                let counts = write
-                    .mcp_counts
+                let counts = record
+                    .counts
                     .iter()
                     .map(|(key, field)| (number_of(key.as_str()), field.as_str()))
                     .collect();
                 record_counts.push(counts);
-                let tool = write
-                    .client_tool
-                    .as_ref()
+                let tool = record
+                    .tool
                     .map(|(key, tool)| (number_of(key.as_str()), tool.as_str()));
                 record_tools.push(tool);
             }
+            let mut hashes: Vec<(&str, usize)> =
+                count_hashes.iter().map(|(k, n)| (*k, *n)).collect();
+            hashes.sort_by_key(|(_, n)| *n);
+            keys.extend(hashes.iter().map(|(key, _)| *key));
+            if cfg!(debug_assertions) && call.shape == Shape::Slot && !one_tag(keys.iter().copied())
+            {
+                return Err(self.record(StoreError::UnexpectedReply(format!(
+                    "a cluster layout call of record_usage.lua spans hash tags: {keys:?}"
+                ))));
+            }
+            for key in &keys {
+                invocation.key(*key);
+            }
             // `usage_chunks` gives every write of a chunk the same clock and fields.
-            let first = &chunk[0];
+            let Some(first) = call.records.first().map(|record| record.write) else {
+                return Ok(Ok(Value::Array(Vec::new())));
+            };
             invocation
                 .arg(dedupe_secs)
                 .arg(retention.max_len)
                 .arg(retention.max_age_ms())
                 .arg(first.now_ms)
-                .arg(chunk.len())
-                .arg(count_hashes.len())
+                .arg(call.records.len())
+                .arg(hashes.len())
                 .arg(first.increments.len());
+            match call.shape {
+                Shape::Whole => invocation.arg(""),
+                Shape::Slot => {
+                    let sent: Vec<serde_json::Value> = group_order
+                        .iter()
+                        .map(|scope| {
+                            defaults
+                                .and_then(|sets| sets.get(&scope.keys[3]))
+                                .and_then(|json| serde_json::from_str(json).ok())
+                                .unwrap_or_else(|| serde_json::json!({}))
+                        })
+                        .collect();
+                    let shape = serde_json::json!({
+                        "audit": u8::from(call.audit),
+                        "resv": call.records.iter().map(|r| r.reservations.len()).collect::<Vec<_>>(),
+                        "defaults": sent,
+                    });
+                    invocation.arg(shape.to_string())
+                }
+            };
             for (field, _) in &first.increments {
                 invocation.arg(*field);
             }
             for scope in &group_order {
                 invocation.arg(&scope.id);
             }
-            let sums = group_sums(chunk, &record_groups, group_order.len());
+            let writes: Vec<&UsageWrite> = call.records.iter().map(|r| r.write).collect();
+            let sums = group_sums(&writes, &record_groups, group_order.len());
             let details = details || sums.is_none();
             match sums {
                 Some(sums) => {
@@ -339,13 +483,13 @@ impl Store {
                     invocation.arg(0);
                 }
             }
-            for write in chunk {
+            for write in &writes {
                 invocation
                     .arg(&write.record_json)
                     .arg(&write.day)
                     .arg(write.tokens);
             }
-            for ((counts, tool), write) in record_counts.iter().zip(&record_tools).zip(chunk) {
+            for ((counts, tool), write) in record_counts.iter().zip(&record_tools).zip(&writes) {
                 invocation.arg(counts.len());
                 for (number, field) in counts {
                     invocation.arg(*number).arg(*field);
@@ -361,7 +505,7 @@ impl Store {
             }
             invocation.arg(u8::from(details));
             if details {
-                for (write, numbers) in chunk.iter().zip(&record_groups) {
+                for (write, numbers) in writes.iter().zip(&record_groups) {
                     invocation.arg(write.cost_micros);
                     for (_, increment) in &write.increments {
                         invocation.arg(*increment);
@@ -378,6 +522,7 @@ impl Store {
             pipe.invoke_script(&invocation);
             pipe
         };
+        let pipe = built;
         let mut replies: Vec<redis::RedisResult<Value>> = self
             .bounded_ledger(|mut connection| async move { pipe.query_async(&mut connection).await })
             .await?;
@@ -388,6 +533,9 @@ impl Store {
     /// calls pipelined); returns how many still held something. Idempotent, so the
     /// filter may retry a batch freely.
     pub async fn release_slots(&self, ids: &[String]) -> Result<u64, StoreError> {
+        if self.sharded() {
+            return self.release_slots_sharded(ids).await;
+        }
         let records: Vec<String> = ids.iter().map(|id| keys::reservation_key(id)).collect();
         let mut pending: Vec<&[String]> = records.chunks(RELEASE_CHUNK).collect();
         let mut released = 0;
@@ -447,7 +595,7 @@ impl Store {
 
 /// `writes` cut into consecutive chunks of up to [`USAGE_CHUNK`] that share what the
 /// script takes once per call: the clock and the ledger field names.
-fn usage_chunks(writes: &[UsageWrite]) -> Vec<Range<usize>> {
+pub(super) fn usage_chunks(writes: &[UsageWrite]) -> Vec<Range<usize>> {
     let mut chunks = Vec::new();
     let mut start = 0;
     for i in 1..=writes.len() {
@@ -475,7 +623,7 @@ const MAX_EXACT: u64 = 1 << 53;
 /// tokens and cost. `None` when a sum passes [`MAX_EXACT`]: the script then adds the
 /// records up itself, exactly.
 fn group_sums(
-    chunk: &[UsageWrite],
+    chunk: &[&UsageWrite],
     record_groups: &[Vec<usize>],
     groups: usize,
 ) -> Option<Vec<u64>> {
@@ -524,7 +672,7 @@ fn chunk_outcome(reply: redis::RedisResult<Value>, len: usize) -> Result<u64, St
     }
 }
 
-fn is_noscript(err: &RedisError) -> bool {
+pub(super) fn is_noscript(err: &RedisError) -> bool {
     err.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
 }
 
@@ -540,6 +688,8 @@ mod tests {
         UsageWrite {
             seen_key: "ck:usage:seen:{r}".into(),
             reservation_key: "ck:resv:req:{r}".into(),
+            request_id: "r".into(),
+            reservation_id: "r".into(),
             scopes: Vec::new(),
             record_json: "{}".into(),
             day: "2026-11-26".into(),
@@ -625,6 +775,7 @@ mod tests {
         ];
         for (records, groups, expected) in cases {
             let (chunk, numbers): (Vec<UsageWrite>, Vec<Vec<usize>>) = records.into_iter().unzip();
+            let chunk: Vec<&UsageWrite> = chunk.iter().collect();
             assert_eq!(
                 group_sums(&chunk, &numbers, groups),
                 expected,

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use crate::support::{assert_unavailable, new_user, Service, TempDir, ADMIN_TOKEN};
+use crate::support::{assert_unavailable, marker, new_user, Service, TempDir, ADMIN_TOKEN};
 
 /// Short, so a killed primary is counted down quickly.
 const DOWN_AFTER_MS: u64 = 500;
@@ -74,12 +74,9 @@ fn record(request_id: &str, user: &str) -> Value {
 /// Whether the Redis on `port` holds the dedupe marker of `request_id`: the record
 /// was booked there (or replicated to it).
 fn holds_record(port: u16, request_id: &str) -> bool {
-    cli(
-        port,
-        &["EXISTS", &format!("ck:usage:seen:{{{request_id}}}")],
-    )
-    .map(|reply| reply.trim() == "1")
-    .unwrap_or(false)
+    cli(port, &["EXISTS", &marker(request_id)])
+        .map(|reply| reply.trim() == "1")
+        .unwrap_or(false)
 }
 
 /// Authorizes until the service answers 200 with the primary on a port other than

@@ -191,6 +191,10 @@ impl Service {
         config
             .gateway_token
             .get_or_insert_with(|| GATEWAY_TOKEN.to_owned());
+        // The cluster's key layout on one Redis: every script call one hash tag.
+        if cluster_layout() {
+            config.redis_cluster_layout = true;
+        }
         let listeners = listeners().await;
         let addr = listeners.gateway.local_addr().expect("local addr");
         let admin_addr = listeners.admin.local_addr().expect("local addr");
@@ -428,6 +432,41 @@ pub fn percent_encode(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Whether the services under test call Redis in the cluster's key layout
+/// (`CHOKEPOINT_TEST_REDIS_LAYOUT=cluster`, see [`Service::start`]).
+pub fn cluster_layout() -> bool {
+    std::env::var("CHOKEPOINT_TEST_REDIS_LAYOUT").as_deref() == Ok("cluster")
+}
+
+/// The key that says a record was booked: its marker, or in the cluster layout the
+/// marker of the call that logs it in the audit stream (each slot has its own).
+pub fn marker(request_id: &str) -> String {
+    if cluster_layout() {
+        format!("ck:usage:seen:{{ck:usage:log}}:{request_id}")
+    } else {
+        format!("ck:usage:seen:{{{request_id}}}")
+    }
+}
+
+/// A `KEYS` pattern matching every [`marker`].
+pub fn marker_pattern() -> &'static str {
+    if cluster_layout() {
+        "ck:usage:seen:{ck:usage:log}:*"
+    } else {
+        "ck:usage:seen:*"
+    }
+}
+
+/// What every request's (or lease slot's) own reservation key starts with: its record,
+/// or in the cluster layout its index (its records are per scope).
+pub fn reservation_prefix() -> &'static str {
+    if cluster_layout() {
+        "ck:resv:idx:"
+    } else {
+        "ck:resv:req:"
+    }
 }
 
 /// The gateway token every service under test expects (see [`Service::start`]).
