@@ -56,6 +56,9 @@ async fn main() {
         redis_url: format!("unix://{}", sock.display()),
         requests_per_window: u64::MAX / 4,
         gateway_token: Some(GATEWAY_TOKEN.to_owned()),
+        // `BENCH_REDIS_LAYOUT=cluster`: a Redis Cluster's key layout (one hash tag per
+        // script call), on this one Redis.
+        redis_cluster_layout: std::env::var("BENCH_REDIS_LAYOUT").as_deref() == Ok("cluster"),
         ..Config::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -312,6 +312,9 @@ async fn main() {
         redis_url: url,
         requests_per_window: 1 << 40,
         gateway_token: Some(GATEWAY_TOKEN.to_owned()),
+        // `BENCH_REDIS_LAYOUT=cluster`: a Redis Cluster's key layout (one hash tag per
+        // script call), on this one Redis.
+        redis_cluster_layout: std::env::var("BENCH_REDIS_LAYOUT").as_deref() == Ok("cluster"),
         ..Config::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
