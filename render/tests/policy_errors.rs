@@ -793,6 +793,51 @@ fn committed_examples_match_the_renderer() {
     );
 }
 
+/// The committed no-single-point-of-failure example (`envoy/examples/ha/`): the access
+/// log in a file, so both meshes' gateway pods carry the reconciler sidecar, and Redis
+/// under Sentinel. The manifests layer validates these files against the official
+/// schemas, the only rendering of the sidecar and of the Sentinel Deployment it sees.
+#[test]
+fn committed_ha_examples_match_the_renderer() {
+    use chokepoint_render::bundle::{self, Options};
+    let dir = root().join("envoy/examples/ha");
+    let policy = Policy::load(&dir.join("policy.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    // (file, target, what it must hold for the example to show anything)
+    let files = [
+        (
+            "kubernetes/policy-service.yaml",
+            "kubernetes-policy",
+            "- \"--redis-sentinels=",
+        ),
+        (
+            "istio/gateway-keys-patch.yaml",
+            "istio-gateway-keys",
+            "name: chokepoint-reconcile",
+        ),
+        (
+            "istio/meshconfig.yaml",
+            "istio-meshconfig",
+            "path: /var/log/chokepoint/usage.log",
+        ),
+        (
+            "envoy-gateway/chokepoint.yaml",
+            "envoy-gateway",
+            "name: chokepoint-reconcile",
+        ),
+    ];
+    for (file, target, needle) in files {
+        let want = bundle::render(&policy, target, &Options::default()).unwrap();
+        assert!(want.contains(needle), "{file}: no {needle:?}\n{want}");
+        let have = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        assert!(
+            have == want,
+            "envoy/examples/ha/{file} drifted: re-run `cargo run -p chokepoint-render --bin \
+             chokepoint-config -- render envoy/examples/ha/policy.yaml {target} --out \
+             envoy/examples/ha/{file}`"
+        );
+    }
+}
+
 #[test]
 fn committed_compose_files_match_the_renderer() {
     let policy = Policy::load(&root().join("envoy/compose/chokepoint.yaml")).unwrap();
