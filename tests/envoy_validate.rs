@@ -1,7 +1,8 @@
 //! What the renderer gives plain Envoy loads in the real Envoy 1.40: the example bootstrap
 //! (every provider's real API over TLS) and the ECDS variant. The mesh deliveries are
 //! assembled as each mesh builds them and carry traffic in the `mesh` layer
-//! (tests/mesh/).
+//! (tests/mesh/). The command-line flags the Envoy Gateway rendering adds to its proxies
+//! are taken by the real Envoy beside Envoy Gateway's own.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,7 +24,8 @@ fn wasm() -> String {
     wasm.canonicalize().unwrap().to_string_lossy().to_string()
 }
 
-fn validate(dir: &Path, name: &str, text: &str) {
+/// `envoy --mode validate -c <text> <flags>`; `flags` as a control plane would start it.
+fn validate_with(dir: &Path, name: &str, text: &str, flags: &[String]) {
     let envoy = std::env::var_os("CHOKEPOINT_ENVOY")
         .map_or_else(|| root().join(".venv/bin/envoy"), PathBuf::from);
     let path = dir.join(name);
@@ -31,7 +33,8 @@ fn validate(dir: &Path, name: &str, text: &str) {
     let out = Command::new(&envoy)
         .args(["--mode", "validate", "-c"])
         .arg(&path)
-        .args(["--use-dynamic-base-id", "-l", "warn"])
+        .arg("--use-dynamic-base-id")
+        .args(flags)
         .env("CHOKEPOINT_UUID_SALT", "validate-salt-0123456789")
         .env(
             "CHOKEPOINT_POLICY_TOKEN",
@@ -53,6 +56,10 @@ fn validate(dir: &Path, name: &str, text: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn validate(dir: &Path, name: &str, text: &str) {
+    validate_with(dir, name, text, &["-l".into(), "warn".into()]);
 }
 
 fn tmp(test: &str) -> PathBuf {
@@ -140,5 +147,51 @@ fn mcp_bootstraps_pass_envoy_validate() {
         );
         validate(&dir, &format!("mcp-{injection}.yaml"), &boot);
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Envoy Gateway starts its proxies with its own flags (`BuildProxyArgs` in
+/// internal/infrastructure/common/proxy_args.go, v1.9.0: one argument per flag and value)
+/// followed by the EnvoyProxy's `extraArgs`; the rendered ones (the access log's flush
+/// interval) must be flags Envoy takes, and none Envoy Gateway already gave (Envoy
+/// refuses a flag given twice).
+#[test]
+fn envoy_gateway_extra_args_pass_envoy_validate() {
+    let dir = tmp("envoy-gateway-args");
+    let mut policy = example();
+    policy.access_log = dir.join("usage.log").to_string_lossy().to_string();
+    let proxy = chokepoint_render::gateway::manifests(&policy)
+        .into_iter()
+        .find(|d| d["kind"] == "EnvoyProxy")
+        .expect("an EnvoyProxy");
+    let extra: Vec<String> = proxy["spec"]["extraArgs"]
+        .as_array()
+        .expect("extraArgs")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        extra.iter().any(|a| a == "--file-flush-interval-msec"),
+        "{extra:?}"
+    );
+    let mut flags: Vec<String> = [
+        "--service-cluster default",
+        "--service-node envoy-default-0",
+        "--log-level warn",
+        "--cpuset-threads",
+        "--drain-strategy immediate",
+        "--drain-time-s 60",
+    ]
+    .map(String::from)
+    .to_vec();
+    flags.extend(extra);
+    let o = Options {
+        wasm: wasm(),
+        port: 0,
+        admin_port: 0,
+        ..Options::default()
+    };
+    let boot = bundle::render(&policy, "bootstrap", &o).unwrap();
+    validate_with(&dir, "envoy-gateway-flags.yaml", &boot, &flags);
     let _ = std::fs::remove_dir_all(&dir);
 }

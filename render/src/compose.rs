@@ -177,14 +177,16 @@ pub fn compose_file(policy: &Policy) -> String {
 
     out.push('\n');
     service_header(&mut out, "envoy");
-    out.push_str(
+    let _ = write!(
+        out,
         "    # Envoy writes its access log every --file-flush-interval-msec (10 s by default): a\n    \
          # killed Envoy loses what it had not written, from the log and the reconciler.\n    \
          command: >-\n      envoy -c /etc/envoy/envoy.yaml --concurrency 2\n      \
-         --file-flush-interval-msec 200\n      \
+         --file-flush-interval-msec {}\n      \
          --log-level warn --component-log-level wasm:info\n    \
          # The secrets reach the filter only through Envoy's environment (host_env_keys).\n    \
          environment:\n",
+        crate::envoy::FILE_FLUSH_INTERVAL_MSEC
     );
     for key in plugin::env_keys(policy) {
         let _ = writeln!(out, "      {key}: ${{{key}:?set {key}}}");

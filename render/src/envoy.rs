@@ -452,6 +452,13 @@ pub fn local_reply_config() -> Value {
 /// One usage record per request, as JSON, from the filter's state.
 pub const USAGE_LOG_FORMAT: &str = "%FILTER_STATE(wasm.chokepoint_usage:PLAIN)%\n";
 
+/// How often Envoy writes its file access logs (`--file-flush-interval-msec`; 10 s by
+/// default), and so how much of the audit trail a killed Envoy can lose before it reaches
+/// the file, the reconciler's only source. Envoy 1.40 has no bootstrap or per-logger field
+/// for it (`CommandLineOptions.file_flush_interval` only): it is a command-line flag, so
+/// every target that starts Envoy, or tells a control plane how to, passes this one.
+pub const FILE_FLUSH_INTERVAL_MSEC: u32 = 200;
+
 /// The audit trail: one usage record per request, as JSON, from the filter's state.
 pub fn usage_access_log(path: &str) -> Value {
     json!({

@@ -491,7 +491,7 @@ pub struct RawRedis {
     pub external: Option<RawExternalRedis>,
 }
 
-/// Exactly one of `url` and `url_secret`.
+/// Exactly one of `url`, `url_secret` and `sentinels`; the rest go with `sentinels`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawExternalRedis {
@@ -502,6 +502,27 @@ pub struct RawExternalRedis {
     /// the URL (for one that carries a password).
     #[serde(default)]
     pub url_secret: Option<String>,
+    /// Redis Sentinel: `host:port` of each sentinel; the service follows the primary
+    /// they name.
+    #[serde(default)]
+    pub sentinels: Option<Vec<String>>,
+    /// The name the sentinels monitor the primary under (`sentinel monitor NAME ...`).
+    #[serde(default)]
+    pub master_name: Option<String>,
+    /// The primary's ACL user, when not the default user.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// A Secret in the policy service's namespace whose key `CHOKEPOINT_REDIS_PASSWORD`
+    /// holds the primary's password.
+    #[serde(default)]
+    pub password_secret: Option<String>,
+    /// A Secret in the policy service's namespace whose key
+    /// `CHOKEPOINT_REDIS_SENTINEL_PASSWORD` holds the sentinels' password.
+    #[serde(default)]
+    pub sentinel_password_secret: Option<String>,
+    /// Replicas that must hold each usage batch (Redis WAIT) before the service answers.
+    #[serde(default)]
+    pub wait_replicas: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

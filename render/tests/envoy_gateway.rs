@@ -190,3 +190,50 @@ fn the_gateway_pods_read_every_filter_variable_from_the_gateway_secret() {
         }
     }
 }
+
+/// Envoy writes its file access logs every `--file-flush-interval-msec`, a flag only (no
+/// bootstrap or logger field in Envoy 1.40): the EnvoyProxy's `extraArgs`, which Envoy
+/// Gateway appends to its own flags, set it once, whatever the access log is, and set
+/// none of the flags Envoy Gateway passes itself (`BuildProxyArgs`), which Envoy would
+/// refuse as given twice ("Argument already set!"). tests/envoy_validate.rs runs them
+/// through the real Envoy.
+#[test]
+fn the_envoy_proxy_sets_the_access_log_flush_interval() {
+    const ENVOY_GATEWAY_FLAGS: [&str; 9] = [
+        "--service-cluster",
+        "--service-node",
+        "--config-yaml",
+        "--log-level",
+        "--cpuset-threads",
+        "--drain-strategy",
+        "--drain-time-s",
+        "--concurrency",
+        "--component-log-level",
+    ];
+    for log in ["/dev/stdout", "/var/log/chokepoint/usage.log"] {
+        let mut policy = example();
+        policy.access_log = log.into();
+        let docs = gateway::manifests(&policy);
+        let args: Vec<&str> = one(&docs, "EnvoyProxy")["spec"]["extraArgs"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{log}: no extraArgs"))
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "--file-flush-interval-msec",
+                &chokepoint_render::envoy::FILE_FLUSH_INTERVAL_MSEC.to_string()
+            ],
+            "{log}"
+        );
+        assert_eq!(chokepoint_render::envoy::FILE_FLUSH_INTERVAL_MSEC, 200);
+        for flag in args.iter().filter(|a| a.starts_with('-')) {
+            assert!(
+                !ENVOY_GATEWAY_FLAGS.iter().any(|f| flag.starts_with(f)),
+                "{log}: {flag} is Envoy Gateway's own"
+            );
+        }
+    }
+}

@@ -415,7 +415,7 @@ fn broken_files_name_field_and_line() {
             ),
             "deploy.redis.external",
             "    external:",
-            "exactly one of url and url_secret",
+            "exactly one of url, url_secret and sentinels",
         ),
         (
             "a Secret name Kubernetes refuses",
@@ -542,6 +542,184 @@ fn broken_files_name_field_and_line() {
     }
 }
 
+/// The example with its in-cluster Redis replaced by `deploy.redis.external: <block>`
+/// (the block's lines indented under `external:`).
+fn external_redis(block: &str) -> String {
+    let indented: String = block.lines().map(|l| format!("      {l}\n")).collect();
+    broken(
+        "    image: redis:7.4\n    storage: 1Gi\n",
+        &format!("    external:\n{indented}"),
+    )
+}
+
+/// Each way the Sentinel form of `deploy.redis.external` can be wrong, with its field and
+/// line, before anything is rendered.
+#[test]
+fn sentinel_redis_errors_name_field_and_line() {
+    // (what, the block under `external:`, field, text on the line, message part)
+    let cases: [(&str, &str, &str, &str, &str); 16] = [
+        (
+            "url and sentinels",
+            "url: redis://redis.data.svc:6379\nsentinels: [s-0.data.svc:26379]\nmaster_name: mymaster",
+            "deploy.redis.external",
+            "    external:",
+            "exactly one of url, url_secret and sentinels",
+        ),
+        (
+            "url_secret and sentinels",
+            "url_secret: redis-url\nsentinels: [s-0.data.svc:26379]\nmaster_name: mymaster",
+            "deploy.redis.external",
+            "    external:",
+            "exactly one of url, url_secret and sentinels",
+        ),
+        (
+            "no connection at all",
+            "master_name: mymaster",
+            "deploy.redis.external",
+            "    external:",
+            "exactly one of url, url_secret and sentinels",
+        ),
+        (
+            "an empty list",
+            "sentinels: []\nmaster_name: mymaster",
+            "deploy.redis.external.sentinels",
+            "sentinels: []",
+            "at least one sentinel",
+        ),
+        (
+            "no port",
+            "sentinels:\n  - s-0.data.svc:26379\n  - s-1.data.svc\nmaster_name: mymaster",
+            "deploy.redis.external.sentinels[1]",
+            "- s-1.data.svc",
+            "must be host:port",
+        ),
+        (
+            "port zero",
+            "sentinels: [\"s-0.data.svc:0\"]\nmaster_name: mymaster",
+            "deploy.redis.external.sentinels[0]",
+            "s-0.data.svc:0",
+            "port 1 to 65535",
+        ),
+        (
+            "a URL for an address",
+            "sentinels:\n  - redis://s-0.data.svc:26379\nmaster_name: mymaster",
+            "deploy.redis.external.sentinels[0]",
+            "- redis://s-0",
+            "must be host:port",
+        ),
+        (
+            "a sentinel twice",
+            "sentinels:\n  - s-0.data.svc:26379\n  - \"s-0.data.svc:26379\"\nmaster_name: mymaster",
+            "deploy.redis.external.sentinels[1]",
+            "\"s-0.data.svc:26379\"",
+            "listed twice",
+        ),
+        (
+            "no master name",
+            "sentinels: [s-0.data.svc:26379]",
+            "deploy.redis.external.master_name",
+            "    external:",
+            "required with sentinels",
+        ),
+        (
+            "a master name with a space",
+            "sentinels: [s-0.data.svc:26379]\nmaster_name: my master",
+            "deploy.redis.external.master_name",
+            "master_name: my master",
+            "without whitespace",
+        ),
+        (
+            "a password Secret Kubernetes refuses",
+            "sentinels: [s-0.data.svc:26379]\nmaster_name: mymaster\npassword_secret: Redis_Password",
+            "deploy.redis.external.password_secret",
+            "password_secret: Redis_Password",
+            "not a Kubernetes object name",
+        ),
+        (
+            "a password inline",
+            "sentinels: [s-0.data.svc:26379]\nmaster_name: mymaster\npassword: hunter2",
+            "deploy.redis.external.password",
+            "password: hunter2",
+            "unknown field `password`",
+        ),
+        (
+            "waiting for no replica",
+            "sentinels: [s-0.data.svc:26379]\nmaster_name: mymaster\nwait_replicas: 0",
+            "deploy.redis.external.wait_replicas",
+            "wait_replicas: 0",
+            "at least 1",
+        ),
+        (
+            "a Sentinel field beside a url",
+            "url: redis://redis.data.svc:6379\nmaster_name: mymaster",
+            "deploy.redis.external.master_name",
+            "master_name: mymaster",
+            "applies to sentinels only",
+        ),
+        (
+            "a password Secret beside a url_secret",
+            "url_secret: redis-url\npassword_secret: redis-password",
+            "deploy.redis.external.password_secret",
+            "password_secret: redis-password",
+            "applies to sentinels only",
+        ),
+        (
+            "a misspelt field",
+            "sentinels: [s-0.data.svc:26379]\nmaster: mymaster",
+            "deploy.redis.external.master",
+            "master: mymaster",
+            "unknown field `master`",
+        ),
+    ];
+    for (what, block, field, line_text, message) in cases {
+        let text = external_redis(block);
+        let err =
+            Policy::parse(&text, "policy.yaml", &root().join("envoy/examples")).expect_err(what);
+        assert_eq!(err.field, field, "{what}: {err}");
+        assert_eq!(
+            err.line,
+            Some(line_of(&text, line_text)),
+            "{what}: wrong line in {err}"
+        );
+        assert!(err.message.contains(message), "{what}: {err}");
+        assert!(
+            !err.to_string().contains("hunter2"),
+            "{what}: a password in {err}"
+        );
+    }
+}
+
+/// A whole Sentinel form is taken as written.
+#[test]
+fn a_sentinel_redis_is_taken_as_written() {
+    use chokepoint_render::policy::{Redis, RedisConnection, Sentinel};
+    let text = external_redis(
+        "sentinels:\n  - s-0.data.svc:26379\n  - s-1.data.svc:26379\n  - 10.0.0.7:26380\n\
+         master_name: mymaster\nusername: gateway\npassword_secret: redis-auth\n\
+         sentinel_password_secret: redis-auth\nwait_replicas: 1",
+    );
+    let policy = Policy::parse(&text, "policy.yaml", &root().join("envoy/examples"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Redis::External(RedisConnection::Sentinel(s)) = policy.deploy.redis else {
+        panic!("{:?}", policy.deploy.redis);
+    };
+    assert_eq!(
+        s,
+        Sentinel {
+            addresses: vec![
+                "s-0.data.svc:26379".into(),
+                "s-1.data.svc:26379".into(),
+                "10.0.0.7:26380".into()
+            ],
+            master_name: "mymaster".into(),
+            username: Some("gateway".into()),
+            password_secret: Some("redis-auth".into()),
+            sentinel_password_secret: Some("redis-auth".into()),
+            wait_replicas: Some(1),
+        }
+    );
+}
+
 #[test]
 fn mcp_limits_are_taken_as_written() {
     let text = broken(
@@ -613,6 +791,51 @@ fn committed_examples_match_the_renderer() {
         drift.is_empty(),
         "re-render with `cargo run -p chokepoint-render --bin chokepoint-config -- examples envoy/examples/policy.yaml envoy/examples`: {drift:?}"
     );
+}
+
+/// The committed no-single-point-of-failure example (`envoy/examples/ha/`): the access
+/// log in a file, so both meshes' gateway pods carry the reconciler sidecar, and Redis
+/// under Sentinel. The manifests layer validates these files against the official
+/// schemas, the only rendering of the sidecar and of the Sentinel Deployment it sees.
+#[test]
+fn committed_ha_examples_match_the_renderer() {
+    use chokepoint_render::bundle::{self, Options};
+    let dir = root().join("envoy/examples/ha");
+    let policy = Policy::load(&dir.join("policy.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    // (file, target, what it must hold for the example to show anything)
+    let files = [
+        (
+            "kubernetes/policy-service.yaml",
+            "kubernetes-policy",
+            "- \"--redis-sentinels=",
+        ),
+        (
+            "istio/gateway-keys-patch.yaml",
+            "istio-gateway-keys",
+            "name: chokepoint-reconcile",
+        ),
+        (
+            "istio/meshconfig.yaml",
+            "istio-meshconfig",
+            "path: /var/log/chokepoint/usage.log",
+        ),
+        (
+            "envoy-gateway/chokepoint.yaml",
+            "envoy-gateway",
+            "name: chokepoint-reconcile",
+        ),
+    ];
+    for (file, target, needle) in files {
+        let want = bundle::render(&policy, target, &Options::default()).unwrap();
+        assert!(want.contains(needle), "{file}: no {needle:?}\n{want}");
+        let have = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        assert!(
+            have == want,
+            "envoy/examples/ha/{file} drifted: re-run `cargo run -p chokepoint-render --bin \
+             chokepoint-config -- render envoy/examples/ha/policy.yaml {target} --out \
+             envoy/examples/ha/{file}`"
+        );
+    }
 }
 
 #[test]

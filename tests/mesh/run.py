@@ -163,16 +163,31 @@ def render(policy, target):
     return [d for d in yaml.safe_load_all(out.stdout) if d is not None]
 
 
-class Gateway:
-    """One Envoy, started from a translated bootstrap."""
+# The access log's flush interval each mesh's proxies run with: istio-agent passes
+# `--file-flush-interval-msec 1000` itself and takes no other (pkg/envoy/proxy.go: args),
+# Envoy Gateway passes none of its own and appends the EnvoyProxy's `spec.extraArgs`
+# (internal/infrastructure/common/proxy_args.go: BuildProxyArgs).
+ISTIO_AGENT_FLAGS = ["--file-flush-interval-msec", "1000"]
 
-    def __init__(self, site, bootstrap, env):
+
+def proxy_flags(module, docs):
+    """The Envoy flags the mesh's control plane starts its proxy with, of those that
+    change what the checks see (the access log's flush interval)."""
+    if module == "istio":
+        return ISTIO_AGENT_FLAGS
+    (proxy,) = [d for d in docs if d["kind"] == "EnvoyProxy"]
+    return list(proxy["spec"].get("extraArgs", []))
+
+
+class Gateway:
+    """One Envoy, started from a translated bootstrap with the mesh's flags."""
+
+    def __init__(self, site, bootstrap, env, flags):
         cfg = site.run_dir / "envoy.json"
         cfg.write_text(json.dumps(bootstrap, indent=1))
         self.site = site
         self.proc = Proc("envoy", [str(ENVOY), "-c", str(cfg), "--use-dynamic-base-id", "--concurrency", "1",
-                                   "--file-flush-interval-msec", "200", "-l", "warn",
-                                   "--component-log-level", "wasm:info"],
+                                   "-l", "warn", "--component-log-level", "wasm:info", *flags],
                          site.run_dir / "envoy.log", env)
         self.admin = f"http://127.0.0.1:{site.admin_port}"
         deadline = time.monotonic() + 30
@@ -268,7 +283,8 @@ def run_delivery(target, module, fn, env, c):
     bootstrap = getattr(importlib.import_module(module), fn)(docs, site)
     svc, tokens, salt = env["svc"], env["tokens"], env["salt"]
     env["idp_handshakes"] = env["tls"].handshakes["idp.mesh.test"]
-    gw = Gateway(site, bootstrap, dict(gateway_env(policy, docs, module, env["secrets"]), PATH=os.environ["PATH"]))
+    gw = Gateway(site, bootstrap, dict(gateway_env(policy, docs, module, env["secrets"]), PATH=os.environ["PATH"]),
+                 proxy_flags(module, docs))
     print(f"{target}: Envoy on :{site.listen_port} ({module}.{fn})", flush=True)
     failed_before = c.failed
     try:

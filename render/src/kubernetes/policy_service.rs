@@ -1,15 +1,18 @@
 //! The policy service in Kubernetes: a ServiceAccount, its limit sets and its identity
 //! file (the issuers and admin groups of its pages) as ConfigMaps, a
 //! Deployment running `chokepoint-policy serve` as policy/src/main.rs takes it (flags,
-//! the variables of its tokens and Redis URL, the two listeners), and a Service for each
+//! the variables of its tokens and Redis URL or Sentinel passwords, the two listeners), and a Service for each
 //! listener, so the gateway's Service exposes the gateway port and nothing else.
 
 use serde_json::{json, Value};
 
-use super::secrets::{self, ADMIN_TOKEN_ENV, POLICY_TOKEN_ENV, REDIS_URL_ENV};
+use super::secrets::{
+    self, ADMIN_TOKEN_ENV, POLICY_TOKEN_ENV, REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV,
+    REDIS_URL_ENV,
+};
 use super::{container_security, labels, metadata, pod_security, resources, selector};
 use crate::network_policy::{POLICY_ADMIN_PORT, POLICY_POD_LABEL};
-use crate::policy::{Policy, Redis, RedisConnection};
+use crate::policy::{Policy, Redis, RedisConnection, Sentinel};
 
 /// The Deployment's and ServiceAccount's name, and its pods' `app.kubernetes.io/name`
 /// (which the NetworkPolicies select).
@@ -128,15 +131,19 @@ fn deployment(policy: &Policy) -> Value {
         secrets::env_from_secret(ADMIN_TOKEN_ENV, &d.secrets.admin_token, ADMIN_TOKEN_ENV),
         secrets::env_from_secret(salt, &d.secrets.policy_token, salt),
     ];
-    env.push(match &d.redis {
+    match &d.redis {
         Redis::InCluster { .. } => {
-            json!({"name": REDIS_URL_ENV, "value": super::redis::url(policy)})
+            env.push(json!({"name": REDIS_URL_ENV, "value": super::redis::url(policy)}))
         }
-        Redis::External(RedisConnection::Url(url)) => json!({"name": REDIS_URL_ENV, "value": url}),
+        Redis::External(RedisConnection::Url(url)) => {
+            env.push(json!({"name": REDIS_URL_ENV, "value": url}))
+        }
         Redis::External(RedisConnection::Secret(name)) => {
-            secrets::env_from_secret(REDIS_URL_ENV, name, REDIS_URL_ENV)
+            env.push(secrets::env_from_secret(REDIS_URL_ENV, name, REDIS_URL_ENV))
         }
-    });
+        // No Redis URL at all: `serve` refuses one beside --redis-sentinels.
+        Redis::External(RedisConnection::Sentinel(s)) => sentinel(s, &mut args, &mut env),
+    }
     // /healthz pings Redis (policy/src/api/health.rs): readiness takes a replica out of
     // the Service as soon as it cannot decide. Liveness reads the same page on the admin
     // listener but waits a minute: the service starts and recovers without Redis by
@@ -194,6 +201,27 @@ fn deployment(policy: &Policy) -> Value {
     })
 }
 
+/// `serve`'s Sentinel flags, and its passwords as the variables it reads them from
+/// (never `--redis-password-file`: a Secret's key as a variable needs no volume).
+fn sentinel(s: &Sentinel, args: &mut Vec<String>, env: &mut Vec<Value>) {
+    args.push(format!("--redis-sentinels={}", s.addresses.join(",")));
+    args.push(format!("--redis-master-name={}", s.master_name));
+    if let Some(user) = &s.username {
+        args.push(format!("--redis-username={user}"));
+    }
+    if let Some(n) = s.wait_replicas {
+        args.push(format!("--redis-wait-replicas={n}"));
+    }
+    for (var, secret) in [
+        (REDIS_PASSWORD_ENV, &s.password_secret),
+        (REDIS_SENTINEL_PASSWORD_ENV, &s.sentinel_password_secret),
+    ] {
+        if let Some(name) = secret {
+            env.push(secrets::env_from_secret(var, name, var));
+        }
+    }
+}
+
 /// A ClusterIP Service for one of the pods' named ports. The port's name and
 /// `appProtocol` tell Istio it is HTTP (istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/).
 fn service_object(policy: &Policy, name: &str, port_name: &str, port: u16, target: &str) -> Value {
@@ -218,7 +246,6 @@ fn service_object(policy: &Policy, name: &str, port_name: &str, port: u16, targe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::RedisConnection;
     use crate::url::Url;
 
     use crate::policy::example;
@@ -462,6 +489,114 @@ mod tests {
             assert_eq!(
                 pod["serviceAccountName"],
                 kind(&docs, "ServiceAccount")[0]["metadata"]["name"]
+            );
+        }
+    }
+
+    /// The Sentinel form: its flags on `serve`'s command line, each password only as a
+    /// Secret reference under the variable `serve` reads it from, and no Redis URL (which
+    /// `serve` refuses beside --redis-sentinels).
+    #[test]
+    fn a_sentinel_redis_is_followed_with_passwords_by_reference() {
+        let full = Sentinel {
+            addresses: vec!["s-0.data.svc:26379".into(), "s-1.data.svc:26379".into()],
+            master_name: "mymaster".into(),
+            username: Some("gateway".into()),
+            password_secret: Some("redis-auth".into()),
+            sentinel_password_secret: Some("sentinel-auth".into()),
+            wait_replicas: Some(1),
+        };
+        let bare = Sentinel {
+            addresses: vec!["10.0.0.7:26379".into()],
+            master_name: "primary".into(),
+            username: None,
+            password_secret: None,
+            sentinel_password_secret: None,
+            wait_replicas: None,
+        };
+        // (what, the form, flags wanted, (variable, Secret) wanted)
+        type Case<'a> = (&'a str, Sentinel, &'a [&'a str], &'a [(&'a str, &'a str)]);
+        let cases: [Case; 3] = [
+            (
+                "every field",
+                full.clone(),
+                &[
+                    "--redis-sentinels=s-0.data.svc:26379,s-1.data.svc:26379",
+                    "--redis-master-name=mymaster",
+                    "--redis-username=gateway",
+                    "--redis-wait-replicas=1",
+                ],
+                &[
+                    ("CHOKEPOINT_REDIS_PASSWORD", "redis-auth"),
+                    ("CHOKEPOINT_REDIS_SENTINEL_PASSWORD", "sentinel-auth"),
+                ],
+            ),
+            (
+                "one Secret for both passwords",
+                Sentinel {
+                    sentinel_password_secret: Some("redis-auth".into()),
+                    ..full
+                },
+                &["--redis-master-name=mymaster"],
+                &[
+                    ("CHOKEPOINT_REDIS_PASSWORD", "redis-auth"),
+                    ("CHOKEPOINT_REDIS_SENTINEL_PASSWORD", "redis-auth"),
+                ],
+            ),
+            (
+                "no password, no user, no wait",
+                bare,
+                &[
+                    "--redis-sentinels=10.0.0.7:26379",
+                    "--redis-master-name=primary",
+                ],
+                &[],
+            ),
+        ];
+        for (what, sentinel, flags, passwords) in cases {
+            let mut policy = example();
+            policy.deploy.redis = Redis::External(RedisConnection::Sentinel(sentinel.clone()));
+            let docs = manifests(&policy).unwrap();
+            let c = &kind(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0];
+            let args: Vec<&str> = c["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            for f in flags {
+                assert!(args.contains(f), "{what}: {f} not in {args:?}");
+            }
+            for (flag, given) in [
+                ("--redis-username=", sentinel.username.is_some()),
+                ("--redis-wait-replicas=", sentinel.wait_replicas.is_some()),
+            ] {
+                assert_eq!(
+                    args.iter().any(|a| a.starts_with(flag)),
+                    given,
+                    "{what}: {args:?}"
+                );
+            }
+            let redis_env: Vec<&Value> = c["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["name"].as_str().unwrap().starts_with("CHOKEPOINT_REDIS"))
+                .collect();
+            let want: Vec<Value> = passwords
+                .iter()
+                .map(|(var, secret)| {
+                    json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": var}}})
+                })
+                .collect();
+            assert_eq!(
+                redis_env.into_iter().cloned().collect::<Vec<_>>(),
+                want,
+                "{what}: passwords only by reference, no URL"
+            );
+            assert!(
+                !args.iter().any(|a| a.contains("password")),
+                "{what}: {args:?}"
             );
         }
     }

@@ -120,7 +120,7 @@ mod tests {
             Option<RedisConnection>,
             &'a [&'a str],
         );
-        let cases: [Case; 4] = [
+        let cases: [Case; 5] = [
             (
                 "default",
                 None,
@@ -143,6 +143,19 @@ mod tests {
                 "external Secret",
                 None,
                 Some(RedisConnection::Secret("r".into())),
+                &[],
+            ),
+            (
+                "external Sentinel",
+                None,
+                Some(RedisConnection::Sentinel(crate::policy::Sentinel {
+                    addresses: vec!["s-0:26379".into()],
+                    master_name: "mymaster".into(),
+                    username: None,
+                    password_secret: Some("redis-auth".into()),
+                    sentinel_password_secret: None,
+                    wait_replicas: None,
+                })),
                 &[],
             ),
         ];

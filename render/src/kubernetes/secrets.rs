@@ -16,6 +16,11 @@ pub const POLICY_TOKEN_ENV: &str = "CHOKEPOINT_POLICY_TOKEN";
 /// The policy service's variable for its Redis URL (`serve --redis`), and the key of an
 /// external Redis's `url_secret`.
 pub const REDIS_URL_ENV: &str = "CHOKEPOINT_REDIS_URL";
+/// With Sentinel: the primary's password (`serve --redis-password-file`'s variable), and
+/// the key of `password_secret`.
+pub const REDIS_PASSWORD_ENV: &str = "CHOKEPOINT_REDIS_PASSWORD";
+/// With Sentinel: the sentinels' password, and the key of `sentinel_password_secret`.
+pub const REDIS_SENTINEL_PASSWORD_ENV: &str = "CHOKEPOINT_REDIS_SENTINEL_PASSWORD";
 
 /// A Secret to create: its name, namespace, keys, and what they hold.
 pub struct Required {
@@ -45,13 +50,45 @@ pub fn required(policy: &Policy) -> Vec<Required> {
             what: "the admin API's token",
         },
     ];
-    if let Redis::External(RedisConnection::Secret(name)) = &d.redis {
-        out.push(Required {
+    match &d.redis {
+        Redis::External(RedisConnection::Secret(name)) => out.push(Required {
             name: name.clone(),
             namespace: d.namespace.clone(),
             keys: vec![REDIS_URL_ENV.into()],
             what: "the external Redis's URL",
-        });
+        }),
+        Redis::External(RedisConnection::Sentinel(s)) => {
+            for (secret, key, what) in [
+                (
+                    &s.password_secret,
+                    REDIS_PASSWORD_ENV,
+                    "the Redis primary's password",
+                ),
+                (
+                    &s.sentinel_password_secret,
+                    REDIS_SENTINEL_PASSWORD_ENV,
+                    "the Redis sentinels' password",
+                ),
+            ] {
+                let Some(name) = secret else { continue };
+                // One Secret may hold both passwords: one entry, both keys.
+                match out.iter_mut().find(|r| &r.name == name) {
+                    Some(r) => {
+                        r.keys.push(key.into());
+                        if r.keys == [REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV] {
+                            r.what = "the Redis primary's and sentinels' passwords";
+                        }
+                    }
+                    None => out.push(Required {
+                        name: name.clone(),
+                        namespace: d.namespace.clone(),
+                        keys: vec![key.into()],
+                        what,
+                    }),
+                }
+            }
+        }
+        _ => {}
     }
     out.push(Required {
         name: d.secrets.gateway_keys.clone(),
@@ -166,7 +203,7 @@ pub fn header(policy: &Policy) -> String {
 mod tests {
     use super::*;
 
-    use crate::policy::example;
+    use crate::policy::{example, Sentinel};
 
     /// Each Secret's keys are the variables its readers take: the gateway token under
     /// the name the filter reads it by, every key the filter reads in the gateway's.
@@ -221,6 +258,76 @@ mod tests {
             let text = header(&policy);
             for n in names {
                 assert!(text.contains(&format!("#   {n} in ")), "{text}");
+            }
+        }
+    }
+
+    /// The Sentinel form's passwords: one Secret each, or one holding both keys; none
+    /// without a password.
+    #[test]
+    fn sentinel_password_secrets_are_required_with_their_keys() {
+        let form = |password: Option<&str>, sentinel: Option<&str>| Sentinel {
+            addresses: vec!["s-0:26379".into()],
+            master_name: "mymaster".into(),
+            username: None,
+            password_secret: password.map(String::from),
+            sentinel_password_secret: sentinel.map(String::from),
+            wait_replicas: None,
+        };
+        // (the Secrets named, the Redis Secrets wanted with their keys)
+        type Want<'a> = &'a [(&'a str, &'a [&'a str])];
+        let cases: [(Option<&str>, Option<&str>, Want); 5] = [
+            (None, None, &[]),
+            (
+                Some("redis-auth"),
+                None,
+                &[("redis-auth", &["CHOKEPOINT_REDIS_PASSWORD"])],
+            ),
+            (
+                None,
+                Some("sentinel-auth"),
+                &[("sentinel-auth", &["CHOKEPOINT_REDIS_SENTINEL_PASSWORD"])],
+            ),
+            (
+                Some("redis-auth"),
+                Some("sentinel-auth"),
+                &[
+                    ("redis-auth", &["CHOKEPOINT_REDIS_PASSWORD"]),
+                    ("sentinel-auth", &["CHOKEPOINT_REDIS_SENTINEL_PASSWORD"]),
+                ],
+            ),
+            (
+                Some("redis-auth"),
+                Some("redis-auth"),
+                &[(
+                    "redis-auth",
+                    &[
+                        "CHOKEPOINT_REDIS_PASSWORD",
+                        "CHOKEPOINT_REDIS_SENTINEL_PASSWORD",
+                    ],
+                )],
+            ),
+        ];
+        for (password, sentinel, want) in cases {
+            let mut policy = example();
+            policy.deploy.redis =
+                Redis::External(RedisConnection::Sentinel(form(password, sentinel)));
+            let got = required(&policy);
+            let redis: Vec<(&str, Vec<&str>)> = got
+                .iter()
+                .filter(|r| r.keys.iter().any(|k| k.starts_with("CHOKEPOINT_REDIS")))
+                .map(|r| (r.name.as_str(), r.keys.iter().map(String::as_str).collect()))
+                .collect();
+            let want: Vec<(&str, Vec<&str>)> = want.iter().map(|(n, k)| (*n, k.to_vec())).collect();
+            assert_eq!(redis, want, "{password:?} {sentinel:?}");
+            assert_eq!(got.len(), 3 + want.len(), "{password:?} {sentinel:?}");
+            for r in &got[2..2 + want.len()] {
+                assert_eq!(r.namespace, policy.deploy.namespace);
+                assert!(r.what.contains("password"), "{}", r.what);
+            }
+            let text = header(&policy);
+            for (name, _) in &want {
+                assert!(text.contains(&format!("#   {name} in ")), "{text}");
             }
         }
     }

@@ -57,7 +57,28 @@ pub(super) fn redis(cx: &Ctx, r: RawRedis) -> Result<Redis, PolicyError> {
                 "applies to a Redis in the cluster only; this one is external",
             ));
         }
-        let connection = match (ext.url, ext.url_secret) {
+        let exactly_one = || {
+            cx.err(
+                f("external"),
+                "needs exactly one of url, url_secret and sentinels",
+            )
+        };
+        let forms = [
+            ext.url.is_some(),
+            ext.url_secret.is_some(),
+            ext.sentinels.is_some(),
+        ];
+        if forms.iter().filter(|given| **given).count() != 1 {
+            return Err(exactly_one());
+        }
+        if ext.sentinels.is_none() {
+            // The Sentinel form's fields mean nothing to one fixed Redis.
+            super::sentinel::none_given(cx, &f("external"), &ext)?;
+        }
+        let connection = match (ext.url.clone(), ext.url_secret.clone()) {
+            _ if ext.sentinels.is_some() => {
+                RedisConnection::Sentinel(super::sentinel::sentinel(cx, &f("external"), ext)?)
+            }
             (Some(url), None) => {
                 redis_url(&url).map_err(|m| cx.err(f("external.url"), m))?;
                 RedisConnection::Url(url)
@@ -66,7 +87,7 @@ pub(super) fn redis(cx: &Ctx, r: RawRedis) -> Result<Redis, PolicyError> {
                 secret_name(&name).map_err(|m| cx.err(f("external.url_secret"), m))?;
                 RedisConnection::Secret(name)
             }
-            _ => return Err(cx.err(f("external"), "needs exactly one of url and url_secret")),
+            _ => return Err(exactly_one()),
         };
         return Ok(Redis::External(connection));
     }
@@ -247,7 +268,7 @@ pub(crate) fn image_reference(s: &str) -> Result<(), String> {
 }
 
 /// A Secret's (or StorageClass's) name: a DNS-1123 subdomain.
-fn secret_name(s: &str) -> Result<(), String> {
+pub(super) fn secret_name(s: &str) -> Result<(), String> {
     if s.len() <= 253 && s.split('.').all(dns_label) {
         Ok(())
     } else {

@@ -9,6 +9,7 @@ mod kubernetes;
 mod load;
 mod lockdown;
 mod mcp;
+mod sentinel;
 mod telemetry;
 
 pub(crate) use load::dns_label;
@@ -510,6 +511,26 @@ pub enum RedisConnection {
     Url(String),
     /// The Secret whose key `CHOKEPOINT_REDIS_URL` holds the URL.
     Secret(String),
+    /// The primary Redis Sentinel names, followed across failovers.
+    Sentinel(Sentinel),
+}
+
+/// `serve --redis-sentinels` and its companions (policy/src/main.rs): the passwords only
+/// as the names of the Secrets that hold them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sentinel {
+    /// `host:port` each, in the order they are asked.
+    pub addresses: Vec<String>,
+    /// The name the sentinels monitor the primary under.
+    pub master_name: String,
+    /// The primary's ACL user; the default user when absent.
+    pub username: Option<String>,
+    /// The Secret whose key `CHOKEPOINT_REDIS_PASSWORD` holds the primary's password.
+    pub password_secret: Option<String>,
+    /// The Secret whose key `CHOKEPOINT_REDIS_SENTINEL_PASSWORD` holds the sentinels'.
+    pub sentinel_password_secret: Option<String>,
+    /// Replicas that must hold each usage batch before it counts (`--redis-wait-replicas`).
+    pub wait_replicas: Option<u32>,
 }
 
 /// The Secrets the rendered manifests reference by name.
