@@ -138,8 +138,29 @@ impl Store {
         )
         .await;
         let mut verdicts = Vec::with_capacity(scopes);
+        let mut failure = None;
         for answer in answers {
-            verdicts.push(answer?);
+            match answer {
+                Ok(verdict) => verdicts.push(verdict),
+                Err(err) => {
+                    failure.get_or_insert(err);
+                    verdicts.push(Verdict {
+                        allowed: false,
+                        slots: 0,
+                        limits: Vec::new(),
+                    });
+                }
+            }
+        }
+        if let Some(err) = failure {
+            // The caller answers 503; what the other scopes took goes back at once
+            // rather than at its expiry (a scope that did not answer may still take its
+            // share, as on one Redis after a timeout).
+            if take && !repeated {
+                let records = taken_beyond(&call.scope_prefixes, request_id, &verdicts, 0);
+                join_all(records.iter().map(|records| self.run_release(records))).await;
+            }
+            return Err(err);
         }
 
         let allowed = verdicts.iter().all(|verdict| verdict.allowed);
@@ -169,20 +190,11 @@ impl Store {
 
         // Give back what scopes took beyond the grant. A repeat refused keeps what it
         // held before: its records are the first authorize's.
-        let mut give_back: Vec<Vec<String>> = Vec::new();
-        for (s, verdict) in verdicts.iter().enumerate() {
-            let from = if allowed || !repeated {
-                granted + 1
-            } else {
-                u64::MAX
-            };
-            let records: Vec<String> = (from..=verdict.slots)
-                .map(|i| format!("{}{}", call.scope_prefixes[s], slot_id(request_id, i)))
-                .collect();
-            if !records.is_empty() {
-                give_back.push(records);
-            }
-        }
+        let give_back = if allowed || !repeated {
+            taken_beyond(&call.scope_prefixes, request_id, &verdicts, granted)
+        } else {
+            Vec::new()
+        };
         let lifetime_ms = lifetime_ms(&call.args);
         let index_writes = (1..=granted).map(|i| {
             let id = slot_id(request_id, i);
@@ -295,6 +307,25 @@ impl Store {
     }
 }
 
+/// Per scope that took more than `granted` slots, the records of those beyond it.
+fn taken_beyond(
+    prefixes: &[String],
+    request_id: &str,
+    verdicts: &[Verdict],
+    granted: u64,
+) -> Vec<Vec<String>> {
+    prefixes
+        .iter()
+        .zip(verdicts)
+        .filter(|(_, verdict)| verdict.slots > granted)
+        .map(|(prefix, verdict)| {
+            (granted + 1..=verdict.slots)
+                .map(|i| format!("{prefix}{}", slot_id(request_id, i)))
+                .collect()
+        })
+        .collect()
+}
+
 /// The id of a request's i-th slot (1-based), as authorize.lua names them.
 fn slot_id(request_id: &str, i: u64) -> String {
     if i <= 1 {
@@ -314,6 +345,39 @@ fn lifetime_ms(args: &[String]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_scopes_took_beyond_the_grant_is_named_per_scope() {
+        let verdict = |slots| Verdict {
+            allowed: true,
+            slots,
+            limits: Vec::new(),
+        };
+        let prefixes = [
+            "ck:resv:req:user:{u}:".to_owned(),
+            "ck:resv:req:tenant:{t}:".to_owned(),
+        ];
+        let verdicts = [verdict(3), verdict(1)];
+        assert_eq!(
+            taken_beyond(&prefixes, "r", &verdicts, 1),
+            vec![vec![
+                "ck:resv:req:user:{u}:r.2".to_owned(),
+                "ck:resv:req:user:{u}:r.3".to_owned()
+            ]]
+        );
+        assert_eq!(
+            taken_beyond(&prefixes, "r", &verdicts, 0),
+            vec![
+                vec![
+                    "ck:resv:req:user:{u}:r".to_owned(),
+                    "ck:resv:req:user:{u}:r.2".to_owned(),
+                    "ck:resv:req:user:{u}:r.3".to_owned()
+                ],
+                vec!["ck:resv:req:tenant:{t}:r".to_owned()]
+            ]
+        );
+        assert!(taken_beyond(&prefixes, "r", &verdicts, 3).is_empty());
+    }
 
     #[test]
     fn slots_are_named_as_the_script_names_them() {

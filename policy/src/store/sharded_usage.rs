@@ -6,9 +6,9 @@
 //! - each call remembers its records in its own slot (`ck:usage:seen:{<tag>}:<id>`), so
 //!   a chunk sent again (the filter's retry, or the chunk split after one call failed)
 //!   repeats only what had not run, and nothing is booked twice;
-//! - a record counts as booked when any call booked some of it (a chunk sent again
-//!   after a call failed completes what that call had not), as seen before when every
-//!   call had seen it;
+//! - the audit stream's call goes last, with the records every other call took: its
+//!   marker says a record was booked whole, and its answer (booked now, or seen
+//!   before) is the record's, so concurrent sends of one record count it once;
 //! - the kinds' default limit sets, which decide whether a scope has a rolling budget,
 //!   are read first and sent, as for decisions (`sharded_authorize`);
 //! - the top-spender rankings are set from the ledger's totals once the chunk is booked
@@ -112,55 +112,41 @@ impl Store {
             defaults.insert((*key).to_owned(), serde_json::json!(set?).to_string());
         }
 
-        let run =
-            |call| self.run_owned_call(call, dedupe_secs, audit_log_key, retention, &defaults);
-        let mut booked = vec![false; chunk.len()];
+        // The scopes' and count hashes' calls first; then the audit stream's, with the
+        // records every other call took: its marker says a record was booked whole,
+        // and its answer is the record's (booked now, or before), so concurrent sends
+        // of one record count it once.
         let mut failed: Vec<Option<StoreError>> = (0..chunk.len()).map(|_| None).collect();
-        let mut pending = split_by_tag(chunk, &reservations, audit_log_key);
+        let (mut audit, others): (Vec<_>, Vec<_>) =
+            split_by_tag(chunk, &reservations, audit_log_key)
+                .into_iter()
+                .partition(|call| call.audit);
         let mut reloaded = false;
-        while !pending.is_empty() {
-            let mut next = Vec::new();
-            let mut unloaded = false;
-            for (call, answer) in join_all(pending.into_iter().map(run)).await {
-                match answer? {
-                    Ok(Value::Array(items)) if items.len() == call.records.len() => {
-                        for (record, item) in call.records.iter().zip(items) {
-                            match item {
-                                Value::Int(0) => {}
-                                Value::Int(1) => booked[record.at] = true,
-                                other => {
-                                    failed[record.at] = Some(unexpected(&Value::Array(vec![other])))
-                                }
-                            }
-                        }
-                    }
-                    Err(err) if !reloaded && is_noscript(&err) => {
-                        unloaded = true;
-                        next.push(call);
-                    }
-                    Err(_) if call.records.len() > 1 => next.extend(call.one_record_each()),
-                    Err(err) => {
-                        for record in &call.records {
-                            failed[record.at] = Some(StoreError::Redis(err.clone()));
-                        }
-                    }
-                    Ok(other) => {
-                        for record in &call.records {
-                            failed[record.at] = Some(unexpected(&other));
-                        }
-                    }
-                }
-            }
-            if unloaded {
-                reloaded = true;
-                let script = &self.inner.record_usage;
-                self.bounded_ledger(|mut connection| async move {
-                    script.prepare_invoke().load_async(&mut connection).await
-                })
-                .await?;
-            }
-            pending = next;
+        self.run_calls(
+            others,
+            &mut failed,
+            &mut reloaded,
+            dedupe_secs,
+            audit_log_key,
+            retention,
+            &defaults,
+        )
+        .await?;
+        for call in &mut audit {
+            call.records.retain(|record| failed[record.at].is_none());
         }
+        audit.retain(|call| !call.records.is_empty());
+        let booked = self
+            .run_calls(
+                audit,
+                &mut failed,
+                &mut reloaded,
+                dedupe_secs,
+                audit_log_key,
+                retention,
+                &defaults,
+            )
+            .await?;
         // Ranked from the ledgers of the scopes something was booked in: a scope whose
         // ledger could not be written (a record failed) may not be readable either.
         let ranked: Vec<&UsageWrite> = chunk
@@ -197,6 +183,70 @@ impl Store {
                 (None, false) => Outcome::Duplicate,
             })
             .collect())
+    }
+
+    /// Runs `calls` at once until each record has its answer: a call the script refused
+    /// is sent again one record per call, one Redis lost the script for is sent again
+    /// after loading it (once per chunk). Returns per record of the chunk whether a call
+    /// booked it, and sets `failed` for those that could not be.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_calls(
+        &self,
+        calls: Vec<ChunkCall<'_>>,
+        failed: &mut [Option<StoreError>],
+        reloaded: &mut bool,
+        dedupe_secs: u64,
+        audit_log_key: &str,
+        retention: Retention,
+        defaults: &HashMap<String, String>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let run = |call| self.run_owned_call(call, dedupe_secs, audit_log_key, retention, defaults);
+        let mut booked = vec![false; failed.len()];
+        let mut pending = calls;
+        while !pending.is_empty() {
+            let mut next = Vec::new();
+            let mut unloaded = false;
+            for (call, answer) in join_all(pending.into_iter().map(run)).await {
+                match answer? {
+                    Ok(Value::Array(items)) if items.len() == call.records.len() => {
+                        for (record, item) in call.records.iter().zip(items) {
+                            match item {
+                                Value::Int(0) => {}
+                                Value::Int(1) => booked[record.at] = true,
+                                other => {
+                                    failed[record.at] = Some(unexpected(&Value::Array(vec![other])))
+                                }
+                            }
+                        }
+                    }
+                    Err(err) if !*reloaded && is_noscript(&err) => {
+                        unloaded = true;
+                        next.push(call);
+                    }
+                    Err(_) if call.records.len() > 1 => next.extend(call.one_record_each()),
+                    Err(err) => {
+                        for record in &call.records {
+                            failed[record.at] = Some(StoreError::Redis(err.clone()));
+                        }
+                    }
+                    Ok(other) => {
+                        for record in &call.records {
+                            failed[record.at] = Some(unexpected(&other));
+                        }
+                    }
+                }
+            }
+            if unloaded {
+                *reloaded = true;
+                let script = &self.inner.record_usage;
+                self.bounded_ledger(|mut connection| async move {
+                    script.prepare_invoke().load_async(&mut connection).await
+                })
+                .await?;
+            }
+            pending = next;
+        }
+        Ok(booked)
     }
 
     /// One call, handed back with its answer.
