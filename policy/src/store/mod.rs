@@ -1,7 +1,11 @@
-//! Redis access: one self-healing connection (to a fixed Redis, or to the primary
-//! Sentinel names: `link`), the Lua scripts, and a time bound on every round trip. Decisions' round trips live in `authorize`, the usage ledger's in
+//! Redis access: one self-healing connection (to a fixed Redis, to the primary
+//! Sentinel names, or to a Redis Cluster: `link`), the Lua scripts, and a time bound on
+//! every round trip. Decisions' round trips live in `authorize`, the usage ledger's in
 //! `usage`, refused usage records' in `dead_letter`, the admin API's in `admin`, the audit
-//! export's pages in `audit`.
+//! export's pages in `audit`, pipelines split per hash slot in `pipeline`.
+//!
+//! In cluster mode every round trip must touch one hash slot (a script's keys, a
+//! pipeline's commands, a MULTI's keys): Redis refuses anything else with `CROSSSLOT`.
 //!
 //! The service keeps no counters of its own. When Redis cannot answer, callers get a
 //! [`StoreError`] and the API answers 503; the filter then applies its configured
@@ -13,6 +17,7 @@ mod audit;
 mod authorize;
 mod dead_letter;
 mod link;
+mod pipeline;
 mod probe;
 mod rollups;
 mod usage;
@@ -22,11 +27,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use redis::{Client, ConnectionAddr, RedisError, Script};
 
-use crate::config::{RedisWait, SentinelConfig};
-use link::Link;
+use crate::config::{ClusterConfig, RedisWait, SentinelConfig};
+use link::{Connection, Link};
 
 pub use authorize::{LimitState, Metric, ScriptCall, Source};
 pub(crate) use probe::spawn_probe;
@@ -123,6 +128,26 @@ pub struct Store {
 pub enum Target<'a> {
     Url(&'a str),
     Sentinel(&'a SentinelConfig),
+    /// Never with `WAIT` (`Config::validate` rejects it).
+    Cluster(&'a ClusterConfig),
+}
+
+/// How the Redis behind a store is deployed, for `/healthz` and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    Single,
+    Sentinel,
+    Cluster,
+}
+
+impl RedisMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisMode::Single => "single",
+            RedisMode::Sentinel => "sentinel",
+            RedisMode::Cluster => "cluster",
+        }
+    }
 }
 
 struct Inner {
@@ -131,6 +156,7 @@ struct Inner {
     /// sent on, and authorize calls must not queue behind it.
     ledger: Option<Link>,
     wait: Option<RedisWait>,
+    mode: RedisMode,
     /// Whether the last `WAIT` found too few replicas (for logging its transitions).
     unreplicated: AtomicBool,
     authorize: Script,
@@ -161,6 +187,11 @@ impl Store {
             // microseconds and the next request or probe tick dials again (concurrent
             // callers share one attempt, so an outage cannot cause a dial storm).
             .set_number_of_retries(0);
+        let mode = match target {
+            Target::Url(_) => RedisMode::Single,
+            Target::Sentinel(_) => RedisMode::Sentinel,
+            Target::Cluster(_) => RedisMode::Cluster,
+        };
         let (address, link, ledger) = match target {
             Target::Url(url) => {
                 let client = Client::open(url)?;
@@ -186,12 +217,18 @@ impl Store {
                 };
                 (address, Link::sentinel(sentinel, manager_config)?, ledger)
             }
+            Target::Cluster(cluster) => {
+                let address = format!("the cluster seeded by {}", cluster.nodes_shown());
+                // WAIT is rejected with a cluster, so the ledger shares the connection.
+                (address, Link::cluster(cluster, timeout)?, None)
+            }
         };
         Ok(Self {
             inner: Arc::new(Inner {
                 link,
                 ledger,
                 wait,
+                mode,
                 unreplicated: AtomicBool::new(false),
                 authorize: Script::new(AUTHORIZE_SCRIPT),
                 record_usage: Script::new(RECORD_USAGE_SCRIPT),
@@ -208,6 +245,17 @@ impl Store {
 
     pub fn address(&self) -> &str {
         &self.inner.address
+    }
+
+    pub fn mode(&self) -> RedisMode {
+        self.inner.mode
+    }
+
+    /// Whether keys live on several nodes (a Redis Cluster): then every script call,
+    /// pipeline and MULTI must keep to one hash slot, and calls that would span slots
+    /// are split per slot.
+    pub fn sharded(&self) -> bool {
+        self.inner.mode == RedisMode::Cluster
     }
 
     pub fn availability(&self) -> Availability {
@@ -244,7 +292,7 @@ impl Store {
     /// the primary included) and records the outcome.
     async fn bounded<T, F, Fut>(&self, round_trip: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         self.bounded_on(&self.inner.link, round_trip).await
@@ -253,7 +301,7 @@ impl Store {
     /// The same on the ledger's connection (its own one when `WAIT` is on).
     async fn bounded_ledger<T, F, Fut>(&self, round_trip: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         let link = self.inner.ledger.as_ref().unwrap_or(&self.inner.link);
@@ -262,7 +310,7 @@ impl Store {
 
     async fn bounded_on<T, F, Fut>(&self, link: &Link, round_trip: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         let attempt = async {

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use redis::aio::MultiplexedConnection;
+use crate::support::RedisConnection;
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -38,7 +38,7 @@ fn record(id: &str, model: &str, model_key: Option<&str>) -> Value {
     record
 }
 
-async fn all_keys(redis: &mut MultiplexedConnection) -> BTreeSet<String> {
+async fn all_keys(redis: &mut RedisConnection) -> BTreeSet<String> {
     let keys: Vec<String> = redis.keys("*").await.expect("KEYS");
     keys.into_iter().collect()
 }
@@ -159,7 +159,7 @@ struct Footprint {
     dbsize: u64,
 }
 
-async fn footprint(redis: &mut MultiplexedConnection) -> Footprint {
+async fn footprint(redis: &mut RedisConnection) -> Footprint {
     let all = all_keys(redis).await;
     let (markers, keys): (BTreeSet<String>, BTreeSet<String>) = all
         .into_iter()

@@ -3,7 +3,7 @@
 //! booked at 0 µ$. It takes nothing (no reservation, no rate-window count, no lease).
 //! Without a dollar budget it goes ahead; token budgets and rate limits apply as ever.
 
-use redis::aio::MultiplexedConnection;
+use crate::support::RedisConnection;
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -14,7 +14,7 @@ const USER: &str = "0190a6f2-7c1e-8b3a-9f00-0000000c0575";
 const MODEL: &str = "gpt-4o-2024-11-20";
 
 /// Rate windows, reservations and reservation records: what a decision takes.
-async fn taken(redis: &mut MultiplexedConnection) -> Vec<String> {
+async fn taken(redis: &mut RedisConnection) -> Vec<String> {
     let mut keys: Vec<String> = redis.keys("ck:rate:*").await.expect("KEYS");
     let resv: Vec<String> = redis.keys("ck:resv:*").await.expect("KEYS");
     keys.extend(resv);

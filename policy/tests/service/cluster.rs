@@ -1,0 +1,349 @@
+//! The service tests against a Redis Cluster: with `CHOKEPOINT_TEST_REDIS=cluster` every
+//! `RedisServer::start` is a private three-node cluster (three `redis-server
+//! --cluster-enabled yes` on random 127.0.0.1 ports, joined by `redis-cli --cluster
+//! create`, no replicas), and the tests' own Redis connections are cluster clients.
+//! Also here: the cluster flags' validation, which needs no cluster.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+use reqwest::StatusCode;
+
+use crate::support::{json_of, usage_config, RedisServer, Service};
+
+/// Whether this run's Redis is a cluster (`CHOKEPOINT_TEST_REDIS=cluster`).
+pub fn on_cluster() -> bool {
+    match std::env::var("CHOKEPOINT_TEST_REDIS").as_deref() {
+        Ok("cluster") => true,
+        Ok("" | "single") | Err(_) => false,
+        Ok(other) => panic!("CHOKEPOINT_TEST_REDIS={other:?}: expected single or cluster"),
+    }
+}
+
+/// In cluster mode, says on stderr that `test` is skipped and why, and returns true (the
+/// test then returns). Only for what a cluster cannot do the way the test needs.
+pub fn skip_on_cluster(test: &str, why: &str) -> bool {
+    if on_cluster() {
+        eprintln!("SKIPPED in cluster mode: {test}: {why}");
+        return true;
+    }
+    false
+}
+
+/// A test's own connection to Redis: one server's, or the cluster client (which routes
+/// each command by its key, and fans KEYS, DBSIZE, FLUSHALL, SCRIPT and CONFIG SET out to
+/// every node).
+#[derive(Clone)]
+pub enum RedisConnection {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConnection::Single(c) => c.req_packed_command(cmd),
+            RedisConnection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConnection::Single(c) => c.get_db(),
+            RedisConnection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// How many primaries a test cluster has (the fewest `redis-cli --cluster create` takes).
+const NODES: usize = 3;
+
+/// Three cluster nodes in the test's temp dir, stopped by PID on drop; their logs are
+/// printed when the test failed (or the cluster did not come up).
+pub struct Cluster {
+    nodes: Vec<Node>,
+}
+
+struct Node {
+    port: u16,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Cluster {
+    pub fn start(dir: &Path) -> Self {
+        // A port found free can be taken before the node binds it; try again then.
+        for attempt in 0..5 {
+            if let Some(cluster) = Self::try_start(dir, attempt) {
+                return cluster;
+            }
+        }
+        panic!("no Redis Cluster came up in 5 attempts (logs above)");
+    }
+
+    fn try_start(dir: &Path, attempt: usize) -> Option<Self> {
+        let mut cluster = Cluster { nodes: Vec::new() };
+        for i in 0..NODES {
+            let node_dir = dir.join(format!("cluster-{attempt}-{i}"));
+            std::fs::create_dir_all(&node_dir).expect("node dir");
+            let (port, bus_port) = (free_port(), free_port());
+            let log = node_dir.join("redis.log");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string()])
+                .args(["--cluster-port", &bus_port.to_string()])
+                .args(["--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", "nodes.conf"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&node_dir)
+                .arg("--logfile")
+                .arg(&log)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start redis-server (is it installed?)");
+            cluster.nodes.push(Node { port, child, log });
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for node in &mut cluster.nodes {
+            while std::net::TcpStream::connect(("127.0.0.1", node.port)).is_err() {
+                if let Ok(Some(status)) = node.child.try_wait() {
+                    eprintln!("cluster node on port {} exited: {status}", node.port);
+                    cluster.show_logs();
+                    return None;
+                }
+                assert!(Instant::now() < deadline, "cluster node did not come up");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(
+                cluster
+                    .nodes
+                    .iter()
+                    .map(|n| format!("127.0.0.1:{}", n.port)),
+            )
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli (is redis-tools installed?)");
+        if !created.status.success() {
+            cluster.show_logs();
+            panic!(
+                "redis-cli --cluster create failed: {}\n{}",
+                String::from_utf8_lossy(&created.stdout),
+                String::from_utf8_lossy(&created.stderr)
+            );
+        }
+        // A new primary reports `cluster_state:ok` only once every node knows every
+        // slot's owner (gossip), and not before it has been up for two seconds.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &cluster.nodes {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("run redis-cli");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    cluster.show_logs();
+                    panic!(
+                        "node {} never said cluster_state:ok:\n{}",
+                        node.port,
+                        String::from_utf8_lossy(&info.stdout)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Some(cluster)
+    }
+
+    pub fn nodes(&self) -> Vec<(String, u16)> {
+        self.nodes
+            .iter()
+            .map(|n| ("127.0.0.1".to_owned(), n.port))
+            .collect()
+    }
+
+    pub fn nodes_shown(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub async fn connection(&self) -> RedisConnection {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect();
+        RedisConnection::Cluster(
+            redis::cluster::ClusterClient::new(nodes)
+                .expect("cluster client")
+                .get_async_connection()
+                .await
+                .expect("connect to the test cluster"),
+        )
+    }
+
+    pub fn kill_node(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        let _ = node.child.kill();
+        let _ = node.child.wait();
+    }
+
+    fn show_logs(&self) {
+        for node in &self.nodes {
+            let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+            eprintln!("--- cluster node 127.0.0.1:{} log ---\n{log}", node.port);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.show_logs();
+        }
+        for node in &mut self.nodes {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+    }
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+#[tokio::test]
+async fn refuses_cluster_flags_that_do_not_fit_naming_the_flag() {
+    if skip_on_cluster(
+        "refuses_cluster_flags_that_do_not_fit_naming_the_flag",
+        "checks flags only; the single-Redis run covers it",
+    ) {
+        return;
+    }
+    // (arguments after `serve`, what the error must name)
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--redis-cluster-nodes", "127.0.0.1"],
+            "--redis-cluster-nodes[0]",
+        ),
+        (
+            &["--redis-cluster-nodes", "127.0.0.1:7000,x:0"],
+            "--redis-cluster-nodes[1]",
+        ),
+        (
+            &[
+                "--redis-cluster-nodes",
+                "127.0.0.1:7000",
+                "--redis",
+                "redis://127.0.0.1:1",
+            ],
+            "--redis (CHOKEPOINT_REDIS_URL) and --redis-cluster-nodes",
+        ),
+        (
+            &[
+                "--redis-cluster-nodes",
+                "127.0.0.1:7000",
+                "--redis-sentinels",
+                "127.0.0.1:26379",
+            ],
+            "--redis-sentinels (CHOKEPOINT_REDIS_SENTINELS) and --redis-cluster-nodes",
+        ),
+        (
+            &[
+                "--redis-cluster-nodes",
+                "127.0.0.1:7000",
+                "--redis-wait-replicas",
+                "1",
+            ],
+            "--redis-wait-replicas: not with --redis-cluster-nodes",
+        ),
+        (
+            &["--redis-cluster-nodes", "127.0.0.1:7000,bad host:7001"],
+            "redis_cluster.nodes[1]",
+        ),
+        (
+            &["--redis-username", "gateway"],
+            "--redis-username needs --redis-sentinels or --redis-cluster-nodes",
+        ),
+    ];
+    let binary = env!("CARGO_BIN_EXE_chokepoint-policy");
+    for (args, needle) in cases {
+        let out = Command::new(binary)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(*args)
+            .env("CHOKEPOINT_POLICY_TOKEN", "t".repeat(32))
+            .env_remove("CHOKEPOINT_REDIS_URL")
+            .env_remove("CHOKEPOINT_REDIS_CLUSTER_NODES")
+            .env("CHOKEPOINT_REDIS_PASSWORD", "hunter2-secret")
+            .output()
+            .expect("run chokepoint-policy");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: started");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr:?} lacks {needle:?}"
+        );
+        assert!(!stderr.contains("hunter2"), "{args:?}: {stderr:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_down_answers_503() {
+    if !on_cluster() {
+        eprintln!(
+            "SKIPPED outside cluster mode: a_cluster_node_down_answers_503: needs \
+             CHOKEPOINT_TEST_REDIS=cluster"
+        );
+        return;
+    }
+    let mut redis = RedisServer::start();
+    let service = Service::start(usage_config(&redis)).await;
+    let (status, body) = json_of(service.get_admin("/healthz").await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["redis"], "cluster", "{body}");
+
+    redis.kill_cluster_node(1);
+    // PING goes to every primary, so the first health check after the kill fails: no
+    // polling, and no retry that could hide it.
+    let (status, body) = json_of(service.get_admin("/healthz").await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert_eq!(body["redis"], "cluster", "{body}");
+    let metrics = service.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l == "chokepoint_policy_redis_up 0"),
+        "{metrics}"
+    );
+}
