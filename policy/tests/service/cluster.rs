@@ -13,7 +13,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use reqwest::StatusCode;
 
-use crate::support::{json_of, usage_config, RedisServer, Service};
+use crate::support::{json_of, new_user, usage_config, RedisServer, Service};
 
 /// Whether this run's Redis is a cluster (`CHOKEPOINT_TEST_REDIS=cluster`).
 pub fn on_cluster() -> bool {
@@ -28,10 +28,17 @@ pub fn on_cluster() -> bool {
 /// test then returns). Only for what a cluster cannot do the way the test needs.
 pub fn skip_on_cluster(test: &str, why: &str) -> bool {
     if on_cluster() {
-        eprintln!("SKIPPED in cluster mode: {test}: {why}");
+        say(&format!("SKIPPED in cluster mode: {test}: {why}"));
         return true;
     }
     false
+}
+
+/// A line on the process's stderr, past libtest's capture (which would show it only for
+/// a failing test), so every run lists what it skipped.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// A test's own connection to Redis: one server's, or the cluster client (which routes
@@ -322,9 +329,9 @@ async fn refuses_cluster_flags_that_do_not_fit_naming_the_flag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_node_down_answers_503() {
     if !on_cluster() {
-        eprintln!(
+        say(
             "SKIPPED outside cluster mode: a_cluster_node_down_answers_503: needs \
-             CHOKEPOINT_TEST_REDIS=cluster"
+             CHOKEPOINT_TEST_REDIS=cluster",
         );
         return;
     }
@@ -346,4 +353,102 @@ async fn a_cluster_node_down_answers_503() {
         metrics.lines().any(|l| l == "chokepoint_policy_redis_up 0"),
         "{metrics}"
     );
+}
+
+/// The admin reads that pipeline many keys (the top spenders' ledger totals), the audit
+/// export's page and the dead-letter stream, on data written straight into Redis (or by
+/// the dead-letter call alone), so they hold on a cluster without the decision scripts.
+/// On a cluster the twenty ledger keys land on every node: the pipeline must be split
+/// per slot and its replies put back in rank order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_spanning_slots_come_back_in_order() {
+    let redis = RedisServer::start();
+    let service = Service::start(usage_config(&redis)).await;
+    let mut conn = redis.connection().await;
+    let users: Vec<String> = (0..20).map(|_| new_user()).collect();
+    for (i, user) in users.iter().enumerate() {
+        let cost = (i as u64 + 1) * 100;
+        let () = redis::cmd("ZADD")
+            .arg("ck:top:user:cost_micros:2026-01")
+            .arg(cost)
+            .arg(user)
+            .query_async::<u64>(&mut conn)
+            .await
+            .map(drop)
+            .expect("ZADD");
+        let () = redis::cmd("HSET")
+            .arg(format!("ck:ledger:user:{{{user}}}:2026-01"))
+            .arg("cost_micros")
+            .arg(cost)
+            .arg("requests")
+            .arg(i + 1)
+            .query_async::<u64>(&mut conn)
+            .await
+            .map(drop)
+            .expect("HSET");
+    }
+    let (status, top) = service
+        .admin(
+            reqwest::Method::GET,
+            "/v1/admin/top?scope_kind=user&by=cost_micros&period=2026-01&limit=20",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{top}");
+    let listed: Vec<(String, u64, u64)> = top["top"]
+        .as_array()
+        .expect("top")
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().expect("id").to_owned(),
+                e["cost_micros"].as_u64().expect("cost"),
+                e["requests"].as_u64().expect("requests"),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64, u64)> = users
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, user)| (user.clone(), (i as u64 + 1) * 100, i as u64 + 1))
+        .collect();
+    assert_eq!(listed, expected, "{top}");
+
+    for day in ["2026-01-01", "2026-01-02"] {
+        let () = redis::cmd("XADD")
+            .arg("ck:usage:log")
+            .arg("*")
+            .arg("record")
+            .arg(r#"{"request_id":"r"}"#)
+            .arg("day")
+            .arg(day)
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+            .expect("XADD");
+    }
+    let (status, page) = service
+        .admin(reqwest::Method::GET, "/v1/admin/audit?limit=1", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        (page["length"].as_u64(), page["entries_added"].as_u64()),
+        (Some(2), Some(2)),
+        "{page}"
+    );
+    assert_eq!(page["entries"][0]["day"], "2026-01-01", "{page}");
+
+    // A batch of invalid records only: nothing to book, each record dead-lettered.
+    let (status, body) = service
+        .post_usage(&[serde_json::json!({"request_id": "dead-1"})])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["dead_lettered"], 1, "{body}");
+    let dead: u64 = redis::cmd("XLEN")
+        .arg("ck:usage:dead")
+        .query_async(&mut conn)
+        .await
+        .expect("XLEN");
+    assert_eq!(dead, 1);
 }
