@@ -15,6 +15,7 @@
 mod admin;
 mod audit;
 mod authorize;
+mod cluster_state;
 mod dead_letter;
 mod link;
 mod pipeline;
@@ -267,7 +268,12 @@ impl Store {
         self.inner.errors.load(Ordering::Relaxed)
     }
 
+    /// Whether Redis can serve: a `PING`, or on a cluster every primary's `CLUSTER INFO`
+    /// saying `cluster_state:ok` (see `cluster_state`).
     pub async fn ping(&self) -> Result<(), StoreError> {
+        if self.sharded() {
+            return self.cluster_ok().await;
+        }
         let reply: Result<String, StoreError> = self
             .bounded(|mut connection| async move {
                 redis::cmd("PING").query_async(&mut connection).await

@@ -89,49 +89,82 @@ pub struct Cluster {
 
 struct Node {
     port: u16,
-    child: Child,
+    bus_port: u16,
+    child: Option<Child>,
+    /// Holds `nodes.conf`, so a restarted node rejoins with its slots.
+    dir: PathBuf,
     log: PathBuf,
+}
+
+impl Node {
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--cluster-port", &self.bus_port.to_string()])
+            .args(["--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", "nodes.conf"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(&self.log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (is it installed?)");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Cluster {
     pub fn start(dir: &Path) -> Self {
         // A port found free can be taken before the node binds it; try again then.
         for attempt in 0..5 {
-            if let Some(cluster) = Self::try_start(dir, attempt) {
+            let ports: Vec<(u16, u16)> = (0..NODES).map(|_| (free_port(), free_port())).collect();
+            if let Some(cluster) = Self::try_start(dir, attempt, &ports) {
                 return cluster;
             }
         }
         panic!("no Redis Cluster came up in 5 attempts (logs above)");
     }
 
-    fn try_start(dir: &Path, attempt: usize) -> Option<Self> {
+    /// A cluster on these (port, bus port) pairs, found free earlier by the caller.
+    pub fn start_on(dir: &Path, ports: &[(u16, u16)]) -> Self {
+        Self::try_start(dir, 0, ports).expect("the cluster came up on its ports (logs above)")
+    }
+
+    fn try_start(dir: &Path, attempt: usize, ports: &[(u16, u16)]) -> Option<Self> {
         let mut cluster = Cluster { nodes: Vec::new() };
-        for i in 0..NODES {
-            let node_dir = dir.join(format!("cluster-{attempt}-{i}"));
-            std::fs::create_dir_all(&node_dir).expect("node dir");
-            let (port, bus_port) = (free_port(), free_port());
-            let log = node_dir.join("redis.log");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string()])
-                .args(["--cluster-port", &bus_port.to_string()])
-                .args(["--bind", "127.0.0.1", "--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", "nodes.conf"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .arg("--logfile")
-                .arg(&log)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start redis-server (is it installed?)");
-            cluster.nodes.push(Node { port, child, log });
+        for (i, &(port, bus_port)) in ports.iter().enumerate() {
+            let dir = dir.join(format!("cluster-{attempt}-{i}"));
+            std::fs::create_dir_all(&dir).expect("node dir");
+            let log = dir.join("redis.log");
+            let mut node = Node {
+                port,
+                bus_port,
+                child: None,
+                dir,
+                log,
+            };
+            node.spawn();
+            cluster.nodes.push(node);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         for node in &mut cluster.nodes {
             while std::net::TcpStream::connect(("127.0.0.1", node.port)).is_err() {
-                if let Ok(Some(status)) = node.child.try_wait() {
+                let exited = node
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
+                if let Some(status) = exited {
                     eprintln!("cluster node on port {} exited: {status}", node.port);
                     cluster.show_logs();
                     return None;
@@ -217,9 +250,13 @@ impl Cluster {
     }
 
     pub fn kill_node(&mut self, index: usize) {
-        let node = &mut self.nodes[index];
-        let _ = node.child.kill();
-        let _ = node.child.wait();
+        self.nodes[index].kill();
+    }
+
+    /// Starts a killed node again on its ports and `nodes.conf`: it rejoins with its slots.
+    pub fn restart_node(&mut self, index: usize) {
+        self.nodes[index].kill();
+        self.nodes[index].spawn();
     }
 
     fn show_logs(&self) {
@@ -236,14 +273,13 @@ impl Drop for Cluster {
             self.show_logs();
         }
         for node in &mut self.nodes {
-            let _ = node.child.kill();
-            let _ = node.child.wait();
+            node.kill();
         }
     }
 }
 
 /// A port nothing listens on right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("bind a free port")
@@ -365,35 +401,8 @@ async fn reads_spanning_slots_come_back_in_order() {
     let redis = RedisServer::start();
     let service = Service::start(usage_config(&redis)).await;
     let mut conn = redis.connection().await;
-    let users: Vec<String> = (0..20).map(|_| new_user()).collect();
-    for (i, user) in users.iter().enumerate() {
-        let cost = (i as u64 + 1) * 100;
-        let () = redis::cmd("ZADD")
-            .arg("ck:top:user:cost_micros:2026-01")
-            .arg(cost)
-            .arg(user)
-            .query_async::<u64>(&mut conn)
-            .await
-            .map(drop)
-            .expect("ZADD");
-        let () = redis::cmd("HSET")
-            .arg(format!("ck:ledger:user:{{{user}}}:2026-01"))
-            .arg("cost_micros")
-            .arg(cost)
-            .arg("requests")
-            .arg(i + 1)
-            .query_async::<u64>(&mut conn)
-            .await
-            .map(drop)
-            .expect("HSET");
-    }
-    let (status, top) = service
-        .admin(
-            reqwest::Method::GET,
-            "/v1/admin/top?scope_kind=user&by=cost_micros&period=2026-01&limit=20",
-            None,
-        )
-        .await;
+    let users = seed_top_spenders(&mut conn).await;
+    let (status, top) = service.admin(reqwest::Method::GET, TOP_QUERY, None).await;
     assert_eq!(status, StatusCode::OK, "{top}");
     let listed: Vec<(String, u64, u64)> = top["top"]
         .as_array()
@@ -451,4 +460,86 @@ async fn reads_spanning_slots_come_back_in_order() {
         .await
         .expect("XLEN");
     assert_eq!(dead, 1);
+}
+
+/// The cluster counterpart of `redis_outage`'s tests: the service starts while no node
+/// is up (503, no busy loop), serves once the cluster is there, answers 503 while a node
+/// is down and serves again once it is back, all without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_before_the_cluster_and_rides_out_a_node_restart() {
+    if !on_cluster() {
+        say("SKIPPED outside cluster mode: starts_before_the_cluster_and_rides_out_a_node_restart: \
+             needs CHOKEPOINT_TEST_REDIS=cluster");
+        return;
+    }
+    let ports: Vec<(u16, u16)> = (0..NODES).map(|_| (free_port(), free_port())).collect();
+    let mut redis = RedisServer::cluster_not_started(ports);
+    let service = Service::start(usage_config(&redis)).await;
+    let (status, body) = json_of(service.get_admin("/healthz").await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+
+    redis.start_cluster();
+    // Ledger keys on every node: a read of them all works only once the service's client
+    // knows every primary (it may first have read the slot map of a cluster still
+    // forming, and learns the rest from the first key it cannot place).
+    seed_top_spenders(&mut redis.connection().await).await;
+    serving_within(&service, Duration::from_secs(30)).await;
+
+    redis.kill_cluster_node(2);
+    let (status, body) = json_of(service.get_admin("/healthz").await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, body) = service.admin(reqwest::Method::GET, TOP_QUERY, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+
+    // Back on its ports and nodes.conf (its keys gone: no persistence), it serves after
+    // its two seconds of `cluster_state:fail`, which `/healthz` reports until then.
+    redis.restart_cluster_node(2);
+    serving_within(&service, Duration::from_secs(30)).await;
+}
+
+const TOP_QUERY: &str = "/v1/admin/top?scope_kind=user&by=cost_micros&period=2026-01&limit=20";
+
+/// Twenty users ranked by cost in 2026-01 (the first cheapest), each with its ledger
+/// hash: twenty hash tags, so keys on every node of a three-node cluster.
+async fn seed_top_spenders(conn: &mut RedisConnection) -> Vec<String> {
+    let users: Vec<String> = (0..20).map(|_| new_user()).collect();
+    for (i, user) in users.iter().enumerate() {
+        let cost = (i as u64 + 1) * 100;
+        let _: u64 = redis::cmd("ZADD")
+            .arg("ck:top:user:cost_micros:2026-01")
+            .arg(cost)
+            .arg(user)
+            .query_async(conn)
+            .await
+            .expect("ZADD");
+        let _: u64 = redis::cmd("HSET")
+            .arg(format!("ck:ledger:user:{{{user}}}:2026-01"))
+            .arg("cost_micros")
+            .arg(cost)
+            .arg("requests")
+            .arg(i + 1)
+            .query_async(conn)
+            .await
+            .expect("HSET");
+    }
+    users
+}
+
+/// Polls `/healthz` and the top spenders' read until both answer 200; fails after
+/// `within`.
+async fn serving_within(service: &Service, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (health, body) = json_of(service.get_admin("/healthz").await).await;
+        let (read, top) = service.admin(reqwest::Method::GET, TOP_QUERY, None).await;
+        if health == StatusCode::OK && read == StatusCode::OK {
+            assert_eq!(body["redis"], "cluster", "{body}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not serving within {within:?}: {body} {top}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

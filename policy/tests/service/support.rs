@@ -60,6 +60,8 @@ impl Drop for TempDir {
 pub struct RedisServer {
     child: Option<Child>,
     cluster: Option<Cluster>,
+    /// Where [`RedisServer::start_cluster`] will start the cluster.
+    pending_cluster: Vec<(u16, u16)>,
     socket: PathBuf,
     /// Append-only file, fsynced on every write, in the server's temp dir.
     persistent: bool,
@@ -74,6 +76,7 @@ impl RedisServer {
         let mut server = Self {
             child: None,
             cluster: None,
+            pending_cluster: Vec::new(),
             socket,
             persistent: false,
             dir,
@@ -94,6 +97,7 @@ impl RedisServer {
         let mut server = Self {
             child: None,
             cluster: None,
+            pending_cluster: Vec::new(),
             socket,
             persistent: true,
             dir,
@@ -109,6 +113,7 @@ impl RedisServer {
         Self {
             child: None,
             cluster: None,
+            pending_cluster: Vec::new(),
             socket,
             persistent: false,
             dir,
@@ -123,16 +128,23 @@ impl RedisServer {
 
     /// Where the service finds this Redis: the URL, or the cluster's nodes.
     pub fn apply(&self, config: &mut Config) {
-        match &self.cluster {
-            Some(cluster) => {
-                config.redis_cluster = Some(ClusterConfig {
-                    nodes: cluster.nodes(),
-                    username: None,
-                    password: None,
-                })
+        let nodes = match &self.cluster {
+            Some(cluster) => cluster.nodes(),
+            None if !self.pending_cluster.is_empty() => self
+                .pending_cluster
+                .iter()
+                .map(|&(port, _)| ("127.0.0.1".to_owned(), port))
+                .collect(),
+            None => {
+                config.redis_url = self.url();
+                return;
             }
-            None => config.redis_url = self.url(),
-        }
+        };
+        config.redis_cluster = Some(ClusterConfig {
+            nodes,
+            username: None,
+            password: None,
+        });
     }
 
     /// The same as the service binary's environment.
@@ -149,6 +161,33 @@ impl RedisServer {
             .as_mut()
             .expect("kill_cluster_node: not in cluster mode")
             .kill_node(index);
+    }
+
+    /// Starts a killed cluster node again (cluster mode only).
+    pub fn restart_cluster_node(&mut self, index: usize) {
+        self.cluster
+            .as_mut()
+            .expect("restart_cluster_node: not in cluster mode")
+            .restart_node(index);
+    }
+
+    /// A cluster that is not running yet, on these (port, bus port) pairs; `start_cluster`
+    /// brings it up there (cluster mode only).
+    pub fn cluster_not_started(ports: Vec<(u16, u16)>) -> Self {
+        let dir = TempDir::new();
+        let socket = dir.path().join("redis.sock");
+        Self {
+            child: None,
+            cluster: None,
+            pending_cluster: ports,
+            socket,
+            persistent: false,
+            dir,
+        }
+    }
+
+    pub fn start_cluster(&mut self) {
+        self.cluster = Some(Cluster::start_on(self.dir.path(), &self.pending_cluster));
     }
 
     fn single_only(&self, what: &str) {
