@@ -67,7 +67,7 @@ async fn answers_503_fast_while_redis_is_down_and_recovers_after_a_restart() {
 async fn starts_without_redis_and_serves_once_it_appears() {
     if crate::support::skip_on_cluster(
         "starts_without_redis_and_serves_once_it_appears",
-        "starts the one redis-server late on its unix socket",
+        "starts the one redis-server late on its unix socket (cluster::starts_before_the_cluster_and_rides_out_a_node_restart covers a cluster)",
     ) {
         return;
     }
