@@ -189,16 +189,28 @@ async fn footprint(redis: &mut RedisConnection) -> Footprint {
         .query_async(redis)
         .await
         .expect("XLEN");
-    let info: String = redis::cmd("INFO")
+    // One server's INFO, or on a cluster every primary's (address to INFO): summed.
+    let info: redis::Value = redis::cmd("INFO")
         .arg("memory")
         .query_async(redis)
         .await
         .expect("INFO");
-    let used_memory = info
-        .lines()
-        .find_map(|line| line.strip_prefix("used_memory:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("used_memory");
+    let infos: Vec<String> = match info {
+        redis::Value::Map(nodes) => nodes
+            .into_iter()
+            .map(|(_, info)| redis::from_redis_value(info).expect("INFO text"))
+            .collect(),
+        one => vec![redis::from_redis_value(one).expect("INFO text")],
+    };
+    let used_memory = infos
+        .iter()
+        .map(|info| -> u64 {
+            info.lines()
+                .find_map(|line| line.strip_prefix("used_memory:"))
+                .and_then(|n| n.trim().parse().ok())
+                .expect("used_memory")
+        })
+        .sum();
     let dbsize: u64 = redis::cmd("DBSIZE")
         .query_async(redis)
         .await
