@@ -543,3 +543,41 @@ async fn serving_within(service: &Service, within: Duration) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The nodes' password (`--redis-password-file` / `CHOKEPOINT_REDIS_PASSWORD`) reaches
+/// every node the client learns of, not only the seeds; without it the service answers
+/// 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_with_a_password_needs_it() {
+    if !on_cluster() {
+        say(
+            "SKIPPED outside cluster mode: a_cluster_with_a_password_needs_it: needs \
+             CHOKEPOINT_TEST_REDIS=cluster",
+        );
+        return;
+    }
+    const PASSWORD: &str = "cluster-test-s3cret";
+    let redis = RedisServer::start();
+    let mut conn = redis.connection().await;
+    seed_top_spenders(&mut conn).await;
+    // CONFIG SET goes to every node; this connection stays signed in.
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(PASSWORD)
+        .query_async(&mut conn)
+        .await
+        .expect("CONFIG SET requirepass");
+
+    let refused = Service::start(usage_config(&redis)).await;
+    let (status, body) = json_of(refused.get_admin("/healthz").await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+
+    let mut with = usage_config(&redis);
+    if let Some(cluster) = with.redis_cluster.as_mut() {
+        cluster.password = Some(PASSWORD.to_owned());
+    }
+    let service = Service::start(with).await;
+    // Seed by the first node, twenty keys on all three: each needed the password.
+    serving_within(&service, Duration::from_secs(10)).await;
+}
