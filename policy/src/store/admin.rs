@@ -40,7 +40,8 @@ impl Store {
             .await
     }
 
-    /// Deletes `key` and its `index` entry atomically; whether the key existed.
+    /// Deletes `key` and its `index` entry (atomically on one Redis); whether the key
+    /// existed.
     ///
     /// On a cluster (see [`Store::replace_hash_indexed`]) the key goes first and its
     /// entry after it: a reader in between finds an entry without a hash, and skips it.

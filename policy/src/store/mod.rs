@@ -133,7 +133,7 @@ pub enum Target<'a> {
     Cluster(&'a ClusterConfig),
 }
 
-/// How the Redis behind a store is deployed, for `/healthz` and `/metrics`.
+/// How the Redis behind a store is deployed, as `/healthz` states it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisMode {
     Single,
