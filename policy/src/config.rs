@@ -13,10 +13,13 @@ use crate::error::Error;
 #[derive(Clone)]
 pub struct Config {
     /// `redis://host:port[/db]`, `unix:///path/redis.sock` or `redis+unix:///path/redis.sock`.
-    /// Not used when `redis_sentinel` is set.
+    /// Not used when `redis_sentinel` or `redis_cluster` is set.
     pub redis_url: String,
     /// Follow the primary Sentinel names instead of one fixed Redis.
     pub redis_sentinel: Option<SentinelConfig>,
+    /// Talk to a Redis Cluster (found through these seed nodes) instead of one Redis.
+    /// Not with `redis_sentinel` or `redis_wait`.
+    pub redis_cluster: Option<ClusterConfig>,
     /// Call the Lua scripts one hash tag at a time, as a Redis Cluster needs (see
     /// `store::sharded_authorize`), on whatever Redis this is: the tests run the
     /// cluster's layout on one Redis with it, where every call is also checked to keep
@@ -131,6 +134,39 @@ impl fmt::Debug for SentinelConfig {
     }
 }
 
+/// Where a Redis Cluster can be found. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Seed nodes (`host:port`): the client asks them for the slot map, then talks to
+    /// whichever primary holds each key's slot. One reachable seed is enough.
+    pub nodes: Vec<(String, u16)>,
+    /// The ACL user on every node; the default user when `None`.
+    pub username: Option<String>,
+    /// The nodes' password (`requirepass`, or the ACL user's).
+    pub password: Option<String>,
+}
+
+impl ClusterConfig {
+    /// `host:port,host:port`, for logs.
+    pub fn nodes_shown(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|(host, port)| format!("{host}:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("nodes", &self.nodes_shown())
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// `WAIT replicas timeout` after every usage batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RedisWait {
@@ -142,6 +178,9 @@ pub struct RedisWait {
 
 /// Most sentinels the service asks; a deployment has three or five.
 pub const MAX_SENTINELS: usize = 16;
+
+/// Most cluster seed nodes; the client learns the rest from the first that answers.
+pub const MAX_CLUSTER_SEEDS: usize = 64;
 
 /// The shortest gateway token accepted, as for the filter's HMAC secrets: 32 bytes
 /// cannot be guessed, and the filter refuses a shorter one at load.
@@ -166,6 +205,7 @@ impl Default for Config {
         Self {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             redis_sentinel: None,
+            redis_cluster: None,
             redis_cluster_layout: false,
             redis_wait: None,
             requests_per_window: 60,
@@ -192,6 +232,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("redis_url", &self.redis_url)
             .field("redis_sentinel", &self.redis_sentinel)
+            .field("redis_cluster", &self.redis_cluster)
             .field("redis_cluster_layout", &self.redis_cluster_layout)
             .field("redis_wait", &self.redis_wait)
             .field("requests_per_window", &self.requests_per_window)
@@ -222,12 +263,30 @@ impl Config {
     /// Rejects values that would make the service misbehave at request time, naming the field.
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |field: &str, why: &str| Err(Error::Config(format!("{field}: {why}")));
-        match &self.redis_sentinel {
-            None if self.redis_url.trim().is_empty() => {
+        match (&self.redis_sentinel, &self.redis_cluster) {
+            (Some(_), Some(_)) => {
+                return invalid(
+                    "redis_cluster",
+                    "not with redis_sentinel: a cluster fails over by itself",
+                );
+            }
+            (None, None) if self.redis_url.trim().is_empty() => {
                 return invalid("redis_url", "must not be empty");
             }
-            None => {}
-            Some(sentinel) => validate_sentinel(sentinel)?,
+            (None, None) => {}
+            (Some(sentinel), None) => validate_sentinel(sentinel)?,
+            (None, Some(cluster)) => {
+                validate_cluster(cluster)?;
+                // WAIT counts the replicas of the node it is sent to; a batch writes to
+                // several primaries, so one WAIT would not cover it.
+                if self.redis_wait.is_some() {
+                    return invalid(
+                        "redis_wait",
+                        "not with redis_cluster: WAIT covers one node's writes, and a usage \
+                         batch writes to several primaries",
+                    );
+                }
+            }
         }
         if self.requests_per_window == 0 {
             return invalid("requests_per_window", "must be at least 1");
@@ -348,19 +407,8 @@ fn validate_sentinel(sentinel: &SentinelConfig) -> Result<(), Error> {
     if sentinel.addresses.len() > MAX_SENTINELS {
         return invalid("addresses", &format!("at most {MAX_SENTINELS} sentinels"));
     }
-    for (i, (host, port)) in sentinel.addresses.iter().enumerate() {
-        if host.is_empty()
-            || host.len() > 253
-            || host.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return invalid(
-                &format!("addresses[{i}]"),
-                "host must be 1 to 253 characters without whitespace",
-            );
-        }
-        if *port == 0 {
-            return invalid(&format!("addresses[{i}]"), "port must be 1 to 65535");
-        }
+    if let Some((i, why)) = bad_address(&sentinel.addresses) {
+        return invalid(&format!("addresses[{i}]"), why);
     }
     let name = &sentinel.master_name;
     if name.is_empty()
@@ -374,16 +422,61 @@ fn validate_sentinel(sentinel: &SentinelConfig) -> Result<(), Error> {
         ("redis_username", &sentinel.redis_username),
         ("redis_password", &sentinel.redis_password),
     ] {
-        if let Some(secret) = secret {
-            if secret.is_empty() {
-                return invalid(field, "must not be empty (omit it when there is none)");
-            }
-            if secret.chars().any(char::is_control) {
-                return invalid(field, "must not contain control characters");
-            }
+        if let Some(why) = bad_secret(secret.as_deref()) {
+            return invalid(field, why);
         }
     }
     Ok(())
+}
+
+fn validate_cluster(cluster: &ClusterConfig) -> Result<(), Error> {
+    let invalid =
+        |field: &str, why: &str| Err(Error::Config(format!("redis_cluster.{field}: {why}")));
+    if cluster.nodes.is_empty() {
+        return invalid("nodes", "name at least one node (host:port)");
+    }
+    if cluster.nodes.len() > MAX_CLUSTER_SEEDS {
+        return invalid("nodes", &format!("at most {MAX_CLUSTER_SEEDS} seed nodes"));
+    }
+    if let Some((i, why)) = bad_address(&cluster.nodes) {
+        return invalid(&format!("nodes[{i}]"), why);
+    }
+    for (field, secret) in [
+        ("username", &cluster.username),
+        ("password", &cluster.password),
+    ] {
+        if let Some(why) = bad_secret(secret.as_deref()) {
+            return invalid(field, why);
+        }
+    }
+    Ok(())
+}
+
+/// The first `host:port` that cannot be dialled as given, and why.
+fn bad_address(addresses: &[(String, u16)]) -> Option<(usize, &'static str)> {
+    addresses.iter().enumerate().find_map(|(i, (host, port))| {
+        if host.is_empty()
+            || host.len() > 253
+            || host.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            Some((i, "host must be 1 to 253 characters without whitespace"))
+        } else if *port == 0 {
+            Some((i, "port must be 1 to 65535"))
+        } else {
+            None
+        }
+    })
+}
+
+fn bad_secret(secret: Option<&str>) -> Option<&'static str> {
+    let secret = secret?;
+    if secret.is_empty() {
+        Some("must not be empty (omit it when there is none)")
+    } else if secret.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -439,6 +532,86 @@ mod tests {
         ] {
             let err = SentinelConfig::parse_addresses(text).expect_err(text);
             assert!(err.starts_with(entry), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_cluster_configuration_is_valid_alone_and_never_shows_a_password() {
+        let cluster = ClusterConfig {
+            nodes: SentinelConfig::parse_addresses("10.0.0.1:7000,10.0.0.2:7001").expect("nodes"),
+            username: Some("gateway".into()),
+            password: Some("cluster-s3cret".into()),
+        };
+        let config = Config {
+            redis_cluster: Some(cluster.clone()),
+            ..valid()
+        };
+        assert!(config.validate().is_ok());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("10.0.0.1:7000,10.0.0.2:7001"), "{shown}");
+
+        let sentinel = SentinelConfig {
+            addresses: vec![("127.0.0.1".into(), 26379)],
+            master_name: "chokepoint".into(),
+            sentinel_password: None,
+            redis_username: None,
+            redis_password: None,
+        };
+        let wait = RedisWait {
+            replicas: 1,
+            timeout: Duration::from_millis(100),
+        };
+        // (config, what the error must name)
+        let cases: Vec<(Config, &str)> = vec![
+            (
+                Config {
+                    redis_sentinel: Some(sentinel),
+                    ..config.clone()
+                },
+                "redis_cluster: not with redis_sentinel",
+            ),
+            (
+                Config {
+                    redis_wait: Some(wait),
+                    ..config.clone()
+                },
+                "redis_wait: not with redis_cluster",
+            ),
+            (
+                Config {
+                    redis_cluster: Some(ClusterConfig {
+                        nodes: Vec::new(),
+                        ..cluster.clone()
+                    }),
+                    ..valid()
+                },
+                "redis_cluster.nodes:",
+            ),
+            (
+                Config {
+                    redis_cluster: Some(ClusterConfig {
+                        nodes: vec![("ok".into(), 1), ("bad host".into(), 2)],
+                        ..cluster.clone()
+                    }),
+                    ..valid()
+                },
+                "redis_cluster.nodes[1]:",
+            ),
+            (
+                Config {
+                    redis_cluster: Some(ClusterConfig {
+                        password: Some(String::new()),
+                        ..cluster.clone()
+                    }),
+                    ..valid()
+                },
+                "redis_cluster.password:",
+            ),
+        ];
+        for (config, named) in cases {
+            let err = config.validate().expect_err(named).to_string();
+            assert!(err.contains(named), "{named}: {err}");
         }
     }
 

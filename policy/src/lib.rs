@@ -51,7 +51,7 @@ pub use chokepoint_contract::bounds::{
 };
 pub use clock::Clock;
 pub use config::{
-    Config, RedisWait, SentinelConfig, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN,
+    ClusterConfig, Config, RedisWait, SentinelConfig, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN,
     DEFAULT_RESERVATION_TTL, DEFAULT_USAGE_DEDUPE_WINDOW, MIN_GATEWAY_TOKEN_BYTES,
 };
 pub use dead_letter::{DeadLetter, MAX_DEAD_RECORD_BYTES};
@@ -87,9 +87,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     config.validate()?;
-    let (target, field) = match &config.redis_sentinel {
-        Some(sentinel) => (store::Target::Sentinel(sentinel), "redis_sentinel"),
-        None => (store::Target::Url(&config.redis_url), "redis_url"),
+    let (target, field) = match (&config.redis_sentinel, &config.redis_cluster) {
+        (Some(sentinel), _) => (store::Target::Sentinel(sentinel), "redis_sentinel"),
+        (None, Some(cluster)) => (store::Target::Cluster(cluster), "redis_cluster"),
+        (None, None) => (store::Target::Url(&config.redis_url), "redis_url"),
     };
     let mut store = Store::new(target, config.redis_timeout, config.redis_wait)
         .map_err(|err| Error::Config(format!("{field}: {err}")))?;

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chokepoint_policy::{
-    publish, reconcile, run, stderr_log, Config, Listeners, RedisWait, SentinelConfig,
-    DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN, MIN_GATEWAY_TOKEN_BYTES,
+    publish, reconcile, run, stderr_log, ClusterConfig, Config, Listeners, RedisWait,
+    SentinelConfig, DEFAULT_AUDIT_MAX_AGE, DEFAULT_AUDIT_MAX_LEN, MIN_GATEWAY_TOKEN_BYTES,
 };
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -182,7 +182,7 @@ struct ServeArgs {
     gateway_token: Option<String>,
 
     /// Redis URL: redis://host:port[/db] or unix:///path/to/redis.sock (default
-    /// redis://127.0.0.1:6379). Not with --redis-sentinels.
+    /// redis://127.0.0.1:6379). Not with --redis-sentinels or --redis-cluster-nodes.
     // hide_env_values: the URL may carry a password, and --help must not print it.
     #[arg(long, env = "CHOKEPOINT_REDIS_URL", hide_env_values = true)]
     redis: Option<String>,
@@ -192,16 +192,28 @@ struct ServeArgs {
     #[arg(long, env = "CHOKEPOINT_REDIS_SENTINELS", value_name = "HOST:PORT,...")]
     redis_sentinels: Option<String>,
 
+    /// Talk to a Redis Cluster instead of one Redis: seed nodes host:port,host:port,…
+    /// (one reachable seed is enough; the rest are learnt from it). Not with
+    /// --redis-sentinels or --redis-wait-replicas.
+    #[arg(
+        long,
+        env = "CHOKEPOINT_REDIS_CLUSTER_NODES",
+        value_name = "HOST:PORT,..."
+    )]
+    redis_cluster_nodes: Option<String>,
+
     /// The name the sentinels monitor the primary under.
     #[arg(long, env = "CHOKEPOINT_REDIS_MASTER_NAME", value_name = "NAME")]
     redis_master_name: Option<String>,
 
-    /// With --redis-sentinels: the ACL user for the primary (the default user if absent).
+    /// With --redis-sentinels or --redis-cluster-nodes: the ACL user on the primary (or on
+    /// every cluster node); the default user if absent.
     #[arg(long, env = "CHOKEPOINT_REDIS_USERNAME")]
     redis_username: Option<String>,
 
-    /// With --redis-sentinels: a file holding the primary's password (one line), or the
-    /// password itself in CHOKEPOINT_REDIS_PASSWORD. (With --redis it goes in the URL.)
+    /// With --redis-sentinels or --redis-cluster-nodes: a file holding the primary's (or
+    /// the cluster nodes') password (one line), or the password itself in
+    /// CHOKEPOINT_REDIS_PASSWORD. (With --redis it goes in the URL.)
     #[arg(long, value_name = "FILE")]
     redis_password_file: Option<PathBuf>,
 
@@ -428,7 +440,11 @@ fn serve_until_stopped(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let redis_sentinel = sentinel_config(&args)?;
+    let redis_cluster = cluster_config(&args)?;
+    let redis_sentinel = match redis_cluster {
+        Some(_) => None,
+        None => sentinel_config(&args)?,
+    };
     let Some(gateway_token) = args.gateway_token else {
         return Err(format!(
             "no gateway token: set CHOKEPOINT_POLICY_TOKEN (or pass --gateway-token) to the \
@@ -461,9 +477,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 .to_owned(),
         );
     }
+    if redis_cluster.is_some() && args.redis_wait_replicas > 0 {
+        return Err(
+            "--redis-wait-replicas: not with --redis-cluster-nodes (WAIT counts the replicas of \
+             one node, and a usage batch writes to several primaries)"
+                .to_owned(),
+        );
+    }
     let config = Config {
         identity,
         seed_limits,
+        redis_cluster,
         redis_url: args
             .redis
             .clone()
@@ -522,20 +546,69 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
 }
 
+/// The cluster settings, when --redis-cluster-nodes is given; errors name the flag.
+fn cluster_config(args: &ServeArgs) -> Result<Option<ClusterConfig>, String> {
+    let Some(nodes) = &args.redis_cluster_nodes else {
+        return Ok(None);
+    };
+    for (given, flag) in [
+        (args.redis.is_some(), "--redis (CHOKEPOINT_REDIS_URL)"),
+        (
+            args.redis_sentinels.is_some(),
+            "--redis-sentinels (CHOKEPOINT_REDIS_SENTINELS)",
+        ),
+        (args.redis_master_name.is_some(), "--redis-master-name"),
+        (
+            args.redis_sentinel_password_file.is_some(),
+            "--redis-sentinel-password-file",
+        ),
+    ] {
+        if given {
+            return Err(format!(
+                "{flag} and --redis-cluster-nodes (CHOKEPOINT_REDIS_CLUSTER_NODES): set one of them"
+            ));
+        }
+    }
+    let nodes = SentinelConfig::parse_addresses(nodes)
+        .map_err(|why| format!("--redis-cluster-nodes{why}"))?;
+    Ok(Some(ClusterConfig {
+        nodes,
+        username: args.redis_username.clone(),
+        password: secret(
+            args.redis_password_file.as_deref(),
+            "CHOKEPOINT_REDIS_PASSWORD",
+            "--redis-password-file",
+        )?,
+    }))
+}
+
 /// The Sentinel settings, when --redis-sentinels is given; errors name the flag.
 fn sentinel_config(args: &ServeArgs) -> Result<Option<SentinelConfig>, String> {
     let Some(addresses) = &args.redis_sentinels else {
-        for (given, flag) in [
-            (args.redis_master_name.is_some(), "--redis-master-name"),
-            (args.redis_username.is_some(), "--redis-username"),
-            (args.redis_password_file.is_some(), "--redis-password-file"),
+        for (given, flag, needs) in [
+            (
+                args.redis_master_name.is_some(),
+                "--redis-master-name",
+                "--redis-sentinels",
+            ),
+            (
+                args.redis_username.is_some(),
+                "--redis-username",
+                "--redis-sentinels or --redis-cluster-nodes",
+            ),
+            (
+                args.redis_password_file.is_some(),
+                "--redis-password-file",
+                "--redis-sentinels or --redis-cluster-nodes",
+            ),
             (
                 args.redis_sentinel_password_file.is_some(),
                 "--redis-sentinel-password-file",
+                "--redis-sentinels",
             ),
         ] {
             if given {
-                return Err(format!("{flag} needs --redis-sentinels"));
+                return Err(format!("{flag} needs {needs}"));
             }
         }
         return Ok(None);

@@ -16,8 +16,15 @@ struct StderrLog {
 
 impl Log for StderrLog {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        // Dependencies only get a say when something is wrong.
-        let ours = metadata.target().starts_with(env!("CARGO_CRATE_NAME"));
+        // Dependencies only get a say when something is wrong. redis-rs's cluster client
+        // logs every failed reconnect (each probe tick of an outage) at warn and error;
+        // the store already logs the outage's start and end, so its lines show only at
+        // debug.
+        let target = metadata.target();
+        if target == "redis" || target.starts_with("redis::") {
+            return self.level >= Level::Debug && metadata.level() <= self.level;
+        }
+        let ours = target.starts_with(env!("CARGO_CRATE_NAME"));
         metadata.level() <= if ours { self.level } else { Level::Warn }
     }
 
@@ -83,6 +90,27 @@ mod tests {
         for (millis, expected) in cases {
             let at = UNIX_EPOCH + Duration::from_millis(millis);
             assert_eq!(utc_timestamp(at), expected, "{millis} ms");
+        }
+    }
+
+    #[test]
+    fn dependencies_speak_when_something_is_wrong_redis_only_at_debug() {
+        // (our level, target, the line's level, shown)
+        let cases = [
+            (Level::Info, "chokepoint_policy::store", Level::Info, true),
+            (Level::Info, "chokepoint_policy::store", Level::Debug, false),
+            (Level::Info, "hyper::proto", Level::Warn, true),
+            (Level::Info, "hyper::proto", Level::Info, false),
+            (Level::Info, "redis::cluster_async", Level::Error, false),
+            (Level::Info, "redis", Level::Warn, false),
+            (Level::Debug, "redis::cluster_async", Level::Warn, true),
+            (Level::Debug, "redis::cluster_async", Level::Trace, false),
+            (Level::Info, "redis_like_crate", Level::Warn, true),
+        ];
+        for (level, target, line, shown) in cases {
+            let logger = StderrLog { level };
+            let metadata = Metadata::builder().target(target).level(line).build();
+            assert_eq!(logger.enabled(&metadata), shown, "{level} {target} {line}");
         }
     }
 }

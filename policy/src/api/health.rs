@@ -11,18 +11,22 @@ use super::AppState;
 use crate::metrics::RedisState;
 
 /// Healthy means "can decide": a live PING, not a cached flag, so a load balancer
-/// takes this replica out as soon as its Redis path breaks. The answer names how long
-/// booked request ids are remembered: `reconcile` books no record older than that.
+/// takes this replica out as soon as its Redis path breaks (on a cluster the PING goes to
+/// every primary, so one unreachable primary counts). The answer names how long booked
+/// request ids are remembered (`reconcile` books no record older than that) and how
+/// Redis is deployed (`single`, `sentinel` or `cluster`).
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({
             "status": "ok",
             "usage_dedupe_secs": state.ledger.dedupe_window.as_secs(),
+            "redis": state.store.mode().as_str(),
         }))
         .into_response(),
         Err(_) => {
             let mut body = ApiError::store_unavailable().body();
             body["status"] = json!("unavailable");
+            body["redis"] = json!(state.store.mode().as_str());
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }

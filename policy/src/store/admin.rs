@@ -1,13 +1,23 @@
-//! The admin API's round trips: limit sets (written atomically with their index entry),
-//! and the top-spender rankings.
+//! The admin API's round trips: limit sets (written atomically with their index entry
+//! on one Redis, in a reader-safe order on a cluster), and the top-spender rankings.
 
 use std::collections::HashMap;
 
+use super::pipeline::Keyed;
 use super::{Store, StoreError};
 
 impl Store {
-    /// Replaces the hash at `key` with `fields` and adds `member` to `index`, in one
-    /// MULTI/EXEC: a reader never sees a half-written set.
+    /// Replaces the hash at `key` with `fields` and adds `member` to `index`: a reader
+    /// never sees a half-written set.
+    ///
+    /// One Redis does both in one MULTI/EXEC. A cluster cannot (the set and the index
+    /// live in different slots, so on different nodes): there the index entry is added
+    /// first and the set replaced after it in its own MULTI. In between a reader of the
+    /// index finds a member without a hash (or with its old one), which every reader
+    /// already skips as "deleted between the two reads" (or shows as before), so what it
+    /// sees is the old state or the new one, as with one MULTI. If the second step fails
+    /// the caller gets an error and the entry stays without a set (skipped, as above)
+    /// until the write is sent again.
     pub async fn replace_hash_indexed(
         &self,
         key: &str,
@@ -20,26 +30,58 @@ impl Store {
             .del(key)
             .ignore()
             .hset_multiple(key, fields)
-            .ignore()
-            .sadd(index, member)
             .ignore();
+        if self.sharded() {
+            self.set_add(index, member).await?;
+        } else {
+            pipe.sadd(index, member).ignore();
+        }
         self.bounded(|mut connection| async move { pipe.query_async::<()>(&mut connection).await })
             .await
     }
 
-    /// Deletes `key` and its `index` entry atomically; whether the key existed.
+    /// Deletes `key` and its `index` entry (atomically on one Redis); whether the key
+    /// existed.
+    ///
+    /// On a cluster (see [`Store::replace_hash_indexed`]) the key goes first and its
+    /// entry after it: a reader in between finds an entry without a hash, and skips it.
     pub async fn delete_indexed(
         &self,
         key: &str,
         index: &str,
         member: &str,
     ) -> Result<bool, StoreError> {
+        if self.sharded() {
+            let mut command = redis::cmd("DEL");
+            command.arg(key);
+            let deleted: u64 = self
+                .bounded(|mut connection| async move { command.query_async(&mut connection).await })
+                .await?;
+            let mut command = redis::cmd("SREM");
+            command.arg(index).arg(member);
+            self.bounded(|mut connection| async move {
+                command.query_async::<u64>(&mut connection).await
+            })
+            .await?;
+            return Ok(deleted > 0);
+        }
         let mut pipe = redis::pipe();
         pipe.atomic().del(key).srem(index, member).ignore();
         let (deleted,): (u64,) = self
             .bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
             .await?;
         Ok(deleted > 0)
+    }
+
+    /// `SADD index member`.
+    async fn set_add(&self, index: &str, member: &str) -> Result<(), StoreError> {
+        let mut command = redis::cmd("SADD");
+        command.arg(index).arg(member);
+        self.bounded(
+            |mut connection| async move { command.query_async::<u64>(&mut connection).await },
+        )
+        .await
+        .map(drop)
     }
 
     /// `HGETALL key`: empty when the key does not exist.
@@ -50,7 +92,8 @@ impl Store {
             .await
     }
 
-    /// `SMEMBERS index`, then every hash `key_of(member)` in one pipelined round trip.
+    /// `SMEMBERS index`, then every hash `key_of(member)` in one pipelined round trip
+    /// (one per slot on a cluster).
     pub async fn indexed_hashes(
         &self,
         index: &str,
@@ -68,12 +111,17 @@ impl Store {
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for (_, key) in &members {
-            pipe.hgetall(key);
-        }
         let hashes: Vec<HashMap<String, String>> = self
-            .bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
+            .pipelined(
+                members
+                    .iter()
+                    .map(|(_, key)| {
+                        let mut command = redis::cmd("HGETALL");
+                        command.arg(key);
+                        Keyed::new(key, command)
+                    })
+                    .collect(),
+            )
             .await?;
         Ok(members
             .into_iter()
@@ -93,21 +141,23 @@ impl Store {
             .await
     }
 
-    /// `HMGET key fields…` for many keys in one pipelined round trip.
+    /// `HMGET key fields…` for many keys in one pipelined round trip (one per slot on a
+    /// cluster).
     pub async fn hashes_integers(
         &self,
         keys: &[String],
         fields: &[&str],
     ) -> Result<Vec<Vec<Option<i64>>>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("HMGET").arg(key).arg(fields);
-        }
-        self.bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
-            .await
+        self.pipelined(
+            keys.iter()
+                .map(|key| {
+                    let mut command = redis::cmd("HMGET");
+                    command.arg(key).arg(fields);
+                    Keyed::new(key, command)
+                })
+                .collect(),
+        )
+        .await
     }
 }
 

@@ -1,24 +1,74 @@
-//! Where round trips go: one Redis at a fixed URL, or the primary Sentinel names.
+//! Where round trips go: one Redis at a fixed URL, the primary Sentinel names, or a
+//! Redis Cluster.
 //!
 //! In Sentinel mode the primary is resolved through the sentinels on first use and
 //! forgotten after any failure that can mean a failover (a dropped or refused
 //! connection, a timeout, `READONLY` from a demoted primary, `MASTERDOWN`), so the next
 //! round trip asks the sentinels again. Resolving is itself a round trip inside the
 //! caller's time bound, and concurrent callers share one.
+//!
+//! In cluster mode redis-rs's cluster client routes each command (and each pipeline, by
+//! its first key) to the primary holding its slot, and follows the slot map itself.
 
 use std::sync::RwLock;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{Client, ConnectionAddr, ErrorKind, RedisError, ServerErrorKind};
+use redis::{
+    Client, Cmd, ConnectionAddr, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind,
+    Value,
+};
 
 use super::StoreError;
-use crate::config::SentinelConfig;
+use crate::config::{ClusterConfig, SentinelConfig};
 
 pub(super) enum Link {
     /// A fixed address; the manager re-dials it after a failure.
     Direct(ConnectionManager),
     Sentinel(Box<SentinelLink>),
+    /// The cluster client; it re-dials nodes and refreshes the slot map by itself.
+    Cluster(ClusterConnection),
+}
+
+/// What a round trip is handed: a connection to one Redis (the fixed one or the
+/// primary), or the cluster client. Both are cheap clones of a shared, multiplexed
+/// connection, so concurrent round trips never wait for one another's turn.
+#[derive(Clone)]
+pub enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(manager) => manager.req_packed_command(cmd),
+            Connection::Cluster(cluster) => cluster.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(manager) => manager.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(cluster) => cluster.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(manager) => manager.get_db(),
+            Connection::Cluster(cluster) => cluster.get_db(),
+        }
+    }
 }
 
 pub(super) struct SentinelLink {
@@ -71,11 +121,46 @@ impl Link {
         })))
     }
 
-    /// A connection to the primary: the fixed one, or the one the sentinels name.
-    pub(super) async fn connection(&self) -> Result<ConnectionManager, RedisError> {
+    /// The cluster client, dialling lazily like the other links: the service starts
+    /// (and answers 503) while every node is down.
+    ///
+    /// No retries, as for one Redis: a dead node fails the round trip at once and the
+    /// client reconnects in the background. That holds for redirections too: a `MOVED`
+    /// (after a failover or a resharding) fails that one round trip, and makes the
+    /// client refresh its slot map, so the next one goes to the right node. Retrying a
+    /// script whose reply was lost could also run it twice.
+    pub(super) fn cluster(config: &ClusterConfig, timeout: Duration) -> Result<Self, RedisError> {
+        let nodes = config
+            .nodes
+            .iter()
+            .map(|(host, port)| ConnectionAddr::Tcp(host.clone(), *port));
+        let mut builder = ClusterClientBuilder::new(nodes)
+            .retries(0)
+            .connection_timeout(timeout)
+            .response_timeout(timeout);
+        if let Some(username) = &config.username {
+            builder = builder.username(username);
+        }
+        if let Some(password) = &config.password {
+            builder = builder.password(password);
+        }
+        let client = builder.build()?;
+        Ok(Link::Cluster(
+            client.get_pending_async_connection_with_config(
+                redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout),
+            ),
+        ))
+    }
+
+    /// A connection to the primary (the fixed one, or the one the sentinels name), or
+    /// the cluster client.
+    pub(super) async fn connection(&self) -> Result<Connection, RedisError> {
         match self {
-            Link::Direct(manager) => Ok(manager.clone()),
-            Link::Sentinel(link) => link.connection().await,
+            Link::Direct(manager) => Ok(Connection::Single(manager.clone())),
+            Link::Sentinel(link) => link.connection().await.map(Connection::Single),
+            Link::Cluster(cluster) => Ok(Connection::Cluster(cluster.clone())),
         }
     }
 
@@ -85,7 +170,7 @@ impl Link {
     /// throws away; the probe calls this every tick so the service leaves it within one.
     pub(super) async fn follow(&self) -> Result<(), RedisError> {
         match self {
-            Link::Direct(_) => Ok(()),
+            Link::Direct(_) | Link::Cluster(_) => Ok(()),
             Link::Sentinel(link) => link.follow().await,
         }
     }

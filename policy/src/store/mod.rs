@@ -1,7 +1,11 @@
-//! Redis access: one self-healing connection (to a fixed Redis, or to the primary
-//! Sentinel names: `link`), the Lua scripts, and a time bound on every round trip. Decisions' round trips live in `authorize`, the usage ledger's in
+//! Redis access: one self-healing connection (to a fixed Redis, to the primary
+//! Sentinel names, or to a Redis Cluster: `link`), the Lua scripts, and a time bound on
+//! every round trip. Decisions' round trips live in `authorize`, the usage ledger's in
 //! `usage`, refused usage records' in `dead_letter`, the admin API's in `admin`, the audit
-//! export's pages in `audit`.
+//! export's pages in `audit`, pipelines split per hash slot in `pipeline`.
+//!
+//! In cluster mode every round trip must touch one hash slot (a script's keys, a
+//! pipeline's commands, a MULTI's keys): Redis refuses anything else with `CROSSSLOT`.
 //!
 //! The service keeps no counters of its own. When Redis cannot answer, callers get a
 //! [`StoreError`] and the API answers 503; the filter then applies its configured
@@ -11,9 +15,11 @@
 mod admin;
 mod audit;
 mod authorize;
+mod cluster_state;
 mod dead_letter;
 mod hash_tag;
 mod link;
+mod pipeline;
 mod probe;
 mod rollups;
 mod sharded_authorize;
@@ -25,11 +31,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use redis::{Client, ConnectionAddr, RedisError, Script};
 
-use crate::config::{RedisWait, SentinelConfig};
-use link::Link;
+use crate::config::{ClusterConfig, RedisWait, SentinelConfig};
+use link::{Connection, Link};
 
 pub use authorize::{LimitState, Metric, ScriptCall, Source};
 pub(crate) use probe::spawn_probe;
@@ -126,6 +132,26 @@ pub struct Store {
 pub enum Target<'a> {
     Url(&'a str),
     Sentinel(&'a SentinelConfig),
+    /// Never with `WAIT` (`Config::validate` rejects it).
+    Cluster(&'a ClusterConfig),
+}
+
+/// How the Redis behind a store is deployed, as `/healthz` states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    Single,
+    Sentinel,
+    Cluster,
+}
+
+impl RedisMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisMode::Single => "single",
+            RedisMode::Sentinel => "sentinel",
+            RedisMode::Cluster => "cluster",
+        }
+    }
 }
 
 struct Inner {
@@ -134,6 +160,7 @@ struct Inner {
     /// sent on, and authorize calls must not queue behind it.
     ledger: Option<Link>,
     wait: Option<RedisWait>,
+    mode: RedisMode,
     /// Whether the last `WAIT` found too few replicas (for logging its transitions).
     unreplicated: AtomicBool,
     authorize: Script,
@@ -167,6 +194,11 @@ impl Store {
             // microseconds and the next request or probe tick dials again (concurrent
             // callers share one attempt, so an outage cannot cause a dial storm).
             .set_number_of_retries(0);
+        let mode = match target {
+            Target::Url(_) => RedisMode::Single,
+            Target::Sentinel(_) => RedisMode::Sentinel,
+            Target::Cluster(_) => RedisMode::Cluster,
+        };
         let (address, link, ledger) = match target {
             Target::Url(url) => {
                 let client = Client::open(url)?;
@@ -192,12 +224,18 @@ impl Store {
                 };
                 (address, Link::sentinel(sentinel, manager_config)?, ledger)
             }
+            Target::Cluster(cluster) => {
+                let address = format!("the cluster seeded by {}", cluster.nodes_shown());
+                // WAIT is rejected with a cluster, so the ledger shares the connection.
+                (address, Link::cluster(cluster, timeout)?, None)
+            }
         };
         Ok(Self {
             inner: Arc::new(Inner {
                 link,
                 ledger,
                 wait,
+                mode,
                 unreplicated: AtomicBool::new(false),
                 authorize: Script::new(AUTHORIZE_SCRIPT),
                 record_usage: Script::new(RECORD_USAGE_SCRIPT),
@@ -222,13 +260,19 @@ impl Store {
         self
     }
 
-    /// Whether scripts are called one hash tag at a time.
-    pub fn sharded(&self) -> bool {
-        self.inner.sharded
-    }
-
     pub fn address(&self) -> &str {
         &self.inner.address
+    }
+
+    pub fn mode(&self) -> RedisMode {
+        self.inner.mode
+    }
+
+    /// Whether keys live on several nodes (a Redis Cluster), or the cluster layout was
+    /// asked for on one Redis: then every script call, pipeline and MULTI keeps to one
+    /// hash slot, and calls that would span slots are split per slot.
+    pub fn sharded(&self) -> bool {
+        self.inner.sharded || self.inner.mode == RedisMode::Cluster
     }
 
     pub fn availability(&self) -> Availability {
@@ -240,7 +284,12 @@ impl Store {
         self.inner.errors.load(Ordering::Relaxed)
     }
 
+    /// Whether Redis can serve: a `PING`, or on a cluster every primary's `CLUSTER INFO`
+    /// saying `cluster_state:ok` (see `cluster_state`).
     pub async fn ping(&self) -> Result<(), StoreError> {
+        if self.inner.mode == RedisMode::Cluster {
+            return self.cluster_ok().await;
+        }
         let reply: Result<String, StoreError> = self
             .bounded(|mut connection| async move {
                 redis::cmd("PING").query_async(&mut connection).await
@@ -265,7 +314,7 @@ impl Store {
     /// the primary included) and records the outcome.
     async fn bounded<T, F, Fut>(&self, round_trip: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         self.bounded_on(&self.inner.link, round_trip).await
@@ -274,7 +323,7 @@ impl Store {
     /// The same on the ledger's connection (its own one when `WAIT` is on).
     async fn bounded_ledger<T, F, Fut>(&self, round_trip: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         let link = self.inner.ledger.as_ref().unwrap_or(&self.inner.link);
@@ -283,7 +332,7 @@ impl Store {
 
     async fn bounded_on<T, F, Fut>(&self, link: &Link, round_trip: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         let attempt = async {

@@ -1,8 +1,10 @@
 //! The spend page's round trips: many rollup hashes or rankings read in one pipelined
-//! round trip each, and the one write a denial makes (its refusal count).
+//! round trip each (one per slot on a cluster), and the one write a denial makes (its
+//! refusal count).
 
 use std::collections::HashMap;
 
+use super::pipeline::Keyed;
 use super::{Store, StoreError};
 
 impl Store {
@@ -12,15 +14,16 @@ impl Store {
         &self,
         keys: &[String],
     ) -> Result<Vec<HashMap<String, String>>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.hgetall(key);
-        }
-        self.bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
-            .await
+        self.pipelined(
+            keys.iter()
+                .map(|key| {
+                    let mut command = redis::cmd("HGETALL");
+                    command.arg(key);
+                    Keyed::new(key, command)
+                })
+                .collect(),
+        )
+        .await
     }
 
     /// `ZMSCORE key members…` for every key, in one pipelined round trip: per key, each
@@ -33,12 +36,16 @@ impl Store {
         if keys.is_empty() || members.is_empty() {
             return Ok(vec![vec![None; members.len()]; keys.len()]);
         }
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("ZMSCORE").arg(key).arg(members);
-        }
-        self.bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
-            .await
+        self.pipelined(
+            keys.iter()
+                .map(|key| {
+                    let mut command = redis::cmd("ZMSCORE");
+                    command.arg(key).arg(members);
+                    Keyed::new(key, command)
+                })
+                .collect(),
+        )
+        .await
     }
 
     /// `HINCRBY key field 1`.

@@ -183,7 +183,7 @@ async fn survives_a_script_flush() {
     let sha = redis::Script::new(chokepoint_policy::AUTHORIZE_SCRIPT)
         .get_hash()
         .to_owned();
-    let script_cached = |conn: &mut redis::aio::MultiplexedConnection| {
+    let script_cached = |conn: &mut crate::support::RedisConnection| {
         let mut conn = conn.clone();
         let sha = sha.clone();
         async move {

@@ -3,7 +3,7 @@
 //! stream `ck:usage:dead`, counted in `/metrics`, and the answer is a 200 the filter
 //! stops retrying on.
 
-use redis::aio::MultiplexedConnection;
+use crate::support::RedisConnection;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -25,7 +25,7 @@ async fn service(redis: &RedisServer) -> Service {
 }
 
 /// The dead-letter stream's entries, oldest first, as field maps.
-pub async fn dead_letters(redis: &mut MultiplexedConnection) -> Vec<Vec<(String, String)>> {
+pub async fn dead_letters(redis: &mut RedisConnection) -> Vec<Vec<(String, String)>> {
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
         .arg("ck:usage:dead")
         .arg("-")

@@ -342,7 +342,7 @@ async fn serve_needs_the_gateway_token_in_its_environment() {
             .arg("--admin-addr-file")
             .arg(&admin_file)
             .env_clear()
-            .env("CHOKEPOINT_REDIS_URL", redis.url())
+            .envs(redis.service_env())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);

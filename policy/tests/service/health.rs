@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::support::{config, json_of, listeners, new_user, RedisServer, Service, GATEWAY_TOKEN};
+use crate::support::{
+    config, json_of, listeners, new_user, on_cluster, RedisServer, Service, GATEWAY_TOKEN,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_is_ok_while_redis_answers() {
@@ -20,7 +22,11 @@ async fn healthz_is_ok_while_redis_answers() {
         // The dedupe window is the service's default: `reconcile` checks its own against it.
         assert_eq!(
             body,
-            serde_json::json!({"status": "ok", "usage_dedupe_secs": 604_800})
+            serde_json::json!({
+                "status": "ok",
+                "usage_dedupe_secs": 604_800,
+                "redis": if on_cluster() { "cluster" } else { "single" },
+            })
         );
     }
 }

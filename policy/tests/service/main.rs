@@ -9,6 +9,7 @@ mod authorize;
 mod bad_requests;
 mod budgets;
 mod cli;
+mod cluster;
 mod dead_letters;
 mod export;
 mod gateway_auth;

@@ -15,6 +15,12 @@ const NOV_25_NOON: u64 = 1_795_608_000_000; // 2026-11-25T12:00:00Z
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_spend_and_reservations_survive_a_redis_restart() {
+    if crate::support::skip_on_cluster(
+        "limits_spend_and_reservations_survive_a_redis_restart",
+        "kills and restarts one appendonly redis-server; the cluster's nodes are not persistent",
+    ) {
+        return;
+    }
     let mut redis = RedisServer::start_persistent();
     let clock = ManualClock::at(NOV_25_NOON);
     let service = Service::start(chokepoint_policy::Config {

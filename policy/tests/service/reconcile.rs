@@ -333,6 +333,8 @@ async fn reconcile_follows_the_log_through_rotation_and_truncation() {
             .env_clear()
             .env("CHOKEPOINT_POLICY_TOKEN", GATEWAY_TOKEN)
             .stderr(std::process::Stdio::piped())
+            // A failed assertion must not leave it running (holding the test's output).
+            .kill_on_drop(true)
             .spawn()
             .expect("start reconcile --follow")
     };

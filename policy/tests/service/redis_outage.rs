@@ -13,6 +13,12 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_503_fast_while_redis_is_down_and_recovers_after_a_restart() {
+    if crate::support::skip_on_cluster(
+        "answers_503_fast_while_redis_is_down_and_recovers_after_a_restart",
+        "kills and restarts the one redis-server (cluster::a_cluster_node_down_answers_503 covers a node down)",
+    ) {
+        return;
+    }
     let mut redis = RedisServer::start();
     let service = Service::start(config(&redis, 5, MINUTE)).await;
     let user = new_user();
@@ -59,6 +65,12 @@ async fn answers_503_fast_while_redis_is_down_and_recovers_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starts_without_redis_and_serves_once_it_appears() {
+    if crate::support::skip_on_cluster(
+        "starts_without_redis_and_serves_once_it_appears",
+        "starts the one redis-server late on its unix socket (cluster::starts_before_the_cluster_and_rides_out_a_node_restart covers a cluster)",
+    ) {
+        return;
+    }
     let mut redis = RedisServer::not_started();
     let service = Service::start(config(&redis, 5, MINUTE)).await;
     let user = new_user();
@@ -77,6 +89,12 @@ async fn starts_without_redis_and_serves_once_it_appears() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_redis_gives_503_within_the_timeout() {
+    if crate::support::skip_on_cluster(
+        "a_hung_redis_gives_503_within_the_timeout",
+        "stops the one redis-server with SIGSTOP",
+    ) {
+        return;
+    }
     let redis = RedisServer::start();
     let service = Service::start(chokepoint_policy::Config {
         redis_timeout: Duration::from_millis(300),

@@ -118,6 +118,12 @@ async fn until_admitted_elsewhere(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_the_primary_through_a_failover() {
+    if crate::support::skip_on_cluster(
+        "follows_the_primary_through_a_failover",
+        "starts its own Sentinel group; the single-Redis run covers it",
+    ) {
+        return;
+    }
     // (how the primary goes, whether it is killed)
     for (how, kill) in [("SENTINEL FAILOVER", false), ("kill -9", true)] {
         let dir = TempDir::new();
@@ -169,6 +175,12 @@ async fn follows_the_primary_through_a_failover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_keeps_what_an_ordered_failover_loses_on_the_old_primary() {
+    if crate::support::skip_on_cluster(
+        "wait_keeps_what_an_ordered_failover_loses_on_the_old_primary",
+        "starts its own Sentinel group; the single-Redis run covers it",
+    ) {
+        return;
+    }
     // (WAIT's replicas; None: off)
     for wait in [None, Some(1)] {
         ordered_failover(wait).await;
@@ -374,6 +386,12 @@ impl Drop for TcpRedis {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demoted_primarys_readonly_sends_the_service_back_to_the_sentinels() {
+    if crate::support::skip_on_cluster(
+        "a_demoted_primarys_readonly_sends_the_service_back_to_the_sentinels",
+        "starts its own Sentinel group; the single-Redis run covers it",
+    ) {
+        return;
+    }
     let a = TcpRedis::start();
     let b = TcpRedis::start();
     let sentinel = ScriptedSentinel::start(a.port).await;
@@ -426,6 +444,12 @@ async fn a_demoted_primarys_readonly_sends_the_service_back_to_the_sentinels() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_holds_a_batch_back_until_enough_replicas_have_it() {
+    if crate::support::skip_on_cluster(
+        "wait_holds_a_batch_back_until_enough_replicas_have_it",
+        "starts its own Sentinel group; the single-Redis run covers it",
+    ) {
+        return;
+    }
     let dir = TempDir::new();
     let group = SentinelGroup::start(dir.path(), 5_000).expect("sentinel group");
     // (replicas WAIT asks for, expected status, accepted in the answer) with the one
@@ -506,6 +530,12 @@ async fn wait_holds_a_batch_back_until_enough_replicas_have_it() {
 
 #[tokio::test]
 async fn refuses_a_malformed_sentinel_configuration_naming_the_flag() {
+    if crate::support::skip_on_cluster(
+        "refuses_a_malformed_sentinel_configuration_naming_the_flag",
+        "checks flags only; the single-Redis run covers it",
+    ) {
+        return;
+    }
     // (arguments after `serve`, environment, what the error must name)
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
     let cases: &[Case] = &[

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use crate::support::RedisConnection;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::{new_user, usage_config, RedisServer, Service};
 
-async fn len(redis: &mut MultiplexedConnection, stream: &str) -> u64 {
+async fn len(redis: &mut RedisConnection, stream: &str) -> u64 {
     redis::cmd("XLEN")
         .arg(stream)
         .query_async(redis)
@@ -18,7 +18,7 @@ async fn len(redis: &mut MultiplexedConnection, stream: &str) -> u64 {
         .expect("XLEN")
 }
 
-async fn newest(redis: &mut MultiplexedConnection, stream: &str) -> Vec<String> {
+async fn newest(redis: &mut RedisConnection, stream: &str) -> Vec<String> {
     let entries: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
         .arg(stream)
         .arg("+")

@@ -1,5 +1,7 @@
-//! Test fixtures: a private redis-server on a unix socket, the service started
-//! in-process on two ephemeral ports (gateway and admin), and an HTTP client for it.
+//! Test fixtures: a private redis-server on a unix socket (or, with
+//! `CHOKEPOINT_TEST_REDIS=cluster`, a private three-node Redis Cluster: `cluster`), the
+//! service started in-process on two ephemeral ports (gateway and admin), and an HTTP
+//! client for it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,16 +10,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chokepoint_contract::validate::Schema;
-use chokepoint_policy::{run, Clock, Config, Error, Listeners};
+use chokepoint_policy::{run, Clock, ClusterConfig, Config, Error, Listeners};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::cluster::Cluster;
+pub use crate::cluster::{on_cluster, skip_on_cluster, RedisConnection};
+
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
-fn next_id() -> u32 {
+pub(crate) fn next_id() -> u32 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -48,9 +53,15 @@ impl Drop for TempDir {
 }
 
 /// A redis-server listening only on a unix socket (no TCP port, so no port races),
-/// without persistence unless started `persistent`, killed by PID on drop.
+/// without persistence unless started `persistent`, killed by PID on drop. With
+/// `CHOKEPOINT_TEST_REDIS=cluster`, [`RedisServer::start`] starts a three-node cluster
+/// instead; the methods that act on "the" process (kill, restart, signals, persistence)
+/// panic there, and tests that need them skip themselves (see [`skip_on_cluster`]).
 pub struct RedisServer {
     child: Option<Child>,
+    cluster: Option<Cluster>,
+    /// Where [`RedisServer::start_cluster`] will start the cluster.
+    pending_cluster: Vec<(u16, u16)>,
     socket: PathBuf,
     /// Append-only file, fsynced on every write, in the server's temp dir.
     persistent: bool,
@@ -64,11 +75,17 @@ impl RedisServer {
         let socket = dir.path().join("redis.sock");
         let mut server = Self {
             child: None,
+            cluster: None,
+            pending_cluster: Vec::new(),
             socket,
             persistent: false,
             dir,
         };
-        server.spawn();
+        if on_cluster() {
+            server.cluster = Some(Cluster::start(server.dir.path()));
+        } else {
+            server.spawn();
+        }
         server
     }
 
@@ -79,6 +96,8 @@ impl RedisServer {
         let socket = dir.path().join("redis.sock");
         let mut server = Self {
             child: None,
+            cluster: None,
+            pending_cluster: Vec::new(),
             socket,
             persistent: true,
             dir,
@@ -93,21 +112,99 @@ impl RedisServer {
         let socket = dir.path().join("redis.sock");
         Self {
             child: None,
+            cluster: None,
+            pending_cluster: Vec::new(),
             socket,
             persistent: false,
             dir,
         }
     }
 
+    /// The single server's URL (not in cluster mode: see [`RedisServer::service_env`]).
     pub fn url(&self) -> String {
+        self.single_only("url");
         format!("unix://{}", self.socket.display())
     }
 
+    /// Where the service finds this Redis: the URL, or the cluster's nodes.
+    pub fn apply(&self, config: &mut Config) {
+        let nodes = match &self.cluster {
+            Some(cluster) => cluster.nodes(),
+            None if !self.pending_cluster.is_empty() => self
+                .pending_cluster
+                .iter()
+                .map(|&(port, _)| ("127.0.0.1".to_owned(), port))
+                .collect(),
+            None => {
+                config.redis_url = self.url();
+                return;
+            }
+        };
+        config.redis_cluster = Some(ClusterConfig {
+            nodes,
+            username: None,
+            password: None,
+        });
+    }
+
+    /// The same as the service binary's environment.
+    pub fn service_env(&self) -> Vec<(&'static str, String)> {
+        match &self.cluster {
+            Some(cluster) => vec![("CHOKEPOINT_REDIS_CLUSTER_NODES", cluster.nodes_shown())],
+            None => vec![("CHOKEPOINT_REDIS_URL", self.url())],
+        }
+    }
+
+    /// Kills one node of the cluster (cluster mode only).
+    pub fn kill_cluster_node(&mut self, index: usize) {
+        self.cluster
+            .as_mut()
+            .expect("kill_cluster_node: not in cluster mode")
+            .kill_node(index);
+    }
+
+    /// Starts a killed cluster node again (cluster mode only).
+    pub fn restart_cluster_node(&mut self, index: usize) {
+        self.cluster
+            .as_mut()
+            .expect("restart_cluster_node: not in cluster mode")
+            .restart_node(index);
+    }
+
+    /// A cluster that is not running yet, on these (port, bus port) pairs; `start_cluster`
+    /// brings it up there (cluster mode only).
+    pub fn cluster_not_started(ports: Vec<(u16, u16)>) -> Self {
+        let dir = TempDir::new();
+        let socket = dir.path().join("redis.sock");
+        Self {
+            child: None,
+            cluster: None,
+            pending_cluster: ports,
+            socket,
+            persistent: false,
+            dir,
+        }
+    }
+
+    pub fn start_cluster(&mut self) {
+        self.cluster = Some(Cluster::start_on(self.dir.path(), &self.pending_cluster));
+    }
+
+    fn single_only(&self, what: &str) {
+        assert!(
+            self.cluster.is_none(),
+            "RedisServer::{what} acts on one redis-server; a test that needs it must skip \
+             itself in cluster mode (support::skip_on_cluster)"
+        );
+    }
+
     pub fn pid(&self) -> u32 {
+        self.single_only("pid");
         self.child.as_ref().expect("redis is running").id()
     }
 
     pub fn kill(&mut self) {
+        self.single_only("kill");
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -129,15 +226,22 @@ impl RedisServer {
         assert!(status.success(), "kill -{signal} failed");
     }
 
-    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .expect("redis url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to test redis")
+    /// A direct connection to this Redis: the cluster client in cluster mode.
+    pub async fn connection(&self) -> RedisConnection {
+        if let Some(cluster) = &self.cluster {
+            return cluster.connection().await;
+        }
+        RedisConnection::Single(
+            redis::Client::open(self.url())
+                .expect("redis url")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connect to test redis"),
+        )
     }
 
     fn spawn(&mut self) {
+        self.single_only("spawn");
         let mut child = Command::new("redis-server")
             .args(["--port", "0", "--unixsocket"])
             .arg(&self.socket)
@@ -170,7 +274,12 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.kill();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // The cluster stops its nodes (and shows their logs if the test failed) itself.
+        drop(self.cluster.take());
     }
 }
 
@@ -188,6 +297,11 @@ impl Service {
     /// Starts the service; a config without a gateway token gets [`GATEWAY_TOKEN`], the
     /// one the helpers send.
     pub async fn start(mut config: Config) -> Self {
+        // The service's own log on stderr, to see why a test got a 503 (not captured per
+        // test: the service logs from the runtime's threads).
+        if std::env::var_os("CHOKEPOINT_TEST_LOG").is_some() {
+            chokepoint_policy::stderr_log::install(log::Level::Info);
+        }
         config
             .gateway_token
             .get_or_insert_with(|| GATEWAY_TOKEN.to_owned());
@@ -412,12 +526,13 @@ pub fn new_user() -> String {
 }
 
 pub fn config(redis: &RedisServer, limit: u64, window: Duration) -> Config {
-    Config {
-        redis_url: redis.url(),
+    let mut config = Config {
         requests_per_window: limit,
         window,
         ..Config::default()
-    }
+    };
+    redis.apply(&mut config);
+    config
 }
 
 /// Encodes everything but RFC 3986 unreserved characters (reqwest's own `query` needs a
@@ -435,9 +550,11 @@ pub fn percent_encode(text: &str) -> String {
 }
 
 /// Whether the services under test call Redis in the cluster's key layout
-/// (`CHOKEPOINT_TEST_REDIS_LAYOUT=cluster`, see [`Service::start`]).
+/// (`CHOKEPOINT_TEST_REDIS_LAYOUT=cluster`, see [`Service::start`]), as they do against
+/// a cluster.
 pub fn cluster_layout() -> bool {
     std::env::var("CHOKEPOINT_TEST_REDIS_LAYOUT").as_deref() == Ok("cluster")
+        || crate::cluster::on_cluster()
 }
 
 /// The key that says a record was booked: its marker, or in the cluster layout the

@@ -3,7 +3,7 @@
 //! booked at 0 µ$. It takes nothing (no reservation, no rate-window count, no lease).
 //! Without a dollar budget it goes ahead; token budgets and rate limits apply as ever.
 
-use redis::aio::MultiplexedConnection;
+use crate::support::RedisConnection;
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -13,12 +13,11 @@ use crate::support::{usage_config, RedisServer, Service};
 const USER: &str = "0190a6f2-7c1e-8b3a-9f00-0000000c0575";
 const MODEL: &str = "gpt-4o-2024-11-20";
 
-/// Rate windows, reservations and reservation records: what a decision takes.
 /// The keys that hold something of a request: rate windows counting requests,
 /// reservations and their totals, reservation records and indexes. (In the cluster
 /// layout a scope that allowed a request another refused gives its share back, which
 /// leaves its window and totals at zero.)
-async fn taken(redis: &mut MultiplexedConnection) -> Vec<String> {
+async fn taken(redis: &mut RedisConnection) -> Vec<String> {
     let mut held = Vec::new();
     for pattern in ["ck:rate:*", "ck:resv:*"] {
         let keys: Vec<String> = redis.keys(pattern).await.expect("KEYS");

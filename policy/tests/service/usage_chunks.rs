@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use redis::aio::MultiplexedConnection;
+use crate::support::RedisConnection;
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -22,7 +22,7 @@ const USER: &str = "0190a6f2-7c1e-8b3a-9f00-00000000c0de";
 
 /// Everything in Redis, key by key, as comparable text. Stream entries without their
 /// ids (which come from the wall clock); of TTLs only whether there is one.
-async fn snapshot(redis: &mut MultiplexedConnection) -> BTreeMap<String, String> {
+async fn snapshot(redis: &mut RedisConnection) -> BTreeMap<String, String> {
     let keys: Vec<String> = redis.keys("*").await.expect("KEYS");
     let mut all = BTreeMap::new();
     for key in keys {

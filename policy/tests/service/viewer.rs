@@ -66,7 +66,7 @@ async fn the_binary_resolves_viewers_from_the_identity_file() {
         .arg("--addr-file")
         .arg(&gateway_file)
         .env_clear()
-        .env("CHOKEPOINT_REDIS_URL", redis.url())
+        .envs(redis.service_env())
         .env("CHOKEPOINT_POLICY_TOKEN", GATEWAY_TOKEN)
         .output()
         .await
@@ -94,7 +94,7 @@ async fn the_binary_resolves_viewers_from_the_identity_file() {
         .arg("--admin-addr-file")
         .arg(&admin_file)
         .env_clear()
-        .env("CHOKEPOINT_REDIS_URL", redis.url())
+        .envs(redis.service_env())
         .env("CHOKEPOINT_POLICY_TOKEN", GATEWAY_TOKEN)
         .env("CHOKEPOINT_ADMIN_TOKEN", ADMIN)
         .env("CHOKEPOINT_UUID_SALT", SALT)
