@@ -21,11 +21,13 @@ fn reserve_tokens(case: &str) -> u64 {
 async fn a_budget_holds_exactly_across_two_replicas() {
     // A budget of N requests' worth is below the size that earns a lease (two requests'
     // worth in a quarter of it), so each request is decided on its own; the slow flush
-    // keeps every reservation in place for the whole race.
+    // keeps every reservation in place for the whole race (a record booked mid-race
+    // would put its real spend, less than its reservation, in its place and let a
+    // seventh request in: 3 s was once too short on a loaded machine).
     const N: u64 = 6;
     let stack = support::start("budget-race", |o| {
         o.gateway_replicas = 2;
-        o.usage_flush_ms = 3000;
+        o.usage_flush_ms = 10_000;
     })
     .await;
     let user = support::uuid_of(&stack, "racer");
