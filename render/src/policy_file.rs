@@ -491,7 +491,8 @@ pub struct RawRedis {
     pub external: Option<RawExternalRedis>,
 }
 
-/// Exactly one of `url`, `url_secret` and `sentinels`; the rest go with `sentinels`.
+/// Exactly one of `url`, `url_secret`, `sentinels` and `cluster_nodes`; the rest go
+/// with `sentinels` (`username` and `password_secret` also with `cluster_nodes`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawExternalRedis {
@@ -506,14 +507,18 @@ pub struct RawExternalRedis {
     /// they name.
     #[serde(default)]
     pub sentinels: Option<Vec<String>>,
+    /// Redis Cluster: `host:port` of each seed node; the service learns the rest from
+    /// the first that answers.
+    #[serde(default)]
+    pub cluster_nodes: Option<Vec<String>>,
     /// The name the sentinels monitor the primary under (`sentinel monitor NAME ...`).
     #[serde(default)]
     pub master_name: Option<String>,
-    /// The primary's ACL user, when not the default user.
+    /// The primary's (or every cluster node's) ACL user, when not the default user.
     #[serde(default)]
     pub username: Option<String>,
     /// A Secret in the policy service's namespace whose key `CHOKEPOINT_REDIS_PASSWORD`
-    /// holds the primary's password.
+    /// holds the primary's (or the cluster nodes') password.
     #[serde(default)]
     pub password_secret: Option<String>,
     /// A Secret in the policy service's namespace whose key

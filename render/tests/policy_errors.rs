@@ -415,7 +415,7 @@ fn broken_files_name_field_and_line() {
             ),
             "deploy.redis.external",
             "    external:",
-            "exactly one of url, url_secret and sentinels",
+            "exactly one of url, url_secret, sentinels and cluster_nodes",
         ),
         (
             "a Secret name Kubernetes refuses",
@@ -563,21 +563,21 @@ fn sentinel_redis_errors_name_field_and_line() {
             "url: redis://redis.data.svc:6379\nsentinels: [s-0.data.svc:26379]\nmaster_name: mymaster",
             "deploy.redis.external",
             "    external:",
-            "exactly one of url, url_secret and sentinels",
+            "exactly one of url, url_secret, sentinels and cluster_nodes",
         ),
         (
             "url_secret and sentinels",
             "url_secret: redis-url\nsentinels: [s-0.data.svc:26379]\nmaster_name: mymaster",
             "deploy.redis.external",
             "    external:",
-            "exactly one of url, url_secret and sentinels",
+            "exactly one of url, url_secret, sentinels and cluster_nodes",
         ),
         (
             "no connection at all",
             "master_name: mymaster",
             "deploy.redis.external",
             "    external:",
-            "exactly one of url, url_secret and sentinels",
+            "exactly one of url, url_secret, sentinels and cluster_nodes",
         ),
         (
             "an empty list",
@@ -661,7 +661,7 @@ fn sentinel_redis_errors_name_field_and_line() {
             "url_secret: redis-url\npassword_secret: redis-password",
             "deploy.redis.external.password_secret",
             "password_secret: redis-password",
-            "applies to sentinels only",
+            "applies to sentinels and cluster_nodes only",
         ),
         (
             "a misspelt field",
@@ -686,6 +686,176 @@ fn sentinel_redis_errors_name_field_and_line() {
             !err.to_string().contains("hunter2"),
             "{what}: a password in {err}"
         );
+    }
+}
+
+/// Each way the Cluster form of `deploy.redis.external` can be wrong, with its field and
+/// line, before anything is rendered.
+#[test]
+fn cluster_redis_errors_name_field_and_line() {
+    let too_many: String = (0..65)
+        .map(|i| format!("  - n-{i}.data.svc:6379\n"))
+        .collect();
+    let too_many = format!("cluster_nodes:\n{too_many}");
+    // (what, the block under `external:`, field, text on the line, message part)
+    let cases: [(&str, &str, &str, &str, &str); 14] = [
+        (
+            "url and cluster_nodes",
+            "url: redis://redis.data.svc:6379\ncluster_nodes: [n-0.data.svc:6379]",
+            "deploy.redis.external",
+            "    external:",
+            "exactly one of url, url_secret, sentinels and cluster_nodes",
+        ),
+        (
+            "sentinels and cluster_nodes",
+            "sentinels: [s-0.data.svc:26379]\nmaster_name: mymaster\ncluster_nodes: [n-0.data.svc:6379]",
+            "deploy.redis.external",
+            "    external:",
+            "exactly one of url, url_secret, sentinels and cluster_nodes",
+        ),
+        (
+            "an empty list",
+            "cluster_nodes: []",
+            "deploy.redis.external.cluster_nodes",
+            "cluster_nodes: []",
+            "at least one node",
+        ),
+        (
+            "too many seed nodes",
+            too_many.as_str(),
+            "deploy.redis.external.cluster_nodes",
+            "cluster_nodes:",
+            "at most 64 seed nodes",
+        ),
+        (
+            "no port",
+            "cluster_nodes:\n  - n-0.data.svc:6379\n  - n-1.data.svc",
+            "deploy.redis.external.cluster_nodes[1]",
+            "- n-1.data.svc",
+            "must be host:port",
+        ),
+        (
+            "a URL for an address",
+            "cluster_nodes:\n  - redis://n-0.data.svc:6379",
+            "deploy.redis.external.cluster_nodes[0]",
+            "- redis://n-0",
+            "must be host:port",
+        ),
+        (
+            "a node twice",
+            "cluster_nodes:\n  - n-0.data.svc:6379\n  - \"n-0.data.svc:6379\"",
+            "deploy.redis.external.cluster_nodes[1]",
+            "\"n-0.data.svc:6379\"",
+            "listed twice",
+        ),
+        (
+            "a user name with a space",
+            "cluster_nodes: [n-0.data.svc:6379]\nusername: the gateway",
+            "deploy.redis.external.username",
+            "username: the gateway",
+            "without whitespace",
+        ),
+        (
+            "a password Secret Kubernetes refuses",
+            "cluster_nodes: [n-0.data.svc:6379]\npassword_secret: Redis_Password",
+            "deploy.redis.external.password_secret",
+            "password_secret: Redis_Password",
+            "not a Kubernetes object name",
+        ),
+        (
+            "a password inline",
+            "cluster_nodes: [n-0.data.svc:6379]\npassword: hunter2",
+            "deploy.redis.external.password",
+            "password: hunter2",
+            "unknown field `password`",
+        ),
+        (
+            "a master name beside cluster_nodes",
+            "cluster_nodes: [n-0.data.svc:6379]\nmaster_name: mymaster",
+            "deploy.redis.external.master_name",
+            "master_name: mymaster",
+            "not to cluster_nodes",
+        ),
+        (
+            "a sentinels' password beside cluster_nodes",
+            "cluster_nodes: [n-0.data.svc:6379]\nsentinel_password_secret: redis-auth",
+            "deploy.redis.external.sentinel_password_secret",
+            "sentinel_password_secret: redis-auth",
+            "not to cluster_nodes",
+        ),
+        (
+            "waiting for replicas beside cluster_nodes",
+            "cluster_nodes: [n-0.data.svc:6379]\nwait_replicas: 1",
+            "deploy.redis.external.wait_replicas",
+            "wait_replicas: 1",
+            "not to cluster_nodes",
+        ),
+        (
+            "a username beside a url",
+            "url: redis://redis.data.svc:6379\nusername: gateway",
+            "deploy.redis.external.username",
+            "username: gateway",
+            "applies to sentinels and cluster_nodes only",
+        ),
+    ];
+    for (what, block, field, line_text, message) in cases {
+        let text = external_redis(block);
+        let err =
+            Policy::parse(&text, "policy.yaml", &root().join("envoy/examples")).expect_err(what);
+        assert_eq!(err.field, field, "{what}: {err}");
+        assert_eq!(
+            err.line,
+            Some(line_of(&text, line_text)),
+            "{what}: wrong line in {err}"
+        );
+        assert!(err.message.contains(message), "{what}: {err}");
+        assert!(
+            !err.to_string().contains("hunter2"),
+            "{what}: a password in {err}"
+        );
+    }
+}
+
+/// A whole Cluster form is taken as written, and the most seed nodes the service takes
+/// are accepted.
+#[test]
+fn a_cluster_redis_is_taken_as_written() {
+    use chokepoint_render::policy::{Cluster, Redis, RedisConnection};
+    let sixty_four: String = (0..64)
+        .map(|i| format!("  - n-{i}.data.svc:6379\n"))
+        .collect();
+    let cases = [
+        (
+            "cluster_nodes:\n  - n-0.data.svc:6379\n  - n-1.data.svc:6379\n  - 10.0.0.7:6380\n\
+             username: gateway\npassword_secret: redis-auth"
+                .to_owned(),
+            Cluster {
+                nodes: vec![
+                    "n-0.data.svc:6379".into(),
+                    "n-1.data.svc:6379".into(),
+                    "10.0.0.7:6380".into(),
+                ],
+                username: Some("gateway".into()),
+                password_secret: Some("redis-auth".into()),
+            },
+        ),
+        (
+            format!("cluster_nodes:\n{sixty_four}"),
+            Cluster {
+                nodes: (0..64).map(|i| format!("n-{i}.data.svc:6379")).collect(),
+                username: None,
+                password_secret: None,
+            },
+        ),
+    ];
+    for (block, want) in cases {
+        let text = external_redis(&block);
+        let policy = Policy::parse(&text, "policy.yaml", &root().join("envoy/examples"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Redis::External(RedisConnection::Cluster(c)) = policy.deploy.redis else {
+            panic!("{:?}", policy.deploy.redis);
+        };
+        assert_eq!(c, want);
     }
 }
 

@@ -1,8 +1,8 @@
 //! The policy service in Kubernetes: a ServiceAccount, its limit sets and its identity
 //! file (the issuers and admin groups of its pages) as ConfigMaps, a
 //! Deployment running `chokepoint-policy serve` as policy/src/main.rs takes it (flags,
-//! the variables of its tokens and Redis URL or Sentinel passwords, the two listeners), and a Service for each
-//! listener, so the gateway's Service exposes the gateway port and nothing else.
+//! the variables of its tokens and Redis URL or Sentinel or Cluster passwords, the two
+//! listeners), and a Service for each listener, so the gateway's Service exposes the gateway port and nothing else.
 
 use serde_json::{json, Value};
 
@@ -12,7 +12,7 @@ use super::secrets::{
 };
 use super::{container_security, labels, metadata, pod_security, resources, selector};
 use crate::network_policy::{POLICY_ADMIN_PORT, POLICY_POD_LABEL};
-use crate::policy::{Policy, Redis, RedisConnection, Sentinel};
+use crate::policy::{Cluster, Policy, Redis, RedisConnection, Sentinel};
 
 /// The Deployment's and ServiceAccount's name, and its pods' `app.kubernetes.io/name`
 /// (which the NetworkPolicies select).
@@ -143,6 +143,8 @@ fn deployment(policy: &Policy) -> Value {
         }
         // No Redis URL at all: `serve` refuses one beside --redis-sentinels.
         Redis::External(RedisConnection::Sentinel(s)) => sentinel(s, &mut args, &mut env),
+        // Nor beside --redis-cluster-nodes.
+        Redis::External(RedisConnection::Cluster(c)) => cluster(c, &mut args, &mut env),
     }
     // /healthz pings Redis (policy/src/api/health.rs): readiness takes a replica out of
     // the Service as soon as it cannot decide. Liveness reads the same page on the admin
@@ -219,6 +221,21 @@ fn sentinel(s: &Sentinel, args: &mut Vec<String>, env: &mut Vec<Value>) {
         if let Some(name) = secret {
             env.push(secrets::env_from_secret(var, name, var));
         }
+    }
+}
+
+/// `serve`'s Cluster flags, and the nodes' password as the variable it reads it from.
+fn cluster(c: &Cluster, args: &mut Vec<String>, env: &mut Vec<Value>) {
+    args.push(format!("--redis-cluster-nodes={}", c.nodes.join(",")));
+    if let Some(user) = &c.username {
+        args.push(format!("--redis-username={user}"));
+    }
+    if let Some(name) = &c.password_secret {
+        env.push(secrets::env_from_secret(
+            REDIS_PASSWORD_ENV,
+            name,
+            REDIS_PASSWORD_ENV,
+        ));
     }
 }
 
@@ -597,6 +614,75 @@ mod tests {
             assert!(
                 !args.iter().any(|a| a.contains("password")),
                 "{what}: {args:?}"
+            );
+        }
+    }
+
+    /// The Cluster form: its seed nodes and user on `serve`'s command line, the password
+    /// only as a Secret reference under the variable `serve` reads it from, and no Redis
+    /// URL or Sentinel flag (which `serve` refuses beside --redis-cluster-nodes).
+    #[test]
+    fn a_cluster_redis_is_seeded_with_its_password_by_reference() {
+        // (what, the form, flags wanted, (variable, Secret) wanted)
+        type Case<'a> = (&'a str, Cluster, &'a [&'a str], &'a [(&'a str, &'a str)]);
+        let cases: [Case; 2] = [
+            (
+                "every field",
+                Cluster {
+                    nodes: vec!["n-0.data.svc:6379".into(), "10.0.0.7:6380".into()],
+                    username: Some("gateway".into()),
+                    password_secret: Some("redis-auth".into()),
+                },
+                &[
+                    "--redis-cluster-nodes=n-0.data.svc:6379,10.0.0.7:6380",
+                    "--redis-username=gateway",
+                ],
+                &[("CHOKEPOINT_REDIS_PASSWORD", "redis-auth")],
+            ),
+            (
+                "no password, no user",
+                Cluster {
+                    nodes: vec!["n-0.data.svc:6379".into()],
+                    username: None,
+                    password_secret: None,
+                },
+                &["--redis-cluster-nodes=n-0.data.svc:6379"],
+                &[],
+            ),
+        ];
+        for (what, cluster, flags, passwords) in cases {
+            let mut policy = example();
+            policy.deploy.redis = Redis::External(RedisConnection::Cluster(cluster.clone()));
+            let docs = manifests(&policy).unwrap();
+            let c = &kind(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0];
+            let args: Vec<&str> = c["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let redis_args: Vec<&str> = args
+                .iter()
+                .copied()
+                .filter(|a| a.starts_with("--redis"))
+                .collect();
+            assert_eq!(redis_args, flags, "{what}: exactly the cluster's flags");
+            let redis_env: Vec<Value> = c["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["name"].as_str().unwrap().starts_with("CHOKEPOINT_REDIS"))
+                .cloned()
+                .collect();
+            let want: Vec<Value> = passwords
+                .iter()
+                .map(|(var, secret)| {
+                    json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": var}}})
+                })
+                .collect();
+            assert_eq!(
+                redis_env, want,
+                "{what}: the password only by reference, no URL"
             );
         }
     }

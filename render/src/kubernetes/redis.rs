@@ -120,7 +120,7 @@ mod tests {
             Option<RedisConnection>,
             &'a [&'a str],
         );
-        let cases: [Case; 5] = [
+        let cases: [Case; 6] = [
             (
                 "default",
                 None,
@@ -155,6 +155,16 @@ mod tests {
                     password_secret: Some("redis-auth".into()),
                     sentinel_password_secret: None,
                     wait_replicas: None,
+                })),
+                &[],
+            ),
+            (
+                "external Cluster",
+                None,
+                Some(RedisConnection::Cluster(crate::policy::Cluster {
+                    nodes: vec!["n-0:6379".into()],
+                    username: None,
+                    password_secret: Some("redis-auth".into()),
                 })),
                 &[],
             ),

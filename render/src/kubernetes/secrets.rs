@@ -16,8 +16,8 @@ pub const POLICY_TOKEN_ENV: &str = "CHOKEPOINT_POLICY_TOKEN";
 /// The policy service's variable for its Redis URL (`serve --redis`), and the key of an
 /// external Redis's `url_secret`.
 pub const REDIS_URL_ENV: &str = "CHOKEPOINT_REDIS_URL";
-/// With Sentinel: the primary's password (`serve --redis-password-file`'s variable), and
-/// the key of `password_secret`.
+/// With Sentinel or Cluster: the primary's (or the nodes') password (`serve
+/// --redis-password-file`'s variable), and the key of `password_secret`.
 pub const REDIS_PASSWORD_ENV: &str = "CHOKEPOINT_REDIS_PASSWORD";
 /// With Sentinel: the sentinels' password, and the key of `sentinel_password_secret`.
 pub const REDIS_SENTINEL_PASSWORD_ENV: &str = "CHOKEPOINT_REDIS_SENTINEL_PASSWORD";
@@ -86,6 +86,16 @@ pub fn required(policy: &Policy) -> Vec<Required> {
                         what,
                     }),
                 }
+            }
+        }
+        Redis::External(RedisConnection::Cluster(c)) => {
+            if let Some(name) = &c.password_secret {
+                out.push(Required {
+                    name: name.clone(),
+                    namespace: d.namespace.clone(),
+                    keys: vec![REDIS_PASSWORD_ENV.into()],
+                    what: "the Redis cluster nodes' password",
+                });
             }
         }
         _ => {}
@@ -203,7 +213,7 @@ pub fn header(policy: &Policy) -> String {
 mod tests {
     use super::*;
 
-    use crate::policy::{example, Sentinel};
+    use crate::policy::{example, Cluster, Sentinel};
 
     /// Each Secret's keys are the variables its readers take: the gateway token under
     /// the name the filter reads it by, every key the filter reads in the gateway's.
@@ -370,6 +380,46 @@ mod tests {
                 "{header}"
             );
             assert!(header.contains(&format!("Secret {secret}\n")), "{header}");
+        }
+    }
+
+    /// The Cluster form's password: its Secret, with the key `serve` reads, in the
+    /// service's namespace; none without a password.
+    #[test]
+    fn cluster_password_secret_is_required_with_its_key() {
+        // (the Secret named, the Redis Secrets wanted with their keys)
+        type Want<'a> = &'a [(&'a str, &'a [&'a str])];
+        let cases: [(Option<&str>, Want); 2] = [
+            (None, &[]),
+            (
+                Some("redis-auth"),
+                &[("redis-auth", &["CHOKEPOINT_REDIS_PASSWORD"])],
+            ),
+        ];
+        for (password, want) in cases {
+            let mut policy = example();
+            policy.deploy.redis = Redis::External(RedisConnection::Cluster(Cluster {
+                nodes: vec!["n-0:6379".into()],
+                username: Some("gateway".into()),
+                password_secret: password.map(String::from),
+            }));
+            let got = required(&policy);
+            let redis: Vec<(&str, Vec<&str>)> = got
+                .iter()
+                .filter(|r| r.keys.iter().any(|k| k.starts_with("CHOKEPOINT_REDIS")))
+                .map(|r| (r.name.as_str(), r.keys.iter().map(String::as_str).collect()))
+                .collect();
+            let want: Vec<(&str, Vec<&str>)> = want.iter().map(|(n, k)| (*n, k.to_vec())).collect();
+            assert_eq!(redis, want, "{password:?}");
+            assert_eq!(got.len(), 3 + want.len(), "{password:?}");
+            for r in &got[2..2 + want.len()] {
+                assert_eq!(r.namespace, policy.deploy.namespace);
+                assert!(r.what.contains("cluster"), "{}", r.what);
+            }
+            let text = header(&policy);
+            for (name, _) in &want {
+                assert!(text.contains(&format!("#   {name} in ")), "{text}");
+            }
         }
     }
 }

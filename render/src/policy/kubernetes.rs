@@ -60,24 +60,28 @@ pub(super) fn redis(cx: &Ctx, r: RawRedis) -> Result<Redis, PolicyError> {
         let exactly_one = || {
             cx.err(
                 f("external"),
-                "needs exactly one of url, url_secret and sentinels",
+                "needs exactly one of url, url_secret, sentinels and cluster_nodes",
             )
         };
         let forms = [
             ext.url.is_some(),
             ext.url_secret.is_some(),
             ext.sentinels.is_some(),
+            ext.cluster_nodes.is_some(),
         ];
         if forms.iter().filter(|given| **given).count() != 1 {
             return Err(exactly_one());
         }
-        if ext.sentinels.is_none() {
-            // The Sentinel form's fields mean nothing to one fixed Redis.
+        if ext.sentinels.is_none() && ext.cluster_nodes.is_none() {
+            // The Sentinel and Cluster forms' fields mean nothing to one fixed Redis.
             super::sentinel::none_given(cx, &f("external"), &ext)?;
         }
         let connection = match (ext.url.clone(), ext.url_secret.clone()) {
             _ if ext.sentinels.is_some() => {
                 RedisConnection::Sentinel(super::sentinel::sentinel(cx, &f("external"), ext)?)
+            }
+            _ if ext.cluster_nodes.is_some() => {
+                RedisConnection::Cluster(super::cluster::cluster(cx, &f("external"), ext)?)
             }
             (Some(url), None) => {
                 redis_url(&url).map_err(|m| cx.err(f("external.url"), m))?;

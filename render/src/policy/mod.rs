@@ -3,12 +3,14 @@
 //! runs the rendered plugin configuration through the filter's own parser, and reports
 //! the first problem with the field's path and its line in the file.
 
+mod cluster;
 pub mod guard_rules;
 mod guardrails;
 mod kubernetes;
 mod load;
 mod lockdown;
 mod mcp;
+mod redis_nodes;
 mod sentinel;
 mod telemetry;
 
@@ -513,6 +515,20 @@ pub enum RedisConnection {
     Secret(String),
     /// The primary Redis Sentinel names, followed across failovers.
     Sentinel(Sentinel),
+    /// A Redis Cluster, found from its seed nodes.
+    Cluster(Cluster),
+}
+
+/// `serve --redis-cluster-nodes` and its companions (policy/src/main.rs): the password
+/// only as the name of the Secret that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// `host:port` each, the seed nodes in the order they are tried.
+    pub nodes: Vec<String>,
+    /// The ACL user on every node; the default user when absent.
+    pub username: Option<String>,
+    /// The Secret whose key `CHOKEPOINT_REDIS_PASSWORD` holds the nodes' password.
+    pub password_secret: Option<String>,
 }
 
 /// `serve --redis-sentinels` and its companions (policy/src/main.rs): the passwords only
