@@ -724,7 +724,7 @@ fn cluster_redis_errors_name_field_and_line() {
             "too many seed nodes",
             too_many.as_str(),
             "deploy.redis.external.cluster_nodes",
-            "cluster_nodes:",
+            "      cluster_nodes:",
             "at most 64 seed nodes",
         ),
         (
