@@ -122,30 +122,20 @@ impl Store {
                 .into_iter()
                 .partition(|call| call.audit);
         let mut reloaded = false;
-        self.run_calls(
-            others,
-            &mut failed,
-            &mut reloaded,
+        let booking = Booking {
             dedupe_secs,
             audit_log_key,
             retention,
-            &defaults,
-        )
-        .await?;
+            defaults: &defaults,
+        };
+        self.run_calls(others, &mut failed, &mut reloaded, &booking)
+            .await?;
         for call in &mut audit {
             call.records.retain(|record| failed[record.at].is_none());
         }
         audit.retain(|call| !call.records.is_empty());
         let booked = self
-            .run_calls(
-                audit,
-                &mut failed,
-                &mut reloaded,
-                dedupe_secs,
-                audit_log_key,
-                retention,
-                &defaults,
-            )
+            .run_calls(audit, &mut failed, &mut reloaded, &booking)
             .await?;
         // Ranked from the ledgers of the scopes something was booked in: a scope whose
         // ledger could not be written (a record failed) may not be readable either.
@@ -189,18 +179,14 @@ impl Store {
     /// is sent again one record per call, one Redis lost the script for is sent again
     /// after loading it (once per chunk). Returns per record of the chunk whether a call
     /// booked it, and sets `failed` for those that could not be.
-    #[allow(clippy::too_many_arguments)]
     async fn run_calls(
         &self,
         calls: Vec<ChunkCall<'_>>,
         failed: &mut [Option<StoreError>],
         reloaded: &mut bool,
-        dedupe_secs: u64,
-        audit_log_key: &str,
-        retention: Retention,
-        defaults: &HashMap<String, String>,
+        booking: &Booking<'_>,
     ) -> Result<Vec<bool>, StoreError> {
-        let run = |call| self.run_owned_call(call, dedupe_secs, audit_log_key, retention, defaults);
+        let run = |call| self.run_owned_call(call, booking);
         let mut booked = vec![false; failed.len()];
         let mut pending = calls;
         while !pending.is_empty() {
@@ -253,13 +239,16 @@ impl Store {
     async fn run_owned_call<'c>(
         &self,
         call: ChunkCall<'c>,
-        dedupe_secs: u64,
-        audit_log_key: &str,
-        retention: Retention,
-        defaults: &HashMap<String, String>,
+        booking: &Booking<'_>,
     ) -> (ChunkCall<'c>, Result<redis::RedisResult<Value>, StoreError>) {
         let answer = self
-            .run_chunk_call(&call, dedupe_secs, audit_log_key, retention, Some(defaults))
+            .run_chunk_call(
+                &call,
+                booking.dedupe_secs,
+                booking.audit_log_key,
+                booking.retention,
+                Some(booking.defaults),
+            )
             .await;
         (call, answer)
     }
@@ -312,6 +301,15 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// What every call of a chunk is sent with.
+struct Booking<'a> {
+    dedupe_secs: u64,
+    audit_log_key: &'a str,
+    retention: Retention,
+    /// The chunk's default limit sets, by key, as JSON.
+    defaults: &'a HashMap<String, String>,
 }
 
 /// What became of one record of a chunk.
