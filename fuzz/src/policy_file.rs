@@ -7,7 +7,7 @@
 //! so the fuzzer never reads or hangs on the machine's own files.
 //!
 //! Invariants: `line_of` answers for every path without panicking; an accepted policy
-//! renders every target; the filter accepts the plugin configuration rendered for Istio
+//! renders every Envoy target, and every other target or a refusal that says why; the filter accepts the plugin configuration rendered for Istio
 //! as well as for Envoy, and the Envoy one survives the emitter and the loader unchanged
 //! (what Envoy reads is what was rendered); the rendered limits are accepted by the
 //! policy service's own parser and the injector configuration by the filter's.
@@ -19,6 +19,16 @@ use chokepoint_render::bundle::{self, Options, TARGETS};
 use chokepoint_render::policy::Policy;
 use chokepoint_render::{emit, plugin, yaml};
 use serde_json::Value;
+
+/// The targets of Envoy itself, which every accepted policy renders.
+const ENVOY_TARGETS: [&str; 6] = [
+    "plugin-config",
+    "injector-config",
+    "bootstrap",
+    "ecds",
+    "limits",
+    "policy-identity",
+];
 
 fn base_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -79,8 +89,18 @@ pub fn run(data: &[u8]) {
     };
     let options = Options::default();
     for target in TARGETS {
-        let rendered = bundle::render(&policy, target, &options)
-            .unwrap_or_else(|e| panic!("an accepted policy does not render {target}: {e}"));
+        // The Kubernetes and mesh targets have requirements of their own that an
+        // accepted policy need not meet (a namespace to lock down, `mcp.public_url` for a
+        // mesh gateway's MCP servers, the policy service's URL naming its Service): they
+        // may refuse one, saying why. The Envoy targets render every accepted policy.
+        let rendered = match bundle::render(&policy, target, &options) {
+            Ok(rendered) => rendered,
+            Err(refused) if !ENVOY_TARGETS.contains(&target) => {
+                assert!(refused.contains(' '), "{target} refuses without saying why");
+                continue;
+            }
+            Err(e) => panic!("an accepted policy does not render {target}: {e}"),
+        };
         match target {
             "limits" => {
                 chokepoint_policy::seed_limits::parse(&rendered).unwrap_or_else(|e| {
