@@ -14,6 +14,9 @@
 //!
 //! Usage: usage_bench [BATCHES (default 200)] [RECORDS PER BATCH (default 50)]
 //!
+//! `BENCH_USAGE_AUDIT=off` runs the service with `--usage-audit-stream off`;
+//! `BENCH_REDIS_LAYOUT=cluster` in the cluster key layout.
+//!
 //! CPU figures move with the machine's other load. `USAGE_BENCH_STATS=1` also prints
 //! each command's calls and µs per unit. For counts that do not move, run redis-server
 //! under callgrind through a wrapper named `redis-server` earlier in PATH, e.g.
@@ -315,6 +318,7 @@ async fn main() {
         // `BENCH_REDIS_LAYOUT=cluster`: a Redis Cluster's key layout (one hash tag per
         // script call), on this one Redis.
         redis_cluster_layout: std::env::var("BENCH_REDIS_LAYOUT").as_deref() == Ok("cluster"),
+        usage_audit_stream: std::env::var("BENCH_USAGE_AUDIT").as_deref() != Ok("off"),
         ..Config::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -52,6 +52,10 @@ pub const AUDIT_LOG_KEY: &str = "ck:usage:log";
 pub struct Retention {
     pub max_len: u64,
     pub max_age: Duration,
+    /// Whether booked records are logged in the audit stream at all
+    /// (`--usage-audit-stream`). Off, booking writes no entry per record (the gateway's
+    /// access log is then the audit trail); the dead-letter stream is kept either way.
+    pub audit: bool,
 }
 
 impl Retention {

@@ -150,14 +150,26 @@ pub async fn run(
         },
     );
 
-    log::info!(
-        "audit stream {} and dead letters {} keep about {} entries each, none much older \
-         than {} s",
-        ledger::AUDIT_LOG_KEY,
-        dead_letter::DEAD_LETTER_KEY,
-        config.audit_max_len,
-        config.audit_max_age.as_secs(),
-    );
+    if config.usage_audit_stream {
+        log::info!(
+            "audit stream {} and dead letters {} keep about {} entries each, none much \
+             older than {} s",
+            ledger::AUDIT_LOG_KEY,
+            dead_letter::DEAD_LETTER_KEY,
+            config.audit_max_len,
+            config.audit_max_age.as_secs(),
+        );
+    } else {
+        log::info!(
+            "audit stream off: booked records are not logged in {} (the gateway's access \
+             log is the audit trail); dead letters {} keep about {} entries, none much \
+             older than {} s",
+            ledger::AUDIT_LOG_KEY,
+            dead_letter::DEAD_LETTER_KEY,
+            config.audit_max_len,
+            config.audit_max_age.as_secs(),
+        );
+    }
 
     // The environment holds the gateway's UUID salt (and any HMAC issuer's secret), by
     // the names the identity file gives.
@@ -180,6 +192,7 @@ pub async fn run(
             retention: Retention {
                 max_len: config.audit_max_len,
                 max_age: config.audit_max_age,
+                audit: config.usage_audit_stream,
             },
         },
         clock: config.clock.clone(),

@@ -270,6 +270,13 @@ struct ServeArgs {
     #[arg(long, default_value_t = DEFAULT_AUDIT_MAX_AGE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     audit_max_age_secs: u64,
 
+    /// Whether booked usage records are logged, one entry each, in the audit stream
+    /// (ck:usage:log): on or off. Off saves Redis an entry per record; the gateway's
+    /// access log is then the audit trail, and the audit export and spend by client or
+    /// by session answer that the stream is off.
+    #[arg(long, default_value = "on", value_parser = on_off)]
+    usage_audit_stream: bool,
+
     /// After binding, write the gateway listener's bound address (e.g. 127.0.0.1:40123)
     /// to this file, atomically, so a supervisor can use --listen with port 0 without
     /// port races.
@@ -506,6 +513,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         usage_dedupe_window: Duration::from_secs(args.usage_dedupe_secs),
         audit_max_len: args.audit_max_len,
         audit_max_age: Duration::from_secs(args.audit_max_age_secs),
+        usage_audit_stream: args.usage_audit_stream,
         ..Config::default()
     };
     // Before binding: a supervisor waiting for the address files must see the service
@@ -707,4 +715,13 @@ async fn wait_for_signal() {
         () = terminate => "SIGTERM",
     };
     log::info!("{name} received; finishing what is under way");
+}
+
+/// `on` or `off`, as a flag's value.
+fn on_off(value: &str) -> Result<bool, String> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("expected on or off, not {other:?}")),
+    }
 }

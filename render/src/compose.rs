@@ -111,6 +111,9 @@ pub fn compose_file(policy: &Policy) -> String {
         win = ps.window_secs,
         ttl = ps.reservation_ttl_secs,
     );
+    if !ps.audit_stream {
+        out.push_str("\n      --usage-audit-stream off");
+    }
     if !policy.limits.is_empty() {
         out.push_str("\n      --limits /etc/chokepoint/limits.json");
     }

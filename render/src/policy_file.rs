@@ -285,6 +285,10 @@ pub struct RawPolicyService {
     /// service checks (the name only; both processes need it set).
     #[serde(default)]
     pub token_env: Option<String>,
+    /// Whether the service logs every booked record in its audit stream in Redis
+    /// (default true); false leaves the gateway's access log as the audit trail.
+    #[serde(default)]
+    pub audit_stream: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -89,6 +89,9 @@ pub struct StackOptions {
     pub salt: String,
     pub requests_per_window: u64,
     pub window_secs: u64,
+    /// Whether the policy service logs booked records in its audit stream
+    /// (`--usage-audit-stream`).
+    pub usage_audit_stream: bool,
     pub policy_timeout_ms: u64,
     pub max_request_body_bytes: usize,
     pub envoy_concurrency: u32,
@@ -146,6 +149,7 @@ impl StackOptions {
             dev_key,
             salt: random_hex(32),
             requests_per_window: 60,
+            usage_audit_stream: true,
             window_secs: 60,
             policy_timeout_ms: 1000,
             max_request_body_bytes: 1024 * 1024,
@@ -488,6 +492,9 @@ impl Stack {
             .env("CHOKEPOINT_ADMIN_TOKEN", &self.opts.admin_token);
         if let Some(ttl) = self.opts.reservation_ttl_secs {
             cmd.arg("--reservation-ttl-secs").arg(ttl.to_string());
+        }
+        if !self.opts.usage_audit_stream {
+            cmd.arg("--usage-audit-stream").arg("off");
         }
         match (&self.sentinel, &self.opts.redis) {
             (

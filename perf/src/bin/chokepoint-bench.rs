@@ -64,6 +64,10 @@ struct Args {
     /// Skip the streaming load.
     #[arg(long)]
     no_stream: bool,
+    /// Run the policy service with `--usage-audit-stream off` (booked records not logged
+    /// in Redis): what the ledger costs without the per-record audit entry.
+    #[arg(long)]
+    no_audit_stream: bool,
     /// Profiling aid: load this URL only (with `--header`s and the plain body), report
     /// rps and the CPU per request of each `--pid`, and exit.
     #[arg(long)]
@@ -173,6 +177,7 @@ async fn main() {
     // MCP's reference server, for the MCP row.
     opts.mcp_port = Some(0);
     opts.usage_flush_ms = 1000;
+    opts.usage_audit_stream = !args.no_audit_stream;
     let mut stack = match Stack::start(opts).await {
         Ok(s) => s,
         Err(e) => {

@@ -72,6 +72,9 @@ pub async fn read_audit(
         Ok(parsed) => parsed,
         Err(err) => return err.into_response(),
     };
+    if !state.ledger.retention.audit {
+        return ApiError::audit_stream_off().into_response();
+    }
     let page = match state
         .store
         .audit_page(AUDIT_LOG_KEY, &start, &end, limit)

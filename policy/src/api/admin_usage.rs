@@ -121,6 +121,10 @@ async fn read_attributed(state: &AppState, query: UsageQuery) -> Response {
         Ok(p) => p,
         Err(err) => return err.into_response(),
     };
+    // Spend by client and by session is summed from the audit stream (see attribution).
+    if !state.ledger.retention.audit {
+        return ApiError::audit_stream_off().into_response();
+    }
     match attribution::sums(&state.store, by, query.id.as_deref(), period, limit).await {
         Ok(sums) => Json(json!({
             "by": by.as_str(),

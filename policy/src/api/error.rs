@@ -55,6 +55,19 @@ impl ApiError {
         }
     }
 
+    /// What the caller asked for is read from the audit stream, which this service was
+    /// started without (`--usage-audit-stream off`): asking again will not help.
+    pub fn audit_stream_off() -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            kind: "invalid_request_error",
+            code: "audit_stream_off",
+            message: "the audit stream is off (--usage-audit-stream off): booked records are \
+                      not logged in Redis; the gateway's access log is the audit trail"
+                .to_owned(),
+        }
+    }
+
     /// Redis holds something the service never writes (a hand edit).
     pub fn corrupt_data(code: &'static str, message: impl Into<String>) -> Self {
         Self {

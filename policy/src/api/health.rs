@@ -13,14 +13,16 @@ use crate::metrics::RedisState;
 /// Healthy means "can decide": a live PING, not a cached flag, so a load balancer
 /// takes this replica out as soon as its Redis path breaks (on a cluster the PING goes to
 /// every primary, so one unreachable primary counts). The answer names how long booked
-/// request ids are remembered (`reconcile` books no record older than that) and how
-/// Redis is deployed (`single`, `sentinel` or `cluster`).
+/// request ids are remembered (`reconcile` books no record older than that), how
+/// Redis is deployed (`single`, `sentinel` or `cluster`), and whether booked records are
+/// logged in the audit stream.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({
             "status": "ok",
             "usage_dedupe_secs": state.ledger.dedupe_window.as_secs(),
             "redis": state.store.mode().as_str(),
+            "usage_audit_stream": state.ledger.retention.audit,
         }))
         .into_response(),
         Err(_) => {

@@ -34,7 +34,10 @@
 --                (see "MCP"), `ck:mcp:{<user>}:<YYYY-MM-DD>` and `ck:mcp:{*}:<YYYY-MM-DD>`,
 --                and the client tools' (see "Client tools"), `ck:clients:<YYYY-MM-DD>`
 -- ARGV[1]   dedupe window in seconds (integer >= 1): how long a marker lives
--- ARGV[2]   approximate cap on the audit stream's length (XADD MAXLEN ~), >= 1
+-- ARGV[2]   approximate cap on the audit stream's length (XADD MAXLEN ~), >= 1; or 0
+--           when the audit stream is off (`--usage-audit-stream off`): nothing is logged
+--           or trimmed, KEYS[1] is left untouched, and each record's JSON and day
+--           (below) are sent empty
 -- ARGV[3]   approximate cap on the audit stream's age, ms (XTRIM MINID ~, once per
 --           call, by Redis's clock; see windows.lua, stream_trim_age)
 -- ARGV[4]   now, ms since the epoch (the service's clock): rolling windows book here
@@ -147,6 +150,9 @@ if audit then
   log = KEYS[1]
   k_at = 2
 end
+-- Whether records are logged: the stream's key stays in KEYS either way (in a cluster
+-- the call keyed by it is the one that books a record whole).
+local logged = audit and max_len ~= '0'
 -- Each record's marker and reservation records.
 local record_keys = {}
 for r = 1, n do
@@ -221,9 +227,14 @@ end
 
 -- Duplicates first, as one call per record would find them: a marker from an earlier
 -- batch, or an earlier record of this chunk.
+-- One MGET for the chunk's markers rather than an EXISTS each: the per-call overhead
+-- of redis.call was a good part of a record's cost.
+local seen_keys = {}
+for r, record in ipairs(records) do seen_keys[r] = record.seen end
+local present = redis.call('MGET', unpack(seen_keys))
 local result, booked, marked = {}, {}, {}
 for r, record in ipairs(records) do
-  if marked[record.seen] or redis.call('EXISTS', record.seen) == 1 then
+  if marked[record.seen] or present[r] then
     result[r] = 0
   else
     result[r] = 1
@@ -238,7 +249,7 @@ if not (summed and #booked == n) and not has_details then
   return 'details'
 end
 
-if audit then expect_type(log, 'stream') end
+if logged then expect_type(log, 'stream') end
 
 -- HINCRBY fails past 2^63 - 1. No real usage gets there, but a filter bug repeating
 -- 2^53-token records could, and failing would wedge that filter's retries for good; the
@@ -450,13 +461,13 @@ for _, record in ipairs(booked) do
 end
 
 for _, record in ipairs(booked) do
-  if audit then
+  if logged then
     redis.call('XADD', log, 'MAXLEN', '~', max_len, '*', 'record', record.json,
       'day', record.day)
   end
   redis.call('SET', record.seen, '1', 'NX', 'EX', dedupe_secs)
 end
-if audit then stream_trim_age(log, max_age_ms) end
+if logged then stream_trim_age(log, max_age_ms) end
 for _, l in ipairs(ledger_order) do
   if #l.set > 0 then redis.call('HSET', l.key, unpack(l.set)) end
   for _, step in ipairs(l.add) do

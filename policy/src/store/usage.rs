@@ -437,7 +437,12 @@ impl Store {
             };
             invocation
                 .arg(dedupe_secs)
-                .arg(retention.max_len)
+                // 0: the audit stream is off (see the script's ARGV[2]).
+                .arg(if retention.audit {
+                    retention.max_len
+                } else {
+                    0
+                })
                 .arg(retention.max_age_ms())
                 .arg(first.now_ms)
                 .arg(call.records.len())
@@ -483,11 +488,16 @@ impl Store {
                     invocation.arg(0);
                 }
             }
+            // What the audit stream logs, sent only when a record is logged: the JSON
+            // is most of a record's bytes, and Redis makes a Lua string of every argument.
+            let logged = call.audit && retention.audit;
             for write in &writes {
-                invocation
-                    .arg(&write.record_json)
-                    .arg(&write.day)
-                    .arg(write.tokens);
+                let (json, day) = if logged {
+                    (write.record_json.as_str(), write.day.as_str())
+                } else {
+                    ("", "")
+                };
+                invocation.arg(json).arg(day).arg(write.tokens);
             }
             for ((counts, tool), write) in record_counts.iter().zip(&record_tools).zip(&writes) {
                 invocation.arg(counts.len());

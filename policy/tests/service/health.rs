@@ -26,6 +26,7 @@ async fn healthz_is_ok_while_redis_answers() {
                 "status": "ok",
                 "usage_dedupe_secs": 604_800,
                 "redis": if on_cluster() { "cluster" } else { "single" },
+                "usage_audit_stream": true,
             })
         );
     }

@@ -1027,3 +1027,55 @@ async fn a_total_saturates_instead_of_overflowing() {
         assert_eq!(totals[0], 4 * expected_requests);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_audit_stream_off_records_are_booked_once_and_not_logged() {
+    let redis = RedisServer::start();
+    let service = Service::start(chokepoint_policy::Config {
+        usage_audit_stream: false,
+        ..usage_config(&redis)
+    })
+    .await;
+    let mut conn = redis.connection().await;
+    let user = new_user();
+    let rec = |id: &str, input: u64| {
+        with(
+            record(id, &user, [input, 1, 0, 0, 0, 10], MAR_10_NOON),
+            &[("client", json!("claude-code")), ("session", json!("s-1"))],
+        )
+    };
+
+    // (batch, expected (accepted, duplicates), expected user month requests and input
+    // tokens): exactly once per request id, as with the stream on.
+    let steps: Vec<(Vec<Value>, Counts, (i64, i64))> = vec![
+        (vec![rec("a", 1), rec("b", 2), rec("c", 4)], (3, 0), (3, 7)),
+        (vec![rec("a", 1), rec("b", 2), rec("c", 4)], (0, 3), (3, 7)),
+        (vec![rec("d", 8), rec("a", 1), rec("d", 8)], (1, 2), (4, 15)),
+    ];
+    for (step, (batch, counts, (requests, input))) in steps.into_iter().enumerate() {
+        let (status, body) = service.post_usage(&batch).await;
+        assert_eq!(accepted(status, &body), counts, "step {step}");
+        let totals = totals_of(&service.ledger("user", &user, "2025-03").await);
+        assert_eq!((totals[6], totals[0]), (requests, input), "step {step}");
+    }
+    assert_eq!(audit_len(&mut conn).await, 0, "nothing is logged");
+    assert_eq!(
+        keys(&mut conn, marker_pattern()).await.len(),
+        4,
+        "every booked request id is still remembered"
+    );
+
+    // What reads the stream says it is off, in the API's error shape.
+    for path in [
+        "/v1/admin/audit?limit=10",
+        "/v1/admin/usage?by=session&period=2025-03",
+        "/v1/admin/usage?by=client&period=2025-03",
+    ] {
+        let (status, body) = service.admin(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "audit_stream_off", "{path}: {body}");
+    }
+    let (status, health) = json_of(service.get("/healthz").await).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["usage_audit_stream"], false, "{health}");
+}

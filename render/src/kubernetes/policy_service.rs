@@ -110,6 +110,9 @@ fn deployment(policy: &Policy) -> Value {
         format!("--window-secs={}", ps.window_secs),
         format!("--reservation-ttl-secs={}", ps.reservation_ttl_secs),
     ];
+    if !ps.audit_stream {
+        args.push("--usage-audit-stream=off".to_string());
+    }
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
     if !policy.limits.is_empty() {
@@ -318,7 +321,7 @@ mod tests {
         let base = example();
         // (what, edit, the Redis URL variable: a value or a Secret's name)
         type Edit = fn(&mut Policy);
-        let cases: [(&str, Edit, Result<&str, &str>); 5] = [
+        let cases: [(&str, Edit, Result<&str, &str>); 6] = [
             (
                 "as committed",
                 |_| {},
@@ -353,6 +356,11 @@ mod tests {
                     p.deploy.policy.replicas = 1;
                     p.deploy.policy.image = "ghcr.io/acme/policy:2".into();
                 },
+                Ok("redis://chokepoint-redis.chokepoint.svc:6379"),
+            ),
+            (
+                "the audit stream off",
+                |p| p.policy_service.audit_stream = false,
                 Ok("redis://chokepoint-redis.chokepoint.svc:6379"),
             ),
         ];
@@ -400,6 +408,11 @@ mod tests {
             );
             assert!(
                 args.contains(&"--identity=/etc/chokepoint-identity/identity.json"),
+                "{what}: {args:?}"
+            );
+            assert_eq!(
+                args.contains(&"--usage-audit-stream=off"),
+                !policy.policy_service.audit_stream,
                 "{what}: {args:?}"
             );
             let maps = kind(&docs, "ConfigMap");

@@ -493,6 +493,7 @@ fn build(cx: &Ctx, raw: RawPolicy, base_dir: &Path) -> Result<Policy, PolicyErro
         token_env: ps
             .token_env
             .unwrap_or_else(|| chokepoint_filter::config::DEFAULT_POLICY_TOKEN_ENV.into()),
+        audit_stream: ps.audit_stream.unwrap_or(true),
     };
     env_name(cx, "policy_service.token_env", &policy_service.token_env)?;
 

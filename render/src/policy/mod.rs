@@ -442,6 +442,9 @@ pub struct PolicyService {
     pub lease_ttl_ms: Option<u64>,
     /// The variable (of Envoy and of the service) holding the gateway token.
     pub token_env: String,
+    /// Whether booked records are logged in the service's audit stream
+    /// (`--usage-audit-stream`).
+    pub audit_stream: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -673,6 +673,7 @@ mod tests {
                 retention: Retention {
                     max_len: 10,
                     max_age: Duration::from_secs(60),
+                    audit: true,
                 },
             },
             clock: Clock::from_fn(|| 1_795_640_042_000),
