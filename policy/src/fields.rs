@@ -3,7 +3,9 @@
 //! the same ids: a `request_id` authorized is one the ledger will book.
 //!
 //! `field` is the name reported in errors: `request_id` for authorize,
-//! `records[3].request_id` for a record in a usage batch.
+//! `records[3].request_id` for a record in a usage batch. It is anything that displays
+//! as that name, so a caller checking many fields (a batch's records) builds a name's
+//! text only for the field that fails.
 //!
 //! Every string a client can influence and the service stores or keys on is bounded
 //! here, by the contract's bounds: request and reservation ids by
@@ -12,6 +14,8 @@
 //! filter keeps within them before it calls, so a value past a bound here is a filter
 //! bug, never a client's choice: authorize refuses it with 400 and the ledger
 //! dead-letters the record.
+
+use std::fmt::Display;
 
 use chokepoint_contract::bounds::{MAX_GROUPS, MAX_NAME_BYTES, MAX_REQUEST_ID_BYTES};
 
@@ -27,21 +31,21 @@ pub struct Invalid {
     pub message: String,
 }
 
-pub fn missing(field: &str) -> Invalid {
+pub fn missing(field: impl Display + Copy) -> Invalid {
     Invalid {
         code: "missing_field",
         message: format!("{field} is required"),
     }
 }
 
-pub fn invalid(field: &str, why: &str) -> Invalid {
+pub fn invalid(field: impl Display + Copy, why: &str) -> Invalid {
     Invalid {
         code: "invalid_field",
         message: format!("{field} {why}"),
     }
 }
 
-pub fn request_id(field: &str, value: Option<String>) -> Result<String, Invalid> {
+pub fn request_id(field: impl Display + Copy, value: Option<String>) -> Result<String, Invalid> {
     let request_id = value.ok_or_else(|| missing(field))?;
     if request_id.trim().is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -60,7 +64,7 @@ pub fn request_id(field: &str, value: Option<String>) -> Result<String, Invalid>
 
 /// An optional name, at most [`MAX_NAME_BYTES`]; its content is not checked (blank
 /// names no scope, as before).
-pub fn name(field: &str, value: Option<String>) -> Result<Option<String>, Invalid> {
+pub fn name(field: impl Display + Copy, value: Option<String>) -> Result<Option<String>, Invalid> {
     match value {
         Some(name) if name.len() > MAX_NAME_BYTES => Err(too_long(field, name.len())),
         value => Ok(value),
@@ -70,7 +74,10 @@ pub fn name(field: &str, value: Option<String>) -> Result<Option<String>, Invali
 /// The name the ledger and model limits key on (contract C3): a model of the policy, a
 /// price pattern, or `other`. Optional, but never blank when sent: a blank key would
 /// silently book the request under no model at all.
-pub fn model_key(field: &str, value: Option<String>) -> Result<Option<String>, Invalid> {
+pub fn model_key(
+    field: impl Display + Copy,
+    value: Option<String>,
+) -> Result<Option<String>, Invalid> {
     let Some(key) = name(field, value)? else {
         return Ok(None);
     };
@@ -81,7 +88,7 @@ pub fn model_key(field: &str, value: Option<String>) -> Result<Option<String>, I
 }
 
 /// At most [`MAX_GROUPS`] groups, each a name.
-pub fn groups(field: &str, groups: Vec<String>) -> Result<Vec<String>, Invalid> {
+pub fn groups(field: impl Display + Copy, groups: Vec<String>) -> Result<Vec<String>, Invalid> {
     if groups.len() > MAX_GROUPS {
         return Err(invalid(
             field,
@@ -141,14 +148,14 @@ pub fn mcp_tool(field: &str, tool: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn too_long(field: &str, len: usize) -> Invalid {
+fn too_long(field: impl Display + Copy, len: usize) -> Invalid {
     invalid(
         field,
         &format!("must be at most {MAX_NAME_BYTES} bytes (got {len})"),
     )
 }
 
-pub fn user(field: &str, value: Option<String>) -> Result<UserId, Invalid> {
+pub fn user(field: impl Display + Copy, value: Option<String>) -> Result<UserId, Invalid> {
     let user = value.ok_or_else(|| missing(field))?;
     UserId::parse(&user).ok_or_else(|| {
         invalid(

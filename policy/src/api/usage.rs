@@ -87,16 +87,16 @@ impl UsageBatch {
             dead: Vec::new(),
         };
         for (i, record) in records.iter().enumerate() {
-            match UsageRecord::validate(&format!("records[{i}]"), record) {
+            match UsageRecord::validate(Listed("records", i), record) {
                 Ok(record) => batch.records.push(record),
                 Err(err) => batch.dead.push(DeadLetter::new(&err.message, record.get())),
             }
         }
         for (i, release) in releases.iter().enumerate() {
-            let at = format!("releases[{i}]");
+            let at = Listed("releases", i);
             let id = serde_json::from_str::<String>(release.get())
-                .map_err(|_| fields::invalid(&at, "must be a string"))
-                .and_then(|id| fields::request_id(&at, Some(id)));
+                .map_err(|_| fields::invalid(at, "must be a string"))
+                .and_then(|id| fields::request_id(at, Some(id)));
             match id {
                 Ok(id) => batch.releases.push(id),
                 Err(err) => batch
@@ -109,20 +109,34 @@ impl UsageBatch {
 }
 
 impl UsageRecord {
-    fn validate(at: &str, raw: &RawValue) -> Result<Self, ApiError> {
+    fn validate(at: Listed, raw: &RawValue) -> Result<Self, ApiError> {
         // RawValue holds one JSON value with no surrounding whitespace.
         if !raw.get().starts_with('{') {
             return Err(fields::invalid(at, "must be a JSON object").into());
         }
-        let mut de = serde_json::Deserializer::from_str(raw.get());
-        let wire: RecordWire = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-            let path = err.path().to_string();
-            // serde_json appends "at line L column C" of the record; the path says where.
-            let message = err.into_inner().to_string();
-            let message = message.split(" at line ").next().unwrap_or_default();
-            ApiError::invalid_request("invalid_field", format!("{at}.{path}: {message}"))
-        })?;
-        let field = |name: &str| format!("{at}.{name}");
+        // Read plainly, and once more tracking the path only to say where a record that
+        // does not read went wrong: tracking it costs every record.
+        let wire: RecordWire = match serde_json::from_str(raw.get()) {
+            Ok(wire) => wire,
+            Err(_) => {
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                let err = match serde_path_to_error::deserialize::<_, RecordWire>(&mut de) {
+                    Ok(_) => {
+                        return Err(fields::invalid(at, "could not be read").into());
+                    }
+                    Err(err) => err,
+                };
+                let path = err.path().to_string();
+                // serde_json appends "at line L column C" of the record; the path says where.
+                let message = err.into_inner().to_string();
+                let message = message.split(" at line ").next().unwrap_or_default();
+                return Err(ApiError::invalid_request(
+                    "invalid_field",
+                    format!("{at}.{path}: {message}"),
+                ));
+            }
+        };
+        let field = |name: &'static str| FieldPath { at, name };
         let request_id = fields::request_id(&field("request_id"), wire.request_id.into_option())?;
         let reservation_id = wire
             .reservation_id
@@ -141,8 +155,8 @@ impl UsageRecord {
             }
         }
         let user = fields::user(&field("user"), wire.user)?;
-        let name = |name: &str, value| fields::name(&field(name), value);
-        let count = |name: &str, value: u64| -> Result<u64, ApiError> {
+        let name = |name: &'static str, value| fields::name(field(name), value);
+        let count = |name: &'static str, value: u64| -> Result<u64, ApiError> {
             match value {
                 n if n <= MAX_USAGE_COUNT => Ok(n),
                 _ => Err(fields::invalid(
@@ -155,7 +169,7 @@ impl UsageRecord {
         name("error", wire.error)?;
         let mcp = wire
             .mcp
-            .map(|mcp| mcp_usage(&field("mcp"), mcp))
+            .map(|mcp| mcp_usage(&field("mcp").to_string(), mcp))
             .transpose()?;
         if mcp.is_some() {
             // Booked nowhere but the MCP counts: tokens or a cost would vanish.
@@ -205,6 +219,29 @@ impl UsageRecord {
             client_tool: client_tools::tool_name(wire.client.as_deref()),
             raw: raw.get().to_owned(),
         })
+    }
+}
+
+/// `<list>[<i>]`, an item of a batch as errors name it, written out only for an error.
+#[derive(Clone, Copy)]
+struct Listed(&'static str, usize);
+
+impl std::fmt::Display for Listed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
+/// `<at>.<name>`, a record's field as errors name it, written out only for an error.
+#[derive(Clone, Copy)]
+struct FieldPath {
+    at: Listed,
+    name: &'static str,
+}
+
+impl std::fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.at, self.name)
     }
 }
 
