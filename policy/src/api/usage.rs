@@ -137,15 +137,15 @@ impl UsageRecord {
             }
         };
         let field = |name: &'static str| FieldPath { at, name };
-        let request_id = fields::request_id(&field("request_id"), wire.request_id.into_option())?;
+        let request_id = fields::request_id(field("request_id"), wire.request_id.into_option())?;
         let reservation_id = wire
             .reservation_id
-            .map(|id| fields::request_id(&field("reservation_id"), Some(id)))
+            .map(|id| fields::request_id(field("reservation_id"), Some(id)))
             .transpose()?;
         if let Some(trace_id) = &wire.trace_id {
             if trace_id.len() > MAX_REQUEST_ID_BYTES {
                 return Err(fields::invalid(
-                    &field("trace_id"),
+                    field("trace_id"),
                     &format!(
                         "must be at most {MAX_REQUEST_ID_BYTES} bytes (got {})",
                         trace_id.len()
@@ -154,13 +154,13 @@ impl UsageRecord {
                 .into());
             }
         }
-        let user = fields::user(&field("user"), wire.user)?;
+        let user = fields::user(field("user"), wire.user)?;
         let name = |name: &'static str, value| fields::name(field(name), value);
         let count = |name: &'static str, value: u64| -> Result<u64, ApiError> {
             match value {
                 n if n <= MAX_USAGE_COUNT => Ok(n),
                 _ => Err(fields::invalid(
-                    &field(name),
+                    field(name),
                     &format!("must be at most 2^53 ({MAX_USAGE_COUNT})"),
                 )
                 .into()),
@@ -180,7 +180,7 @@ impl UsageRecord {
             ] {
                 if value != 0 {
                     return Err(fields::invalid(
-                        &field(name),
+                        field(name),
                         "must be 0 in an MCP record (it has no tokens or cost)",
                     )
                     .into());
@@ -201,10 +201,10 @@ impl UsageRecord {
             reservation_id,
             user,
             tenant: name("tenant", wire.tenant)?,
-            groups: fields::groups(&field("groups"), wire.groups)?,
+            groups: fields::groups(field("groups"), wire.groups)?,
             cost_center: name("cost_center", wire.cost_center)?,
             model: name("model", wire.model)?,
-            model_key: fields::model_key(&field("model_key"), wire.model_key)?,
+            model_key: fields::model_key(field("model_key"), wire.model_key)?,
             provider: name("provider", wire.provider)?,
             format: name("format", wire.format)?,
             stream: wire.stream,
