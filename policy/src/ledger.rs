@@ -75,7 +75,7 @@ pub fn ledger_key(scope: Scope, id: &str, period: Period) -> String {
 
 /// `ck:usage:seen:{<request_id>}`: present while a booked request id is remembered.
 pub fn seen_key(request_id: &str) -> String {
-    format!("ck:usage:seen:{{{request_id}}}")
+    crate::keys::joined(&["ck:usage:seen:{", request_id, "}"])
 }
 
 /// `ck:usage:seen:{<tag>}:<request_id>`: in the cluster layout a record is booked by one
