@@ -110,8 +110,7 @@ impl Clock for CountingHost {
     fn random_id(&self) -> String {
         // WASI random_get, then formatted in the filter as the wasm host does.
         self.call(Kind::RandomGet);
-        let n: u128 = jwt_simple::reexports::rand::random();
-        format!("{n:032x}")
+        chokepoint_filter::host::hex_id(jwt_simple::reexports::rand::random())
     }
 }
 

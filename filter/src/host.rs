@@ -65,6 +65,19 @@ pub trait Host: SharedData + Clock {
     fn record_outcome(&mut self, outcome: &Outcome);
 }
 
+/// 128 bits as the 32 lowercase hex digits of a request id (what `format!("{n:032x}")`
+/// writes, without the formatting machinery: one per request).
+pub fn hex_id(n: u128) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..32)
+        .rev()
+        .map(|i| {
+            let nibble = ((n >> (i * 4)) & 0xf) as usize;
+            char::from(HEX.get(nibble).copied().unwrap_or(b'0'))
+        })
+        .collect()
+}
+
 /// What the root context's background work (key refresh, usage delivery, lease renewal;
 /// see `background`) needs: callouts, the shared usage queue, stats, shared data, time.
 pub trait RootHost: SharedData + Clock {
@@ -181,6 +194,23 @@ impl Counter {
             Counter::GuardrailBlocked => "chokepoint.guardrail.blocked".into(),
             Counter::GuardrailMasked => "chokepoint.guardrail.masked".into(),
             Counter::GuardrailUnavailable => "chokepoint.guardrail.unavailable".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_id_writes_what_format_does() {
+        for n in [
+            0,
+            1,
+            0xfeed,
+            u128::MAX,
+            1 << 127,
+            0x0123_4567_89ab_cdef_0011_2233_4455_6677,
+        ] {
+            assert_eq!(super::hex_id(n), format!("{n:032x}"));
         }
     }
 }
