@@ -22,14 +22,16 @@ use chokepoint_filter::accounting::telemetry::{self, Outcome};
 use chokepoint_filter::auth_state::AuthState;
 use chokepoint_filter::config::Config;
 use chokepoint_filter::flow::{Flow, Next};
-use chokepoint_filter::host::{Clock, Counter, Host, HostError};
+use chokepoint_filter::host::{Clock, Counter, HeaderList, Host, HostError};
 use chokepoint_filter::identity::jwks_sync::{CasMismatch, SharedData};
 use chokepoint_filter::providers::key_injection::{Injector, PROVIDER_HEADER};
 use chokepoint_filter::providers::reply::Reply;
 use chokepoint_filter::runtime::Runtime;
+use chokepoint_filter::wasm::header_pairs;
 use jwt_simple::prelude::*;
 
 const ENVOY_YAML: &str = include_str!("../../envoy/compose/envoy.yaml");
+/// The answer, compacted as the benchmark's mock upstream writes it.
 const ANSWER: &[u8] = include_bytes!("../fixtures/openai_chat.json");
 const BODY: &[u8] = br#"{"model":"gpt-4o-mini","max_tokens":64,"messages":[{"role":"user","content":"Benchmark me."}]}"#;
 const NOW_MS: u64 = 1_800_000_000_000;
@@ -81,10 +83,12 @@ const KINDS: [&str; 18] = [
 
 /// A host that answers as Envoy would and counts each call by the hostcall it makes.
 struct CountingHost {
-    headers: Vec<(String, String)>,
+    /// The request's headers as Envoy serializes them for the filter.
+    serialized_headers: Vec<u8>,
     response_headers: Vec<(String, String)>,
     outbox: Rc<RefCell<Outbox>>,
     calls: Rc<RefCell<[u64; KINDS.len()]>>,
+    answer: Vec<u8>,
     /// Pausing callouts (no lease slot): each is answered with a lease.
     dispatched: u32,
 }
@@ -133,9 +137,10 @@ fn find(headers: &[(String, String)], name: &str) -> Option<String> {
 }
 
 impl Host for CountingHost {
-    fn request_headers(&self) -> Result<Vec<(String, String)>, HostError> {
+    fn request_headers(&self) -> Result<HeaderList, HostError> {
+        // As the wasm host reads them: the serialized map decoded into one list.
         self.call(Kind::GetHeaderMapPairs);
-        Ok(self.headers.clone())
+        header_pairs::parse_list(&self.serialized_headers).ok_or(HostError("header map"))
     }
     fn set_request_header(&mut self, _name: &str, value: Option<&str>) -> Result<(), HostError> {
         self.call(if value.is_some() {
@@ -193,7 +198,7 @@ impl Host for CountingHost {
     }
     fn response_body(&self, size: usize) -> Result<Vec<u8>, HostError> {
         self.call(Kind::GetBufferBytes);
-        Ok(ANSWER.iter().take(size).copied().collect())
+        Ok(self.answer.iter().take(size).copied().collect())
     }
     fn response_flags(&self) -> Option<u64> {
         self.call(Kind::GetProperty);
@@ -260,6 +265,12 @@ fn shipped_configs() -> Result<(serde_json::Value, String), String> {
     Ok((filter, injector))
 }
 
+fn compact(json: &[u8]) -> Vec<u8> {
+    serde_json::from_slice::<serde_json::Value>(json)
+        .and_then(|v| serde_json::to_vec(&v))
+        .unwrap_or_else(|_| json.to_vec())
+}
+
 fn env(name: &str) -> Option<String> {
     // Every secret the configuration names, long enough for each check.
     Some(format!("profile-value-of-{name}-0123456789abcdef"))
@@ -285,10 +296,15 @@ fn setup(mode: &str) -> Result<Setup, String> {
         .ok_or("no issuer")?;
     issuer.remove("jwks_uri");
     issuer.insert("jwks".into(), serde_json::json!({ "keys": [jwk] }));
-    config["policy"]["lease_slots"] = 64.into();
+    let policy = config
+        .get_mut("policy")
+        .and_then(|p| p.as_object_mut())
+        .ok_or("no policy")?;
+    policy.insert("lease_slots".into(), 64.into());
     let identity = mode == "identity";
     if identity {
-        config["mode"] = "identity".into();
+        let top = config.as_object_mut().ok_or("not an object")?;
+        top.insert("mode".into(), "identity".into());
     }
     let config = Config::parse(config.to_string().as_bytes()).map_err(|e| e.to_string())?;
     let rt = Rc::new(Runtime::new(config, env).map_err(|e| e.to_string())?);
@@ -347,7 +363,8 @@ fn request(s: &Setup, host: &mut CountingHost) -> bool {
         upstream_attempt(s, host);
     }
     flow.on_response_headers(host);
-    flow.on_response_body(host, ANSWER.len(), true);
+    let size = host.answer.len();
+    flow.on_response_body(host, size, true);
     flow.on_log(host);
     called_out
 }
@@ -399,12 +416,13 @@ fn main() {
     };
     let calls = Rc::new(RefCell::new([0u64; KINDS.len()]));
     let mut host = CountingHost {
-        headers: request_headers(&s.bearer),
+        serialized_headers: header_pairs::serialize(&request_headers(&s.bearer)),
         response_headers: vec![
             (":status".into(), "200".into()),
             ("content-type".into(), "application/json".into()),
             (PROVIDER_HEADER.into(), "openai".into()),
         ],
+        answer: compact(ANSWER),
         outbox: Rc::default(),
         calls: Rc::clone(&calls),
         dispatched: 0,

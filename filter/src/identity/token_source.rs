@@ -2,22 +2,17 @@
 //! order: a header (with or without an auth scheme) or a cookie.
 
 use crate::config::TokenSource;
+use crate::host::HeaderList;
 use crate::identity::jwt::AuthError;
 
 /// The token from the first configured source present in `headers`. A source present
 /// twice (two Authorization headers, two cookies of the name) is refused: two credentials
 /// invite confusion over which one a later component reads.
-pub fn find<'h>(
-    sources: &[TokenSource],
-    headers: &'h [(String, String)],
-) -> Result<&'h str, AuthError> {
+pub fn find<'h>(sources: &[TokenSource], headers: &'h HeaderList) -> Result<&'h str, AuthError> {
     for source in sources {
         match source {
             TokenSource::Header { name, scheme } => {
-                let mut values = headers
-                    .iter()
-                    .filter(|(k, _)| k == name)
-                    .map(|(_, v)| v.as_str());
+                let mut values = headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
                 let Some(first) = values.next() else { continue };
                 if values.next().is_some() {
                     return Err(AuthError::Malformed);
@@ -27,7 +22,7 @@ pub fn find<'h>(
             TokenSource::Cookie { name } => {
                 let mut found = headers
                     .iter()
-                    .filter(|(k, _)| k == "cookie")
+                    .filter(|(k, _)| *k == "cookie")
                     .flat_map(|(_, v)| v.split(';'))
                     .filter_map(|pair| pair.trim().split_once('='))
                     .filter(|(k, _)| k == name)
@@ -71,11 +66,8 @@ pub fn header_names(sources: &[TokenSource]) -> impl Iterator<Item = &str> {
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn h(pairs: &[(&str, &str)]) -> HeaderList {
+        pairs.iter().copied().collect()
     }
 
     #[test]
@@ -96,7 +88,7 @@ mod tests {
         type Case<'a> = (
             &'a str,
             &'a [TokenSource],
-            Vec<(String, String)>,
+            HeaderList,
             Result<&'a str, AuthError>,
         );
         let table: Vec<Case> = vec![

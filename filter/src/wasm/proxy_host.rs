@@ -21,7 +21,7 @@ pub struct ProxyHost<'a> {
 }
 
 impl Host for ProxyHost<'_> {
-    fn request_headers(&self) -> Result<Vec<(String, String)>, HostError> {
+    fn request_headers(&self) -> Result<crate::host::HeaderList, HostError> {
         abi::header_pairs(MapType::HttpRequestHeaders).map_err(|_| HostError("get request headers"))
     }
 
