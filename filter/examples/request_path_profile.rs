@@ -374,7 +374,7 @@ fn request(s: &Setup, host: &mut CountingHost) -> bool {
 #[inline(never)]
 fn upstream_attempt(s: &Setup, host: &mut CountingHost) {
     host.call(Kind::GetProperty);
-    for (name, value) in s.injector.headers_for("openai").unwrap_or_default() {
+    for (name, value) in s.injector.edits("openai").unwrap_or_default() {
         let _ = host.set_request_header(name, value.as_deref());
     }
     host.call(Kind::ReplaceHeaderMapValue);

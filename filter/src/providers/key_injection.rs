@@ -101,9 +101,20 @@ impl Injector {
 
     /// The header edits for an attempt to `provider`: its key set, every other provider's
     /// key header removed. `None` when the provider is unknown.
-    pub fn headers_for(&self, provider: &str) -> Option<&[(String, Option<String>)]> {
+    pub fn edits(&self, provider: &str) -> Option<&[(String, Option<String>)]> {
         let i = self.providers.iter().position(|p| p.name == provider)?;
         self.edits.get(i).map(Vec::as_slice)
+    }
+
+    /// [`Injector::edits`] as borrowed pairs.
+    pub fn headers_for(&self, provider: &str) -> Option<Vec<(&str, Option<&str>)>> {
+        let edits = self.edits(provider)?;
+        Some(
+            edits
+                .iter()
+                .map(|(h, v)| (h.as_str(), v.as_deref()))
+                .collect(),
+        )
     }
 }
 
@@ -141,13 +152,7 @@ mod tests {
         assert!(is_injector_config(CONFIG.as_bytes()));
         assert!(!is_injector_config(br#"{"issuers": []}"#));
         let inj = Injector::parse(CONFIG.as_bytes(), env).unwrap();
-        let edits = |p| -> Vec<(&str, Option<&str>)> {
-            inj.headers_for(p)
-                .unwrap()
-                .iter()
-                .map(|(h, v)| (h.as_str(), v.as_deref()))
-                .collect()
-        };
+        let edits = |p| inj.headers_for(p).unwrap();
         assert_eq!(
             edits("backup"),
             [
