@@ -23,7 +23,7 @@ pub trait Clock {
 }
 
 pub trait Host: SharedData + Clock {
-    fn request_headers(&self) -> Result<Vec<(String, String)>, HostError>;
+    fn request_headers(&self) -> Result<HeaderList, HostError>;
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError>;
     fn request_body(&self, size: usize) -> Result<Vec<u8>, HostError>;
     /// Starts an HTTP callout; the answer arrives later with the returned token.
@@ -63,6 +63,74 @@ pub trait Host: SharedData + Clock {
     fn enqueue_usage(&mut self, record: &[u8]) -> bool;
     /// The usage stats of one finished exchange (see `telemetry`).
     fn record_outcome(&mut self, outcome: &Outcome);
+}
+
+/// A header map as read once from the host: every name and value in one buffer, so
+/// reading a request's headers costs two allocations, not two per header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderList {
+    text: String,
+    /// Where each pair's name and value end in `text`; a pair starts where the one
+    /// before it ended.
+    ends: Vec<(usize, usize)>,
+}
+
+impl HeaderList {
+    pub fn with_capacity(pairs: usize, bytes: usize) -> HeaderList {
+        HeaderList {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(pairs),
+        }
+    }
+
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.text.push_str(name);
+        let name_end = self.text.len();
+        self.text.push_str(value);
+        self.ends.push((name_end, self.text.len()));
+    }
+
+    /// The pairs in the host's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(name_end, value_end)| {
+            let name = self.text.get(start..name_end).unwrap_or_default();
+            let value = self.text.get(name_end..value_end).unwrap_or_default();
+            start = value_end;
+            (name, value)
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for HeaderList {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(pairs: I) -> HeaderList {
+        let mut list = HeaderList::default();
+        for (name, value) in pairs {
+            list.push(name.as_ref(), value.as_ref());
+        }
+        list
+    }
+}
+
+/// 128 bits as the 32 lowercase hex digits of a request id (what `format!("{n:032x}")`
+/// writes, without the formatting machinery: one per request).
+pub fn hex_id(n: u128) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..32)
+        .rev()
+        .map(|i| {
+            let nibble = ((n >> (i * 4)) & 0xf) as usize;
+            char::from(HEX.get(nibble).copied().unwrap_or(b'0'))
+        })
+        .collect()
 }
 
 /// What the root context's background work (key refresh, usage delivery, lease renewal;
@@ -181,6 +249,46 @@ impl Counter {
             Counter::GuardrailBlocked => "chokepoint.guardrail.blocked".into(),
             Counter::GuardrailMasked => "chokepoint.guardrail.masked".into(),
             Counter::GuardrailUnavailable => "chokepoint.guardrail.unavailable".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeaderList;
+
+    #[test]
+    fn a_header_list_gives_back_its_pairs_in_order() {
+        let cases: &[&[(&str, &str)]] = &[
+            &[],
+            &[(":path", "/v1/chat/completions")],
+            &[
+                ("x-empty", ""),
+                ("", "odd"),
+                ("a", "caf\u{e9}"),
+                ("a", "again"),
+            ],
+        ];
+        for pairs in cases {
+            let list: HeaderList = pairs.iter().copied().collect();
+            let back: Vec<(&str, &str)> = list.iter().collect();
+            assert_eq!(&back, pairs);
+            assert_eq!(list.len(), pairs.len());
+            assert_eq!(list.is_empty(), pairs.is_empty());
+        }
+    }
+
+    #[test]
+    fn hex_id_writes_what_format_does() {
+        for n in [
+            0,
+            1,
+            0xfeed,
+            u128::MAX,
+            1 << 127,
+            0x0123_4567_89ab_cdef_0011_2233_4455_6677,
+        ] {
+            assert_eq!(super::hex_id(n), format!("{n:032x}"));
         }
     }
 }

@@ -287,8 +287,8 @@ fn check_contract(target: &str, payload: &[u8]) {
 fn check_contract(_: &str, _: &[u8]) {}
 
 impl Host for FakeHost {
-    fn request_headers(&self) -> Result<Vec<(String, String)>, HostError> {
-        Ok(self.headers.clone())
+    fn request_headers(&self) -> Result<crate::host::HeaderList, HostError> {
+        Ok(self.headers.iter().map(|(k, v)| (k, v)).collect())
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError> {

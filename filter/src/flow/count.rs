@@ -25,9 +25,12 @@ impl Flow {
                 }
             }
             self.mcp_response_headers(host);
+            // Read once for the meter and the response guardrails (each read a hostcall).
+            let mut head = None;
             if let Some(a) = &mut self.accounting {
                 let (status, content_type) = host.response_status_and_type();
                 a.on_headers(status, content_type.as_deref(), host.now_ms());
+                head = Some((status, content_type));
             }
             if let Some(q) = &self.facts.quota {
                 for (name, value) in crate::admission::authorize::quota_headers(q) {
@@ -38,7 +41,7 @@ impl Flow {
                 // Best effort: the id only helps support find the record.
                 let _ = host.set_response_header(REQUEST_ID_HEADER, &self.facts.request_id);
             }
-            return self.guard_answer_headers(host);
+            return self.guard_answer_headers(host, head);
         }
         Next::Continue
     }

@@ -40,7 +40,12 @@ pub enum AnswerGuard {
 impl Flow {
     /// The answer's headers: whether and how the response checks see its body. `Pause`
     /// holds the headers until the whole answer is judged.
-    pub(super) fn guard_answer_headers(&mut self, host: &mut dyn Host) -> Next {
+    /// `head`: the status and content type, when the caller read them already.
+    pub(super) fn guard_answer_headers(
+        &mut self,
+        host: &mut dyn Host,
+        head: Option<(Option<u32>, Option<String>)>,
+    ) -> Next {
         let rt = std::rc::Rc::clone(&self.rt);
         let (Some(g), None) = (rt.config.guardrails.as_ref(), self.facts.mcp.as_ref()) else {
             return Next::Continue;
@@ -56,11 +61,12 @@ impl Flow {
         );
         let checks = respond::applying(g, model, tenant, groups);
         let services = services::applying(g, model, tenant, groups);
-        let (status, content_type) = host.response_status_and_type();
+        if checks.is_empty() && services.is_empty() {
+            return Next::Continue;
+        }
+        let (status, content_type) = head.unwrap_or_else(|| host.response_status_and_type());
         // An error answer carries no model text: nothing to judge.
-        if (checks.is_empty() && services.is_empty())
-            || !status.is_some_and(|s| (200..300).contains(&s))
-        {
+        if !status.is_some_and(|s| (200..300).contains(&s)) {
             return Next::Continue;
         }
         let content_type = content_type.unwrap_or_default().to_ascii_lowercase();

@@ -44,10 +44,12 @@ pub enum McpAnswer {
 impl Flow {
     /// The server's answer begins: how its body will be handled.
     pub(super) fn mcp_response_headers(&mut self, host: &mut dyn Host) {
+        // Not an MCP request: nothing to read (each header read is a hostcall).
+        let Some(m) = self.facts.mcp.as_mut() else {
+            return;
+        };
         let (status, content_type) = host.response_status_and_type();
-        if let Some(m) = self.facts.mcp.as_mut() {
-            m.status = status;
-        }
+        m.status = status;
         let Some(m) = &self.facts.mcp else {
             return;
         };

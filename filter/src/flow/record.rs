@@ -140,10 +140,12 @@ impl Flow {
                 })
                 .collect(),
         };
-        let Ok(json) = serde_json::to_vec(&record) else {
+        // Sized for a usual record at once (serde_json starts at 128 bytes and regrows).
+        let mut json = Vec::with_capacity(1024);
+        if serde_json::to_writer(&mut json, &record).is_err() {
             host.count(Counter::HostFailure);
             return;
-        };
+        }
         host.set_filter_state(USAGE_FILTER_STATE, &json);
         if rt.config.otlp {
             super::otlp::write(host, &record);

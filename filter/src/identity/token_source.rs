@@ -2,22 +2,43 @@
 //! order: a header (with or without an auth scheme) or a cookie.
 
 use crate::config::TokenSource;
+use crate::host::HeaderList;
 use crate::identity::jwt::AuthError;
+
+/// Request headers as name and value pairs: the filter's [`HeaderList`], or owned pairs.
+pub trait Pairs {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)>;
+}
+
+impl Pairs for HeaderList {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter()
+    }
+}
+
+impl Pairs for [(String, String)] {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+impl Pairs for Vec<(String, String)> {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.as_slice().pairs()
+    }
+}
 
 /// The token from the first configured source present in `headers`. A source present
 /// twice (two Authorization headers, two cookies of the name) is refused: two credentials
 /// invite confusion over which one a later component reads.
-pub fn find<'h>(
+pub fn find<'h, H: Pairs + ?Sized>(
     sources: &[TokenSource],
-    headers: &'h [(String, String)],
+    headers: &'h H,
 ) -> Result<&'h str, AuthError> {
     for source in sources {
         match source {
             TokenSource::Header { name, scheme } => {
-                let mut values = headers
-                    .iter()
-                    .filter(|(k, _)| k == name)
-                    .map(|(_, v)| v.as_str());
+                let mut values = headers.pairs().filter(|(k, _)| k == name).map(|(_, v)| v);
                 let Some(first) = values.next() else { continue };
                 if values.next().is_some() {
                     return Err(AuthError::Malformed);
@@ -26,8 +47,8 @@ pub fn find<'h>(
             }
             TokenSource::Cookie { name } => {
                 let mut found = headers
-                    .iter()
-                    .filter(|(k, _)| k == "cookie")
+                    .pairs()
+                    .filter(|(k, _)| *k == "cookie")
                     .flat_map(|(_, v)| v.split(';'))
                     .filter_map(|pair| pair.trim().split_once('='))
                     .filter(|(k, _)| k == name)
@@ -71,11 +92,8 @@ pub fn header_names(sources: &[TokenSource]) -> impl Iterator<Item = &str> {
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn h(pairs: &[(&str, &str)]) -> HeaderList {
+        pairs.iter().copied().collect()
     }
 
     #[test]
@@ -96,7 +114,7 @@ mod tests {
         type Case<'a> = (
             &'a str,
             &'a [TokenSource],
-            Vec<(String, String)>,
+            HeaderList,
             Result<&'a str, AuthError>,
         );
         let table: Vec<Case> = vec![
@@ -184,6 +202,12 @@ mod tests {
         ];
         for (name, sources, headers, want) in table {
             assert_eq!(find(sources, &headers), want, "{name}");
+            // Owned pairs (the fuzz target's) are read the same.
+            let owned: Vec<(String, String)> = headers
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            assert_eq!(find(sources, &owned), want, "{name}, owned pairs");
         }
     }
 }

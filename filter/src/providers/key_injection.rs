@@ -35,7 +35,9 @@ struct RawInjectKeys {
 
 pub struct Injector {
     providers: Vec<Provider>,
-    keys: Vec<String>,
+    /// Each provider's header edits (its key set, every other key header removed),
+    /// built once at configuration: an attempt formats nothing.
+    edits: Vec<Vec<(String, Option<String>)>>,
 }
 
 /// Never print keys.
@@ -89,24 +91,46 @@ impl Injector {
             }
             keys.push(key);
         }
-        Ok(Injector { providers, keys })
+        let edits = providers
+            .iter()
+            .zip(&keys)
+            .map(|(p, key)| edits_for(&providers, p, key))
+            .collect();
+        Ok(Injector { providers, edits })
     }
 
     /// The header edits for an attempt to `provider`: its key set, every other provider's
     /// key header removed. `None` when the provider is unknown.
-    pub fn headers_for(&self, provider: &str) -> Option<Vec<(&str, Option<String>)>> {
+    pub fn edits(&self, provider: &str) -> Option<&[(String, Option<String>)]> {
         let i = self.providers.iter().position(|p| p.name == provider)?;
-        let (p, key) = (self.providers.get(i)?, self.keys.get(i)?);
-        let mut out: Vec<(&str, Option<String>)> = Vec::with_capacity(self.providers.len());
-        for other in &self.providers {
-            if other.key_header != p.key_header && !out.iter().any(|(h, _)| *h == other.key_header)
-            {
-                out.push((&other.key_header, None));
-            }
-        }
-        out.push((&p.key_header, Some(format!("{}{}", p.key_prefix, key))));
-        Some(out)
+        self.edits.get(i).map(Vec::as_slice)
     }
+
+    /// [`Injector::edits`] as borrowed pairs.
+    pub fn headers_for(&self, provider: &str) -> Option<Vec<(&str, Option<&str>)>> {
+        let edits = self.edits(provider)?;
+        Some(
+            edits
+                .iter()
+                .map(|(h, v)| (h.as_str(), v.as_deref()))
+                .collect(),
+        )
+    }
+}
+
+/// `p`'s header edits among `providers`, its key being `key`.
+fn edits_for(providers: &[Provider], p: &Provider, key: &str) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::with_capacity(providers.len());
+    for other in providers {
+        if other.key_header != p.key_header && !out.iter().any(|(h, _)| *h == other.key_header) {
+            out.push((other.key_header.clone(), None));
+        }
+    }
+    out.push((
+        p.key_header.clone(),
+        Some(format!("{}{}", p.key_prefix, key)),
+    ));
+    out
 }
 
 #[cfg(test)]
@@ -128,21 +152,19 @@ mod tests {
         assert!(is_injector_config(CONFIG.as_bytes()));
         assert!(!is_injector_config(br#"{"issuers": []}"#));
         let inj = Injector::parse(CONFIG.as_bytes(), env).unwrap();
+        let edits = |p| inj.headers_for(p).unwrap();
         assert_eq!(
-            inj.headers_for("backup").unwrap(),
+            edits("backup"),
             [
                 ("x-api-key", None),
-                (
-                    "authorization",
-                    Some("Bearer key-of-BACKUP_KEY".to_string())
-                )
+                ("authorization", Some("Bearer key-of-BACKUP_KEY"))
             ]
         );
         assert_eq!(
-            inj.headers_for("anthropic").unwrap(),
+            edits("anthropic"),
             [
                 ("authorization", None),
-                ("x-api-key", Some("key-of-ANTHROPIC_API_KEY".to_string()))
+                ("x-api-key", Some("key-of-ANTHROPIC_API_KEY"))
             ]
         );
         assert!(inj.headers_for("nobody").is_none());

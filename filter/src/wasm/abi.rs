@@ -136,10 +136,10 @@ fn read(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Result<Option<Vec
 }
 
 /// Every pair of a header map; values that are not UTF-8 are read lossily.
-pub fn header_pairs(map: MapType) -> Result<Vec<(String, String)>, Status> {
+pub fn header_pairs(map: MapType) -> Result<crate::host::HeaderList, Status> {
     // SAFETY: the pointers are live for the call.
     let bytes = read(|d, s| unsafe { proxy_get_header_map_pairs(map, d, s) })?;
-    header_pairs::parse(&bytes.unwrap_or_default()).ok_or(Status(u32::MAX))
+    header_pairs::parse_list(&bytes.unwrap_or_default()).ok_or(Status(u32::MAX))
 }
 
 /// One header's value (lossy when not UTF-8); `None` when absent or not available now.

@@ -12,6 +12,8 @@
 //! Layout: `count: u32 LE`, then `count` pairs of `(name_len: u32 LE, value_len: u32 LE)`,
 //! then each name and value in order, each followed by a NUL byte.
 
+use crate::host::HeaderList;
+
 /// A header value as text: the bytes when they are UTF-8, else a lossy copy.
 pub fn text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
@@ -20,8 +22,17 @@ pub fn text(bytes: Vec<u8>) -> String {
 /// The pairs of a serialized map; `None` when it is malformed (truncated, lengths past the
 /// end, a name that is not UTF-8).
 pub fn parse(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    parse_list(bytes).map(|list| {
+        list.iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    })
+}
+
+/// [`parse`] into one buffer (what the filter reads a request's headers into).
+pub fn parse_list(bytes: &[u8]) -> Option<HeaderList> {
     if bytes.is_empty() {
-        return Some(Vec::new());
+        return Some(HeaderList::default());
     }
     let (count, rest) = read_u32(bytes)?;
     let sizes_len = count.checked_mul(8)?;
@@ -32,7 +43,7 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<(String, String)>> {
     if count > data.len() / 2 {
         return None;
     }
-    let mut pairs = Vec::with_capacity(count);
+    let mut pairs = HeaderList::with_capacity(count, data.len());
     for size in sizes.chunks_exact(8) {
         let (name_len, size) = read_u32(size)?;
         let (value_len, _) = read_u32(size)?;
@@ -40,10 +51,13 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<(String, String)>> {
         let value;
         (name, data) = take(data, name_len)?;
         (value, data) = take(data, value_len)?;
-        pairs.push((
-            std::str::from_utf8(name).ok()?.to_owned(),
-            text(value.to_vec()),
-        ));
+        let name = std::str::from_utf8(name).ok()?;
+        // The strict check first: it is much cheaper than the lossy one, which only the
+        // rare value that is not UTF-8 needs.
+        match std::str::from_utf8(value) {
+            Ok(value) => pairs.push(name, value),
+            Err(_) => pairs.push(name, &String::from_utf8_lossy(value)),
+        }
     }
     Some(pairs)
 }

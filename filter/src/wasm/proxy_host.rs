@@ -21,7 +21,7 @@ pub struct ProxyHost<'a> {
 }
 
 impl Host for ProxyHost<'_> {
-    fn request_headers(&self) -> Result<Vec<(String, String)>, HostError> {
+    fn request_headers(&self) -> Result<crate::host::HeaderList, HostError> {
         abi::header_pairs(MapType::HttpRequestHeaders).map_err(|_| HostError("get request headers"))
     }
 
@@ -203,8 +203,7 @@ impl RootHost for ProxyRootHost<'_> {
 
 /// 128 random bits, hex, from the host's CSPRNG (WASI `random_get` in Envoy).
 fn random_id() -> String {
-    let n: u128 = jwt_simple::reexports::rand::random();
-    format!("{n:032x}")
+    crate::host::hex_id(jwt_simple::reexports::rand::random())
 }
 
 /// Unix milliseconds from Envoy's clock.

@@ -35,9 +35,7 @@ impl HttpContext for UpstreamHttp {
             .ok()
             .flatten()
             .and_then(|b| String::from_utf8(b).ok());
-        let edits = provider
-            .as_deref()
-            .and_then(|p| self.injector.headers_for(p));
+        let edits = provider.as_deref().and_then(|p| self.injector.edits(p));
         let Some(edits) = edits else {
             // An endpoint without provider metadata is a configuration error: refuse
             // rather than send the request without a key (or with the wrong one).

@@ -40,28 +40,28 @@ impl Step for Strip {
         let mut origin = None;
         let mut session = None;
         let mut resumes = false;
-        for (name, value) in &headers {
+        for (name, value) in headers.iter() {
             seen.header(name, value);
-            match name.as_str() {
+            match name {
                 "x-request-id" => facts.asked.trace_id = trace_id(value),
                 "content-type" => facts.asked.not_json = !request_body::is_json_content_type(value),
                 "content-encoding" => {
                     facts.asked.encoded |= !request_body::is_identity_encoding(value)
                 }
-                ":path" => path = value.as_str(),
-                ":method" => facts.method = value.clone(),
+                ":path" => path = value,
+                ":method" => facts.method = value.to_owned(),
                 "anthropic-version" => anthropic_client = true,
                 "x-goog-api-client" => google_client = true,
-                "mcp-protocol-version" => mirrored.protocol_version = Some(value.clone()),
-                "mcp-method" => mirrored.method = Some(value.clone()),
-                "mcp-name" => mirrored.name = Some(value.clone()),
-                "origin" => origin = Some(value.clone()),
-                "mcp-session-id" => session = Some(value.clone()),
+                "mcp-protocol-version" => mirrored.protocol_version = Some(value.to_owned()),
+                "mcp-method" => mirrored.method = Some(value.to_owned()),
+                "mcp-name" => mirrored.name = Some(value.to_owned()),
+                "origin" => origin = Some(value.to_owned()),
+                "mcp-session-id" => session = Some(value.to_owned()),
                 "last-event-id" => resumes = true,
                 _ => {}
             }
-            if (credentials::must_strip(name) || token_headers.contains(&name.as_str()))
-                && !to_strip.contains(&name.as_str())
+            if (credentials::must_strip(name) || token_headers.contains(&name))
+                && !to_strip.contains(&name)
             {
                 to_strip.push(name);
             }

@@ -27,7 +27,6 @@ pub fn write_headers(cx: &mut Cx<'_>) -> Result<(), Reply> {
         return Err(reply::internal("no_provider"));
     };
     let chain = &cx.facts.chain;
-    let groups = caller.groups.join(",");
     // The organisation's own view of the caller goes only where every provider the
     // request may reach (a fallback chain's included) is the organisation's own.
     let internal = if chain.is_empty() {
@@ -38,6 +37,8 @@ pub fn write_headers(cx: &mut Cx<'_>) -> Result<(), Reply> {
             .all(|i| rt.config.providers.get(*i).is_some_and(|p| p.internal))
     };
     let identity = |value: Option<&str>| value.filter(|_| internal).map(str::to_owned);
+    // Joined only for a header that is written.
+    let groups = internal.then(|| caller.groups.join(","));
     let key = rt
         .config
         .inject_keys_downstream
@@ -50,7 +51,7 @@ pub fn write_headers(cx: &mut Cx<'_>) -> Result<(), Reply> {
         ("accept-encoding", Some("identity".to_string())),
         (USER_HEADER, identity(Some(&caller.user))),
         (TENANT_HEADER, identity(caller.tenant.as_deref())),
-        (GROUPS_HEADER, identity(Some(&groups))),
+        (GROUPS_HEADER, groups),
         (COST_CENTER_HEADER, identity(caller.cost_center.as_deref())),
     ];
     for (name, value) in headers {
