@@ -125,6 +125,17 @@ impl Node {
 }
 
 impl Cluster {
+    /// The port of a node whose process has exited, if any.
+    fn exited_node(&mut self) -> Option<u16> {
+        self.nodes.iter_mut().find_map(|node| {
+            let exited = node
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            exited.map(|_| node.port)
+        })
+    }
+
     pub fn start(dir: &Path) -> Self {
         // A port found free can be taken before the node binds it; try again then.
         for attempt in 0..5 {
@@ -187,6 +198,13 @@ impl Cluster {
             .expect("run redis-cli (is redis-tools installed?)");
         if !created.status.success() {
             cluster.show_logs();
+            // A port found free can be taken by another test's server before the node
+            // binds it: the connect above then reached that server, and the node has
+            // exited. Another attempt on other ports, as for any node that exited.
+            if let Some(port) = cluster.exited_node() {
+                eprintln!("cluster node on port {port} exited (port taken?); trying other ports");
+                return None;
+            }
             panic!(
                 "redis-cli --cluster create failed: {}\n{}",
                 String::from_utf8_lossy(&created.stdout),
