@@ -16,7 +16,7 @@ fn root() -> PathBuf {
 }
 
 fn wasm() -> String {
-    let wasm = root().join("target/wasm32-wasip1/release/chokepoint_filter.wasm");
+    let wasm = root().join("target/wasm/chokepoint_filter.wasm");
     assert!(
         wasm.exists(),
         "needs the built .wasm (scripts/test builds it)"

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(os.environ.get("CHOKEPOINT_BIN_DIR", ROOT / "target" / "debug"))
 ENVOY = Path(os.environ.get("CHOKEPOINT_ENVOY", ROOT / ".venv" / "bin" / "envoy"))
-WASM = Path(os.environ.get("CHOKEPOINT_WASM", ROOT / "target" / "wasm32-wasip1" / "release" / "chokepoint_filter.wasm"))
+WASM = Path(os.environ.get("CHOKEPOINT_WASM", ROOT / "target" / "wasm" / "chokepoint_filter.wasm"))
 
 CLIENT_IP = "10.77.0.2"
 GATEWAY_PORT, MOCK_PORT = 10000, 8090  # chokepoint-dev's defaults, on the gw namespace's loopback

@@ -40,7 +40,7 @@ from record_proxy import RecordingProxy  # noqa: E402
 ROOT = HERE.parents[1]
 BIN = Path(os.environ.get("CHOKEPOINT_BIN_DIR", ROOT / "target" / "debug"))
 ENVOY = Path(os.environ.get("CHOKEPOINT_ENVOY", ROOT / ".venv" / "bin" / "envoy"))
-WASM = Path(os.environ.get("CHOKEPOINT_WASM", ROOT / "target" / "wasm32-wasip1" / "release" / "chokepoint_filter.wasm"))
+WASM = Path(os.environ.get("CHOKEPOINT_WASM", ROOT / "target" / "wasm" / "chokepoint_filter.wasm"))
 MCP_PYTHON = Path(os.environ.get("MCP_VENV", ROOT / ".venv-mcp")) / "bin" / "python"
 INSPECTOR_BUILD = ROOT / ".mcp" / "node_modules" / "@modelcontextprotocol" / "inspector-cli" / "build"
 CREDENTIAL_ENV = "CHOKEPOINT_MCP_EVERYTHING_TOKEN"

@@ -62,7 +62,7 @@ Site = _site.Site
 
 ROOT = HERE.parent.parent
 BIN = Path(os.environ.get("CHOKEPOINT_BIN_DIR", ROOT / "target/debug"))
-WASM = Path(os.environ.get("CHOKEPOINT_WASM", ROOT / "target/wasm32-wasip1/release/chokepoint_filter.wasm"))
+WASM = Path(os.environ.get("CHOKEPOINT_WASM", ROOT / "target/wasm/chokepoint_filter.wasm"))
 ENVOY = Path(os.environ.get("CHOKEPOINT_ENVOY", ROOT / ".venv/bin/envoy"))
 ISSUER = "https://idp.mesh.test"
 GATEWAY_HOST = "ai.mesh.test"

@@ -134,7 +134,7 @@ impl StackOptions {
             envoy: env_path("CHOKEPOINT_ENVOY", root.join(".venv/bin/envoy")),
             wasm: env_path(
                 "CHOKEPOINT_WASM",
-                root.join("target/wasm32-wasip1/release/chokepoint_filter.wasm"),
+                root.join("target/wasm/chokepoint_filter.wasm"),
             ),
             ports: Ports::default(),
             redis: RedisMode::UnixSocket,
