@@ -178,27 +178,31 @@ BINARYEN_PACKAGE="binaryen@132.0.0"
 ensure_binaryen() { npm_pinned "$ROOT/.binaryen" wasm-opt "$BINARYEN_PACKAGE"; }
 
 # Builds the filter's .wasm (release: it runs inside every Envoy worker) as it ships,
-# $WASM: wasm-opt -Oz of cargo's output, 2.34 MiB to 2.00, with Envoy's instructions per
-# request unchanged (V8 optimises the code again; docs/benchmarks.md). Only the wasm
-# features rustc's target emits are enabled, so the optimiser introduces no instruction
-# Envoy's V8 would not take. $WASM has a path of its own because cargo links its output
-# again on every build, fresh or not; a stamp of both files' digests tells whether $WASM
-# is already this build's, so a build that changed nothing costs no second pass (35 s).
+# $WASM: wasm-opt -Oz of cargo's output, 2.34 MiB to 1.99, with Envoy's instructions per
+# request and memory unchanged (docs/design.md, "The hot path's costs"). A function with
+# one caller is not inlined into it: -Oz alone merged them into functions of up to
+# 132 KB, and V8 kept 20 MiB more per Envoy compiling those. Only the wasm features
+# rustc's target emits are enabled, so the optimiser introduces no instruction Envoy's V8
+# would not take. $WASM has a path of its own because cargo links its output again on
+# every build, fresh or not; a stamp of both files' digests tells whether $WASM is
+# already this build's with these flags, so a build that changed nothing costs no second
+# pass (35 s).
 build_filter() {
   say "building the filter (wasm32-wasip1, release)"
   (cd "$ROOT" && cargo build -q -p chokepoint-filter --target wasm32-wasip1 --release) || die "filter build failed"
   local built="$ROOT/target/wasm32-wasip1/release/chokepoint_filter.wasm" stamp="$WASM.stamp"
+  local flags=(-Oz --one-caller-inline-max-function-size 0 --enable-bulk-memory --enable-sign-ext
+    --enable-nontrapping-float-to-int --enable-mutable-globals)
   [ -f "$built" ] || die "cargo built no $built"
   local want
-  want="$(sha256sum <"$built" | cut -c1-64)"
+  want="$BINARYEN_PACKAGE ${flags[*]} $(sha256sum <"$built" | cut -c1-64)"
   if [ -f "$WASM" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want $(sha256sum <"$WASM" | cut -c1-64)" ]; then
     return
   fi
   ensure_binaryen
   say "optimizing the filter's .wasm (wasm-opt -Oz)"
   mkdir -p "$(dirname "$WASM")"
-  "$ROOT/.binaryen/node_modules/.bin/wasm-opt" -Oz --enable-bulk-memory --enable-sign-ext \
-    --enable-nontrapping-float-to-int --enable-mutable-globals "$built" -o "$WASM.tmp" ||
+  "$ROOT/.binaryen/node_modules/.bin/wasm-opt" "${flags[@]}" "$built" -o "$WASM.tmp" ||
     die "wasm-opt failed on $built"
   mv "$WASM.tmp" "$WASM"
   echo "$want $(sha256sum <"$WASM" | cut -c1-64)" >"$stamp"

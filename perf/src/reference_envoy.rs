@@ -20,6 +20,13 @@ pub enum Extra<'a> {
     EmptyWasm(&'a std::path::Path),
 }
 
+/// The empty wasm filter (`perf/empty-filter`) as cargo builds it in the repository at
+/// `root` (scripts/bench and scripts/bench-instructions build it; the chokepoint filter
+/// ships from elsewhere, scripts/build-filter).
+pub fn empty_filter_wasm(root: &std::path::Path) -> std::path::PathBuf {
+    root.join("target/wasm32-wasip1/release/chokepoint_empty_filter.wasm")
+}
+
 /// The same Envoy, same upstream, no filters (or one reference filter): the reference.
 pub async fn bare_envoy(
     stack: &Stack,

@@ -203,11 +203,7 @@ async fn main() {
     )
     .await
     .unwrap_or_else(|e| fail("jwt_authn Envoy", e));
-    // Built next to the filter by scripts/bench.
-    let empty_wasm = stack
-        .opts
-        .wasm
-        .with_file_name("chokepoint_empty_filter.wasm");
+    let empty_wasm = reference_envoy::empty_filter_wasm(&root);
     let empty_envoy = bare_envoy(
         &stack,
         &run_dir,

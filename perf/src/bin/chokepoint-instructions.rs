@@ -157,10 +157,7 @@ async fn run(args: &Args, work: &Path) -> Result<(), String> {
         false => None,
     };
     let main_env = envoy_env(&main)?;
-    let empty_wasm = main
-        .opts
-        .wasm
-        .with_file_name("chokepoint_empty_filter.wasm");
+    let empty_wasm = reference_envoy::empty_filter_wasm(&root);
     let mut counts = Vec::new();
     for (short, name) in CONFIGS {
         if !args.configs.iter().any(|c| c == short) {
