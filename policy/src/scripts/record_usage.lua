@@ -66,6 +66,9 @@
 --   its cost in micro-dollars, in [0, 2^53]
 --   f increments, one per ledger field in ARGV[7..] order, integers in [0, 2^53]
 --   m, the number of its scopes, then m group numbers (1..g) in scope order
+-- Every count, number and amount above is sent as plain decimal digits (a `-` only where
+-- a range allows negatives), which the script may convert by arithmetic rather than
+-- tonumber (one string-to-number conversion instead of two).
 -- When every record is booked (no duplicate, the usual case) and the sums were sent,
 -- the script reads the sums and never the per-record amounts: most of a chunk's Lua time
 -- went into turning those strings into numbers and adding them up (and Redis turns every
@@ -153,13 +156,13 @@ end
 -- Whether records are logged: the stream's key stays in KEYS either way (in a cluster
 -- the call keyed by it is the one that books a record whole).
 local logged = audit and max_len ~= '0'
--- Each record's marker and reservation records.
-local record_keys = {}
+-- One table per record and none inside it: its reservation records and MCP counts are
+-- ranges of KEYS and ARGV, its client tool plain fields. Lua's allocations (and the
+-- collector that frees them) were a good part of a record's cost.
+local records = {}
 for r = 1, n do
   local c = resv_counts and tonumber(resv_counts[r]) or 1
-  local reservations = {}
-  for i = 1, c do reservations[i] = KEYS[k_at + i] end
-  record_keys[r] = {seen = KEYS[k_at], reservations = reservations}
+  records[r] = {seen = KEYS[k_at], resv_at = k_at + 1, resv_n = c}
   k_at = k_at + 1 + c
 end
 local groups_at = k_at - 1
@@ -182,24 +185,22 @@ if summed then
 else
   a = sums_at
 end
-local records = {}
 for r = 1, n do
-  local at = a + 3 * (r - 1)
-  records[r] = {seen = record_keys[r].seen, reservations = record_keys[r].reservations,
-                json = ARGV[at], day = ARGV[at + 1], tokens_text = ARGV[at + 2]}
+  local record, at = records[r], a + 3 * (r - 1)
+  record.json, record.day, record.tokens_text = ARGV[at], ARGV[at + 1], ARGV[at + 2]
 end
 a = a + 3 * n
 local counts_at = #KEYS - count_hashes
-for _, record in ipairs(records) do
-  record.counts = {}
-  for c = 1, tonumber(ARGV[a]) do
-    record.counts[c] = {KEYS[counts_at + tonumber(ARGV[a + 2 * c - 1])], ARGV[a + 2 * c]}
-  end
-  a = a + 1 + 2 * #record.counts
-  local tool_hash = tonumber(ARGV[a])
-  if tool_hash > 0 then
-    record.tool = {key = KEYS[counts_at + tool_hash], name = ARGV[a + 1],
-                   cost = tonumber(ARGV[a + 2])}
+for r = 1, n do
+  local record = records[r]
+  -- Counts of 0 (no MCP exchange, no tool) are the usual case; a string compare is
+  -- cheaper than tonumber's two string-to-number conversions.
+  local c = ARGV[a] == '0' and 0 or tonumber(ARGV[a])
+  record.counts_at, record.counts_n = a, c
+  a = a + 1 + 2 * c
+  if ARGV[a] ~= '0' then
+    record.tool_key, record.tool_name = KEYS[counts_at + ARGV[a]], ARGV[a + 1]
+    record.tool_cost = ARGV[a + 2] + 0
     a = a + 3
   else
     a = a + 1
@@ -396,46 +397,72 @@ for _, l in ipairs(ledger_order) do
   end
 end
 
--- The MCP and client tool counts, summed per hash and field.
-local counts, count_order = {}, {}
-local function count_add(key, field, amount)
-  expect_type(key, 'hash')
-  local c = entry(counts, count_order, key .. '\0' .. field, function()
-    return {key = key, field = field, parts = {}}
-  end)
-  parts_add(c.parts, amount)
+-- A booked record's tokens as a number, converted once.
+local function tokens_of(record)
+  local t = record.tokens
+  if not t then
+    -- The service sends digits only (see ARGV): arithmetic converts once, tonumber twice.
+    t = record.tokens_text + 0
+    record.tokens = t
+  end
+  return t
 end
--- Per tools' hash: how many tools it holds, and what each tool of the chunk counts as.
+
+-- The MCP and client tool counts, summed per hash and field (no closure or string
+-- built per record: both allocate).
+local counts, count_order = {}, {}
+local function count_entry(key, field)
+  local by_field = counts[key]
+  if not by_field then
+    expect_type(key, 'hash')
+    by_field = {}
+    counts[key] = by_field
+  end
+  local c = by_field[field]
+  if not c then
+    c = {key = key, field = field, parts = {}}
+    by_field[field] = c
+    count_order[#count_order + 1] = c
+  end
+  return c
+end
+-- Per tools' hash: how many tools it holds, and each tool of the chunk's three count
+-- entries, under the name it counts as.
 local tool_hashes = {}
-local function tool_as(key, name)
+local function tool_entries(key, name)
   local held = tool_hashes[key]
   if not held then
     expect_type(key, 'hash')
     held = {n = math.floor(redis.call('HLEN', key) / 3), names = {}}
     tool_hashes[key] = held
   end
-  if not held.names[name] then
+  local entries = held.names[name]
+  if not entries then
+    local as = name
     if name == 'other' or redis.call('HEXISTS', key, 'requests:' .. name) == 1 then
-      held.names[name] = name
+      as = name
     elseif held.n < MAX_TOOLS then
       held.n = held.n + 1
-      held.names[name] = name
     else
-      held.names[name] = 'other'
+      as = 'other'
     end
+    entries = {count_entry(key, 'requests:' .. as), count_entry(key, 'tokens:' .. as),
+               count_entry(key, 'cost_micros:' .. as)}
+    held.names[name] = entries
   end
-  return held.names[name]
+  return entries
 end
 for _, record in ipairs(booked) do
-  for _, count in ipairs(record.counts) do
-    count_add(count[1], count[2], 1)
+  local at = record.counts_at
+  for c = 1, record.counts_n do
+    local key = KEYS[counts_at + tonumber(ARGV[at + 2 * c - 1])]
+    parts_add(count_entry(key, ARGV[at + 2 * c]).parts, 1)
   end
-  local tool = record.tool
-  if tool then
-    local name = tool_as(tool.key, tool.name)
-    count_add(tool.key, 'requests:' .. name, 1)
-    count_add(tool.key, 'tokens:' .. name, tonumber(record.tokens_text))
-    count_add(tool.key, 'cost_micros:' .. name, tool.cost)
+  if record.tool_key then
+    local entries = tool_entries(record.tool_key, record.tool_name)
+    parts_add(entries[1].parts, 1)
+    parts_add(entries[2].parts, tokens_of(record))
+    parts_add(entries[3].parts, record.tool_cost)
   end
 end
 for _, c in ipairs(count_order) do
@@ -450,12 +477,21 @@ end
 -- is, for a later one, already deleted.
 local claimed, deleted = {}, {}
 for _, record in ipairs(booked) do
-  record.held = {}
-  for _, reservation in ipairs(record.reservations) do
+  -- Most records have one reservation record: `held` is then that record, not a list.
+  for i = record.resv_at, record.resv_at + record.resv_n - 1 do
+    local reservation = KEYS[i]
     if not claimed[reservation] then
       claimed[reservation] = true
       deleted[#deleted + 1] = reservation
-      record.held[#record.held + 1] = resv_record_read(reservation)
+      local held = resv_record_read(reservation)
+      if held.member then
+        if record.held then
+          if not record.held_list then record.held_list = {record.held} end
+          record.held_list[#record.held_list + 1] = held
+        else
+          record.held = held
+        end
+      end
     end
   end
 end
@@ -480,20 +516,23 @@ for _, c in ipairs(count_order) do
   end
 end
 local releases, fixes = resv_releases(), rate_fixes()
-for _, record in ipairs(booked) do
-  for _, held in ipairs(record.held) do
-    if held.member then
-      for _, pair in ipairs(held.releases) do
-        resv_release(releases, pair[1], pair[2], held.member)
-      end
-      for _, pair in ipairs(held.rates) do
-        local w = rate_fix(fixes, pair[1], pair[2])
-        if w then
-          w.tokens = math.max(0, w.tokens - held.tokens + tonumber(record.tokens_text))
-          w.changed.tokens = true
-        end
-      end
+local function settle(record, held)
+  for _, pair in ipairs(held.releases) do
+    resv_release(releases, pair[1], pair[2], held.member)
+  end
+  for _, pair in ipairs(held.rates) do
+    local w = rate_fix(fixes, pair[1], pair[2])
+    if w then
+      w.tokens = math.max(0, w.tokens - held.tokens + tokens_of(record))
+      w.changed.tokens = true
     end
+  end
+end
+for _, record in ipairs(booked) do
+  if record.held_list then
+    for _, held in ipairs(record.held_list) do settle(record, held) end
+  elseif record.held then
+    settle(record, record.held)
   end
 end
 resv_releases_finish(releases)

@@ -248,7 +248,10 @@ end
 
 local function member_amounts(member)
   local t, c = string.match(member, '^(%d+):(%d+):')
-  return tonumber(t) or 0, tonumber(c) or 0
+  if not t then return 0, 0 end
+  -- Digits only, so arithmetic's conversion (one string-to-number each; tonumber takes
+  -- two) cannot fail.
+  return t + 0, c + 0
 end
 
 -- Drops expired reservations (at most 1000 per call; any left over keep counting until
@@ -343,9 +346,11 @@ end
 local function resv_rates_of(list)
   local rates = {}
   for _, pair in ipairs(list) do
-    if type(pair[1]) == 'string' and tonumber(pair[2]) then
+    local start = tonumber(pair[2])
+    if type(pair[1]) == 'string' and start then
       expect_type(pair[1], 'hash')
-      rates[#rates + 1] = pair
+      -- The start as a number once per distinct list, not once per record.
+      rates[#rates + 1] = {pair[1], start}
     end
   end
   return rates
@@ -371,13 +376,17 @@ local function resv_pairs(text, read)
   return cached
 end
 
+-- What a missing record holds: shared, as callers only read it (no allocation for each
+-- record never authorized).
+local NO_RESV_RECORD = {exists = false, tokens = 0, releases = {}, rates = {}}
+
 local function resv_record_read(record)
   -- HMGET raises WRONGTYPE on a key that is not a hash, as a type check would. A record
   -- always has all these fields, so one with none of them is no record: it holds
   -- nothing to give back.
   local held = redis.call('HMGET', record, 't', 'm', 'z', 'r')
   if not (held[1] or held[2] or held[3] or held[4]) then
-    return {exists = false, tokens = 0, releases = {}, rates = {}}
+    return NO_RESV_RECORD
   end
   return {exists = true, tokens = tonumber(held[1]) or 0, member = held[2],
           releases = resv_pairs(held[3], resv_releases_of),
@@ -403,7 +412,8 @@ local function rate_fix(fixes, key, start)
     fixes.by_key[key] = w
     fixes.order[#fixes.order + 1] = w
   end
-  if w.start ~= tonumber(start) then return nil end
+  -- `start` is a number (resv_rates_of converted it).
+  if w.start ~= start then return nil end
   return w
 end
 
