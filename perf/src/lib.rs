@@ -8,3 +8,4 @@ pub mod callgrind;
 pub mod peers;
 pub mod reference_envoy;
 pub mod soak;
+pub mod variants;

@@ -92,13 +92,16 @@ pub fn routes(policy: &Policy) -> Vec<Value> {
     if policy.mcp.is_some() {
         out.push(mcp_route());
     }
-    out.push(route());
+    out.push(route(!plugin::chains(policy).is_empty()));
     out
 }
 
 /// The catch-all route: the filter names the cluster after authorizing the request.
-pub fn route() -> Value {
-    json!({
+/// The retry priority that moves a retry to a chain's next provider is there only when
+/// the policy has a fallback chain: Envoy builds it for every request the route serves
+/// (about 1,300 instructions), and a provider's own cluster has one priority only.
+pub fn route(chains: bool) -> Value {
+    let mut r = json!({
         "match": {"prefix": "/"},
         // The header never leaves the gateway.
         "request_headers_to_remove": ["x-chokepoint-cluster"],
@@ -124,7 +127,13 @@ pub fn route() -> Value {
                 }
             }
         }
-    })
+    });
+    if !chains {
+        if let Some(p) = r["route"]["retry_policy"].as_object_mut() {
+            p.remove("retry_priority");
+        }
+    }
+    r
 }
 
 /// The route of MCP requests, ahead of the catch-all: the filter names an MCP server's
@@ -599,4 +608,44 @@ pub fn ecds_file(policy: &Policy, code: &Code, version: &str) -> Value {
             "typed_config": wasm_filter_config(policy, code, Target::Envoy),
         }]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::overrides::Override;
+
+    fn example(overrides: &[Override]) -> Policy {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        Policy::load_with(&root.join("envoy/examples/policy.yaml"), overrides)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_retry_priority_is_there_only_for_fallback_chains() {
+        // The example's one chain is gpt-4o-mini's two OpenAI providers (Azure's API
+        // differs: it is not retried into).
+        let unchained = json!(["openai", "azure"]);
+        for (what, overrides, want) in [
+            ("the example's chains", vec![], true),
+            (
+                "no two providers of one API on a route",
+                vec![Override::new(
+                    "models.routes[model=gpt-4o-mini].providers",
+                    unchained,
+                )],
+                false,
+            ),
+        ] {
+            let policy = example(&overrides);
+            assert_eq!(!plugin::chains(&policy).is_empty(), want, "{what}");
+            let catch_all = routes(&policy).pop().expect("a catch-all route");
+            let retry = &catch_all["route"]["retry_policy"];
+            assert_eq!(
+                retry["retry_on"],
+                "5xx,reset,connect-failure,retriable-status-codes"
+            );
+            assert_eq!(retry.get("retry_priority").is_some(), want, "{what}");
+        }
+    }
 }

@@ -13,7 +13,9 @@
 //! Envoy's OpenTelemetry access logger (docs/telemetry.md), and (`--configs
 //! agent,guard,guard-cold`) a coding agent's 64 KB turn without guardrails (a fourth
 //! stack), with the policy file's guardrails over a history already scanned (only the
-//! new question is), and with every block of it new (docs/guardrails.md). Each
+//! new question is), and with every block of it new (docs/guardrails.md); and variants
+//! of the identity-only and full-path configurations with one thing out or changed
+//! (`perf/src/variants.rs`), whose difference says what that thing costs. Each
 //! gets `--warm` requests, then `--requests` counted ones on one keep-alive connection,
 //! and the same time idle is counted too, so the root's timers (which run far more often
 //! per request under valgrind's ~50x slowdown than at full speed) are taken out.
@@ -28,6 +30,7 @@ use chokepoint_dev::stack::process::{self, Managed};
 use chokepoint_dev::stack::{gateway_port, Stack, StackOptions};
 use chokepoint_perf::callgrind::{self, Count, Report};
 use chokepoint_perf::reference_envoy::{self, Extra};
+use chokepoint_perf::variants;
 use chokepoint_render::overrides::Override;
 use clap::Parser;
 use serde_json::json;
@@ -44,8 +47,10 @@ struct Args {
     /// Requests before counting starts (connections, caches, the JIT warm).
     #[arg(long, default_value_t = 300)]
     warm: u64,
-    /// The configurations to count, in order (bare, empty, identity, full); the first
-    /// counted is the reference when bare Envoy is not.
+    /// The configurations to count, in order (bare, empty, identity, full, and the others
+    /// below; or a variant, `identity-EDIT` or `full-EDIT`, the stack's configuration with
+    /// one thing out: perf/src/variants.rs); the first counted is the reference when bare
+    /// Envoy is not.
     #[arg(
         long,
         value_delimiter = ',',
@@ -92,12 +97,16 @@ const READY_TIMEOUT: Duration = Duration::from_secs(600);
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(unknown) = args
-        .configs
-        .iter()
-        .find(|c| !CONFIGS.iter().any(|(name, _)| name == c))
-    {
-        eprintln!("chokepoint-instructions: unknown configuration {unknown} (bare, empty, identity, full, otlp, agent, guard, guard-cold)");
+    if let Some(unknown) = args.configs.iter().find(|c| {
+        !CONFIGS.iter().any(|(name, _)| name == c)
+            && variants::parse(c).is_none()
+            && variants::stack_variant(c).is_none()
+    }) {
+        eprintln!(
+            "chokepoint-instructions: unknown configuration {unknown} (bare, empty, identity, full, otlp, agent, guard, guard-cold; {}; or identity-EDIT, full-EDIT with EDIT one of {})",
+            variants::STACK_VARIANTS,
+            variants::names()
+        );
         return ExitCode::from(2);
     }
     let work = std::env::temp_dir().join(format!("chokepoint-instructions-{}", std::process::id()));
@@ -156,13 +165,34 @@ async fn run(args: &Args, work: &Path) -> Result<(), String> {
         ),
         false => None,
     };
+    // Variants of the policy file, a stack each.
+    let mut stack_variants = HashMap::new();
+    for c in &args.configs {
+        if let Some((_, overrides)) = variants::stack_variant(c) {
+            let s = start_stack(&root, &work.join(c), &overrides).await?;
+            stack_variants.insert(c.clone(), s);
+        }
+    }
     let main_env = envoy_env(&main)?;
     let empty_wasm = reference_envoy::empty_filter_wasm(&root);
     let mut counts = Vec::new();
-    for (short, name) in CONFIGS {
-        if !args.configs.iter().any(|c| c == short) {
+    let mut seen = Vec::new();
+    let mut failed = Vec::new();
+    for short in args.configs.iter().map(String::as_str) {
+        if seen.contains(&short) {
             continue;
         }
+        seen.push(short);
+        let variant = variants::parse(short);
+        let stack_variant = variants::stack_variant(short);
+        let name = match (&variant, CONFIGS.iter().find(|(n, _)| *n == short)) {
+            (_, Some((_, name))) => name.to_string(),
+            (Some(v), None) => v.label.clone(),
+            (None, None) => match &stack_variant {
+                Some((label, _)) => label.clone(),
+                None => return Err(format!("unknown configuration {short}")),
+            },
+        };
         let dir = &main.opts.run_dir;
         let (config, bearer, env) = match short {
             "bare" => (
@@ -203,16 +233,51 @@ async fn run(args: &Args, work: &Path) -> Result<(), String> {
                     envoy_env(s)?,
                 )
             }
-            _ => (dir.join("envoy.yaml"), bench_token(&main), main_env.clone()),
+            _ => match &variant {
+                Some(v) => {
+                    let (stack, env) = match v.base {
+                        "identity" => (&identity, envoy_env(&identity)?),
+                        _ => (&main, main_env.clone()),
+                    };
+                    let out = work.join(format!("{short}-envoy.yaml"));
+                    variants::write(
+                        &stack.opts.run_dir.join("envoy.yaml"),
+                        v.edit,
+                        &out,
+                        &empty_wasm,
+                    )?;
+                    (out, bench_token(stack), env)
+                }
+                None => match stack_variants.get(short) {
+                    Some(s) => (
+                        s.opts.run_dir.join("envoy.yaml"),
+                        bench_token(s),
+                        envoy_env(s)?,
+                    ),
+                    None => (dir.join("envoy.yaml"), bench_token(&main), main_env.clone()),
+                },
+            },
         };
         eprintln!(
             "counting: {name} ({} requests under callgrind)",
             args.requests
         );
-        let totals = count(args, work, &envoy, short, &config, &bearer, &env)
-            .await
-            .map_err(|e| format!("{short}: {e}"))?;
-        counts.push(Count::from_totals(name, &totals, args.requests));
+        // One configuration that fails (a request answered other than 200 under
+        // valgrind's slowdown) does not lose the others' counts: it is left out.
+        let totals = match count(args, work, &envoy, short, &config, &bearer, &env).await {
+            Ok(totals) => totals,
+            Err(e) => {
+                eprintln!("chokepoint-instructions: {short}: {e}");
+                failed.push(short);
+                continue;
+            }
+        };
+        let c = Count::from_totals(&name, &totals, args.requests);
+        eprintln!(
+            "counted: {name}: {} instructions a request",
+            c.load_per_request as i64 - c.idle_per_request as i64
+        );
+        counts.push(c);
     }
 
     let rows = callgrind::rows(&counts);
@@ -226,7 +291,10 @@ async fn run(args: &Args, work: &Path) -> Result<(), String> {
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(&args.out, text + "\n").map_err(|e| format!("{}: {e}", args.out.display()))?;
     println!("(written to {})", args.out.display());
-    Ok(())
+    match failed.is_empty() {
+        true => Ok(()),
+        false => Err(format!("not counted: {}", failed.join(", "))),
+    }
 }
 
 /// The benchmark's stack (`chokepoint-bench`'s settings), with `overrides` on its
